@@ -1,0 +1,217 @@
+/* nearcache-cli: a command-line client of nearcached, on libnearcache.
+ * Exit codes: 0 success, 1 key not found (get), 2 usage error, 3 the daemon
+ * is unreachable or answered an error (status and message on stderr). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nearcache.h"
+#include "units.h"
+
+enum { EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
+
+static const char usage_text[] =
+    "usage: nearcache-cli [-s URL] [-t TIMEOUT] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  get NS KEY                   print the value's raw bytes (exit 1: not found)\n"
+    "  set NS KEY VALUE [--ttl DUR] store VALUE ('-' reads stdin) for DUR (e.g. 30s, 5m)\n"
+    "  del NS KEY                   delete the key\n"
+    "  ping                         check that the daemon answers\n"
+    "  stats [--json]               print the daemon's counters\n"
+    "\n"
+    "options:\n"
+    "  -s, --socket URL   daemon URL (default: $NEARCACHE_URL, else\n"
+    "                     ipc:///run/nearcache/nearcached.sock)\n"
+    "  -t, --timeout DUR  per-request timeout (default 1s)\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "exit: 0 ok, 1 not found, 2 usage error, 3 daemon unreachable or error\n";
+
+static int usage(const char *problem)
+{
+    if (problem != NULL)
+        fprintf(stderr, "nearcache-cli: %s\n", problem);
+    fputs(usage_text, problem != NULL ? stderr : stdout);
+    return problem != NULL ? EXIT_USAGE : 0;
+}
+
+/* Reports a failed call and returns its exit code. */
+static int failed(const char *cmd, int err)
+{
+    if (err == NC_ENOTFOUND)
+        return EXIT_NOTFOUND;
+    if (nc_status() != 0)
+        fprintf(stderr, "nearcache-cli: %s: %s: %s\n", cmd, nc_status_name(nc_status()),
+                nc_errmsg());
+    else
+        fprintf(stderr, "nearcache-cli: %s: %s (%s)\n", cmd, nc_errmsg(), nc_strerror(err));
+    return EXIT_ERROR;
+}
+
+/* Reads all of stdin into a new buffer (the caller frees it). */
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        n += fread(buf + n, 1, cap - n, stdin);
+        if (n < cap)
+            break;
+        char *bigger = realloc(buf, cap *= 2);
+        if (bigger == NULL)
+            free(buf);
+        buf = bigger;
+    }
+    if (buf == NULL || ferror(stdin)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int cmd_get(nc_client *c, int timeout, char **args, int nargs)
+{
+    if (nargs != 2)
+        return usage("get takes NS KEY");
+    void *value;
+    size_t len;
+    int rv = nc_get(c, NC_STR(args[0]), NC_STR(args[1]), &value, &len, timeout);
+    if (rv != NC_OK)
+        return failed("get", rv);
+    int ok = fwrite(value, 1, len, stdout) == len && fflush(stdout) == 0;
+    nc_free(value);
+    if (!ok) {
+        fprintf(stderr, "nearcache-cli: get: cannot write the value: %s\n", strerror(errno));
+        return EXIT_ERROR;
+    }
+    return 0;
+}
+
+static int cmd_set(nc_client *c, int timeout, char **args, int nargs)
+{
+    int64_t ttl = NC_TTL_DEFAULT;
+    char *pos[3];
+    int npos = 0;
+    for (int i = 0; i < nargs; i++) {
+        if (strcmp(args[i], "--ttl") == 0 && i + 1 < nargs) {
+            if (units_parse_duration_ms(args[++i], &ttl) != 0)
+                return usage("--ttl: not a duration (e.g. 500ms, 30s, 5m, 1h)");
+        } else if (strncmp(args[i], "--ttl=", 6) == 0) {
+            if (units_parse_duration_ms(args[i] + 6, &ttl) != 0)
+                return usage("--ttl: not a duration (e.g. 500ms, 30s, 5m, 1h)");
+        } else if (npos < 3) {
+            pos[npos++] = args[i];
+        } else {
+            return usage("set takes NS KEY VALUE [--ttl DUR]");
+        }
+    }
+    if (npos != 3)
+        return usage("set takes NS KEY VALUE [--ttl DUR]");
+    nc_bytes value = NC_STR(pos[2]);
+    char *input = NULL;
+    if (strcmp(pos[2], "-") == 0) {
+        if ((input = read_stdin(&value.len)) == NULL) {
+            fprintf(stderr, "nearcache-cli: set: cannot read stdin\n");
+            return EXIT_ERROR;
+        }
+        value.data = input;
+    }
+    int rv = nc_set(c, NC_STR(pos[0]), NC_STR(pos[1]), value, ttl, timeout);
+    free(input);
+    return rv == NC_OK ? 0 : failed("set", rv);
+}
+
+static int cmd_del(nc_client *c, int timeout, char **args, int nargs)
+{
+    if (nargs != 2)
+        return usage("del takes NS KEY");
+    int rv = nc_del(c, NC_STR(args[0]), NC_STR(args[1]), NULL, timeout);
+    return rv == NC_OK ? 0 : failed("del", rv);
+}
+
+static int cmd_ping(nc_client *c, int timeout, char **args, int nargs)
+{
+    if (nargs != 0)
+        return usage("ping takes no arguments");
+    int redis_up = 0;
+    int rv = nc_ping(c, &redis_up, timeout);
+    if (rv != NC_OK)
+        return failed("ping", rv);
+    printf("PONG (redis %s)\n", redis_up ? "up" : "down");
+    return 0;
+}
+
+static int cmd_stats(nc_client *c, int timeout, char **args, int nargs)
+{
+    int json = nargs == 1 && strcmp(args[0], "--json") == 0;
+    if (nargs > 1 || (nargs == 1 && !json))
+        return usage("stats takes only --json");
+    nc_stat *st;
+    size_t n;
+    int rv = nc_stats(c, &st, &n, timeout);
+    if (rv != NC_OK)
+        return failed("stats", rv);
+    if (json)
+        fputc('{', stdout);
+    for (size_t i = 0; i < n; i++) {
+        if (json) /* names are [a-z0-9_], so they need no escaping */
+            printf("%s\"%s\": %lld", i ? ", " : "", st[i].name, (long long)st[i].value);
+        else
+            printf("%-24s %lld\n", st[i].name, (long long)st[i].value);
+    }
+    if (json)
+        fputs("}\n", stdout);
+    nc_stats_free(st, n);
+    return 0;
+}
+
+struct command {
+    const char *name;
+    int (*run)(nc_client *c, int timeout, char **args, int nargs);
+};
+
+static const struct command commands[] = {
+    {"get", cmd_get}, {"set", cmd_set}, {"del", cmd_del}, {"ping", cmd_ping}, {"stats", cmd_stats},
+};
+
+int main(int argc, char **argv)
+{
+    const char *url = NULL;
+    int64_t timeout = NC_TIMEOUT_DEFAULT;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *opt = argv[i];
+        if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
+            return usage(NULL);
+        if (i + 1 >= argc)
+            return usage("option needs a value");
+        if (strcmp(opt, "-s") == 0 || strcmp(opt, "--socket") == 0)
+            url = argv[++i];
+        else if (strcmp(opt, "-t") == 0 || strcmp(opt, "--timeout") == 0) {
+            if (units_parse_duration_ms(argv[++i], &timeout) != 0 || timeout <= 0 ||
+                timeout > 3600000)
+                return usage("--timeout: not a duration between 1ms and 1h");
+        } else
+            return usage("unknown option");
+    }
+    if (i >= argc)
+        return usage("no command");
+    const struct command *cmd = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(argv[i], commands[k].name) == 0)
+            cmd = &commands[k];
+    if (cmd == NULL)
+        return usage("unknown command");
+    nc_client *c;
+    int rv = nc_open(&c, url, 0);
+    if (rv != NC_OK) {
+        fprintf(stderr, "nearcache-cli: %s\n", nc_errmsg());
+        return rv == NC_EINVAL ? EXIT_USAGE : EXIT_ERROR;
+    }
+    int code = cmd->run(c, (int)timeout, argv + i + 1, argc - i - 1);
+    nc_close(c);
+    return code;
+}

@@ -1,0 +1,382 @@
+/* libnearcache; see nearcache.h. Each call opens an nng context on the
+ * shared REQ socket, sends one encoded Request, waits for the Reply with
+ * one aio, and closes the context. Errors are recorded per thread. */
+#include "nearcache.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "units.h"
+
+#define DEFAULT_URL        "ipc:///run/nearcache/nearcached.sock"
+#define DEFAULT_TIMEOUT_MS 1000
+
+struct nc_client {
+    nng_socket sock;
+    atomic_int timeout_ms;
+    atomic_uint_fast64_t next_id;
+    atomic_int pipes; /* connections to the daemon right now */
+    char url[512];
+};
+
+static _Thread_local int tl_status;
+static _Thread_local char tl_msg[512];
+
+/* Records a failure for nc_errmsg() and returns err. */
+static int fail(int err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(int err, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    va_end(ap);
+    tl_status = status;
+    return err;
+}
+
+const char *nc_default_url(void)
+{
+    const char *env = getenv("NEARCACHE_URL");
+    return env != NULL && env[0] != '\0' ? env : DEFAULT_URL;
+}
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    nc_client *c = arg;
+    atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+int nc_open(nc_client **out, const char *url, unsigned flags)
+{
+    if (url == NULL)
+        url = nc_default_url();
+    nc_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    snprintf(c->url, sizeof c->url, "%s", url);
+    atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
+    atomic_init(&c->next_id, 1);
+    int rv = nng_req0_open(&c->sock);
+    if (rv != 0) {
+        free(c);
+        return fail(NC_ENOMEM, 0, "cannot open a REQ socket: %s", nng_strerror(rv));
+    }
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
+    nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+    rv = nng_dial(c->sock, url, NULL, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
+    if (rv != 0) {
+        nng_close(c->sock);
+        free(c);
+        return fail(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? NC_EINVAL : NC_ECONNECT, 0,
+                    "cannot connect to nearcached at %s: %s", url, nng_strerror(rv));
+    }
+    *out = c;
+    return NC_OK;
+}
+
+void nc_close(nc_client *c)
+{
+    if (c == NULL)
+        return;
+    nng_close(c->sock);
+    free(c);
+}
+
+void nc_set_timeout(nc_client *c, int timeout_ms)
+{
+    if (timeout_ms > 0)
+        atomic_store(&c->timeout_ms, timeout_ms);
+}
+
+static int err_of_status(int code)
+{
+    switch (code) {
+    case CODE(OK):
+        return NC_OK;
+    case CODE(NOT_FOUND):
+        return NC_ENOTFOUND;
+    case CODE(INVALID_ARGUMENT):
+    case CODE(OUT_OF_RANGE):
+    case CODE(FAILED_PRECONDITION):
+        return NC_EINVAL;
+    case CODE(DEADLINE_EXCEEDED):
+        return NC_ETIMEDOUT;
+    case CODE(UNAVAILABLE):
+        return NC_EUNAVAILABLE;
+    case CODE(RESOURCE_EXHAUSTED):
+        return NC_ETOOBIG;
+    case CODE(PERMISSION_DENIED):
+    case CODE(UNAUTHENTICATED):
+        return NC_EPERM;
+    case CODE(UNIMPLEMENTED):
+        return NC_EUNIMPLEMENTED;
+    default:
+        return NC_ESERVER;
+    }
+}
+
+/* Sends msg on a new context and waits for the reply until `deadline`.
+ * Takes ownership of msg. Returns 0 and the reply message in *reply (the
+ * caller owns it), or an nc_err. */
+static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **reply)
+{
+    nng_ctx ctx;
+    nng_aio *aio;
+    int rv = nng_ctx_open(&ctx, c->sock);
+    if (rv != 0) {
+        nng_msg_free(msg);
+        return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
+                    nng_strerror(rv));
+    }
+    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+        nng_ctx_close(ctx);
+        nng_msg_free(msg);
+        return fail(NC_ENOMEM, 0, "out of memory");
+    }
+    nng_aio_set_timeout(aio, (nng_duration)(deadline - units_now_ms()));
+    nng_aio_set_msg(aio, msg);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+    } else {
+        int64_t left = deadline - units_now_ms();
+        nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
+        nng_ctx_recv(ctx, aio);
+        nng_aio_wait(aio);
+        if ((rv = nng_aio_result(aio)) == 0)
+            *reply = nng_aio_get_msg(aio);
+    }
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    if (rv == 0)
+        return NC_OK;
+    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
+        return fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
+    if (rv == NNG_ETIMEDOUT)
+        return fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
+    return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s", nng_strerror(rv));
+}
+
+/* Sends req and decodes the reply. Returns NC_OK with *out (the caller
+ * frees it with codec_reply_free()) or an nc_err, recording the daemon's
+ * status and message. A reply whose status is not OK is freed here. */
+static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
+{
+    if (timeout_ms <= 0)
+        timeout_ms = atomic_load(&c->timeout_ms);
+    req->id = atomic_fetch_add(&c->next_id, 1);
+    req->timeout_ms = (uint32_t)timeout_ms;
+    nng_msg *msg, *reply = NULL;
+    if (nng_msg_alloc(&msg, codec_request_size(req)) != 0)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    codec_request_pack(req, nng_msg_body(msg));
+    int rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
+    if (rv != NC_OK)
+        return rv;
+    pb_reply *r = codec_reply_unpack(nng_msg_body(reply), nng_msg_len(reply));
+    size_t len = nng_msg_len(reply);
+    nng_msg_free(reply);
+    if (r == NULL)
+        return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+    if (r->code != CODE(OK)) {
+        rv = fail(err_of_status(r->code), r->code, "%s", r->message);
+        codec_reply_free(r);
+        return rv;
+    }
+    *out = r;
+    return NC_OK;
+}
+
+/* Like call(), and checks that the reply carries the expected result. */
+static int call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out)
+{
+    int rv = call(c, req, timeout_ms, out);
+    if (rv == NC_OK && (*out)->result_case != (Nearcache__V1__Reply__ResultCase)result) {
+        codec_reply_free(*out);
+        return fail(NC_EPROTO, 0, "reply carries the wrong result");
+    }
+    return rv;
+}
+
+static ProtobufCBinaryData bin(nc_bytes b)
+{
+    ProtobufCBinaryData d = {b.len, (uint8_t *)b.data};
+    return d;
+}
+
+int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len,
+              nc_get_info *info, int timeout_ms)
+{
+    pb_get_request g = NEARCACHE__V1__GET_REQUEST__INIT;
+    g.ns = bin(ns);
+    g.key = bin(key);
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(GET);
+    req.get = &g;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(GET), &r);
+    if (rv != NC_OK)
+        return rv;
+    char *buf = malloc(r->get->value.len + 1);
+    if (buf == NULL) {
+        codec_reply_free(r);
+        return fail(NC_ENOMEM, 0, "out of memory");
+    }
+    if (r->get->value.len > 0)
+        memcpy(buf, r->get->value.data, r->get->value.len);
+    buf[r->get->value.len] = '\0';
+    *value = buf;
+    *len = r->get->value.len;
+    if (info != NULL) {
+        info->source = (nc_source)r->get->source;
+        info->ttl_ms = r->get->ttl_ms;
+    }
+    codec_reply_free(r);
+    return NC_OK;
+}
+
+int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, int timeout_ms)
+{
+    return nc_get_ex(c, ns, key, value, len, NULL, timeout_ms);
+}
+
+int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
+           int timeout_ms)
+{
+    pb_set_request s = NEARCACHE__V1__SET_REQUEST__INIT;
+    s.ns = bin(ns);
+    s.key = bin(key);
+    s.value = bin(value);
+    if (ttl_ms != NC_TTL_DEFAULT) {
+        s.ttl_case = NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS;
+        s.ttl_ms = ttl_ms;
+    }
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(SET);
+    req.set = &s;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(SET), &r);
+    if (rv == NC_OK)
+        codec_reply_free(r);
+    return rv;
+}
+
+int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms)
+{
+    pb_delete_request d = NEARCACHE__V1__DELETE_REQUEST__INIT;
+    d.ns = bin(ns);
+    d.key = bin(key);
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(DELETE);
+    req.delete_ = &d;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(DELETE), &r);
+    if (rv != NC_OK)
+        return rv;
+    if (existed != NULL)
+        *existed = r->delete_->existed;
+    codec_reply_free(r);
+    return NC_OK;
+}
+
+int nc_ping(nc_client *c, int *redis_up, int timeout_ms)
+{
+    pb_ping_request p = NEARCACHE__V1__PING_REQUEST__INIT;
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(PING);
+    req.ping = &p;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(PING), &r);
+    if (rv != NC_OK)
+        return rv;
+    if (redis_up != NULL)
+        *redis_up = r->ping->redis_up;
+    codec_reply_free(r);
+    return NC_OK;
+}
+
+int nc_stats(nc_client *c, nc_stat **out, size_t *n, int timeout_ms)
+{
+    pb_stats_request s = NEARCACHE__V1__STATS_REQUEST__INIT;
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(STATS);
+    req.stats = &s;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(STATS), &r);
+    if (rv != NC_OK)
+        return rv;
+    size_t count = r->stats->n_stats;
+    nc_stat *arr = calloc(count ? count : 1, sizeof *arr);
+    for (size_t i = 0; arr != NULL && i < count; i++) {
+        arr[i].value = r->stats->stats[i]->value;
+        if ((arr[i].name = strdup(r->stats->stats[i]->name)) == NULL) {
+            nc_stats_free(arr, i);
+            arr = NULL;
+        }
+    }
+    codec_reply_free(r);
+    if (arr == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    *out = arr;
+    *n = count;
+    return NC_OK;
+}
+
+void nc_stats_free(nc_stat *stats, size_t n)
+{
+    if (stats == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(stats[i].name);
+    free(stats);
+}
+
+void nc_free(void *p)
+{
+    free(p);
+}
+
+const char *nc_strerror(int err)
+{
+    static const char *const text[] = {
+        [NC_OK] = "success",
+        [NC_ENOTFOUND] = "not found",
+        [NC_EINVAL] = "invalid argument",
+        [NC_ETIMEDOUT] = "timed out",
+        [NC_EUNAVAILABLE] = "unavailable",
+        [NC_ETOOBIG] = "too big or overloaded",
+        [NC_EPERM] = "permission denied",
+        [NC_EUNIMPLEMENTED] = "not implemented by the daemon",
+        [NC_ESERVER] = "daemon error",
+        [NC_ECONNECT] = "cannot reach the daemon",
+        [NC_EPROTO] = "protocol error",
+        [NC_ENOMEM] = "out of memory",
+    };
+    if (err < 0 || (size_t)err >= sizeof text / sizeof text[0])
+        return "unknown error";
+    return text[err];
+}
+
+int nc_status(void)
+{
+    return tl_status;
+}
+
+const char *nc_errmsg(void)
+{
+    return tl_msg;
+}
+
+const char *nc_status_name(int status)
+{
+    return codec_code_name(status);
+}

@@ -1,0 +1,72 @@
+/* nearcached configuration: defaults, a `key = value` file, and command-line
+ * flags that override it. One table (config.c) names every setting once; it
+ * drives the file parser, the flags (`l1_max_memory` is `--l1-max-memory`),
+ * `--help` and the checks between settings. */
+#ifndef NC_CONFIG_H
+#define NC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
+
+typedef struct config {
+    char listen[512];     /* nng URL, e.g. ipc:///run/nearcache/nearcached.sock */
+    char redis[512];      /* redis://[:password@]host:port[/db] or unix:///path */
+    char prefix[128];     /* Redis key prefix, default nc:v1 */
+    uint64_t l1_max_memory;
+    int64_t l1_max_ttl_ms;
+    int64_t default_ttl_ms;
+    int64_t max_ttl_ms;
+    uint64_t max_key_size;
+    uint64_t max_namespace_size;
+    uint64_t max_value_size;
+    int64_t request_timeout_ms;  /* default budget of a request without one */
+    int64_t redis_timeout_ms;    /* connect and command timeout */
+    uint64_t redis_connections;  /* L2 worker threads, one connection each */
+    uint64_t contexts;           /* concurrent requests the server takes */
+    int64_t shutdown_timeout_ms; /* how long in-flight requests may finish */
+    enum config_log_level log_level;
+} config;
+
+/* Parsed form of the `redis` setting. */
+typedef struct config_redis_url {
+    int is_unix;
+    char host[256]; /* host name or address; the socket path when is_unix */
+    int port;
+    char password[256]; /* empty: no AUTH */
+    int db;
+} config_redis_url;
+
+/* Fills *c with the defaults. */
+void config_defaults(config *c);
+
+/* Sets one setting by its file name (`l1_max_memory`) from text. Returns 0,
+ * or -1 with a message naming the problem (not the setting) in err. */
+int config_set(config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Reads a config file: `key = value` lines, `#` comments, blank lines.
+ * Returns 0, or -1 with "FILE:LINE: SETTING: problem" in err. */
+int config_load_file(config *c, const char *path, char *err, size_t errlen);
+
+/* Parses argv: --config FILE (read first, wherever it stands), then every
+ * `--setting VALUE` or `--setting=VALUE` in order, then checks the settings
+ * against each other. Returns 0 to run, 1 when --help or --version printed
+ * to `out` (exit 0), -1 with a message in err (exit 2). */
+int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, size_t errlen);
+
+/* Checks settings against each other (default_ttl <= max_ttl, ...).
+ * Returns 0, or -1 with a message naming the settings in err. */
+int config_check(const config *c, char *err, size_t errlen);
+
+/* Parses a redis URL. Returns 0, or -1 with a message in err. */
+int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen);
+
+/* Writes the usage text with every setting and its default to `out`. */
+void config_usage(FILE *out, const char *argv0);
+
+/* The name of a log level ("info"). */
+const char *config_log_level_name(enum config_log_level level);
+
+#endif

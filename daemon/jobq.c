@@ -1,0 +1,172 @@
+/* Worker pool for Redis work; see jobq.h. One mutex guards the FIFO list;
+ * workers sleep on a condition variable and wake at least once a second to
+ * reconnect a dropped connection while idle. */
+#include "jobq.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "units.h"
+
+#define IDLE_WAKE_MS 1000
+
+struct worker {
+    jobq *q;
+    pthread_t thread;
+    l2 *conn;
+};
+
+struct jobq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    jobq_job *head, *tail; /* guarded by mu */
+    size_t waiting;        /* guarded by mu */
+    size_t capacity;
+    int stopping; /* guarded by mu */
+    atomic_size_t connected;
+    size_t nworkers;
+    struct worker *workers;
+};
+
+/* Pops the next job, waiting up to IDLE_WAKE_MS. Returns NULL on an idle
+ * wake-up or when stopping with an empty queue (*stop set). Takes q->mu. */
+static jobq_job *pop(jobq *q, int *stop)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->head == NULL && !q->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += IDLE_WAKE_MS / 1000;
+        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+    }
+    jobq_job *job = q->head;
+    if (job != NULL) {
+        q->head = job->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->waiting--;
+    }
+    *stop = job == NULL && q->stopping;
+    pthread_mutex_unlock(&q->mu);
+    return job;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int was_connected = 0, stop = 0;
+    l2_connect(w->conn, units_now_ms()); /* be ready before the first request */
+    if (l2_connected(w->conn)) {
+        atomic_fetch_add(&w->q->connected, 1);
+        was_connected = 1;
+    }
+    while (!stop) {
+        jobq_job *job = pop(w->q, &stop);
+        if (job != NULL)
+            job->fn(job, w->conn);
+        else if (!stop)
+            l2_connect(w->conn, units_now_ms());
+        int now_connected = l2_connected(w->conn);
+        if (now_connected != was_connected) {
+            if (now_connected)
+                atomic_fetch_add(&w->q->connected, 1);
+            else
+                atomic_fetch_sub(&w->q->connected, 1);
+            was_connected = now_connected;
+        }
+    }
+    if (was_connected)
+        atomic_fetch_sub(&w->q->connected, 1);
+    return NULL;
+}
+
+int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
+                int64_t connect_timeout_ms)
+{
+    jobq *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return ENOMEM;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&q->mu, NULL);
+    q->capacity = capacity;
+    q->workers = calloc(workers, sizeof *q->workers);
+    if (q->workers == NULL) {
+        jobq_destroy(q);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < workers; i++) {
+        struct worker *w = &q->workers[i];
+        char name[32];
+        snprintf(name, sizeof name, "l2[%zu]", i);
+        w->q = q;
+        int rv = l2_open(&w->conn, url, connect_timeout_ms, name);
+        if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
+            l2_close(w->conn);
+        if (rv != 0) {
+            jobq_destroy(q);
+            return rv;
+        }
+        q->nworkers = i + 1;
+    }
+    *out = q;
+    return 0;
+}
+
+int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg)
+{
+    job->fn = fn;
+    job->arg = arg;
+    job->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    int rv = q->stopping ? ECANCELED : q->waiting >= q->capacity ? EAGAIN : 0;
+    if (rv == 0) {
+        if (q->tail != NULL)
+            q->tail->next = job;
+        else
+            q->head = job;
+        q->tail = job;
+        q->waiting++;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rv;
+}
+
+size_t jobq_connected(jobq *q)
+{
+    return atomic_load(&q->connected);
+}
+
+size_t jobq_waiting(jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->waiting;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void jobq_destroy(jobq *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < q->nworkers; i++) {
+        pthread_join(q->workers[i].thread, NULL);
+        l2_close(q->workers[i].conn);
+    }
+    free(q->workers);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}

@@ -1,0 +1,48 @@
+/* jobq: a bounded queue of Redis work served by a pool of worker threads,
+ * each owning one L2 connection. The server hands everything that needs
+ * Redis here, so a slow Redis holds up only the requests that wait on it.
+ * Idle workers reconnect in the background, so `connected` recovers without
+ * traffic. */
+#ifndef NC_JOBQ_H
+#define NC_JOBQ_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "l2.h"
+
+typedef struct jobq jobq;
+typedef struct jobq_job jobq_job;
+
+/* Runs on a worker thread with that worker's connection. */
+typedef void (*jobq_fn)(jobq_job *job, l2 *conn);
+
+/* Embedded in the caller's own struct (no allocation per job); the caller
+ * owns it and must keep it alive until its fn has run. */
+struct jobq_job {
+    jobq_job *next;
+    jobq_fn fn;
+    void *arg; /* the caller's, for fn */
+};
+
+/* Starts `workers` threads, each with an L2 handle for `url`. At most
+ * `capacity` jobs wait at once. Returns 0 and hands the queue to *out (the
+ * caller owns it; free with jobq_destroy()), or an errno value. */
+int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
+                int64_t connect_timeout_ms);
+
+/* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or EAGAIN when `capacity` jobs are waiting, or
+ * ECANCELED once jobq_destroy() has begun. */
+int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg);
+
+/* How many workers hold a live Redis connection right now. */
+size_t jobq_connected(jobq *q);
+
+/* How many jobs are waiting (not yet picked up by a worker). */
+size_t jobq_waiting(jobq *q);
+
+/* Runs every job already queued, then stops the workers and frees the
+ * queue. Accepts NULL. */
+void jobq_destroy(jobq *q);
+
+#endif

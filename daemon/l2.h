@@ -1,0 +1,67 @@
+/* L2: one blocking connection to Redis through hiredis, with the commands
+ * the cache needs. A handle outlives its connection: after an I/O error or a
+ * timeout the connection is dropped, and the next command reconnects, no
+ * sooner than a backoff (100 ms doubling to 5 s) after a failed attempt;
+ * until then commands fail fast with L2_EDOWN. A handle is used by one
+ * thread at a time (each L2 worker owns one). */
+#ifndef NC_L2_H
+#define NC_L2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct l2 l2;
+
+enum l2_status {
+    L2_OK = 0,
+    L2_NIL,      /* the key does not exist */
+    L2_EDOWN,    /* not connected, and not retrying yet */
+    L2_ETIMEOUT, /* Redis did not answer in time; the connection is dropped */
+    L2_EREPLY,   /* Redis answered with an error (message in l2_error) */
+};
+
+/* A value read from Redis. `data` stays valid until l2_value_free(). */
+typedef struct l2_value {
+    const void *data;
+    size_t len;
+    int64_t pttl_ms; /* remaining TTL; -1 when the key has none */
+    void *reply_;    /* owned hiredis reply */
+} l2_value;
+
+/* Makes a handle for `url` (copied) with the given connect timeout. Does
+ * not connect yet. Returns 0 and hands the handle to *out (caller owns it;
+ * free with l2_close()), or ENOMEM. `name` tags log lines. */
+int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name);
+
+/* Closes the connection and frees the handle. Accepts NULL. */
+void l2_close(l2 *c);
+
+/* Connects now unless connected or inside the backoff. Returns L2_OK when
+ * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
+int l2_connect(l2 *c, int64_t now);
+
+/* Whether the handle holds a live connection. */
+int l2_connected(const l2 *c);
+
+/* The message of the last L2_EREPLY/L2_ETIMEOUT/L2_EDOWN on this handle.
+ * The string belongs to the handle and lives until its next command. */
+const char *l2_error(const l2 *c);
+
+/* Reads a key's value and remaining TTL in one atomic round trip. Returns
+ * L2_OK and fills *out (free with l2_value_free()), L2_NIL, or an error.
+ * `timeout_ms` bounds the wait for the answer. */
+int l2_get(l2 *c, const void *key, size_t klen, int64_t timeout_ms, l2_value *out);
+
+/* SET key value PX ttl_ms. Returns L2_OK or an error. */
+int l2_set(l2 *c, const void *key, size_t klen, const void *value, size_t vlen, int64_t ttl_ms,
+           int64_t timeout_ms);
+
+/* DEL key. Returns L2_OK (with *existed set) or an error. */
+int l2_del(l2 *c, const void *key, size_t klen, int64_t timeout_ms, int *existed);
+
+/* Frees what l2_get() handed out. Accepts a zeroed value. */
+void l2_value_free(l2_value *v);
+
+#endif

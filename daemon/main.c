@@ -1,0 +1,114 @@
+/* nearcached: glue. Parses the configuration, sets the parts up in order
+ * (L1, Redis workers, service, server), waits for SIGTERM or SIGINT, and
+ * tears them down in reverse, letting requests in flight finish. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "jobq.h"
+#include "l1.h"
+#include "log.h"
+#include "server.h"
+#include "service.h"
+
+/* Headroom in a request beyond namespace, key and value: the envelope. */
+#define RECV_SLACK (64 * 1024)
+
+/* Shards: up to 16, but each must hold a few maximal values. */
+static unsigned l1_shards(const config *cfg)
+{
+    unsigned n = 16;
+    while (n > 1 && cfg->l1_max_memory / n < 4 * cfg->max_value_size)
+        n /= 2;
+    return n;
+}
+
+/* Blocks the stop signals in every thread (threads inherit the mask), so
+ * that only sigwait() in main sees them. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
+{
+    stats st = {0};
+    l1 *cache = NULL;
+    jobq *q = NULL;
+    service *svc = NULL;
+    server *srv = NULL;
+    char err[512] = "";
+    int code = 1;
+
+    if (l1_create(&cache, cfg->l1_max_memory, l1_shards(cfg)) != 0) {
+        log_error("cannot allocate the L1 store");
+        goto out;
+    }
+    size_t capacity = cfg->contexts - cfg->redis_connections - 16;
+    if (jobq_create(&q, url, cfg->redis_connections, capacity, cfg->redis_timeout_ms) != 0) {
+        log_error("cannot start the redis workers");
+        goto out;
+    }
+    if (service_create(&svc, cfg, cache, q, &st) != 0)
+        goto out;
+    server_options so = {
+        .url = cfg->listen,
+        .contexts = cfg->contexts,
+        .recv_max = cfg->max_value_size + cfg->max_key_size + cfg->max_namespace_size + RECV_SLACK,
+        .default_timeout_ms = cfg->request_timeout_ms,
+        .handler = service_handle,
+        .handler_arg = svc,
+        .stats = &st,
+    };
+    if (server_start(&srv, &so, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("nearcached %s listening on %s (node %s, redis %s, l1 %" PRIu64 " bytes in %u shards)",
+             NC_VERSION, cfg->listen, service_node_id(svc), url->host, cfg->l1_max_memory,
+             l1_shards(cfg));
+    int sig = 0;
+    sigwait(stop, &sig);
+    log_info("%s: stopping; finishing requests in flight", strsignal(sig));
+    size_t left = server_drain(srv, cfg->shutdown_timeout_ms);
+    if (left > 0)
+        log_warn("%zu requests still in flight after shutdown_timeout", left);
+    code = 0;
+out:
+    jobq_destroy(q); /* answers every call still queued */
+    server_free(srv);
+    service_free(svc);
+    l1_destroy(cache);
+    if (code == 0)
+        log_info("stopped");
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    config cfg;
+    config_redis_url url;
+    char err[1024];
+    config_defaults(&cfg);
+    int rv = config_parse_args(&cfg, argc, argv, stdout, err, sizeof err);
+    if (rv == 1)
+        return 0;
+    if (rv == 0 && config_parse_redis_url(cfg.redis, &url, err, sizeof err) != 0)
+        rv = -1;
+    if (rv != 0) {
+        fprintf(stderr, "nearcached: %s\n", err);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    sigset_t stop;
+    block_signals(&stop);
+    return run(&cfg, &url, &stop);
+}

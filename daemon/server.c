@@ -1,0 +1,254 @@
+/* The RPC front end; see server.h.
+ * Each call cycles RECV -> (handler) -> SEND -> RECV. `busy` counts calls
+ * between a received request and its sent reply; server_drain() waits for it
+ * to reach zero. Once `stopping` is set no call posts a new receive. */
+#include "server.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "units.h"
+
+enum call_state { CALL_RECV, CALL_SEND };
+
+struct call {
+    server *srv;
+    nng_aio *aio;
+    nng_ctx ctx;
+    enum call_state state;
+    pb_request *req; /* owned; freed once the reply is sent */
+    nng_msg *reply;  /* prepared reply, owned until sent */
+    int64_t deadline;
+    jobq_job job;
+};
+
+struct server {
+    server_options opt;
+    nng_socket sock;
+    nng_listener listener;
+    struct call *calls;
+    size_t ncalls;
+    atomic_size_t busy;
+    atomic_int stopping;
+};
+
+const pb_request *call_request(const call *c)
+{
+    return c->req;
+}
+
+int64_t call_deadline(const call *c)
+{
+    return c->deadline;
+}
+
+jobq_job *call_job(call *c)
+{
+    return &c->job;
+}
+
+call *call_of_job(jobq_job *job)
+{
+    return (call *)((char *)job - offsetof(call, job));
+}
+
+int call_prepare(call *c, const pb_reply *r)
+{
+    pb_reply copy = *r;
+    copy.id = c->req != NULL ? c->req->id : 0;
+    size_t n = codec_reply_size(&copy);
+    nng_msg *m;
+    if (nng_msg_alloc(&m, n) != 0)
+        return ENOMEM;
+    codec_reply_pack(&copy, nng_msg_body(m));
+    if (c->reply != NULL)
+        nng_msg_free(c->reply);
+    c->reply = m;
+    return 0;
+}
+
+void call_send(call *c)
+{
+    c->state = CALL_SEND;
+    if (c->reply == NULL) { /* nothing to send: finish the cycle at once */
+        nng_sleep_aio(0, c->aio);
+        return;
+    }
+    nng_aio_set_msg(c->aio, c->reply);
+    c->reply = NULL;
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+void call_reply(call *c, const pb_reply *r)
+{
+    if (call_prepare(c, r) != 0)
+        log_error("out of memory encoding a reply; dropping it");
+    call_send(c);
+}
+
+void call_fail(call *c, int code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.code = code;
+    r.message = text;
+    if (code == CODE(DEADLINE_EXCEEDED))
+        stats_inc(&c->srv->opt.stats->deadline_exceeded);
+    log_debug("request %llu: %s: %s", c->req != NULL ? (unsigned long long)c->req->id : 0ULL,
+              codec_code_name(code), text);
+    call_reply(c, &r);
+}
+
+/* Decodes the received message and routes the request: protocol errors are
+ * answered here, everything else goes to the handler. */
+static void call_dispatch(call *c, nng_msg *m)
+{
+    server *s = c->srv;
+    stats_inc(&s->opt.stats->requests);
+    int64_t now = units_now_ms();
+    size_t len = nng_msg_len(m);
+    c->req = codec_request_unpack(nng_msg_body(m), len);
+    nng_msg_free(m);
+    if (c->req == NULL) {
+        stats_inc(&s->opt.stats->bad_requests);
+        call_fail(c, CODE(INVALID_ARGUMENT), "malformed request: %zu bytes are not a valid "
+                  "nearcache.v1.Request protobuf", len);
+        return;
+    }
+    c->deadline = now + (c->req->timeout_ms != 0 ? c->req->timeout_ms : s->opt.default_timeout_ms);
+    if (c->req->method_case == NEARCACHE__V1__REQUEST__METHOD__NOT_SET) {
+        stats_inc(&s->opt.stats->bad_requests);
+        uint32_t field = codec_request_unknown_field(c->req);
+        if (field != 0)
+            call_fail(c, CODE(UNIMPLEMENTED), "unknown method (request field %u)", field);
+        else
+            call_fail(c, CODE(INVALID_ARGUMENT), "request names no method");
+        return;
+    }
+    s->opt.handler(s->opt.handler_arg, c);
+}
+
+static void call_cb(void *arg)
+{
+    call *c = arg;
+    server *s = c->srv;
+    int rv = nng_aio_result(c->aio);
+    if (c->state == CALL_RECV) {
+        if (rv != 0) {
+            if (rv == NNG_ECLOSED || rv == NNG_ECANCELED || atomic_load(&s->stopping))
+                return;
+            log_warn("receive failed: %s", nng_strerror(rv));
+            nng_ctx_recv(c->ctx, c->aio);
+            return;
+        }
+        atomic_fetch_add(&s->busy, 1);
+        nng_msg *m = nng_aio_get_msg(c->aio);
+        nng_aio_set_msg(c->aio, NULL);
+        call_dispatch(c, m);
+        return;
+    }
+    if (rv != 0) {
+        nng_msg *m = nng_aio_get_msg(c->aio);
+        nng_aio_set_msg(c->aio, NULL);
+        if (m != NULL)
+            nng_msg_free(m);
+        log_debug("reply not sent: %s", nng_strerror(rv));
+    }
+    codec_request_free(c->req);
+    c->req = NULL;
+    c->state = CALL_RECV;
+    if (!atomic_load(&s->stopping))
+        nng_ctx_recv(c->ctx, c->aio);
+    atomic_fetch_sub(&s->busy, 1);
+}
+
+static int open_socket(server *s, char *err, size_t errlen)
+{
+    int rv = nng_rep0_open(&s->sock);
+    if (rv == 0)
+        rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->opt.recv_max);
+    if (rv != 0) {
+        snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
+        return rv;
+    }
+    rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
+    if (rv == 0)
+        rv = nng_listener_start(s->listener, 0);
+    if (rv != 0)
+        snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
+    return rv;
+}
+
+int server_start(server **out, const server_options *opt, char *err, size_t errlen)
+{
+    server *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->calls = calloc(opt->contexts, sizeof *s->calls)) == NULL) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NNG_ENOMEM;
+    }
+    s->opt = *opt;
+    int rv = open_socket(s, err, errlen);
+    for (size_t i = 0; rv == 0 && i < opt->contexts; i++) {
+        call *c = &s->calls[i];
+        c->srv = s;
+        if ((rv = nng_aio_alloc(&c->aio, call_cb, c)) != 0)
+            break;
+        if ((rv = nng_ctx_open(&c->ctx, s->sock)) != 0) {
+            nng_aio_free(c->aio);
+            break;
+        }
+        s->ncalls = i + 1;
+    }
+    if (rv != 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "cannot set up contexts: %s", nng_strerror(rv));
+        server_free(s);
+        return rv;
+    }
+    for (size_t i = 0; i < s->ncalls; i++)
+        nng_ctx_recv(s->calls[i].ctx, s->calls[i].aio);
+    *out = s;
+    return 0;
+}
+
+size_t server_drain(server *s, int64_t drain_ms)
+{
+    atomic_store(&s->stopping, 1);
+    nng_listener_close(s->listener);
+    int64_t give_up = units_now_ms() + drain_ms;
+    while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
+        nng_msleep(5);
+    return atomic_load(&s->busy);
+}
+
+void server_free(server *s)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->stopping, 1);
+    nng_close(s->sock); /* aborts receives and unsent replies */
+    for (size_t i = 0; i < s->ncalls; i++)
+        nng_aio_stop(s->calls[i].aio);
+    for (size_t i = 0; i < s->ncalls; i++) {
+        nng_aio_free(s->calls[i].aio);
+        codec_request_free(s->calls[i].req);
+        if (s->calls[i].reply != NULL)
+            nng_msg_free(s->calls[i].reply);
+    }
+    free(s->calls);
+    free(s);
+}

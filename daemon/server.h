@@ -1,0 +1,72 @@
+/* server: the RPC front end. One nng REP socket, many contexts; each context
+ * is a small state machine (receive -> handle -> send -> receive) driven by
+ * its aio callback, so requests are served concurrently and a request
+ * waiting on Redis holds only its own context. The server decodes requests,
+ * answers the ones it cannot decode or route, and hands the rest to the
+ * handler. */
+#ifndef NC_SERVER_H
+#define NC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "jobq.h"
+#include "stats.h"
+
+typedef struct server server;
+typedef struct call call; /* one request in flight on one context */
+
+/* Called on an nng thread for each decoded request with a known method. It
+ * must answer exactly once with call_reply() (or call_prepare() and
+ * call_send()), now or later from any thread. */
+typedef void (*server_handler)(void *arg, call *c);
+
+typedef struct server_options {
+    const char *url;            /* where to listen */
+    size_t contexts;            /* concurrent requests */
+    size_t recv_max;            /* larger messages are dropped by nng */
+    int64_t default_timeout_ms; /* budget of a request with timeout_ms 0 */
+    server_handler handler;
+    void *handler_arg;
+    stats *stats; /* counters; not owned, must outlive the server */
+} server_options;
+
+/* Listens and starts serving. Returns 0 and hands the server to *out (the
+ * caller owns it; stop with server_drain() and server_free()), or an nng error code, with a
+ * message in err. */
+int server_start(server **out, const server_options *opt, char *err, size_t errlen);
+
+/* Stops taking new requests and lets the ones in flight finish for up to
+ * drain_ms. Returns how many were still in flight when it stopped waiting.
+ * Calls parked in a jobq are answered when that queue is destroyed: destroy
+ * it after this and before server_free(). */
+size_t server_drain(server *s, int64_t drain_ms);
+
+/* Closes the socket and frees the server. Accepts NULL. */
+void server_free(server *s);
+
+/* The decoded request. Owned by the call; valid until it is answered. */
+const pb_request *call_request(const call *c);
+
+/* The request's deadline, in units_now_ms() time. */
+int64_t call_deadline(const call *c);
+
+/* Encodes `r` (id is taken from the request) into the call's reply message
+ * without sending it. Returns 0 or ENOMEM. May be called with locks held. */
+int call_prepare(call *c, const pb_reply *r);
+
+/* Sends the prepared reply; the call must not be used afterwards. */
+void call_send(call *c);
+
+/* call_prepare() + call_send(). Answers INTERNAL if encoding fails. */
+void call_reply(call *c, const pb_reply *r);
+
+/* Answers with an error status and a message (formatted like printf). */
+void call_fail(call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The job slot embedded in every call, for handing it to the jobq, and back. */
+jobq_job *call_job(call *c);
+call *call_of_job(jobq_job *job);
+
+#endif

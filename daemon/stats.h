@@ -1,0 +1,31 @@
+/* The daemon's counters: plain atomics, bumped with relaxed ordering (each
+ * is exact on its own; a snapshot of several is not taken atomically).
+ * main.c owns the one instance and hands it to the server and service. */
+#ifndef NC_STATS_H
+#define NC_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct stats {
+    atomic_uint_fast64_t requests;          /* every message received */
+    atomic_uint_fast64_t bad_requests;      /* answered INVALID_ARGUMENT & co. */
+    atomic_uint_fast64_t gets, sets, deletes;
+    atomic_uint_fast64_t l1_hits, l1_misses;
+    atomic_uint_fast64_t l2_hits, l2_misses;
+    atomic_uint_fast64_t redis_errors;      /* Redis unreachable, timed out or erred */
+    atomic_uint_fast64_t deadline_exceeded; /* requests answered DEADLINE_EXCEEDED */
+    atomic_uint_fast64_t overloaded;        /* turned away: too much waiting for Redis */
+} stats;
+
+static inline void stats_inc(atomic_uint_fast64_t *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+static inline uint64_t stats_get(atomic_uint_fast64_t *counter)
+{
+    return atomic_load_explicit(counter, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,78 @@
+/* protobuf-c glue for the nearcache wire messages; see codec.h. */
+#include "codec.h"
+
+static const char *const code_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+const char *codec_code_name(int code)
+{
+    if (code < 0 || (size_t)code >= sizeof code_names / sizeof code_names[0])
+        return "UNKNOWN";
+    return code_names[code];
+}
+
+pb_request *codec_request_unpack(const void *buf, size_t len)
+{
+    return nearcache__v1__request__unpack(NULL, len, buf);
+}
+
+void codec_request_free(pb_request *r)
+{
+    if (r != NULL)
+        nearcache__v1__request__free_unpacked(r, NULL);
+}
+
+uint32_t codec_request_unknown_field(const pb_request *r)
+{
+    if (r->base.n_unknown_fields == 0)
+        return 0;
+    return r->base.unknown_fields[0].tag;
+}
+
+pb_reply *codec_reply_unpack(const void *buf, size_t len)
+{
+    return nearcache__v1__reply__unpack(NULL, len, buf);
+}
+
+void codec_reply_free(pb_reply *r)
+{
+    if (r != NULL)
+        nearcache__v1__reply__free_unpacked(r, NULL);
+}
+
+size_t codec_request_size(const pb_request *r)
+{
+    return nearcache__v1__request__get_packed_size(r);
+}
+
+size_t codec_request_pack(const pb_request *r, void *buf)
+{
+    return nearcache__v1__request__pack(r, buf);
+}
+
+size_t codec_reply_size(const pb_reply *r)
+{
+    return nearcache__v1__reply__get_packed_size(r);
+}
+
+size_t codec_reply_pack(const pb_reply *r, void *buf)
+{
+    return nearcache__v1__reply__pack(r, buf);
+}

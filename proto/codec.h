@@ -1,0 +1,56 @@
+/* The codec: the only code that calls protobuf-c. It turns wire bytes into
+ * the generated request/reply structs and back, and gives the structs short
+ * names. Pure: no I/O, no clock; callers own every buffer they pass in. */
+#ifndef NC_CODEC_H
+#define NC_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nearcache.pb-c.h"
+
+typedef Nearcache__V1__Request pb_request;
+typedef Nearcache__V1__Reply pb_reply;
+typedef Nearcache__V1__GetRequest pb_get_request;
+typedef Nearcache__V1__GetReply pb_get_reply;
+typedef Nearcache__V1__SetRequest pb_set_request;
+typedef Nearcache__V1__SetReply pb_set_reply;
+typedef Nearcache__V1__DeleteRequest pb_delete_request;
+typedef Nearcache__V1__DeleteReply pb_delete_reply;
+typedef Nearcache__V1__StatsRequest pb_stats_request;
+typedef Nearcache__V1__StatsReply pb_stats_reply;
+typedef Nearcache__V1__Stat pb_stat;
+typedef Nearcache__V1__PingRequest pb_ping_request;
+typedef Nearcache__V1__PingReply pb_ping_reply;
+typedef Nearcache__V1__Code pb_code;
+
+/* CODE(NOT_FOUND) is the gRPC status NOT_FOUND. */
+#define CODE(name) NEARCACHE__V1__CODE__##name
+/* METHOD(GET) is the request oneof case of Get; RESULT(GET) the reply's. */
+#define METHOD(name) NEARCACHE__V1__REQUEST__METHOD_##name
+#define RESULT(name) NEARCACHE__V1__REPLY__RESULT_##name
+
+/* The gRPC name of a status code ("NOT_FOUND"), or "UNKNOWN". */
+const char *codec_code_name(int code);
+
+/* Decodes a request. Returns it (the caller owns it; free with
+ * codec_request_free()) or NULL when the bytes are not a valid Request. */
+pb_request *codec_request_unpack(const void *buf, size_t len);
+void codec_request_free(pb_request *r);
+
+/* The field number of the first unknown field of a decoded request (a
+ * method this daemon does not know), or 0 when there is none. */
+uint32_t codec_request_unknown_field(const pb_request *r);
+
+/* Decodes a reply, as codec_request_unpack(). */
+pb_reply *codec_reply_unpack(const void *buf, size_t len);
+void codec_reply_free(pb_reply *r);
+
+/* Encoded sizes, and packing into a buffer of at least that size (the caller
+ * owns it). The pack functions return the number of bytes written. */
+size_t codec_request_size(const pb_request *r);
+size_t codec_request_pack(const pb_request *r, void *buf);
+size_t codec_reply_size(const pb_reply *r);
+size_t codec_reply_pack(const pb_reply *r, void *buf);
+
+#endif
