@@ -1,0 +1,778 @@
+/* nearcached configuration; see config.h. One table, `settings`, names every
+ * setting once (kind, field, default, help, bounds); the defaults, config_set,
+ * the file parser, the flags and --help all walk it. In a config file, '#'
+ * starts a comment only as the first non-blank character of a line, so values
+ * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
+#include "config.h"
+#include "units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#ifndef NC_VERSION
+#define NC_VERSION "0.0.0"
+#endif
+
+#define KiB           1024ULL
+#define MiB           (1024ULL * KiB)
+#define MAX_REDIS_STR (512 * MiB) /* Redis's largest string value */
+#define MAX_PREFIX    100
+#define MAX_SUN_PATH  107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
+#define MSG_LEN       512
+
+enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL };
+
+typedef int (*string_check_fn)(const char *value, char *err, size_t errlen);
+
+struct setting {
+    const char *name;      /* name in the file; the flag is --name with '_' -> '-' */
+    enum kind kind;        /* decides the field's type, checked by FIELD() */
+    size_t offset;         /* of the field in struct config */
+    size_t size;           /* of the field: the buffer, for strings */
+    const char *def;       /* default, as text */
+    const char *metavar;   /* placeholder shown by --help */
+    const char *help;      /* one line for --help */
+    uint64_t min, max;     /* sizes, counts, durations (ms): accepted range */
+    string_check_fn check; /* strings: extra validation, or NULL */
+};
+
+/* Offset and size of a field, failing to compile unless it has type `type`. */
+#define FIELD(f, type)                                                                             \
+    .offset = offsetof(config, f) + 0 * sizeof(_Generic(((config *)0)->f, type : 1)),              \
+    .size = sizeof(((config *)0)->f)
+#define STRING(f) .kind = KIND_STRING, FIELD(f, char *)
+#define SIZE(f)   .kind = KIND_SIZE, .metavar = "SIZE", FIELD(f, uint64_t)
+#define COUNT(f)  .kind = KIND_COUNT, .metavar = "N", FIELD(f, uint64_t)
+#define DURATION(f)                                                                                \
+    .kind = KIND_DURATION, .metavar = "DURATION", .min = 1, .max = INT64_MAX, FIELD(f, int64_t)
+
+static int check_listen(const char *value, char *err, size_t errlen);
+static int check_redis(const char *value, char *err, size_t errlen);
+static int check_prefix(const char *value, char *err, size_t errlen);
+
+/* The settings, in --help order. Kept one setting per line or two: clang-format
+ * would give each field its own line. */
+// clang-format off
+static const struct setting settings[] = {
+    {.name = "listen", STRING(listen), .def = "ipc:///run/nearcache/nearcached.sock",
+     .metavar = "URL", .help = "nng URL to serve on: ipc://PATH, tcp://HOST:PORT or inproc://NAME",
+     .check = check_listen},
+    {.name = "redis", STRING(redis), .def = "redis://127.0.0.1:6379", .metavar = "URL",
+     .help = "L2: redis://[:password@]host[:port][/db] or unix:///path[?db=N]",
+     .check = check_redis},
+    {.name = "prefix", STRING(prefix), .def = "nc:v1", .metavar = "TEXT",
+     .help = "prefix of every Redis key (a new one orphans all old keys)",
+     .check = check_prefix},
+    {.name = "l1_max_memory", SIZE(l1_max_memory), .def = "64MB", .min = 64 * KiB,
+     .max = UINT64_MAX, .help = "memory the in-process L1 may use"},
+    {.name = "l1_max_ttl", DURATION(l1_max_ttl_ms), .def = "60s",
+     .help = "longest an entry stays in L1"},
+    {.name = "default_ttl", DURATION(default_ttl_ms), .def = "1h",
+     .help = "TTL of a Set that gives none"},
+    {.name = "max_ttl", DURATION(max_ttl_ms), .def = "30d", .help = "longest TTL a Set may ask for"},
+    {.name = "max_key_size", SIZE(max_key_size), .def = "1KB", .min = 1, .max = MAX_REDIS_STR,
+     .help = "longest key accepted"},
+    {.name = "max_namespace_size", SIZE(max_namespace_size), .def = "128", .min = 1,
+     .max = MAX_REDIS_STR, .help = "longest namespace accepted"},
+    {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
+     .help = "largest value accepted"},
+    {.name = "request_timeout", DURATION(request_timeout_ms), .def = "1s",
+     .help = "budget of a request without one"},
+    {.name = "redis_timeout", DURATION(redis_timeout_ms), .def = "500ms",
+     .help = "Redis connect/command timeout"},
+    {.name = "redis_connections", COUNT(redis_connections), .def = "4", .min = 1, .max = 64,
+     .help = "Redis connections, 1 thread each"},
+    {.name = "contexts", COUNT(contexts), .def = "256", .min = 16, .max = 65536,
+     .help = "requests the server takes at once"},
+    {.name = "shutdown_timeout", DURATION(shutdown_timeout_ms), .def = "5s",
+     .help = "grace for requests on shutdown"},
+    {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
+     .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
+};
+// clang-format on
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes a message into err (when there is room) and returns -1. */
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const struct setting *find_setting(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < NSETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Finds the setting whose flag is `flag` (without "--", len bytes). */
+static const struct setting *find_flag(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const char *n = settings[i].name;
+        size_t j = 0;
+        while (j < len && n[j] != '\0' && flag[j] == (n[j] == '_' ? '-' : n[j]))
+            j++;
+        if (j == len && n[j] == '\0')
+            return &settings[i];
+    }
+    return NULL;
+}
+
+/* Writes "--l1-max-memory" for l1_max_memory into buf. */
+static void flag_name(const struct setting *s, char *buf, size_t len)
+{
+    size_t j = 0;
+    if (len < 3)
+        return;
+    buf[j++] = '-';
+    buf[j++] = '-';
+    for (const char *p = s->name; *p != '\0' && j + 1 < len; p++)
+        buf[j++] = *p == '_' ? '-' : *p;
+    buf[j] = '\0';
+}
+
+/* Formats a byte count with the largest unit that divides it ("64KB"). */
+static const char *fmt_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const names[] = {"B", "KB", "MB", "GB", "TB"};
+    size_t u = 0;
+    while (v != 0 && v % 1024 == 0 && u + 1 < sizeof names / sizeof names[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, "%llu%s", (unsigned long long)v, names[u]);
+    return buf;
+}
+
+/* Formats milliseconds with the largest unit that divides them ("1h"). */
+static const char *fmt_duration(int64_t ms, char *buf, size_t len)
+{
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].name);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%lldms", (long long)ms);
+    return buf;
+}
+
+/* Parses a whole decimal number of at most max, digits only. Returns 0 or -1. */
+static int parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int check_range(const struct setting *s, const char *what, const char *text, uint64_t v,
+                       char *err, size_t errlen)
+{
+    char lim[32];
+    if (v >= s->min && v <= s->max)
+        return 0;
+    if (v < s->min && s->min == 1)
+        return fail(err, errlen, "%s \"%s\" must be greater than 0", what, text);
+    if (s->kind == KIND_COUNT)
+        return fail(err, errlen, "%s \"%s\" is out of range (%llu..%llu)", what, text,
+                    (unsigned long long)s->min, (unsigned long long)s->max);
+    if (v < s->min)
+        return fail(err, errlen, "%s \"%s\" is below the minimum %s", what, text,
+                    fmt_size(s->min, lim, sizeof lim));
+    return fail(err, errlen, "%s \"%s\" is above the maximum %s", what, text,
+                fmt_size(s->max, lim, sizeof lim));
+}
+
+/* Parses `text` as the setting's kind into a uint64_t, int64_t or enum and
+ * stores it in `field`. Returns 0, or -1 with the field untouched. */
+static int set_number(const struct setting *s, void *field, const char *text, char *err,
+                      size_t errlen)
+{
+    uint64_t u = 0;
+    int64_t ms = 0;
+    switch (s->kind) {
+    case KIND_SIZE:
+        if (units_parse_size(text, &u) != 0)
+            return fail(err, errlen,
+                        "invalid size \"%s\" (expected a number with B, KB, MB, GB or TB)", text);
+        break;
+    case KIND_DURATION:
+        if (units_parse_duration_ms(text, &ms) != 0)
+            return fail(err, errlen,
+                        "invalid duration \"%s\" (expected a number with ms, s, m, h or d)", text);
+        u = (uint64_t)ms;
+        break;
+    case KIND_COUNT: {
+        size_t start = strspn(text, " \t"), len = strlen(text + start);
+        while (len > 0 && isspace((unsigned char)text[start + len - 1]))
+            len--;
+        if (parse_uint(text + start, len, UINT64_MAX, &u) != 0)
+            return fail(err, errlen, "invalid number \"%s\" (expected a whole number)", text);
+        break;
+    }
+    default:
+        return fail(err, errlen, "internal error: not a number setting");
+    }
+    const char *what = s->kind == KIND_SIZE    ? "size"
+                       : s->kind == KIND_COUNT ? "number"
+                                               : "duration";
+    if (check_range(s, what, text, u, err, errlen) != 0)
+        return -1;
+    if (s->kind == KIND_DURATION)
+        memcpy(field, &ms, sizeof ms);
+    else
+        memcpy(field, &u, sizeof u);
+    return 0;
+}
+
+static int set_log_level(void *field, const char *text, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof log_level_names / sizeof log_level_names[0]; i++) {
+        if (strcasecmp(text, log_level_names[i]) == 0) {
+            enum config_log_level level = (enum config_log_level)i;
+            memcpy(field, &level, sizeof level);
+            return 0;
+        }
+    }
+    return fail(err, errlen, "invalid log level \"%s\" (expected error, warn, info or debug)",
+                text);
+}
+
+static int set_string(const struct setting *s, char *field, const char *text, char *err,
+                      size_t errlen)
+{
+    size_t len = strlen(text);
+    if (len >= s->size)
+        return fail(err, errlen, "value is too long (%zu bytes; the limit is %zu)", len,
+                    s->size - 1);
+    if (s->check != NULL && s->check(text, err, errlen) != 0)
+        return -1;
+    memcpy(field, text, len + 1);
+    return 0;
+}
+
+int config_set(config *c, const char *name, const char *value, char *err, size_t errlen)
+{
+    const struct setting *s = find_setting(name);
+    if (s == NULL)
+        return fail(err, errlen, "unknown setting \"%s\"", name != NULL ? name : "(null)");
+    if (value == NULL)
+        return fail(err, errlen, "missing value");
+    char *field = (char *)c + s->offset;
+    switch (s->kind) {
+    case KIND_STRING:
+        return set_string(s, field, value, err, errlen);
+    case KIND_LOG_LEVEL:
+        return set_log_level(field, value, err, errlen);
+    default:
+        return set_number(s, field, value, err, errlen);
+    }
+}
+
+void config_defaults(config *c)
+{
+    char err[MSG_LEN];
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (config_set(c, settings[i].name, settings[i].def, err, sizeof err) != 0) {
+            fprintf(stderr, "nearcached: bad built-in default of %s: %s\n", settings[i].name, err);
+            abort(); /* a bug in the table, caught by the tests */
+        }
+    }
+}
+
+const char *config_log_level_name(enum config_log_level level)
+{
+    if ((unsigned)level < sizeof log_level_names / sizeof log_level_names[0])
+        return log_level_names[level];
+    return "unknown";
+}
+
+/* ---- string settings ---------------------------------------------------- */
+
+static int check_listen(const char *value, char *err, size_t errlen)
+{
+    static const char *const schemes[] = {"ipc://", "tcp://", "inproc://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncmp(value, schemes[i], n) != 0)
+            continue;
+        if (value[n] == '\0')
+            return fail(err, errlen, "listen URL \"%s\" has nothing after %s", value, schemes[i]);
+        if (i == 0 && strlen(value + n) > MAX_SUN_PATH)
+            return fail(err, errlen, "IPC path \"%s\" is longer than %d bytes", value + n,
+                        MAX_SUN_PATH);
+        return 0;
+    }
+    return fail(err, errlen,
+                "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)",
+                value);
+}
+
+static int check_redis(const char *value, char *err, size_t errlen)
+{
+    config_redis_url u;
+    return config_parse_redis_url(value, &u, err, errlen);
+}
+
+static int check_prefix(const char *value, char *err, size_t errlen)
+{
+    if (*value == '\0')
+        return fail(err, errlen, "empty prefix");
+    if (strlen(value) > MAX_PREFIX)
+        return fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
+    for (const char *p = value; *p != '\0'; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return fail(err, errlen, "prefix \"%s\" contains a space or control character", value);
+    return 0;
+}
+
+/* ---- redis URLs --------------------------------------------------------- */
+
+#define REDIS_FORMS "redis://[:password@]host[:port][/db] or unix:///path[?db=N]"
+
+/* Copies url into buf with any password replaced by "***", for messages. */
+static const char *redact(const char *url, char *buf, size_t len)
+{
+    const char *at = strrchr(url, '@'), *scheme_end = strstr(url, "://");
+    if (at == NULL || scheme_end == NULL || scheme_end > at)
+        snprintf(buf, len, "%s", url);
+    else
+        snprintf(buf, len, "%.*s***%s", (int)(scheme_end + 3 - url), url, at);
+    return buf;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes the password (len bytes, %XX escapes allowed) into u->password. */
+static int decode_password(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
+{
+    size_t n = 0;
+    if (len == 0)
+        return fail(err, errlen, "empty password before '@' in the Redis URL");
+    for (size_t i = 0; i < len; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%') {
+            int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (lo < 0)
+                return fail(err, errlen,
+                            "invalid %%-escape in the Redis password "
+                            "(write %%25 for a literal '%%')");
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch == '\0')
+            return fail(err, errlen, "the Redis password contains a NUL byte");
+        if (n + 1 >= sizeof u->password)
+            return fail(err, errlen, "the Redis password is longer than %zu bytes",
+                        sizeof u->password - 1);
+        u->password[n++] = (char)ch;
+    }
+    u->password[n] = '\0';
+    return 0;
+}
+
+/* userinfo is ":password", "password" or "default:password" (Redis's
+ * default user, the same as a bare AUTH password). */
+static int parse_userinfo(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
+{
+    const char *colon = memchr(s, ':', len);
+    if (colon == NULL)
+        return decode_password(s, len, u, err, errlen);
+    size_t ulen = (size_t)(colon - s);
+    if (ulen != 0 && !(ulen == 7 && strncmp(s, "default", 7) == 0))
+        return fail(err, errlen,
+                    "ACL user names are not supported by hiredis 0.14; "
+                    "use redis://:password@host");
+    return decode_password(colon + 1, len - ulen - 1, u, err, errlen);
+}
+
+/* Reads "host", "[v6addr]" at *p into u->host and advances *p past it. */
+static int parse_host(const char **p, config_redis_url *u, char *err, size_t errlen)
+{
+    const char *s = *p, *allowed = "-._";
+    size_t len;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL)
+            return fail(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
+        s++;
+        len = (size_t)(end - s);
+        allowed = ":.";
+        *p = end + 1;
+    } else {
+        len = strcspn(s, ":/");
+        *p = s + len;
+        if (**p == ':' && strchr(*p + 1, ':') != NULL)
+            return fail(err, errlen,
+                        "an IPv6 address in a Redis URL needs brackets: "
+                        "redis://[::1]:6379");
+    }
+    if (len == 0)
+        return fail(err, errlen, "missing host in the Redis URL");
+    if (len >= sizeof u->host)
+        return fail(err, errlen, "the Redis host is longer than %zu bytes", sizeof u->host - 1);
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && strchr(allowed, s[i]) == NULL)
+            return fail(err, errlen, "invalid Redis host \"%.*s\"", (int)len, s);
+    memcpy(u->host, s, len);
+    u->host[len] = '\0';
+    return 0;
+}
+
+static int parse_db(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
+{
+    uint64_t db;
+    if (parse_uint(s, len, 15, &db) != 0)
+        return fail(err, errlen, "invalid Redis db \"%.*s\" (expected 0..15)", (int)len, s);
+    u->db = (int)db;
+    return 0;
+}
+
+/* rest is what follows "redis://". */
+static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    const char *at = strrchr(rest, '@');
+    if (at != NULL) {
+        if (parse_userinfo(rest, (size_t)(at - rest), u, err, errlen) != 0)
+            return -1;
+        rest = at + 1;
+    }
+    if (parse_host(&rest, u, err, errlen) != 0)
+        return -1;
+    if (*rest == ':') {
+        size_t len = strcspn(++rest, "/");
+        uint64_t port;
+        if (parse_uint(rest, len, 65535, &port) != 0 || port == 0)
+            return fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)", (int)len,
+                        rest);
+        u->port = (int)port;
+        rest += len;
+    }
+    if (*rest == '/' && rest[1] != '\0')
+        return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
+    if (*rest != '\0' && strcmp(rest, "/") != 0)
+        return fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
+    return 0;
+}
+
+/* rest is what follows "unix://": an absolute path, then optionally ?db=N. */
+static int parse_unix_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    size_t len = strcspn(rest, "?");
+    if (rest[0] != '/' || len < 2)
+        return fail(err, errlen, "a Redis unix socket needs an absolute path: unix:///path");
+    if (len > MAX_SUN_PATH)
+        return fail(err, errlen, "the Redis socket path is longer than %d bytes", MAX_SUN_PATH);
+    memcpy(u->host, rest, len);
+    u->host[len] = '\0';
+    u->is_unix = 1;
+    u->port = 0;
+    if (rest[len] == '\0')
+        return 0;
+    const char *query = rest + len + 1;
+    if (strncmp(query, "db=", 3) != 0)
+        return fail(err, errlen, "unsupported option \"%s\" in the Redis URL (only db=N)", query);
+    return parse_db(query + 3, strlen(query + 3), u, err, errlen);
+}
+
+int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen)
+{
+    config_redis_url u;
+    char shown[MSG_LEN];
+    int rc;
+    memset(&u, 0, sizeof u);
+    u.port = 6379;
+    if (url == NULL)
+        return fail(err, errlen, "missing Redis URL");
+    if (strncasecmp(url, "redis://", 8) == 0)
+        rc = parse_tcp_url(url + 8, &u, err, errlen);
+    else if (strncasecmp(url, "unix://", 7) == 0)
+        rc = parse_unix_url(url + 7, &u, err, errlen);
+    else if (strncasecmp(url, "rediss://", 9) == 0)
+        rc = fail(err, errlen,
+                  "TLS (rediss://) is not supported by hiredis 0.14; "
+                  "connect through a local TLS tunnel (stunnel) with redis://");
+    else
+        rc = fail(err, errlen, "invalid Redis URL \"%s\" (expected " REDIS_FORMS ")",
+                  redact(url, shown, sizeof shown));
+    if (rc == 0)
+        *out = u;
+    return rc;
+}
+
+/* ---- checks between settings ------------------------------------------- */
+
+int config_check(const config *c, char *err, size_t errlen)
+{
+    char a[32], b[32];
+    if (c->default_ttl_ms > c->max_ttl_ms)
+        return fail(err, errlen, "default_ttl (%s) is longer than max_ttl (%s)",
+                    fmt_duration(c->default_ttl_ms, a, sizeof a),
+                    fmt_duration(c->max_ttl_ms, b, sizeof b));
+    /* l1_max_ttl may exceed max_ttl: an L1 entry lives at most until its
+     * Redis TTL runs out, so the smaller of the two applies. */
+    if (c->contexts <= c->redis_connections || c->contexts - c->redis_connections <= 16)
+        return fail(err, errlen,
+                    "contexts (%llu) must be greater than redis_connections + 16 (%llu + 16)",
+                    (unsigned long long)c->contexts, (unsigned long long)c->redis_connections);
+    if (c->max_value_size > MAX_REDIS_STR)
+        return fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
+                    fmt_size(c->max_value_size, a, sizeof a));
+    return 0;
+}
+
+/* ---- config file -------------------------------------------------------- */
+
+/* Returns s without leading and trailing white space (trimmed in place). */
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        s[--len] = '\0';
+    return s;
+}
+
+static int unknown_setting(const char *where, const char *name, char *err, size_t errlen)
+{
+    char alt[64];
+    size_t n = strlen(name);
+    if (n < sizeof alt) {
+        for (size_t i = 0; i <= n; i++)
+            alt[i] = name[i] == '-' ? '_' : name[i];
+        if (strchr(name, '-') != NULL && find_setting(alt) != NULL)
+            return fail(err, errlen, "%s: unknown setting \"%s\" (did you mean %s?)", where, name,
+                        alt);
+    }
+    return fail(err, errlen, "%s: unknown setting \"%s\"", where, name);
+}
+
+/* Applies one line of a config file (`line` is modified). */
+static int parse_line(config *c, const char *where, char *line, char *err, size_t errlen)
+{
+    char *p = trim(line), msg[MSG_LEN];
+    if (*p == '\0' || *p == '#')
+        return 0;
+    char *eq = strchr(p, '=');
+    if (eq == NULL)
+        return fail(err, errlen, "%s: %.*s: missing '=' (expected NAME = VALUE)", where,
+                    (int)strcspn(p, " \t"), p);
+    *eq = '\0';
+    char *name = trim(p), *value = trim(eq + 1);
+    size_t vlen = strlen(value);
+    if (*name == '\0')
+        return fail(err, errlen, "%s: missing setting name before '='", where);
+    if (find_setting(name) == NULL)
+        return unknown_setting(where, name, err, errlen);
+    if (vlen == 0)
+        return fail(err, errlen, "%s: %s: empty value", where, name);
+    if (value[0] == '"') {
+        if (vlen < 2 || value[vlen - 1] != '"')
+            return fail(err, errlen, "%s: %s: missing closing '\"'", where, name);
+        value[vlen - 1] = '\0';
+        value++;
+    }
+    if (config_set(c, name, value, msg, sizeof msg) != 0)
+        return fail(err, errlen, "%s: %s: %s%s", where, name, msg,
+                    strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)" : "");
+    return 0;
+}
+
+int config_load_file(config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    config tmp = *c; /* applied only if the whole file is good */
+    char *line = NULL, where[MSG_LEN];
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    for (unsigned lineno = 1; rc == 0 && (n = getline(&line, &cap, f)) >= 0; lineno++) {
+        snprintf(where, sizeof where, "%s:%u", path, lineno);
+        if (memchr(line, '\0', (size_t)n) != NULL)
+            rc = fail(err, errlen, "%s: NUL byte in line (not a text file?)", where);
+        else
+            rc = parse_line(&tmp, where, line, err, errlen);
+    }
+    if (rc == 0 && ferror(f))
+        rc = fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    free(line);
+    fclose(f);
+    if (rc == 0)
+        *c = tmp;
+    return rc;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+enum opt_kind { OPT_SETTING, OPT_CONFIG, OPT_HELP, OPT_VERSION };
+
+struct opt {
+    enum opt_kind kind;
+    const char *flag; /* as written, up to any '=' */
+    int flag_len;
+    const char *value;       /* OPT_SETTING, OPT_CONFIG */
+    const struct setting *s; /* OPT_SETTING */
+};
+
+/* Reads the option at argv[*i] and its value; advances *i past both. */
+static int next_opt(int argc, char **argv, int *i, struct opt *o, char *err, size_t errlen)
+{
+    const char *arg = argv[(*i)++], *eq = strchr(arg, '=');
+    size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    memset(o, 0, sizeof *o);
+    o->flag = arg;
+    o->flag_len = (int)len;
+    if (arg[0] != '-' || strcmp(arg, "--") == 0)
+        return fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+    if ((len == 2 && strncmp(arg, "-h", 2) == 0) || (len == 6 && strncmp(arg, "--help", 6) == 0))
+        o->kind = OPT_HELP;
+    else if (len == 9 && strncmp(arg, "--version", 9) == 0)
+        o->kind = OPT_VERSION;
+    else if (len == 8 && strncmp(arg, "--config", 8) == 0)
+        o->kind = OPT_CONFIG;
+    else if (arg[1] == '-' && (o->s = find_flag(arg + 2, len - 2)) != NULL)
+        o->kind = OPT_SETTING;
+    else
+        return fail(err, errlen, "unknown option %.*s (see --help)", (int)len, arg);
+    if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
+        return eq == NULL ? 0 : fail(err, errlen, "%.*s takes no value", (int)len, arg);
+    if (eq != NULL) {
+        o->value = eq + 1;
+        return 0;
+    }
+    if (*i >= argc || strncmp(argv[*i], "--", 2) == 0)
+        return fail(err, errlen, "%s: missing value", arg);
+    o->value = argv[(*i)++];
+    return 0;
+}
+
+/* First pass: handles --help and --version and finds --config. */
+static int scan_args(int argc, char **argv, FILE *out, const char **config_path, char *err,
+                     size_t errlen)
+{
+    struct opt o;
+    for (int i = 1; i < argc;) {
+        if (next_opt(argc, argv, &i, &o, err, errlen) != 0)
+            return -1;
+        if (o.kind == OPT_HELP) {
+            config_usage(out, argv[0]);
+            return 1;
+        }
+        if (o.kind == OPT_VERSION) {
+            fprintf(out, "nearcached %s\n", NC_VERSION);
+            return 1;
+        }
+        if (o.kind == OPT_CONFIG && *config_path != NULL)
+            return fail(err, errlen, "--config given more than once");
+        if (o.kind == OPT_CONFIG && *o.value == '\0')
+            return fail(err, errlen, "--config: empty file name");
+        if (o.kind == OPT_CONFIG)
+            *config_path = o.value;
+    }
+    return 0;
+}
+
+int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    const char *config_path = NULL;
+    char msg[MSG_LEN];
+    struct opt o;
+    int rc = scan_args(argc, argv, out, &config_path, err, errlen);
+    if (rc != 0)
+        return rc;
+    config tmp = *c; /* *c changes only on success */
+    if (config_path != NULL && config_load_file(&tmp, config_path, err, errlen) != 0)
+        return -1;
+    for (int i = 1; i < argc;) {
+        if (next_opt(argc, argv, &i, &o, err, errlen) != 0)
+            return -1; /* cannot happen: scan_args read the same argv */
+        if (o.kind == OPT_SETTING && config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0)
+            return fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
+    }
+    if (config_check(&tmp, err, errlen) != 0)
+        return -1;
+    *c = tmp;
+    return 0;
+}
+
+/* ---- usage -------------------------------------------------------------- */
+
+/* Prints "  LEFT  HELP (default: X)", moving the default to its own line
+ * when the line would pass 80 columns. */
+static void print_entry(FILE *out, const char *left, const char *help, const char *def)
+{
+    int n = fprintf(out, "  %-28s %s", left, help);
+    if (def == NULL)
+        fputc('\n', out);
+    else if (n + (int)strlen(def) + 12 <= 80)
+        fprintf(out, " (default: %s)\n", def);
+    else
+        fprintf(out, "\n  %-28s (default: %s)\n", "", def);
+}
+
+void config_usage(FILE *out, const char *argv0)
+{
+    char flag[64], left[96];
+    fprintf(out, "Usage: %s [--config FILE] [--SETTING VALUE | --SETTING=VALUE]...\n\n",
+            argv0 != NULL ? argv0 : "nearcached");
+    fputs("nearcached: per-host cache daemon, an in-memory L1 in front of Redis.\n\nOptions:\n",
+          out);
+    print_entry(out, "--config FILE", "read `name = value` settings from FILE first", NULL);
+    print_entry(out, "-h, --help", "print this help and exit", NULL);
+    print_entry(out, "--version", "print the version and exit", NULL);
+    fputs("\nSettings (in a config file, write the name with '_' for '-'):\n", out);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        flag_name(&settings[i], flag, sizeof flag);
+        snprintf(left, sizeof left, "%s %s", flag, settings[i].metavar);
+        print_entry(out, left, settings[i].help, settings[i].def);
+    }
+    fputs("\nSizes take B, KB, MB, GB or TB (powers of 1024; a bare number is bytes).\n"
+          "Durations take ms, s, m, h or d (a bare number is seconds).\n"
+          "Flags override the config file wherever --config stands.\n",
+          out);
+}

@@ -1,0 +1,349 @@
+/* Test harness; see harness.h. */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ARGS 64
+
+int64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+static void make_dir(char *dir, size_t size, const char *what)
+{
+    snprintf(dir, size, "/tmp/nc-test-%s-XXXXXX", what);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0, "bind: %s", strerror(errno));
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Forks and execs argv with stdin/stdout/stderr on the given fds (-1: keep
+ * /dev/null, or for stderr the log file `log`). The child dies with us. */
+static pid_t spawn(char **argv, int in, int out, const char *log)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid > 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int null = open("/dev/null", O_RDWR);
+    int err = log != NULL ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : null;
+    dup2(in >= 0 ? in : null, 0);
+    dup2(out >= 0 ? out : (log != NULL ? err : null), 1);
+    dup2(err, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvp(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* Runs argv to completion, capturing stdout (and stderr when err != NULL). */
+static int run_capture(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
+                       char **err);
+
+char *h_redis_cmd(const h_redis *r, ...)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    char *argv[MAX_ARGS] = {"redis-cli", "-h", "127.0.0.1", "-p", port};
+    int n = 5;
+    va_list ap;
+    va_start(ap, r);
+    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    char *out = NULL;
+    size_t len = 0;
+    run_capture(argv, NULL, 0, &out, &len, NULL);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+        out[--len] = '\0';
+    return out;
+}
+
+static int redis_answers(const h_redis *r)
+{
+    char *out = h_redis_cmd(r, "PING", NULL);
+    int ok = strcmp(out, "PONG") == 0;
+    free(out);
+    return ok;
+}
+
+static int redis_launch(h_redis *r)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", r->dir, "--daemonize", "no", NULL};
+    r->pid = spawn(argv, -1, -1, log);
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
+            return -1; /* exited: port taken, most likely */
+        if (redis_answers(r))
+            return 0;
+        h_sleep_ms(10);
+    }
+    return -1;
+}
+
+void h_redis_start(h_redis *r)
+{
+    memset(r, 0, sizeof *r);
+    make_dir(r->dir, sizeof r->dir, "redis");
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = free_port();
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+        if (redis_launch(r) == 0)
+            return;
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+    }
+    cr_assert_fail("redis-server did not start (see %s/redis.log)", r->dir);
+}
+
+void h_redis_restart(h_redis *r)
+{
+    for (int i = 0; i < 100; i++) { /* the port may linger briefly */
+        if (redis_launch(r) == 0)
+            return;
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        h_sleep_ms(20);
+    }
+    cr_assert_fail("redis-server did not restart on port %d", r->port);
+}
+
+void h_redis_stop(h_redis *r, int hard)
+{
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, hard ? SIGKILL : SIGTERM);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : fallback;
+}
+
+void h_daemon_start(h_daemon *d, const h_redis *r, ...)
+{
+    memset(d, 0, sizeof *d);
+    make_dir(d->dir, sizeof d->dir, "daemon");
+    snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
+    snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
+    char *argv[MAX_ARGS] = {(char *)env_or("NC_DAEMON", "nearcached"), "--listen", d->url,
+                            "--redis", r != NULL ? (char *)r->url : "redis://127.0.0.1:1",
+                            "--log-level", "debug"};
+    int n = 7;
+    va_list ap;
+    va_start(ap, r);
+    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    d->pid = spawn(argv, -1, -1, d->log);
+    nc_client *c = NULL;
+    for (int i = 0; i < 500 && c == NULL; i++) {
+        cr_assert(h_daemon_alive(d), "nearcached exited at start; log:\n%s",
+                  h_read_file(d->log, NULL));
+        if (nc_open(&c, d->url, 0) != NC_OK || nc_ping(c, NULL, 200) != NC_OK) {
+            nc_close(c);
+            c = NULL;
+            h_sleep_ms(10);
+        }
+    }
+    cr_assert_not_null(c, "nearcached did not answer Ping; log:\n%s", h_read_file(d->log, NULL));
+    nc_close(c);
+}
+
+int h_daemon_alive(const h_daemon *d)
+{
+    return d->pid > 0 && waitpid(d->pid, NULL, WNOHANG) == 0;
+}
+
+int h_daemon_stop(h_daemon *d)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    int status = 0;
+    waitpid(d->pid, &status, 0);
+    d->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nc_client *h_client(const h_daemon *d)
+{
+    nc_client *c = NULL;
+    int rv = nc_open(&c, d->url, 0);
+    cr_assert_eq(rv, NC_OK, "nc_open(%s): %s", d->url, nc_errmsg());
+    return c;
+}
+
+int64_t h_stat(nc_client *c, const char *name)
+{
+    nc_stat *st;
+    size_t n;
+    cr_assert_eq(nc_stats(c, &st, &n, NC_TIMEOUT_DEFAULT), NC_OK, "stats: %s", nc_errmsg());
+    int64_t value = -1;
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(st[i].name, name) == 0)
+            value = st[i].value, found = 1;
+    nc_stats_free(st, n);
+    cr_assert(found, "no stat named %s", name);
+    return value;
+}
+
+pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms)
+{
+    nng_socket s;
+    nng_msg *m = NULL;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
+    cr_assert_eq(nng_dial(s, d->url, NULL, 0), 0, "dial %s", d->url);
+    cr_assert_eq(nng_msg_alloc(&m, len), 0);
+    if (len > 0)
+        memcpy(nng_msg_body(m), buf, len);
+    pb_reply *r = NULL;
+    if (nng_sendmsg(s, m, 0) != 0)
+        nng_msg_free(m);
+    else if (nng_recvmsg(s, &m, 0) == 0) {
+        r = codec_reply_unpack(nng_msg_body(m), nng_msg_len(m));
+        cr_assert_not_null(r, "the daemon's reply does not decode");
+        nng_msg_free(m);
+    }
+    nng_close(s);
+    return r;
+}
+
+/* Drains fd into a growing buffer until EOF. */
+static char *slurp(int fd, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t got;
+    while ((got = read(fd, buf + n, cap - n)) > 0 || (got < 0 && errno == EINTR)) {
+        if (got > 0 && (n += (size_t)got) == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int run_capture(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
+                       char **err)
+{
+    int pin[2], pout[2], perr[2];
+    cr_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(pin[0], 0), dup2(pout[1], 1), dup2(perr[1], 2);
+        close(pin[1]), close(pout[0]), close(perr[0]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(pin[0]), close(pout[1]), close(perr[1]);
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t off = 0; in != NULL && off < inlen;) { /* the CLI reads stdin before writing */
+        ssize_t w = write(pin[1], (const char *)in + off, inlen - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    close(pin[1]);
+    size_t olen, elen;
+    char *o = slurp(pout[0], &olen);
+    char *e = slurp(perr[0], &elen);
+    close(pout[0]), close(perr[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (out != NULL)
+        *out = o, *outlen = olen;
+    else
+        free(o);
+    if (err != NULL)
+        *err = e;
+    else
+        free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen,
+          char **err, ...)
+{
+    char *argv[MAX_ARGS] = {(char *)env_or("NC_CLI", "nearcache-cli"), "-s", (char *)d->url};
+    int n = 3;
+    va_list ap;
+    va_start(ap, err);
+    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return run_capture(argv, in, inlen, out, outlen, err);
+}

@@ -1,0 +1,73 @@
+/* Test harness: real redis-server and nearcached processes for integration
+ * tests. Each process runs in its own temporary directory, on a free
+ * loopback port or IPC path, dies with the test process (PR_SET_PDEATHSIG)
+ * and is stopped by pid. Functions assert (criterion) on failure, so a test
+ * reads as the story it tells. */
+#ifndef NC_HARNESS_H
+#define NC_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+#include "nearcache.h"
+
+typedef struct h_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char url[64]; /* redis://127.0.0.1:PORT */
+} h_redis;
+
+typedef struct h_daemon {
+    pid_t pid;
+    char dir[256];
+    char url[300]; /* ipc://DIR/nc.sock */
+    char log[300]; /* DIR/nearcached.log: its stderr */
+} h_daemon;
+
+/* Starts redis-server on a free port; waits until it answers PING. */
+void h_redis_start(h_redis *r);
+/* Starts it again on the same port and directory (after a stop or kill). */
+void h_redis_restart(h_redis *r);
+/* SIGKILL (hard = 1) or SIGTERM, then waits for the process. */
+void h_redis_stop(h_redis *r, int hard);
+/* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
+ * returns its output, trimmed (the caller frees it). */
+char *h_redis_cmd(const h_redis *r, ...);
+
+/* Starts nearcached against `r` (NULL: an unreachable Redis) with extra
+ * flags (NULL-terminated); waits until it answers Ping. */
+void h_daemon_start(h_daemon *d, const h_redis *r, ...);
+/* SIGTERM, waits, and returns the exit status (-1: killed by a signal). */
+int h_daemon_stop(h_daemon *d);
+/* Whether the daemon process is still running. */
+int h_daemon_alive(const h_daemon *d);
+
+/* Opens a client to the daemon (asserts success). */
+nc_client *h_client(const h_daemon *d);
+
+/* One counter from the daemon's Stats (asserts it exists). */
+int64_t h_stat(nc_client *c, const char *name);
+
+/* Sends raw bytes as one request and waits up to timeout_ms for the reply.
+ * Returns the decoded reply (free with codec_reply_free()) or NULL when no
+ * reply came. */
+pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms);
+
+/* Runs nearcache-cli against the daemon with the given arguments
+ * (NULL-terminated), feeding `in` (may be NULL) to its stdin. Returns the
+ * exit code; *out (may be NULL) gets its stdout (caller frees), *outlen its
+ * length, *err (may be NULL) its stderr. */
+int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen,
+          char **err, ...);
+
+/* Milliseconds on the monotonic clock. */
+int64_t h_now_ms(void);
+void h_sleep_ms(int64_t ms);
+
+/* Reads a whole file into a new NUL-terminated buffer (caller frees). */
+char *h_read_file(const char *path, size_t *len);
+
+#endif

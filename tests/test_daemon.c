@@ -1,0 +1,269 @@
+/* Integration: a real nearcached against a real redis-server, driven through
+ * libnearcache: both tiers, TTLs, binary data and Redis going away. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static h_redis redis;
+static h_daemon daemon_;
+static nc_client *client;
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, NULL);
+    client = h_client(&daemon_);
+}
+
+static void up_with(const char *flag, const char *value)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, flag, value, NULL);
+    client = h_client(&daemon_);
+}
+
+static void down(void)
+{
+    nc_close(client);
+    int code = h_daemon_stop(&daemon_);
+    h_redis_stop(&redis, 1);
+    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+}
+
+/* Gets a key that must exist; returns its value (caller frees). */
+static char *must_get(nc_bytes ns, nc_bytes key, size_t *len, nc_get_info *info)
+{
+    void *v = NULL;
+    int rv = nc_get_ex(client, ns, key, &v, len, info, NC_TIMEOUT_DEFAULT);
+    cr_assert_eq(rv, NC_OK, "get: %s (%s)", nc_strerror(rv), nc_errmsg());
+    return v;
+}
+
+TestSuite(daemon, .init = up, .fini = down, .timeout = 30);
+/* Tests that start the daemon with their own flags. */
+TestSuite(daemon_flags, .fini = down, .timeout = 30);
+
+Test(daemon, get_of_missing_key_is_not_found)
+{
+    void *v;
+    size_t len;
+    cr_assert_eq(nc_get(client, NC_STR("users"), NC_STR("nobody"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_status(), CODE(NOT_FOUND));
+    cr_assert_eq(h_stat(client, "l2_misses"), 1);
+}
+
+Test(daemon, value_in_redis_is_read_through_then_served_from_l1)
+{
+    char *ok = h_redis_cmd(&redis, "SET", "nc:v1:users:0:42", "alice", "PX", "60000", NULL);
+    cr_assert_str_eq(ok, "OK");
+    free(ok);
+    nc_get_info info;
+    size_t len;
+    char *v = must_get(NC_STR("users"), NC_STR("42"), &len, &info);
+    cr_assert_str_eq(v, "alice");
+    cr_assert_eq(info.source, NC_SOURCE_L2);
+    cr_assert(info.ttl_ms > 50000 && info.ttl_ms <= 60000, "ttl %llu", (unsigned long long)info.ttl_ms);
+    nc_free(v);
+    v = must_get(NC_STR("users"), NC_STR("42"), &len, &info);
+    cr_assert_str_eq(v, "alice");
+    cr_assert_eq(info.source, NC_SOURCE_L1);
+    nc_free(v);
+    cr_assert_eq(h_stat(client, "l1_hits"), 1);
+    cr_assert_eq(h_stat(client, "l1_misses"), 1);
+    cr_assert_eq(h_stat(client, "l2_hits"), 1);
+    cr_assert_eq(h_stat(client, "l1_entries"), 1);
+}
+
+Test(daemon, set_writes_redis_with_ttl_and_fills_l1)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 30000, 0), NC_OK);
+    char *val = h_redis_cmd(&redis, "GET", "nc:v1:ns:0:k", NULL);
+    cr_assert_str_eq(val, "v1");
+    free(val);
+    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    long ms = atol(pttl);
+    free(pttl);
+    cr_assert(ms > 29000 && ms <= 30000, "PTTL %ld", ms);
+    nc_get_info info;
+    size_t len;
+    char *v = must_get(NC_STR("ns"), NC_STR("k"), &len, &info);
+    cr_assert_eq(info.source, NC_SOURCE_L1);
+    nc_free(v);
+}
+
+Test(daemon_flags, set_without_ttl_uses_default_ttl)
+{
+    up_with("--default-ttl", "10s");
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), NC_TTL_DEFAULT, 0),
+                 NC_OK);
+    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    long ms = atol(pttl);
+    free(pttl);
+    cr_assert(ms > 9000 && ms <= 10000, "PTTL %ld", ms);
+}
+
+Test(daemon_flags, ttl_above_max_ttl_is_capped)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, "--max-ttl", "20s", "--default-ttl", "5s", NULL);
+    client = h_client(&daemon_);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 3600000, 0), NC_OK);
+    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    long ms = atol(pttl);
+    free(pttl);
+    cr_assert(ms > 19000 && ms <= 20000, "PTTL %ld", ms);
+}
+
+Test(daemon, value_expires_in_both_tiers)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("short"), NC_STR("v"), 300, 0), NC_OK);
+    size_t len;
+    nc_free(must_get(NC_STR("ns"), NC_STR("short"), &len, NULL));
+    h_sleep_ms(450);
+    void *v;
+    cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("short"), &v, &len, 0), NC_ENOTFOUND);
+    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:short", NULL);
+    cr_assert_str_eq(exists, "0");
+    free(exists);
+}
+
+Test(daemon_flags, l1_keeps_an_entry_no_longer_than_l1_max_ttl)
+{
+    up_with("--l1-max-ttl", "300ms");
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("old"), 60000, 0), NC_OK);
+    /* A write that bypasses nearcache: only l1_max_ttl bounds how long the
+     * old value is served. */
+    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:k", "new", "PX", "60000", NULL));
+    size_t len;
+    char *v = must_get(NC_STR("ns"), NC_STR("k"), &len, NULL);
+    cr_assert_str_eq(v, "old");
+    nc_free(v);
+    h_sleep_ms(400);
+    v = must_get(NC_STR("ns"), NC_STR("k"), &len, NULL);
+    cr_assert_str_eq(v, "new");
+    nc_free(v);
+}
+
+Test(daemon, binary_keys_and_values_round_trip)
+{
+    char key[] = {'a', 0, 'b', (char)0xff, 0};
+    char value[256];
+    for (int i = 0; i < 256; i++)
+        value[i] = (char)i;
+    nc_bytes k = {key, sizeof key}, k2 = {key, 3}; /* a prefix up to the NUL is another key */
+    cr_assert_eq(nc_set(client, NC_STR("bin"), k, (nc_bytes){value, sizeof value}, 60000, 0),
+                 NC_OK);
+    cr_assert_eq(nc_set(client, NC_STR("bin"), k2, NC_STR("other"), 60000, 0), NC_OK);
+    size_t len;
+    char *v = must_get(NC_STR("bin"), k, &len, NULL);
+    cr_assert_eq(len, sizeof value);
+    cr_assert_arr_eq(v, value, sizeof value);
+    nc_free(v);
+    v = must_get(NC_STR("bin"), k2, &len, NULL);
+    cr_assert_str_eq(v, "other");
+    nc_free(v);
+}
+
+Test(daemon, one_mebibyte_value_round_trips_through_both_tiers)
+{
+    size_t n = 1024 * 1024;
+    char *big = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(i * 7 + i / 4096);
+    cr_assert_eq(nc_set(client, NC_STR("big"), NC_STR("k"), (nc_bytes){big, n}, 60000, 0), NC_OK,
+                 "%s", nc_errmsg());
+    size_t len;
+    nc_get_info info;
+    char *v = must_get(NC_STR("big"), NC_STR("k"), &len, &info);
+    cr_assert_eq(len, n);
+    cr_assert_eq(memcmp(v, big, n), 0);
+    cr_assert_eq(info.source, NC_SOURCE_L1);
+    nc_free(v);
+    char *out = h_redis_cmd(&redis, "STRLEN", "nc:v1:big:0:k", NULL);
+    cr_assert_str_eq(out, "1048576");
+    free(out);
+    free(h_redis_cmd(&redis, "SET", "nc:v1:big:0:k2", "x", NULL)); /* then read a big one from L2 */
+    cr_assert_eq(nc_del(client, NC_STR("big"), NC_STR("k"), NULL, 0), NC_OK);
+    cr_assert_eq(nc_set(client, NC_STR("big"), NC_STR("k"), (nc_bytes){big, n}, 60000, 0), NC_OK);
+    nc_close(client);
+    h_daemon_stop(&daemon_);
+    h_daemon_start(&daemon_, &redis, NULL); /* empty L1 */
+    client = h_client(&daemon_);
+    v = must_get(NC_STR("big"), NC_STR("k"), &len, &info);
+    cr_assert_eq(info.source, NC_SOURCE_L2);
+    cr_assert_eq(len, n);
+    cr_assert_eq(memcmp(v, big, n), 0);
+    nc_free(v);
+    free(big);
+}
+
+Test(daemon, delete_removes_the_key_from_both_tiers)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK);
+    int existed = 0;
+    cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("k"), &existed, 0), NC_OK);
+    cr_assert_eq(existed, 1);
+    void *v;
+    size_t len;
+    cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("k"), &existed, 0), NC_OK);
+    cr_assert_eq(existed, 0);
+    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:k", NULL);
+    cr_assert_str_eq(exists, "0");
+    free(exists);
+}
+
+Test(daemon_flags, prefix_setting_changes_the_redis_key)
+{
+    up_with("--prefix", "app:v7");
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK);
+    char *val = h_redis_cmd(&redis, "GET", "app:v7:ns:0:k", NULL);
+    cr_assert_str_eq(val, "v");
+    free(val);
+}
+
+struct hammer {
+    int id;
+    int errors;
+};
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    char key[32], val[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "t%d-k%d", h->id, i % 20);
+        snprintf(val, sizeof val, "t%d-v%d", h->id, i);
+        if (nc_set(client, NC_STR("hammer"), NC_STR(key), NC_STR(val), 60000, 0) != NC_OK) {
+            h->errors++;
+            continue;
+        }
+        void *v;
+        size_t len;
+        if (nc_get(client, NC_STR("hammer"), NC_STR(key), &v, &len, 0) != NC_OK ||
+            strcmp(v, val) != 0)
+            h->errors++;
+        else
+            nc_free(v);
+    }
+    return NULL;
+}
+
+Test(daemon, one_client_shared_by_threads_reads_its_own_writes)
+{
+    pthread_t t[8];
+    struct hammer h[8];
+    for (int i = 0; i < 8; i++) {
+        h[i] = (struct hammer){.id = i};
+        pthread_create(&t[i], NULL, hammer_main, &h[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(h[i].errors, 0, "thread %d: %d errors", i, h[i].errors);
+    }
+    cr_assert_eq(h_stat(client, "sets"), 1600);
+}
