@@ -1,6 +1,8 @@
 /* Worker pool for Redis work; see jobq.h. One mutex guards the FIFO list;
  * workers sleep on a condition variable and wake at least once a second to
- * reconnect a dropped connection while idle. */
+ * check their connection with PING (or reconnect it) while idle. A worker
+ * that loses its connection wakes the idle ones to check theirs at once, so
+ * `connected` soon tells the truth after Redis goes away. */
 #include "jobq.h"
 
 #include <errno.h>
@@ -28,6 +30,7 @@ struct jobq {
     size_t capacity;
     int stopping; /* guarded by mu */
     atomic_size_t connected;
+    int64_t health_timeout_ms;
     size_t nworkers;
     struct worker *workers;
 };
@@ -69,8 +72,10 @@ static void *worker_main(void *arg)
         if (job != NULL)
             job->fn(job, w->conn);
         else if (!stop)
-            l2_connect(w->conn, units_now_ms());
+            l2_ping(w->conn, w->q->health_timeout_ms);
         int now_connected = l2_connected(w->conn);
+        if (was_connected && !now_connected)
+            pthread_cond_broadcast(&w->q->cv); /* idle workers: check yours now */
         if (now_connected != was_connected) {
             if (now_connected)
                 atomic_fetch_add(&w->q->connected, 1);
@@ -97,6 +102,7 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&q->mu, NULL);
     q->capacity = capacity;
+    q->health_timeout_ms = connect_timeout_ms;
     q->workers = calloc(workers, sizeof *q->workers);
     if (q->workers == NULL) {
         jobq_destroy(q);

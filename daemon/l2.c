@@ -187,15 +187,24 @@ int l2_connect(l2 *c, int64_t now)
     return L2_OK;
 }
 
-/* Connects if needed, then runs the command. Returns the reply (caller
- * frees) or NULL with *status set. An error reply is returned as NULL with
- * L2_EREPLY. */
+/* Connects if needed, then runs the command. A connection that was already
+ * open may have died since its last use (Redis restarted): on an I/O error
+ * there, it reconnects at once and tries once more; every command here is
+ * idempotent. Returns the reply (caller frees) or NULL with *status set; an
+ * error reply is NULL with L2_EREPLY. */
 static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
                        const size_t *lens)
 {
+    int reused = c->ctx != NULL;
     if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
         return NULL;
     redisReply *r = command(c, timeout_ms, status, argc, argv, lens);
+    if (r == NULL && *status == L2_EDOWN && reused) {
+        c->retry_at = 0;
+        if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
+            return NULL;
+        r = command(c, timeout_ms, status, argc, argv, lens);
+    }
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         snprintf(c->err, sizeof c->err, "redis: %s", r->str);
         freeReplyObject(r);
@@ -203,6 +212,19 @@ static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const c
         return NULL;
     }
     return r;
+}
+
+int l2_ping(l2 *c, int64_t timeout_ms)
+{
+    if (c->ctx == NULL)
+        return l2_connect(c, units_now_ms());
+    const char *argv[] = {"PING"};
+    int status;
+    redisReply *r = command(c, timeout_ms, &status, 1, argv, NULL);
+    if (r == NULL)
+        return status;
+    freeReplyObject(r);
+    return L2_OK;
 }
 
 int l2_get(l2 *c, const void *key, size_t klen, int64_t timeout_ms, l2_value *out)

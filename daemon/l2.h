@@ -49,6 +49,10 @@ int l2_connected(const l2 *c);
  * The string belongs to the handle and lives until its next command. */
 const char *l2_error(const l2 *c);
 
+/* Checks the connection with PING (or connects, if it has none and the
+ * backoff allows). Returns L2_OK when it is live. */
+int l2_ping(l2 *c, int64_t timeout_ms);
+
 /* Reads a key's value and remaining TTL in one atomic round trip. Returns
  * L2_OK and fills *out (free with l2_value_free()), L2_NIL, or an error.
  * `timeout_ms` bounds the wait for the answer. */

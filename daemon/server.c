@@ -227,8 +227,9 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
 
 size_t server_drain(server *s, int64_t drain_ms)
 {
+    /* The listener stays open: closing it would close the connections it
+     * accepted, and with them the replies still to be sent. */
     atomic_store(&s->stopping, 1);
-    nng_listener_close(s->listener);
     int64_t give_up = units_now_ms() + drain_ms;
     while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
         nng_msleep(5);

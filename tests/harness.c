@@ -132,7 +132,8 @@ static int redis_launch(h_redis *r)
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
     char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", r->dir, "--daemonize", "no", NULL};
+                    "--appendonly", "no", "--dir", r->dir, "--daemonize", "no",
+                    "--enable-debug-command", "yes", NULL};
     r->pid = spawn(argv, -1, -1, log);
     for (int i = 0; i < 200; i++) {
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid)

@@ -1,0 +1,194 @@
+/* Integration: Redis killed, restarted, slow; deadlines; shutdown. The daemon
+ * never exits because Redis went away, never hangs a request past its
+ * deadline, and a slow Redis does not hold up L1 hits. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static h_redis redis;
+static h_daemon daemon_;
+static nc_client *client;
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, "--redis-timeout", "300ms", NULL);
+    client = h_client(&daemon_);
+}
+
+static void down(void)
+{
+    nc_close(client);
+    int code = h_daemon_stop(&daemon_);
+    h_redis_stop(&redis, 1);
+    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+}
+
+TestSuite(faults, .init = up, .fini = down, .timeout = 60);
+
+static int get_status(const char *key, char **value, int timeout_ms)
+{
+    void *v = NULL;
+    size_t len;
+    int rv = nc_get(client, NC_STR("ns"), NC_STR(key), &v, &len, timeout_ms);
+    if (value != NULL)
+        *value = v;
+    else
+        nc_free(v);
+    return rv;
+}
+
+Test(faults, redis_down_serves_fresh_l1_and_unavailable_for_the_rest)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    h_redis_stop(&redis, 1);
+    char *v;
+    cr_assert_eq(get_status("hot", &v, 0), NC_OK, "an L1 entry while Redis is down: %s",
+                 nc_errmsg());
+    cr_assert_str_eq(v, "v");
+    nc_free(v);
+    cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
+    cr_assert_not_null(strstr(nc_errmsg(), "redis"), "message: %s", nc_errmsg());
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("x"), NC_STR("y"), 60000, 0),
+                 NC_EUNAVAILABLE);
+    cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("hot"), NULL, 0), NC_EUNAVAILABLE);
+    cr_assert(h_stat(client, "redis_errors") >= 3);
+    int up = 1;
+    for (int64_t give_up = h_now_ms() + 3000; up && h_now_ms() < give_up; h_sleep_ms(20))
+        cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
+    cr_assert_eq(up, 0, "Ping says redis is up 3 s after it went down");
+    cr_assert_eq(h_stat(client, "redis_connections_up"), 0);
+}
+
+Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("1"), 60000, 0), NC_OK);
+    h_redis_stop(&redis, 1);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("2"), 60000, 0),
+                 NC_EUNAVAILABLE);
+    h_redis_restart(&redis); /* empty: no persistence */
+    int64_t give_up = h_now_ms() + 10000;
+    int rv;
+    while ((rv = nc_set(client, NC_STR("ns"), NC_STR("b"), NC_STR("3"), 60000, 0)) != NC_OK &&
+           h_now_ms() < give_up)
+        h_sleep_ms(50);
+    cr_assert_eq(rv, NC_OK, "no reconnect within 10 s: %s", nc_errmsg());
+    char *v;
+    cr_assert_eq(get_status("b", &v, 0), NC_OK);
+    cr_assert_str_eq(v, "3");
+    nc_free(v);
+    /* The failed write of "a" dropped it from L1: no stale "1" is served. */
+    cr_assert_eq(get_status("a", NULL, 0), NC_ENOTFOUND);
+    int up = 0;
+    cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
+    cr_assert_eq(up, 1);
+    cr_assert(h_daemon_alive(&daemon_));
+}
+
+Test(faults, daemon_started_without_redis_serves_once_redis_comes)
+{
+    nc_close(client);
+    h_daemon_stop(&daemon_);
+    h_redis_stop(&redis, 1);
+    h_daemon_start(&daemon_, &redis, NULL); /* the port is closed now */
+    client = h_client(&daemon_);
+    cr_assert_eq(get_status("k", NULL, 0), NC_EUNAVAILABLE);
+    h_redis_restart(&redis);
+    int64_t give_up = h_now_ms() + 10000;
+    int rv;
+    while ((rv = get_status("k", NULL, 0)) != NC_ENOTFOUND && h_now_ms() < give_up)
+        h_sleep_ms(50);
+    cr_assert_eq(rv, NC_ENOTFOUND, "still %s after 10 s", nc_strerror(rv));
+}
+
+/* Runs `redis-cli DEBUG SLEEP secs` in a child; returns its pid. */
+static pid_t redis_sleep(const char *secs)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", redis.port);
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
+        _exit(127);
+    }
+    h_sleep_ms(100); /* let Redis start sleeping */
+    return pid;
+}
+
+Test(faults, slow_redis_does_not_hold_up_l1_hits)
+{
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = redis_sleep("1.5");
+    /* Misses pile up behind the sleeping Redis... */
+    nc_client *other = h_client(&daemon_);
+    for (int i = 0; i < 4; i++) {
+        void *v;
+        size_t len;
+        nc_get(other, NC_STR("ns"), NC_STR("cold"), &v, &len, 200);
+    }
+    /* ...while hits keep coming from L1, each well inside the sleep. */
+    for (int i = 0; i < 20; i++) {
+        int64_t t0 = h_now_ms();
+        cr_assert_eq(get_status("hot", NULL, 1000), NC_OK);
+        cr_assert_lt(h_now_ms() - t0, 200, "an L1 hit took %lld ms",
+                     (long long)(h_now_ms() - t0));
+    }
+    nc_close(other);
+    waitpid(sleeper, NULL, 0);
+}
+
+Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
+{
+    pid_t sleeper = redis_sleep("2");
+    int64_t t0 = h_now_ms();
+    int rv = get_status("cold", NULL, 250);
+    int64_t took = h_now_ms() - t0;
+    cr_assert_eq(rv, NC_ETIMEDOUT, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_lt(took, 1000, "a 250 ms request took %lld ms", (long long)took);
+    waitpid(sleeper, NULL, 0);
+    /* The daemon's own answer, once Redis is back. */
+    cr_assert(h_stat(client, "deadline_exceeded") + h_stat(client, "redis_errors") >= 1);
+    cr_assert_eq(get_status("cold", NULL, 0), NC_ENOTFOUND);
+}
+
+struct slow_get {
+    int rv;
+};
+
+static void *slow_get_main(void *arg)
+{
+    struct slow_get *g = arg;
+    nc_client *c = h_client(&daemon_);
+    void *v;
+    size_t len;
+    g->rv = nc_get(c, NC_STR("ns"), NC_STR("cold"), &v, &len, 3000);
+    nc_close(c);
+    return NULL;
+}
+
+Test(faults, sigterm_lets_a_request_in_flight_finish_then_exits_zero)
+{
+    pid_t sleeper = redis_sleep("0.2");
+    pthread_t t;
+    struct slow_get g = {.rv = -1};
+    pthread_create(&t, NULL, slow_get_main, &g);
+    h_sleep_ms(50); /* the Get is now waiting on Redis */
+    kill(daemon_.pid, SIGTERM);
+    pthread_join(t, NULL);
+    cr_assert_eq(g.rv, NC_ENOTFOUND, "the in-flight Get got %s", nc_strerror(g.rv));
+    int status;
+    waitpid(daemon_.pid, &status, 0);
+    daemon_.pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    waitpid(sleeper, NULL, 0);
+    h_daemon_start(&daemon_, &redis, NULL); /* for down() */
+}
