@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what nearcache needs to build, test and run, from Debian 12
+# packages, skipping what is already installed.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
+      protobuf-c-compiler uthash-dev libcriterion-dev redis-server redis-tools python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
