@@ -58,31 +58,38 @@ static jobq_job *pop(jobq *q, int *stop)
     return job;
 }
 
+/* Keeps the `connected` count true after a job or idle check, and wakes the
+ * idle workers when this one lost its connection (check yours) or got it
+ * back (Redis is reachable again: reconnect now). */
+static void note_state(struct worker *w, int *was_connected)
+{
+    int now_connected = l2_connected(w->conn);
+    if (now_connected == *was_connected)
+        return;
+    if (now_connected)
+        atomic_fetch_add(&w->q->connected, 1);
+    else
+        atomic_fetch_sub(&w->q->connected, 1);
+    *was_connected = now_connected;
+    pthread_cond_broadcast(&w->q->cv);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     int was_connected = 0, stop = 0;
     l2_connect(w->conn, units_now_ms()); /* be ready before the first request */
-    if (l2_connected(w->conn)) {
-        atomic_fetch_add(&w->q->connected, 1);
-        was_connected = 1;
-    }
+    note_state(w, &was_connected);
     while (!stop) {
         jobq_job *job = pop(w->q, &stop);
+        /* Another worker reaches Redis: skip what is left of our backoff. */
+        if (!l2_connected(w->conn) && atomic_load(&w->q->connected) > 0)
+            l2_retry_now(w->conn);
         if (job != NULL)
             job->fn(job, w->conn);
         else if (!stop)
             l2_ping(w->conn, w->q->health_timeout_ms);
-        int now_connected = l2_connected(w->conn);
-        if (was_connected && !now_connected)
-            pthread_cond_broadcast(&w->q->cv); /* idle workers: check yours now */
-        if (now_connected != was_connected) {
-            if (now_connected)
-                atomic_fetch_add(&w->q->connected, 1);
-            else
-                atomic_fetch_sub(&w->q->connected, 1);
-            was_connected = now_connected;
-        }
+        note_state(w, &was_connected);
     }
     if (was_connected)
         atomic_fetch_sub(&w->q->connected, 1);

@@ -79,6 +79,11 @@ void l2_close(l2 *c)
     free(c);
 }
 
+void l2_retry_now(l2 *c)
+{
+    c->retry_at = 0;
+}
+
 int l2_connected(const l2 *c)
 {
     return c->ctx != NULL;

@@ -42,6 +42,10 @@ void l2_close(l2 *c);
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
 int l2_connect(l2 *c, int64_t now);
 
+/* Lets the next command try to connect at once, ignoring the backoff (for
+ * when Redis is known to be reachable again). */
+void l2_retry_now(l2 *c);
+
 /* Whether the handle holds a live connection. */
 int l2_connected(const l2 *c);
 

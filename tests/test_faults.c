@@ -86,7 +86,8 @@ Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
     cr_assert_str_eq(v, "3");
     nc_free(v);
     /* The failed write of "a" dropped it from L1: no stale "1" is served. */
-    cr_assert_eq(get_status("a", NULL, 0), NC_ENOTFOUND);
+    int got = get_status("a", NULL, 0);
+    cr_assert_eq(got, NC_ENOTFOUND, "get a: %s: %s", nc_strerror(got), nc_errmsg());
     int up = 0;
     cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
     cr_assert_eq(up, 1);
