@@ -1,0 +1,366 @@
+/* L1 store; see l1.h. Per shard, under its lock: each entry is one allocation
+ * (header, key, value) in the shard's uthash table, whose insertion-order list
+ * is the LRU list (head = least recent); `bytes` sums l1_charge() over the
+ * entries and never exceeds `budget`. A key is hashed once: the high bits pick
+ * the shard, the low 32 bits are uthash's hash value. */
+#include "l1.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A failed allocation inside uthash must not exit the daemon: in this mode
+ * uthash leaves the new item out of the table and sets its hh.tbl to NULL,
+ * which l1_link_locked() checks. */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#define L1_DEFAULT_SHARDS 16u
+#define L1_MAX_SHARDS     (1u << 20)
+#define L1_MALLOC_SLACK   16u /* allocator header and rounding, per entry */
+#define L1_BUCKET_SHARE   8u  /* a 16-byte uthash bucket per ~2 entries */
+#define L1_CACHE_LINE     64u
+
+/* One entry: this header, then the key, then the value, in one allocation.
+ * hh.key points at data and hh.keylen holds the key length. There are no LRU
+ * links of our own: uthash's handle (56 bytes) already keeps every item on a
+ * doubly linked list in insertion order, so moving an entry to the tail on
+ * each use makes that list the LRU list and keeps the header at 72 bytes
+ * (l1_entry_overhead() 96) instead of 88 (112). */
+typedef struct l1_entry {
+    UT_hash_handle hh; /* hash chain and LRU list links */
+    int64_t expires_at;
+    uint32_t vlen;
+    unsigned char data[];
+} l1_entry;
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(l1_entry) <= 72, "l1 entry header grew; overhead budget is 96 bytes");
+#endif
+
+typedef struct l1_shard {
+    alignas(L1_CACHE_LINE) pthread_mutex_t lock;
+    l1_entry *head; /* uthash head; also the least recently used entry */
+    uint64_t bytes;
+    uint64_t budget;
+    uint64_t entries;
+    uint64_t evictions;
+    uint64_t expired;
+} l1_shard;
+
+struct l1 {
+    l1_shard *shards;
+    unsigned nshards;
+    unsigned shard_bits; /* nshards == 1 << shard_bits */
+    uint64_t max_memory;
+};
+
+size_t l1_entry_overhead(void)
+{
+    return sizeof(l1_entry) + L1_MALLOC_SLACK + L1_BUCKET_SHARE;
+}
+
+/* Returns the bytes an entry of these lengths is charged. */
+static uint64_t l1_charge(uint64_t klen, uint64_t vlen)
+{
+    return l1_entry_overhead() + klen + vlen;
+}
+
+static uint64_t l1_rotl(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+/* Hashes a key with the single-lane form of xxHash64: 8 bytes per step, then
+ * a full avalanche, so both the high bits (shard) and the low bits (uthash
+ * bucket) are well mixed. Returns the 64-bit hash. */
+static uint64_t l1_hash(const void *key, size_t len)
+{
+    const uint64_t p1 = 0x9E3779B185EBCA87u, p2 = 0xC2B2AE3D27D4EB4Fu;
+    const uint64_t p3 = 0x165667B19E3779F9u, p4 = 0x85EBCA77C2B2AE63u;
+    const uint64_t p5 = 0x27D4EB2F165667C5u;
+    const unsigned char *p = key;
+    uint64_t h = p5 + (uint64_t)len;
+
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, sizeof w);
+        h ^= l1_rotl(w * p2, 31) * p1;
+        h = l1_rotl(h, 27) * p1 + p4;
+    }
+    if (len >= 4) {
+        uint32_t w;
+        memcpy(&w, p, sizeof w);
+        h ^= (uint64_t)w * p1;
+        h = l1_rotl(h, 23) * p2 + p3;
+        p += 4;
+        len -= 4;
+    }
+    for (; len > 0; p++, len--) {
+        h ^= *p * p5;
+        h = l1_rotl(h, 11) * p1;
+    }
+    h ^= h >> 33;
+    h *= p2;
+    h ^= h >> 29;
+    h *= p3;
+    h ^= h >> 32;
+    return h;
+}
+
+/* Returns the shard that owns hash h. */
+static l1_shard *l1_shard_of(l1 *s, uint64_t h)
+{
+    if (s->shard_bits == 0)
+        return &s->shards[0];
+    return &s->shards[h >> (64 - s->shard_bits)];
+}
+
+/* Returns the entry of the key, or NULL. Needs sh->lock. */
+static l1_entry *l1_find_locked(l1_shard *sh, const void *key, size_t klen, uint64_t h)
+{
+    l1_entry *e;
+    HASH_FIND_BYHASHVALUE(hh, sh->head, key, klen, (unsigned)h, e);
+    return e;
+}
+
+/* Unlinks e, uncharges it and frees it. Needs sh->lock. */
+static void l1_remove_locked(l1_shard *sh, l1_entry *e)
+{
+    HASH_DELETE(hh, sh->head, e);
+    sh->bytes -= l1_charge(e->hh.keylen, e->vlen);
+    sh->entries--;
+    free(e);
+}
+
+/* Links e at the most recently used end and charges it. Returns 0, or ENOMEM
+ * when uthash could not grow its table; e is then freed and uncharged. Needs
+ * sh->lock; e must not be linked. */
+static int l1_link_locked(l1_shard *sh, l1_entry *e)
+{
+    unsigned hashv = e->hh.hashv, klen = e->hh.keylen;
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, sh->head, e->data, klen, hashv, e);
+    if (e->hh.tbl == NULL) {
+        free(e);
+        return ENOMEM;
+    }
+    sh->bytes += l1_charge(klen, e->vlen);
+    sh->entries++;
+    return 0;
+}
+
+/* Makes e the most recently used entry of its shard by moving it to the tail
+ * of the table's insertion-order list (unlink and relink: uthash has no move).
+ * Returns 0, or ENOMEM when relinking failed and e was dropped. Needs
+ * sh->lock. */
+static int l1_touch_locked(l1_shard *sh, l1_entry *e)
+{
+    if (e->hh.next == NULL)
+        return 0; /* already the most recent; also keeps a lone entry's table */
+    HASH_DELETE(hh, sh->head, e);
+    sh->bytes -= l1_charge(e->hh.keylen, e->vlen);
+    sh->entries--;
+    return l1_link_locked(sh, e);
+}
+
+/* Evicts least recently used entries until `need` more bytes fit in the
+ * budget. The caller has checked that need <= budget. Needs sh->lock. */
+static void l1_make_room_locked(l1_shard *sh, uint64_t need)
+{
+    while (sh->head != NULL && sh->bytes + need > sh->budget) {
+        l1_remove_locked(sh, sh->head);
+        sh->evictions++;
+    }
+}
+
+/* Returns the smallest power of two >= n, for 1 <= n <= L1_MAX_SHARDS. */
+static unsigned l1_pow2_at_least(unsigned n, unsigned *bits)
+{
+    unsigned p = 1;
+    *bits = 0;
+    while (p < n) {
+        p <<= 1;
+        (*bits)++;
+    }
+    return p;
+}
+
+/* Also returns ENOMEM for more than L1_MAX_SHARDS shards: far more locks than
+ * any host has cores, and the rounding would overflow near UINT_MAX. */
+int l1_create(l1 **out, uint64_t max_memory, unsigned shards)
+{
+    if (shards == 0)
+        shards = L1_DEFAULT_SHARDS;
+    if (shards > L1_MAX_SHARDS)
+        return ENOMEM;
+    l1 *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ENOMEM;
+    s->nshards = l1_pow2_at_least(shards, &s->shard_bits);
+    s->max_memory = max_memory;
+    s->shards = aligned_alloc(alignof(l1_shard), s->nshards * sizeof(l1_shard));
+    if (s->shards == NULL)
+        goto fail_shards;
+    memset(s->shards, 0, s->nshards * sizeof(l1_shard));
+    unsigned i;
+    for (i = 0; i < s->nshards; i++) {
+        if (pthread_mutex_init(&s->shards[i].lock, NULL) != 0)
+            goto fail_locks;
+        s->shards[i].budget = max_memory / s->nshards;
+    }
+    *out = s;
+    return 0;
+
+fail_locks:
+    while (i-- > 0)
+        pthread_mutex_destroy(&s->shards[i].lock);
+    free(s->shards);
+fail_shards:
+    free(s);
+    return ENOMEM;
+}
+
+void l1_destroy(l1 *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; i < s->nshards; i++) {
+        l1_shard *sh = &s->shards[i];
+        l1_entry *e, *tmp;
+        HASH_ITER(hh, sh->head, e, tmp)
+        {
+            l1_remove_locked(sh, e); /* no other thread may hold the store now */
+        }
+        pthread_mutex_destroy(&sh->lock);
+    }
+    free(s->shards);
+    free(s);
+}
+
+/* visit may be NULL to test for a live entry only. */
+int l1_get(l1 *s, const void *key, size_t klen, int64_t now, l1_visit_fn visit, void *arg)
+{
+    if (klen > UINT32_MAX)
+        return 0; /* never stored; uthash compares 32-bit lengths */
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+    int hit = 0;
+
+    pthread_mutex_lock(&sh->lock);
+    l1_entry *e = l1_find_locked(sh, key, klen, h);
+    if (e != NULL && e->expires_at <= now) {
+        l1_remove_locked(sh, e);
+        sh->expired++;
+    } else if (e != NULL && l1_touch_locked(sh, e) == 0) {
+        if (visit != NULL)
+            visit(arg, e->data + klen, e->vlen, e->expires_at);
+        hit = 1;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return hit;
+}
+
+/* Returns a new, unlinked entry holding copies of key and value, or NULL. */
+static l1_entry *l1_entry_new(const void *key, size_t klen, const void *value, size_t vlen,
+                              int64_t expires_at, uint64_t h)
+{
+    size_t size = offsetof(l1_entry, data) + klen + vlen;
+    l1_entry *e = malloc(size < sizeof(l1_entry) ? sizeof(l1_entry) : size);
+    if (e == NULL)
+        return NULL;
+    e->hh.hashv = (unsigned)h;
+    e->hh.keylen = (unsigned)klen;
+    e->expires_at = expires_at;
+    e->vlen = (uint32_t)vlen;
+    if (klen > 0)
+        memcpy(e->data, key, klen);
+    if (vlen > 0)
+        memcpy(e->data + klen, value, vlen);
+    return e;
+}
+
+/* The copy is made before the lock is taken, so the critical section is
+ * lookups and pointer updates only. On every error, ENOMEM included, the old
+ * entry of the key is removed: the caller meant to replace it, so keeping it
+ * could serve a value the caller knows to be stale. */
+int l1_set(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, int64_t expires_at,
+           int64_t now)
+{
+    if (klen > UINT32_MAX)
+        return E2BIG; /* no entry of such a key can exist */
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+    int rc = 0;
+    l1_entry *e = NULL;
+
+    if (expires_at <= now)
+        rc = EINVAL;
+    else if (vlen > UINT32_MAX || l1_charge(klen, vlen) > sh->budget)
+        rc = E2BIG;
+    else if ((e = l1_entry_new(key, klen, value, vlen, expires_at, h)) == NULL)
+        rc = ENOMEM;
+
+    pthread_mutex_lock(&sh->lock);
+    l1_entry *old = l1_find_locked(sh, key, klen, h);
+    if (old != NULL)
+        l1_remove_locked(sh, old); /* a replacement, not an eviction */
+    if (e != NULL) {
+        l1_make_room_locked(sh, l1_charge(klen, vlen));
+        rc = l1_link_locked(sh, e);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
+int l1_del(l1 *s, const void *key, size_t klen)
+{
+    if (klen > UINT32_MAX)
+        return 0;
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+
+    pthread_mutex_lock(&sh->lock);
+    l1_entry *e = l1_find_locked(sh, key, klen, h);
+    if (e != NULL)
+        l1_remove_locked(sh, e);
+    pthread_mutex_unlock(&sh->lock);
+    return e != NULL;
+}
+
+uint64_t l1_del_prefix(l1 *s, const void *prefix, size_t plen)
+{
+    uint64_t removed = 0;
+    for (unsigned i = 0; i < s->nshards; i++) {
+        l1_shard *sh = &s->shards[i];
+        l1_entry *e, *tmp;
+        pthread_mutex_lock(&sh->lock);
+        HASH_ITER(hh, sh->head, e, tmp)
+        {
+            if (e->hh.keylen >= plen && (plen == 0 || memcmp(e->data, prefix, plen) == 0)) {
+                l1_remove_locked(sh, e);
+                removed++;
+            }
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return removed;
+}
+
+/* Takes each shard lock in turn, so the totals are a sum of per-shard
+ * snapshots, not one atomic snapshot of the whole store. */
+void l1_get_stats(l1 *s, l1_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->max_bytes = s->max_memory;
+    for (unsigned i = 0; i < s->nshards; i++) {
+        l1_shard *sh = &s->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        out->entries += sh->entries;
+        out->bytes += sh->bytes;
+        out->evictions += sh->evictions;
+        out->expired += sh->expired;
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
