@@ -29,6 +29,31 @@ static const char usage_text[] =
     "\n"
     "exit: 0 ok, 1 not found, 2 usage error, 3 daemon unreachable or error\n";
 
+/* What a command needs to reach the daemon; it connects only once its own
+ * arguments are known to be good, so a usage error is never reported as an
+ * unreachable daemon. */
+struct session {
+    const char *url;
+    int timeout;
+    nc_client *client;
+    int open_error; /* exit code when connecting failed */
+};
+
+/* Returns the connected client, or NULL (with the error reported and
+ * s->open_error set). */
+static nc_client *session_client(struct session *s)
+{
+    if (s->client != NULL)
+        return s->client;
+    int rv = nc_open(&s->client, s->url, 0);
+    if (rv == NC_OK)
+        return s->client;
+    fprintf(stderr, "nearcache-cli: %s\n", nc_errmsg());
+    s->open_error = rv == NC_EINVAL ? 2 : 3;
+    s->client = NULL;
+    return NULL;
+}
+
 static int usage(const char *problem)
 {
     if (problem != NULL)
@@ -72,13 +97,16 @@ static char *read_stdin(size_t *len)
     return buf;
 }
 
-static int cmd_get(nc_client *c, int timeout, char **args, int nargs)
+static int cmd_get(struct session *ss, char **args, int nargs)
 {
     if (nargs != 2)
         return usage("get takes NS KEY");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
     void *value;
     size_t len;
-    int rv = nc_get(c, NC_STR(args[0]), NC_STR(args[1]), &value, &len, timeout);
+    int rv = nc_get(c, NC_STR(args[0]), NC_STR(args[1]), &value, &len, ss->timeout);
     if (rv != NC_OK)
         return failed("get", rv);
     int ok = fwrite(value, 1, len, stdout) == len && fflush(stdout) == 0;
@@ -90,7 +118,7 @@ static int cmd_get(nc_client *c, int timeout, char **args, int nargs)
     return 0;
 }
 
-static int cmd_set(nc_client *c, int timeout, char **args, int nargs)
+static int cmd_set(struct session *ss, char **args, int nargs)
 {
     int64_t ttl = NC_TTL_DEFAULT;
     char *pos[3];
@@ -110,6 +138,9 @@ static int cmd_set(nc_client *c, int timeout, char **args, int nargs)
     }
     if (npos != 3)
         return usage("set takes NS KEY VALUE [--ttl DUR]");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
     nc_bytes value = NC_STR(pos[2]);
     char *input = NULL;
     if (strcmp(pos[2], "-") == 0) {
@@ -119,39 +150,48 @@ static int cmd_set(nc_client *c, int timeout, char **args, int nargs)
         }
         value.data = input;
     }
-    int rv = nc_set(c, NC_STR(pos[0]), NC_STR(pos[1]), value, ttl, timeout);
+    int rv = nc_set(c, NC_STR(pos[0]), NC_STR(pos[1]), value, ttl, ss->timeout);
     free(input);
     return rv == NC_OK ? 0 : failed("set", rv);
 }
 
-static int cmd_del(nc_client *c, int timeout, char **args, int nargs)
+static int cmd_del(struct session *ss, char **args, int nargs)
 {
     if (nargs != 2)
         return usage("del takes NS KEY");
-    int rv = nc_del(c, NC_STR(args[0]), NC_STR(args[1]), NULL, timeout);
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
+    int rv = nc_del(c, NC_STR(args[0]), NC_STR(args[1]), NULL, ss->timeout);
     return rv == NC_OK ? 0 : failed("del", rv);
 }
 
-static int cmd_ping(nc_client *c, int timeout, char **args, int nargs)
+static int cmd_ping(struct session *ss, char **args, int nargs)
 {
     if (nargs != 0)
         return usage("ping takes no arguments");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
     int redis_up = 0;
-    int rv = nc_ping(c, &redis_up, timeout);
+    int rv = nc_ping(c, &redis_up, ss->timeout);
     if (rv != NC_OK)
         return failed("ping", rv);
     printf("PONG (redis %s)\n", redis_up ? "up" : "down");
     return 0;
 }
 
-static int cmd_stats(nc_client *c, int timeout, char **args, int nargs)
+static int cmd_stats(struct session *ss, char **args, int nargs)
 {
     int json = nargs == 1 && strcmp(args[0], "--json") == 0;
     if (nargs > 1 || (nargs == 1 && !json))
         return usage("stats takes only --json");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
     nc_stat *st;
     size_t n;
-    int rv = nc_stats(c, &st, &n, timeout);
+    int rv = nc_stats(c, &st, &n, ss->timeout);
     if (rv != NC_OK)
         return failed("stats", rv);
     if (json)
@@ -170,7 +210,7 @@ static int cmd_stats(nc_client *c, int timeout, char **args, int nargs)
 
 struct command {
     const char *name;
-    int (*run)(nc_client *c, int timeout, char **args, int nargs);
+    int (*run)(struct session *ss, char **args, int nargs);
 };
 
 static const struct command commands[] = {
@@ -205,13 +245,8 @@ int main(int argc, char **argv)
             cmd = &commands[k];
     if (cmd == NULL)
         return usage("unknown command");
-    nc_client *c;
-    int rv = nc_open(&c, url, 0);
-    if (rv != NC_OK) {
-        fprintf(stderr, "nearcache-cli: %s\n", nc_errmsg());
-        return rv == NC_EINVAL ? EXIT_USAGE : EXIT_ERROR;
-    }
-    int code = cmd->run(c, (int)timeout, argv + i + 1, argc - i - 1);
-    nc_close(c);
+    struct session ss = {.url = url, .timeout = (int)timeout};
+    int code = cmd->run(&ss, argv + i + 1, argc - i - 1);
+    nc_close(ss.client);
     return code;
 }

@@ -5,6 +5,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 
 struct nc_client {
     nng_socket sock;
+    nng_dialer dialer;
+    pthread_mutex_t dial_mu; /* guards dialer replacement */
     atomic_int timeout_ms;
     atomic_uint_fast64_t next_id;
     atomic_int pipes; /* connections to the daemon right now */
@@ -71,13 +74,15 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(c->sock, url, NULL, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
+    rv = nng_dial(c->sock, url, &c->dialer, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
     if (rv != 0) {
         nng_close(c->sock);
         free(c);
-        return fail(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? NC_EINVAL : NC_ECONNECT, 0,
-                    "cannot connect to nearcached at %s: %s", url, nng_strerror(rv));
+        int bad_url = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL;
+        return fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0, "cannot connect to nearcached at %s: %s",
+                    url, nng_strerror(rv));
     }
+    pthread_mutex_init(&c->dial_mu, NULL);
     *out = c;
     return NC_OK;
 }
@@ -87,7 +92,21 @@ void nc_close(nc_client *c)
     if (c == NULL)
         return;
     nng_close(c->sock);
+    pthread_mutex_destroy(&c->dial_mu);
     free(c);
+}
+
+/* Starts a fresh background dialer. nng 1.5.2 (bug #1518) stops a dialer
+ * for good when a connection fails during negotiation (say, the daemon
+ * restarting): a call that finds no connection at all replaces it. */
+static void redial(nc_client *c)
+{
+    pthread_mutex_lock(&c->dial_mu);
+    if (atomic_load(&c->pipes) == 0) {
+        nng_dialer_close(c->dialer);
+        nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
+    }
+    pthread_mutex_unlock(&c->dial_mu);
 }
 
 void nc_set_timeout(nc_client *c, int timeout_ms)
@@ -159,8 +178,10 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
     nng_ctx_close(ctx);
     if (rv == 0)
         return NC_OK;
-    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
+    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0) {
+        redial(c);
         return fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
+    }
     if (rv == NNG_ETIMEDOUT)
         return fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
     return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s", nng_strerror(rv));
@@ -213,8 +234,8 @@ static ProtobufCBinaryData bin(nc_bytes b)
     return d;
 }
 
-int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len,
-              nc_get_info *info, int timeout_ms)
+int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
+              int timeout_ms)
 {
     pb_get_request g = NEARCACHE__V1__GET_REQUEST__INIT;
     g.ns = bin(ns);
@@ -249,8 +270,7 @@ int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, i
     return nc_get_ex(c, ns, key, value, len, NULL, timeout_ms);
 }
 
-int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
-           int timeout_ms)
+int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms, int timeout_ms)
 {
     pb_set_request s = NEARCACHE__V1__SET_REQUEST__INIT;
     s.ns = bin(ns);

@@ -1,12 +1,22 @@
 /* The RPC front end; see server.h.
  * Each call cycles RECV -> (handler) -> SEND -> RECV. `busy` counts calls
  * between a received request and its sent reply; server_drain() waits for it
- * to reach zero. Once `stopping` is set no call posts a new receive. */
+ * to reach zero. Once `stopping` is set no call posts a new receive.
+ *
+ * The watchdog works around nng 1.5.2's bug #1518: a peer that hangs up
+ * while its connection is being negotiated stops the listener from accepting
+ * for good (EPIPE surfaces as NNG_ECLOSED, which the listener takes for its
+ * own close). Any local process can cause it by connecting and closing at
+ * once. So every second the watchdog makes a fresh connection and sends a
+ * Ping; if no answer comes, it re-creates the listener. Clients reconnect by
+ * themselves. */
 #include "server.h"
 
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -39,7 +49,15 @@ struct server {
     size_t ncalls;
     atomic_size_t busy;
     atomic_int stopping;
+    pthread_t watchdog;
+    int watchdog_started;
+    pthread_mutex_t watchdog_mu;
+    pthread_cond_t watchdog_cv;
+    uint64_t listener_restarts;
 };
+
+#define WATCHDOG_INTERVAL_MS 1000
+#define WATCHDOG_TIMEOUT_MS  1000
 
 const pb_request *call_request(const call *c)
 {
@@ -124,8 +142,10 @@ static void call_dispatch(call *c, nng_msg *m)
     nng_msg_free(m);
     if (c->req == NULL) {
         stats_inc(&s->opt.stats->bad_requests);
-        call_fail(c, CODE(INVALID_ARGUMENT), "malformed request: %zu bytes are not a valid "
-                  "nearcache.v1.Request protobuf", len);
+        call_fail(c, CODE(INVALID_ARGUMENT),
+                  "malformed request: %zu bytes are not a valid "
+                  "nearcache.v1.Request protobuf",
+                  len);
         return;
     }
     c->deadline = now + (c->req->timeout_ms != 0 ? c->req->timeout_ms : s->opt.default_timeout_ms);
@@ -175,6 +195,16 @@ static void call_cb(void *arg)
     atomic_fetch_sub(&s->busy, 1);
 }
 
+static int start_listener(server *s, char *err, size_t errlen)
+{
+    int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
+    if (rv == 0)
+        rv = nng_listener_start(s->listener, 0);
+    if (rv != 0)
+        snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
+    return rv;
+}
+
 static int open_socket(server *s, char *err, size_t errlen)
 {
     int rv = nng_rep0_open(&s->sock);
@@ -184,12 +214,74 @@ static int open_socket(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
         return rv;
     }
-    rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
-    if (rv == 0)
-        rv = nng_listener_start(s->listener, 0);
-    if (rv != 0)
-        snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
-    return rv;
+    return start_listener(s, err, errlen);
+}
+
+/* One probe: a new connection, a Ping, its answer. Returns 1 when answered. */
+static int probe(server *s)
+{
+    nng_socket req;
+    nng_msg *m = NULL;
+    if (nng_req0_open(&req) != 0)
+        return 1; /* cannot tell; assume fine */
+    nng_socket_set_ms(req, NNG_OPT_SENDTIMEO, WATCHDOG_TIMEOUT_MS);
+    nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, WATCHDOG_TIMEOUT_MS);
+    pb_ping_request ping = NEARCACHE__V1__PING_REQUEST__INIT;
+    pb_request r = NEARCACHE__V1__REQUEST__INIT;
+    r.method_case = METHOD(PING);
+    r.ping = &ping;
+    int ok = nng_dial(req, s->opt.url, NULL, NNG_FLAG_NONBLOCK) == 0 &&
+             nng_msg_alloc(&m, codec_request_size(&r)) == 0;
+    if (ok) {
+        codec_request_pack(&r, nng_msg_body(m));
+        ok = nng_sendmsg(req, m, 0) == 0;
+        if (!ok)
+            nng_msg_free(m);
+        ok = ok && nng_recvmsg(req, &m, 0) == 0;
+        if (ok)
+            nng_msg_free(m);
+    }
+    nng_close(req);
+    return ok;
+}
+
+static void *watchdog_main(void *arg)
+{
+    server *s = arg;
+    pthread_mutex_lock(&s->watchdog_mu);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += WATCHDOG_INTERVAL_MS / 1000;
+        pthread_cond_timedwait(&s->watchdog_cv, &s->watchdog_mu, &ts);
+        if (atomic_load(&s->stopping))
+            break;
+        pthread_mutex_unlock(&s->watchdog_mu);
+        if (!probe(s) && !atomic_load(&s->stopping)) {
+            char err[256];
+            log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
+                     "re-creating it",
+                     s->opt.url);
+            nng_listener_close(s->listener);
+            if (start_listener(s, err, sizeof err) != 0)
+                log_error("%s", err);
+            s->listener_restarts++;
+        }
+        pthread_mutex_lock(&s->watchdog_mu);
+    }
+    pthread_mutex_unlock(&s->watchdog_mu);
+    return NULL;
+}
+
+static void stop_watchdog(server *s)
+{
+    pthread_mutex_lock(&s->watchdog_mu);
+    atomic_store(&s->stopping, 1);
+    pthread_cond_broadcast(&s->watchdog_cv);
+    pthread_mutex_unlock(&s->watchdog_mu);
+    if (s->watchdog_started)
+        pthread_join(s->watchdog, NULL);
+    s->watchdog_started = 0;
 }
 
 int server_start(server **out, const server_options *opt, char *err, size_t errlen)
@@ -201,6 +293,12 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
         return NNG_ENOMEM;
     }
     s->opt = *opt;
+    pthread_mutex_init(&s->watchdog_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->watchdog_cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rv = open_socket(s, err, errlen);
     for (size_t i = 0; rv == 0 && i < opt->contexts; i++) {
         call *c = &s->calls[i];
@@ -221,6 +319,7 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
     }
     for (size_t i = 0; i < s->ncalls; i++)
         nng_ctx_recv(s->calls[i].ctx, s->calls[i].aio);
+    s->watchdog_started = pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0;
     *out = s;
     return 0;
 }
@@ -229,7 +328,7 @@ size_t server_drain(server *s, int64_t drain_ms)
 {
     /* The listener stays open: closing it would close the connections it
      * accepted, and with them the replies still to be sent. */
-    atomic_store(&s->stopping, 1);
+    stop_watchdog(s);
     int64_t give_up = units_now_ms() + drain_ms;
     while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
         nng_msleep(5);
@@ -240,7 +339,7 @@ void server_free(server *s)
 {
     if (s == NULL)
         return;
-    atomic_store(&s->stopping, 1);
+    stop_watchdog(s);
     nng_close(s->sock); /* aborts receives and unsent replies */
     for (size_t i = 0; i < s->ncalls; i++)
         nng_aio_stop(s->calls[i].aio);
@@ -251,5 +350,7 @@ void server_free(server *s)
             nng_msg_free(s->calls[i].reply);
     }
     free(s->calls);
+    pthread_cond_destroy(&s->watchdog_cv);
+    pthread_mutex_destroy(&s->watchdog_mu);
     free(s);
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -53,6 +54,19 @@ char *h_read_file(const char *path, size_t *len)
     if (len != NULL)
         *len = n;
     return buf;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Removes a test directory and everything in it. */
+static void remove_dir(const char *dir)
+{
+    if (dir[0] != '\0')
+        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void make_dir(char *dir, size_t size, const char *what)
@@ -131,9 +145,22 @@ static int redis_launch(h_redis *r)
     char port[16], log[300];
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
-    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", r->dir, "--daemonize", "no",
-                    "--enable-debug-command", "yes", NULL};
+    char *argv[] = {"redis-server",
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    r->dir,
+                    "--daemonize",
+                    "no",
+                    "--enable-debug-command",
+                    "yes",
+                    NULL};
     r->pid = spawn(argv, -1, -1, log);
     for (int i = 0; i < 200; i++) {
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
@@ -181,6 +208,12 @@ void h_redis_stop(h_redis *r, int hard)
     r->pid = 0;
 }
 
+void h_redis_cleanup(h_redis *r)
+{
+    h_redis_stop(r, 1);
+    remove_dir(r->dir);
+}
+
 static const char *env_or(const char *name, const char *fallback)
 {
     const char *v = getenv(name);
@@ -193,9 +226,9 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
     make_dir(d->dir, sizeof d->dir, "daemon");
     snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
     snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
-    char *argv[MAX_ARGS] = {(char *)env_or("NC_DAEMON", "nearcached"), "--listen", d->url,
-                            "--redis", r != NULL ? (char *)r->url : "redis://127.0.0.1:1",
-                            "--log-level", "debug"};
+    char *argv[MAX_ARGS] = {
+        (char *)env_or("NC_DAEMON", "nearcached"),          "--listen",    d->url, "--redis",
+        r != NULL ? (char *)r->url : "redis://127.0.0.1:1", "--log-level", "debug"};
     int n = 7;
     va_list ap;
     va_start(ap, r);
@@ -231,7 +264,10 @@ int h_daemon_stop(h_daemon *d)
     int status = 0;
     waitpid(d->pid, &status, 0);
     d->pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 0)
+        remove_dir(d->dir); /* kept, with its log, when something went wrong */
+    return code;
 }
 
 nc_client *h_client(const h_daemon *d)
@@ -335,8 +371,8 @@ static int run_capture(char **argv, const void *in, size_t inlen, char **out, si
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen,
-          char **err, ...)
+int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen, char **err,
+          ...)
 {
     char *argv[MAX_ARGS] = {(char *)env_or("NC_CLI", "nearcache-cli"), "-s", (char *)d->url};
     int n = 3;

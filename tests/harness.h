@@ -33,6 +33,8 @@ void h_redis_start(h_redis *r);
 void h_redis_restart(h_redis *r);
 /* SIGKILL (hard = 1) or SIGTERM, then waits for the process. */
 void h_redis_stop(h_redis *r, int hard);
+/* Stops it (SIGKILL) and removes its directory. */
+void h_redis_cleanup(h_redis *r);
 /* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
  * returns its output, trimmed (the caller frees it). */
 char *h_redis_cmd(const h_redis *r, ...);
@@ -40,7 +42,8 @@ char *h_redis_cmd(const h_redis *r, ...);
 /* Starts nearcached against `r` (NULL: an unreachable Redis) with extra
  * flags (NULL-terminated); waits until it answers Ping. */
 void h_daemon_start(h_daemon *d, const h_redis *r, ...);
-/* SIGTERM, waits, and returns the exit status (-1: killed by a signal). */
+/* SIGTERM, waits, and returns the exit status (-1: killed by a signal). On
+ * exit 0 its directory is removed; otherwise it stays for the log. */
 int h_daemon_stop(h_daemon *d);
 /* Whether the daemon process is still running. */
 int h_daemon_alive(const h_daemon *d);
@@ -60,8 +63,8 @@ pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms);
  * (NULL-terminated), feeding `in` (may be NULL) to its stdin. Returns the
  * exit code; *out (may be NULL) gets its stdout (caller frees), *outlen its
  * length, *err (may be NULL) its stderr. */
-int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen,
-          char **err, ...);
+int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen, char **err,
+          ...);
 
 /* Milliseconds on the monotonic clock. */
 int64_t h_now_ms(void);

@@ -27,7 +27,7 @@ static void down(void)
 {
     nc_close(client);
     int code = h_daemon_stop(&daemon_);
-    h_redis_stop(&redis, 1);
+    h_redis_cleanup(&redis);
     cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
 }
 

@@ -26,7 +26,7 @@ static void up(void)
 static void down(void)
 {
     l2_close(conn);
-    h_redis_stop(&redis, 1);
+    h_redis_cleanup(&redis);
 }
 
 TestSuite(l2, .init = up, .fini = down, .timeout = 30);
