@@ -22,6 +22,7 @@ static const char get_script[] = "return {redis.call('GET', KEYS[1]), redis.call
 struct l2 {
     config_redis_url url;
     char name[32];
+    char where[300]; /* "host:port" or the socket path, for messages */
     int64_t connect_timeout_ms;
     redisContext *ctx;
     int64_t cur_timeout_ms; /* what redisSetTimeout last set on ctx */
@@ -47,6 +48,10 @@ int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, c
         return ENOMEM;
     c->url = *url;
     snprintf(c->name, sizeof c->name, "%s", name);
+    if (url->is_unix)
+        snprintf(c->where, sizeof c->where, "%s", url->host);
+    else
+        snprintf(c->where, sizeof c->where, "%s:%d", url->host, url->port);
     c->connect_timeout_ms = connect_timeout_ms;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->was_up = -1;
@@ -108,7 +113,7 @@ static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, con
     if (r != NULL)
         return r;
     int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-    snprintf(c->err, sizeof c->err, "redis %s:%d: %s", c->url.host, c->url.port,
+    snprintf(c->err, sizeof c->err, "redis %s: %s", c->where,
              timed_out ? "timed out" : c->ctx->errstr);
     *status = timed_out ? L2_ETIMEOUT : L2_EDOWN;
     log_warn("%s: %s; reconnecting", c->name, c->err);
@@ -124,7 +129,7 @@ static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens,
     if (r == NULL)
         return -1;
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(c->err, sizeof c->err, "redis %s: %s failed: %s", c->url.host, argv[0], r->str);
+        snprintf(c->err, sizeof c->err, "redis %s: %s failed: %s", c->where, argv[0], r->str);
         freeReplyObject(r);
         drop(c, 0);
         return -1;
@@ -161,15 +166,14 @@ int l2_connect(l2 *c, int64_t now)
     if (c->ctx != NULL)
         return L2_OK;
     if (now < c->retry_at) {
-        snprintf(c->err, sizeof c->err, "redis %s:%d is unreachable (retrying)", c->url.host,
-                 c->url.port);
+        snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
         return L2_EDOWN;
     }
     struct timeval tv = ms_to_tv(c->connect_timeout_ms);
     c->ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.host, tv)
                             : redisConnectWithTimeout(c->url.host, c->url.port, tv);
     if (c->ctx == NULL || c->ctx->err != 0) {
-        snprintf(c->err, sizeof c->err, "redis %s:%d: connect: %s", c->url.host, c->url.port,
+        snprintf(c->err, sizeof c->err, "redis %s: connect: %s", c->where,
                  c->ctx != NULL ? c->ctx->errstr : "out of memory");
         if (c->was_up != 0)
             log_warn("%s: %s", c->name, c->err);
@@ -186,7 +190,7 @@ int l2_connect(l2 *c, int64_t now)
         return L2_EDOWN;
     }
     if (c->was_up != 1)
-        log_info("%s: connected to redis %s:%d", c->name, c->url.host, c->url.port);
+        log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;
     c->backoff_ms = BACKOFF_MIN_MS;
     return L2_OK;
