@@ -18,6 +18,7 @@ static const char usage_text[] =
     "  get NS KEY                   print the value's raw bytes (exit 1: not found)\n"
     "  set NS KEY VALUE [--ttl DUR] store VALUE ('-' reads stdin) for DUR (e.g. 30s, 5m)\n"
     "  del NS KEY                   delete the key\n"
+    "  bump NS                      drop every key of namespace NS, on every host\n"
     "  ping                         check that the daemon answers\n"
     "  stats [--json]               print the daemon's counters\n"
     "\n"
@@ -166,6 +167,21 @@ static int cmd_del(struct session *ss, char **args, int nargs)
     return rv == NC_OK ? 0 : failed("del", rv);
 }
 
+static int cmd_bump(struct session *ss, char **args, int nargs)
+{
+    if (nargs != 1)
+        return usage("bump takes NS");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
+    uint64_t version = 0;
+    int rv = nc_bump(c, NC_STR(args[0]), &version, ss->timeout);
+    if (rv != NC_OK)
+        return failed("bump", rv);
+    printf("%llu\n", (unsigned long long)version);
+    return 0;
+}
+
 static int cmd_ping(struct session *ss, char **args, int nargs)
 {
     if (nargs != 0)
@@ -214,7 +230,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"get", cmd_get}, {"set", cmd_set}, {"del", cmd_del}, {"ping", cmd_ping}, {"stats", cmd_stats},
+    {"get", cmd_get},   {"set", cmd_set},   {"del", cmd_del},
+    {"bump", cmd_bump}, {"ping", cmd_ping}, {"stats", cmd_stats},
 };
 
 int main(int argc, char **argv)

@@ -260,6 +260,8 @@ int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len
     if (info != NULL) {
         info->source = (nc_source)r->get->source;
         info->ttl_ms = r->get->ttl_ms;
+        info->stale = r->get->stale;
+        info->stale_ms = r->get->stale_ms;
     }
     codec_reply_free(r);
     return NC_OK;
@@ -308,7 +310,7 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
     return NC_OK;
 }
 
-int nc_ping(nc_client *c, int *redis_up, int timeout_ms)
+int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
 {
     pb_ping_request p = NEARCACHE__V1__PING_REQUEST__INIT;
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
@@ -318,8 +320,39 @@ int nc_ping(nc_client *c, int *redis_up, int timeout_ms)
     int rv = call_expect(c, &req, timeout_ms, RESULT(PING), &r);
     if (rv != NC_OK)
         return rv;
-    if (redis_up != NULL)
-        *redis_up = r->ping->redis_up;
+    if (info != NULL) {
+        info->redis_up = r->ping->redis_up;
+        info->subscribed = r->ping->subscribed;
+        info->l1_serving = r->ping->l1_serving;
+        snprintf(info->node_id, sizeof info->node_id, "%s", r->ping->node_id);
+        info->uptime_ms = r->ping->uptime_ms;
+    }
+    codec_reply_free(r);
+    return NC_OK;
+}
+
+int nc_ping(nc_client *c, int *redis_up, int timeout_ms)
+{
+    nc_ping_info info;
+    int rv = nc_ping_ex(c, &info, timeout_ms);
+    if (rv == NC_OK && redis_up != NULL)
+        *redis_up = info.redis_up;
+    return rv;
+}
+
+int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms)
+{
+    pb_bump_request b = NEARCACHE__V1__BUMP_NAMESPACE_REQUEST__INIT;
+    b.ns = bin(ns);
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(BUMP_NAMESPACE);
+    req.bump_namespace = &b;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(BUMP_NAMESPACE), &r);
+    if (rv != NC_OK)
+        return rv;
+    if (version != NULL)
+        *version = r->bump_namespace->version;
     codec_reply_free(r);
     return NC_OK;
 }

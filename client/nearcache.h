@@ -57,8 +57,18 @@ typedef enum nc_source { NC_SOURCE_UNKNOWN = 0, NC_SOURCE_L1 = 1, NC_SOURCE_L2 =
 
 typedef struct nc_get_info {
     nc_source source;
-    uint64_t ttl_ms; /* time left: in Redis for L2 reads, in L1 for L1 hits */
+    uint64_t ttl_ms;   /* time left: in Redis for L2 reads, in L1 for L1 hits */
+    int stale;         /* Redis was unreachable: an L1 entry under stale_if_error */
+    uint64_t stale_ms; /* ...which may miss writes made since this long ago */
 } nc_get_info;
+
+typedef struct nc_ping_info {
+    int redis_up;   /* the daemon has a live Redis connection */
+    int subscribed; /* it hears the invalidation channel */
+    int l1_serving; /* it is caught up: Gets may be answered from L1 */
+    char node_id[17];
+    uint64_t uptime_ms;
+} nc_ping_info;
 
 typedef struct nc_stat {
     char *name;
@@ -90,13 +100,12 @@ void nc_set_timeout(nc_client *c, int timeout_ms);
 int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, int timeout_ms);
 
 /* nc_get() that also says where the value came from (info may be NULL). */
-int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len,
-              nc_get_info *info, int timeout_ms);
+int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
+              int timeout_ms);
 
 /* Writes a value with a time to live in ms (NC_TTL_DEFAULT: the daemon's
  * default; the daemon caps it at its max_ttl and rejects ttl <= 0). */
-int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
-           int timeout_ms);
+int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms, int timeout_ms);
 
 /* Deletes a key. *existed (may be NULL) says whether Redis held it. */
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms);
@@ -104,6 +113,14 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
 /* Asks the daemon whether it is alive. *redis_up (may be NULL) says whether
  * it has a live Redis connection. */
 int nc_ping(nc_client *c, int *redis_up, int timeout_ms);
+
+/* nc_ping() with everything the daemon says about itself (info may be
+ * NULL). */
+int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms);
+
+/* Bumps a namespace's version: every key of it is dropped on every node at
+ * once. *version (may be NULL) gets the new version. */
+int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms);
 
 /* Reads the daemon's counters. On NC_OK *out is a new array of *n entries;
  * the caller owns it and frees it with nc_stats_free(). */

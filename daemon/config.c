@@ -47,8 +47,9 @@ struct setting {
 #define STRING(f) .kind = KIND_STRING, FIELD(f, char *)
 #define SIZE(f)   .kind = KIND_SIZE, .metavar = "SIZE", FIELD(f, uint64_t)
 #define COUNT(f)  .kind = KIND_COUNT, .metavar = "N", FIELD(f, uint64_t)
-#define DURATION(f)                                                                                \
-    .kind = KIND_DURATION, .metavar = "DURATION", .min = 1, .max = INT64_MAX, FIELD(f, int64_t)
+#define DURATION_FROM(f, lo)                                                                       \
+    .kind = KIND_DURATION, .metavar = "DURATION", .min = (lo), .max = INT64_MAX, FIELD(f, int64_t)
+#define DURATION(f) DURATION_FROM(f, 1)
 
 static int check_listen(const char *value, char *err, size_t errlen);
 static int check_redis(const char *value, char *err, size_t errlen);
@@ -77,7 +78,7 @@ static const struct setting settings[] = {
     {.name = "max_key_size", SIZE(max_key_size), .def = "1KB", .min = 1, .max = MAX_REDIS_STR,
      .help = "longest key accepted"},
     {.name = "max_namespace_size", SIZE(max_namespace_size), .def = "128", .min = 1,
-     .max = MAX_REDIS_STR, .help = "longest namespace accepted"},
+     .max = 1024, .help = "longest namespace accepted"},
     {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
      .help = "largest value accepted"},
     {.name = "request_timeout", DURATION(request_timeout_ms), .def = "1s",
@@ -90,6 +91,12 @@ static const struct setting settings[] = {
      .help = "requests the server takes at once"},
     {.name = "shutdown_timeout", DURATION(shutdown_timeout_ms), .def = "5s",
      .help = "grace for requests on shutdown"},
+    {.name = "heartbeat_interval", DURATION(heartbeat_interval_ms), .def = "200ms",
+     .help = "how often this node proves its pub/sub path"},
+    {.name = "coherence_window", DURATION(coherence_window_ms), .def = "1s",
+     .help = "L1 serves only while invalidations are this fresh"},
+    {.name = "stale_if_error", DURATION_FROM(stale_if_error_ms, 0), .def = "0",
+     .help = "serve L1 up to this stale while Redis is down (0: off)"},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
      .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
 };
@@ -557,6 +564,11 @@ int config_check(const config *c, char *err, size_t errlen)
         return fail(err, errlen,
                     "contexts (%llu) must be greater than redis_connections + 16 (%llu + 16)",
                     (unsigned long long)c->contexts, (unsigned long long)c->redis_connections);
+    if (c->coherence_window_ms < 2 * c->heartbeat_interval_ms)
+        return fail(err, errlen,
+                    "coherence_window (%s) must be at least twice heartbeat_interval (%s)",
+                    fmt_duration(c->coherence_window_ms, a, sizeof a),
+                    fmt_duration(c->heartbeat_interval_ms, b, sizeof b));
     if (c->max_value_size > MAX_REDIS_STR)
         return fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
                     fmt_size(c->max_value_size, a, sizeof a));

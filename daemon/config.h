@@ -12,9 +12,9 @@
 enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
 
 typedef struct config {
-    char listen[512];     /* nng URL, e.g. ipc:///run/nearcache/nearcached.sock */
-    char redis[512];      /* redis://[:password@]host:port[/db] or unix:///path */
-    char prefix[128];     /* Redis key prefix, default nc:v1 */
+    char listen[512]; /* nng URL, e.g. ipc:///run/nearcache/nearcached.sock */
+    char redis[512];  /* redis://[:password@]host:port[/db] or unix:///path */
+    char prefix[128]; /* Redis key prefix, default nc:v1 */
     uint64_t l1_max_memory;
     int64_t l1_max_ttl_ms;
     int64_t default_ttl_ms;
@@ -22,11 +22,14 @@ typedef struct config {
     uint64_t max_key_size;
     uint64_t max_namespace_size;
     uint64_t max_value_size;
-    int64_t request_timeout_ms;  /* default budget of a request without one */
-    int64_t redis_timeout_ms;    /* connect and command timeout */
-    uint64_t redis_connections;  /* L2 worker threads, one connection each */
-    uint64_t contexts;           /* concurrent requests the server takes */
-    int64_t shutdown_timeout_ms; /* how long in-flight requests may finish */
+    int64_t request_timeout_ms;    /* default budget of a request without one */
+    int64_t redis_timeout_ms;      /* connect and command timeout */
+    uint64_t redis_connections;    /* L2 worker threads, one connection each */
+    uint64_t contexts;             /* concurrent requests the server takes */
+    int64_t shutdown_timeout_ms;   /* how long in-flight requests may finish */
+    int64_t heartbeat_interval_ms; /* how often this node publishes a heartbeat */
+    int64_t coherence_window_ms;   /* L1 serves only while caught up within it */
+    int64_t stale_if_error_ms;     /* 0: off */
     enum config_log_level log_level;
 } config;
 

@@ -120,7 +120,7 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         char name[32];
         snprintf(name, sizeof name, "l2[%zu]", i);
         w->q = q;
-        int rv = l2_open(&w->conn, url, connect_timeout_ms, name);
+        int rv = l2_open(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_close(w->conn);
         if (rv != 0) {
@@ -156,6 +156,14 @@ int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg)
 size_t jobq_connected(jobq *q)
 {
     return atomic_load(&q->connected);
+}
+
+size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max)
+{
+    size_t n = q->nworkers < max ? q->nworkers : max;
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = l2_confirmed_seq(q->workers[i].conn);
+    return n;
 }
 
 size_t jobq_waiting(jobq *q)

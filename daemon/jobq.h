@@ -31,12 +31,16 @@ struct jobq_job {
 int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
                 int64_t connect_timeout_ms);
 
-/* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or EAGAIN when `capacity` jobs are waiting, or
- * ECANCELED once jobq_destroy() has begun. */
+/* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or EAGAIN when `capacity` jobs
+ * are waiting, or ECANCELED once jobq_destroy() has begun. */
 int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg);
 
 /* How many workers hold a live Redis connection right now. */
 size_t jobq_connected(jobq *q);
+
+/* Fills seqs[i] with the last confirmed invalidation seq of worker i's
+ * stream (stream i), for up to `max` workers; returns how many it filled. */
+size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max);
 
 /* How many jobs are waiting (not yet picked up by a worker). */
 size_t jobq_waiting(jobq *q);

@@ -2,12 +2,16 @@
  * (header, key, value) in the shard's uthash table, whose insertion-order list
  * is the LRU list (head = least recent); `bytes` sums l1_charge() over the
  * entries and never exceeds `budget`. A key is hashed once: the high bits pick
- * the shard, the low 32 bits are uthash's hash value. */
+ * the shard, the low 32 bits are uthash's hash value, bits 32..37 its stamp
+ * slot. A ticket is (generation << 32 | stamp); l1_invalidate() bumps the
+ * stamp of its slot and l1_flush() the store's generation, both before they
+ * remove anything, so a ticket taken earlier no longer matches. */
 #include "l1.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +26,7 @@
 #define L1_MALLOC_SLACK   16u /* allocator header and rounding, per entry */
 #define L1_BUCKET_SHARE   8u  /* a 16-byte uthash bucket per ~2 entries */
 #define L1_CACHE_LINE     64u
+#define L1_STAMP_SLOTS    64u /* per shard; a power of two */
 
 /* One entry: this header, then the key, then the value, in one allocation.
  * hh.key points at data and hh.keylen holds the key length. There are no LRU
@@ -33,6 +38,7 @@ typedef struct l1_entry {
     UT_hash_handle hh; /* hash chain and LRU list links */
     int64_t expires_at;
     uint32_t vlen;
+    uint32_t tag; /* the caller's; fits in what was padding */
     unsigned char data[];
 } l1_entry;
 
@@ -48,6 +54,7 @@ typedef struct l1_shard {
     uint64_t entries;
     uint64_t evictions;
     uint64_t expired;
+    uint32_t stamps[L1_STAMP_SLOTS];
 } l1_shard;
 
 struct l1 {
@@ -55,6 +62,7 @@ struct l1 {
     unsigned nshards;
     unsigned shard_bits; /* nshards == 1 << shard_bits */
     uint64_t max_memory;
+    _Atomic uint32_t generation;
 };
 
 size_t l1_entry_overhead(void)
@@ -253,9 +261,10 @@ int l1_get(l1 *s, const void *key, size_t klen, int64_t now, l1_visit_fn visit, 
     if (e != NULL && e->expires_at <= now) {
         l1_remove_locked(sh, e);
         sh->expired++;
+    } else if (e != NULL && visit != NULL &&
+               visit(arg, e->data + klen, e->vlen, e->expires_at, e->tag) != 0) {
+        l1_remove_locked(sh, e); /* rejected by the caller: stale */
     } else if (e != NULL && l1_touch_locked(sh, e) == 0) {
-        if (visit != NULL)
-            visit(arg, e->data + klen, e->vlen, e->expires_at);
         hit = 1;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -264,7 +273,7 @@ int l1_get(l1 *s, const void *key, size_t klen, int64_t now, l1_visit_fn visit, 
 
 /* Returns a new, unlinked entry holding copies of key and value, or NULL. */
 static l1_entry *l1_entry_new(const void *key, size_t klen, const void *value, size_t vlen,
-                              int64_t expires_at, uint64_t h)
+                              uint32_t tag, int64_t expires_at, uint64_t h)
 {
     size_t size = offsetof(l1_entry, data) + klen + vlen;
     l1_entry *e = malloc(size < sizeof(l1_entry) ? sizeof(l1_entry) : size);
@@ -274,6 +283,7 @@ static l1_entry *l1_entry_new(const void *key, size_t klen, const void *value, s
     e->hh.keylen = (unsigned)klen;
     e->expires_at = expires_at;
     e->vlen = (uint32_t)vlen;
+    e->tag = tag;
     if (klen > 0)
         memcpy(e->data, key, klen);
     if (vlen > 0)
@@ -281,12 +291,29 @@ static l1_entry *l1_entry_new(const void *key, size_t klen, const void *value, s
     return e;
 }
 
+static uint32_t *l1_stamp_locked(l1_shard *sh, uint64_t h)
+{
+    return &sh->stamps[(h >> 32) & (L1_STAMP_SLOTS - 1)];
+}
+
+static l1_ticket l1_ticket_locked(l1 *s, l1_shard *sh, uint64_t h)
+{
+    return (l1_ticket)atomic_load(&s->generation) << 32 | *l1_stamp_locked(sh, h);
+}
+
+enum l1_mode {
+    L1_STORE, /* unconditionally */
+    L1_FILL,  /* if the ticket is good */
+    L1_WRITE, /* void other tickets, then store if ours is good */
+};
+
 /* The copy is made before the lock is taken, so the critical section is
  * lookups and pointer updates only. On every error, ENOMEM included, the old
  * entry of the key is removed: the caller meant to replace it, so keeping it
  * could serve a value the caller knows to be stale. */
-int l1_set(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, int64_t expires_at,
-           int64_t now)
+static int l1_store(l1 *s, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint32_t tag, int64_t expires_at, int64_t now, enum l1_mode mode,
+                    l1_ticket ticket)
 {
     if (klen > UINT32_MAX)
         return E2BIG; /* no entry of such a key can exist */
@@ -299,12 +326,24 @@ int l1_set(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, 
         rc = EINVAL;
     else if (vlen > UINT32_MAX || l1_charge(klen, vlen) > sh->budget)
         rc = E2BIG;
-    else if ((e = l1_entry_new(key, klen, value, vlen, expires_at, h)) == NULL)
+    else if ((e = l1_entry_new(key, klen, value, vlen, tag, expires_at, h)) == NULL)
         rc = ENOMEM;
 
     pthread_mutex_lock(&sh->lock);
+    int stale = mode != L1_STORE && l1_ticket_locked(s, sh, h) != ticket;
+    if (mode == L1_WRITE)
+        (*l1_stamp_locked(sh, h))++;
     l1_entry *old = l1_find_locked(sh, key, klen, h);
-    if (old != NULL)
+    if (stale) {
+        free(e);
+        e = NULL;
+        rc = ESTALE;
+    }
+    /* A write supersedes any entry of its key. A stale fill leaves the entry
+     * alone: the invalidation that voided the ticket removed the entry of
+     * its time (or hit another key of the slot), so what is here is as good
+     * as it was. */
+    if (old != NULL && (!stale || mode == L1_WRITE))
         l1_remove_locked(sh, old); /* a replacement, not an eviction */
     if (e != NULL) {
         l1_make_room_locked(sh, l1_charge(klen, vlen));
@@ -312,6 +351,53 @@ int l1_set(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, 
     }
     pthread_mutex_unlock(&sh->lock);
     return rc;
+}
+
+int l1_set(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, uint32_t tag,
+           int64_t expires_at, int64_t now)
+{
+    return l1_store(s, key, klen, value, vlen, tag, expires_at, now, L1_STORE, 0);
+}
+
+int l1_fill(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, uint32_t tag,
+            int64_t expires_at, int64_t now, l1_ticket ticket)
+{
+    return l1_store(s, key, klen, value, vlen, tag, expires_at, now, L1_FILL, ticket);
+}
+
+int l1_write(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, uint32_t tag,
+             int64_t expires_at, int64_t now, l1_ticket ticket)
+{
+    return l1_store(s, key, klen, value, vlen, tag, expires_at, now, L1_WRITE, ticket);
+}
+
+l1_ticket l1_reserve(l1 *s, const void *key, size_t klen)
+{
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    l1_ticket t = l1_ticket_locked(s, sh, h);
+    pthread_mutex_unlock(&sh->lock);
+    return t;
+}
+
+int l1_invalidate(l1 *s, const void *key, size_t klen)
+{
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    (*l1_stamp_locked(sh, h))++;
+    l1_entry *e = klen <= UINT32_MAX ? l1_find_locked(sh, key, klen, h) : NULL;
+    if (e != NULL)
+        l1_remove_locked(sh, e);
+    pthread_mutex_unlock(&sh->lock);
+    return e != NULL;
+}
+
+void l1_flush(l1 *s)
+{
+    atomic_fetch_add(&s->generation, 1);
+    l1_del_prefix(s, "", 0);
 }
 
 int l1_del(l1 *s, const void *key, size_t klen)

@@ -5,6 +5,7 @@
 #include "l2.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,32 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
-/* GET and PTTL of KEYS[1] in one atomic step. */
-static const char get_script[] = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
+/* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
+ * the namespace's current version (KEYS[1] = PREFIX:nsver:NS, absent = 0),
+ * so a write can never land under a version that a bump has retired, and
+ * returns the version it used. A write and its invalidation message are one
+ * script, so the message is published if and only if the write happened. */
+#define DATA_KEY "local k = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v .. ':' .. ARGV[3] "
+#define VERSION  "local v = redis.call('GET', KEYS[1]) or '0' "
+
+enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, NSCRIPTS };
+
+static const char *const script_text[NSCRIPTS] = {
+    /* ARGV: prefix ns key -> {version, value or nil, pttl} */
+    [SCRIPT_GET] = VERSION DATA_KEY "return {v, redis.call('GET', k), redis.call('PTTL', k)}",
+    /* ARGV: prefix ns key value ttl_ms channel message -> version */
+    [SCRIPT_SET] = VERSION DATA_KEY "redis.call('SET', k, ARGV[4], 'PX', ARGV[5]) "
+                                    "redis.call('PUBLISH', ARGV[6], ARGV[7]) return v",
+    /* ARGV: prefix ns key channel message -> {version, deleted} */
+    [SCRIPT_DEL] = VERSION DATA_KEY
+    "local n = redis.call('DEL', k) redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
+    /* ARGV: channel message -> new version. The message gets the version
+     * appended as protobuf field 6 (bump_version, a varint). */
+    [SCRIPT_BUMP] =
+        "local v = redis.call('INCR', KEYS[1]) local n = v local s = string.char(48) "
+        "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
+        "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return v",
+};
 
 struct l2 {
     config_redis_url url;
@@ -29,7 +54,10 @@ struct l2 {
     int64_t retry_at;       /* no connect attempt before this time */
     int64_t backoff_ms;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
-    char get_sha[41];
+    char sha[NSCRIPTS][41];
+    uint32_t stream;
+    uint64_t next_seq;              /* the seq of this stream's next message */
+    _Atomic uint64_t confirmed_seq; /* the last one known to be published */
     char err[640];
 };
 
@@ -41,7 +69,8 @@ static struct timeval ms_to_tv(int64_t ms)
     return tv;
 }
 
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name)
+int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+            uint32_t stream)
 {
     l2 *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -55,6 +84,8 @@ int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, c
     c->connect_timeout_ms = connect_timeout_ms;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->was_up = -1;
+    c->stream = stream;
+    c->next_seq = 1;
     *out = c;
     return 0;
 }
@@ -148,16 +179,19 @@ static int handshake(l2 *c)
     snprintf(db, sizeof db, "%d", c->url.db);
     const char *auth[] = {"AUTH", c->url.password};
     const char *sel[] = {"SELECT", db};
-    const char *load[] = {"SCRIPT", "LOAD", get_script};
-    redisReply *sha = NULL;
     if (c->url.password[0] != '\0' && setup_command(c, 2, auth, NULL, NULL) != 0)
         return -1;
     if (c->url.db != 0 && setup_command(c, 2, sel, NULL, NULL) != 0)
         return -1;
-    if (setup_command(c, 3, load, NULL, &sha) != 0)
-        return -1;
-    snprintf(c->get_sha, sizeof c->get_sha, "%s", sha->type == REDIS_REPLY_STRING ? sha->str : "");
-    freeReplyObject(sha);
+    for (int i = 0; i < NSCRIPTS; i++) {
+        const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
+        redisReply *sha = NULL;
+        if (setup_command(c, 3, load, NULL, &sha) != 0)
+            return -1;
+        snprintf(c->sha[i], sizeof c->sha[i], "%s",
+                 sha->type == REDIS_REPLY_STRING ? sha->str : "");
+        freeReplyObject(sha);
+    }
     return 0;
 }
 
@@ -236,62 +270,160 @@ int l2_ping(l2 *c, int64_t timeout_ms)
     return L2_OK;
 }
 
-int l2_get(l2 *c, const void *key, size_t klen, int64_t timeout_ms, l2_value *out)
+/* Runs script `id` with one key and `nargs` arguments by EVALSHA, or by
+ * EVAL when Redis has lost its script cache. Returns the reply or NULL with
+ * *status set, as run(). */
+static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, const char *key,
+                        size_t klen, int nargs, const char **args, const size_t *lens)
 {
-    const char *argv[] = {"EVALSHA", c->get_sha, "1", key};
-    size_t lens[] = {7, strlen(c->get_sha), 1, klen};
-    int status;
-    redisReply *r = run(c, timeout_ms, &status, 4, argv, lens);
-    if (r == NULL && status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
-        argv[0] = "EVAL", lens[0] = 4; /* script cache flushed: send the text */
-        argv[1] = get_script, lens[1] = strlen(get_script);
-        r = run(c, timeout_ms, &status, 4, argv, lens);
+    const char *argv[16] = {"EVALSHA", c->sha[id], "1", key};
+    size_t argl[16] = {7, strlen(c->sha[id]), 1, klen};
+    for (int i = 0; i < nargs && i < 12; i++)
+        argv[4 + i] = args[i], argl[4 + i] = lens[i];
+    redisReply *r = run(c, timeout_ms, status, 4 + nargs, argv, argl);
+    if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
+        argv[0] = "EVAL", argl[0] = 4;
+        argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
+        r = run(c, timeout_ms, status, 4 + nargs, argv, argl);
     }
+    return r;
+}
+
+/* PREFIX:nsver:NS into buf (at least plen + nslen + 8 bytes); returns its
+ * length. */
+static size_t nsver_key(char *buf, const l2_key *k)
+{
+    size_t plen = strlen(k->prefix);
+    memcpy(buf, k->prefix, plen);
+    memcpy(buf + plen, ":nsver:", 7);
+    memcpy(buf + plen + 7, k->ns, k->nslen);
+    return plen + 7 + k->nslen;
+}
+
+/* Reads an integer or a numeric string reply element; -1 when neither. */
+static int64_t reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return -1;
+}
+
+static int unexpected(l2 *c, redisReply *r, const char *what)
+{
+    snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
+    freeReplyObject(r);
+    return L2_EREPLY;
+}
+
+int l2_get(l2 *c, const l2_key *k, int64_t timeout_ms, l2_value *out)
+{
+    char vkey[L2_NSVER_KEY_MAX];
+    size_t vlen = nsver_key(vkey, k);
+    const char *args[] = {k->prefix, k->ns, k->key};
+    size_t lens[] = {strlen(k->prefix), k->nslen, k->klen};
+    int status;
+    redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 3, args, lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[1]->type != REDIS_REPLY_INTEGER) {
-        snprintf(c->err, sizeof c->err, "redis: unexpected reply to GET script");
-        freeReplyObject(r);
-        return L2_EREPLY;
-    }
-    if (r->element[0]->type != REDIS_REPLY_STRING) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return unexpected(c, r, "the GET script");
+    out->version = (uint64_t)reply_int(r->element[0]);
+    if (r->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
         return L2_NIL;
     }
-    out->data = r->element[0]->str;
-    out->len = r->element[0]->len;
-    out->pttl_ms = r->element[1]->integer;
+    out->data = r->element[1]->str;
+    out->len = r->element[1]->len;
+    out->pttl_ms = reply_int(r->element[2]);
     out->reply_ = r;
     return L2_OK;
 }
 
-int l2_set(l2 *c, const void *key, size_t klen, const void *value, size_t vlen, int64_t ttl_ms,
-           int64_t timeout_ms)
+int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms, const l2_msg *m,
+           int64_t timeout_ms, uint64_t *version)
 {
-    char px[24];
+    char vkey[L2_NSVER_KEY_MAX], px[24];
+    size_t vklen = nsver_key(vkey, k);
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
-    const char *argv[] = {"SET", key, value, "PX", px};
-    size_t lens[] = {3, klen, vlen, 2, (size_t)pxlen};
+    const char *args[] = {k->prefix, k->ns, k->key, value, px, m->channel, m->data};
+    size_t lens[] = {strlen(k->prefix), k->nslen,           k->klen, vlen,
+                     (size_t)pxlen,     strlen(m->channel), m->len};
     int status;
-    redisReply *r = run(c, timeout_ms, &status, 5, argv, lens);
+    redisReply *r = eval(c, SCRIPT_SET, timeout_ms, &status, vkey, vklen, 7, args, lens);
+    if (r == NULL)
+        return status;
+    *version = (uint64_t)reply_int(r);
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+int l2_del(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, int *existed,
+           uint64_t *version)
+{
+    char vkey[L2_NSVER_KEY_MAX];
+    size_t vklen = nsver_key(vkey, k);
+    const char *args[] = {k->prefix, k->ns, k->key, m->channel, m->data};
+    size_t lens[] = {strlen(k->prefix), k->nslen, k->klen, strlen(m->channel), m->len};
+    int status;
+    redisReply *r = eval(c, SCRIPT_DEL, timeout_ms, &status, vkey, vklen, 5, args, lens);
+    if (r == NULL)
+        return status;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(c, r, "the DEL script");
+    *version = (uint64_t)reply_int(r->element[0]);
+    *existed = reply_int(r->element[1]) > 0;
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+{
+    char vkey[L2_NSVER_KEY_MAX];
+    size_t vklen = nsver_key(vkey, k);
+    const char *args[] = {m->channel, m->data};
+    size_t lens[] = {strlen(m->channel), m->len};
+    int status;
+    redisReply *r = eval(c, SCRIPT_BUMP, timeout_ms, &status, vkey, vklen, 2, args, lens);
+    if (r == NULL)
+        return status;
+    *version = (uint64_t)reply_int(r);
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
+{
+    const char *argv[] = {"PUBLISH", m->channel, m->data};
+    size_t lens[] = {7, strlen(m->channel), m->len};
+    int status;
+    redisReply *r = run(c, timeout_ms, &status, 3, argv, lens);
     if (r == NULL)
         return status;
     freeReplyObject(r);
     return L2_OK;
 }
 
-int l2_del(l2 *c, const void *key, size_t klen, int64_t timeout_ms, int *existed)
+uint32_t l2_stream(const l2 *c)
 {
-    const char *argv[] = {"DEL", key};
-    size_t lens[] = {3, klen};
-    int status;
-    redisReply *r = run(c, timeout_ms, &status, 2, argv, lens);
-    if (r == NULL)
-        return status;
-    *existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-    freeReplyObject(r);
-    return L2_OK;
+    return c->stream;
+}
+
+uint64_t l2_next_seq(const l2 *c)
+{
+    return c->next_seq;
+}
+
+void l2_confirm_seq(l2 *c, uint64_t seq)
+{
+    c->next_seq = seq + 1;
+    atomic_store(&c->confirmed_seq, seq);
+}
+
+uint64_t l2_confirmed_seq(const l2 *c)
+{
+    return atomic_load((_Atomic uint64_t *)&c->confirmed_seq);
 }
 
 void l2_value_free(l2_value *v)

@@ -22,18 +22,41 @@ enum l2_status {
     L2_EREPLY,   /* Redis answered with an error (message in l2_error) */
 };
 
+/* Where a key lives: the data key PREFIX:NS:VER:KEY is built inside Redis
+ * from the namespace's current version. All fields are the caller's. */
+typedef struct l2_key {
+    const char *prefix; /* NUL-terminated, at most 127 bytes */
+    const void *ns;     /* at most L2_NS_MAX bytes */
+    size_t nslen;
+    const void *key;
+    size_t klen;
+} l2_key;
+
+#define L2_NS_MAX        1024
+#define L2_NSVER_KEY_MAX (128 + 7 + L2_NS_MAX)
+
+/* An invalidation to publish with a write, on `channel`. The caller's. */
+typedef struct l2_msg {
+    const char *channel;
+    const void *data;
+    size_t len;
+} l2_msg;
+
 /* A value read from Redis. `data` stays valid until l2_value_free(). */
 typedef struct l2_value {
     const void *data;
     size_t len;
-    int64_t pttl_ms; /* remaining TTL; -1 when the key has none */
-    void *reply_;    /* owned hiredis reply */
+    int64_t pttl_ms;  /* remaining TTL; -1 when the key has none */
+    uint64_t version; /* the namespace version it was read under */
+    void *reply_;     /* owned hiredis reply */
 } l2_value;
 
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
- * not connect yet. Returns 0 and hands the handle to *out (caller owns it;
- * free with l2_close()), or ENOMEM. `name` tags log lines. */
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name);
+ * not connect yet. `name` tags log lines; `stream` numbers the invalidation
+ * messages it publishes. Returns 0 and hands the handle to *out (caller owns
+ * it; free with l2_close()), or ENOMEM. */
+int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+            uint32_t stream);
 
 /* Closes the connection and frees the handle. Accepts NULL. */
 void l2_close(l2 *c);
@@ -57,17 +80,37 @@ const char *l2_error(const l2 *c);
  * backoff allows). Returns L2_OK when it is live. */
 int l2_ping(l2 *c, int64_t timeout_ms);
 
-/* Reads a key's value and remaining TTL in one atomic round trip. Returns
- * L2_OK and fills *out (free with l2_value_free()), L2_NIL, or an error.
- * `timeout_ms` bounds the wait for the answer. */
-int l2_get(l2 *c, const void *key, size_t klen, int64_t timeout_ms, l2_value *out);
+/* Reads a key's value, remaining TTL and namespace version in one atomic
+ * round trip. Returns L2_OK and fills *out (free with l2_value_free()),
+ * L2_NIL (out->version still set), or an error. `timeout_ms` bounds the wait
+ * for the answer. */
+int l2_get(l2 *c, const l2_key *k, int64_t timeout_ms, l2_value *out);
 
-/* SET key value PX ttl_ms. Returns L2_OK or an error. */
-int l2_set(l2 *c, const void *key, size_t klen, const void *value, size_t vlen, int64_t ttl_ms,
-           int64_t timeout_ms);
+/* SET with PX ttl_ms, and PUBLISH m, atomically. *version gets the
+ * namespace version written under. Returns L2_OK or an error. */
+int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms, const l2_msg *m,
+           int64_t timeout_ms, uint64_t *version);
 
-/* DEL key. Returns L2_OK (with *existed set) or an error. */
-int l2_del(l2 *c, const void *key, size_t klen, int64_t timeout_ms, int *existed);
+/* DEL and PUBLISH m, atomically; *existed says whether the key was there. */
+int l2_del(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, int *existed,
+           uint64_t *version);
+
+/* INCR the namespace version of k (k->key unused) and PUBLISH m with the new
+ * version appended as field bump_version, atomically. */
+int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
+
+/* PUBLISH m. */
+int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms);
+
+/* The stream number, and its sequence: the seq the next message must carry,
+ * and l2_confirm_seq() once the write that published it succeeded. A seq
+ * whose write failed is used again, so receivers see no gap for a message
+ * that was never sent (and a repeat, harmless, for one that was).
+ * l2_confirmed_seq() may be read from any thread. */
+uint32_t l2_stream(const l2 *c);
+uint64_t l2_next_seq(const l2 *c);
+void l2_confirm_seq(l2 *c, uint64_t seq);
+uint64_t l2_confirmed_seq(const l2 *c);
 
 /* Frees what l2_get() handed out. Accepts a zeroed value. */
 void l2_value_free(l2_value *v);

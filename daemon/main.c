@@ -14,6 +14,7 @@
 #include "log.h"
 #include "server.h"
 #include "service.h"
+#include "subscriber.h"
 
 /* Headroom in a request beyond namespace, key and value: the envelope. */
 #define RECV_SLACK (64 * 1024)
@@ -45,6 +46,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     jobq *q = NULL;
     service *svc = NULL;
     server *srv = NULL;
+    subscriber *sub = NULL;
     char err[512] = "";
     int code = 1;
 
@@ -59,6 +61,11 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     }
     if (service_create(&svc, cfg, cache, q, &st) != 0)
         goto out;
+    if (sub_start(&sub, cfg, url, service_channel(svc), service_node_id(svc),
+                  service_coherence(svc), q) != 0) {
+        log_error("cannot start the subscriber");
+        goto out;
+    }
     server_options so = {
         .url = cfg->listen,
         .contexts = cfg->contexts,
@@ -83,6 +90,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
+    sub_stop(sub);
     jobq_destroy(q); /* answers every call still queued */
     server_free(srv);
     service_free(svc);

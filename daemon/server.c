@@ -39,6 +39,7 @@ struct call {
     nng_msg *reply;  /* prepared reply, owned until sent */
     int64_t deadline;
     jobq_job job;
+    uint64_t scratch[2];
 };
 
 struct server {
@@ -67,6 +68,11 @@ const pb_request *call_request(const call *c)
 int64_t call_deadline(const call *c)
 {
     return c->deadline;
+}
+
+uint64_t *call_scratch(call *c)
+{
+    return c->scratch;
 }
 
 jobq_job *call_job(call *c)

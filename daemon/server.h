@@ -65,6 +65,9 @@ void call_reply(call *c, const pb_reply *r);
 /* Answers with an error status and a message (formatted like printf). */
 void call_fail(call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Scratch space for the handler, valid until the call is answered. */
+uint64_t *call_scratch(call *c);
+
 /* The job slot embedded in every call, for handing it to the jobq, and back. */
 jobq_job *call_job(call *c);
 call *call_of_job(jobq_job *job);

@@ -13,49 +13,49 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "coherence.h"
 #include "log.h"
 #include "units.h"
-
-#define RKEY_INLINE 2048
 
 struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
     stats *st;
+    coh *coh;
     int64_t started_ms;
     char node_id[17];
+    char channel[160];
 };
 
-/* A Redis key PREFIX:NS:VER:KEY, on the stack when it fits. */
-typedef struct rkey {
-    char *buf;
-    size_t len;
-    char inline_buf[RKEY_INLINE];
-} rkey;
-
-static int rkey_build(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key,
-                      rkey *k)
+/* Where a request's key lives in Redis. */
+static l2_key redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
-    size_t plen = strlen(svc->cfg->prefix);
-    size_t need = plen + ns.len + key.len + 8;
-    k->buf = need <= RKEY_INLINE ? k->inline_buf : malloc(need);
-    if (k->buf == NULL)
-        return ENOMEM;
-    char *p = k->buf;
-    memcpy(p, svc->cfg->prefix, plen), p += plen;
-    *p++ = ':';
-    memcpy(p, ns.data, ns.len), p += ns.len;
-    memcpy(p, ":0:", 3), p += 3; /* namespace version: 0 until bumps exist */
-    memcpy(p, key.data, key.len), p += key.len;
-    k->len = (size_t)(p - k->buf);
-    return 0;
+    l2_key k = {svc->cfg->prefix, ns.data, ns.len, key.data, key.len};
+    return k;
 }
 
-static void rkey_free(rkey *k)
+/* The invalidation a write on `conn` publishes; `ref` is filled in here and
+ * must live as long as the message. Returns the packed size in *len and a
+ * new buffer (the caller frees it), or NULL. */
+static uint8_t *inval_msg(service *svc, l2 *conn, pb_key_ref *ref, const pb_key_ref *key,
+                          ProtobufCBinaryData bump_ns, size_t *len)
 {
-    if (k->buf != k->inline_buf)
-        free(k->buf);
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    pb_key_ref *refs[1] = {ref};
+    m.origin = svc->node_id;
+    m.stream = l2_stream(conn);
+    m.seq = l2_next_seq(conn);
+    if (key != NULL) {
+        *ref = *key;
+        m.n_keys = 1;
+        m.keys = refs;
+    }
+    m.bump_ns = bump_ns;
+    uint8_t *buf = malloc(codec_inval_size(&m) + 1);
+    if (buf != NULL)
+        *len = codec_inval_pack(&m, buf);
+    return buf;
 }
 
 /* Checks a namespace and key against the limits. Returns 0, or answers the
@@ -68,8 +68,10 @@ static int check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufC
     if (ns.len == 0)
         problem = "namespace is empty";
     else if (ns.len > cfg->max_namespace_size)
-        problem = text, snprintf(text, sizeof text, "namespace is %zu bytes; max_namespace_size "
-                                 "is %" PRIu64, ns.len, cfg->max_namespace_size);
+        problem = text, snprintf(text, sizeof text,
+                                 "namespace is %zu bytes; max_namespace_size "
+                                 "is %" PRIu64,
+                                 ns.len, cfg->max_namespace_size);
     else if (memchr(ns.data, ':', ns.len) != NULL)
         problem = "namespace contains ':', which separates the parts of a Redis key";
     else if (key.len == 0)
@@ -116,30 +118,108 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+/* The ticket of a Get's fill, kept in the call between server thread and
+ * worker. */
+#define TICKET(c) (call_scratch(c)[0])
+
+struct hit {
+    call *c;
+    int64_t now;
+    uint32_t version; /* the namespace version whose entries may be served */
+    int stale;        /* serving under stale_if_error */
+    int64_t stale_ms;
+    int prepared;
+};
+
+/* l1_visit_fn: rejects an entry of an older namespace version, else encodes
+ * the hit into the reply under the shard lock. */
+static int on_hit(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
+{
+    struct hit *h = arg;
+    if (tag != h->version)
+        return 1;
+    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
+    g.value.data = (uint8_t *)value;
+    g.value.len = len;
+    g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
+    g.ttl_ms = (uint64_t)(expires_at - h->now);
+    g.stale = h->stale;
+    g.stale_ms = h->stale ? (uint64_t)h->stale_ms : 0;
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.result_case = RESULT(GET);
+    r.get = &g;
+    h->prepared = call_prepare(h->c, &r) == 0;
+    return 0;
+}
+
+/* Tries L1 for a Get; `stale` allows it while not caught up (stale_if_error).
+ * Returns 1 when the call was answered. */
+static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
+{
+    const pb_get_request *g = call_request(c)->get;
+    uint64_t version;
+    struct hit h = {.c = c, .now = units_now_ms(), .stale = stale};
+    if (stale)
+        h.stale_ms = coh_staleness(svc->coh, h.now);
+    if (!stale && !coh_serving(svc->coh, h.now))
+        return 0;
+    if (!coh_version(svc->coh, g->ns.data, g->ns.len, &version))
+        return 0;
+    h.version = (uint32_t)version;
+    if (!l1_get(svc->cache, k->buf, k->len, h.now, on_hit, &h))
+        return 0;
+    if (!h.prepared) {
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory encoding the value");
+        return 1;
+    }
+    stats_inc(stale ? &svc->st->stale_served : &svc->st->l1_hits);
+    call_send(c);
+    return 1;
+}
+
+/* Redis could not answer a Get: serve L1 under stale_if_error if allowed. */
+static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_key *k)
+{
+    int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
+    int64_t staleness = coh_staleness(svc->coh, units_now_ms());
+    if (unreachable && svc->cfg->stale_if_error_ms > 0 &&
+        staleness <= svc->cfg->stale_if_error_ms && answer_from_l1(svc, c, k, 1)) {
+        stats_inc(&svc->st->redis_errors);
+        return;
+    }
+    fail_l2(svc, c, conn, status);
+}
+
 static void job_get(service *svc, call *c, l2 *conn)
 {
     const pb_get_request *g = call_request(c)->get;
-    rkey k;
     int64_t budget = redis_budget(svc, c, "redis read");
+    coh_key k;
     if (budget == 0)
         return;
-    if (rkey_build(svc, g->ns, g->key, &k) != 0) {
+    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
+    l2_key rk = redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, k.buf, k.len, budget, &v);
+    int rv = l2_get(conn, &rk, budget, &v);
+    if (rv == L2_OK || rv == L2_NIL)
+        coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
         call_fail(c, CODE(NOT_FOUND), "not found");
     } else if (rv != L2_OK) {
-        fail_l2(svc, c, conn, rv);
+        get_failed(svc, c, conn, rv, &k);
     } else {
         stats_inc(&svc->st->l2_hits);
-        int64_t life = v.pttl_ms >= 0 ? min64(v.pttl_ms, svc->cfg->l1_max_ttl_ms)
-                                      : svc->cfg->l1_max_ttl_ms;
-        l1_set(svc->cache, k.buf, k.len, v.data, v.len, t0 + life, t0);
+        int64_t life =
+            v.pttl_ms >= 0 ? min64(v.pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+        if (coh_serving(svc->coh, units_now_ms()) &&
+            l1_fill(svc->cache, k.buf, k.len, v.data, v.len, (uint32_t)v.version, t0 + life, t0,
+                    TICKET(c)) == ESTALE)
+            stats_inc(&svc->st->fills_voided);
         pb_get_reply gr = NEARCACHE__V1__GET_REPLY__INIT;
         gr.value.data = (uint8_t *)v.data;
         gr.value.len = v.len;
@@ -151,31 +231,77 @@ static void job_get(service *svc, call *c, l2 *conn)
         call_reply(c, &r);
     }
     l2_value_free(&v);
-    rkey_free(&k);
+    coh_key_free(&k);
+}
+
+/* What every write does around its script: a ticket before it is sent, the
+ * invalidation message with this stream's next seq, and after the answer
+ * the seq confirmed (or kept for the next message) and the stats. */
+typedef struct write_ctx {
+    coh_key k;
+    l1_ticket ticket;
+    pb_key_ref ref;
+    uint8_t *msg;
+    l2_msg m;
+    uint64_t seq;
+} write_ctx;
+
+static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCBinaryData ns,
+                       ProtobufCBinaryData key, int bump)
+{
+    memset(w, 0, sizeof *w);
+    pb_key_ref kr = NEARCACHE__V1__KEY_REF__INIT;
+    kr.ns = ns;
+    kr.key = key;
+    ProtobufCBinaryData none = {0, NULL};
+    if (coh_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0 ||
+        (w->msg = inval_msg(svc, conn, &w->ref, bump ? NULL : &kr, bump ? ns : none, &w->m.len)) ==
+            NULL) {
+        coh_key_free(&w->k);
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        return -1;
+    }
+    w->m.channel = svc->channel;
+    w->m.data = w->msg;
+    w->seq = l2_next_seq(conn);
+    w->ticket = l1_reserve(svc->cache, w->k.buf, w->k.len);
+    return 0;
+}
+
+static void write_end(service *svc, l2 *conn, write_ctx *w, int rv)
+{
+    if (rv == L2_OK) {
+        l2_confirm_seq(conn, w->seq);
+        stats_inc(&svc->st->invalidations_sent);
+    }
+    free(w->msg);
+    coh_key_free(&w->k);
 }
 
 static void job_set(service *svc, call *c, l2 *conn)
 {
     const pb_set_request *s = call_request(c)->set;
     int64_t ttl = s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS ? s->ttl_ms
-                                                                         : svc->cfg->default_ttl_ms;
+                                                                        : svc->cfg->default_ttl_ms;
     ttl = min64(ttl, svc->cfg->max_ttl_ms);
-    rkey k;
     int64_t budget = redis_budget(svc, c, "redis write");
-    if (budget == 0)
+    write_ctx w;
+    if (budget == 0 || write_begin(svc, c, conn, &w, s->ns, s->key, 0) != 0)
         return;
-    if (rkey_build(svc, s->ns, s->key, &k) != 0) {
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
-        return;
-    }
+    l2_key rk = redis_key(svc, s->ns, s->key);
     int64_t t0 = units_now_ms();
-    int rv = l2_set(conn, k.buf, k.len, s->value.data, s->value.len, ttl, budget);
+    uint64_t version = 0;
+    int rv = l2_set(conn, &rk, s->value.data, s->value.len, ttl, &w.m, budget, &version);
     if (rv != L2_OK) {
-        l1_del(svc->cache, k.buf, k.len); /* the write may or may not have landed */
+        l1_invalidate(svc->cache, w.k.buf, w.k.len); /* it may or may not have landed */
         fail_l2(svc, c, conn, rv);
     } else {
-        l1_set(svc->cache, k.buf, k.len, s->value.data, s->value.len,
-               t0 + min64(ttl, svc->cfg->l1_max_ttl_ms), t0);
+        coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
+        if (coh_serving(svc->coh, units_now_ms()))
+            l1_write(svc->cache, w.k.buf, w.k.len, s->value.data, s->value.len, (uint32_t)version,
+                     t0 + min64(ttl, svc->cfg->l1_max_ttl_ms), t0, w.ticket);
+        else
+            l1_invalidate(svc->cache, w.k.buf, w.k.len);
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -183,23 +309,21 @@ static void job_set(service *svc, call *c, l2 *conn)
         r.set = &sr;
         call_reply(c, &r);
     }
-    rkey_free(&k);
+    write_end(svc, conn, &w, rv);
 }
 
 static void job_delete(service *svc, call *c, l2 *conn)
 {
     const pb_delete_request *d = call_request(c)->delete_;
-    rkey k;
     int64_t budget = redis_budget(svc, c, "redis delete");
-    if (budget == 0)
+    write_ctx w;
+    if (budget == 0 || write_begin(svc, c, conn, &w, d->ns, d->key, 0) != 0)
         return;
-    if (rkey_build(svc, d->ns, d->key, &k) != 0) {
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
-        return;
-    }
+    l2_key rk = redis_key(svc, d->ns, d->key);
     int existed = 0;
-    int rv = l2_del(conn, k.buf, k.len, budget, &existed);
-    l1_del(svc->cache, k.buf, k.len); /* whatever Redis said */
+    uint64_t version = 0;
+    int rv = l2_del(conn, &rk, &w.m, budget, &existed, &version);
+    l1_invalidate(svc->cache, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
         fail_l2(svc, c, conn, rv);
     } else {
@@ -210,7 +334,32 @@ static void job_delete(service *svc, call *c, l2 *conn)
         r.delete_ = &dr;
         call_reply(c, &r);
     }
-    rkey_free(&k);
+    write_end(svc, conn, &w, rv);
+}
+
+static void job_bump(service *svc, call *c, l2 *conn)
+{
+    const pb_bump_request *b = call_request(c)->bump_namespace;
+    int64_t budget = redis_budget(svc, c, "redis bump");
+    ProtobufCBinaryData none = {0, NULL};
+    write_ctx w;
+    if (budget == 0 || write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
+        return;
+    l2_key rk = redis_key(svc, b->ns, none);
+    uint64_t version = 0;
+    int rv = l2_bump(conn, &rk, &w.m, budget, &version);
+    if (rv != L2_OK) {
+        fail_l2(svc, c, conn, rv);
+    } else {
+        coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
+        pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
+        br.version = version;
+        pb_reply r = NEARCACHE__V1__REPLY__INIT;
+        r.result_case = RESULT(BUMP_NAMESPACE);
+        r.bump_namespace = &br;
+        call_reply(c, &r);
+    }
+    write_end(svc, conn, &w, rv);
 }
 
 static void job_run(jobq_job *job, l2 *conn)
@@ -226,6 +375,9 @@ static void job_run(jobq_job *job, l2 *conn)
         break;
     case METHOD(DELETE):
         job_delete(svc, c, conn);
+        break;
+    case METHOD(BUMP_NAMESPACE):
+        job_bump(svc, c, conn);
         break;
     default:
         call_fail(c, CODE(INTERNAL), "method %d has no Redis job", call_request(c)->method_case);
@@ -246,52 +398,25 @@ static void submit(service *svc, call *c)
         call_fail(c, CODE(UNAVAILABLE), "shutting down");
 }
 
-struct hit {
-    call *c;
-    int64_t now;
-    int prepared;
-};
-
-/* l1_visit_fn: encodes the L1 hit into the reply under the shard lock. */
-static void on_hit(void *arg, const void *value, size_t len, int64_t expires_at)
-{
-    struct hit *h = arg;
-    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
-    g.value.data = (uint8_t *)value;
-    g.value.len = len;
-    g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
-    g.ttl_ms = (uint64_t)(expires_at - h->now);
-    pb_reply r = NEARCACHE__V1__REPLY__INIT;
-    r.result_case = RESULT(GET);
-    r.get = &g;
-    h->prepared = call_prepare(h->c, &r) == 0;
-}
-
 static void handle_get(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     stats_inc(&svc->st->gets);
     if (check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
-    rkey k;
-    if (rkey_build(svc, g->ns, g->key, &k) != 0) {
+    coh_key k;
+    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
-    struct hit h = {.c = c, .now = units_now_ms()};
-    int found = l1_get(svc->cache, k.buf, k.len, h.now, on_hit, &h);
-    rkey_free(&k);
-    if (found && h.prepared) {
-        stats_inc(&svc->st->l1_hits);
-        call_send(c);
-        return;
+    int answered = answer_from_l1(svc, c, &k, 0);
+    if (!answered) {
+        stats_inc(&svc->st->l1_misses);
+        TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
     }
-    if (found) {
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory encoding the value");
-        return;
-    }
-    stats_inc(&svc->st->l1_misses);
-    submit(svc, c);
+    coh_key_free(&k);
+    if (!answered)
+        submit(svc, c);
 }
 
 static void handle_set(service *svc, call *c)
@@ -324,6 +449,15 @@ static void handle_delete(service *svc, call *c)
     submit(svc, c);
 }
 
+static void handle_bump(service *svc, call *c)
+{
+    const pb_bump_request *b = call_request(c)->bump_namespace;
+    ProtobufCBinaryData key = {1, (uint8_t *)"-"}; /* only the namespace is checked */
+    if (check_ns_key(svc, c, b->ns, key) != 0)
+        return;
+    submit(svc, c);
+}
+
 static void handle_stats(service *svc, call *c)
 {
     l1_stats ls;
@@ -352,6 +486,15 @@ static void handle_stats(service *svc, call *c)
         {"redis_queue", (int64_t)jobq_waiting(svc->q)},
         {"deadline_exceeded", (int64_t)stats_get(&st->deadline_exceeded)},
         {"overloaded", (int64_t)stats_get(&st->overloaded)},
+        {"invalidations_sent", (int64_t)stats_get(&st->invalidations_sent)},
+        {"invalidations_received", (int64_t)stats_get(&st->invalidations_received)},
+        {"subscription_up", coh_subscribed_now(svc->coh)},
+        {"l1_serving", coh_serving(svc->coh, units_now_ms())},
+        {"subscription_losses", (int64_t)stats_get(&st->subscription_losses)},
+        {"fills_voided", (int64_t)stats_get(&st->fills_voided)},
+        {"sequence_gaps", (int64_t)stats_get(&st->sequence_gaps)},
+        {"namespace_bumps", (int64_t)stats_get(&st->namespace_bumps)},
+        {"stale_served", (int64_t)stats_get(&st->stale_served)},
         {"uptime_ms", units_now_ms() - svc->started_ms},
     };
     enum { NROWS = sizeof rows / sizeof rows[0] };
@@ -378,6 +521,8 @@ static void handle_ping(service *svc, call *c)
     p.node_id = svc->node_id;
     p.uptime_ms = (uint64_t)(units_now_ms() - svc->started_ms);
     p.redis_up = jobq_connected(svc->q) > 0;
+    p.subscribed = coh_subscribed_now(svc->coh);
+    p.l1_serving = coh_serving(svc->coh, units_now_ms());
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(PING);
     r.ping = &p;
@@ -403,6 +548,9 @@ void service_handle(void *arg, call *c)
     case METHOD(PING):
         handle_ping(svc, c);
         break;
+    case METHOD(BUMP_NAMESPACE):
+        handle_bump(svc, c);
+        break;
     default:
         call_fail(c, CODE(UNIMPLEMENTED), "method %d is not implemented",
                   call_request(c)->method_case);
@@ -423,16 +571,34 @@ int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         id = (uint64_t)units_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
+    snprintf(svc->channel, sizeof svc->channel, "%s:inval", cfg->prefix);
+    if (coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms) != 0) {
+        free(svc);
+        return ENOMEM;
+    }
     *out = svc;
     return 0;
 }
 
 void service_free(service *svc)
 {
+    if (svc == NULL)
+        return;
+    coh_free(svc->coh);
     free(svc);
 }
 
 const char *service_node_id(const service *svc)
 {
     return svc->node_id;
+}
+
+const char *service_channel(const service *svc)
+{
+    return svc->channel;
+}
+
+coh *service_coherence(service *svc)
+{
+    return svc->coh;
 }

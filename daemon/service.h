@@ -1,10 +1,12 @@
-/* service: what each method means. It validates requests, maps namespace
- * and key to the Redis key PREFIX:NS:VER:KEY, answers Gets from L1 when it
- * can, and sends everything that needs Redis to the jobq. It owns no
- * threads; the server calls service_handle() for each request. */
+/* service: what each method means. It validates requests, answers Gets
+ * from L1 when coherence allows, and sends everything that needs Redis to
+ * the jobq, where scripts map namespace and key to PREFIX:NS:VER:KEY and
+ * publish each write's invalidation. It owns no threads and owns the
+ * coherence state; the server calls service_handle() for each request. */
 #ifndef NC_SERVICE_H
 #define NC_SERVICE_H
 
+#include "coherence.h"
 #include "config.h"
 #include "jobq.h"
 #include "l1.h"
@@ -26,5 +28,11 @@ void service_handle(void *svc, call *c);
 
 /* The node id (16 hex digits), random per process. */
 const char *service_node_id(const service *svc);
+
+/* The invalidation channel, PREFIX:inval. */
+const char *service_channel(const service *svc);
+
+/* The service's coherence state, for the subscriber. Owned by the service. */
+coh *service_coherence(service *svc);
 
 #endif

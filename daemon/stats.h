@@ -8,14 +8,21 @@
 #include <stdint.h>
 
 typedef struct stats {
-    atomic_uint_fast64_t requests;          /* every message received */
-    atomic_uint_fast64_t bad_requests;      /* answered INVALID_ARGUMENT & co. */
+    atomic_uint_fast64_t requests;     /* every message received */
+    atomic_uint_fast64_t bad_requests; /* answered INVALID_ARGUMENT & co. */
     atomic_uint_fast64_t gets, sets, deletes;
     atomic_uint_fast64_t l1_hits, l1_misses;
     atomic_uint_fast64_t l2_hits, l2_misses;
-    atomic_uint_fast64_t redis_errors;      /* Redis unreachable, timed out or erred */
-    atomic_uint_fast64_t deadline_exceeded; /* requests answered DEADLINE_EXCEEDED */
-    atomic_uint_fast64_t overloaded;        /* turned away: too much waiting for Redis */
+    atomic_uint_fast64_t redis_errors;           /* Redis unreachable, timed out or erred */
+    atomic_uint_fast64_t deadline_exceeded;      /* requests answered DEADLINE_EXCEEDED */
+    atomic_uint_fast64_t overloaded;             /* turned away: too much waiting for Redis */
+    atomic_uint_fast64_t invalidations_sent;     /* writes published with their message */
+    atomic_uint_fast64_t invalidations_received; /* messages from other nodes applied */
+    atomic_uint_fast64_t subscription_losses;
+    atomic_uint_fast64_t fills_voided;  /* Redis reads not kept: invalidated in flight */
+    atomic_uint_fast64_t sequence_gaps; /* missed messages detected: L1 emptied */
+    atomic_uint_fast64_t namespace_bumps;
+    atomic_uint_fast64_t stale_served; /* L1 entries served under stale_if_error */
 } stats;
 
 static inline void stats_inc(atomic_uint_fast64_t *counter)

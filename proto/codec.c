@@ -76,3 +76,24 @@ size_t codec_reply_pack(const pb_reply *r, void *buf)
 {
     return nearcache__v1__reply__pack(r, buf);
 }
+
+pb_invalidation *codec_inval_unpack(const void *buf, size_t len)
+{
+    return nearcache__v1__invalidation__unpack(NULL, len, buf);
+}
+
+void codec_inval_free(pb_invalidation *m)
+{
+    if (m != NULL)
+        nearcache__v1__invalidation__free_unpacked(m, NULL);
+}
+
+size_t codec_inval_size(const pb_invalidation *m)
+{
+    return nearcache__v1__invalidation__get_packed_size(m);
+}
+
+size_t codec_inval_pack(const pb_invalidation *m, void *buf)
+{
+    return nearcache__v1__invalidation__pack(m, buf);
+}

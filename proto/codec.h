@@ -23,6 +23,11 @@ typedef Nearcache__V1__Stat pb_stat;
 typedef Nearcache__V1__PingRequest pb_ping_request;
 typedef Nearcache__V1__PingReply pb_ping_reply;
 typedef Nearcache__V1__Code pb_code;
+typedef Nearcache__V1__BumpNamespaceRequest pb_bump_request;
+typedef Nearcache__V1__BumpNamespaceReply pb_bump_reply;
+typedef Nearcache__V1__Invalidation pb_invalidation;
+typedef Nearcache__V1__KeyRef pb_key_ref;
+typedef Nearcache__V1__Heartbeat pb_heartbeat;
 
 /* CODE(NOT_FOUND) is the gRPC status NOT_FOUND. */
 #define CODE(name) NEARCACHE__V1__CODE__##name
@@ -46,11 +51,17 @@ uint32_t codec_request_unknown_field(const pb_request *r);
 pb_reply *codec_reply_unpack(const void *buf, size_t len);
 void codec_reply_free(pb_reply *r);
 
+/* Decodes an invalidation message, as codec_request_unpack(). */
+pb_invalidation *codec_inval_unpack(const void *buf, size_t len);
+void codec_inval_free(pb_invalidation *m);
+
 /* Encoded sizes, and packing into a buffer of at least that size (the caller
  * owns it). The pack functions return the number of bytes written. */
 size_t codec_request_size(const pb_request *r);
 size_t codec_request_pack(const pb_request *r, void *buf);
 size_t codec_reply_size(const pb_reply *r);
 size_t codec_reply_pack(const pb_reply *r, void *buf);
+size_t codec_inval_size(const pb_invalidation *m);
+size_t codec_inval_pack(const pb_invalidation *m, void *buf);
 
 #endif

@@ -237,18 +237,20 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
     va_end(ap);
     argv[n] = NULL;
     d->pid = spawn(argv, -1, -1, d->log);
-    nc_client *c = NULL;
-    for (int i = 0; i < 500 && c == NULL; i++) {
+    /* Ready: it answers Ping and, with a Redis, serves from L1. */
+    int ready = 0;
+    for (int i = 0; i < 500 && !ready; i++) {
         cr_assert(h_daemon_alive(d), "nearcached exited at start; log:\n%s",
                   h_read_file(d->log, NULL));
-        if (nc_open(&c, d->url, 0) != NC_OK || nc_ping(c, NULL, 200) != NC_OK) {
-            nc_close(c);
-            c = NULL;
+        nc_client *c = NULL;
+        nc_ping_info info;
+        ready = nc_open(&c, d->url, 0) == NC_OK && nc_ping_ex(c, &info, 200) == NC_OK &&
+                (r == NULL || r->pid <= 0 || info.l1_serving);
+        nc_close(c);
+        if (!ready)
             h_sleep_ms(10);
-        }
     }
-    cr_assert_not_null(c, "nearcached did not answer Ping; log:\n%s", h_read_file(d->log, NULL));
-    nc_close(c);
+    cr_assert(ready, "nearcached did not get ready; log:\n%s", h_read_file(d->log, NULL));
 }
 
 int h_daemon_alive(const h_daemon *d)

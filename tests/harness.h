@@ -40,7 +40,8 @@ void h_redis_cleanup(h_redis *r);
 char *h_redis_cmd(const h_redis *r, ...);
 
 /* Starts nearcached against `r` (NULL: an unreachable Redis) with extra
- * flags (NULL-terminated); waits until it answers Ping. */
+ * flags (NULL-terminated); waits until it answers Ping and, when `r` is
+ * running, until it serves from L1 (subscribed and caught up). */
 void h_daemon_start(h_daemon *d, const h_redis *r, ...);
 /* SIGTERM, waits, and returns the exit status (-1: killed by a signal). On
  * exit 0 its directory is removed; otherwise it stays for the log. */

@@ -52,8 +52,7 @@ static void expect_status(pb_reply *r, int code, const char *words)
 {
     cr_expect_eq(r->code, code, "status %s, expected %s (message: %s)", codec_code_name(r->code),
                  codec_code_name(code), r->message);
-    cr_expect_not_null(strstr(r->message, words), "message \"%s\" lacks \"%s\"", r->message,
-                       words);
+    cr_expect_not_null(strstr(r->message, words), "message \"%s\" lacks \"%s\"", r->message, words);
     codec_reply_free(r);
 }
 

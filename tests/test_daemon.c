@@ -66,7 +66,8 @@ Test(daemon, value_in_redis_is_read_through_then_served_from_l1)
     char *v = must_get(NC_STR("users"), NC_STR("42"), &len, &info);
     cr_assert_str_eq(v, "alice");
     cr_assert_eq(info.source, NC_SOURCE_L2);
-    cr_assert(info.ttl_ms > 50000 && info.ttl_ms <= 60000, "ttl %llu", (unsigned long long)info.ttl_ms);
+    cr_assert(info.ttl_ms > 50000 && info.ttl_ms <= 60000, "ttl %llu",
+              (unsigned long long)info.ttl_ms);
     nc_free(v);
     v = must_get(NC_STR("users"), NC_STR("42"), &len, &info);
     cr_assert_str_eq(v, "alice");
@@ -98,8 +99,7 @@ Test(daemon, set_writes_redis_with_ttl_and_fills_l1)
 Test(daemon_flags, set_without_ttl_uses_default_ttl)
 {
     up_with("--default-ttl", "10s");
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), NC_TTL_DEFAULT, 0),
-                 NC_OK);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), NC_TTL_DEFAULT, 0), NC_OK);
     char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
     long ms = atol(pttl);
     free(pttl);
@@ -229,6 +229,7 @@ Test(daemon_flags, prefix_setting_changes_the_redis_key)
 struct hammer {
     int id;
     int errors;
+    char last_error[200];
 };
 
 static void *hammer_main(void *arg)
@@ -238,17 +239,23 @@ static void *hammer_main(void *arg)
     for (int i = 0; i < 200; i++) {
         snprintf(key, sizeof key, "t%d-k%d", h->id, i % 20);
         snprintf(val, sizeof val, "t%d-v%d", h->id, i);
-        if (nc_set(client, NC_STR("hammer"), NC_STR(key), NC_STR(val), 60000, 0) != NC_OK) {
+        int rv = nc_set(client, NC_STR("hammer"), NC_STR(key), NC_STR(val), 60000, 0);
+        if (rv != NC_OK) {
+            snprintf(h->last_error, sizeof h->last_error, "set %s: %s", key, nc_errmsg());
             h->errors++;
             continue;
         }
-        void *v;
+        void *v = NULL;
         size_t len;
-        if (nc_get(client, NC_STR("hammer"), NC_STR(key), &v, &len, 0) != NC_OK ||
-            strcmp(v, val) != 0)
+        nc_get_info info;
+        rv = nc_get_ex(client, NC_STR("hammer"), NC_STR(key), &v, &len, &info, 0);
+        if (rv != NC_OK || strcmp(v, val) != 0) {
+            snprintf(h->last_error, sizeof h->last_error, "get %s: %s (got %s from L%d, want %s)",
+                     key, rv != NC_OK ? nc_errmsg() : "wrong value", rv == NC_OK ? (char *)v : "",
+                     rv == NC_OK ? (int)info.source : 0, val);
             h->errors++;
-        else
-            nc_free(v);
+        }
+        nc_free(v);
     }
     return NULL;
 }
@@ -263,7 +270,8 @@ Test(daemon, one_client_shared_by_threads_reads_its_own_writes)
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(t[i], NULL);
-        cr_expect_eq(h[i].errors, 0, "thread %d: %d errors", i, h[i].errors);
+        cr_expect_eq(h[i].errors, 0, "thread %d: %d errors, the last: %s", i, h[i].errors,
+                     h[i].last_error);
     }
     cr_assert_eq(h_stat(client, "sets"), 1600);
 }

@@ -32,6 +32,8 @@ static void down(void)
 }
 
 TestSuite(faults, .init = up, .fini = down, .timeout = 60);
+/* Tests that start the daemon with their own flags. */
+TestSuite(faults_flags, .fini = down, .timeout = 60);
 
 static int get_status(const char *key, char **value, int timeout_ms)
 {
@@ -45,35 +47,62 @@ static int get_status(const char *key, char **value, int timeout_ms)
     return rv;
 }
 
-Test(faults, redis_down_serves_fresh_l1_and_unavailable_for_the_rest)
+Test(faults, redis_down_means_no_l1_and_unavailable_for_everything)
 {
+    /* Without a subscription this node cannot hear about writes, so it
+     * serves nothing from L1 (DESIGN: "Subscription lost"). */
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    cr_assert_eq(get_status("hot", NULL, 0), NC_OK);
     h_redis_stop(&redis, 1);
-    char *v;
-    cr_assert_eq(get_status("hot", &v, 0), NC_OK, "an L1 entry while Redis is down: %s",
-                 nc_errmsg());
-    cr_assert_str_eq(v, "v");
-    nc_free(v);
+    /* The subscriber sees the connection close within moments (and a silent
+     * one within coherence_window); from then on L1 is not used. */
+    int64_t give_up = h_now_ms() + 2000;
+    while (h_stat(client, "subscription_up") != 0 && h_now_ms() < give_up)
+        h_sleep_ms(5);
+    cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE, "an L1 entry served blind");
     cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
     cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
     cr_assert_not_null(strstr(nc_errmsg(), "redis"), "message: %s", nc_errmsg());
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("x"), NC_STR("y"), 60000, 0),
-                 NC_EUNAVAILABLE);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("x"), NC_STR("y"), 60000, 0), NC_EUNAVAILABLE);
     cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("hot"), NULL, 0), NC_EUNAVAILABLE);
     cr_assert(h_stat(client, "redis_errors") >= 3);
+    cr_assert_eq(h_stat(client, "subscription_up"), 0);
+    cr_assert_eq(h_stat(client, "subscription_losses"), 1);
     int up = 1;
-    for (int64_t give_up = h_now_ms() + 3000; up && h_now_ms() < give_up; h_sleep_ms(20))
+    for (int64_t until = h_now_ms() + 3000; up && h_now_ms() < until; h_sleep_ms(20))
         cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
     cr_assert_eq(up, 0, "Ping says redis is up 3 s after it went down");
     cr_assert_eq(h_stat(client, "redis_connections_up"), 0);
+}
+
+Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, "--stale-if-error", "5s", NULL);
+    client = h_client(&daemon_);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    h_redis_stop(&redis, 1);
+    void *v;
+    size_t len;
+    nc_get_info info;
+    cr_assert_eq(nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, 0), NC_OK, "%s",
+                 nc_errmsg());
+    cr_assert_str_eq(v, "v");
+    nc_free(v);
+    cr_assert(info.stale, "the reply must say the value is stale");
+    cr_assert_eq(info.source, NC_SOURCE_L1);
+    cr_assert_lt(info.stale_ms, 5000);
+    cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(h_stat(client, "stale_served"), 1);
+    h_sleep_ms(5200); /* past stale_if_error: no longer served */
+    cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE);
 }
 
 Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
 {
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("1"), 60000, 0), NC_OK);
     h_redis_stop(&redis, 1);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("2"), 60000, 0),
-                 NC_EUNAVAILABLE);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("2"), 60000, 0), NC_EUNAVAILABLE);
     h_redis_restart(&redis); /* empty: no persistence */
     int64_t give_up = h_now_ms() + 10000;
     int rv;
@@ -97,6 +126,7 @@ Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
 Test(faults, daemon_started_without_redis_serves_once_redis_comes)
 {
     nc_close(client);
+    client = NULL;
     h_daemon_stop(&daemon_);
     h_redis_stop(&redis, 1);
     h_daemon_start(&daemon_, &redis, NULL); /* the port is closed now */
@@ -140,8 +170,7 @@ Test(faults, slow_redis_does_not_hold_up_l1_hits)
     for (int i = 0; i < 20; i++) {
         int64_t t0 = h_now_ms();
         cr_assert_eq(get_status("hot", NULL, 1000), NC_OK);
-        cr_assert_lt(h_now_ms() - t0, 200, "an L1 hit took %lld ms",
-                     (long long)(h_now_ms() - t0));
+        cr_assert_lt(h_now_ms() - t0, 200, "an L1 hit took %lld ms", (long long)(h_now_ms() - t0));
     }
     nc_close(other);
     waitpid(sleeper, NULL, 0);

@@ -18,17 +18,21 @@ struct seen {
     char value[256];
     size_t len;
     int64_t expires_at;
+    uint32_t tag;
     int calls;
+    int reject; /* what remember() answers */
 };
 
-static void remember(void *arg, const void *value, size_t len, int64_t expires_at)
+static int remember(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
 {
     struct seen *seen = arg;
     cr_assert_leq(len, sizeof seen->value);
     memcpy(seen->value, value, len);
     seen->len = len;
     seen->expires_at = expires_at;
+    seen->tag = tag;
     seen->calls++;
+    return seen->reject;
 }
 
 /* Returns the charged size of an entry with these key and value lengths. */
@@ -47,7 +51,7 @@ static l1 *new_store(uint64_t max_memory, unsigned shards)
 
 static int set_str(l1 *s, const char *key, const char *value, int64_t expires_at, int64_t now)
 {
-    return l1_set(s, key, strlen(key), value, strlen(value), expires_at, now);
+    return l1_set(s, key, strlen(key), value, strlen(value), 0, expires_at, now);
 }
 
 static int has(l1 *s, const char *key, int64_t now)
@@ -94,7 +98,7 @@ Test(l1, evicts_as_many_entries_as_a_big_entry_needs)
     size_t blen = 2 * charge(1, 1) + 1 - l1_entry_overhead() - 1;
     cr_assert_leq(blen, sizeof big);
     memset(big, 'x', blen);
-    cr_assert_eq(l1_set(s, "e", 1, big, blen, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "e", 1, big, blen, 0, FOREVER, 0), 0);
     cr_assert_eq(has(s, "a", 0) + has(s, "b", 0) + has(s, "c", 0), 0);
     cr_assert_eq(has(s, "d", 0), 1);
     cr_assert_eq(stats_of(s).evictions, 3);
@@ -136,7 +140,7 @@ Test(l1, visit_sees_value_length_and_expiry)
 {
     l1 *s = new_store(1 << 20, 4);
     struct seen seen = {0};
-    cr_assert_eq(l1_set(s, "k", 1, "hello", 5, 1234, 10), 0);
+    cr_assert_eq(l1_set(s, "k", 1, "hello", 5, 0, 1234, 10), 0);
     cr_assert_eq(l1_get(s, "k", 1, 10, remember, &seen), 1);
     cr_assert_eq(seen.calls, 1);
     cr_assert_eq(seen.len, 5);
@@ -152,7 +156,7 @@ Test(l1, zero_length_value_is_a_hit)
 {
     l1 *s = new_store(1 << 20, 1);
     struct seen seen = {.len = 99};
-    cr_assert_eq(l1_set(s, "k", 1, NULL, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "k", 1, NULL, 0, 0, FOREVER, 0), 0);
     cr_assert_eq(l1_get(s, "k", 1, 0, remember, &seen), 1);
     cr_assert_eq(seen.len, 0);
     cr_assert_eq(stats_of(s).bytes, charge(1, 0));
@@ -219,8 +223,8 @@ Test(l1, rejects_entry_larger_than_shard)
     char value[101];
     memset(value, 'v', sizeof value);
 
-    cr_assert_eq(l1_set(s, "k", 1, value, 100, FOREVER, 0), 0, "an exact fit is stored");
-    cr_assert_eq(l1_set(s, "k", 1, value, 101, FOREVER, 0), E2BIG);
+    cr_assert_eq(l1_set(s, "k", 1, value, 100, 0, FOREVER, 0), 0, "an exact fit is stored");
+    cr_assert_eq(l1_set(s, "k", 1, value, 101, 0, FOREVER, 0), E2BIG);
     cr_assert_eq(has(s, "k", 0), 0, "the old entry of the key must go");
     l1_stats st = stats_of(s);
     cr_assert_eq(st.entries, 0);
@@ -236,9 +240,9 @@ Test(l1, oversized_entry_leaves_other_keys_alone)
     char value[512];
     cr_assert_leq(budget, sizeof value);
     memset(value, 'v', sizeof value);
-    cr_assert_eq(l1_set(s, "a", 1, value, 10, FOREVER, 0), 0);
-    cr_assert_eq(l1_set(s, "b", 1, value, 10, FOREVER, 0), 0);
-    cr_assert_eq(l1_set(s, "c", 1, value, budget, FOREVER, 0), E2BIG);
+    cr_assert_eq(l1_set(s, "a", 1, value, 10, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "b", 1, value, 10, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "c", 1, value, budget, 0, FOREVER, 0), E2BIG);
     cr_assert_eq(has(s, "a", 0) + has(s, "b", 0), 2);
     cr_assert_eq(stats_of(s).evictions, 0);
     l1_destroy(s);
@@ -274,7 +278,7 @@ Test(l1, binary_keys_with_nul_bytes_are_distinct)
     const size_t n = sizeof lens / sizeof lens[0];
     for (size_t i = 0; i < n; i++) {
         char v = (char)('0' + i);
-        cr_assert_eq(l1_set(s, keys[i], lens[i], &v, 1, FOREVER, 0), 0);
+        cr_assert_eq(l1_set(s, keys[i], lens[i], &v, 1, 0, FOREVER, 0), 0);
     }
     cr_assert_eq(stats_of(s).entries, n);
     for (size_t i = 0; i < n; i++) {
@@ -339,9 +343,9 @@ Test(l1, del_prefix_removes_only_matching_keys)
 Test(l1, del_prefix_matches_binary_prefixes)
 {
     l1 *s = new_store(1 << 20, 2);
-    cr_assert_eq(l1_set(s, "p\0a", 3, "v", 1, FOREVER, 0), 0);
-    cr_assert_eq(l1_set(s, "p\0b", 3, "v", 1, FOREVER, 0), 0);
-    cr_assert_eq(l1_set(s, "p\1a", 3, "v", 1, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "p\0a", 3, "v", 1, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "p\0b", 3, "v", 1, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "p\1a", 3, "v", 1, 0, FOREVER, 0), 0);
     /* A C-string compare would stop at the NUL and take p\0a for p\0b. */
     cr_assert_eq(l1_del_prefix(s, "p\0b", 3), 1);
     cr_assert_eq(l1_get(s, "p\0a", 3, 0, NULL, NULL), 1);
@@ -361,7 +365,7 @@ Test(l1, shards_spread_keys_and_each_keeps_its_budget)
     char key[9];
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof key, "k%07d", i);
-        cr_assert_eq(l1_set(s, key, 8, "v", 1, FOREVER, 0), 0);
+        cr_assert_eq(l1_set(s, key, 8, "v", 1, 0, FOREVER, 0), 0);
     }
     l1_stats st = stats_of(s);
     cr_assert_eq(st.entries, nshards * per_shard);
@@ -373,8 +377,8 @@ Test(l1, shards_spread_keys_and_each_keeps_its_budget)
     memset(value, 'v', sizeof value);
     size_t vlen = per_shard * charge(8, 1) - l1_entry_overhead() - 8 + 1;
     cr_assert_leq(vlen, sizeof value);
-    cr_assert_eq(l1_set(s, "big-key!", 8, value, vlen, FOREVER, 0), E2BIG);
-    cr_assert_eq(l1_set(s, "big-key!", 8, value, vlen - 1, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "big-key!", 8, value, vlen, 0, FOREVER, 0), E2BIG);
+    cr_assert_eq(l1_set(s, "big-key!", 8, value, vlen - 1, 0, FOREVER, 0), 0);
     l1_destroy(s);
 }
 
@@ -383,8 +387,8 @@ Test(l1, zero_shards_means_sixteen)
     uint64_t c = charge(1, 10);
     l1 *s = new_store(16 * c, 0);
     char value[16] = {0};
-    cr_assert_eq(l1_set(s, "k", 1, value, 11, FOREVER, 0), E2BIG);
-    cr_assert_eq(l1_set(s, "k", 1, value, 10, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "k", 1, value, 11, 0, FOREVER, 0), E2BIG);
+    cr_assert_eq(l1_set(s, "k", 1, value, 10, 0, FOREVER, 0), 0);
     l1_destroy(s);
 }
 
@@ -393,8 +397,8 @@ Test(l1, shard_count_rounds_up_to_power_of_two)
     uint64_t c = charge(1, 10);
     l1 *s = new_store(4 * c, 3); /* 4 shards of c bytes, not 3 of 4c/3 */
     char value[16] = {0};
-    cr_assert_eq(l1_set(s, "k", 1, value, 11, FOREVER, 0), E2BIG);
-    cr_assert_eq(l1_set(s, "k", 1, value, 10, FOREVER, 0), 0);
+    cr_assert_eq(l1_set(s, "k", 1, value, 11, 0, FOREVER, 0), E2BIG);
+    cr_assert_eq(l1_set(s, "k", 1, value, 10, 0, FOREVER, 0), 0);
     l1_destroy(s);
 }
 
@@ -444,21 +448,22 @@ struct check {
     int ok;
 };
 
-static void check_value(void *arg, const void *value, size_t len, int64_t expires_at)
+static int check_value(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
 {
-    (void)expires_at;
+    (void)expires_at, (void)tag;
     struct check *c = arg;
     const unsigned char *v = value;
     for (size_t j = 0; j < len; j++)
         if (v[j] != (unsigned char)('A' + c->key % 26))
             c->ok = 0;
+    return 0;
 }
 
-static void add_len(void *arg, const void *value, size_t len, int64_t expires_at)
+static int add_len(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
 {
-    (void)value;
-    (void)expires_at;
+    (void)value, (void)expires_at, (void)tag;
     *(uint64_t *)arg += len;
+    return 0;
 }
 
 /* Gets every key of 0..nkeys and checks that hits and their charges add up to
@@ -491,7 +496,7 @@ Test(l1, stored_bytes_never_exceed_max_after_many_random_sets, .timeout = 30)
         unsigned i = (unsigned)(next_rand(&rng) % nkeys);
         int klen = snprintf(key, sizeof key, "key:%u", i);
         size_t vlen = make_value(value, sizeof value, i, next_rand(&rng));
-        int rc = l1_set(s, key, (size_t)klen, value, vlen, FOREVER, 0);
+        int rc = l1_set(s, key, (size_t)klen, value, vlen, 0, FOREVER, 0);
         cr_assert(rc == 0 || rc == E2BIG, "set returned %d", rc);
         cr_assert_leq(stats_of(s).bytes, 64 * 1024);
     }
@@ -526,7 +531,7 @@ static void *hammer_run(void *arg)
             h->corrupt += !c.ok;
         } else if (r % 8 < 7) {
             size_t vlen = make_value(value, sizeof value, i, r >> 8);
-            int rc = l1_set(h->s, key, (size_t)klen, value, vlen, FOREVER, 0);
+            int rc = l1_set(h->s, key, (size_t)klen, value, vlen, 0, FOREVER, 0);
             h->bad_rc += rc != 0;
         } else {
             l1_del(h->s, key, (size_t)klen);
@@ -575,5 +580,118 @@ Test(l1, concurrent_gets_and_sets_keep_budget, .timeout = 30)
     l1_stats st = stats_of(s);
     cr_assert_gt(st.evictions, 0, "the test should have filled the store");
     assert_stats_match_contents(s, nkeys);
+    l1_destroy(s);
+}
+
+/* Tickets, tags and flushes: the fill race. */
+
+Test(l1, visit_sees_the_tag_and_a_rejected_entry_is_removed)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 1), 0);
+    cr_assert_eq(l1_set(s, "k", 1, "v", 1, 7, FOREVER, 0), 0);
+    struct seen seen = {.reject = 1};
+    cr_assert_eq(l1_get(s, "k", 1, 0, remember, &seen), 0, "a rejected entry is a miss");
+    cr_assert_eq(seen.tag, 7);
+    seen.reject = 0;
+    cr_assert_eq(l1_get(s, "k", 1, 0, remember, &seen), 0, "and it is gone");
+    cr_assert_eq(seen.calls, 1);
+    l1_destroy(s);
+}
+
+Test(l1, fill_with_a_good_ticket_is_stored)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 4), 0);
+    l1_ticket t = l1_reserve(s, "k", 1);
+    cr_assert_eq(l1_fill(s, "k", 1, "v", 1, 0, FOREVER, 0, t), 0);
+    cr_assert_eq(l1_get(s, "k", 1, 0, NULL, NULL), 1);
+    l1_destroy(s);
+}
+
+Test(l1, invalidation_during_a_fill_voids_it)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 4), 0);
+    l1_ticket t = l1_reserve(s, "k", 1);
+    cr_assert_eq(l1_invalidate(s, "k", 1), 0, "nothing to remove yet");
+    cr_assert_eq(l1_fill(s, "k", 1, "old", 3, 0, FOREVER, 0, t), ESTALE);
+    cr_assert_eq(l1_get(s, "k", 1, 0, NULL, NULL), 0, "the old value must not be kept");
+    cr_assert_eq(l1_fill(s, "k", 1, "new", 3, 0, FOREVER, 0, l1_reserve(s, "k", 1)), 0);
+    l1_destroy(s);
+}
+
+Test(l1, flush_during_a_fill_voids_it_and_empties_the_store)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 4), 0);
+    cr_assert_eq(l1_set(s, "a", 1, "1", 1, 0, FOREVER, 0), 0);
+    l1_ticket t = l1_reserve(s, "k", 1);
+    l1_flush(s);
+    cr_assert_eq(l1_get(s, "a", 1, 0, NULL, NULL), 0);
+    cr_assert_eq(l1_fill(s, "k", 1, "v", 1, 0, FOREVER, 0, t), ESTALE);
+    l1_stats st;
+    l1_get_stats(s, &st);
+    cr_assert_eq(st.entries, 0);
+    cr_assert_eq(st.bytes, 0);
+    l1_destroy(s);
+}
+
+Test(l1, own_write_voids_fills_that_read_before_it)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 4), 0);
+    l1_ticket reader = l1_reserve(s, "k", 1);
+    l1_ticket writer = l1_reserve(s, "k", 1);
+    cr_assert_eq(l1_write(s, "k", 1, "new", 3, 0, FOREVER, 0, writer), 0);
+    cr_assert_eq(l1_fill(s, "k", 1, "old", 3, 0, FOREVER, 0, reader), ESTALE);
+    struct seen seen = {0};
+    cr_assert_eq(l1_get(s, "k", 1, 0, remember, &seen), 1);
+    cr_assert_eq(seen.len, 3);
+    cr_assert_arr_eq(seen.value, "new", 3, "the reader's older value replaced the write");
+    l1_destroy(s);
+}
+
+Test(l1, write_after_an_invalidation_is_not_stored)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 4), 0);
+    cr_assert_eq(l1_set(s, "k", 1, "v0", 2, 0, FOREVER, 0), 0);
+    l1_ticket writer = l1_reserve(s, "k", 1);
+    l1_invalidate(s, "k", 1); /* another node's newer write */
+    cr_assert_eq(l1_write(s, "k", 1, "v1", 2, 0, FOREVER, 0, writer), ESTALE);
+    cr_assert_eq(l1_get(s, "k", 1, 0, NULL, NULL), 0);
+    l1_destroy(s);
+}
+
+Test(l1, invalidation_of_another_key_voids_at_most_its_stamp_slot)
+{
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 16), 0);
+    int stored = 0;
+    for (int i = 0; i < 100; i++) {
+        char other[16];
+        snprintf(other, sizeof other, "other%d", i);
+        l1_ticket t = l1_reserve(s, "k", 1);
+        l1_invalidate(s, other, strlen(other));
+        stored += l1_fill(s, "k", 1, "v", 1, 0, FOREVER, 0, t) == 0;
+        l1_del(s, "k", 1);
+    }
+    /* 1024 slots: a few collisions at most, never all of them. */
+    cr_assert_geq(stored, 90, "only %d of 100 fills survived unrelated invalidations", stored);
+}
+
+Test(l1, refused_write_still_removes_the_entry_it_supersedes)
+{
+    /* Regression: a write whose ticket was voided by another key of its
+     * stamp slot left the key's previous value in L1. */
+    l1 *s = NULL;
+    cr_assert_eq(l1_create(&s, 1 << 20, 1), 0);
+    cr_assert_eq(l1_set(s, "k", 1, "old", 3, 0, FOREVER, 0), 0);
+    l1_ticket writer = l1_reserve(s, "k", 1);
+    l1_flush(s); /* voids every ticket */
+    cr_assert_eq(l1_set(s, "k", 1, "old", 3, 0, FOREVER, 0), 0);
+    cr_assert_eq(l1_write(s, "k", 1, "new", 3, 0, FOREVER, 0, writer), ESTALE);
+    cr_assert_eq(l1_get(s, "k", 1, 0, NULL, NULL), 0, "the superseded value is still served");
     l1_destroy(s);
 }

@@ -1,7 +1,9 @@
-/* Integration: the L2 module against a real redis-server: commands, TTLs,
- * binary keys, timeouts, and reconnecting after Redis restarts. */
+/* Integration: the L2 module against a real redis-server: the scripts (key
+ * layout with namespace versions, writes that publish their invalidation),
+ * TTLs, binary keys, timeouts, and reconnecting after Redis restarts. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +16,14 @@
 
 static h_redis redis;
 static l2 *conn;
+static const l2_msg msg = {"nc:v1:inval", "hello", 5};
 
 static void up(void)
 {
     h_redis_start(&redis);
     config_redis_url url = {.port = redis.port};
     snprintf(url.host, sizeof url.host, "127.0.0.1");
-    cr_assert_eq(l2_open(&conn, &url, 500, "test"), 0);
+    cr_assert_eq(l2_open(&conn, &url, 500, "test", 3), 0);
 }
 
 static void down(void)
@@ -31,69 +34,189 @@ static void down(void)
 
 TestSuite(l2, .init = up, .fini = down, .timeout = 30);
 
-Test(l2, set_then_get_returns_value_and_remaining_ttl)
+static l2_key key_of(const char *ns, const void *key, size_t klen)
 {
-    cr_assert_eq(l2_set(conn, "k", 1, "value", 5, 10000, 500), L2_OK);
+    l2_key k = {"nc:v1", ns, strlen(ns), key, klen};
+    return k;
+}
+
+#define KEY(ns, key) key_of((ns), (key), strlen(key))
+
+static int set(l2_key k, const char *value, int64_t ttl_ms)
+{
+    uint64_t version;
+    return l2_set(conn, &k, value, strlen(value), ttl_ms, &msg, 500, &version);
+}
+
+Test(l2, set_then_get_returns_value_ttl_and_version)
+{
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "value", 10000), L2_OK);
+    char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:0:k", NULL);
+    cr_assert_str_eq(raw, "value", "the data key is PREFIX:NS:VER:KEY");
+    free(raw);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK);
     cr_assert_eq(v.len, 5);
     cr_assert_arr_eq(v.data, "value", 5);
     cr_assert(v.pttl_ms > 9000 && v.pttl_ms <= 10000, "pttl %lld", (long long)v.pttl_ms);
+    cr_assert_eq(v.version, 0);
     l2_value_free(&v);
 }
 
 Test(l2, missing_key_is_nil)
 {
+    l2_key k = KEY("ns", "absent");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "absent", 6, 500, &v), L2_NIL);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL);
     l2_value_free(&v);
 }
 
 Test(l2, key_without_expiry_reports_minus_one)
 {
-    free(h_redis_cmd(&redis, "SET", "plain", "x", NULL));
+    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:plain", "x", NULL));
+    l2_key k = KEY("ns", "plain");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "plain", 5, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK);
     cr_assert_eq(v.pttl_ms, -1);
     l2_value_free(&v);
 }
 
 Test(l2, binary_keys_are_distinct)
 {
-    cr_assert_eq(l2_set(conn, "a\0b", 3, "1", 1, 10000, 500), L2_OK);
-    cr_assert_eq(l2_set(conn, "a", 1, "2", 1, 10000, 500), L2_OK);
+    l2_key ab = key_of("ns", "a\0b", 3), a = key_of("ns", "a", 1);
+    cr_assert_eq(set(ab, "1", 10000), L2_OK);
+    cr_assert_eq(set(a, "2", 10000), L2_OK);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "a\0b", 3, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &ab, 500, &v), L2_OK);
     cr_assert_arr_eq(v.data, "1", 1);
     l2_value_free(&v);
 }
 
 Test(l2, del_reports_whether_the_key_existed)
 {
+    l2_key k = KEY("ns", "k");
     int existed = -1;
-    cr_assert_eq(l2_set(conn, "k", 1, "v", 1, 10000, 500), L2_OK);
-    cr_assert_eq(l2_del(conn, "k", 1, 500, &existed), L2_OK);
+    uint64_t version;
+    cr_assert_eq(set(k, "v", 10000), L2_OK);
+    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
     cr_assert_eq(existed, 1);
-    cr_assert_eq(l2_del(conn, "k", 1, 500, &existed), L2_OK);
+    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
     cr_assert_eq(existed, 0);
+}
+
+Test(l2, bump_moves_the_namespace_to_a_new_version)
+{
+    l2_key k = KEY("ns", "k");
+    uint64_t version = 0;
+    cr_assert_eq(set(k, "old", 10000), L2_OK);
+    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
+    cr_assert_eq(version, 1);
+    char *ver = h_redis_cmd(&redis, "GET", "nc:v1:nsver:ns", NULL);
+    cr_assert_str_eq(ver, "1");
+    free(ver);
+    l2_value v = {0};
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL, "the old version's key is never read again");
+    cr_assert_eq(v.version, 1);
+    cr_assert_eq(set(k, "new", 10000), L2_OK);
+    char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:1:k", NULL);
+    cr_assert_str_eq(raw, "new");
+    free(raw);
+}
+
+/* Subscribes a plain hiredis connection to the channel. */
+static redisContext *listener(void)
+{
+    redisContext *ctx = redisConnect("127.0.0.1", redis.port);
+    cr_assert(ctx != NULL && ctx->err == 0);
+    redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", msg.channel);
+    cr_assert_not_null(r);
+    freeReplyObject(r);
+    struct timeval tv = {2, 0};
+    redisSetTimeout(ctx, tv);
+    return ctx;
+}
+
+/* Reads the next message's payload (caller frees). */
+static char *next_message(redisContext *ctx, size_t *len)
+{
+    redisReply *r = NULL;
+    cr_assert_eq(redisGetReply(ctx, (void **)&r), REDIS_OK, "no message: %s", ctx->errstr);
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    char *out = malloc(r->element[2]->len + 1);
+    memcpy(out, r->element[2]->str, r->element[2]->len + 1);
+    *len = r->element[2]->len;
+    freeReplyObject(r);
+    return out;
+}
+
+Test(l2, writes_publish_their_message_and_bump_appends_its_version)
+{
+    redisContext *sub = listener();
+    l2_key k = KEY("ns", "k");
+    uint64_t version;
+    int existed;
+    size_t len;
+    cr_assert_eq(set(k, "v", 10000), L2_OK);
+    char *m = next_message(sub, &len);
+    cr_assert_eq(len, 5);
+    cr_assert_str_eq(m, "hello");
+    free(m);
+    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
+    free(next_message(sub, &len));
+    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
+    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
+    free(next_message(sub, &len));
+    m = next_message(sub, &len);
+    /* "hello" then field 6 as a varint: tag 0x30, value 2. */
+    cr_assert_eq(len, 7);
+    cr_assert_arr_eq(m, "hello\x30\x02", 7);
+    free(m);
+    redisFree(sub);
+}
+
+Test(l2, a_failed_write_publishes_nothing)
+{
+    redisContext *sub = listener();
+    free(h_redis_cmd(&redis, "HSET", "nc:v1:nsver:ns", "f", "v", NULL)); /* a broken version */
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "v", 10000), L2_EREPLY);
+    cr_assert_eq(l2_publish(conn, &(l2_msg){msg.channel, "after", 5}, 500), L2_OK);
+    size_t len;
+    char *m = next_message(sub, &len);
+    cr_assert_str_eq(m, "after", "the failed write's message went out");
+    free(m);
+    redisFree(sub);
+}
+
+Test(l2, sequence_numbers_advance_only_when_confirmed)
+{
+    cr_assert_eq(l2_stream(conn), 3);
+    cr_assert_eq(l2_next_seq(conn), 1);
+    cr_assert_eq(l2_confirmed_seq(conn), 0);
+    l2_confirm_seq(conn, 1);
+    cr_assert_eq(l2_next_seq(conn), 2);
+    cr_assert_eq(l2_confirmed_seq(conn), 1);
 }
 
 Test(l2, wrong_type_is_an_error_reply)
 {
-    free(h_redis_cmd(&redis, "HSET", "h", "f", "v", NULL));
+    free(h_redis_cmd(&redis, "HSET", "nc:v1:ns:0:h", "f", "v", NULL));
+    l2_key k = KEY("ns", "h");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "h", 1, 500, &v), L2_EREPLY);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EREPLY);
     cr_assert_not_null(strstr(l2_error(conn), "WRONGTYPE"), "%s", l2_error(conn));
     cr_assert(l2_connected(conn), "an error reply must not drop the connection");
 }
 
 Test(l2, script_cache_flush_is_survived)
 {
+    l2_key k = KEY("ns", "k");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_NIL);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL);
     free(h_redis_cmd(&redis, "SCRIPT", "FLUSH", NULL));
-    cr_assert_eq(l2_set(conn, "k", 1, "v", 1, 10000, 500), L2_OK);
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(set(k, "v", 10000), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK, "%s", l2_error(conn));
     l2_value_free(&v);
 }
 
@@ -109,35 +232,38 @@ Test(l2, slow_redis_times_out_and_the_next_command_reconnects)
         _exit(127);
     }
     h_sleep_ms(100);
+    l2_key k = KEY("ns", "k");
     l2_value v = {0};
     int64_t t0 = h_now_ms();
-    cr_assert_eq(l2_get(conn, "k", 1, 150, &v), L2_ETIMEOUT);
+    cr_assert_eq(l2_get(conn, &k, 150, &v), L2_ETIMEOUT);
     cr_assert_lt(h_now_ms() - t0, 400);
     cr_assert_not(l2_connected(conn), "a timed-out connection must be dropped");
     waitpid(pid, NULL, 0);
-    cr_assert_eq(l2_set(conn, "k", 1, "v", 1, 10000, 500), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(set(k, "v", 10000), L2_OK, "%s", l2_error(conn));
 }
 
 Test(l2, restart_is_survived_and_down_redis_fails_fast_with_backoff)
 {
-    cr_assert_eq(l2_set(conn, "k", 1, "v", 1, 10000, 500), L2_OK);
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "v", 10000), L2_OK);
     h_redis_stop(&redis, 1);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_EDOWN);
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EDOWN);
     int64_t t0 = h_now_ms();
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_EDOWN); /* inside the backoff */
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EDOWN); /* inside the backoff */
     cr_assert_lt(h_now_ms() - t0, 50);
     cr_assert_not_null(strstr(l2_error(conn), "unreachable"), "%s", l2_error(conn));
     h_redis_restart(&redis);
     l2_retry_now(conn);
-    cr_assert_eq(l2_set(conn, "k", 1, "w", 1, 10000, 500), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(set(k, "w", 10000), L2_OK, "%s", l2_error(conn));
 }
 
 Test(l2, connection_killed_by_redis_is_replaced_transparently)
 {
-    cr_assert_eq(l2_set(conn, "k", 1, "v", 1, 10000, 500), L2_OK);
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "v", 10000), L2_OK);
     free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", NULL));
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, "k", 1, 500, &v), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK, "%s", l2_error(conn));
     l2_value_free(&v);
 }

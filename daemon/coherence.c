@@ -1,0 +1,298 @@
+/* Coherence state; see coherence.h.
+ * `up` and `verified_ms` are atomics read on every Get; the version map is
+ * guarded by a rwlock (read on every Get of a known namespace); the stream
+ * table belongs to the subscriber thread alone. */
+#include "coherence.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+#include "log.h"
+
+typedef struct nsver {
+    UT_hash_handle hh;
+    uint64_t version;
+    char ns[];
+} nsver;
+
+/* The last seq seen from one (origin, stream), keyed "ORIGIN/STREAM". */
+typedef struct stream_seen {
+    UT_hash_handle hh;
+    uint64_t last;
+    char id[];
+} stream_seen;
+
+struct coh {
+    l1 *cache;
+    stats *st;
+    int64_t window_ms;
+    char node_id[64];
+    atomic_int up;
+    _Atomic int64_t verified_ms; /* send time of the last own heartbeat heard; 0: none */
+    pthread_rwlock_t versions_lock;
+    nsver *versions;      /* guarded by versions_lock */
+    stream_seen *streams; /* subscriber thread only */
+};
+
+int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen)
+{
+    size_t need = nslen + 1 + klen;
+    k->buf = need <= sizeof k->inline_buf ? k->inline_buf : malloc(need);
+    if (k->buf == NULL)
+        return ENOMEM;
+    memcpy(k->buf, ns, nslen);
+    k->buf[nslen] = ':';
+    if (klen > 0)
+        memcpy(k->buf + nslen + 1, key, klen);
+    k->len = need;
+    return 0;
+}
+
+void coh_key_free(coh_key *k)
+{
+    if (k->buf != k->inline_buf)
+        free(k->buf);
+}
+
+int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms)
+{
+    coh *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return ENOMEM;
+    c->cache = cache;
+    c->st = st;
+    c->window_ms = window_ms;
+    snprintf(c->node_id, sizeof c->node_id, "%s", node_id);
+    pthread_rwlock_init(&c->versions_lock, NULL);
+    *out = c;
+    return 0;
+}
+
+static void forget_versions(coh *c)
+{
+    nsver *v, *tmp;
+    pthread_rwlock_wrlock(&c->versions_lock);
+    HASH_ITER(hh, c->versions, v, tmp)
+    {
+        HASH_DEL(c->versions, v);
+        free(v);
+    }
+    pthread_rwlock_unlock(&c->versions_lock);
+}
+
+static void forget_streams(coh *c)
+{
+    stream_seen *s, *tmp;
+    HASH_ITER(hh, c->streams, s, tmp)
+    {
+        HASH_DEL(c->streams, s);
+        free(s);
+    }
+}
+
+void coh_free(coh *c)
+{
+    if (c == NULL)
+        return;
+    forget_versions(c);
+    forget_streams(c);
+    pthread_rwlock_destroy(&c->versions_lock);
+    free(c);
+}
+
+int coh_serving(coh *c, int64_t now)
+{
+    if (!atomic_load_explicit(&c->up, memory_order_acquire))
+        return 0;
+    int64_t v = atomic_load_explicit(&c->verified_ms, memory_order_acquire);
+    return v != 0 && now - v <= c->window_ms;
+}
+
+int64_t coh_staleness(coh *c, int64_t now)
+{
+    int64_t v = atomic_load(&c->verified_ms);
+    return v == 0 ? INT64_MAX : now - v;
+}
+
+int coh_subscribed_now(coh *c)
+{
+    return atomic_load(&c->up);
+}
+
+int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver)
+{
+    nsver *v;
+    pthread_rwlock_rdlock(&c->versions_lock);
+    HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
+    if (v != NULL)
+        *ver = v->version;
+    pthread_rwlock_unlock(&c->versions_lock);
+    return v != NULL;
+}
+
+void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
+{
+    nsver *v;
+    pthread_rwlock_wrlock(&c->versions_lock);
+    HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
+    if (v == NULL && (v = malloc(sizeof *v + nslen)) != NULL) {
+        memcpy(v->ns, ns, nslen);
+        v->version = ver;
+        HASH_ADD_KEYPTR(hh, c->versions, v->ns, (unsigned)nslen, v);
+        if (v->hh.tbl == NULL)
+            free(v); /* out of memory: stay unknown, reads go to Redis */
+    } else if (v != NULL && ver > v->version) {
+        v->version = ver;
+    }
+    pthread_rwlock_unlock(&c->versions_lock);
+}
+
+/* Drops every L1 entry of the namespace (older versions are unreachable
+ * already; this gives their memory back). */
+static void drop_namespace(coh *c, const void *ns, size_t nslen)
+{
+    coh_key prefix;
+    if (coh_key_make(&prefix, ns, nslen, "", 0) != 0)
+        return;
+    l1_del_prefix(c->cache, prefix.buf, prefix.len);
+    coh_key_free(&prefix);
+}
+
+void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
+{
+    coh_version_seen(c, ns, nslen, ver);
+    drop_namespace(c, ns, nslen);
+    stats_inc(&c->st->namespace_bumps);
+}
+
+/* Empties L1 and forgets what it knew, as after a lost message. */
+static void reset(coh *c)
+{
+    l1_flush(c->cache);
+    forget_versions(c);
+    forget_streams(c);
+}
+
+void coh_subscribed(coh *c)
+{
+    atomic_store(&c->verified_ms, 0);
+    reset(c);
+    atomic_store(&c->up, 1);
+}
+
+void coh_lost(coh *c)
+{
+    if (atomic_exchange(&c->up, 0))
+        stats_inc(&c->st->subscription_losses);
+}
+
+/* The record of (origin, stream), made with `baseline` as its last seq when
+ * new (*created set then). NULL when out of memory. */
+static stream_seen *stream_of(coh *c, const char *origin, uint32_t stream, uint64_t baseline,
+                              int *created)
+{
+    char id[96];
+    int n = snprintf(id, sizeof id, "%s/%u", origin, stream);
+    stream_seen *s;
+    *created = 0;
+    HASH_FIND(hh, c->streams, id, (unsigned)n, s);
+    if (s != NULL)
+        return s;
+    if ((s = malloc(sizeof *s + (size_t)n + 1)) == NULL)
+        return NULL;
+    memcpy(s->id, id, (size_t)n + 1);
+    s->last = baseline;
+    HASH_ADD_KEYPTR(hh, c->streams, s->id, (unsigned)n, s);
+    if (s->hh.tbl == NULL) {
+        free(s);
+        return NULL;
+    }
+    *created = 1;
+    return s;
+}
+
+/* Records message `seq` of (origin, stream). Returns 1 when messages were
+ * missed before it. The first message of a stream sets its baseline (what
+ * came before our subscription does not matter: L1 was emptied then); a
+ * repeat is no gap (a write whose answer was lost is retried with its seq). */
+static int seq_gap(coh *c, const char *origin, uint32_t stream, uint64_t seq)
+{
+    int created;
+    stream_seen *s = stream_of(c, origin, stream, seq, &created);
+    if (s == NULL)
+        return 1; /* cannot track it: assume the worst */
+    int gap = !created && seq > s->last + 1;
+    if (seq > s->last)
+        s->last = seq;
+    return gap;
+}
+
+/* Another node's heartbeat: the last confirmed seq of each of its streams.
+ * A confirmed message was published before the heartbeat, so it must have
+ * arrived here already; if it has not, it was lost on the way. */
+static int heartbeat_gap(coh *c, const pb_invalidation *m)
+{
+    int gap = 0;
+    for (size_t i = 0; i < m->heartbeat->n_stream_seqs; i++) {
+        uint64_t confirmed = m->heartbeat->stream_seqs[i];
+        int created;
+        stream_seen *s = stream_of(c, m->origin, (uint32_t)i, confirmed, &created);
+        if (s == NULL)
+            return 1;
+        if (!created && confirmed > s->last) {
+            gap = 1;
+            s->last = confirmed;
+        }
+    }
+    return gap;
+}
+
+static void gap_found(coh *c, const pb_invalidation *m)
+{
+    stats_inc(&c->st->sequence_gaps);
+    log_warn("missed invalidations from node %s: emptying L1", m->origin);
+    reset(c);
+}
+
+void coh_apply(coh *c, const pb_invalidation *m)
+{
+    int own = strcmp(m->origin, c->node_id) == 0;
+    if (m->heartbeat != NULL) {
+        if (own)
+            atomic_store(&c->verified_ms, m->heartbeat->sent_ms);
+        else if (heartbeat_gap(c, m))
+            gap_found(c, m);
+        return;
+    }
+    if (own)
+        return; /* applied locally before the write was answered */
+    stats_inc(&c->st->invalidations_received);
+    if (m->seq != 0 && seq_gap(c, m->origin, m->stream, m->seq)) {
+        gap_found(c, m);
+        return;
+    }
+    if (m->flush_all) {
+        log_info("flush-all from node %s: emptying L1", m->origin);
+        reset(c);
+        return;
+    }
+    for (size_t i = 0; i < m->n_keys; i++) {
+        coh_key k;
+        if (coh_key_make(&k, m->keys[i]->ns.data, m->keys[i]->ns.len, m->keys[i]->key.data,
+                         m->keys[i]->key.len) != 0) {
+            reset(c); /* cannot drop the one key: drop them all */
+            return;
+        }
+        l1_invalidate(c->cache, k.buf, k.len);
+        coh_key_free(&k);
+    }
+    if (m->bump_ns.len > 0)
+        coh_bumped(c, m->bump_ns.data, m->bump_ns.len, m->bump_version);
+}

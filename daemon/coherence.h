@@ -1,0 +1,76 @@
+/* coherence: what this node knows about how fresh its L1 is, and the rules
+ * that keep it honest (see docs/coherence.md).
+ *
+ * - L1 serves only while the subscription is up and this node has heard its
+ *   own heartbeat, sent at most coherence_window ago: every invalidation
+ *   published before that heartbeat has then been applied here.
+ * - Invalidations from other nodes drop keys (and void fills in flight);
+ *   namespace bumps raise the namespace's version; a gap in an origin's
+ *   sequence numbers, a flush-all or a new subscription empties L1.
+ * - L1 keys are "NS:KEY" (a namespace has no ':'); each entry's tag is the
+ *   namespace version it was read under, and only entries of the current
+ *   version are served.
+ * Thread-safe, except coh_apply(), coh_subscribed() and coh_lost(), which
+ * only the subscriber thread calls. */
+#ifndef NC_COHERENCE_H
+#define NC_COHERENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "l1.h"
+#include "stats.h"
+
+typedef struct coh coh;
+
+/* An L1 key "NS:KEY", on the stack when it fits. */
+typedef struct coh_key {
+    char *buf;
+    size_t len;
+    char inline_buf[1280];
+} coh_key;
+
+/* Builds the L1 key. Returns 0, or ENOMEM. Free with coh_key_free(). */
+int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen);
+void coh_key_free(coh_key *k);
+
+/* Makes the state for node `node_id` (copied) over `cache` and `st` (not
+ * owned; they must outlive it). Returns 0 and hands it to *out (caller owns
+ * it; free with coh_free()), or ENOMEM. */
+int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms);
+void coh_free(coh *c);
+
+/* Whether L1 may serve now: subscribed and caught up within the window. */
+int coh_serving(coh *c, int64_t now);
+
+/* How long ago this node was last known to be caught up, in ms (INT64_MAX
+ * when it never was, or since its last subscription). */
+int64_t coh_staleness(coh *c, int64_t now);
+
+/* Whether the subscription is up (for stats and Ping). */
+int coh_subscribed_now(coh *c);
+
+/* The namespace's current version as far as this node knows: returns 1 and
+ * sets *ver, or 0 when it does not know (the caller reads Redis). */
+int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver);
+
+/* Records that Redis holds version `ver` of the namespace (versions only
+ * go up; an older one is ignored). */
+void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
+
+/* This node's own write to the namespace's version (a bump it made):
+ * records the version and drops the namespace from L1. */
+void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver);
+
+/* Subscriber thread: a new subscription is confirmed. Empties L1, forgets
+ * versions and sequence numbers; serving resumes at the next own heartbeat. */
+void coh_subscribed(coh *c);
+
+/* Subscriber thread: the subscription is gone. */
+void coh_lost(coh *c);
+
+/* Subscriber thread: applies one message from the channel. */
+void coh_apply(coh *c, const pb_invalidation *m);
+
+#endif

@@ -1,0 +1,237 @@
+/* The invalidation channel's reader and this node's heartbeat; see
+ * subscriber.h. The reader blocks in redisGetReply() with a read timeout of
+ * coherence_window; sub_stop() wakes it by shutting its socket down. */
+#include "subscriber.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "l2.h"
+#include "log.h"
+#include "units.h"
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+#define MAX_STREAMS  64
+
+struct subscriber {
+    const config *cfg;
+    config_redis_url url;
+    char channel[160];
+    char node_id[64];
+    coh *coh;
+    jobq *q;
+    atomic_int stopping;
+    pthread_mutex_t mu; /* guards ctx (for sub_stop) and the heartbeat's sleep */
+    pthread_cond_t cv;
+    redisContext *ctx;
+    pthread_t reader, beater;
+    int reader_started, beater_started;
+};
+
+static struct timeval tv_of(int64_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Connects, authenticates, selects nothing (pub/sub ignores databases) and
+ * subscribes. Returns the context, or NULL with the reason logged. */
+static redisContext *subscribe(subscriber *s)
+{
+    struct timeval tv = tv_of(s->cfg->redis_timeout_ms);
+    redisContext *ctx = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.host, tv)
+                                       : redisConnectWithTimeout(s->url.host, s->url.port, tv);
+    redisReply *r = NULL;
+    const char *why = ctx == NULL ? "out of memory" : ctx->err ? ctx->errstr : NULL;
+    if (why == NULL && s->url.password[0] != '\0') {
+        redisSetTimeout(ctx, tv);
+        r = redisCommand(ctx, "AUTH %s", s->url.password);
+        why = r == NULL ? ctx->errstr : r->type == REDIS_REPLY_ERROR ? "AUTH failed" : NULL;
+        freeReplyObject(r);
+    }
+    if (why == NULL) {
+        redisSetTimeout(ctx, tv);
+        r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
+        why = r == NULL ? ctx->errstr : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
+        freeReplyObject(r);
+    }
+    if (why != NULL) {
+        log_debug("subscriber: %s", why);
+        if (ctx != NULL)
+            redisFree(ctx);
+        return NULL;
+    }
+    if (!s->url.is_unix)
+        redisEnableKeepAlive(ctx);
+    redisSetTimeout(ctx, tv_of(s->cfg->coherence_window_ms));
+    return ctx;
+}
+
+/* Hands one pub/sub reply to coherence. Returns 0, or -1 for a reply that
+ * is not a message (the connection is then made anew). */
+static int deliver(subscriber *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
+        return -1;
+    const redisReply *payload = r->element[2];
+    pb_invalidation *m = codec_inval_unpack(payload->str, payload->len);
+    if (m == NULL) {
+        log_warn("subscriber: undecodable message of %zu bytes on %s; ignored", payload->len,
+                 s->channel);
+        return 0;
+    }
+    coh_apply(s->coh, m);
+    codec_inval_free(m);
+    return 0;
+}
+
+/* Reads messages until the connection fails, goes silent or we stop. */
+static void listen_until_lost(subscriber *s, redisContext *ctx)
+{
+    while (!atomic_load(&s->stopping)) {
+        redisReply *r = NULL;
+        if (redisGetReply(ctx, (void **)&r) != REDIS_OK) {
+            if (!atomic_load(&s->stopping))
+                log_warn("subscription to %s lost: %s", s->channel,
+                         ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
+                             ? "silent past coherence_window"
+                             : ctx->errstr);
+            return;
+        }
+        int bad = deliver(s, r);
+        freeReplyObject(r);
+        if (bad) {
+            log_warn("subscription to %s: unexpected reply; subscribing again", s->channel);
+            return;
+        }
+    }
+}
+
+static void *reader_main(void *arg)
+{
+    subscriber *s = arg;
+    int64_t retry_ms = RETRY_MIN_MS;
+    while (!atomic_load(&s->stopping)) {
+        redisContext *ctx = subscribe(s);
+        if (ctx == NULL) {
+            struct timespec ts = {.tv_sec = retry_ms / 1000,
+                                  .tv_nsec = (retry_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+            continue;
+        }
+        retry_ms = RETRY_MIN_MS;
+        pthread_mutex_lock(&s->mu);
+        s->ctx = ctx;
+        pthread_mutex_unlock(&s->mu);
+        coh_subscribed(s->coh);
+        log_info("subscribed to %s; L1 emptied, serving from it again once caught up", s->channel);
+        listen_until_lost(s, ctx);
+        coh_lost(s->coh);
+        pthread_mutex_lock(&s->mu);
+        s->ctx = NULL;
+        pthread_mutex_unlock(&s->mu);
+        redisFree(ctx);
+    }
+    return NULL;
+}
+
+/* Publishes one heartbeat with the last confirmed seq of every stream. */
+static void beat(subscriber *s, l2 *conn)
+{
+    uint64_t seqs[MAX_STREAMS];
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    hb.sent_ms = units_now_ms();
+    hb.stream_seqs = seqs;
+    hb.n_stream_seqs = jobq_stream_seqs(s->q, seqs, MAX_STREAMS);
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = s->node_id;
+    m.heartbeat = &hb;
+    uint8_t buf[1024];
+    size_t n = codec_inval_pack(&m, buf);
+    l2_msg msg = {.channel = s->channel, .data = buf, .len = n};
+    l2_publish(conn, &msg, s->cfg->redis_timeout_ms);
+}
+
+static void *beater_main(void *arg)
+{
+    subscriber *s = arg;
+    l2 *conn = NULL;
+    if (l2_open(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->mu);
+        beat(s, conn);
+        pthread_mutex_lock(&s->mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (s->cfg->heartbeat_interval_ms % 1000) * 1000000;
+        ts.tv_sec += s->cfg->heartbeat_interval_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        if (!atomic_load(&s->stopping))
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    l2_close(conn);
+    return NULL;
+}
+
+int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, const char *channel,
+              const char *node_id, coh *c, jobq *q)
+{
+    subscriber *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return ENOMEM;
+    s->cfg = cfg;
+    s->url = *url;
+    snprintf(s->channel, sizeof s->channel, "%s", channel);
+    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    s->coh = c;
+    s->q = q;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rv = pthread_create(&s->reader, NULL, reader_main, s);
+    s->reader_started = rv == 0;
+    if (rv == 0)
+        rv = pthread_create(&s->beater, NULL, beater_main, s);
+    s->beater_started = rv == 0;
+    if (rv != 0) {
+        sub_stop(s);
+        return rv;
+    }
+    *out = s;
+    return 0;
+}
+
+void sub_stop(subscriber *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->stopping, 1);
+    if (s->ctx != NULL)
+        shutdown(s->ctx->fd, SHUT_RDWR); /* wakes the reader */
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->reader_started)
+        pthread_join(s->reader, NULL);
+    if (s->beater_started)
+        pthread_join(s->beater, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
