@@ -386,3 +386,36 @@ int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *o
     argv[n] = NULL;
     return run_capture(argv, in, inlen, out, outlen, err);
 }
+
+void h_proxy_start(h_proxy *p, const h_redis *r, int64_t delay_us)
+{
+    memset(p, 0, sizeof *p);
+    char port[16], target[16], delay[32];
+    p->port = free_port();
+    snprintf(port, sizeof port, "%d", p->port);
+    snprintf(target, sizeof target, "%d", r->port);
+    snprintf(delay, sizeof delay, "%lld", (long long)delay_us);
+    char *argv[] = {(char *)env_or("NC_PROXY", "nc-delay-proxy"),
+                    port,
+                    "127.0.0.1",
+                    target,
+                    "--delay-us",
+                    delay,
+                    NULL};
+    p->pid = spawn(argv, -1, -1, NULL);
+    p->via = *r;
+    p->via.port = p->port;
+    snprintf(p->via.url, sizeof p->via.url, "redis://127.0.0.1:%d", p->port);
+    for (int i = 0; i < 200 && !redis_answers(&p->via); i++)
+        h_sleep_ms(10);
+    cr_assert(redis_answers(&p->via), "nc-delay-proxy did not come up");
+}
+
+void h_proxy_stop(h_proxy *p)
+{
+    if (p->pid <= 0)
+        return;
+    kill(p->pid, SIGTERM);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+}

@@ -49,6 +49,19 @@ int h_daemon_stop(h_daemon *d);
 /* Whether the daemon process is still running. */
 int h_daemon_alive(const h_daemon *d);
 
+/* A nc-delay-proxy in front of a Redis: `via` is a copy of the Redis whose
+ * url points at the proxy, for h_daemon_start(). */
+typedef struct h_proxy {
+    pid_t pid;
+    int port;
+    h_redis via;
+} h_proxy;
+
+/* Starts a proxy to `r` that holds replies on command connections for
+ * delay_us (pub/sub connections pass straight through). */
+void h_proxy_start(h_proxy *p, const h_redis *r, int64_t delay_us);
+void h_proxy_stop(h_proxy *p);
+
 /* Opens a client to the daemon (asserts success). */
 nc_client *h_client(const h_daemon *d);
 

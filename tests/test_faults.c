@@ -47,6 +47,15 @@ static int get_status(const char *key, char **value, int timeout_ms)
     return rv;
 }
 
+/* The subscriber sees a closed connection within moments (a silent one
+ * within coherence_window); from then on L1 is not used. */
+static void wait_for_subscription_loss(void)
+{
+    int64_t give_up = h_now_ms() + 2000;
+    while (h_stat(client, "subscription_up") != 0 && h_now_ms() < give_up)
+        h_sleep_ms(5);
+}
+
 Test(faults, redis_down_means_no_l1_and_unavailable_for_everything)
 {
     /* Without a subscription this node cannot hear about writes, so it
@@ -54,11 +63,7 @@ Test(faults, redis_down_means_no_l1_and_unavailable_for_everything)
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
     cr_assert_eq(get_status("hot", NULL, 0), NC_OK);
     h_redis_stop(&redis, 1);
-    /* The subscriber sees the connection close within moments (and a silent
-     * one within coherence_window); from then on L1 is not used. */
-    int64_t give_up = h_now_ms() + 2000;
-    while (h_stat(client, "subscription_up") != 0 && h_now_ms() < give_up)
-        h_sleep_ms(5);
+    wait_for_subscription_loss();
     cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE, "an L1 entry served blind");
     cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
     cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
@@ -82,6 +87,7 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
     h_redis_stop(&redis, 1);
+    wait_for_subscription_loss();
     void *v;
     size_t len;
     nc_get_info info;
@@ -111,7 +117,8 @@ Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
         h_sleep_ms(50);
     cr_assert_eq(rv, NC_OK, "no reconnect within 10 s: %s", nc_errmsg());
     char *v;
-    cr_assert_eq(get_status("b", &v, 0), NC_OK);
+    rv = get_status("b", &v, 0);
+    cr_assert_eq(rv, NC_OK, "get after the reconnect: %s: %s", nc_strerror(rv), nc_errmsg());
     cr_assert_str_eq(v, "3");
     nc_free(v);
     /* The failed write of "a" dropped it from L1: no stale "1" is served. */

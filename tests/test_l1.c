@@ -679,6 +679,7 @@ Test(l1, invalidation_of_another_key_voids_at_most_its_stamp_slot)
     }
     /* 1024 slots: a few collisions at most, never all of them. */
     cr_assert_geq(stored, 90, "only %d of 100 fills survived unrelated invalidations", stored);
+    l1_destroy(s);
 }
 
 Test(l1, refused_write_still_removes_the_entry_it_supersedes)

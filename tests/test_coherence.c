@@ -1,0 +1,363 @@
+/* Integration: three nearcached processes standing in for hosts, one real
+ * redis-server. Once a write through any node is acknowledged, no node keeps
+ * serving what it replaced: not after a Set, Delete or BumpNamespace, not
+ * through a fill racing the write, not after the subscription is killed,
+ * Redis restarts or a node is frozen while invalidations pile up. */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+#define NODES 3
+
+static h_redis redis;
+static h_daemon node[NODES];
+static nc_client *cl[NODES];
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    for (int i = 0; i < NODES; i++) {
+        h_daemon_start(&node[i], &redis, NULL);
+        cl[i] = h_client(&node[i]);
+    }
+}
+
+static void down(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        nc_close(cl[i]);
+        cl[i] = NULL;
+        if (node[i].pid > 0) {
+            kill(node[i].pid, SIGCONT);
+            int code = h_daemon_stop(&node[i]);
+            cr_expect_eq(code, 0, "node %d exited %d", i, code);
+        }
+    }
+    h_redis_cleanup(&redis);
+}
+
+TestSuite(coherence, .init = up, .fini = down, .timeout = 120);
+
+static nc_bytes str(const char *s)
+{
+    return NC_STR(s);
+}
+
+static void set_on(int n, const char *key, const char *value)
+{
+    int rv = nc_set(cl[n], str("ns"), str(key), str(value), 60000, 0);
+    cr_assert_eq(rv, NC_OK, "set on node %d: %s", n, nc_errmsg());
+}
+
+/* Gets key on node n; returns the value (caller frees) or NULL if absent. */
+static char *get_on(int n, const char *key, nc_get_info *info)
+{
+    void *v = NULL;
+    size_t len;
+    nc_get_info dummy;
+    int rv = nc_get_ex(cl[n], str("ns"), str(key), &v, &len, info ? info : &dummy, 0);
+    cr_assert(rv == NC_OK || rv == NC_ENOTFOUND, "get on node %d: %s", n, nc_errmsg());
+    return v;
+}
+
+/* Reads key on node n until it is an L1 hit holding `value`. */
+static void make_hot(int n, const char *key, const char *value)
+{
+    for (int i = 0; i < 50; i++) {
+        nc_get_info info;
+        char *v = get_on(n, key, &info);
+        int hot = v != NULL && strcmp(v, value) == 0 && info.source == NC_SOURCE_L1;
+        nc_free(v);
+        if (hot)
+            return;
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("node %d never served %s=%s from L1", n, key, value);
+}
+
+/* Polls node n until key reads as `want` (NULL: absent); fails after 2 s.
+ * Then reads it 50 more times: it must never go back. */
+static void converges(int n, const char *key, const char *want)
+{
+    int64_t give_up = h_now_ms() + 2000, seen_at = -1;
+    while (seen_at < 0) {
+        char *v = get_on(n, key, NULL);
+        int ok = want == NULL ? v == NULL : v != NULL && strcmp(v, want) == 0;
+        nc_free(v);
+        if (ok)
+            seen_at = h_now_ms();
+        else
+            cr_assert_lt(h_now_ms(), give_up, "node %d still serves the old %s after 2 s", n, key);
+    }
+    for (int i = 0; i < 50; i++) {
+        char *v = get_on(n, key, NULL);
+        int ok = want == NULL ? v == NULL : v != NULL && strcmp(v, want) == 0;
+        cr_assert(ok, "node %d went back to %s for %s", n, v ? v : "(absent)", key);
+        nc_free(v);
+    }
+}
+
+Test(coherence, set_through_one_node_reaches_hot_readers_on_the_others)
+{
+    set_on(0, "k", "v0");
+    make_hot(1, "k", "v0");
+    make_hot(2, "k", "v0");
+    set_on(0, "k", "v1");
+    converges(1, "k", "v1");
+    converges(2, "k", "v1");
+    cr_assert_geq(h_stat(cl[1], "invalidations_received"), 1);
+    cr_assert_geq(h_stat(cl[0], "invalidations_sent"), 2);
+}
+
+Test(coherence, a_node_reads_its_own_write_at_once)
+{
+    set_on(0, "k", "v0");
+    make_hot(0, "k", "v0");
+    for (int i = 1; i <= 50; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        set_on(0, "k", want);
+        char *v = get_on(0, "k", NULL);
+        cr_assert_str_eq(v, want);
+        nc_free(v);
+    }
+}
+
+Test(coherence, delete_through_one_node_reaches_hot_readers_on_the_others)
+{
+    set_on(1, "k", "v0");
+    make_hot(0, "k", "v0");
+    make_hot(2, "k", "v0");
+    cr_assert_eq(nc_del(cl[1], str("ns"), str("k"), NULL, 0), NC_OK);
+    converges(0, "k", NULL);
+    converges(2, "k", NULL);
+}
+
+Test(coherence, bump_namespace_drops_it_on_every_node)
+{
+    set_on(0, "a", "1");
+    set_on(0, "b", "2");
+    for (int n = 1; n < NODES; n++) {
+        make_hot(n, "a", "1");
+        make_hot(n, "b", "2");
+    }
+    uint64_t version = 0;
+    cr_assert_eq(nc_bump(cl[0], str("ns"), &version, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(version, 1);
+    for (int n = 0; n < NODES; n++) {
+        converges(n, "a", NULL);
+        converges(n, "b", NULL);
+    }
+    cr_assert_geq(h_stat(cl[2], "namespace_bumps"), 1);
+    set_on(2, "a", "new"); /* written under version 1 */
+    converges(1, "a", "new");
+    char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:1:a", NULL);
+    cr_assert_str_eq(raw, "new");
+    free(raw);
+}
+
+Test(coherence, bump_through_the_cli_prints_the_new_version)
+{
+    char *out = NULL;
+    size_t len;
+    cr_assert_eq(h_cli(&node[0], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
+    cr_assert_str_eq(out, "1\n");
+    free(out);
+    cr_assert_eq(h_cli(&node[1], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
+    cr_assert_str_eq(out, "2\n");
+    free(out);
+}
+
+Test(coherence, subscription_killed_by_redis_is_noticed_and_made_again)
+{
+    set_on(0, "k", "v0");
+    make_hot(1, "k", "v0");
+    free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
+    set_on(0, "k", "v1"); /* may be published while node 1 is not listening */
+    converges(1, "k", "v1");
+    int64_t give_up = h_now_ms() + 3000;
+    while (h_stat(cl[1], "subscription_up") != 1 || h_stat(cl[1], "l1_serving") != 1)
+        cr_assert_lt(h_now_ms(), give_up, "node 1 did not subscribe again");
+    cr_assert_geq(h_stat(cl[1], "subscription_losses"), 1);
+    make_hot(1, "k", "v1"); /* and it serves from L1 again */
+}
+
+Test(coherence, redis_killed_and_restarted_leaves_no_stale_l1)
+{
+    set_on(0, "k", "v0");
+    make_hot(1, "k", "v0");
+    make_hot(2, "k", "v0");
+    h_redis_stop(&redis, 1);
+    h_redis_restart(&redis); /* empty: no persistence */
+    int64_t give_up = h_now_ms() + 10000;
+    while (nc_set(cl[0], str("ns"), str("k"), str("v1"), 60000, 0) != NC_OK)
+        cr_assert_lt(h_now_ms(), give_up, "node 0 never wrote after the restart");
+    converges(1, "k", "v1");
+    converges(2, "k", "v1");
+    cr_assert_geq(h_stat(cl[1], "subscription_losses"), 1);
+}
+
+struct slow_read {
+    int rv;
+    char value[16];
+    char err[200];
+};
+
+static void *slow_read_main(void *arg)
+{
+    struct slow_read *r = arg;
+    nc_client *c = NULL;
+    void *v = NULL;
+    size_t len;
+    if ((r->rv = nc_open(&c, node[1].url, 0)) == NC_OK)
+        r->rv = nc_get(c, str("ns"), str("k"), &v, &len, 3000);
+    if (r->rv == NC_OK)
+        snprintf(r->value, sizeof r->value, "%s", (char *)v);
+    else
+        snprintf(r->err, sizeof r->err, "%s", nc_errmsg());
+    nc_free(v);
+    nc_close(c);
+    return NULL;
+}
+
+Test(coherence, a_fill_racing_a_write_is_not_kept)
+{
+    /* Node 1 reaches Redis through a proxy that holds its command replies
+     * for 400 ms; its subscription is direct. Its read of the old value is
+     * still on the way when node 0's write is acknowledged and announced. */
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_proxy proxy;
+    h_proxy_start(&proxy, &redis, 400000);
+    h_daemon_start(&node[1], &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
+    cl[1] = h_client(&node[1]);
+    set_on(0, "k", "old");
+    /* The slow read runs on its own thread while this one writes. */
+    pthread_t reader;
+    struct slow_read r = {.rv = -1};
+    pthread_create(&reader, NULL, slow_read_main, &r);
+    h_sleep_ms(150);
+    set_on(0, "k", "new");
+    pthread_join(reader, NULL);
+    cr_assert_eq(r.rv, NC_OK, "the racing read failed: %s", r.err);
+    cr_assert_str_eq(r.value, "old", "the racing read started before the write");
+    cr_assert_geq(h_stat(cl[1], "fills_voided"), 1, "the racing fill was kept");
+    nc_get_info info;
+    char *v = get_on(1, "k", &info);
+    cr_assert_str_eq(v, "new", "node 1 cached the value the write replaced");
+    nc_free(v);
+    h_proxy_stop(&proxy);
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_daemon_start(&node[1], &redis, NULL); /* for down() */
+    cl[1] = h_client(&node[1]);
+}
+
+Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
+{
+    /* Node 1 is stopped while far more than 32 MB of invalidations flow
+     * (socket buffers absorb several MB): Redis drops it at the default
+     * pub/sub output-buffer limit, 32 MB. */
+    nc_close(cl[0]);
+    h_daemon_stop(&node[0]);
+    h_daemon_start(&node[0], &redis, "--max-key-size", "64KB", NULL);
+    cl[0] = h_client(&node[0]);
+    set_on(0, "k", "v0");
+    make_hot(1, "k", "v0");
+    kill(node[1].pid, SIGSTOP);
+    set_on(0, "k", "v1");
+    size_t klen = 60 * 1024;
+    char *big = malloc(klen + 1);
+    for (int i = 0; i < 1200; i++) { /* 1200 messages of 60 KiB: 72 MB */
+        memset(big, 'a' + i % 26, klen);
+        snprintf(big, 16, "%d-", i);
+        int rv = nc_set(cl[0], str("ns"), (nc_bytes){big, klen}, str("x"), 60000, 0);
+        cr_assert_eq(rv, NC_OK, "%s", nc_errmsg());
+    }
+    free(big);
+    h_sleep_ms(1200); /* frozen for longer than coherence_window in all */
+    kill(node[1].pid, SIGCONT);
+    char *v = get_on(1, "k", NULL);
+    cr_assert_str_eq(v, "v1", "the thawed node served the value it missed the write of");
+    nc_free(v);
+    converges(1, "k", "v1");
+    int64_t give_up = h_now_ms() + 10000;
+    while (h_stat(cl[1], "subscription_losses") < 1)
+        cr_assert_lt(h_now_ms(), give_up, "Redis never dropped the frozen subscriber");
+    while (h_stat(cl[1], "subscription_up") != 1 || h_stat(cl[1], "l1_serving") != 1)
+        cr_assert_lt(h_now_ms(), give_up, "node 1 did not subscribe again");
+    make_hot(1, "k", "v1");
+}
+
+/* Publishes a hand-made message on the channel, as another node would. */
+static void publish(const char *origin, uint64_t seq, const char *key, uint64_t hb_seq)
+{
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    pb_key_ref ref = NEARCACHE__V1__KEY_REF__INIT, *refs[1] = {&ref};
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    uint64_t seqs[1] = {hb_seq};
+    m.origin = (char *)origin;
+    m.seq = seq;
+    if (key != NULL) {
+        ref.ns = (ProtobufCBinaryData){2, (uint8_t *)"ns"};
+        ref.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+        m.n_keys = 1;
+        m.keys = refs;
+    } else {
+        hb.sent_ms = 1;
+        hb.n_stream_seqs = 1;
+        hb.stream_seqs = seqs;
+        m.heartbeat = &hb;
+    }
+    uint8_t buf[256];
+    size_t n = codec_inval_pack(&m, buf);
+    redisContext *ctx = redisConnect("127.0.0.1", redis.port);
+    cr_assert(ctx != NULL && ctx->err == 0);
+    redisReply *r = redisCommand(ctx, "PUBLISH nc:v1:inval %b", buf, n);
+    cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= NODES);
+    freeReplyObject(r);
+    redisFree(ctx);
+}
+
+static int served_from_l1(int n, const char *key)
+{
+    nc_get_info info;
+    char *v = get_on(n, key, &info);
+    nc_free(v);
+    return info.source == NC_SOURCE_L1;
+}
+
+Test(coherence, a_gap_in_another_nodes_sequence_empties_l1)
+{
+    set_on(0, "hot", "v");
+    make_hot(1, "hot", "v");
+    publish("peer", 1, "other", 0);
+    h_sleep_ms(100);
+    cr_assert(served_from_l1(1, "hot"), "an unrelated key's message dropped the hot key");
+    publish("peer", 3, "other", 0); /* seq 2 never came */
+    int64_t give_up = h_now_ms() + 2000;
+    while (h_stat(cl[1], "sequence_gaps") < 1)
+        cr_assert_lt(h_now_ms(), give_up, "the gap went unnoticed");
+    cr_assert_not(served_from_l1(1, "hot"), "L1 was not emptied after a gap");
+}
+
+Test(coherence, a_heartbeat_ahead_of_what_arrived_is_a_gap)
+{
+    set_on(0, "hot", "v");
+    publish("peer", 1, "other", 0);
+    make_hot(1, "hot", "v");
+    publish("peer", 0, NULL, 2); /* says stream 0 sent seq 2, which never came */
+    int64_t give_up = h_now_ms() + 2000;
+    while (h_stat(cl[1], "sequence_gaps") < 1)
+        cr_assert_lt(h_now_ms(), give_up, "the heartbeat's gap went unnoticed");
+    cr_assert_not(served_from_l1(1, "hot"));
+}
