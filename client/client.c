@@ -5,7 +5,6 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,11 +19,10 @@
 
 struct nc_client {
     nng_socket sock;
-    nng_dialer dialer;
-    pthread_mutex_t dial_mu; /* guards dialer replacement */
     atomic_int timeout_ms;
     atomic_uint_fast64_t next_id;
-    atomic_int pipes; /* connections to the daemon right now */
+    atomic_int pipes;             /* connections to the daemon right now */
+    _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
     char url[512];
 };
 
@@ -74,7 +72,7 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(c->sock, url, &c->dialer, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
+    rv = nng_dial(c->sock, url, NULL, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
     if (rv != 0) {
         nng_close(c->sock);
         free(c);
@@ -82,7 +80,6 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
         return fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0, "cannot connect to nearcached at %s: %s",
                     url, nng_strerror(rv));
     }
-    pthread_mutex_init(&c->dial_mu, NULL);
     *out = c;
     return NC_OK;
 }
@@ -92,21 +89,7 @@ void nc_close(nc_client *c)
     if (c == NULL)
         return;
     nng_close(c->sock);
-    pthread_mutex_destroy(&c->dial_mu);
     free(c);
-}
-
-/* Starts a fresh background dialer. nng 1.5.2 (bug #1518) stops a dialer
- * for good when a connection fails during negotiation (say, the daemon
- * restarting): a call that finds no connection at all replaces it. */
-static void redial(nc_client *c)
-{
-    pthread_mutex_lock(&c->dial_mu);
-    if (atomic_load(&c->pipes) == 0) {
-        nng_dialer_close(c->dialer);
-        nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
-    }
-    pthread_mutex_unlock(&c->dial_mu);
 }
 
 void nc_set_timeout(nc_client *c, int timeout_ms)
@@ -178,13 +161,46 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
     nng_ctx_close(ctx);
     if (rv == 0)
         return NC_OK;
-    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0) {
-        redial(c);
+    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
         return fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
-    }
     if (rv == NNG_ETIMEDOUT)
         return fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
     return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s", nng_strerror(rv));
+}
+
+static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out);
+
+/* Requests up to this size are never refused by a daemon. */
+#define SMALL_REQUEST (64 * 1024)
+
+/* Checks a large request against the daemon's limit (asked once, by Ping):
+ * a daemon drops a larger message without a reply, and nng 1.5.2 can hang
+ * closing a socket whose oversized request it keeps resending. Returns
+ * NC_OK or NC_ETOOBIG. */
+static int check_size(nc_client *c, size_t size, int timeout_ms)
+{
+    if (size <= SMALL_REQUEST)
+        return NC_OK;
+    if (atomic_load(&c->max_request) == 0) {
+        pb_ping_request p = NEARCACHE__V1__PING_REQUEST__INIT;
+        pb_request req = NEARCACHE__V1__REQUEST__INIT;
+        req.method_case = METHOD(PING);
+        req.ping = &p;
+        pb_reply *r;
+        int rv = call(c, &req, timeout_ms, &r);
+        if (rv != NC_OK)
+            return rv;
+        if (r->result_case == RESULT(PING))
+            atomic_store(&c->max_request, r->ping->max_request_size);
+        codec_reply_free(r);
+    }
+    uint64_t max = atomic_load(&c->max_request);
+    if (max != 0 && size > max)
+        return fail(NC_ETOOBIG, CODE(RESOURCE_EXHAUSTED),
+                    "request of %zu bytes is larger than the daemon accepts (%llu bytes; see "
+                    "max_value_size)",
+                    size, (unsigned long long)max);
+    return NC_OK;
 }
 
 /* Sends req and decodes the reply. Returns NC_OK with *out (the caller
@@ -197,10 +213,14 @@ static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
     req->id = atomic_fetch_add(&c->next_id, 1);
     req->timeout_ms = (uint32_t)timeout_ms;
     nng_msg *msg, *reply = NULL;
-    if (nng_msg_alloc(&msg, codec_request_size(req)) != 0)
+    size_t size = codec_request_size(req);
+    int rv = check_size(c, size, timeout_ms);
+    if (rv != NC_OK)
+        return rv;
+    if (nng_msg_alloc(&msg, size) != 0)
         return fail(NC_ENOMEM, 0, "out of memory");
     codec_request_pack(req, nng_msg_body(msg));
-    int rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
+    rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
     if (rv != NC_OK)
         return rv;
     pb_reply *r = codec_reply_unpack(nng_msg_body(reply), nng_msg_len(reply));

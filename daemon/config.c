@@ -551,6 +551,11 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
 
 /* ---- checks between settings ------------------------------------------- */
 
+uint64_t config_max_request(const config *c)
+{
+    return c->max_value_size + c->max_key_size + c->max_namespace_size + 64 * KiB;
+}
+
 int config_check(const config *c, char *err, size_t errlen)
 {
     char a[32], b[32];

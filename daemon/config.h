@@ -66,6 +66,10 @@ int config_check(const config *c, char *err, size_t errlen);
 /* Parses a redis URL. Returns 0, or -1 with a message in err. */
 int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen);
 
+/* The largest request message the daemon reads: a value, key and namespace
+ * of the largest sizes plus 64 KiB of envelope. */
+uint64_t config_max_request(const config *c);
+
 /* Writes the usage text with every setting and its default to `out`. */
 void config_usage(FILE *out, const char *argv0);
 

@@ -5,11 +5,15 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static _Atomic int log_level = CONFIG_LOG_INFO;
+
+/* syslog priorities of the levels, for journald's "<N>" line prefix. */
+static const char journal_prefix[][4] = {"<3>", "<4>", "<6>", "<7>"};
 
 void log_set_level(enum config_log_level level)
 {
@@ -30,7 +34,10 @@ void log_write(enum config_log_level level, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    size_t n = 0;
+    if (getenv("JOURNAL_STREAM") != NULL) /* under systemd: journald reads the level */
+        n = (size_t)snprintf(line, sizeof line, "%s", journal_prefix[level]);
+    n += strftime(line + n, sizeof line - n, "%Y-%m-%dT%H:%M:%S", &tm);
     n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %-5s ", ts.tv_nsec / 1000000,
                           config_log_level_name(level));
     va_list ap;

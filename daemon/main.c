@@ -16,9 +16,6 @@
 #include "service.h"
 #include "subscriber.h"
 
-/* Headroom in a request beyond namespace, key and value: the envelope. */
-#define RECV_SLACK (64 * 1024)
-
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
 {
@@ -28,13 +25,14 @@ static unsigned l1_shards(const config *cfg)
     return n;
 }
 
-/* Blocks the stop signals in every thread (threads inherit the mask), so
- * that only sigwait() in main sees them. */
+/* Blocks the stop signals, and SIGHUP, in every thread (threads inherit the
+ * mask), so that only sigwait() in main sees them. */
 static void block_signals(sigset_t *set)
 {
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -69,7 +67,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     server_options so = {
         .url = cfg->listen,
         .contexts = cfg->contexts,
-        .recv_max = cfg->max_value_size + cfg->max_key_size + cfg->max_namespace_size + RECV_SLACK,
+        .recv_max = config_max_request(cfg),
         .default_timeout_ms = cfg->request_timeout_ms,
         .handler = service_handle,
         .handler_arg = svc,
@@ -83,7 +81,9 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
              NC_VERSION, cfg->listen, service_node_id(svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
     int sig = 0;
-    sigwait(stop, &sig);
+    while (sigwait(stop, &sig) == 0 && sig == SIGHUP)
+        log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
+                 "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     size_t left = server_drain(srv, cfg->shutdown_timeout_ms);
     if (left > 0)

@@ -114,8 +114,13 @@ void call_send(call *c)
 
 void call_reply(call *c, const pb_reply *r)
 {
-    if (call_prepare(c, r) != 0)
-        log_error("out of memory encoding a reply; dropping it");
+    if (call_prepare(c, r) != 0) {
+        pb_reply oom = NEARCACHE__V1__REPLY__INIT;
+        oom.code = CODE(INTERNAL);
+        oom.message = "out of memory encoding the reply";
+        if (call_prepare(c, &oom) != 0)
+            log_error("out of memory encoding a reply; dropping it");
+    }
     call_send(c);
 }
 
@@ -158,7 +163,7 @@ static void call_dispatch(call *c, nng_msg *m)
     if (c->req->method_case == NEARCACHE__V1__REQUEST__METHOD__NOT_SET) {
         stats_inc(&s->opt.stats->bad_requests);
         uint32_t field = codec_request_unknown_field(c->req);
-        if (field != 0)
+        if (field >= 10) /* methods are fields 10 and up */
             call_fail(c, CODE(UNIMPLEMENTED), "unknown method (request field %u)", field);
         else
             call_fail(c, CODE(INVALID_ARGUMENT), "request names no method");
@@ -204,6 +209,8 @@ static void call_cb(void *arg)
 static int start_listener(server *s, char *err, size_t errlen)
 {
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
+    if (rv == 0 && strncmp(s->opt.url, "ipc://", 6) == 0) /* every local user may connect */
+        rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, 0666);
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
     if (rv != 0)

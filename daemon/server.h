@@ -59,7 +59,8 @@ int call_prepare(call *c, const pb_reply *r);
 /* Sends the prepared reply; the call must not be used afterwards. */
 void call_send(call *c);
 
-/* call_prepare() + call_send(). Answers INTERNAL if encoding fails. */
+/* call_prepare() + call_send(). Answers INTERNAL if encoding fails (and
+ * nothing, logging it, if even that cannot be encoded). */
 void call_reply(call *c, const pb_reply *r);
 
 /* Answers with an error status and a message (formatted like printf). */

@@ -523,6 +523,7 @@ static void handle_ping(service *svc, call *c)
     p.redis_up = jobq_connected(svc->q) > 0;
     p.subscribed = coh_subscribed_now(svc->coh);
     p.l1_serving = coh_serving(svc->coh, units_now_ms());
+    p.max_request_size = config_max_request(svc->cfg);
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(PING);
     r.ping = &p;

