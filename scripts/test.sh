@@ -32,6 +32,8 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 
 failed=0
 run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo || failed=1
+echo "== bench smoke (figures are for docs, not a gate)"
+NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON || failed=1
 if [ $failed -ne 0 ]; then
   echo "== FAILED"
