@@ -39,7 +39,7 @@ struct call {
     nng_msg *reply;  /* prepared reply, owned until sent */
     int64_t deadline;
     jobq_job job;
-    uint64_t scratch[2];
+    uint64_t scratch[3];
 };
 
 struct server {

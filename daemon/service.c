@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "coherence.h"
+#include "flight.h"
 #include "log.h"
 #include "units.h"
 
@@ -23,6 +24,7 @@ struct service {
     jobq *q;
     stats *st;
     coh *coh;
+    flights *flights;
     int64_t started_ms;
     char node_id[17];
     char channel[160];
@@ -98,19 +100,29 @@ static int64_t redis_budget(service *svc, call *c, const char *what)
     return left < svc->cfg->redis_timeout_ms ? left : svc->cfg->redis_timeout_ms;
 }
 
-/* Answers a failed Redis command with the status that fits it. */
-static void fail_l2(service *svc, call *c, l2 *conn, int status)
+/* The status and message that fit a failed Redis command. */
+static int l2_failure(service *svc, call *c, l2 *conn, int status, char *text, size_t size)
 {
     stats_inc(&svc->st->redis_errors);
     const char *e = l2_error(conn);
-    if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c))
-        call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded waiting for redis");
-    else if (status == L2_EREPLY && strstr(e, "OOM") != NULL)
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "%s", e);
-    else if (status == L2_EREPLY && strstr(e, "WRONGTYPE") != NULL)
-        call_fail(c, CODE(FAILED_PRECONDITION), "%s", e);
-    else
-        call_fail(c, CODE(UNAVAILABLE), "%s", e);
+    snprintf(text, size, "%s", e);
+    if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c)) {
+        snprintf(text, size, "deadline exceeded waiting for redis");
+        return CODE(DEADLINE_EXCEEDED);
+    }
+    if (status == L2_EREPLY && strstr(e, "OOM") != NULL)
+        return CODE(RESOURCE_EXHAUSTED);
+    if (status == L2_EREPLY && strstr(e, "WRONGTYPE") != NULL)
+        return CODE(FAILED_PRECONDITION);
+    return CODE(UNAVAILABLE);
+}
+
+/* Answers a failed Redis command with the status that fits it. */
+static void fail_l2(service *svc, call *c, l2 *conn, int status)
+{
+    char text[700];
+    int code = l2_failure(svc, c, conn, status, text, sizeof text);
+    call_fail(c, code, "%s", text);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -177,39 +189,73 @@ static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
     return 1;
 }
 
-/* Redis could not answer a Get: serve L1 under stale_if_error if allowed. */
+/* Answers a Get's leader and every call that joined its flight with r. */
+static void answer_get(service *svc, call *leader, const coh_key *k, const pb_reply *r)
+{
+    call *w = flight_land(svc->flights, k->buf, k->len);
+    call_reply(leader, r);
+    while (w != NULL) {
+        call *next = flight_next(w);
+        call_reply(w, r);
+        w = next;
+    }
+}
+
+/* answer_get() with an error status and message. */
+static void fail_get(service *svc, call *leader, const coh_key *k, int code, const char *text)
+{
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.code = code;
+    r.message = (char *)text;
+    if (code == CODE(DEADLINE_EXCEEDED))
+        stats_inc(&svc->st->deadline_exceeded);
+    answer_get(svc, leader, k, &r);
+}
+
+/* Redis could not answer a Get: serve L1 under stale_if_error if allowed,
+ * to the leader and to each call that joined it. */
 static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_key *k)
 {
+    char text[700];
+    int code = l2_failure(svc, c, conn, status, text, sizeof text);
     int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
     int64_t staleness = coh_staleness(svc->coh, units_now_ms());
-    if (unreachable && svc->cfg->stale_if_error_ms > 0 &&
-        staleness <= svc->cfg->stale_if_error_ms && answer_from_l1(svc, c, k, 1)) {
-        stats_inc(&svc->st->redis_errors);
+    if (!unreachable || svc->cfg->stale_if_error_ms <= 0 ||
+        staleness > svc->cfg->stale_if_error_ms) {
+        fail_get(svc, c, k, code, text);
         return;
     }
-    fail_l2(svc, c, conn, status);
+    call *w = flight_land(svc->flights, k->buf, k->len);
+    for (call *x = c, *next; x != NULL; x = next) {
+        next = x == c ? w : flight_next(x);
+        if (!answer_from_l1(svc, x, k, 1))
+            call_fail(x, code, "%s", text);
+    }
 }
 
 static void job_get(service *svc, call *c, l2 *conn)
 {
     const pb_get_request *g = call_request(c)->get;
-    int64_t budget = redis_budget(svc, c, "redis read");
     coh_key k;
-    if (budget == 0)
-        return;
     if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory"); /* no flight was started */
+        return;
+    }
+    int64_t left = call_deadline(c) - units_now_ms();
+    if (left <= 0) {
+        fail_get(svc, c, &k, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
+        coh_key_free(&k);
         return;
     }
     l2_key rk = redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, budget, &v);
+    int rv = l2_get(conn, &rk, min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
-        call_fail(c, CODE(NOT_FOUND), "not found");
+        fail_get(svc, c, &k, CODE(NOT_FOUND), "not found");
     } else if (rv != L2_OK) {
         get_failed(svc, c, conn, rv, &k);
     } else {
@@ -228,7 +274,7 @@ static void job_get(service *svc, call *c, l2 *conn)
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(GET);
         r.get = &gr;
-        call_reply(c, &r);
+        answer_get(svc, c, &k, &r);
     }
     l2_value_free(&v);
     coh_key_free(&k);
@@ -409,14 +455,27 @@ static void handle_get(service *svc, call *c)
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
-    int answered = answer_from_l1(svc, c, &k, 0);
-    if (!answered) {
-        stats_inc(&svc->st->l1_misses);
-        TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
+    if (answer_from_l1(svc, c, &k, 0)) {
+        coh_key_free(&k);
+        return;
+    }
+    stats_inc(&svc->st->l1_misses);
+    if (flight_join(svc->flights, k.buf, k.len, c)) { /* answered when the leader lands */
+        stats_inc(&svc->st->single_flight_joins);
+        coh_key_free(&k);
+        return;
+    }
+    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
+    int rv = jobq_submit(svc->q, call_job(c), job_run, svc);
+    if (rv != 0) {
+        char text[96];
+        snprintf(text, sizeof text,
+                 rv == EAGAIN ? "too many requests waiting for redis (%zu)" : "shutting down",
+                 jobq_waiting(svc->q));
+        stats_inc(&svc->st->overloaded);
+        fail_get(svc, c, &k, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
     }
     coh_key_free(&k);
-    if (!answered)
-        submit(svc, c);
 }
 
 static void handle_set(service *svc, call *c)
@@ -495,6 +554,7 @@ static void handle_stats(service *svc, call *c)
         {"sequence_gaps", (int64_t)stats_get(&st->sequence_gaps)},
         {"namespace_bumps", (int64_t)stats_get(&st->namespace_bumps)},
         {"stale_served", (int64_t)stats_get(&st->stale_served)},
+        {"single_flight_joins", (int64_t)stats_get(&st->single_flight_joins)},
         {"uptime_ms", units_now_ms() - svc->started_ms},
     };
     enum { NROWS = sizeof rows / sizeof rows[0] };
@@ -573,8 +633,9 @@ int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *
         id = (uint64_t)units_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
     snprintf(svc->channel, sizeof svc->channel, "%s:inval", cfg->prefix);
-    if (coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms) != 0) {
-        free(svc);
+    if (coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms) != 0 ||
+        flights_create(&svc->flights) != 0) {
+        service_free(svc);
         return ENOMEM;
     }
     *out = svc;
@@ -586,6 +647,7 @@ void service_free(service *svc)
     if (svc == NULL)
         return;
     coh_free(svc->coh);
+    flights_free(svc->flights);
     free(svc);
 }
 

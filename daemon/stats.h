@@ -22,7 +22,8 @@ typedef struct stats {
     atomic_uint_fast64_t fills_voided;  /* Redis reads not kept: invalidated in flight */
     atomic_uint_fast64_t sequence_gaps; /* missed messages detected: L1 emptied */
     atomic_uint_fast64_t namespace_bumps;
-    atomic_uint_fast64_t stale_served; /* L1 entries served under stale_if_error */
+    atomic_uint_fast64_t stale_served;        /* L1 entries served under stale_if_error */
+    atomic_uint_fast64_t single_flight_joins; /* Gets that shared another's Redis read */
 } stats;
 
 static inline void stats_inc(atomic_uint_fast64_t *counter)

@@ -1,0 +1,95 @@
+/* Local single flight; see flight.h. A flight is a hash entry keyed by the
+ * L1 key; the calls that join it are chained through call_scratch()[1]. */
+#include "flight.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+typedef struct flight {
+    UT_hash_handle hh;
+    call *joined, *last; /* chained through NEXT() */
+    char key[];
+} flight;
+
+struct flights {
+    pthread_mutex_t mu;
+    flight *table; /* guarded by mu */
+};
+
+#define NEXT(c) (call_scratch(c)[1])
+
+int flights_create(flights **out)
+{
+    flights *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return ENOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    *out = f;
+    return 0;
+}
+
+void flights_free(flights *f)
+{
+    if (f == NULL)
+        return;
+    flight *fl, *tmp;
+    HASH_ITER(hh, f->table, fl, tmp)
+    {
+        HASH_DEL(f->table, fl);
+        free(fl);
+    }
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+int flight_join(flights *f, const void *key, size_t klen, call *c)
+{
+    NEXT(c) = 0;
+    pthread_mutex_lock(&f->mu);
+    flight *fl;
+    HASH_FIND(hh, f->table, key, (unsigned)klen, fl);
+    if (fl != NULL) {
+        if (fl->last != NULL)
+            NEXT(fl->last) = (uint64_t)(uintptr_t)c;
+        else
+            fl->joined = c;
+        fl->last = c;
+        pthread_mutex_unlock(&f->mu);
+        return 1;
+    }
+    if ((fl = malloc(sizeof *fl + klen)) != NULL) {
+        memcpy(fl->key, key, klen);
+        fl->joined = fl->last = NULL;
+        HASH_ADD_KEYPTR(hh, f->table, fl->key, (unsigned)klen, fl);
+        if (fl->hh.tbl == NULL)
+            free(fl);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return 0;
+}
+
+call *flight_land(flights *f, const void *key, size_t klen)
+{
+    pthread_mutex_lock(&f->mu);
+    flight *fl;
+    call *joined = NULL;
+    HASH_FIND(hh, f->table, key, (unsigned)klen, fl);
+    if (fl != NULL) {
+        joined = fl->joined;
+        HASH_DEL(f->table, fl);
+        free(fl);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return joined;
+}
+
+call *flight_next(call *c)
+{
+    return (call *)(uintptr_t)NEXT(c);
+}
