@@ -39,7 +39,15 @@ struct coh {
     pthread_rwlock_t versions_lock;
     nsver *versions;      /* guarded by versions_lock */
     stream_seen *streams; /* subscriber thread only */
+    coh_hook hook;
+    void *hook_arg;
 };
+
+void coh_set_hook(coh *c, coh_hook hook, void *arg)
+{
+    c->hook = hook;
+    c->hook_arg = arg;
+}
 
 int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen)
 {
@@ -178,6 +186,8 @@ static void reset(coh *c)
     l1_flush(c->cache);
     forget_versions(c);
     forget_streams(c);
+    if (c->hook != NULL)
+        c->hook(c->hook_arg, NULL, 0);
 }
 
 void coh_subscribed(coh *c)
@@ -291,6 +301,8 @@ void coh_apply(coh *c, const pb_invalidation *m)
             return;
         }
         l1_invalidate(c->cache, k.buf, k.len);
+        if (c->hook != NULL)
+            c->hook(c->hook_arg, k.buf, k.len);
         coh_key_free(&k);
     }
     if (m->bump_ns.len > 0)

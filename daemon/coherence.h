@@ -63,6 +63,13 @@ void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
  * records the version and drops the namespace from L1. */
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver);
 
+/* Called by the subscriber thread after a key's L1 entry is dropped for an
+ * invalidation (key = its L1 key), or after L1 is emptied (key NULL). */
+typedef void (*coh_hook)(void *arg, const void *key, size_t klen);
+
+/* Sets the hook (before the subscriber starts). */
+void coh_set_hook(coh *c, coh_hook hook, void *arg);
+
 /* Subscriber thread: a new subscription is confirmed. Empties L1, forgets
  * versions and sequence numbers; serving resumes at the next own heartbeat. */
 void coh_subscribed(coh *c);

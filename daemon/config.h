@@ -30,6 +30,8 @@ typedef struct config {
     int64_t heartbeat_interval_ms; /* how often this node publishes a heartbeat */
     int64_t coherence_window_ms;   /* L1 serves only while caught up within it */
     int64_t stale_if_error_ms;     /* 0: off */
+    int64_t lease_ttl_ms;          /* lifetime of a lease to fill a key */
+    uint64_t ttl_jitter_pct;       /* spread of Set TTLs, percent */
     enum config_log_level log_level;
 } config;
 

@@ -22,20 +22,66 @@
  * so a write can never land under a version that a bump has retired, and
  * returns the version it used. A write and its invalidation message are one
  * script, so the message is published if and only if the write happened. */
-#define DATA_KEY "local k = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v .. ':' .. ARGV[3] "
-#define VERSION  "local v = redis.call('GET', KEYS[1]) or '0' "
+#define VERSION "local v = redis.call('GET', KEYS[1]) or '0' "
+#define BASE    "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
+/* The data key, and its companions PREFIX:NS:<ver><kind>:KEY: `lease` (a
+ * lease token), `neg` (known absent), `swr` (when a stale-while-revalidate
+ * value stops being fresh). A namespace has no ':' and a version is digits,
+ * so no companion can be another namespace's data key. */
+#define KEYS_OF                                                                                    \
+    "local k = base .. ':' .. ARGV[3] "                                                            \
+    "local function side(s) return base .. s .. ':' .. ARGV[3] end "
+#define NOW_MS                                                                                     \
+    "local function now_ms() local t = redis.call('TIME') "                                        \
+    "return t[1] * 1000 + math.floor(t[2] / 1000) end "
 
 enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, NSCRIPTS };
 
 static const char *const script_text[NSCRIPTS] = {
-    /* ARGV: prefix ns key -> {version, value or nil, pttl} */
-    [SCRIPT_GET] = VERSION DATA_KEY "return {v, redis.call('GET', k), redis.call('PTTL', k)}",
-    /* ARGV: prefix ns key value ttl_ms channel message -> version */
-    [SCRIPT_SET] = VERSION DATA_KEY "redis.call('SET', k, ARGV[4], 'PX', ARGV[5]) "
-                                    "redis.call('PUBLISH', ARGV[6], ARGV[7]) return v",
+    /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms
+     * -> {version, value or nil, pttl, lease state, stale, negative} */
+    [SCRIPT_GET] = VERSION BASE KEYS_OF NOW_MS
+    "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
+    "ARGV[6]) end "
+    "local val = redis.call('GET', k) "
+    "if val then "
+    "  local state, stale = 0, 0 "
+    "  local fresh = redis.call('GET', side('swr')) "
+    "  if fresh and now_ms() >= tonumber(fresh) then "
+    "    stale = 1 "
+    "    if ARGV[4] == '1' and lease() then state = 1 end "
+    "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) end "
+    "  return {v, val, redis.call('PTTL', k), state, stale, 0} "
+    "end "
+    "if redis.call('EXISTS', side('neg')) == 1 then "
+    "  return {v, false, redis.call('PTTL', side('neg')), 0, 0, 1} end "
+    "if ARGV[4] == '1' then "
+    "  if lease() then return {v, false, -2, 1, 0, 0} end "
+    "  return {v, false, -2, 3, 0, 0} "
+    "end "
+    "return {v, false, -2, 0, 0, 0}",
+    /* ARGV: prefix ns key value ttl_ms channel message token negative(0/1)
+     * swr_ms -> {version, stored (0: the lease was no longer valid)} */
+    [SCRIPT_SET] = VERSION BASE KEYS_OF NOW_MS
+    "if ARGV[8] ~= '' and redis.call('GET', side('lease')) ~= ARGV[8] then return {v, 0} end "
+    "redis.call('DEL', side('lease')) "
+    "local ttl = tonumber(ARGV[5]) local swr = tonumber(ARGV[10]) "
+    "if ARGV[9] == '1' then "
+    "  redis.call('DEL', k, side('swr')) "
+    "  redis.call('SET', side('neg'), '1', 'PX', ARGV[5]) "
+    "else "
+    "  redis.call('DEL', side('neg')) "
+    "  redis.call('SET', k, ARGV[4], 'PX', string.format('%d', ttl + swr)) "
+    "  if swr > 0 then "
+    "    redis.call('SET', side('swr'), string.format('%d', now_ms() + ttl), 'PX', "
+    "               string.format('%d', ttl + swr)) "
+    "  else redis.call('DEL', side('swr')) end "
+    "end "
+    "redis.call('PUBLISH', ARGV[6], ARGV[7]) return {v, 1}",
     /* ARGV: prefix ns key channel message -> {version, deleted} */
-    [SCRIPT_DEL] = VERSION DATA_KEY
-    "local n = redis.call('DEL', k) redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
+    [SCRIPT_DEL] = VERSION BASE KEYS_OF
+    "local n = redis.call('DEL', k) redis.call('DEL', side('lease'), side('neg'), side('swr')) "
+    "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
     /* ARGV: channel message -> new version. The message gets the version
      * appended as protobuf field 6 (bump_version, a varint). */
     [SCRIPT_BUMP] =
@@ -317,44 +363,66 @@ static int unexpected(l2 *c, redisReply *r, const char *what)
     return L2_EREPLY;
 }
 
-int l2_get(l2 *c, const l2_key *k, int64_t timeout_ms, l2_value *out)
+int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
 {
-    char vkey[L2_NSVER_KEY_MAX];
+    static const l2_get_opts plain = {0};
+    char vkey[L2_NSVER_KEY_MAX], ttl[24], slide[24];
+    if (o == NULL)
+        o = &plain;
     size_t vlen = nsver_key(vkey, k);
-    const char *args[] = {k->prefix, k->ns, k->key};
-    size_t lens[] = {strlen(k->prefix), k->nslen, k->klen};
+    int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)o->lease_ttl_ms);
+    int sl = snprintf(slide, sizeof slide, "%lld", (long long)o->slide_ms);
+    const char *token = o->token != NULL ? o->token : "";
+    const char *args[] = {k->prefix, k->ns, k->key, o->lease ? "1" : "0", token, ttl, slide};
+    size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
+                     strlen(token),     (size_t)tl, (size_t)sl};
     int status;
-    redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 3, args, lens);
+    redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 7, args, lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
         return unexpected(c, r, "the GET script");
     out->version = (uint64_t)reply_int(r->element[0]);
+    out->pttl_ms = reply_int(r->element[2]);
+    out->lease = (int)reply_int(r->element[3]);
+    out->stale = reply_int(r->element[4]) == 1;
+    out->negative = reply_int(r->element[5]) == 1;
     if (r->element[1]->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
         return L2_NIL;
     }
     out->data = r->element[1]->str;
     out->len = r->element[1]->len;
-    out->pttl_ms = reply_int(r->element[2]);
     out->reply_ = r;
     return L2_OK;
 }
 
-int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms, const l2_msg *m,
-           int64_t timeout_ms, uint64_t *version)
+int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
+           const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+           int *stored)
 {
-    char vkey[L2_NSVER_KEY_MAX], px[24];
+    static const l2_set_opts plain = {0};
+    char vkey[L2_NSVER_KEY_MAX], px[24], swr[24];
+    if (o == NULL)
+        o = &plain;
     size_t vklen = nsver_key(vkey, k);
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
-    const char *args[] = {k->prefix, k->ns, k->key, value, px, m->channel, m->data};
-    size_t lens[] = {strlen(k->prefix), k->nslen,           k->klen, vlen,
-                     (size_t)pxlen,     strlen(m->channel), m->len};
+    int swrlen = snprintf(swr, sizeof swr, "%lld", (long long)o->swr_ms);
+    const char *args[] = {
+        k->prefix, k->ns, k->key, value, px, m->channel, m->data, o->token, o->negative ? "1" : "0",
+        swr};
+    size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,      vlen, (size_t)pxlen,
+                     strlen(m->channel), m->len,   o->token_len, 1,    (size_t)swrlen};
+    if (o->token == NULL)
+        args[7] = "", lens[7] = 0;
     int status;
-    redisReply *r = eval(c, SCRIPT_SET, timeout_ms, &status, vkey, vklen, 7, args, lens);
+    redisReply *r = eval(c, SCRIPT_SET, timeout_ms, &status, vkey, vklen, 10, args, lens);
     if (r == NULL)
         return status;
-    *version = (uint64_t)reply_int(r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(c, r, "the SET script");
+    *version = (uint64_t)reply_int(r->element[0]);
+    *stored = reply_int(r->element[1]) == 1;
     freeReplyObject(r);
     return L2_OK;
 }

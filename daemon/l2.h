@@ -48,8 +48,27 @@ typedef struct l2_value {
     size_t len;
     int64_t pttl_ms;  /* remaining TTL; -1 when the key has none */
     uint64_t version; /* the namespace version it was read under */
+    int lease;        /* a LeaseState: 1 granted, 3 someone else holds it */
+    int stale;        /* past its TTL, served under stale-while-revalidate */
+    int negative;     /* L2_NIL because the key is known absent */
     void *reply_;     /* owned hiredis reply */
 } l2_value;
+
+/* What a Get asks for besides the value. All fields may be zero. */
+typedef struct l2_get_opts {
+    int lease;         /* take the lease on a miss (or on a stale value) */
+    const char *token; /* the token to take it with (NUL-terminated) */
+    int64_t lease_ttl_ms;
+    int64_t slide_ms; /* extend the key's TTL to this on a fresh hit */
+} l2_get_opts;
+
+/* What a Set asks for besides the value. All fields may be zero. */
+typedef struct l2_set_opts {
+    const char *token; /* a lease token: store only while it is valid */
+    size_t token_len;
+    int negative;   /* store "known absent" instead of the value */
+    int64_t swr_ms; /* serve stale this long past the TTL */
+} l2_set_opts;
 
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines; `stream` numbers the invalidation
@@ -81,15 +100,19 @@ const char *l2_error(const l2 *c);
 int l2_ping(l2 *c, int64_t timeout_ms);
 
 /* Reads a key's value, remaining TTL and namespace version in one atomic
- * round trip. Returns L2_OK and fills *out (free with l2_value_free()),
- * L2_NIL (out->version still set), or an error. `timeout_ms` bounds the wait
+ * round trip, taking a lease or sliding the TTL as `o` (may be NULL) asks.
+ * Returns L2_OK and fills *out (free with l2_value_free()), L2_NIL (the
+ * other fields of *out still set), or an error. `timeout_ms` bounds the wait
  * for the answer. */
-int l2_get(l2 *c, const l2_key *k, int64_t timeout_ms, l2_value *out);
+int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out);
 
-/* SET with PX ttl_ms, and PUBLISH m, atomically. *version gets the
- * namespace version written under. Returns L2_OK or an error. */
-int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms, const l2_msg *m,
-           int64_t timeout_ms, uint64_t *version);
+/* SET with PX ttl_ms (as `o`, may be NULL, asks) and PUBLISH m,
+ * atomically. *version gets the namespace version written under; *stored is
+ * 0 when a lease token was given and is no longer valid (nothing written,
+ * nothing published). Returns L2_OK or an error. */
+int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
+           const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+           int *stored);
 
 /* DEL and PUBLISH m, atomically; *existed says whether the key was there. */
 int l2_del(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, int *existed,

@@ -91,7 +91,8 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     code = 0;
 out:
     sub_stop(sub);
-    jobq_destroy(q); /* answers every call still queued */
+    service_quiesce(svc); /* answers the Gets parked for a lease */
+    jobq_destroy(q);      /* answers every call still queued */
     server_free(srv);
     service_free(svc);
     l1_destroy(cache);

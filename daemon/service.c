@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "coherence.h"
 #include "flight.h"
 #include "log.h"
+#include "waits.h"
 #include "units.h"
 
 struct service {
@@ -25,6 +27,8 @@ struct service {
     stats *st;
     coh *coh;
     flights *flights;
+    waits *waits;
+    _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
     char node_id[17];
     char channel[160];
@@ -233,12 +237,57 @@ static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_ke
     }
 }
 
+/* Fills *gr and *r with a value read from Redis (r->get points at gr; gr
+ * points into v) and keeps it in L1 if the fill's ticket is still good. A
+ * stale-while-revalidate value past its TTL is not kept. */
+static void value_reply(service *svc, const coh_key *k, const l2_value *v, int64_t t0,
+                        l1_ticket ticket, pb_get_reply *gr, pb_reply *r)
+{
+    stats_inc(&svc->st->l2_hits);
+    int64_t life =
+        v->pttl_ms >= 0 ? min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+    if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
+        l1_fill(svc->cache, k->buf, k->len, v->data, v->len, (uint32_t)v->version, t0 + life, t0,
+                ticket) == ESTALE)
+        stats_inc(&svc->st->fills_voided);
+    if (v->stale)
+        stats_inc(&svc->st->stale_served);
+    nearcache__v1__get_reply__init(gr);
+    gr->value.data = (uint8_t *)v->data;
+    gr->value.len = v->len;
+    gr->source = NEARCACHE__V1__SOURCE__SOURCE_L2;
+    gr->ttl_ms = v->pttl_ms > 0 ? (uint64_t)v->pttl_ms : 0;
+    gr->stale = v->stale;
+    nearcache__v1__reply__init(r);
+    r->result_case = RESULT(GET);
+    r->get = gr;
+}
+
+/* Fills *gr and *r with NOT_FOUND, saying when the key is known absent. */
+static void missing_reply(const l2_value *v, pb_get_reply *gr, pb_reply *r)
+{
+    nearcache__v1__get_reply__init(gr);
+    gr->negative = v->negative;
+    nearcache__v1__reply__init(r);
+    r->code = CODE(NOT_FOUND);
+    r->message = v->negative ? "known absent" : "not found";
+    r->result_case = RESULT(GET);
+    r->get = gr;
+}
+
+static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k);
+
 static void job_get(service *svc, call *c, l2 *conn)
 {
     const pb_get_request *g = call_request(c)->get;
     coh_key k;
     if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory"); /* no flight was started */
+        return;
+    }
+    if (g->lease) {
+        job_get_lease(svc, c, conn, &k);
+        coh_key_free(&k);
         return;
     }
     int64_t left = call_deadline(c) - units_now_ms();
@@ -248,36 +297,136 @@ static void job_get(service *svc, call *c, l2 *conn)
         return;
     }
     l2_key rk = redis_key(svc, g->ns, g->key);
+    l2_get_opts o = {.slide_ms = (int64_t)g->slide_ttl_ms};
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, min64(left, svc->cfg->redis_timeout_ms), &v);
+    int rv = l2_get(conn, &rk, &o, min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
+    pb_get_reply gr;
+    pb_reply r;
     if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
-        fail_get(svc, c, &k, CODE(NOT_FOUND), "not found");
+        if (v.negative)
+            stats_inc(&svc->st->negative_hits);
+        missing_reply(&v, &gr, &r);
+        answer_get(svc, c, &k, &r);
     } else if (rv != L2_OK) {
         get_failed(svc, c, conn, rv, &k);
     } else {
-        stats_inc(&svc->st->l2_hits);
-        int64_t life =
-            v.pttl_ms >= 0 ? min64(v.pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
-        if (coh_serving(svc->coh, units_now_ms()) &&
-            l1_fill(svc->cache, k.buf, k.len, v.data, v.len, (uint32_t)v.version, t0 + life, t0,
-                    TICKET(c)) == ESTALE)
-            stats_inc(&svc->st->fills_voided);
-        pb_get_reply gr = NEARCACHE__V1__GET_REPLY__INIT;
-        gr.value.data = (uint8_t *)v.data;
-        gr.value.len = v.len;
-        gr.source = NEARCACHE__V1__SOURCE__SOURCE_L2;
-        gr.ttl_ms = v.pttl_ms > 0 ? (uint64_t)v.pttl_ms : 0;
-        pb_reply r = NEARCACHE__V1__REPLY__INIT;
-        r.result_case = RESULT(GET);
-        r.get = &gr;
+        value_reply(svc, &k, &v, t0, TICKET(c), &gr, &r);
         answer_get(svc, c, &k, &r);
     }
     l2_value_free(&v);
     coh_key_free(&k);
+}
+
+static void submit(service *svc, call *c);
+
+/* Whether a call already waited for another caller's fill (scratch[2]). */
+#define WAITED(c) (call_scratch(c)[2])
+
+/* Answers a lease Get with no value: GRANTED (with its token) or BUSY. */
+static void reply_lease(call *c, int state, const char *token)
+{
+    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
+    g.lease = state;
+    if (token != NULL)
+        g.lease_token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.result_case = RESULT(GET);
+    r.get = &g;
+    call_reply(c, &r);
+}
+
+/* A Get with a lease that found someone else filling: park it until that
+ * fill (or its deadline, less a margin to answer in time). */
+static void park(service *svc, call *c, const coh_key *k)
+{
+    int64_t deadline = call_deadline(c);
+    int64_t margin = min64(50, (deadline - units_now_ms()) / 10);
+    if (waits_park(svc->waits, k->buf, k->len, c, deadline - margin) != 0) {
+        reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
+        return;
+    }
+    stats_inc(&svc->st->lease_waits);
+    /* A write that landed between the read and the park bumped the key's
+     * stamp; its wake-up came too early to find this call: wake it now. */
+    if (l1_reserve(svc->cache, k->buf, k->len) != TICKET(c))
+        waits_wake(svc->waits, k->buf, k->len);
+}
+
+/* waits_wake_fn: a parked Get's key was written, or its time is up. */
+static void on_wake(void *arg, call *c, int timed_out)
+{
+    service *svc = arg;
+    if (timed_out) {
+        reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
+        return;
+    }
+    const pb_get_request *g = call_request(c)->get;
+    coh_key k;
+    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        return;
+    }
+    WAITED(c) = 1;
+    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len);
+    coh_key_free(&k);
+    submit(svc, c);
+}
+
+/* The Redis read of a Get that asked for a lease. No single flight here:
+ * joiners of a granted flight would all think they hold the lease. */
+static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
+{
+    const pb_get_request *g = call_request(c)->get;
+    int64_t left = call_deadline(c) - units_now_ms();
+    if (left <= 0) {
+        call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
+        return;
+    }
+    char token[48];
+    snprintf(token, sizeof token, "%s-%" PRIu64, svc->node_id,
+             atomic_fetch_add(&svc->next_token, 1));
+    l2_get_opts o = {.lease = 1, .token = token, .slide_ms = (int64_t)g->slide_ttl_ms};
+    o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : svc->cfg->lease_ttl_ms;
+    l2_key rk = redis_key(svc, g->ns, g->key);
+    int64_t t0 = units_now_ms();
+    l2_value v = {0};
+    int rv = l2_get(conn, &rk, &o, min64(left, svc->cfg->redis_timeout_ms), &v);
+    if (rv == L2_OK || rv == L2_NIL)
+        coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
+    if (rv != L2_OK && rv != L2_NIL) {
+        fail_l2(svc, c, conn, rv);
+    } else if (rv == L2_NIL && v.lease == 1) {
+        stats_inc(&svc->st->l2_misses);
+        stats_inc(&svc->st->leases_granted);
+        reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED, token);
+    } else if (rv == L2_NIL && v.lease == 3) {
+        park(svc, c, k);
+    } else if (rv == L2_NIL) {
+        stats_inc(&svc->st->l2_misses);
+        if (v.negative)
+            stats_inc(&svc->st->negative_hits);
+        pb_get_reply gr;
+        pb_reply r;
+        missing_reply(&v, &gr, &r);
+        call_reply(c, &r);
+    } else {
+        pb_get_reply gr;
+        pb_reply r;
+        value_reply(svc, k, &v, t0, TICKET(c), &gr, &r);
+        if (v.lease == 1) { /* stale: this caller refreshes it */
+            stats_inc(&svc->st->leases_granted);
+            gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED;
+            gr.lease_token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
+        } else if (WAITED(c)) {
+            gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_WAITED;
+        }
+        call_reply(c, &r);
+    }
+    l2_value_free(&v);
 }
 
 /* What every write does around its script: a ticket before it is sent, the
@@ -324,30 +473,60 @@ static void write_end(service *svc, l2 *conn, write_ctx *w, int rv)
     coh_key_free(&w->k);
 }
 
-static void job_set(service *svc, call *c, l2 *conn)
+/* The TTL a Set applies: the request's or default_ttl, capped at max_ttl,
+ * then spread by +-ttl_jitter percent (still capped). */
+static int64_t set_ttl(service *svc, const pb_set_request *s)
 {
-    const pb_set_request *s = call_request(c)->set;
     int64_t ttl = s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS ? s->ttl_ms
                                                                         : svc->cfg->default_ttl_ms;
     ttl = min64(ttl, svc->cfg->max_ttl_ms);
+    uint64_t pct = svc->cfg->ttl_jitter_pct;
+    if (pct > 0 && ttl > 1) {
+        uint32_t r;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+            r = (uint32_t)units_now_ms();
+        /* uniform in [-pct, +pct] percent of ttl */
+        double f = ((double)r / UINT32_MAX * 2.0 - 1.0) * (double)pct / 100.0;
+        ttl = min64(ttl + (int64_t)((double)ttl * f), svc->cfg->max_ttl_ms);
+        if (ttl < 1)
+            ttl = 1;
+    }
+    return ttl;
+}
+
+static void job_set(service *svc, call *c, l2 *conn)
+{
+    const pb_set_request *s = call_request(c)->set;
+    int64_t ttl = set_ttl(svc, s);
     int64_t budget = redis_budget(svc, c, "redis write");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, s->ns, s->key, 0) != 0)
         return;
     l2_key rk = redis_key(svc, s->ns, s->key);
+    l2_set_opts o = {.negative = s->negative, .swr_ms = (int64_t)s->stale_while_revalidate_ms};
+    if (s->lease_token.len > 0)
+        o.token = (const char *)s->lease_token.data, o.token_len = s->lease_token.len;
     int64_t t0 = units_now_ms();
     uint64_t version = 0;
-    int rv = l2_set(conn, &rk, s->value.data, s->value.len, ttl, &w.m, budget, &version);
+    int stored = 0;
+    int rv =
+        l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
         l1_invalidate(svc->cache, w.k.buf, w.k.len); /* it may or may not have landed */
         fail_l2(svc, c, conn, rv);
+    } else if (!stored) {
+        stats_inc(&svc->st->lease_sets_rejected);
+        call_fail(c, CODE(ABORTED),
+                  "lease is no longer valid: the key was written or deleted "
+                  "since it was granted, or it expired; nothing stored");
     } else {
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
-        if (coh_serving(svc->coh, units_now_ms()))
+        if (coh_serving(svc->coh, units_now_ms()) && !s->negative)
             l1_write(svc->cache, w.k.buf, w.k.len, s->value.data, s->value.len, (uint32_t)version,
                      t0 + min64(ttl, svc->cfg->l1_max_ttl_ms), t0, w.ticket);
         else
             l1_invalidate(svc->cache, w.k.buf, w.k.len);
+        waits_wake(svc->waits, w.k.buf, w.k.len); /* callers waiting for this fill */
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -355,7 +534,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         r.set = &sr;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv);
+    write_end(svc, conn, &w, rv == L2_OK && stored ? L2_OK : L2_EREPLY);
 }
 
 static void job_delete(service *svc, call *c, l2 *conn)
@@ -373,6 +552,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
     if (rv != L2_OK) {
         fail_l2(svc, c, conn, rv);
     } else {
+        waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
         dr.existed = existed;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -460,7 +640,8 @@ static void handle_get(service *svc, call *c)
         return;
     }
     stats_inc(&svc->st->l1_misses);
-    if (flight_join(svc->flights, k.buf, k.len, c)) { /* answered when the leader lands */
+    WAITED(c) = 0;
+    if (!g->lease && flight_join(svc->flights, k.buf, k.len, c)) { /* answered when it lands */
         stats_inc(&svc->st->single_flight_joins);
         coh_key_free(&k);
         return;
@@ -494,6 +675,19 @@ static void handle_set(service *svc, call *c)
         stats_inc(&svc->st->bad_requests);
         call_fail(c, CODE(INVALID_ARGUMENT), "ttl_ms must be positive (got %" PRId64 ")",
                   s->ttl_ms);
+        return;
+    }
+    if (s->stale_while_revalidate_ms > (uint64_t)svc->cfg->max_ttl_ms) {
+        stats_inc(&svc->st->bad_requests);
+        call_fail(c, CODE(INVALID_ARGUMENT),
+                  "stale_while_revalidate_ms %" PRIu64 " exceeds max_ttl (%" PRId64 " ms)",
+                  s->stale_while_revalidate_ms, svc->cfg->max_ttl_ms);
+        return;
+    }
+    if (s->lease_token.len > 64) {
+        stats_inc(&svc->st->bad_requests);
+        call_fail(c, CODE(INVALID_ARGUMENT), "lease_token is %zu bytes; tokens are at most 64",
+                  s->lease_token.len);
         return;
     }
     submit(svc, c);
@@ -555,6 +749,11 @@ static void handle_stats(service *svc, call *c)
         {"namespace_bumps", (int64_t)stats_get(&st->namespace_bumps)},
         {"stale_served", (int64_t)stats_get(&st->stale_served)},
         {"single_flight_joins", (int64_t)stats_get(&st->single_flight_joins)},
+        {"leases_granted", (int64_t)stats_get(&st->leases_granted)},
+        {"lease_waits", (int64_t)stats_get(&st->lease_waits)},
+        {"lease_waiting", (int64_t)waits_parked(svc->waits)},
+        {"lease_sets_rejected", (int64_t)stats_get(&st->lease_sets_rejected)},
+        {"negative_hits", (int64_t)stats_get(&st->negative_hits)},
         {"uptime_ms", units_now_ms() - svc->started_ms},
     };
     enum { NROWS = sizeof rows / sizeof rows[0] };
@@ -618,6 +817,8 @@ void service_handle(void *arg, call *c)
     }
 }
 
+static void on_invalidated(void *arg, const void *key, size_t klen);
+
 int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *st)
 {
     service *svc = calloc(1, sizeof *svc);
@@ -634,18 +835,35 @@ int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
     snprintf(svc->channel, sizeof svc->channel, "%s:inval", cfg->prefix);
     if (coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms) != 0 ||
-        flights_create(&svc->flights) != 0) {
+        flights_create(&svc->flights) != 0 || waits_create(&svc->waits, on_wake, svc) != 0) {
         service_free(svc);
         return ENOMEM;
     }
+    coh_set_hook(svc->coh, on_invalidated, svc);
     *out = svc;
     return 0;
+}
+
+/* coh_hook: a key (or, with NULL, every key) was invalidated here. */
+static void on_invalidated(void *arg, const void *key, size_t klen)
+{
+    service *svc = arg;
+    waits_wake(svc->waits, key, klen);
+}
+
+void service_quiesce(service *svc)
+{
+    if (svc == NULL)
+        return;
+    waits_free(svc->waits); /* answers every parked Get */
+    svc->waits = NULL;
 }
 
 void service_free(service *svc)
 {
     if (svc == NULL)
         return;
+    waits_free(svc->waits);
     coh_free(svc->coh);
     flights_free(svc->flights);
     free(svc);

@@ -20,6 +20,11 @@ typedef struct service service;
  * with service_free()), or ENOMEM. */
 int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *st);
 
+/* Answers the Gets parked waiting for another caller's fill (as timed out)
+ * and parks no more: call it after the server has drained and the
+ * subscriber stopped, before the jobq is destroyed. Accepts NULL. */
+void service_quiesce(service *svc);
+
 /* Frees the service. Accepts NULL. */
 void service_free(service *svc);
 

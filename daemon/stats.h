@@ -24,6 +24,10 @@ typedef struct stats {
     atomic_uint_fast64_t namespace_bumps;
     atomic_uint_fast64_t stale_served;        /* L1 entries served under stale_if_error */
     atomic_uint_fast64_t single_flight_joins; /* Gets that shared another's Redis read */
+    atomic_uint_fast64_t leases_granted;      /* misses told to load and Set */
+    atomic_uint_fast64_t lease_waits;         /* misses parked while another loads */
+    atomic_uint_fast64_t lease_sets_rejected; /* Sets whose lease was void: not stored */
+    atomic_uint_fast64_t negative_hits;       /* Gets that found "known absent" */
 } stats;
 
 static inline void stats_inc(atomic_uint_fast64_t *counter)

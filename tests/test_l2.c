@@ -45,7 +45,8 @@ static l2_key key_of(const char *ns, const void *key, size_t klen)
 static int set(l2_key k, const char *value, int64_t ttl_ms)
 {
     uint64_t version;
-    return l2_set(conn, &k, value, strlen(value), ttl_ms, &msg, 500, &version);
+    int stored;
+    return l2_set(conn, &k, value, strlen(value), ttl_ms, NULL, &msg, 500, &version, &stored);
 }
 
 Test(l2, set_then_get_returns_value_ttl_and_version)
@@ -56,7 +57,7 @@ Test(l2, set_then_get_returns_value_ttl_and_version)
     cr_assert_str_eq(raw, "value", "the data key is PREFIX:NS:VER:KEY");
     free(raw);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
     cr_assert_eq(v.len, 5);
     cr_assert_arr_eq(v.data, "value", 5);
     cr_assert(v.pttl_ms > 9000 && v.pttl_ms <= 10000, "pttl %lld", (long long)v.pttl_ms);
@@ -68,7 +69,7 @@ Test(l2, missing_key_is_nil)
 {
     l2_key k = KEY("ns", "absent");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL);
     l2_value_free(&v);
 }
 
@@ -77,7 +78,7 @@ Test(l2, key_without_expiry_reports_minus_one)
     free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:plain", "x", NULL));
     l2_key k = KEY("ns", "plain");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
     cr_assert_eq(v.pttl_ms, -1);
     l2_value_free(&v);
 }
@@ -88,7 +89,7 @@ Test(l2, binary_keys_are_distinct)
     cr_assert_eq(set(ab, "1", 10000), L2_OK);
     cr_assert_eq(set(a, "2", 10000), L2_OK);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &ab, 500, &v), L2_OK);
+    cr_assert_eq(l2_get(conn, &ab, NULL, 500, &v), L2_OK);
     cr_assert_arr_eq(v.data, "1", 1);
     l2_value_free(&v);
 }
@@ -116,7 +117,7 @@ Test(l2, bump_moves_the_namespace_to_a_new_version)
     cr_assert_str_eq(ver, "1");
     free(ver);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL, "the old version's key is never read again");
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL, "the old version's key is never read again");
     cr_assert_eq(v.version, 1);
     cr_assert_eq(set(k, "new", 10000), L2_OK);
     char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:1:k", NULL);
@@ -204,7 +205,7 @@ Test(l2, wrong_type_is_an_error_reply)
     free(h_redis_cmd(&redis, "HSET", "nc:v1:ns:0:h", "f", "v", NULL));
     l2_key k = KEY("ns", "h");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EREPLY);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_EREPLY);
     cr_assert_not_null(strstr(l2_error(conn), "WRONGTYPE"), "%s", l2_error(conn));
     cr_assert(l2_connected(conn), "an error reply must not drop the connection");
 }
@@ -213,10 +214,10 @@ Test(l2, script_cache_flush_is_survived)
 {
     l2_key k = KEY("ns", "k");
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_NIL);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL);
     free(h_redis_cmd(&redis, "SCRIPT", "FLUSH", NULL));
     cr_assert_eq(set(k, "v", 10000), L2_OK, "%s", l2_error(conn));
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK, "%s", l2_error(conn));
     l2_value_free(&v);
 }
 
@@ -235,7 +236,7 @@ Test(l2, slow_redis_times_out_and_the_next_command_reconnects)
     l2_key k = KEY("ns", "k");
     l2_value v = {0};
     int64_t t0 = h_now_ms();
-    cr_assert_eq(l2_get(conn, &k, 150, &v), L2_ETIMEOUT);
+    cr_assert_eq(l2_get(conn, &k, NULL, 150, &v), L2_ETIMEOUT);
     cr_assert_lt(h_now_ms() - t0, 400);
     cr_assert_not(l2_connected(conn), "a timed-out connection must be dropped");
     waitpid(pid, NULL, 0);
@@ -248,9 +249,9 @@ Test(l2, restart_is_survived_and_down_redis_fails_fast_with_backoff)
     cr_assert_eq(set(k, "v", 10000), L2_OK);
     h_redis_stop(&redis, 1);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EDOWN);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_EDOWN);
     int64_t t0 = h_now_ms();
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_EDOWN); /* inside the backoff */
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_EDOWN); /* inside the backoff */
     cr_assert_lt(h_now_ms() - t0, 50);
     cr_assert_not_null(strstr(l2_error(conn), "unreachable"), "%s", l2_error(conn));
     h_redis_restart(&redis);
@@ -264,6 +265,6 @@ Test(l2, connection_killed_by_redis_is_replaced_transparently)
     cr_assert_eq(set(k, "v", 10000), L2_OK);
     free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", NULL));
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, 500, &v), L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK, "%s", l2_error(conn));
     l2_value_free(&v);
 }

@@ -1,0 +1,160 @@
+/* Parked Gets; see waits.h. One mutex guards a list of waiters (a linear
+ * list: parked calls are few, and every wake or sweep walks them once). */
+#include "waits.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "units.h"
+
+#define SWEEP_MS 5
+
+typedef struct waiter {
+    struct waiter *next;
+    call *c;
+    int64_t deadline;
+    size_t klen;
+    char key[];
+} waiter;
+
+struct waits {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    waiter *list; /* guarded by mu */
+    size_t n;     /* guarded by mu */
+    int stopping; /* guarded by mu */
+    pthread_t sweeper;
+    waits_wake_fn wake;
+    void *arg;
+};
+
+/* Unlinks the waiters that match (key NULL: all; else by key) or whose
+ * deadline passed (when now > 0) and returns them. Needs w->mu. */
+static waiter *take_locked(waits *w, const void *key, size_t klen, int all, int64_t now)
+{
+    waiter *out = NULL, **pp = &w->list;
+    while (*pp != NULL) {
+        waiter *x = *pp;
+        int match = all || (key != NULL && x->klen == klen && memcmp(x->key, key, klen) == 0) ||
+                    (now > 0 && x->deadline <= now);
+        if (match) {
+            *pp = x->next;
+            x->next = out;
+            out = x;
+            w->n--;
+        } else {
+            pp = &x->next;
+        }
+    }
+    return out;
+}
+
+/* Hands each waiter to the wake function and frees it. */
+static void deliver(waits *w, waiter *list, int timed_out, int64_t now)
+{
+    while (list != NULL) {
+        waiter *next = list->next;
+        w->wake(w->arg, list->c, timed_out || (now > 0 && list->deadline <= now));
+        free(list);
+        list = next;
+    }
+}
+
+static void *sweeper_main(void *arg)
+{
+    waits *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += SWEEP_MS * 1000000;
+        if (ts.tv_nsec >= 1000000000)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        int64_t now = units_now_ms();
+        waiter *due = take_locked(w, NULL, 0, 0, now);
+        pthread_mutex_unlock(&w->mu);
+        deliver(w, due, 1, now);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int waits_create(waits **out, waits_wake_fn wake, void *arg)
+{
+    waits *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return ENOMEM;
+    w->wake = wake;
+    w->arg = arg;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rv = pthread_create(&w->sweeper, NULL, sweeper_main, w);
+    if (rv != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return rv;
+    }
+    *out = w;
+    return 0;
+}
+
+void waits_free(waits *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->sweeper, NULL);
+    pthread_mutex_lock(&w->mu);
+    waiter *all = take_locked(w, NULL, 0, 1, 0);
+    pthread_mutex_unlock(&w->mu);
+    deliver(w, all, 1, 0);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+int waits_park(waits *w, const void *key, size_t klen, call *c, int64_t deadline)
+{
+    waiter *x = malloc(sizeof *x + klen);
+    if (x == NULL)
+        return ENOMEM;
+    x->c = c;
+    x->deadline = deadline;
+    x->klen = klen;
+    memcpy(x->key, key, klen);
+    pthread_mutex_lock(&w->mu);
+    x->next = w->list;
+    w->list = x;
+    w->n++;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+void waits_wake(waits *w, const void *key, size_t klen)
+{
+    pthread_mutex_lock(&w->mu);
+    waiter *list = w->list != NULL ? take_locked(w, key, klen, key == NULL, 0) : NULL;
+    pthread_mutex_unlock(&w->mu);
+    deliver(w, list, 0, 0);
+}
+
+size_t waits_parked(waits *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->n;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
