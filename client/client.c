@@ -23,6 +23,7 @@ struct nc_client {
     atomic_uint_fast64_t next_id;
     atomic_int pipes;             /* connections to the daemon right now */
     _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
+    atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
     char url[512];
 };
 
@@ -118,6 +119,8 @@ static int err_of_status(int code)
     case CODE(PERMISSION_DENIED):
     case CODE(UNAUTHENTICATED):
         return NC_EPERM;
+    case CODE(ABORTED):
+        return NC_ELEASE;
     case CODE(UNIMPLEMENTED):
         return NC_EUNIMPLEMENTED;
     default:
@@ -169,6 +172,7 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
 }
 
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out);
+static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep);
 
 /* Requests up to this size are never refused by a daemon. */
 #define SMALL_REQUEST (64 * 1024)
@@ -206,8 +210,13 @@ static int check_size(nc_client *c, size_t size, int timeout_ms)
 /* Sends req and decodes the reply. Returns NC_OK with *out (the caller
  * frees it with codec_reply_free()) or an nc_err, recording the daemon's
  * status and message. A reply whose status is not OK is freed here. */
-static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
+/* Sends req and decodes the reply. Returns NC_OK with *out (the caller
+ * frees it with codec_reply_free()) or an nc_err, recording the daemon's
+ * status and message. A reply whose status is not OK is freed here, unless
+ * `keep` is set and it carries a result: then *out holds it as well. */
+static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep)
 {
+    *out = NULL;
     if (timeout_ms <= 0)
         timeout_ms = atomic_load(&c->timeout_ms);
     req->id = atomic_fetch_add(&c->next_id, 1);
@@ -230,11 +239,19 @@ static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
         return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
     if (r->code != CODE(OK)) {
         rv = fail(err_of_status(r->code), r->code, "%s", r->message);
-        codec_reply_free(r);
+        if (keep && r->result_case != NEARCACHE__V1__REPLY__RESULT__NOT_SET)
+            *out = r;
+        else
+            codec_reply_free(r);
         return rv;
     }
     *out = r;
     return NC_OK;
+}
+
+static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
+{
+    return call_keep(c, req, timeout_ms, out, 0);
 }
 
 /* Like call(), and checks that the reply carries the expected result. */
@@ -254,19 +271,53 @@ static ProtobufCBinaryData bin(nc_bytes b)
     return d;
 }
 
-int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
-              int timeout_ms)
+static void get_info(const pb_get_reply *g, nc_get_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->source = (nc_source)g->source;
+    info->ttl_ms = g->ttl_ms;
+    info->stale = g->stale;
+    info->stale_ms = g->stale_ms;
+    info->negative = g->negative;
+    info->lease = (nc_lease)g->lease;
+    size_t n = g->lease_token.len < sizeof info->lease_token - 1 ? g->lease_token.len
+                                                                 : sizeof info->lease_token - 1;
+    if (n > 0)
+        memcpy(info->lease_token, g->lease_token.data, n);
+}
+
+int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
+               size_t *len, nc_get_info *info, int timeout_ms)
 {
     pb_get_request g = NEARCACHE__V1__GET_REQUEST__INIT;
     g.ns = bin(ns);
     g.key = bin(key);
+    if (opts != NULL) {
+        g.lease = opts->lease;
+        g.lease_ttl_ms = opts->lease_ttl_ms;
+        g.slide_ttl_ms = opts->slide_ttl_ms;
+    }
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(GET);
     req.get = &g;
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(GET), &r);
-    if (rv != NC_OK)
+    int rv = call_keep(c, &req, timeout_ms, &r, 1);
+    if (r != NULL && r->result_case != RESULT(GET)) {
+        codec_reply_free(r);
+        return fail(NC_EPROTO, 0, "reply carries the wrong result");
+    }
+    if (r != NULL && info != NULL)
+        get_info(r->get, info);
+    if (rv == NC_OK && r->get->lease == NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED &&
+        r->get->value.len == 0 && !r->get->stale)
+        rv = fail(NC_ENOTFOUND, CODE(NOT_FOUND), "not found; you hold the lease");
+    else if (rv == NC_OK && r->get->lease == NEARCACHE__V1__LEASE_STATE__LEASE_BUSY)
+        rv = fail(NC_ETIMEDOUT, CODE(DEADLINE_EXCEEDED),
+                  "another caller holds the lease and did not store a value in time");
+    if (rv != NC_OK) {
+        codec_reply_free(r);
         return rv;
+    }
     char *buf = malloc(r->get->value.len + 1);
     if (buf == NULL) {
         codec_reply_free(r);
@@ -277,14 +328,14 @@ int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len
     buf[r->get->value.len] = '\0';
     *value = buf;
     *len = r->get->value.len;
-    if (info != NULL) {
-        info->source = (nc_source)r->get->source;
-        info->ttl_ms = r->get->ttl_ms;
-        info->stale = r->get->stale;
-        info->stale_ms = r->get->stale_ms;
-    }
     codec_reply_free(r);
     return NC_OK;
+}
+
+int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
+              int timeout_ms)
+{
+    return nc_get_opt(c, ns, key, NULL, value, len, info, timeout_ms);
 }
 
 int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, int timeout_ms)
@@ -292,7 +343,8 @@ int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, i
     return nc_get_ex(c, ns, key, value, len, NULL, timeout_ms);
 }
 
-int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms, int timeout_ms)
+int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
+               const nc_set_opts *opts, int timeout_ms)
 {
     pb_set_request s = NEARCACHE__V1__SET_REQUEST__INIT;
     s.ns = bin(ns);
@@ -302,6 +354,12 @@ int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_
         s.ttl_case = NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS;
         s.ttl_ms = ttl_ms;
     }
+    if (opts != NULL) {
+        if (opts->lease_token != NULL)
+            s.lease_token = bin(NC_STR(opts->lease_token));
+        s.negative = opts->negative;
+        s.stale_while_revalidate_ms = opts->stale_while_revalidate_ms;
+    }
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(SET);
     req.set = &s;
@@ -310,6 +368,97 @@ int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_
     if (rv == NC_OK)
         codec_reply_free(r);
     return rv;
+}
+
+int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms, int timeout_ms)
+{
+    return nc_set_opt(c, ns, key, value, ttl_ms, NULL, timeout_ms);
+}
+
+/* The errors after which the daemon is taken for unreachable (fail open). */
+static int unreachable(int rv, const nc_get_info *info)
+{
+    return rv == NC_ECONNECT || rv == NC_EUNAVAILABLE ||
+           (rv == NC_ETIMEDOUT && info->lease != NC_LEASE_BUSY);
+}
+
+/* Gives a lease back (Delete with its token). The error of the call that
+ * made us give it up is kept for the caller. */
+static void release(nc_client *c, nc_bytes ns, nc_bytes key, const char *token, int timeout_ms)
+{
+    int status = tl_status;
+    char msg[sizeof tl_msg];
+    memcpy(msg, tl_msg, sizeof msg);
+    pb_delete_request d = NEARCACHE__V1__DELETE_REQUEST__INIT;
+    d.ns = bin(ns);
+    d.key = bin(key);
+    d.lease_token = bin(NC_STR(token));
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(DELETE);
+    req.delete_ = &d;
+    pb_reply *r;
+    if (call(c, &req, timeout_ms, &r) == NC_OK)
+        codec_reply_free(r);
+    tl_status = status;
+    memcpy(tl_msg, msg, sizeof msg);
+}
+
+/* Runs the loader and hands its value back as a NUL-terminated buffer. */
+static int load(nc_loader loader, void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
+{
+    void *v = NULL;
+    size_t n = 0;
+    if (loader(arg, ns, key, &v, &n) != 0) {
+        free(v);
+        return fail(NC_ELOADER, 0, "the loader failed; nothing was cached");
+    }
+    char *buf = realloc(v, n + 1);
+    if (buf == NULL) {
+        free(v);
+        return fail(NC_ENOMEM, 0, "out of memory");
+    }
+    buf[n] = '\0';
+    *value = buf;
+    *len = n;
+    return NC_OK;
+}
+
+int nc_fetch(nc_client *c, nc_bytes ns, nc_bytes key, int64_t ttl_ms, nc_loader loader, void *arg,
+             void **value, size_t *len, int timeout_ms)
+{
+    nc_get_opts opts = {.lease = 1};
+    nc_get_info info;
+    memset(&info, 0, sizeof info);
+    int rv = nc_get_opt(c, ns, key, &opts, value, len, &info, timeout_ms);
+    if (rv == NC_OK && !(info.stale && info.lease == NC_LEASE_GRANTED))
+        return NC_OK;
+    if (rv == NC_OK) { /* a stale value, and this caller refreshes it */
+        void *fresh;
+        size_t n;
+        if (load(loader, arg, ns, key, &fresh, &n) != NC_OK)
+            return NC_OK; /* keep serving the stale value */
+        nc_free(*value);
+        *value = fresh, *len = n;
+    } else if (rv == NC_ENOTFOUND && info.lease == NC_LEASE_GRANTED) {
+        if ((rv = load(loader, arg, ns, key, value, len)) != NC_OK) {
+            release(c, ns, key, info.lease_token, timeout_ms); /* let a waiter load */
+            return rv;
+        }
+    } else if (atomic_load(&c->fail_open) && unreachable(rv, &info)) {
+        return load(loader, arg, ns, key, value, len);
+    } else {
+        return rv;
+    }
+    nc_set_opts so = {.lease_token = info.lease_token};
+    /* NC_ELEASE: a write came in meanwhile; this value is not cached, but
+     * it was the truth when loaded, so the caller still gets it. */
+    nc_set_opt(c, ns, key, (nc_bytes){*value, *len}, ttl_ms, &so, timeout_ms);
+    return NC_OK;
+}
+
+void nc_set_fail_open(nc_client *c, int on)
+{
+    atomic_store(&c->fail_open, on != 0);
 }
 
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms)
@@ -433,6 +582,8 @@ const char *nc_strerror(int err)
         [NC_ECONNECT] = "cannot reach the daemon",
         [NC_EPROTO] = "protocol error",
         [NC_ENOMEM] = "out of memory",
+        [NC_ELEASE] = "lease no longer valid",
+        [NC_ELOADER] = "the loader failed",
     };
     if (err < 0 || (size_t)err >= sizeof text / sizeof text[0])
         return "unknown error";

@@ -40,6 +40,8 @@ typedef enum nc_err {
     NC_ECONNECT,       /* the daemon cannot be reached */
     NC_EPROTO,         /* the reply could not be decoded */
     NC_ENOMEM,         /* out of memory */
+    NC_ELEASE,         /* ABORTED: the lease was void (the key was written since); not stored */
+    NC_ELOADER,        /* nc_fetch(): the loader failed; nothing was cached */
 } nc_err;
 
 /* Flags for nc_open(). */
@@ -55,12 +57,42 @@ typedef enum nc_err {
 /* Where a value came from. */
 typedef enum nc_source { NC_SOURCE_UNKNOWN = 0, NC_SOURCE_L1 = 1, NC_SOURCE_L2 = 2 } nc_source;
 
+/* What a Get with a lease found (memcached's meta-get W/Z flags). */
+typedef enum nc_lease {
+    NC_LEASE_NONE = 0,    /* a hit, or no lease asked */
+    NC_LEASE_GRANTED = 1, /* a miss, and you hold the lease: load, then nc_set_ex() with it */
+    NC_LEASE_WAITED = 2,  /* another caller held it; you waited for its value */
+    NC_LEASE_BUSY = 3,    /* another caller holds it and did not Set in time */
+} nc_lease;
+
 typedef struct nc_get_info {
     nc_source source;
     uint64_t ttl_ms;   /* time left: in Redis for L2 reads, in L1 for L1 hits */
-    int stale;         /* Redis was unreachable: an L1 entry under stale_if_error */
-    uint64_t stale_ms; /* ...which may miss writes made since this long ago */
+    int stale;         /* a stale value: stale_if_error, or stale-while-revalidate */
+    uint64_t stale_ms; /* with stale_if_error: may miss writes made since this long ago */
+    int negative;      /* with NC_ENOTFOUND: the key is known to be absent */
+    nc_lease lease;
+    char lease_token[65]; /* with NC_LEASE_GRANTED; NUL-terminated */
 } nc_get_info;
+
+/* Options of nc_get_opt(); zero means "not asked". */
+typedef struct nc_get_opts {
+    int lease;             /* on a miss: take the lease, or wait for its holder */
+    uint32_t lease_ttl_ms; /* 0: the daemon's lease_ttl */
+    uint64_t slide_ttl_ms; /* sliding TTL: keep the key alive this long after reads */
+} nc_get_opts;
+
+/* Options of nc_set_opt(); zero means "not asked". */
+typedef struct nc_set_opts {
+    const char *lease_token;            /* from a granted lease: store only if still valid */
+    int negative;                       /* store "known absent" instead of a value */
+    uint64_t stale_while_revalidate_ms; /* serve stale this long past the TTL */
+} nc_set_opts;
+
+/* A loader for nc_fetch(): reads the value from the source of truth. On
+ * success it returns 0 with *value a buffer from malloc() of *len bytes
+ * (nc_fetch() takes it over); any other return is a failure. */
+typedef int (*nc_loader)(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len);
 
 typedef struct nc_ping_info {
     int redis_up;   /* the daemon has a live Redis connection */
@@ -103,9 +135,37 @@ int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, i
 int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
               int timeout_ms);
 
+/* nc_get_ex() with options (opts may be NULL). With a lease: a miss returns
+ * NC_ENOTFOUND with info->lease NC_LEASE_GRANTED and the token (you load
+ * and nc_set_opt() with it), or NC_ETIMEDOUT with NC_LEASE_BUSY when the
+ * holder did not Set before the timeout; a value someone else loaded while
+ * you waited returns NC_OK with NC_LEASE_WAITED. info may be NULL only
+ * without a lease. */
+int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
+               size_t *len, nc_get_info *info, int timeout_ms);
+
+/* Read-through: the value of the key, loaded with `loader` on a miss by
+ * exactly one caller across all hosts (a lease), stored for ttl_ms
+ * (NC_TTL_DEFAULT: the daemon's), and shared with every caller that missed
+ * meanwhile. A loader failure caches nothing (NC_ELOADER). When the daemon
+ * cannot be reached, the loader is called directly if nc_set_fail_open()
+ * was set, else the error is returned. On NC_OK *value is a new buffer of
+ * *len bytes plus a NUL (caller frees it with nc_free()). */
+int nc_fetch(nc_client *c, nc_bytes ns, nc_bytes key, int64_t ttl_ms, nc_loader loader, void *arg,
+             void **value, size_t *len, int timeout_ms);
+
+/* Whether nc_fetch() calls its loader directly when the daemon cannot be
+ * reached (fail open, on = 1) or returns the error (the default). */
+void nc_set_fail_open(nc_client *c, int on);
+
 /* Writes a value with a time to live in ms (NC_TTL_DEFAULT: the daemon's
  * default; the daemon caps it at its max_ttl and rejects ttl <= 0). */
 int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms, int timeout_ms);
+
+/* nc_set() with options (opts may be NULL). A lease that is no longer
+ * valid returns NC_ELEASE and stores nothing. */
+int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
+               const nc_set_opts *opts, int timeout_ms);
 
 /* Deletes a key. *existed (may be NULL) says whether Redis held it. */
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms);

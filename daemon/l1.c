@@ -381,6 +381,20 @@ l1_ticket l1_reserve(l1 *s, const void *key, size_t klen)
     return t;
 }
 
+int l1_extend(l1 *s, const void *key, size_t klen, int64_t expires_at)
+{
+    if (klen > UINT32_MAX)
+        return 0;
+    uint64_t h = l1_hash(key, klen);
+    l1_shard *sh = l1_shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    l1_entry *e = l1_find_locked(sh, key, klen, h);
+    if (e != NULL)
+        e->expires_at = expires_at;
+    pthread_mutex_unlock(&sh->lock);
+    return e != NULL;
+}
+
 int l1_invalidate(l1 *s, const void *key, size_t klen)
 {
     uint64_t h = l1_hash(key, klen);

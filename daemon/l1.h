@@ -80,6 +80,10 @@ int l1_fill(l1 *s, const void *key, size_t klen, const void *value, size_t vlen,
 int l1_write(l1 *s, const void *key, size_t klen, const void *value, size_t vlen, uint32_t tag,
              int64_t expires_at, int64_t now, l1_ticket ticket);
 
+/* Moves the key's expiry to `expires_at` if it has an entry. Returns 1 if
+ * it had one. */
+int l1_extend(l1 *s, const void *key, size_t klen, int64_t expires_at);
+
 /* Removes the key and voids every ticket of its stamp slot. Returns 1 if an
  * entry was removed. */
 int l1_invalidate(l1 *s, const void *key, size_t klen);

@@ -78,8 +78,13 @@ static const char *const script_text[NSCRIPTS] = {
     "  else redis.call('DEL', side('swr')) end "
     "end "
     "redis.call('PUBLISH', ARGV[6], ARGV[7]) return {v, 1}",
-    /* ARGV: prefix ns key channel message -> {version, deleted} */
+    /* ARGV: prefix ns key channel message token -> {version, deleted}. With a
+     * token, only that lease is released (deleted = whether it was). */
     [SCRIPT_DEL] = VERSION BASE KEYS_OF
+    "if ARGV[6] ~= '' then "
+    "  if redis.call('GET', side('lease')) ~= ARGV[6] then return {v, 0} end "
+    "  redis.call('DEL', side('lease')) redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, 1} "
+    "end "
     "local n = redis.call('DEL', k) redis.call('DEL', side('lease'), side('neg'), side('swr')) "
     "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
     /* ARGV: channel message -> new version. The message gets the version
@@ -427,15 +432,17 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
     return L2_OK;
 }
 
-int l2_del(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, int *existed,
-           uint64_t *version)
+int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
+           int64_t timeout_ms, int *existed, uint64_t *version)
 {
     char vkey[L2_NSVER_KEY_MAX];
     size_t vklen = nsver_key(vkey, k);
-    const char *args[] = {k->prefix, k->ns, k->key, m->channel, m->data};
-    size_t lens[] = {strlen(k->prefix), k->nslen, k->klen, strlen(m->channel), m->len};
+    const char *args[] = {k->prefix,  k->ns,   k->key,
+                          m->channel, m->data, token != NULL ? token : ""};
+    size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
+                     strlen(m->channel), m->len,   token != NULL ? token_len : 0};
     int status;
-    redisReply *r = eval(c, SCRIPT_DEL, timeout_ms, &status, vkey, vklen, 5, args, lens);
+    redisReply *r = eval(c, SCRIPT_DEL, timeout_ms, &status, vkey, vklen, 6, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)

@@ -114,9 +114,12 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
            const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
            int *stored);
 
-/* DEL and PUBLISH m, atomically; *existed says whether the key was there. */
-int l2_del(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, int *existed,
-           uint64_t *version);
+/* DEL (the key and its lease, negative and stale-while-revalidate marks)
+ * and PUBLISH m, atomically; *existed says whether the key was there. With
+ * a token (may be NULL), releases only the lease of that token instead
+ * (*existed: whether it was held). */
+int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
+           int64_t timeout_ms, int *existed, uint64_t *version);
 
 /* INCR the namespace version of k (k->key unused) and PUBLISH m with the new
  * version appended as field bump_version, atomically. */

@@ -144,6 +144,7 @@ struct hit {
     uint32_t version; /* the namespace version whose entries may be served */
     int stale;        /* serving under stale_if_error */
     int64_t stale_ms;
+    int64_t expires_at; /* of the entry served */
     int prepared;
 };
 
@@ -161,11 +162,57 @@ static int on_hit(void *arg, const void *value, size_t len, int64_t expires_at, 
     g.ttl_ms = (uint64_t)(expires_at - h->now);
     g.stale = h->stale;
     g.stale_ms = h->stale ? (uint64_t)h->stale_ms : 0;
+    h->expires_at = expires_at;
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(GET);
     r.get = &g;
     h->prepared = call_prepare(h->c, &r) == 0;
     return 0;
+}
+
+/* A sliding refresh in the background: PEXPIRE through the Get script. */
+typedef struct slide_job {
+    jobq_job job;
+    service *svc;
+    uint64_t slide_ms;
+    size_t nslen, klen;
+    char bytes[]; /* namespace, then key */
+} slide_job;
+
+static void run_slide(jobq_job *job, l2 *conn)
+{
+    slide_job *sj = (slide_job *)job;
+    l2_key rk = {sj->svc->cfg->prefix, sj->bytes, sj->nslen, sj->bytes + sj->nslen, sj->klen};
+    l2_get_opts o = {.slide_ms = (int64_t)sj->slide_ms};
+    l2_value v = {0};
+    if (l2_get(conn, &rk, &o, sj->svc->cfg->redis_timeout_ms, &v) == L2_OK)
+        stats_inc(&sj->svc->st->slides);
+    l2_value_free(&v);
+    free(sj);
+}
+
+/* A sliding Get served from L1: once half of the entry's life is used up,
+ * extend it in L1 at once (so the hits after this one do not ask again)
+ * and in Redis in the background. So a key read all the time costs one
+ * Redis call per half period, not one per hit. */
+static void slide(service *svc, const pb_get_request *g, const coh_key *k, int64_t now,
+                  int64_t expires_at)
+{
+    int64_t life = min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
+    if (expires_at - now > life / 2)
+        return;
+    slide_job *sj = malloc(sizeof *sj + g->ns.len + g->key.len);
+    if (sj == NULL)
+        return;
+    sj->svc = svc;
+    sj->slide_ms = g->slide_ttl_ms;
+    sj->nslen = g->ns.len;
+    sj->klen = g->key.len;
+    memcpy(sj->bytes, g->ns.data, g->ns.len);
+    memcpy(sj->bytes + g->ns.len, g->key.data, g->key.len);
+    l1_extend(svc->cache, k->buf, k->len, now + life);
+    if (jobq_submit(svc->q, &sj->job, run_slide, svc) != 0)
+        free(sj);
 }
 
 /* Tries L1 for a Get; `stale` allows it while not caught up (stale_if_error).
@@ -189,6 +236,8 @@ static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
         return 1;
     }
     stats_inc(stale ? &svc->st->stale_served : &svc->st->l1_hits);
+    if (g->slide_ttl_ms > 0 && !stale)
+        slide(svc, g, k, h.now, h.expires_at);
     call_send(c);
     return 1;
 }
@@ -547,7 +596,8 @@ static void job_delete(service *svc, call *c, l2 *conn)
     l2_key rk = redis_key(svc, d->ns, d->key);
     int existed = 0;
     uint64_t version = 0;
-    int rv = l2_del(conn, &rk, &w.m, budget, &existed, &version);
+    const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
+    int rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
     l1_invalidate(svc->cache, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
         fail_l2(svc, c, conn, rv);
@@ -754,6 +804,7 @@ static void handle_stats(service *svc, call *c)
         {"lease_waiting", (int64_t)waits_parked(svc->waits)},
         {"lease_sets_rejected", (int64_t)stats_get(&st->lease_sets_rejected)},
         {"negative_hits", (int64_t)stats_get(&st->negative_hits)},
+        {"slides", (int64_t)stats_get(&st->slides)},
         {"uptime_ms", units_now_ms() - svc->started_ms},
     };
     enum { NROWS = sizeof rows / sizeof rows[0] };

@@ -100,9 +100,9 @@ Test(l2, del_reports_whether_the_key_existed)
     int existed = -1;
     uint64_t version;
     cr_assert_eq(set(k, "v", 10000), L2_OK);
-    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
+    cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
     cr_assert_eq(existed, 1);
-    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
+    cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
     cr_assert_eq(existed, 0);
 }
 
@@ -117,7 +117,8 @@ Test(l2, bump_moves_the_namespace_to_a_new_version)
     cr_assert_str_eq(ver, "1");
     free(ver);
     l2_value v = {0};
-    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL, "the old version's key is never read again");
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL,
+                 "the old version's key is never read again");
     cr_assert_eq(v.version, 1);
     cr_assert_eq(set(k, "new", 10000), L2_OK);
     char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:1:k", NULL);
@@ -163,7 +164,7 @@ Test(l2, writes_publish_their_message_and_bump_appends_its_version)
     cr_assert_eq(len, 5);
     cr_assert_str_eq(m, "hello");
     free(m);
-    cr_assert_eq(l2_del(conn, &k, &msg, 500, &existed, &version), L2_OK);
+    cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
     free(next_message(sub, &len));
     cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
     cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);

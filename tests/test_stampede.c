@@ -2,6 +2,7 @@
  * misses of one key on one node share one Redis read (single flight). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +82,317 @@ Test(stampede, concurrent_misses_of_one_key_share_one_redis_read)
     cr_assert_eq(reads, 1, "%lld Redis reads for one key", (long long)reads);
     cr_assert_eq(evalsha_calls() - before, 1, "Redis ran %ld scripts", evalsha_calls() - before);
     cr_assert_geq(joins, READERS / 2, "only %lld joined the flight", (long long)joins);
+}
+
+/* ---- leases, read-through and TTL policies, across three nodes ---------- */
+
+#define NODES 3
+
+static h_daemon node[NODES];
+static nc_client *cl[NODES];
+
+static void nodes_up(const char *flag, const char *value)
+{
+    h_redis_start(&redis);
+    for (int i = 0; i < NODES; i++) {
+        h_daemon_start(&node[i], &redis, "--lease-ttl", "1s", flag, value, NULL);
+        cl[i] = h_client(&node[i]);
+    }
+}
+
+static void up3(void)
+{
+    nodes_up("--log-level", "debug");
+}
+
+static void down3(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        nc_close(cl[i]);
+        cr_expect_eq(h_daemon_stop(&node[i]), 0, "node %d", i);
+    }
+    h_redis_cleanup(&redis);
+}
+
+TestSuite(leases, .init = up3, .fini = down3, .timeout = 60);
+TestSuite(ttl, .fini = down3, .timeout = 60);
+
+static atomic_int loads;
+
+static int slow_loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
+{
+    (void)arg, (void)ns, (void)key;
+    atomic_fetch_add(&loads, 1);
+    h_sleep_ms(300); /* the database is slow */
+    *value = strdup("loaded");
+    *len = 6;
+    return 0;
+}
+
+static int failing_loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
+{
+    (void)arg, (void)ns, (void)key, (void)value, (void)len;
+    atomic_fetch_add(&loads, 1);
+    return -1;
+}
+
+#define FETCHERS 500
+
+struct fetcher {
+    int node, rv;
+    char value[16];
+};
+
+static void *fetcher_main(void *arg)
+{
+    struct fetcher *f = arg;
+    void *v = NULL;
+    size_t len;
+    f->rv = nc_fetch(cl[f->node], NC_STR("ns"), NC_STR("cold"), 60000, slow_loader, NULL, &v, &len,
+                     5000);
+    if (f->rv == NC_OK)
+        snprintf(f->value, sizeof f->value, "%s", (char *)v);
+    nc_free(v);
+    return NULL;
+}
+
+Test(leases, five_hundred_fetches_of_a_cold_key_on_three_nodes_load_it_once)
+{
+    static pthread_t t[FETCHERS];
+    static struct fetcher f[FETCHERS];
+    atomic_store(&loads, 0);
+    for (int i = 0; i < FETCHERS; i++) {
+        f[i] = (struct fetcher){.node = i % NODES, .rv = -1};
+        cr_assert_eq(pthread_create(&t[i], NULL, fetcher_main, &f[i]), 0);
+    }
+    int ok = 0;
+    for (int i = 0; i < FETCHERS; i++) {
+        pthread_join(t[i], NULL);
+        ok += f[i].rv == NC_OK && strcmp(f[i].value, "loaded") == 0;
+    }
+    cr_assert_eq(atomic_load(&loads), 1, "the loader ran %d times", atomic_load(&loads));
+    cr_assert_eq(ok, FETCHERS, "only %d of %d fetches got the value", ok, FETCHERS);
+    int64_t granted = 0;
+    for (int i = 0; i < NODES; i++)
+        granted += h_stat(cl[i], "leases_granted");
+    cr_assert_eq(granted, 1);
+}
+
+static void take_lease(int n, const char *key, nc_get_info *info)
+{
+    nc_get_opts o = {.lease = 1};
+    void *v = NULL;
+    size_t len;
+    int rv = nc_get_opt(cl[n], NC_STR("ns"), NC_STR(key), &o, &v, &len, info, 2000);
+    cr_assert_eq(rv, NC_ENOTFOUND, "%s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_eq(info->lease, NC_LEASE_GRANTED);
+    cr_assert_neq(info->lease_token[0], '\0');
+}
+
+Test(leases, a_set_after_a_delete_is_rejected_and_caches_nothing)
+{
+    nc_get_info info;
+    take_lease(0, "k", &info);
+    /* The loader reads the database; meanwhile the row changes and the key
+     * is deleted through another node. */
+    cr_assert_eq(nc_del(cl[1], NC_STR("ns"), NC_STR("k"), NULL, 0), NC_OK);
+    nc_set_opts so = {.lease_token = info.lease_token};
+    int rv = nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("old"), 60000, &so, 0);
+    cr_assert_eq(rv, NC_ELEASE, "%s", nc_strerror(rv));
+    cr_assert_eq(nc_status(), CODE(ABORTED));
+    void *v;
+    size_t len;
+    for (int n = 0; n < NODES; n++)
+        cr_assert_eq(nc_get(cl[n], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(h_stat(cl[0], "lease_sets_rejected"), 1);
+}
+
+Test(leases, a_dead_holder_blocks_no_one_past_its_lease)
+{
+    nc_get_info held, info;
+    take_lease(0, "k", &held); /* ...and never Sets */
+    nc_get_opts o = {.lease = 1};
+    void *v = NULL;
+    size_t len;
+    int64_t t0 = h_now_ms();
+    int rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 300);
+    cr_assert_eq(rv, NC_ETIMEDOUT, "%s", nc_strerror(rv));
+    cr_assert_eq(info.lease, NC_LEASE_BUSY);
+    cr_assert_lt(h_now_ms() - t0, 600, "the waiter was not answered in time");
+    h_sleep_ms(1100); /* the lease's 1 s runs out */
+    take_lease(2, "k", &info);
+    cr_assert_str_neq(info.lease_token, held.lease_token);
+}
+
+struct waiter {
+    int rv;
+    nc_get_info info;
+    char value[16];
+    int64_t took;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    nc_get_opts o = {.lease = 1};
+    void *v = NULL;
+    size_t len;
+    int64_t t0 = h_now_ms();
+    w->rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &w->info, 3000);
+    w->took = h_now_ms() - t0;
+    if (w->rv == NC_OK)
+        snprintf(w->value, sizeof w->value, "%s", (char *)v);
+    nc_free(v);
+    return NULL;
+}
+
+Test(leases, a_waiter_is_woken_by_the_holders_set)
+{
+    nc_get_info held;
+    take_lease(0, "k", &held);
+    pthread_t t;
+    struct waiter w = {.rv = -1};
+    pthread_create(&t, NULL, waiter_main, &w);
+    h_sleep_ms(200);
+    nc_set_opts so = {.lease_token = held.lease_token};
+    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("fresh"), 60000, &so, 0),
+                 NC_OK, "%s", nc_errmsg());
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rv, NC_OK, "%s", nc_strerror(w.rv));
+    cr_assert_str_eq(w.value, "fresh");
+    cr_assert_eq(w.info.lease, NC_LEASE_WAITED);
+    cr_assert_lt(w.took, 1000, "woken after %lld ms", (long long)w.took);
+    cr_assert_geq(h_stat(cl[1], "lease_waits"), 1);
+}
+
+Test(leases, a_failed_loader_caches_nothing_and_hands_the_lease_on)
+{
+    atomic_store(&loads, 0);
+    void *v = NULL;
+    size_t len;
+    int rv = nc_fetch(cl[0], NC_STR("ns"), NC_STR("k"), 60000, failing_loader, NULL, &v, &len, 0);
+    cr_assert_eq(rv, NC_ELOADER, "%s", nc_strerror(rv));
+    cr_assert_eq(nc_get(cl[1], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
+    /* The lease was released: the next caller loads at once, not after 1 s. */
+    int64_t t0 = h_now_ms();
+    rv = nc_fetch(cl[2], NC_STR("ns"), NC_STR("k"), 60000, slow_loader, NULL, &v, &len, 0);
+    cr_assert_eq(rv, NC_OK, "%s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_str_eq(v, "loaded");
+    nc_free(v);
+    cr_assert_lt(h_now_ms() - t0, 900);
+    cr_assert_eq(atomic_load(&loads), 2);
+}
+
+Test(leases, fetch_fails_open_only_when_asked)
+{
+    nc_client *c = NULL;
+    cr_assert_eq(nc_open(&c, "ipc:///tmp/nc-no-daemon-here.sock", NC_OPEN_BACKGROUND), NC_OK);
+    void *v = NULL;
+    size_t len;
+    atomic_store(&loads, 0);
+    int rv = nc_fetch(c, NC_STR("ns"), NC_STR("k"), 60000, slow_loader, NULL, &v, &len, 200);
+    cr_assert_eq(rv, NC_ECONNECT, "%s", nc_strerror(rv));
+    cr_assert_eq(atomic_load(&loads), 0);
+    nc_set_fail_open(c, 1);
+    rv = nc_fetch(c, NC_STR("ns"), NC_STR("k"), 60000, slow_loader, NULL, &v, &len, 200);
+    cr_assert_eq(rv, NC_OK, "%s", nc_strerror(rv));
+    cr_assert_str_eq(v, "loaded");
+    nc_free(v);
+    nc_close(c);
+}
+
+Test(leases, negative_entries_are_told_apart_from_misses)
+{
+    nc_set_opts neg = {.negative = 1};
+    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 500, &neg, 0), NC_OK);
+    void *v = NULL;
+    size_t len;
+    nc_get_info info;
+    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert(info.negative, "a negative entry read as a plain miss");
+    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("never"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert_not(info.negative);
+    cr_assert_eq(h_stat(cl[1], "negative_hits"), 1);
+    h_sleep_ms(600); /* its own TTL */
+    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert_not(info.negative);
+    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 60000, &neg, 0),
+                 NC_OK);
+    cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR("back"), 60000, 0), NC_OK);
+    cr_assert_eq(nc_get(cl[2], NC_STR("ns"), NC_STR("gone"), &v, &len, 0), NC_OK);
+    cr_assert_str_eq(v, "back");
+    nc_free(v);
+}
+
+Test(leases, stale_while_revalidate_serves_stale_to_all_but_one_caller)
+{
+    nc_set_opts swr = {.stale_while_revalidate_ms = 5000};
+    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 300, &swr, 0), NC_OK);
+    h_sleep_ms(400); /* past its TTL, inside the stale window */
+    nc_get_opts lease = {.lease = 1};
+    void *v = NULL;
+    size_t len;
+    nc_get_info refresher, other;
+    cr_assert_eq(nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &refresher, 0),
+                 NC_OK);
+    cr_assert_str_eq(v, "v1");
+    nc_free(v);
+    cr_assert(refresher.stale);
+    cr_assert_eq(refresher.lease, NC_LEASE_GRANTED, "nobody was asked to refresh");
+    for (int n = 0; n < NODES; n++) {
+        cr_assert_eq(nc_get_opt(cl[n], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &other, 0),
+                     NC_OK);
+        cr_assert_str_eq(v, "v1");
+        nc_free(v);
+        cr_assert(other.stale);
+        cr_assert_eq(other.lease, NC_LEASE_NONE, "node %d was asked to refresh too", n);
+    }
+    nc_set_opts so = {.lease_token = refresher.lease_token, .stale_while_revalidate_ms = 5000};
+    cr_assert_eq(nc_set_opt(cl[1], NC_STR("ns"), NC_STR("k"), NC_STR("v2"), 60000, &so, 0), NC_OK);
+    cr_assert_eq(nc_get_ex(cl[2], NC_STR("ns"), NC_STR("k"), &v, &len, &other, 0), NC_OK);
+    cr_assert_str_eq(v, "v2");
+    nc_free(v);
+    cr_assert_not(other.stale);
+}
+
+Test(ttl, jitter_spreads_expiries_within_its_bounds)
+{
+    nodes_up("--ttl-jitter", "20");
+    char key[16];
+    long lo = 1L << 40, hi = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR(key), NC_STR("v"), 10000, 0), NC_OK);
+        char rkey[32];
+        snprintf(rkey, sizeof rkey, "nc:v1:ns:0:%s", key);
+        char *pttl = h_redis_cmd(&redis, "PTTL", rkey, NULL);
+        long ms = atol(pttl);
+        free(pttl);
+        cr_assert(ms >= 7900 && ms <= 12000, "PTTL %ld is outside 10 s +-20%%", ms);
+        lo = ms < lo ? ms : lo;
+        hi = ms > hi ? ms : hi;
+    }
+    cr_assert_gt(hi - lo, 1000, "50 TTLs spread over only %ld ms", hi - lo);
+}
+
+Test(ttl, a_sliding_key_lives_while_read_and_expires_when_not)
+{
+    nodes_up("--log-level", "debug");
+    cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR("s"), NC_STR("v"), 1000, 0), NC_OK);
+    nc_get_opts slide = {.slide_ttl_ms = 1000};
+    void *v = NULL;
+    size_t len;
+    nc_get_info info;
+    for (int64_t end = h_now_ms() + 2500; h_now_ms() < end; h_sleep_ms(100)) {
+        cr_assert_eq(nc_get_opt(cl[1], NC_STR("ns"), NC_STR("s"), &slide, &v, &len, &info, 0),
+                     NC_OK, "the key expired while read");
+        nc_free(v);
+    }
+    cr_assert_geq(h_stat(cl[1], "slides"), 1);
+    cr_assert_lt(h_stat(cl[1], "slides"), 10, "a refresh per read, not coalesced");
+    h_sleep_ms(1300);
+    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:s", NULL);
+    cr_assert_str_eq(exists, "0", "the key outlived its sliding TTL");
+    free(exists);
+    cr_assert_eq(nc_get(cl[1], NC_STR("ns"), NC_STR("s"), &v, &len, 0), NC_ENOTFOUND);
 }
