@@ -81,6 +81,8 @@ static const struct setting settings[] = {
      .max = 1024, .help = "longest namespace accepted"},
     {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
      .help = "largest value accepted"},
+    {.name = "max_batch", COUNT(max_batch), .def = "1000", .min = 1, .max = 100000,
+     .help = "most keys one MGet or MSet may name"},
     {.name = "request_timeout", DURATION(request_timeout_ms), .def = "1s",
      .help = "budget of a request without one"},
     {.name = "redis_timeout", DURATION(redis_timeout_ms), .def = "500ms",

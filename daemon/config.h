@@ -22,6 +22,7 @@ typedef struct config {
     uint64_t max_key_size;
     uint64_t max_namespace_size;
     uint64_t max_value_size;
+    uint64_t max_batch;            /* keys per MGet / MSet */
     int64_t request_timeout_ms;    /* default budget of a request without one */
     int64_t redis_timeout_ms;      /* connect and command timeout */
     uint64_t redis_connections;    /* L2 worker threads, one connection each */

@@ -1,5 +1,7 @@
 /* Local single flight; see flight.h. A flight is a hash entry keyed by the
- * L1 key; the calls that join it are chained through call_scratch()[1]. */
+ * L1 key, or detached once a newer flight of its key took its place; its
+ * leader holds it through call_scratch()[1], and the calls that join it are
+ * chained through their own call_scratch()[1]. */
 #include "flight.h"
 
 #include <errno.h>
@@ -14,6 +16,8 @@
 typedef struct flight {
     UT_hash_handle hh;
     call *joined, *last; /* chained through NEXT() */
+    l1_ticket ticket;    /* the leader's: joiners must hold the same */
+    int in_table;
     char key[];
 } flight;
 
@@ -22,7 +26,8 @@ struct flights {
     flight *table; /* guarded by mu */
 };
 
-#define NEXT(c) (call_scratch(c)[1])
+#define NEXT(c)   (call_scratch(c)[1])
+#define FLIGHT(c) (call_scratch(c)[1]) /* of a leader */
 
 int flights_create(flights **out)
 {
@@ -39,7 +44,7 @@ void flights_free(flights *f)
     if (f == NULL)
         return;
     flight *fl, *tmp;
-    HASH_ITER(hh, f->table, fl, tmp)
+    HASH_ITER(hh, f->table, fl, tmp) /* none should be left; leaders own detached ones */
     {
         HASH_DEL(f->table, fl);
         free(fl);
@@ -48,13 +53,13 @@ void flights_free(flights *f)
     free(f);
 }
 
-int flight_join(flights *f, const void *key, size_t klen, call *c)
+int flight_join(flights *f, const void *key, size_t klen, l1_ticket ticket, call *c)
 {
     NEXT(c) = 0;
     pthread_mutex_lock(&f->mu);
     flight *fl;
     HASH_FIND(hh, f->table, key, (unsigned)klen, fl);
-    if (fl != NULL) {
+    if (fl != NULL && fl->ticket == ticket) {
         if (fl->last != NULL)
             NEXT(fl->last) = (uint64_t)(uintptr_t)c;
         else
@@ -63,29 +68,34 @@ int flight_join(flights *f, const void *key, size_t klen, call *c)
         pthread_mutex_unlock(&f->mu);
         return 1;
     }
+    if (fl != NULL) { /* began before the key changed: no one may join it now */
+        HASH_DEL(f->table, fl);
+        fl->in_table = 0;
+    }
     if ((fl = malloc(sizeof *fl + klen)) != NULL) {
         memcpy(fl->key, key, klen);
         fl->joined = fl->last = NULL;
+        fl->ticket = ticket;
         HASH_ADD_KEYPTR(hh, f->table, fl->key, (unsigned)klen, fl);
-        if (fl->hh.tbl == NULL)
-            free(fl);
+        fl->in_table = fl->hh.tbl != NULL;
     }
+    FLIGHT(c) = (uint64_t)(uintptr_t)fl; /* NULL: reads alone */
     pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
-call *flight_land(flights *f, const void *key, size_t klen)
+call *flight_land(flights *f, call *leader)
 {
+    flight *fl = (flight *)(uintptr_t)FLIGHT(leader);
+    if (fl == NULL)
+        return NULL;
     pthread_mutex_lock(&f->mu);
-    flight *fl;
-    call *joined = NULL;
-    HASH_FIND(hh, f->table, key, (unsigned)klen, fl);
-    if (fl != NULL) {
-        joined = fl->joined;
+    if (fl->in_table)
         HASH_DEL(f->table, fl);
-        free(fl);
-    }
+    call *joined = fl->joined;
     pthread_mutex_unlock(&f->mu);
+    free(fl);
+    FLIGHT(leader) = 0;
     return joined;
 }
 

@@ -35,7 +35,7 @@
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
 
-enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, NSCRIPTS };
+enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRIPT_MSET, NSCRIPTS };
 
 static const char *const script_text[NSCRIPTS] = {
     /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms
@@ -93,6 +93,30 @@ static const char *const script_text[NSCRIPTS] = {
         "local v = redis.call('INCR', KEYS[1]) local n = v local s = string.char(48) "
         "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
         "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return v",
+    /* ARGV: prefix ns key... -> {version, then per key: value or nil, pttl,
+     * flags (1: known absent, 2: stale under stale-while-revalidate)} */
+    [SCRIPT_MGET] = VERSION BASE NOW_MS
+    "local out = {v} "
+    "for i = 3, #ARGV do "
+    "  local k = base .. ':' .. ARGV[i] "
+    "  local val = redis.call('GET', k) "
+    "  local flags = 0 "
+    "  if val then "
+    "    local fresh = redis.call('GET', base .. 'swr:' .. ARGV[i]) "
+    "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 end "
+    "  elseif redis.call('EXISTS', base .. 'neg:' .. ARGV[i]) == 1 then flags = 1 end "
+    "  out[#out + 1] = val out[#out + 1] = redis.call('PTTL', k) out[#out + 1] = flags "
+    "end "
+    "return out",
+    /* ARGV: prefix ns channel message, then key value ttl_ms per entry ->
+     * version. One message names every key. */
+    [SCRIPT_MSET] = VERSION BASE
+    "for i = 5, #ARGV, 3 do "
+    "  local key = ARGV[i] "
+    "  redis.call('SET', base .. ':' .. key, ARGV[i + 1], 'PX', ARGV[i + 2]) "
+    "  redis.call('DEL', base .. 'lease:' .. key, base .. 'neg:' .. key, base .. 'swr:' .. key) "
+    "end "
+    "redis.call('PUBLISH', ARGV[3], ARGV[4]) return v",
 };
 
 struct l2 {
@@ -327,16 +351,32 @@ int l2_ping(l2 *c, int64_t timeout_ms)
 static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, const char *key,
                         size_t klen, int nargs, const char **args, const size_t *lens)
 {
-    const char *argv[16] = {"EVALSHA", c->sha[id], "1", key};
-    size_t argl[16] = {7, strlen(c->sha[id]), 1, klen};
-    for (int i = 0; i < nargs && i < 12; i++)
-        argv[4 + i] = args[i], argl[4 + i] = lens[i];
-    redisReply *r = run(c, timeout_ms, status, 4 + nargs, argv, argl);
-    if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
-        argv[0] = "EVAL", argl[0] = 4;
-        argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
-        r = run(c, timeout_ms, status, 4 + nargs, argv, argl);
+    const char *small_argv[16];
+    size_t small_argl[16];
+    int argc = 4 + nargs;
+    const char **argv = argc <= 16 ? small_argv : malloc(sizeof *argv * (size_t)argc);
+    size_t *argl = argc <= 16 ? small_argl : malloc(sizeof *argl * (size_t)argc);
+    redisReply *r = NULL;
+    *status = L2_EREPLY;
+    snprintf(c->err, sizeof c->err, "out of memory");
+    if (argv != NULL && argl != NULL) {
+        argv[0] = "EVALSHA", argl[0] = 7;
+        argv[1] = c->sha[id], argl[1] = strlen(c->sha[id]);
+        argv[2] = "1", argl[2] = 1;
+        argv[3] = key, argl[3] = klen;
+        memcpy(argv + 4, args, sizeof *args * (size_t)nargs);
+        memcpy(argl + 4, lens, sizeof *lens * (size_t)nargs);
+        r = run(c, timeout_ms, status, argc, argv, argl);
+        if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
+            argv[0] = "EVAL", argl[0] = 4;
+            argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
+            r = run(c, timeout_ms, status, argc, argv, argl);
+        }
     }
+    if (argv != small_argv)
+        free(argv);
+    if (argl != small_argl)
+        free(argl);
     return r;
 }
 
@@ -461,6 +501,95 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
     size_t lens[] = {strlen(m->channel), m->len};
     int status;
     redisReply *r = eval(c, SCRIPT_BUMP, timeout_ms, &status, vkey, vklen, 2, args, lens);
+    if (r == NULL)
+        return status;
+    *version = (uint64_t)reply_int(r);
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
+{
+    char vkey[L2_NSVER_KEY_MAX];
+    size_t vklen = nsver_key(vkey, k);
+    const char **args = malloc(sizeof *args * (n + 2));
+    size_t *lens = malloc(sizeof *lens * (n + 2));
+    int status = L2_EREPLY;
+    redisReply *r = NULL;
+    if (args != NULL && lens != NULL) {
+        args[0] = k->prefix, lens[0] = strlen(k->prefix);
+        args[1] = k->ns, lens[1] = k->nslen;
+        for (size_t i = 0; i < n; i++)
+            args[2 + i] = keys[i].key, lens[2 + i] = keys[i].klen;
+        r = eval(c, SCRIPT_MGET, timeout_ms, &status, vkey, vklen, (int)n + 2, args, lens);
+    } else {
+        snprintf(c->err, sizeof c->err, "out of memory");
+    }
+    free(args);
+    free(lens);
+    if (r == NULL)
+        return status;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + 3 * n)
+        return unexpected(c, r, "the MGET script");
+    out->version = (uint64_t)reply_int(r->element[0]);
+    out->n = n;
+    out->reply_ = r;
+    return L2_OK;
+}
+
+int l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
+{
+    const redisReply *r = b->reply_;
+    const redisReply *val = r->element[1 + 3 * i];
+    memset(v, 0, sizeof *v);
+    v->version = b->version;
+    v->pttl_ms = reply_int(r->element[2 + 3 * i]);
+    int64_t flags = reply_int(r->element[3 + 3 * i]);
+    v->negative = flags == 1;
+    v->stale = flags == 2;
+    if (val->type != REDIS_REPLY_STRING)
+        return L2_NIL;
+    v->data = val->str;
+    v->len = val->len;
+    return L2_OK;
+}
+
+void l2_batch_free(l2_batch *b)
+{
+    if (b->reply_ != NULL)
+        freeReplyObject(b->reply_);
+    memset(b, 0, sizeof *b);
+}
+
+int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+            int64_t timeout_ms, uint64_t *version)
+{
+    char vkey[L2_NSVER_KEY_MAX];
+    size_t vklen = nsver_key(vkey, k);
+    size_t nargs = 4 + 3 * n;
+    const char **args = malloc(sizeof *args * nargs);
+    size_t *lens = malloc(sizeof *lens * nargs);
+    char(*ttl)[24] = malloc(sizeof *ttl * (n ? n : 1));
+    int status = L2_EREPLY;
+    redisReply *r = NULL;
+    if (args != NULL && lens != NULL && ttl != NULL) {
+        args[0] = k->prefix, lens[0] = strlen(k->prefix);
+        args[1] = k->ns, lens[1] = k->nslen;
+        args[2] = m->channel, lens[2] = strlen(m->channel);
+        args[3] = m->data, lens[3] = m->len;
+        for (size_t i = 0; i < n; i++) {
+            int tl = snprintf(ttl[i], sizeof ttl[i], "%lld", (long long)e[i].ttl_ms);
+            args[4 + 3 * i] = e[i].key, lens[4 + 3 * i] = e[i].klen;
+            args[5 + 3 * i] = e[i].value, lens[5 + 3 * i] = e[i].vlen;
+            args[6 + 3 * i] = ttl[i], lens[6 + 3 * i] = (size_t)tl;
+        }
+        r = eval(c, SCRIPT_MSET, timeout_ms, &status, vkey, vklen, (int)nargs, args, lens);
+    } else {
+        snprintf(c->err, sizeof c->err, "out of memory");
+    }
+    free(args);
+    free(lens);
+    free(ttl);
     if (r == NULL)
         return status;
     *version = (uint64_t)reply_int(r);

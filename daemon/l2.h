@@ -125,6 +125,38 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
  * version appended as field bump_version, atomically. */
 int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
 
+/* The answer of l2_mget(), read with l2_batch_item(). */
+typedef struct l2_batch {
+    uint64_t version;
+    size_t n;
+    void *reply_; /* owned hiredis reply */
+} l2_batch;
+
+/* Reads the keys keys[i].key (only key and klen are used) of k's namespace
+ * in one atomic round trip. Returns L2_OK and fills *out (free with
+ * l2_batch_free()), or an error. */
+int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
+            l2_batch *out);
+
+/* Item i of a batch into *v (no lease; `data` valid until the batch is
+ * freed; do not l2_value_free() it). Returns L2_OK or L2_NIL. */
+int l2_batch_item(const l2_batch *b, size_t i, l2_value *v);
+void l2_batch_free(l2_batch *b);
+
+/* One write of l2_mset(). The caller's. */
+typedef struct l2_entry {
+    const void *key;
+    size_t klen;
+    const void *value;
+    size_t vlen;
+    int64_t ttl_ms;
+} l2_entry;
+
+/* SETs every entry under k's namespace (voiding their leases and marks) and
+ * PUBLISHes m once, atomically. */
+int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+            int64_t timeout_ms, uint64_t *version);
+
 /* PUBLISH m. */
 int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms);
 

@@ -4,6 +4,7 @@
  * run on a jobq worker: Redis first, then L1, then the answer. A failed or
  * uncertain Redis write drops the key from L1, never keeps an old copy. */
 #include "service.h"
+#include "service_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,22 +21,8 @@
 #include "waits.h"
 #include "units.h"
 
-struct service {
-    const config *cfg;
-    l1 *cache;
-    jobq *q;
-    stats *st;
-    coh *coh;
-    flights *flights;
-    waits *waits;
-    _Atomic uint64_t next_token; /* lease tokens: NODE-N */
-    int64_t started_ms;
-    char node_id[17];
-    char channel[160];
-};
-
 /* Where a request's key lives in Redis. */
-static l2_key redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
     l2_key k = {svc->cfg->prefix, ns.data, ns.len, key.data, key.len};
     return k;
@@ -66,7 +53,7 @@ static uint8_t *inval_msg(service *svc, l2 *conn, pb_key_ref *ref, const pb_key_
 
 /* Checks a namespace and key against the limits. Returns 0, or answers the
  * call with INVALID_ARGUMENT and returns -1. */
-static int check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
     const config *cfg = svc->cfg;
     const char *problem = NULL;
@@ -94,7 +81,7 @@ static int check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufC
 
 /* Time left before the call's deadline, capped by redis_timeout; answers
  * DEADLINE_EXCEEDED and returns 0 when none is left. */
-static int64_t redis_budget(service *svc, call *c, const char *what)
+int64_t svc_redis_budget(service *svc, call *c, const char *what)
 {
     int64_t left = call_deadline(c) - units_now_ms();
     if (left <= 0) {
@@ -122,14 +109,14 @@ static int l2_failure(service *svc, call *c, l2 *conn, int status, char *text, s
 }
 
 /* Answers a failed Redis command with the status that fits it. */
-static void fail_l2(service *svc, call *c, l2 *conn, int status)
+void svc_fail_l2(service *svc, call *c, l2 *conn, int status)
 {
     char text[700];
     int code = l2_failure(svc, c, conn, status, text, sizeof text);
     call_fail(c, code, "%s", text);
 }
 
-static int64_t min64(int64_t a, int64_t b)
+int64_t svc_min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
 }
@@ -198,7 +185,7 @@ static void run_slide(jobq_job *job, l2 *conn)
 static void slide(service *svc, const pb_get_request *g, const coh_key *k, int64_t now,
                   int64_t expires_at)
 {
-    int64_t life = min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
+    int64_t life = svc_min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
     if (expires_at - now > life / 2)
         return;
     slide_job *sj = malloc(sizeof *sj + g->ns.len + g->key.len);
@@ -243,9 +230,9 @@ static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
 }
 
 /* Answers a Get's leader and every call that joined its flight with r. */
-static void answer_get(service *svc, call *leader, const coh_key *k, const pb_reply *r)
+static void answer_get(service *svc, call *leader, const pb_reply *r)
 {
-    call *w = flight_land(svc->flights, k->buf, k->len);
+    call *w = flight_land(svc->flights, leader);
     call_reply(leader, r);
     while (w != NULL) {
         call *next = flight_next(w);
@@ -255,14 +242,14 @@ static void answer_get(service *svc, call *leader, const coh_key *k, const pb_re
 }
 
 /* answer_get() with an error status and message. */
-static void fail_get(service *svc, call *leader, const coh_key *k, int code, const char *text)
+static void fail_get(service *svc, call *leader, int code, const char *text)
 {
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.code = code;
     r.message = (char *)text;
     if (code == CODE(DEADLINE_EXCEEDED))
         stats_inc(&svc->st->deadline_exceeded);
-    answer_get(svc, leader, k, &r);
+    answer_get(svc, leader, &r);
 }
 
 /* Redis could not answer a Get: serve L1 under stale_if_error if allowed,
@@ -275,10 +262,10 @@ static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_ke
     int64_t staleness = coh_staleness(svc->coh, units_now_ms());
     if (!unreachable || svc->cfg->stale_if_error_ms <= 0 ||
         staleness > svc->cfg->stale_if_error_ms) {
-        fail_get(svc, c, k, code, text);
+        fail_get(svc, c, code, text);
         return;
     }
-    call *w = flight_land(svc->flights, k->buf, k->len);
+    call *w = flight_land(svc->flights, c);
     for (call *x = c, *next; x != NULL; x = next) {
         next = x == c ? w : flight_next(x);
         if (!answer_from_l1(svc, x, k, 1))
@@ -294,7 +281,7 @@ static void value_reply(service *svc, const coh_key *k, const l2_value *v, int64
 {
     stats_inc(&svc->st->l2_hits);
     int64_t life =
-        v->pttl_ms >= 0 ? min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
     if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
         l1_fill(svc->cache, k->buf, k->len, v->data, v->len, (uint32_t)v->version, t0 + life, t0,
                 ticket) == ESTALE)
@@ -331,7 +318,7 @@ static void job_get(service *svc, call *c, l2 *conn)
     const pb_get_request *g = call_request(c)->get;
     coh_key k;
     if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
-        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory"); /* no flight was started */
+        fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
     if (g->lease) {
@@ -341,15 +328,15 @@ static void job_get(service *svc, call *c, l2 *conn)
     }
     int64_t left = call_deadline(c) - units_now_ms();
     if (left <= 0) {
-        fail_get(svc, c, &k, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
+        fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
         coh_key_free(&k);
         return;
     }
-    l2_key rk = redis_key(svc, g->ns, g->key);
+    l2_key rk = svc_redis_key(svc, g->ns, g->key);
     l2_get_opts o = {.slide_ms = (int64_t)g->slide_ttl_ms};
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, &o, min64(left, svc->cfg->redis_timeout_ms), &v);
+    int rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     pb_get_reply gr;
@@ -359,18 +346,16 @@ static void job_get(service *svc, call *c, l2 *conn)
         if (v.negative)
             stats_inc(&svc->st->negative_hits);
         missing_reply(&v, &gr, &r);
-        answer_get(svc, c, &k, &r);
+        answer_get(svc, c, &r);
     } else if (rv != L2_OK) {
         get_failed(svc, c, conn, rv, &k);
     } else {
         value_reply(svc, &k, &v, t0, TICKET(c), &gr, &r);
-        answer_get(svc, c, &k, &r);
+        answer_get(svc, c, &r);
     }
     l2_value_free(&v);
     coh_key_free(&k);
 }
-
-static void submit(service *svc, call *c);
 
 /* Whether a call already waited for another caller's fill (scratch[2]). */
 #define WAITED(c) (call_scratch(c)[2])
@@ -393,7 +378,7 @@ static void reply_lease(call *c, int state, const char *token)
 static void park(service *svc, call *c, const coh_key *k)
 {
     int64_t deadline = call_deadline(c);
-    int64_t margin = min64(50, (deadline - units_now_ms()) / 10);
+    int64_t margin = svc_min64(50, (deadline - units_now_ms()) / 10);
     if (waits_park(svc->waits, k->buf, k->len, c, deadline - margin) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
         return;
@@ -422,7 +407,7 @@ static void on_wake(void *arg, call *c, int timed_out)
     WAITED(c) = 1;
     TICKET(c) = l1_reserve(svc->cache, k.buf, k.len);
     coh_key_free(&k);
-    submit(svc, c);
+    svc_submit(svc, c);
 }
 
 /* The Redis read of a Get that asked for a lease. No single flight here:
@@ -440,14 +425,14 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
              atomic_fetch_add(&svc->next_token, 1));
     l2_get_opts o = {.lease = 1, .token = token, .slide_ms = (int64_t)g->slide_ttl_ms};
     o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : svc->cfg->lease_ttl_ms;
-    l2_key rk = redis_key(svc, g->ns, g->key);
+    l2_key rk = svc_redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, &o, min64(left, svc->cfg->redis_timeout_ms), &v);
+    int rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv != L2_OK && rv != L2_NIL) {
-        fail_l2(svc, c, conn, rv);
+        svc_fail_l2(svc, c, conn, rv);
     } else if (rv == L2_NIL && v.lease == 1) {
         stats_inc(&svc->st->l2_misses);
         stats_inc(&svc->st->leases_granted);
@@ -522,13 +507,10 @@ static void write_end(service *svc, l2 *conn, write_ctx *w, int rv)
     coh_key_free(&w->k);
 }
 
-/* The TTL a Set applies: the request's or default_ttl, capped at max_ttl,
- * then spread by +-ttl_jitter percent (still capped). */
-static int64_t set_ttl(service *svc, const pb_set_request *s)
+int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
 {
-    int64_t ttl = s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS ? s->ttl_ms
-                                                                        : svc->cfg->default_ttl_ms;
-    ttl = min64(ttl, svc->cfg->max_ttl_ms);
+    int64_t ttl = has_ttl ? ttl_ms : svc->cfg->default_ttl_ms;
+    ttl = svc_min64(ttl, svc->cfg->max_ttl_ms);
     uint64_t pct = svc->cfg->ttl_jitter_pct;
     if (pct > 0 && ttl > 1) {
         uint32_t r;
@@ -536,7 +518,7 @@ static int64_t set_ttl(service *svc, const pb_set_request *s)
             r = (uint32_t)units_now_ms();
         /* uniform in [-pct, +pct] percent of ttl */
         double f = ((double)r / UINT32_MAX * 2.0 - 1.0) * (double)pct / 100.0;
-        ttl = min64(ttl + (int64_t)((double)ttl * f), svc->cfg->max_ttl_ms);
+        ttl = svc_min64(ttl + (int64_t)((double)ttl * f), svc->cfg->max_ttl_ms);
         if (ttl < 1)
             ttl = 1;
     }
@@ -546,12 +528,12 @@ static int64_t set_ttl(service *svc, const pb_set_request *s)
 static void job_set(service *svc, call *c, l2 *conn)
 {
     const pb_set_request *s = call_request(c)->set;
-    int64_t ttl = set_ttl(svc, s);
-    int64_t budget = redis_budget(svc, c, "redis write");
+    int64_t ttl = svc_ttl(svc, s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS, s->ttl_ms);
+    int64_t budget = svc_redis_budget(svc, c, "redis write");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, s->ns, s->key, 0) != 0)
         return;
-    l2_key rk = redis_key(svc, s->ns, s->key);
+    l2_key rk = svc_redis_key(svc, s->ns, s->key);
     l2_set_opts o = {.negative = s->negative, .swr_ms = (int64_t)s->stale_while_revalidate_ms};
     if (s->lease_token.len > 0)
         o.token = (const char *)s->lease_token.data, o.token_len = s->lease_token.len;
@@ -562,7 +544,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
         l1_invalidate(svc->cache, w.k.buf, w.k.len); /* it may or may not have landed */
-        fail_l2(svc, c, conn, rv);
+        svc_fail_l2(svc, c, conn, rv);
     } else if (!stored) {
         stats_inc(&svc->st->lease_sets_rejected);
         call_fail(c, CODE(ABORTED),
@@ -572,7 +554,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
         if (coh_serving(svc->coh, units_now_ms()) && !s->negative)
             l1_write(svc->cache, w.k.buf, w.k.len, s->value.data, s->value.len, (uint32_t)version,
-                     t0 + min64(ttl, svc->cfg->l1_max_ttl_ms), t0, w.ticket);
+                     t0 + svc_min64(ttl, svc->cfg->l1_max_ttl_ms), t0, w.ticket);
         else
             l1_invalidate(svc->cache, w.k.buf, w.k.len);
         waits_wake(svc->waits, w.k.buf, w.k.len); /* callers waiting for this fill */
@@ -589,18 +571,18 @@ static void job_set(service *svc, call *c, l2 *conn)
 static void job_delete(service *svc, call *c, l2 *conn)
 {
     const pb_delete_request *d = call_request(c)->delete_;
-    int64_t budget = redis_budget(svc, c, "redis delete");
+    int64_t budget = svc_redis_budget(svc, c, "redis delete");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, d->ns, d->key, 0) != 0)
         return;
-    l2_key rk = redis_key(svc, d->ns, d->key);
+    l2_key rk = svc_redis_key(svc, d->ns, d->key);
     int existed = 0;
     uint64_t version = 0;
     const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
     int rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
     l1_invalidate(svc->cache, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
-        fail_l2(svc, c, conn, rv);
+        svc_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
@@ -616,16 +598,16 @@ static void job_delete(service *svc, call *c, l2 *conn)
 static void job_bump(service *svc, call *c, l2 *conn)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
-    int64_t budget = redis_budget(svc, c, "redis bump");
+    int64_t budget = svc_redis_budget(svc, c, "redis bump");
     ProtobufCBinaryData none = {0, NULL};
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
         return;
-    l2_key rk = redis_key(svc, b->ns, none);
+    l2_key rk = svc_redis_key(svc, b->ns, none);
     uint64_t version = 0;
     int rv = l2_bump(conn, &rk, &w.m, budget, &version);
     if (rv != L2_OK) {
-        fail_l2(svc, c, conn, rv);
+        svc_fail_l2(svc, c, conn, rv);
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
         pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
@@ -655,13 +637,19 @@ static void job_run(jobq_job *job, l2 *conn)
     case METHOD(BUMP_NAMESPACE):
         job_bump(svc, c, conn);
         break;
+    case METHOD(MGET):
+        batch_job_mget(svc, c, conn);
+        break;
+    case METHOD(MSET):
+        batch_job_mset(svc, c, conn);
+        break;
     default:
         call_fail(c, CODE(INTERNAL), "method %d has no Redis job", call_request(c)->method_case);
     }
 }
 
 /* Hands the call to a Redis worker, or turns it away when too many wait. */
-static void submit(service *svc, call *c)
+void svc_submit(service *svc, call *c)
 {
     int rv = jobq_submit(svc->q, call_job(c), job_run, svc);
     if (rv == 0)
@@ -678,7 +666,7 @@ static void handle_get(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     stats_inc(&svc->st->gets);
-    if (check_ns_key(svc, c, g->ns, g->key) != 0)
+    if (svc_check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
     coh_key k;
     if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
@@ -691,12 +679,13 @@ static void handle_get(service *svc, call *c)
     }
     stats_inc(&svc->st->l1_misses);
     WAITED(c) = 0;
-    if (!g->lease && flight_join(svc->flights, k.buf, k.len, c)) { /* answered when it lands */
-        stats_inc(&svc->st->single_flight_joins);
+    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
+    call_scratch(c)[1] = 0;                           /* no flight */
+    if (!g->lease && flight_join(svc->flights, k.buf, k.len, TICKET(c), c)) {
+        stats_inc(&svc->st->single_flight_joins); /* answered when the leader lands */
         coh_key_free(&k);
         return;
     }
-    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
     int rv = jobq_submit(svc->q, call_job(c), job_run, svc);
     if (rv != 0) {
         char text[96];
@@ -704,7 +693,7 @@ static void handle_get(service *svc, call *c)
                  rv == EAGAIN ? "too many requests waiting for redis (%zu)" : "shutting down",
                  jobq_waiting(svc->q));
         stats_inc(&svc->st->overloaded);
-        fail_get(svc, c, &k, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
+        fail_get(svc, c, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
     }
     coh_key_free(&k);
 }
@@ -713,7 +702,7 @@ static void handle_set(service *svc, call *c)
 {
     const pb_set_request *s = call_request(c)->set;
     stats_inc(&svc->st->sets);
-    if (check_ns_key(svc, c, s->ns, s->key) != 0)
+    if (svc_check_ns_key(svc, c, s->ns, s->key) != 0)
         return;
     if (s->value.len > svc->cfg->max_value_size) {
         stats_inc(&svc->st->bad_requests);
@@ -740,25 +729,25 @@ static void handle_set(service *svc, call *c)
                   s->lease_token.len);
         return;
     }
-    submit(svc, c);
+    svc_submit(svc, c);
 }
 
 static void handle_delete(service *svc, call *c)
 {
     const pb_delete_request *d = call_request(c)->delete_;
     stats_inc(&svc->st->deletes);
-    if (check_ns_key(svc, c, d->ns, d->key) != 0)
+    if (svc_check_ns_key(svc, c, d->ns, d->key) != 0)
         return;
-    submit(svc, c);
+    svc_submit(svc, c);
 }
 
 static void handle_bump(service *svc, call *c)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
     ProtobufCBinaryData key = {1, (uint8_t *)"-"}; /* only the namespace is checked */
-    if (check_ns_key(svc, c, b->ns, key) != 0)
+    if (svc_check_ns_key(svc, c, b->ns, key) != 0)
         return;
-    submit(svc, c);
+    svc_submit(svc, c);
 }
 
 static void handle_stats(service *svc, call *c)
@@ -805,6 +794,8 @@ static void handle_stats(service *svc, call *c)
         {"lease_sets_rejected", (int64_t)stats_get(&st->lease_sets_rejected)},
         {"negative_hits", (int64_t)stats_get(&st->negative_hits)},
         {"slides", (int64_t)stats_get(&st->slides)},
+        {"mgets", (int64_t)stats_get(&st->mgets)},
+        {"msets", (int64_t)stats_get(&st->msets)},
         {"uptime_ms", units_now_ms() - svc->started_ms},
     };
     enum { NROWS = sizeof rows / sizeof rows[0] };
@@ -861,6 +852,12 @@ void service_handle(void *arg, call *c)
         break;
     case METHOD(BUMP_NAMESPACE):
         handle_bump(svc, c);
+        break;
+    case METHOD(MGET):
+        batch_handle_mget(svc, c);
+        break;
+    case METHOD(MSET):
+        batch_handle_mset(svc, c);
         break;
     default:
         call_fail(c, CODE(UNIMPLEMENTED), "method %d is not implemented",

@@ -29,6 +29,7 @@ typedef struct stats {
     atomic_uint_fast64_t lease_sets_rejected; /* Sets whose lease was void: not stored */
     atomic_uint_fast64_t negative_hits;       /* Gets that found "known absent" */
     atomic_uint_fast64_t slides;              /* sliding TTLs extended in Redis */
+    atomic_uint_fast64_t mgets, msets;
 } stats;
 
 static inline void stats_inc(atomic_uint_fast64_t *counter)

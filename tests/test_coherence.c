@@ -262,6 +262,42 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     cl[1] = h_client(&node[1]);
 }
 
+Test(coherence, a_get_after_a_write_never_joins_a_read_that_began_before_it)
+{
+    /* Regression: single flight let a Get that started after an
+     * acknowledged write join a Redis read begun before it, and return the
+     * replaced value. Node 1 reads through a proxy that holds replies for
+     * 400 ms; node 0 writes directly. */
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_proxy proxy;
+    h_proxy_start(&proxy, &redis, 400000);
+    h_daemon_start(&node[1], &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
+    cl[1] = h_client(&node[1]);
+    set_on(0, "k", "old");
+    pthread_t first;
+    struct slow_read r1 = {.rv = -1};
+    pthread_create(&first, NULL, slow_read_main, &r1); /* leads a flight reading "old" */
+    h_sleep_ms(100);
+    set_on(0, "k", "new");    /* acknowledged */
+    converges(2, "k", "new"); /* the invalidation is out */
+    int64_t give_up = h_now_ms() + 2000;
+    while (h_stat(cl[1], "invalidations_received") < 2) /* and reached node 1 */
+        cr_assert_lt(h_now_ms(), give_up, "node 1 never heard the write");
+    struct slow_read r2 = {.rv = -1};
+    slow_read_main(&r2); /* starts after the write: must not join the first read */
+    pthread_join(first, NULL);
+    cr_assert_eq(r2.rv, NC_OK, "%s", r2.err);
+    cr_assert_str_eq(r2.value, "new", "a Get after the write got the value it replaced");
+    h_proxy_stop(&proxy);
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_daemon_start(&node[1], &redis, NULL); /* for down() */
+    cl[1] = h_client(&node[1]);
+}
+
 Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
 {
     /* Node 1 is stopped while far more than 32 MB of invalidations flow

@@ -1,0 +1,362 @@
+/* MGet and MSet: many keys of one namespace in one request. MGet answers
+ * the L1 hits at once and reads every miss in one Redis round trip (one
+ * script); MSet writes every entry and publishes one invalidation naming
+ * all the keys, in one script. The per-key rules (tickets, versions,
+ * coherence) are those of Get and Set. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "service_impl.h"
+#include "units.h"
+
+typedef Nearcache__V1__MGetRequest pb_mget_request;
+typedef Nearcache__V1__MGetReply pb_mget_reply;
+typedef Nearcache__V1__MGetItem pb_mget_item;
+typedef Nearcache__V1__MSetRequest pb_mset_request;
+typedef Nearcache__V1__MSetReply pb_mset_reply;
+
+/* One key of an MGet. A hit from L1 owns a copy of its value. */
+typedef struct item {
+    coh_key k;
+    int done, found, from_l1, stale, negative;
+    void *copy; /* L1 hits */
+    const void *value;
+    size_t len;
+    uint64_t ttl_ms;
+    l1_ticket ticket;
+} item;
+
+typedef struct mget {
+    size_t n, missing;
+    item items[];
+} mget;
+
+#define BATCH(c) (*(mget **)&call_scratch(c)[0])
+
+static void mget_free(mget *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        coh_key_free(&b->items[i].k);
+        free(b->items[i].copy);
+    }
+    free(b);
+}
+
+struct copy_hit {
+    uint32_t version;
+    int64_t now;
+    item *it;
+};
+
+/* l1_visit_fn: copies a hit of the current namespace version out. */
+static int copy_hit(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
+{
+    struct copy_hit *h = arg;
+    if (tag != h->version)
+        return 1;
+    h->it->copy = malloc(len ? len : 1);
+    if (h->it->copy == NULL)
+        return 0; /* served as a miss below */
+    memcpy(h->it->copy, value, len);
+    h->it->value = h->it->copy;
+    h->it->len = len;
+    h->it->ttl_ms = (uint64_t)(expires_at - h->now);
+    return 0;
+}
+
+/* Checks the batch's size and every key. Returns 0, or answers and -1. */
+static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
+                       ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
+{
+    if (n == 0 || n > svc->cfg->max_batch) {
+        stats_inc(&svc->st->bad_requests);
+        call_fail(c, CODE(INVALID_ARGUMENT), "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")",
+                  n, svc->cfg->max_batch);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (svc_check_ns_key(svc, c, ns, key_at(req, i)) != 0)
+            return -1;
+    return 0;
+}
+
+static ProtobufCBinaryData mget_key(const void *req, size_t i)
+{
+    return ((const pb_mget_request *)req)->keys[i];
+}
+
+static ProtobufCBinaryData mset_key(const void *req, size_t i)
+{
+    return ((const pb_mset_request *)req)->entries[i]->key;
+}
+
+/* Answers an MGet from its items, then frees the batch. */
+static void mget_reply(call *c, mget *b)
+{
+    pb_mget_item *items = calloc(b->n, sizeof *items);
+    pb_mget_item **ptrs = calloc(b->n, sizeof *ptrs);
+    pb_get_reply *gets = calloc(b->n, sizeof *gets);
+    if (items == NULL || ptrs == NULL || gets == NULL) {
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+    } else {
+        for (size_t i = 0; i < b->n; i++) {
+            const item *it = &b->items[i];
+            nearcache__v1__mget_item__init(&items[i]);
+            nearcache__v1__get_reply__init(&gets[i]);
+            items[i].found = it->found;
+            items[i].get = &gets[i];
+            gets[i].value = (ProtobufCBinaryData){it->len, (uint8_t *)it->value};
+            gets[i].source =
+                it->from_l1 ? NEARCACHE__V1__SOURCE__SOURCE_L1 : NEARCACHE__V1__SOURCE__SOURCE_L2;
+            gets[i].ttl_ms = it->ttl_ms;
+            gets[i].stale = it->stale;
+            gets[i].negative = it->negative;
+            ptrs[i] = &items[i];
+        }
+        pb_mget_reply mr = NEARCACHE__V1__MGET_REPLY__INIT;
+        mr.n_items = b->n;
+        mr.items = ptrs;
+        pb_reply r = NEARCACHE__V1__REPLY__INIT;
+        r.result_case = RESULT(MGET);
+        r.mget = &mr;
+        call_reply(c, &r);
+    }
+    free(items);
+    free(ptrs);
+    free(gets);
+}
+
+void batch_handle_mget(service *svc, call *c)
+{
+    const pb_mget_request *m = call_request(c)->mget;
+    stats_inc(&svc->st->mgets);
+    if (check_batch(svc, c, m->ns, m->n_keys, mget_key, m) != 0)
+        return;
+    mget *b = calloc(1, sizeof *b + m->n_keys * sizeof(item));
+    if (b == NULL) {
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        return;
+    }
+    b->n = m->n_keys;
+    uint64_t version = 0;
+    int64_t now = units_now_ms();
+    int use_l1 =
+        coh_serving(svc->coh, now) && coh_version(svc->coh, m->ns.data, m->ns.len, &version);
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        if (coh_key_make(&it->k, m->ns.data, m->ns.len, m->keys[i].data, m->keys[i].len) != 0) {
+            b->n = i;
+            mget_free(b);
+            call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+            return;
+        }
+        struct copy_hit h = {(uint32_t)version, now, it};
+        if (use_l1 && l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) && it->copy) {
+            it->done = it->found = it->from_l1 = 1;
+            stats_inc(&svc->st->l1_hits);
+        } else {
+            it->ticket = l1_reserve(svc->cache, it->k.buf, it->k.len);
+            b->missing++;
+            stats_inc(&svc->st->l1_misses);
+        }
+    }
+    if (b->missing == 0) {
+        mget_reply(c, b);
+        mget_free(b);
+        return;
+    }
+    BATCH(c) = b;
+    svc_submit(svc, c);
+}
+
+/* Takes one Redis answer into item it (and L1, if its ticket is good). */
+static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int rv)
+{
+    it->done = 1;
+    it->negative = v->negative;
+    if (rv != L2_OK) {
+        stats_inc(&svc->st->l2_misses);
+        return;
+    }
+    stats_inc(&svc->st->l2_hits);
+    it->found = 1;
+    it->value = v->data;
+    it->len = v->len;
+    it->stale = v->stale;
+    it->ttl_ms = v->pttl_ms > 0 ? (uint64_t)v->pttl_ms : 0;
+    int64_t life =
+        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+    if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
+        l1_fill(svc->cache, it->k.buf, it->k.len, v->data, v->len, (uint32_t)v->version, t0 + life,
+                t0, it->ticket) == ESTALE)
+        stats_inc(&svc->st->fills_voided);
+}
+
+void batch_job_mget(service *svc, call *c, l2 *conn)
+{
+    const pb_mget_request *m = call_request(c)->mget;
+    mget *b = BATCH(c);
+    int64_t budget = svc_redis_budget(svc, c, "redis read");
+    l2_key *keys = budget > 0 ? calloc(b->missing, sizeof *keys) : NULL;
+    if (budget > 0 && keys == NULL)
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+    if (keys == NULL) {
+        mget_free(b);
+        return;
+    }
+    size_t *index = calloc(b->missing, sizeof *index), n = 0;
+    for (size_t i = 0; index != NULL && i < b->n; i++)
+        if (!b->items[i].done) {
+            keys[n] = svc_redis_key(svc, m->ns, m->keys[i]);
+            index[n++] = i;
+        }
+    l2_key rk = svc_redis_key(svc, m->ns, m->keys[0]);
+    l2_batch got = {0};
+    int64_t t0 = units_now_ms();
+    int rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
+    if (rv != L2_OK) {
+        svc_fail_l2(svc, c, conn, rv);
+    } else {
+        coh_version_seen(svc->coh, m->ns.data, m->ns.len, got.version);
+        for (size_t j = 0; j < n; j++) {
+            l2_value v;
+            int one = l2_batch_item(&got, j, &v);
+            mget_take(svc, &b->items[index[j]], &v, t0, one);
+        }
+        mget_reply(c, b);
+    }
+    l2_batch_free(&got);
+    free(index);
+    free(keys);
+    mget_free(b);
+}
+
+void batch_handle_mset(service *svc, call *c)
+{
+    const pb_mset_request *m = call_request(c)->mset;
+    stats_inc(&svc->st->msets);
+    if (check_batch(svc, c, m->ns, m->n_entries, mset_key, m) != 0)
+        return;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const char *problem = NULL;
+        if (m->entries[i]->value.len > svc->cfg->max_value_size)
+            problem = "is larger than max_value_size";
+        else if (m->entries[i]->ttl_ms < 0)
+            problem = "has a negative ttl_ms";
+        if (problem != NULL) {
+            stats_inc(&svc->st->bad_requests);
+            call_fail(c, problem[3] == 'l' ? CODE(RESOURCE_EXHAUSTED) : CODE(INVALID_ARGUMENT),
+                      "entry %zu %s", i, problem);
+            return;
+        }
+    }
+    svc_submit(svc, c);
+}
+
+/* The one invalidation of an MSet, naming every key; a new buffer (the
+ * caller frees it) of *len bytes, or NULL. */
+static uint8_t *mset_msg(service *svc, l2 *conn, const pb_mset_request *m, size_t *len)
+{
+    size_t n = m->n_entries;
+    pb_key_ref *refs = calloc(n, sizeof *refs), **ptrs = calloc(n, sizeof *ptrs);
+    uint8_t *buf = NULL;
+    if (refs != NULL && ptrs != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            nearcache__v1__key_ref__init(&refs[i]);
+            refs[i].ns = m->ns;
+            refs[i].key = m->entries[i]->key;
+            ptrs[i] = &refs[i];
+        }
+        pb_invalidation msg = NEARCACHE__V1__INVALIDATION__INIT;
+        msg.origin = svc->node_id;
+        msg.stream = l2_stream(conn);
+        msg.seq = l2_next_seq(conn);
+        msg.n_keys = n;
+        msg.keys = ptrs;
+        if ((buf = malloc(codec_inval_size(&msg))) != NULL)
+            *len = codec_inval_pack(&msg, buf);
+    }
+    free(refs);
+    free(ptrs);
+    return buf;
+}
+
+/* After the script: this node's L1 and waiters, key by key. */
+static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e,
+                       const l1_ticket *tickets, uint64_t version, int ok, int64_t t0)
+{
+    int serving = ok && coh_serving(svc->coh, units_now_ms());
+    for (size_t i = 0; i < m->n_entries; i++) {
+        coh_key k;
+        if (coh_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
+            l1_flush(svc->cache); /* cannot drop the one key: drop them all */
+            continue;
+        }
+        if (serving)
+            l1_write(svc->cache, k.buf, k.len, e[i].value, e[i].vlen, (uint32_t)version,
+                     t0 + svc_min64(e[i].ttl_ms, svc->cfg->l1_max_ttl_ms), t0, tickets[i]);
+        else
+            l1_invalidate(svc->cache, k.buf, k.len);
+        if (ok)
+            waits_wake(svc->waits, k.buf, k.len);
+        coh_key_free(&k);
+    }
+}
+
+void batch_job_mset(service *svc, call *c, l2 *conn)
+{
+    const pb_mset_request *m = call_request(c)->mset;
+    size_t n = m->n_entries, len = 0;
+    int64_t budget = svc_redis_budget(svc, c, "redis write");
+    if (budget == 0)
+        return;
+    l2_entry *e = calloc(n, sizeof *e);
+    l1_ticket *tickets = calloc(n, sizeof *tickets);
+    uint8_t *msg = e != NULL && tickets != NULL ? mset_msg(svc, conn, m, &len) : NULL;
+    if (msg == NULL) {
+        free(e);
+        free(tickets);
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Nearcache__V1__MSetEntry *en = m->entries[i];
+        e[i] = (l2_entry){en->key.data, en->key.len, en->value.data, en->value.len,
+                          svc_ttl(svc, en->ttl_ms != 0, en->ttl_ms)};
+        coh_key k;
+        if (coh_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
+            tickets[i] = l1_reserve(svc->cache, k.buf, k.len);
+            coh_key_free(&k);
+        }
+    }
+    uint64_t seq = l2_next_seq(conn), version = 0;
+    l2_msg lm = {svc->channel, msg, len};
+    l2_key rk = svc_redis_key(svc, m->ns, m->entries[0]->key);
+    int64_t t0 = units_now_ms();
+    int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version);
+    if (rv == L2_OK) {
+        l2_confirm_seq(conn, seq);
+        stats_inc(&svc->st->invalidations_sent);
+        coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
+    }
+    mset_apply(svc, m, e, tickets, version, rv == L2_OK, t0);
+    if (rv != L2_OK) {
+        svc_fail_l2(svc, c, conn, rv);
+    } else {
+        pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
+        mr.stored = (uint32_t)n;
+        pb_reply r = NEARCACHE__V1__REPLY__INIT;
+        r.result_case = RESULT(MSET);
+        r.mset = &mr;
+        call_reply(c, &r);
+    }
+    free(msg);
+    free(e);
+    free(tickets);
+}
