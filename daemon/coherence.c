@@ -271,6 +271,12 @@ static void gap_found(coh *c, const pb_invalidation *m)
     reset(c);
 }
 
+void coh_message_lost(coh *c)
+{
+    stats_inc(&c->st->sequence_gaps);
+    reset(c);
+}
+
 void coh_apply(coh *c, const pb_invalidation *m)
 {
     int own = strcmp(m->origin, c->node_id) == 0;

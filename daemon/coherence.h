@@ -77,6 +77,10 @@ void coh_subscribed(coh *c);
 /* Subscriber thread: the subscription is gone. */
 void coh_lost(coh *c);
 
+/* Subscriber thread: a message arrived that could not be read; it may have
+ * been an invalidation, so L1 is emptied (counted as a sequence gap). */
+void coh_message_lost(coh *c);
+
 /* Subscriber thread: applies one message from the channel. */
 void coh_apply(coh *c, const pb_invalidation *m);
 

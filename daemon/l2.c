@@ -131,6 +131,7 @@ struct l2 {
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
     uint32_t stream;
+    int once; /* the command is not idempotent: never send it twice */
     uint64_t next_seq;              /* the seq of this stream's next message */
     _Atomic uint64_t confirmed_seq; /* the last one known to be published */
     char err[640];
@@ -308,12 +309,12 @@ int l2_connect(l2 *c, int64_t now)
 /* Connects if needed, then runs the command. A connection that was already
  * open may have died since its last use (Redis restarted): on an I/O error
  * there, it reconnects at once and tries once more; every command here is
- * idempotent. Returns the reply (caller frees) or NULL with *status set; an
+ * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with *status set; an
  * error reply is NULL with L2_EREPLY. */
 static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
                        const size_t *lens)
 {
-    int reused = c->ctx != NULL;
+    int reused = c->ctx != NULL && !c->once;
     if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
         return NULL;
     redisReply *r = command(c, timeout_ms, status, argc, argv, lens);
@@ -500,7 +501,9 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
     int status;
+    c->once = 1; /* INCR: a retry after a lost answer would bump twice */
     redisReply *r = eval(c, SCRIPT_BUMP, timeout_ms, &status, vkey, vklen, 2, args, lens);
+    c->once = 0;
     if (r == NULL)
         return status;
     *version = (uint64_t)reply_int(r);

@@ -34,6 +34,7 @@ struct subscriber {
     redisContext *ctx;
     pthread_t reader, beater;
     int reader_started, beater_started;
+    int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
 static struct timeval tv_of(int64_t ms)
@@ -64,7 +65,10 @@ static redisContext *subscribe(subscriber *s)
         freeReplyObject(r);
     }
     if (why != NULL) {
-        log_debug("subscriber: %s", why);
+        if (s->failing++ == 0)
+            log_warn("subscriber: cannot subscribe to %s: %s (retrying)", s->channel, why);
+        else
+            log_debug("subscriber: %s", why);
         if (ctx != NULL)
             redisFree(ctx);
         return NULL;
@@ -85,8 +89,10 @@ static int deliver(subscriber *s, const redisReply *r)
     const redisReply *payload = r->element[2];
     pb_invalidation *m = codec_inval_unpack(payload->str, payload->len);
     if (m == NULL) {
-        log_warn("subscriber: undecodable message of %zu bytes on %s; ignored", payload->len,
+        /* It may have been an invalidation: treat it as one that was lost. */
+        log_warn("subscriber: undecodable message of %zu bytes on %s; emptying L1", payload->len,
                  s->channel);
+        coh_message_lost(s->coh);
         return 0;
     }
     coh_apply(s->coh, m);
@@ -130,6 +136,7 @@ static void *reader_main(void *arg)
             continue;
         }
         retry_ms = RETRY_MIN_MS;
+        s->failing = 0;
         pthread_mutex_lock(&s->mu);
         s->ctx = ctx;
         pthread_mutex_unlock(&s->mu);
@@ -171,6 +178,8 @@ static void *beater_main(void *arg)
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->stopping)) {
         pthread_mutex_unlock(&s->mu);
+        if (!l2_connected(conn) && jobq_connected(s->q) > 0)
+            l2_retry_now(conn); /* Redis is back: do not sit out the backoff */
         beat(s, conn);
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
