@@ -17,6 +17,7 @@ static const char usage_text[] =
     "commands:\n"
     "  get NS KEY                   print the value's raw bytes (exit 1: not found)\n"
     "  set NS KEY VALUE [--ttl DUR] store VALUE ('-' reads stdin) for DUR (e.g. 30s, 5m)\n"
+    "  mget NS KEY...               print \"KEY VALUE\" per key found (exit 1: any missing)\n"
     "  del NS KEY                   delete the key\n"
     "  bump NS                      drop every key of namespace NS, on every host\n"
     "  ping                         check that the daemon answers\n"
@@ -167,6 +168,39 @@ static int cmd_del(struct session *ss, char **args, int nargs)
     return rv == NC_OK ? 0 : failed("del", rv);
 }
 
+static int cmd_mget(struct session *ss, char **args, int nargs)
+{
+    if (nargs < 2)
+        return usage("mget takes NS KEY...");
+    nc_client *c = session_client(ss);
+    if (c == NULL)
+        return ss->open_error;
+    size_t n = (size_t)nargs - 1;
+    nc_bytes *keys = calloc(n, sizeof *keys);
+    if (keys == NULL)
+        return EXIT_ERROR;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = NC_STR(args[1 + i]);
+    nc_item *items;
+    int rv = nc_mget(c, NC_STR(args[0]), keys, n, &items, ss->timeout);
+    free(keys);
+    if (rv != NC_OK)
+        return failed("mget", rv);
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].found) {
+            missing = 1;
+            continue;
+        }
+        fputs(args[1 + i], stdout);
+        fputc(' ', stdout);
+        fwrite(items[i].value, 1, items[i].len, stdout);
+        fputc('\n', stdout);
+    }
+    nc_items_free(items, n);
+    return missing ? EXIT_NOTFOUND : 0;
+}
+
 static int cmd_bump(struct session *ss, char **args, int nargs)
 {
     if (nargs != 1)
@@ -230,7 +264,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"get", cmd_get},   {"set", cmd_set},   {"del", cmd_del},
+    {"get", cmd_get},   {"set", cmd_set},   {"mget", cmd_mget},   {"del", cmd_del},
     {"bump", cmd_bump}, {"ping", cmd_ping}, {"stats", cmd_stats},
 };
 

@@ -479,6 +479,100 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
     return NC_OK;
 }
 
+int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
+            int timeout_ms)
+{
+    ProtobufCBinaryData *ks = calloc(n ? n : 1, sizeof *ks);
+    if (ks == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        ks[i] = bin(keys[i]);
+    Nearcache__V1__MGetRequest m = NEARCACHE__V1__MGET_REQUEST__INIT;
+    m.ns = bin(ns);
+    m.n_keys = n;
+    m.keys = ks;
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(MGET);
+    req.mget = &m;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(MGET), &r);
+    free(ks);
+    if (rv != NC_OK)
+        return rv;
+    if (r->mget->n_items != n) {
+        codec_reply_free(r);
+        return fail(NC_EPROTO, 0, "MGet answered %zu items for %zu keys", r->mget->n_items, n);
+    }
+    nc_item *out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        const Nearcache__V1__MGetItem *it = r->mget->items[i];
+        const pb_get_reply *g = it->get;
+        out[i].found = it->found;
+        if (g == NULL)
+            continue;
+        out[i].negative = g->negative;
+        out[i].stale = g->stale;
+        out[i].source = (nc_source)g->source;
+        if (!it->found)
+            continue;
+        if ((out[i].value = malloc(g->value.len + 1)) == NULL) {
+            nc_items_free(out, n);
+            out = NULL;
+            break;
+        }
+        if (g->value.len > 0)
+            memcpy(out[i].value, g->value.data, g->value.len);
+        ((char *)out[i].value)[g->value.len] = '\0';
+        out[i].len = g->value.len;
+    }
+    codec_reply_free(r);
+    if (out == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    *items = out;
+    return NC_OK;
+}
+
+void nc_items_free(nc_item *items, size_t n)
+{
+    if (items == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(items[i].value);
+    free(items);
+}
+
+int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms)
+{
+    Nearcache__V1__MSetEntry *es = calloc(n ? n : 1, sizeof *es);
+    Nearcache__V1__MSetEntry **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (es == NULL || ptrs == NULL) {
+        free(es);
+        free(ptrs);
+        return fail(NC_ENOMEM, 0, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        nearcache__v1__mset_entry__init(&es[i]);
+        es[i].key = bin(entries[i].key);
+        es[i].value = bin(entries[i].value);
+        es[i].ttl_ms = entries[i].ttl_ms;
+        ptrs[i] = &es[i];
+    }
+    Nearcache__V1__MSetRequest m = NEARCACHE__V1__MSET_REQUEST__INIT;
+    m.ns = bin(ns);
+    m.n_entries = n;
+    m.entries = ptrs;
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(MSET);
+    req.mset = &m;
+    pb_reply *r;
+    int rv = call_expect(c, &req, timeout_ms, RESULT(MSET), &r);
+    free(es);
+    free(ptrs);
+    if (rv == NC_OK)
+        codec_reply_free(r);
+    return rv;
+}
+
 int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
 {
     pb_ping_request p = NEARCACHE__V1__PING_REQUEST__INIT;

@@ -167,6 +167,36 @@ int nc_set(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_
 int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t ttl_ms,
                const nc_set_opts *opts, int timeout_ms);
 
+/* One key's answer in nc_mget(). `value` (a buffer of len bytes plus a
+ * NUL) belongs to the array. */
+typedef struct nc_item {
+    int found;
+    int negative; /* not found, and known to be absent */
+    int stale;
+    nc_source source;
+    void *value;
+    size_t len;
+} nc_item;
+
+/* Reads n keys of one namespace in one request: hits come from the daemon's
+ * L1, and all misses from Redis in one round trip. On NC_OK *items is a new
+ * array of n answers in the order of keys; the caller owns it and frees it
+ * with nc_items_free(). */
+int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
+            int timeout_ms);
+void nc_items_free(nc_item *items, size_t n);
+
+/* One write of nc_mset(); ttl_ms 0 is the daemon's default_ttl. */
+typedef struct nc_entry {
+    nc_bytes key;
+    nc_bytes value;
+    int64_t ttl_ms;
+} nc_entry;
+
+/* Writes n entries of one namespace in one request, one Redis round trip and
+ * one invalidation message. */
+int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms);
+
 /* Deletes a key. *existed (may be NULL) says whether Redis held it. */
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms);
 
