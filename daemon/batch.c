@@ -340,11 +340,9 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
     l2_key rk = svc_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
     int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version);
-    if (rv == L2_OK) {
-        l2_confirm_seq(conn, seq);
-        stats_inc(&svc->st->invalidations_sent);
+    svc_settle_seq(svc, conn, seq, rv == L2_OK);
+    if (rv == L2_OK)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
-    }
     mset_apply(svc, m, e, tickets, version, rv == L2_OK, t0);
     if (rv != L2_OK) {
         svc_fail_l2(svc, c, conn, rv);

@@ -16,6 +16,9 @@
 
 #include "log.h"
 
+#define COH_MAX_STREAMS 64
+#define COH_MAX_ORIGIN  64 /* node ids are 16 hex digits; longer ones are refused */
+
 typedef struct nsver {
     UT_hash_handle hh;
     uint64_t version;
@@ -41,6 +44,8 @@ struct coh {
     stream_seen *streams; /* subscriber thread only */
     coh_hook hook;
     void *hook_arg;
+    _Atomic uint64_t
+        uncertain[COH_MAX_STREAMS]; /* per own stream: a seq whose write may have run */
 };
 
 void coh_set_hook(coh *c, coh_hook hook, void *arg)
@@ -147,6 +152,11 @@ int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver)
 
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
 {
+    uint64_t known;
+    if (ver > (uint64_t)INT64_MAX)
+        return; /* not a version Redis could hold: an unreadable reply */
+    if (coh_version(c, ns, nslen, &known) && known >= ver)
+        return; /* the common case, under the read lock only */
     nsver *v;
     pthread_rwlock_wrlock(&c->versions_lock);
     HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
@@ -271,6 +281,20 @@ static void gap_found(coh *c, const pb_invalidation *m)
     reset(c);
 }
 
+void coh_uncertain(coh *c, uint32_t stream, uint64_t seq)
+{
+    if (stream < COH_MAX_STREAMS)
+        atomic_store(&c->uncertain[stream], seq);
+}
+
+/* Whether an own message must be applied: its write's outcome was unknown
+ * to this node, so nothing was applied locally. */
+static int own_uncertain(coh *c, const pb_invalidation *m)
+{
+    return m->seq != 0 && m->stream < COH_MAX_STREAMS &&
+           atomic_load(&c->uncertain[m->stream]) == m->seq;
+}
+
 void coh_message_lost(coh *c)
 {
     stats_inc(&c->st->sequence_gaps);
@@ -279,6 +303,10 @@ void coh_message_lost(coh *c)
 
 void coh_apply(coh *c, const pb_invalidation *m)
 {
+    if (strlen(m->origin) > COH_MAX_ORIGIN) {
+        coh_message_lost(c); /* not from a daemon: cannot tell what it meant */
+        return;
+    }
     int own = strcmp(m->origin, c->node_id) == 0;
     if (m->heartbeat != NULL) {
         if (own)
@@ -287,10 +315,11 @@ void coh_apply(coh *c, const pb_invalidation *m)
             gap_found(c, m);
         return;
     }
-    if (own)
+    if (own && !own_uncertain(c, m))
         return; /* applied locally before the write was answered */
-    stats_inc(&c->st->invalidations_received);
-    if (m->seq != 0 && seq_gap(c, m->origin, m->stream, m->seq)) {
+    if (!own)
+        stats_inc(&c->st->invalidations_received);
+    if (!own && m->seq != 0 && seq_gap(c, m->origin, m->stream, m->seq)) {
         gap_found(c, m);
         return;
     }

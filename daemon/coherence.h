@@ -77,6 +77,11 @@ void coh_subscribed(coh *c);
 /* Subscriber thread: the subscription is gone. */
 void coh_lost(coh *c);
 
+/* A write of this node on `stream` with `seq` failed after it was sent: it
+ * may have run. Its own message, if it turns up, is applied here like any
+ * other node's (it is skipped otherwise). */
+void coh_uncertain(coh *c, uint32_t stream, uint64_t seq);
+
 /* Subscriber thread: a message arrived that could not be read; it may have
  * been an invalidation, so L1 is emptied (counted as a sequence gap). */
 void coh_message_lost(coh *c);

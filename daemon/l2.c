@@ -131,7 +131,8 @@ struct l2 {
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
     uint32_t stream;
-    int once; /* the command is not idempotent: never send it twice */
+    int once;                       /* the command is not idempotent: never send it twice */
+    int maybe_sent;                 /* the last command reached the socket: it may have run */
     uint64_t next_seq;              /* the seq of this stream's next message */
     _Atomic uint64_t confirmed_seq; /* the last one known to be published */
     char err[640];
@@ -196,6 +197,11 @@ void l2_retry_now(l2 *c)
     c->retry_at = 0;
 }
 
+int l2_maybe_ran(const l2 *c)
+{
+    return c->maybe_sent;
+}
+
 int l2_connected(const l2 *c)
 {
     return c->ctx != NULL;
@@ -216,6 +222,7 @@ static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, con
         redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
         c->cur_timeout_ms = timeout_ms;
     }
+    c->maybe_sent = 1;
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
     if (r != NULL)
         return r;
@@ -299,6 +306,7 @@ int l2_connect(l2 *c, int64_t now)
         c->was_up = 0;
         return L2_EDOWN;
     }
+    c->maybe_sent = 0; /* the handshake's commands do not count */
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;
@@ -309,12 +317,13 @@ int l2_connect(l2 *c, int64_t now)
 /* Connects if needed, then runs the command. A connection that was already
  * open may have died since its last use (Redis restarted): on an I/O error
  * there, it reconnects at once and tries once more; every command here is
- * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with *status set; an
- * error reply is NULL with L2_EREPLY. */
+ * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with
+ * *status set; an error reply is NULL with L2_EREPLY. */
 static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
                        const size_t *lens)
 {
     int reused = c->ctx != NULL && !c->once;
+    c->maybe_sent = 0;
     if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
         return NULL;
     redisReply *r = command(c, timeout_ms, status, argc, argv, lens);

@@ -88,6 +88,11 @@ int l2_connect(l2 *c, int64_t now);
  * when Redis is known to be reachable again). */
 void l2_retry_now(l2 *c);
 
+/* After a failed command: whether it may have run in Redis anyway (it was
+ * sent, and the answer was lost or late), as opposed to surely not (no
+ * connection, or Redis refused it). */
+int l2_maybe_ran(const l2 *c);
+
 /* Whether the handle holds a live connection. */
 int l2_connected(const l2 *c);
 

@@ -50,6 +50,8 @@ struct server {
     size_t ncalls;
     atomic_size_t busy;
     atomic_int stopping;
+    atomic_int refusing;      /* the handler may no longer be called */
+    atomic_size_t in_handler; /* calls inside the handler right now */
     pthread_t watchdog;
     int watchdog_started;
     pthread_mutex_t watchdog_mu;
@@ -169,7 +171,15 @@ static void call_dispatch(call *c, nng_msg *m)
             call_fail(c, CODE(INVALID_ARGUMENT), "request names no method");
         return;
     }
-    s->opt.handler(s->opt.handler_arg, c);
+    /* After server_drain() the parts behind the handler are going away:
+     * answer here. The counter lets server_drain() wait out a handler that
+     * started just before. */
+    atomic_fetch_add(&s->in_handler, 1);
+    if (atomic_load(&s->refusing))
+        call_fail(c, CODE(UNAVAILABLE), "shutting down");
+    else
+        s->opt.handler(s->opt.handler_arg, c);
+    atomic_fetch_sub(&s->in_handler, 1);
 }
 
 static void call_cb(void *arg)
@@ -345,7 +355,11 @@ size_t server_drain(server *s, int64_t drain_ms)
     int64_t give_up = units_now_ms() + drain_ms;
     while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
         nng_msleep(5);
-    return atomic_load(&s->busy);
+    size_t left = atomic_load(&s->busy);
+    atomic_store(&s->refusing, 1);
+    while (atomic_load(&s->in_handler) > 0)
+        nng_msleep(1);
+    return left;
 }
 
 void server_free(server *s)

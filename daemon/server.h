@@ -38,7 +38,9 @@ typedef struct server_options {
 int server_start(server **out, const server_options *opt, char *err, size_t errlen);
 
 /* Stops taking new requests and lets the ones in flight finish for up to
- * drain_ms. Returns how many were still in flight when it stopped waiting.
+ * drain_ms; from its return on, the handler is never called again (requests
+ * that still arrive are answered UNAVAILABLE). Returns how many were still
+ * in flight when it stopped waiting.
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
  * it after this and before server_free(). */
 size_t server_drain(server *s, int64_t drain_ms);

@@ -497,12 +497,26 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
     return 0;
 }
 
-static void write_end(service *svc, l2 *conn, write_ctx *w, int rv)
+/* Settles a write's sequence number. Published: the seq is used. Surely
+ * not published (no connection, refused, a void lease): the next message
+ * reuses it. Unknown (the script was sent, its answer lost): the seq is
+ * used too, so a receiver that never gets it sees a gap and empties L1;
+ * and this node applies its own message if it turns up, since it could not
+ * apply the write itself. */
+void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
 {
-    if (rv == L2_OK) {
-        l2_confirm_seq(conn, w->seq);
+    if (published) {
+        l2_confirm_seq(conn, seq);
         stats_inc(&svc->st->invalidations_sent);
+    } else if (l2_maybe_ran(conn)) {
+        l2_confirm_seq(conn, seq);
+        coh_uncertain(svc->coh, l2_stream(conn), seq);
     }
+}
+
+static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
+{
+    svc_settle_seq(svc, conn, w->seq, published);
     free(w->msg);
     coh_key_free(&w->k);
 }
@@ -565,7 +579,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         r.set = &sr;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv == L2_OK && stored ? L2_OK : L2_EREPLY);
+    write_end(svc, conn, &w, rv == L2_OK && stored);
 }
 
 static void job_delete(service *svc, call *c, l2 *conn)
@@ -592,7 +606,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
         r.delete_ = &dr;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv);
+    write_end(svc, conn, &w, rv == L2_OK);
 }
 
 static void job_bump(service *svc, call *c, l2 *conn)
@@ -617,7 +631,7 @@ static void job_bump(service *svc, call *c, l2 *conn)
         r.bump_namespace = &br;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv);
+    write_end(svc, conn, &w, rv == L2_OK);
 }
 
 static void job_run(jobq_job *job, l2 *conn)

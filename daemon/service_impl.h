@@ -50,6 +50,10 @@ void svc_submit(service *svc, call *c);
  * at max_ttl and spread by ttl_jitter. */
 int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms);
 
+/* Settles the seq of a write's invalidation message after the script:
+ * `published` when it surely ran. */
+void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
+
 /* batch.c: MGet and MSet. */
 void batch_handle_mget(service *svc, call *c);
 void batch_job_mget(service *svc, call *c, l2 *conn);

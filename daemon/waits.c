@@ -128,6 +128,8 @@ void waits_free(waits *w)
 
 int waits_park(waits *w, const void *key, size_t klen, call *c, int64_t deadline)
 {
+    if (w == NULL)
+        return ECANCELED;
     waiter *x = malloc(sizeof *x + klen);
     if (x == NULL)
         return ENOMEM;
@@ -145,6 +147,8 @@ int waits_park(waits *w, const void *key, size_t klen, call *c, int64_t deadline
 
 void waits_wake(waits *w, const void *key, size_t klen)
 {
+    if (w == NULL)
+        return;
     pthread_mutex_lock(&w->mu);
     waiter *list = w->list != NULL ? take_locked(w, key, klen, key == NULL, 0) : NULL;
     pthread_mutex_unlock(&w->mu);
@@ -153,6 +157,8 @@ void waits_wake(waits *w, const void *key, size_t klen)
 
 size_t waits_parked(waits *w)
 {
+    if (w == NULL)
+        return 0;
     pthread_mutex_lock(&w->mu);
     size_t n = w->n;
     pthread_mutex_unlock(&w->mu);

@@ -25,7 +25,8 @@ int waits_create(waits **out, waits_wake_fn wake, void *arg);
 void waits_free(waits *w);
 
 /* Parks c under `key` until woken or `deadline` (units_now_ms() time).
- * Returns 0, or ENOMEM (c is not parked; the caller answers it). */
+ * Returns 0, or ENOMEM, or ECANCELED for a NULL table (c is not parked; the
+ * caller answers it). waits_wake() and waits_parked() accept NULL too. */
 int waits_park(waits *w, const void *key, size_t klen, call *c, int64_t deadline);
 
 /* Wakes every call parked under `key` (all calls when key is NULL). */

@@ -1,0 +1,160 @@
+/* Unit: coherence state without Redis: which messages drop what, own
+ * messages, gaps, and the serving gate. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "coherence.h"
+#include "units.h"
+
+static l1 *cache;
+static stats st;
+static coh *c;
+
+static void up(void)
+{
+    memset(&st, 0, sizeof st);
+    cr_assert_eq(l1_create(&cache, 1 << 20, 4), 0);
+    cr_assert_eq(coh_create(&c, "self", cache, &st, 1000), 0);
+    coh_subscribed(c);
+}
+
+static void down(void)
+{
+    coh_free(c);
+    l1_destroy(cache);
+}
+
+TestSuite(coh, .init = up, .fini = down);
+
+static void heartbeat(const char *origin, int64_t sent_ms, uint64_t stream0_seq)
+{
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    uint64_t seqs[1] = {stream0_seq};
+    hb.sent_ms = sent_ms;
+    hb.n_stream_seqs = stream0_seq ? 1 : 0;
+    hb.stream_seqs = seqs;
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.heartbeat = &hb;
+    coh_apply(c, &m);
+}
+
+static void drop_key(const char *origin, uint32_t stream, uint64_t seq, const char *key)
+{
+    pb_key_ref ref = NEARCACHE__V1__KEY_REF__INIT, *refs[1] = {&ref};
+    ref.ns = (ProtobufCBinaryData){2, (uint8_t *)"ns"};
+    ref.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.stream = stream;
+    m.seq = seq;
+    m.n_keys = 1;
+    m.keys = refs;
+    coh_apply(c, &m);
+}
+
+static void put(const char *key)
+{
+    coh_key k;
+    coh_key_make(&k, "ns", 2, key, strlen(key));
+    cr_assert_eq(l1_set(cache, k.buf, k.len, "v", 1, 0, 1LL << 60, 0), 0);
+    coh_key_free(&k);
+}
+
+static int held(const char *key)
+{
+    coh_key k;
+    coh_key_make(&k, "ns", 2, key, strlen(key));
+    int hit = l1_get(cache, k.buf, k.len, 1, NULL, NULL);
+    coh_key_free(&k);
+    return hit;
+}
+
+Test(coh, serves_only_after_hearing_its_own_recent_heartbeat)
+{
+    int64_t now = units_now_ms();
+    cr_assert_not(coh_serving(c, now), "serving before any heartbeat");
+    heartbeat("other", now, 0);
+    cr_assert_not(coh_serving(c, now), "another node's heartbeat proves nothing here");
+    heartbeat("self", now, 0);
+    cr_assert(coh_serving(c, now));
+    cr_assert_not(coh_serving(c, now + 1001), "serving while behind by more than the window");
+    coh_lost(c);
+    cr_assert_not(coh_serving(c, now));
+    cr_assert_eq(st.subscription_losses, 1);
+}
+
+Test(coh, another_nodes_message_drops_the_key_and_own_messages_are_skipped)
+{
+    put("a");
+    put("b");
+    drop_key("self", 0, 1, "a");
+    cr_assert(held("a"), "an own message was applied although the write was");
+    drop_key("other", 0, 1, "a");
+    cr_assert_not(held("a"));
+    cr_assert(held("b"));
+    cr_assert_eq(st.invalidations_received, 1);
+}
+
+Test(coh, own_message_of_a_write_with_unknown_outcome_is_applied)
+{
+    /* Regression: a Set whose answer was lost but which ran in Redis left
+     * this node's L1 with the value it replaced. */
+    put("a");
+    coh_uncertain(c, 2, 7);
+    drop_key("self", 2, 6, "a");
+    cr_assert(held("a"));
+    drop_key("self", 2, 7, "a");
+    cr_assert_not(held("a"), "the own message of an uncertain write was skipped");
+}
+
+Test(coh, a_sequence_gap_empties_l1)
+{
+    put("a");
+    drop_key("other", 0, 1, "x");
+    drop_key("other", 0, 2, "x");
+    cr_assert(held("a"));
+    drop_key("other", 0, 2, "x"); /* a repeat is no gap */
+    cr_assert(held("a"));
+    drop_key("other", 0, 4, "x");
+    cr_assert_not(held("a"), "seq 3 went missing and L1 was kept");
+    cr_assert_eq(st.sequence_gaps, 1);
+}
+
+Test(coh, a_heartbeat_ahead_of_the_messages_is_a_gap)
+{
+    drop_key("other", 0, 1, "x");
+    put("a");
+    heartbeat("other", 5, 1);
+    cr_assert(held("a"));
+    heartbeat("other", 5, 2);
+    cr_assert_not(held("a"));
+}
+
+Test(coh, an_origin_no_daemon_would_send_empties_l1)
+{
+    put("a");
+    char origin[300];
+    memset(origin, 'o', sizeof origin - 1);
+    origin[sizeof origin - 1] = '\0';
+    drop_key(origin, 0, 1, "x");
+    cr_assert_not(held("a"));
+}
+
+Test(coh, versions_only_go_up_and_a_bump_drops_the_namespace)
+{
+    uint64_t v = 0;
+    cr_assert_not(coh_version(c, "ns", 2, &v));
+    coh_version_seen(c, "ns", 2, 3);
+    coh_version_seen(c, "ns", 2, 2);
+    cr_assert(coh_version(c, "ns", 2, &v));
+    cr_assert_eq(v, 3);
+    coh_version_seen(c, "ns", 2, UINT64_MAX); /* an unreadable reply */
+    cr_assert(coh_version(c, "ns", 2, &v));
+    cr_assert_eq(v, 3);
+    put("a");
+    coh_bumped(c, "ns", 2, 4);
+    cr_assert_not(held("a"));
+    cr_assert(coh_version(c, "ns", 2, &v));
+    cr_assert_eq(v, 4);
+}
