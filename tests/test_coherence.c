@@ -204,6 +204,29 @@ Test(coherence, redis_killed_and_restarted_leaves_no_stale_l1)
     cr_assert_geq(h_stat(cl[1], "subscription_losses"), 1);
 }
 
+/* Restarts node 1 reaching Redis through a proxy that holds its command
+ * replies for 400 ms (its subscription passes straight through). */
+static void node1_through_proxy(h_proxy *proxy)
+{
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_proxy_start(proxy, &redis, 400000);
+    h_daemon_start(&node[1], &proxy->via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
+    cl[1] = h_client(&node[1]);
+}
+
+/* Puts node 1 back on Redis directly (for down()). */
+static void node1_direct(h_proxy *proxy)
+{
+    h_proxy_stop(proxy);
+    nc_close(cl[1]);
+    cl[1] = NULL;
+    h_daemon_stop(&node[1]);
+    h_daemon_start(&node[1], &redis, NULL);
+    cl[1] = h_client(&node[1]);
+}
+
 struct slow_read {
     int rv;
     char value[16];
@@ -232,13 +255,8 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     /* Node 1 reaches Redis through a proxy that holds its command replies
      * for 400 ms; its subscription is direct. Its read of the old value is
      * still on the way when node 0's write is acknowledged and announced. */
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
     h_proxy proxy;
-    h_proxy_start(&proxy, &redis, 400000);
-    h_daemon_start(&node[1], &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
-    cl[1] = h_client(&node[1]);
+    node1_through_proxy(&proxy);
     set_on(0, "k", "old");
     /* The slow read runs on its own thread while this one writes. */
     pthread_t reader;
@@ -254,12 +272,7 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     char *v = get_on(1, "k", &info);
     cr_assert_str_eq(v, "new", "node 1 cached the value the write replaced");
     nc_free(v);
-    h_proxy_stop(&proxy);
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
-    h_daemon_start(&node[1], &redis, NULL); /* for down() */
-    cl[1] = h_client(&node[1]);
+    node1_direct(&proxy);
 }
 
 Test(coherence, a_get_after_a_write_never_joins_a_read_that_began_before_it)
@@ -268,13 +281,8 @@ Test(coherence, a_get_after_a_write_never_joins_a_read_that_began_before_it)
      * acknowledged write join a Redis read begun before it, and return the
      * replaced value. Node 1 reads through a proxy that holds replies for
      * 400 ms; node 0 writes directly. */
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
     h_proxy proxy;
-    h_proxy_start(&proxy, &redis, 400000);
-    h_daemon_start(&node[1], &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
-    cl[1] = h_client(&node[1]);
+    node1_through_proxy(&proxy);
     set_on(0, "k", "old");
     pthread_t first;
     struct slow_read r1 = {.rv = -1};
@@ -290,12 +298,7 @@ Test(coherence, a_get_after_a_write_never_joins_a_read_that_began_before_it)
     pthread_join(first, NULL);
     cr_assert_eq(r2.rv, NC_OK, "%s", r2.err);
     cr_assert_str_eq(r2.value, "new", "a Get after the write got the value it replaced");
-    h_proxy_stop(&proxy);
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
-    h_daemon_start(&node[1], &redis, NULL); /* for down() */
-    cl[1] = h_client(&node[1]);
+    node1_direct(&proxy);
 }
 
 Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
