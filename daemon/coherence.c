@@ -188,6 +188,8 @@ void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
     coh_version_seen(c, ns, nslen, ver);
     drop_namespace(c, ns, nslen);
     stats_inc(&c->st->namespace_bumps);
+    if (c->hook != NULL)
+        c->hook(c->hook_arg, NULL, 0); /* leases of the old version are moot */
 }
 
 /* Empties L1 and forgets what it knew, as after a lost message. */
@@ -304,7 +306,9 @@ void coh_message_lost(coh *c)
 void coh_apply(coh *c, const pb_invalidation *m)
 {
     if (strlen(m->origin) > COH_MAX_ORIGIN) {
-        coh_message_lost(c); /* not from a daemon: cannot tell what it meant */
+        log_warn("message with a %zu-byte origin: not from a daemon; emptying L1",
+                 strlen(m->origin));
+        coh_message_lost(c);
         return;
     }
     int own = strcmp(m->origin, c->node_id) == 0;

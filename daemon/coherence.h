@@ -63,8 +63,9 @@ void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
  * records the version and drops the namespace from L1. */
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver);
 
-/* Called by the subscriber thread after a key's L1 entry is dropped for an
- * invalidation (key = its L1 key), or after L1 is emptied (key NULL). */
+/* Called after a key's L1 entry is dropped for an invalidation (key = its
+ * L1 key; subscriber thread), or after L1 or a namespace is emptied (key
+ * NULL; subscriber thread, or the worker that made a bump). */
 typedef void (*coh_hook)(void *arg, const void *key, size_t klen);
 
 /* Sets the hook (before the subscriber starts). */

@@ -39,7 +39,8 @@ enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRI
 
 static const char *const script_text[NSCRIPTS] = {
     /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms
-     * -> {version, value or nil, pttl, lease state, stale, negative} */
+     * -> {version, value or nil, pttl, lease state, stale, negative}; for a
+     * stale-while-revalidate value, pttl is the time it stays fresh */
     [SCRIPT_GET] = VERSION BASE KEYS_OF NOW_MS
     "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
     "ARGV[6]) end "
@@ -47,11 +48,13 @@ static const char *const script_text[NSCRIPTS] = {
     "if val then "
     "  local state, stale = 0, 0 "
     "  local fresh = redis.call('GET', side('swr')) "
+    "  local pttl = redis.call('PTTL', k) "
     "  if fresh and now_ms() >= tonumber(fresh) then "
     "    stale = 1 "
     "    if ARGV[4] == '1' and lease() then state = 1 end "
-    "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) end "
-    "  return {v, val, redis.call('PTTL', k), state, stale, 0} "
+    "  elseif fresh then pttl = tonumber(fresh) - now_ms() "
+    "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) pttl = tonumber(ARGV[7]) end "
+    "  return {v, val, pttl, state, stale, 0} "
     "end "
     "if redis.call('EXISTS', side('neg')) == 1 then "
     "  return {v, false, redis.call('PTTL', side('neg')), 0, 0, 1} end "
@@ -101,11 +104,13 @@ static const char *const script_text[NSCRIPTS] = {
     "  local k = base .. ':' .. ARGV[i] "
     "  local val = redis.call('GET', k) "
     "  local flags = 0 "
+    "  local pttl = redis.call('PTTL', k) "
     "  if val then "
     "    local fresh = redis.call('GET', base .. 'swr:' .. ARGV[i]) "
-    "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 end "
+    "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 "
+    "    elseif fresh then pttl = tonumber(fresh) - now_ms() end "
     "  elseif redis.call('EXISTS', base .. 'neg:' .. ARGV[i]) == 1 then flags = 1 end "
-    "  out[#out + 1] = val out[#out + 1] = redis.call('PTTL', k) out[#out + 1] = flags "
+    "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = flags "
     "end "
     "return out",
     /* ARGV: prefix ns channel message, then key value ttl_ms per entry ->
@@ -224,8 +229,10 @@ static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, con
     }
     c->maybe_sent = 1;
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
-    if (r != NULL)
+    if (r != NULL) {
+        c->maybe_sent = 0; /* Redis answered: the outcome is known */
         return r;
+    }
     int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
     snprintf(c->err, sizeof c->err, "redis %s: %s", c->where,
              timed_out ? "timed out" : c->ctx->errstr);

@@ -72,6 +72,12 @@ int64_t call_deadline(const call *c)
     return c->deadline;
 }
 
+size_t call_free_contexts(const call *c)
+{
+    size_t busy = atomic_load(&c->srv->busy);
+    return busy < c->srv->ncalls ? c->srv->ncalls - busy : 0;
+}
+
 uint64_t *call_scratch(call *c)
 {
     return c->scratch;

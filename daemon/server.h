@@ -68,6 +68,9 @@ void call_reply(call *c, const pb_reply *r);
 /* Answers with an error status and a message (formatted like printf). */
 void call_fail(call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* How many contexts are free right now (not holding a request). */
+size_t call_free_contexts(const call *c);
+
 /* Scratch space for the handler, valid until the call is answered. */
 uint64_t *call_scratch(call *c);
 

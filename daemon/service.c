@@ -379,7 +379,10 @@ static void park(service *svc, call *c, const coh_key *k)
 {
     int64_t deadline = call_deadline(c);
     int64_t margin = svc_min64(50, (deadline - units_now_ms()) / 10);
-    if (waits_park(svc->waits, k->buf, k->len, c, deadline - margin) != 0) {
+    /* A parked Get holds its context: park only while 16 stay free, so
+     * other Gets, Pings and Stats always find one. */
+    if (call_free_contexts(c) <= 16 ||
+        waits_park(svc->waits, k->buf, k->len, c, deadline - margin) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
         return;
     }
@@ -606,7 +609,8 @@ static void job_delete(service *svc, call *c, l2 *conn)
         r.delete_ = &dr;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv == L2_OK);
+    /* a release of a lease that was no longer held publishes nothing */
+    write_end(svc, conn, &w, rv == L2_OK && (token == NULL || existed));
 }
 
 static void job_bump(service *svc, call *c, l2 *conn)
@@ -682,6 +686,15 @@ static void handle_get(service *svc, call *c)
     stats_inc(&svc->st->gets);
     if (svc_check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
+    if (g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ||
+        g->lease_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms) {
+        stats_inc(&svc->st->bad_requests);
+        call_fail(c, CODE(INVALID_ARGUMENT), "%s exceeds max_ttl (%" PRId64 " ms)",
+                  g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ? "slide_ttl_ms"
+                                                                   : "lease_ttl_ms",
+                  svc->cfg->max_ttl_ms);
+        return;
+    }
     coh_key k;
     if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");

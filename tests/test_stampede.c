@@ -328,6 +328,12 @@ Test(leases, stale_while_revalidate_serves_stale_to_all_but_one_caller)
 {
     nc_set_opts swr = {.stale_while_revalidate_ms = 5000};
     cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 300, &swr, 0), NC_OK);
+    for (int i = 0; i < 2; i++) { /* fresh in node 2's L1: but only for its TTL */
+        void *hot;
+        size_t n;
+        cr_assert_eq(nc_get(cl[2], NC_STR("ns"), NC_STR("k"), &hot, &n, 0), NC_OK);
+        nc_free(hot);
+    }
     h_sleep_ms(400); /* past its TTL, inside the stale window */
     nc_get_opts lease = {.lease = 1};
     void *v = NULL;
@@ -472,4 +478,45 @@ Test(leases, batches_over_max_batch_are_refused)
     cr_assert_eq(nc_mget(cl[0], NC_STR("ns"), keys, 1001, &items, 0), NC_EINVAL);
     cr_assert_not_null(strstr(nc_errmsg(), "max_batch"), "%s", nc_errmsg());
     cr_assert_eq(nc_mget(cl[0], NC_STR("ns"), keys, 0, &items, 0), NC_EINVAL);
+}
+
+struct parked {
+    int rv;
+};
+
+static void *parked_main(void *arg)
+{
+    struct parked *p = arg;
+    nc_get_opts o = {.lease = 1};
+    void *v = NULL;
+    size_t len;
+    nc_get_info info;
+    p->rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 1500);
+    nc_free(v);
+    return NULL;
+}
+
+Test(ttl, waiters_never_take_the_last_contexts)
+{
+    /* Regression: Gets parked for a lease kept their contexts without a
+     * cap, until Pings and Stats found none. */
+    nodes_up("--contexts", "40");
+    nc_get_info held;
+    take_lease(0, "k", &held);
+    pthread_t t[40];
+    struct parked p[40];
+    for (int i = 0; i < 40; i++) {
+        p[i].rv = -1;
+        pthread_create(&t[i], NULL, parked_main, &p[i]);
+    }
+    h_sleep_ms(300);
+    int64_t t0 = h_now_ms();
+    cr_assert_eq(nc_ping(cl[1], NULL, 500), NC_OK, "no context left for a Ping");
+    cr_assert_lt(h_now_ms() - t0, 300);
+    for (int i = 0; i < 40; i++) {
+        pthread_join(t[i], NULL);
+        /* the holder never Sets: each waiter ends BUSY, or is turned away */
+        cr_expect(p[i].rv == NC_ETIMEDOUT || p[i].rv == NC_ETOOBIG, "waiter %d: %s", i,
+                  nc_strerror(p[i].rv));
+    }
 }
