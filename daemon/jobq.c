@@ -30,6 +30,7 @@ struct jobq {
     size_t capacity;
     int stopping; /* guarded by mu */
     atomic_size_t connected;
+    _Atomic int64_t up_at; /* when a worker last connected (l2_share_up) */
     int64_t health_timeout_ms;
     size_t nworkers;
     struct worker *workers;
@@ -121,6 +122,8 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         snprintf(name, sizeof name, "l2[%zu]", i);
         w->q = q;
         int rv = l2_open(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
+        if (rv == 0)
+            l2_share_up(w->conn, &q->up_at);
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_close(w->conn);
         if (rv != 0) {

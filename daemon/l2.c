@@ -130,8 +130,10 @@ struct l2 {
     char where[300]; /* "host:port" or the socket path, for messages */
     int64_t connect_timeout_ms;
     redisContext *ctx;
-    int64_t cur_timeout_ms; /* what redisSetTimeout last set on ctx */
-    int64_t retry_at;       /* no connect attempt before this time */
+    int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
+    int64_t retry_at;            /* no connect attempt before this time */
+    int64_t down_since;          /* when the backoff began */
+    _Atomic int64_t *peer_up_at; /* shared: when any handle last connected */
     int64_t backoff_ms;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
@@ -184,8 +186,14 @@ static void drop(l2 *c, int retry_now)
         c->retry_at = 0;
         return;
     }
-    c->retry_at = units_now_ms() + c->backoff_ms;
+    c->down_since = units_now_ms();
+    c->retry_at = c->down_since + c->backoff_ms;
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+void l2_share_up(l2 *c, _Atomic int64_t *up_at)
+{
+    c->peer_up_at = up_at;
 }
 
 void l2_close(l2 *c)
@@ -289,7 +297,10 @@ int l2_connect(l2 *c, int64_t now)
 {
     if (c->ctx != NULL)
         return L2_OK;
-    if (now < c->retry_at) {
+    /* Inside the backoff, unless another handle got through since it began:
+     * Redis is back, and this handle should not sit it out. */
+    int peer_up = c->peer_up_at != NULL && atomic_load(c->peer_up_at) > c->down_since;
+    if (now < c->retry_at && !peer_up) {
         snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
         return L2_EDOWN;
     }
@@ -314,6 +325,8 @@ int l2_connect(l2 *c, int64_t now)
         return L2_EDOWN;
     }
     c->maybe_sent = 0; /* the handshake's commands do not count */
+    if (c->peer_up_at != NULL)
+        atomic_store(c->peer_up_at, units_now_ms());
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;

@@ -7,6 +7,7 @@
 #ifndef NC_L2_H
 #define NC_L2_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,10 @@ void l2_close(l2 *c);
 /* Connects now unless connected or inside the backoff. Returns L2_OK when
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
 int l2_connect(l2 *c, int64_t now);
+
+/* Shares with other handles the time any of them last connected: a handle
+ * in its backoff tries again at once when another got through since. */
+void l2_share_up(l2 *c, _Atomic int64_t *up_at);
 
 /* Lets the next command try to connect at once, ignoring the backoff (for
  * when Redis is known to be reachable again). */
