@@ -198,29 +198,31 @@ Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
 }
 
 struct slow_get {
+    nc_client *c;
     int rv;
 };
 
 static void *slow_get_main(void *arg)
 {
     struct slow_get *g = arg;
-    nc_client *c = h_client(&daemon_);
     void *v;
     size_t len;
-    g->rv = nc_get(c, NC_STR("ns"), NC_STR("cold"), &v, &len, 3000);
-    nc_close(c);
+    g->rv = nc_get(g->c, NC_STR("ns"), NC_STR("cold"), &v, &len, 3000);
     return NULL;
 }
 
 Test(faults, sigterm_lets_a_request_in_flight_finish_then_exits_zero)
 {
-    pid_t sleeper = redis_sleep("0.2");
+    struct slow_get g = {.c = h_client(&daemon_), .rv = -1};
+    pid_t sleeper = redis_sleep("0.25"); /* inside the daemon's 300 ms redis_timeout */
     pthread_t t;
-    struct slow_get g = {.rv = -1};
     pthread_create(&t, NULL, slow_get_main, &g);
-    h_sleep_ms(50); /* the Get is now waiting on Redis */
+    int64_t give_up = h_now_ms() + 2000; /* until the Get waits on Redis */
+    while (h_stat(client, "l1_misses") < 1)
+        cr_assert_lt(h_now_ms(), give_up, "the Get never reached the daemon");
     kill(daemon_.pid, SIGTERM);
     pthread_join(t, NULL);
+    nc_close(g.c);
     cr_assert_eq(g.rv, NC_ENOTFOUND, "the in-flight Get got %s", nc_strerror(g.rv));
     int status;
     waitpid(daemon_.pid, &status, 0);
