@@ -308,7 +308,8 @@ Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
      * pub/sub output-buffer limit, 32 MB. */
     nc_close(cl[0]);
     h_daemon_stop(&node[0]);
-    h_daemon_start(&node[0], &redis, "--max-key-size", "64KB", NULL);
+    h_daemon_start(&node[0], &redis, "--max-key-size", "64KB", "--redis-timeout", "3s",
+                   "--request-timeout", "5s", NULL);
     cl[0] = h_client(&node[0]);
     set_on(0, "k", "v0");
     make_hot(1, "k", "v0");
@@ -319,7 +320,7 @@ Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
     for (int i = 0; i < 1200; i++) { /* 1200 messages of 60 KiB: 72 MB */
         memset(big, 'a' + i % 26, klen);
         snprintf(big, 16, "%d-", i);
-        int rv = nc_set(cl[0], str("ns"), (nc_bytes){big, klen}, str("x"), 60000, 0);
+        int rv = nc_set(cl[0], str("ns"), (nc_bytes){big, klen}, str("x"), 60000, 5000);
         cr_assert_eq(rv, NC_OK, "%s", nc_errmsg());
     }
     free(big);
