@@ -226,10 +226,20 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
     make_dir(d->dir, sizeof d->dir, "daemon");
     snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
     snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
-    char *argv[MAX_ARGS] = {
-        (char *)env_or("NC_DAEMON", "nearcached"),          "--listen",    d->url, "--redis",
-        r != NULL ? (char *)r->url : "redis://127.0.0.1:1", "--log-level", "debug"};
-    int n = 7;
+    /* Generous timeouts by default: a loaded 2-core machine can stall any
+     * process for a while. Tests that need short ones pass their own. */
+    char *argv[MAX_ARGS] = {(char *)env_or("NC_DAEMON", "nearcached"),
+                            "--listen",
+                            d->url,
+                            "--redis",
+                            r != NULL ? (char *)r->url : "redis://127.0.0.1:1",
+                            "--log-level",
+                            "debug",
+                            "--redis-timeout",
+                            "2s",
+                            "--request-timeout",
+                            "5s"};
+    int n = 11;
     va_list ap;
     va_start(ap, r);
     for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
@@ -277,6 +287,7 @@ nc_client *h_client(const h_daemon *d)
     nc_client *c = NULL;
     int rv = nc_open(&c, d->url, 0);
     cr_assert_eq(rv, NC_OK, "nc_open(%s): %s", d->url, nc_errmsg());
+    nc_set_timeout(c, 5000); /* a loaded 2-core machine can stall a process for a second */
     return c;
 }
 
@@ -284,7 +295,7 @@ int64_t h_stat(nc_client *c, const char *name)
 {
     nc_stat *st;
     size_t n;
-    cr_assert_eq(nc_stats(c, &st, &n, NC_TIMEOUT_DEFAULT), NC_OK, "stats: %s", nc_errmsg());
+    cr_assert_eq(nc_stats(c, &st, &n, 5000), NC_OK, "stats: %s", nc_errmsg());
     int64_t value = -1;
     int found = 0;
     for (size_t i = 0; i < n; i++)

@@ -230,10 +230,10 @@ Test(l2, slow_redis_times_out_and_the_next_command_reconnects)
         char port[16];
         snprintf(port, sizeof port, "%d", redis.port);
         freopen("/dev/null", "w", stdout);
-        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", "0.6", (char *)NULL);
+        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", "1.5", (char *)NULL);
         _exit(127);
     }
-    h_sleep_ms(100);
+    h_sleep_ms(300); /* Redis is asleep by now, even on a loaded machine */
     l2_key k = KEY("ns", "k");
     l2_value v = {0};
     int64_t t0 = h_now_ms();
