@@ -1,5 +1,6 @@
 /* Parked Gets; see waits.h. One mutex guards a list of waiters (a linear
- * list: parked calls are few, and every wake or sweep walks them once). */
+ * list: parked calls are few, and every wake or sweep walks them once). The
+ * sweeper sleeps until the earliest deadline, or until a call is parked. */
 #include "waits.h"
 
 #include <errno.h>
@@ -63,21 +64,43 @@ static void deliver(waits *w, waiter *list, int timed_out, int64_t now)
     }
 }
 
+/* The earliest deadline of the parked calls, or -1 when none is. Needs
+ * w->mu. */
+static int64_t earliest_locked(const waits *w)
+{
+    int64_t e = -1;
+    for (const waiter *x = w->list; x != NULL; x = x->next)
+        if (e < 0 || x->deadline < e)
+            e = x->deadline;
+    return e;
+}
+
+/* Sleeps on the condition variable until the earliest deadline (rounded up
+ * to SWEEP_MS, so close deadlines are answered together), or until a call is
+ * parked when none is: an idle daemon does not wake up for nothing. */
 static void *sweeper_main(void *arg)
 {
     waits *w = arg;
     pthread_mutex_lock(&w->mu);
     while (!w->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += SWEEP_MS * 1000000;
-        if (ts.tv_nsec >= 1000000000)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000;
-        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        int64_t due = earliest_locked(w);
+        if (due < 0) {
+            pthread_cond_wait(&w->cv, &w->mu);
+        } else {
+            int64_t ms = due - units_now_ms() + SWEEP_MS;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            if (ms > 0)
+                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        }
         int64_t now = units_now_ms();
-        waiter *due = take_locked(w, NULL, 0, 0, now);
+        waiter *expired = take_locked(w, NULL, 0, 0, now);
         pthread_mutex_unlock(&w->mu);
-        deliver(w, due, 1, now);
+        deliver(w, expired, 1, now);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
@@ -141,6 +164,7 @@ int waits_park(waits *w, const void *key, size_t klen, call *c, int64_t deadline
     x->next = w->list;
     w->list = x;
     w->n++;
+    pthread_cond_signal(&w->cv); /* the sweeper may be asleep with nothing due */
     pthread_mutex_unlock(&w->mu);
     return 0;
 }
