@@ -31,10 +31,14 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 }
 
 failed=0
-run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo || failed=1
-echo "== bench smoke (figures are for docs, not a gate)"
+run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_BUILD_BENCH=ON || failed=1
+echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
-run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON || failed=1
+NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
+  { cat "$here/build/bench-smoke.log"; failed=1; }
+tail -n 1 "$here/build/bench-smoke.log"
+run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
+  -DNC_BUILD_BENCH=OFF || failed=1
 if [ $failed -ne 0 ]; then
   echo "== FAILED"
   exit 1
