@@ -39,8 +39,8 @@ static void *reader(void *arg)
     (void)arg;
     void *v;
     size_t len;
-    int rv = nc_fetch(client, NC_STR("users"), NC_STR("42"), 60000, load_user, NULL, &v, &len,
-                      3000);
+    int rv =
+        nc_fetch(client, NC_STR("users"), NC_STR("42"), 60000, load_user, NULL, &v, &len, 3000);
     if (rv == NC_OK)
         nc_free(v);
     else

@@ -108,6 +108,16 @@ static pid_t spawn(char **argv, int in, int out, const char *log)
     _exit(127);
 }
 
+/* Appends the NULL-terminated list of strings in ap to argv (which has n
+ * already), NULL-terminates it, and returns the new count. */
+static int append_args(char **argv, int n, va_list ap)
+{
+    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    argv[n] = NULL;
+    return n;
+}
+
 /* Runs argv to completion, capturing stdout (and stderr when err != NULL). */
 static int run_capture(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
                        char **err);
@@ -120,10 +130,8 @@ char *h_redis_cmd(const h_redis *r, ...)
     int n = 5;
     va_list ap;
     va_start(ap, r);
-    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
-        argv[n++] = a;
+    n = append_args(argv, n, ap);
     va_end(ap);
-    argv[n] = NULL;
     char *out = NULL;
     size_t len = 0;
     run_capture(argv, NULL, 0, &out, &len, NULL);
@@ -242,10 +250,8 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
     int n = 11;
     va_list ap;
     va_start(ap, r);
-    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
-        argv[n++] = a;
+    n = append_args(argv, n, ap);
     va_end(ap);
-    argv[n] = NULL;
     d->pid = spawn(argv, -1, -1, d->log);
     /* Ready: it answers Ping and, with a Redis, serves from L1. */
     int ready = 0;
@@ -391,10 +397,8 @@ int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *o
     int n = 3;
     va_list ap;
     va_start(ap, err);
-    for (char *a; n < MAX_ARGS - 1 && (a = va_arg(ap, char *)) != NULL;)
-        argv[n++] = a;
+    n = append_args(argv, n, ap);
     va_end(ap);
-    argv[n] = NULL;
     return run_capture(argv, in, inlen, out, outlen, err);
 }
 
