@@ -5,6 +5,7 @@
 #ifndef NC_UNITS_H
 #define NC_UNITS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Parses a duration into milliseconds. Returns 0 and sets *out_ms, or -1 when
@@ -18,5 +19,13 @@ int units_parse_size(const char *text, uint64_t *out);
 
 /* Monotonic clock in milliseconds, for deadlines and L1 expiry. */
 int64_t units_now_ms(void);
+
+/* Initializes a condition variable whose timed waits use the monotonic
+ * clock, so that a wall-clock jump cannot stretch or cut them. */
+void units_cond_init(pthread_cond_t *cv);
+
+/* Waits on cv, with mu held, for at most ms milliseconds (none if ms <= 0).
+ * Returns as pthread_cond_timedwait() does (0 when signalled). */
+int units_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 #endif

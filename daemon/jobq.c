@@ -10,7 +10,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "units.h"
 
@@ -42,10 +41,7 @@ static jobq_job *pop(jobq *q, int *stop)
 {
     pthread_mutex_lock(&q->mu);
     if (q->head == NULL && !q->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += IDLE_WAKE_MS / 1000;
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        units_cond_wait_ms(&q->cv, &q->mu, IDLE_WAKE_MS);
     }
     jobq_job *job = q->head;
     if (job != NULL) {
@@ -103,11 +99,7 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
     jobq *q = calloc(1, sizeof *q);
     if (q == NULL)
         return ENOMEM;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    units_cond_init(&q->cv);
     pthread_mutex_init(&q->mu, NULL);
     q->capacity = capacity;
     q->health_timeout_ms = connect_timeout_ms;

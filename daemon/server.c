@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "units.h"
@@ -279,10 +278,7 @@ static void *watchdog_main(void *arg)
     server *s = arg;
     pthread_mutex_lock(&s->watchdog_mu);
     while (!atomic_load(&s->stopping)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += WATCHDOG_INTERVAL_MS / 1000;
-        pthread_cond_timedwait(&s->watchdog_cv, &s->watchdog_mu, &ts);
+        units_cond_wait_ms(&s->watchdog_cv, &s->watchdog_mu, WATCHDOG_INTERVAL_MS);
         if (atomic_load(&s->stopping))
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
@@ -323,11 +319,7 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
     }
     s->opt = *opt;
     pthread_mutex_init(&s->watchdog_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->watchdog_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    units_cond_init(&s->watchdog_cv);
     int rv = open_socket(s, err, errlen);
     for (size_t i = 0; rv == 0 && i < opt->contexts; i++) {
         call *c = &s->calls[i];

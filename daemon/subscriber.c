@@ -182,13 +182,8 @@ static void *beater_main(void *arg)
             l2_retry_now(conn); /* Redis is back: do not sit out the backoff */
         beat(s, conn);
         pthread_mutex_lock(&s->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (s->cfg->heartbeat_interval_ms % 1000) * 1000000;
-        ts.tv_sec += s->cfg->heartbeat_interval_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
         if (!atomic_load(&s->stopping))
-            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
     }
     pthread_mutex_unlock(&s->mu);
     l2_close(conn);
@@ -208,11 +203,7 @@ int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, 
     s->coh = c;
     s->q = q;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    units_cond_init(&s->cv);
     int rv = pthread_create(&s->reader, NULL, reader_main, s);
     s->reader_started = rv == 0;
     if (rv == 0)

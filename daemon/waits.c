@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "units.h"
 
@@ -87,15 +86,7 @@ static void *sweeper_main(void *arg)
         if (due < 0) {
             pthread_cond_wait(&w->cv, &w->mu);
         } else {
-            int64_t ms = due - units_now_ms() + SWEEP_MS;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += ms / 1000;
-            ts.tv_nsec += (ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000)
-                ts.tv_sec++, ts.tv_nsec -= 1000000000;
-            if (ms > 0)
-                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            units_cond_wait_ms(&w->cv, &w->mu, due - units_now_ms() + SWEEP_MS);
         }
         int64_t now = units_now_ms();
         waiter *expired = take_locked(w, NULL, 0, 0, now);
@@ -115,11 +106,7 @@ int waits_create(waits **out, waits_wake_fn wake, void *arg)
     w->wake = wake;
     w->arg = arg;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    units_cond_init(&w->cv);
     int rv = pthread_create(&w->sweeper, NULL, sweeper_main, w);
     if (rv != 0) {
         pthread_cond_destroy(&w->cv);
