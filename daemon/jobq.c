@@ -55,18 +55,14 @@ static jobq_job *pop(jobq *q, int *stop)
     return job;
 }
 
-/* Keeps the `connected` count true after a job or idle check, and wakes the
- * idle workers when this one lost its connection (check yours) or got it
- * back (Redis is reachable again: reconnect now). */
+/* Wakes the idle workers when this one lost its connection (check yours)
+ * or got it back (Redis is reachable again: reconnect now). The handles
+ * keep the `connected` count themselves (l2_share_up). */
 static void note_state(struct worker *w, int *was_connected)
 {
     int now_connected = l2_connected(w->conn);
     if (now_connected == *was_connected)
         return;
-    if (now_connected)
-        atomic_fetch_add(&w->q->connected, 1);
-    else
-        atomic_fetch_sub(&w->q->connected, 1);
     *was_connected = now_connected;
     pthread_cond_broadcast(&w->q->cv);
 }
@@ -88,8 +84,6 @@ static void *worker_main(void *arg)
             l2_ping(w->conn, w->q->health_timeout_ms);
         note_state(w, &was_connected);
     }
-    if (was_connected)
-        atomic_fetch_sub(&w->q->connected, 1);
     return NULL;
 }
 
@@ -115,7 +109,7 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         w->q = q;
         int rv = l2_open(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
         if (rv == 0)
-            l2_share_up(w->conn, &q->up_at);
+            l2_share_up(w->conn, &q->up_at, &q->connected);
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_close(w->conn);
         if (rv != 0) {

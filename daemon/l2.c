@@ -134,6 +134,8 @@ struct l2 {
     int64_t retry_at;            /* no connect attempt before this time */
     int64_t down_since;          /* when the backoff began */
     _Atomic int64_t *peer_up_at; /* shared: when any handle last connected */
+    atomic_size_t *up_count;     /* shared: how many handles are connected */
+    int counted;                 /* this one is in *up_count */
     int64_t backoff_ms;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
@@ -182,6 +184,9 @@ static void drop(l2 *c, int retry_now)
         redisFree(c->ctx);
         c->ctx = NULL;
     }
+    if (c->counted && c->up_count != NULL)
+        atomic_fetch_sub(c->up_count, 1);
+    c->counted = 0;
     if (retry_now) {
         c->retry_at = 0;
         return;
@@ -191,17 +196,17 @@ static void drop(l2 *c, int retry_now)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-void l2_share_up(l2 *c, _Atomic int64_t *up_at)
+void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
 {
     c->peer_up_at = up_at;
+    c->up_count = up_count;
 }
 
 void l2_close(l2 *c)
 {
     if (c == NULL)
         return;
-    if (c->ctx != NULL)
-        redisFree(c->ctx);
+    drop(c, 1);
     free(c);
 }
 
@@ -270,17 +275,9 @@ static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens,
     return 0;
 }
 
-/* AUTH, SELECT and SCRIPT LOAD on a new connection. Returns 0 or -1. */
-static int handshake(l2 *c)
+/* SCRIPT LOAD of every script on a new connection. Returns 0 or -1. */
+static int load_scripts(l2 *c)
 {
-    char db[16];
-    snprintf(db, sizeof db, "%d", c->url.db);
-    const char *auth[] = {"AUTH", c->url.password};
-    const char *sel[] = {"SELECT", db};
-    if (c->url.password[0] != '\0' && setup_command(c, 2, auth, NULL, NULL) != 0)
-        return -1;
-    if (c->url.db != 0 && setup_command(c, 2, sel, NULL, NULL) != 0)
-        return -1;
     for (int i = 0; i < NSCRIPTS; i++) {
         const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
         redisReply *sha = NULL;
@@ -291,6 +288,52 @@ static int handshake(l2 *c)
         freeReplyObject(sha);
     }
     return 0;
+}
+
+/* Runs one command of a dial's handshake; returns 0 when Redis accepted it. */
+static int dial_command(redisContext *ctx, const char *where, int argc, const char **argv,
+                        char *err, size_t errlen)
+{
+    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    if (r == NULL)
+        snprintf(err, errlen, "redis %s: %s: %s", where, argv[0], ctx->errstr);
+    else if (r->type == REDIS_REPLY_ERROR)
+        snprintf(err, errlen, "redis %s: %s failed: %s", where, argv[0], r->str);
+    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
+{
+    char where[300], db[16];
+    if (url->is_unix)
+        snprintf(where, sizeof where, "%s", url->host);
+    else
+        snprintf(where, sizeof where, "%s:%d", url->host, url->port);
+    struct timeval tv = ms_to_tv(timeout_ms);
+    redisContext *ctx = url->is_unix ? redisConnectUnixWithTimeout(url->host, tv)
+                                     : redisConnectWithTimeout(url->host, url->port, tv);
+    if (ctx == NULL || ctx->err != 0) {
+        snprintf(err, errlen, "redis %s: connect: %s", where,
+                 ctx != NULL ? ctx->errstr : "out of memory");
+        if (ctx != NULL)
+            redisFree(ctx);
+        return NULL;
+    }
+    redisSetTimeout(ctx, tv);
+    if (!url->is_unix)
+        redisEnableKeepAlive(ctx);
+    snprintf(db, sizeof db, "%d", url->db);
+    const char *auth[] = {"AUTH", url->password};
+    const char *sel[] = {"SELECT", db};
+    if ((url->password[0] != '\0' && dial_command(ctx, where, 2, auth, err, errlen) != 0) ||
+        (url->db != 0 && dial_command(ctx, where, 2, sel, err, errlen) != 0)) {
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 int l2_connect(l2 *c, int64_t now)
@@ -304,22 +347,16 @@ int l2_connect(l2 *c, int64_t now)
         snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
         return L2_EDOWN;
     }
-    struct timeval tv = ms_to_tv(c->connect_timeout_ms);
-    c->ctx = c->url.is_unix ? redisConnectUnixWithTimeout(c->url.host, tv)
-                            : redisConnectWithTimeout(c->url.host, c->url.port, tv);
-    if (c->ctx == NULL || c->ctx->err != 0) {
-        snprintf(c->err, sizeof c->err, "redis %s: connect: %s", c->where,
-                 c->ctx != NULL ? c->ctx->errstr : "out of memory");
+    c->ctx = l2_dial(&c->url, c->connect_timeout_ms, c->err, sizeof c->err);
+    if (c->ctx == NULL) {
         if (c->was_up != 0)
             log_warn("%s: %s", c->name, c->err);
         c->was_up = 0;
         drop(c, 0);
         return L2_EDOWN;
     }
-    c->cur_timeout_ms = -1;
-    if (!c->url.is_unix)
-        redisEnableKeepAlive(c->ctx);
-    if (handshake(c) != 0) {
+    c->cur_timeout_ms = c->connect_timeout_ms;
+    if (load_scripts(c) != 0) {
         log_warn("%s: %s", c->name, c->err);
         c->was_up = 0;
         return L2_EDOWN;
@@ -327,6 +364,9 @@ int l2_connect(l2 *c, int64_t now)
     c->maybe_sent = 0; /* the handshake's commands do not count */
     if (c->peer_up_at != NULL)
         atomic_store(c->peer_up_at, units_now_ms());
+    if (c->up_count != NULL) /* before the command that needed it is answered */
+        atomic_fetch_add(c->up_count, 1);
+    c->counted = 1;
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;
@@ -410,9 +450,7 @@ static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, 
     return r;
 }
 
-/* PREFIX:nsver:NS into buf (at least plen + nslen + 8 bytes); returns its
- * length. */
-static size_t nsver_key(char *buf, const l2_key *k)
+size_t l2_nsver_key(char *buf, const l2_key *k)
 {
     size_t plen = strlen(k->prefix);
     memcpy(buf, k->prefix, plen);
@@ -444,7 +482,7 @@ int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_
     char vkey[L2_NSVER_KEY_MAX], ttl[24], slide[24];
     if (o == NULL)
         o = &plain;
-    size_t vlen = nsver_key(vkey, k);
+    size_t vlen = l2_nsver_key(vkey, k);
     int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)o->lease_ttl_ms);
     int sl = snprintf(slide, sizeof slide, "%lld", (long long)o->slide_ms);
     const char *token = o->token != NULL ? o->token : "";
@@ -480,7 +518,7 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
     char vkey[L2_NSVER_KEY_MAX], px[24], swr[24];
     if (o == NULL)
         o = &plain;
-    size_t vklen = nsver_key(vkey, k);
+    size_t vklen = l2_nsver_key(vkey, k);
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
     int swrlen = snprintf(swr, sizeof swr, "%lld", (long long)o->swr_ms);
     const char *args[] = {
@@ -506,7 +544,7 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
            int64_t timeout_ms, int *existed, uint64_t *version)
 {
     char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = nsver_key(vkey, k);
+    size_t vklen = l2_nsver_key(vkey, k);
     const char *args[] = {k->prefix,  k->ns,   k->key,
                           m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
@@ -526,7 +564,7 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
 int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
 {
     char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = nsver_key(vkey, k);
+    size_t vklen = l2_nsver_key(vkey, k);
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
     int status;
@@ -543,7 +581,7 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
 int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
 {
     char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = nsver_key(vkey, k);
+    size_t vklen = l2_nsver_key(vkey, k);
     const char **args = malloc(sizeof *args * (n + 2));
     size_t *lens = malloc(sizeof *lens * (n + 2));
     int status = L2_EREPLY;
@@ -597,7 +635,7 @@ int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m
             int64_t timeout_ms, uint64_t *version)
 {
     char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = nsver_key(vkey, k);
+    size_t vklen = l2_nsver_key(vkey, k);
     size_t nargs = 4 + 3 * n;
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);

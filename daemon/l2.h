@@ -71,6 +71,17 @@ typedef struct l2_set_opts {
     int64_t swr_ms; /* serve stale this long past the TTL */
 } l2_set_opts;
 
+/* Connects to `url` and runs AUTH and SELECT as it asks, with timeout_ms
+ * for the connect and for each later read or write (a blocking context).
+ * Returns the context (free with redisFree()), or NULL with a message
+ * naming Redis and the problem in err. */
+struct redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
+                             size_t errlen);
+
+/* PREFIX:nsver:NS, the key of a namespace's version, into buf (at least
+ * L2_NSVER_KEY_MAX bytes). Returns its length. */
+size_t l2_nsver_key(char *buf, const l2_key *k);
+
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines; `stream` numbers the invalidation
  * messages it publishes. Returns 0 and hands the handle to *out (caller owns
@@ -85,9 +96,11 @@ void l2_close(l2 *c);
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
 int l2_connect(l2 *c, int64_t now);
 
-/* Shares with other handles the time any of them last connected: a handle
- * in its backoff tries again at once when another got through since. */
-void l2_share_up(l2 *c, _Atomic int64_t *up_at);
+/* Shares with other handles the time any of them last connected (a handle
+ * in its backoff tries again at once when another got through since) and
+ * the count of those connected, which a handle updates as it connects and
+ * drops, before the command that caused it returns. Either may be NULL. */
+void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count);
 
 /* Lets the next command try to connect at once, ignoring the backoff (for
  * when Redis is known to be reachable again). */
