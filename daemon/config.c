@@ -89,6 +89,8 @@ static const struct setting settings[] = {
      .help = "Redis connect/command timeout"},
     {.name = "redis_connections", COUNT(redis_connections), .def = "4", .min = 1, .max = 64,
      .help = "Redis connections, 1 thread each"},
+    {.name = "redis_lane", COUNT(redis_lane), .def = "256", .min = 0, .max = 65536,
+     .help = "plain Gets pipelined on one more connection, N at most (0: off)"},
     {.name = "contexts", COUNT(contexts), .def = "256", .min = 16, .max = 65536,
      .help = "requests the server takes at once"},
     {.name = "shutdown_timeout", DURATION(shutdown_timeout_ms), .def = "5s",

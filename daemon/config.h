@@ -26,6 +26,7 @@ typedef struct config {
     int64_t request_timeout_ms;    /* default budget of a request without one */
     int64_t redis_timeout_ms;      /* connect and command timeout */
     uint64_t redis_connections;    /* L2 worker threads, one connection each */
+    uint64_t redis_lane;           /* reads in flight on the read lane; 0: none */
     uint64_t contexts;             /* concurrent requests the server takes */
     int64_t shutdown_timeout_ms;   /* how long in-flight requests may finish */
     int64_t heartbeat_interval_ms; /* how often this node publishes a heartbeat */

@@ -311,6 +311,25 @@ static void missing_reply(const l2_value *v, pb_get_reply *gr, pb_reply *r)
     r->get = gr;
 }
 
+/* A plain Get's Redis read landed (L2_OK or L2_NIL), read at t0: answers
+ * the call and every call that joined its flight. */
+static void get_read(service *svc, call *c, const coh_key *k, int rv, const l2_value *v, int64_t t0)
+{
+    const pb_get_request *g = call_request(c)->get;
+    coh_version_seen(svc->coh, g->ns.data, g->ns.len, v->version);
+    pb_get_reply gr;
+    pb_reply r;
+    if (rv == L2_NIL) {
+        stats_inc(&svc->st->l2_misses);
+        if (v->negative)
+            stats_inc(&svc->st->negative_hits);
+        missing_reply(v, &gr, &r);
+    } else {
+        value_reply(svc, k, v, t0, TICKET(c), &gr, &r);
+    }
+    answer_get(svc, c, &r);
+}
+
 static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k);
 
 static void job_get(service *svc, call *c, l2 *conn)
@@ -338,21 +357,9 @@ static void job_get(service *svc, call *c, l2 *conn)
     l2_value v = {0};
     int rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
-        coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
-    pb_get_reply gr;
-    pb_reply r;
-    if (rv == L2_NIL) {
-        stats_inc(&svc->st->l2_misses);
-        if (v.negative)
-            stats_inc(&svc->st->negative_hits);
-        missing_reply(&v, &gr, &r);
-        answer_get(svc, c, &r);
-    } else if (rv != L2_OK) {
+        get_read(svc, c, &k, rv, &v, t0);
+    else
         get_failed(svc, c, conn, rv, &k);
-    } else {
-        value_reply(svc, &k, &v, t0, TICKET(c), &gr, &r);
-        answer_get(svc, c, &r);
-    }
     l2_value_free(&v);
     coh_key_free(&k);
 }
@@ -680,6 +687,55 @@ void svc_submit(service *svc, call *c)
         call_fail(c, CODE(UNAVAILABLE), "shutting down");
 }
 
+/* Hands a Get that missed L1 to a Redis worker, or turns it (and its
+ * flight) away when too many wait. */
+static void submit_get(service *svc, call *c)
+{
+    int rv = jobq_submit(svc->q, call_job(c), job_run, svc);
+    if (rv != 0) {
+        char text[96];
+        snprintf(text, sizeof text,
+                 rv == EAGAIN ? "too many requests waiting for redis (%zu)" : "shutting down",
+                 jobq_waiting(svc->q));
+        stats_inc(&svc->st->overloaded);
+        fail_get(svc, c, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
+    }
+}
+
+/* Sends a plain Get's read down the read lane when the namespace's version
+ * is known here; returns 0 when it cannot (the workers read it then). */
+static int read_by_lane(service *svc, call *c)
+{
+    const pb_get_request *g = call_request(c)->get;
+    uint64_t version;
+    if (svc->lane == NULL || !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
+        return 0;
+    l2_key rk = svc_redis_key(svc, g->ns, g->key);
+    return lane_get(svc->lane, &rk, version, call_deadline(c), c) == 0;
+}
+
+/* lane_done_fn: a Get's read came down the lane (on the lane's thread). */
+static void on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
+{
+    service *svc = arg;
+    call *c = req;
+    const pb_get_request *g = call_request(c)->get;
+    coh_key k;
+    if (status == LANE_RETRY) {
+        stats_inc(&svc->st->lane_retries);
+        submit_get(svc, c);
+    } else if (status == LANE_EXPIRED) {
+        fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded waiting for redis");
+    } else if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+        fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+    } else {
+        get_read(svc, c, &k, status, v, sent_at);
+        coh_key_free(&k);
+    }
+    if (v != NULL)
+        l2_value_free(v);
+}
+
 static void handle_get(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
@@ -713,15 +769,8 @@ static void handle_get(service *svc, call *c)
         coh_key_free(&k);
         return;
     }
-    int rv = jobq_submit(svc->q, call_job(c), job_run, svc);
-    if (rv != 0) {
-        char text[96];
-        snprintf(text, sizeof text,
-                 rv == EAGAIN ? "too many requests waiting for redis (%zu)" : "shutting down",
-                 jobq_waiting(svc->q));
-        stats_inc(&svc->st->overloaded);
-        fail_get(svc, c, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
-    }
+    if (g->lease || g->slide_ttl_ms > 0 || !read_by_lane(svc, c))
+        submit_get(svc, c);
     coh_key_free(&k);
 }
 
@@ -803,6 +852,9 @@ static void handle_stats(service *svc, call *c)
         {"redis_errors", (int64_t)stats_get(&st->redis_errors)},
         {"redis_connections_up", (int64_t)jobq_connected(svc->q)},
         {"redis_queue", (int64_t)jobq_waiting(svc->q)},
+        {"redis_lane_up", svc->lane != NULL && lane_up(svc->lane)},
+        {"redis_lane_reads", svc->lane != NULL ? (int64_t)lane_reads(svc->lane) : 0},
+        {"redis_lane_retries", (int64_t)stats_get(&st->lane_retries)},
         {"deadline_exceeded", (int64_t)stats_get(&st->deadline_exceeded)},
         {"overloaded", (int64_t)stats_get(&st->overloaded)},
         {"invalidations_sent", (int64_t)stats_get(&st->invalidations_sent)},
@@ -894,7 +946,8 @@ void service_handle(void *arg, call *c)
 
 static void on_invalidated(void *arg, const void *key, size_t klen);
 
-int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *st)
+int service_create(service **out, const config *cfg, const config_redis_url *url, l1 *cache,
+                   jobq *q, stats *st)
 {
     service *svc = calloc(1, sizeof *svc);
     if (svc == NULL)
@@ -915,6 +968,12 @@ int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *
         return ENOMEM;
     }
     coh_set_hook(svc->coh, on_invalidated, svc);
+    size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
+    if (depth > 0 && lane_start(&svc->lane, url, cfg->redis_timeout_ms, cfg->redis_timeout_ms,
+                                depth, on_lane, svc) != 0) {
+        service_free(svc);
+        return ENOMEM;
+    }
     *out = svc;
     return 0;
 }
@@ -930,6 +989,8 @@ void service_quiesce(service *svc)
 {
     if (svc == NULL)
         return;
+    lane_stop(svc->lane); /* hands the reads in flight to the workers */
+    svc->lane = NULL;
     waits_free(svc->waits); /* answers every parked Get */
     svc->waits = NULL;
 }
@@ -938,6 +999,7 @@ void service_free(service *svc)
 {
     if (svc == NULL)
         return;
+    lane_stop(svc->lane);
     waits_free(svc->waits);
     coh_free(svc->coh);
     flights_free(svc->flights);

@@ -16,12 +16,14 @@
 typedef struct service service;
 
 /* Makes a service over the given parts; none are owned, and all must
- * outlive it. Returns 0 and hands the service to *out (caller owns it; free
- * with service_free()), or ENOMEM. */
-int service_create(service **out, const config *cfg, l1 *cache, jobq *q, stats *st);
+ * outlive it. Starts the read lane to the Redis at `url`. Returns 0 and hands the service to *out
+ * (caller owns it; free with service_free()), or ENOMEM. */
+int service_create(service **out, const config *cfg, const config_redis_url *url, l1 *cache,
+                   jobq *q, stats *st);
 
-/* Answers the Gets parked waiting for another caller's fill (as timed out)
- * and parks no more: call it after the server has drained and the
+/* Stops the read lane (its reads in flight go to the workers), answers the
+ * Gets parked waiting for another caller's fill (as timed out) and parks no
+ * more: call it after the server has drained and the
  * subscriber stopped, before the jobq is destroyed. Accepts NULL. */
 void service_quiesce(service *svc);
 

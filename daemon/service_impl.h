@@ -9,6 +9,7 @@
 #include "coherence.h"
 #include "flight.h"
 #include "l2.h"
+#include "lane.h"
 #include "service.h"
 #include "waits.h"
 
@@ -16,6 +17,7 @@ struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
+    lane *lane; /* plain Gets of known namespace versions */
     stats *st;
     coh *coh;
     flights *flights;

@@ -30,6 +30,7 @@ typedef struct stats {
     atomic_uint_fast64_t negative_hits;       /* Gets that found "known absent" */
     atomic_uint_fast64_t slides;              /* sliding TTLs extended in Redis */
     atomic_uint_fast64_t mgets, msets;
+    atomic_uint_fast64_t lane_retries; /* lane reads redone by the workers */
 } stats;
 
 static inline void stats_inc(atomic_uint_fast64_t *counter)

@@ -148,6 +148,50 @@ Test(daemon_flags, l1_keeps_an_entry_no_longer_than_l1_max_ttl)
     nc_free(v);
 }
 
+/* L1 misses of a namespace whose version the daemon knows are read on the
+ * read lane; a version that moved without the daemon hearing of it is read
+ * again by the workers' script, never served from the old version. */
+Test(daemon_flags, the_read_lane_reads_l1_misses_and_never_an_old_version)
+{
+    up_with("--l1-max-ttl", "1ms");
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v0"), 60000, 0), NC_OK);
+    h_sleep_ms(5); /* past l1_max_ttl: the next Get misses L1 */
+    size_t len;
+    nc_get_info info;
+    char *v = must_get(NC_STR("ns"), NC_STR("k"), &len, &info);
+    cr_assert_str_eq(v, "v0");
+    nc_free(v);
+    cr_assert_eq(info.source, NC_SOURCE_L2);
+    cr_assert_eq(h_stat(client, "redis_lane_reads"), 1);
+    cr_assert_eq(h_stat(client, "redis_lane_up"), 1);
+    /* A bump this daemon never hears of: version 1 has no "k". */
+    free(h_redis_cmd(&redis, "INCR", "nc:v1:nsver:ns", NULL));
+    h_sleep_ms(5);
+    void *raw = NULL;
+    int rv = nc_get(client, NC_STR("ns"), NC_STR("k"), &raw, &len, 0);
+    cr_assert_eq(rv, NC_ENOTFOUND, "read under the old version: %s", nc_strerror(rv));
+    cr_assert_eq(h_stat(client, "redis_lane_retries"), 1);
+    /* The script told the daemon of version 1: the lane reads under it. */
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 60000, 0), NC_OK);
+    h_sleep_ms(5);
+    v = must_get(NC_STR("ns"), NC_STR("k"), &len, NULL);
+    cr_assert_str_eq(v, "v1");
+    nc_free(v);
+    cr_assert_eq(h_stat(client, "redis_lane_reads"), 3);
+    cr_assert_eq(h_stat(client, "redis_lane_retries"), 1);
+}
+
+Test(daemon_flags, redis_lane_0_reads_every_miss_through_the_workers)
+{
+    up_with("--redis-lane", "0");
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK);
+    void *raw = NULL;
+    size_t len;
+    cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("other"), &raw, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(h_stat(client, "redis_lane_reads"), 0);
+    cr_assert_eq(h_stat(client, "redis_lane_up"), 0);
+}
+
 Test(daemon, binary_keys_and_values_round_trip)
 {
     char key[] = {'a', 0, 'b', (char)0xff, 0};

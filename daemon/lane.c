@@ -1,0 +1,436 @@
+/* The read lane; see lane.h.
+ *
+ * A read is nine commands, written in one go: MULTI, GET nsver, GET data,
+ * PTTL data, GET swr, EXISTS neg, PTTL neg, TIME, EXEC. The keys are the
+ * Get script's (l2.c), built here under the version the caller believes
+ * current, and EXEC runs them atomically, so the answer is what the script
+ * would have returned whenever that version is still Redis's. Redis answers
+ * in order: the reads in flight are a FIFO ring, and each takes nine
+ * replies (+OK, seven +QUEUED, then EXEC's array).
+ *
+ * Threads: callers of lane_get() append and write under `mu`; the lane's
+ * thread reads under `mu` and calls done() outside it. The thread polls the
+ * socket and an eventfd until the earliest `due` of the reads in flight (a
+ * read's deadline, or when Redis has taken too long); a caller writes the
+ * eventfd only when its read is due before the thread means to wake, when
+ * the socket would not take all of the write, or when the write failed. */
+#include "lane.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "units.h"
+
+#define NCOMMANDS      9
+#define IDLE_WAKE_MS   1000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+typedef struct slot {
+    void *req; /* NULL once answered LANE_EXPIRED; its replies are dropped */
+    int64_t sent_at;
+    int64_t due; /* min(deadline, sent_at + timeout) */
+    uint64_t version;
+    int left; /* replies still to come */
+} slot;
+
+/* What the thread hands to done() after it lets go of `mu`. */
+typedef struct landing {
+    void *req;
+    redisReply *reply; /* EXEC's; NULL with a lane_status */
+    int status;
+    int64_t sent_at;
+    uint64_t version;
+} landing;
+
+struct lane {
+    pthread_mutex_t mu;
+    redisContext *ctx; /* NULL while down; guarded by mu */
+    slot *ring;        /* guarded by mu */
+    size_t cap, head, n;
+    int want_write; /* part of a write is still in ctx's buffer */
+    int broken;     /* a caller's write failed: the thread drops ctx */
+    int stopping;
+    int64_t wake_at; /* when the thread will wake at the latest */
+    int wakefd;
+    pthread_t thread;
+    landing *out; /* the thread's */
+    config_redis_url url;
+    int64_t connect_timeout_ms, timeout_ms;
+    lane_done_fn done;
+    void *arg;
+    atomic_int up;
+    atomic_uint_fast64_t reads;
+};
+
+static void wake(lane *ln)
+{
+    uint64_t one = 1;
+    if (write(ln->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_warn("read lane: cannot wake its thread: %s", strerror(errno));
+}
+
+int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req)
+{
+    char vkey[L2_NSVER_KEY_MAX], ver[24], small[512];
+    size_t vklen = l2_nsver_key(vkey, k);
+    /* PREFIX:NS:VER, then ":KEY", "swr:KEY" or "neg:KEY" */
+    size_t plen = strlen(k->prefix),
+           verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
+    size_t base = plen + 1 + k->nslen + 1 + verlen, one = base + 4 + k->klen;
+    char *buf = 3 * one <= sizeof small ? small : malloc(3 * one);
+    if (buf == NULL)
+        return -1;
+    static const char *const kind[3] = {":", "swr:", "neg:"};
+    const char *keys[3];
+    size_t lens[3];
+    for (int i = 0; i < 3; i++) {
+        char *p = buf + (size_t)i * one;
+        keys[i] = p;
+        memcpy(p, k->prefix, plen), p += plen, *p++ = ':';
+        memcpy(p, k->ns, k->nslen), p += k->nslen, *p++ = ':';
+        memcpy(p, ver, verlen), p += verlen;
+        memcpy(p, kind[i], strlen(kind[i])), p += strlen(kind[i]);
+        memcpy(p, k->key, k->klen), p += k->klen;
+        lens[i] = (size_t)(p - keys[i]);
+    }
+    const char *argv[NCOMMANDS][3] = {{"MULTI"},         {"GET", vkey},    {"GET", keys[0]},
+                                      {"PTTL", keys[0]}, {"GET", keys[1]}, {"EXISTS", keys[2]},
+                                      {"PTTL", keys[2]}, {"TIME"},         {"EXEC"}};
+    const size_t argl[NCOMMANDS][3] = {{5},          {3, vklen},   {3, lens[0]},
+                                       {4, lens[0]}, {3, lens[1]}, {6, lens[2]},
+                                       {4, lens[2]}, {4},          {4}};
+    static const int argc[NCOMMANDS] = {1, 2, 2, 2, 2, 2, 2, 1, 1};
+
+    int rv = -1, signal = 0;
+    int64_t now = units_now_ms();
+    pthread_mutex_lock(&ln->mu);
+    if (ln->ctx != NULL && !ln->broken && !ln->stopping && ln->n < ln->cap) {
+        for (int i = 0; i < NCOMMANDS && !ln->broken; i++)
+            if (redisAppendCommandArgv(ln->ctx, argc[i], argv[i], argl[i]) != REDIS_OK)
+                ln->broken = 1; /* out of memory: the replies would not match the ring */
+        slot *s = &ln->ring[(ln->head + ln->n++) % ln->cap];
+        *s = (slot){.req = req,
+                    .sent_at = now,
+                    .due = deadline < now + ln->timeout_ms ? deadline : now + ln->timeout_ms,
+                    .version = version,
+                    .left = NCOMMANDS};
+        int done = 0;
+        if (ln->broken)
+            signal = 1;
+        else if (!ln->want_write && redisBufferWrite(ln->ctx, &done) != REDIS_OK)
+            ln->broken = 1, signal = 1;
+        else if (!done)
+            ln->want_write = 1, signal = 1;
+        signal |= s->due < ln->wake_at;
+        atomic_fetch_add_explicit(&ln->reads, 1, memory_order_relaxed);
+        rv = 0;
+    }
+    pthread_mutex_unlock(&ln->mu);
+    if (signal)
+        wake(ln);
+    if (buf != small)
+        free(buf);
+    return rv;
+}
+
+/* EXEC's array as the Get script's answer: L2_OK or L2_NIL with *v filled
+ * (v owns r then), or LANE_RETRY (r freed) when the version was not the
+ * one assumed, or the reply is not what nine commands return. */
+static int parse(redisReply *r, uint64_t version, l2_value *v)
+{
+    memset(v, 0, sizeof *v);
+    redisReply **e = r->element;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != NCOMMANDS - 2 ||
+        e[2]->type != REDIS_REPLY_INTEGER || e[4]->type != REDIS_REPLY_INTEGER ||
+        e[5]->type != REDIS_REPLY_INTEGER || e[6]->type != REDIS_REPLY_ARRAY ||
+        e[6]->elements != 2 || e[6]->element[0]->type != REDIS_REPLY_STRING ||
+        e[6]->element[1]->type != REDIS_REPLY_STRING)
+        goto retry;
+    uint64_t held = e[0]->type == REDIS_REPLY_STRING ? strtoull(e[0]->str, NULL, 10) : 0;
+    if (held != version || (e[0]->type != REDIS_REPLY_STRING && e[0]->type != REDIS_REPLY_NIL))
+        goto retry;
+    v->version = version;
+    v->reply_ = r;
+    if (e[1]->type == REDIS_REPLY_STRING) {
+        int64_t now = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
+                      strtoll(e[6]->element[1]->str, NULL, 10) / 1000;
+        v->data = e[1]->str;
+        v->len = e[1]->len;
+        v->pttl_ms = e[2]->integer;
+        if (e[3]->type == REDIS_REPLY_STRING) { /* stale-while-revalidate */
+            int64_t fresh = strtoll(e[3]->str, NULL, 10);
+            if (now >= fresh)
+                v->stale = 1;
+            else
+                v->pttl_ms = fresh - now;
+        }
+        return L2_OK;
+    }
+    if (e[4]->integer == 1) {
+        v->negative = 1;
+        v->pttl_ms = e[5]->integer;
+    } else {
+        v->pttl_ms = -2;
+    }
+    return L2_NIL;
+retry:
+    freeReplyObject(r);
+    return LANE_RETRY;
+}
+
+/* Takes every read in flight off the ring into out[] with `status`;
+ * returns how many. Under mu. */
+static size_t take_all(lane *ln, int status, landing *out)
+{
+    size_t n = 0;
+    for (; ln->n > 0; ln->n--, ln->head = (ln->head + 1) % ln->cap) {
+        slot *s = &ln->ring[ln->head];
+        if (s->req != NULL)
+            out[n++] = (landing){.req = s->req, .status = status, .sent_at = s->sent_at};
+    }
+    return n;
+}
+
+/* Drops the connection: every read in flight is to be retried. Under mu. */
+static size_t drop(lane *ln, const char *why, landing *out)
+{
+    log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
+    redisFree(ln->ctx);
+    ln->ctx = NULL;
+    ln->want_write = ln->broken = 0;
+    atomic_store(&ln->up, 0);
+    return take_all(ln, LANE_RETRY, out);
+}
+
+/* Reads what Redis sent and takes the reads it completed, and those past
+ * their due time, off the ring into out[]. Under mu. Returns how many. */
+static size_t collect(lane *ln, int readable, int writable, int64_t now, landing *out)
+{
+    char why[200];
+    int done;
+    if (ln->broken)
+        return drop(ln, "a write to redis failed", out);
+    if (writable && ln->want_write) {
+        if (redisBufferWrite(ln->ctx, &done) != REDIS_OK) {
+            snprintf(why, sizeof why, "write: %s", ln->ctx->errstr);
+            return drop(ln, why, out);
+        }
+        ln->want_write = !done;
+    }
+    if (readable && redisBufferRead(ln->ctx) != REDIS_OK) {
+        snprintf(why, sizeof why, "read: %s", ln->ctx->errstr);
+        return drop(ln, why, out);
+    }
+    size_t n = 0;
+    void *r;
+    while (ln->n > 0) {
+        if (redisGetReplyFromReader(ln->ctx, &r) != REDIS_OK) {
+            snprintf(why, sizeof why, "bad reply: %s", ln->ctx->errstr);
+            return n + drop(ln, why, out + n);
+        }
+        if (r == NULL)
+            break;
+        slot *s = &ln->ring[ln->head];
+        if (--s->left > 0 || s->req == NULL) {
+            freeReplyObject(r);
+            if (s->left > 0)
+                continue;
+        } else {
+            out[n++] =
+                (landing){.req = s->req, .reply = r, .sent_at = s->sent_at, .version = s->version};
+        }
+        ln->head = (ln->head + 1) % ln->cap;
+        ln->n--;
+    }
+    for (size_t i = 0; i < ln->n; i++) {
+        slot *s = &ln->ring[(ln->head + i) % ln->cap];
+        if (s->req == NULL || s->due > now)
+            continue;
+        if (now >= s->sent_at + ln->timeout_ms) {
+            snprintf(why, sizeof why, "redis did not answer within %" PRId64 " ms", ln->timeout_ms);
+            return n + drop(ln, why, out + n);
+        }
+        out[n++] = (landing){.req = s->req, .status = LANE_EXPIRED, .sent_at = s->sent_at};
+        s->req = NULL;
+    }
+    return n;
+}
+
+/* When the thread must wake next: the earliest due read, or in a while.
+ * Under mu. */
+static int64_t next_wake(lane *ln, int64_t now)
+{
+    int64_t at = now + IDLE_WAKE_MS;
+    for (size_t i = 0; i < ln->n; i++) {
+        slot *s = &ln->ring[(ln->head + i) % ln->cap];
+        if (s->req != NULL && s->due < at)
+            at = s->due;
+    }
+    return at;
+}
+
+static void deliver(lane *ln, landing *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        landing *l = &out[i];
+        if (l->reply == NULL) {
+            ln->done(ln->arg, l->req, l->status, NULL, l->sent_at);
+            continue;
+        }
+        l2_value v;
+        int status = parse(l->reply, l->version, &v);
+        ln->done(ln->arg, l->req, status, status == LANE_RETRY ? NULL : &v, l->sent_at);
+    }
+}
+
+/* Connects (blocking, with the connect timeout) and makes the socket
+ * non-blocking. Returns the context or NULL. */
+static redisContext *connect_lane(lane *ln, int was_up)
+{
+    char err[600];
+    redisContext *ctx = l2_dial(&ln->url, ln->connect_timeout_ms, err, sizeof err);
+    if (ctx == NULL) {
+        if (was_up)
+            log_warn("read lane: %s", err);
+        return NULL;
+    }
+    int fl = fcntl(ctx->fd, F_GETFL);
+    if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        log_warn("read lane: cannot make the socket non-blocking: %s", strerror(errno));
+        redisFree(ctx);
+        return NULL;
+    }
+    ctx->flags &= ~REDIS_BLOCK;
+    return ctx;
+}
+
+static void *lane_main(void *arg)
+{
+    lane *ln = arg;
+    int64_t backoff = BACKOFF_MIN_MS, retry_at = 0;
+    int was_up = 1;
+    for (;;) {
+        int64_t now = units_now_ms();
+        pthread_mutex_lock(&ln->mu);
+        if (ln->stopping) {
+            size_t n = take_all(ln, LANE_RETRY, ln->out);
+            pthread_mutex_unlock(&ln->mu);
+            deliver(ln, ln->out, n);
+            return NULL;
+        }
+        redisContext *ctx = ln->ctx;
+        int events = POLLIN | (ln->want_write ? POLLOUT : 0);
+        ln->wake_at = ctx != NULL ? next_wake(ln, now) : retry_at;
+        int64_t wait = ln->wake_at - now;
+        pthread_mutex_unlock(&ln->mu);
+
+        if (ctx == NULL && now >= retry_at) {
+            ctx = connect_lane(ln, was_up);
+            if (ctx == NULL) {
+                retry_at = units_now_ms() + backoff;
+                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                was_up = 0;
+                continue;
+            }
+            pthread_mutex_lock(&ln->mu);
+            ln->ctx = ctx;
+            pthread_mutex_unlock(&ln->mu);
+            atomic_store(&ln->up, 1);
+            backoff = BACKOFF_MIN_MS;
+            was_up = 1;
+            continue;
+        }
+        struct pollfd p[2] = {{.fd = ln->wakefd, .events = POLLIN},
+                              {.fd = ctx != NULL ? ctx->fd : -1, .events = (short)events}};
+        if (poll(p, 2, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR) {
+            log_error("read lane: poll: %s", strerror(errno));
+            poll(NULL, 0, 10);
+        }
+        if (p[0].revents & POLLIN) {
+            uint64_t count;
+            if (read(ln->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
+                log_warn("read lane: eventfd: %s", strerror(errno));
+        }
+        if (ctx == NULL)
+            continue;
+        pthread_mutex_lock(&ln->mu);
+        size_t n = collect(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
+                           (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
+        if (ln->ctx == NULL)
+            retry_at = units_now_ms(); /* a connection that broke: try again at once */
+        pthread_mutex_unlock(&ln->mu);
+        deliver(ln, ln->out, n);
+    }
+}
+
+int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg)
+{
+    lane *ln = calloc(1, sizeof *ln);
+    if (ln == NULL)
+        return ENOMEM;
+    ln->url = *url;
+    ln->connect_timeout_ms = connect_timeout_ms;
+    ln->timeout_ms = timeout_ms;
+    ln->cap = capacity > 0 ? capacity : 1;
+    ln->done = done;
+    ln->arg = arg;
+    ln->ring = calloc(ln->cap, sizeof *ln->ring);
+    ln->out = calloc(ln->cap, sizeof *ln->out);
+    ln->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rv = ln->ring == NULL || ln->out == NULL ? ENOMEM : ln->wakefd < 0 ? errno : 0;
+    if (rv == 0)
+        rv = pthread_mutex_init(&ln->mu, NULL);
+    if (rv == 0 && (rv = pthread_create(&ln->thread, NULL, lane_main, ln)) != 0)
+        pthread_mutex_destroy(&ln->mu);
+    if (rv != 0) {
+        if (ln->wakefd >= 0)
+            close(ln->wakefd);
+        free(ln->ring);
+        free(ln->out);
+        free(ln);
+        return rv;
+    }
+    *out = ln;
+    return 0;
+}
+
+int lane_up(lane *ln)
+{
+    return atomic_load(&ln->up);
+}
+
+uint64_t lane_reads(lane *ln)
+{
+    return atomic_load_explicit(&ln->reads, memory_order_relaxed);
+}
+
+void lane_stop(lane *ln)
+{
+    if (ln == NULL)
+        return;
+    pthread_mutex_lock(&ln->mu);
+    ln->stopping = 1;
+    pthread_mutex_unlock(&ln->mu);
+    wake(ln);
+    pthread_join(ln->thread, NULL);
+    if (ln->ctx != NULL)
+        redisFree(ln->ctx);
+    close(ln->wakefd);
+    pthread_mutex_destroy(&ln->mu);
+    free(ln->ring);
+    free(ln->out);
+    free(ln);
+}

@@ -1,0 +1,57 @@
+/* The read lane: plain Redis reads for Gets, pipelined on one non-blocking
+ * connection and answered by the lane's own thread.
+ *
+ * A Get through the workers (jobq.h) costs a thread hand-off and a Lua
+ * script. When the node knows the namespace's version, a plain Get (no
+ * lease, no sliding TTL) can instead be written to Redis by the thread that
+ * received it, as one MULTI ... EXEC of the reads the Get script makes,
+ * under that version; the lane's thread wakes on the reply and hands it to
+ * done(). EXEC also returns the version Redis holds: when it is not the one
+ * the read assumed, done() gets LANE_RETRY and the caller goes the slow way
+ * (the workers), as it does whenever the lane is down. */
+#ifndef NC_LANE_H
+#define NC_LANE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "l2.h"
+
+typedef struct lane lane;
+
+enum lane_status {
+    LANE_RETRY = 100, /* not read: the version moved, or the connection failed */
+    LANE_EXPIRED,     /* the caller's deadline passed before Redis answered */
+};
+
+/* Called on the lane's thread, once per lane_get() that returned 0.
+ * `status` is L2_OK (v holds the value) or L2_NIL (v says whether the key
+ * is known absent), which the caller frees with l2_value_free(), or a
+ * lane_status (v is NULL). `sent_at` is when the read was sent. */
+typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int64_t sent_at);
+
+/* Starts the lane's thread, which connects to `url` (and reconnects, with
+ * a backoff from 100 ms to 5 s). At most `capacity` reads are in flight;
+ * Redis must answer each within timeout_ms, or the connection is dropped.
+ * Returns 0 and hands the lane to *out (stop with lane_stop()), or an errno
+ * value. */
+int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
+
+/* Sends a plain read of `k` under namespace version `version`, to be
+ * answered by `deadline` (units_now_ms() time). Returns 0 when sent:
+ * done(arg, req, ...) follows exactly once, on the lane's thread. Returns
+ * -1 when the lane cannot take it (down, full or stopping). */
+int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req);
+
+/* Whether the lane is connected. */
+int lane_up(lane *ln);
+
+/* Reads sent so far. */
+uint64_t lane_reads(lane *ln);
+
+/* Stops the thread; every read still in flight gets LANE_RETRY. Accepts
+ * NULL. */
+void lane_stop(lane *ln);
+
+#endif

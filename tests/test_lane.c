@@ -1,0 +1,298 @@
+/* Integration: the read lane against a real redis-server. A read answers
+ * what the Get script answers (value, TTL, known absent, stale), refuses to
+ * read under a version Redis no longer holds, keeps many reads in flight in
+ * order, answers a deadline while Redis sleeps, drops a hung connection,
+ * and reconnects after Redis restarts. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "l2.h"
+#include "lane.h"
+
+#define NREADS 200
+
+/* What done() was told about one read. */
+typedef struct landed {
+    int count;
+    int status;
+    char value[64];
+    int64_t pttl_ms;
+    int stale, negative;
+    uint64_t version;
+} landed;
+
+static h_redis redis;
+static config_redis_url url;
+static l2 *conn;
+static lane *ln;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static landed reads[NREADS];
+static int order[NREADS], norder;
+static const l2_msg msg = {"nc:v1:inval", "hello", 5};
+
+static void on_done(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
+{
+    (void)arg, (void)sent_at;
+    landed *l = req;
+    pthread_mutex_lock(&mu);
+    l->count++;
+    l->status = status;
+    if (v != NULL) {
+        snprintf(l->value, sizeof l->value, "%.*s", (int)v->len, v->data ? (char *)v->data : "");
+        l->pttl_ms = v->pttl_ms;
+        l->stale = v->stale;
+        l->negative = v->negative;
+        l->version = v->version;
+        l2_value_free(v);
+    }
+    if (norder < NREADS)
+        order[norder++] = (int)(l - reads);
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void start_lane(int64_t timeout_ms, size_t capacity)
+{
+    cr_assert_eq(lane_start(&ln, &url, 500, timeout_ms, capacity, on_done, NULL), 0);
+    int64_t give_up = h_now_ms() + 5000;
+    while (!lane_up(ln) && h_now_ms() < give_up)
+        h_sleep_ms(5);
+    cr_assert(lane_up(ln), "the lane did not connect");
+}
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    url = (config_redis_url){.port = redis.port};
+    snprintf(url.host, sizeof url.host, "127.0.0.1");
+    cr_assert_eq(l2_open(&conn, &url, 500, "test", 3), 0);
+    memset(reads, 0, sizeof reads);
+    norder = 0;
+    start_lane(500, 256);
+}
+
+static void down(void)
+{
+    lane_stop(ln);
+    l2_close(conn);
+    h_redis_cleanup(&redis);
+}
+
+TestSuite(lane, .init = up, .fini = down, .timeout = 30);
+
+static l2_key key_of(const char *ns, const char *key)
+{
+    l2_key k = {"nc:v1", ns, strlen(ns), key, strlen(key)};
+    return k;
+}
+
+static void set(const char *key, const char *value, int64_t ttl_ms, const l2_set_opts *o)
+{
+    l2_key k = key_of("ns", key);
+    uint64_t version;
+    int stored;
+    cr_assert_eq(l2_set(conn, &k, value, strlen(value), ttl_ms, o, &msg, 500, &version, &stored),
+                 L2_OK, "%s", l2_error(conn));
+}
+
+/* Waits until `n` reads have landed in reads[i], i < n; then returns read 0. */
+static landed *wait_for(int n, int64_t timeout_ms)
+{
+    int64_t give_up = h_now_ms() + timeout_ms;
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < n; i++)
+            done += reads[i].count > 0;
+        if (done == n || h_now_ms() >= give_up)
+            break;
+        pthread_mutex_unlock(&mu);
+        h_sleep_ms(2);
+        pthread_mutex_lock(&mu);
+    }
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(reads[i].count, 1, "read %d landed %d times", i, reads[i].count);
+    return &reads[0];
+}
+
+static int read_key(const char *key, uint64_t version, int64_t deadline_ms, landed *into)
+{
+    l2_key k = key_of("ns", key);
+    return lane_get(ln, &k, version, h_now_ms() + deadline_ms, into);
+}
+
+/* Starts `redis-cli DEBUG SLEEP secs` in a child; returns its pid. */
+static pid_t redis_sleep(const char *secs)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", redis.port);
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
+        _exit(127);
+    }
+    h_sleep_ms(300); /* Redis is asleep by now, even on a loaded machine */
+    return pid;
+}
+
+Test(lane, a_read_answers_what_the_get_script_answers)
+{
+    set("k", "value", 10000, NULL);
+    cr_assert_eq(read_key("k", 0, 2000, &reads[0]), 0);
+    landed *l = wait_for(1, 5000);
+    cr_assert_eq(l->status, L2_OK);
+    cr_assert_str_eq(l->value, "value");
+    cr_assert_eq(l->version, 0);
+    l2_key k = key_of("ns", "k");
+    l2_value v = {0};
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
+    cr_assert(l->pttl_ms > 0 && l->pttl_ms <= 10000, "pttl %lld", (long long)l->pttl_ms);
+    cr_assert(l->pttl_ms >= v.pttl_ms, "the lane read came first: %lld < %lld",
+              (long long)l->pttl_ms, (long long)v.pttl_ms);
+    cr_assert_eq(l->stale, v.stale);
+    cr_assert_eq(l->negative, v.negative);
+    l2_value_free(&v);
+    cr_assert_eq(lane_reads(ln), 1);
+}
+
+Test(lane, missing_and_known_absent_keys_are_nil)
+{
+    l2_set_opts neg = {.negative = 1};
+    set("gone", "", 5000, &neg);
+    cr_assert_eq(read_key("never", 0, 2000, &reads[0]), 0);
+    cr_assert_eq(read_key("gone", 0, 2000, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[0].status, L2_NIL);
+    cr_assert_not(reads[0].negative);
+    cr_assert_eq(reads[1].status, L2_NIL);
+    cr_assert(reads[1].negative, "a negative entry reads as known absent");
+    cr_assert(reads[1].pttl_ms > 0 && reads[1].pttl_ms <= 5000);
+}
+
+Test(lane, a_stale_while_revalidate_value_is_fresh_then_stale)
+{
+    l2_set_opts swr = {.swr_ms = 10000};
+    set("s", "old", 200, &swr);
+    cr_assert_eq(read_key("s", 0, 2000, &reads[0]), 0);
+    wait_for(1, 5000);
+    cr_assert_eq(reads[0].status, L2_OK);
+    cr_assert_not(reads[0].stale);
+    cr_assert(reads[0].pttl_ms <= 200, "pttl is the fresh part: %lld", (long long)reads[0].pttl_ms);
+    h_sleep_ms(300);
+    cr_assert_eq(read_key("s", 0, 2000, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[1].status, L2_OK);
+    cr_assert_str_eq(reads[1].value, "old");
+    cr_assert(reads[1].stale, "past its TTL, the value is stale");
+}
+
+Test(lane, a_version_redis_no_longer_holds_is_retried_not_read)
+{
+    set("k", "under-0", 10000, NULL);
+    free(h_redis_cmd(&redis, "INCR", "nc:v1:nsver:ns", NULL)); /* a bump this node missed */
+    cr_assert_eq(read_key("k", 0, 2000, &reads[0]), 0);
+    wait_for(1, 5000);
+    cr_assert_eq(reads[0].status, LANE_RETRY, "read under version 0 after a bump to 1");
+    cr_assert_eq(read_key("k", 1, 2000, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[1].status, L2_NIL, "version 1 has no value yet");
+}
+
+Test(lane, many_reads_in_flight_land_in_order_each_with_its_own_value)
+{
+    char key[16], value[16];
+    for (int i = 0; i < NREADS; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(value, sizeof value, "v%d", i);
+        set(key, value, 10000, NULL);
+    }
+    for (int i = 0; i < NREADS; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(read_key(key, 0, 5000, &reads[i]), 0, "read %d turned away", i);
+    }
+    wait_for(NREADS, 10000);
+    for (int i = 0; i < NREADS; i++) {
+        snprintf(value, sizeof value, "v%d", i);
+        cr_assert_eq(reads[i].status, L2_OK);
+        cr_assert_str_eq(reads[i].value, value);
+        cr_assert_eq(order[i], i, "landing %d was read %d", i, order[i]);
+    }
+}
+
+Test(lane, a_deadline_is_answered_while_redis_sleeps)
+{
+    set("k", "v", 10000, NULL);
+    pid_t sleeper = redis_sleep("1.5");
+    int64_t t0 = h_now_ms();
+    cr_assert_eq(read_key("k", 0, 100, &reads[0]), 0);
+    wait_for(1, 5000);
+    cr_assert_eq(reads[0].status, LANE_EXPIRED);
+    cr_assert_lt(h_now_ms() - t0, 400, "a 100 ms deadline answered after %lld ms",
+                 (long long)(h_now_ms() - t0));
+    waitpid(sleeper, NULL, 0);
+    /* The expired read's answer is dropped; the next read gets its own. */
+    cr_assert_eq(read_key("k", 0, 2000, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[1].status, L2_OK);
+    cr_assert_str_eq(reads[1].value, "v");
+}
+
+Test(lane, reads_in_flight_on_a_hung_connection_are_retried)
+{
+    lane_stop(ln);
+    start_lane(300, 256);
+    pid_t sleeper = redis_sleep("1.5");
+    int64_t t0 = h_now_ms();
+    cr_assert_eq(read_key("k", 0, 5000, &reads[0]), 0);
+    wait_for(1, 5000);
+    cr_assert_eq(reads[0].status, LANE_RETRY);
+    cr_assert_lt(h_now_ms() - t0, 1000, "dropped after %lld ms", (long long)(h_now_ms() - t0));
+    waitpid(sleeper, NULL, 0);
+}
+
+Test(lane, a_full_lane_turns_reads_away)
+{
+    lane_stop(ln);
+    start_lane(5000, 2);
+    pid_t sleeper = redis_sleep("1");
+    cr_assert_eq(read_key("a", 0, 3000, &reads[0]), 0);
+    cr_assert_eq(read_key("b", 0, 3000, &reads[1]), 0);
+    cr_assert_eq(read_key("c", 0, 3000, &reads[2]), -1, "a third read fits in a lane of two");
+    waitpid(sleeper, NULL, 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[0].status, L2_NIL);
+    cr_assert_eq(reads[1].status, L2_NIL);
+}
+
+Test(lane, redis_restart_is_survived)
+{
+    set("k", "v", 10000, NULL);
+    h_redis_stop(&redis, 1);
+    int sent = read_key("k", 0, 2000, &reads[0]) == 0;
+    if (sent) { /* before the lane saw the connection go */
+        wait_for(1, 5000);
+        cr_assert_eq(reads[0].status, LANE_RETRY);
+    }
+    int64_t give_up = h_now_ms() + 5000;
+    while (lane_up(ln) && h_now_ms() < give_up)
+        h_sleep_ms(10);
+    cr_assert_not(lane_up(ln), "the lane still says it is up with Redis gone");
+    cr_assert_eq(read_key("k", 0, 2000, &reads[sent]), -1, "a down lane takes no reads");
+    h_redis_restart(&redis); /* empty: no persistence */
+    give_up = h_now_ms() + 10000;
+    while (!lane_up(ln) && h_now_ms() < give_up)
+        h_sleep_ms(20);
+    cr_assert(lane_up(ln), "no reconnect within 10 s");
+    cr_assert_eq(read_key("k", 0, 2000, &reads[sent]), 0);
+    wait_for(sent + 1, 5000);
+    cr_assert_eq(reads[sent].status, L2_NIL);
+}
