@@ -1,11 +1,13 @@
 /* L1 store; see l1.h. Per shard, under its lock: each entry is one allocation
- * (header, key, value) in the shard's uthash table, whose insertion-order list
- * is the LRU list (head = least recent); `bytes` sums l1_charge() over the
- * entries and never exceeds `budget`. A key is hashed once: the high bits pick
- * the shard, the low 32 bits are uthash's hash value, bits 32..37 its stamp
- * slot. A ticket is (generation << 32 | stamp); l1_invalidate() bumps the
- * stamp of its slot and l1_flush() the store's generation, both before they
- * remove anything, so a ticket taken earlier no longer matches. */
+ * (header, key, value) on one chain of the shard's hash table and on its LRU
+ * list (head = least recently used); the table has at least one bucket per
+ * entry unless a bigger one could not be allocated; `bytes` sums l1_charge()
+ * over the entries and never exceeds `budget`. A key is hashed once: the high
+ * bits pick the shard, the low 32 bits (kept in the entry) the bucket, bits
+ * 32..37 its stamp slot. A ticket is (generation << 32 | stamp);
+ * l1_invalidate() bumps the stamp of its slot and l1_flush() the store's
+ * generation, both before they remove anything, so a ticket taken earlier no
+ * longer matches. */
 #include "l1.h"
 
 #include <errno.h>
@@ -15,40 +17,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A failed allocation inside uthash must not exit the daemon: in this mode
- * uthash leaves the new item out of the table and sets its hh.tbl to NULL,
- * which l1_link_locked() checks. */
-#define HASH_NONFATAL_OOM 1
-#include <uthash.h>
-
 #define L1_DEFAULT_SHARDS 16u
 #define L1_MAX_SHARDS     (1u << 20)
-#define L1_MALLOC_SLACK   16u /* allocator header and rounding, per entry */
-#define L1_BUCKET_SHARE   8u  /* a 16-byte uthash bucket per ~2 entries */
+#define L1_MIN_BUCKETS    8u                  /* a shard's first table */
+#define L1_MAX_BUCKETS    ((uint64_t)1 << 32) /* one per value of the 32-bit hash */
+#define L1_MALLOC_SLACK   16u                 /* allocator header and rounding, per entry */
+#define L1_BUCKET_SHARE   16u                 /* see l1_entry_overhead() */
 #define L1_CACHE_LINE     64u
 #define L1_STAMP_SLOTS    64u /* per shard; a power of two */
 
 /* One entry: this header, then the key, then the value, in one allocation.
- * hh.key points at data and hh.keylen holds the key length. There are no LRU
- * links of our own: uthash's handle (56 bytes) already keeps every item on a
- * doubly linked list in insertion order, so moving an entry to the tail on
- * each use makes that list the LRU list and keeps the header at 72 bytes
- * (l1_entry_overhead() 96) instead of 88 (112). */
+ * `chain` links the entries of one bucket, `prev` and `next` the shard's LRU
+ * list. `hash` is the low 32 bits of the key's hash: it picks the bucket,
+ * spares the key compare of almost every other entry on the chain, and lets
+ * the table grow without hashing keys again. 48 bytes on 64-bit hosts, with
+ * no padding. */
 typedef struct l1_entry {
-    UT_hash_handle hh; /* hash chain and LRU list links */
+    struct l1_entry *chain;
+    struct l1_entry *prev, *next; /* towards the least / the most recent */
     int64_t expires_at;
+    uint32_t hash;
+    uint32_t klen; /* keys are at most max_key_size (512 MiB) plus a namespace */
     uint32_t vlen;
-    uint32_t tag; /* the caller's; fits in what was padding */
+    uint32_t tag; /* the caller's */
     unsigned char data[];
 } l1_entry;
 
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(l1_entry) <= 72, "l1 entry header grew; overhead budget is 96 bytes");
+_Static_assert(sizeof(l1_entry) <= 48, "l1 entry header grew; overhead budget is 80 bytes");
 #endif
 
 typedef struct l1_shard {
     alignas(L1_CACHE_LINE) pthread_mutex_t lock;
-    l1_entry *head; /* uthash head; also the least recently used entry */
+    l1_entry **buckets; /* nbuckets chain heads; NULL until the first entry */
+    uint64_t nbuckets;  /* 0 or a power of two */
+    l1_entry *lru_head; /* the least recently used entry */
+    l1_entry *lru_tail; /* the most recently used entry */
     uint64_t bytes;
     uint64_t budget;
     uint64_t entries;
@@ -65,6 +69,13 @@ struct l1 {
     _Atomic uint32_t generation;
 };
 
+/* The header, the allocator's share (glibc adds 8 bytes to a request and
+ * rounds up to 16: 8 to 23 bytes, 16 assumed), and the entry's share of the
+ * bucket array. The array has an 8-byte pointer per bucket and doubles when
+ * the entries outnumber the buckets, so a shard at its peak entry count has
+ * 1 to 2 buckets per entry: 8 to 16 bytes, charged at the upper end. The
+ * array never shrinks: a shard whose entries became fewer (larger values,
+ * deletions) keeps buckets for as many as it once held, uncharged. */
 size_t l1_entry_overhead(void)
 {
     return sizeof(l1_entry) + L1_MALLOC_SLACK + L1_BUCKET_SHARE;
@@ -82,8 +93,8 @@ static uint64_t l1_rotl(uint64_t x, int r)
 }
 
 /* Hashes a key with the single-lane form of xxHash64: 8 bytes per step, then
- * a full avalanche, so both the high bits (shard) and the low bits (uthash
- * bucket) are well mixed. Returns the 64-bit hash. */
+ * a full avalanche, so both the high bits (shard) and the low bits (bucket)
+ * are well mixed. Returns the 64-bit hash. */
 static uint64_t l1_hash(const void *key, size_t len)
 {
     const uint64_t p1 = 0x9E3779B185EBCA87u, p2 = 0xC2B2AE3D27D4EB4Fu;
@@ -126,59 +137,126 @@ static l1_shard *l1_shard_of(l1 *s, uint64_t h)
     return &s->shards[h >> (64 - s->shard_bits)];
 }
 
+/* Returns the chain head of the bucket for hash32. Needs sh->lock and a
+ * table. */
+static l1_entry **l1_bucket_locked(l1_shard *sh, uint32_t hash32)
+{
+    return &sh->buckets[hash32 & (sh->nbuckets - 1)];
+}
+
 /* Returns the entry of the key, or NULL. Needs sh->lock. */
 static l1_entry *l1_find_locked(l1_shard *sh, const void *key, size_t klen, uint64_t h)
 {
-    l1_entry *e;
-    HASH_FIND_BYHASHVALUE(hh, sh->head, key, klen, (unsigned)h, e);
-    return e;
+    if (sh->buckets == NULL)
+        return NULL;
+    uint32_t hash32 = (uint32_t)h;
+    for (l1_entry *e = *l1_bucket_locked(sh, hash32); e != NULL; e = e->chain) {
+        if (e->hash == hash32 && e->klen == klen && (klen == 0 || memcmp(e->data, key, klen) == 0))
+            return e;
+    }
+    return NULL;
+}
+
+/* Doubles the bucket array (allocating the first one for an empty shard) and
+ * moves every entry to its new chain, using the hash kept in the entry. When
+ * the bigger array cannot be allocated, keeps the one there is: chains get
+ * longer, nothing is lost, and the next insertion tries again. Needs
+ * sh->lock. */
+static void l1_grow_locked(l1_shard *sh)
+{
+    uint64_t n = sh->nbuckets == 0 ? L1_MIN_BUCKETS : 2 * sh->nbuckets;
+    if (n > L1_MAX_BUCKETS || n > SIZE_MAX / sizeof(l1_entry *))
+        return;
+    l1_entry **b = calloc((size_t)n, sizeof *b);
+    if (b == NULL)
+        return;
+    for (uint64_t i = 0; i < sh->nbuckets; i++) {
+        l1_entry *e = sh->buckets[i], *chain;
+        for (; e != NULL; e = chain) {
+            chain = e->chain;
+            e->chain = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(sh->buckets);
+    sh->buckets = b;
+    sh->nbuckets = n;
+}
+
+/* Appends e to the LRU list as its most recent entry. Needs sh->lock. */
+static void l1_lru_append_locked(l1_shard *sh, l1_entry *e)
+{
+    e->prev = sh->lru_tail;
+    e->next = NULL;
+    if (sh->lru_tail != NULL)
+        sh->lru_tail->next = e;
+    else
+        sh->lru_head = e;
+    sh->lru_tail = e;
+}
+
+/* Takes e off the LRU list. Needs sh->lock. */
+static void l1_lru_unlink_locked(l1_shard *sh, l1_entry *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        sh->lru_head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        sh->lru_tail = e->prev;
 }
 
 /* Unlinks e, uncharges it and frees it. Needs sh->lock. */
 static void l1_remove_locked(l1_shard *sh, l1_entry *e)
 {
-    HASH_DELETE(hh, sh->head, e);
-    sh->bytes -= l1_charge(e->hh.keylen, e->vlen);
+    l1_entry **p = l1_bucket_locked(sh, e->hash);
+    while (*p != e)
+        p = &(*p)->chain;
+    *p = e->chain;
+    l1_lru_unlink_locked(sh, e);
+    sh->bytes -= l1_charge(e->klen, e->vlen);
     sh->entries--;
     free(e);
 }
 
-/* Links e at the most recently used end and charges it. Returns 0, or ENOMEM
- * when uthash could not grow its table; e is then freed and uncharged. Needs
+/* Links e at the most recently used end and charges it, growing the table
+ * first if e would outnumber its buckets. Returns 0, or ENOMEM when the shard
+ * had no table yet and none could be allocated; e is then freed. Needs
  * sh->lock; e must not be linked. */
 static int l1_link_locked(l1_shard *sh, l1_entry *e)
 {
-    unsigned hashv = e->hh.hashv, klen = e->hh.keylen;
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, sh->head, e->data, klen, hashv, e);
-    if (e->hh.tbl == NULL) {
+    if (sh->entries >= sh->nbuckets)
+        l1_grow_locked(sh);
+    if (sh->buckets == NULL) {
         free(e);
         return ENOMEM;
     }
-    sh->bytes += l1_charge(klen, e->vlen);
+    l1_entry **b = l1_bucket_locked(sh, e->hash);
+    e->chain = *b;
+    *b = e;
+    l1_lru_append_locked(sh, e);
+    sh->bytes += l1_charge(e->klen, e->vlen);
     sh->entries++;
     return 0;
 }
 
-/* Makes e the most recently used entry of its shard by moving it to the tail
- * of the table's insertion-order list (unlink and relink: uthash has no move).
- * Returns 0, or ENOMEM when relinking failed and e was dropped. Needs
- * sh->lock. */
-static int l1_touch_locked(l1_shard *sh, l1_entry *e)
+/* Makes e the most recently used entry of its shard. Needs sh->lock. */
+static void l1_touch_locked(l1_shard *sh, l1_entry *e)
 {
-    if (e->hh.next == NULL)
-        return 0; /* already the most recent; also keeps a lone entry's table */
-    HASH_DELETE(hh, sh->head, e);
-    sh->bytes -= l1_charge(e->hh.keylen, e->vlen);
-    sh->entries--;
-    return l1_link_locked(sh, e);
+    if (e == sh->lru_tail)
+        return;
+    l1_lru_unlink_locked(sh, e);
+    l1_lru_append_locked(sh, e);
 }
 
 /* Evicts least recently used entries until `need` more bytes fit in the
  * budget. The caller has checked that need <= budget. Needs sh->lock. */
 static void l1_make_room_locked(l1_shard *sh, uint64_t need)
 {
-    while (sh->head != NULL && sh->bytes + need > sh->budget) {
-        l1_remove_locked(sh, sh->head);
+    while (sh->lru_head != NULL && sh->bytes + need > sh->budget) {
+        l1_remove_locked(sh, sh->lru_head);
         sh->evictions++;
     }
 }
@@ -235,12 +313,13 @@ void l1_destroy(l1 *s)
     if (s == NULL)
         return;
     for (unsigned i = 0; i < s->nshards; i++) {
-        l1_shard *sh = &s->shards[i];
-        l1_entry *e, *tmp;
-        HASH_ITER(hh, sh->head, e, tmp)
-        {
-            l1_remove_locked(sh, e); /* no other thread may hold the store now */
+        l1_shard *sh = &s->shards[i]; /* no other thread may hold the store now */
+        l1_entry *e = sh->lru_head, *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e);
         }
+        free(sh->buckets);
         pthread_mutex_destroy(&sh->lock);
     }
     free(s->shards);
@@ -251,7 +330,7 @@ void l1_destroy(l1 *s)
 int l1_get(l1 *s, const void *key, size_t klen, int64_t now, l1_visit_fn visit, void *arg)
 {
     if (klen > UINT32_MAX)
-        return 0; /* never stored; uthash compares 32-bit lengths */
+        return 0; /* never stored: entries keep 32-bit lengths */
     uint64_t h = l1_hash(key, klen);
     l1_shard *sh = l1_shard_of(s, h);
     int hit = 0;
@@ -264,7 +343,8 @@ int l1_get(l1 *s, const void *key, size_t klen, int64_t now, l1_visit_fn visit, 
     } else if (e != NULL && visit != NULL &&
                visit(arg, e->data + klen, e->vlen, e->expires_at, e->tag) != 0) {
         l1_remove_locked(sh, e); /* rejected by the caller: stale */
-    } else if (e != NULL && l1_touch_locked(sh, e) == 0) {
+    } else if (e != NULL) {
+        l1_touch_locked(sh, e);
         hit = 1;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -279,8 +359,8 @@ static l1_entry *l1_entry_new(const void *key, size_t klen, const void *value, s
     l1_entry *e = malloc(size < sizeof(l1_entry) ? sizeof(l1_entry) : size);
     if (e == NULL)
         return NULL;
-    e->hh.hashv = (unsigned)h;
-    e->hh.keylen = (unsigned)klen;
+    e->hash = (uint32_t)h;
+    e->klen = (uint32_t)klen;
     e->expires_at = expires_at;
     e->vlen = (uint32_t)vlen;
     e->tag = tag;
@@ -434,11 +514,11 @@ uint64_t l1_del_prefix(l1 *s, const void *prefix, size_t plen)
     uint64_t removed = 0;
     for (unsigned i = 0; i < s->nshards; i++) {
         l1_shard *sh = &s->shards[i];
-        l1_entry *e, *tmp;
         pthread_mutex_lock(&sh->lock);
-        HASH_ITER(hh, sh->head, e, tmp)
-        {
-            if (e->hh.keylen >= plen && (plen == 0 || memcmp(e->data, prefix, plen) == 0)) {
+        l1_entry *e = sh->lru_head, *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            if (e->klen >= plen && (plen == 0 || memcmp(e->data, prefix, plen) == 0)) {
                 l1_remove_locked(sh, e);
                 removed++;
             }

@@ -1,7 +1,7 @@
 /* L1: the daemon's bounded, sharded LRU store of recently read values.
  *
  * Keys are opaque byte strings (the daemon uses the full Redis key). Each
- * shard has its own lock, hash table (uthash), LRU list and byte budget of
+ * shard has its own lock, hash table, LRU list and byte budget of
  * max_memory / shards; an entry is charged its key, value and bookkeeping
  * (l1_entry_overhead() bytes). An entry is never returned at or after its
  * expiry. The store does no I/O and reads no clock: callers pass `now`

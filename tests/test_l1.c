@@ -583,6 +583,61 @@ Test(l1, concurrent_gets_and_sets_keep_budget, .timeout = 30)
     l1_destroy(s);
 }
 
+Test(l1, keeps_every_entry_as_its_table_grows)
+{
+    /* One shard, so its table doubles many times over. */
+    const unsigned n = 5000;
+    l1 *s = new_store(1 << 24, 1);
+    char key[16], value[64];
+    for (unsigned i = 0; i < n; i++) {
+        int klen = snprintf(key, sizeof key, "key:%u", i);
+        size_t vlen = make_value(value, sizeof value, i, i);
+        cr_assert_eq(l1_set(s, key, (size_t)klen, value, vlen, i, FOREVER, 0), 0);
+    }
+    l1_stats st = stats_of(s);
+    cr_assert_eq(st.entries, n);
+    cr_assert_eq(st.evictions, 0);
+    for (unsigned i = 0; i < n; i++) {
+        int klen = snprintf(key, sizeof key, "key:%u", i);
+        struct check c = {i, 1};
+        cr_assert_eq(l1_get(s, key, (size_t)klen, 0, check_value, &c), 1, "key %u lost", i);
+        cr_assert(c.ok, "key %u has another key's value", i);
+        if (i % 2 == 0)
+            cr_assert_eq(l1_del(s, key, (size_t)klen), 1);
+    }
+    cr_assert_eq(stats_of(s).entries, n / 2);
+    assert_stats_match_contents(s, n);
+    l1_destroy(s);
+}
+
+Test(l1, evicts_in_lru_order_across_table_growth)
+{
+    /* Room for exactly 100 entries, set one by one (the table grows on the
+     * way); the odd keys are then read, so the even ones are the least
+     * recent and are the first 50 to go. */
+    const unsigned n = 100;
+    l1 *s = new_store(n * charge(8, 1), 1);
+    char key[16];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%07u", i);
+        cr_assert_eq(l1_set(s, key, 8, "v", 1, 0, FOREVER, 0), 0);
+    }
+    for (unsigned i = 1; i < n; i += 2) {
+        snprintf(key, sizeof key, "k%07u", i);
+        cr_assert_eq(has(s, key, 0), 1);
+    }
+    for (unsigned i = 0; i < n / 2; i++) {
+        snprintf(key, sizeof key, "n%07u", i);
+        cr_assert_eq(l1_set(s, key, 8, "v", 1, 0, FOREVER, 0), 0);
+    }
+    cr_assert_eq(stats_of(s).evictions, n / 2);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%07u", i);
+        cr_assert_eq(has(s, key, 0), i % 2, "key %u", i);
+    }
+    l1_destroy(s);
+}
+
 /* Tickets, tags and flushes: the fill race. */
 
 Test(l1, visit_sees_the_tag_and_a_rejected_entry_is_removed)
