@@ -1,7 +1,7 @@
 /* libnearcache; see nearcache.h. Each call takes an (nng context, aio)
  * pair of the shared REQ socket from the client's pool, sends one encoded
- * Request, waits for the Reply, and puts the pair back. Errors are recorded
- * per thread. */
+ * Request, waits for the Reply whose id is the Request's, and puts the pair
+ * back. Errors are recorded per thread. */
 #include "nearcache.h"
 
 #include <nng/nng.h>
@@ -250,6 +250,16 @@ static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **o
     nng_msg_free(reply);
     if (r == NULL)
         return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+    /* The daemon echoes the request's id: another id is another call's
+     * answer. (nng's REQ already drops replies to requests it gave up on;
+     * this holds even if one slipped through.) Id 0 with an error is the
+     * daemon's answer to a request it could not decode at all. */
+    if (r->id != req->id && !(r->id == 0 && r->code != CODE(OK))) {
+        unsigned long long got = r->id;
+        codec_reply_free(r);
+        return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", got,
+                    (unsigned long long)req->id);
+    }
     if (r->code != CODE(OK)) {
         rv = fail(err_of_status(r->code), r->code, "%s", r->message);
         if (keep && r->result_case != NEARCACHE__V1__REPLY__RESULT__NOT_SET)

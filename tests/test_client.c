@@ -17,9 +17,10 @@
 #define FAKE_WORKERS 4
 
 /* Keys the fake treats specially, by prefix. */
-#define SLOW    "slow"  /* answered after SLOW_MS */
-#define NEVER   "never" /* not answered */
-#define SLOW_MS 300
+#define SLOW        "slow"        /* answered after SLOW_MS */
+#define NEVER       "never"       /* not answered */
+#define UNDECODABLE "undecodable" /* answered as a request the daemon cannot decode */
+#define SLOW_MS     300
 
 typedef struct fake_worker {
     struct fake *f;
@@ -55,6 +56,12 @@ static nng_msg *fake_answer(fake *f, const pb_request *req)
     r.code = CODE(OK);
     r.result_case = RESULT(GET);
     r.get = &g;
+    if (has_prefix(req->get->key, UNDECODABLE)) { /* as the daemon's call_fail() */
+        r.id = 0;
+        r.code = CODE(INVALID_ARGUMENT);
+        r.message = "malformed request";
+        r.result_case = NEARCACHE__V1__REPLY__RESULT__NOT_SET;
+    }
     nng_msg *m;
     cr_assert_eq(nng_msg_alloc(&m, codec_reply_size(&r)), 0);
     codec_reply_pack(&r, nng_msg_body(m));
@@ -216,4 +223,25 @@ Test(client, close_fails_a_call_waiting_on_another_thread)
     pthread_join(t, NULL);
     cr_assert_eq(w.rv, NC_ECONNECT, "got %s", nc_strerror(w.rv));
     cr_assert_lt(w.took, 5000, "the call outlived nc_close() by %lld ms", (long long)w.took);
+}
+
+Test(client, a_reply_with_another_requests_id_is_a_protocol_error)
+{
+    atomic_store(&fake_.id_offset, 1);
+    void *v = NULL;
+    size_t len;
+    int rv = nc_get(client, NC_STR("ns"), NC_STR("k"), &v, &len, 2000);
+    cr_assert_eq(rv, NC_EPROTO, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_null(v, "another request's value was handed out");
+    cr_assert_not_null(strstr(nc_errmsg(), "request"), "%s", nc_errmsg());
+    atomic_store(&fake_.id_offset, 0);
+    cr_assert_eq(get(client, "k", NULL, 2000), NC_OK, "%s", nc_errmsg());
+}
+
+Test(client, an_error_for_an_undecodable_request_keeps_its_status)
+{
+    int rv = get(client, UNDECODABLE, NULL, 2000);
+    cr_assert_eq(rv, NC_EINVAL, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_eq(nc_status(), CODE(INVALID_ARGUMENT));
+    cr_assert_str_eq(nc_errmsg(), "malformed request");
 }
