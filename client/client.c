@@ -341,17 +341,13 @@ int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
         codec_reply_free(r);
         return rv;
     }
-    char *buf = malloc(r->get->value.len + 1);
-    if (buf == NULL) {
-        codec_reply_free(r);
-        return fail(NC_ENOMEM, 0, "out of memory");
-    }
-    if (r->get->value.len > 0)
-        memcpy(buf, r->get->value.data, r->get->value.len);
-    buf[r->get->value.len] = '\0';
-    *value = buf;
-    *len = r->get->value.len;
+    size_t n = r->get->value.len;
+    void *buf = codec_reply_take_bytes(&r->get->value); /* the decoded copy, not another */
     codec_reply_free(r);
+    if (buf == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    *value = buf;
+    *len = n;
     return NC_OK;
 }
 
@@ -529,7 +525,7 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
     nc_item *out = calloc(n ? n : 1, sizeof *out);
     for (size_t i = 0; out != NULL && i < n; i++) {
         const Nearcache__V1__MGetItem *it = r->mget->items[i];
-        const pb_get_reply *g = it->get;
+        pb_get_reply *g = it->get;
         out[i].found = it->found;
         if (g == NULL)
             continue;
@@ -538,15 +534,12 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
         out[i].source = (nc_source)g->source;
         if (!it->found)
             continue;
-        if ((out[i].value = malloc(g->value.len + 1)) == NULL) {
+        out[i].len = g->value.len;
+        if ((out[i].value = codec_reply_take_bytes(&g->value)) == NULL) {
             nc_items_free(out, n);
             out = NULL;
             break;
         }
-        if (g->value.len > 0)
-            memcpy(out[i].value, g->value.data, g->value.len);
-        ((char *)out[i].value)[g->value.len] = '\0';
-        out[i].len = g->value.len;
     }
     codec_reply_free(r);
     if (out == NULL)
