@@ -1,6 +1,7 @@
-/* libnearcache; see nearcache.h. Each call opens an nng context on the
- * shared REQ socket, sends one encoded Request, waits for the Reply with
- * one aio, and closes the context. Errors are recorded per thread. */
+/* libnearcache; see nearcache.h. Each call takes an (nng context, aio)
+ * pair of the shared REQ socket from the client's pool, sends one encoded
+ * Request, waits for the Reply whose id is the Request's, and puts the pair
+ * back. Errors are recorded per thread. */
 #include "nearcache.h"
 
 #include <nng/nng.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "ctxpool.h"
 #include "units.h"
 
 #define DEFAULT_URL        "ipc:///run/nearcache/nearcached.sock"
@@ -24,6 +26,7 @@ struct nc_client {
     atomic_int pipes;             /* connections to the daemon right now */
     _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
     atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
+    ctxpool pool;                 /* (context, aio) pairs of sock for the calls */
     char url[512];
 };
 
@@ -69,6 +72,11 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
         free(c);
         return fail(NC_ENOMEM, 0, "cannot open a REQ socket: %s", nng_strerror(rv));
     }
+    if (ctxpool_init(&c->pool, c->sock) != 0) {
+        nng_close(c->sock);
+        free(c);
+        return fail(NC_ENOMEM, 0, "out of memory");
+    }
     nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
@@ -76,6 +84,7 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
     rv = nng_dial(c->sock, url, NULL, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
     if (rv != 0) {
         nng_close(c->sock);
+        ctxpool_fini(&c->pool);
         free(c);
         int bad_url = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL;
         return fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0, "cannot connect to nearcached at %s: %s",
@@ -89,7 +98,8 @@ void nc_close(nc_client *c)
 {
     if (c == NULL)
         return;
-    nng_close(c->sock);
+    nng_close(c->sock);     /* calls still running fail at once... */
+    ctxpool_fini(&c->pool); /* ...and put their pairs back before c goes */
     free(c);
 }
 
@@ -128,47 +138,53 @@ static int err_of_status(int code)
     }
 }
 
-/* Sends msg on a new context and waits for the reply until `deadline`.
- * Takes ownership of msg. Returns 0 and the reply message in *reply (the
- * caller owns it), or an nc_err. */
-static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **reply)
+/* The nc_err of a failed send or receive (nng error rv), recorded. */
+static int exchange_failed(nc_client *c, int rv)
 {
-    nng_ctx ctx;
-    nng_aio *aio;
-    int rv = nng_ctx_open(&ctx, c->sock);
-    if (rv != 0) {
-        nng_msg_free(msg);
-        return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
-                    nng_strerror(rv));
-    }
-    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-        nng_ctx_close(ctx);
-        nng_msg_free(msg);
-        return fail(NC_ENOMEM, 0, "out of memory");
-    }
-    nng_aio_set_timeout(aio, (nng_duration)(deadline - units_now_ms()));
-    nng_aio_set_msg(aio, msg);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        nng_msg_free(nng_aio_get_msg(aio));
-    } else {
-        int64_t left = deadline - units_now_ms();
-        nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
-        nng_ctx_recv(ctx, aio);
-        nng_aio_wait(aio);
-        if ((rv = nng_aio_result(aio)) == 0)
-            *reply = nng_aio_get_msg(aio);
-    }
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
-    if (rv == 0)
-        return NC_OK;
     if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
         return fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
     if (rv == NNG_ETIMEDOUT)
         return fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
     return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s", nng_strerror(rv));
+}
+
+/* Sends msg on a pooled context and waits for the reply until `deadline`.
+ * Takes ownership of msg. Returns 0 and the reply message in *reply (the
+ * caller owns it), or an nc_err.
+ *
+ * A context that timed out is put back for the next call: nng's REQ
+ * dropped its request when the receive was cancelled (a reply to it that
+ * comes later is discarded), and the next send starts afresh. After any
+ * other error the pair is closed. The pair goes back last: nc_close() on
+ * another thread waits for it, then frees c. */
+static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **reply)
+{
+    ctxpool_pair *pp;
+    int rv = ctxpool_take(&c->pool, &pp);
+    if (rv != 0) {
+        nng_msg_free(msg);
+        return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
+                    nng_strerror(rv));
+    }
+    nng_aio *aio = pp->aio;
+    nng_aio_set_timeout(aio, (nng_duration)(deadline - units_now_ms()));
+    nng_aio_set_msg(aio, msg);
+    nng_ctx_send(pp->ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(aio)); /* nng gave the request back */
+    } else {
+        int64_t left = deadline - units_now_ms();
+        nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
+        nng_ctx_recv(pp->ctx, aio);
+        nng_aio_wait(aio);
+        if ((rv = nng_aio_result(aio)) == 0)
+            *reply = nng_aio_get_msg(aio);
+    }
+    nng_aio_set_msg(aio, NULL); /* an idle aio holds no message */
+    int err = rv == 0 ? NC_OK : exchange_failed(c, rv);
+    ctxpool_put(&c->pool, pp, rv == 0 || rv == NNG_ETIMEDOUT || rv == NNG_ECANCELED);
+    return err;
 }
 
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out);
@@ -209,9 +225,6 @@ static int check_size(nc_client *c, size_t size, int timeout_ms)
 
 /* Sends req and decodes the reply. Returns NC_OK with *out (the caller
  * frees it with codec_reply_free()) or an nc_err, recording the daemon's
- * status and message. A reply whose status is not OK is freed here. */
-/* Sends req and decodes the reply. Returns NC_OK with *out (the caller
- * frees it with codec_reply_free()) or an nc_err, recording the daemon's
  * status and message. A reply whose status is not OK is freed here, unless
  * `keep` is set and it carries a result: then *out holds it as well. */
 static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep)
@@ -237,6 +250,16 @@ static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **o
     nng_msg_free(reply);
     if (r == NULL)
         return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+    /* The daemon echoes the request's id: another id is another call's
+     * answer. (nng's REQ already drops replies to requests it gave up on;
+     * this holds even if one slipped through.) Id 0 with an error is the
+     * daemon's answer to a request it could not decode at all. */
+    if (r->id != req->id && !(r->id == 0 && r->code != CODE(OK))) {
+        unsigned long long got = r->id;
+        codec_reply_free(r);
+        return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", got,
+                    (unsigned long long)req->id);
+    }
     if (r->code != CODE(OK)) {
         rv = fail(err_of_status(r->code), r->code, "%s", r->message);
         if (keep && r->result_case != NEARCACHE__V1__REPLY__RESULT__NOT_SET)
@@ -318,17 +341,13 @@ int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
         codec_reply_free(r);
         return rv;
     }
-    char *buf = malloc(r->get->value.len + 1);
-    if (buf == NULL) {
-        codec_reply_free(r);
-        return fail(NC_ENOMEM, 0, "out of memory");
-    }
-    if (r->get->value.len > 0)
-        memcpy(buf, r->get->value.data, r->get->value.len);
-    buf[r->get->value.len] = '\0';
-    *value = buf;
-    *len = r->get->value.len;
+    size_t n = r->get->value.len;
+    void *buf = codec_reply_take_bytes(&r->get->value); /* the decoded copy, not another */
     codec_reply_free(r);
+    if (buf == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    *value = buf;
+    *len = n;
     return NC_OK;
 }
 
@@ -506,7 +525,7 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
     nc_item *out = calloc(n ? n : 1, sizeof *out);
     for (size_t i = 0; out != NULL && i < n; i++) {
         const Nearcache__V1__MGetItem *it = r->mget->items[i];
-        const pb_get_reply *g = it->get;
+        pb_get_reply *g = it->get;
         out[i].found = it->found;
         if (g == NULL)
             continue;
@@ -515,15 +534,12 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
         out[i].source = (nc_source)g->source;
         if (!it->found)
             continue;
-        if ((out[i].value = malloc(g->value.len + 1)) == NULL) {
+        out[i].len = g->value.len;
+        if ((out[i].value = codec_reply_take_bytes(&g->value)) == NULL) {
             nc_items_free(out, n);
             out = NULL;
             break;
         }
-        if (g->value.len > 0)
-            memcpy(out[i].value, g->value.data, g->value.len);
-        ((char *)out[i].value)[g->value.len] = '\0';
-        out[i].len = g->value.len;
     }
     codec_reply_free(r);
     if (out == NULL)

@@ -1,10 +1,11 @@
 /* libnearcache: the C client of nearcached.
  *
  * A client holds one nng REQ socket to the daemon. Every call is one request
- * and one reply on its own nng context, so a client may be shared by any
- * number of threads at once. Every call is bounded by a timeout. Functions
- * return 0 (NC_OK) or an nc_err; after a failure, nc_errmsg() and
- * nc_status() describe it for the calling thread. */
+ * and one reply on an nng context of its own (kept in a small pool between
+ * calls), so a client may be shared by any number of threads at once. Every
+ * call is bounded by a timeout. Functions return 0 (NC_OK) or an nc_err;
+ * after a failure, nc_errmsg() and nc_status() describe it for the calling
+ * thread. */
 #ifndef NEARCACHE_H
 #define NEARCACHE_H
 

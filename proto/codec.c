@@ -1,6 +1,8 @@
 /* protobuf-c glue for the nearcache wire messages; see codec.h. */
 #include "codec.h"
 
+#include <stdlib.h>
+
 static const char *const code_names[] = {
     "OK",
     "CANCELLED",
@@ -46,15 +48,41 @@ uint32_t codec_request_unknown_field(const pb_request *r)
     return r->base.unknown_fields[0].tag;
 }
 
+/* Replies are decoded with malloc(), one byte more than protobuf-c asks
+ * for: a bytes field can then be handed out as is, NUL-terminated. */
+static void *spare_alloc(void *data, size_t size)
+{
+    return malloc(size + 1);
+}
+
+static void spare_free(void *data, void *p)
+{
+    free(p);
+}
+
+static ProtobufCAllocator reply_allocator = {spare_alloc, spare_free, NULL};
+
 pb_reply *codec_reply_unpack(const void *buf, size_t len)
 {
-    return nearcache__v1__reply__unpack(NULL, len, buf);
+    return nearcache__v1__reply__unpack(&reply_allocator, len, buf);
 }
 
 void codec_reply_free(pb_reply *r)
 {
     if (r != NULL)
-        nearcache__v1__reply__free_unpacked(r, NULL);
+        nearcache__v1__reply__free_unpacked(r, &reply_allocator);
+}
+
+void *codec_reply_take_bytes(ProtobufCBinaryData *b)
+{
+    /* protobuf-c leaves data NULL for an empty field */
+    uint8_t *data = b->data != NULL ? b->data : malloc(1);
+    if (data == NULL)
+        return NULL;
+    data[b->len] = '\0';
+    b->data = NULL;
+    b->len = 0;
+    return data;
 }
 
 size_t codec_request_size(const pb_request *r)

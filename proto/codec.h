@@ -47,9 +47,16 @@ void codec_request_free(pb_request *r);
  * method this daemon does not know), or 0 when there is none. */
 uint32_t codec_request_unknown_field(const pb_request *r);
 
-/* Decodes a reply, as codec_request_unpack(). */
+/* Decodes a reply, as codec_request_unpack(). Every bytes field of it has
+ * a spare byte after its data, for codec_reply_take_bytes(). */
 pb_reply *codec_reply_unpack(const void *buf, size_t len);
 void codec_reply_free(pb_reply *r);
+
+/* Takes a bytes field out of a reply from codec_reply_unpack() without
+ * copying it. Returns its data as a buffer from malloc() of b->len bytes
+ * plus a NUL (the caller owns it; free() it), or NULL when out of memory;
+ * on success the field is left empty, so codec_reply_free() skips it. */
+void *codec_reply_take_bytes(ProtobufCBinaryData *b);
 
 /* Decodes an invalidation message, as codec_request_unpack(). */
 pb_invalidation *codec_inval_unpack(const void *buf, size_t len);

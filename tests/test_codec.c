@@ -82,6 +82,39 @@ Test(codec, reply_round_trips_code_message_and_result)
     codec_reply_free(back);
 }
 
+/* A Get reply of `value` (len bytes), packed and decoded. */
+static pb_reply *get_reply_of(const void *value, size_t len)
+{
+    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
+    g.value = bin(value, len);
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.result_case = RESULT(GET);
+    r.get = &g;
+    uint8_t buf[64];
+    pb_reply *back = codec_reply_unpack(buf, codec_reply_pack(&r, buf));
+    cr_assert_not_null(back);
+    return back;
+}
+
+Test(codec, a_reply_value_is_taken_as_decoded_and_nul_terminated)
+{
+    pb_reply *r = get_reply_of("a\0c", 3);
+    const void *decoded = r->get->value.data;
+    char *v = codec_reply_take_bytes(&r->get->value);
+    cr_assert_eq(v, decoded, "the value was copied again");
+    cr_assert_arr_eq(v, "a\0c", 4); /* and a NUL after it */
+    cr_assert_null(r->get->value.data, "the field still holds the value");
+    cr_assert_eq(r->get->value.len, 0);
+    codec_reply_free(r); /* without freeing the value */
+    free(v);
+    r = get_reply_of("", 0);
+    v = codec_reply_take_bytes(&r->get->value);
+    cr_assert_not_null(v);
+    cr_assert_str_eq(v, "");
+    codec_reply_free(r);
+    free(v);
+}
+
 Test(codec, garbage_and_truncated_bytes_do_not_decode)
 {
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
