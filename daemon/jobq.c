@@ -26,6 +26,7 @@ struct jobq {
     pthread_cond_t cv;
     jobq_job *head, *tail; /* guarded by mu */
     size_t waiting;        /* guarded by mu */
+    size_t held;           /* places taken by jobq_hold(); guarded by mu */
     size_t capacity;
     int stopping; /* guarded by mu */
     atomic_size_t connected;
@@ -128,7 +129,7 @@ int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg)
     job->arg = arg;
     job->next = NULL;
     pthread_mutex_lock(&q->mu);
-    int rv = q->stopping ? ECANCELED : q->waiting >= q->capacity ? EAGAIN : 0;
+    int rv = q->stopping ? ECANCELED : q->waiting + q->held >= q->capacity ? EAGAIN : 0;
     if (rv == 0) {
         if (q->tail != NULL)
             q->tail->next = job;
@@ -140,6 +141,23 @@ int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg)
     }
     pthread_mutex_unlock(&q->mu);
     return rv;
+}
+
+int jobq_hold(jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    int rv = q->stopping ? ECANCELED : q->waiting + q->held >= q->capacity ? EAGAIN : 0;
+    if (rv == 0)
+        q->held++;
+    pthread_mutex_unlock(&q->mu);
+    return rv;
+}
+
+void jobq_unhold(jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->held--;
+    pthread_mutex_unlock(&q->mu);
 }
 
 size_t jobq_connected(jobq *q)

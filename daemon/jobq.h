@@ -31,9 +31,17 @@ struct jobq_job {
 int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
                 int64_t connect_timeout_ms);
 
-/* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or EAGAIN when `capacity` jobs
- * are waiting, or ECANCELED once jobq_destroy() has begun. */
+/* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or
+ * EAGAIN when `capacity` jobs wait (or hold places), or ECANCELED once
+ * jobq_destroy() has begun. */
 int jobq_submit(jobq *q, jobq_job *job, jobq_fn fn, void *arg);
+
+/* Takes one of the `capacity` places for a call that waits for Redis
+ * elsewhere (the read lane), so that all such calls together stay within
+ * it. Returns 0 (give it back with jobq_unhold()), EAGAIN when the places
+ * are taken, or ECANCELED once jobq_destroy() has begun. */
+int jobq_hold(jobq *q);
+void jobq_unhold(jobq *q);
 
 /* How many workers hold a live Redis connection right now. */
 size_t jobq_connected(jobq *q);

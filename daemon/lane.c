@@ -254,25 +254,28 @@ static size_t collect(lane *ln, int readable, int writable, int64_t now, landing
         ln->head = (ln->head + 1) % ln->cap;
         ln->n--;
     }
+    /* The oldest read is at the head: past the timeout, Redis is hung. */
+    if (ln->n > 0 && now >= ln->ring[ln->head].sent_at + ln->timeout_ms) {
+        snprintf(why, sizeof why, "redis did not answer within %" PRId64 " ms", ln->timeout_ms);
+        return n + drop(ln, why, out + n);
+    }
     for (size_t i = 0; i < ln->n; i++) {
         slot *s = &ln->ring[(ln->head + i) % ln->cap];
-        if (s->req == NULL || s->due > now)
-            continue;
-        if (now >= s->sent_at + ln->timeout_ms) {
-            snprintf(why, sizeof why, "redis did not answer within %" PRId64 " ms", ln->timeout_ms);
-            return n + drop(ln, why, out + n);
+        if (s->req != NULL && s->due <= now) {
+            out[n++] = (landing){.req = s->req, .status = LANE_EXPIRED, .sent_at = s->sent_at};
+            s->req = NULL;
         }
-        out[n++] = (landing){.req = s->req, .status = LANE_EXPIRED, .sent_at = s->sent_at};
-        s->req = NULL;
     }
     return n;
 }
 
-/* When the thread must wake next: the earliest due read, or in a while.
- * Under mu. */
+/* When the thread must wake next: the earliest due read, the oldest read's
+ * timeout (even one already answered), or in a while. Under mu. */
 static int64_t next_wake(lane *ln, int64_t now)
 {
     int64_t at = now + IDLE_WAKE_MS;
+    if (ln->n > 0 && ln->ring[ln->head].sent_at + ln->timeout_ms < at)
+        at = ln->ring[ln->head].sent_at + ln->timeout_ms;
     for (size_t i = 0; i < ln->n; i++) {
         slot *s = &ln->ring[(ln->head + i) % ln->cap];
         if (s->req != NULL && s->due < at)

@@ -703,15 +703,22 @@ static void submit_get(service *svc, call *c)
 }
 
 /* Sends a plain Get's read down the read lane when the namespace's version
- * is known here; returns 0 when it cannot (the workers read it then). */
+ * is known here; returns 0 when it cannot (the workers read it then). A
+ * read on the lane takes one of the jobq's places, so calls waiting for
+ * Redis on either path leave the server 16 contexts, as the jobq alone. */
 static int read_by_lane(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     uint64_t version;
     if (svc->lane == NULL || !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
         return 0;
+    if (jobq_hold(svc->q) != 0) /* as many wait for Redis as may */
+        return 0;
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
-    return lane_get(svc->lane, &rk, version, call_deadline(c), c) == 0;
+    if (lane_get(svc->lane, &rk, version, call_deadline(c), c) == 0)
+        return 1;
+    jobq_unhold(svc->q);
+    return 0;
 }
 
 /* lane_done_fn: a Get's read came down the lane (on the lane's thread). */
@@ -721,6 +728,7 @@ static void on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_
     call *c = req;
     const pb_get_request *g = call_request(c)->get;
     coh_key k;
+    jobq_unhold(svc->q);
     if (status == LANE_RETRY) {
         stats_inc(&svc->st->lane_retries);
         submit_get(svc, c);

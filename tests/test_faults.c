@@ -188,6 +188,61 @@ Test(faults_flags, slow_redis_does_not_hold_up_l1_hits)
     waitpid(sleeper, NULL, 0);
 }
 
+struct miss {
+    nc_client *c;
+    int i, rv;
+};
+
+static void *miss_main(void *arg)
+{
+    struct miss *m = arg;
+    char key[16];
+    snprintf(key, sizeof key, "miss%d", m->i);
+    void *v;
+    size_t len;
+    m->rv = nc_get(m->c, NC_STR("ns"), (nc_bytes){key, strlen(key)}, &v, &len, 4000);
+    return NULL;
+}
+
+/* However many misses wait for a sleeping Redis, on the read lane and in
+ * the workers' queue together, 16 contexts stay free: Ping and L1 hits are
+ * still answered at once, and the misses beyond the cap are turned away. */
+Test(faults_flags, misses_stuck_behind_redis_leave_contexts_for_l1_hits)
+{
+    enum { MISSES = 48 }; /* cap: 40 - 2 - 16 = 22 waiting, 2 running */
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, "--contexts", "40", "--redis-connections", "2",
+                   "--redis-timeout", "3s", "--coherence-window", "10s", NULL);
+    client = h_client(&daemon_);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = redis_sleep("2");
+    struct miss m[MISSES];
+    pthread_t t[MISSES];
+    for (int i = 0; i < MISSES; i++) {
+        m[i] = (struct miss){.c = h_client(&daemon_), .i = i, .rv = -1};
+        cr_assert_eq(pthread_create(&t[i], NULL, miss_main, &m[i]), 0);
+    }
+    h_sleep_ms(500); /* every miss has reached the daemon */
+    for (int i = 0; i < 10; i++) {
+        int64_t t0 = h_now_ms();
+        int up = -1;
+        cr_assert_eq(nc_ping(client, &up, 1000), NC_OK, "ping: %s", nc_errmsg());
+        cr_assert_eq(get_status("hot", NULL, 1000), NC_OK);
+        cr_assert_lt(h_now_ms() - t0, 300, "ping and an L1 hit took %lld ms",
+                     (long long)(h_now_ms() - t0));
+    }
+    int turned_away = 0;
+    for (int i = 0; i < MISSES; i++) {
+        pthread_join(t[i], NULL);
+        turned_away += m[i].rv == NC_ETOOBIG;
+        nc_close(m[i].c);
+    }
+    waitpid(sleeper, NULL, 0);
+    cr_assert_geq(turned_away, MISSES - 24, "only %d of %d misses turned away", turned_away,
+                  MISSES);
+    cr_assert_geq(h_stat(client, "overloaded"), MISSES - 24);
+}
+
 Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
 {
     pid_t sleeper = redis_sleep("2");

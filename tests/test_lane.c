@@ -239,11 +239,37 @@ Test(lane, a_deadline_is_answered_while_redis_sleeps)
     cr_assert_lt(h_now_ms() - t0, 400, "a 100 ms deadline answered after %lld ms",
                  (long long)(h_now_ms() - t0));
     waitpid(sleeper, NULL, 0);
-    /* The expired read's answer is dropped; the next read gets its own. */
+    /* The expired read's answer is dropped (or its connection, Redis having
+     * slept past the timeout); the next read gets its own answer. */
+    int64_t give_up = h_now_ms() + 5000;
+    while (!lane_up(ln) && h_now_ms() < give_up)
+        h_sleep_ms(5);
     cr_assert_eq(read_key("k", 0, 2000, &reads[1]), 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[1].status, L2_OK);
     cr_assert_str_eq(reads[1].value, "v");
+}
+
+/* Reads that expired still hold their places until Redis answers them; a
+ * Redis silent past the timeout loses the connection, which frees them. */
+Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
+{
+    lane_stop(ln);
+    start_lane(300, 2);
+    pid_t sleeper = redis_sleep("2");
+    cr_assert_eq(read_key("a", 0, 50, &reads[0]), 0);
+    cr_assert_eq(read_key("b", 0, 50, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_assert_eq(reads[0].status, LANE_EXPIRED);
+    cr_assert_eq(reads[1].status, LANE_EXPIRED);
+    int64_t t0 = h_now_ms(), give_up = t0 + 1200;
+    int rv;
+    while ((rv = read_key("c", 0, 5000, &reads[2])) != 0 && h_now_ms() < give_up)
+        h_sleep_ms(10);
+    cr_assert_eq(rv, 0, "the lane stayed full of expired reads while Redis slept");
+    cr_assert_lt(h_now_ms() - t0, 1200);
+    wait_for(3, 5000);
+    waitpid(sleeper, NULL, 0);
 }
 
 Test(lane, reads_in_flight_on_a_hung_connection_are_retried)
