@@ -240,7 +240,7 @@ log "redis: time per command while the daemon serves L2 reads"
 rcli() { in_a redis-cli -h 127.0.0.1 -p "$p_local" "$@"; }
 rcli config resetstat >/dev/null
 fg_a "$bench" run l2 redis-get "${common[@]}" --duration 2 --slices 2 --warmup 0.2 >/dev/null
-rcli info commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|get|pttl|exists):' \
+rcli info commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|exec|multi|get|pttl|exists|time):' \
   >"$dir/commandstats.txt" || true
 cat "$dir/commandstats.txt"
 
@@ -330,8 +330,8 @@ move much less.
 - \`echo\`: the transport floor. An nng REP socket with 256 contexts (as
   nearcached) in its own process, replying with the request's message;
   requests are as large as an L1-hit Get reply. The client reuses one context
-  and aio per thread. \`echo-percall\` makes both per call, as libnearcache
-  does; \`l1-raw\` sends a hand-encoded Get to the daemon on the echo client,
+  and aio per thread, as libnearcache does from its pool. \`echo-percall\`
+  makes both per call, as libnearcache did before it pooled them; \`l1-raw\` sends a hand-encoded Get to the daemon on the echo client,
   so \`echo\` → \`l1-raw\` is the daemon's share of an L1 hit and
   \`l1-raw\` → \`l1\` the client library's.
 - \`mget\`: one \`nc_mget()\` of 10 random warmed keys (all L1 hits), against
@@ -398,8 +398,10 @@ EOF
 ## What Redis spends
 
 \`INFO commandstats\` of the local Redis while \`l2\` (the daemon's read
-script, one EVALSHA per Get) and \`redis-get\` (plain GET) ran for 2 s each;
-\`usec_per_call\` is Redis's own execution time, without the network.
+lane: one MULTI ... EXEC of GET, GET, PTTL, GET, EXISTS, PTTL and TIME per
+Get; \`exec\` includes the commands it ran) and \`redis-get\` (plain GET)
+ran for 2 s each; \`usec_per_call\` is Redis's own execution time, without
+the network.
 
 \`\`\`
 $(cat "$dir/commandstats.txt")
