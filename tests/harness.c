@@ -319,6 +319,11 @@ pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms)
     cr_assert_eq(nng_req0_open(&s), 0);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
+    /* No redial: after the daemon drops a message too big for it, REQ would
+     * otherwise send it again on each new connection, and nng 1.5.2 can
+     * hang in nng_close() on a socket doing that. */
+    nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 600000);
+    nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 600000);
     cr_assert_eq(nng_dial(s, d->url, NULL, 0), 0, "dial %s", d->url);
     cr_assert_eq(nng_msg_alloc(&m, len), 0);
     if (len > 0)
