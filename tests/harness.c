@@ -180,6 +180,21 @@ static int redis_launch(h_redis *r)
     return -1;
 }
 
+pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", r->port);
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
+        _exit(127);
+    }
+    h_sleep_ms(settle_ms);
+    return pid;
+}
+
 void h_redis_start(h_redis *r)
 {
     memset(r, 0, sizeof *r);

@@ -38,6 +38,9 @@ void h_redis_cleanup(h_redis *r);
 /* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
  * returns its output, trimmed (the caller frees it). */
 char *h_redis_cmd(const h_redis *r, ...);
+/* Starts `redis-cli DEBUG SLEEP secs` in a child and gives Redis settle_ms
+ * to fall asleep; returns the child's pid, for waitpid(). */
+pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms);
 
 /* Starts nearcached against `r` (NULL: an unreachable Redis) with extra
  * flags (NULL-terminated); waits until it answers Ping and, when `r` is

@@ -147,21 +147,6 @@ Test(faults, daemon_started_without_redis_serves_once_redis_comes)
     cr_assert_eq(rv, NC_ENOTFOUND, "still %s after 10 s", nc_strerror(rv));
 }
 
-/* Runs `redis-cli DEBUG SLEEP secs` in a child; returns its pid. */
-static pid_t redis_sleep(const char *secs)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", redis.port);
-        freopen("/dev/null", "w", stdout);
-        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
-        _exit(127);
-    }
-    h_sleep_ms(100); /* let Redis start sleeping */
-    return pid;
-}
-
 /* The coherence window is longer than Redis's sleep here: this test is
  * about misses stuck behind Redis, not about the window running out. */
 Test(faults_flags, slow_redis_does_not_hold_up_l1_hits)
@@ -170,7 +155,7 @@ Test(faults_flags, slow_redis_does_not_hold_up_l1_hits)
     h_daemon_start(&daemon_, &redis, "--redis-timeout", "300ms", "--coherence-window", "5s", NULL);
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    pid_t sleeper = redis_sleep("1.5");
+    pid_t sleeper = h_redis_sleep(&redis, "1.5", 100);
     /* Misses pile up behind the sleeping Redis... */
     nc_client *other = h_client(&daemon_);
     for (int i = 0; i < 4; i++) {
@@ -215,7 +200,7 @@ Test(faults_flags, misses_stuck_behind_redis_leave_contexts_for_l1_hits)
                    "--redis-timeout", "3s", "--coherence-window", "10s", NULL);
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    pid_t sleeper = redis_sleep("2");
+    pid_t sleeper = h_redis_sleep(&redis, "2", 100);
     struct miss m[MISSES];
     pthread_t t[MISSES];
     for (int i = 0; i < MISSES; i++) {
@@ -245,7 +230,7 @@ Test(faults_flags, misses_stuck_behind_redis_leave_contexts_for_l1_hits)
 
 Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
 {
-    pid_t sleeper = redis_sleep("2");
+    pid_t sleeper = h_redis_sleep(&redis, "2", 100);
     int64_t t0 = h_now_ms();
     int rv = get_status("cold", NULL, 250);
     int64_t took = h_now_ms() - t0;
@@ -274,7 +259,8 @@ static void *slow_get_main(void *arg)
 Test(faults, sigterm_lets_a_request_in_flight_finish_then_exits_zero)
 {
     struct slow_get g = {.c = h_client(&daemon_), .rv = -1};
-    pid_t sleeper = redis_sleep("0.25"); /* inside the daemon's 300 ms redis_timeout */
+    pid_t sleeper =
+        h_redis_sleep(&redis, "0.25", 100); /* inside the daemon's 300 ms redis_timeout */
     pthread_t t;
     pthread_create(&t, NULL, slow_get_main, &g);
     int64_t give_up = h_now_ms() + 2000; /* until the Get waits on Redis */

@@ -225,15 +225,7 @@ Test(l2, script_cache_flush_is_survived)
 Test(l2, slow_redis_times_out_and_the_next_command_reconnects)
 {
     cr_assert_eq(l2_ping(conn, 500), L2_OK); /* connected before Redis stalls */
-    pid_t pid = fork();
-    if (pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", redis.port);
-        freopen("/dev/null", "w", stdout);
-        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", "1.5", (char *)NULL);
-        _exit(127);
-    }
-    h_sleep_ms(300); /* Redis is asleep by now, even on a loaded machine */
+    pid_t pid = h_redis_sleep(&redis, "1.5", 300);
     l2_key k = KEY("ns", "k");
     l2_value v = {0};
     int64_t t0 = h_now_ms();

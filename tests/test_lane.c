@@ -129,21 +129,6 @@ static int read_key(const char *key, uint64_t version, int64_t deadline_ms, land
     return lane_get(ln, &k, version, h_now_ms() + deadline_ms, into);
 }
 
-/* Starts `redis-cli DEBUG SLEEP secs` in a child; returns its pid. */
-static pid_t redis_sleep(const char *secs)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", redis.port);
-        freopen("/dev/null", "w", stdout);
-        execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
-        _exit(127);
-    }
-    h_sleep_ms(300); /* Redis is asleep by now, even on a loaded machine */
-    return pid;
-}
-
 Test(lane, a_read_answers_what_the_get_script_answers)
 {
     set("k", "value", 10000, NULL);
@@ -231,7 +216,7 @@ Test(lane, many_reads_in_flight_land_in_order_each_with_its_own_value)
 Test(lane, a_deadline_is_answered_while_redis_sleeps)
 {
     set("k", "v", 10000, NULL);
-    pid_t sleeper = redis_sleep("1.5");
+    pid_t sleeper = h_redis_sleep(&redis, "1.5", 300);
     int64_t t0 = h_now_ms();
     cr_assert_eq(read_key("k", 0, 100, &reads[0]), 0);
     wait_for(1, 5000);
@@ -256,7 +241,7 @@ Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
 {
     lane_stop(ln);
     start_lane(300, 2);
-    pid_t sleeper = redis_sleep("2");
+    pid_t sleeper = h_redis_sleep(&redis, "2", 300);
     cr_assert_eq(read_key("a", 0, 50, &reads[0]), 0);
     cr_assert_eq(read_key("b", 0, 50, &reads[1]), 0);
     wait_for(2, 5000);
@@ -276,7 +261,7 @@ Test(lane, reads_in_flight_on_a_hung_connection_are_retried)
 {
     lane_stop(ln);
     start_lane(300, 256);
-    pid_t sleeper = redis_sleep("1.5");
+    pid_t sleeper = h_redis_sleep(&redis, "1.5", 300);
     int64_t t0 = h_now_ms();
     cr_assert_eq(read_key("k", 0, 5000, &reads[0]), 0);
     wait_for(1, 5000);
@@ -289,7 +274,7 @@ Test(lane, a_full_lane_turns_reads_away)
 {
     lane_stop(ln);
     start_lane(5000, 2);
-    pid_t sleeper = redis_sleep("1");
+    pid_t sleeper = h_redis_sleep(&redis, "1", 300);
     cr_assert_eq(read_key("a", 0, 3000, &reads[0]), 0);
     cr_assert_eq(read_key("b", 0, 3000, &reads[1]), 0);
     cr_assert_eq(read_key("c", 0, 3000, &reads[2]), -1, "a third read fits in a lane of two");
