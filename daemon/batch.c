@@ -198,6 +198,32 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int
         stats_inc(&svc->st->fills_voided);
 }
 
+/* Redis could not answer an MGet: under stale_if_error, answers it when L1
+ * holds every key still missing (served marked stale) and returns 1. */
+static int mget_stale(service *svc, call *c, mget *b, int rv)
+{
+    const pb_mget_request *m = call_request(c)->mget;
+    uint64_t version;
+    int64_t now = units_now_ms();
+    if (!svc_may_serve_stale(svc, rv) || !coh_version(svc->coh, m->ns.data, m->ns.len, &version))
+        return 0;
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        struct copy_hit h = {(uint32_t)version, now, it};
+        if (it->done)
+            continue;
+        if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
+            return 0;
+        it->done = it->found = it->from_l1 = it->stale = 1;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].stale)
+            stats_inc(&svc->st->stale_served);
+    stats_inc(&svc->st->redis_errors);
+    mget_reply(c, b);
+    return 1;
+}
+
 void batch_job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
@@ -221,7 +247,8 @@ void batch_job_mget(service *svc, call *c, l2 *conn)
     int64_t t0 = units_now_ms();
     int rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
     if (rv != L2_OK) {
-        svc_fail_l2(svc, c, conn, rv);
+        if (!mget_stale(svc, c, b, rv))
+            svc_fail_l2(svc, c, conn, rv);
     } else {
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, got.version);
         for (size_t j = 0; j < n; j++) {

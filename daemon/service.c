@@ -108,6 +108,13 @@ static int l2_failure(service *svc, call *c, l2 *conn, int status, char *text, s
     return CODE(UNAVAILABLE);
 }
 
+int svc_may_serve_stale(service *svc, int status)
+{
+    int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
+    return unreachable && svc->cfg->stale_if_error_ms > 0 &&
+           coh_staleness(svc->coh, units_now_ms()) <= svc->cfg->stale_if_error_ms;
+}
+
 /* Answers a failed Redis command with the status that fits it. */
 void svc_fail_l2(service *svc, call *c, l2 *conn, int status)
 {
@@ -258,10 +265,7 @@ static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_ke
 {
     char text[700];
     int code = l2_failure(svc, c, conn, status, text, sizeof text);
-    int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
-    int64_t staleness = coh_staleness(svc->coh, units_now_ms());
-    if (!unreachable || svc->cfg->stale_if_error_ms <= 0 ||
-        staleness > svc->cfg->stale_if_error_ms) {
+    if (!svc_may_serve_stale(svc, status)) {
         fail_get(svc, c, code, text);
         return;
     }
@@ -442,7 +446,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv != L2_OK && rv != L2_NIL) {
-        svc_fail_l2(svc, c, conn, rv);
+        get_failed(svc, c, conn, rv, k); /* stale_if_error applies, without a lease */
     } else if (rv == L2_NIL && v.lease == 1) {
         stats_inc(&svc->st->l2_misses);
         stats_inc(&svc->st->leases_granted);

@@ -42,6 +42,11 @@ int64_t svc_redis_budget(service *svc, call *c, const char *what);
 /* Answers a failed Redis command with the status that fits it. */
 void svc_fail_l2(service *svc, call *c, l2 *conn, int status);
 
+/* Whether a read that failed with `status` may be answered from L1 under
+ * stale_if_error: Redis is unreachable, and this node was caught up at
+ * most stale_if_error ago. */
+int svc_may_serve_stale(service *svc, int status);
+
 int64_t svc_min64(int64_t a, int64_t b);
 
 /* Hands the call to a Redis worker (its method's job), or turns it away

@@ -100,8 +100,27 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
     cr_assert_lt(info.stale_ms, 5000);
     cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
     cr_assert_eq(h_stat(client, "stale_served"), 1);
+    /* A lease Get is served stale too (no lease is taken: Redis is down). */
+    nc_get_opts lease = {.lease = 1};
+    cr_assert_eq(nc_get_opt(client, NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0), NC_OK,
+                 "%s", nc_errmsg());
+    nc_free(v);
+    cr_assert(info.stale);
+    cr_assert_eq(info.lease, NC_LEASE_NONE);
+    /* An MGet, when L1 holds every key; else it fails as a whole. */
+    nc_bytes keys[] = {NC_STR("hot"), NC_STR("cold")};
+    nc_item *items;
+    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert(items[0].found && items[0].stale);
+    cr_assert_eq(items[0].len, 1);
+    nc_items_free(items, 1);
+    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 2, &items, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(h_stat(client, "stale_served"), 3);
     h_sleep_ms(5200); /* past stale_if_error: no longer served */
     cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(nc_get_opt(client, NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0),
+                 NC_EUNAVAILABLE);
+    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_EUNAVAILABLE);
 }
 
 Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
