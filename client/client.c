@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "ctxpool.h"
 #include "units.h"
+#include "wire.h"
 
 #define DEFAULT_URL        "ipc:///run/nearcache/nearcached.sock"
 #define DEFAULT_TIMEOUT_MS 1000
@@ -188,7 +189,6 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
 }
 
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out);
-static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep);
 
 /* Requests up to this size are never refused by a daemon. */
 #define SMALL_REQUEST (64 * 1024)
@@ -223,26 +223,36 @@ static int check_size(nc_client *c, size_t size, int timeout_ms)
     return NC_OK;
 }
 
-/* Sends req and decodes the reply. Returns NC_OK with *out (the caller
- * frees it with codec_reply_free()) or an nc_err, recording the daemon's
- * status and message. A reply whose status is not OK is freed here, unless
- * `keep` is set and it carries a result: then *out holds it as well. */
-static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep)
+/* The timeout of a call: timeout_ms, or the client's when it is <= 0. */
+static int timeout_of(nc_client *c, int timeout_ms)
 {
-    *out = NULL;
-    if (timeout_ms <= 0)
-        timeout_ms = atomic_load(&c->timeout_ms);
-    req->id = atomic_fetch_add(&c->next_id, 1);
-    req->timeout_ms = (uint32_t)timeout_ms;
-    nng_msg *msg, *reply = NULL;
-    size_t size = codec_request_size(req);
+    return timeout_ms > 0 ? timeout_ms : atomic_load(&c->timeout_ms);
+}
+
+/* Allocates a request message of `size` bytes for the caller to fill,
+ * after checking the size against the daemon's limit. Returns NC_OK with
+ * *msg (the caller owns it) or an nc_err, recorded. */
+static int request_msg(nc_client *c, size_t size, int timeout_ms, nng_msg **msg)
+{
     int rv = check_size(c, size, timeout_ms);
     if (rv != NC_OK)
         return rv;
-    if (nng_msg_alloc(&msg, size) != 0)
+    if (nng_msg_alloc(msg, size) != 0)
         return fail(NC_ENOMEM, 0, "out of memory");
-    codec_request_pack(req, nng_msg_body(msg));
-    rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
+    return NC_OK;
+}
+
+/* Sends msg, the encoded request `id` (taking ownership of it), and decodes
+ * the reply. Returns NC_OK with *out (the caller frees it with
+ * codec_reply_free()) or an nc_err, recording the daemon's status and
+ * message. A reply whose status is not OK is freed here, unless `keep` is
+ * set and it carries a result: then *out holds it as well. */
+static int call_msg(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, pb_reply **out,
+                    int keep)
+{
+    nng_msg *reply = NULL;
+    *out = NULL;
+    int rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
     if (rv != NC_OK)
         return rv;
     pb_reply *r = codec_reply_unpack(nng_msg_body(reply), nng_msg_len(reply));
@@ -254,11 +264,11 @@ static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **o
      * answer. (nng's REQ already drops replies to requests it gave up on;
      * this holds even if one slipped through.) Id 0 with an error is the
      * daemon's answer to a request it could not decode at all. */
-    if (r->id != req->id && !(r->id == 0 && r->code != CODE(OK))) {
+    if (r->id != id && !(r->id == 0 && r->code != CODE(OK))) {
         unsigned long long got = r->id;
         codec_reply_free(r);
         return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", got,
-                    (unsigned long long)req->id);
+                    (unsigned long long)id);
     }
     if (r->code != CODE(OK)) {
         rv = fail(err_of_status(r->code), r->code, "%s", r->message);
@@ -270,6 +280,21 @@ static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **o
     }
     *out = r;
     return NC_OK;
+}
+
+/* Encodes req (with a fresh id and the timeout) and calls call_msg(). */
+static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep)
+{
+    *out = NULL;
+    timeout_ms = timeout_of(c, timeout_ms);
+    req->id = atomic_fetch_add(&c->next_id, 1);
+    req->timeout_ms = (uint32_t)timeout_ms;
+    nng_msg *msg;
+    int rv = request_msg(c, codec_request_size(req), timeout_ms, &msg);
+    if (rv != NC_OK)
+        return rv;
+    codec_request_pack(req, nng_msg_body(msg));
+    return call_msg(c, req->id, msg, timeout_ms, out, keep);
 }
 
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
@@ -312,19 +337,25 @@ static void get_info(const pb_get_reply *g, nc_get_info *info)
 int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
                size_t *len, nc_get_info *info, int timeout_ms)
 {
-    pb_get_request g = NEARCACHE__V1__GET_REQUEST__INIT;
-    g.ns = bin(ns);
-    g.key = bin(key);
+    /* The hot path: the request is encoded by hand, straight into the
+     * message (wire.h), not through protobuf-c. */
+    timeout_ms = timeout_of(c, timeout_ms);
+    wire_get_request q = {.id = atomic_fetch_add(&c->next_id, 1),
+                          .timeout_ms = (uint32_t)timeout_ms,
+                          .ns = {ns.data, ns.len},
+                          .key = {key.data, key.len}};
     if (opts != NULL) {
-        g.lease = opts->lease;
-        g.lease_ttl_ms = opts->lease_ttl_ms;
-        g.slide_ttl_ms = opts->slide_ttl_ms;
+        q.lease = opts->lease;
+        q.lease_ttl_ms = opts->lease_ttl_ms;
+        q.slide_ttl_ms = opts->slide_ttl_ms;
     }
-    pb_request req = NEARCACHE__V1__REQUEST__INIT;
-    req.method_case = METHOD(GET);
-    req.get = &g;
-    pb_reply *r;
-    int rv = call_keep(c, &req, timeout_ms, &r, 1);
+    nng_msg *msg;
+    pb_reply *r = NULL;
+    int rv = request_msg(c, wire_get_request_size(&q), timeout_ms, &msg);
+    if (rv != NC_OK)
+        return rv;
+    wire_get_request_encode(&q, nng_msg_body(msg));
+    rv = call_msg(c, q.id, msg, timeout_ms, &r, 1);
     if (r != NULL && r->result_case != RESULT(GET)) {
         codec_reply_free(r);
         return fail(NC_EPROTO, 0, "reply carries the wrong result");
