@@ -10,7 +10,7 @@
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
 #define KEY(field, type) ((uint64_t)(field) << 3 | (type))
-#define FIELD_MAX        0x1fffffff /* the largest field number protobuf allows */
+#define KEY_MAX_BYTES    5 /* as protobuf-c reads them */
 
 static size_t varint_size(uint64_t v)
 {
@@ -90,4 +90,147 @@ size_t wire_get_request_encode(const wire_get_request *r, void *buf)
     p = put_uint(p, WIRE_GET_REQUEST_LEASE_TTL_MS, r->lease_ttl_ms);
     p = put_uint(p, WIRE_GET_REQUEST_SLIDE_TTL_MS, r->slide_ttl_ms);
     return (size_t)(p - (uint8_t *)buf);
+}
+
+/* Reads a varint at *p, before end, and moves *p past it. Returns 0, or -1
+ * when it is cut short or longer than ten bytes (bits past 64 are dropped,
+ * as protobuf-c does). */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (*p == end)
+            return -1;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* One field of a message: a varint's value in v, any other field's bytes
+ * in b. */
+typedef struct field {
+    uint64_t num;
+    unsigned type;
+    uint64_t v;
+    wire_bytes b;
+} field;
+
+/* Reads the field at *p, before end, and moves *p past it. Returns 0, or -1
+ * when it is malformed: field 0, a key longer than five bytes, cut short,
+ * or a group (wire types 3, 4) or undefined wire type (6, 7), which
+ * protobuf-c rejects too. */
+static int next_field(const uint8_t **p, const uint8_t *end, field *f)
+{
+    const uint8_t *start = *p;
+    uint64_t key, n;
+    if (get_varint(p, end, &key) != 0 || key >> 3 == 0 || *p - start > KEY_MAX_BYTES)
+        return -1;
+    f->num = key >> 3;
+    f->type = key & 7;
+    switch (f->type) {
+    case WT_VARINT:
+        return get_varint(p, end, &f->v);
+    case WT_I64:
+        n = 8;
+        break;
+    case WT_I32:
+        n = 4;
+        break;
+    case WT_LEN:
+        if (get_varint(p, end, &n) != 0)
+            return -1;
+        break;
+    default:
+        return -1;
+    }
+    if (n > (uint64_t)(end - *p))
+        return -1;
+    f->b = (wire_bytes){*p, (size_t)n};
+    *p += n;
+    return 0;
+}
+
+/* Decodes the GetReply in m into r, replacing any earlier one: protobuf-c
+ * keeps the last of a oneof's members given twice, not their merge. Unknown
+ * fields are skipped; a known field of the wrong wire type is an error, as
+ * in protobuf-c. Returns 0 or -1. */
+static int get_reply_fields(wire_bytes m, wire_get_reply *r)
+{
+    const uint8_t *p = m.data, *end = m.data + m.len;
+    wire_get_reply head = {.id = r->id, .code = r->code, .message = r->message};
+    field f;
+    *r = head;
+    r->result = WIRE_REPLY_GET;
+    while (p < end) {
+        if (next_field(&p, end, &f) != 0)
+            return -1;
+        unsigned want = WT_VARINT;
+        switch (f.num) {
+        case WIRE_GET_REPLY_VALUE:
+            want = WT_LEN, r->value = f.b;
+            break;
+        case WIRE_GET_REPLY_SOURCE:
+            r->source = (int32_t)f.v;
+            break;
+        case WIRE_GET_REPLY_TTL_MS:
+            r->ttl_ms = f.v;
+            break;
+        case WIRE_GET_REPLY_LEASE_TOKEN:
+            want = WT_LEN, r->lease_token = f.b;
+            break;
+        case WIRE_GET_REPLY_LEASE:
+            r->lease = (int32_t)f.v;
+            break;
+        case WIRE_GET_REPLY_STALE:
+            r->stale = f.v != 0;
+            break;
+        case WIRE_GET_REPLY_NEGATIVE:
+            r->negative = f.v != 0;
+            break;
+        case WIRE_GET_REPLY_STALE_MS:
+            r->stale_ms = f.v;
+            break;
+        default:
+            want = f.type; /* unknown: skipped */
+        }
+        if (f.type != want)
+            return -1;
+    }
+    return 0;
+}
+
+int wire_get_reply_decode(const void *buf, size_t len, wire_get_reply *r)
+{
+    const uint8_t *p = buf, *end = p + len;
+    int other = 0;
+    field f;
+    memset(r, 0, sizeof *r);
+    while (p < end) {
+        if (next_field(&p, end, &f) != 0)
+            return WIRE_BAD;
+        unsigned want = WT_VARINT;
+        if (f.num == WIRE_REPLY_ID) {
+            r->id = f.v;
+        } else if (f.num == WIRE_REPLY_CODE) {
+            r->code = (int32_t)f.v;
+        } else if (f.num == WIRE_REPLY_MESSAGE) {
+            want = WT_LEN, r->message = f.b;
+        } else if (f.num == WIRE_REPLY_GET) {
+            want = WT_LEN;
+            if (f.type == WT_LEN && get_reply_fields(f.b, r) != 0)
+                return WIRE_BAD;
+        } else if (f.num > WIRE_REPLY_GET && f.num <= WIRE_REPLY_RESULT_LAST) {
+            want = WT_LEN, other = 1; /* protobuf-c checks what is inside */
+        } else {
+            want = f.type; /* unknown: skipped */
+        }
+        if (f.type != want)
+            return WIRE_BAD;
+    }
+    return other ? WIRE_OTHER : WIRE_OK;
 }

@@ -40,6 +40,13 @@ enum {
     WIRE_GET_REPLY_STALE_MS = 10,
 };
 
+/* What the decoders return. */
+enum {
+    WIRE_OK = 0,
+    WIRE_OTHER = 1, /* valid so far, but not the message decoded here */
+    WIRE_BAD = 2,   /* malformed */
+};
+
 /* Bytes of a message field, not owned. */
 typedef struct wire_bytes {
     const uint8_t *data;
@@ -56,9 +63,31 @@ typedef struct wire_get_request {
     uint64_t slide_ttl_ms;
 } wire_get_request;
 
+/* A Reply with a GetReply (result == WIRE_REPLY_GET) or no result (0). */
+typedef struct wire_get_reply {
+    uint64_t id;
+    int32_t code;
+    wire_bytes message;
+    uint32_t result; /* field number of the result oneof; 0: none */
+    wire_bytes value;
+    int32_t source;
+    uint64_t ttl_ms;
+    wire_bytes lease_token;
+    int32_t lease;
+    int stale;
+    int negative;
+    uint64_t stale_ms;
+} wire_get_reply;
+
 /* The encoded size of r, and encoding it into buf, which has at least that
  * many bytes (the caller owns it). Encode returns the bytes written. */
 size_t wire_get_request_size(const wire_get_request *r);
 size_t wire_get_request_encode(const wire_get_request *r, void *buf);
+
+/* Decodes a Reply into *r, whose bytes then point into buf. Returns
+ * WIRE_OK (r->result is WIRE_REPLY_GET or 0), WIRE_OTHER when the reply
+ * carries another result (decode it with codec_reply_unpack()), or
+ * WIRE_BAD. */
+int wire_get_reply_decode(const void *buf, size_t len, wire_get_reply *r);
 
 #endif
