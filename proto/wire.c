@@ -42,6 +42,12 @@ static uint8_t *put_uint(uint8_t *p, uint32_t field, uint64_t v)
     return put_varint(p, v);
 }
 
+/* An int32 or enum field: a negative value takes ten bytes. */
+static uint64_t sext(int32_t v)
+{
+    return (uint64_t)(int64_t)v;
+}
+
 /* A length-delimited field: absent when empty, unless `always`. */
 static size_t len_size(uint32_t field, size_t len, int always)
 {
@@ -89,6 +95,47 @@ size_t wire_get_request_encode(const wire_get_request *r, void *buf)
     p = put_uint(p, WIRE_GET_REQUEST_LEASE, r->lease != 0);
     p = put_uint(p, WIRE_GET_REQUEST_LEASE_TTL_MS, r->lease_ttl_ms);
     p = put_uint(p, WIRE_GET_REQUEST_SLIDE_TTL_MS, r->slide_ttl_ms);
+    return (size_t)(p - (uint8_t *)buf);
+}
+
+static size_t get_reply_body_size(const wire_get_reply *r)
+{
+    return len_size(WIRE_GET_REPLY_VALUE, r->value.len, 0) +
+           uint_size(WIRE_GET_REPLY_SOURCE, sext(r->source)) +
+           uint_size(WIRE_GET_REPLY_TTL_MS, r->ttl_ms) +
+           len_size(WIRE_GET_REPLY_LEASE_TOKEN, r->lease_token.len, 0) +
+           uint_size(WIRE_GET_REPLY_LEASE, sext(r->lease)) +
+           uint_size(WIRE_GET_REPLY_STALE, r->stale != 0) +
+           uint_size(WIRE_GET_REPLY_NEGATIVE, r->negative != 0) +
+           uint_size(WIRE_GET_REPLY_STALE_MS, r->stale_ms);
+}
+
+size_t wire_get_reply_size(const wire_get_reply *r)
+{
+    size_t n = uint_size(WIRE_REPLY_ID, r->id) + uint_size(WIRE_REPLY_CODE, sext(r->code)) +
+               len_size(WIRE_REPLY_MESSAGE, r->message.len, 0);
+    if (r->result == WIRE_REPLY_GET)
+        n += len_size(WIRE_REPLY_GET, get_reply_body_size(r), 1);
+    return n;
+}
+
+size_t wire_get_reply_encode(const wire_get_reply *r, void *buf)
+{
+    uint8_t *p = buf;
+    p = put_uint(p, WIRE_REPLY_ID, r->id);
+    p = put_uint(p, WIRE_REPLY_CODE, sext(r->code));
+    p = put_len(p, WIRE_REPLY_MESSAGE, r->message.data, r->message.len, 0);
+    if (r->result == WIRE_REPLY_GET) {
+        p = put_len(p, WIRE_REPLY_GET, NULL, get_reply_body_size(r), 1);
+        p = put_len(p, WIRE_GET_REPLY_VALUE, r->value.data, r->value.len, 0);
+        p = put_uint(p, WIRE_GET_REPLY_SOURCE, sext(r->source));
+        p = put_uint(p, WIRE_GET_REPLY_TTL_MS, r->ttl_ms);
+        p = put_len(p, WIRE_GET_REPLY_LEASE_TOKEN, r->lease_token.data, r->lease_token.len, 0);
+        p = put_uint(p, WIRE_GET_REPLY_LEASE, sext(r->lease));
+        p = put_uint(p, WIRE_GET_REPLY_STALE, r->stale != 0);
+        p = put_uint(p, WIRE_GET_REPLY_NEGATIVE, r->negative != 0);
+        p = put_uint(p, WIRE_GET_REPLY_STALE_MS, r->stale_ms);
+    }
     return (size_t)(p - (uint8_t *)buf);
 }
 

@@ -84,6 +84,12 @@ typedef struct wire_get_reply {
 size_t wire_get_request_size(const wire_get_request *r);
 size_t wire_get_request_encode(const wire_get_request *r, void *buf);
 
+/* As above, for a Reply; its GetReply is written when r->result is
+ * WIRE_REPLY_GET. (protobuf-c writes a string up to its first NUL: the
+ * bytes are the same when the message holds none.) */
+size_t wire_get_reply_size(const wire_get_reply *r);
+size_t wire_get_reply_encode(const wire_get_reply *r, void *buf);
+
 /* Decodes a Reply into *r, whose bytes then point into buf. Returns
  * WIRE_OK (r->result is WIRE_REPLY_GET or 0), WIRE_OTHER when the reply
  * carries another result (decode it with codec_reply_unpack()), or

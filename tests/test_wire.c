@@ -375,3 +375,84 @@ Test(wire, truncated_and_corrupted_replies_never_crash_and_agree_with_protobuf_c
     cr_assert_gt(verdicts[WIRE_BAD], 1000);
     free(packed);
 }
+
+/* Encodes w by hand and with protobuf-c, and compares the bytes. */
+static void reply_matches(const wire_get_reply *w)
+{
+    char *msg = strndup((const char *)w->message.data, w->message.len);
+    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
+    g.value = bin(w->value.data, w->value.len);
+    g.source = w->source;
+    g.ttl_ms = w->ttl_ms;
+    g.lease_token = bin(w->lease_token.data, w->lease_token.len);
+    g.lease = w->lease;
+    g.stale = w->stale;
+    g.negative = w->negative;
+    g.stale_ms = w->stale_ms;
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.id = w->id;
+    r.code = w->code;
+    r.message = msg;
+    if (w->result == WIRE_REPLY_GET) {
+        r.result_case = RESULT(GET);
+        r.get = &g;
+    }
+    uint8_t *want;
+    size_t n = pack_reply(&r, &want);
+    cr_assert_eq(wire_get_reply_size(w), n, "size (value %zu)", w->value.len);
+    uint8_t *got = malloc(n + 1);
+    got[n] = 0xa5;
+    cr_assert_eq(wire_get_reply_encode(w, got), n);
+    cr_assert_eq(got[n], 0xa5, "wrote past the size");
+    cr_assert_arr_eq(got, want, n, "bytes differ (id %llu value %zu)", (unsigned long long)w->id,
+                     w->value.len);
+    wire_get_reply back;
+    cr_assert_eq(wire_get_reply_decode(got, n, &back), WIRE_OK);
+    free(want);
+    free(got);
+    free(msg);
+}
+
+Test(wire, get_reply_is_byte_identical_to_protobuf_c)
+{
+    static const uint64_t nums[] = {0, 1, 127, 128, 16384, UINT64_MAX};
+    static const int32_t enums[] = {0, 1, 16, -1};
+    static const size_t lens[] = {0, 1, 127, 128, 16384};
+    static const char *const msgs[] = {"", "out of memory encoding the value"};
+    uint8_t *bytes = malloc(16384);
+    for (size_t i = 0; i < 16384; i++)
+        bytes[i] = (uint8_t)(i * 5);
+    size_t total = 6 * 6 * 4 * 5 * 2 * 2 * 2 * 2 * 3;
+    for (size_t i = 0; i < total; i++) {
+        size_t k = i;
+        wire_get_reply w = {0};
+        w.id = nums[k % 6], k /= 6;
+        w.ttl_ms = nums[k % 6], w.stale_ms = nums[(k + 3) % 6], k /= 6;
+        w.code = enums[k % 4], w.source = enums[(k + 1) % 4], w.lease = enums[(k + 2) % 4];
+        k /= 4;
+        w.value = (wire_bytes){bytes, lens[k % 5]}, k /= 5;
+        w.message = (wire_bytes){(const uint8_t *)msgs[k % 2], strlen(msgs[k % 2])}, k /= 2;
+        w.stale = k % 2, k /= 2;
+        w.negative = (k % 2) * 3, k /= 2; /* any true is written as 1 */
+        w.result = k % 2 ? WIRE_REPLY_GET : 0, k /= 2;
+        w.lease_token = (wire_bytes){bytes + 9, lens[k % 3]};
+        reply_matches(&w);
+    }
+    free(bytes);
+}
+
+Test(wire, an_l1_hit_reply_with_a_large_value_is_byte_identical)
+{
+    size_t big = (size_t)3 << 20; /* a four-byte length, nested in the GetReply's */
+    uint8_t *value = malloc(big);
+    memset(value, 'v', big);
+    wire_get_reply w = {.id = 77,
+                        .result = WIRE_REPLY_GET,
+                        .value = {value, big},
+                        .source = 1,
+                        .ttl_ms = 600000,
+                        .stale = 1,
+                        .stale_ms = 1500};
+    reply_matches(&w);
+    free(value);
+}
