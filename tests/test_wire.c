@@ -379,7 +379,8 @@ Test(wire, truncated_and_corrupted_replies_never_crash_and_agree_with_protobuf_c
 /* Encodes w by hand and with protobuf-c, and compares the bytes. */
 static void reply_matches(const wire_get_reply *w)
 {
-    char *msg = strndup((const char *)w->message.data, w->message.len);
+    char *msg =
+        w->message.len > 0 ? strndup((const char *)w->message.data, w->message.len) : strdup("");
     pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
     g.value = bin(w->value.data, w->value.len);
     g.source = w->source;
