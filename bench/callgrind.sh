@@ -82,6 +82,7 @@ daemon, inclusive, our functions (nng's own work on its threads not included):
     codec_request_unpack (protobuf-c)              $(per_op "$d" codec_request_unpack $gets)
     codec_request_free   (protobuf-c)              $(per_op "$d" codec_request_free $gets)
     call_prepare (reply size + nng_msg + pack)     $(per_op "$d" call_prepare $gets)
+    call_prepare_get (the same, by hand: wire.c)   $(per_op "$d" call_prepare_get $gets)
     l1_get (hash, shard lock, lookup, LRU touch)   $(( $(per_op "$d" l1_get $gets) - $(per_op "$d" on_hit $gets) ))
     call_send (nng_ctx_send)                       $(per_op "$d" call_send $gets)
 
@@ -91,6 +92,7 @@ client, the calling thread's loop, per operation (includes the nng calls it make
   l1-raw        (hand-encoded Get, reused context)   $(per_op "$dir/c-l1-raw.out" 'PROGRAM TOTALS' "$ops")
   l1            (nc_get through libnearcache)        $(per_op "$dir/c-l1.out" 'PROGRAM TOTALS' "$ops")
     of which protobuf-c unpack / pack                $(per_op "$dir/c-l1.out" codec_reply_unpack "$ops") / $(per_op "$dir/c-l1.out" codec_request_pack "$ops")
+    of which wire.c decode / encode                  $(per_op "$dir/c-l1.out" wire_get_reply_decode "$ops") / $(per_op "$dir/c-l1.out" wire_get_request_encode "$ops")
     of which nng_ctx_open + nng_ctx_close            $(( $(per_op "$dir/c-l1.out" nng_ctx_open "$ops") + $(per_op "$dir/c-l1.out" nng_ctx_close "$ops") ))
     of which nng_aio_alloc + nng_aio_free            $(( $(per_op "$dir/c-l1.out" nng_aio_alloc "$ops") + $(per_op "$dir/c-l1.out" nng_aio_free "$ops") ))
 EOF

@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "ctxpool.h"
 #include "units.h"
+#include "wire.h"
 
 #define DEFAULT_URL        "ipc:///run/nearcache/nearcached.sock"
 #define DEFAULT_TIMEOUT_MS 1000
@@ -188,7 +189,6 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
 }
 
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out);
-static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep);
 
 /* Requests up to this size are never refused by a daemon. */
 #define SMALL_REQUEST (64 * 1024)
@@ -223,26 +223,53 @@ static int check_size(nc_client *c, size_t size, int timeout_ms)
     return NC_OK;
 }
 
-/* Sends req and decodes the reply. Returns NC_OK with *out (the caller
- * frees it with codec_reply_free()) or an nc_err, recording the daemon's
- * status and message. A reply whose status is not OK is freed here, unless
- * `keep` is set and it carries a result: then *out holds it as well. */
-static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out, int keep)
+/* The timeout of a call: timeout_ms, or the client's when it is <= 0. */
+static int timeout_of(nc_client *c, int timeout_ms)
 {
-    *out = NULL;
-    if (timeout_ms <= 0)
-        timeout_ms = atomic_load(&c->timeout_ms);
-    req->id = atomic_fetch_add(&c->next_id, 1);
-    req->timeout_ms = (uint32_t)timeout_ms;
-    nng_msg *msg, *reply = NULL;
-    size_t size = codec_request_size(req);
+    return timeout_ms > 0 ? timeout_ms : atomic_load(&c->timeout_ms);
+}
+
+/* Allocates a request message of `size` bytes for the caller to fill,
+ * after checking the size against the daemon's limit. Returns NC_OK with
+ * *msg (the caller owns it) or an nc_err, recorded. */
+static int request_msg(nc_client *c, size_t size, int timeout_ms, nng_msg **msg)
+{
     int rv = check_size(c, size, timeout_ms);
     if (rv != NC_OK)
         return rv;
-    if (nng_msg_alloc(&msg, size) != 0)
+    if (nng_msg_alloc(msg, size) != 0)
         return fail(NC_ENOMEM, 0, "out of memory");
-    codec_request_pack(req, nng_msg_body(msg));
-    rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
+    return NC_OK;
+}
+
+/* The outcome of a reply (id, status code, message of msglen bytes) to
+ * request `want`: NC_OK, NC_EPROTO when it answers another request, or the
+ * nc_err of its status (never NC_EPROTO); errors are recorded.
+ *
+ * The daemon echoes the request's id: another id is another call's answer.
+ * (nng's REQ already drops replies to requests it gave up on; this holds
+ * even if one slipped through.) Id 0 with an error is the daemon's answer
+ * to a request it could not decode at all. */
+static int reply_status(uint64_t want, uint64_t id, int code, const void *msg, size_t msglen)
+{
+    if (id != want && !(id == 0 && code != CODE(OK)))
+        return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", (unsigned long long)id,
+                    (unsigned long long)want);
+    if (code != CODE(OK))
+        return fail(err_of_status(code), code, "%.*s", (int)msglen,
+                    msglen > 0 ? (const char *)msg : "");
+    return NC_OK;
+}
+
+/* Sends msg, the encoded request `id` (taking ownership of it), and decodes
+ * the reply. Returns NC_OK with *out (the caller frees it with
+ * codec_reply_free()) or an nc_err, recording the daemon's status and
+ * message. */
+static int call_msg(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, pb_reply **out)
+{
+    nng_msg *reply = NULL;
+    *out = NULL;
+    int rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply);
     if (rv != NC_OK)
         return rv;
     pb_reply *r = codec_reply_unpack(nng_msg_body(reply), nng_msg_len(reply));
@@ -250,31 +277,27 @@ static int call_keep(nc_client *c, pb_request *req, int timeout_ms, pb_reply **o
     nng_msg_free(reply);
     if (r == NULL)
         return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
-    /* The daemon echoes the request's id: another id is another call's
-     * answer. (nng's REQ already drops replies to requests it gave up on;
-     * this holds even if one slipped through.) Id 0 with an error is the
-     * daemon's answer to a request it could not decode at all. */
-    if (r->id != req->id && !(r->id == 0 && r->code != CODE(OK))) {
-        unsigned long long got = r->id;
+    rv = reply_status(id, r->id, r->code, r->message, strlen(r->message));
+    if (rv != NC_OK)
         codec_reply_free(r);
-        return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", got,
-                    (unsigned long long)req->id);
-    }
-    if (r->code != CODE(OK)) {
-        rv = fail(err_of_status(r->code), r->code, "%s", r->message);
-        if (keep && r->result_case != NEARCACHE__V1__REPLY__RESULT__NOT_SET)
-            *out = r;
-        else
-            codec_reply_free(r);
-        return rv;
-    }
-    *out = r;
-    return NC_OK;
+    else
+        *out = r;
+    return rv;
 }
 
+/* Encodes req (with a fresh id and the timeout) and calls call_msg(). */
 static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
 {
-    return call_keep(c, req, timeout_ms, out, 0);
+    *out = NULL;
+    timeout_ms = timeout_of(c, timeout_ms);
+    req->id = atomic_fetch_add(&c->next_id, 1);
+    req->timeout_ms = (uint32_t)timeout_ms;
+    nng_msg *msg;
+    int rv = request_msg(c, codec_request_size(req), timeout_ms, &msg);
+    if (rv != NC_OK)
+        return rv;
+    codec_request_pack(req, nng_msg_body(msg));
+    return call_msg(c, req->id, msg, timeout_ms, out);
 }
 
 /* Like call(), and checks that the reply carries the expected result. */
@@ -294,7 +317,7 @@ static ProtobufCBinaryData bin(nc_bytes b)
     return d;
 }
 
-static void get_info(const pb_get_reply *g, nc_get_info *info)
+static void get_info(const wire_get_reply *g, nc_get_info *info)
 {
     memset(info, 0, sizeof *info);
     info->source = (nc_source)g->source;
@@ -309,46 +332,101 @@ static void get_info(const pb_get_reply *g, nc_get_info *info)
         memcpy(info->lease_token, g->lease_token.data, n);
 }
 
+/* Fills g with a view of r (decoded by protobuf-c; g points into it). */
+static void view_reply(const pb_reply *r, wire_get_reply *g)
+{
+    memset(g, 0, sizeof *g);
+    g->id = r->id;
+    g->code = r->code;
+    g->message = (wire_bytes){(const uint8_t *)r->message, strlen(r->message)};
+    g->result = r->result_case;
+    if (r->result_case != RESULT(GET))
+        return;
+    const pb_get_reply *p = r->get;
+    g->value = (wire_bytes){p->value.data, p->value.len};
+    g->source = p->source;
+    g->ttl_ms = p->ttl_ms;
+    g->lease_token = (wire_bytes){p->lease_token.data, p->lease_token.len};
+    g->lease = p->lease;
+    g->stale = p->stale;
+    g->negative = p->negative;
+    g->stale_ms = p->stale_ms;
+}
+
+/* Decodes the reply to a Get into *g: in place (g points into body), or,
+ * when it carries another result, with protobuf-c: then *slow holds that
+ * decoding, g points into it, and the caller frees it. Returns NC_OK or
+ * NC_EPROTO, recorded. */
+static int decode_get(const void *body, size_t len, wire_get_reply *g, pb_reply **slow)
+{
+    int w = wire_get_reply_decode(body, len, g);
+    if (w == WIRE_OTHER && (*slow = codec_reply_unpack(body, len)) != NULL) {
+        view_reply(*slow, g);
+        w = WIRE_OK;
+    }
+    if (w != WIRE_OK)
+        return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+    return NC_OK;
+}
+
+/* Hands v to the caller as a NUL-terminated buffer from malloc(). */
+static int copy_value(wire_bytes v, void **value, size_t *len)
+{
+    char *buf = malloc(v.len + 1);
+    if (buf == NULL)
+        return fail(NC_ENOMEM, 0, "out of memory");
+    if (v.len > 0)
+        memcpy(buf, v.data, v.len);
+    buf[v.len] = '\0';
+    *value = buf;
+    *len = v.len;
+    return NC_OK;
+}
+
+/* The hot path: the request is encoded by hand straight into the message,
+ * and the reply decoded in place, its value copied once, into the caller's
+ * buffer (wire.h). protobuf-c decodes only replies with another result. */
 int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
                size_t *len, nc_get_info *info, int timeout_ms)
 {
-    pb_get_request g = NEARCACHE__V1__GET_REQUEST__INIT;
-    g.ns = bin(ns);
-    g.key = bin(key);
+    timeout_ms = timeout_of(c, timeout_ms);
+    wire_get_request q = {.id = atomic_fetch_add(&c->next_id, 1),
+                          .timeout_ms = (uint32_t)timeout_ms,
+                          .ns = {ns.data, ns.len},
+                          .key = {key.data, key.len}};
     if (opts != NULL) {
-        g.lease = opts->lease;
-        g.lease_ttl_ms = opts->lease_ttl_ms;
-        g.slide_ttl_ms = opts->slide_ttl_ms;
+        q.lease = opts->lease;
+        q.lease_ttl_ms = opts->lease_ttl_ms;
+        q.slide_ttl_ms = opts->slide_ttl_ms;
     }
-    pb_request req = NEARCACHE__V1__REQUEST__INIT;
-    req.method_case = METHOD(GET);
-    req.get = &g;
-    pb_reply *r;
-    int rv = call_keep(c, &req, timeout_ms, &r, 1);
-    if (r != NULL && r->result_case != RESULT(GET)) {
-        codec_reply_free(r);
-        return fail(NC_EPROTO, 0, "reply carries the wrong result");
-    }
-    if (r != NULL && info != NULL)
-        get_info(r->get, info);
-    if (rv == NC_OK && r->get->lease == NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED &&
-        r->get->value.len == 0 && !r->get->stale)
+    nng_msg *msg, *reply;
+    int rv = request_msg(c, wire_get_request_size(&q), timeout_ms, &msg);
+    if (rv != NC_OK)
+        return rv;
+    wire_get_request_encode(&q, nng_msg_body(msg));
+    if ((rv = exchange(c, msg, units_now_ms() + timeout_ms, &reply)) != NC_OK)
+        return rv;
+    wire_get_reply g;
+    pb_reply *slow = NULL;
+    rv = decode_get(nng_msg_body(reply), nng_msg_len(reply), &g, &slow);
+    if (rv == NC_OK)
+        rv = reply_status(q.id, g.id, g.code, g.message.data, g.message.len);
+    int is_get = rv != NC_EPROTO && g.result == WIRE_REPLY_GET;
+    if (rv != NC_EPROTO && !is_get && (rv == NC_OK || g.result != 0))
+        rv = fail(NC_EPROTO, 0, "reply carries the wrong result");
+    if (is_get && info != NULL)
+        get_info(&g, info);
+    if (rv == NC_OK && g.lease == NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED && g.value.len == 0 &&
+        !g.stale)
         rv = fail(NC_ENOTFOUND, CODE(NOT_FOUND), "not found; you hold the lease");
-    else if (rv == NC_OK && r->get->lease == NEARCACHE__V1__LEASE_STATE__LEASE_BUSY)
+    else if (rv == NC_OK && g.lease == NEARCACHE__V1__LEASE_STATE__LEASE_BUSY)
         rv = fail(NC_ETIMEDOUT, CODE(DEADLINE_EXCEEDED),
                   "another caller holds the lease and did not store a value in time");
-    if (rv != NC_OK) {
-        codec_reply_free(r);
-        return rv;
-    }
-    size_t n = r->get->value.len;
-    void *buf = codec_reply_take_bytes(&r->get->value); /* the decoded copy, not another */
-    codec_reply_free(r);
-    if (buf == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
-    *value = buf;
-    *len = n;
-    return NC_OK;
+    if (rv == NC_OK)
+        rv = copy_value(g.value, value, len);
+    codec_reply_free(slow);
+    nng_msg_free(reply);
+    return rv;
 }
 
 int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,

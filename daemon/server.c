@@ -92,6 +92,14 @@ call *call_of_job(jobq_job *job)
     return (call *)((char *)job - offsetof(call, job));
 }
 
+/* Takes m as the call's reply, in place of any prepared before. */
+static void set_reply(call *c, nng_msg *m)
+{
+    if (c->reply != NULL)
+        nng_msg_free(c->reply);
+    c->reply = m;
+}
+
 int call_prepare(call *c, const pb_reply *r)
 {
     pb_reply copy = *r;
@@ -101,9 +109,19 @@ int call_prepare(call *c, const pb_reply *r)
     if (nng_msg_alloc(&m, n) != 0)
         return ENOMEM;
     codec_reply_pack(&copy, nng_msg_body(m));
-    if (c->reply != NULL)
-        nng_msg_free(c->reply);
-    c->reply = m;
+    set_reply(c, m);
+    return 0;
+}
+
+int call_prepare_get(call *c, const wire_get_reply *r)
+{
+    wire_get_reply copy = *r;
+    copy.id = c->req != NULL ? c->req->id : 0;
+    nng_msg *m;
+    if (nng_msg_alloc(&m, wire_get_reply_size(&copy)) != 0)
+        return ENOMEM;
+    wire_get_reply_encode(&copy, nng_msg_body(m));
+    set_reply(c, m);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "wire.h"
 #include "jobq.h"
 #include "stats.h"
 
@@ -57,6 +58,11 @@ int64_t call_deadline(const call *c);
 /* Encodes `r` (id is taken from the request) into the call's reply message
  * without sending it. Returns 0 or ENOMEM. May be called with locks held. */
 int call_prepare(call *c, const pb_reply *r);
+
+/* call_prepare() for a Get's reply, encoded by hand (wire.h) straight into
+ * the message: the hot path of an L1 hit. The caller keeps r and the bytes
+ * it points to. */
+int call_prepare_get(call *c, const wire_get_reply *r);
 
 /* Sends the prepared reply; the call must not be used afterwards. */
 void call_send(call *c);

@@ -149,18 +149,14 @@ static int on_hit(void *arg, const void *value, size_t len, int64_t expires_at, 
     struct hit *h = arg;
     if (tag != h->version)
         return 1;
-    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
-    g.value.data = (uint8_t *)value;
-    g.value.len = len;
-    g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
-    g.ttl_ms = (uint64_t)(expires_at - h->now);
-    g.stale = h->stale;
-    g.stale_ms = h->stale ? (uint64_t)h->stale_ms : 0;
+    wire_get_reply r = {.result = WIRE_REPLY_GET,
+                        .value = {value, len},
+                        .source = NEARCACHE__V1__SOURCE__SOURCE_L1,
+                        .ttl_ms = (uint64_t)(expires_at - h->now),
+                        .stale = h->stale,
+                        .stale_ms = h->stale ? (uint64_t)h->stale_ms : 0};
     h->expires_at = expires_at;
-    pb_reply r = NEARCACHE__V1__REPLY__INIT;
-    r.result_case = RESULT(GET);
-    r.get = &g;
-    h->prepared = call_prepare(h->c, &r) == 0;
+    h->prepared = call_prepare_get(h->c, &r) == 0;
     return 0;
 }
 
