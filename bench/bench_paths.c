@@ -12,7 +12,7 @@
 static const path_def paths[] = {
     {"echo", ECHO, AT_ECHO, "raw nng REQ/REP echo over ipc (transport floor)"},
     {"echo-percall", ECHO_PERCALL, AT_ECHO,
-     "echo with a context and aio per call, as libnearcache"},
+     "echo with a context and aio per call (libnearcache before its pool)"},
     {"l1", NC_HOT, AT_LOCAL, "nearcache Get, L1 hit"},
     {"l1-raw", RAW_HOT, AT_LOCAL,
      "L1-hit Get encoded by hand on the echo client (no libnearcache)"},

@@ -331,9 +331,10 @@ move much less.
   nearcached) in its own process, replying with the request's message;
   requests are as large as an L1-hit Get reply. The client reuses one context
   and aio per thread, as libnearcache does from its pool. \`echo-percall\`
-  makes both per call, as libnearcache did before it pooled them; \`l1-raw\` sends a hand-encoded Get to the daemon on the echo client,
-  so \`echo\` → \`l1-raw\` is the daemon's share of an L1 hit and
-  \`l1-raw\` → \`l1\` the client library's.
+  makes both per call, as libnearcache did before it pooled them;
+  \`l1-raw\` sends a hand-encoded Get to the daemon on the echo client, so
+  \`echo\` → \`l1-raw\` is the daemon's share of an L1 hit and \`l1-raw\` →
+  \`l1\` the client library's.
 - \`mget\`: one \`nc_mget()\` of 10 random warmed keys (all L1 hits), against
   \`redis-mget\`, one MGET of the same 10 keys; ops/s counts calls.
 - \`l2\`: a second daemon with \`--l1-max-ttl 1ms\`, read with uniformly random
