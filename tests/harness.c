@@ -128,6 +128,11 @@ char *h_redis_cmd(const h_redis *r, ...)
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[MAX_ARGS] = {"redis-cli", "-h", "127.0.0.1", "-p", port};
     int n = 5;
+    if (r->password[0] != '\0') {
+        argv[n++] = "--no-auth-warning";
+        argv[n++] = "-a";
+        argv[n++] = (char *)r->password;
+    }
     va_list ap;
     va_start(ap, r);
     n = append_args(argv, n, ap);
@@ -138,6 +143,16 @@ char *h_redis_cmd(const h_redis *r, ...)
     while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
         out[--len] = '\0';
     return out;
+}
+
+void h_redis_protect(h_redis *r, const char *password, int db)
+{
+    free(h_redis_cmd(r, "CONFIG", "SET", "requirepass", password, NULL));
+    snprintf(r->password, sizeof r->password, "%s", password);
+    char *pong = h_redis_cmd(r, "PING", NULL);
+    cr_assert_str_eq(pong, "PONG", "redis did not take the password");
+    free(pong);
+    snprintf(r->url, sizeof r->url, "redis://:%s@127.0.0.1:%d/%d", password, r->port, db);
 }
 
 static int redis_answers(const h_redis *r)

@@ -17,7 +17,8 @@ typedef struct h_redis {
     pid_t pid;
     int port;
     char dir[256];
-    char url[64]; /* redis://127.0.0.1:PORT */
+    char url[128];     /* redis://127.0.0.1:PORT, or as h_redis_protect() makes it */
+    char password[32]; /* what h_redis_cmd() authenticates with; empty: none */
 } h_redis;
 
 typedef struct h_daemon {
@@ -35,6 +36,9 @@ void h_redis_restart(h_redis *r);
 void h_redis_stop(h_redis *r, int hard);
 /* Stops it (SIGKILL) and removes its directory. */
 void h_redis_cleanup(h_redis *r);
+/* Sets a password on the running Redis (requirepass), and makes r->url
+ * say it and database `db`, for the daemons started after. */
+void h_redis_protect(h_redis *r, const char *password, int db);
 /* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
  * returns its output, trimmed (the caller frees it). */
 char *h_redis_cmd(const h_redis *r, ...);

@@ -181,6 +181,54 @@ Test(daemon_flags, the_read_lane_reads_l1_misses_and_never_an_old_version)
     cr_assert_eq(h_stat(client, "redis_lane_retries"), 1);
 }
 
+/* Every connection (workers, subscription, heartbeat, read lane) logs in
+ * and selects the database the URL names. */
+Test(daemon_flags, a_password_and_a_database_reach_every_connection)
+{
+    h_redis_start(&redis);
+    h_redis_protect(&redis, "s3cret", 3);
+    h_daemon_start(&daemon_, &redis, "--l1-max-ttl", "1ms", NULL); /* ready: L1 serves */
+    client = h_client(&daemon_);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    char *raw = h_redis_cmd(&redis, "-n", "3", "GET", "nc:v1:ns:0:k", NULL);
+    cr_assert_str_eq(raw, "v", "the value is in database 3");
+    free(raw);
+    raw = h_redis_cmd(&redis, "-n", "0", "EXISTS", "nc:v1:ns:0:k", NULL);
+    cr_assert_str_eq(raw, "0", "and not in database 0");
+    free(raw);
+    h_sleep_ms(5);
+    size_t len;
+    char *v = must_get(NC_STR("ns"), NC_STR("k"), &len, NULL);
+    cr_assert_str_eq(v, "v");
+    nc_free(v);
+    cr_assert_eq(h_stat(client, "redis_lane_up"), 1);
+    cr_assert_eq(h_stat(client, "redis_lane_reads"), 1);
+    cr_assert_eq(h_stat(client, "redis_connections_up"), 4);
+    cr_assert_eq(h_stat(client, "subscription_up"), 1);
+}
+
+Test(daemon_flags, a_wrong_password_is_logged_and_nothing_is_served)
+{
+    h_redis_start(&redis);
+    h_redis_protect(&redis, "s3cret", 0);
+    h_redis wrong = redis;
+    wrong.pid = 0; /* not "running": the daemon cannot get ready */
+    snprintf(wrong.url, sizeof wrong.url, "redis://:wrong@127.0.0.1:%d", redis.port);
+    h_daemon_start(&daemon_, &wrong, NULL);
+    client = h_client(&daemon_);
+    void *v;
+    size_t len;
+    cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_EUNAVAILABLE);
+    int up = -1;
+    cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
+    cr_assert_eq(up, 0);
+    cr_assert_eq(h_stat(client, "redis_lane_up"), 0);
+    char *log = h_read_file(daemon_.log, NULL);
+    cr_assert_not_null(strstr(log, "AUTH failed"), "log:\n%s", log);
+    free(log);
+}
+
 Test(daemon_flags, redis_lane_0_reads_every_miss_through_the_workers)
 {
     up_with("--redis-lane", "0");
