@@ -202,6 +202,17 @@ static void reset(coh *c)
         c->hook(c->hook_arg, NULL, 0);
 }
 
+void coh_version_fell(coh *c, const void *ns, size_t nslen)
+{
+    log_warn("namespace %.*s: redis holds an older version than this node saw (it lost "
+             "its nsver key: flushed, evicted or failed over?); emptying L1",
+             (int)(nslen > 64 ? 64 : nslen), (const char *)ns);
+    l1_flush(c->cache);
+    forget_versions(c);
+    if (c->hook != NULL)
+        c->hook(c->hook_arg, NULL, 0);
+}
+
 void coh_subscribed(coh *c)
 {
     atomic_store(&c->verified_ms, 0);

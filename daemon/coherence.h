@@ -59,6 +59,12 @@ int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver);
  * go up; an older one is ignored). */
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
 
+/* Redis was seen holding an older version of the namespace than this node
+ * knows, which happens only when Redis lost PREFIX:nsver:NS (FLUSHALL, an
+ * eviction, a failover to a replica without it): empties L1 and forgets
+ * every version, so each is read from Redis again. Any thread. */
+void coh_version_fell(coh *c, const void *ns, size_t nslen);
+
 /* This node's own write to the namespace's version (a bump it made):
  * records the version and drops the namespace from L1. */
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver);

@@ -38,7 +38,7 @@
 #define BACKOFF_MAX_MS 5000
 
 typedef struct slot {
-    void *req; /* NULL once answered LANE_EXPIRED; its replies are dropped */
+    void *req; /* NULL once answered LANE_TIMEOUT; its replies are dropped */
     int64_t sent_at;
     int64_t due; /* min(deadline, sent_at + timeout) */
     uint64_t version;
@@ -61,6 +61,7 @@ struct lane {
     size_t cap, head, n;
     int want_write; /* part of a write is still in ctx's buffer */
     int broken;     /* a caller's write failed: the thread drops ctx */
+    int hung;       /* the last connection was dropped for not answering */
     int stopping;
     int64_t wake_at; /* when the thread will wake at the latest */
     int wakefd;
@@ -114,8 +115,8 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
     static const int argc[NCOMMANDS] = {1, 2, 2, 2, 2, 2, 2, 1, 1};
 
     int rv = -1, signal = 0;
-    int64_t now = units_now_ms();
     pthread_mutex_lock(&ln->mu);
+    int64_t now = units_now_ms(); /* under mu: the ring is in sent_at order */
     if (ln->ctx != NULL && !ln->broken && !ln->stopping && ln->n < ln->cap) {
         for (int i = 0; i < NCOMMANDS && !ln->broken; i++)
             if (redisAppendCommandArgv(ln->ctx, argc[i], argv[i], argl[i]) != REDIS_OK)
@@ -134,7 +135,8 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
         else if (!done)
             ln->want_write = 1, signal = 1;
         signal |= s->due < ln->wake_at;
-        atomic_fetch_add_explicit(&ln->reads, 1, memory_order_relaxed);
+        if (!ln->broken)
+            atomic_fetch_add_explicit(&ln->reads, 1, memory_order_relaxed);
         rv = 0;
     }
     pthread_mutex_unlock(&ln->mu);
@@ -146,21 +148,30 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
 }
 
 /* EXEC's array as the Get script's answer: L2_OK or L2_NIL with *v filled
- * (v owns r then), or LANE_RETRY (r freed) when the version was not the
- * one assumed, or the reply is not what nine commands return. */
+ * (v owns r then); else r is freed and the answer is LANE_MOVED or
+ * LANE_FELL when Redis holds another version than the one assumed, or
+ * LANE_RETRY when the reply is not what the nine commands return (an error
+ * element: a key of the wrong type, say; the script will say which). */
 static int parse(redisReply *r, uint64_t version, l2_value *v)
 {
     memset(v, 0, sizeof *v);
     redisReply **e = r->element;
+    int status = LANE_RETRY;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != NCOMMANDS - 2 ||
         e[2]->type != REDIS_REPLY_INTEGER || e[4]->type != REDIS_REPLY_INTEGER ||
         e[5]->type != REDIS_REPLY_INTEGER || e[6]->type != REDIS_REPLY_ARRAY ||
         e[6]->elements != 2 || e[6]->element[0]->type != REDIS_REPLY_STRING ||
         e[6]->element[1]->type != REDIS_REPLY_STRING)
         goto retry;
+    for (int i = 0; i < 4; i++)
+        if (e[i]->type != REDIS_REPLY_STRING && e[i]->type != REDIS_REPLY_NIL &&
+            e[i]->type != REDIS_REPLY_INTEGER)
+            goto retry;
     uint64_t held = e[0]->type == REDIS_REPLY_STRING ? strtoull(e[0]->str, NULL, 10) : 0;
-    if (held != version || (e[0]->type != REDIS_REPLY_STRING && e[0]->type != REDIS_REPLY_NIL))
+    if (held != version) {
+        status = held > version ? LANE_MOVED : LANE_FELL;
         goto retry;
+    }
     v->version = version;
     v->reply_ = r;
     if (e[1]->type == REDIS_REPLY_STRING) {
@@ -187,7 +198,7 @@ static int parse(redisReply *r, uint64_t version, l2_value *v)
     return L2_NIL;
 retry:
     freeReplyObject(r);
-    return LANE_RETRY;
+    return status;
 }
 
 /* Takes every read in flight off the ring into out[] with `status`;
@@ -203,15 +214,18 @@ static size_t take_all(lane *ln, int status, landing *out)
     return n;
 }
 
-/* Drops the connection: every read in flight is to be retried. Under mu. */
-static size_t drop(lane *ln, const char *why, landing *out)
+/* Drops the connection; every read in flight gets `status`: LANE_RETRY
+ * after an I/O error (the lane reconnects at once), LANE_TIMEOUT when
+ * Redis stopped answering (the lane waits out a backoff). Under mu. */
+static size_t drop(lane *ln, const char *why, int status, landing *out)
 {
     log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
     redisFree(ln->ctx);
     ln->ctx = NULL;
     ln->want_write = ln->broken = 0;
+    ln->hung = status == LANE_TIMEOUT;
     atomic_store(&ln->up, 0);
-    return take_all(ln, LANE_RETRY, out);
+    return take_all(ln, status, out);
 }
 
 /* Reads what Redis sent and takes the reads it completed, and those past
@@ -221,24 +235,24 @@ static size_t collect(lane *ln, int readable, int writable, int64_t now, landing
     char why[200];
     int done;
     if (ln->broken)
-        return drop(ln, "a write to redis failed", out);
+        return drop(ln, "a write to redis failed", LANE_RETRY, out);
     if (writable && ln->want_write) {
         if (redisBufferWrite(ln->ctx, &done) != REDIS_OK) {
             snprintf(why, sizeof why, "write: %s", ln->ctx->errstr);
-            return drop(ln, why, out);
+            return drop(ln, why, LANE_RETRY, out);
         }
         ln->want_write = !done;
     }
     if (readable && redisBufferRead(ln->ctx) != REDIS_OK) {
         snprintf(why, sizeof why, "read: %s", ln->ctx->errstr);
-        return drop(ln, why, out);
+        return drop(ln, why, LANE_RETRY, out);
     }
     size_t n = 0;
     void *r;
     while (ln->n > 0) {
         if (redisGetReplyFromReader(ln->ctx, &r) != REDIS_OK) {
             snprintf(why, sizeof why, "bad reply: %s", ln->ctx->errstr);
-            return n + drop(ln, why, out + n);
+            return n + drop(ln, why, LANE_RETRY, out + n);
         }
         if (r == NULL)
             break;
@@ -257,12 +271,12 @@ static size_t collect(lane *ln, int readable, int writable, int64_t now, landing
     /* The oldest read is at the head: past the timeout, Redis is hung. */
     if (ln->n > 0 && now >= ln->ring[ln->head].sent_at + ln->timeout_ms) {
         snprintf(why, sizeof why, "redis did not answer within %" PRId64 " ms", ln->timeout_ms);
-        return n + drop(ln, why, out + n);
+        return n + drop(ln, why, LANE_TIMEOUT, out + n);
     }
     for (size_t i = 0; i < ln->n; i++) {
         slot *s = &ln->ring[(ln->head + i) % ln->cap];
         if (s->req != NULL && s->due <= now) {
-            out[n++] = (landing){.req = s->req, .status = LANE_EXPIRED, .sent_at = s->sent_at};
+            out[n++] = (landing){.req = s->req, .status = LANE_TIMEOUT, .sent_at = s->sent_at};
             s->req = NULL;
         }
     }
@@ -294,7 +308,8 @@ static void deliver(lane *ln, landing *out, size_t n)
         }
         l2_value v;
         int status = parse(l->reply, l->version, &v);
-        ln->done(ln->arg, l->req, status, status == LANE_RETRY ? NULL : &v, l->sent_at);
+        int read = status == L2_OK || status == L2_NIL;
+        ln->done(ln->arg, l->req, status, read ? &v : NULL, l->sent_at);
     }
 }
 
@@ -309,6 +324,16 @@ static redisContext *connect_lane(lane *ln, int was_up)
             log_warn("read lane: %s", err);
         return NULL;
     }
+    redisReply *pong = redisCommand(ctx, "PING"); /* a paused Redis accepts, but is not up */
+    if (pong == NULL || pong->type == REDIS_REPLY_ERROR) {
+        if (was_up)
+            log_warn("read lane: PING: %s", pong != NULL ? pong->str : ctx->errstr);
+        if (pong != NULL)
+            freeReplyObject(pong);
+        redisFree(ctx);
+        return NULL;
+    }
+    freeReplyObject(pong);
     int fl = fcntl(ctx->fd, F_GETFL);
     if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
         log_warn("read lane: cannot make the socket non-blocking: %s", strerror(errno));
@@ -371,8 +396,12 @@ static void *lane_main(void *arg)
         pthread_mutex_lock(&ln->mu);
         size_t n = collect(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
                            (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
-        if (ln->ctx == NULL)
-            retry_at = units_now_ms(); /* a connection that broke: try again at once */
+        if (ln->ctx == NULL && ln->hung) { /* Redis is stuck: give it a while */
+            retry_at = units_now_ms() + backoff;
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        } else if (ln->ctx == NULL) { /* a connection that broke: try again at once */
+            retry_at = units_now_ms();
+        }
         pthread_mutex_unlock(&ln->mu);
         deliver(ln, ln->out, n);
     }

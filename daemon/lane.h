@@ -7,8 +7,8 @@
  * received it, as one MULTI ... EXEC of the reads the Get script makes,
  * under that version; the lane's thread wakes on the reply and hands it to
  * done(). EXEC also returns the version Redis holds: when it is not the one
- * the read assumed, done() gets LANE_RETRY and the caller goes the slow way
- * (the workers), as it does whenever the lane is down. */
+ * the read assumed, done() gets LANE_MOVED or LANE_FELL and the caller goes
+ * the slow way (the workers), as it does whenever the lane is down. */
 #ifndef NC_LANE_H
 #define NC_LANE_H
 
@@ -20,8 +20,10 @@
 typedef struct lane lane;
 
 enum lane_status {
-    LANE_RETRY = 100, /* not read: the version moved, or the connection failed */
-    LANE_EXPIRED,     /* the caller's deadline passed before Redis answered */
+    LANE_RETRY = 100, /* not read: the connection failed, or Redis answered an error */
+    LANE_MOVED,       /* not read: Redis holds a newer version than assumed */
+    LANE_FELL,        /* not read: Redis holds an older version (it lost PREFIX:nsver:NS) */
+    LANE_TIMEOUT,     /* Redis did not answer by the caller's deadline, or in timeout_ms */
 };
 
 /* Called on the lane's thread, once per lane_get() that returned 0.
@@ -30,8 +32,9 @@ enum lane_status {
  * lane_status (v is NULL). `sent_at` is when the read was sent. */
 typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int64_t sent_at);
 
-/* Starts the lane's thread, which connects to `url` (and reconnects, with
- * a backoff from 100 ms to 5 s). At most `capacity` reads are in flight;
+/* Starts the lane's thread, which connects to `url` (and reconnects: at
+ * once after an I/O error, else with a backoff from 100 ms to 5 s; a new
+ * connection must answer PING). At most `capacity` reads are in flight;
  * Redis must answer each within timeout_ms, or the connection is dropped.
  * Returns 0 and hands the lane to *out (stop with lane_stop()), or an errno
  * value. */

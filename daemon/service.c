@@ -91,11 +91,11 @@ int64_t svc_redis_budget(service *svc, call *c, const char *what)
     return left < svc->cfg->redis_timeout_ms ? left : svc->cfg->redis_timeout_ms;
 }
 
-/* The status and message that fit a failed Redis command. */
-static int l2_failure(service *svc, call *c, l2 *conn, int status, char *text, size_t size)
+/* The status and message that fit a Redis command that failed with
+ * `status` and error text e. */
+static int l2_failure(service *svc, call *c, int status, const char *e, char *text, size_t size)
 {
     stats_inc(&svc->st->redis_errors);
-    const char *e = l2_error(conn);
     snprintf(text, size, "%s", e);
     if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c)) {
         snprintf(text, size, "deadline exceeded waiting for redis");
@@ -119,7 +119,7 @@ int svc_may_serve_stale(service *svc, int status)
 void svc_fail_l2(service *svc, call *c, l2 *conn, int status)
 {
     char text[700];
-    int code = l2_failure(svc, c, conn, status, text, sizeof text);
+    int code = l2_failure(svc, c, status, l2_error(conn), text, sizeof text);
     call_fail(c, code, "%s", text);
 }
 
@@ -255,12 +255,12 @@ static void fail_get(service *svc, call *leader, int code, const char *text)
     answer_get(svc, leader, &r);
 }
 
-/* Redis could not answer a Get: serve L1 under stale_if_error if allowed,
- * to the leader and to each call that joined it. */
-static void get_failed(service *svc, call *c, l2 *conn, int status, const coh_key *k)
+/* Redis could not answer a Get (`status`, error text e): serve L1 under
+ * stale_if_error if allowed, to the leader and to each call that joined it. */
+static void get_failed(service *svc, call *c, int status, const char *e, const coh_key *k)
 {
     char text[700];
-    int code = l2_failure(svc, c, conn, status, text, sizeof text);
+    int code = l2_failure(svc, c, status, e, text, sizeof text);
     if (!svc_may_serve_stale(svc, status)) {
         fail_get(svc, c, code, text);
         return;
@@ -359,7 +359,7 @@ static void job_get(service *svc, call *c, l2 *conn)
     if (rv == L2_OK || rv == L2_NIL)
         get_read(svc, c, &k, rv, &v, t0);
     else
-        get_failed(svc, c, conn, rv, &k);
+        get_failed(svc, c, rv, l2_error(conn), &k);
     l2_value_free(&v);
     coh_key_free(&k);
 }
@@ -442,7 +442,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv != L2_OK && rv != L2_NIL) {
-        get_failed(svc, c, conn, rv, k); /* stale_if_error applies, without a lease */
+        get_failed(svc, c, rv, l2_error(conn), k); /* stale_if_error applies, without a lease */
     } else if (rv == L2_NIL && v.lease == 1) {
         stats_inc(&svc->st->l2_misses);
         stats_inc(&svc->st->leases_granted);
@@ -710,7 +710,8 @@ static int read_by_lane(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     uint64_t version;
-    if (svc->lane == NULL || !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
+    if (svc->lane == NULL || !lane_up(svc->lane) ||
+        !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
         return 0;
     if (jobq_hold(svc->q) != 0) /* as many wait for Redis as may */
         return 0;
@@ -729,15 +730,18 @@ static void on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_
     const pb_get_request *g = call_request(c)->get;
     coh_key k;
     jobq_unhold(svc->q);
-    if (status == LANE_RETRY) {
+    if (status == LANE_FELL)
+        coh_version_fell(svc->coh, g->ns.data, g->ns.len);
+    if (status == LANE_RETRY || status == LANE_MOVED || status == LANE_FELL) {
         stats_inc(&svc->st->lane_retries);
         submit_get(svc, c);
-    } else if (status == LANE_EXPIRED) {
-        fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded waiting for redis");
     } else if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
     } else {
-        get_read(svc, c, &k, status, v, sent_at);
+        if (status == LANE_TIMEOUT)
+            get_failed(svc, c, L2_ETIMEOUT, "redis did not answer in time (read lane)", &k);
+        else
+            get_read(svc, c, &k, status, v, sent_at);
         coh_key_free(&k);
     }
     if (v != NULL)

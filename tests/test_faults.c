@@ -123,6 +123,34 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
     cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_EUNAVAILABLE);
 }
 
+/* A hung Redis (it accepts, never answers): a Get that misses L1 on the
+ * read lane is answered stale once redis_timeout passes, well inside the
+ * client's budget, and so is every Get after it. */
+Test(faults_flags, stale_if_error_serves_l1_while_redis_hangs)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, "--stale-if-error", "30s", "--redis-timeout", "400ms", NULL);
+    client = h_client(&daemon_);
+    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = h_redis_sleep(&redis, "4", 100);
+    wait_for_subscription_loss(); /* L1 no longer serves fresh: Gets go to Redis */
+    for (int i = 0; i < 3; i++) {
+        void *v;
+        size_t len;
+        nc_get_info info;
+        int64_t t0 = h_now_ms();
+        int rv = nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, 1500);
+        cr_assert_eq(rv, NC_OK, "get %d after %lld ms: %s", i, (long long)(h_now_ms() - t0),
+                     nc_errmsg());
+        nc_free(v);
+        cr_assert(info.stale);
+        cr_assert_lt(h_now_ms() - t0, 850, "answered after %lld ms (one redis_timeout is 500)",
+                     (long long)(h_now_ms() - t0));
+    }
+    cr_assert_geq(h_stat(client, "stale_served"), 3);
+    waitpid(sleeper, NULL, 0);
+}
+
 Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
 {
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("1"), 60000, 0), NC_OK);
