@@ -168,14 +168,15 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
                     nng_strerror(rv));
     }
     nng_aio *aio = pp->aio;
-    nng_aio_set_timeout(aio, (nng_duration)(deadline - units_now_ms()));
+    int64_t left = deadline - units_now_ms(); /* nng reads -1 and -2 as no timeout */
+    nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
     nng_aio_set_msg(aio, msg);
     nng_ctx_send(pp->ctx, aio);
     nng_aio_wait(aio);
     if ((rv = nng_aio_result(aio)) != 0) {
         nng_msg_free(nng_aio_get_msg(aio)); /* nng gave the request back */
     } else {
-        int64_t left = deadline - units_now_ms();
+        left = deadline - units_now_ms();
         nng_aio_set_timeout(aio, (nng_duration)(left > 0 ? left : 1));
         nng_ctx_recv(pp->ctx, aio);
         nng_aio_wait(aio);

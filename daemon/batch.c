@@ -27,6 +27,7 @@ typedef struct item {
     const void *value;
     size_t len;
     uint64_t ttl_ms;
+    uint64_t stale_ms; /* served under stale_if_error: since caught up */
     l1_ticket ticket;
 } item;
 
@@ -116,6 +117,7 @@ static void mget_reply(call *c, mget *b)
                 it->from_l1 ? NEARCACHE__V1__SOURCE__SOURCE_L1 : NEARCACHE__V1__SOURCE__SOURCE_L2;
             gets[i].ttl_ms = it->ttl_ms;
             gets[i].stale = it->stale;
+            gets[i].stale_ms = it->stale_ms;
             gets[i].negative = it->negative;
             ptrs[i] = &items[i];
         }
@@ -215,6 +217,7 @@ static int mget_stale(service *svc, call *c, mget *b, int rv)
         if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
             return 0;
         it->done = it->found = it->from_l1 = it->stale = 1;
+        it->stale_ms = (uint64_t)coh_staleness(svc->coh, now);
     }
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].stale)

@@ -158,12 +158,14 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
-/* One field of a message: a varint's value in v, any other field's bytes
- * in b. */
+/* One field of a message: a varint's value in v (and whether any of its
+ * bits is set, as protobuf-c reads a bool, in nonzero), any other field's
+ * bytes in b; what the field does not have is zero. */
 typedef struct field {
     uint64_t num;
     unsigned type;
     uint64_t v;
+    int nonzero;
     wire_bytes b;
 } field;
 
@@ -177,19 +179,23 @@ static int next_field(const uint8_t **p, const uint8_t *end, field *f)
     uint64_t key, n;
     if (get_varint(p, end, &key) != 0 || key >> 3 == 0 || *p - start > KEY_MAX_BYTES)
         return -1;
-    f->num = key >> 3;
-    f->type = key & 7;
+    *f = (field){.num = key >> 3, .type = key & 7};
+    start = *p;
     switch (f->type) {
     case WT_VARINT:
-        return get_varint(p, end, &f->v);
+        if (get_varint(p, end, &f->v) != 0)
+            return -1;
+        for (const uint8_t *q = start; q < *p; q++)
+            f->nonzero |= (*q & 0x7f) != 0;
+        return 0;
     case WT_I64:
         n = 8;
         break;
     case WT_I32:
         n = 4;
         break;
-    case WT_LEN:
-        if (get_varint(p, end, &n) != 0)
+    case WT_LEN: /* a length takes at most five bytes, as in protobuf-c */
+        if (get_varint(p, end, &n) != 0 || *p - start > KEY_MAX_BYTES)
             return -1;
         break;
     default:
@@ -234,10 +240,10 @@ static int get_reply_fields(wire_bytes m, wire_get_reply *r)
             r->lease = (int32_t)f.v;
             break;
         case WIRE_GET_REPLY_STALE:
-            r->stale = f.v != 0;
+            r->stale = f.nonzero;
             break;
         case WIRE_GET_REPLY_NEGATIVE:
-            r->negative = f.v != 0;
+            r->negative = f.nonzero;
             break;
         case WIRE_GET_REPLY_STALE_MS:
             r->stale_ms = f.v;

@@ -316,11 +316,23 @@ Test(wire, malformed_replies_are_rejected)
         {"known field, wrong wire type", 11, {0x52, 0x09, 0x21, 1, 2, 3, 4, 5, 6, 7, 8}},
         {"string field as varint", 2, {0x18, 0x01}},
         {"get as varint", 2, {0x50, 0x01}},
+        {"6-byte length", 8, {0x1a, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 'a'}},
     };
     for (size_t i = 0; i < COUNT(bad); i++) {
         wire_get_reply w;
         cr_assert_eq(decode_both(bad[i].b, bad[i].len, &w), WIRE_BAD, "%s", bad[i].what);
     }
+}
+
+/* A bool is true when any bit of its varint is set, even one past bit 63
+ * (protobuf-c reads it so); decode_both() checks that both agree. */
+Test(wire, a_bool_with_only_high_bits_set_is_true)
+{
+    static const uint8_t stale_high[] = {0x52, 0x0b, 0x30, 0x80, 0x80, 0x80, 0x80,
+                                         0x80, 0x80, 0x80, 0x80, 0x80, 0x02};
+    wire_get_reply w;
+    cr_assert_eq(decode_both(stale_high, sizeof stale_high, &w), WIRE_OK);
+    cr_assert(w.stale);
 }
 
 static uint64_t rng_next(uint64_t *s)
