@@ -231,7 +231,7 @@ void batch_job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
     mget *b = BATCH(c);
-    int64_t budget = svc_redis_budget(svc, c, "redis read");
+    int64_t budget = svc_redis_budget(svc, c, svc_answer_by(c), "redis read");
     l2_key *keys = budget > 0 ? calloc(b->missing, sizeof *keys) : NULL;
     if (budget > 0 && keys == NULL)
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -343,7 +343,7 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
 {
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
-    int64_t budget = svc_redis_budget(svc, c, "redis write");
+    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis write");
     if (budget == 0)
         return;
     l2_entry *e = calloc(n, sizeof *e);

@@ -81,9 +81,15 @@ int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBin
 
 /* Time left before the call's deadline, capped by redis_timeout; answers
  * DEADLINE_EXCEEDED and returns 0 when none is left. */
-int64_t svc_redis_budget(service *svc, call *c, const char *what)
+int64_t svc_answer_by(const call *c)
 {
-    int64_t left = call_deadline(c) - units_now_ms();
+    int64_t deadline = call_deadline(c), left = deadline - units_now_ms();
+    return deadline - svc_min64(ANSWER_MARGIN_MS, left > 0 ? left / 10 : 0);
+}
+
+int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what)
+{
+    int64_t left = by - units_now_ms();
     if (left <= 0) {
         call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the %s", what);
         return 0;
@@ -97,7 +103,7 @@ static int l2_failure(service *svc, call *c, int status, const char *e, char *te
 {
     stats_inc(&svc->st->redis_errors);
     snprintf(text, size, "%s", e);
-    if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c)) {
+    if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c) - ANSWER_MARGIN_MS) {
         snprintf(text, size, "deadline exceeded waiting for redis");
         return CODE(DEADLINE_EXCEEDED);
     }
@@ -345,7 +351,7 @@ static void job_get(service *svc, call *c, l2 *conn)
         coh_key_free(&k);
         return;
     }
-    int64_t left = call_deadline(c) - units_now_ms();
+    int64_t left = svc_answer_by(c) - units_now_ms();
     if (left <= 0) {
         fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
         coh_key_free(&k);
@@ -384,12 +390,10 @@ static void reply_lease(call *c, int state, const char *token)
  * fill (or its deadline, less a margin to answer in time). */
 static void park(service *svc, call *c, const coh_key *k)
 {
-    int64_t deadline = call_deadline(c);
-    int64_t margin = svc_min64(50, (deadline - units_now_ms()) / 10);
     /* A parked Get holds its context: park only while 16 stay free, so
      * other Gets, Pings and Stats always find one. */
     if (call_free_contexts(c) <= 16 ||
-        waits_park(svc->waits, k->buf, k->len, c, deadline - margin) != 0) {
+        waits_park(svc->waits, k->buf, k->len, c, svc_answer_by(c)) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
         return;
     }
@@ -425,7 +429,7 @@ static void on_wake(void *arg, call *c, int timed_out)
 static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
 {
     const pb_get_request *g = call_request(c)->get;
-    int64_t left = call_deadline(c) - units_now_ms();
+    int64_t left = svc_answer_by(c) - units_now_ms();
     if (left <= 0) {
         call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
         return;
@@ -553,7 +557,7 @@ static void job_set(service *svc, call *c, l2 *conn)
 {
     const pb_set_request *s = call_request(c)->set;
     int64_t ttl = svc_ttl(svc, s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS, s->ttl_ms);
-    int64_t budget = svc_redis_budget(svc, c, "redis write");
+    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis write");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, s->ns, s->key, 0) != 0)
         return;
@@ -595,7 +599,7 @@ static void job_set(service *svc, call *c, l2 *conn)
 static void job_delete(service *svc, call *c, l2 *conn)
 {
     const pb_delete_request *d = call_request(c)->delete_;
-    int64_t budget = svc_redis_budget(svc, c, "redis delete");
+    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis delete");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, d->ns, d->key, 0) != 0)
         return;
@@ -623,7 +627,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
 static void job_bump(service *svc, call *c, l2 *conn)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
-    int64_t budget = svc_redis_budget(svc, c, "redis bump");
+    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis bump");
     ProtobufCBinaryData none = {0, NULL};
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
@@ -716,7 +720,7 @@ static int read_by_lane(service *svc, call *c)
     if (jobq_hold(svc->q) != 0) /* as many wait for Redis as may */
         return 0;
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
-    if (lane_get(svc->lane, &rk, version, call_deadline(c), c) == 0)
+    if (lane_get(svc->lane, &rk, version, svc_answer_by(c), c) == 0)
         return 1;
     jobq_unhold(svc->q);
     return 0;

@@ -35,9 +35,17 @@ l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinary
  * call with INVALID_ARGUMENT and returns -1. */
 int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key);
 
-/* Time left before the call's deadline, capped by redis_timeout; answers
- * DEADLINE_EXCEEDED and returns 0 when none is left. */
-int64_t svc_redis_budget(service *svc, call *c, const char *what);
+/* When a read must be answered so that the answer reaches the client
+ * before its deadline: the deadline less a tenth of the time left, at most
+ * ANSWER_MARGIN_MS. A Redis read still waiting then is given up (answered
+ * DEADLINE_EXCEEDED, or stale under stale_if_error). */
+#define ANSWER_MARGIN_MS 50
+int64_t svc_answer_by(const call *c);
+
+/* Time left before `by` (the call's deadline, or svc_answer_by() for a
+ * read), capped by redis_timeout; answers DEADLINE_EXCEEDED and returns 0
+ * when none is left. */
+int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what);
 
 /* Answers a failed Redis command with the status that fits it. */
 void svc_fail_l2(service *svc, call *c, l2 *conn, int status);

@@ -123,31 +123,35 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
     cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_EUNAVAILABLE);
 }
 
-/* A hung Redis (it accepts, never answers): a Get that misses L1 on the
- * read lane is answered stale once redis_timeout passes, well inside the
- * client's budget, and so is every Get after it. */
+/* A hung Redis (it accepts, never answers): Gets that miss L1 on the read
+ * lane are answered stale, each within its budget: a short one (300 ms,
+ * under redis_timeout) a margin before it ends; the next one once the
+ * lane gives up the hung connection, not after another redis_timeout on
+ * the workers. */
 Test(faults_flags, stale_if_error_serves_l1_while_redis_hangs)
 {
     h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--stale-if-error", "30s", "--redis-timeout", "400ms", NULL);
+    h_daemon_start(&daemon_, &redis, "--stale-if-error", "30s", "--redis-timeout", "500ms", NULL);
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
     pid_t sleeper = h_redis_sleep(&redis, "4", 100);
     wait_for_subscription_loss(); /* L1 no longer serves fresh: Gets go to Redis */
-    for (int i = 0; i < 3; i++) {
+    const int budget[] = {300, 1500}, bound[] = {300, 850};
+    for (int i = 0; i < 2; i++) {
         void *v;
         size_t len;
         nc_get_info info;
         int64_t t0 = h_now_ms();
-        int rv = nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, 1500);
-        cr_assert_eq(rv, NC_OK, "get %d after %lld ms: %s", i, (long long)(h_now_ms() - t0),
+        int rv = nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, budget[i]);
+        int64_t took = h_now_ms() - t0;
+        cr_assert_eq(rv, NC_OK, "a %d ms Get after %lld ms: %s", budget[i], (long long)took,
                      nc_errmsg());
         nc_free(v);
         cr_assert(info.stale);
-        cr_assert_lt(h_now_ms() - t0, 850, "answered after %lld ms (one redis_timeout is 500)",
-                     (long long)(h_now_ms() - t0));
+        cr_assert_lt(took, bound[i], "a %d ms Get answered after %lld ms", budget[i],
+                     (long long)took);
     }
-    cr_assert_geq(h_stat(client, "stale_served"), 3);
+    cr_assert_eq(h_stat(client, "stale_served"), 2);
     waitpid(sleeper, NULL, 0);
 }
 
@@ -282,6 +286,8 @@ Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
     int rv = get_status("cold", NULL, 250);
     int64_t took = h_now_ms() - t0;
     cr_assert_eq(rv, NC_ETIMEDOUT, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    /* The daemon's own answer, sent early enough to arrive in time. */
+    cr_assert_eq(nc_status(), CODE(DEADLINE_EXCEEDED), "%s", nc_errmsg());
     cr_assert_lt(took, 1000, "a 250 ms request took %lld ms", (long long)took);
     waitpid(sleeper, NULL, 0);
     /* The daemon's own answer, once Redis is back. */
