@@ -1,8 +1,9 @@
 /* nearcache-bench: the driver, latency histograms and the inval report.
  * Subcommands: `inval` (invalidation delivery between two daemons, see
  * bench_inval.c), `run` and `suite` (paths against their baselines, see
- * bench_load.c and bench_suite.c), `memory` (bench_memory.c) and
- * `echo-server` (bench_echo.c). */
+ * bench_load.c and bench_suite.c), `memory` (bench_memory.c), `stampede`
+ * (database loads of a cold hot key, bench_stampede.c) and `echo-server`
+ * (bench_echo.c). */
 #include "bench.h"
 
 #include <stdio.h>
@@ -128,6 +129,8 @@ static int usage(void)
             "       nearcache-bench suite [LOAD OPTIONS]\n"
             "       nearcache-bench run PATH[@THREADS]... [LOAD OPTIONS]\n"
             "       nearcache-bench memory --url URL --pid PID [--value-size N] [--threads N]\n"
+            "       nearcache-bench stampede --a URL [--b URL] --redis URL [--threads N (16)]\n"
+            "                                [--rounds N] [--load-ms MS (5)] [--json]\n"
             "       nearcache-bench echo-server --listen URL\n"
             "paths: echo echo-percall l1 l1-raw l2 miss zipf redis-get redis-miss redis-zipf\n"
             "       zipf-remote redis-zipf-remote redis-get-remote redis-get-near mget redis-mget\n"
@@ -227,6 +230,8 @@ static int take_opt(bench_opts *o, int argc, char **argv, int *i)
         o->fill_factor = d;
     else if (strcmp(a, "--l1-max-memory") == 0)
         o->l1_max_memory = (uint64_t)d;
+    else if (strcmp(a, "--load-ms") == 0)
+        o->load_ms = (int)d;
     else
         return -1;
     return 0;
@@ -248,7 +253,8 @@ int main(int argc, char **argv)
                     .prefix = "nc:v1",
                     .tmpdir = "/tmp",
                     .fill_factor = 1.3,
-                    .link_rtt_us = 250};
+                    .link_rtt_us = 250,
+                    .load_ms = 5};
     if (argc < 2)
         return usage();
     const char *cmd = argv[1];
@@ -272,6 +278,8 @@ int main(int argc, char **argv)
         rv = bench_suite(&o);
     else if (strcmp(cmd, "memory") == 0 && o.url != NULL)
         rv = bench_memory(&o);
+    else if (strcmp(cmd, "stampede") == 0 && o.url_a != NULL && o.redis != NULL && o.rounds > 0)
+        rv = bench_stampede(&o);
     else if (strcmp(cmd, "echo-server") == 0 && o.echo_url != NULL)
         rv = bench_echo_main(o.echo_url);
     else

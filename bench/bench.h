@@ -36,6 +36,7 @@ typedef struct bench_opts {
     const char *plot_out;   /* gnuplot data to write, or NULL */
     double fill_factor;     /* memory: keep filling until this x the entries at first eviction */
     uint64_t l1_max_memory; /* memory: the daemon's budget (read from its stats when 0) */
+    int load_ms;            /* stampede: how long a database load takes */
 } bench_opts;
 
 /* Latency samples in nanoseconds; the array grows as needed. */
@@ -93,6 +94,7 @@ int bench_inval(const bench_opts *o);
 int bench_run(const bench_opts *o, const char *const *specs, size_t nspecs);
 int bench_suite(const bench_opts *o);
 int bench_memory(const bench_opts *o);
+int bench_stampede(const bench_opts *o);
 int bench_echo_main(const char *url);
 
 /* Starts an echo server on `url` in a child process (before this process

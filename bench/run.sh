@@ -3,7 +3,7 @@
 # redis-servers, delay proxy and nearcached daemons in a temporary directory,
 # runs `nearcache-bench suite` (every path against its baselines, interleaved
 # in one run), a perf profile of the daemon and of the echo floor, and
-# `nearcache-bench memory`; writes docs/benchmarks.md and
+# `nearcache-bench memory` and `stampede`; writes docs/benchmarks.md and
 # docs/benchmarks.png; stops everything by pid on exit.
 #
 # Remote Redis: when this shell may create network namespaces (root), the
@@ -229,6 +229,15 @@ counters='"(requests|l1_hits|l1_misses|l2_hits|l1_expired|subscription_losses|se
 for n in a l2 remote; do
   echo "$n: $("$cli" -s "ipc://$dir/$n.sock" stats --json | grep -oE "$counters" | tr -d '"' | paste -sd' ')"
 done >"$dir/counters.txt"
+
+# ---- stampede: database loads of a cold hot key -------------------------------
+stampede_rounds=30
+[ $smoke -eq 1 ] && stampede_rounds=2
+log "stampede: 16 clients on two daemons read a cold key at once (${stampede_rounds} rounds)"
+fg_a "$bench" stampede --a "ipc://$dir/a.sock" --b "ipc://$dir/l2.sock" \
+  --redis "redis://127.0.0.1:$p_local" --threads 16 --rounds $stampede_rounds --load-ms 5 \
+  >"$dir/stampede.txt"
+cat "$dir/stampede.txt"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ $smoke -eq 1 ]; then
   log "smoke run passed in $((SECONDS - start_s)) s"
@@ -394,6 +403,22 @@ EOF
     cat "$dir/memory.md"
     echo
   fi
+  cat <<EOF
+## Stampede: database loads of a cold hot key
+
+\`nearcache-bench stampede\`: 16 client threads, alternately on daemon \`a\` and
+daemon \`l2\` (two "hosts" sharing the local Redis), read the same key, new
+each round so that no one has it, at the same moment (a barrier), and load it
+from "the database" when they must: a loader that takes 5 ms and counts its
+calls. The three ways take turns round by round. "loads/round" is what one
+cold key costs the database; the latencies are a client's read, load
+included.
+
+\`\`\`
+$(cat "$dir/stampede.txt")
+\`\`\`
+
+EOF
   if [ -s "$dir/commandstats.txt" ]; then
     cat <<EOF
 ## What Redis spends
