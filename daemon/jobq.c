@@ -173,6 +173,14 @@ size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max)
     return n;
 }
 
+size_t jobq_taken(jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->waiting + q->held;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 size_t jobq_waiting(jobq *q)
 {
     pthread_mutex_lock(&q->mu);

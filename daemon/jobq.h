@@ -53,6 +53,9 @@ size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max);
 /* How many jobs are waiting (not yet picked up by a worker). */
 size_t jobq_waiting(jobq *q);
 
+/* How many of the `capacity` places are taken: waiting jobs and holds. */
+size_t jobq_taken(jobq *q);
+
 /* Runs every job already queued, then stops the workers and frees the
  * queue. Accepts NULL. */
 void jobq_destroy(jobq *q);

@@ -686,7 +686,7 @@ void svc_submit(service *svc, call *c)
     stats_inc(&svc->st->overloaded);
     if (rv == EAGAIN)
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "too many requests waiting for redis (%zu)",
-                  jobq_waiting(svc->q));
+                  jobq_taken(svc->q));
     else
         call_fail(c, CODE(UNAVAILABLE), "shutting down");
 }
@@ -700,7 +700,7 @@ static void submit_get(service *svc, call *c)
         char text[96];
         snprintf(text, sizeof text,
                  rv == EAGAIN ? "too many requests waiting for redis (%zu)" : "shutting down",
-                 jobq_waiting(svc->q));
+                 jobq_taken(svc->q));
         stats_inc(&svc->st->overloaded);
         fail_get(svc, c, rv == EAGAIN ? CODE(RESOURCE_EXHAUSTED) : CODE(UNAVAILABLE), text);
     }
