@@ -71,6 +71,17 @@ static int copy_hit(void *arg, const void *value, size_t len, int64_t expires_at
     return 0;
 }
 
+/* Answers item it from L1 when L1 holds its key under `version`: returns 1
+ * with the item done, found and holding a copy of the value. */
+static int item_from_l1(service *svc, item *it, uint64_t version, int64_t now)
+{
+    struct copy_hit h = {(uint32_t)version, now, it};
+    if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
+        return 0;
+    it->done = it->found = it->from_l1 = 1;
+    return 1;
+}
+
 /* Checks the batch's size and every key. Returns 0, or answers and -1. */
 static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
                        ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
@@ -158,9 +169,7 @@ void batch_handle_mget(service *svc, call *c)
             call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
             return;
         }
-        struct copy_hit h = {(uint32_t)version, now, it};
-        if (use_l1 && l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) && it->copy) {
-            it->done = it->found = it->from_l1 = 1;
+        if (use_l1 && item_from_l1(svc, it, version, now)) {
             stats_inc(&svc->st->l1_hits);
         } else {
             it->ticket = l1_reserve(svc->cache, it->k.buf, it->k.len);
@@ -211,12 +220,11 @@ static int mget_stale(service *svc, call *c, mget *b, int rv)
         return 0;
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
-        struct copy_hit h = {(uint32_t)version, now, it};
         if (it->done)
             continue;
-        if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
+        if (!item_from_l1(svc, it, version, now))
             return 0;
-        it->done = it->found = it->from_l1 = it->stale = 1;
+        it->stale = 1;
         it->stale_ms = (uint64_t)coh_staleness(svc->coh, now);
     }
     for (size_t i = 0; i < b->n; i++)
