@@ -133,8 +133,8 @@ struct l2 {
     int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
     int64_t retry_at;            /* no connect attempt before this time */
     int64_t down_since;          /* when the backoff began */
-    _Atomic int64_t *peer_up_at; /* shared: when any handle last connected */
-    atomic_size_t *up_count;     /* shared: how many handles are connected */
+    _Atomic int64_t *peer_up_at; /* the sharer's (l2_share_up): when any handle last connected */
+    atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
     int counted;                 /* this one is in *up_count */
     int64_t backoff_ms;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */

@@ -55,18 +55,20 @@ typedef struct landing {
 } landing;
 
 struct lane {
+    /* mu guards ctx (its output buffer and its reader alike), the ring and
+     * every flag down to wake_at. Only the lane's thread sets or frees ctx. */
     pthread_mutex_t mu;
-    redisContext *ctx; /* NULL while down; guarded by mu */
-    slot *ring;        /* guarded by mu */
+    redisContext *ctx; /* owned; NULL while down */
+    slot *ring;        /* owned: cap slots, n in flight from head */
     size_t cap, head, n;
     int want_write; /* part of a write is still in ctx's buffer */
     int broken;     /* a caller's write failed: the thread drops ctx */
     int hung;       /* the last connection was dropped for not answering */
     int stopping;
     int64_t wake_at; /* when the thread will wake at the latest */
-    int wakefd;
+    int wakefd;      /* eventfd: callers wake the thread through it */
     pthread_t thread;
-    landing *out; /* the thread's */
+    landing *out; /* owned, cap entries; used by the thread alone, without mu */
     config_redis_url url;
     int64_t connect_timeout_ms, timeout_ms;
     lane_done_fn done;
