@@ -119,8 +119,6 @@ static int append_args(char **argv, int n, va_list ap)
 }
 
 /* Runs argv to completion, capturing stdout (and stderr when err != NULL). */
-static int run_capture(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
-                       char **err);
 
 char *h_redis_cmd(const h_redis *r, ...)
 {
@@ -139,7 +137,7 @@ char *h_redis_cmd(const h_redis *r, ...)
     va_end(ap);
     char *out = NULL;
     size_t len = 0;
-    run_capture(argv, NULL, 0, &out, &len, NULL);
+    h_run(argv, NULL, 0, &out, &len, NULL);
     while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
         out[--len] = '\0';
     return out;
@@ -385,8 +383,7 @@ static char *slurp(int fd, size_t *len)
     return buf;
 }
 
-static int run_capture(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
-                       char **err)
+int h_run(char **argv, const void *in, size_t inlen, char **out, size_t *outlen, char **err)
 {
     int pin[2], pout[2], perr[2];
     cr_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0);
@@ -434,7 +431,7 @@ int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *o
     va_start(ap, err);
     n = append_args(argv, n, ap);
     va_end(ap);
-    return run_capture(argv, in, inlen, out, outlen, err);
+    return h_run(argv, in, inlen, out, outlen, err);
 }
 
 void h_proxy_start(h_proxy *p, const h_redis *r, int64_t delay_us)

@@ -80,6 +80,12 @@ int64_t h_stat(nc_client *c, const char *name);
  * reply came. */
 pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms);
 
+/* Runs argv (NULL-terminated) with stdin, stdout and stderr on pipes; `in`
+ * (inlen bytes, may be NULL) is fed to stdin. Returns the exit code (128 +
+ * signal when killed). *out (with *outlen) and *err, where not NULL, get
+ * NUL-terminated copies of stdout and stderr (the caller frees them). */
+int h_run(char **argv, const void *in, size_t inlen, char **out, size_t *outlen, char **err);
+
 /* Runs nearcache-cli against the daemon with the given arguments
  * (NULL-terminated), feeding `in` (may be NULL) to its stdin. Returns the
  * exit code; *out (may be NULL) gets its stdout (caller frees), *outlen its

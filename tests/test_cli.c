@@ -3,15 +3,10 @@
  * (0 ok, 1 not found, 2 usage, 3 unreachable or daemon error) and the
  * messages on stderr. Each test gets its own Redis and daemon. */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "harness.h"
 
@@ -36,49 +31,16 @@ static void down(void)
 
 TestSuite(cli, .init = up, .fini = down, .timeout = 30);
 
-/* Runs argv (NULL-terminated) with $NEARCACHE_URL set to env_url (NULL:
- * unset) and stdin, stdout and stderr on pipes; `in` (may be NULL) is fed
- * to stdin. Returns the exit code (128 + signal when killed); *out and
- * *err get NUL-terminated copies of stdout and stderr (the caller frees
- * them). Outputs must be small: stdout is drained before stderr. */
+/* h_run() with $NEARCACHE_URL set to env_url (NULL: unset), for the
+ * child to inherit; `in` is a string (may be NULL). */
 static int run(char **argv, const char *env_url, const char *in, char **out, char **err)
 {
-    int pin[2], pout[2], perr[2];
-    cr_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0, "pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (env_url != NULL)
-            setenv("NEARCACHE_URL", env_url, 1);
-        else
-            unsetenv("NEARCACHE_URL");
-        dup2(pin[0], 0), dup2(pout[1], 1), dup2(perr[1], 2);
-        close(pin[1]), close(pout[0]), close(perr[0]);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(pin[0]), close(pout[1]), close(perr[1]);
-    signal(SIGPIPE, SIG_IGN);
-    if (in != NULL && write(pin[1], in, strlen(in)) < 0)
-        cr_log_warn("write to stdin: %s", strerror(errno));
-    close(pin[1]);
-    char **dst[2] = {out, err};
-    int src[2] = {pout[0], perr[0]};
-    for (int k = 0; k < 2; k++) {
-        size_t n = 0, cap = 4096;
-        char *buf = malloc(cap + 1);
-        ssize_t got;
-        while ((got = read(src[k], buf + n, cap - n)) > 0 || (got < 0 && errno == EINTR))
-            if (got > 0 && (n += (size_t)got) == cap)
-                buf = realloc(buf, (cap *= 2) + 1);
-        buf[n] = '\0';
-        close(src[k]);
-        *dst[k] = buf;
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (env_url != NULL)
+        setenv("NEARCACHE_URL", env_url, 1);
+    else
+        unsetenv("NEARCACHE_URL");
+    size_t len;
+    return h_run(argv, in, in != NULL ? strlen(in) : 0, out, &len, err);
 }
 
 static char *cli_path(void)
