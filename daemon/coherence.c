@@ -5,6 +5,7 @@
 #include "coherence.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,9 +20,13 @@
 #define COH_MAX_STREAMS 64
 #define COH_MAX_ORIGIN  64 /* node ids are 16 hex digits; longer ones are refused */
 
+/* A namespace's version: the highest this node has seen, which stays as the
+ * floor it sends with every script (l2.h) also while the node does not trust it
+ * (`known` 0, after L1 was emptied), so a version never goes back. */
 typedef struct nsver {
     UT_hash_handle hh;
     uint64_t version;
+    int known; /* read from Redis since L1 was last emptied */
     char ns[];
 } nsver;
 
@@ -88,16 +93,25 @@ int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t win
     return 0;
 }
 
+/* Marks every version unknown, so each is read from Redis again; each stays
+ * as its namespace's floor. */
 static void forget_versions(coh *c)
 {
     nsver *v, *tmp;
     pthread_rwlock_wrlock(&c->versions_lock);
     HASH_ITER(hh, c->versions, v, tmp)
+    v->known = 0;
+    pthread_rwlock_unlock(&c->versions_lock);
+}
+
+static void free_versions(coh *c)
+{
+    nsver *v, *tmp;
+    HASH_ITER(hh, c->versions, v, tmp)
     {
         HASH_DEL(c->versions, v);
         free(v);
     }
-    pthread_rwlock_unlock(&c->versions_lock);
 }
 
 static void forget_streams(coh *c)
@@ -114,7 +128,7 @@ void coh_free(coh *c)
 {
     if (c == NULL)
         return;
-    forget_versions(c);
+    free_versions(c);
     forget_streams(c);
     pthread_rwlock_destroy(&c->versions_lock);
     free(c);
@@ -142,13 +156,33 @@ int coh_subscribed_now(coh *c)
 int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver)
 {
     nsver *v;
+    int known = 0;
+    pthread_rwlock_rdlock(&c->versions_lock);
+    HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
+    if (v != NULL && v->known)
+        *ver = v->version, known = 1;
+    pthread_rwlock_unlock(&c->versions_lock);
+    return known;
+}
+
+uint64_t coh_version_floor(coh *c, const void *ns, size_t nslen)
+{
+    nsver *v;
+    uint64_t floor = 0;
     pthread_rwlock_rdlock(&c->versions_lock);
     HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
     if (v != NULL)
-        *ver = v->version;
+        floor = v->version;
     pthread_rwlock_unlock(&c->versions_lock);
-    return v != NULL;
+    return floor;
 }
+
+static void drop_namespace(coh *c, const void *ns, size_t nslen);
+
+/* L1 entries carry the low 32 bits of their version (l1.h): a version that
+ * jumps this far (one recreated from Redis's clock) could wrap onto an old
+ * entry's, so such a jump drops the namespace from L1. */
+#define COH_VERSION_JUMP (UINT64_C(1) << 31)
 
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
 {
@@ -158,18 +192,24 @@ void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
     if (coh_version(c, ns, nslen, &known) && known >= ver)
         return; /* the common case, under the read lock only */
     nsver *v;
+    int jumped = 0;
     pthread_rwlock_wrlock(&c->versions_lock);
     HASH_FIND(hh, c->versions, ns, (unsigned)nslen, v);
     if (v == NULL && (v = malloc(sizeof *v + nslen)) != NULL) {
         memcpy(v->ns, ns, nslen);
         v->version = ver;
+        v->known = 1;
         HASH_ADD_KEYPTR(hh, c->versions, v->ns, (unsigned)nslen, v);
         if (v->hh.tbl == NULL)
             free(v); /* out of memory: stay unknown, reads go to Redis */
-    } else if (v != NULL && ver > v->version) {
+    } else if (v != NULL && ver >= v->version) {
+        jumped = ver - v->version >= COH_VERSION_JUMP;
         v->version = ver;
+        v->known = 1;
     }
     pthread_rwlock_unlock(&c->versions_lock);
+    if (jumped)
+        drop_namespace(c, ns, nslen);
 }
 
 /* Drops every L1 entry of the namespace (older versions are unreachable
@@ -202,15 +242,13 @@ static void reset(coh *c)
         c->hook(c->hook_arg, NULL, 0);
 }
 
-void coh_version_fell(coh *c, const void *ns, size_t nslen)
+void coh_version_fell(coh *c, const void *ns, size_t nslen, uint64_t held)
 {
-    log_warn("namespace %.*s: redis holds an older version than this node saw (it lost "
-             "its nsver key: flushed, evicted or failed over?); emptying L1",
-             (int)(nslen > 64 ? 64 : nslen), (const char *)ns);
-    l1_flush(c->cache);
-    forget_versions(c);
-    if (c->hook != NULL)
-        c->hook(c->hook_arg, NULL, 0);
+    log_warn("namespace %.*s: redis holds version %" PRIu64 ", below the %" PRIu64
+             " this node saw (it lost its nsver key: evicted, flushed or failed over?); "
+             "the next script recreates it above",
+             (int)(nslen > 64 ? 64 : nslen), (const char *)ns, held,
+             coh_version_floor(c, ns, nslen));
 }
 
 void coh_subscribed(coh *c)

@@ -55,15 +55,22 @@ int coh_subscribed_now(coh *c);
  * sets *ver, or 0 when it does not know (the caller reads Redis). */
 int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver);
 
+/* The highest version of the namespace this node has seen, known or not
+ * (0: none): the floor its scripts send (l2_key). */
+uint64_t coh_version_floor(coh *c, const void *ns, size_t nslen);
+
 /* Records that Redis holds version `ver` of the namespace (versions only
- * go up; an older one is ignored). */
+ * go up; an older one is ignored). A jump of 2^31 or more drops the
+ * namespace from L1. Any thread. */
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
 
-/* Redis was seen holding an older version of the namespace than this node
- * knows, which happens only when Redis lost PREFIX:nsver:NS (FLUSHALL, an
- * eviction, a failover to a replica without it): empties L1 and forgets
- * every version, so each is read from Redis again. Any thread. */
-void coh_version_fell(coh *c, const void *ns, size_t nslen);
+/* Redis was seen holding version `held` (0: none) of the namespace, below
+ * the one this node knows: it lost PREFIX:nsver:NS (an eviction, FLUSHALL,
+ * a failover to a replica without it). Logs it; L1 stays, since
+ * its entries are of the version this node knows, and the caller reads with
+ * a script, which recreates the version above this node's floor. Any
+ * thread. */
+void coh_version_fell(coh *c, const void *ns, size_t nslen, uint64_t held);
 
 /* This node's own write to the namespace's version (a bump it made):
  * records the version and drops the namespace from L1. */

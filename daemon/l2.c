@@ -5,6 +5,7 @@
 #include "l2.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -18,12 +19,30 @@
 #define BACKOFF_MAX_MS 5000
 
 /* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
- * the namespace's current version (KEYS[1] = PREFIX:nsver:NS, absent = 0),
- * so a write can never land under a version that a bump has retired, and
- * returns the version it used. A write and its invalidation message are one
- * script, so the message is published if and only if the write happened. */
-#define VERSION "local v = redis.call('GET', KEYS[1]) or '0' "
-#define BASE    "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
+ * the namespace's current version (KEYS[1] = PREFIX:nsver:NS), so a write
+ * can never land under a version that a bump has retired, and returns the
+ * version it used. A write and its invalidation message are one script, so
+ * the message is published if and only if the write happened.
+ *
+ * A namespace version never goes back. Redis can lose the version key
+ * (eviction under an allkeys-* policy, FLUSHALL, a failover to a replica
+ * that never got it), and reading that as an older version would make the
+ * values written before a bump live again. So the last argument of every
+ * script is a floor, the highest version the calling node has seen, and
+ * VERSION recreates a version that is missing or below it as the larger of
+ * the floor + 1 and Redis's clock in microseconds: above every version
+ * handed out before, since versions start from that clock and a bump adds
+ * one in a script that takes longer than a microsecond. Losing the key
+ * costs misses (the namespace starts empty), never old data. */
+#define VERSION                                                                                    \
+    "local floor = tonumber(ARGV[#ARGV]) "                                                         \
+    "local v = redis.call('GET', KEYS[1]) "                                                        \
+    "if not v or tonumber(v) < floor then "                                                        \
+    "  local t = redis.call('TIME') "                                                              \
+    "  v = string.format('%d', math.max(t[1] * 1000000 + t[2], floor + 1)) "                       \
+    "  redis.call('SET', KEYS[1], v) "                                                             \
+    "end "
+#define BASE "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
 /* The data key, and its companions PREFIX:NS:<ver><kind>:KEY: `lease` (a
  * lease token), `neg` (known absent), `swr` (when a stale-while-revalidate
  * value stops being fresh). A namespace has no ':' and a version is digits,
@@ -38,7 +57,7 @@
 enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRIPT_MSET, NSCRIPTS };
 
 static const char *const script_text[NSCRIPTS] = {
-    /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms
+    /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms floor
      * -> {version, value or nil, pttl, lease state, stale, negative}; for a
      * stale-while-revalidate value, pttl is the time it stays fresh */
     [SCRIPT_GET] = VERSION BASE KEYS_OF NOW_MS
@@ -64,7 +83,7 @@ static const char *const script_text[NSCRIPTS] = {
     "end "
     "return {v, false, -2, 0, 0, 0}",
     /* ARGV: prefix ns key value ttl_ms channel message token negative(0/1)
-     * swr_ms -> {version, stored (0: the lease was no longer valid)} */
+     * swr_ms floor -> {version, stored (0: the lease was no longer valid)} */
     [SCRIPT_SET] = VERSION BASE KEYS_OF NOW_MS
     "if ARGV[8] ~= '' and redis.call('GET', side('lease')) ~= ARGV[8] then return {v, 0} end "
     "redis.call('DEL', side('lease')) "
@@ -81,7 +100,7 @@ static const char *const script_text[NSCRIPTS] = {
     "  else redis.call('DEL', side('swr')) end "
     "end "
     "redis.call('PUBLISH', ARGV[6], ARGV[7]) return {v, 1}",
-    /* ARGV: prefix ns key channel message token -> {version, deleted}. With a
+    /* ARGV: prefix ns key channel message token floor -> {version, deleted}. With a
      * token, only that lease is released (deleted = whether it was). */
     [SCRIPT_DEL] = VERSION BASE KEYS_OF
     "if ARGV[6] ~= '' then "
@@ -90,17 +109,18 @@ static const char *const script_text[NSCRIPTS] = {
     "end "
     "local n = redis.call('DEL', k) redis.call('DEL', side('lease'), side('neg'), side('swr')) "
     "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
-    /* ARGV: channel message -> new version. The message gets the version
-     * appended as protobuf field 6 (bump_version, a varint). */
+    /* ARGV: channel message floor -> new version. The message gets the
+     * version appended as protobuf field 6 (bump_version, a varint). */
     [SCRIPT_BUMP] =
-        "local v = redis.call('INCR', KEYS[1]) local n = v local s = string.char(48) "
-        "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
-        "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return v",
-    /* ARGV: prefix ns key... -> {version, then per key: value or nil, pttl,
+        VERSION "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
+                "local n = tonumber(v) local s = string.char(48) "
+                "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
+                "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
+    /* ARGV: prefix ns key... floor -> {version, then per key: value or nil, pttl,
      * flags (1: known absent, 2: stale under stale-while-revalidate)} */
     [SCRIPT_MGET] = VERSION BASE NOW_MS
     "local out = {v} "
-    "for i = 3, #ARGV do "
+    "for i = 3, #ARGV - 1 do "
     "  local k = base .. ':' .. ARGV[i] "
     "  local val = redis.call('GET', k) "
     "  local flags = 0 "
@@ -113,10 +133,10 @@ static const char *const script_text[NSCRIPTS] = {
     "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = flags "
     "end "
     "return out",
-    /* ARGV: prefix ns channel message, then key value ttl_ms per entry ->
-     * version. One message names every key. */
+    /* ARGV: prefix ns channel message, then key value ttl_ms per entry, then
+     * floor -> version. One message names every key. */
     [SCRIPT_MSET] = VERSION BASE
-    "for i = 5, #ARGV, 3 do "
+    "for i = 5, #ARGV - 1, 3 do "
     "  local key = ARGV[i] "
     "  redis.call('SET', base .. ':' .. key, ARGV[i + 1], 'PX', ARGV[i + 2]) "
     "  redis.call('DEL', base .. 'lease:' .. key, base .. 'neg:' .. key, base .. 'swr:' .. key) "
@@ -415,15 +435,17 @@ int l2_ping(l2 *c, int64_t timeout_ms)
     return L2_OK;
 }
 
-/* Runs script `id` with one key and `nargs` arguments by EVALSHA, or by
- * EVAL when Redis has lost its script cache. Returns the reply or NULL with
- * *status set, as run(). */
-static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, const char *key,
-                        size_t klen, int nargs, const char **args, const size_t *lens)
+/* Runs script `id` on k's namespace by EVALSHA, or by EVAL when Redis has
+ * lost its script cache: one key, PREFIX:nsver:NS, then the `nargs`
+ * arguments and k->floor. Returns the reply or NULL with *status set, as
+ * run(). */
+static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms, int *status,
+                        int nargs, const char **args, const size_t *lens)
 {
     const char *small_argv[16];
     size_t small_argl[16];
-    int argc = 4 + nargs;
+    char vkey[L2_NSVER_KEY_MAX], floor[24];
+    int argc = 5 + nargs;
     const char **argv = argc <= 16 ? small_argv : malloc(sizeof *argv * (size_t)argc);
     size_t *argl = argc <= 16 ? small_argl : malloc(sizeof *argl * (size_t)argc);
     redisReply *r = NULL;
@@ -433,9 +455,11 @@ static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, 
         argv[0] = "EVALSHA", argl[0] = 7;
         argv[1] = c->sha[id], argl[1] = strlen(c->sha[id]);
         argv[2] = "1", argl[2] = 1;
-        argv[3] = key, argl[3] = klen;
+        argv[3] = vkey, argl[3] = l2_nsver_key(vkey, k);
         memcpy(argv + 4, args, sizeof *args * (size_t)nargs);
         memcpy(argl + 4, lens, sizeof *lens * (size_t)nargs);
+        argv[argc - 1] = floor;
+        argl[argc - 1] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
         r = run(c, timeout_ms, status, argc, argv, argl);
         if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
             argv[0] = "EVAL", argl[0] = 4;
@@ -479,10 +503,9 @@ static int unexpected(l2 *c, redisReply *r, const char *what)
 int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
 {
     static const l2_get_opts plain = {0};
-    char vkey[L2_NSVER_KEY_MAX], ttl[24], slide[24];
+    char ttl[24], slide[24];
     if (o == NULL)
         o = &plain;
-    size_t vlen = l2_nsver_key(vkey, k);
     int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)o->lease_ttl_ms);
     int sl = snprintf(slide, sizeof slide, "%lld", (long long)o->slide_ms);
     const char *token = o->token != NULL ? o->token : "";
@@ -490,7 +513,7 @@ int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_
     size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
                      strlen(token),     (size_t)tl, (size_t)sl};
     int status;
-    redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 7, args, lens);
+    redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, &status, 7, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
@@ -515,10 +538,9 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
            int *stored)
 {
     static const l2_set_opts plain = {0};
-    char vkey[L2_NSVER_KEY_MAX], px[24], swr[24];
+    char px[24], swr[24];
     if (o == NULL)
         o = &plain;
-    size_t vklen = l2_nsver_key(vkey, k);
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
     int swrlen = snprintf(swr, sizeof swr, "%lld", (long long)o->swr_ms);
     const char *args[] = {
@@ -529,7 +551,7 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
     if (o->token == NULL)
         args[7] = "", lens[7] = 0;
     int status;
-    redisReply *r = eval(c, SCRIPT_SET, timeout_ms, &status, vkey, vklen, 10, args, lens);
+    redisReply *r = eval(c, SCRIPT_SET, k, timeout_ms, &status, 10, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -543,14 +565,12 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
 int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
            int64_t timeout_ms, int *existed, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
     const char *args[] = {k->prefix,  k->ns,   k->key,
                           m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
                      strlen(m->channel), m->len,   token != NULL ? token_len : 0};
     int status;
-    redisReply *r = eval(c, SCRIPT_DEL, timeout_ms, &status, vkey, vklen, 6, args, lens);
+    redisReply *r = eval(c, SCRIPT_DEL, k, timeout_ms, &status, 6, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -563,13 +583,11 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
 
 int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
     int status;
-    c->once = 1; /* INCR: a retry after a lost answer would bump twice */
-    redisReply *r = eval(c, SCRIPT_BUMP, timeout_ms, &status, vkey, vklen, 2, args, lens);
+    c->once = 1; /* a retry after a lost answer would bump twice */
+    redisReply *r = eval(c, SCRIPT_BUMP, k, timeout_ms, &status, 2, args, lens);
     c->once = 0;
     if (r == NULL)
         return status;
@@ -580,8 +598,6 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
 
 int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
     const char **args = malloc(sizeof *args * (n + 2));
     size_t *lens = malloc(sizeof *lens * (n + 2));
     int status = L2_EREPLY;
@@ -591,7 +607,7 @@ int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeou
         args[1] = k->ns, lens[1] = k->nslen;
         for (size_t i = 0; i < n; i++)
             args[2 + i] = keys[i].key, lens[2 + i] = keys[i].klen;
-        r = eval(c, SCRIPT_MGET, timeout_ms, &status, vkey, vklen, (int)n + 2, args, lens);
+        r = eval(c, SCRIPT_MGET, k, timeout_ms, &status, (int)n + 2, args, lens);
     } else {
         snprintf(c->err, sizeof c->err, "out of memory");
     }
@@ -634,8 +650,6 @@ void l2_batch_free(l2_batch *b)
 int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
             int64_t timeout_ms, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
     size_t nargs = 4 + 3 * n;
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);
@@ -653,7 +667,7 @@ int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m
             args[5 + 3 * i] = e[i].value, lens[5 + 3 * i] = e[i].vlen;
             args[6 + 3 * i] = ttl[i], lens[6 + 3 * i] = (size_t)tl;
         }
-        r = eval(c, SCRIPT_MSET, timeout_ms, &status, vkey, vklen, (int)nargs, args, lens);
+        r = eval(c, SCRIPT_MSET, k, timeout_ms, &status, (int)nargs, args, lens);
     } else {
         snprintf(c->err, sizeof c->err, "out of memory");
     }

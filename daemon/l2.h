@@ -24,13 +24,16 @@ enum l2_status {
 };
 
 /* Where a key lives: the data key PREFIX:NS:VER:KEY is built inside Redis
- * from the namespace's current version. All fields are the caller's. */
+ * from the namespace's current version. A script that finds the version
+ * missing, or below `floor`, first recreates it above both (see l2.c), so
+ * a version never goes back. All fields are the caller's. */
 typedef struct l2_key {
     const char *prefix; /* NUL-terminated, at most 127 bytes */
     const void *ns;     /* at most L2_NS_MAX bytes */
     size_t nslen;
     const void *key;
     size_t klen;
+    uint64_t floor; /* the highest version of ns the caller has seen; 0: none */
 } l2_key;
 
 #define L2_NS_MAX        1024
@@ -144,8 +147,8 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
 int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
            int64_t timeout_ms, int *existed, uint64_t *version);
 
-/* INCR the namespace version of k (k->key unused) and PUBLISH m with the new
- * version appended as field bump_version, atomically. */
+/* Raises the namespace version of k by one (k->key unused) and PUBLISHes m
+ * with the new version appended as field bump_version, atomically. */
 int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
 
 /* The answer of l2_mget(), read with l2_batch_item(). */

@@ -151,7 +151,8 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
 
 /* EXEC's array as the Get script's answer: L2_OK or L2_NIL with *v filled
  * (v owns r then); else r is freed and the answer is LANE_MOVED or
- * LANE_FELL when Redis holds another version than the one assumed, or
+ * LANE_FELL when Redis holds another version than the one assumed (in
+ * v->version; 0 when it holds none), or
  * LANE_RETRY when the reply is not what the nine commands return (an error
  * element: a key of the wrong type, say; the script will say which). */
 static int parse(redisReply *r, uint64_t version, l2_value *v)
@@ -170,8 +171,9 @@ static int parse(redisReply *r, uint64_t version, l2_value *v)
             e[i]->type != REDIS_REPLY_INTEGER)
             goto retry;
     uint64_t held = e[0]->type == REDIS_REPLY_STRING ? strtoull(e[0]->str, NULL, 10) : 0;
-    if (held != version) {
+    if (held != version) { /* 0: Redis lost the version key, so it fell */
         status = held > version ? LANE_MOVED : LANE_FELL;
+        v->version = held;
         goto retry;
     }
     v->version = version;
@@ -310,8 +312,9 @@ static void deliver(lane *ln, landing *out, size_t n)
         }
         l2_value v;
         int status = parse(l->reply, l->version, &v);
-        int read = status == L2_OK || status == L2_NIL;
-        ln->done(ln->arg, l->req, status, read ? &v : NULL, l->sent_at);
+        int with_v =
+            status == L2_OK || status == L2_NIL || status == LANE_MOVED || status == LANE_FELL;
+        ln->done(ln->arg, l->req, status, with_v ? &v : NULL, l->sent_at);
     }
 }
 

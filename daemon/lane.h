@@ -22,14 +22,16 @@ typedef struct lane lane;
 enum lane_status {
     LANE_RETRY = 100, /* not read: the connection failed, or Redis answered an error */
     LANE_MOVED,       /* not read: Redis holds a newer version than assumed */
-    LANE_FELL,        /* not read: Redis holds an older version (it lost PREFIX:nsver:NS) */
+    LANE_FELL,        /* not read: Redis holds an older version or none (it lost PREFIX:nsver:NS) */
     LANE_TIMEOUT,     /* Redis did not answer by the caller's deadline, or in timeout_ms */
 };
 
 /* Called on the lane's thread, once per lane_get() that returned 0.
  * `status` is L2_OK (v holds the value) or L2_NIL (v says whether the key
  * is known absent), which the caller frees with l2_value_free(), or a
- * lane_status (v is NULL). `sent_at` is when the read was sent. */
+ * lane_status: v is NULL, except for LANE_MOVED and LANE_FELL, where
+ * v->version is the version Redis holds (0: none; nothing to free).
+ * `sent_at` is when the read was sent. */
 typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int64_t sent_at);
 
 /* Starts the lane's thread, which connects to `url` (and reconnects: at

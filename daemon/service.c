@@ -21,10 +21,11 @@
 #include "waits.h"
 #include "units.h"
 
-/* Where a request's key lives in Redis. */
+/* Where a request's key lives in Redis, with this node's version floor. */
 l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
-    l2_key k = {svc->cfg->prefix, ns.data, ns.len, key.data, key.len};
+    l2_key k = {svc->cfg->prefix, ns.data, ns.len,
+                key.data,         key.len, coh_version_floor(svc->coh, ns.data, ns.len)};
     return k;
 }
 
@@ -178,7 +179,9 @@ typedef struct slide_job {
 static void run_slide(jobq_job *job, l2 *conn)
 {
     slide_job *sj = (slide_job *)job;
-    l2_key rk = {sj->svc->cfg->prefix, sj->bytes, sj->nslen, sj->bytes + sj->nslen, sj->klen};
+    ProtobufCBinaryData ns = {sj->nslen, (uint8_t *)sj->bytes},
+                        key = {sj->klen, (uint8_t *)sj->bytes + sj->nslen};
+    l2_key rk = svc_redis_key(sj->svc, ns, key);
     l2_get_opts o = {.slide_ms = (int64_t)sj->slide_ms};
     l2_value v = {0};
     if (l2_get(conn, &rk, &o, sj->svc->cfg->redis_timeout_ms, &v) == L2_OK)
@@ -734,8 +737,8 @@ static void on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_
     const pb_get_request *g = call_request(c)->get;
     coh_key k;
     jobq_unhold(svc->q);
-    if (status == LANE_FELL)
-        coh_version_fell(svc->coh, g->ns.data, g->ns.len);
+    if (status == LANE_FELL) /* the script recreates the version above this node's */
+        coh_version_fell(svc->coh, g->ns.data, g->ns.len, v->version);
     if (status == LANE_RETRY || status == LANE_MOVED || status == LANE_FELL) {
         stats_inc(&svc->st->lane_retries);
         submit_get(svc, c);

@@ -143,6 +143,24 @@ char *h_redis_cmd(const h_redis *r, ...)
     return out;
 }
 
+uint64_t h_nsver(const h_redis *r, const char *ns)
+{
+    char key[256];
+    snprintf(key, sizeof key, "nc:v1:nsver:%s", ns);
+    char *out = h_redis_cmd(r, "GET", key, NULL);
+    uint64_t v = strtoull(out, NULL, 10); /* "" when absent */
+    free(out);
+    return v;
+}
+
+char *h_data_key(const h_redis *r, char *buf, size_t n, const char *ns, const char *key)
+{
+    snprintf(buf, n, "nc:v1:nsver:%s", ns);
+    free(h_redis_cmd(r, "SET", buf, "1", "NX", NULL));
+    snprintf(buf, n, "nc:v1:%s:%llu:%s", ns, (unsigned long long)h_nsver(r, ns), key);
+    return buf;
+}
+
 void h_redis_protect(h_redis *r, const char *password, int db)
 {
     free(h_redis_cmd(r, "CONFIG", "SET", "requirepass", password, NULL));

@@ -42,6 +42,15 @@ void h_redis_protect(h_redis *r, const char *password, int db);
 /* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
  * returns its output, trimmed (the caller frees it). */
 char *h_redis_cmd(const h_redis *r, ...);
+/* The version Redis holds for namespace `ns` under the prefix nc:v1 (its
+ * PREFIX:nsver:NS key), or 0 when it holds none. */
+uint64_t h_nsver(const h_redis *r, const char *ns);
+/* The data key of (ns, key) under the prefix nc:v1 and the version Redis
+ * holds, PREFIX:NS:VER:KEY, into buf (n bytes); returns buf. A namespace
+ * without a version is given 1 first, as a daemon would give it one. */
+char *h_data_key(const h_redis *r, char *buf, size_t n, const char *ns, const char *key);
+/* h_data_key() into a buffer that lives until the end of the enclosing block. */
+#define H_DATA_KEY(r, ns, key) h_data_key((r), (char[300]){0}, 300, (ns), (key))
 /* Starts `redis-cli DEBUG SLEEP secs` in a child and gives Redis settle_ms
  * to fall asleep; returns the child's pid, for waitpid(). */
 pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms);

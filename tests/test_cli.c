@@ -157,7 +157,7 @@ Test(cli, del_exits_0_and_the_key_is_then_missing)
     free(CLI_EXPECT(0, "get", "ns", "doomed"));
     free(CLI_EXPECT(0, "del", "ns", "doomed"));
     free(CLI_EXPECT(1, "get", "ns", "doomed"));
-    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:doomed", NULL);
+    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "doomed"), NULL);
     cr_assert_str_eq(exists, "0");
     free(exists);
 }
@@ -194,7 +194,7 @@ Test(cli, ttl_option_makes_the_key_expire)
     int64_t t0 = h_now_ms();
     free(CLI_EXPECT(0, "set", "ns", "brief", "v", "--ttl", "1500ms"));
     free(CLI_EXPECT(0, "get", "ns", "brief"));
-    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:brief", NULL);
+    char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "brief"), NULL);
     long ms = atol(pttl);
     free(pttl);
     int64_t took = h_now_ms() - t0;
@@ -243,7 +243,7 @@ Test(cli, stats_json_is_one_object_of_integer_counters)
 
 Test(cli, get_of_a_redis_key_is_an_l2_hit_then_one_l1_hit)
 {
-    char *ok = h_redis_cmd(&redis, "SET", "nc:v1:ns:0:k", "v", NULL);
+    char *ok = h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "k"), "v", NULL);
     cr_assert_str_eq(ok, "OK");
     free(ok);
     int64_t l2_hits = stat_now("l2_hits"), l1_hits = stat_now("l1_hits");

@@ -158,3 +158,33 @@ Test(coh, versions_only_go_up_and_a_bump_drops_the_namespace)
     cr_assert(coh_version(c, "ns", 2, &v));
     cr_assert_eq(v, 4);
 }
+
+/* Issue 9: emptying L1 makes every version unknown (read from Redis again)
+ * but keeps it as the floor the scripts raise Redis's version above. */
+Test(coh, a_forgotten_version_stays_as_the_floor)
+{
+    uint64_t v = 0;
+    cr_assert_eq(coh_version_floor(c, "ns", 2), 0, "no floor before any version");
+    coh_version_seen(c, "ns", 2, 7);
+    coh_message_lost(c); /* empties L1 */
+    cr_assert_not(coh_version(c, "ns", 2, &v), "still trusted after L1 was emptied");
+    cr_assert_eq(coh_version_floor(c, "ns", 2), 7);
+    coh_version_seen(c, "ns", 2, 5); /* what a Redis that went back says */
+    cr_assert_not(coh_version(c, "ns", 2, &v), "a version below the floor was taken");
+    coh_version_seen(c, "ns", 2, 7);
+    cr_assert(coh_version(c, "ns", 2, &v));
+    cr_assert_eq(v, 7);
+}
+
+/* L1 compares the low 32 bits of versions: a version recreated from
+ * Redis's clock could wrap onto an old entry's, so such a jump empties the
+ * namespace. */
+Test(coh, a_version_that_jumps_by_2_to_the_31_drops_the_namespace)
+{
+    coh_version_seen(c, "ns", 2, 4);
+    put("a");
+    coh_version_seen(c, "ns", 2, 4 + (UINT64_C(1) << 31) - 1);
+    cr_assert(held("a"), "an ordinary move keeps L1: the tags tell the versions apart");
+    coh_version_seen(c, "ns", 2, 4 + (UINT64_C(1) << 32));
+    cr_assert_not(held("a"));
+}

@@ -58,7 +58,8 @@ Test(daemon, get_of_missing_key_is_not_found)
 
 Test(daemon, value_in_redis_is_read_through_then_served_from_l1)
 {
-    char *ok = h_redis_cmd(&redis, "SET", "nc:v1:users:0:42", "alice", "PX", "60000", NULL);
+    char *ok =
+        h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "users", "42"), "alice", "PX", "60000", NULL);
     cr_assert_str_eq(ok, "OK");
     free(ok);
     nc_get_info info;
@@ -82,10 +83,10 @@ Test(daemon, value_in_redis_is_read_through_then_served_from_l1)
 Test(daemon, set_writes_redis_with_ttl_and_fills_l1)
 {
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 30000, 0), NC_OK);
-    char *val = h_redis_cmd(&redis, "GET", "nc:v1:ns:0:k", NULL);
+    char *val = h_redis_cmd(&redis, "GET", H_DATA_KEY(&redis, "ns", "k"), NULL);
     cr_assert_str_eq(val, "v1");
     free(val);
-    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "k"), NULL);
     long ms = atol(pttl);
     free(pttl);
     cr_assert(ms > 29000 && ms <= 30000, "PTTL %ld", ms);
@@ -100,7 +101,7 @@ Test(daemon_flags, set_without_ttl_uses_default_ttl)
 {
     up_with("--default-ttl", "10s");
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), NC_TTL_DEFAULT, 0), NC_OK);
-    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "k"), NULL);
     long ms = atol(pttl);
     free(pttl);
     cr_assert(ms > 9000 && ms <= 10000, "PTTL %ld", ms);
@@ -112,7 +113,7 @@ Test(daemon_flags, ttl_above_max_ttl_is_capped)
     h_daemon_start(&daemon_, &redis, "--max-ttl", "20s", "--default-ttl", "5s", NULL);
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 3600000, 0), NC_OK);
-    char *pttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:k", NULL);
+    char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "k"), NULL);
     long ms = atol(pttl);
     free(pttl);
     cr_assert(ms > 19000 && ms <= 20000, "PTTL %ld", ms);
@@ -126,7 +127,7 @@ Test(daemon, value_expires_in_both_tiers)
     h_sleep_ms(450);
     void *v;
     cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("short"), &v, &len, 0), NC_ENOTFOUND);
-    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:short", NULL);
+    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "short"), NULL);
     cr_assert_str_eq(exists, "0");
     free(exists);
 }
@@ -137,7 +138,7 @@ Test(daemon_flags, l1_keeps_an_entry_no_longer_than_l1_max_ttl)
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("old"), 60000, 0), NC_OK);
     /* A write that bypasses nearcache: only l1_max_ttl bounds how long the
      * old value is served. */
-    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:k", "new", "PX", "60000", NULL));
+    free(h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "k"), "new", "PX", "60000", NULL));
     size_t len;
     char *v = must_get(NC_STR("ns"), NC_STR("k"), &len, NULL);
     cr_assert_str_eq(v, "old");
@@ -191,10 +192,13 @@ Test(daemon_flags, a_password_and_a_database_reach_every_connection)
     client = h_client(&daemon_);
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK, "%s",
                  nc_errmsg());
-    char *raw = h_redis_cmd(&redis, "-n", "3", "GET", "nc:v1:ns:0:k", NULL);
+    char *ver = h_redis_cmd(&redis, "-n", "3", "GET", "nc:v1:nsver:ns", NULL), dkey[64];
+    snprintf(dkey, sizeof dkey, "nc:v1:ns:%s:k", ver);
+    free(ver);
+    char *raw = h_redis_cmd(&redis, "-n", "3", "GET", dkey, NULL);
     cr_assert_str_eq(raw, "v", "the value is in database 3");
     free(raw);
-    raw = h_redis_cmd(&redis, "-n", "0", "EXISTS", "nc:v1:ns:0:k", NULL);
+    raw = h_redis_cmd(&redis, "-n", "0", "EXISTS", dkey, NULL);
     cr_assert_str_eq(raw, "0", "and not in database 0");
     free(raw);
     h_sleep_ms(5);
@@ -275,10 +279,11 @@ Test(daemon, one_mebibyte_value_round_trips_through_both_tiers)
     cr_assert_eq(memcmp(v, big, n), 0);
     cr_assert_eq(info.source, NC_SOURCE_L1);
     nc_free(v);
-    char *out = h_redis_cmd(&redis, "STRLEN", "nc:v1:big:0:k", NULL);
+    char *out = h_redis_cmd(&redis, "STRLEN", H_DATA_KEY(&redis, "big", "k"), NULL);
     cr_assert_str_eq(out, "1048576");
     free(out);
-    free(h_redis_cmd(&redis, "SET", "nc:v1:big:0:k2", "x", NULL)); /* then read a big one from L2 */
+    free(h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "big", "k2"), "x",
+                     NULL)); /* then read a big one from L2 */
     cr_assert_eq(nc_del(client, NC_STR("big"), NC_STR("k"), NULL, 0), NC_OK);
     cr_assert_eq(nc_set(client, NC_STR("big"), NC_STR("k"), (nc_bytes){big, n}, 60000, 0), NC_OK);
     nc_close(client);
@@ -304,7 +309,7 @@ Test(daemon, delete_removes_the_key_from_both_tiers)
     cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
     cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("k"), &existed, 0), NC_OK);
     cr_assert_eq(existed, 0);
-    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:k", NULL);
+    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "k"), NULL);
     cr_assert_str_eq(exists, "0");
     free(exists);
 }
@@ -313,7 +318,10 @@ Test(daemon_flags, prefix_setting_changes_the_redis_key)
 {
     up_with("--prefix", "app:v7");
     cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK);
-    char *val = h_redis_cmd(&redis, "GET", "app:v7:ns:0:k", NULL);
+    char *ver = h_redis_cmd(&redis, "GET", "app:v7:nsver:ns", NULL), dkey[64];
+    snprintf(dkey, sizeof dkey, "app:v7:ns:%s:k", ver);
+    free(ver);
+    char *val = h_redis_cmd(&redis, "GET", dkey, NULL);
     cr_assert_str_eq(val, "v");
     free(val);
 }

@@ -36,7 +36,7 @@ TestSuite(l2, .init = up, .fini = down, .timeout = 30);
 
 static l2_key key_of(const char *ns, const void *key, size_t klen)
 {
-    l2_key k = {"nc:v1", ns, strlen(ns), key, klen};
+    l2_key k = {"nc:v1", ns, strlen(ns), key, klen, 0};
     return k;
 }
 
@@ -53,7 +53,12 @@ Test(l2, set_then_get_returns_value_ttl_and_version)
 {
     l2_key k = KEY("ns", "k");
     cr_assert_eq(set(k, "value", 10000), L2_OK);
-    char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:0:k", NULL);
+    uint64_t ver = h_nsver(&redis, "ns");
+    cr_assert_gt(ver, UINT64_C(1000000000000000), "a new version is Redis's clock in µs: %llu",
+                 (unsigned long long)ver);
+    char dkey[64];
+    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:k", (unsigned long long)ver);
+    char *raw = h_redis_cmd(&redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "value", "the data key is PREFIX:NS:VER:KEY");
     free(raw);
     l2_value v = {0};
@@ -61,7 +66,7 @@ Test(l2, set_then_get_returns_value_ttl_and_version)
     cr_assert_eq(v.len, 5);
     cr_assert_arr_eq(v.data, "value", 5);
     cr_assert(v.pttl_ms > 9000 && v.pttl_ms <= 10000, "pttl %lld", (long long)v.pttl_ms);
-    cr_assert_eq(v.version, 0);
+    cr_assert_eq(v.version, ver);
     l2_value_free(&v);
 }
 
@@ -75,7 +80,9 @@ Test(l2, missing_key_is_nil)
 
 Test(l2, key_without_expiry_reports_minus_one)
 {
-    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:plain", "x", NULL));
+    char dkey[64];
+    free(h_redis_cmd(&redis, "SET", h_data_key(&redis, dkey, sizeof dkey, "ns", "plain"), "x",
+                     NULL));
     l2_key k = KEY("ns", "plain");
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
@@ -111,19 +118,97 @@ Test(l2, bump_moves_the_namespace_to_a_new_version)
     l2_key k = KEY("ns", "k");
     uint64_t version = 0;
     cr_assert_eq(set(k, "old", 10000), L2_OK);
+    uint64_t before = h_nsver(&redis, "ns");
     cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
-    cr_assert_eq(version, 1);
-    char *ver = h_redis_cmd(&redis, "GET", "nc:v1:nsver:ns", NULL);
-    cr_assert_str_eq(ver, "1");
-    free(ver);
+    cr_assert_eq(version, before + 1);
+    cr_assert_eq(h_nsver(&redis, "ns"), before + 1);
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL,
                  "the old version's key is never read again");
-    cr_assert_eq(v.version, 1);
+    cr_assert_eq(v.version, before + 1);
     cr_assert_eq(set(k, "new", 10000), L2_OK);
-    char *raw = h_redis_cmd(&redis, "GET", "nc:v1:ns:1:k", NULL);
+    char dkey[64];
+    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:k", (unsigned long long)(before + 1));
+    char *raw = h_redis_cmd(&redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "new");
     free(raw);
+}
+
+/* Issue 9: Redis loses PREFIX:nsver:NS (eviction, FLUSHALL, a failover).
+ * Each script, finding it missing, recreates it above every version handed
+ * out before, so the values written before a bump never come back. */
+Test(l2, a_lost_version_comes_back_above_every_earlier_one_in_every_script)
+{
+    l2_key k = KEY("ns", "k");
+    uint64_t version = 0, last = 0;
+    int existed, stored;
+    cr_assert_eq(set(k, "OLD", 60000), L2_OK);
+    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
+    cr_assert_eq(set(k, "NEW", 60000), L2_OK);
+    last = version;
+    for (int script = 0; script < 6; script++) {
+        free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:ns", NULL));
+        l2_value v = {0};
+        l2_batch b = {0};
+        l2_entry e = {"other", 5, "x", 1, 60000};
+        switch (script) {
+        case 0:
+            cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL, "OLD or NEW came back");
+            version = v.version;
+            break;
+        case 1: /* a lease Get */
+            cr_assert_eq(l2_get(conn, &k, &(l2_get_opts){1, "t", 3000, 0}, 500, &v), L2_NIL);
+            cr_assert_eq(v.lease, 1, "granted on the new, empty version");
+            version = v.version;
+            break;
+        case 2:
+            cr_assert_eq(l2_mget(conn, &k, &k, 1, 500, &b), L2_OK);
+            cr_assert_eq(l2_batch_item(&b, 0, &v), L2_NIL, "OLD or NEW came back");
+            version = b.version;
+            l2_batch_free(&b);
+            break;
+        case 3:
+            cr_assert_eq(l2_mset(conn, &k, &e, 1, &msg, 500, &version), L2_OK);
+            break;
+        case 4:
+            cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
+            cr_assert_eq(existed, 0);
+            break;
+        case 5:
+            cr_assert_eq(l2_set(conn, &k, "v", 1, 60000, NULL, &msg, 500, &version, &stored),
+                         L2_OK);
+            break;
+        }
+        l2_value_free(&v);
+        cr_assert_gt(version, last, "script %d: version %llu after %llu", script,
+                     (unsigned long long)version, (unsigned long long)last);
+        cr_assert_eq(h_nsver(&redis, "ns"), version, "script %d kept the version", script);
+        last = version;
+    }
+    free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:ns", NULL));
+    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
+    cr_assert_gt(version, last, "a bump of a lost version");
+}
+
+/* A Redis that went back (a lagging replica made master, an old snapshot)
+ * holds a version below one this node saw: the floor raises it. */
+Test(l2, a_version_below_the_callers_floor_is_raised_above_it)
+{
+    l2_key k = KEY("ns", "k");
+    free(h_redis_cmd(&redis, "SET", "nc:v1:nsver:ns", "5", NULL));
+    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:5:k", "OLD", NULL));
+    l2_value v = {0};
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK, "no floor: version 5 is current");
+    l2_value_free(&v);
+    k.floor = 9;
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL, "version 5 is below the floor");
+    cr_assert_gt(v.version, 9);
+    cr_assert_eq(h_nsver(&redis, "ns"), v.version);
+    uint64_t raised = v.version;
+    l2_value_free(&v);
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_NIL);
+    cr_assert_eq(v.version, raised, "a version at or above the floor stays");
+    l2_value_free(&v);
 }
 
 /* Subscribes a plain hiredis connection to the channel. */
@@ -167,12 +252,16 @@ Test(l2, writes_publish_their_message_and_bump_appends_its_version)
     cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
     free(next_message(sub, &len));
     cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
-    cr_assert_eq(l2_bump(conn, &k, &msg, 500, &version), L2_OK);
-    free(next_message(sub, &len));
     m = next_message(sub, &len);
-    /* "hello" then field 6 as a varint: tag 0x30, value 2. */
-    cr_assert_eq(len, 7);
-    cr_assert_arr_eq(m, "hello\x30\x02", 7);
+    /* "hello" then field 6 as a varint: tag 0x30, then the version. */
+    char want[32] = "hello\x30";
+    size_t n = 6;
+    uint64_t x = version;
+    for (; x >= 128; x >>= 7)
+        want[n++] = (char)(x % 128 + 128);
+    want[n++] = (char)x;
+    cr_assert_eq(len, n);
+    cr_assert_arr_eq(m, want, n);
     free(m);
     redisFree(sub);
 }
@@ -203,7 +292,9 @@ Test(l2, sequence_numbers_advance_only_when_confirmed)
 
 Test(l2, wrong_type_is_an_error_reply)
 {
-    free(h_redis_cmd(&redis, "HSET", "nc:v1:ns:0:h", "f", "v", NULL));
+    char dkey[64];
+    free(h_redis_cmd(&redis, "HSET", h_data_key(&redis, dkey, sizeof dkey, "ns", "h"), "f", "v",
+                     NULL));
     l2_key k = KEY("ns", "h");
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_EREPLY);

@@ -90,17 +90,18 @@ TestSuite(lane, .init = up, .fini = down, .timeout = 30);
 
 static l2_key key_of(const char *ns, const char *key)
 {
-    l2_key k = {"nc:v1", ns, strlen(ns), key, strlen(key)};
+    l2_key k = {"nc:v1", ns, strlen(ns), key, strlen(key), 0};
     return k;
 }
+
+static uint64_t ver; /* the version set() wrote under; 0 before: Redis holds none */
 
 static void set(const char *key, const char *value, int64_t ttl_ms, const l2_set_opts *o)
 {
     l2_key k = key_of("ns", key);
-    uint64_t version;
     int stored;
-    cr_assert_eq(l2_set(conn, &k, value, strlen(value), ttl_ms, o, &msg, 500, &version, &stored),
-                 L2_OK, "%s", l2_error(conn));
+    cr_assert_eq(l2_set(conn, &k, value, strlen(value), ttl_ms, o, &msg, 500, &ver, &stored), L2_OK,
+                 "%s", l2_error(conn));
 }
 
 /* Waits until `n` reads have landed in reads[i], i < n; then returns read 0. */
@@ -133,11 +134,12 @@ static int read_key(const char *key, uint64_t version, int64_t deadline_ms, land
 Test(lane, a_read_answers_what_the_get_script_answers)
 {
     set("k", "value", 10000, NULL);
-    cr_assert_eq(read_key("k", 0, 2000, &reads[0]), 0);
+    cr_assert_eq(h_nsver(&redis, "ns"), ver);
+    cr_assert_eq(read_key("k", ver, 2000, &reads[0]), 0);
     landed *l = wait_for(1, 5000);
     cr_assert_eq(l->status, L2_OK);
     cr_assert_str_eq(l->value, "value");
-    cr_assert_eq(l->version, 0);
+    cr_assert_eq(l->version, ver);
     l2_key k = key_of("ns", "k");
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
@@ -154,8 +156,8 @@ Test(lane, missing_and_known_absent_keys_are_nil)
 {
     l2_set_opts neg = {.negative = 1};
     set("gone", "", 5000, &neg);
-    cr_assert_eq(read_key("never", 0, 2000, &reads[0]), 0);
-    cr_assert_eq(read_key("gone", 0, 2000, &reads[1]), 0);
+    cr_assert_eq(read_key("never", ver, 2000, &reads[0]), 0);
+    cr_assert_eq(read_key("gone", ver, 2000, &reads[1]), 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[0].status, L2_NIL);
     cr_assert_not(reads[0].negative);
@@ -168,13 +170,13 @@ Test(lane, a_stale_while_revalidate_value_is_fresh_then_stale)
 {
     l2_set_opts swr = {.swr_ms = 10000};
     set("s", "old", 200, &swr);
-    cr_assert_eq(read_key("s", 0, 2000, &reads[0]), 0);
+    cr_assert_eq(read_key("s", ver, 2000, &reads[0]), 0);
     wait_for(1, 5000);
     cr_assert_eq(reads[0].status, L2_OK);
     cr_assert_not(reads[0].stale);
     cr_assert(reads[0].pttl_ms <= 200, "pttl is the fresh part: %lld", (long long)reads[0].pttl_ms);
     h_sleep_ms(300);
-    cr_assert_eq(read_key("s", 0, 2000, &reads[1]), 0);
+    cr_assert_eq(read_key("s", ver, 2000, &reads[1]), 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[1].status, L2_OK);
     cr_assert_str_eq(reads[1].value, "old");
@@ -183,25 +185,34 @@ Test(lane, a_stale_while_revalidate_value_is_fresh_then_stale)
 
 Test(lane, a_version_redis_no_longer_holds_is_not_read)
 {
-    set("k", "under-0", 10000, NULL);
+    set("k", "under-v", 10000, NULL);
+    uint64_t v = h_nsver(&redis, "ns");
     free(h_redis_cmd(&redis, "INCR", "nc:v1:nsver:ns", NULL)); /* a bump this node missed */
-    cr_assert_eq(read_key("k", 0, 2000, &reads[0]), 0);
+    cr_assert_eq(read_key("k", v, 2000, &reads[0]), 0);
     wait_for(1, 5000);
-    cr_assert_eq(reads[0].status, LANE_MOVED, "read under version 0 after a bump to 1");
-    cr_assert_eq(read_key("k", 1, 2000, &reads[1]), 0);
+    cr_assert_eq(reads[0].status, LANE_MOVED, "read under version v after a bump to v + 1");
+    cr_assert_eq(reads[0].version, v + 1, "the version Redis holds");
+    cr_assert_eq(read_key("k", v + 1, 2000, &reads[1]), 0);
     wait_for(2, 5000);
-    cr_assert_eq(reads[1].status, L2_NIL, "version 1 has no value yet");
-    /* Redis loses the version key: it holds 0 again, below the 1 assumed. */
+    cr_assert_eq(reads[1].status, L2_NIL, "version v + 1 has no value yet");
+    /* Redis loses the version key: the lane does not read, the script will. */
     free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:ns", NULL));
-    cr_assert_eq(read_key("k", 1, 2000, &reads[2]), 0);
+    cr_assert_eq(read_key("k", v + 1, 2000, &reads[2]), 0);
     wait_for(3, 5000);
     cr_assert_eq(reads[2].status, LANE_FELL);
+    cr_assert_eq(reads[2].version, 0, "Redis holds no version");
+    /* An older version, as on a lagging replica made master. */
+    free(h_redis_cmd(&redis, "SET", "nc:v1:nsver:ns", "3", NULL));
+    cr_assert_eq(read_key("k", v + 1, 2000, &reads[3]), 0);
+    wait_for(4, 5000);
+    cr_assert_eq(reads[3].status, LANE_FELL);
+    cr_assert_eq(reads[3].version, 3);
 }
 
 Test(lane, a_key_of_the_wrong_type_is_left_to_the_script)
 {
     free(h_redis_cmd(&redis, "LPUSH", "nc:v1:ns:0:list", "x", NULL));
-    cr_assert_eq(read_key("list", 0, 2000, &reads[0]), 0);
+    cr_assert_eq(read_key("list", ver, 2000, &reads[0]), 0);
     wait_for(1, 5000);
     cr_assert_eq(reads[0].status, LANE_RETRY, "WRONGTYPE read as %d", reads[0].status);
 }
@@ -216,7 +227,7 @@ Test(lane, many_reads_in_flight_land_in_order_each_with_its_own_value)
     }
     for (int i = 0; i < NREADS; i++) {
         snprintf(key, sizeof key, "k%d", i);
-        cr_assert_eq(read_key(key, 0, 5000, &reads[i]), 0, "read %d turned away", i);
+        cr_assert_eq(read_key(key, ver, 5000, &reads[i]), 0, "read %d turned away", i);
     }
     wait_for(NREADS, 10000);
     for (int i = 0; i < NREADS; i++) {
@@ -232,7 +243,7 @@ Test(lane, a_deadline_is_answered_while_redis_sleeps)
     set("k", "v", 10000, NULL);
     pid_t sleeper = h_redis_sleep(&redis, "1.5", 300);
     int64_t t0 = h_now_ms();
-    cr_assert_eq(read_key("k", 0, 100, &reads[0]), 0);
+    cr_assert_eq(read_key("k", ver, 100, &reads[0]), 0);
     wait_for(1, 5000);
     cr_assert_eq(reads[0].status, LANE_TIMEOUT);
     cr_assert_lt(h_now_ms() - t0, 400, "a 100 ms deadline answered after %lld ms",
@@ -243,7 +254,7 @@ Test(lane, a_deadline_is_answered_while_redis_sleeps)
     int64_t give_up = h_now_ms() + 5000;
     while (!lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(5);
-    cr_assert_eq(read_key("k", 0, 2000, &reads[1]), 0);
+    cr_assert_eq(read_key("k", ver, 2000, &reads[1]), 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[1].status, L2_OK);
     cr_assert_str_eq(reads[1].value, "v");
@@ -257,12 +268,12 @@ Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
     lane_stop(ln);
     start_lane(300, 2);
     pid_t sleeper = h_redis_sleep(&redis, "2", 300);
-    cr_assert_eq(read_key("a", 0, 50, &reads[0]), 0);
-    cr_assert_eq(read_key("b", 0, 50, &reads[1]), 0);
+    cr_assert_eq(read_key("a", ver, 50, &reads[0]), 0);
+    cr_assert_eq(read_key("b", ver, 50, &reads[1]), 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[0].status, LANE_TIMEOUT);
     cr_assert_eq(reads[1].status, LANE_TIMEOUT);
-    cr_assert_eq(read_key("c", 0, 5000, &reads[2]), -1, "a full lane takes a third read");
+    cr_assert_eq(read_key("c", ver, 5000, &reads[2]), -1, "a full lane takes a third read");
     int64_t give_up = h_now_ms() + 1000;
     while (lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(5);
@@ -274,7 +285,7 @@ Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
     while (!lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(10);
     cr_assert(lane_up(ln), "no reconnect after Redis woke");
-    cr_assert_eq(read_key("c", 0, 5000, &reads[2]), 0);
+    cr_assert_eq(read_key("c", ver, 5000, &reads[2]), 0);
     wait_for(3, 5000);
     cr_assert_eq(reads[2].status, L2_NIL);
 }
@@ -287,7 +298,7 @@ Test(lane, reads_in_flight_on_a_hung_connection_time_out)
     start_lane(300, 256);
     pid_t sleeper = h_redis_sleep(&redis, "1.5", 300);
     int64_t t0 = h_now_ms();
-    cr_assert_eq(read_key("k", 0, 5000, &reads[0]), 0);
+    cr_assert_eq(read_key("k", ver, 5000, &reads[0]), 0);
     wait_for(1, 5000);
     cr_assert_eq(reads[0].status, LANE_TIMEOUT);
     cr_assert_lt(h_now_ms() - t0, 1000, "dropped after %lld ms", (long long)(h_now_ms() - t0));
@@ -299,9 +310,9 @@ Test(lane, a_full_lane_turns_reads_away)
     lane_stop(ln);
     start_lane(5000, 2);
     pid_t sleeper = h_redis_sleep(&redis, "1", 300);
-    cr_assert_eq(read_key("a", 0, 3000, &reads[0]), 0);
-    cr_assert_eq(read_key("b", 0, 3000, &reads[1]), 0);
-    cr_assert_eq(read_key("c", 0, 3000, &reads[2]), -1, "a third read fits in a lane of two");
+    cr_assert_eq(read_key("a", ver, 3000, &reads[0]), 0);
+    cr_assert_eq(read_key("b", ver, 3000, &reads[1]), 0);
+    cr_assert_eq(read_key("c", ver, 3000, &reads[2]), -1, "a third read fits in a lane of two");
     waitpid(sleeper, NULL, 0);
     wait_for(2, 5000);
     cr_assert_eq(reads[0].status, L2_NIL);
@@ -312,7 +323,7 @@ Test(lane, redis_restart_is_survived)
 {
     set("k", "v", 10000, NULL);
     h_redis_stop(&redis, 1);
-    int sent = read_key("k", 0, 2000, &reads[0]) == 0;
+    int sent = read_key("k", ver, 2000, &reads[0]) == 0;
     if (sent) { /* before the lane saw the connection go */
         wait_for(1, 5000);
         cr_assert_eq(reads[0].status, LANE_RETRY);
@@ -321,15 +332,15 @@ Test(lane, redis_restart_is_survived)
     while (lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(10);
     cr_assert_not(lane_up(ln), "the lane still says it is up with Redis gone");
-    cr_assert_eq(read_key("k", 0, 2000, &reads[sent]), -1, "a down lane takes no reads");
+    cr_assert_eq(read_key("k", ver, 2000, &reads[sent]), -1, "a down lane takes no reads");
     h_redis_restart(&redis); /* empty: no persistence */
     give_up = h_now_ms() + 10000;
     while (!lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(20);
     cr_assert(lane_up(ln), "no reconnect within 10 s");
-    cr_assert_eq(read_key("k", 0, 2000, &reads[sent]), 0);
+    cr_assert_eq(read_key("k", ver, 2000, &reads[sent]), 0);
     wait_for(sent + 1, 5000);
-    cr_assert_eq(reads[sent].status, L2_NIL);
+    cr_assert_eq(reads[sent].status, LANE_FELL, "the new Redis holds no version: the script reads");
 }
 
 /* Readers with many reads in flight, while Redis keeps pausing (reads
@@ -360,7 +371,7 @@ static void *stress_main(void *arg)
             memset(&st->batch[b], 0, sizeof st->batch[b]);
             pthread_mutex_unlock(&mu);
             int64_t deadline = 20 + rand_r(&st->seed) % 300;
-            if (read_key(key, 0, deadline, &st->batch[b]) != 0) {
+            if (read_key(key, ver, deadline, &st->batch[b]) != 0) {
                 st->batch[b].count = -1;
                 st->refused++;
             }

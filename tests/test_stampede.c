@@ -61,7 +61,8 @@ Test(stampede, concurrent_misses_of_one_key_share_one_redis_read)
     h_redis_start(&redis);
     h_proxy_start(&proxy, &redis, 300000);
     h_daemon_start(&daemon_, &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
-    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:0:cold", "value", "PX", "60000", NULL));
+    free(
+        h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "cold"), "value", "PX", "60000", NULL));
     long before = evalsha_calls();
     pthread_t t[READERS];
     struct reader r[READERS];
@@ -369,9 +370,7 @@ Test(ttl, jitter_spreads_expiries_within_its_bounds)
     for (int i = 0; i < 50; i++) {
         snprintf(key, sizeof key, "k%d", i);
         cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR(key), NC_STR("v"), 10000, 0), NC_OK);
-        char rkey[32];
-        snprintf(rkey, sizeof rkey, "nc:v1:ns:0:%s", key);
-        char *pttl = h_redis_cmd(&redis, "PTTL", rkey, NULL);
+        char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", key), NULL);
         long ms = atol(pttl);
         free(pttl);
         cr_assert(ms >= 7900 && ms <= 12000, "PTTL %ld is outside 10 s +-20%%", ms);
@@ -397,7 +396,7 @@ Test(ttl, a_sliding_key_lives_while_read_and_expires_when_not)
     cr_assert_geq(h_stat(cl[1], "slides"), 1);
     cr_assert_lt(h_stat(cl[1], "slides"), 10, "a refresh per read, not coalesced");
     h_sleep_ms(1300);
-    char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:ns:0:s", NULL);
+    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "s"), NULL);
     cr_assert_str_eq(exists, "0", "the key outlived its sliding TTL");
     free(exists);
     cr_assert_eq(nc_get(cl[1], NC_STR("ns"), NC_STR("s"), &v, &len, 0), NC_ENOTFOUND);
@@ -464,7 +463,7 @@ Test(leases, mset_writes_all_and_other_nodes_drop_them)
             break;
         cr_assert_lt(h_now_ms(), give_up, "node 1 kept the old values");
     }
-    char *ttl = h_redis_cmd(&redis, "PTTL", "nc:v1:ns:0:y", NULL);
+    char *ttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "y"), NULL);
     cr_assert_gt(atol(ttl), 50000);
     free(ttl);
 }

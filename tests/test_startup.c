@@ -255,7 +255,10 @@ Test(startup, missing_config_file_exits_2_naming_the_path)
 /* Starts the daemon with --config (and extra flags) on a file that sets
  * listen, redis and prefix = fromfile; sets ns/key through libnearcache
  * and returns what Redis holds under `rkey` (the caller frees it). */
-static char *set_through_config(const h_redis *redis, char *flag, char *value, const char *rkey)
+/* Sets ns/key through a daemon started with a config file (prefix
+ * "fromfile") and `flag value`; returns what Redis then holds under
+ * `prefix` (the caller frees it). */
+static char *set_through_config(const h_redis *redis, char *flag, char *value, const char *prefix)
 {
     char dir[64], path[128], url[128], text[512], log[128];
     temp_dir(dir, sizeof dir);
@@ -274,6 +277,11 @@ static char *set_through_config(const h_redis *redis, char *flag, char *value, c
     int rv = nc_set(c, NC_STR("ns"), NC_STR("key"), NC_STR("v"), 60000, 0);
     cr_assert_eq(rv, NC_OK, "set: %s (%s)", nc_strerror(rv), nc_errmsg());
     nc_close(c);
+    char rkey[128];
+    snprintf(rkey, sizeof rkey, "%s:nsver:ns", prefix);
+    char *ver = h_redis_cmd(redis, "GET", rkey, NULL);
+    snprintf(rkey, sizeof rkey, "%s:ns:%s:key", prefix, ver);
+    free(ver);
     char *held = h_redis_cmd(redis, "GET", rkey, NULL);
     int code = stop_with(pid, SIGTERM);
     cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(log, NULL));
@@ -284,7 +292,7 @@ Test(startup, config_file_sets_listen_url_and_prefix)
 {
     h_redis redis;
     h_redis_start(&redis);
-    char *held = set_through_config(&redis, NULL, NULL, "fromfile:ns:0:key");
+    char *held = set_through_config(&redis, NULL, NULL, "fromfile");
     cr_assert_str_eq(held, "v");
     free(held);
     h_redis_cleanup(&redis);
@@ -294,11 +302,11 @@ Test(startup, flag_overrides_the_config_file)
 {
     h_redis redis;
     h_redis_start(&redis);
-    char *held = set_through_config(&redis, "--prefix", "fromflag", "fromflag:ns:0:key");
+    char *held = set_through_config(&redis, "--prefix", "fromflag", "fromflag");
     cr_assert_str_eq(held, "v");
     free(held);
     char *keys = h_redis_cmd(&redis, "DBSIZE", NULL);
-    cr_assert_str_eq(keys, "1");
+    cr_assert_str_eq(keys, "2", "the value and its namespace's version, nothing under fromfile");
     free(keys);
     h_redis_cleanup(&redis);
 }
