@@ -1,0 +1,282 @@
+/* Integration: a namespace version never goes back (issue 9). Redis loses
+ * PREFIX:nsver:NS when it evicts it, is flushed, or fails over to a replica
+ * that never got a bump; no read may then return a value written before the
+ * bump, on any path (read lane, workers, MGet, lease Get), nor after a daemon
+ * restart. Real redis-server and real daemons; L1 keeps nothing (l1_max_ttl
+ * 1 ms), so every read is a Redis read. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define OLD "OLD"
+
+static h_redis redis;
+static h_daemon a, b;
+static nc_client *ca, *cb;
+
+static void up(void)
+{
+    h_redis_start(&redis);
+}
+
+static void down(void)
+{
+    nc_close(ca);
+    nc_close(cb);
+    ca = cb = NULL;
+    if (a.pid > 0)
+        h_daemon_stop(&a);
+    if (b.pid > 0)
+        h_daemon_stop(&b);
+    h_redis_cleanup(&redis);
+}
+
+TestSuite(versions, .init = up, .fini = down, .timeout = 120);
+
+/* Starts daemons A and B on `r` with the extra flag pair (may be NULL). */
+static void daemons_up(const h_redis *r, const char *flag, const char *value)
+{
+    h_daemon_start(&a, r, "--l1-max-ttl", "1ms", flag, value, NULL);
+    h_daemon_start(&b, r, "--l1-max-ttl", "1ms", flag, value, NULL);
+    ca = h_client(&a);
+    cb = h_client(&b);
+}
+
+static nc_bytes str(const char *s)
+{
+    return (nc_bytes){s, strlen(s)};
+}
+
+/* Writes p/KEY = OLD for keys 1..n, bumps p, writes p/1 = NEW: what the
+ * issue's reproduction does. Returns the version after the bump. */
+static uint64_t old_then_bump(nc_client *c, int n)
+{
+    char key[16];
+    for (int i = 1; i <= n; i++) {
+        snprintf(key, sizeof key, "%d", i);
+        cr_assert_eq(nc_set(c, str("p"), str(key), str(OLD), 3600000, 0), NC_OK, "%s", nc_errmsg());
+    }
+    uint64_t version = 0;
+    cr_assert_eq(nc_bump(c, str("p"), &version, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_set(c, str("p"), str("1"), str("NEW"), 3600000, 0), NC_OK);
+    return version;
+}
+
+/* Gets p/KEY through c: fails the test when it returns the value from
+ * before the bump. Returns 1 when found. */
+static int never_old(nc_client *c, const char *key, const char *path)
+{
+    void *v = NULL;
+    size_t len;
+    int rv = nc_get(c, str("p"), str(key), &v, &len, 2000);
+    cr_assert(rv == NC_OK || rv == NC_ENOTFOUND, "%s: get p/%s: %s (%s)", path, key,
+              nc_strerror(rv), nc_errmsg());
+    int old = rv == NC_OK && len == 3 && memcmp(v, OLD, 3) == 0;
+    nc_free(v);
+    cr_assert_not(old, "%s: p/%s returned the value from before the bump", path, key);
+    return rv == NC_OK;
+}
+
+static void lose_version(void)
+{
+    free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:p", NULL));
+}
+
+/* The issue's reproduction: the version key deleted, then a read of another
+ * key of p, then p/1, on both daemons. */
+static void reproduce(const char *path)
+{
+    uint64_t bumped = old_then_bump(ca, 1);
+    lose_version();
+    never_old(ca, "2", path);
+    never_old(ca, "1", path);
+    never_old(cb, "1", path);
+    cr_assert_gt(h_nsver(&redis, "p"), bumped, "%s: the version came back at or below %llu", path,
+                 (unsigned long long)bumped);
+}
+
+Test(versions, a_lost_version_key_brings_back_nothing_through_the_read_lane)
+{
+    daemons_up(&redis, NULL, NULL);
+    reproduce("lane");
+    cr_assert_geq(h_stat(ca, "redis_lane_retries"), 1, "the lane saw the lost version");
+}
+
+Test(versions, a_lost_version_key_brings_back_nothing_through_the_workers)
+{
+    daemons_up(&redis, "--redis-lane", "0");
+    reproduce("workers");
+}
+
+Test(versions, a_lost_version_key_brings_back_nothing_through_mget)
+{
+    daemons_up(&redis, NULL, NULL);
+    old_then_bump(ca, 3);
+    lose_version();
+    nc_bytes keys[3] = {str("1"), str("2"), str("3")};
+    for (nc_client **c = (nc_client *[]){ca, cb, NULL}; *c != NULL; c++) {
+        nc_item *items = NULL;
+        cr_assert_eq(nc_mget(*c, str("p"), keys, 3, &items, 2000), NC_OK, "%s", nc_errmsg());
+        for (int i = 0; i < 3; i++)
+            cr_assert_not(items[i].found && items[i].len == 3 &&
+                              memcmp(items[i].value, OLD, 3) == 0,
+                          "mget: key %d returned the value from before the bump", i + 1);
+        nc_items_free(items, 3);
+    }
+}
+
+Test(versions, a_lost_version_key_brings_back_nothing_through_a_lease_get)
+{
+    daemons_up(&redis, NULL, NULL);
+    old_then_bump(ca, 2);
+    lose_version();
+    nc_get_opts o = {.lease = 1};
+    nc_get_info info;
+    void *v = NULL;
+    size_t len;
+    int rv = nc_get_opt(cb, str("p"), str("2"), &o, &v, &len, &info, 2000);
+    cr_assert_eq(rv, NC_ENOTFOUND, "lease get: %s", nc_strerror(rv));
+    cr_assert_eq(info.lease, NC_LEASE_GRANTED, "a miss on the new version grants the lease");
+    never_old(ca, "2", "after the lease get");
+}
+
+Test(versions, a_restarted_daemon_with_no_memory_of_the_version_reads_nothing_old)
+{
+    daemons_up(&redis, NULL, NULL);
+    uint64_t bumped = old_then_bump(ca, 2);
+    nc_close(ca);
+    ca = NULL;
+    cr_assert_eq(h_daemon_stop(&a), 0);
+    lose_version();
+    h_daemon_start(&a, &redis, "--l1-max-ttl", "1ms", NULL);
+    ca = h_client(&a);
+    never_old(ca, "2", "restarted");
+    never_old(ca, "1", "restarted");
+    cr_assert_gt(h_nsver(&redis, "p"), bumped);
+}
+
+/* Fills Redis through A with 1 KiB values under namespace `fill` until
+ * Redis has lost the version key of p (or `batches` run out); returns
+ * whether it did. */
+static int fill_until_p_loses_its_version(uint64_t bumped, int batches)
+{
+    static char value[1024];
+    memset(value, 'x', sizeof value);
+    char key[32];
+    for (int batch = 0; batch < batches; batch++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof key, "%d-%d", batch, i);
+            int rv = nc_set(ca, str("fill"), str(key), (nc_bytes){value, sizeof value}, 3600000, 0);
+            cr_assert_eq(rv, NC_OK, "fill: %s (%s)", nc_strerror(rv), nc_errmsg());
+        }
+        if (h_nsver(&redis, "p") != bumped)
+            return 1;
+    }
+    return 0;
+}
+
+/* How many of p's keys Redis still holds under `version`. */
+static int held_under(uint64_t version, int n)
+{
+    int held = 0;
+    for (int i = 1; i <= n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "nc:v1:p:%llu:%d", (unsigned long long)version, i);
+        char *out = h_redis_cmd(&redis, "EXISTS", key, NULL);
+        held += strcmp(out, "1") == 0;
+        free(out);
+    }
+    return held;
+}
+
+/* Redis under real memory pressure with an allkeys-* policy evicts what it
+ * likes, the version keys included: fill it until p's version is evicted
+ * while values from before the bump are still there, then read p. */
+static void evict_under(const char *policy)
+{
+    free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory-policy", policy, NULL));
+    daemons_up(&redis, NULL, NULL);
+    enum { KEYS = 200 };
+    uint64_t bumped = old_then_bump(ca, KEYS);
+    uint64_t before = bumped - 1; /* the version the OLD values live under */
+    char *used = h_redis_cmd(&redis, "INFO", "memory", NULL);
+    long long bytes = atoll(strstr(used, "used_memory:") + strlen("used_memory:"));
+    free(used);
+    char limit[32];
+    snprintf(limit, sizeof limit, "%lld", bytes + 1024 * 1024);
+    free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory", limit, NULL));
+    cr_assert(fill_until_p_loses_its_version(bumped, 200), "%s: p's version was never evicted",
+              policy);
+    cr_assert_gt(held_under(before, KEYS), 0,
+                 "%s: every OLD value went before the version key: nothing to prove", policy);
+    char *info = h_redis_cmd(&redis, "INFO", "stats", NULL);
+    cr_assert_gt(atoll(strstr(info, "evicted_keys:") + strlen("evicted_keys:")), 0);
+    free(info);
+    for (int i = 1; i <= KEYS; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", i);
+        never_old(i % 2 ? ca : cb, key, policy);
+    }
+}
+
+Test(versions, allkeys_lru_evicting_the_version_brings_back_nothing)
+{
+    evict_under("allkeys-lru");
+}
+
+Test(versions, allkeys_random_evicting_the_version_brings_back_nothing)
+{
+    evict_under("allkeys-random");
+}
+
+/* Polls `r` until its replication link to its master is up. */
+static void wait_link_up(const h_redis *r)
+{
+    for (int i = 0; i < 500; i++) {
+        char *info = h_redis_cmd(r, "INFO", "replication", NULL);
+        int linked = strstr(info, "master_link_status:up") != NULL;
+        free(info);
+        if (linked)
+            return;
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("replication link never came up");
+}
+
+/* A failover to a replica that lagged: R2 got the OLD values and their
+ * version but not the bump. The daemons' Redis then holds R2's data (it
+ * resyncs from R2 and is promoted again), an older version than the
+ * daemons saw: their floor raises it, and nothing old is served. */
+Test(versions, a_failover_to_a_replica_without_the_bump_brings_back_nothing)
+{
+    h_redis r2;
+    h_redis_start(&r2);
+    char port[16], port2[16];
+    snprintf(port, sizeof port, "%d", redis.port);
+    snprintf(port2, sizeof port2, "%d", r2.port);
+    free(h_redis_cmd(&r2, "REPLICAOF", "127.0.0.1", port, NULL));
+    wait_link_up(&r2);
+    daemons_up(&redis, NULL, NULL);
+    cr_assert_eq(nc_set(ca, str("p"), str("1"), str(OLD), 3600000, 0), NC_OK);
+    cr_assert_eq(nc_set(ca, str("p"), str("2"), str(OLD), 3600000, 0), NC_OK);
+    free(h_redis_cmd(&redis, "WAIT", "1", "2000", NULL));
+    free(h_redis_cmd(&r2, "REPLICAOF", "NO", "ONE", NULL)); /* R2 stops following: it lags */
+    uint64_t version = 0;
+    cr_assert_eq(nc_bump(ca, str("p"), &version, 0), NC_OK);
+    cr_assert_eq(nc_set(ca, str("p"), str("1"), str("NEW"), 3600000, 0), NC_OK);
+    cr_assert_eq(h_nsver(&r2, "p"), version - 1, "the replica holds the version before the bump");
+    /* Fail over: the daemons' Redis takes R2's data set, then is master again. */
+    free(h_redis_cmd(&redis, "REPLICAOF", "127.0.0.1", port2, NULL));
+    wait_link_up(&redis);
+    free(h_redis_cmd(&redis, "REPLICAOF", "NO", "ONE", NULL));
+    cr_assert_eq(h_nsver(&redis, "p"), version - 1, "the failover brought the old version back");
+    for (int i = 0; i < 20; i++) {
+        never_old(ca, i % 2 ? "1" : "2", "failover A");
+        never_old(cb, i % 2 ? "2" : "1", "failover B");
+    }
+    cr_assert_gt(h_nsver(&redis, "p"), version);
+    h_redis_cleanup(&r2);
+}
