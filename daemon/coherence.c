@@ -187,8 +187,8 @@ static void drop_namespace(coh *c, const void *ns, size_t nslen);
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
 {
     uint64_t known;
-    if (ver > (uint64_t)INT64_MAX)
-        return; /* not a version Redis could hold: an unreadable reply */
+    if (ver == 0 || ver > (uint64_t)INT64_MAX)
+        return; /* none (a read of a namespace without one), or an unreadable reply */
     if (coh_version(c, ns, nslen, &known) && known >= ver)
         return; /* the common case, under the read lock only */
     nsver *v;

@@ -60,7 +60,7 @@ int coh_version(coh *c, const void *ns, size_t nslen, uint64_t *ver);
 uint64_t coh_version_floor(coh *c, const void *ns, size_t nslen);
 
 /* Records that Redis holds version `ver` of the namespace (versions only
- * go up; an older one is ignored). A jump of 2^31 or more drops the
+ * go up; an older one, and 0, which is none, are ignored). A jump of 2^31 or more drops the
  * namespace from L1. Any thread. */
 void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver);
 

@@ -33,16 +33,22 @@
  * the floor + 1 and Redis's clock in microseconds: above every version
  * handed out before, since versions start from that clock and a bump adds
  * one in a script that takes longer than a microsecond. Losing the key
- * costs misses (the namespace starts empty), never old data. */
-#define VERSION                                                                                    \
+ * costs misses (the namespace starts empty), never old data.
+ *
+ * A plain read (GET without a lease, MGET) of a namespace without a version
+ * makes none: whatever Redis holds of it is under a lost version, so it
+ * answers "not found" with version 0, which is never a namespace's, and a
+ * read leaves no key behind. */
+#define VERSION_READ                                                                               \
     "local floor = tonumber(ARGV[#ARGV]) "                                                         \
     "local v = redis.call('GET', KEYS[1]) "                                                        \
-    "if not v or tonumber(v) < floor then "                                                        \
-    "  local t = redis.call('TIME') "                                                              \
+    "local function fresh_version() local t = redis.call('TIME') "                                 \
     "  v = string.format('%d', math.max(t[1] * 1000000 + t[2], floor + 1)) "                       \
-    "  redis.call('SET', KEYS[1], v) "                                                             \
-    "end "
-#define BASE "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
+    "  redis.call('SET', KEYS[1], v) end "                                                         \
+    "if v and tonumber(v) < floor then fresh_version() end "
+#define VERSION_MAKE "if not v then fresh_version() end "
+#define VERSION      VERSION_READ VERSION_MAKE
+#define BASE         "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
 /* The data key, and its companions PREFIX:NS:<ver><kind>:KEY: `lease` (a
  * lease token), `neg` (known absent), `swr` (when a stale-while-revalidate
  * value stops being fresh). A namespace has no ':' and a version is digits,
@@ -60,7 +66,9 @@ static const char *const script_text[NSCRIPTS] = {
     /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms floor
      * -> {version, value or nil, pttl, lease state, stale, negative}; for a
      * stale-while-revalidate value, pttl is the time it stays fresh */
-    [SCRIPT_GET] = VERSION BASE KEYS_OF NOW_MS
+    [SCRIPT_GET] = VERSION_READ
+    "if not v and ARGV[4] ~= '1' then return {'0', false, -2, 0, 0, 0} end " VERSION_MAKE BASE
+        KEYS_OF NOW_MS
     "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
     "ARGV[6]) end "
     "local val = redis.call('GET', k) "
@@ -118,8 +126,11 @@ static const char *const script_text[NSCRIPTS] = {
                 "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
     /* ARGV: prefix ns key... floor -> {version, then per key: value or nil, pttl,
      * flags (1: known absent, 2: stale under stale-while-revalidate)} */
-    [SCRIPT_MGET] = VERSION BASE NOW_MS
-    "local out = {v} "
+    [SCRIPT_MGET] = VERSION_READ
+    "if not v then local out = {'0'} "
+    "  for i = 3, #ARGV - 1 do out[#out + 1] = false out[#out + 1] = -2 out[#out + 1] = 0 end "
+    "  return out "
+    "end " BASE NOW_MS "local out = {v} "
     "for i = 3, #ARGV - 1 do "
     "  local k = base .. ':' .. ARGV[i] "
     "  local val = redis.call('GET', k) "
