@@ -244,11 +244,17 @@ static void reset(coh *c)
 
 void coh_version_fell(coh *c, const void *ns, size_t nslen, uint64_t held)
 {
-    log_warn("namespace %.*s: redis holds version %" PRIu64 ", below the %" PRIu64
-             " this node saw (it lost its nsver key: evicted, flushed or failed over?); "
-             "the next script recreates it above",
-             (int)(nslen > 64 ? 64 : nslen), (const char *)ns, held,
-             coh_version_floor(c, ns, nslen));
+    int n = (int)(nslen > 64 ? 64 : nslen);
+    uint64_t floor = coh_version_floor(c, ns, nslen);
+    if (held == 0)
+        log_warn("namespace %.*s: redis lost its version (this node saw %" PRIu64
+                 "; evicted, flushed or failed over?); the next write makes one above",
+                 n, (const char *)ns, floor);
+    else
+        log_warn("namespace %.*s: redis holds version %" PRIu64 ", below the %" PRIu64
+                 " this node saw (failed over to a replica that missed a bump?); "
+                 "the next script raises it above",
+                 n, (const char *)ns, held, floor);
 }
 
 void coh_subscribed(coh *c)
