@@ -155,8 +155,15 @@ static void run_slice(shared *sh, spec *sp, double warm, double dur, uint64_t qu
 static void collect(spec *sp)
 {
     bench_result *r = sp->r;
+    nc_near_stats sum = {0};
     for (int t = 0; t < sp->threads; t++) {
         worker *w = &sp->w[t];
+        nc_near_stats ns;
+        if (sp->p->near && nc_stats_near(w->nc, &ns) == NC_OK) {
+            sum.hits += ns.hits, sum.misses += ns.misses, sum.entries += ns.entries;
+            sum.bytes += ns.bytes, sum.evictions += ns.evictions, sum.flushes += ns.flushes;
+            sum.laps += ns.laps, sum.fills_refused += ns.fills_refused;
+        }
         bench_hist_merge(&r->hist, &w->hist);
         r->ops += w->ops;
         r->errors += w->errors;
@@ -167,6 +174,14 @@ static void collect(spec *sp)
             fprintf(stderr, "nearcache-bench: %s@%d: %llu errors, e.g. %s\n", r->path, sp->threads,
                     (unsigned long long)w->errors, w->err);
     }
+    if (sp->p->near)
+        fprintf(stderr,
+                "nearcache-bench: %s@%d near tier: %llu hits, %llu misses, %llu entries, "
+                "%llu bytes, %llu evictions, %llu flushes, %llu laps, %llu fills refused\n",
+                r->path, sp->threads, (unsigned long long)sum.hits, (unsigned long long)sum.misses,
+                (unsigned long long)sum.entries, (unsigned long long)sum.bytes,
+                (unsigned long long)sum.evictions, (unsigned long long)sum.flushes,
+                (unsigned long long)sum.laps, (unsigned long long)sum.fills_refused);
 }
 
 /* Parses PATH[@THREADS]. Returns 0, or -1 after printing why. */
@@ -197,7 +212,7 @@ static int open_workers(shared *sh, spec *sp, size_t n)
             w->id = t;
             w->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i * 1024 + (size_t)t + 1);
             if (w->p->kind == NC_HOT || w->p->kind == RAW_HOT)
-                w->want = w->p->where == AT_L2 ? FROM_L2 : FROM_L1;
+                w->want = w->p->near ? FROM_NEAR : w->p->where == AT_L2 ? FROM_L2 : FROM_L1;
             if (path_open(w) != 0) {
                 fprintf(stderr, "nearcache-bench: %s: %s\n", sp[i].p->name, w->err);
                 return -1;
@@ -262,7 +277,21 @@ int bench_preload(const bench_opts *o, const char *url)
         return 1;
     }
     memset(value, 'v', o->value_size);
+    /* The daemons read a namespace only under the version Redis holds
+     * (PREFIX:nsver:NS), which a first write makes: make it, as "1", unless
+     * it is there, and write under it. */
     int failed = 0;
+    redisReply *ver = redisCommand(rc, "SET %s:nsver:" NS " 1 NX", o->prefix);
+    freeReplyObject(ver);
+    ver = redisCommand(rc, "GET %s:nsver:" NS, o->prefix);
+    if (ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0) {
+        fprintf(stderr,
+                "nearcache-bench: preload %s: no version of namespace " NS
+                ", or another than the other Redis's\n",
+                url);
+        failed = 1;
+    }
+    freeReplyObject(ver);
     for (size_t i = 0; i < o->keys && !failed; i += 1000) {
         size_t end = i + 1000 < o->keys ? i + 1000 : o->keys;
         for (size_t k = i; k < end; k++) {

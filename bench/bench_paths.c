@@ -10,24 +10,29 @@
 #include <string.h>
 
 static const path_def paths[] = {
-    {"echo", ECHO, AT_ECHO, "raw nng REQ/REP echo over ipc (transport floor)"},
+    {"echo", ECHO, AT_ECHO, "raw nng REQ/REP echo over ipc (transport floor)", 0},
     {"echo-percall", ECHO_PERCALL, AT_ECHO,
-     "echo with a context and aio per call (libnearcache before its pool)"},
-    {"l1", NC_HOT, AT_LOCAL, "nearcache Get, L1 hit"},
-    {"l1-raw", RAW_HOT, AT_LOCAL,
-     "L1-hit Get encoded by hand on the echo client (no libnearcache)"},
-    {"l2", NC_HOT, AT_L2, "nearcache Get, L1 miss + Redis hit (fills L1)"},
-    {"miss", NC_MISS, AT_LOCAL, "nearcache Get of an absent key (L1 + Redis miss)"},
-    {"zipf", NC_ZIPF, AT_LOCAL, "nearcache Get/Set, Zipf keys, local Redis"},
-    {"zipf-remote", NC_ZIPF, AT_REMOTE, "nearcache Get/Set, Zipf keys, Redis +250 us RTT"},
-    {"redis-get", REDIS_GET, AT_LOCAL, "direct hiredis GET, hit"},
-    {"redis-miss", REDIS_MISS, AT_LOCAL, "direct hiredis GET, absent key"},
-    {"redis-zipf", REDIS_ZIPF, AT_LOCAL, "direct hiredis GET/SET, Zipf keys, local Redis"},
-    {"redis-zipf-remote", REDIS_ZIPF, AT_REMOTE, "direct hiredis GET/SET, Zipf keys, +250 us RTT"},
-    {"redis-get-remote", REDIS_GET, AT_REMOTE, "direct hiredis GET through the delay link"},
-    {"redis-get-near", REDIS_GET, AT_NEAR, "direct hiredis GET to the remote Redis, no delay"},
-    {"mget", NC_MGET, AT_LOCAL, "nearcache MGet of 10 keys (--batch), L1 hits"},
-    {"redis-mget", REDIS_MGET, AT_LOCAL, "direct hiredis MGET of 10 keys (--batch)"},
+     "echo with a context and aio per call (libnearcache before its pool)", 0},
+    {"l1", NC_HOT, AT_LOCAL, "nearcache Get, L1 hit", 0},
+    {"l1-raw", RAW_HOT, AT_LOCAL, "L1-hit Get encoded by hand on the echo client (no libnearcache)",
+     0},
+    {"l2", NC_HOT, AT_L2, "nearcache Get, L1 miss + Redis hit (fills L1)", 0},
+    {"miss", NC_MISS, AT_LOCAL, "nearcache Get of an absent key (L1 + Redis miss)", 0},
+    {"zipf", NC_ZIPF, AT_LOCAL, "nearcache Get/Set, Zipf keys, local Redis", 0},
+    {"zipf-remote", NC_ZIPF, AT_REMOTE, "nearcache Get/Set, Zipf keys, Redis +250 us RTT", 0},
+    {"near", NC_HOT, AT_LOCAL, "nearcache Get, near-tier hit (the ring checked on each call)", 1},
+    {"zipf-near", NC_ZIPF, AT_LOCAL, "nearcache Get/Set, Zipf keys, local Redis, near tier", 1},
+    {"zipf-remote-near", NC_ZIPF, AT_REMOTE, "nearcache Get/Set, Zipf keys, +250 us RTT, near tier",
+     1},
+    {"redis-get", REDIS_GET, AT_LOCAL, "direct hiredis GET, hit", 0},
+    {"redis-miss", REDIS_MISS, AT_LOCAL, "direct hiredis GET, absent key", 0},
+    {"redis-zipf", REDIS_ZIPF, AT_LOCAL, "direct hiredis GET/SET, Zipf keys, local Redis", 0},
+    {"redis-zipf-remote", REDIS_ZIPF, AT_REMOTE, "direct hiredis GET/SET, Zipf keys, +250 us RTT",
+     0},
+    {"redis-get-remote", REDIS_GET, AT_REMOTE, "direct hiredis GET through the delay link", 0},
+    {"redis-get-near", REDIS_GET, AT_NEAR, "direct hiredis GET to the remote Redis, no delay", 0},
+    {"mget", NC_MGET, AT_LOCAL, "nearcache MGet of 10 keys (--batch), L1 hits", 0},
+    {"redis-mget", REDIS_MGET, AT_LOCAL, "direct hiredis MGET of 10 keys (--batch)", 0},
 };
 
 int path_is_redis(const path_def *p)
@@ -91,11 +96,23 @@ size_t path_key(char *buf, size_t cap, size_t i)
     return (size_t)snprintf(buf, cap, "k%07zu", i);
 }
 
-/* The Redis key the daemons use for key i: PREFIX:NS:VERSION:KEY, version 0
- * (a namespace never bumped). */
+/* The namespace's version in Redis, as bench_preload() found or made it. */
+static char ns_version[24] = "1";
+
+int path_set_version(const char *version)
+{
+    static int set;
+    if (set && strcmp(version, ns_version) != 0)
+        return -1;
+    snprintf(ns_version, sizeof ns_version, "%s", version);
+    set = 1;
+    return 0;
+}
+
+/* The Redis key the daemons use for key i: PREFIX:NS:VERSION:KEY. */
 size_t path_redis_key(const bench_opts *o, char *buf, size_t cap, size_t i)
 {
-    return (size_t)snprintf(buf, cap, "%s:" NS ":0:k%07zu", o->prefix, i);
+    return (size_t)snprintf(buf, cap, "%s:" NS ":%s:k%07zu", o->prefix, ns_version, i);
 }
 
 static size_t varint_len(uint64_t v)
@@ -232,7 +249,8 @@ int path_open(worker *w)
         return w->rc != NULL ? 0 : -1;
     default: {
         const char *url = path_url(w->sh, p->where);
-        if (url == NULL || nc_open(&w->nc, url, 0) != NC_OK) {
+        nc_open_opts no = {.near_bytes = p->near ? 64u << 20 : 0};
+        if (url == NULL || nc_open_ex(&w->nc, url, &no) != NC_OK) {
             snprintf(w->err, sizeof w->err, "%s: %s", url ? url : "no daemon URL for this path",
                      url ? nc_errmsg() : "");
             return -1;
@@ -435,7 +453,10 @@ static int op_nc(worker *w)
     }
     if (rv != NC_OK)
         return nc_failed(w, "get", rv);
-    return info.source == NC_SOURCE_L1 ? FROM_L1 : info.source == NC_SOURCE_L2 ? FROM_L2 : 0;
+    return info.source == NC_SOURCE_L1     ? FROM_L1
+           : info.source == NC_SOURCE_L2   ? FROM_L2
+           : info.source == NC_SOURCE_NEAR ? FROM_NEAR
+                                           : 0;
 }
 
 static int op_redis(worker *w)
@@ -445,8 +466,8 @@ static int op_redis(worker *w)
     size_t klen, i;
     redisReply *r;
     if (w->p->kind == REDIS_MISS) {
-        klen = (size_t)snprintf(key, sizeof key, "%s:" NS ":0:absent%016llx", o->prefix,
-                                (unsigned long long)path_rng_next(&w->rng));
+        klen = (size_t)snprintf(key, sizeof key, "%s:" NS ":%s:absent%016llx", o->prefix,
+                                ns_version, (unsigned long long)path_rng_next(&w->rng));
         r = redisCommand(w->rc, "GET %b", key, klen);
     } else {
         i = w->p->kind == REDIS_ZIPF

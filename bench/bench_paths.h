@@ -38,13 +38,14 @@ typedef struct path_def {
     enum kind kind;
     enum where where;
     const char *about;
+    int near; /* the client keeps a near tier */
 } path_def;
 
 enum phase { WARM, MEASURE, STOP };
 
 /* What an operation returns: -1 on failure, else where its answer came
  * from (0 when that does not apply). */
-enum { FROM_L1 = 1, FROM_L2 = 2 };
+enum { FROM_L1 = 1, FROM_L2 = 2, FROM_NEAR = 3 };
 
 /* What the threads of a run share. */
 typedef struct shared {
@@ -82,9 +83,12 @@ double path_rng_unit(uint64_t *s);
  * and a draw from it for a uniform u. */
 double *path_zipf_table(size_t n, double s);
 size_t path_zipf_draw(const double *cdf, size_t n, double u);
-/* Key i as the client names it, and as Redis holds it (PREFIX:NS:0:KEY). */
+/* Key i as the client names it, and as Redis holds it (PREFIX:NS:VER:KEY). */
 size_t path_key(char *buf, size_t cap, size_t i);
 size_t path_redis_key(const bench_opts *o, char *buf, size_t cap, size_t i);
+/* Sets the namespace version path_redis_key() uses; -1 when another was
+ * set before (two Redis servers that disagree). */
+int path_set_version(const char *version);
 /* Bytes of an echo message: the larger of a Get request and its reply. */
 size_t path_echo_size(const bench_opts *o);
 /* The path called name[0..len), or NULL. */
