@@ -737,7 +737,7 @@ static void on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_
     if (status == LANE_FELL)
         coh_version_fell(svc->coh, g->ns.data, g->ns.len);
     if (status == LANE_RETRY || status == LANE_MOVED || status == LANE_FELL) {
-        stats_inc(&svc->st->lane_retries);
+        stats_inc(&svc->st->redis_lane_retries);
         submit_get(svc, c);
     } else if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -846,63 +846,33 @@ static void handle_stats(service *svc, call *c)
 {
     l1_stats ls;
     l1_get_stats(svc->cache, &ls);
-    stats *st = svc->st;
-    struct {
-        const char *name;
-        int64_t value;
-    } rows[] = {
-        {"requests", (int64_t)stats_get(&st->requests)},
-        {"bad_requests", (int64_t)stats_get(&st->bad_requests)},
-        {"gets", (int64_t)stats_get(&st->gets)},
-        {"sets", (int64_t)stats_get(&st->sets)},
-        {"deletes", (int64_t)stats_get(&st->deletes)},
-        {"l1_hits", (int64_t)stats_get(&st->l1_hits)},
-        {"l1_misses", (int64_t)stats_get(&st->l1_misses)},
-        {"l2_hits", (int64_t)stats_get(&st->l2_hits)},
-        {"l2_misses", (int64_t)stats_get(&st->l2_misses)},
-        {"l1_entries", (int64_t)ls.entries},
-        {"l1_bytes", (int64_t)ls.bytes},
-        {"l1_max_memory", (int64_t)ls.max_bytes},
-        {"l1_evictions", (int64_t)ls.evictions},
-        {"l1_expired", (int64_t)ls.expired},
-        {"redis_errors", (int64_t)stats_get(&st->redis_errors)},
-        {"redis_connections_up", (int64_t)jobq_connected(svc->q)},
-        {"redis_queue", (int64_t)jobq_waiting(svc->q)},
-        {"redis_lane_up", svc->lane != NULL && lane_up(svc->lane)},
-        {"redis_lane_reads", svc->lane != NULL ? (int64_t)lane_reads(svc->lane) : 0},
-        {"redis_lane_retries", (int64_t)stats_get(&st->lane_retries)},
-        {"deadline_exceeded", (int64_t)stats_get(&st->deadline_exceeded)},
-        {"overloaded", (int64_t)stats_get(&st->overloaded)},
-        {"invalidations_sent", (int64_t)stats_get(&st->invalidations_sent)},
-        {"invalidations_received", (int64_t)stats_get(&st->invalidations_received)},
-        {"subscription_up", coh_subscribed_now(svc->coh)},
-        {"l1_serving", coh_serving(svc->coh, units_now_ms())},
-        {"subscription_losses", (int64_t)stats_get(&st->subscription_losses)},
-        {"fills_voided", (int64_t)stats_get(&st->fills_voided)},
-        {"sequence_gaps", (int64_t)stats_get(&st->sequence_gaps)},
-        {"namespace_bumps", (int64_t)stats_get(&st->namespace_bumps)},
-        {"stale_served", (int64_t)stats_get(&st->stale_served)},
-        {"single_flight_joins", (int64_t)stats_get(&st->single_flight_joins)},
-        {"leases_granted", (int64_t)stats_get(&st->leases_granted)},
-        {"lease_waits", (int64_t)stats_get(&st->lease_waits)},
-        {"lease_waiting", (int64_t)waits_parked(svc->waits)},
-        {"lease_sets_rejected", (int64_t)stats_get(&st->lease_sets_rejected)},
-        {"negative_hits", (int64_t)stats_get(&st->negative_hits)},
-        {"slides", (int64_t)stats_get(&st->slides)},
-        {"mgets", (int64_t)stats_get(&st->mgets)},
-        {"msets", (int64_t)stats_get(&st->msets)},
-        {"uptime_ms", units_now_ms() - svc->started_ms},
+    int64_t now = units_now_ms();
+    stats_gauges g = {
+        .l1_entries = (int64_t)ls.entries,
+        .l1_bytes = (int64_t)ls.bytes,
+        .l1_max_memory = (int64_t)ls.max_bytes,
+        .l1_evictions = (int64_t)ls.evictions,
+        .l1_expired = (int64_t)ls.expired,
+        .redis_connections_up = (int64_t)jobq_connected(svc->q),
+        .redis_queue = (int64_t)jobq_waiting(svc->q),
+        .redis_lane_up = svc->lane != NULL && lane_up(svc->lane),
+        .redis_lane_reads = svc->lane != NULL ? (int64_t)lane_reads(svc->lane) : 0,
+        .subscription_up = coh_subscribed_now(svc->coh),
+        .l1_serving = coh_serving(svc->coh, now),
+        .lease_waiting = (int64_t)waits_parked(svc->waits),
+        .uptime_ms = now - svc->started_ms,
     };
-    enum { NROWS = sizeof rows / sizeof rows[0] };
-    pb_stat cells[NROWS], *ptrs[NROWS];
-    for (size_t i = 0; i < NROWS; i++) {
+    stats_row rows[STATS_COUNT];
+    stats_rows(svc->st, &g, rows);
+    pb_stat cells[STATS_COUNT], *ptrs[STATS_COUNT];
+    for (size_t i = 0; i < STATS_COUNT; i++) {
         nearcache__v1__stat__init(&cells[i]);
         cells[i].name = (char *)rows[i].name;
         cells[i].value = rows[i].value;
         ptrs[i] = &cells[i];
     }
     pb_stats_reply sr = NEARCACHE__V1__STATS_REPLY__INIT;
-    sr.n_stats = NROWS;
+    sr.n_stats = STATS_COUNT;
     sr.stats = ptrs;
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(STATS);
