@@ -36,8 +36,6 @@ typedef struct mget {
     item items[];
 } mget;
 
-#define BATCH(c) (*(mget **)&call_scratch(c)[0])
-
 static void mget_free(mget *b)
 {
     if (b == NULL)
@@ -182,7 +180,7 @@ void batch_handle_mget(service *svc, call *c)
         mget_free(b);
         return;
     }
-    BATCH(c) = b;
+    call_state_of(c)->mget = b;
     svc_submit(svc, c);
 }
 
@@ -238,7 +236,7 @@ static int mget_stale(service *svc, call *c, mget *b, int rv)
 void batch_job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
-    mget *b = BATCH(c);
+    mget *b = call_state_of(c)->mget;
     int64_t budget = svc_redis_budget(svc, c, svc_answer_by(c), "redis read");
     l2_key *keys = budget > 0 ? calloc(b->missing, sizeof *keys) : NULL;
     if (budget > 0 && keys == NULL)

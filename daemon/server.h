@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "call_state.h"
 #include "codec.h"
-#include "wire.h"
 #include "jobq.h"
 #include "stats.h"
+#include "wire.h"
 
 typedef struct server server;
 typedef struct call call; /* one request in flight on one context */
@@ -77,8 +78,12 @@ void call_fail(call *c, int code, const char *fmt, ...) __attribute__((format(pr
 /* How many contexts are free right now (not holding a request). */
 size_t call_free_contexts(const call *c);
 
-/* Scratch space for the handler, valid until the call is answered. */
-uint64_t *call_scratch(call *c);
+/* The handler's typed state of the call (zeroed when the request arrived),
+ * owned by the call and valid until it is answered. */
+call_state *call_state_of(call *c);
+
+/* The call whose state s is. */
+call *call_of_state(call_state *s);
 
 /* The job slot embedded in every call, for handing it to the jobq, and back. */
 jobq_job *call_job(call *c);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,10 +135,6 @@ int64_t svc_min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-/* The ticket of a Get's fill, kept in the call between server thread and
- * worker. */
-#define TICKET(c) (call_scratch(c)[0])
-
 struct hit {
     call *c;
     int64_t now;
@@ -238,14 +235,20 @@ static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
     return 1;
 }
 
+/* The call whose flight link l is. */
+static call *call_of_flight(flight_link *l)
+{
+    return call_of_state((call_state *)((char *)l - offsetof(call_state, flight)));
+}
+
 /* Answers a Get's leader and every call that joined its flight with r. */
 static void answer_get(service *svc, call *leader, const pb_reply *r)
 {
-    call *w = flight_land(svc->flights, leader);
+    flight_link *w = flight_land(svc->flights, &call_state_of(leader)->flight);
     call_reply(leader, r);
     while (w != NULL) {
-        call *next = flight_next(w);
-        call_reply(w, r);
+        flight_link *next = flight_next(w);
+        call_reply(call_of_flight(w), r);
         w = next;
     }
 }
@@ -271,11 +274,14 @@ static void get_failed(service *svc, call *c, int status, const char *e, const c
         fail_get(svc, c, code, text);
         return;
     }
-    call *w = flight_land(svc->flights, c);
-    for (call *x = c, *next; x != NULL; x = next) {
-        next = x == c ? w : flight_next(x);
-        if (!answer_from_l1(svc, x, k, 1))
-            call_fail(x, code, "%s", text);
+    flight_link *w = flight_land(svc->flights, &call_state_of(c)->flight);
+    if (!answer_from_l1(svc, c, k, 1))
+        call_fail(c, code, "%s", text);
+    while (w != NULL) {
+        flight_link *next = flight_next(w); /* before w's call is answered */
+        if (!answer_from_l1(svc, call_of_flight(w), k, 1))
+            call_fail(call_of_flight(w), code, "%s", text);
+        w = next;
     }
 }
 
@@ -331,7 +337,7 @@ static void get_read(service *svc, call *c, const coh_key *k, int rv, const l2_v
             stats_inc(&svc->st->negative_hits);
         missing_reply(v, &gr, &r);
     } else {
-        value_reply(svc, k, v, t0, TICKET(c), &gr, &r);
+        value_reply(svc, k, v, t0, call_state_of(c)->ticket, &gr, &r);
     }
     answer_get(svc, c, &r);
 }
@@ -370,9 +376,6 @@ static void job_get(service *svc, call *c, l2 *conn)
     coh_key_free(&k);
 }
 
-/* Whether a call already waited for another caller's fill (scratch[2]). */
-#define WAITED(c) (call_scratch(c)[2])
-
 /* Answers a lease Get with no value: GRANTED (with its token) or BUSY. */
 static void reply_lease(call *c, int state, const char *token)
 {
@@ -400,7 +403,7 @@ static void park(service *svc, call *c, const coh_key *k)
     stats_inc(&svc->st->lease_waits);
     /* A write that landed between the read and the park bumped the key's
      * stamp; its wake-up came too early to find this call: wake it now. */
-    if (l1_reserve(svc->cache, k->buf, k->len) != TICKET(c))
+    if (l1_reserve(svc->cache, k->buf, k->len) != call_state_of(c)->ticket)
         waits_wake(svc->waits, k->buf, k->len);
 }
 
@@ -418,8 +421,8 @@ static void on_wake(void *arg, call *c, int timed_out)
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
-    WAITED(c) = 1;
-    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len);
+    call_state_of(c)->waited = 1;
+    call_state_of(c)->ticket = l1_reserve(svc->cache, k.buf, k.len);
     coh_key_free(&k);
     svc_submit(svc, c);
 }
@@ -464,12 +467,12 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
     } else {
         pb_get_reply gr;
         pb_reply r;
-        value_reply(svc, k, &v, t0, TICKET(c), &gr, &r);
+        value_reply(svc, k, &v, t0, call_state_of(c)->ticket, &gr, &r);
         if (v.lease == 1) { /* stale: this caller refreshes it */
             stats_inc(&svc->st->leases_granted);
             gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED;
             gr.lease_token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
-        } else if (WAITED(c)) {
+        } else if (call_state_of(c)->waited) {
             gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_WAITED;
         }
         call_reply(c, &r);
@@ -777,10 +780,11 @@ static void handle_get(service *svc, call *c)
         return;
     }
     stats_inc(&svc->st->l1_misses);
-    WAITED(c) = 0;
-    TICKET(c) = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
-    call_scratch(c)[1] = 0;                           /* no flight */
-    if (!g->lease && flight_join(svc->flights, k.buf, k.len, TICKET(c), c)) {
+    call_state *cs = call_state_of(c);
+    cs->waited = 0;
+    cs->ticket = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */
+    cs->flight = (flight_link){0};                     /* no flight */
+    if (!g->lease && flight_join(svc->flights, k.buf, k.len, cs->ticket, &cs->flight)) {
         stats_inc(&svc->st->single_flight_joins); /* answered when the leader lands */
         coh_key_free(&k);
         return;
