@@ -3,14 +3,15 @@
  * script); MSet writes every entry and publishes one invalidation naming
  * all the keys, in one script. The per-key rules (tickets, versions,
  * coherence) are those of Get and Set. */
+#include "batch.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "service_impl.h"
+#include "svc.h"
 #include "units.h"
 
 typedef Nearcache__V1__MGetRequest pb_mget_request;
@@ -35,6 +36,9 @@ typedef struct mget {
     size_t n, missing;
     item items[];
 } mget;
+
+static void run_mget(jobq_job *job, l2 *conn);
+static void run_mset(jobq_job *job, l2 *conn);
 
 static void mget_free(mget *b)
 {
@@ -85,9 +89,8 @@ static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
                        ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
 {
     if (n == 0 || n > svc->cfg->max_batch) {
-        stats_inc(&svc->st->bad_requests);
-        call_fail(c, CODE(INVALID_ARGUMENT), "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")",
-                  n, svc->cfg->max_batch);
+        svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
+                   "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n, svc->cfg->max_batch);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -181,7 +184,7 @@ void batch_handle_mget(service *svc, call *c)
         return;
     }
     call_state_of(c)->mget = b;
-    svc_submit(svc, c);
+    svc_submit(svc, c, run_mget);
 }
 
 /* Takes one Redis answer into item it (and L1, if its ticket is good). */
@@ -199,12 +202,7 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int
     it->len = v->len;
     it->stale = v->stale;
     it->ttl_ms = v->pttl_ms > 0 ? (uint64_t)v->pttl_ms : 0;
-    int64_t life =
-        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
-    if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
-        l1_fill(svc->cache, it->k.buf, it->k.len, v->data, v->len, (uint32_t)v->version, t0 + life,
-                t0, it->ticket) == ESTALE)
-        stats_inc(&svc->st->fills_voided);
+    svc_fill(svc, it->k.buf, it->k.len, v, t0, it->ticket);
 }
 
 /* Redis could not answer an MGet: under stale_if_error, answers it when L1
@@ -233,7 +231,7 @@ static int mget_stale(service *svc, call *c, mget *b, int rv)
     return 1;
 }
 
-void batch_job_mget(service *svc, call *c, l2 *conn)
+static void job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
     mget *b = call_state_of(c)->mget;
@@ -280,47 +278,17 @@ void batch_handle_mset(service *svc, call *c)
     if (check_batch(svc, c, m->ns, m->n_entries, mset_key, m) != 0)
         return;
     for (size_t i = 0; i < m->n_entries; i++) {
-        const char *problem = NULL;
-        if (m->entries[i]->value.len > svc->cfg->max_value_size)
-            problem = "is larger than max_value_size";
-        else if (m->entries[i]->ttl_ms < 0)
-            problem = "has a negative ttl_ms";
-        if (problem != NULL) {
-            stats_inc(&svc->st->bad_requests);
-            call_fail(c, problem[3] == 'l' ? CODE(RESOURCE_EXHAUSTED) : CODE(INVALID_ARGUMENT),
-                      "entry %zu %s", i, problem);
+        if (m->entries[i]->value.len > svc->cfg->max_value_size) {
+            svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED), "entry %zu is larger than max_value_size",
+                       i);
+            return;
+        }
+        if (m->entries[i]->ttl_ms < 0) {
+            svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "entry %zu has a negative ttl_ms", i);
             return;
         }
     }
-    svc_submit(svc, c);
-}
-
-/* The one invalidation of an MSet, naming every key; a new buffer (the
- * caller frees it) of *len bytes, or NULL. */
-static uint8_t *mset_msg(service *svc, l2 *conn, const pb_mset_request *m, size_t *len)
-{
-    size_t n = m->n_entries;
-    pb_key_ref *refs = calloc(n, sizeof *refs), **ptrs = calloc(n, sizeof *ptrs);
-    uint8_t *buf = NULL;
-    if (refs != NULL && ptrs != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            nearcache__v1__key_ref__init(&refs[i]);
-            refs[i].ns = m->ns;
-            refs[i].key = m->entries[i]->key;
-            ptrs[i] = &refs[i];
-        }
-        pb_invalidation msg = NEARCACHE__V1__INVALIDATION__INIT;
-        msg.origin = svc->node_id;
-        msg.stream = l2_stream(conn);
-        msg.seq = l2_next_seq(conn);
-        msg.n_keys = n;
-        msg.keys = ptrs;
-        if ((buf = malloc(codec_inval_size(&msg))) != NULL)
-            *len = codec_inval_pack(&msg, buf);
-    }
-    free(refs);
-    free(ptrs);
-    return buf;
+    svc_submit(svc, c, run_mset);
 }
 
 /* After the script: this node's L1 and waiters, key by key. */
@@ -345,7 +313,7 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
     }
 }
 
-void batch_job_mset(service *svc, call *c, l2 *conn)
+static void job_mset(service *svc, call *c, l2 *conn)
 {
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
@@ -354,7 +322,9 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
         return;
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
-    uint8_t *msg = e != NULL && tickets != NULL ? mset_msg(svc, conn, m, &len) : NULL;
+    uint8_t *msg = e != NULL && tickets != NULL
+                       ? svc_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
+                       : NULL;
     if (msg == NULL) {
         free(e);
         free(tickets);
@@ -393,4 +363,15 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
     free(msg);
     free(e);
     free(tickets);
+}
+
+/* jobq_fns: a batch's script on a worker. */
+static void run_mget(jobq_job *job, l2 *conn)
+{
+    job_mget(job->arg, call_of_job(job), conn);
+}
+
+static void run_mset(jobq_job *job, l2 *conn)
+{
+    job_mset(job->arg, call_of_job(job), conn);
 }

@@ -57,8 +57,10 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         log_error("cannot start the redis workers");
         goto out;
     }
-    if (service_create(&svc, cfg, url, cache, q, &st) != 0)
+    if (service_create(&svc, cfg, url, cache, q, &st, err, sizeof err) != 0) {
+        log_error("%s", err);
         goto out;
+    }
     if (sub_start(&sub, cfg, url, service_channel(svc), service_node_id(svc),
                   service_coherence(svc), q) != 0) {
         log_error("cannot start the subscriber");
