@@ -564,6 +564,11 @@ uint64_t config_max_request(const config *c)
     return c->max_value_size + c->max_key_size + c->max_namespace_size + 64 * KiB;
 }
 
+uint64_t config_redis_capacity(const config *c)
+{
+    return c->contexts - c->redis_connections - CONFIG_RESERVED_CONTEXTS;
+}
+
 int config_check(const config *c, char *err, size_t errlen)
 {
     char a[32], b[32];
@@ -573,10 +578,12 @@ int config_check(const config *c, char *err, size_t errlen)
                     fmt_duration(c->max_ttl_ms, b, sizeof b));
     /* l1_max_ttl may exceed max_ttl: an L1 entry lives at most until its
      * Redis TTL runs out, so the smaller of the two applies. */
-    if (c->contexts <= c->redis_connections || c->contexts - c->redis_connections <= 16)
+    if (c->contexts <= c->redis_connections ||
+        c->contexts - c->redis_connections <= CONFIG_RESERVED_CONTEXTS)
         return fail(err, errlen,
-                    "contexts (%llu) must be greater than redis_connections + 16 (%llu + 16)",
-                    (unsigned long long)c->contexts, (unsigned long long)c->redis_connections);
+                    "contexts (%llu) must be greater than redis_connections + %d (%llu + %d)",
+                    (unsigned long long)c->contexts, CONFIG_RESERVED_CONTEXTS,
+                    (unsigned long long)c->redis_connections, CONFIG_RESERVED_CONTEXTS);
     if (c->coherence_window_ms < 2 * c->heartbeat_interval_ms)
         return fail(err, errlen,
                     "coherence_window (%s) must be at least twice heartbeat_interval (%s)",

@@ -277,9 +277,9 @@ static void reply_lease(call *c, int state, const char *token)
  * fill (or its deadline, less a margin to answer in time). */
 static void park(service *svc, call *c, const coh_key *k)
 {
-    /* A parked Get holds its context: park only while 16 stay free, so
-     * other Gets, Pings and Stats always find one. */
-    if (call_free_contexts(c) <= 16 ||
+    /* A parked Get holds its context: park only while the reserved ones
+     * stay free, so other Gets, Pings and Stats always find one. */
+    if (call_free_contexts(c) <= CONFIG_RESERVED_CONTEXTS ||
         waits_park(svc->waits, k->buf, k->len, c, svc_answer_by(c)) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
         return;
@@ -377,7 +377,8 @@ static void submit_get(service *svc, call *c)
 /* Sends a plain Get's read down the read lane when the namespace's version
  * is known here; returns 0 when it cannot (the workers read it then). A
  * read on the lane takes one of the jobq's places, so calls waiting for
- * Redis on either path leave the server 16 contexts, as the jobq alone. */
+ * Redis on either path leave the server CONFIG_RESERVED_CONTEXTS free, as
+ * the jobq alone. */
 static int read_by_lane(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;

@@ -11,11 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "units.h"
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 
 /* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
  * the namespace's current version (KEYS[1] = PREFIX:nsver:NS, absent = 0),
@@ -136,7 +134,7 @@ struct l2 {
     _Atomic int64_t *peer_up_at; /* the sharer's (l2_share_up): when any handle last connected */
     atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
     int counted;                 /* this one is in *up_count */
-    int64_t backoff_ms;
+    backoff backoff;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
     uint32_t stream;
@@ -168,7 +166,7 @@ int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, c
     else
         snprintf(c->where, sizeof c->where, "%s:%d", url->host, url->port);
     c->connect_timeout_ms = connect_timeout_ms;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    c->backoff = backoff_make(BACKOFF_MAX_MS);
     c->was_up = -1;
     c->stream = stream;
     c->next_seq = 1;
@@ -192,8 +190,7 @@ static void drop(l2 *c, int retry_now)
         return;
     }
     c->down_since = units_now_ms();
-    c->retry_at = c->down_since + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    c->retry_at = c->down_since + backoff_fail(&c->backoff);
 }
 
 void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
@@ -370,7 +367,7 @@ int l2_connect(l2 *c, int64_t now)
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    backoff_reset(&c->backoff);
     return L2_OK;
 }
 

@@ -29,13 +29,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "units.h"
 
-#define NCOMMANDS      9
-#define IDLE_WAKE_MS   1000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define NCOMMANDS    9
+#define IDLE_WAKE_MS 1000
 
 typedef struct slot {
     void *req; /* NULL once answered LANE_TIMEOUT; its replies are dropped */
@@ -349,7 +348,8 @@ static redisContext *connect_lane(lane *ln, int was_up)
 static void *lane_main(void *arg)
 {
     lane *ln = arg;
-    int64_t backoff = BACKOFF_MIN_MS, retry_at = 0;
+    backoff bo = backoff_make(BACKOFF_MAX_MS);
+    int64_t retry_at = 0;
     int was_up = 1;
     for (;;) {
         int64_t now = units_now_ms();
@@ -369,8 +369,7 @@ static void *lane_main(void *arg)
         if (ctx == NULL && now >= retry_at) {
             ctx = connect_lane(ln, was_up);
             if (ctx == NULL) {
-                retry_at = units_now_ms() + backoff;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                retry_at = units_now_ms() + backoff_fail(&bo);
                 was_up = 0;
                 continue;
             }
@@ -378,7 +377,7 @@ static void *lane_main(void *arg)
             ln->ctx = ctx;
             pthread_mutex_unlock(&ln->mu);
             atomic_store(&ln->up, 1);
-            backoff = BACKOFF_MIN_MS;
+            backoff_reset(&bo);
             was_up = 1;
             continue;
         }
@@ -399,8 +398,7 @@ static void *lane_main(void *arg)
         size_t n = collect(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
                            (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
         if (ln->ctx == NULL && ln->hung) { /* Redis is stuck: give it a while */
-            retry_at = units_now_ms() + backoff;
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            retry_at = units_now_ms() + backoff_fail(&bo);
         } else if (ln->ctx == NULL) { /* a connection that broke: try again at once */
             retry_at = units_now_ms();
         }

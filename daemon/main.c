@@ -52,8 +52,8 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         log_error("cannot allocate the L1 store");
         goto out;
     }
-    size_t capacity = cfg->contexts - cfg->redis_connections - 16;
-    if (jobq_create(&q, url, cfg->redis_connections, capacity, cfg->redis_timeout_ms) != 0) {
+    if (jobq_create(&q, url, cfg->redis_connections, config_redis_capacity(cfg),
+                    cfg->redis_timeout_ms) != 0) {
         log_error("cannot start the redis workers");
         goto out;
     }

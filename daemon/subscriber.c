@@ -13,12 +13,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "l2.h"
 #include "log.h"
 #include "units.h"
 
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 2000
+#define RETRY_MAX_MS 2000 /* a lost subscription is missed L1: retry sooner */
 #define MAX_STREAMS  64
 
 struct subscriber {
@@ -43,24 +43,16 @@ static struct timeval tv_of(int64_t ms)
     return tv;
 }
 
-/* Connects, authenticates, selects nothing (pub/sub ignores databases) and
- * subscribes. Returns the context, or NULL with the reason logged. */
+/* Connects as every connection does (l2_dial: AUTH and SELECT as the URL
+ * asks; pub/sub ignores the database) and subscribes. Returns the context,
+ * or NULL with the reason logged. */
 static redisContext *subscribe(subscriber *s)
 {
-    struct timeval tv = tv_of(s->cfg->redis_timeout_ms);
-    redisContext *ctx = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.host, tv)
-                                       : redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    redisReply *r = NULL;
-    const char *why = ctx == NULL ? "out of memory" : ctx->err ? ctx->errstr : NULL;
-    if (why == NULL && s->url.password[0] != '\0') {
-        redisSetTimeout(ctx, tv);
-        r = redisCommand(ctx, "AUTH %s", s->url.password);
-        why = r == NULL ? ctx->errstr : r->type == REDIS_REPLY_ERROR ? "AUTH failed" : NULL;
-        freeReplyObject(r);
-    }
+    char err[600];
+    redisContext *ctx = l2_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
+    const char *why = ctx == NULL ? err : NULL;
     if (why == NULL) {
-        redisSetTimeout(ctx, tv);
-        r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
+        redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
         why = r == NULL ? ctx->errstr : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
         freeReplyObject(r);
     }
@@ -73,8 +65,6 @@ static redisContext *subscribe(subscriber *s)
             redisFree(ctx);
         return NULL;
     }
-    if (!s->url.is_unix)
-        redisEnableKeepAlive(ctx);
     redisSetTimeout(ctx, tv_of(s->cfg->coherence_window_ms));
     return ctx;
 }
@@ -125,17 +115,17 @@ static void listen_until_lost(subscriber *s, redisContext *ctx)
 static void *reader_main(void *arg)
 {
     subscriber *s = arg;
-    int64_t retry_ms = RETRY_MIN_MS;
+    backoff bo = backoff_make(RETRY_MAX_MS);
     while (!atomic_load(&s->stopping)) {
         redisContext *ctx = subscribe(s);
         if (ctx == NULL) {
+            int64_t retry_ms = backoff_fail(&bo);
             struct timespec ts = {.tv_sec = retry_ms / 1000,
                                   .tv_nsec = (retry_ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
-            retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
             continue;
         }
-        retry_ms = RETRY_MIN_MS;
+        backoff_reset(&bo);
         s->failing = 0;
         pthread_mutex_lock(&s->mu);
         s->ctx = ctx;
