@@ -22,7 +22,7 @@ typedef Nearcache__V1__MSetReply pb_mset_reply;
 
 /* One key of an MGet. A hit from L1 owns a copy of its value. */
 typedef struct item {
-    coh_key k;
+    ks_l1_key k;
     int done, found, from_l1, stale, negative;
     void *copy; /* L1 hits */
     const void *value;
@@ -45,7 +45,7 @@ static void mget_free(mget *b)
     if (b == NULL)
         return;
     for (size_t i = 0; i < b->n; i++) {
-        coh_key_free(&b->items[i].k);
+        ks_l1_key_free(&b->items[i].k);
         free(b->items[i].copy);
     }
     free(b);
@@ -164,7 +164,7 @@ void batch_handle_mget(service *svc, call *c)
         coh_serving(svc->coh, now) && coh_version(svc->coh, m->ns.data, m->ns.len, &version);
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
-        if (coh_key_make(&it->k, m->ns.data, m->ns.len, m->keys[i].data, m->keys[i].len) != 0) {
+        if (ks_l1_key_make(&it->k, m->ns.data, m->ns.len, m->keys[i].data, m->keys[i].len) != 0) {
             b->n = i;
             mget_free(b);
             call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -297,8 +297,8 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
 {
     int serving = ok && coh_serving(svc->coh, units_now_ms());
     for (size_t i = 0; i < m->n_entries; i++) {
-        coh_key k;
-        if (coh_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
+        ks_l1_key k;
+        if (ks_l1_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
             l1_flush(svc->cache); /* cannot drop the one key: drop them all */
             continue;
         }
@@ -309,7 +309,7 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
             l1_invalidate(svc->cache, k.buf, k.len);
         if (ok)
             waits_wake(svc->waits, k.buf, k.len);
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
     }
 }
 
@@ -335,10 +335,10 @@ static void job_mset(service *svc, call *c, l2 *conn)
         const Nearcache__V1__MSetEntry *en = m->entries[i];
         e[i] = (l2_entry){en->key.data, en->key.len, en->value.data, en->value.len,
                           svc_ttl(svc, en->ttl_ms != 0, en->ttl_ms)};
-        coh_key k;
-        if (coh_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
+        ks_l1_key k;
+        if (ks_l1_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
             tickets[i] = l1_reserve(svc->cache, k.buf, k.len);
-            coh_key_free(&k);
+            ks_l1_key_free(&k);
         }
     }
     uint64_t seq = l2_next_seq(conn), version = 0;

@@ -19,21 +19,11 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "keyspace.h"
 #include "l1.h"
 #include "stats.h"
 
 typedef struct coh coh;
-
-/* An L1 key "NS:KEY", on the stack when it fits. */
-typedef struct coh_key {
-    char *buf;
-    size_t len;
-    char inline_buf[1280];
-} coh_key;
-
-/* Builds the L1 key. Returns 0, or ENOMEM. Free with coh_key_free(). */
-int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen);
-void coh_key_free(coh_key *k);
 
 /* Makes the state for node `node_id` (copied) over `cache` and `st` (not
  * owned; they must outlive it). Returns 0 and hands it to *out (caller owns

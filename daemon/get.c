@@ -58,7 +58,9 @@ typedef struct slide_job {
 static void run_slide(jobq_job *job, l2 *conn)
 {
     slide_job *sj = (slide_job *)job;
-    l2_key rk = {sj->svc->cfg->prefix, sj->bytes, sj->nslen, sj->bytes + sj->nslen, sj->klen};
+    ProtobufCBinaryData ns = {sj->nslen, (uint8_t *)sj->bytes};
+    ProtobufCBinaryData key = {sj->klen, (uint8_t *)sj->bytes + sj->nslen};
+    l2_key rk = svc_redis_key(sj->svc, ns, key);
     l2_get_opts o = {.slide_ms = (int64_t)sj->slide_ms};
     l2_value v = {0};
     if (l2_get(conn, &rk, &o, sj->svc->cfg->redis_timeout_ms, &v) == L2_OK)
@@ -71,7 +73,7 @@ static void run_slide(jobq_job *job, l2 *conn)
  * extend it in L1 at once (so the hits after this one do not ask again)
  * and in Redis in the background. So a key read all the time costs one
  * Redis call per half period, not one per hit. */
-static void slide(service *svc, const pb_get_request *g, const coh_key *k, int64_t now,
+static void slide(service *svc, const pb_get_request *g, const ks_l1_key *k, int64_t now,
                   int64_t expires_at)
 {
     int64_t life = svc_min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
@@ -93,7 +95,7 @@ static void slide(service *svc, const pb_get_request *g, const coh_key *k, int64
 
 /* Tries L1 for a Get; `stale` allows it while not caught up (stale_if_error).
  * Returns 1 when the call was answered. */
-static int answer_from_l1(service *svc, call *c, const coh_key *k, int stale)
+static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
 {
     const pb_get_request *g = call_request(c)->get;
     uint64_t version;
@@ -149,7 +151,7 @@ static void fail_get(service *svc, call *leader, int code, const char *text)
 
 /* Redis could not answer a Get (`status`, error text e): serve L1 under
  * stale_if_error if allowed, to the leader and to each call that joined it. */
-static void get_failed(service *svc, call *c, int status, const char *e, const coh_key *k)
+static void get_failed(service *svc, call *c, int status, const char *e, const ks_l1_key *k)
 {
     char text[700];
     int code = svc_l2_failure(svc, c, status, e, text, sizeof text);
@@ -171,7 +173,7 @@ static void get_failed(service *svc, call *c, int status, const char *e, const c
 /* Fills *gr and *r with a value read from Redis (r->get points at gr; gr
  * points into v) and keeps it in L1 if the fill's ticket is still good. A
  * stale-while-revalidate value past its TTL is not kept. */
-static void value_reply(service *svc, const coh_key *k, const l2_value *v, int64_t t0,
+static void value_reply(service *svc, const ks_l1_key *k, const l2_value *v, int64_t t0,
                         l1_ticket ticket, pb_get_reply *gr, pb_reply *r)
 {
     stats_inc(&svc->st->l2_hits);
@@ -203,7 +205,8 @@ static void missing_reply(const l2_value *v, pb_get_reply *gr, pb_reply *r)
 
 /* A plain Get's Redis read landed (L2_OK or L2_NIL), read at t0: answers
  * the call and every call that joined its flight. */
-static void get_read(service *svc, call *c, const coh_key *k, int rv, const l2_value *v, int64_t t0)
+static void get_read(service *svc, call *c, const ks_l1_key *k, int rv, const l2_value *v,
+                     int64_t t0)
 {
     const pb_get_request *g = call_request(c)->get;
     coh_version_seen(svc->coh, g->ns.data, g->ns.len, v->version);
@@ -220,25 +223,25 @@ static void get_read(service *svc, call *c, const coh_key *k, int rv, const l2_v
     answer_get(svc, c, &r);
 }
 
-static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k);
+static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k);
 
 static void job_get(service *svc, call *c, l2 *conn)
 {
     const pb_get_request *g = call_request(c)->get;
-    coh_key k;
-    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+    ks_l1_key k;
+    if (ks_l1_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
     if (g->lease) {
         job_get_lease(svc, c, conn, &k);
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
         return;
     }
     int64_t left = svc_answer_by(c) - units_now_ms();
     if (left <= 0) {
         fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
         return;
     }
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
@@ -251,7 +254,7 @@ static void job_get(service *svc, call *c, l2 *conn)
     else
         get_failed(svc, c, rv, l2_error(conn), &k);
     l2_value_free(&v);
-    coh_key_free(&k);
+    ks_l1_key_free(&k);
 }
 
 /* jobq_fn: a Get's Redis read on a worker. */
@@ -275,7 +278,7 @@ static void reply_lease(call *c, int state, const char *token)
 
 /* A Get with a lease that found someone else filling: park it until that
  * fill (or its deadline, less a margin to answer in time). */
-static void park(service *svc, call *c, const coh_key *k)
+static void park(service *svc, call *c, const ks_l1_key *k)
 {
     /* A parked Get holds its context: park only while the reserved ones
      * stay free, so other Gets, Pings and Stats always find one. */
@@ -300,20 +303,20 @@ void get_on_wake(void *arg, call *c, int timed_out)
         return;
     }
     const pb_get_request *g = call_request(c)->get;
-    coh_key k;
-    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+    ks_l1_key k;
+    if (ks_l1_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
     call_state_of(c)->waited = 1;
     call_state_of(c)->ticket = l1_reserve(svc->cache, k.buf, k.len);
-    coh_key_free(&k);
+    ks_l1_key_free(&k);
     svc_submit(svc, c, run_get);
 }
 
 /* The Redis read of a Get that asked for a lease. No single flight here:
  * joiners of a granted flight would all think they hold the lease. */
-static void job_get_lease(service *svc, call *c, l2 *conn, const coh_key *k)
+static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
 {
     const pb_get_request *g = call_request(c)->get;
     int64_t left = svc_answer_by(c) - units_now_ms();
@@ -401,21 +404,21 @@ void get_on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
     service *svc = arg;
     call *c = req;
     const pb_get_request *g = call_request(c)->get;
-    coh_key k;
+    ks_l1_key k;
     jobq_unhold(svc->q);
     if (status == LANE_FELL)
         coh_version_fell(svc->coh, g->ns.data, g->ns.len);
     if (status == LANE_RETRY || status == LANE_MOVED || status == LANE_FELL) {
         stats_inc(&svc->st->redis_lane_retries);
         submit_get(svc, c);
-    } else if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+    } else if (ks_l1_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         fail_get(svc, c, CODE(RESOURCE_EXHAUSTED), "out of memory");
     } else {
         if (status == LANE_TIMEOUT)
             get_failed(svc, c, L2_ETIMEOUT, "redis did not answer in time (read lane)", &k);
         else
             get_read(svc, c, &k, status, v, sent_at);
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
     }
     if (v != NULL)
         l2_value_free(v);
@@ -435,13 +438,13 @@ void get_handle(service *svc, call *c)
                    svc->cfg->max_ttl_ms);
         return;
     }
-    coh_key k;
-    if (coh_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
+    ks_l1_key k;
+    if (ks_l1_key_make(&k, g->ns.data, g->ns.len, g->key.data, g->key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
     if (answer_from_l1(svc, c, &k, 0)) {
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
         return;
     }
     stats_inc(&svc->st->l1_misses);
@@ -451,10 +454,10 @@ void get_handle(service *svc, call *c)
     cs->flight = (flight_link){0};                     /* no flight */
     if (!g->lease && flight_join(svc->flights, k.buf, k.len, cs->ticket, &cs->flight)) {
         stats_inc(&svc->st->single_flight_joins); /* answered when the leader lands */
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
         return;
     }
     if (g->lease || g->slide_ttl_ms > 0 || !read_by_lane(svc, c))
         submit_get(svc, c);
-    coh_key_free(&k);
+    ks_l1_key_free(&k);
 }

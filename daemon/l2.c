@@ -19,16 +19,11 @@
  * the namespace's current version (KEYS[1] = PREFIX:nsver:NS, absent = 0),
  * so a write can never land under a version that a bump has retired, and
  * returns the version it used. A write and its invalidation message are one
- * script, so the message is published if and only if the write happened. */
+ * script, so the message is published if and only if the write happened.
+ * The keys' layout is keyspace.h's (KS_LUA_BASE, KS_LUA_KEYS_OF). */
 #define VERSION "local v = redis.call('GET', KEYS[1]) or '0' "
-#define BASE    "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
-/* The data key, and its companions PREFIX:NS:<ver><kind>:KEY: `lease` (a
- * lease token), `neg` (known absent), `swr` (when a stale-while-revalidate
- * value stops being fresh). A namespace has no ':' and a version is digits,
- * so no companion can be another namespace's data key. */
-#define KEYS_OF                                                                                    \
-    "local k = base .. ':' .. ARGV[3] "                                                            \
-    "local function side(s) return base .. s .. ':' .. ARGV[3] end "
+#define BASE    KS_LUA_BASE
+#define KEYS_OF KS_LUA_KEYS_OF
 #define NOW_MS                                                                                     \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
@@ -99,15 +94,15 @@ static const char *const script_text[NSCRIPTS] = {
     [SCRIPT_MGET] = VERSION BASE NOW_MS
     "local out = {v} "
     "for i = 3, #ARGV do "
-    "  local k = base .. ':' .. ARGV[i] "
+    "  local k = key_of('', ARGV[i]) "
     "  local val = redis.call('GET', k) "
     "  local flags = 0 "
     "  local pttl = redis.call('PTTL', k) "
     "  if val then "
-    "    local fresh = redis.call('GET', base .. 'swr:' .. ARGV[i]) "
+    "    local fresh = redis.call('GET', key_of('swr', ARGV[i])) "
     "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 "
     "    elseif fresh then pttl = tonumber(fresh) - now_ms() end "
-    "  elseif redis.call('EXISTS', base .. 'neg:' .. ARGV[i]) == 1 then flags = 1 end "
+    "  elseif redis.call('EXISTS', key_of('neg', ARGV[i])) == 1 then flags = 1 end "
     "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = flags "
     "end "
     "return out",
@@ -116,8 +111,8 @@ static const char *const script_text[NSCRIPTS] = {
     [SCRIPT_MSET] = VERSION BASE
     "for i = 5, #ARGV, 3 do "
     "  local key = ARGV[i] "
-    "  redis.call('SET', base .. ':' .. key, ARGV[i + 1], 'PX', ARGV[i + 2]) "
-    "  redis.call('DEL', base .. 'lease:' .. key, base .. 'neg:' .. key, base .. 'swr:' .. key) "
+    "  redis.call('SET', key_of('', key), ARGV[i + 1], 'PX', ARGV[i + 2]) "
+    "  redis.call('DEL', key_of('lease', key), key_of('neg', key), key_of('swr', key)) "
     "end "
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) return v",
 };
@@ -447,15 +442,6 @@ static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, 
     return r;
 }
 
-size_t l2_nsver_key(char *buf, const l2_key *k)
-{
-    size_t plen = strlen(k->prefix);
-    memcpy(buf, k->prefix, plen);
-    memcpy(buf + plen, ":nsver:", 7);
-    memcpy(buf + plen + 7, k->ns, k->nslen);
-    return plen + 7 + k->nslen;
-}
-
 /* Reads an integer or a numeric string reply element; -1 when neither. */
 static int64_t reply_int(const redisReply *r)
 {
@@ -476,10 +462,10 @@ static int unexpected(l2 *c, redisReply *r, const char *what)
 int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
 {
     static const l2_get_opts plain = {0};
-    char vkey[L2_NSVER_KEY_MAX], ttl[24], slide[24];
+    char vkey[KS_NSVER_KEY_MAX], ttl[24], slide[24];
     if (o == NULL)
         o = &plain;
-    size_t vlen = l2_nsver_key(vkey, k);
+    size_t vlen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)o->lease_ttl_ms);
     int sl = snprintf(slide, sizeof slide, "%lld", (long long)o->slide_ms);
     const char *token = o->token != NULL ? o->token : "";
@@ -512,10 +498,10 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
            int *stored)
 {
     static const l2_set_opts plain = {0};
-    char vkey[L2_NSVER_KEY_MAX], px[24], swr[24];
+    char vkey[KS_NSVER_KEY_MAX], px[24], swr[24];
     if (o == NULL)
         o = &plain;
-    size_t vklen = l2_nsver_key(vkey, k);
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
     int swrlen = snprintf(swr, sizeof swr, "%lld", (long long)o->swr_ms);
     const char *args[] = {
@@ -540,8 +526,8 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
 int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
            int64_t timeout_ms, int *existed, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     const char *args[] = {k->prefix,  k->ns,   k->key,
                           m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
@@ -560,8 +546,8 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
 
 int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
     int status;
@@ -577,8 +563,8 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
 
 int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     const char **args = malloc(sizeof *args * (n + 2));
     size_t *lens = malloc(sizeof *lens * (n + 2));
     int status = L2_EREPLY;
@@ -631,8 +617,8 @@ void l2_batch_free(l2_batch *b)
 int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
             int64_t timeout_ms, uint64_t *version)
 {
-    char vkey[L2_NSVER_KEY_MAX];
-    size_t vklen = l2_nsver_key(vkey, k);
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     size_t nargs = 4 + 3 * n;
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "keyspace.h"
 
 typedef struct l2 l2;
 
@@ -27,14 +28,11 @@ enum l2_status {
  * from the namespace's current version. All fields are the caller's. */
 typedef struct l2_key {
     const char *prefix; /* NUL-terminated, at most 127 bytes */
-    const void *ns;     /* at most L2_NS_MAX bytes */
+    const void *ns;     /* at most KS_NS_MAX bytes */
     size_t nslen;
     const void *key;
     size_t klen;
 } l2_key;
-
-#define L2_NS_MAX        1024
-#define L2_NSVER_KEY_MAX (128 + 7 + L2_NS_MAX)
 
 /* An invalidation to publish with a write, on `channel`. The caller's. */
 typedef struct l2_msg {
@@ -77,10 +75,6 @@ typedef struct l2_set_opts {
  * naming Redis and the problem in err. */
 struct redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
                              size_t errlen);
-
-/* PREFIX:nsver:NS, the key of a namespace's version, into buf (at least
- * L2_NSVER_KEY_MAX bytes). Returns its length. */
-size_t l2_nsver_key(char *buf, const l2_key *k);
 
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines; `stream` numbers the invalidation

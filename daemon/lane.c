@@ -85,27 +85,20 @@ static void wake(lane *ln)
 
 int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req)
 {
-    char vkey[L2_NSVER_KEY_MAX], ver[24], small[512];
-    size_t vklen = l2_nsver_key(vkey, k);
-    /* PREFIX:NS:VER, then ":KEY", "swr:KEY" or "neg:KEY" */
-    size_t plen = strlen(k->prefix),
-           verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
-    size_t base = plen + 1 + k->nslen + 1 + verlen, one = base + 4 + k->klen;
+    char vkey[KS_NSVER_KEY_MAX], small[512];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
+    /* the data key and its swr and neg companions (keyspace.h) */
+    size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
     char *buf = 3 * one <= sizeof small ? small : malloc(3 * one);
     if (buf == NULL)
         return -1;
-    static const char *const kind[3] = {":", "swr:", "neg:"};
+    static const enum ks_kind kind[3] = {KS_DATA, KS_SWR, KS_NEG};
     const char *keys[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) {
-        char *p = buf + (size_t)i * one;
-        keys[i] = p;
-        memcpy(p, k->prefix, plen), p += plen, *p++ = ':';
-        memcpy(p, k->ns, k->nslen), p += k->nslen, *p++ = ':';
-        memcpy(p, ver, verlen), p += verlen;
-        memcpy(p, kind[i], strlen(kind[i])), p += strlen(kind[i]);
-        memcpy(p, k->key, k->klen), p += k->klen;
-        lens[i] = (size_t)(p - keys[i]);
+        keys[i] = buf + (size_t)i * one;
+        lens[i] = ks_data_key(buf + (size_t)i * one, k->prefix, k->ns, k->nslen, version, kind[i],
+                              k->key, k->klen);
     }
     const char *argv[NCOMMANDS][3] = {{"MULTI"},         {"GET", vkey},    {"GET", keys[0]},
                                       {"PTTL", keys[0]}, {"GET", keys[1]}, {"EXISTS", keys[2]},

@@ -60,7 +60,7 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         id = (uint64_t)units_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
-    snprintf(svc->channel, sizeof svc->channel, "%s:inval", cfg->prefix);
+    ks_channel(svc->channel, sizeof svc->channel, cfg->prefix);
     int rv;
     const char *what = NULL;
     if ((rv = coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms)) != 0)

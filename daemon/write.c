@@ -15,7 +15,7 @@
  * invalidation message with this stream's next seq, and after the answer
  * the seq confirmed (or kept for the next message) and the stats. */
 typedef struct write_ctx {
-    coh_key k;
+    ks_l1_key k;
     l1_ticket ticket;
     uint8_t *msg;
     l2_msg m;
@@ -32,9 +32,9 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
                        ProtobufCBinaryData key, int bump)
 {
     memset(w, 0, sizeof *w);
-    if (coh_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0 ||
+    if (ks_l1_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0 ||
         (w->msg = svc_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, &w->m.len)) == NULL) {
-        coh_key_free(&w->k);
+        ks_l1_key_free(&w->k);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
@@ -49,7 +49,7 @@ static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
 {
     svc_settle_seq(svc, conn, w->seq, published);
     free(w->msg);
-    coh_key_free(&w->k);
+    ks_l1_key_free(&w->k);
 }
 
 static void job_set(service *svc, call *c, l2 *conn)
