@@ -90,7 +90,7 @@ static void forget_streams(coh *c)
     }
 }
 
-void coh_free(coh *c)
+void coh_destroy(coh *c)
 {
     if (c == NULL)
         return;

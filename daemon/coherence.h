@@ -27,9 +27,9 @@ typedef struct coh coh;
 
 /* Makes the state for node `node_id` (copied) over `cache` and `st` (not
  * owned; they must outlive it). Returns 0 and hands it to *out (caller owns
- * it; free with coh_free()), or ENOMEM. */
+ * it; free with coh_destroy()), or ENOMEM. */
 int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms);
-void coh_free(coh *c);
+void coh_destroy(coh *c);
 
 /* Whether L1 may serve now: subscribed and caught up within the window. */
 int coh_serving(coh *c, int64_t now);

@@ -35,7 +35,7 @@ int flights_create(flights **out)
     return 0;
 }
 
-void flights_free(flights *f)
+void flights_destroy(flights *f)
 {
     if (f == NULL)
         return;

@@ -25,12 +25,12 @@ typedef struct flight_link {
     flight *fl;               /* of a leader: its flight, or NULL */
 } flight_link;
 
-/* Returns 0 and hands a table to *out (caller owns it; flights_free()), or
+/* Returns 0 and hands a table to *out (caller owns it; flights_destroy()), or
  * ENOMEM. */
 int flights_create(flights **out);
 
 /* Frees the table. Every flight must have landed. Accepts NULL. */
-void flights_free(flights *f);
+void flights_destroy(flights *f);
 
 /* If a flight of `key` with the same `ticket` (l1_reserve() now) is in the
  * air, queues `me` on it and returns 1: me will be in the list that

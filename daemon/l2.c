@@ -148,8 +148,8 @@ static struct timeval ms_to_tv(int64_t ms)
     return tv;
 }
 
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-            uint32_t stream)
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream)
 {
     l2 *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -194,7 +194,7 @@ void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
     c->up_count = up_count;
 }
 
-void l2_close(l2 *c)
+void l2_destroy(l2 *c)
 {
     if (c == NULL)
         return;

@@ -79,12 +79,12 @@ struct redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, ch
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines; `stream` numbers the invalidation
  * messages it publishes. Returns 0 and hands the handle to *out (caller owns
- * it; free with l2_close()), or ENOMEM. */
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-            uint32_t stream);
+ * it; free with l2_destroy()), or ENOMEM. */
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream);
 
 /* Closes the connection and frees the handle. Accepts NULL. */
-void l2_close(l2 *c);
+void l2_destroy(l2 *c);
 
 /* Connects now unless connected or inside the backoff. Returns L2_OK when
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */

@@ -400,8 +400,8 @@ static void *lane_main(void *arg)
     }
 }
 
-int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
-               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg)
+int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+                int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg)
 {
     lane *ln = calloc(1, sizeof *ln);
     if (ln == NULL)
@@ -442,7 +442,7 @@ uint64_t lane_reads(lane *ln)
     return atomic_load_explicit(&ln->reads, memory_order_relaxed);
 }
 
-void lane_stop(lane *ln)
+void lane_destroy(lane *ln)
 {
     if (ln == NULL)
         return;

@@ -36,10 +36,10 @@ typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int6
  * once after an I/O error, else with a backoff from 100 ms to 5 s; a new
  * connection must answer PING). At most `capacity` reads are in flight;
  * Redis must answer each within timeout_ms, or the connection is dropped.
- * Returns 0 and hands the lane to *out (stop with lane_stop()), or an errno
+ * Returns 0 and hands the lane to *out (stop with lane_destroy()), or an errno
  * value. */
-int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
-               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
+int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+                int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
 
 /* Sends a plain read of `k` under namespace version `version`, to be
  * answered by `deadline` (units_now_ms() time). Returns 0 when sent:
@@ -55,6 +55,6 @@ uint64_t lane_reads(lane *ln);
 
 /* Stops the thread; every read still in flight gets LANE_RETRY. Accepts
  * NULL. */
-void lane_stop(lane *ln);
+void lane_destroy(lane *ln);
 
 #endif

@@ -333,7 +333,7 @@ static void stop_watchdog(server *s)
     s->watchdog_started = 0;
 }
 
-int server_start(server **out, const server_options *opt, char *err, size_t errlen)
+int server_create(server **out, const server_options *opt, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof *s);
     if (s == NULL || (s->calls = calloc(opt->contexts, sizeof *s->calls)) == NULL) {
@@ -359,7 +359,7 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
     if (rv != 0) {
         if (err[0] == '\0')
             snprintf(err, errlen, "cannot set up contexts: %s", nng_strerror(rv));
-        server_free(s);
+        server_destroy(s);
         return rv;
     }
     for (size_t i = 0; i < s->ncalls; i++)
@@ -384,7 +384,7 @@ size_t server_drain(server *s, int64_t drain_ms)
     return left;
 }
 
-void server_free(server *s)
+void server_destroy(server *s)
 {
     if (s == NULL)
         return;

@@ -35,20 +35,20 @@ typedef struct server_options {
 } server_options;
 
 /* Listens and starts serving. Returns 0 and hands the server to *out (the
- * caller owns it; stop with server_drain() and server_free()), or an nng error code, with a
+ * caller owns it; stop with server_drain() and server_destroy()), or an nng error code, with a
  * message in err. */
-int server_start(server **out, const server_options *opt, char *err, size_t errlen);
+int server_create(server **out, const server_options *opt, char *err, size_t errlen);
 
 /* Stops taking new requests and lets the ones in flight finish for up to
  * drain_ms; from its return on, the handler is never called again (requests
  * that still arrive are answered UNAVAILABLE). Returns how many were still
  * in flight when it stopped waiting.
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
- * it after this and before server_free(). */
+ * it after this and before server_destroy(). */
 size_t server_drain(server *s, int64_t drain_ms);
 
 /* Closes the socket and frees the server. Accepts NULL. */
-void server_free(server *s);
+void server_destroy(server *s);
 
 /* The decoded request. Owned by the call; valid until it is answered. */
 const pb_request *call_request(const call *c);

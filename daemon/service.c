@@ -72,13 +72,13 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     if (rv == 0) {
         coh_set_hook(svc->coh, on_invalidated, svc);
         size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
-        if (depth > 0 && (rv = lane_start(&svc->lane, url, cfg->redis_timeout_ms,
-                                          cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
+        if (depth > 0 && (rv = lane_create(&svc->lane, url, cfg->redis_timeout_ms,
+                                           cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
             what = "the read lane";
     }
     if (rv != 0) {
         snprintf(err, errlen, "cannot start %s: %s", what, strerror(rv));
-        service_free(svc);
+        service_destroy(svc);
         return rv;
     }
     *out = svc;
@@ -96,20 +96,20 @@ void service_quiesce(service *svc)
 {
     if (svc == NULL)
         return;
-    lane_stop(svc->lane); /* hands the reads in flight to the workers */
+    lane_destroy(svc->lane); /* hands the reads in flight to the workers */
     svc->lane = NULL;
-    waits_free(svc->waits); /* answers every parked Get */
+    waits_destroy(svc->waits); /* answers every parked Get */
     svc->waits = NULL;
 }
 
-void service_free(service *svc)
+void service_destroy(service *svc)
 {
     if (svc == NULL)
         return;
-    lane_stop(svc->lane); /* in reverse order of service_create() */
-    waits_free(svc->waits);
-    flights_free(svc->flights);
-    coh_free(svc->coh);
+    lane_destroy(svc->lane); /* in reverse order of service_create() */
+    waits_destroy(svc->waits);
+    flights_destroy(svc->flights);
+    coh_destroy(svc->coh);
     free(svc);
 }
 

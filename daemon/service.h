@@ -19,7 +19,7 @@ typedef struct service service;
 /* Makes a service over the given parts; none are owned, and all must
  * outlive it. Starts the lease waits' sweeper and the read lane to the
  * Redis at `url`. Returns 0 and hands the service to *out (caller owns it;
- * free with service_free()), or an errno value with what failed in err. */
+ * free with service_destroy()), or an errno value with what failed in err. */
 int service_create(service **out, const config *cfg, const config_redis_url *url, l1 *cache,
                    jobq *q, stats *st, char *err, size_t errlen);
 
@@ -30,7 +30,7 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
 void service_quiesce(service *svc);
 
 /* Frees the service. Accepts NULL. */
-void service_free(service *svc);
+void service_destroy(service *svc);
 
 /* The server_handler: answers or queues one request. */
 void service_handle(void *svc, call *c);

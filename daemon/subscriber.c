@@ -1,6 +1,6 @@
 /* The invalidation channel's reader and this node's heartbeat; see
  * subscriber.h. The reader blocks in redisGetReply() with a read timeout of
- * coherence_window; sub_stop() wakes it by shutting its socket down. */
+ * coherence_window; sub_destroy() wakes it by shutting its socket down. */
 #include "subscriber.h"
 
 #include <errno.h>
@@ -29,7 +29,7 @@ struct subscriber {
     coh *coh;
     jobq *q;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards ctx (for sub_stop) and the heartbeat's sleep */
+    pthread_mutex_t mu; /* guards ctx (for sub_destroy) and the heartbeat's sleep */
     pthread_cond_t cv;
     redisContext *ctx;
     pthread_t reader, beater;
@@ -163,7 +163,7 @@ static void *beater_main(void *arg)
 {
     subscriber *s = arg;
     l2 *conn = NULL;
-    if (l2_open(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
+    if (l2_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
         return NULL;
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->stopping)) {
@@ -176,12 +176,12 @@ static void *beater_main(void *arg)
             units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
     }
     pthread_mutex_unlock(&s->mu);
-    l2_close(conn);
+    l2_destroy(conn);
     return NULL;
 }
 
-int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, const char *channel,
-              const char *node_id, coh *c, jobq *q)
+int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
+               const char *channel, const char *node_id, coh *c, jobq *q)
 {
     subscriber *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -200,14 +200,14 @@ int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, 
         rv = pthread_create(&s->beater, NULL, beater_main, s);
     s->beater_started = rv == 0;
     if (rv != 0) {
-        sub_stop(s);
+        sub_destroy(s);
         return rv;
     }
     *out = s;
     return 0;
 }
 
-void sub_stop(subscriber *s)
+void sub_destroy(subscriber *s)
 {
     if (s == NULL)
         return;

@@ -20,7 +20,7 @@ static void up(void)
 
 static void down(void)
 {
-    coh_free(c);
+    coh_destroy(c);
     l1_destroy(cache);
 }
 

@@ -13,7 +13,7 @@ static void up(void)
 
 static void down(void)
 {
-    flights_free(f);
+    flights_destroy(f);
 }
 
 TestSuite(flight, .init = up, .fini = down);

@@ -52,7 +52,7 @@ static void up(void)
 
 static void down(void)
 {
-    waits_free(w);
+    waits_destroy(w);
 }
 
 TestSuite(waits, .init = up, .fini = down);
@@ -112,7 +112,7 @@ Test(waits, free_answers_every_parked_call_as_timed_out)
 {
     cr_assert_eq(waits_park(w, "a", 1, fake(0), far()), 0);
     cr_assert_eq(waits_park(w, "b", 1, fake(1), far()), 0);
-    waits_free(w);
+    waits_destroy(w);
     w = NULL;
     cr_assert_eq(woken_now(), 2);
     cr_assert_eq(timed_out[0], 1);
