@@ -188,7 +188,7 @@ void batch_handle_mget(service *svc, call *c)
 }
 
 /* Takes one Redis answer into item it (and L1, if its ticket is good). */
-static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int rv)
+static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, l2_status rv)
 {
     it->done = 1;
     it->negative = v->negative;
@@ -207,7 +207,7 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int
 
 /* Redis could not answer an MGet: under stale_if_error, answers it when L1
  * holds every key still missing (served marked stale) and returns 1. */
-static int mget_stale(service *svc, call *c, mget *b, int rv)
+static int mget_stale(service *svc, call *c, mget *b, l2_status rv)
 {
     const pb_mget_request *m = call_request(c)->mget;
     uint64_t version;
@@ -252,7 +252,7 @@ static void job_mget(service *svc, call *c, l2 *conn)
     l2_key rk = svc_redis_key(svc, m->ns, m->keys[0]);
     l2_batch got = {0};
     int64_t t0 = units_now_ms();
-    int rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
+    l2_status rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
     if (rv != L2_OK) {
         if (!mget_stale(svc, c, b, rv))
             svc_fail_l2(svc, c, conn, rv);
@@ -260,7 +260,7 @@ static void job_mget(service *svc, call *c, l2 *conn)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, got.version);
         for (size_t j = 0; j < n; j++) {
             l2_value v;
-            int one = l2_batch_item(&got, j, &v);
+            l2_status one = l2_batch_item(&got, j, &v);
             mget_take(svc, &b->items[index[j]], &v, t0, one);
         }
         mget_reply(c, b);

@@ -151,7 +151,7 @@ static void fail_get(service *svc, call *leader, int code, const char *text)
 
 /* Redis could not answer a Get (`status`, error text e): serve L1 under
  * stale_if_error if allowed, to the leader and to each call that joined it. */
-static void get_failed(service *svc, call *c, int status, const char *e, const ks_l1_key *k)
+static void get_failed(service *svc, call *c, l2_status status, const char *e, const ks_l1_key *k)
 {
     char text[700];
     int code = svc_l2_failure(svc, c, status, e, text, sizeof text);
@@ -205,7 +205,7 @@ static void missing_reply(const l2_value *v, pb_get_reply *gr, pb_reply *r)
 
 /* A plain Get's Redis read landed (L2_OK or L2_NIL), read at t0: answers
  * the call and every call that joined its flight. */
-static void get_read(service *svc, call *c, const ks_l1_key *k, int rv, const l2_value *v,
+static void get_read(service *svc, call *c, const ks_l1_key *k, l2_status rv, const l2_value *v,
                      int64_t t0)
 {
     const pb_get_request *g = call_request(c)->get;
@@ -248,7 +248,7 @@ static void job_get(service *svc, call *c, l2 *conn)
     l2_get_opts o = {.slide_ms = (int64_t)g->slide_ttl_ms};
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
+    l2_status rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         get_read(svc, c, &k, rv, &v, t0);
     else
@@ -332,7 +332,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    int rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
+    l2_status rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv != L2_OK && rv != L2_NIL) {
@@ -399,7 +399,7 @@ static int read_by_lane(service *svc, call *c)
 }
 
 /* lane_done_fn: a Get's read came down the lane (on the lane's thread). */
-void get_on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
+void get_on_lane(void *arg, void *req, lane_status status, l2_value *v, int64_t sent_at)
 {
     service *svc = arg;
     call *c = req;
@@ -417,7 +417,7 @@ void get_on_lane(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
         if (status == LANE_TIMEOUT)
             get_failed(svc, c, L2_ETIMEOUT, "redis did not answer in time (read lane)", &k);
         else
-            get_read(svc, c, &k, status, v, sent_at);
+            get_read(svc, c, &k, (l2_status)status, v, sent_at); /* LANE_OK/NIL: L2_OK/NIL */
         ks_l1_key_free(&k);
     }
     if (v != NULL)

@@ -225,8 +225,8 @@ const char *l2_error(const l2 *c)
 /* Sends one command and reads its reply, honouring timeout_ms. On an I/O
  * error or a timeout the connection is dropped and NULL returned with
  * c->err set; *status says which. */
-static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
-                           const size_t *lens)
+static redisReply *command(l2 *c, int64_t timeout_ms, l2_status *status, int argc,
+                           const char **argv, const size_t *lens)
 {
     if (timeout_ms != c->cur_timeout_ms) {
         redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
@@ -250,7 +250,7 @@ static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, con
 /* Runs a setup command on a fresh connection; returns 0 when it succeeded. */
 static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens, redisReply **keep)
 {
-    int status;
+    l2_status status;
     redisReply *r = command(c, c->connect_timeout_ms, &status, argc, argv, lens);
     if (r == NULL)
         return -1;
@@ -328,7 +328,7 @@ redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err
     return ctx;
 }
 
-int l2_connect(l2 *c, int64_t now)
+l2_status l2_connect(l2 *c, int64_t now)
 {
     if (c->ctx != NULL)
         return L2_OK;
@@ -371,7 +371,7 @@ int l2_connect(l2 *c, int64_t now)
  * there, it reconnects at once and tries once more; every command here is
  * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with
  * *status set; an error reply is NULL with L2_EREPLY. */
-static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
+static redisReply *run(l2 *c, int64_t timeout_ms, l2_status *status, int argc, const char **argv,
                        const size_t *lens)
 {
     int reused = c->ctx != NULL && !c->once;
@@ -394,12 +394,12 @@ static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const c
     return r;
 }
 
-int l2_ping(l2 *c, int64_t timeout_ms)
+l2_status l2_ping(l2 *c, int64_t timeout_ms)
 {
     if (c->ctx == NULL)
         return l2_connect(c, units_now_ms());
     const char *argv[] = {"PING"};
-    int status;
+    l2_status status;
     redisReply *r = command(c, timeout_ms, &status, 1, argv, NULL);
     if (r == NULL)
         return status;
@@ -410,8 +410,9 @@ int l2_ping(l2 *c, int64_t timeout_ms)
 /* Runs script `id` with one key and `nargs` arguments by EVALSHA, or by
  * EVAL when Redis has lost its script cache. Returns the reply or NULL with
  * *status set, as run(). */
-static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, int *status, const char *key,
-                        size_t klen, int nargs, const char **args, const size_t *lens)
+static redisReply *eval(l2 *c, enum script id, int64_t timeout_ms, l2_status *status,
+                        const char *key, size_t klen, int nargs, const char **args,
+                        const size_t *lens)
 {
     const char *small_argv[16];
     size_t small_argl[16];
@@ -452,14 +453,14 @@ static int64_t reply_int(const redisReply *r)
     return -1;
 }
 
-static int unexpected(l2 *c, redisReply *r, const char *what)
+static l2_status unexpected(l2 *c, redisReply *r, const char *what)
 {
     snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
     freeReplyObject(r);
     return L2_EREPLY;
 }
 
-int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
+l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
 {
     static const l2_get_opts plain = {0};
     char vkey[KS_NSVER_KEY_MAX], ttl[24], slide[24];
@@ -472,7 +473,7 @@ int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_
     const char *args[] = {k->prefix, k->ns, k->key, o->lease ? "1" : "0", token, ttl, slide};
     size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
                      strlen(token),     (size_t)tl, (size_t)sl};
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 7, args, lens);
     if (r == NULL)
         return status;
@@ -493,9 +494,9 @@ int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_
     return L2_OK;
 }
 
-int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
-           const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
-           int *stored)
+l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
+                 const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+                 int *stored)
 {
     static const l2_set_opts plain = {0};
     char vkey[KS_NSVER_KEY_MAX], px[24], swr[24];
@@ -511,7 +512,7 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
                      strlen(m->channel), m->len,   o->token_len, 1,    (size_t)swrlen};
     if (o->token == NULL)
         args[7] = "", lens[7] = 0;
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_SET, timeout_ms, &status, vkey, vklen, 10, args, lens);
     if (r == NULL)
         return status;
@@ -523,8 +524,8 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
     return L2_OK;
 }
 
-int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
-           int64_t timeout_ms, int *existed, uint64_t *version)
+l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
+                 int64_t timeout_ms, int *existed, uint64_t *version)
 {
     char vkey[KS_NSVER_KEY_MAX];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
@@ -532,7 +533,7 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
                           m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
                      strlen(m->channel), m->len,   token != NULL ? token_len : 0};
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_DEL, timeout_ms, &status, vkey, vklen, 6, args, lens);
     if (r == NULL)
         return status;
@@ -544,13 +545,13 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
     return L2_OK;
 }
 
-int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
 {
     char vkey[KS_NSVER_KEY_MAX];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
-    int status;
+    l2_status status;
     c->once = 1; /* INCR: a retry after a lost answer would bump twice */
     redisReply *r = eval(c, SCRIPT_BUMP, timeout_ms, &status, vkey, vklen, 2, args, lens);
     c->once = 0;
@@ -561,13 +562,14 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
     return L2_OK;
 }
 
-int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
+l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
+                  l2_batch *out)
 {
     char vkey[KS_NSVER_KEY_MAX];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
     const char **args = malloc(sizeof *args * (n + 2));
     size_t *lens = malloc(sizeof *lens * (n + 2));
-    int status = L2_EREPLY;
+    l2_status status = L2_EREPLY;
     redisReply *r = NULL;
     if (args != NULL && lens != NULL) {
         args[0] = k->prefix, lens[0] = strlen(k->prefix);
@@ -590,7 +592,7 @@ int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeou
     return L2_OK;
 }
 
-int l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
+l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
 {
     const redisReply *r = b->reply_;
     const redisReply *val = r->element[1 + 3 * i];
@@ -614,8 +616,8 @@ void l2_batch_free(l2_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
-            int64_t timeout_ms, uint64_t *version)
+l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+                  int64_t timeout_ms, uint64_t *version)
 {
     char vkey[KS_NSVER_KEY_MAX];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
@@ -623,7 +625,7 @@ int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);
     char(*ttl)[24] = malloc(sizeof *ttl * (n ? n : 1));
-    int status = L2_EREPLY;
+    l2_status status = L2_EREPLY;
     redisReply *r = NULL;
     if (args != NULL && lens != NULL && ttl != NULL) {
         args[0] = k->prefix, lens[0] = strlen(k->prefix);
@@ -650,11 +652,11 @@ int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m
     return L2_OK;
 }
 
-int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
+l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
 {
     const char *argv[] = {"PUBLISH", m->channel, m->data};
     size_t lens[] = {7, strlen(m->channel), m->len};
-    int status;
+    l2_status status;
     redisReply *r = run(c, timeout_ms, &status, 3, argv, lens);
     if (r == NULL)
         return status;

@@ -48,7 +48,7 @@ typedef struct slot {
 typedef struct landing {
     void *req;
     redisReply *reply; /* EXEC's; NULL with a lane_status */
-    int status;
+    lane_status status;
     int64_t sent_at;
     uint64_t version;
 } landing;
@@ -146,11 +146,11 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
  * LANE_FELL when Redis holds another version than the one assumed, or
  * LANE_RETRY when the reply is not what the nine commands return (an error
  * element: a key of the wrong type, say; the script will say which). */
-static int parse(redisReply *r, uint64_t version, l2_value *v)
+static lane_status parse(redisReply *r, uint64_t version, l2_value *v)
 {
     memset(v, 0, sizeof *v);
     redisReply **e = r->element;
-    int status = LANE_RETRY;
+    lane_status status = LANE_RETRY;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != NCOMMANDS - 2 ||
         e[2]->type != REDIS_REPLY_INTEGER || e[4]->type != REDIS_REPLY_INTEGER ||
         e[5]->type != REDIS_REPLY_INTEGER || e[6]->type != REDIS_REPLY_ARRAY ||
@@ -181,7 +181,7 @@ static int parse(redisReply *r, uint64_t version, l2_value *v)
             else
                 v->pttl_ms = fresh - now;
         }
-        return L2_OK;
+        return LANE_OK;
     }
     if (e[4]->integer == 1) {
         v->negative = 1;
@@ -189,7 +189,7 @@ static int parse(redisReply *r, uint64_t version, l2_value *v)
     } else {
         v->pttl_ms = -2;
     }
-    return L2_NIL;
+    return LANE_NIL;
 retry:
     freeReplyObject(r);
     return status;
@@ -197,7 +197,7 @@ retry:
 
 /* Takes every read in flight off the ring into out[] with `status`;
  * returns how many. Under mu. */
-static size_t take_all(lane *ln, int status, landing *out)
+static size_t take_all(lane *ln, lane_status status, landing *out)
 {
     size_t n = 0;
     for (; ln->n > 0; ln->n--, ln->head = (ln->head + 1) % ln->cap) {
@@ -211,7 +211,7 @@ static size_t take_all(lane *ln, int status, landing *out)
 /* Drops the connection; every read in flight gets `status`: LANE_RETRY
  * after an I/O error (the lane reconnects at once), LANE_TIMEOUT when
  * Redis stopped answering (the lane waits out a backoff). Under mu. */
-static size_t drop(lane *ln, const char *why, int status, landing *out)
+static size_t drop(lane *ln, const char *why, lane_status status, landing *out)
 {
     log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
     redisFree(ln->ctx);
@@ -301,8 +301,8 @@ static void deliver(lane *ln, landing *out, size_t n)
             continue;
         }
         l2_value v;
-        int status = parse(l->reply, l->version, &v);
-        int read = status == L2_OK || status == L2_NIL;
+        lane_status status = parse(l->reply, l->version, &v);
+        int read = status == LANE_OK || status == LANE_NIL;
         ln->done(ln->arg, l->req, status, read ? &v : NULL, l->sent_at);
     }
 }

@@ -19,18 +19,24 @@
 
 typedef struct lane lane;
 
-enum lane_status {
-    LANE_RETRY = 100, /* not read: the connection failed, or Redis answered an error */
-    LANE_MOVED,       /* not read: Redis holds a newer version than assumed */
-    LANE_FELL,        /* not read: Redis holds an older version (it lost PREFIX:nsver:NS) */
-    LANE_TIMEOUT,     /* Redis did not answer by the caller's deadline, or in timeout_ms */
-};
+/* What a lane read came to: the one status type of the lane. LANE_OK and
+ * LANE_NIL are L2_OK and L2_NIL (v holds the answer); the others say why it
+ * was not read. */
+typedef enum lane_status {
+    LANE_OK = L2_OK,   /* read: v holds the value */
+    LANE_NIL = L2_NIL, /* read: no value (v says whether it is known absent) */
+    LANE_RETRY = 100,  /* not read: the connection failed, or Redis answered an error */
+    LANE_MOVED,        /* not read: Redis holds a newer version than assumed */
+    LANE_FELL,         /* not read: Redis holds an older version (it lost PREFIX:nsver:NS) */
+    LANE_TIMEOUT,      /* Redis did not answer by the caller's deadline, or in timeout_ms */
+} lane_status;
 
 /* Called on the lane's thread, once per lane_get() that returned 0.
  * `status` is L2_OK (v holds the value) or L2_NIL (v says whether the key
  * is known absent), which the caller frees with l2_value_free(), or a
  * lane_status (v is NULL). `sent_at` is when the read was sent. */
-typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int64_t sent_at);
+typedef void (*lane_done_fn)(void *arg, void *req, lane_status status, l2_value *v,
+                             int64_t sent_at);
 
 /* Starts the lane's thread, which connects to `url` (and reconnects: at
  * once after an I/O error, else with a backoff from 100 ms to 5 s; a new

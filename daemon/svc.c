@@ -73,7 +73,7 @@ int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what)
     return left < svc->cfg->redis_timeout_ms ? left : svc->cfg->redis_timeout_ms;
 }
 
-int svc_l2_failure(service *svc, call *c, int status, const char *e, char *text, size_t size)
+int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text, size_t size)
 {
     stats_inc(&svc->st->redis_errors);
     snprintf(text, size, "%s", e);
@@ -88,7 +88,7 @@ int svc_l2_failure(service *svc, call *c, int status, const char *e, char *text,
     return CODE(UNAVAILABLE);
 }
 
-int svc_may_serve_stale(service *svc, int status)
+int svc_may_serve_stale(service *svc, l2_status status)
 {
     int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
     return unreachable && svc->cfg->stale_if_error_ms > 0 &&
@@ -96,7 +96,7 @@ int svc_may_serve_stale(service *svc, int status)
 }
 
 /* Answers a failed Redis command with the status that fits it. */
-void svc_fail_l2(service *svc, call *c, l2 *conn, int status)
+void svc_fail_l2(service *svc, call *c, l2 *conn, l2_status status)
 {
     char text[700];
     int code = svc_l2_failure(svc, c, status, l2_error(conn), text, sizeof text);

@@ -58,15 +58,15 @@ int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what);
 
 /* The status code and message (into text) that fit a Redis command that
  * failed with `status` and error text e; counts it in redis_errors. */
-int svc_l2_failure(service *svc, call *c, int status, const char *e, char *text, size_t size);
+int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text, size_t size);
 
 /* Answers a failed Redis command with the status that fits it. */
-void svc_fail_l2(service *svc, call *c, l2 *conn, int status);
+void svc_fail_l2(service *svc, call *c, l2 *conn, l2_status status);
 
 /* Whether a read that failed with `status` may be answered from L1 under
  * stale_if_error: Redis is unreachable, and this node was caught up at
  * most stale_if_error ago. */
-int svc_may_serve_stale(service *svc, int status);
+int svc_may_serve_stale(service *svc, l2_status status);
 
 int64_t svc_min64(int64_t a, int64_t b);
 

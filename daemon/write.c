@@ -67,7 +67,7 @@ static void job_set(service *svc, call *c, l2 *conn)
     int64_t t0 = units_now_ms();
     uint64_t version = 0;
     int stored = 0;
-    int rv =
+    l2_status rv =
         l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
         l1_invalidate(svc->cache, w.k.buf, w.k.len); /* it may or may not have landed */
@@ -106,7 +106,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
     int existed = 0;
     uint64_t version = 0;
     const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
-    int rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
+    l2_status rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
     l1_invalidate(svc->cache, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
         svc_fail_l2(svc, c, conn, rv);
@@ -133,7 +133,7 @@ static void job_bump(service *svc, call *c, l2 *conn)
         return;
     l2_key rk = svc_redis_key(svc, b->ns, none);
     uint64_t version = 0;
-    int rv = l2_bump(conn, &rk, &w.m, budget, &version);
+    l2_status rv = l2_bump(conn, &rk, &w.m, budget, &version);
     if (rv != L2_OK) {
         svc_fail_l2(svc, c, conn, rv);
     } else {

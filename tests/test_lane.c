@@ -37,7 +37,7 @@ static landed reads[NREADS];
 static int order[NREADS], norder;
 static const l2_msg msg = {"nc:v1:inval", "hello", 5};
 
-static void on_done(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
+static void on_done(void *arg, void *req, lane_status status, l2_value *v, int64_t sent_at)
 {
     (void)arg, (void)sent_at;
     landed *l = req;
