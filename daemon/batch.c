@@ -52,33 +52,29 @@ static void mget_free(mget *b)
 }
 
 struct copy_hit {
-    uint32_t version;
     int64_t now;
     item *it;
 };
 
-/* l1_visit_fn: copies a hit of the current namespace version out. */
-static int copy_hit(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
+/* svc_hit_fn: copies the hit out. */
+static void copy_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct copy_hit *h = arg;
-    if (tag != h->version)
-        return 1;
     h->it->copy = malloc(len ? len : 1);
     if (h->it->copy == NULL)
-        return 0; /* served as a miss below */
+        return; /* served as a miss below */
     memcpy(h->it->copy, value, len);
     h->it->value = h->it->copy;
     h->it->len = len;
     h->it->ttl_ms = (uint64_t)(expires_at - h->now);
-    return 0;
 }
 
 /* Answers item it from L1 when L1 holds its key under `version`: returns 1
  * with the item done, found and holding a copy of the value. */
 static int item_from_l1(service *svc, item *it, uint64_t version, int64_t now)
 {
-    struct copy_hit h = {(uint32_t)version, now, it};
-    if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
+    struct copy_hit h = {now, it};
+    if (!svc_l1_get(svc, it->k.buf, it->k.len, version, now, copy_hit, &h) || it->copy == NULL)
         return 0;
     it->done = it->found = it->from_l1 = 1;
     return 1;

@@ -21,20 +21,16 @@
 struct hit {
     call *c;
     int64_t now;
-    uint32_t version; /* the namespace version whose entries may be served */
-    int stale;        /* serving under stale_if_error */
+    int stale; /* serving under stale_if_error */
     int64_t stale_ms;
     int64_t expires_at; /* of the entry served */
     int prepared;
 };
 
-/* l1_visit_fn: rejects an entry of an older namespace version, else encodes
- * the hit into the reply under the shard lock. */
-static int on_hit(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
+/* svc_hit_fn: encodes the hit into the reply under the shard lock. */
+static void on_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct hit *h = arg;
-    if (tag != h->version)
-        return 1;
     wire_get_reply r = {.result = WIRE_REPLY_GET,
                         .value = {value, len},
                         .source = NEARCACHE__V1__SOURCE__SOURCE_L1,
@@ -43,7 +39,6 @@ static int on_hit(void *arg, const void *value, size_t len, int64_t expires_at, 
                         .stale_ms = h->stale ? (uint64_t)h->stale_ms : 0};
     h->expires_at = expires_at;
     h->prepared = call_prepare_get(h->c, &r) == 0;
-    return 0;
 }
 
 /* A sliding refresh in the background: PEXPIRE through the Get script. */
@@ -106,8 +101,7 @@ static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
         return 0;
     if (!coh_version(svc->coh, g->ns.data, g->ns.len, &version))
         return 0;
-    h.version = (uint32_t)version;
-    if (!l1_get(svc->cache, k->buf, k->len, h.now, on_hit, &h))
+    if (!svc_l1_get(svc, k->buf, k->len, version, h.now, on_hit, &h))
         return 0;
     if (!h.prepared) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory encoding the value");

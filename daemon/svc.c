@@ -108,6 +108,30 @@ int64_t svc_min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+struct versioned {
+    uint32_t version;
+    svc_hit_fn hit;
+    void *arg;
+};
+
+/* l1_visit_fn: the version check of every L1 hit. */
+static int visit_versioned(void *arg, const void *value, size_t len, int64_t expires_at,
+                           uint32_t tag)
+{
+    struct versioned *v = arg;
+    if (tag != v->version)
+        return 1;
+    v->hit(v->arg, value, len, expires_at);
+    return 0;
+}
+
+int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
+               svc_hit_fn hit, void *arg)
+{
+    struct versioned v = {(uint32_t)version, hit, arg};
+    return l1_get(svc->cache, key, klen, now, visit_versioned, &v);
+}
+
 void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
               l1_ticket ticket)
 {

@@ -70,6 +70,16 @@ int svc_may_serve_stale(service *svc, l2_status status);
 
 int64_t svc_min64(int64_t a, int64_t b);
 
+/* Called by svc_l1_get() under the shard lock with a hit of the version
+ * asked for; `value` is valid only during the call. */
+typedef void (*svc_hit_fn)(void *arg, const void *value, size_t len, int64_t expires_at);
+
+/* Looks key up in L1 and hands a hit tagged with the namespace `version` to
+ * hit(arg, ...) under the shard lock. An entry of another version is a miss,
+ * and is removed: no one can serve it again. Returns 1 on a hit. */
+int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
+               svc_hit_fn hit, void *arg);
+
 /* Keeps a value read from Redis at t0 (v, under v->version) in L1 under
  * `ticket` when this node is serving and the value is not stale; counts a
  * fill voided by an invalidation since the ticket. */
