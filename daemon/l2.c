@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "backoff.h"
 #include "log.h"
 #include "units.h"
@@ -32,30 +33,32 @@ enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRI
 
 static const char *const script_text[NSCRIPTS] = {
     /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms
-     * -> {version, value or nil, pttl, lease state, stale, negative}; for a
-     * stale-while-revalidate value, pttl is the time it stays fresh */
+     * -> {version, value or nil, pttl, lease state, swr mark or nil, now,
+     * negative, pttl of the neg mark}: what Redis holds, decoded by
+     * answer_decode(); the script itself only decides the lease (taken on
+     * a miss, or on a stale value) and the slide (of a value without a swr
+     * mark) */
     [SCRIPT_GET] = VERSION BASE KEYS_OF NOW_MS
     "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
     "ARGV[6]) end "
     "local val = redis.call('GET', k) "
     "if val then "
-    "  local state, stale = 0, 0 "
+    "  local state, now = 0, 0 "
     "  local fresh = redis.call('GET', side('swr')) "
     "  local pttl = redis.call('PTTL', k) "
-    "  if fresh and now_ms() >= tonumber(fresh) then "
-    "    stale = 1 "
-    "    if ARGV[4] == '1' and lease() then state = 1 end "
-    "  elseif fresh then pttl = tonumber(fresh) - now_ms() "
+    "  if fresh then "
+    "    now = now_ms() "
+    "    if now >= tonumber(fresh) and ARGV[4] == '1' and lease() then state = 1 end "
     "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) pttl = tonumber(ARGV[7]) end "
-    "  return {v, val, pttl, state, stale, 0} "
+    "  return {v, val, pttl, state, fresh, now, 0, 0} "
     "end "
     "if redis.call('EXISTS', side('neg')) == 1 then "
-    "  return {v, false, redis.call('PTTL', side('neg')), 0, 0, 1} end "
+    "  return {v, false, -2, 0, false, 0, 1, redis.call('PTTL', side('neg'))} end "
     "if ARGV[4] == '1' then "
-    "  if lease() then return {v, false, -2, 1, 0, 0} end "
-    "  return {v, false, -2, 3, 0, 0} "
+    "  if lease() then return {v, false, -2, 1, false, 0, 0, 0} end "
+    "  return {v, false, -2, 3, false, 0, 0, 0} "
     "end "
-    "return {v, false, -2, 0, 0, 0}",
+    "return {v, false, -2, 0, false, 0, 0, 0}",
     /* ARGV: prefix ns key value ttl_ms channel message token negative(0/1)
      * swr_ms -> {version, stored (0: the lease was no longer valid)} */
     [SCRIPT_SET] = VERSION BASE KEYS_OF NOW_MS
@@ -89,21 +92,18 @@ static const char *const script_text[NSCRIPTS] = {
         "local v = redis.call('INCR', KEYS[1]) local n = v local s = string.char(48) "
         "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
         "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return v",
-    /* ARGV: prefix ns key... -> {version, then per key: value or nil, pttl,
-     * flags (1: known absent, 2: stale under stale-while-revalidate)} */
+    /* ARGV: prefix ns key... -> {version, now, then per key: value or nil,
+     * pttl, swr mark or nil, negative (0/1)}, decoded by answer_decode() */
     [SCRIPT_MGET] = VERSION BASE NOW_MS
-    "local out = {v} "
+    "local out = {v, now_ms()} "
     "for i = 3, #ARGV do "
     "  local k = key_of('', ARGV[i]) "
     "  local val = redis.call('GET', k) "
-    "  local flags = 0 "
+    "  local fresh, neg = false, 0 "
     "  local pttl = redis.call('PTTL', k) "
-    "  if val then "
-    "    local fresh = redis.call('GET', key_of('swr', ARGV[i])) "
-    "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 "
-    "    elseif fresh then pttl = tonumber(fresh) - now_ms() end "
-    "  elseif redis.call('EXISTS', key_of('neg', ARGV[i])) == 1 then flags = 1 end "
-    "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = flags "
+    "  if val then fresh = redis.call('GET', key_of('swr', ARGV[i])) "
+    "  else neg = redis.call('EXISTS', key_of('neg', ARGV[i])) end "
+    "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = fresh out[#out + 1] = neg "
     "end "
     "return out",
     /* ARGV: prefix ns channel message, then key value ttl_ms per entry ->
@@ -477,19 +477,24 @@ l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_m
     redisReply *r = eval(c, SCRIPT_GET, timeout_ms, &status, vkey, vlen, 7, args, lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
         return unexpected(c, r, "the GET script");
-    out->version = (uint64_t)reply_int(r->element[0]);
-    out->pttl_ms = reply_int(r->element[2]);
-    out->lease = (int)reply_int(r->element[3]);
-    out->stale = reply_int(r->element[4]) == 1;
-    out->negative = reply_int(r->element[5]) == 1;
-    if (r->element[1]->type != REDIS_REPLY_STRING) {
+    redisReply **e = r->element;
+    out->version = (uint64_t)reply_int(e[0]);
+    out->lease = (int)reply_int(e[3]);
+    answer_raw raw = {.has_value = e[1]->type == REDIS_REPLY_STRING,
+                      .pttl_ms = reply_int(e[2]),
+                      .has_fresh = e[4]->type == REDIS_REPLY_STRING,
+                      .fresh_until = reply_int(e[4]),
+                      .now_ms = reply_int(e[5]),
+                      .negative = reply_int(e[6]) == 1,
+                      .neg_pttl_ms = reply_int(e[7])};
+    if (answer_decode(&raw, out) != L2_OK) {
         freeReplyObject(r);
         return L2_NIL;
     }
-    out->data = r->element[1]->str;
-    out->len = r->element[1]->len;
+    out->data = e[1]->str;
+    out->len = e[1]->len;
     out->reply_ = r;
     return L2_OK;
 }
@@ -584,7 +589,7 @@ l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t 
     free(lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + 3 * n)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 4 * n)
         return unexpected(c, r, "the MGET script");
     out->version = (uint64_t)reply_int(r->element[0]);
     out->n = n;
@@ -595,17 +600,21 @@ l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t 
 l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
 {
     const redisReply *r = b->reply_;
-    const redisReply *val = r->element[1 + 3 * i];
+    redisReply **e = r->element + 2 + 4 * i;
     memset(v, 0, sizeof *v);
     v->version = b->version;
-    v->pttl_ms = reply_int(r->element[2 + 3 * i]);
-    int64_t flags = reply_int(r->element[3 + 3 * i]);
-    v->negative = flags == 1;
-    v->stale = flags == 2;
-    if (val->type != REDIS_REPLY_STRING)
+    /* an MGet item does not carry a negative entry's TTL */
+    answer_raw raw = {.has_value = e[0]->type == REDIS_REPLY_STRING,
+                      .pttl_ms = reply_int(e[1]),
+                      .has_fresh = e[2]->type == REDIS_REPLY_STRING,
+                      .fresh_until = reply_int(e[2]),
+                      .now_ms = reply_int(r->element[1]),
+                      .negative = reply_int(e[3]) == 1,
+                      .neg_pttl_ms = reply_int(e[1])};
+    if (answer_decode(&raw, v) != L2_OK)
         return L2_NIL;
-    v->data = val->str;
-    v->len = val->len;
+    v->data = e[0]->str;
+    v->len = e[0]->len;
     return L2_OK;
 }
 

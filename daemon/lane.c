@@ -29,6 +29,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "backoff.h"
 #include "log.h"
 #include "units.h"
@@ -168,28 +169,21 @@ static lane_status parse(redisReply *r, uint64_t version, l2_value *v)
     }
     v->version = version;
     v->reply_ = r;
-    if (e[1]->type == REDIS_REPLY_STRING) {
-        int64_t now = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
-                      strtoll(e[6]->element[1]->str, NULL, 10) / 1000;
+    answer_raw raw = {
+        .has_value = e[1]->type == REDIS_REPLY_STRING,
+        .pttl_ms = e[2]->integer,
+        .has_fresh = e[3]->type == REDIS_REPLY_STRING,
+        .fresh_until = e[3]->type == REDIS_REPLY_STRING ? strtoll(e[3]->str, NULL, 10) : 0,
+        .now_ms = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
+                  strtoll(e[6]->element[1]->str, NULL, 10) / 1000,
+        .negative = e[4]->integer == 1,
+        .neg_pttl_ms = e[5]->integer,
+    };
+    if (raw.has_value) {
         v->data = e[1]->str;
         v->len = e[1]->len;
-        v->pttl_ms = e[2]->integer;
-        if (e[3]->type == REDIS_REPLY_STRING) { /* stale-while-revalidate */
-            int64_t fresh = strtoll(e[3]->str, NULL, 10);
-            if (now >= fresh)
-                v->stale = 1;
-            else
-                v->pttl_ms = fresh - now;
-        }
-        return LANE_OK;
     }
-    if (e[4]->integer == 1) {
-        v->negative = 1;
-        v->pttl_ms = e[5]->integer;
-    } else {
-        v->pttl_ms = -2;
-    }
-    return LANE_NIL;
+    return answer_decode(&raw, v) == L2_OK ? LANE_OK : LANE_NIL;
 retry:
     freeReplyObject(r);
     return status;
