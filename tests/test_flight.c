@@ -56,16 +56,20 @@ Test(flight, other_keys_fly_apart)
 
 Test(flight, a_new_ticket_starts_a_new_flight_and_the_old_one_still_lands)
 {
-    flight_link old_lead, old_join, new_lead, new_join;
+    flight_link old_lead, old_join, new_lead, new_join, late;
     cr_assert_eq(flight_join(f, "k", 1, 1, &old_lead), 0);
     cr_assert_eq(flight_join(f, "k", 1, 1, &old_join), 1);
     /* the key was written: callers with the newer ticket must not share the old read */
     cr_assert_eq(flight_join(f, "k", 1, 2, &new_lead), 0);
     cr_assert_eq(flight_join(f, "k", 1, 2, &new_join), 1);
-    cr_assert_eq(flight_join(f, "k", 1, 1, &(flight_link){0}), 0, "old flight is detached");
+    cr_assert_eq(flight_join(f, "k", 1, 1, &late), 0, "the old flight is detached");
     flight_link *w = flight_land(f, &old_lead);
     cr_assert_eq(w, &old_join);
     cr_assert_eq(count(w), 1);
+    w = flight_land(f, &new_lead); /* detached by late's, still lands with its joiner */
+    cr_assert_eq(w, &new_join);
+    cr_assert_eq(count(w), 1);
+    cr_assert_null(flight_land(f, &late));
 }
 
 Test(flight, a_key_can_fly_again_after_landing)
