@@ -298,13 +298,11 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
             l1_flush(svc->cache); /* cannot drop the one key: drop them all */
             continue;
         }
-        if (serving)
-            l1_write(svc->cache, k.buf, k.len, e[i].value, e[i].vlen, (uint32_t)version,
-                     t0 + svc_min64(e[i].ttl_ms, svc->cfg->l1_max_ttl_ms), t0, tickets[i]);
+        if (ok)
+            svc_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
+                        tickets[i], serving);
         else
             l1_invalidate(svc->cache, k.buf, k.len);
-        if (ok)
-            waits_wake(svc->waits, k.buf, k.len);
         ks_l1_key_free(&k);
     }
 }

@@ -143,6 +143,17 @@ void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int
         stats_inc(&svc->st->fills_voided);
 }
 
+void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
+                 uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep)
+{
+    if (keep)
+        l1_write(svc->cache, key, klen, value, vlen, (uint32_t)version,
+                 t0 + svc_min64(ttl_ms, svc->cfg->l1_max_ttl_ms), t0, ticket);
+    else
+        l1_invalidate(svc->cache, key, klen);
+    waits_wake(svc->waits, key, klen); /* callers waiting for this fill */
+}
+
 uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
                        svc_key_at_fn key_at, const void *req, size_t *len)
 {

@@ -86,6 +86,12 @@ int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int
 void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
               l1_ticket ticket);
 
+/* After a write Redis confirmed, read at t0 under `version`: L1 keeps the
+ * value (under `ticket`, for ttl_ms capped at l1_max_ttl) when `keep`, else
+ * drops the key; and the Gets parked for the key are woken. */
+void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
+                 uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep);
+
 /* The key at index i of a request, for svc_inval_msg(). */
 typedef ProtobufCBinaryData (*svc_key_at_fn)(const void *req, size_t i);
 

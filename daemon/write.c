@@ -79,12 +79,8 @@ static void job_set(service *svc, call *c, l2 *conn)
                   "since it was granted, or it expired; nothing stored");
     } else {
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
-        if (coh_serving(svc->coh, units_now_ms()) && !s->negative)
-            l1_write(svc->cache, w.k.buf, w.k.len, s->value.data, s->value.len, (uint32_t)version,
-                     t0 + svc_min64(ttl, svc->cfg->l1_max_ttl_ms), t0, w.ticket);
-        else
-            l1_invalidate(svc->cache, w.k.buf, w.k.len);
-        waits_wake(svc->waits, w.k.buf, w.k.len); /* callers waiting for this fill */
+        svc_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
+                    coh_serving(svc->coh, units_now_ms()) && !s->negative);
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
