@@ -1,7 +1,9 @@
 /* Tests of daemon/stats.c: the Stats rows come from the one table, in its
- * order, counters from struct stats and gauges from stats_gauges. */
+ * order, counters from struct stats and gauges from stats_gauges; the
+ * docs' list follows the table. */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "stats.h"
@@ -44,4 +46,33 @@ Test(stats, rows_read_counters_and_gauges)
     cr_assert_eq(row(rows, "l1_entries"), 7);
     cr_assert_eq(row(rows, "uptime_ms"), 1234);
     cr_assert_eq(row(rows, "gets"), 0);
+}
+
+/* The docs' list (docs/protocol.md, "### Stats") names the table's stats in
+ * its order, so the docs' list comes from the table too. */
+Test(stats, the_protocol_docs_list_every_stat_in_table_order)
+{
+    FILE *f = fopen(NC_PROTOCOL_MD, "r");
+    cr_assert_not_null(f, "cannot open %s", NC_PROTOCOL_MD);
+    stats st = {0};
+    stats_gauges g = {0};
+    stats_row rows[STATS_COUNT];
+    stats_rows(&st, &g, rows);
+    char line[1024];
+    size_t n = 0;
+    int in_stats = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "### ", 4) == 0)
+            in_stats = strcmp(line, "### Stats\n") == 0;
+        if (!in_stats || strncmp(line, "| `", 3) != 0)
+            continue;
+        char *end = strchr(line + 3, '`');
+        cr_assert_not_null(end);
+        *end = '\0';
+        cr_assert_lt(n, STATS_COUNT, "docs list %s beyond the table", line + 3);
+        cr_assert_str_eq(line + 3, rows[n].name, "docs row %zu", n);
+        n++;
+    }
+    fclose(f);
+    cr_assert_eq(n, STATS_COUNT, "docs list %zu of %d stats", n, STATS_COUNT);
 }
