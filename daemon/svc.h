@@ -1,9 +1,9 @@
 /* svc: the core of the service, under every method file (get, write, batch,
  * admin) and over none of them: the service's state, the checks of a
- * request, the time budgets, how a failed Redis command is answered, the
- * fill of L1 from a Redis read, the one builder of invalidation messages,
- * and the hand-off to the workers. Internal to the daemon; service.h is the
- * API. */
+ * request, the time budgets, how a failed Redis command is answered, L1
+ * hits of the current namespace version, the fill of L1 from a Redis read
+ * and after a write, the one builder of invalidation messages, and the
+ * hand-off to the workers. Internal to the daemon; service.h is the API. */
 #ifndef NC_SVC_H
 #define NC_SVC_H
 
@@ -17,15 +17,19 @@
 #include "service.h"
 #include "waits.h"
 
+/* The service's state. cfg, cache, q and st are main.c's (not owned); coh,
+ * flights, waits and lane are made by service_create() and owned. Every
+ * field is set before the first request and read-only after, but for
+ * next_token (atomic); the parts lock themselves. */
 struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
-    lane *lane; /* plain Gets of known namespace versions */
+    lane *lane; /* plain Gets of known namespace versions; NULL once quiesced */
     stats *st;
     coh *coh;
     flights *flights;
-    waits *waits;
+    waits *waits;                /* NULL once quiesced */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
     char node_id[17];
