@@ -5,7 +5,20 @@
  * calls), so a client may be shared by any number of threads at once. Every
  * call is bounded by a timeout. Functions return 0 (NC_OK) or an nc_err;
  * after a failure, nc_errmsg() and nc_status() describe it for the calling
- * thread. */
+ * thread.
+ *
+ *     nc_client *c;
+ *     if (nc_open(&c, NULL, 0) != NC_OK)     // NULL: $NEARCACHE_URL, else the packaged socket
+ *         return 1;
+ *     nc_set(c, NC_STR("users"), NC_STR("42"), NC_STR("alice"), 300000, NC_TIMEOUT_DEFAULT);
+ *     void *v;
+ *     size_t len;
+ *     if (nc_get(c, NC_STR("users"), NC_STR("42"), &v, &len, NC_TIMEOUT_DEFAULT) == NC_OK)
+ *         nc_free(v);                         // returned buffers are the caller's
+ *     nc_close(c);
+ *
+ * The tutorial (leases, TTL options, batches) is in the README; the wire
+ * protocol under it in docs/protocol.md. */
 #ifndef NEARCACHE_H
 #define NEARCACHE_H
 

@@ -116,3 +116,20 @@ int units_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
     ts.tv_nsec = (long)(ns % 1000000000);
     return pthread_cond_timedwait(cv, mu, &ts);
 }
+
+int units_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}

@@ -6,6 +6,7 @@
 #define NC_UNITS_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Parses a duration into milliseconds. Returns 0 and sets *out_ms, or -1 when
@@ -16,6 +17,10 @@ int units_parse_duration_ms(const char *text, int64_t *out_ms);
 /* Parses a size into bytes. Returns 0 and sets *out, or -1 as above. Suffixes
  * are case-insensitive: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB. */
 int units_parse_size(const char *text, uint64_t *out);
+
+/* Parses the len bytes at s as a whole decimal number of at most max (no
+ * sign, no suffix, no blanks). Returns 0 and sets *out, or -1. */
+int units_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
 
 /* Monotonic clock in milliseconds, for deadlines and L1 expiry. */
 int64_t units_now_ms(void);

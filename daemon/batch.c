@@ -3,14 +3,15 @@
  * script); MSet writes every entry and publishes one invalidation naming
  * all the keys, in one script. The per-key rules (tickets, versions,
  * coherence) are those of Get and Set. */
+#include "batch.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "service_impl.h"
+#include "svc.h"
 #include "units.h"
 
 typedef Nearcache__V1__MGetRequest pb_mget_request;
@@ -21,7 +22,7 @@ typedef Nearcache__V1__MSetReply pb_mset_reply;
 
 /* One key of an MGet. A hit from L1 owns a copy of its value. */
 typedef struct item {
-    coh_key k;
+    ks_l1_key k;
     int done, found, from_l1, stale, negative;
     void *copy; /* L1 hits */
     const void *value;
@@ -36,47 +37,44 @@ typedef struct mget {
     item items[];
 } mget;
 
-#define BATCH(c) (*(mget **)&call_scratch(c)[0])
+static void run_mget(jobq_job *job, l2 *conn);
+static void run_mset(jobq_job *job, l2 *conn);
 
 static void mget_free(mget *b)
 {
     if (b == NULL)
         return;
     for (size_t i = 0; i < b->n; i++) {
-        coh_key_free(&b->items[i].k);
+        ks_l1_key_free(&b->items[i].k);
         free(b->items[i].copy);
     }
     free(b);
 }
 
 struct copy_hit {
-    uint32_t version;
     int64_t now;
     item *it;
 };
 
-/* l1_visit_fn: copies a hit of the current namespace version out. */
-static int copy_hit(void *arg, const void *value, size_t len, int64_t expires_at, uint32_t tag)
+/* svc_hit_fn: copies the hit out. */
+static void copy_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct copy_hit *h = arg;
-    if (tag != h->version)
-        return 1;
     h->it->copy = malloc(len ? len : 1);
     if (h->it->copy == NULL)
-        return 0; /* served as a miss below */
+        return; /* served as a miss below */
     memcpy(h->it->copy, value, len);
     h->it->value = h->it->copy;
     h->it->len = len;
     h->it->ttl_ms = (uint64_t)(expires_at - h->now);
-    return 0;
 }
 
 /* Answers item it from L1 when L1 holds its key under `version`: returns 1
  * with the item done, found and holding a copy of the value. */
 static int item_from_l1(service *svc, item *it, uint64_t version, int64_t now)
 {
-    struct copy_hit h = {(uint32_t)version, now, it};
-    if (!l1_get(svc->cache, it->k.buf, it->k.len, now, copy_hit, &h) || it->copy == NULL)
+    struct copy_hit h = {now, it};
+    if (!svc_l1_get(svc, it->k.buf, it->k.len, version, now, copy_hit, &h) || it->copy == NULL)
         return 0;
     it->done = it->found = it->from_l1 = 1;
     return 1;
@@ -87,9 +85,8 @@ static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
                        ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
 {
     if (n == 0 || n > svc->cfg->max_batch) {
-        stats_inc(&svc->st->bad_requests);
-        call_fail(c, CODE(INVALID_ARGUMENT), "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")",
-                  n, svc->cfg->max_batch);
+        svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
+                   "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n, svc->cfg->max_batch);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -163,7 +160,7 @@ void batch_handle_mget(service *svc, call *c)
         coh_serving(svc->coh, now) && coh_version(svc->coh, m->ns.data, m->ns.len, &version);
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
-        if (coh_key_make(&it->k, m->ns.data, m->ns.len, m->keys[i].data, m->keys[i].len) != 0) {
+        if (ks_l1_key_make(&it->k, m->ns.data, m->ns.len, m->keys[i].data, m->keys[i].len) != 0) {
             b->n = i;
             mget_free(b);
             call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -182,12 +179,12 @@ void batch_handle_mget(service *svc, call *c)
         mget_free(b);
         return;
     }
-    BATCH(c) = b;
-    svc_submit(svc, c);
+    call_state_of(c)->mget = b;
+    svc_submit(svc, c, run_mget);
 }
 
 /* Takes one Redis answer into item it (and L1, if its ticket is good). */
-static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int rv)
+static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, l2_status rv)
 {
     it->done = 1;
     it->negative = v->negative;
@@ -201,17 +198,12 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, int
     it->len = v->len;
     it->stale = v->stale;
     it->ttl_ms = v->pttl_ms > 0 ? (uint64_t)v->pttl_ms : 0;
-    int64_t life =
-        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
-    if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
-        l1_fill(svc->cache, it->k.buf, it->k.len, v->data, v->len, (uint32_t)v->version, t0 + life,
-                t0, it->ticket) == ESTALE)
-        stats_inc(&svc->st->fills_voided);
+    svc_fill(svc, it->k.buf, it->k.len, v, t0, it->ticket);
 }
 
 /* Redis could not answer an MGet: under stale_if_error, answers it when L1
  * holds every key still missing (served marked stale) and returns 1. */
-static int mget_stale(service *svc, call *c, mget *b, int rv)
+static int mget_stale(service *svc, call *c, mget *b, l2_status rv)
 {
     const pb_mget_request *m = call_request(c)->mget;
     uint64_t version;
@@ -235,10 +227,10 @@ static int mget_stale(service *svc, call *c, mget *b, int rv)
     return 1;
 }
 
-void batch_job_mget(service *svc, call *c, l2 *conn)
+static void job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
-    mget *b = BATCH(c);
+    mget *b = call_state_of(c)->mget;
     int64_t budget = svc_redis_budget(svc, c, svc_answer_by(c), "redis read");
     l2_key *keys = budget > 0 ? calloc(b->missing, sizeof *keys) : NULL;
     if (budget > 0 && keys == NULL)
@@ -256,7 +248,7 @@ void batch_job_mget(service *svc, call *c, l2 *conn)
     l2_key rk = svc_redis_key(svc, m->ns, m->keys[0]);
     l2_batch got = {0};
     int64_t t0 = units_now_ms();
-    int rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
+    l2_status rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
     if (rv != L2_OK) {
         if (!mget_stale(svc, c, b, rv))
             svc_fail_l2(svc, c, conn, rv);
@@ -264,7 +256,7 @@ void batch_job_mget(service *svc, call *c, l2 *conn)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, got.version);
         for (size_t j = 0; j < n; j++) {
             l2_value v;
-            int one = l2_batch_item(&got, j, &v);
+            l2_status one = l2_batch_item(&got, j, &v);
             mget_take(svc, &b->items[index[j]], &v, t0, one);
         }
         mget_reply(c, b);
@@ -282,47 +274,17 @@ void batch_handle_mset(service *svc, call *c)
     if (check_batch(svc, c, m->ns, m->n_entries, mset_key, m) != 0)
         return;
     for (size_t i = 0; i < m->n_entries; i++) {
-        const char *problem = NULL;
-        if (m->entries[i]->value.len > svc->cfg->max_value_size)
-            problem = "is larger than max_value_size";
-        else if (m->entries[i]->ttl_ms < 0)
-            problem = "has a negative ttl_ms";
-        if (problem != NULL) {
-            stats_inc(&svc->st->bad_requests);
-            call_fail(c, problem[3] == 'l' ? CODE(RESOURCE_EXHAUSTED) : CODE(INVALID_ARGUMENT),
-                      "entry %zu %s", i, problem);
+        if (m->entries[i]->value.len > svc->cfg->max_value_size) {
+            svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED), "entry %zu is larger than max_value_size",
+                       i);
+            return;
+        }
+        if (m->entries[i]->ttl_ms < 0) {
+            svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "entry %zu has a negative ttl_ms", i);
             return;
         }
     }
-    svc_submit(svc, c);
-}
-
-/* The one invalidation of an MSet, naming every key; a new buffer (the
- * caller frees it) of *len bytes, or NULL. */
-static uint8_t *mset_msg(service *svc, l2 *conn, const pb_mset_request *m, size_t *len)
-{
-    size_t n = m->n_entries;
-    pb_key_ref *refs = calloc(n, sizeof *refs), **ptrs = calloc(n, sizeof *ptrs);
-    uint8_t *buf = NULL;
-    if (refs != NULL && ptrs != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            nearcache__v1__key_ref__init(&refs[i]);
-            refs[i].ns = m->ns;
-            refs[i].key = m->entries[i]->key;
-            ptrs[i] = &refs[i];
-        }
-        pb_invalidation msg = NEARCACHE__V1__INVALIDATION__INIT;
-        msg.origin = svc->node_id;
-        msg.stream = l2_stream(conn);
-        msg.seq = l2_next_seq(conn);
-        msg.n_keys = n;
-        msg.keys = ptrs;
-        if ((buf = malloc(codec_inval_size(&msg))) != NULL)
-            *len = codec_inval_pack(&msg, buf);
-    }
-    free(refs);
-    free(ptrs);
-    return buf;
+    svc_submit(svc, c, run_mset);
 }
 
 /* After the script: this node's L1 and waiters, key by key. */
@@ -331,23 +293,21 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
 {
     int serving = ok && coh_serving(svc->coh, units_now_ms());
     for (size_t i = 0; i < m->n_entries; i++) {
-        coh_key k;
-        if (coh_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
+        ks_l1_key k;
+        if (ks_l1_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
             l1_flush(svc->cache); /* cannot drop the one key: drop them all */
             continue;
         }
-        if (serving)
-            l1_write(svc->cache, k.buf, k.len, e[i].value, e[i].vlen, (uint32_t)version,
-                     t0 + svc_min64(e[i].ttl_ms, svc->cfg->l1_max_ttl_ms), t0, tickets[i]);
+        if (ok)
+            svc_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
+                        tickets[i], serving);
         else
             l1_invalidate(svc->cache, k.buf, k.len);
-        if (ok)
-            waits_wake(svc->waits, k.buf, k.len);
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
     }
 }
 
-void batch_job_mset(service *svc, call *c, l2 *conn)
+static void job_mset(service *svc, call *c, l2 *conn)
 {
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
@@ -356,7 +316,9 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
         return;
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
-    uint8_t *msg = e != NULL && tickets != NULL ? mset_msg(svc, conn, m, &len) : NULL;
+    uint8_t *msg = e != NULL && tickets != NULL
+                       ? svc_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
+                       : NULL;
     if (msg == NULL) {
         free(e);
         free(tickets);
@@ -367,10 +329,10 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
         const Nearcache__V1__MSetEntry *en = m->entries[i];
         e[i] = (l2_entry){en->key.data, en->key.len, en->value.data, en->value.len,
                           svc_ttl(svc, en->ttl_ms != 0, en->ttl_ms)};
-        coh_key k;
-        if (coh_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
+        ks_l1_key k;
+        if (ks_l1_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
             tickets[i] = l1_reserve(svc->cache, k.buf, k.len);
-            coh_key_free(&k);
+            ks_l1_key_free(&k);
         }
     }
     uint64_t seq = l2_next_seq(conn), version = 0;
@@ -395,4 +357,15 @@ void batch_job_mset(service *svc, call *c, l2 *conn)
     free(msg);
     free(e);
     free(tickets);
+}
+
+/* jobq_fns: a batch's script on a worker. */
+static void run_mget(jobq_job *job, l2 *conn)
+{
+    job_mget(job->arg, call_of_job(job), conn);
+}
+
+static void run_mset(jobq_job *job, l2 *conn)
+{
+    job_mset(job->arg, call_of_job(job), conn);
 }

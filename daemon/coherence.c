@@ -59,26 +59,6 @@ void coh_set_hook(coh *c, coh_hook hook, void *arg)
     c->hook_arg = arg;
 }
 
-int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen)
-{
-    size_t need = nslen + 1 + klen;
-    k->buf = need <= sizeof k->inline_buf ? k->inline_buf : malloc(need);
-    if (k->buf == NULL)
-        return ENOMEM;
-    memcpy(k->buf, ns, nslen);
-    k->buf[nslen] = ':';
-    if (klen > 0)
-        memcpy(k->buf + nslen + 1, key, klen);
-    k->len = need;
-    return 0;
-}
-
-void coh_key_free(coh_key *k)
-{
-    if (k->buf != k->inline_buf)
-        free(k->buf);
-}
-
 int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms)
 {
     coh *c = calloc(1, sizeof *c);
@@ -124,7 +104,7 @@ static void forget_streams(coh *c)
     }
 }
 
-void coh_free(coh *c)
+void coh_destroy(coh *c)
 {
     if (c == NULL)
         return;
@@ -216,11 +196,11 @@ void coh_version_seen(coh *c, const void *ns, size_t nslen, uint64_t ver)
  * already; this gives their memory back). */
 static void drop_namespace(coh *c, const void *ns, size_t nslen)
 {
-    coh_key prefix;
-    if (coh_key_make(&prefix, ns, nslen, "", 0) != 0)
+    ks_l1_key prefix;
+    if (ks_l1_key_make(&prefix, ns, nslen, "", 0) != 0)
         return;
     l1_del_prefix(c->cache, prefix.buf, prefix.len);
-    coh_key_free(&prefix);
+    ks_l1_key_free(&prefix);
 }
 
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
@@ -388,16 +368,16 @@ void coh_apply(coh *c, const pb_invalidation *m)
         return;
     }
     for (size_t i = 0; i < m->n_keys; i++) {
-        coh_key k;
-        if (coh_key_make(&k, m->keys[i]->ns.data, m->keys[i]->ns.len, m->keys[i]->key.data,
-                         m->keys[i]->key.len) != 0) {
+        ks_l1_key k;
+        if (ks_l1_key_make(&k, m->keys[i]->ns.data, m->keys[i]->ns.len, m->keys[i]->key.data,
+                           m->keys[i]->key.len) != 0) {
             reset(c); /* cannot drop the one key: drop them all */
             return;
         }
         l1_invalidate(c->cache, k.buf, k.len);
         if (c->hook != NULL)
             c->hook(c->hook_arg, k.buf, k.len);
-        coh_key_free(&k);
+        ks_l1_key_free(&k);
     }
     if (m->bump_ns.len > 0)
         coh_bumped(c, m->bump_ns.data, m->bump_ns.len, m->bump_version);

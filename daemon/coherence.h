@@ -19,27 +19,17 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "keyspace.h"
 #include "l1.h"
 #include "stats.h"
 
 typedef struct coh coh;
 
-/* An L1 key "NS:KEY", on the stack when it fits. */
-typedef struct coh_key {
-    char *buf;
-    size_t len;
-    char inline_buf[1280];
-} coh_key;
-
-/* Builds the L1 key. Returns 0, or ENOMEM. Free with coh_key_free(). */
-int coh_key_make(coh_key *k, const void *ns, size_t nslen, const void *key, size_t klen);
-void coh_key_free(coh_key *k);
-
 /* Makes the state for node `node_id` (copied) over `cache` and `st` (not
  * owned; they must outlive it). Returns 0 and hands it to *out (caller owns
- * it; free with coh_free()), or ENOMEM. */
+ * it; free with coh_destroy()), or ENOMEM. */
 int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms);
-void coh_free(coh *c);
+void coh_destroy(coh *c);
 
 /* Whether L1 may serve now: subscribed and caught up within the window. */
 int coh_serving(coh *c, int64_t now);

@@ -70,6 +70,15 @@ int config_check(const config *c, char *err, size_t errlen);
 /* Parses a redis URL. Returns 0, or -1 with a message in err. */
 int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen);
 
+/* Admission: the server contexts kept free of calls that wait for Redis
+ * (queued for a worker, on the read lane or parked for a lease), so that
+ * L1 hits, Pings and Stats always find one. */
+#define CONFIG_RESERVED_CONTEXTS 16
+
+/* How many calls may wait for Redis at once (the jobq's capacity, shared
+ * with the read lane): contexts less the workers and the reserved ones. */
+uint64_t config_redis_capacity(const config *c);
+
 /* The largest request message the daemon reads: a value, key and namespace
  * of the largest sizes plus 64 KiB of envelope. */
 uint64_t config_max_request(const config *c);

@@ -1,33 +1,29 @@
 /* Local single flight; see flight.h. A flight is a hash entry keyed by the
  * L1 key, or detached once a newer flight of its key took its place; its
- * leader holds it through call_scratch()[1], and the calls that join it are
- * chained through their own call_scratch()[1]. */
+ * leader holds it through its link's `fl`, and the links that join it are
+ * chained through their `next`. */
 #include "flight.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
-typedef struct flight {
+struct flight {
     UT_hash_handle hh;
-    call *joined, *last; /* chained through NEXT() */
-    l1_ticket ticket;    /* the leader's: joiners must hold the same */
+    flight_link *joined, *last; /* chained through next */
+    l1_ticket ticket;           /* the leader's: joiners must hold the same */
     int in_table;
     char key[];
-} flight;
+};
 
 struct flights {
     pthread_mutex_t mu;
     flight *table; /* guarded by mu */
 };
-
-#define NEXT(c)   (call_scratch(c)[1])
-#define FLIGHT(c) (call_scratch(c)[1]) /* of a leader */
 
 int flights_create(flights **out)
 {
@@ -39,7 +35,7 @@ int flights_create(flights **out)
     return 0;
 }
 
-void flights_free(flights *f)
+void flights_destroy(flights *f)
 {
     if (f == NULL)
         return;
@@ -53,18 +49,19 @@ void flights_free(flights *f)
     free(f);
 }
 
-int flight_join(flights *f, const void *key, size_t klen, l1_ticket ticket, call *c)
+int flight_join(flights *f, const void *key, size_t klen, l1_ticket ticket, flight_link *me)
 {
-    NEXT(c) = 0;
+    me->next = NULL;
+    me->fl = NULL;
     pthread_mutex_lock(&f->mu);
     flight *fl;
     HASH_FIND(hh, f->table, key, (unsigned)klen, fl);
     if (fl != NULL && fl->ticket == ticket) {
         if (fl->last != NULL)
-            NEXT(fl->last) = (uint64_t)(uintptr_t)c;
+            fl->last->next = me;
         else
-            fl->joined = c;
-        fl->last = c;
+            fl->joined = me;
+        fl->last = me;
         pthread_mutex_unlock(&f->mu);
         return 1;
     }
@@ -79,27 +76,27 @@ int flight_join(flights *f, const void *key, size_t klen, l1_ticket ticket, call
         HASH_ADD_KEYPTR(hh, f->table, fl->key, (unsigned)klen, fl);
         fl->in_table = fl->hh.tbl != NULL;
     }
-    FLIGHT(c) = (uint64_t)(uintptr_t)fl; /* NULL: reads alone */
+    me->fl = fl; /* NULL: reads alone */
     pthread_mutex_unlock(&f->mu);
     return 0;
 }
 
-call *flight_land(flights *f, call *leader)
+flight_link *flight_land(flights *f, flight_link *leader)
 {
-    flight *fl = (flight *)(uintptr_t)FLIGHT(leader);
+    flight *fl = leader->fl;
     if (fl == NULL)
         return NULL;
     pthread_mutex_lock(&f->mu);
     if (fl->in_table)
         HASH_DEL(f->table, fl);
-    call *joined = fl->joined;
+    flight_link *joined = fl->joined;
     pthread_mutex_unlock(&f->mu);
     free(fl);
-    FLIGHT(leader) = 0;
+    leader->fl = NULL;
     return joined;
 }
 
-call *flight_next(call *c)
+flight_link *flight_next(const flight_link *l)
 {
-    return (call *)(uintptr_t)NEXT(c);
+    return l->next;
 }

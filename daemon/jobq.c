@@ -108,11 +108,11 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         char name[32];
         snprintf(name, sizeof name, "l2[%zu]", i);
         w->q = q;
-        int rv = l2_open(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
+        int rv = l2_create(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
         if (rv == 0)
             l2_share_up(w->conn, &q->up_at, &q->connected);
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
-            l2_close(w->conn);
+            l2_destroy(w->conn);
         if (rv != 0) {
             jobq_destroy(q);
             return rv;
@@ -199,7 +199,7 @@ void jobq_destroy(jobq *q)
     pthread_mutex_unlock(&q->mu);
     for (size_t i = 0; i < q->nworkers; i++) {
         pthread_join(q->workers[i].thread, NULL);
-        l2_close(q->workers[i].conn);
+        l2_destroy(q->workers[i].conn);
     }
     free(q->workers);
     pthread_cond_destroy(&q->cv);

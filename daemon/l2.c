@@ -12,17 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
+#include "backoff.h"
 #include "log.h"
 #include "units.h"
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
 
 /* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
  * the namespace's current version (KEYS[1] = PREFIX:nsver:NS), so a write
  * can never land under a version that a bump has retired, and returns the
  * version it used. A write and its invalidation message are one script, so
- * the message is published if and only if the write happened.
+ * the message is published if and only if the write happened. The keys'
+ * layout is keyspace.h's (KS_LUA_BASE, KS_LUA_KEYS_OF).
  *
  * A namespace version never goes back. Redis can lose the version key
  * (eviction under an allkeys-* policy, FLUSHALL, a failover to a replica
@@ -48,14 +48,8 @@
     "if v and tonumber(v) < floor then fresh_version() end "
 #define VERSION_MAKE "if not v then fresh_version() end "
 #define VERSION      VERSION_READ VERSION_MAKE
-#define BASE         "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "
-/* The data key, and its companions PREFIX:NS:<ver><kind>:KEY: `lease` (a
- * lease token), `neg` (known absent), `swr` (when a stale-while-revalidate
- * value stops being fresh). A namespace has no ':' and a version is digits,
- * so no companion can be another namespace's data key. */
-#define KEYS_OF                                                                                    \
-    "local k = base .. ':' .. ARGV[3] "                                                            \
-    "local function side(s) return base .. s .. ':' .. ARGV[3] end "
+#define BASE         KS_LUA_BASE
+#define KEYS_OF      KS_LUA_KEYS_OF
 #define NOW_MS                                                                                     \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
@@ -64,32 +58,34 @@ enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRI
 
 static const char *const script_text[NSCRIPTS] = {
     /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms floor
-     * -> {version, value or nil, pttl, lease state, stale, negative}; for a
-     * stale-while-revalidate value, pttl is the time it stays fresh */
+     * -> {version, value or nil, pttl, lease state, swr mark or nil, now,
+     * negative, pttl of the neg mark}: what Redis holds, decoded by
+     * answer_decode(); the script itself only decides the lease (taken on
+     * a miss, or on a stale value) and the slide (of a value without a swr
+     * mark) */
     [SCRIPT_GET] = VERSION_READ
-    "if not v and ARGV[4] ~= '1' then return {'0', false, -2, 0, 0, 0} end " VERSION_MAKE BASE
-        KEYS_OF NOW_MS
+    "if not v and ARGV[4] ~= '1' then return {'0', false, -2, 0, false, 0, 0, 0} end " VERSION_MAKE
+        BASE KEYS_OF NOW_MS
     "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
     "ARGV[6]) end "
     "local val = redis.call('GET', k) "
     "if val then "
-    "  local state, stale = 0, 0 "
+    "  local state, now = 0, 0 "
     "  local fresh = redis.call('GET', side('swr')) "
     "  local pttl = redis.call('PTTL', k) "
-    "  if fresh and now_ms() >= tonumber(fresh) then "
-    "    stale = 1 "
-    "    if ARGV[4] == '1' and lease() then state = 1 end "
-    "  elseif fresh then pttl = tonumber(fresh) - now_ms() "
+    "  if fresh then "
+    "    now = now_ms() "
+    "    if now >= tonumber(fresh) and ARGV[4] == '1' and lease() then state = 1 end "
     "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) pttl = tonumber(ARGV[7]) end "
-    "  return {v, val, pttl, state, stale, 0} "
+    "  return {v, val, pttl, state, fresh, now, 0, 0} "
     "end "
     "if redis.call('EXISTS', side('neg')) == 1 then "
-    "  return {v, false, redis.call('PTTL', side('neg')), 0, 0, 1} end "
+    "  return {v, false, -2, 0, false, 0, 1, redis.call('PTTL', side('neg'))} end "
     "if ARGV[4] == '1' then "
-    "  if lease() then return {v, false, -2, 1, 0, 0} end "
-    "  return {v, false, -2, 3, 0, 0} "
+    "  if lease() then return {v, false, -2, 1, false, 0, 0, 0} end "
+    "  return {v, false, -2, 3, false, 0, 0, 0} "
     "end "
-    "return {v, false, -2, 0, 0, 0}",
+    "return {v, false, -2, 0, false, 0, 0, 0}",
     /* ARGV: prefix ns key value ttl_ms channel message token negative(0/1)
      * swr_ms floor -> {version, stored (0: the lease was no longer valid)} */
     [SCRIPT_SET] = VERSION BASE KEYS_OF NOW_MS
@@ -124,24 +120,23 @@ static const char *const script_text[NSCRIPTS] = {
                 "local n = tonumber(v) local s = string.char(48) "
                 "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
                 "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
-    /* ARGV: prefix ns key... floor -> {version, then per key: value or nil, pttl,
-     * flags (1: known absent, 2: stale under stale-while-revalidate)} */
+    /* ARGV: prefix ns key... floor -> {version, now, then per key: value or
+     * nil, pttl, swr mark or nil, negative (0/1)}, decoded by answer_decode() */
     [SCRIPT_MGET] = VERSION_READ
-    "if not v then local out = {'0'} "
-    "  for i = 3, #ARGV - 1 do out[#out + 1] = false out[#out + 1] = -2 out[#out + 1] = 0 end "
+    "if not v then local out = {'0', 0} "
+    "  for i = 3, #ARGV - 1 do "
+    "    out[#out + 1] = false out[#out + 1] = -2 out[#out + 1] = false out[#out + 1] = 0 "
+    "  end "
     "  return out "
-    "end " BASE NOW_MS "local out = {v} "
+    "end " BASE NOW_MS "local out = {v, now_ms()} "
     "for i = 3, #ARGV - 1 do "
-    "  local k = base .. ':' .. ARGV[i] "
+    "  local k = key_of('', ARGV[i]) "
     "  local val = redis.call('GET', k) "
-    "  local flags = 0 "
+    "  local fresh, neg = false, 0 "
     "  local pttl = redis.call('PTTL', k) "
-    "  if val then "
-    "    local fresh = redis.call('GET', base .. 'swr:' .. ARGV[i]) "
-    "    if fresh and now_ms() >= tonumber(fresh) then flags = 2 "
-    "    elseif fresh then pttl = tonumber(fresh) - now_ms() end "
-    "  elseif redis.call('EXISTS', base .. 'neg:' .. ARGV[i]) == 1 then flags = 1 end "
-    "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = flags "
+    "  if val then fresh = redis.call('GET', key_of('swr', ARGV[i])) "
+    "  else neg = redis.call('EXISTS', key_of('neg', ARGV[i])) end "
+    "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = fresh out[#out + 1] = neg "
     "end "
     "return out",
     /* ARGV: prefix ns channel message, then key value ttl_ms per entry, then
@@ -149,8 +144,8 @@ static const char *const script_text[NSCRIPTS] = {
     [SCRIPT_MSET] = VERSION BASE
     "for i = 5, #ARGV - 1, 3 do "
     "  local key = ARGV[i] "
-    "  redis.call('SET', base .. ':' .. key, ARGV[i + 1], 'PX', ARGV[i + 2]) "
-    "  redis.call('DEL', base .. 'lease:' .. key, base .. 'neg:' .. key, base .. 'swr:' .. key) "
+    "  redis.call('SET', key_of('', key), ARGV[i + 1], 'PX', ARGV[i + 2]) "
+    "  redis.call('DEL', key_of('lease', key), key_of('neg', key), key_of('swr', key)) "
     "end "
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) return v",
 };
@@ -167,7 +162,7 @@ struct l2 {
     _Atomic int64_t *peer_up_at; /* the sharer's (l2_share_up): when any handle last connected */
     atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
     int counted;                 /* this one is in *up_count */
-    int64_t backoff_ms;
+    backoff backoff;
     int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
     char sha[NSCRIPTS][41];
     uint32_t stream;
@@ -186,8 +181,8 @@ static struct timeval ms_to_tv(int64_t ms)
     return tv;
 }
 
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-            uint32_t stream)
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream)
 {
     l2 *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -199,7 +194,7 @@ int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, c
     else
         snprintf(c->where, sizeof c->where, "%s:%d", url->host, url->port);
     c->connect_timeout_ms = connect_timeout_ms;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    c->backoff = backoff_make(BACKOFF_MAX_MS);
     c->was_up = -1;
     c->stream = stream;
     c->next_seq = 1;
@@ -223,8 +218,7 @@ static void drop(l2 *c, int retry_now)
         return;
     }
     c->down_since = units_now_ms();
-    c->retry_at = c->down_since + c->backoff_ms;
-    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    c->retry_at = c->down_since + backoff_fail(&c->backoff);
 }
 
 void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
@@ -233,7 +227,7 @@ void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
     c->up_count = up_count;
 }
 
-void l2_close(l2 *c)
+void l2_destroy(l2 *c)
 {
     if (c == NULL)
         return;
@@ -264,8 +258,8 @@ const char *l2_error(const l2 *c)
 /* Sends one command and reads its reply, honouring timeout_ms. On an I/O
  * error or a timeout the connection is dropped and NULL returned with
  * c->err set; *status says which. */
-static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
-                           const size_t *lens)
+static redisReply *command(l2 *c, int64_t timeout_ms, l2_status *status, int argc,
+                           const char **argv, const size_t *lens)
 {
     if (timeout_ms != c->cur_timeout_ms) {
         redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
@@ -289,7 +283,7 @@ static redisReply *command(l2 *c, int64_t timeout_ms, int *status, int argc, con
 /* Runs a setup command on a fresh connection; returns 0 when it succeeded. */
 static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens, redisReply **keep)
 {
-    int status;
+    l2_status status;
     redisReply *r = command(c, c->connect_timeout_ms, &status, argc, argv, lens);
     if (r == NULL)
         return -1;
@@ -367,7 +361,7 @@ redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err
     return ctx;
 }
 
-int l2_connect(l2 *c, int64_t now)
+l2_status l2_connect(l2 *c, int64_t now)
 {
     if (c->ctx != NULL)
         return L2_OK;
@@ -401,7 +395,7 @@ int l2_connect(l2 *c, int64_t now)
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
     c->was_up = 1;
-    c->backoff_ms = BACKOFF_MIN_MS;
+    backoff_reset(&c->backoff);
     return L2_OK;
 }
 
@@ -410,7 +404,7 @@ int l2_connect(l2 *c, int64_t now)
  * there, it reconnects at once and tries once more; every command here is
  * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with
  * *status set; an error reply is NULL with L2_EREPLY. */
-static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const char **argv,
+static redisReply *run(l2 *c, int64_t timeout_ms, l2_status *status, int argc, const char **argv,
                        const size_t *lens)
 {
     int reused = c->ctx != NULL && !c->once;
@@ -433,12 +427,12 @@ static redisReply *run(l2 *c, int64_t timeout_ms, int *status, int argc, const c
     return r;
 }
 
-int l2_ping(l2 *c, int64_t timeout_ms)
+l2_status l2_ping(l2 *c, int64_t timeout_ms)
 {
     if (c->ctx == NULL)
         return l2_connect(c, units_now_ms());
     const char *argv[] = {"PING"};
-    int status;
+    l2_status status;
     redisReply *r = command(c, timeout_ms, &status, 1, argv, NULL);
     if (r == NULL)
         return status;
@@ -450,12 +444,12 @@ int l2_ping(l2 *c, int64_t timeout_ms)
  * lost its script cache: one key, PREFIX:nsver:NS, then the `nargs`
  * arguments and k->floor. Returns the reply or NULL with *status set, as
  * run(). */
-static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms, int *status,
-                        int nargs, const char **args, const size_t *lens)
+static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms,
+                        l2_status *status, int nargs, const char **args, const size_t *lens)
 {
     const char *small_argv[16];
     size_t small_argl[16];
-    char vkey[L2_NSVER_KEY_MAX], floor[24];
+    char vkey[KS_NSVER_KEY_MAX], floor[24];
     int argc = 5 + nargs;
     const char **argv = argc <= 16 ? small_argv : malloc(sizeof *argv * (size_t)argc);
     size_t *argl = argc <= 16 ? small_argl : malloc(sizeof *argl * (size_t)argc);
@@ -466,7 +460,7 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_
         argv[0] = "EVALSHA", argl[0] = 7;
         argv[1] = c->sha[id], argl[1] = strlen(c->sha[id]);
         argv[2] = "1", argl[2] = 1;
-        argv[3] = vkey, argl[3] = l2_nsver_key(vkey, k);
+        argv[3] = vkey, argl[3] = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
         memcpy(argv + 4, args, sizeof *args * (size_t)nargs);
         memcpy(argl + 4, lens, sizeof *lens * (size_t)nargs);
         argv[argc - 1] = floor;
@@ -485,15 +479,6 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_
     return r;
 }
 
-size_t l2_nsver_key(char *buf, const l2_key *k)
-{
-    size_t plen = strlen(k->prefix);
-    memcpy(buf, k->prefix, plen);
-    memcpy(buf + plen, ":nsver:", 7);
-    memcpy(buf + plen + 7, k->ns, k->nslen);
-    return plen + 7 + k->nslen;
-}
-
 /* Reads an integer or a numeric string reply element; -1 when neither. */
 static int64_t reply_int(const redisReply *r)
 {
@@ -504,14 +489,14 @@ static int64_t reply_int(const redisReply *r)
     return -1;
 }
 
-static int unexpected(l2 *c, redisReply *r, const char *what)
+static l2_status unexpected(l2 *c, redisReply *r, const char *what)
 {
     snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
     freeReplyObject(r);
     return L2_EREPLY;
 }
 
-int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
+l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
 {
     static const l2_get_opts plain = {0};
     char ttl[24], slide[24];
@@ -523,30 +508,35 @@ int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_
     const char *args[] = {k->prefix, k->ns, k->key, o->lease ? "1" : "0", token, ttl, slide};
     size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
                      strlen(token),     (size_t)tl, (size_t)sl};
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, &status, 7, args, lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
         return unexpected(c, r, "the GET script");
-    out->version = (uint64_t)reply_int(r->element[0]);
-    out->pttl_ms = reply_int(r->element[2]);
-    out->lease = (int)reply_int(r->element[3]);
-    out->stale = reply_int(r->element[4]) == 1;
-    out->negative = reply_int(r->element[5]) == 1;
-    if (r->element[1]->type != REDIS_REPLY_STRING) {
+    redisReply **e = r->element;
+    out->version = (uint64_t)reply_int(e[0]);
+    out->lease = (int)reply_int(e[3]);
+    answer_raw raw = {.has_value = e[1]->type == REDIS_REPLY_STRING,
+                      .pttl_ms = reply_int(e[2]),
+                      .has_fresh = e[4]->type == REDIS_REPLY_STRING,
+                      .fresh_until = reply_int(e[4]),
+                      .now_ms = reply_int(e[5]),
+                      .negative = reply_int(e[6]) == 1,
+                      .neg_pttl_ms = reply_int(e[7])};
+    if (answer_decode(&raw, out) != L2_OK) {
         freeReplyObject(r);
         return L2_NIL;
     }
-    out->data = r->element[1]->str;
-    out->len = r->element[1]->len;
+    out->data = e[1]->str;
+    out->len = e[1]->len;
     out->reply_ = r;
     return L2_OK;
 }
 
-int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
-           const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
-           int *stored)
+l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
+                 const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+                 int *stored)
 {
     static const l2_set_opts plain = {0};
     char px[24], swr[24];
@@ -561,7 +551,7 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
                      strlen(m->channel), m->len,   o->token_len, 1,    (size_t)swrlen};
     if (o->token == NULL)
         args[7] = "", lens[7] = 0;
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_SET, k, timeout_ms, &status, 10, args, lens);
     if (r == NULL)
         return status;
@@ -573,14 +563,14 @@ int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_m
     return L2_OK;
 }
 
-int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
-           int64_t timeout_ms, int *existed, uint64_t *version)
+l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
+                 int64_t timeout_ms, int *existed, uint64_t *version)
 {
     const char *args[] = {k->prefix,  k->ns,   k->key,
                           m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
                      strlen(m->channel), m->len,   token != NULL ? token_len : 0};
-    int status;
+    l2_status status;
     redisReply *r = eval(c, SCRIPT_DEL, k, timeout_ms, &status, 6, args, lens);
     if (r == NULL)
         return status;
@@ -592,11 +582,11 @@ int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2
     return L2_OK;
 }
 
-int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
 {
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
-    int status;
+    l2_status status;
     c->once = 1; /* a retry after a lost answer would bump twice */
     redisReply *r = eval(c, SCRIPT_BUMP, k, timeout_ms, &status, 2, args, lens);
     c->once = 0;
@@ -607,11 +597,12 @@ int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_
     return L2_OK;
 }
 
-int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms, l2_batch *out)
+l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
+                  l2_batch *out)
 {
     const char **args = malloc(sizeof *args * (n + 2));
     size_t *lens = malloc(sizeof *lens * (n + 2));
-    int status = L2_EREPLY;
+    l2_status status = L2_EREPLY;
     redisReply *r = NULL;
     if (args != NULL && lens != NULL) {
         args[0] = k->prefix, lens[0] = strlen(k->prefix);
@@ -626,7 +617,7 @@ int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeou
     free(lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + 3 * n)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 4 * n)
         return unexpected(c, r, "the MGET script");
     out->version = (uint64_t)reply_int(r->element[0]);
     out->n = n;
@@ -634,20 +625,24 @@ int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeou
     return L2_OK;
 }
 
-int l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
+l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
 {
     const redisReply *r = b->reply_;
-    const redisReply *val = r->element[1 + 3 * i];
+    redisReply **e = r->element + 2 + 4 * i;
     memset(v, 0, sizeof *v);
     v->version = b->version;
-    v->pttl_ms = reply_int(r->element[2 + 3 * i]);
-    int64_t flags = reply_int(r->element[3 + 3 * i]);
-    v->negative = flags == 1;
-    v->stale = flags == 2;
-    if (val->type != REDIS_REPLY_STRING)
+    /* an MGet item does not carry a negative entry's TTL */
+    answer_raw raw = {.has_value = e[0]->type == REDIS_REPLY_STRING,
+                      .pttl_ms = reply_int(e[1]),
+                      .has_fresh = e[2]->type == REDIS_REPLY_STRING,
+                      .fresh_until = reply_int(e[2]),
+                      .now_ms = reply_int(r->element[1]),
+                      .negative = reply_int(e[3]) == 1,
+                      .neg_pttl_ms = reply_int(e[1])};
+    if (answer_decode(&raw, v) != L2_OK)
         return L2_NIL;
-    v->data = val->str;
-    v->len = val->len;
+    v->data = e[0]->str;
+    v->len = e[0]->len;
     return L2_OK;
 }
 
@@ -658,14 +653,14 @@ void l2_batch_free(l2_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
-            int64_t timeout_ms, uint64_t *version)
+l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+                  int64_t timeout_ms, uint64_t *version)
 {
     size_t nargs = 4 + 3 * n;
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);
     char(*ttl)[24] = malloc(sizeof *ttl * (n ? n : 1));
-    int status = L2_EREPLY;
+    l2_status status = L2_EREPLY;
     redisReply *r = NULL;
     if (args != NULL && lens != NULL && ttl != NULL) {
         args[0] = k->prefix, lens[0] = strlen(k->prefix);
@@ -692,11 +687,11 @@ int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m
     return L2_OK;
 }
 
-int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
+l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
 {
     const char *argv[] = {"PUBLISH", m->channel, m->data};
     size_t lens[] = {7, strlen(m->channel), m->len};
-    int status;
+    l2_status status;
     redisReply *r = run(c, timeout_ms, &status, 3, argv, lens);
     if (r == NULL)
         return status;

@@ -12,16 +12,18 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "keyspace.h"
 
 typedef struct l2 l2;
 
-enum l2_status {
+/* What a Redis command came to: the one status type of this layer. */
+typedef enum l2_status {
     L2_OK = 0,
     L2_NIL,      /* the key does not exist */
     L2_EDOWN,    /* not connected, and not retrying yet */
     L2_ETIMEOUT, /* Redis did not answer in time; the connection is dropped */
     L2_EREPLY,   /* Redis answered with an error (message in l2_error) */
-};
+} l2_status;
 
 /* Where a key lives: the data key PREFIX:NS:VER:KEY is built inside Redis
  * from the namespace's current version. A script that finds the version
@@ -29,15 +31,12 @@ enum l2_status {
  * a version never goes back. All fields are the caller's. */
 typedef struct l2_key {
     const char *prefix; /* NUL-terminated, at most 127 bytes */
-    const void *ns;     /* at most L2_NS_MAX bytes */
+    const void *ns;     /* at most KS_NS_MAX bytes */
     size_t nslen;
     const void *key;
     size_t klen;
     uint64_t floor; /* the highest version of ns the caller has seen; 0: none */
 } l2_key;
-
-#define L2_NS_MAX        1024
-#define L2_NSVER_KEY_MAX (128 + 7 + L2_NS_MAX)
 
 /* An invalidation to publish with a write, on `channel`. The caller's. */
 typedef struct l2_msg {
@@ -81,23 +80,19 @@ typedef struct l2_set_opts {
 struct redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
                              size_t errlen);
 
-/* PREFIX:nsver:NS, the key of a namespace's version, into buf (at least
- * L2_NSVER_KEY_MAX bytes). Returns its length. */
-size_t l2_nsver_key(char *buf, const l2_key *k);
-
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines; `stream` numbers the invalidation
  * messages it publishes. Returns 0 and hands the handle to *out (caller owns
- * it; free with l2_close()), or ENOMEM. */
-int l2_open(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-            uint32_t stream);
+ * it; free with l2_destroy()), or ENOMEM. */
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream);
 
 /* Closes the connection and frees the handle. Accepts NULL. */
-void l2_close(l2 *c);
+void l2_destroy(l2 *c);
 
 /* Connects now unless connected or inside the backoff. Returns L2_OK when
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
-int l2_connect(l2 *c, int64_t now);
+l2_status l2_connect(l2 *c, int64_t now);
 
 /* Shares with other handles the time any of them last connected (a handle
  * in its backoff tries again at once when another got through since) and
@@ -123,33 +118,33 @@ const char *l2_error(const l2 *c);
 
 /* Checks the connection with PING (or connects, if it has none and the
  * backoff allows). Returns L2_OK when it is live. */
-int l2_ping(l2 *c, int64_t timeout_ms);
+l2_status l2_ping(l2 *c, int64_t timeout_ms);
 
 /* Reads a key's value, remaining TTL and namespace version in one atomic
  * round trip, taking a lease or sliding the TTL as `o` (may be NULL) asks.
  * Returns L2_OK and fills *out (free with l2_value_free()), L2_NIL (the
  * other fields of *out still set), or an error. `timeout_ms` bounds the wait
  * for the answer. */
-int l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out);
+l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out);
 
 /* SET with PX ttl_ms (as `o`, may be NULL, asks) and PUBLISH m,
  * atomically. *version gets the namespace version written under; *stored is
  * 0 when a lease token was given and is no longer valid (nothing written,
  * nothing published). Returns L2_OK or an error. */
-int l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
-           const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
-           int *stored);
+l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t ttl_ms,
+                 const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+                 int *stored);
 
 /* DEL (the key and its lease, negative and stale-while-revalidate marks)
  * and PUBLISH m, atomically; *existed says whether the key was there. With
  * a token (may be NULL), releases only the lease of that token instead
  * (*existed: whether it was held). */
-int l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
-           int64_t timeout_ms, int *existed, uint64_t *version);
+l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
+                 int64_t timeout_ms, int *existed, uint64_t *version);
 
 /* Raises the namespace version of k by one (k->key unused) and PUBLISHes m
  * with the new version appended as field bump_version, atomically. */
-int l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
+l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
 
 /* The answer of l2_mget(), read with l2_batch_item(). */
 typedef struct l2_batch {
@@ -161,12 +156,12 @@ typedef struct l2_batch {
 /* Reads the keys keys[i].key (only key and klen are used) of k's namespace
  * in one atomic round trip. Returns L2_OK and fills *out (free with
  * l2_batch_free()), or an error. */
-int l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
-            l2_batch *out);
+l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
+                  l2_batch *out);
 
 /* Item i of a batch into *v (no lease; `data` valid until the batch is
  * freed; do not l2_value_free() it). Returns L2_OK or L2_NIL. */
-int l2_batch_item(const l2_batch *b, size_t i, l2_value *v);
+l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v);
 void l2_batch_free(l2_batch *b);
 
 /* One write of l2_mset(). The caller's. */
@@ -180,11 +175,11 @@ typedef struct l2_entry {
 
 /* SETs every entry under k's namespace (voiding their leases and marks) and
  * PUBLISHes m once, atomically. */
-int l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
-            int64_t timeout_ms, uint64_t *version);
+l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+                  int64_t timeout_ms, uint64_t *version);
 
 /* PUBLISH m. */
-int l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms);
+l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms);
 
 /* The stream number, and its sequence: the seq the next message must carry,
  * and l2_confirm_seq() once the write that published it succeeded. A seq

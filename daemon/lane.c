@@ -29,13 +29,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "answer.h"
+#include "backoff.h"
 #include "log.h"
 #include "units.h"
 
-#define NCOMMANDS      9
-#define IDLE_WAKE_MS   1000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define NCOMMANDS    9
+#define IDLE_WAKE_MS 1000
 
 typedef struct slot {
     void *req; /* NULL once answered LANE_TIMEOUT; its replies are dropped */
@@ -49,7 +49,7 @@ typedef struct slot {
 typedef struct landing {
     void *req;
     redisReply *reply; /* EXEC's; NULL with a lane_status */
-    int status;
+    lane_status status;
     int64_t sent_at;
     uint64_t version;
 } landing;
@@ -86,27 +86,20 @@ static void wake(lane *ln)
 
 int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req)
 {
-    char vkey[L2_NSVER_KEY_MAX], ver[24], small[512];
-    size_t vklen = l2_nsver_key(vkey, k);
-    /* PREFIX:NS:VER, then ":KEY", "swr:KEY" or "neg:KEY" */
-    size_t plen = strlen(k->prefix),
-           verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
-    size_t base = plen + 1 + k->nslen + 1 + verlen, one = base + 4 + k->klen;
+    char vkey[KS_NSVER_KEY_MAX], small[512];
+    size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
+    /* the data key and its swr and neg companions (keyspace.h) */
+    size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
     char *buf = 3 * one <= sizeof small ? small : malloc(3 * one);
     if (buf == NULL)
         return -1;
-    static const char *const kind[3] = {":", "swr:", "neg:"};
+    static const enum ks_kind kind[3] = {KS_DATA, KS_SWR, KS_NEG};
     const char *keys[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) {
-        char *p = buf + (size_t)i * one;
-        keys[i] = p;
-        memcpy(p, k->prefix, plen), p += plen, *p++ = ':';
-        memcpy(p, k->ns, k->nslen), p += k->nslen, *p++ = ':';
-        memcpy(p, ver, verlen), p += verlen;
-        memcpy(p, kind[i], strlen(kind[i])), p += strlen(kind[i]);
-        memcpy(p, k->key, k->klen), p += k->klen;
-        lens[i] = (size_t)(p - keys[i]);
+        keys[i] = buf + (size_t)i * one;
+        lens[i] = ks_data_key(buf + (size_t)i * one, k->prefix, k->ns, k->nslen, version, kind[i],
+                              k->key, k->klen);
     }
     const char *argv[NCOMMANDS][3] = {{"MULTI"},         {"GET", vkey},    {"GET", keys[0]},
                                       {"PTTL", keys[0]}, {"GET", keys[1]}, {"EXISTS", keys[2]},
@@ -155,11 +148,11 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
  * v->version; 0 when it holds none), or
  * LANE_RETRY when the reply is not what the nine commands return (an error
  * element: a key of the wrong type, say; the script will say which). */
-static int parse(redisReply *r, uint64_t version, l2_value *v)
+static lane_status parse(redisReply *r, uint64_t version, l2_value *v)
 {
     memset(v, 0, sizeof *v);
     redisReply **e = r->element;
-    int status = LANE_RETRY;
+    lane_status status = LANE_RETRY;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != NCOMMANDS - 2 ||
         e[2]->type != REDIS_REPLY_INTEGER || e[4]->type != REDIS_REPLY_INTEGER ||
         e[5]->type != REDIS_REPLY_INTEGER || e[6]->type != REDIS_REPLY_ARRAY ||
@@ -178,28 +171,21 @@ static int parse(redisReply *r, uint64_t version, l2_value *v)
     }
     v->version = version;
     v->reply_ = r;
-    if (e[1]->type == REDIS_REPLY_STRING) {
-        int64_t now = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
-                      strtoll(e[6]->element[1]->str, NULL, 10) / 1000;
+    answer_raw raw = {
+        .has_value = e[1]->type == REDIS_REPLY_STRING,
+        .pttl_ms = e[2]->integer,
+        .has_fresh = e[3]->type == REDIS_REPLY_STRING,
+        .fresh_until = e[3]->type == REDIS_REPLY_STRING ? strtoll(e[3]->str, NULL, 10) : 0,
+        .now_ms = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
+                  strtoll(e[6]->element[1]->str, NULL, 10) / 1000,
+        .negative = e[4]->integer == 1,
+        .neg_pttl_ms = e[5]->integer,
+    };
+    if (raw.has_value) {
         v->data = e[1]->str;
         v->len = e[1]->len;
-        v->pttl_ms = e[2]->integer;
-        if (e[3]->type == REDIS_REPLY_STRING) { /* stale-while-revalidate */
-            int64_t fresh = strtoll(e[3]->str, NULL, 10);
-            if (now >= fresh)
-                v->stale = 1;
-            else
-                v->pttl_ms = fresh - now;
-        }
-        return L2_OK;
     }
-    if (e[4]->integer == 1) {
-        v->negative = 1;
-        v->pttl_ms = e[5]->integer;
-    } else {
-        v->pttl_ms = -2;
-    }
-    return L2_NIL;
+    return answer_decode(&raw, v) == L2_OK ? LANE_OK : LANE_NIL;
 retry:
     freeReplyObject(r);
     return status;
@@ -207,7 +193,7 @@ retry:
 
 /* Takes every read in flight off the ring into out[] with `status`;
  * returns how many. Under mu. */
-static size_t take_all(lane *ln, int status, landing *out)
+static size_t take_all(lane *ln, lane_status status, landing *out)
 {
     size_t n = 0;
     for (; ln->n > 0; ln->n--, ln->head = (ln->head + 1) % ln->cap) {
@@ -221,7 +207,7 @@ static size_t take_all(lane *ln, int status, landing *out)
 /* Drops the connection; every read in flight gets `status`: LANE_RETRY
  * after an I/O error (the lane reconnects at once), LANE_TIMEOUT when
  * Redis stopped answering (the lane waits out a backoff). Under mu. */
-static size_t drop(lane *ln, const char *why, int status, landing *out)
+static size_t drop(lane *ln, const char *why, lane_status status, landing *out)
 {
     log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
     redisFree(ln->ctx);
@@ -311,9 +297,9 @@ static void deliver(lane *ln, landing *out, size_t n)
             continue;
         }
         l2_value v;
-        int status = parse(l->reply, l->version, &v);
+        lane_status status = parse(l->reply, l->version, &v);
         int with_v =
-            status == L2_OK || status == L2_NIL || status == LANE_MOVED || status == LANE_FELL;
+            status == LANE_OK || status == LANE_NIL || status == LANE_MOVED || status == LANE_FELL;
         ln->done(ln->arg, l->req, status, with_v ? &v : NULL, l->sent_at);
     }
 }
@@ -352,7 +338,8 @@ static redisContext *connect_lane(lane *ln, int was_up)
 static void *lane_main(void *arg)
 {
     lane *ln = arg;
-    int64_t backoff = BACKOFF_MIN_MS, retry_at = 0;
+    backoff bo = backoff_make(BACKOFF_MAX_MS);
+    int64_t retry_at = 0;
     int was_up = 1;
     for (;;) {
         int64_t now = units_now_ms();
@@ -372,8 +359,7 @@ static void *lane_main(void *arg)
         if (ctx == NULL && now >= retry_at) {
             ctx = connect_lane(ln, was_up);
             if (ctx == NULL) {
-                retry_at = units_now_ms() + backoff;
-                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                retry_at = units_now_ms() + backoff_fail(&bo);
                 was_up = 0;
                 continue;
             }
@@ -381,7 +367,7 @@ static void *lane_main(void *arg)
             ln->ctx = ctx;
             pthread_mutex_unlock(&ln->mu);
             atomic_store(&ln->up, 1);
-            backoff = BACKOFF_MIN_MS;
+            backoff_reset(&bo);
             was_up = 1;
             continue;
         }
@@ -402,8 +388,7 @@ static void *lane_main(void *arg)
         size_t n = collect(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
                            (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
         if (ln->ctx == NULL && ln->hung) { /* Redis is stuck: give it a while */
-            retry_at = units_now_ms() + backoff;
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            retry_at = units_now_ms() + backoff_fail(&bo);
         } else if (ln->ctx == NULL) { /* a connection that broke: try again at once */
             retry_at = units_now_ms();
         }
@@ -412,8 +397,8 @@ static void *lane_main(void *arg)
     }
 }
 
-int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
-               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg)
+int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+                int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg)
 {
     lane *ln = calloc(1, sizeof *ln);
     if (ln == NULL)
@@ -454,7 +439,7 @@ uint64_t lane_reads(lane *ln)
     return atomic_load_explicit(&ln->reads, memory_order_relaxed);
 }
 
-void lane_stop(lane *ln)
+void lane_destroy(lane *ln)
 {
     if (ln == NULL)
         return;

@@ -19,12 +19,17 @@
 
 typedef struct lane lane;
 
-enum lane_status {
-    LANE_RETRY = 100, /* not read: the connection failed, or Redis answered an error */
-    LANE_MOVED,       /* not read: Redis holds a newer version than assumed */
-    LANE_FELL,        /* not read: Redis holds an older version or none (it lost PREFIX:nsver:NS) */
-    LANE_TIMEOUT,     /* Redis did not answer by the caller's deadline, or in timeout_ms */
-};
+/* What a lane read came to: the one status type of the lane. LANE_OK and
+ * LANE_NIL are L2_OK and L2_NIL (v holds the answer); the others say why it
+ * was not read. */
+typedef enum lane_status {
+    LANE_OK = L2_OK,   /* read: v holds the value */
+    LANE_NIL = L2_NIL, /* read: no value (v says whether it is known absent) */
+    LANE_RETRY = 100,  /* not read: the connection failed, or Redis answered an error */
+    LANE_MOVED,        /* not read: Redis holds a newer version than assumed */
+    LANE_FELL,    /* not read: Redis holds an older version or none (it lost PREFIX:nsver:NS) */
+    LANE_TIMEOUT, /* Redis did not answer by the caller's deadline, or in timeout_ms */
+} lane_status;
 
 /* Called on the lane's thread, once per lane_get() that returned 0.
  * `status` is L2_OK (v holds the value) or L2_NIL (v says whether the key
@@ -32,16 +37,17 @@ enum lane_status {
  * lane_status: v is NULL, except for LANE_MOVED and LANE_FELL, where
  * v->version is the version Redis holds (0: none; nothing to free).
  * `sent_at` is when the read was sent. */
-typedef void (*lane_done_fn)(void *arg, void *req, int status, l2_value *v, int64_t sent_at);
+typedef void (*lane_done_fn)(void *arg, void *req, lane_status status, l2_value *v,
+                             int64_t sent_at);
 
 /* Starts the lane's thread, which connects to `url` (and reconnects: at
  * once after an I/O error, else with a backoff from 100 ms to 5 s; a new
  * connection must answer PING). At most `capacity` reads are in flight;
  * Redis must answer each within timeout_ms, or the connection is dropped.
- * Returns 0 and hands the lane to *out (stop with lane_stop()), or an errno
+ * Returns 0 and hands the lane to *out (stop with lane_destroy()), or an errno
  * value. */
-int lane_start(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
-               int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
+int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout_ms,
+                int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
 
 /* Sends a plain read of `k` under namespace version `version`, to be
  * answered by `deadline` (units_now_ms() time). Returns 0 when sent:
@@ -57,6 +63,6 @@ uint64_t lane_reads(lane *ln);
 
 /* Stops the thread; every read still in flight gets LANE_RETRY. Accepts
  * NULL. */
-void lane_stop(lane *ln);
+void lane_destroy(lane *ln);
 
 #endif

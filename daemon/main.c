@@ -37,32 +37,39 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
-{
-    stats st = {0};
-    l1 *cache = NULL;
-    jobq *q = NULL;
-    service *svc = NULL;
-    server *srv = NULL;
-    subscriber *sub = NULL;
-    char err[512] = "";
-    int code = 1;
+/* The daemon's parts, in the order they are set up. */
+typedef struct parts {
+    stats st;
+    l1 *cache;
+    jobq *q;
+    service *svc;
+    subscriber *sub;
+    server *srv;
+} parts;
 
-    if (l1_create(&cache, cfg->l1_max_memory, l1_shards(cfg)) != 0) {
-        log_error("cannot allocate the L1 store");
-        goto out;
+/* Sets the parts up in order. Returns 0, or -1 with what failed logged
+ * (the parts made so far are left for teardown()). */
+static int setup(parts *p, const config *cfg, const config_redis_url *url)
+{
+    char err[512] = "";
+    int rv;
+    if ((rv = l1_create(&p->cache, cfg->l1_max_memory, l1_shards(cfg))) != 0) {
+        log_error("cannot allocate the L1 store: %s", strerror(rv));
+        return -1;
     }
-    size_t capacity = cfg->contexts - cfg->redis_connections - 16;
-    if (jobq_create(&q, url, cfg->redis_connections, capacity, cfg->redis_timeout_ms) != 0) {
-        log_error("cannot start the redis workers");
-        goto out;
+    if ((rv = jobq_create(&p->q, url, cfg->redis_connections, config_redis_capacity(cfg),
+                          cfg->redis_timeout_ms)) != 0) {
+        log_error("cannot start the redis workers: %s", strerror(rv));
+        return -1;
     }
-    if (service_create(&svc, cfg, url, cache, q, &st) != 0)
-        goto out;
-    if (sub_start(&sub, cfg, url, service_channel(svc), service_node_id(svc),
-                  service_coherence(svc), q) != 0) {
-        log_error("cannot start the subscriber");
-        goto out;
+    if (service_create(&p->svc, cfg, url, p->cache, p->q, &p->st, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if ((rv = sub_create(&p->sub, cfg, url, service_channel(p->svc), service_node_id(p->svc),
+                         service_coherence(p->svc), p->q)) != 0) {
+        log_error("cannot start the subscriber: %s", strerror(rv));
+        return -1;
     }
     server_options so = {
         .url = cfg->listen,
@@ -70,32 +77,51 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         .recv_max = config_max_request(cfg),
         .default_timeout_ms = cfg->request_timeout_ms,
         .handler = service_handle,
-        .handler_arg = svc,
-        .stats = &st,
+        .handler_arg = p->svc,
+        .stats = &p->st,
     };
-    if (server_start(&srv, &so, err, sizeof err) != 0) {
+    if (server_create(&p->srv, &so, err, sizeof err) != 0) {
         log_error("%s", err);
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/* Tears the parts down in reverse order of setup(), in two passes: first
+ * every thread that makes calls stops (the subscriber; the service's read
+ * lane and lease waits, whose calls go to the workers or are answered; the
+ * workers, which answer every call still queued, through the server's
+ * contexts), then the parts are freed. Accepts what setup() left half made. */
+static void teardown(parts *p)
+{
+    sub_destroy(p->sub);
+    service_quiesce(p->svc);
+    jobq_destroy(p->q);
+    server_destroy(p->srv);
+    service_destroy(p->svc);
+    l1_destroy(p->cache);
+}
+
+static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
+{
+    parts p = {0};
+    int code = 1;
+    if (setup(&p, cfg, url) != 0)
+        goto out;
     log_info("nearcached %s listening on %s (node %s, redis %s, l1 %" PRIu64 " bytes in %u shards)",
-             NC_VERSION, cfg->listen, service_node_id(svc), url->host, cfg->l1_max_memory,
+             NC_VERSION, cfg->listen, service_node_id(p.svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
     int sig = 0;
     while (sigwait(stop, &sig) == 0 && sig == SIGHUP)
         log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
-    size_t left = server_drain(srv, cfg->shutdown_timeout_ms);
+    size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
     if (left > 0)
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
-    sub_stop(sub);
-    service_quiesce(svc); /* answers the Gets parked for a lease */
-    jobq_destroy(q);      /* answers every call still queued */
-    server_free(srv);
-    service_free(svc);
-    l1_destroy(cache);
+    teardown(&p);
     if (code == 0)
         log_info("stopped");
     return code;

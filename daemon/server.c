@@ -27,18 +27,18 @@
 #include "log.h"
 #include "units.h"
 
-enum call_state { CALL_RECV, CALL_SEND };
+enum call_phase { CALL_RECV, CALL_SEND };
 
 struct call {
     server *srv;
     nng_aio *aio;
     nng_ctx ctx;
-    enum call_state state;
+    enum call_phase state;
     pb_request *req; /* owned; freed once the reply is sent */
     nng_msg *reply;  /* prepared reply, owned until sent */
     int64_t deadline;
     jobq_job job;
-    uint64_t scratch[3];
+    call_state cs; /* the handler's; zeroed per request */
 };
 
 struct server {
@@ -77,9 +77,14 @@ size_t call_free_contexts(const call *c)
     return busy < c->srv->ncalls ? c->srv->ncalls - busy : 0;
 }
 
-uint64_t *call_scratch(call *c)
+call_state *call_state_of(call *c)
 {
-    return c->scratch;
+    return &c->cs;
+}
+
+call *call_of_state(call_state *s)
+{
+    return (call *)((char *)s - offsetof(call, cs));
 }
 
 jobq_job *call_job(call *c)
@@ -185,6 +190,7 @@ static void call_dispatch(call *c, nng_msg *m)
         return;
     }
     c->deadline = now + (c->req->timeout_ms != 0 ? c->req->timeout_ms : s->opt.default_timeout_ms);
+    memset(&c->cs, 0, sizeof c->cs);
     if (c->req->method_case == NEARCACHE__V1__REQUEST__METHOD__NOT_SET) {
         stats_inc(&s->opt.stats->bad_requests);
         uint32_t field = codec_request_unknown_field(c->req);
@@ -327,7 +333,7 @@ static void stop_watchdog(server *s)
     s->watchdog_started = 0;
 }
 
-int server_start(server **out, const server_options *opt, char *err, size_t errlen)
+int server_create(server **out, const server_options *opt, char *err, size_t errlen)
 {
     server *s = calloc(1, sizeof *s);
     if (s == NULL || (s->calls = calloc(opt->contexts, sizeof *s->calls)) == NULL) {
@@ -353,7 +359,7 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
     if (rv != 0) {
         if (err[0] == '\0')
             snprintf(err, errlen, "cannot set up contexts: %s", nng_strerror(rv));
-        server_free(s);
+        server_destroy(s);
         return rv;
     }
     for (size_t i = 0; i < s->ncalls; i++)
@@ -378,7 +384,7 @@ size_t server_drain(server *s, int64_t drain_ms)
     return left;
 }
 
-void server_free(server *s)
+void server_destroy(server *s)
 {
     if (s == NULL)
         return;

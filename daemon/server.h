@@ -10,10 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "call_state.h"
 #include "codec.h"
-#include "wire.h"
 #include "jobq.h"
 #include "stats.h"
+#include "wire.h"
 
 typedef struct server server;
 typedef struct call call; /* one request in flight on one context */
@@ -34,20 +35,20 @@ typedef struct server_options {
 } server_options;
 
 /* Listens and starts serving. Returns 0 and hands the server to *out (the
- * caller owns it; stop with server_drain() and server_free()), or an nng error code, with a
+ * caller owns it; stop with server_drain() and server_destroy()), or an nng error code, with a
  * message in err. */
-int server_start(server **out, const server_options *opt, char *err, size_t errlen);
+int server_create(server **out, const server_options *opt, char *err, size_t errlen);
 
 /* Stops taking new requests and lets the ones in flight finish for up to
  * drain_ms; from its return on, the handler is never called again (requests
  * that still arrive are answered UNAVAILABLE). Returns how many were still
  * in flight when it stopped waiting.
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
- * it after this and before server_free(). */
+ * it after this and before server_destroy(). */
 size_t server_drain(server *s, int64_t drain_ms);
 
 /* Closes the socket and frees the server. Accepts NULL. */
-void server_free(server *s);
+void server_destroy(server *s);
 
 /* The decoded request. Owned by the call; valid until it is answered. */
 const pb_request *call_request(const call *c);
@@ -77,8 +78,12 @@ void call_fail(call *c, int code, const char *fmt, ...) __attribute__((format(pr
 /* How many contexts are free right now (not holding a request). */
 size_t call_free_contexts(const call *c);
 
-/* Scratch space for the handler, valid until the call is answered. */
-uint64_t *call_scratch(call *c);
+/* The handler's typed state of the call (zeroed when the request arrived),
+ * owned by the call and valid until it is answered. */
+call_state *call_state_of(call *c);
+
+/* The call whose state s is. */
+call *call_of_state(call_state *s);
 
 /* The job slot embedded in every call, for handing it to the jobq, and back. */
 jobq_job *call_job(call *c);

@@ -1,8 +1,9 @@
 /* service: what each method means. It validates requests, answers Gets
  * from L1 when coherence allows, and sends everything that needs Redis to
- * the jobq, where scripts map namespace and key to PREFIX:NS:VER:KEY and
- * publish each write's invalidation. It owns no threads and owns the
- * coherence state; the server calls service_handle() for each request. */
+ * the jobq or the read lane, where scripts map namespace and key to
+ * PREFIX:NS:VER:KEY and publish each write's invalidation. It owns the
+ * coherence state and two threads (the read lane's and the lease waits'
+ * sweeper); the server calls service_handle() for each request. */
 #ifndef NC_SERVICE_H
 #define NC_SERVICE_H
 
@@ -16,10 +17,11 @@
 typedef struct service service;
 
 /* Makes a service over the given parts; none are owned, and all must
- * outlive it. Starts the read lane to the Redis at `url`. Returns 0 and hands the service to *out
- * (caller owns it; free with service_free()), or ENOMEM. */
+ * outlive it. Starts the lease waits' sweeper and the read lane to the
+ * Redis at `url`. Returns 0 and hands the service to *out (caller owns it;
+ * free with service_destroy()), or an errno value with what failed in err. */
 int service_create(service **out, const config *cfg, const config_redis_url *url, l1 *cache,
-                   jobq *q, stats *st);
+                   jobq *q, stats *st, char *err, size_t errlen);
 
 /* Stops the read lane (its reads in flight go to the workers), answers the
  * Gets parked waiting for another caller's fill (as timed out) and parks no
@@ -28,7 +30,7 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
 void service_quiesce(service *svc);
 
 /* Frees the service. Accepts NULL. */
-void service_free(service *svc);
+void service_destroy(service *svc);
 
 /* The server_handler: answers or queues one request. */
 void service_handle(void *svc, call *c);

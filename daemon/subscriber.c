@@ -1,6 +1,6 @@
 /* The invalidation channel's reader and this node's heartbeat; see
  * subscriber.h. The reader blocks in redisGetReply() with a read timeout of
- * coherence_window; sub_stop() wakes it by shutting its socket down. */
+ * coherence_window; sub_destroy() wakes it by shutting its socket down. */
 #include "subscriber.h"
 
 #include <errno.h>
@@ -13,12 +13,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "l2.h"
 #include "log.h"
 #include "units.h"
 
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 2000
+#define RETRY_MAX_MS 2000 /* a lost subscription is missed L1: retry sooner */
 #define MAX_STREAMS  64
 
 struct subscriber {
@@ -29,7 +29,7 @@ struct subscriber {
     coh *coh;
     jobq *q;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards ctx (for sub_stop) and the heartbeat's sleep */
+    pthread_mutex_t mu; /* guards ctx (for sub_destroy) and the heartbeat's sleep */
     pthread_cond_t cv;
     redisContext *ctx;
     pthread_t reader, beater;
@@ -43,24 +43,16 @@ static struct timeval tv_of(int64_t ms)
     return tv;
 }
 
-/* Connects, authenticates, selects nothing (pub/sub ignores databases) and
- * subscribes. Returns the context, or NULL with the reason logged. */
+/* Connects as every connection does (l2_dial: AUTH and SELECT as the URL
+ * asks; pub/sub ignores the database) and subscribes. Returns the context,
+ * or NULL with the reason logged. */
 static redisContext *subscribe(subscriber *s)
 {
-    struct timeval tv = tv_of(s->cfg->redis_timeout_ms);
-    redisContext *ctx = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.host, tv)
-                                       : redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    redisReply *r = NULL;
-    const char *why = ctx == NULL ? "out of memory" : ctx->err ? ctx->errstr : NULL;
-    if (why == NULL && s->url.password[0] != '\0') {
-        redisSetTimeout(ctx, tv);
-        r = redisCommand(ctx, "AUTH %s", s->url.password);
-        why = r == NULL ? ctx->errstr : r->type == REDIS_REPLY_ERROR ? "AUTH failed" : NULL;
-        freeReplyObject(r);
-    }
+    char err[600];
+    redisContext *ctx = l2_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
+    const char *why = ctx == NULL ? err : NULL;
     if (why == NULL) {
-        redisSetTimeout(ctx, tv);
-        r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
+        redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
         why = r == NULL ? ctx->errstr : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
         freeReplyObject(r);
     }
@@ -73,8 +65,6 @@ static redisContext *subscribe(subscriber *s)
             redisFree(ctx);
         return NULL;
     }
-    if (!s->url.is_unix)
-        redisEnableKeepAlive(ctx);
     redisSetTimeout(ctx, tv_of(s->cfg->coherence_window_ms));
     return ctx;
 }
@@ -125,17 +115,17 @@ static void listen_until_lost(subscriber *s, redisContext *ctx)
 static void *reader_main(void *arg)
 {
     subscriber *s = arg;
-    int64_t retry_ms = RETRY_MIN_MS;
+    backoff bo = backoff_make(RETRY_MAX_MS);
     while (!atomic_load(&s->stopping)) {
         redisContext *ctx = subscribe(s);
         if (ctx == NULL) {
+            int64_t retry_ms = backoff_fail(&bo);
             struct timespec ts = {.tv_sec = retry_ms / 1000,
                                   .tv_nsec = (retry_ms % 1000) * 1000000};
             nanosleep(&ts, NULL);
-            retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
             continue;
         }
-        retry_ms = RETRY_MIN_MS;
+        backoff_reset(&bo);
         s->failing = 0;
         pthread_mutex_lock(&s->mu);
         s->ctx = ctx;
@@ -173,7 +163,7 @@ static void *beater_main(void *arg)
 {
     subscriber *s = arg;
     l2 *conn = NULL;
-    if (l2_open(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
+    if (l2_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
         return NULL;
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->stopping)) {
@@ -186,12 +176,12 @@ static void *beater_main(void *arg)
             units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
     }
     pthread_mutex_unlock(&s->mu);
-    l2_close(conn);
+    l2_destroy(conn);
     return NULL;
 }
 
-int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, const char *channel,
-              const char *node_id, coh *c, jobq *q)
+int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
+               const char *channel, const char *node_id, coh *c, jobq *q)
 {
     subscriber *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -210,14 +200,14 @@ int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, 
         rv = pthread_create(&s->beater, NULL, beater_main, s);
     s->beater_started = rv == 0;
     if (rv != 0) {
-        sub_stop(s);
+        sub_destroy(s);
         return rv;
     }
     *out = s;
     return 0;
 }
 
-void sub_stop(subscriber *s)
+void sub_destroy(subscriber *s)
 {
     if (s == NULL)
         return;

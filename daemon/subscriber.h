@@ -16,11 +16,11 @@ typedef struct subscriber subscriber;
 
 /* Starts both threads. `channel` is copied; the other parts are not owned
  * and must outlive the subscriber. Returns 0 and hands it to *out (caller
- * owns it; stop with sub_stop()), or an errno value. */
-int sub_start(subscriber **out, const config *cfg, const config_redis_url *url, const char *channel,
-              const char *node_id, coh *c, jobq *q);
+ * owns it; stop with sub_destroy()), or an errno value. */
+int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
+               const char *channel, const char *node_id, coh *c, jobq *q);
 
 /* Stops both threads and frees the subscriber. Accepts NULL. */
-void sub_stop(subscriber *s);
+void sub_destroy(subscriber *s);
 
 #endif

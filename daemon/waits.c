@@ -118,7 +118,7 @@ int waits_create(waits **out, waits_wake_fn wake, void *arg)
     return 0;
 }
 
-void waits_free(waits *w)
+void waits_destroy(waits *w)
 {
     if (w == NULL)
         return;

@@ -17,12 +17,12 @@ typedef struct waits waits;
 typedef void (*waits_wake_fn)(void *arg, call *c, int timed_out);
 
 /* Starts the sweeper. Returns 0 and hands the table to *out (caller owns it;
- * waits_free()), or an errno value. */
+ * waits_destroy()), or an errno value. */
 int waits_create(waits **out, waits_wake_fn wake, void *arg);
 
 /* Wakes every parked call as timed out, stops the sweeper, frees the
  * table. Accepts NULL. */
-void waits_free(waits *w);
+void waits_destroy(waits *w);
 
 /* Parks c under `key` until woken or `deadline` (units_now_ms() time).
  * Returns 0, or ENOMEM, or ECANCELED for a NULL table (c is not parked; the

@@ -20,7 +20,7 @@ static void up(void)
 
 static void down(void)
 {
-    coh_free(c);
+    coh_destroy(c);
     l1_destroy(cache);
 }
 
@@ -55,18 +55,18 @@ static void drop_key(const char *origin, uint32_t stream, uint64_t seq, const ch
 
 static void put(const char *key)
 {
-    coh_key k;
-    coh_key_make(&k, "ns", 2, key, strlen(key));
+    ks_l1_key k;
+    ks_l1_key_make(&k, "ns", 2, key, strlen(key));
     cr_assert_eq(l1_set(cache, k.buf, k.len, "v", 1, 0, 1LL << 60, 0), 0);
-    coh_key_free(&k);
+    ks_l1_key_free(&k);
 }
 
 static int held(const char *key)
 {
-    coh_key k;
-    coh_key_make(&k, "ns", 2, key, strlen(key));
+    ks_l1_key k;
+    ks_l1_key_make(&k, "ns", 2, key, strlen(key));
     int hit = l1_get(cache, k.buf, k.len, 1, NULL, NULL);
-    coh_key_free(&k);
+    ks_l1_key_free(&k);
     return hit;
 }
 

@@ -23,12 +23,12 @@ static void up(void)
     h_redis_start(&redis);
     config_redis_url url = {.port = redis.port};
     snprintf(url.host, sizeof url.host, "127.0.0.1");
-    cr_assert_eq(l2_open(&conn, &url, 500, "test", 3), 0);
+    cr_assert_eq(l2_create(&conn, &url, 500, "test", 3), 0);
 }
 
 static void down(void)
 {
-    l2_close(conn);
+    l2_destroy(conn);
     h_redis_cleanup(&redis);
 }
 

@@ -37,7 +37,7 @@ static landed reads[NREADS];
 static int order[NREADS], norder;
 static const l2_msg msg = {"nc:v1:inval", "hello", 5};
 
-static void on_done(void *arg, void *req, int status, l2_value *v, int64_t sent_at)
+static void on_done(void *arg, void *req, lane_status status, l2_value *v, int64_t sent_at)
 {
     (void)arg, (void)sent_at;
     landed *l = req;
@@ -61,7 +61,7 @@ static void on_done(void *arg, void *req, int status, l2_value *v, int64_t sent_
 
 static void start_lane(int64_t timeout_ms, size_t capacity)
 {
-    cr_assert_eq(lane_start(&ln, &url, 500, timeout_ms, capacity, on_done, NULL), 0);
+    cr_assert_eq(lane_create(&ln, &url, 500, timeout_ms, capacity, on_done, NULL), 0);
     int64_t give_up = h_now_ms() + 5000;
     while (!lane_up(ln) && h_now_ms() < give_up)
         h_sleep_ms(5);
@@ -73,7 +73,7 @@ static void up(void)
     h_redis_start(&redis);
     url = (config_redis_url){.port = redis.port};
     snprintf(url.host, sizeof url.host, "127.0.0.1");
-    cr_assert_eq(l2_open(&conn, &url, 500, "test", 3), 0);
+    cr_assert_eq(l2_create(&conn, &url, 500, "test", 3), 0);
     memset(reads, 0, sizeof reads);
     norder = 0;
     start_lane(500, 256);
@@ -81,8 +81,8 @@ static void up(void)
 
 static void down(void)
 {
-    lane_stop(ln);
-    l2_close(conn);
+    lane_destroy(ln);
+    l2_destroy(conn);
     h_redis_cleanup(&redis);
 }
 
@@ -265,7 +265,7 @@ Test(lane, a_deadline_is_answered_while_redis_sleeps)
  * The lane stays down (Gets go to the workers) until Redis answers PING. */
 Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
 {
-    lane_stop(ln);
+    lane_destroy(ln);
     start_lane(300, 2);
     pid_t sleeper = h_redis_sleep(&redis, "2", 300);
     cr_assert_eq(read_key("a", ver, 50, &reads[0]), 0);
@@ -294,7 +294,7 @@ Test(lane, a_hung_connection_is_dropped_even_when_every_read_has_expired)
  * caller answers it (stale, or an error), not the workers all over again. */
 Test(lane, reads_in_flight_on_a_hung_connection_time_out)
 {
-    lane_stop(ln);
+    lane_destroy(ln);
     start_lane(300, 256);
     pid_t sleeper = h_redis_sleep(&redis, "1.5", 300);
     int64_t t0 = h_now_ms();
@@ -307,7 +307,7 @@ Test(lane, reads_in_flight_on_a_hung_connection_time_out)
 
 Test(lane, a_full_lane_turns_reads_away)
 {
-    lane_stop(ln);
+    lane_destroy(ln);
     start_lane(5000, 2);
     pid_t sleeper = h_redis_sleep(&redis, "1", 300);
     cr_assert_eq(read_key("a", ver, 3000, &reads[0]), 0);
@@ -409,7 +409,7 @@ Test(lane, answers_never_cross_while_redis_pauses_and_drops_connections)
         snprintf(value, sizeof value, "v%d", i);
         set(key, value, 600000, NULL);
     }
-    lane_stop(ln);
+    lane_destroy(ln);
     start_lane(150, 64);
     stress st[STRESS_THREADS] = {0};
     pthread_t t[STRESS_THREADS];

@@ -167,3 +167,19 @@ Test(units, monotonic_clock_does_not_go_back)
     cr_expect_geq(a, 0);
     cr_expect_geq(b, a);
 }
+
+Test(units, whole_numbers_are_digits_only_and_bounded)
+{
+    uint64_t v = 7;
+    cr_assert_eq(units_parse_uint("6379", 4, 65535, &v), 0);
+    cr_assert_eq(v, 6379);
+    cr_assert_eq(units_parse_uint("65536", 5, 65535, &v), -1);
+    cr_assert_eq(units_parse_uint("12a", 3, 100, &v), -1);
+    cr_assert_eq(units_parse_uint("", 0, 100, &v), -1);
+    cr_assert_eq(units_parse_uint("-1", 2, 100, &v), -1);
+    cr_assert_eq(units_parse_uint("18446744073709551615", 20, UINT64_MAX, &v), 0);
+    cr_assert_eq(v, UINT64_MAX);
+    cr_assert_eq(units_parse_uint("18446744073709551616", 20, UINT64_MAX, &v), -1);
+    cr_assert_eq(units_parse_uint("15x", 2, 15, &v), 0, "only len bytes are read");
+    cr_assert_eq(v, 15);
+}

@@ -1,0 +1,67 @@
+/* Key formats; see keyspace.h. */
+#include "keyspace.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ks_l1_key_make(ks_l1_key *k, const void *ns, size_t nslen, const void *key, size_t klen)
+{
+    size_t need = nslen + 1 + klen;
+    k->buf = need <= sizeof k->inline_buf ? k->inline_buf : malloc(need);
+    if (k->buf == NULL)
+        return ENOMEM;
+    memcpy(k->buf, ns, nslen);
+    k->buf[nslen] = ':';
+    if (klen > 0)
+        memcpy(k->buf + nslen + 1, key, klen);
+    k->len = need;
+    return 0;
+}
+
+void ks_l1_key_free(ks_l1_key *k)
+{
+    if (k->buf != k->inline_buf)
+        free(k->buf);
+}
+
+size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen)
+{
+    size_t plen = strlen(prefix);
+    memcpy(buf, prefix, plen);
+    memcpy(buf + plen, ":nsver:", 7);
+    memcpy(buf + plen + 7, ns, nslen);
+    return plen + 7 + nslen;
+}
+
+static const char *const kind_text[] = {
+    [KS_DATA] = ":", [KS_SWR] = "swr:", [KS_NEG] = "neg:", [KS_LEASE] = "lease:"};
+
+size_t ks_data_key_max(const char *prefix, size_t nslen, uint64_t version, size_t klen)
+{
+    char ver[24];
+    size_t verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
+    return strlen(prefix) + 1 + nslen + 1 + verlen + strlen("lease:") + klen;
+}
+
+size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, uint64_t version,
+                   enum ks_kind kind, const void *key, size_t klen)
+{
+    char ver[24];
+    size_t verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
+    size_t plen = strlen(prefix), klen_kind = strlen(kind_text[kind]);
+    char *p = buf;
+    memcpy(p, prefix, plen), p += plen, *p++ = ':';
+    memcpy(p, ns, nslen), p += nslen, *p++ = ':';
+    memcpy(p, ver, verlen), p += verlen;
+    memcpy(p, kind_text[kind], klen_kind), p += klen_kind;
+    memcpy(p, key, klen), p += klen;
+    return (size_t)(p - buf);
+}
+
+int ks_channel(char *buf, size_t size, const char *prefix)
+{
+    return snprintf(buf, size, "%s:inval", prefix);
+}

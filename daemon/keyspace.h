@@ -1,0 +1,70 @@
+/* keyspace: every key format of the cache, in one place. In L1 a key is
+ * "NS:KEY". In Redis, under the configured PREFIX:
+ *   PREFIX:nsver:NS            the namespace's version (never goes back: l2.c)
+ *   PREFIX:NS:VER:KEY          the value, under that version
+ *   PREFIX:NS:VER<kind>:KEY    its companions: lease (a lease token), neg
+ *                              (known absent), swr (when a stale-while-
+ *                              revalidate value stops being fresh)
+ *   PREFIX:inval               the invalidation channel
+ * A namespace has no ':' and a version is digits, so no companion can be
+ * another namespace's data key. The scripts (l2.c) build the same keys
+ * inside Redis with KS_LUA_BASE and KS_LUA_KEYS_OF; the read lane builds
+ * them here. Pure: no I/O, no allocation but ks_l1_key's. */
+#ifndef NC_KEYSPACE_H
+#define NC_KEYSPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest namespace, and the longest PREFIX:nsver:NS (a prefix is at
+ * most 127 bytes). */
+#define KS_NS_MAX        1024
+#define KS_NSVER_KEY_MAX (128 + 7 + KS_NS_MAX)
+
+/* ---- L1 ---------------------------------------------------------------- */
+
+/* An L1 key "NS:KEY", on the stack when it fits. */
+typedef struct ks_l1_key {
+    char *buf;
+    size_t len;
+    char inline_buf[1280];
+} ks_l1_key;
+
+/* Builds the L1 key of ns and key (klen 0: the namespace's prefix "NS:").
+ * Returns 0, or ENOMEM. Free with ks_l1_key_free(). */
+int ks_l1_key_make(ks_l1_key *k, const void *ns, size_t nslen, const void *key, size_t klen);
+void ks_l1_key_free(ks_l1_key *k);
+
+/* ---- Redis ------------------------------------------------------------- */
+
+/* The companions of a data key. */
+enum ks_kind { KS_DATA, KS_SWR, KS_NEG, KS_LEASE };
+
+/* PREFIX:nsver:NS into buf (at least KS_NSVER_KEY_MAX bytes). Returns its
+ * length. */
+size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen);
+
+/* The length of PREFIX:NS:VER<kind>:KEY for the longest kind: a buffer of
+ * this size holds any of them. */
+size_t ks_data_key_max(const char *prefix, size_t nslen, uint64_t version, size_t klen);
+
+/* PREFIX:NS:VER<kind>:KEY into buf (ks_data_key_max() bytes). Returns its
+ * length. */
+size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, uint64_t version,
+                   enum ks_kind kind, const void *key, size_t klen);
+
+/* PREFIX:inval into buf. Returns what snprintf() returns. */
+int ks_channel(char *buf, size_t size, const char *prefix);
+
+/* The same layout in the scripts' Lua, with ARGV[1] = PREFIX, ARGV[2] = NS
+ * and `v` the version: key_of(kind, KEY) is PREFIX:NS:V<kind>:KEY (kind ''
+ * for the data key); KS_LUA_KEYS_OF adds k (the data key of ARGV[3]) and
+ * side(kind), its companions. */
+#define KS_LUA_BASE                                                                                \
+    "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "                                          \
+    "local function key_of(kind, key) return base .. kind .. ':' .. key end "
+#define KS_LUA_KEYS_OF                                                                             \
+    "local k = key_of('', ARGV[3]) "                                                               \
+    "local function side(s) return key_of(s, ARGV[3]) end "
+
+#endif

@@ -1,0 +1,241 @@
+/* The service's core; see svc.h. Nothing here knows a method: the method
+ * files call in, never the other way. */
+#include "svc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "units.h"
+
+/* Where a request's key lives in Redis. */
+l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+{
+    l2_key k = {svc->cfg->prefix, ns.data, ns.len,
+                key.data,         key.len, coh_version_floor(svc->coh, ns.data, ns.len)};
+    return k;
+}
+
+/* Checks a namespace and key against the limits. Returns 0, or answers the
+ * call with INVALID_ARGUMENT and returns -1. */
+int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+{
+    const config *cfg = svc->cfg;
+    const char *problem = NULL;
+    char text[160];
+    if (ns.len == 0)
+        problem = "namespace is empty";
+    else if (ns.len > cfg->max_namespace_size)
+        problem = text, snprintf(text, sizeof text,
+                                 "namespace is %zu bytes; max_namespace_size "
+                                 "is %" PRIu64,
+                                 ns.len, cfg->max_namespace_size);
+    else if (memchr(ns.data, ':', ns.len) != NULL)
+        problem = "namespace contains ':', which separates the parts of a Redis key";
+    else if (key.len == 0)
+        problem = "key is empty";
+    else if (key.len > cfg->max_key_size)
+        problem = text, snprintf(text, sizeof text, "key is %zu bytes; max_key_size is %" PRIu64,
+                                 key.len, cfg->max_key_size);
+    if (problem == NULL)
+        return 0;
+    svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s", problem);
+    return -1;
+}
+
+void svc_refuse(service *svc, call *c, int code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    stats_inc(&svc->st->bad_requests);
+    call_fail(c, code, "%s", text);
+}
+
+int64_t svc_answer_by(const call *c)
+{
+    int64_t deadline = call_deadline(c), left = deadline - units_now_ms();
+    return deadline - svc_min64(ANSWER_MARGIN_MS, left > 0 ? left / 10 : 0);
+}
+
+int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what)
+{
+    int64_t left = by - units_now_ms();
+    if (left <= 0) {
+        call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the %s", what);
+        return 0;
+    }
+    return left < svc->cfg->redis_timeout_ms ? left : svc->cfg->redis_timeout_ms;
+}
+
+int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text, size_t size)
+{
+    stats_inc(&svc->st->redis_errors);
+    snprintf(text, size, "%s", e);
+    if (status == L2_ETIMEOUT && units_now_ms() >= call_deadline(c) - ANSWER_MARGIN_MS) {
+        snprintf(text, size, "deadline exceeded waiting for redis");
+        return CODE(DEADLINE_EXCEEDED);
+    }
+    if (status == L2_EREPLY && strstr(e, "OOM") != NULL)
+        return CODE(RESOURCE_EXHAUSTED);
+    if (status == L2_EREPLY && strstr(e, "WRONGTYPE") != NULL)
+        return CODE(FAILED_PRECONDITION);
+    return CODE(UNAVAILABLE);
+}
+
+int svc_may_serve_stale(service *svc, l2_status status)
+{
+    int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
+    return unreachable && svc->cfg->stale_if_error_ms > 0 &&
+           coh_staleness(svc->coh, units_now_ms()) <= svc->cfg->stale_if_error_ms;
+}
+
+/* Answers a failed Redis command with the status that fits it. */
+void svc_fail_l2(service *svc, call *c, l2 *conn, l2_status status)
+{
+    char text[700];
+    int code = svc_l2_failure(svc, c, status, l2_error(conn), text, sizeof text);
+    call_fail(c, code, "%s", text);
+}
+
+int64_t svc_min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+struct versioned {
+    uint32_t version;
+    svc_hit_fn hit;
+    void *arg;
+};
+
+/* l1_visit_fn: the version check of every L1 hit. */
+static int visit_versioned(void *arg, const void *value, size_t len, int64_t expires_at,
+                           uint32_t tag)
+{
+    struct versioned *v = arg;
+    if (tag != v->version)
+        return 1;
+    v->hit(v->arg, value, len, expires_at);
+    return 0;
+}
+
+int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
+               svc_hit_fn hit, void *arg)
+{
+    struct versioned v = {(uint32_t)version, hit, arg};
+    return l1_get(svc->cache, key, klen, now, visit_versioned, &v);
+}
+
+void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
+              l1_ticket ticket)
+{
+    int64_t life =
+        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+    if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
+        l1_fill(svc->cache, key, klen, v->data, v->len, (uint32_t)v->version, t0 + life, t0,
+                ticket) == ESTALE)
+        stats_inc(&svc->st->fills_voided);
+}
+
+void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
+                 uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep)
+{
+    if (keep)
+        l1_write(svc->cache, key, klen, value, vlen, (uint32_t)version,
+                 t0 + svc_min64(ttl_ms, svc->cfg->l1_max_ttl_ms), t0, ticket);
+    else
+        l1_invalidate(svc->cache, key, klen);
+    waits_wake(svc->waits, key, klen); /* callers waiting for this fill */
+}
+
+uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
+                       svc_key_at_fn key_at, const void *req, size_t *len)
+{
+    pb_key_ref *refs = calloc(n ? n : 1, sizeof *refs), **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    uint8_t *buf = NULL;
+    if (refs != NULL && ptrs != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            nearcache__v1__key_ref__init(&refs[i]);
+            refs[i].ns = ns;
+            refs[i].key = key_at(req, i);
+            ptrs[i] = &refs[i];
+        }
+        pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+        m.origin = svc->node_id;
+        m.stream = l2_stream(conn);
+        m.seq = l2_next_seq(conn);
+        m.n_keys = n;
+        m.keys = n > 0 ? ptrs : NULL;
+        if (n == 0)
+            m.bump_ns = ns;
+        if ((buf = malloc(codec_inval_size(&m) + 1)) != NULL)
+            *len = codec_inval_pack(&m, buf);
+    }
+    free(refs);
+    free(ptrs);
+    return buf;
+}
+
+/* Settles a write's sequence number. Published: the seq is used. Surely
+ * not published (no connection, refused, a void lease): the next message
+ * reuses it. Unknown (the script was sent, its answer lost): the seq is
+ * used too, so a receiver that never gets it sees a gap and empties L1;
+ * and this node applies its own message if it turns up, since it could not
+ * apply the write itself. */
+void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
+{
+    if (published) {
+        l2_confirm_seq(conn, seq);
+        stats_inc(&svc->st->invalidations_sent);
+    } else if (l2_maybe_ran(conn)) {
+        l2_confirm_seq(conn, seq);
+        coh_uncertain(svc->coh, l2_stream(conn), seq);
+    }
+}
+
+int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
+{
+    int64_t ttl = has_ttl ? ttl_ms : svc->cfg->default_ttl_ms;
+    ttl = svc_min64(ttl, svc->cfg->max_ttl_ms);
+    uint64_t pct = svc->cfg->ttl_jitter_pct;
+    if (pct > 0 && ttl > 1) {
+        uint32_t r;
+        if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+            r = (uint32_t)units_now_ms();
+        /* uniform in [-pct, +pct] percent of ttl */
+        double f = ((double)r / UINT32_MAX * 2.0 - 1.0) * (double)pct / 100.0;
+        ttl = svc_min64(ttl + (int64_t)((double)ttl * f), svc->cfg->max_ttl_ms);
+        if (ttl < 1)
+            ttl = 1;
+    }
+    return ttl;
+}
+
+int svc_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size)
+{
+    int rv = jobq_submit(svc->q, call_job(c), run, svc);
+    if (rv == 0)
+        return 0;
+    stats_inc(&svc->st->overloaded);
+    if (rv == EAGAIN) {
+        snprintf(text, size, "too many requests waiting for redis (%zu)", jobq_taken(svc->q));
+        return CODE(RESOURCE_EXHAUSTED);
+    }
+    snprintf(text, size, "shutting down");
+    return CODE(UNAVAILABLE);
+}
+
+void svc_submit(service *svc, call *c, jobq_fn run)
+{
+    char text[96];
+    int code = svc_hand_off(svc, c, run, text, sizeof text);
+    if (code != 0)
+        call_fail(c, code, "%s", text);
+}

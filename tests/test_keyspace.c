@@ -1,0 +1,61 @@
+/* Unit: the key formats, as Redis and L1 hold them. */
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+#include "keyspace.h"
+
+static void data_key_is(enum ks_kind kind, uint64_t version, const char *want)
+{
+    char buf[256];
+    cr_assert_leq(ks_data_key_max("nc:v1", 2, version, 3), sizeof buf);
+    size_t n = ks_data_key(buf, "nc:v1", "ns", 2, version, kind, "key", 3);
+    cr_assert_leq(n, ks_data_key_max("nc:v1", 2, version, 3));
+    buf[n] = '\0';
+    cr_assert_str_eq(buf, want);
+}
+
+Test(keyspace, data_keys_and_companions_carry_the_version)
+{
+    data_key_is(KS_DATA, 0, "nc:v1:ns:0:key");
+    data_key_is(KS_DATA, 42, "nc:v1:ns:42:key");
+    data_key_is(KS_SWR, 7, "nc:v1:ns:7swr:key");
+    data_key_is(KS_NEG, 7, "nc:v1:ns:7neg:key");
+    data_key_is(KS_LEASE, 18446744073709551615ULL, "nc:v1:ns:18446744073709551615lease:key");
+}
+
+Test(keyspace, version_key_and_channel)
+{
+    char buf[KS_NSVER_KEY_MAX + 1];
+    size_t n = ks_nsver_key(buf, "nc:v1", "ns", 2);
+    buf[n] = '\0';
+    cr_assert_str_eq(buf, "nc:v1:nsver:ns");
+    char ch[64];
+    ks_channel(ch, sizeof ch, "nc:v1");
+    cr_assert_str_eq(ch, "nc:v1:inval");
+}
+
+Test(keyspace, l1_key_is_namespace_colon_key_and_spills_to_the_heap)
+{
+    ks_l1_key k;
+    cr_assert_eq(ks_l1_key_make(&k, "ns", 2, "key", 3), 0);
+    cr_assert_eq(k.len, 6);
+    cr_assert(memcmp(k.buf, "ns:key", 6) == 0);
+    cr_assert_eq(k.buf, k.inline_buf);
+    ks_l1_key_free(&k);
+    static char big[4000];
+    memset(big, 'x', sizeof big);
+    cr_assert_eq(ks_l1_key_make(&k, "ns", 2, big, sizeof big), 0);
+    cr_assert_eq(k.len, 3 + sizeof big);
+    cr_assert_neq(k.buf, k.inline_buf);
+    ks_l1_key_free(&k);
+}
+
+Test(keyspace, namespace_prefix_in_l1_ends_with_the_separator)
+{
+    ks_l1_key k;
+    cr_assert_eq(ks_l1_key_make(&k, "ns", 2, "", 0), 0);
+    cr_assert_eq(k.len, 3);
+    cr_assert(memcmp(k.buf, "ns:", 3) == 0);
+    ks_l1_key_free(&k);
+}
