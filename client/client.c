@@ -14,11 +14,13 @@
 
 #include "codec.h"
 #include "ctxpool.h"
+#include "near.h"
 #include "units.h"
 #include "wire.h"
 
-#define DEFAULT_URL        "ipc:///run/nearcache/nearcached.sock"
-#define DEFAULT_TIMEOUT_MS 1000
+#define DEFAULT_URL         "ipc:///run/nearcache/nearcached.sock"
+#define DEFAULT_TIMEOUT_MS  1000
+#define DEFAULT_NEAR_TTL_MS 60000
 
 struct nc_client {
     nng_socket sock;
@@ -28,6 +30,7 @@ struct nc_client {
     _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
     atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
     ctxpool pool;                 /* (context, aio) pairs of sock for the calls */
+    near *near;                   /* the near tier, or NULL */
     char url[512];
 };
 
@@ -58,8 +61,21 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
 }
 
-int nc_open(nc_client **out, const char *url, unsigned flags)
+/* The ring file beside an ipc:// socket: its path + ".ring"; "" for
+ * another transport. */
+static void ring_path_of(const char *url, char *buf, size_t len)
 {
+    if (strncmp(url, "ipc://", 6) == 0)
+        snprintf(buf, len, "%s.ring", url + 6);
+    else
+        buf[0] = '\0';
+}
+
+int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
+{
+    static const nc_open_opts none = {0};
+    if (o == NULL)
+        o = &none;
     if (url == NULL)
         url = nc_default_url();
     nc_client *c = calloc(1, sizeof *c);
@@ -82,7 +98,7 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(c->sock, url, NULL, (flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
+    rv = nng_dial(c->sock, url, NULL, (o->flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
     if (rv != 0) {
         nng_close(c->sock);
         ctxpool_fini(&c->pool);
@@ -91,8 +107,26 @@ int nc_open(nc_client **out, const char *url, unsigned flags)
         return fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0, "cannot connect to nearcached at %s: %s",
                     url, nng_strerror(rv));
     }
+    if (o->near_bytes > 0) {
+        char ring[600];
+        if (o->near_ring != NULL)
+            snprintf(ring, sizeof ring, "%s", o->near_ring);
+        else
+            ring_path_of(url, ring, sizeof ring);
+        int64_t ttl = o->near_max_ttl_ms > 0 ? o->near_max_ttl_ms : DEFAULT_NEAR_TTL_MS;
+        if (near_open(&c->near, ring, o->near_bytes, ttl) != NC_OK) {
+            nc_close(c);
+            return fail(NC_ENOMEM, 0, "out of memory");
+        }
+    }
     *out = c;
     return NC_OK;
+}
+
+int nc_open(nc_client **out, const char *url, unsigned flags)
+{
+    nc_open_opts o = {.flags = flags};
+    return nc_open_ex(out, url, &o);
 }
 
 void nc_close(nc_client *c)
@@ -101,7 +135,16 @@ void nc_close(nc_client *c)
         return;
     nng_close(c->sock);     /* calls still running fail at once... */
     ctxpool_fini(&c->pool); /* ...and put their pairs back before c goes */
+    near_close(c->near);
     free(c);
+}
+
+int nc_stats_near(nc_client *c, nc_near_stats *out)
+{
+    if (c->near == NULL)
+        return fail(NC_EINVAL, 0, "this client has no near tier (nc_open_ex with near_bytes)");
+    near_stats(c->near, out);
+    return NC_OK;
 }
 
 void nc_set_timeout(nc_client *c, int timeout_ms)
@@ -384,11 +427,12 @@ static int copy_value(wire_bytes v, void **value, size_t *len)
     return NC_OK;
 }
 
-/* The hot path: the request is encoded by hand straight into the message,
- * and the reply decoded in place, its value copied once, into the caller's
- * buffer (wire.h). protobuf-c decodes only replies with another result. */
-int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
-               size_t *len, nc_get_info *info, int timeout_ms)
+/* A Get from the daemon. The hot path: the request is encoded by hand
+ * straight into the message, and the reply decoded in place, its value
+ * copied once, into the caller's buffer (wire.h). protobuf-c decodes only
+ * replies with another result. */
+static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
+                      void **value, size_t *len, nc_get_info *info, int timeout_ms)
 {
     timeout_ms = timeout_of(c, timeout_ms);
     wire_get_request q = {.id = atomic_fetch_add(&c->next_id, 1),
@@ -430,6 +474,33 @@ int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
     return rv;
 }
 
+/* With a near tier, a Get is answered from it when it can; otherwise the
+ * daemon's answer fills it, unless it is stale or a lease's, or the key
+ * changed while the request was in flight (the ticket). A sliding Get
+ * always goes to the daemon, which must see every read to slide the TTL. */
+int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
+               size_t *len, nc_get_info *info, int timeout_ms)
+{
+    if (c->near == NULL || (opts != NULL && opts->slide_ttl_ms > 0))
+        return get_remote(c, ns, key, opts, value, len, info, timeout_ms);
+    nc_get_info mine;
+    if (info == NULL)
+        info = &mine;
+    uint64_t ttl;
+    if (near_get(c->near, ns, key, value, len, &ttl)) {
+        memset(info, 0, sizeof *info);
+        info->source = NC_SOURCE_NEAR;
+        info->ttl_ms = ttl;
+        return NC_OK;
+    }
+    near_ticket t = near_take_ticket(c->near);
+    memset(info, 0, sizeof *info);
+    int rv = get_remote(c, ns, key, opts, value, len, info, timeout_ms);
+    if (rv == NC_OK && !info->stale && info->lease == NC_LEASE_NONE)
+        near_fill(c->near, &t, ns, key, *value, *len, info->ttl_ms ? info->ttl_ms : UINT64_MAX);
+    return rv;
+}
+
 int nc_get_ex(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, nc_get_info *info,
               int timeout_ms)
 {
@@ -461,6 +532,8 @@ int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t 
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(SET);
     req.set = &s;
+    if (c->near != NULL)
+        near_drop(c->near, ns, key);
     pb_reply *r;
     int rv = call_expect(c, &req, timeout_ms, RESULT(SET), &r);
     if (rv == NC_OK)
@@ -567,6 +640,8 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(DELETE);
     req.delete_ = &d;
+    if (c->near != NULL)
+        near_drop(c->near, ns, key);
     pb_reply *r;
     int rv = call_expect(c, &req, timeout_ms, RESULT(DELETE), &r);
     if (rv != NC_OK)
@@ -577,8 +652,10 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
     return NC_OK;
 }
 
-int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
-            int timeout_ms)
+/* An MGet from the daemon; with `ttl` (may be NULL), each found item's
+ * time left. */
+static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
+                       uint64_t *ttl, int timeout_ms)
 {
     ProtobufCBinaryData *ks = calloc(n ? n : 1, sizeof *ks);
     if (ks == NULL)
@@ -613,6 +690,8 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
         out[i].source = (nc_source)g->source;
         if (!it->found)
             continue;
+        if (ttl != NULL)
+            ttl[i] = g->ttl_ms;
         out[i].len = g->value.len;
         if ((out[i].value = codec_reply_take_bytes(&g->value)) == NULL) {
             nc_items_free(out, n);
@@ -625,6 +704,55 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
         return fail(NC_ENOMEM, 0, "out of memory");
     *items = out;
     return NC_OK;
+}
+
+/* With a near tier: the keys it holds are answered from it, the others in
+ * one MGet, whose fresh items fill it (as nc_get_opt() does). */
+int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
+            int timeout_ms)
+{
+    if (c->near == NULL)
+        return mget_remote(c, ns, keys, n, items, NULL, timeout_ms);
+    nc_item *out = calloc(n ? n : 1, sizeof *out);
+    nc_bytes *missing = calloc(n ? n : 1, sizeof *missing);
+    size_t *where = calloc(n ? n : 1, sizeof *where);
+    uint64_t *ttl = calloc(n ? n : 1, sizeof *ttl);
+    size_t m = 0;
+    int rv = NC_OK;
+    if (out == NULL || missing == NULL || where == NULL || ttl == NULL) {
+        rv = fail(NC_ENOMEM, 0, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t left;
+        if (near_get(c->near, ns, keys[i], &out[i].value, &out[i].len, &left))
+            out[i].found = 1, out[i].source = NC_SOURCE_NEAR;
+        else
+            missing[m] = keys[i], where[m++] = i;
+    }
+    if (m > 0) {
+        near_ticket t = near_take_ticket(c->near);
+        nc_item *got;
+        if ((rv = mget_remote(c, ns, missing, m, &got, ttl, timeout_ms)) != NC_OK)
+            goto done;
+        for (size_t j = 0; j < m; j++) {
+            if (got[j].found && !got[j].stale)
+                near_fill(c->near, &t, ns, missing[j], got[j].value, got[j].len,
+                          ttl[j] ? ttl[j] : UINT64_MAX);
+            out[where[j]] = got[j];
+        }
+        free(got); /* its values moved to out */
+    }
+done:
+    if (rv != NC_OK) {
+        nc_items_free(out, n);
+        out = NULL;
+    }
+    *items = out;
+    free(missing);
+    free(where);
+    free(ttl);
+    return rv;
 }
 
 void nc_items_free(nc_item *items, size_t n)
@@ -646,6 +774,8 @@ int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int ti
         return fail(NC_ENOMEM, 0, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
+        if (c->near != NULL)
+            near_drop(c->near, ns, entries[i].key);
         nearcache__v1__mset_entry__init(&es[i]);
         es[i].key = bin(entries[i].key);
         es[i].value = bin(entries[i].value);
@@ -705,6 +835,8 @@ int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms)
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(BUMP_NAMESPACE);
     req.bump_namespace = &b;
+    if (c->near != NULL)
+        near_drop_ns(c->near, ns);
     pb_reply *r;
     int rv = call_expect(c, &req, timeout_ms, RESULT(BUMP_NAMESPACE), &r);
     if (rv != NC_OK)

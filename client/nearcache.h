@@ -69,7 +69,12 @@ typedef enum nc_err {
 #define NC_TTL_DEFAULT INT64_MIN
 
 /* Where a value came from. */
-typedef enum nc_source { NC_SOURCE_UNKNOWN = 0, NC_SOURCE_L1 = 1, NC_SOURCE_L2 = 2 } nc_source;
+typedef enum nc_source {
+    NC_SOURCE_UNKNOWN = 0,
+    NC_SOURCE_L1 = 1,   /* the daemon's memory */
+    NC_SOURCE_L2 = 2,   /* Redis */
+    NC_SOURCE_NEAR = 3, /* this process's near tier */
+} nc_source;
 
 /* What a Get with a lease found (memcached's meta-get W/Z flags). */
 typedef enum nc_lease {
@@ -132,6 +137,38 @@ const char *nc_default_url(void);
  * by itself if the daemon restarts. Returns 0 and hands the client to *out
  * (the caller owns it; free with nc_close()). */
 int nc_open(nc_client **out, const char *url, unsigned flags);
+
+/* Options of nc_open_ex(); zero fields take their defaults. */
+typedef struct nc_open_opts {
+    unsigned flags; /* NC_OPEN_BACKGROUND */
+    /* The near tier: > 0 keeps hot values in this process too, in at most
+     * this many bytes, so a hit costs no round trip. The daemon's ring keeps
+     * it coherent (docs/coherence.md); off by default. */
+    size_t near_bytes;
+    int64_t near_max_ttl_ms; /* a near entry lives at most this long (0: 60 s) */
+    const char *near_ring;   /* the daemon's ring file (NULL: the socket's path + ".ring") */
+} nc_open_opts;
+
+/* nc_open() with options (o may be NULL). A near tier whose ring cannot be
+ * mapped (no daemon yet, or a file that is not a ring) does not fail the
+ * open: it serves nothing until the ring is there, and nc_stats_near()
+ * says why. */
+int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o);
+
+/* The near tier's counters. */
+typedef struct nc_near_stats {
+    uint64_t hits, misses;
+    uint64_t entries, bytes;
+    uint64_t evictions;
+    uint64_t flushes;       /* emptied: the daemon emptied its L1, restarted or stopped */
+    uint64_t laps;          /* emptied: the ring overtook this reader */
+    uint64_t fills_refused; /* replies not kept: the key changed while they were in flight */
+    int serving;            /* whether it may serve now */
+    char problem[256];      /* why it cannot map the ring, if it cannot */
+} nc_near_stats;
+
+/* Fills *out. Returns NC_OK, or NC_EINVAL when the client has no near tier. */
+int nc_stats_near(nc_client *c, nc_near_stats *out);
 
 /* Closes the client. Calls still running on other threads fail. Accepts
  * NULL. */

@@ -1,0 +1,53 @@
+/* The near tier: hot values kept in the client's own process, bounded in
+ * bytes (LRU), and kept coherent by the daemon's invalidation ring
+ * (common/ring.h). Before every lookup the tier applies the ring's slots
+ * since its cursor; it serves only while the daemon says its own L1 may
+ * serve (serving_until), and empties itself on a new epoch, a flush or when
+ * lapped. A fill carries a ticket taken before its request was sent and is
+ * refused when a slot for its key (or namespace), or a flush, came since.
+ * Thread-safe: lookups take one shard's lock; applying slots and fills take
+ * the tier's `mu`. */
+#ifndef NC_NEAR_H
+#define NC_NEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nearcache.h"
+
+typedef struct near near;
+
+/* What a fill must show: the tier's state when the request was sent. */
+typedef struct near_ticket {
+    uint64_t flushes; /* the tier's own count of times it was emptied */
+    uint64_t cursor;  /* the ring slot it had applied up to */
+} near_ticket;
+
+/* Makes a near tier of at most max_bytes, whose entries live at most
+ * max_ttl_ms, fed by the ring at ring_path. A ring that cannot be mapped
+ * now is looked for again later; until then the tier serves nothing (the
+ * reason is in nc_near_stats.problem). Returns NC_OK and hands the tier
+ * to *out (the caller owns it; near_close()), or NC_ENOMEM. */
+int near_open(near **out, const char *ring_path, size_t max_bytes, int64_t max_ttl_ms);
+void near_close(near *n);
+
+/* Looks (ns, key) up. Returns 1 with *value a new buffer of *len bytes plus
+ * a NUL (the caller owns it; free()) and *ttl_ms its time left, or 0 on a
+ * miss (or when the tier may not serve now). */
+int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint64_t *ttl_ms);
+
+/* The ticket to fill with, taken before the request is sent. */
+near_ticket near_take_ticket(near *n);
+
+/* Keeps value (copied) for at most ttl_ms, unless the ticket is void. */
+void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
+               size_t len, uint64_t ttl_ms);
+
+/* Drops (ns, key), or every key of ns: before this process's own write. */
+void near_drop(near *n, nc_bytes ns, nc_bytes key);
+void near_drop_ns(near *n, nc_bytes ns);
+
+/* The tier's counters. */
+void near_stats(near *n, nc_near_stats *out);
+
+#endif

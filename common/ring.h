@@ -1,0 +1,106 @@
+/* The near tier's invalidation ring: a file in shared memory with one
+ * writer (the daemon) and any number of readers (client processes that map
+ * it read-only), after Aeron's broadcast buffer. The writer drops an entry
+ * from its L1 before it publishes the slot that names it; a reader applies
+ * every slot since its cursor before it serves from its near tier.
+ *
+ * Layout (little-endian; docs/protocol.md, "The near-tier ring"):
+ *   0   magic "NCRING\0\0"          8   u32 layout version (1)
+ *   12  u32 slot size (32)          16  u64 slot count (a power of two)
+ *   24  u64 epoch (random, never 0 while the daemon runs; 0: it stopped)
+ *   32  u64 flush generation (raised when the daemon empties its L1)
+ *   64  u64 head: the last published slot's sequence number (from 1)
+ *   128 i64 serving_until: CLOCK_MONOTONIC ms until which the daemon's L1
+ *       may serve (0: not serving)
+ *   192 the slots; sequence s lives at 192 + 32 * (s mod count):
+ *       u64 seq (0 while rewritten), u32 kind, u32 0, u64 ns hash, u64 key hash
+ * Slots are written and read seqlock-style: seq is cleared, the fields
+ * written, then seq set, and then head; a reader takes a slot only when
+ * seq reads the same before and after its fields. */
+#ifndef NC_RING_H
+#define NC_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RING_MAGIC      "NCRING\0\0"
+#define RING_LAYOUT     1
+#define RING_SLOT_SIZE  32
+#define RING_SLOTS_AT   192
+#define RING_SLOTS_MIN  64
+#define RING_SLOTS_MAX  (1u << 24)
+#define RING_RECHECK_MS 100 /* how often a reader looks for a new file when it cannot serve */
+
+enum ring_kind {
+    RING_KEY = 1,       /* one key: ns hash and key hash */
+    RING_NAMESPACE = 2, /* every key of a namespace (a bump): ns hash */
+};
+
+/* One slot as a reader sees it. */
+typedef struct ring_slot {
+    uint64_t seq;
+    uint32_t kind;
+    uint64_t ns_hash, key_hash;
+} ring_slot;
+
+/* FNV-1a, 64 bits, of n bytes: the hash of a namespace or a key in slots. */
+uint64_t ring_hash(const void *p, size_t n);
+
+/* The writer. Thread-safe. */
+typedef struct ring ring;
+
+/* Creates the ring file at `path` (replacing any old one atomically: it is
+ * written under a temporary name, then renamed) with `slots` slots (a power
+ * of two in [RING_SLOTS_MIN, RING_SLOTS_MAX]) and permissions `mode`, with
+ * a new random epoch, serving_until 0. Returns 0 and hands the ring to *out
+ * (the caller owns it; ring_close()), or an errno value with a message
+ * naming the file in err. */
+int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, char *err, size_t errlen);
+
+/* Poisons the ring (epoch and serving_until 0, so readers stop serving and
+ * look for a new file), unlinks it and frees the writer. Accepts NULL. */
+void ring_close(ring *r);
+
+/* Publishes one slot. Call it after the L1 drop it announces. */
+void ring_publish(ring *r, enum ring_kind kind, uint64_t ns_hash, uint64_t key_hash);
+
+/* Raises the flush generation: every reader empties its near tier. Call it
+ * after L1 was emptied. */
+void ring_flush(ring *r);
+
+/* Sets serving_until (CLOCK_MONOTONIC ms; 0: not serving). */
+void ring_serve_until(ring *r, int64_t until_ms);
+
+/* Counters, for Stats: slots published, flushes, and the slot count. */
+uint64_t ring_published(const ring *r);
+uint64_t ring_flushes(const ring *r);
+uint64_t ring_slots(const ring *r);
+
+/* A reader: the file mapped read-only. One thread at a time. */
+typedef struct ring_reader ring_reader;
+
+/* Maps the ring at `path` and checks its header (magic, layout version,
+ * slot size, slot count, file size). Returns 0 and hands the reader to *out
+ * (the caller owns it; ring_reader_close()), or an errno value (EPROTO for
+ * a file that is not a ring of this layout) with a message in err. */
+int ring_reader_open(ring_reader **out, const char *path, char *err, size_t errlen);
+void ring_reader_close(ring_reader *r);
+
+/* The header's fields, each read atomically (acquire). */
+uint64_t ring_reader_epoch(const ring_reader *r);
+uint64_t ring_reader_flush_gen(const ring_reader *r);
+uint64_t ring_reader_head(const ring_reader *r);
+int64_t ring_reader_serving_until(const ring_reader *r);
+uint64_t ring_reader_slots(const ring_reader *r);
+
+/* Reads slot `seq` (1 <= seq <= head) into *out. Returns 1 when it is
+ * whole and still that slot, 0 when the writer has overwritten it (the
+ * reader was lapped) or is rewriting it. */
+int ring_reader_slot(const ring_reader *r, uint64_t seq, ring_slot *out);
+
+/* Whether the file at the reader's path is no longer the one mapped (the
+ * daemon restarted and made a new ring). */
+int ring_reader_replaced(const ring_reader *r);
+
+#endif
