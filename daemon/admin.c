@@ -3,6 +3,7 @@
  * are read here from the modules that keep them. */
 #include "admin.h"
 
+#include "ring.h"
 #include "svc.h"
 #include "units.h"
 
@@ -24,6 +25,9 @@ void admin_handle_stats(service *svc, call *c)
         .subscription_up = coh_subscribed_now(svc->coh),
         .l1_serving = coh_serving(svc->coh, now),
         .lease_waiting = (int64_t)waits_parked(svc->waits),
+        .near_ring_published = svc->ring != NULL ? (int64_t)ring_published(svc->ring) : 0,
+        .near_ring_flushes = svc->ring != NULL ? (int64_t)ring_flushes(svc->ring) : 0,
+        .near_ring_slots = svc->ring != NULL ? (int64_t)ring_slots(svc->ring) : 0,
         .uptime_ms = now - svc->started_ms,
     };
     stats_row rows[STATS_COUNT];

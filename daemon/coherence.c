@@ -14,7 +14,9 @@
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
+#include "keyspace.h"
 #include "log.h"
+#include "ring.h"
 
 #define COH_MAX_STREAMS 64
 #define COH_MAX_ORIGIN  64 /* node ids are 16 hex digits; longer ones are refused */
@@ -44,6 +46,7 @@ struct coh {
     stream_seen *streams; /* subscriber thread only */
     coh_hook hook;
     void *hook_arg;
+    ring *ring; /* the near tiers' ring, or NULL */
     _Atomic uint64_t
         uncertain[COH_MAX_STREAMS]; /* per own stream: a seq whose write may have run */
 };
@@ -52,6 +55,46 @@ void coh_set_hook(coh *c, coh_hook hook, void *arg)
 {
     c->hook = hook;
     c->hook_arg = arg;
+}
+
+void coh_set_ring(coh *c, ring *r)
+{
+    c->ring = r;
+}
+
+/* Tells the near tiers (after the L1 drop) that a key changed. */
+static void ring_key(coh *c, const void *ns, size_t nslen, const void *key, size_t klen)
+{
+    if (c->ring != NULL)
+        ring_publish(c->ring, RING_KEY, ring_hash(ns, nslen), ring_hash(key, klen));
+}
+
+/* ...that L1 was emptied. */
+static void ring_emptied(coh *c)
+{
+    if (c->ring != NULL)
+        ring_flush(c->ring);
+}
+
+void coh_key_changed(coh *c, const void *l1key, size_t len)
+{
+    size_t nslen = ks_l1_key_ns_len(l1key, len);
+    ring_key(c, l1key, nslen, (const char *)l1key + nslen + 1, len - nslen - 1);
+}
+
+void coh_l1_emptied(coh *c)
+{
+    ring_emptied(c);
+}
+
+/* L1 may serve until `verified` + the window (0: not at all); so may the
+ * near tiers. */
+static void set_verified(coh *c, int64_t verified)
+{
+    atomic_store(&c->verified_ms, verified);
+    if (c->ring != NULL)
+        ring_serve_until(c->ring,
+                         verified > 0 && atomic_load(&c->up) ? verified + c->window_ms : 0);
 }
 
 int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms)
@@ -161,6 +204,8 @@ static void drop_namespace(coh *c, const void *ns, size_t nslen)
         return;
     l1_del_prefix(c->cache, prefix.buf, prefix.len);
     ks_l1_key_free(&prefix);
+    if (c->ring != NULL)
+        ring_publish(c->ring, RING_NAMESPACE, ring_hash(ns, nslen), 0);
 }
 
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
@@ -176,6 +221,7 @@ void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
 static void reset(coh *c)
 {
     l1_flush(c->cache);
+    ring_emptied(c);
     forget_versions(c);
     forget_streams(c);
     if (c->hook != NULL)
@@ -188,6 +234,7 @@ void coh_version_fell(coh *c, const void *ns, size_t nslen)
              "its nsver key: flushed, evicted or failed over?); emptying L1",
              (int)(nslen > 64 ? 64 : nslen), (const char *)ns);
     l1_flush(c->cache);
+    ring_emptied(c);
     forget_versions(c);
     if (c->hook != NULL)
         c->hook(c->hook_arg, NULL, 0);
@@ -195,13 +242,15 @@ void coh_version_fell(coh *c, const void *ns, size_t nslen)
 
 void coh_subscribed(coh *c)
 {
-    atomic_store(&c->verified_ms, 0);
+    set_verified(c, 0);
     reset(c);
     atomic_store(&c->up, 1);
 }
 
 void coh_lost(coh *c)
 {
+    if (c->ring != NULL)
+        ring_serve_until(c->ring, 0);
     if (atomic_exchange(&c->up, 0))
         stats_inc(&c->st->subscription_losses);
 }
@@ -305,7 +354,7 @@ void coh_apply(coh *c, const pb_invalidation *m)
     int own = strcmp(m->origin, c->node_id) == 0;
     if (m->heartbeat != NULL) {
         if (own)
-            atomic_store(&c->verified_ms, m->heartbeat->sent_ms);
+            set_verified(c, m->heartbeat->sent_ms);
         else if (heartbeat_gap(c, m))
             gap_found(c, m);
         return;
@@ -331,6 +380,8 @@ void coh_apply(coh *c, const pb_invalidation *m)
             return;
         }
         l1_invalidate(c->cache, k.buf, k.len);
+        ring_key(c, m->keys[i]->ns.data, m->keys[i]->ns.len, m->keys[i]->key.data,
+                 m->keys[i]->key.len);
         if (c->hook != NULL)
             c->hook(c->hook_arg, k.buf, k.len);
         ks_l1_key_free(&k);

@@ -256,12 +256,32 @@ static const char *env_or(const char *name, const char *fallback)
     return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
+static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap);
+
 void h_daemon_start(h_daemon *d, const h_redis *r, ...)
 {
     memset(d, 0, sizeof *d);
     make_dir(d->dir, sizeof d->dir, "daemon");
     snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
     snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
+    va_list ap;
+    va_start(ap, r);
+    daemon_launch(d, r, ap);
+    va_end(ap);
+}
+
+void h_daemon_restart(h_daemon *d, const h_redis *r, ...)
+{
+    cr_assert_not(h_daemon_alive(d), "the daemon is still running");
+    va_list ap;
+    va_start(ap, r);
+    daemon_launch(d, r, ap);
+    va_end(ap);
+}
+
+/* Starts nearcached in d's directory, on d's URL; waits until it is ready. */
+static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap)
+{
     /* Generous timeouts by default: a loaded 2-core machine can stall any
      * process for a while. Tests that need short ones pass their own. */
     char *argv[MAX_ARGS] = {(char *)env_or("NC_DAEMON", "nearcached"),
@@ -275,11 +295,7 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
                             "2s",
                             "--request-timeout",
                             "5s"};
-    int n = 11;
-    va_list ap;
-    va_start(ap, r);
-    n = append_args(argv, n, ap);
-    va_end(ap);
+    append_args(argv, 11, ap);
     d->pid = spawn(argv, -1, -1, d->log);
     /* Ready: it answers Ping and, with a Redis, serves from L1. */
     int ready = 0;

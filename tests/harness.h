@@ -50,6 +50,9 @@ pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms);
  * flags (NULL-terminated); waits until it answers Ping and, when `r` is
  * running, until it serves from L1 (subscribed and caught up). */
 void h_daemon_start(h_daemon *d, const h_redis *r, ...);
+/* Starts it again, after a stop or a kill, in the same directory and on the
+ * same URL, with the given flags. */
+void h_daemon_restart(h_daemon *d, const h_redis *r, ...);
 /* SIGTERM, waits, and returns the exit status (-1: killed by a signal). On
  * exit 0 its directory is removed; otherwise it stays for the log. */
 int h_daemon_stop(h_daemon *d);

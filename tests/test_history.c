@@ -1,6 +1,6 @@
-/* Integration: a randomized history. Two writers (on nodes 0 and 1) and three
- * readers (one per node) hammer a few keys for about 20 s
- * ($NC_HISTORY_SECONDS). Every read is then checked against the log of
+/* Integration: a randomized history. Two writers (on nodes 0 and 1) and six
+ * readers (two per node: one plain, one with a near tier) hammer a few keys
+ * for about 20 s ($NC_HISTORY_SECONDS). Every read is then checked against the log of
  * writes: it may return the latest acknowledged write, or one in flight,
  * never one that another write had replaced, and acknowledged, more than the
  * allowed window before the read began. The worst staleness is reported. */
@@ -10,10 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
 #define NODES   3
+#define READERS (2 * NODES) /* reader r reads through node r % NODES; r >= NODES with a near tier  \
+                             */
 #define WRITERS 2
 #define KEYS    8
 #define MAX_OPS 400000
@@ -35,8 +38,9 @@ static h_redis redis;
 static h_daemon node[NODES];
 static struct write *writes[WRITERS];
 static int nwrites[WRITERS];
-static struct read *reads[NODES];
-static int nreads[NODES], errors;
+static struct read *reads[READERS];
+static int nreads[READERS], errors;
+static nc_near_stats near_total;
 static int64_t stop_at;
 static pthread_mutex_t errors_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -80,8 +84,10 @@ static void *writer_main(void *arg)
 
 static void *reader_main(void *arg)
 {
-    int r = (int)(intptr_t)arg;
-    nc_client *c = h_client(&node[r]);
+    int r = (int)(intptr_t)arg, near = r >= NODES;
+    nc_client *c;
+    nc_open_opts o = {.near_bytes = near ? 1u << 20 : 0};
+    cr_assert_eq(nc_open_ex(&c, node[r % NODES].url, &o), NC_OK, "%s", nc_errmsg());
     unsigned seed = (unsigned)r * 104729u + 3;
     char key[8];
     while (now_us() < stop_at && nreads[r] < MAX_OPS) {
@@ -102,6 +108,15 @@ static void *reader_main(void *arg)
             cr_assert_fail("unexpected value %s", (char *)v);
         nc_free(v);
         nreads[r]++;
+        if (near)
+            usleep(50); /* a near hit takes a microsecond: keep within MAX_OPS */
+    }
+    nc_near_stats ns;
+    if (near && nc_stats_near(c, &ns) == NC_OK) {
+        pthread_mutex_lock(&errors_mu);
+        near_total.hits += ns.hits;
+        near_total.fills_refused += ns.fills_refused;
+        pthread_mutex_unlock(&errors_mu);
     }
     nc_close(c);
     return NULL;
@@ -178,23 +193,25 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
     nc_close(c);
     for (int w = 0; w < WRITERS; w++)
         writes[w] = calloc(MAX_OPS, sizeof *writes[w]);
-    for (int r = 0; r < NODES; r++)
+    for (int r = 0; r < READERS; r++)
         reads[r] = calloc(MAX_OPS, sizeof *reads[r]);
 
     stop_at = now_us() + (int64_t)seconds * 1000000;
-    pthread_t t[WRITERS + NODES];
+    pthread_t t[WRITERS + READERS];
     for (int w = 0; w < WRITERS; w++)
         pthread_create(&t[w], NULL, writer_main, (void *)(intptr_t)w);
-    for (int r = 0; r < NODES; r++)
+    for (int r = 0; r < READERS; r++)
         pthread_create(&t[WRITERS + r], NULL, reader_main, (void *)(intptr_t)r);
-    for (int i = 0; i < WRITERS + NODES; i++)
+    for (int i = 0; i < WRITERS + READERS; i++)
         pthread_join(t[i], NULL);
 
     struct keylog log[KEYS];
     build(log);
-    long total_reads = 0, stale_reads = 0, too_old = 0, l1_reads = 0;
+    long total_reads = 0, stale_reads = 0, too_old = 0, l1_reads = 0, near_reads = 0;
     int64_t worst = 0;
-    for (int r = 0; r < NODES; r++) {
+    for (int r = NODES; r < READERS; r++)
+        near_reads += nreads[r];
+    for (int r = 0; r < READERS; r++) {
         for (int i = 0; i < nreads[r]; i++) {
             const struct read *rd = &reads[r][i];
             int64_t acked = rd->writer < 0 ? 0 : writes[rd->writer][rd->n].ack;
@@ -217,13 +234,19 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
         l1_reads += (long)h_stat(s, "l1_hits");
         nc_close(s);
     }
-    printf("history: %ds, %ld writes, %ld reads (%ld from L1), %ld saw a value already "
-           "replaced, worst by %.3f ms; %ld older than the %d ms window\n",
-           seconds, total_writes, total_reads, l1_reads, stale_reads, (double)worst / 1000.0,
-           too_old, WINDOW_US / 1000);
+    printf("history: %ds, %ld writes, %ld reads (%ld from L1; %ld by near-tier readers, %llu "
+           "of them from the near tier, %llu fills refused), %ld saw a value already replaced, "
+           "worst by %.3f ms; %ld older than the %d ms window\n",
+           seconds, total_writes, total_reads, l1_reads, near_reads,
+           (unsigned long long)near_total.hits, (unsigned long long)near_total.fills_refused,
+           stale_reads, (double)worst / 1000.0, too_old, WINDOW_US / 1000);
     fflush(stdout);
     cr_expect_eq(errors, 0, "%d requests failed", errors);
-    cr_expect_gt(l1_reads, total_reads / 10, "too few L1 hits to test coherence: %ld", l1_reads);
+    cr_expect_gt(l1_reads, (total_reads - near_reads) / 10,
+                 "too few L1 hits to test coherence: %ld", l1_reads);
+    cr_expect_gt((long)near_total.hits, near_reads / 10,
+                 "too few near-tier hits to test coherence: %llu",
+                 (unsigned long long)near_total.hits);
     cr_assert_eq(too_old, 0, "%ld reads were older than the window (worst %.3f ms)", too_old,
                  (double)worst / 1000.0);
     for (int k = 0; k < KEYS; k++)
@@ -233,6 +256,6 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
     h_redis_cleanup(&redis);
     for (int w = 0; w < WRITERS; w++)
         free(writes[w]);
-    for (int r = 0; r < NODES; r++)
+    for (int r = 0; r < READERS; r++)
         free(reads[r]);
 }

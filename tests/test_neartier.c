@@ -1,0 +1,243 @@
+/* Integration: the near tier of libnearcache fed by a real daemon's ring,
+ * with real Redis and a second daemon as another host: hot reads answered
+ * in-process, and every way the ring must stop them: a write or a bump on
+ * the other host, a lost subscription, a daemon killed, frozen or
+ * restarted, and a ring file that is not one. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define WINDOW_MS 1000 /* coherence_window's default */
+
+static h_redis redis;
+static h_daemon a, b;      /* two hosts */
+static nc_client *na, *cb; /* on A with a near tier; on B */
+
+static nc_client *near_client(const h_daemon *d)
+{
+    nc_client *c;
+    nc_open_opts o = {.near_bytes = 1 << 20};
+    cr_assert_eq(nc_open_ex(&c, d->url, &o), NC_OK, "%s", nc_errmsg());
+    nc_set_timeout(c, 5000);
+    return c;
+}
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&a, &redis, NULL);
+    h_daemon_start(&b, &redis, NULL);
+    na = near_client(&a);
+    cb = h_client(&b);
+}
+
+static void down(void)
+{
+    nc_close(na);
+    nc_close(cb);
+    if (a.pid > 0)
+        h_daemon_stop(&a);
+    if (b.pid > 0)
+        h_daemon_stop(&b);
+    h_redis_cleanup(&redis);
+}
+
+TestSuite(neartier, .init = up, .fini = down, .timeout = 60);
+
+/* Gets ns/key through c: its value (caller frees it; NULL when absent or
+ * on error) and where it came from. */
+static char *get(nc_client *c, const char *key, nc_source *from, int timeout_ms)
+{
+    void *v = NULL;
+    size_t len;
+    nc_get_info info = {0};
+    int rv = nc_get_ex(c, NC_STR("ns"), NC_STR(key), &v, &len, &info, timeout_ms);
+    *from = rv == NC_OK ? info.source : NC_SOURCE_UNKNOWN;
+    return rv == NC_OK ? v : NULL;
+}
+
+/* Reads key through the near client until it comes from the near tier
+ * with `want`. */
+static void near_holds(const char *key, const char *want)
+{
+    nc_source from = NC_SOURCE_UNKNOWN;
+    for (int i = 0; i < 200; i++) {
+        char *v = get(na, key, &from, 1000);
+        int ok = v != NULL && strcmp(v, want) == 0 && from == NC_SOURCE_NEAR;
+        nc_free(v);
+        if (ok)
+            return;
+        h_sleep_ms(10);
+    }
+    nc_near_stats s;
+    nc_stats_near(na, &s);
+    cr_assert_fail("%s never came from the near tier as %s (last from %d; serving %d, %llu hits, "
+                   "%llu fills refused, %llu flushes: %s)",
+                   key, want, (int)from, s.serving, (unsigned long long)s.hits,
+                   (unsigned long long)s.fills_refused, (unsigned long long)s.flushes, s.problem);
+}
+
+static void set_on(nc_client *c, const char *key, const char *value)
+{
+    cr_assert_eq(nc_set(c, NC_STR("ns"), NC_STR(key), NC_STR(value), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+}
+
+Test(neartier, a_hot_key_is_read_from_the_near_tier_until_another_host_writes_it)
+{
+    set_on(cb, "k", "v1");
+    near_holds("k", "v1");
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(na, &s), NC_OK);
+    cr_assert_gt(s.hits, 0);
+    cr_assert(s.serving, "%s", s.problem);
+    set_on(cb, "k", "v2");
+    int64_t t0 = h_now_ms();
+    nc_source from;
+    char *v = NULL;
+    while ((v = get(na, "k", &from, 1000)) != NULL && strcmp(v, "v1") == 0 &&
+           h_now_ms() - t0 < WINDOW_MS) {
+        nc_free(v);
+        h_sleep_ms(1);
+    }
+    cr_assert_str_eq(v, "v2", "the write on B never reached A's near tier");
+    nc_free(v);
+    near_holds("k", "v2");
+    for (int i = 0; i < 100; i++) { /* and v1 never comes back */
+        v = get(na, "k", &from, 1000);
+        cr_assert_str_eq(v, "v2");
+        nc_free(v);
+    }
+}
+
+Test(neartier, an_own_write_is_read_back_at_once)
+{
+    set_on(na, "k", "v1");
+    near_holds("k", "v1");
+    set_on(na, "k", "v2");
+    nc_source from;
+    char *v = get(na, "k", &from, 1000);
+    cr_assert_str_eq(v, "v2", "the near tier answered its own process's old value");
+    nc_free(v);
+    int existed = 0;
+    cr_assert_eq(nc_del(na, NC_STR("ns"), NC_STR("k"), &existed, 0), NC_OK);
+    cr_assert_null(get(na, "k", &from, 1000));
+}
+
+Test(neartier, a_bump_on_another_host_empties_the_namespace_from_the_near_tier)
+{
+    set_on(cb, "a", "1");
+    set_on(cb, "b", "2");
+    near_holds("a", "1");
+    near_holds("b", "2");
+    cr_assert_eq(nc_bump(cb, NC_STR("ns"), NULL, 0), NC_OK);
+    int64_t t0 = h_now_ms();
+    nc_source from;
+    for (const char *const *k = (const char *const[]){"a", "b", NULL}; *k != NULL; k++) {
+        char *v;
+        while ((v = get(na, *k, &from, 1000)) != NULL && h_now_ms() - t0 < WINDOW_MS) {
+            nc_free(v);
+            h_sleep_ms(1);
+        }
+        cr_assert_null(v, "%s outlived the bump in the near tier", *k);
+    }
+}
+
+Test(neartier, a_lost_subscription_empties_the_near_tier)
+{
+    set_on(cb, "k", "v");
+    near_holds("k", "v");
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(na, &s), NC_OK);
+    uint64_t flushes = s.flushes;
+    free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
+    for (int i = 0; i < 300 && s.flushes == flushes; i++) {
+        h_sleep_ms(10);
+        nc_source from;
+        nc_free(get(na, "k", &from, 1000)); /* the tier catches up on its lookups */
+        cr_assert_eq(nc_stats_near(na, &s), NC_OK);
+    }
+    cr_assert_gt(s.flushes, flushes, "the daemon emptied its L1, the near tier did not follow");
+    near_holds("k", "v"); /* and it fills again */
+}
+
+/* Reads k through the near client for `ms`; returns how long after `t0` the
+ * near tier last answered (-1: never). */
+static int64_t last_near_answer(int64_t t0, int ms)
+{
+    int64_t last = -1;
+    while (h_now_ms() - t0 < ms) {
+        nc_source from;
+        nc_free(get(na, "k", &from, 50));
+        if (from == NC_SOURCE_NEAR)
+            last = h_now_ms() - t0;
+        h_sleep_ms(5);
+    }
+    return last;
+}
+
+Test(neartier, a_killed_daemon_stops_near_reads_within_the_window_and_a_new_one_has_a_new_epoch)
+{
+    set_on(cb, "k", "v1");
+    near_holds("k", "v1");
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    int64_t t0 = h_now_ms();
+    int64_t last = last_near_answer(t0, WINDOW_MS + 500);
+    cr_assert_lt(last, WINDOW_MS + 100, "near reads went on %lld ms after the kill",
+                 (long long)last);
+    set_on(cb, "k", "v2"); /* while A is dead: its ring hears nothing */
+    h_daemon_restart(&a, &redis, NULL);
+    near_holds("k", "v2");
+}
+
+Test(neartier, a_frozen_daemon_stops_near_reads_within_the_window)
+{
+    set_on(cb, "k", "v1");
+    near_holds("k", "v1");
+    kill(a.pid, SIGSTOP);
+    int64_t t0 = h_now_ms();
+    int64_t last = last_near_answer(t0, WINDOW_MS + 500);
+    kill(a.pid, SIGCONT);
+    cr_assert_lt(last, WINDOW_MS + 100, "near reads went on %lld ms after the freeze",
+                 (long long)last);
+    near_holds("k", "v1");
+}
+
+Test(neartier, a_ring_file_that_is_not_a_ring_leaves_the_client_working_without_a_near_tier)
+{
+    char junk[300];
+    snprintf(junk, sizeof junk, "%s/junk.ring", a.dir);
+    int fd = open(junk, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "definitely not a ring, but long enough to be mapped........", 60), 60);
+    close(fd);
+    nc_client *c;
+    nc_open_opts o = {.near_bytes = 1 << 20, .near_ring = junk};
+    cr_assert_eq(nc_open_ex(&c, a.url, &o), NC_OK, "%s", nc_errmsg());
+    set_on(c, "k", "v");
+    for (int i = 0; i < 3; i++) {
+        void *v = NULL;
+        size_t len;
+        nc_get_info info;
+        cr_assert_eq(nc_get_ex(c, NC_STR("ns"), NC_STR("k"), &v, &len, &info, 1000), NC_OK);
+        cr_assert_str_eq(v, "v");
+        cr_assert_neq(info.source, NC_SOURCE_NEAR);
+        nc_free(v);
+    }
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(c, &s), NC_OK);
+    cr_assert_not(s.serving);
+    cr_assert_not_null(strstr(s.problem, "junk.ring"), "%s", s.problem);
+    cr_assert(strstr(s.problem, "too short") != NULL ||
+                  strstr(s.problem, "not a near ring") != NULL,
+              "%s", s.problem);
+    nc_close(c);
+}
