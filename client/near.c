@@ -217,6 +217,10 @@ static ring_reader *catch_up_locked(near *n, int64_t now)
         if (n->epoch != 0 || n->cursor != 0)
             atomic_fetch_add(&n->nflushes, 1);
         flush_locked(n, head);
+        if (epoch != n->epoch) { /* a new ring counts from 1 again */
+            memset(n->key_stamp, 0, sizeof n->key_stamp);
+            memset(n->ns_stamp, 0, sizeof n->ns_stamp);
+        }
         n->epoch = epoch;
         n->gen = gen;
     } else if (head - n->cursor > ring_reader_slots(rd)) {

@@ -141,6 +141,8 @@ Test(near, a_flush_a_lap_and_a_new_epoch_each_empty_the_tier)
     cr_assert_eq(stats().laps, 1);
     fill("ns", "k", "v", 10000);
     cr_assert(holds("ns", "k"));
+    publish_key("ns", "k"); /* a stamp from the old ring's count */
+    fill("ns", "k", "v", 10000);
     ring_close(w); /* the daemon stops: its ring is poisoned */
     cr_assert_not(holds("ns", "k"), "served from a poisoned ring");
     cr_assert_eq(ring_open(&w, path, 64, 0644, err, sizeof err), 0, "%s", err);
