@@ -3,6 +3,7 @@
  * are read here from the modules that keep them. */
 #include "admin.h"
 
+#include "ring.h"
 #include "svc.h"
 #include "units.h"
 
@@ -11,6 +12,7 @@ void admin_handle_stats(service *svc, call *c)
     l1_stats ls;
     l1_get_stats(svc->cache, &ls);
     int64_t now = units_now_ms();
+    ring *rg = atomic_load_explicit(&svc->ring, memory_order_acquire);
     stats_gauges g = {
         .l1_entries = (int64_t)ls.entries,
         .l1_bytes = (int64_t)ls.bytes,
@@ -24,6 +26,9 @@ void admin_handle_stats(service *svc, call *c)
         .subscription_up = coh_subscribed_now(svc->coh),
         .l1_serving = coh_serving(svc->coh, now),
         .lease_waiting = (int64_t)waits_parked(svc->waits),
+        .near_ring_published = rg != NULL ? (int64_t)ring_published(rg) : 0,
+        .near_ring_flushes = rg != NULL ? (int64_t)ring_flushes(rg) : 0,
+        .near_ring_slots = rg != NULL ? (int64_t)ring_slots(rg) : 0,
         .uptime_ms = now - svc->started_ms,
     };
     stats_row rows[STATS_COUNT];

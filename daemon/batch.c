@@ -295,14 +295,14 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
     for (size_t i = 0; i < m->n_entries; i++) {
         ks_l1_key k;
         if (ks_l1_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
-            l1_flush(svc->cache); /* cannot drop the one key: drop them all */
+            svc_l1_drop(svc, NULL, 0); /* cannot drop the one key: drop them all */
             continue;
         }
         if (ok)
             svc_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
                         tickets[i], serving);
         else
-            l1_invalidate(svc->cache, k.buf, k.len);
+            svc_l1_drop(svc, k.buf, k.len);
         ks_l1_key_free(&k);
     }
 }

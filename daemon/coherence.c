@@ -15,7 +15,9 @@
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
 
+#include "keyspace.h"
 #include "log.h"
+#include "ring.h"
 
 #define COH_MAX_STREAMS 64
 #define COH_MAX_ORIGIN  64 /* node ids are 16 hex digits; longer ones are refused */
@@ -49,6 +51,7 @@ struct coh {
     stream_seen *streams; /* subscriber thread only */
     coh_hook hook;
     void *hook_arg;
+    _Atomic(ring *) ring; /* the near tiers' ring, or NULL; set once, any time */
     _Atomic uint64_t
         uncertain[COH_MAX_STREAMS]; /* per own stream: a seq whose write may have run */
 };
@@ -57,6 +60,54 @@ void coh_set_hook(coh *c, coh_hook hook, void *arg)
 {
     c->hook = hook;
     c->hook_arg = arg;
+}
+
+/* The ring, if set yet. */
+static ring *ring_of(coh *c)
+{
+    return atomic_load_explicit(&c->ring, memory_order_acquire);
+}
+
+void coh_set_ring(coh *c, ring *r)
+{
+    atomic_store_explicit(&c->ring, r, memory_order_release);
+}
+
+/* Tells the near tiers (after the L1 drop) that a key changed. */
+static void ring_key(coh *c, const void *ns, size_t nslen, const void *key, size_t klen)
+{
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_publish(r, RING_KEY, ring_hash(ns, nslen), ring_hash(key, klen));
+}
+
+/* ...that L1 was emptied. */
+static void ring_emptied(coh *c)
+{
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_flush(r);
+}
+
+void coh_key_changed(coh *c, const void *l1key, size_t len)
+{
+    size_t nslen = ks_l1_key_ns_len(l1key, len);
+    ring_key(c, l1key, nslen, (const char *)l1key + nslen + 1, len - nslen - 1);
+}
+
+void coh_l1_emptied(coh *c)
+{
+    ring_emptied(c);
+}
+
+/* L1 may serve until `verified` + the window (0: not at all); so may the
+ * near tiers. */
+static void set_verified(coh *c, int64_t verified)
+{
+    atomic_store(&c->verified_ms, verified);
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_serve_until(r, verified > 0 && atomic_load(&c->up) ? verified + c->window_ms : 0);
 }
 
 int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t window_ms)
@@ -201,6 +252,9 @@ static void drop_namespace(coh *c, const void *ns, size_t nslen)
         return;
     l1_del_prefix(c->cache, prefix.buf, prefix.len);
     ks_l1_key_free(&prefix);
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_publish(r, RING_NAMESPACE, ring_hash(ns, nslen), 0);
 }
 
 void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
@@ -216,6 +270,7 @@ void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
 static void reset(coh *c)
 {
     l1_flush(c->cache);
+    ring_emptied(c);
     forget_versions(c);
     forget_streams(c);
     if (c->hook != NULL)
@@ -239,13 +294,16 @@ void coh_version_fell(coh *c, const void *ns, size_t nslen, uint64_t held)
 
 void coh_subscribed(coh *c)
 {
-    atomic_store(&c->verified_ms, 0);
+    set_verified(c, 0);
     reset(c);
     atomic_store(&c->up, 1);
 }
 
 void coh_lost(coh *c)
 {
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_serve_until(r, 0);
     if (atomic_exchange(&c->up, 0))
         stats_inc(&c->st->subscription_losses);
 }
@@ -349,7 +407,7 @@ void coh_apply(coh *c, const pb_invalidation *m)
     int own = strcmp(m->origin, c->node_id) == 0;
     if (m->heartbeat != NULL) {
         if (own)
-            atomic_store(&c->verified_ms, m->heartbeat->sent_ms);
+            set_verified(c, m->heartbeat->sent_ms);
         else if (heartbeat_gap(c, m))
             gap_found(c, m);
         return;
@@ -375,6 +433,8 @@ void coh_apply(coh *c, const pb_invalidation *m)
             return;
         }
         l1_invalidate(c->cache, k.buf, k.len);
+        ring_key(c, m->keys[i]->ns.data, m->keys[i]->ns.len, m->keys[i]->key.data,
+                 m->keys[i]->key.len);
         if (c->hook != NULL)
             c->hook(c->hook_arg, k.buf, k.len);
         ks_l1_key_free(&k);

@@ -22,6 +22,7 @@
 #include "keyspace.h"
 #include "l1.h"
 #include "stats.h"
+#include "ring.h"
 
 typedef struct coh coh;
 
@@ -89,6 +90,19 @@ void coh_uncertain(coh *c, uint32_t stream, uint64_t seq);
 /* Subscriber thread: a message arrived that could not be read; it may have
  * been an invalidation, so L1 is emptied (counted as a sequence gap). */
 void coh_message_lost(coh *c);
+
+/* Sets the near tiers' ring (once, at any time: no near tier can hold
+ * anything of a ring that did not exist yet; may be NULL).
+ * From then on every invalidation applied to L1 is published to it after
+ * the L1 drop (keys, namespaces, L1 emptied), and its serving_until follows
+ * this node's own heartbeats. The ring stays the caller's. */
+void coh_set_ring(coh *c, ring *r);
+
+/* This node changed or dropped the L1 entry of `l1key` (NS:KEY) for its own
+ * write, or emptied L1: tells the near tiers, after the L1 change. Any
+ * thread. */
+void coh_key_changed(coh *c, const void *l1key, size_t len);
+void coh_l1_emptied(coh *c);
 
 /* Subscriber thread: applies one message from the channel. */
 void coh_apply(coh *c, const pb_invalidation *m);

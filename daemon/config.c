@@ -105,6 +105,10 @@ static const struct setting settings[] = {
      .help = "spread Set TTLs by up to +-N percent"},
     {.name = "stale_if_error", DURATION_FROM(stale_if_error_ms, 0), .def = "0",
      .help = "serve L1 up to this stale while Redis is down (0: off)"},
+    {.name = "near_ring", STRING(near_ring), .def = "", .metavar = "PATH",
+     .help = "the near tiers' ring file ('': socket path + .ring; off: none)"},
+    {.name = "near_ring_slots", COUNT(near_ring_slots), .def = "65536", .min = 64,
+     .max = 1 << 24, .help = "slots of the ring, a power of two: a burst it holds"},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
      .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
 };
@@ -391,7 +395,21 @@ int config_check(const config *c, char *err, size_t errlen)
     if (c->max_value_size > MAX_REDIS_STR)
         return fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
                     fmt_size(c->max_value_size, a, sizeof a));
+    if ((c->near_ring_slots & (c->near_ring_slots - 1)) != 0)
+        return fail(err, errlen, "near_ring_slots (%llu) must be a power of two",
+                    (unsigned long long)c->near_ring_slots);
     return 0;
+}
+
+int config_near_ring(const config *c, char *buf, size_t len)
+{
+    if (strcmp(c->near_ring, "off") == 0)
+        return 0;
+    if (c->near_ring[0] != '\0')
+        return snprintf(buf, len, "%s", c->near_ring) < (int)len;
+    if (strncmp(c->listen, "ipc://", 6) != 0)
+        return 0;
+    return snprintf(buf, len, "%s.ring", c->listen + 6) < (int)len;
 }
 
 /* ---- config file -------------------------------------------------------- */

@@ -34,6 +34,8 @@ typedef struct config {
     int64_t stale_if_error_ms;     /* 0: off */
     int64_t lease_ttl_ms;          /* lifetime of a lease to fill a key */
     uint64_t ttl_jitter_pct;       /* spread of Set TTLs, percent */
+    char near_ring[512];           /* the ring's file; "": beside an ipc socket; "off": none */
+    uint64_t near_ring_slots;      /* a power of two */
     enum config_log_level log_level;
 } config;
 
@@ -82,6 +84,11 @@ uint64_t config_redis_capacity(const config *c);
 /* The largest request message the daemon reads: a value, key and namespace
  * of the largest sizes plus 64 KiB of envelope. */
 uint64_t config_max_request(const config *c);
+
+/* The near tier's ring file into buf: near_ring, or by default the ipc
+ * socket's path + ".ring". Returns 1, or 0 when there is none (near_ring
+ * "off", or a listen URL that is not ipc:// and no near_ring). */
+int config_near_ring(const config *c, char *buf, size_t len);
 
 /* Writes the usage text with every setting and its default to `out`. */
 void config_usage(FILE *out, const char *argv0);

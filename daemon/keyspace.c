@@ -21,6 +21,12 @@ int ks_l1_key_make(ks_l1_key *k, const void *ns, size_t nslen, const void *key, 
     return 0;
 }
 
+size_t ks_l1_key_ns_len(const void *l1key, size_t len)
+{
+    const char *colon = memchr(l1key, ':', len);
+    return colon != NULL ? (size_t)(colon - (const char *)l1key) : len;
+}
+
 void ks_l1_key_free(ks_l1_key *k)
 {
     if (k->buf != k->inline_buf)

@@ -35,6 +35,9 @@ typedef struct ks_l1_key {
 int ks_l1_key_make(ks_l1_key *k, const void *ns, size_t nslen, const void *key, size_t klen);
 void ks_l1_key_free(ks_l1_key *k);
 
+/* The length of the namespace in an L1 key (namespaces have no ':'). */
+size_t ks_l1_key_ns_len(const void *l1key, size_t len);
+
 /* ---- Redis ------------------------------------------------------------- */
 
 /* The companions of a data key. */

@@ -12,6 +12,7 @@
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
+#include "ring.h"
 #include "server.h"
 #include "service.h"
 #include "subscriber.h"
@@ -40,6 +41,7 @@ static void block_signals(sigset_t *set)
 /* The daemon's parts, in the order they are set up. */
 typedef struct parts {
     stats st;
+    ring *ring; /* the near tiers' ring, or NULL */
     l1 *cache;
     jobq *q;
     service *svc;
@@ -51,7 +53,7 @@ typedef struct parts {
  * (the parts made so far are left for teardown()). */
 static int setup(parts *p, const config *cfg, const config_redis_url *url)
 {
-    char err[512] = "";
+    char err[512] = "", path[600];
     int rv;
     if ((rv = l1_create(&p->cache, cfg->l1_max_memory, l1_shards(cfg))) != 0) {
         log_error("cannot allocate the L1 store: %s", strerror(rv));
@@ -84,6 +86,13 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         log_error("%s", err);
         return -1;
     }
+    /* The ring goes beside the socket, once the socket is there. */
+    if (config_near_ring(cfg, path, sizeof path) &&
+        ring_open(&p->ring, path, cfg->near_ring_slots, 0644, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    service_set_ring(p->svc, p->ring);
     return 0;
 }
 
@@ -100,6 +109,7 @@ static void teardown(parts *p)
     server_destroy(p->srv);
     service_destroy(p->svc);
     l1_destroy(p->cache);
+    ring_close(p->ring); /* last, as every publisher has stopped: poisoned, removed */
 }
 
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
@@ -116,6 +126,8 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
+    if (p.ring != NULL)
+        ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
     size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
     if (left > 0)
         log_warn("%zu requests still in flight after shutdown_timeout", left);

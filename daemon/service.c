@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "batch.h"
 #include "get.h"
+#include "ring.h"
 #include "svc.h"
 #include "units.h"
 #include "write.h"
@@ -126,4 +127,10 @@ const char *service_channel(const service *svc)
 coh *service_coherence(service *svc)
 {
     return svc->coh;
+}
+
+void service_set_ring(service *svc, ring *r)
+{
+    atomic_store_explicit(&svc->ring, r, memory_order_release);
+    coh_set_ring(svc->coh, r);
 }

@@ -13,6 +13,7 @@
 #include "l1.h"
 #include "server.h"
 #include "stats.h"
+#include "ring.h"
 
 typedef struct service service;
 
@@ -43,5 +44,11 @@ const char *service_channel(const service *svc);
 
 /* The service's coherence state, for the subscriber. Owned by the service. */
 coh *service_coherence(service *svc);
+
+/* Gives the service the near tiers' ring (may be NULL), once, at any time:
+ * every L1 invalidation is published to it from then on (coh_set_ring),
+ * and Stats report it. The ring stays the caller's and must outlive the
+ * service's threads. */
+void service_set_ring(service *svc, ring *r);
 
 #endif

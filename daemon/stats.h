@@ -53,6 +53,9 @@
     COUNTER(slides)              /* sliding TTLs extended in Redis */                              \
     COUNTER(mgets)                                                                                 \
     COUNTER(msets)                                                                                 \
+    GAUGE(near_ring_published) /* slots written to the near tiers' ring */                         \
+    GAUGE(near_ring_flushes)   /* times the ring told near tiers to empty */                       \
+    GAUGE(near_ring_slots)                                                                         \
     GAUGE(uptime_ms)
 
 #define STATS_FIELD_(name) atomic_uint_fast64_t name;

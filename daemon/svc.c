@@ -147,12 +147,25 @@ void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int
 void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
                  uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep)
 {
-    if (keep)
+    if (keep) {
         l1_write(svc->cache, key, klen, value, vlen, (uint32_t)version,
                  t0 + svc_min64(ttl_ms, svc->cfg->l1_max_ttl_ms), t0, ticket);
-    else
-        l1_invalidate(svc->cache, key, klen);
+        coh_key_changed(svc->coh, key, klen);
+    } else {
+        svc_l1_drop(svc, key, klen);
+    }
     waits_wake(svc->waits, key, klen); /* callers waiting for this fill */
+}
+
+void svc_l1_drop(service *svc, const void *key, size_t klen)
+{
+    if (key == NULL) {
+        l1_flush(svc->cache);
+        coh_l1_emptied(svc->coh);
+        return;
+    }
+    l1_invalidate(svc->cache, key, klen);
+    coh_key_changed(svc->coh, key, klen);
 }
 
 uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,

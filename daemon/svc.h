@@ -30,6 +30,7 @@ struct service {
     coh *coh;
     flights *flights;
     waits *waits;                /* NULL once quiesced */
+    _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
     char node_id[17];
@@ -90,6 +91,11 @@ int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int
  * fill voided by an invalidation since the ticket. */
 void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
               l1_ticket ticket);
+
+/* Drops an L1 key (NS:KEY) for this node's own write, or empties L1 (key
+ * NULL), and tells the near tiers: the one way the methods change L1
+ * besides svc_fill() and svc_written(). */
+void svc_l1_drop(service *svc, const void *key, size_t klen);
 
 /* After a write Redis confirmed, read at t0 under `version`: L1 keeps the
  * value (under `ticket`, for ttl_ms capped at l1_max_ttl) when `keep`, else

@@ -70,7 +70,7 @@ static void job_set(service *svc, call *c, l2 *conn)
     l2_status rv =
         l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
-        l1_invalidate(svc->cache, w.k.buf, w.k.len); /* it may or may not have landed */
+        svc_l1_drop(svc, w.k.buf, w.k.len); /* it may or may not have landed */
         svc_fail_l2(svc, c, conn, rv);
     } else if (!stored) {
         stats_inc(&svc->st->lease_sets_rejected);
@@ -103,7 +103,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
     uint64_t version = 0;
     const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
     l2_status rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
-    l1_invalidate(svc->cache, w.k.buf, w.k.len); /* whatever Redis said */
+    svc_l1_drop(svc, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
         svc_fail_l2(svc, c, conn, rv);
     } else {

@@ -76,7 +76,12 @@ static void near_holds(const char *key, const char *want)
             return;
         h_sleep_ms(10);
     }
-    cr_assert_fail("%s never came from the near tier as %s", key, want);
+    nc_near_stats s;
+    nc_stats_near(na, &s);
+    cr_assert_fail("%s never came from the near tier as %s (last from %d; serving %d, %llu hits, "
+                   "%llu fills refused, %llu flushes: %s)",
+                   key, want, (int)from, s.serving, (unsigned long long)s.hits,
+                   (unsigned long long)s.fills_refused, (unsigned long long)s.flushes, s.problem);
 }
 
 static void set_on(nc_client *c, const char *key, const char *value)
