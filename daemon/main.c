@@ -1,6 +1,7 @@
 /* nearcached: glue. Parses the configuration, sets the parts up in order
- * (L1, Redis workers, service, server), waits for SIGTERM or SIGINT, and
- * tears them down in reverse, letting requests in flight finish. */
+ * (L1, Redis workers, service, server, systemd notification), waits for
+ * SIGTERM or SIGINT, and tears them down in reverse, letting requests in
+ * flight finish. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,9 +13,11 @@
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "service.h"
 #include "subscriber.h"
+#include "units.h"
 
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
@@ -37,6 +40,34 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* What the systemd status line is made of; none of it owned. */
+struct status_parts {
+    const config *cfg;
+    jobq *q;
+    service *svc;
+    server *srv;
+};
+
+static void status_line(void *arg, char *buf, size_t len)
+{
+    struct status_parts *p = arg;
+    coh *c = service_coherence(p->svc);
+    snprintf(buf, len, "serving on %s; redis: %zu of %llu connections up; subscription: %s; L1: %s",
+             p->cfg->listen, jobq_connected(p->q), (unsigned long long)p->cfg->redis_connections,
+             coh_subscribed_now(c) ? "up" : "down",
+             coh_serving(c, units_now_ms()) ? "serving" : "not serving (catching up)");
+}
+
+static uint64_t loop_progress(void *arg)
+{
+    return server_progress(((struct status_parts *)arg)->srv);
+}
+
+static int loop_probe(void *arg)
+{
+    return server_probe(((struct status_parts *)arg)->srv);
+}
+
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
 {
     stats st = {0};
@@ -45,6 +76,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     service *svc = NULL;
     server *srv = NULL;
     subscriber *sub = NULL;
+    notify *sd = NULL;
     char err[512] = "";
     int code = 1;
 
@@ -80,16 +112,22 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
     log_info("nearcached %s listening on %s (node %s, redis %s, l1 %" PRIu64 " bytes in %u shards)",
              NC_VERSION, cfg->listen, service_node_id(svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
+    struct status_parts parts = {cfg, q, svc, srv};
+    notify_hooks hooks = {loop_progress, loop_probe, status_line, &parts};
+    if (notify_start(&sd, &hooks) != 0)
+        log_warn("cannot start the systemd notification thread; systemd is told nothing");
     int sig = 0;
     while (sigwait(stop, &sig) == 0 && sig == SIGHUP)
         log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
+    notify_stopping(sd, "stopping: finishing requests in flight");
     size_t left = server_drain(srv, cfg->shutdown_timeout_ms);
     if (left > 0)
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
+    notify_stop(sd);
     sub_stop(sub);
     service_quiesce(svc); /* answers the Gets parked for a lease */
     jobq_destroy(q);      /* answers every call still queued */

@@ -49,8 +49,9 @@ struct server {
     size_t ncalls;
     atomic_size_t busy;
     atomic_int stopping;
-    atomic_int refusing;      /* the handler may no longer be called */
-    atomic_size_t in_handler; /* calls inside the handler right now */
+    atomic_int refusing;          /* the handler may no longer be called */
+    atomic_size_t in_handler;     /* calls inside the handler right now */
+    atomic_uint_fast64_t replies; /* cycles finished: the loop's progress */
     pthread_t watchdog;
     int watchdog_started;
     pthread_mutex_t watchdog_mu;
@@ -234,6 +235,7 @@ static void call_cb(void *arg)
     codec_request_free(c->req);
     c->req = NULL;
     c->state = CALL_RECV;
+    atomic_fetch_add_explicit(&s->replies, 1, memory_order_relaxed);
     if (!atomic_load(&s->stopping))
         nng_ctx_recv(c->ctx, c->aio);
     atomic_fetch_sub(&s->busy, 1);
@@ -263,8 +265,12 @@ static int open_socket(server *s, char *err, size_t errlen)
     return start_listener(s, err, errlen);
 }
 
-/* One probe: a new connection, a Ping, its answer. Returns 1 when answered. */
-static int probe(server *s)
+uint64_t server_progress(server *s)
+{
+    return atomic_load_explicit(&s->replies, memory_order_relaxed);
+}
+
+int server_probe(server *s)
 {
     nng_socket req;
     nng_msg *m = NULL;
@@ -300,7 +306,7 @@ static void *watchdog_main(void *arg)
         if (atomic_load(&s->stopping))
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
-        if (!probe(s) && !atomic_load(&s->stopping)) {
+        if (!server_probe(s) && !atomic_load(&s->stopping)) {
             char err[256];
             log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
                      "re-creating it",

@@ -46,6 +46,15 @@ int server_start(server **out, const server_options *opt, char *err, size_t errl
  * it after this and before server_free(). */
 size_t server_drain(server *s, int64_t drain_ms);
 
+/* How many request cycles (receive, answer, send) have finished: a counter
+ * that grows while the request loop makes progress. Any thread. */
+uint64_t server_progress(server *s);
+
+/* One probe: a new connection to the server's own URL, a Ping, its answer
+ * (at most about 2 s). Returns 1 when answered, or when no probe could be
+ * made (so it never reports a fault it did not see). Any thread. */
+int server_probe(server *s);
+
 /* Closes the socket and frees the server. Accepts NULL. */
 void server_free(server *s);
 
