@@ -4,10 +4,12 @@
  * starts a comment only as the first non-blank character of a line, so values
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
+#include "secret.h"
 #include "units.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +26,12 @@
 #define MAX_SUN_PATH  107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
 #define MSG_LEN       512
 
-enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL };
+enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL, KIND_MODE };
 
 typedef int (*string_check_fn)(const char *value, char *err, size_t errlen);
+/* Runs only for a setting given in the file or as a flag (not for its
+ * default), after it is set: checks that look at the system. */
+typedef int (*given_fn)(config *c, char *err, size_t errlen);
 
 struct setting {
     const char *name;      /* name in the file; the flag is --name with '_' -> '-' */
@@ -38,6 +43,7 @@ struct setting {
     const char *help;      /* one line for --help */
     uint64_t min, max;     /* sizes, counts, durations (ms): accepted range */
     string_check_fn check; /* strings: extra validation, or NULL */
+    given_fn given;        /* or NULL */
 };
 
 /* Offset and size of a field, failing to compile unless it has type `type`. */
@@ -54,6 +60,10 @@ struct setting {
 static int check_listen(const char *value, char *err, size_t errlen);
 static int check_redis(const char *value, char *err, size_t errlen);
 static int check_prefix(const char *value, char *err, size_t errlen);
+static int check_log_format(const char *value, char *err, size_t errlen);
+static int check_group_name(const char *value, char *err, size_t errlen);
+static int given_socket_group(config *c, char *err, size_t errlen);
+static int given_password_file(config *c, char *err, size_t errlen);
 
 /* The settings, in --help order. Kept one setting per line or two: clang-format
  * would give each field its own line. */
@@ -107,6 +117,16 @@ static const struct setting settings[] = {
      .help = "serve L1 up to this stale while Redis is down (0: off)"},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
      .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
+    {.name = "log_format", STRING(log_format), .def = "text", .metavar = "FORMAT",
+     .help = "text (TIME LEVEL message) or json (one object a line)", .check = check_log_format},
+    {.name = "socket_mode", .kind = KIND_MODE, FIELD(socket_mode, unsigned), .def = "0660",
+     .metavar = "MODE", .help = "permissions of an ipc:// socket file, octal"},
+    {.name = "socket_group", STRING(socket_group), .def = "nearcache", .metavar = "GROUP",
+     .help = "group of an ipc:// socket file: its members may connect",
+     .check = check_group_name, .given = given_socket_group},
+    {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
+     .help = "read the Redis password from this private file",
+     .given = given_password_file},
 };
 // clang-format on
 
@@ -285,6 +305,25 @@ static int set_log_level(void *field, const char *text, char *err, size_t errlen
                 text);
 }
 
+/* Parses an octal permission mode ("0660") that lets the owner read and
+ * write (the daemon's own probe connects to its socket). */
+static int set_mode(void *field, const char *text, char *err, size_t errlen)
+{
+    size_t len = strlen(text);
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '7' || len > 4)
+            return fail(err, errlen, "invalid mode \"%s\" (expected octal, like 0660)", text);
+        v = v * 8 + (unsigned)(text[i] - '0');
+    }
+    if (len == 0 || v > 0777)
+        return fail(err, errlen, "invalid mode \"%s\" (expected octal up to 0777)", text);
+    if ((v & 0600) != 0600)
+        return fail(err, errlen, "mode %s must let the owner read and write (0600)", text);
+    memcpy(field, &v, sizeof v);
+    return 0;
+}
+
 static int set_string(const struct setting *s, char *field, const char *text, char *err,
                       size_t errlen)
 {
@@ -311,6 +350,8 @@ int config_set(config *c, const char *name, const char *value, char *err, size_t
         return set_string(s, field, value, err, errlen);
     case KIND_LOG_LEVEL:
         return set_log_level(field, value, err, errlen);
+    case KIND_MODE:
+        return set_mode(field, value, err, errlen);
     default:
         return set_number(s, field, value, err, errlen);
     }
@@ -326,6 +367,20 @@ void config_defaults(config *c)
             abort(); /* a bug in the table, caught by the tests */
         }
     }
+    c->given = 0;
+}
+
+int config_given(const config *c, const char *name)
+{
+    const struct setting *s = find_setting(name);
+    return s != NULL && (c->given >> (s - settings) & 1) != 0;
+}
+
+/* Marks s as given and runs its system checks. */
+static int set_given(config *c, const struct setting *s, char *err, size_t errlen)
+{
+    c->given |= 1ULL << (s - settings);
+    return s->given != NULL ? s->given(c, err, errlen) : 0;
 }
 
 const char *config_log_level_name(enum config_log_level level)
@@ -354,6 +409,52 @@ static int check_listen(const char *value, char *err, size_t errlen)
     return fail(err, errlen,
                 "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)",
                 value);
+}
+
+static int check_log_format(const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0)
+        return 0;
+    return fail(err, errlen, "invalid log format \"%s\" (expected text or json)", value);
+}
+
+int config_log_json(const config *c)
+{
+    return strcmp(c->log_format, "json") == 0;
+}
+
+static int check_group_name(const char *value, char *err, size_t errlen)
+{
+    if (*value == '\0')
+        return fail(err, errlen, "empty group name");
+    return 0;
+}
+
+int config_socket_gid(const config *c, gid_t *gid)
+{
+    struct group g, *found = NULL;
+    char buf[4096];
+    if (getgrnam_r(c->socket_group, &g, buf, sizeof buf, &found) != 0 || found == NULL)
+        return 0;
+    *gid = found->gr_gid;
+    return 1;
+}
+
+static int given_socket_group(config *c, char *err, size_t errlen)
+{
+    gid_t gid;
+    if (config_socket_gid(c, &gid))
+        return 0;
+    return fail(err, errlen,
+                "no group \"%s\" on this system (create it, or leave socket_group "
+                "out to keep the daemon's own group)",
+                c->socket_group);
+}
+
+static int given_password_file(config *c, char *err, size_t errlen)
+{
+    return secret_read(c->redis_password_file, c->redis_password, sizeof c->redis_password, err,
+                       errlen);
 }
 
 static int check_redis(const char *value, char *err, size_t errlen)
@@ -557,6 +658,20 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
     return rc;
 }
 
+int config_redis(const config *c, config_redis_url *out, char *err, size_t errlen)
+{
+    config_redis_url u;
+    if (config_parse_redis_url(c->redis, &u, err, errlen) != 0)
+        return -1;
+    if (c->redis_password[0] != '\0' && u.password[0] != '\0')
+        return fail(err, errlen,
+                    "both the redis URL and redis_password_file give a password; keep one");
+    if (c->redis_password[0] != '\0')
+        memcpy(u.password, c->redis_password, sizeof u.password);
+    *out = u;
+    return 0;
+}
+
 /* ---- checks between settings ------------------------------------------- */
 
 uint64_t config_max_request(const config *c)
@@ -643,6 +758,8 @@ static int parse_line(config *c, const char *where, char *line, char *err, size_
     if (config_set(c, name, value, msg, sizeof msg) != 0)
         return fail(err, errlen, "%s: %s: %s%s", where, name, msg,
                     strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)" : "");
+    if (set_given(c, find_setting(name), msg, sizeof msg) != 0)
+        return fail(err, errlen, "%s: %s: %s", where, name, msg);
     return 0;
 }
 
@@ -756,7 +873,10 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, si
     for (int i = 1; i < argc;) {
         if (next_opt(argc, argv, &i, &o, err, errlen) != 0)
             return -1; /* cannot happen: scan_args read the same argv */
-        if (o.kind == OPT_SETTING && config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0)
+        if (o.kind != OPT_SETTING)
+            continue;
+        if (config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0 ||
+            set_given(&tmp, o.s, msg, sizeof msg) != 0)
             return fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
     }
     if (config_check(&tmp, err, errlen) != 0)
@@ -794,7 +914,8 @@ void config_usage(FILE *out, const char *argv0)
     for (size_t i = 0; i < NSETTINGS; i++) {
         flag_name(&settings[i], flag, sizeof flag);
         snprintf(left, sizeof left, "%s %s", flag, settings[i].metavar);
-        print_entry(out, left, settings[i].help, settings[i].def);
+        print_entry(out, left, settings[i].help,
+                    settings[i].def[0] != '\0' ? settings[i].def : NULL);
     }
     fputs("\nSizes take B, KB, MB, GB or TB (powers of 1024; a bare number is bytes).\n"
           "Durations take ms, s, m, h or d (a bare number is seconds).\n"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "jobq.h"
@@ -68,6 +69,21 @@ static int loop_probe(void *arg)
     return server_probe(((struct status_parts *)arg)->srv);
 }
 
+/* Sets the socket file's group from socket_group. A missing group that was
+ * given is refused at parsing; the default one, when missing, leaves the
+ * socket in the daemon's own group, which is logged. */
+static void socket_group(const config *cfg, server_options *so)
+{
+    if (strncmp(cfg->listen, "ipc://", 6) != 0)
+        return;
+    so->set_group = config_socket_gid(cfg, &so->socket_gid);
+    if (!so->set_group)
+        log_warn("no group \"%s\" on this system: the socket %s keeps the daemon's own group "
+                 "(%ld) with mode %04o; create the group and add the client users to it "
+                 "(docs/operations.md)",
+                 cfg->socket_group, cfg->listen + 6, (long)getegid(), cfg->socket_mode);
+}
+
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
 {
     stats st = {0};
@@ -104,7 +120,9 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         .handler = service_handle,
         .handler_arg = svc,
         .stats = &st,
+        .socket_mode = cfg->socket_mode,
     };
+    socket_group(cfg, &so);
     if (server_start(&srv, &so, err, sizeof err) != 0) {
         log_error("%s", err);
         goto out;
@@ -148,13 +166,14 @@ int main(int argc, char **argv)
     int rv = config_parse_args(&cfg, argc, argv, stdout, err, sizeof err);
     if (rv == 1)
         return 0;
-    if (rv == 0 && config_parse_redis_url(cfg.redis, &url, err, sizeof err) != 0)
+    if (rv == 0 && config_redis(&cfg, &url, err, sizeof err) != 0)
         rv = -1;
     if (rv != 0) {
         fprintf(stderr, "nearcached: %s\n", err);
         return 2;
     }
     log_set_level(cfg.log_level);
+    log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
     return run(&cfg, &url, &stop);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "units.h"
@@ -241,16 +242,28 @@ static void call_cb(void *arg)
     atomic_fetch_sub(&s->busy, 1);
 }
 
+/* nng sets an ipc:// socket file's mode after bind(); its group is set
+ * here, after the listener starts. */
 static int start_listener(server *s, char *err, size_t errlen)
 {
+    int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
+    int mode = s->opt.socket_mode != 0 ? (int)s->opt.socket_mode : 0660;
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
-    if (rv == 0 && strncmp(s->opt.url, "ipc://", 6) == 0) /* every local user may connect */
-        rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, 0666);
+    if (rv == 0 && ipc)
+        rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, mode);
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
-    if (rv != 0)
+    if (rv != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
-    return rv;
+        return rv;
+    }
+    if (ipc && s->opt.set_group && chown(s->opt.url + 6, (uid_t)-1, s->opt.socket_gid) != 0) {
+        snprintf(err, errlen, "cannot give %s to group %ld: %s", s->opt.url + 6,
+                 (long)s->opt.socket_gid, strerror(errno));
+        nng_listener_close(s->listener);
+        return NNG_EPERM;
+    }
+    return 0;
 }
 
 static int open_socket(server *s, char *err, size_t errlen)

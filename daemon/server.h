@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "codec.h"
 #include "wire.h"
@@ -30,7 +31,10 @@ typedef struct server_options {
     int64_t default_timeout_ms; /* budget of a request with timeout_ms 0 */
     server_handler handler;
     void *handler_arg;
-    stats *stats; /* counters; not owned, must outlive the server */
+    stats *stats;         /* counters; not owned, must outlive the server */
+    unsigned socket_mode; /* ipc:// socket file permissions; 0: 0660 */
+    int set_group;        /* give the socket file to socket_gid (0: keep) */
+    gid_t socket_gid;
 } server_options;
 
 /* Listens and starts serving. Returns 0 and hands the server to *out (the
