@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -257,7 +258,10 @@ static int start_listener(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
         return rv;
     }
-    if (ipc && s->opt.set_group && chown(s->opt.url + 6, (uid_t)-1, s->opt.socket_gid) != 0) {
+    struct stat st; /* no chown(2) when the group is right already: systemd's unit denies it */
+    if (ipc && s->opt.set_group &&
+        !(stat(s->opt.url + 6, &st) == 0 && st.st_gid == s->opt.socket_gid) &&
+        chown(s->opt.url + 6, (uid_t)-1, s->opt.socket_gid) != 0) {
         snprintf(err, errlen, "cannot give %s to group %ld: %s", s->opt.url + 6,
                  (long)s->opt.socket_gid, strerror(errno));
         nng_listener_close(s->listener);
