@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "log.h"
 
-TestSuite(log, .timeout = 30);
+TestSuite(log, .timeout = 60);
 
 /* Runs log_write(level, "%s", msg) with stderr on a temporary file and
  * returns what was written (caller frees). */
@@ -86,7 +86,7 @@ static const char check_json[] =
     "    assert o['level'] in ('error', 'warn', 'info', 'debug'), (n, line)\n"
     "    print(o['message'])\n";
 
-Test(log, json_daemon_log_is_one_json_object_per_line, .timeout = 60)
+Test(log, json_daemon_log_is_one_json_object_per_line)
 {
     h_redis redis;
     h_redis_start(&redis);

@@ -13,7 +13,7 @@
 #include "harness.h"
 #include "secret.h"
 
-TestSuite(secret, .timeout = 30);
+TestSuite(secret, .timeout = 60);
 
 #define PASSWORD "pw-Nine/Quail#7"
 #define VALUE    "value-that-must-not-be-logged-4711"
@@ -154,7 +154,7 @@ static void expect_log_without_secrets(const h_daemon *d)
     free(log);
 }
 
-Test(secret, daemon_authenticates_with_the_password_file_and_never_logs_it, .timeout = 60)
+Test(secret, daemon_authenticates_with_the_password_file_and_never_logs_it)
 {
     h_redis redis;
     char url[64], dir[64], path[128];
@@ -171,7 +171,7 @@ Test(secret, daemon_authenticates_with_the_password_file_and_never_logs_it, .tim
     h_redis_cleanup(&redis);
 }
 
-Test(secret, daemon_reads_the_credential_systemd_hands_it, .timeout = 60)
+Test(secret, daemon_reads_the_credential_systemd_hands_it)
 {
     h_redis redis;
     char url[64], dir[64], path[128];
