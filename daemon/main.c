@@ -69,15 +69,18 @@ static int loop_probe(void *arg)
     return server_probe(((struct status_parts *)arg)->srv);
 }
 
-/* Sets the socket file's group from socket_group. A missing group that was
- * given is refused at parsing; the default one, when missing, leaves the
- * socket in the daemon's own group, which is logged. */
+/* Sets the socket file's group from socket_group. Given explicitly, the
+ * group must exist (config_parse_args() checked) and the daemon must be
+ * allowed to use it. The default one may be missing, or not the daemon's
+ * to give: then the socket keeps the daemon's own group, which is logged. */
 static void socket_group(const config *cfg, server_options *so)
 {
     if (strncmp(cfg->listen, "ipc://", 6) != 0)
         return;
-    so->set_group = config_socket_gid(cfg, &so->socket_gid);
-    if (!so->set_group)
+    if (config_socket_gid(cfg, &so->socket_gid))
+        so->set_group =
+            config_given(cfg, "socket_group") ? SERVER_GROUP_REQUIRED : SERVER_GROUP_TRY;
+    else
         log_warn("no group \"%s\" on this system: the socket %s keeps the daemon's own group "
                  "(%ld) with mode %04o; create the group and add the client users to it "
                  "(docs/operations.md)",

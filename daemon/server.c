@@ -243,6 +243,27 @@ static void call_cb(void *arg)
     atomic_fetch_sub(&s->busy, 1);
 }
 
+/* Gives the socket file to opt.socket_gid as opt.set_group says. No
+ * chown(2) when the group is right already: the systemd unit denies it. */
+static int give_group(server *s, char *err, size_t errlen)
+{
+    const char *path = s->opt.url + 6;
+    struct stat st;
+    if (s->opt.set_group == SERVER_GROUP_KEEP ||
+        (stat(path, &st) == 0 && st.st_gid == s->opt.socket_gid) ||
+        chown(path, (uid_t)-1, s->opt.socket_gid) == 0)
+        return 0;
+    if (s->opt.set_group == SERVER_GROUP_TRY) {
+        log_warn("cannot give the socket %s to group %ld (%s): it keeps the daemon's own group; "
+                 "run the daemon as a member of the group (docs/operations.md)",
+                 path, (long)s->opt.socket_gid, strerror(errno));
+        return 0;
+    }
+    snprintf(err, errlen, "cannot give the socket %s to group %ld (socket_group): %s", path,
+             (long)s->opt.socket_gid, strerror(errno));
+    return -1;
+}
+
 /* nng sets an ipc:// socket file's mode after bind(); its group is set
  * here, after the listener starts. */
 static int start_listener(server *s, char *err, size_t errlen)
@@ -258,12 +279,7 @@ static int start_listener(server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
         return rv;
     }
-    struct stat st; /* no chown(2) when the group is right already: systemd's unit denies it */
-    if (ipc && s->opt.set_group &&
-        !(stat(s->opt.url + 6, &st) == 0 && st.st_gid == s->opt.socket_gid) &&
-        chown(s->opt.url + 6, (uid_t)-1, s->opt.socket_gid) != 0) {
-        snprintf(err, errlen, "cannot give %s to group %ld: %s", s->opt.url + 6,
-                 (long)s->opt.socket_gid, strerror(errno));
+    if (ipc && give_group(s, err, errlen) != 0) {
         nng_listener_close(s->listener);
         return NNG_EPERM;
     }

@@ -24,6 +24,13 @@ typedef struct call call; /* one request in flight on one context */
  * call_send()), now or later from any thread. */
 typedef void (*server_handler)(void *arg, call *c);
 
+/* What happens to the group of an ipc:// socket file. */
+enum server_group {
+    SERVER_GROUP_KEEP,     /* the daemon's own */
+    SERVER_GROUP_REQUIRED, /* socket_gid, or the server does not start */
+    SERVER_GROUP_TRY,      /* socket_gid if the daemon may, else its own (logged) */
+};
+
 typedef struct server_options {
     const char *url;            /* where to listen */
     size_t contexts;            /* concurrent requests */
@@ -31,9 +38,9 @@ typedef struct server_options {
     int64_t default_timeout_ms; /* budget of a request with timeout_ms 0 */
     server_handler handler;
     void *handler_arg;
-    stats *stats;         /* counters; not owned, must outlive the server */
-    unsigned socket_mode; /* ipc:// socket file permissions; 0: 0660 */
-    int set_group;        /* give the socket file to socket_gid (0: keep) */
+    stats *stats;                /* counters; not owned, must outlive the server */
+    unsigned socket_mode;        /* ipc:// socket file permissions; 0: 0660 */
+    enum server_group set_group; /* whether the socket file goes to socket_gid */
     gid_t socket_gid;
 } server_options;
 

@@ -115,6 +115,96 @@ Test(access, socket_mode_0600_keeps_out_the_group)
     cr_assert_eq(h_daemon_stop(&d), 0);
 }
 
+/* Runs nearcached as nobody (uid and gid 65534) in a directory of nobody's,
+ * with --socket-group `group` unless it is NULL, stderr into DIR/log. Waits
+ * until its socket exists or it exits; returns its pid, or -1 with *code
+ * set when it exited. */
+static pid_t start_as_nobody(char *dir, size_t len, const char *group, int *code)
+{
+    snprintf(dir, len, "/tmp/nc-test-access-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chown(dir, NOBODY, NOBODY), 0);
+    char url[128], log[128], sock[128];
+    snprintf(url, sizeof url, "ipc://%s/nc.sock", dir);
+    snprintf(sock, sizeof sock, "%s/nc.sock", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
+            _exit(126);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1), dup2(fd, 2);
+        char *d = getenv("NC_DAEMON");
+        execl(d, d, "--listen", url, "--redis", "redis://127.0.0.1:1",
+              group != NULL ? "--socket-group" : NULL, group, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            return -1;
+        }
+        if (access(sock, F_OK) == 0)
+            return pid;
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("nearcached as nobody made no socket in 5 s");
+    return -1;
+}
+
+static void remove_tree(const char *dir)
+{
+    char *rm[] = {"rm", "-rf", (char *)dir, NULL};
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
+}
+
+Test(access, default_group_the_daemon_may_not_use_leaves_its_own_group_and_a_warning)
+{
+    char dir[64], sock[96], log[96];
+    int code = 0;
+    pid_t pid = start_as_nobody(dir, sizeof dir, NULL, &code);
+    snprintf(log, sizeof log, "%s/log", dir);
+    cr_assert_gt(pid, 0, "exited %d; log:\n%s", code, h_read_file(log, NULL));
+    h_sleep_ms(200); /* the socket exists before its group is set */
+    snprintf(sock, sizeof sock, "%s/nc.sock", dir);
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_assert_eq(st.st_gid, NOBODY, "socket group %d", (int)st.st_gid);
+    cr_assert_eq(st.st_mode & 0777, 0660);
+    char *text = h_read_file(log, NULL);
+    const char *want = getgrnam("nearcache") != NULL ? "cannot give the socket" : "no group";
+    cr_assert(strstr(text, want) != NULL, "log lacks \"%s\":\n%s", want, text);
+    free(text);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    remove_tree(dir);
+}
+
+Test(access, socket_group_given_that_the_daemon_may_not_use_stops_start_up)
+{
+    char dir[64], log[96];
+    int code = 0;
+    pid_t pid = start_as_nobody(dir, sizeof dir, "daemon", &code);
+    snprintf(log, sizeof log, "%s/log", dir);
+    if (pid > 0) { /* the socket appeared just before the daemon gave up */
+        int status;
+        waitpid(pid, &status, 0);
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    char *text = h_read_file(log, NULL);
+    cr_assert_eq(code, 1, "exit %d; log:\n%s", code, text);
+    cr_assert(strstr(text, "cannot give the socket") != NULL &&
+                  strstr(text, "to group 1 (socket_group): Operation not permitted") != NULL,
+              "log:\n%s", text);
+    free(text);
+    remove_tree(dir);
+}
+
 /* Runs nearcached with a config file holding `line` as line 2; returns its
  * exit code and puts its stderr in *err (the caller frees it). */
 static int start_with_line(const char *line, char **err)
