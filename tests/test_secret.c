@@ -25,6 +25,13 @@ static void temp_dir(char *dir, size_t len)
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 }
 
+/* Removes a temporary directory and what is in it. */
+static void remove_tree(const char *dir)
+{
+    char *rm[] = {"rm", "-rf", (char *)dir, NULL};
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
+}
+
 /* Writes `text` to DIR/name with `mode`; the path goes into path. */
 static void write_file(const char *dir, const char *name, const char *text, mode_t mode, char *path,
                        size_t len)
@@ -46,7 +53,9 @@ static int read_back(const char *text, mode_t mode, char *out, size_t len, char 
     temp_dir(dir, sizeof dir);
     write_file(dir, "secret", text, mode, path, pathlen);
     err[0] = '\0';
-    return secret_read(path, out, len, err, errlen);
+    int rv = secret_read(path, out, len, err, errlen);
+    remove_tree(dir);
+    return rv;
 }
 
 Test(secret, reads_a_private_file_without_its_final_newline)
@@ -65,6 +74,9 @@ Test(secret, empty_file_is_an_empty_secret)
 {
     char out[64] = "x", err[256], path[128];
     cr_assert_eq(read_back("", 0600, out, sizeof out, err, sizeof err, path, sizeof path), 0);
+    cr_assert_str_eq(out, "");
+    out[0] = 'x'; /* the unit's fallback credential is one newline */
+    cr_assert_eq(read_back("\n", 0600, out, sizeof out, err, sizeof err, path, sizeof path), 0);
     cr_assert_str_eq(out, "");
 }
 
@@ -97,6 +109,7 @@ Test(secret, refuses_two_lines_a_nul_and_a_secret_too_long)
     temp_dir(dir, sizeof dir);
     cr_assert_eq(secret_read(dir, out, sizeof out, err, sizeof err), -1);
     cr_assert(strstr(err, "not a regular file") != NULL, "%s", err);
+    remove_tree(dir);
 }
 
 Test(secret, missing_file_is_named)
@@ -114,6 +127,7 @@ Test(secret, relative_path_is_looked_up_in_credentials_directory)
     setenv("CREDENTIALS_DIRECTORY", dir, 1);
     cr_assert_eq(secret_read("redis_password", out, sizeof out, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(out, PASSWORD);
+    remove_tree(dir);
 }
 
 /* ---- a real daemon ------------------------------------------------------ */
@@ -169,6 +183,7 @@ Test(secret, daemon_authenticates_with_the_password_file_and_never_logs_it)
     expect_log_without_secrets(&d);
     cr_assert_eq(h_daemon_stop(&d), 0);
     h_redis_cleanup(&redis);
+    remove_tree(dir);
 }
 
 Test(secret, daemon_reads_the_credential_systemd_hands_it)
@@ -186,6 +201,7 @@ Test(secret, daemon_reads_the_credential_systemd_hands_it)
     expect_log_without_secrets(&d);
     cr_assert_eq(h_daemon_stop(&d), 0);
     h_redis_cleanup(&redis);
+    remove_tree(dir);
 }
 
 /* Runs nearcached with a config file of `lines`; returns its exit code and
@@ -221,6 +237,7 @@ Test(secret, password_file_others_may_read_stops_start_up_naming_file_line_and_s
     cr_assert(strstr(err, want) != NULL, "stderr: %s", err);
     cr_assert(strstr(err, PASSWORD) == NULL, "stderr shows the password: %s", err);
     free(err);
+    remove_tree(dir);
 }
 
 Test(secret, password_in_the_url_and_in_a_file_is_refused)
@@ -240,4 +257,5 @@ Test(secret, password_in_the_url_and_in_a_file_is_refused)
               "stderr: %s", err);
     cr_assert(strstr(err, PASSWORD) == NULL && strstr(err, "other") == NULL, "stderr: %s", err);
     free(err);
+    remove_tree(dir);
 }
