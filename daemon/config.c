@@ -1,9 +1,11 @@
 /* nearcached configuration; see config.h. One table, `settings`, names every
  * setting once (kind, field, default, help, bounds); the defaults, config_set,
- * the file parser, the flags and --help all walk it. In a config file, '#'
+ * the file parser, the flags and --help all walk it. The Redis URL is parsed
+ * in config_redis.c. In a config file, '#'
  * starts a comment only as the first non-blank character of a line, so values
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
+#include "config_util.h"
 #include "secret.h"
 #include "units.h"
 
@@ -23,8 +25,6 @@
 #define MiB           (1024ULL * KiB)
 #define MAX_REDIS_STR (512 * MiB) /* Redis's largest string value */
 #define MAX_PREFIX    100
-#define MAX_SUN_PATH  107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-#define MSG_LEN       512
 
 enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL, KIND_MODE };
 
@@ -134,11 +134,7 @@ static const struct setting settings[] = {
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes a message into err (when there is room) and returns -1. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int config_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -214,8 +210,7 @@ static const char *fmt_duration(int64_t ms, char *buf, size_t len)
     return buf;
 }
 
-/* Parses a whole decimal number of at most max, digits only. Returns 0 or -1. */
-static int parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+int config_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
     if (len == 0)
@@ -239,15 +234,15 @@ static int check_range(const struct setting *s, const char *what, const char *te
     if (v >= s->min && v <= s->max)
         return 0;
     if (v < s->min && s->min == 1)
-        return fail(err, errlen, "%s \"%s\" must be greater than 0", what, text);
+        return config_fail(err, errlen, "%s \"%s\" must be greater than 0", what, text);
     if (s->kind == KIND_COUNT)
-        return fail(err, errlen, "%s \"%s\" is out of range (%llu..%llu)", what, text,
-                    (unsigned long long)s->min, (unsigned long long)s->max);
+        return config_fail(err, errlen, "%s \"%s\" is out of range (%llu..%llu)", what, text,
+                           (unsigned long long)s->min, (unsigned long long)s->max);
     if (v < s->min)
-        return fail(err, errlen, "%s \"%s\" is below the minimum %s", what, text,
-                    fmt_size(s->min, lim, sizeof lim));
-    return fail(err, errlen, "%s \"%s\" is above the maximum %s", what, text,
-                fmt_size(s->max, lim, sizeof lim));
+        return config_fail(err, errlen, "%s \"%s\" is below the minimum %s", what, text,
+                           fmt_size(s->min, lim, sizeof lim));
+    return config_fail(err, errlen, "%s \"%s\" is above the maximum %s", what, text,
+                       fmt_size(s->max, lim, sizeof lim));
 }
 
 /* Parses `text` as the setting's kind into a uint64_t, int64_t or enum and
@@ -260,25 +255,28 @@ static int set_number(const struct setting *s, void *field, const char *text, ch
     switch (s->kind) {
     case KIND_SIZE:
         if (units_parse_size(text, &u) != 0)
-            return fail(err, errlen,
-                        "invalid size \"%s\" (expected a number with B, KB, MB, GB or TB)", text);
+            return config_fail(err, errlen,
+                               "invalid size \"%s\" (expected a number with B, KB, MB, GB or TB)",
+                               text);
         break;
     case KIND_DURATION:
         if (units_parse_duration_ms(text, &ms) != 0)
-            return fail(err, errlen,
-                        "invalid duration \"%s\" (expected a number with ms, s, m, h or d)", text);
+            return config_fail(err, errlen,
+                               "invalid duration \"%s\" (expected a number with ms, s, m, h or d)",
+                               text);
         u = (uint64_t)ms;
         break;
     case KIND_COUNT: {
         size_t start = strspn(text, " \t"), len = strlen(text + start);
         while (len > 0 && isspace((unsigned char)text[start + len - 1]))
             len--;
-        if (parse_uint(text + start, len, UINT64_MAX, &u) != 0)
-            return fail(err, errlen, "invalid number \"%s\" (expected a whole number)", text);
+        if (config_parse_uint(text + start, len, UINT64_MAX, &u) != 0)
+            return config_fail(err, errlen, "invalid number \"%s\" (expected a whole number)",
+                               text);
         break;
     }
     default:
-        return fail(err, errlen, "internal error: not a number setting");
+        return config_fail(err, errlen, "internal error: not a number setting");
     }
     const char *what = s->kind == KIND_SIZE    ? "size"
                        : s->kind == KIND_COUNT ? "number"
@@ -301,8 +299,8 @@ static int set_log_level(void *field, const char *text, char *err, size_t errlen
             return 0;
         }
     }
-    return fail(err, errlen, "invalid log level \"%s\" (expected error, warn, info or debug)",
-                text);
+    return config_fail(err, errlen,
+                       "invalid log level \"%s\" (expected error, warn, info or debug)", text);
 }
 
 /* Parses an octal permission mode ("0660") that lets the owner read and
@@ -313,13 +311,14 @@ static int set_mode(void *field, const char *text, char *err, size_t errlen)
     unsigned v = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] < '0' || text[i] > '7' || len > 4)
-            return fail(err, errlen, "invalid mode \"%s\" (expected octal, like 0660)", text);
+            return config_fail(err, errlen, "invalid mode \"%s\" (expected octal, like 0660)",
+                               text);
         v = v * 8 + (unsigned)(text[i] - '0');
     }
     if (len == 0 || v > 0777)
-        return fail(err, errlen, "invalid mode \"%s\" (expected octal up to 0777)", text);
+        return config_fail(err, errlen, "invalid mode \"%s\" (expected octal up to 0777)", text);
     if ((v & 0600) != 0600)
-        return fail(err, errlen, "mode %s must let the owner read and write (0600)", text);
+        return config_fail(err, errlen, "mode %s must let the owner read and write (0600)", text);
     memcpy(field, &v, sizeof v);
     return 0;
 }
@@ -329,8 +328,8 @@ static int set_string(const struct setting *s, char *field, const char *text, ch
 {
     size_t len = strlen(text);
     if (len >= s->size)
-        return fail(err, errlen, "value is too long (%zu bytes; the limit is %zu)", len,
-                    s->size - 1);
+        return config_fail(err, errlen, "value is too long (%zu bytes; the limit is %zu)", len,
+                           s->size - 1);
     if (s->check != NULL && s->check(text, err, errlen) != 0)
         return -1;
     memcpy(field, text, len + 1);
@@ -341,9 +340,9 @@ int config_set(config *c, const char *name, const char *value, char *err, size_t
 {
     const struct setting *s = find_setting(name);
     if (s == NULL)
-        return fail(err, errlen, "unknown setting \"%s\"", name != NULL ? name : "(null)");
+        return config_fail(err, errlen, "unknown setting \"%s\"", name != NULL ? name : "(null)");
     if (value == NULL)
-        return fail(err, errlen, "missing value");
+        return config_fail(err, errlen, "missing value");
     char *field = (char *)c + s->offset;
     switch (s->kind) {
     case KIND_STRING:
@@ -359,7 +358,7 @@ int config_set(config *c, const char *name, const char *value, char *err, size_t
 
 void config_defaults(config *c)
 {
-    char err[MSG_LEN];
+    char err[CONFIG_MSG_LEN];
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (config_set(c, settings[i].name, settings[i].def, err, sizeof err) != 0) {
@@ -400,22 +399,23 @@ static int check_listen(const char *value, char *err, size_t errlen)
         if (strncmp(value, schemes[i], n) != 0)
             continue;
         if (value[n] == '\0')
-            return fail(err, errlen, "listen URL \"%s\" has nothing after %s", value, schemes[i]);
-        if (i == 0 && strlen(value + n) > MAX_SUN_PATH)
-            return fail(err, errlen, "IPC path \"%s\" is longer than %d bytes", value + n,
-                        MAX_SUN_PATH);
+            return config_fail(err, errlen, "listen URL \"%s\" has nothing after %s", value,
+                               schemes[i]);
+        if (i == 0 && strlen(value + n) > CONFIG_MAX_SUN_PATH)
+            return config_fail(err, errlen, "IPC path \"%s\" is longer than %d bytes", value + n,
+                               CONFIG_MAX_SUN_PATH);
         return 0;
     }
-    return fail(err, errlen,
-                "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)",
-                value);
+    return config_fail(
+        err, errlen,
+        "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)", value);
 }
 
 static int check_log_format(const char *value, char *err, size_t errlen)
 {
     if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0)
         return 0;
-    return fail(err, errlen, "invalid log format \"%s\" (expected text or json)", value);
+    return config_fail(err, errlen, "invalid log format \"%s\" (expected text or json)", value);
 }
 
 int config_log_json(const config *c)
@@ -426,7 +426,7 @@ int config_log_json(const config *c)
 static int check_group_name(const char *value, char *err, size_t errlen)
 {
     if (*value == '\0')
-        return fail(err, errlen, "empty group name");
+        return config_fail(err, errlen, "empty group name");
     return 0;
 }
 
@@ -445,10 +445,10 @@ static int given_socket_group(config *c, char *err, size_t errlen)
     gid_t gid;
     if (config_socket_gid(c, &gid))
         return 0;
-    return fail(err, errlen,
-                "no group \"%s\" on this system (create it, or leave socket_group "
-                "out to keep the daemon's own group)",
-                c->socket_group);
+    return config_fail(err, errlen,
+                       "no group \"%s\" on this system (create it, or leave socket_group "
+                       "out to keep the daemon's own group)",
+                       c->socket_group);
 }
 
 static int given_password_file(config *c, char *err, size_t errlen)
@@ -466,209 +466,13 @@ static int check_redis(const char *value, char *err, size_t errlen)
 static int check_prefix(const char *value, char *err, size_t errlen)
 {
     if (*value == '\0')
-        return fail(err, errlen, "empty prefix");
+        return config_fail(err, errlen, "empty prefix");
     if (strlen(value) > MAX_PREFIX)
-        return fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
+        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
     for (const char *p = value; *p != '\0'; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-            return fail(err, errlen, "prefix \"%s\" contains a space or control character", value);
-    return 0;
-}
-
-/* ---- redis URLs --------------------------------------------------------- */
-
-#define REDIS_FORMS "redis://[:password@]host[:port][/db] or unix:///path[?db=N]"
-
-/* Copies url into buf with any password replaced by "***", for messages. */
-static const char *redact(const char *url, char *buf, size_t len)
-{
-    const char *at = strrchr(url, '@'), *scheme_end = strstr(url, "://");
-    if (at == NULL || scheme_end == NULL || scheme_end > at)
-        snprintf(buf, len, "%s", url);
-    else
-        snprintf(buf, len, "%.*s***%s", (int)(scheme_end + 3 - url), url, at);
-    return buf;
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Decodes the password (len bytes, %XX escapes allowed) into u->password. */
-static int decode_password(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
-{
-    size_t n = 0;
-    if (len == 0)
-        return fail(err, errlen, "empty password before '@' in the Redis URL");
-    for (size_t i = 0; i < len; i++) {
-        int ch = (unsigned char)s[i];
-        if (ch == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
-            if (lo < 0)
-                return fail(err, errlen,
-                            "invalid %%-escape in the Redis password "
-                            "(write %%25 for a literal '%%')");
-            ch = hi * 16 + lo;
-            i += 2;
-        }
-        if (ch == '\0')
-            return fail(err, errlen, "the Redis password contains a NUL byte");
-        if (n + 1 >= sizeof u->password)
-            return fail(err, errlen, "the Redis password is longer than %zu bytes",
-                        sizeof u->password - 1);
-        u->password[n++] = (char)ch;
-    }
-    u->password[n] = '\0';
-    return 0;
-}
-
-/* userinfo is ":password", "password" or "default:password" (Redis's
- * default user, the same as a bare AUTH password). */
-static int parse_userinfo(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
-{
-    const char *colon = memchr(s, ':', len);
-    if (colon == NULL)
-        return decode_password(s, len, u, err, errlen);
-    size_t ulen = (size_t)(colon - s);
-    if (ulen != 0 && !(ulen == 7 && strncmp(s, "default", 7) == 0))
-        return fail(err, errlen,
-                    "ACL user names are not supported by hiredis 0.14; "
-                    "use redis://:password@host");
-    return decode_password(colon + 1, len - ulen - 1, u, err, errlen);
-}
-
-/* Reads "host", "[v6addr]" at *p into u->host and advances *p past it. */
-static int parse_host(const char **p, config_redis_url *u, char *err, size_t errlen)
-{
-    const char *s = *p, *allowed = "-._";
-    size_t len;
-    if (*s == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL)
-            return fail(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
-        s++;
-        len = (size_t)(end - s);
-        allowed = ":.";
-        *p = end + 1;
-    } else {
-        len = strcspn(s, ":/");
-        *p = s + len;
-        if (**p == ':' && strchr(*p + 1, ':') != NULL)
-            return fail(err, errlen,
-                        "an IPv6 address in a Redis URL needs brackets: "
-                        "redis://[::1]:6379");
-    }
-    if (len == 0)
-        return fail(err, errlen, "missing host in the Redis URL");
-    if (len >= sizeof u->host)
-        return fail(err, errlen, "the Redis host is longer than %zu bytes", sizeof u->host - 1);
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && strchr(allowed, s[i]) == NULL)
-            return fail(err, errlen, "invalid Redis host \"%.*s\"", (int)len, s);
-    memcpy(u->host, s, len);
-    u->host[len] = '\0';
-    return 0;
-}
-
-static int parse_db(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
-{
-    uint64_t db;
-    if (parse_uint(s, len, 15, &db) != 0)
-        return fail(err, errlen, "invalid Redis db \"%.*s\" (expected 0..15)", (int)len, s);
-    u->db = (int)db;
-    return 0;
-}
-
-/* rest is what follows "redis://". */
-static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
-{
-    const char *at = strrchr(rest, '@');
-    if (at != NULL) {
-        if (parse_userinfo(rest, (size_t)(at - rest), u, err, errlen) != 0)
-            return -1;
-        rest = at + 1;
-    }
-    if (parse_host(&rest, u, err, errlen) != 0)
-        return -1;
-    if (*rest == ':') {
-        size_t len = strcspn(++rest, "/");
-        uint64_t port;
-        if (parse_uint(rest, len, 65535, &port) != 0 || port == 0)
-            return fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)", (int)len,
-                        rest);
-        u->port = (int)port;
-        rest += len;
-    }
-    if (*rest == '/' && rest[1] != '\0')
-        return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
-    if (*rest != '\0' && strcmp(rest, "/") != 0)
-        return fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
-    return 0;
-}
-
-/* rest is what follows "unix://": an absolute path, then optionally ?db=N. */
-static int parse_unix_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
-{
-    size_t len = strcspn(rest, "?");
-    if (rest[0] != '/' || len < 2)
-        return fail(err, errlen, "a Redis unix socket needs an absolute path: unix:///path");
-    if (len > MAX_SUN_PATH)
-        return fail(err, errlen, "the Redis socket path is longer than %d bytes", MAX_SUN_PATH);
-    memcpy(u->host, rest, len);
-    u->host[len] = '\0';
-    u->is_unix = 1;
-    u->port = 0;
-    if (rest[len] == '\0')
-        return 0;
-    const char *query = rest + len + 1;
-    if (strncmp(query, "db=", 3) != 0)
-        return fail(err, errlen, "unsupported option \"%s\" in the Redis URL (only db=N)", query);
-    return parse_db(query + 3, strlen(query + 3), u, err, errlen);
-}
-
-int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen)
-{
-    config_redis_url u;
-    char shown[MSG_LEN];
-    int rc;
-    memset(&u, 0, sizeof u);
-    u.port = 6379;
-    if (url == NULL)
-        return fail(err, errlen, "missing Redis URL");
-    if (strncasecmp(url, "redis://", 8) == 0)
-        rc = parse_tcp_url(url + 8, &u, err, errlen);
-    else if (strncasecmp(url, "unix://", 7) == 0)
-        rc = parse_unix_url(url + 7, &u, err, errlen);
-    else if (strncasecmp(url, "rediss://", 9) == 0)
-        rc = fail(err, errlen,
-                  "TLS (rediss://) is not supported by hiredis 0.14; "
-                  "connect through a local TLS tunnel (stunnel) with redis://");
-    else
-        rc = fail(err, errlen, "invalid Redis URL \"%s\" (expected " REDIS_FORMS ")",
-                  redact(url, shown, sizeof shown));
-    if (rc == 0)
-        *out = u;
-    return rc;
-}
-
-int config_redis(const config *c, config_redis_url *out, char *err, size_t errlen)
-{
-    config_redis_url u;
-    if (config_parse_redis_url(c->redis, &u, err, errlen) != 0)
-        return -1;
-    if (c->redis_password[0] != '\0' && u.password[0] != '\0')
-        return fail(err, errlen,
-                    "both the redis URL and redis_password_file give a password; keep one");
-    if (c->redis_password[0] != '\0')
-        memcpy(u.password, c->redis_password, sizeof u.password);
-    *out = u;
+            return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",
+                               value);
     return 0;
 }
 
@@ -683,23 +487,23 @@ int config_check(const config *c, char *err, size_t errlen)
 {
     char a[32], b[32];
     if (c->default_ttl_ms > c->max_ttl_ms)
-        return fail(err, errlen, "default_ttl (%s) is longer than max_ttl (%s)",
-                    fmt_duration(c->default_ttl_ms, a, sizeof a),
-                    fmt_duration(c->max_ttl_ms, b, sizeof b));
+        return config_fail(err, errlen, "default_ttl (%s) is longer than max_ttl (%s)",
+                           fmt_duration(c->default_ttl_ms, a, sizeof a),
+                           fmt_duration(c->max_ttl_ms, b, sizeof b));
     /* l1_max_ttl may exceed max_ttl: an L1 entry lives at most until its
      * Redis TTL runs out, so the smaller of the two applies. */
     if (c->contexts <= c->redis_connections || c->contexts - c->redis_connections <= 16)
-        return fail(err, errlen,
-                    "contexts (%llu) must be greater than redis_connections + 16 (%llu + 16)",
-                    (unsigned long long)c->contexts, (unsigned long long)c->redis_connections);
+        return config_fail(
+            err, errlen, "contexts (%llu) must be greater than redis_connections + 16 (%llu + 16)",
+            (unsigned long long)c->contexts, (unsigned long long)c->redis_connections);
     if (c->coherence_window_ms < 2 * c->heartbeat_interval_ms)
-        return fail(err, errlen,
-                    "coherence_window (%s) must be at least twice heartbeat_interval (%s)",
-                    fmt_duration(c->coherence_window_ms, a, sizeof a),
-                    fmt_duration(c->heartbeat_interval_ms, b, sizeof b));
+        return config_fail(err, errlen,
+                           "coherence_window (%s) must be at least twice heartbeat_interval (%s)",
+                           fmt_duration(c->coherence_window_ms, a, sizeof a),
+                           fmt_duration(c->heartbeat_interval_ms, b, sizeof b));
     if (c->max_value_size > MAX_REDIS_STR)
-        return fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
-                    fmt_size(c->max_value_size, a, sizeof a));
+        return config_fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
+                           fmt_size(c->max_value_size, a, sizeof a));
     return 0;
 }
 
@@ -724,42 +528,43 @@ static int unknown_setting(const char *where, const char *name, char *err, size_
         for (size_t i = 0; i <= n; i++)
             alt[i] = name[i] == '-' ? '_' : name[i];
         if (strchr(name, '-') != NULL && find_setting(alt) != NULL)
-            return fail(err, errlen, "%s: unknown setting \"%s\" (did you mean %s?)", where, name,
-                        alt);
+            return config_fail(err, errlen, "%s: unknown setting \"%s\" (did you mean %s?)", where,
+                               name, alt);
     }
-    return fail(err, errlen, "%s: unknown setting \"%s\"", where, name);
+    return config_fail(err, errlen, "%s: unknown setting \"%s\"", where, name);
 }
 
 /* Applies one line of a config file (`line` is modified). */
 static int parse_line(config *c, const char *where, char *line, char *err, size_t errlen)
 {
-    char *p = trim(line), msg[MSG_LEN];
+    char *p = trim(line), msg[CONFIG_MSG_LEN];
     if (*p == '\0' || *p == '#')
         return 0;
     char *eq = strchr(p, '=');
     if (eq == NULL)
-        return fail(err, errlen, "%s: %.*s: missing '=' (expected NAME = VALUE)", where,
-                    (int)strcspn(p, " \t"), p);
+        return config_fail(err, errlen, "%s: %.*s: missing '=' (expected NAME = VALUE)", where,
+                           (int)strcspn(p, " \t"), p);
     *eq = '\0';
     char *name = trim(p), *value = trim(eq + 1);
     size_t vlen = strlen(value);
     if (*name == '\0')
-        return fail(err, errlen, "%s: missing setting name before '='", where);
+        return config_fail(err, errlen, "%s: missing setting name before '='", where);
     if (find_setting(name) == NULL)
         return unknown_setting(where, name, err, errlen);
     if (vlen == 0)
-        return fail(err, errlen, "%s: %s: empty value", where, name);
+        return config_fail(err, errlen, "%s: %s: empty value", where, name);
     if (value[0] == '"') {
         if (vlen < 2 || value[vlen - 1] != '"')
-            return fail(err, errlen, "%s: %s: missing closing '\"'", where, name);
+            return config_fail(err, errlen, "%s: %s: missing closing '\"'", where, name);
         value[vlen - 1] = '\0';
         value++;
     }
     if (config_set(c, name, value, msg, sizeof msg) != 0)
-        return fail(err, errlen, "%s: %s: %s%s", where, name, msg,
-                    strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)" : "");
+        return config_fail(err, errlen, "%s: %s: %s%s", where, name, msg,
+                           strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)"
+                                                      : "");
     if (set_given(c, find_setting(name), msg, sizeof msg) != 0)
-        return fail(err, errlen, "%s: %s: %s", where, name, msg);
+        return config_fail(err, errlen, "%s: %s: %s", where, name, msg);
     return 0;
 }
 
@@ -767,21 +572,21 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return config_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     config tmp = *c; /* applied only if the whole file is good */
-    char *line = NULL, where[MSG_LEN];
+    char *line = NULL, where[CONFIG_MSG_LEN];
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
     for (unsigned lineno = 1; rc == 0 && (n = getline(&line, &cap, f)) >= 0; lineno++) {
         snprintf(where, sizeof where, "%s:%u", path, lineno);
         if (memchr(line, '\0', (size_t)n) != NULL)
-            rc = fail(err, errlen, "%s: NUL byte in line (not a text file?)", where);
+            rc = config_fail(err, errlen, "%s: NUL byte in line (not a text file?)", where);
         else
             rc = parse_line(&tmp, where, line, err, errlen);
     }
     if (rc == 0 && ferror(f))
-        rc = fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rc = config_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     free(line);
     fclose(f);
     if (rc == 0)
@@ -810,7 +615,7 @@ static int next_opt(int argc, char **argv, int *i, struct opt *o, char *err, siz
     o->flag = arg;
     o->flag_len = (int)len;
     if (arg[0] != '-' || strcmp(arg, "--") == 0)
-        return fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+        return config_fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
     if ((len == 2 && strncmp(arg, "-h", 2) == 0) || (len == 6 && strncmp(arg, "--help", 6) == 0))
         o->kind = OPT_HELP;
     else if (len == 9 && strncmp(arg, "--version", 9) == 0)
@@ -820,15 +625,15 @@ static int next_opt(int argc, char **argv, int *i, struct opt *o, char *err, siz
     else if (arg[1] == '-' && (o->s = find_flag(arg + 2, len - 2)) != NULL)
         o->kind = OPT_SETTING;
     else
-        return fail(err, errlen, "unknown option %.*s (see --help)", (int)len, arg);
+        return config_fail(err, errlen, "unknown option %.*s (see --help)", (int)len, arg);
     if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
-        return eq == NULL ? 0 : fail(err, errlen, "%.*s takes no value", (int)len, arg);
+        return eq == NULL ? 0 : config_fail(err, errlen, "%.*s takes no value", (int)len, arg);
     if (eq != NULL) {
         o->value = eq + 1;
         return 0;
     }
     if (*i >= argc || strncmp(argv[*i], "--", 2) == 0)
-        return fail(err, errlen, "%s: missing value", arg);
+        return config_fail(err, errlen, "%s: missing value", arg);
     o->value = argv[(*i)++];
     return 0;
 }
@@ -850,9 +655,9 @@ static int scan_args(int argc, char **argv, FILE *out, const char **config_path,
             return 1;
         }
         if (o.kind == OPT_CONFIG && *config_path != NULL)
-            return fail(err, errlen, "--config given more than once");
+            return config_fail(err, errlen, "--config given more than once");
         if (o.kind == OPT_CONFIG && *o.value == '\0')
-            return fail(err, errlen, "--config: empty file name");
+            return config_fail(err, errlen, "--config: empty file name");
         if (o.kind == OPT_CONFIG)
             *config_path = o.value;
     }
@@ -862,7 +667,7 @@ static int scan_args(int argc, char **argv, FILE *out, const char **config_path,
 int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     const char *config_path = NULL;
-    char msg[MSG_LEN];
+    char msg[CONFIG_MSG_LEN];
     struct opt o;
     int rc = scan_args(argc, argv, out, &config_path, err, errlen);
     if (rc != 0)
@@ -877,7 +682,7 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, si
             continue;
         if (config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0 ||
             set_given(&tmp, o.s, msg, sizeof msg) != 0)
-            return fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
+            return config_fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
     }
     if (config_check(&tmp, err, errlen) != 0)
         return -1;
