@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian package (cpack -G DEB, prefix /usr), checks it with
+# Builds the Debian package (scripts/build-deb.sh), checks it with
 # lintian (only the two warnings explained in docs/operations.md may
 # remain), installs it with dpkg -i, runs the installed programs, checks the
 # installed unit with systemd-analyze (verify must be clean, security
@@ -13,12 +13,7 @@ sudo=""
 say() { echo "check-deb: $*"; }
 fail() { echo "check-deb: FAILED: $*" >&2; exit 1; }
 
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
-  -DNC_BUILD_TESTS=OFF -DNC_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" -- --no-print-directory >/dev/null
-rm -f "$build"/nearcache_*.deb
-(cd "$build" && cpack -G DEB >/dev/null)
-deb=$(ls "$build"/nearcache_*.deb)
+deb=$(bash "$src/scripts/build-deb.sh" "$src" "$build")
 say "built $(basename "$deb")"
 
 # One package holds library and daemon (on purpose: see docs/operations.md),
