@@ -42,6 +42,34 @@ getent group nearcache >/dev/null || fail "postinst made no group nearcache"
 dpkg-query -W -f='${Conffiles}' nearcache | grep -q /etc/nearcache/nearcached.conf ||
   fail "nearcached.conf is not a conffile"
 
+# The installed daemon as the unit runs it: user and group nearcache, umask
+# 0077, the Redis password as a credential (the unit's fallback, one empty
+# line), $NOTIFY_SOCKET unset. Only the socket moves to a scratch directory.
+run_as_unit() {
+  local tmp pid code=0
+  tmp=$(mktemp -d /tmp/nc-check-deb-XXXXXX) && chmod 0755 "$tmp"
+  mkdir -m 0700 "$tmp/creds" && printf '\n' > "$tmp/creds/redis_password"
+  chmod 0400 "$tmp/creds/redis_password" && mkdir -m 0750 "$tmp/run"
+  chown -R nearcache:nearcache "$tmp/creds" "$tmp/run"
+  (umask 0077 && CREDENTIALS_DIRECTORY=$tmp/creds exec setpriv --reuid nearcache \
+     --regid nearcache --clear-groups /usr/sbin/nearcached \
+     --config /etc/nearcache/nearcached.conf --redis-password-file redis_password \
+     --listen "ipc://$tmp/run/nearcached.sock" --redis redis://127.0.0.1:1) 2>"$tmp/log" &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$tmp/run/nearcached.sock" ] && break; sleep 0.05; done
+  /usr/bin/nearcache-cli -s "ipc://$tmp/run/nearcached.sock" ping >/dev/null || code=1
+  [ "$(stat -c '%a %G' "$tmp/run/nearcached.sock")" = "660 nearcache" ] || code=2
+  kill -TERM "$pid" && wait "$pid" || code=3
+  [ $code -eq 0 ] || { cat "$tmp/log" >&2; rm -rf "$tmp"; fail "the installed daemon, run as the unit runs it (step $code)"; }
+  rm -rf "$tmp"
+  say "the installed daemon ran as nearcache with the unit's arguments, socket 660 nearcache, answered ping, exited 0"
+}
+if [ "$(id -u)" -eq 0 ]; then
+  run_as_unit
+else
+  say "SKIPPED running the installed daemon as nearcache: that needs root, not sudo"
+fi
+
 unit=/lib/systemd/system/nearcached.service
 if command -v systemd-analyze >/dev/null; then
   out=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify: $out"
