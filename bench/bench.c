@@ -122,10 +122,13 @@ void bench_report_end(const bench_opts *o)
         printf("]}\n");
 }
 
-static int usage(void)
+/* Prints the usage to `out` and returns `code`: stdout and 0 for --help,
+ * stderr and 2 for a usage error. */
+static int usage(FILE *out, int code)
 {
-    fprintf(stderr,
-            "usage: nearcache-bench inval --a URL --b URL [--rounds N] [--json]\n"
+    fprintf(out,
+            "usage: nearcache-bench -h | --help | --version\n"
+            "       nearcache-bench inval --a URL --b URL [--rounds N] [--json]\n"
             "       nearcache-bench suite [LOAD OPTIONS]\n"
             "       nearcache-bench run PATH[@THREADS]... [LOAD OPTIONS]\n"
             "       nearcache-bench memory --url URL --pid PID [--value-size N] [--threads N]\n"
@@ -152,7 +155,7 @@ static int usage(void)
             "  --duration S (2) or --ops N;  --warmup S (0.5);  --slices N (3)\n"
             "  --prefix TEXT (nc:v1)  --md FILE  --plot FILE  --json\n"
             "memory: --fill-factor F (1.3)  --l1-max-memory BYTES (from the daemon)\n");
-    return 2;
+    return code;
 }
 
 /* Takes one option at argv[*i]. Returns 0, or -1 when it is unknown or
@@ -256,8 +259,14 @@ int main(int argc, char **argv)
                     .link_rtt_us = 250,
                     .load_ms = 5};
     if (argc < 2)
-        return usage();
+        return usage(stderr, 2);
     const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
+        return usage(stdout, 0);
+    if (strcmp(cmd, "--version") == 0) {
+        printf("nearcache-bench %s\n", NC_VERSION);
+        return 0;
+    }
     const char **specs = calloc((size_t)argc, sizeof *specs);
     size_t nspecs = 0;
     for (int i = 2; i < argc; i++) {
@@ -266,7 +275,7 @@ int main(int argc, char **argv)
         else if (take_opt(&o, argc, argv, &i) != 0) {
             fprintf(stderr, "nearcache-bench: bad option or value: %s\n", argv[i]);
             free(specs);
-            return usage();
+            return usage(stderr, 2);
         }
     }
     int rv;
@@ -283,7 +292,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "echo-server") == 0 && o.echo_url != NULL)
         rv = bench_echo_main(o.echo_url);
     else
-        rv = usage();
+        rv = usage(stderr, 2);
     free(specs);
     return rv;
 }

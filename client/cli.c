@@ -28,6 +28,7 @@ static const char usage_text[] =
     "                     ipc:///run/nearcache/nearcached.sock)\n"
     "  -t, --timeout DUR  per-request timeout (default 1s)\n"
     "  -h, --help         this text\n"
+    "  --version          print the version and exit\n"
     "\n"
     "exit: 0 ok, 1 not found, 2 usage error, 3 daemon unreachable or error\n";
 
@@ -277,6 +278,10 @@ int main(int argc, char **argv)
         const char *opt = argv[i];
         if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
             return usage(NULL);
+        if (strcmp(opt, "--version") == 0) {
+            printf("nearcache-cli %s\n", NC_VERSION);
+            return 0;
+        }
         if (i + 1 >= argc)
             return usage("option needs a value");
         if (strcmp(opt, "-s") == 0 || strcmp(opt, "--socket") == 0)

@@ -90,7 +90,8 @@ static uint64_t new_epoch(void)
     return e;
 }
 
-int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, char *err, size_t errlen)
+int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, gid_t gid, char *err,
+              size_t errlen)
 {
     if (slots < RING_SLOTS_MIN || slots > RING_SLOTS_MAX || (slots & (slots - 1)) != 0) {
         snprintf(err, errlen, "near ring %s: %llu slots: not a power of two in [%u, %u]", path,
@@ -110,6 +111,8 @@ int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, char *e
     if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
         fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)len) != 0 || fstat(fd, &st) != 0)
         goto fail_errno;
+    if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) != 0)
+        gid = (gid_t)-1; /* not the caller's to give: the ring keeps the caller's group */
     r->h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (r->h == MAP_FAILED) {
         r->h = NULL;

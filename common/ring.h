@@ -52,11 +52,13 @@ typedef struct ring ring;
 
 /* Creates the ring file at `path` (replacing any old one atomically: it is
  * written under a temporary name, then renamed) with `slots` slots (a power
- * of two in [RING_SLOTS_MIN, RING_SLOTS_MAX]) and permissions `mode`, with
- * a new random epoch, serving_until 0. Returns 0 and hands the ring to *out
+ * of two in [RING_SLOTS_MIN, RING_SLOTS_MAX]), permissions `mode` and group
+ * `gid` if the caller may give it ((gid_t)-1: its own), with a new random
+ * epoch, serving_until 0. Returns 0 and hands the ring to *out
  * (the caller owns it; ring_close()), or an errno value with a message
  * naming the file in err. */
-int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, char *err, size_t errlen);
+int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, gid_t gid, char *err,
+              size_t errlen);
 
 /* Poisons the ring (epoch and serving_until 0, so readers stop serving and
  * look for a new file), unlinks it and frees the writer. Accepts NULL. */

@@ -1,13 +1,17 @@
 /* nearcached configuration; see config.h. One table, `settings`, names every
  * setting once (kind, field, default, help, bounds); the defaults, config_set,
- * the file parser, the flags and --help all walk it. In a config file, '#'
+ * the file parser, the flags and --help all walk it. The Redis URL is parsed
+ * in config_redis.c. In a config file, '#'
  * starts a comment only as the first non-blank character of a line, so values
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
+#include "config_util.h"
+#include "secret.h"
 #include "units.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +25,13 @@
 #define MiB           (1024ULL * KiB)
 #define MAX_REDIS_STR (512 * MiB) /* Redis's largest string value */
 #define MAX_PREFIX    100
-#define MAX_SUN_PATH  107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-#define MSG_LEN       512
 
-enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL };
+enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL, KIND_MODE };
 
 typedef int (*string_check_fn)(const char *value, char *err, size_t errlen);
+/* Runs only for a setting given in the file or as a flag (not for its
+ * default), after it is set: checks that look at the system. */
+typedef int (*given_fn)(config *c, char *err, size_t errlen);
 
 struct setting {
     const char *name;      /* name in the file; the flag is --name with '_' -> '-' */
@@ -38,6 +43,7 @@ struct setting {
     const char *help;      /* one line for --help */
     uint64_t min, max;     /* sizes, counts, durations (ms): accepted range */
     string_check_fn check; /* strings: extra validation, or NULL */
+    given_fn given;        /* or NULL */
 };
 
 /* Offset and size of a field, failing to compile unless it has type `type`. */
@@ -54,6 +60,10 @@ struct setting {
 static int check_listen(const char *value, char *err, size_t errlen);
 static int check_redis(const char *value, char *err, size_t errlen);
 static int check_prefix(const char *value, char *err, size_t errlen);
+static int check_log_format(const char *value, char *err, size_t errlen);
+static int check_group_name(const char *value, char *err, size_t errlen);
+static int given_socket_group(config *c, char *err, size_t errlen);
+static int given_password_file(config *c, char *err, size_t errlen);
 
 /* The settings, in --help order. Kept one setting per line or two: clang-format
  * would give each field its own line. */
@@ -111,6 +121,16 @@ static const struct setting settings[] = {
      .max = 1 << 24, .help = "slots of the ring, a power of two: a burst it holds"},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
      .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
+    {.name = "log_format", STRING(log_format), .def = "text", .metavar = "FORMAT",
+     .help = "text (TIME LEVEL message) or json (one object a line)", .check = check_log_format},
+    {.name = "socket_mode", .kind = KIND_MODE, FIELD(socket_mode, unsigned), .def = "0660",
+     .metavar = "MODE", .help = "permissions of an ipc:// socket file, octal"},
+    {.name = "socket_group", STRING(socket_group), .def = "nearcache", .metavar = "GROUP",
+     .help = "group of an ipc:// socket file: its members may connect",
+     .check = check_group_name, .given = given_socket_group},
+    {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
+     .help = "read the Redis password from this private file",
+     .given = given_password_file},
 };
 // clang-format on
 
@@ -118,11 +138,7 @@ static const struct setting settings[] = {
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes a message into err (when there is room) and returns -1. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int config_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -205,15 +221,15 @@ static int check_range(const struct setting *s, const char *what, const char *te
     if (v >= s->min && v <= s->max)
         return 0;
     if (v < s->min && s->min == 1)
-        return fail(err, errlen, "%s \"%s\" must be greater than 0", what, text);
+        return config_fail(err, errlen, "%s \"%s\" must be greater than 0", what, text);
     if (s->kind == KIND_COUNT)
-        return fail(err, errlen, "%s \"%s\" is out of range (%llu..%llu)", what, text,
-                    (unsigned long long)s->min, (unsigned long long)s->max);
+        return config_fail(err, errlen, "%s \"%s\" is out of range (%llu..%llu)", what, text,
+                           (unsigned long long)s->min, (unsigned long long)s->max);
     if (v < s->min)
-        return fail(err, errlen, "%s \"%s\" is below the minimum %s", what, text,
-                    fmt_size(s->min, lim, sizeof lim));
-    return fail(err, errlen, "%s \"%s\" is above the maximum %s", what, text,
-                fmt_size(s->max, lim, sizeof lim));
+        return config_fail(err, errlen, "%s \"%s\" is below the minimum %s", what, text,
+                           fmt_size(s->min, lim, sizeof lim));
+    return config_fail(err, errlen, "%s \"%s\" is above the maximum %s", what, text,
+                       fmt_size(s->max, lim, sizeof lim));
 }
 
 /* Parses `text` as the setting's kind into a uint64_t, int64_t or enum and
@@ -226,13 +242,15 @@ static int set_number(const struct setting *s, void *field, const char *text, ch
     switch (s->kind) {
     case KIND_SIZE:
         if (units_parse_size(text, &u) != 0)
-            return fail(err, errlen,
-                        "invalid size \"%s\" (expected a number with B, KB, MB, GB or TB)", text);
+            return config_fail(err, errlen,
+                               "invalid size \"%s\" (expected a number with B, KB, MB, GB or TB)",
+                               text);
         break;
     case KIND_DURATION:
         if (units_parse_duration_ms(text, &ms) != 0)
-            return fail(err, errlen,
-                        "invalid duration \"%s\" (expected a number with ms, s, m, h or d)", text);
+            return config_fail(err, errlen,
+                               "invalid duration \"%s\" (expected a number with ms, s, m, h or d)",
+                               text);
         u = (uint64_t)ms;
         break;
     case KIND_COUNT: {
@@ -240,11 +258,12 @@ static int set_number(const struct setting *s, void *field, const char *text, ch
         while (len > 0 && isspace((unsigned char)text[start + len - 1]))
             len--;
         if (units_parse_uint(text + start, len, UINT64_MAX, &u) != 0)
-            return fail(err, errlen, "invalid number \"%s\" (expected a whole number)", text);
+            return config_fail(err, errlen, "invalid number \"%s\" (expected a whole number)",
+                               text);
         break;
     }
     default:
-        return fail(err, errlen, "internal error: not a number setting");
+        return config_fail(err, errlen, "internal error: not a number setting");
     }
     const char *what = s->kind == KIND_SIZE    ? "size"
                        : s->kind == KIND_COUNT ? "number"
@@ -267,8 +286,28 @@ static int set_log_level(void *field, const char *text, char *err, size_t errlen
             return 0;
         }
     }
-    return fail(err, errlen, "invalid log level \"%s\" (expected error, warn, info or debug)",
-                text);
+    return config_fail(err, errlen,
+                       "invalid log level \"%s\" (expected error, warn, info or debug)", text);
+}
+
+/* Parses an octal permission mode ("0660") that lets the owner read and
+ * write (the daemon's own probe connects to its socket). */
+static int set_mode(void *field, const char *text, char *err, size_t errlen)
+{
+    size_t len = strlen(text);
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '7' || len > 4)
+            return config_fail(err, errlen, "invalid mode \"%s\" (expected octal, like 0660)",
+                               text);
+        v = v * 8 + (unsigned)(text[i] - '0');
+    }
+    if (len == 0 || v > 0777)
+        return config_fail(err, errlen, "invalid mode \"%s\" (expected octal up to 0777)", text);
+    if ((v & 0600) != 0600)
+        return config_fail(err, errlen, "mode %s must let the owner read and write (0600)", text);
+    memcpy(field, &v, sizeof v);
+    return 0;
 }
 
 static int set_string(const struct setting *s, char *field, const char *text, char *err,
@@ -276,8 +315,8 @@ static int set_string(const struct setting *s, char *field, const char *text, ch
 {
     size_t len = strlen(text);
     if (len >= s->size)
-        return fail(err, errlen, "value is too long (%zu bytes; the limit is %zu)", len,
-                    s->size - 1);
+        return config_fail(err, errlen, "value is too long (%zu bytes; the limit is %zu)", len,
+                           s->size - 1);
     if (s->check != NULL && s->check(text, err, errlen) != 0)
         return -1;
     memcpy(field, text, len + 1);
@@ -288,15 +327,17 @@ int config_set(config *c, const char *name, const char *value, char *err, size_t
 {
     const struct setting *s = find_setting(name);
     if (s == NULL)
-        return fail(err, errlen, "unknown setting \"%s\"", name != NULL ? name : "(null)");
+        return config_fail(err, errlen, "unknown setting \"%s\"", name != NULL ? name : "(null)");
     if (value == NULL)
-        return fail(err, errlen, "missing value");
+        return config_fail(err, errlen, "missing value");
     char *field = (char *)c + s->offset;
     switch (s->kind) {
     case KIND_STRING:
         return set_string(s, field, value, err, errlen);
     case KIND_LOG_LEVEL:
         return set_log_level(field, value, err, errlen);
+    case KIND_MODE:
+        return set_mode(field, value, err, errlen);
     default:
         return set_number(s, field, value, err, errlen);
     }
@@ -304,7 +345,7 @@ int config_set(config *c, const char *name, const char *value, char *err, size_t
 
 void config_defaults(config *c)
 {
-    char err[MSG_LEN];
+    char err[CONFIG_MSG_LEN];
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < NSETTINGS; i++) {
         if (config_set(c, settings[i].name, settings[i].def, err, sizeof err) != 0) {
@@ -312,6 +353,20 @@ void config_defaults(config *c)
             abort(); /* a bug in the table, caught by the tests */
         }
     }
+    c->given = 0;
+}
+
+int config_given(const config *c, const char *name)
+{
+    const struct setting *s = find_setting(name);
+    return s != NULL && (c->given >> (s - settings) & 1) != 0;
+}
+
+/* Marks s as given and runs its system checks. */
+static int set_given(config *c, const struct setting *s, char *err, size_t errlen)
+{
+    c->given |= 1ULL << (s - settings);
+    return s->given != NULL ? s->given(c, err, errlen) : 0;
 }
 
 const char *config_log_level_name(enum config_log_level level)
@@ -331,15 +386,62 @@ static int check_listen(const char *value, char *err, size_t errlen)
         if (strncmp(value, schemes[i], n) != 0)
             continue;
         if (value[n] == '\0')
-            return fail(err, errlen, "listen URL \"%s\" has nothing after %s", value, schemes[i]);
-        if (i == 0 && strlen(value + n) > MAX_SUN_PATH)
-            return fail(err, errlen, "IPC path \"%s\" is longer than %d bytes", value + n,
-                        MAX_SUN_PATH);
+            return config_fail(err, errlen, "listen URL \"%s\" has nothing after %s", value,
+                               schemes[i]);
+        if (i == 0 && strlen(value + n) > CONFIG_MAX_SUN_PATH)
+            return config_fail(err, errlen, "IPC path \"%s\" is longer than %d bytes", value + n,
+                               CONFIG_MAX_SUN_PATH);
         return 0;
     }
-    return fail(err, errlen,
-                "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)",
-                value);
+    return config_fail(
+        err, errlen,
+        "invalid listen URL \"%s\" (expected ipc://PATH, tcp://HOST:PORT or inproc://NAME)", value);
+}
+
+static int check_log_format(const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0)
+        return 0;
+    return config_fail(err, errlen, "invalid log format \"%s\" (expected text or json)", value);
+}
+
+int config_log_json(const config *c)
+{
+    return strcmp(c->log_format, "json") == 0;
+}
+
+static int check_group_name(const char *value, char *err, size_t errlen)
+{
+    if (*value == '\0')
+        return config_fail(err, errlen, "empty group name");
+    return 0;
+}
+
+int config_socket_gid(const config *c, gid_t *gid)
+{
+    struct group g, *found = NULL;
+    char buf[4096];
+    if (getgrnam_r(c->socket_group, &g, buf, sizeof buf, &found) != 0 || found == NULL)
+        return 0;
+    *gid = found->gr_gid;
+    return 1;
+}
+
+static int given_socket_group(config *c, char *err, size_t errlen)
+{
+    gid_t gid;
+    if (config_socket_gid(c, &gid))
+        return 0;
+    return config_fail(err, errlen,
+                       "no group \"%s\" on this system (create it, or leave socket_group "
+                       "out to keep the daemon's own group)",
+                       c->socket_group);
+}
+
+static int given_password_file(config *c, char *err, size_t errlen)
+{
+    return secret_read(c->redis_password_file, c->redis_password, sizeof c->redis_password, err,
+                       errlen);
 }
 
 static int check_redis(const char *value, char *err, size_t errlen)
@@ -351,12 +453,13 @@ static int check_redis(const char *value, char *err, size_t errlen)
 static int check_prefix(const char *value, char *err, size_t errlen)
 {
     if (*value == '\0')
-        return fail(err, errlen, "empty prefix");
+        return config_fail(err, errlen, "empty prefix");
     if (strlen(value) > MAX_PREFIX)
-        return fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
+        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
     for (const char *p = value; *p != '\0'; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-            return fail(err, errlen, "prefix \"%s\" contains a space or control character", value);
+            return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",
+                               value);
     return 0;
 }
 
@@ -376,28 +479,28 @@ int config_check(const config *c, char *err, size_t errlen)
 {
     char a[32], b[32];
     if (c->default_ttl_ms > c->max_ttl_ms)
-        return fail(err, errlen, "default_ttl (%s) is longer than max_ttl (%s)",
-                    fmt_duration(c->default_ttl_ms, a, sizeof a),
-                    fmt_duration(c->max_ttl_ms, b, sizeof b));
+        return config_fail(err, errlen, "default_ttl (%s) is longer than max_ttl (%s)",
+                           fmt_duration(c->default_ttl_ms, a, sizeof a),
+                           fmt_duration(c->max_ttl_ms, b, sizeof b));
     /* l1_max_ttl may exceed max_ttl: an L1 entry lives at most until its
      * Redis TTL runs out, so the smaller of the two applies. */
     if (c->contexts <= c->redis_connections ||
         c->contexts - c->redis_connections <= CONFIG_RESERVED_CONTEXTS)
-        return fail(err, errlen,
-                    "contexts (%llu) must be greater than redis_connections + %d (%llu + %d)",
-                    (unsigned long long)c->contexts, CONFIG_RESERVED_CONTEXTS,
-                    (unsigned long long)c->redis_connections, CONFIG_RESERVED_CONTEXTS);
+        return config_fail(
+            err, errlen, "contexts (%llu) must be greater than redis_connections + %d (%llu + %d)",
+            (unsigned long long)c->contexts, CONFIG_RESERVED_CONTEXTS,
+            (unsigned long long)c->redis_connections, CONFIG_RESERVED_CONTEXTS);
     if (c->coherence_window_ms < 2 * c->heartbeat_interval_ms)
-        return fail(err, errlen,
-                    "coherence_window (%s) must be at least twice heartbeat_interval (%s)",
-                    fmt_duration(c->coherence_window_ms, a, sizeof a),
-                    fmt_duration(c->heartbeat_interval_ms, b, sizeof b));
+        return config_fail(err, errlen,
+                           "coherence_window (%s) must be at least twice heartbeat_interval (%s)",
+                           fmt_duration(c->coherence_window_ms, a, sizeof a),
+                           fmt_duration(c->heartbeat_interval_ms, b, sizeof b));
     if (c->max_value_size > MAX_REDIS_STR)
-        return fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
-                    fmt_size(c->max_value_size, a, sizeof a));
+        return config_fail(err, errlen, "max_value_size (%s) is above 512MB, Redis's largest value",
+                           fmt_size(c->max_value_size, a, sizeof a));
     if ((c->near_ring_slots & (c->near_ring_slots - 1)) != 0)
-        return fail(err, errlen, "near_ring_slots (%llu) must be a power of two",
-                    (unsigned long long)c->near_ring_slots);
+        return config_fail(err, errlen, "near_ring_slots (%llu) must be a power of two",
+                           (unsigned long long)c->near_ring_slots);
     return 0;
 }
 
@@ -433,40 +536,43 @@ static int unknown_setting(const char *where, const char *name, char *err, size_
         for (size_t i = 0; i <= n; i++)
             alt[i] = name[i] == '-' ? '_' : name[i];
         if (strchr(name, '-') != NULL && find_setting(alt) != NULL)
-            return fail(err, errlen, "%s: unknown setting \"%s\" (did you mean %s?)", where, name,
-                        alt);
+            return config_fail(err, errlen, "%s: unknown setting \"%s\" (did you mean %s?)", where,
+                               name, alt);
     }
-    return fail(err, errlen, "%s: unknown setting \"%s\"", where, name);
+    return config_fail(err, errlen, "%s: unknown setting \"%s\"", where, name);
 }
 
 /* Applies one line of a config file (`line` is modified). */
 static int parse_line(config *c, const char *where, char *line, char *err, size_t errlen)
 {
-    char *p = trim(line), msg[MSG_LEN];
+    char *p = trim(line), msg[CONFIG_MSG_LEN];
     if (*p == '\0' || *p == '#')
         return 0;
     char *eq = strchr(p, '=');
     if (eq == NULL)
-        return fail(err, errlen, "%s: %.*s: missing '=' (expected NAME = VALUE)", where,
-                    (int)strcspn(p, " \t"), p);
+        return config_fail(err, errlen, "%s: %.*s: missing '=' (expected NAME = VALUE)", where,
+                           (int)strcspn(p, " \t"), p);
     *eq = '\0';
     char *name = trim(p), *value = trim(eq + 1);
     size_t vlen = strlen(value);
     if (*name == '\0')
-        return fail(err, errlen, "%s: missing setting name before '='", where);
+        return config_fail(err, errlen, "%s: missing setting name before '='", where);
     if (find_setting(name) == NULL)
         return unknown_setting(where, name, err, errlen);
     if (vlen == 0)
-        return fail(err, errlen, "%s: %s: empty value", where, name);
+        return config_fail(err, errlen, "%s: %s: empty value", where, name);
     if (value[0] == '"') {
         if (vlen < 2 || value[vlen - 1] != '"')
-            return fail(err, errlen, "%s: %s: missing closing '\"'", where, name);
+            return config_fail(err, errlen, "%s: %s: missing closing '\"'", where, name);
         value[vlen - 1] = '\0';
         value++;
     }
     if (config_set(c, name, value, msg, sizeof msg) != 0)
-        return fail(err, errlen, "%s: %s: %s%s", where, name, msg,
-                    strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)" : "");
+        return config_fail(err, errlen, "%s: %s: %s%s", where, name, msg,
+                           strchr(value, '#') != NULL ? " ('#' starts a comment only at line start)"
+                                                      : "");
+    if (set_given(c, find_setting(name), msg, sizeof msg) != 0)
+        return config_fail(err, errlen, "%s: %s: %s", where, name, msg);
     return 0;
 }
 
@@ -474,21 +580,21 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return config_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     config tmp = *c; /* applied only if the whole file is good */
-    char *line = NULL, where[MSG_LEN];
+    char *line = NULL, where[CONFIG_MSG_LEN];
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
     for (unsigned lineno = 1; rc == 0 && (n = getline(&line, &cap, f)) >= 0; lineno++) {
         snprintf(where, sizeof where, "%s:%u", path, lineno);
         if (memchr(line, '\0', (size_t)n) != NULL)
-            rc = fail(err, errlen, "%s: NUL byte in line (not a text file?)", where);
+            rc = config_fail(err, errlen, "%s: NUL byte in line (not a text file?)", where);
         else
             rc = parse_line(&tmp, where, line, err, errlen);
     }
     if (rc == 0 && ferror(f))
-        rc = fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rc = config_fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     free(line);
     fclose(f);
     if (rc == 0)
@@ -517,7 +623,7 @@ static int next_opt(int argc, char **argv, int *i, struct opt *o, char *err, siz
     o->flag = arg;
     o->flag_len = (int)len;
     if (arg[0] != '-' || strcmp(arg, "--") == 0)
-        return fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
+        return config_fail(err, errlen, "unexpected argument \"%s\" (see --help)", arg);
     if ((len == 2 && strncmp(arg, "-h", 2) == 0) || (len == 6 && strncmp(arg, "--help", 6) == 0))
         o->kind = OPT_HELP;
     else if (len == 9 && strncmp(arg, "--version", 9) == 0)
@@ -527,15 +633,15 @@ static int next_opt(int argc, char **argv, int *i, struct opt *o, char *err, siz
     else if (arg[1] == '-' && (o->s = find_flag(arg + 2, len - 2)) != NULL)
         o->kind = OPT_SETTING;
     else
-        return fail(err, errlen, "unknown option %.*s (see --help)", (int)len, arg);
+        return config_fail(err, errlen, "unknown option %.*s (see --help)", (int)len, arg);
     if (o->kind == OPT_HELP || o->kind == OPT_VERSION)
-        return eq == NULL ? 0 : fail(err, errlen, "%.*s takes no value", (int)len, arg);
+        return eq == NULL ? 0 : config_fail(err, errlen, "%.*s takes no value", (int)len, arg);
     if (eq != NULL) {
         o->value = eq + 1;
         return 0;
     }
     if (*i >= argc || strncmp(argv[*i], "--", 2) == 0)
-        return fail(err, errlen, "%s: missing value", arg);
+        return config_fail(err, errlen, "%s: missing value", arg);
     o->value = argv[(*i)++];
     return 0;
 }
@@ -557,9 +663,9 @@ static int scan_args(int argc, char **argv, FILE *out, const char **config_path,
             return 1;
         }
         if (o.kind == OPT_CONFIG && *config_path != NULL)
-            return fail(err, errlen, "--config given more than once");
+            return config_fail(err, errlen, "--config given more than once");
         if (o.kind == OPT_CONFIG && *o.value == '\0')
-            return fail(err, errlen, "--config: empty file name");
+            return config_fail(err, errlen, "--config: empty file name");
         if (o.kind == OPT_CONFIG)
             *config_path = o.value;
     }
@@ -569,7 +675,7 @@ static int scan_args(int argc, char **argv, FILE *out, const char **config_path,
 int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
     const char *config_path = NULL;
-    char msg[MSG_LEN];
+    char msg[CONFIG_MSG_LEN];
     struct opt o;
     int rc = scan_args(argc, argv, out, &config_path, err, errlen);
     if (rc != 0)
@@ -580,8 +686,11 @@ int config_parse_args(config *c, int argc, char **argv, FILE *out, char *err, si
     for (int i = 1; i < argc;) {
         if (next_opt(argc, argv, &i, &o, err, errlen) != 0)
             return -1; /* cannot happen: scan_args read the same argv */
-        if (o.kind == OPT_SETTING && config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0)
-            return fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
+        if (o.kind != OPT_SETTING)
+            continue;
+        if (config_set(&tmp, o.s->name, o.value, msg, sizeof msg) != 0 ||
+            set_given(&tmp, o.s, msg, sizeof msg) != 0)
+            return config_fail(err, errlen, "%.*s: %s", o.flag_len, o.flag, msg);
     }
     if (config_check(&tmp, err, errlen) != 0)
         return -1;
@@ -618,7 +727,8 @@ void config_usage(FILE *out, const char *argv0)
     for (size_t i = 0; i < NSETTINGS; i++) {
         flag_name(&settings[i], flag, sizeof flag);
         snprintf(left, sizeof left, "%s %s", flag, settings[i].metavar);
-        print_entry(out, left, settings[i].help, settings[i].def);
+        print_entry(out, left, settings[i].help,
+                    settings[i].def[0] != '\0' ? settings[i].def : NULL);
     }
     fputs("\nSizes take B, KB, MB, GB or TB (powers of 1024; a bare number is bytes).\n"
           "Durations take ms, s, m, h or d (a bare number is seconds).\n"

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONFIG_LOG_DEBUG };
 
@@ -37,6 +38,12 @@ typedef struct config {
     char near_ring[512];           /* the ring's file; "": beside an ipc socket; "off": none */
     uint64_t near_ring_slots;      /* a power of two */
     enum config_log_level log_level;
+    char log_format[8];            /* "text" or "json" */
+    unsigned socket_mode;          /* permissions of an ipc:// socket file */
+    char socket_group[64];         /* group of an ipc:// socket file */
+    char redis_password_file[512]; /* as given; empty: none */
+    char redis_password[256];      /* read from that file; never logged */
+    uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;
 
 /* Parsed form of the `redis` setting. */
@@ -80,6 +87,23 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
 /* How many calls may wait for Redis at once (the jobq's capacity, shared
  * with the read lane): contexts less the workers and the reserved ones. */
 uint64_t config_redis_capacity(const config *c);
+
+/* The Redis to use: the `redis` URL, with the password read from
+ * redis_password_file when there is one. Returns 0, or -1 with a message
+ * (never the password) in err. */
+int config_redis(const config *c, config_redis_url *out, char *err, size_t errlen);
+
+/* Whether the setting `name` was given in the config file or as a flag. */
+int config_given(const config *c, const char *name);
+
+/* Looks up socket_group: returns 1 and sets *gid, or 0 when no such group
+ * exists (config_parse_args() refuses that when socket_group was given, so
+ * 0 means the default group is missing and the socket keeps the daemon's
+ * own group). */
+int config_socket_gid(const config *c, gid_t *gid);
+
+/* Whether log_format is json. */
+int config_log_json(const config *c);
 
 /* The largest request message the daemon reads: a value, key and namespace
  * of the largest sizes plus 64 KiB of envelope. */

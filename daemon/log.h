@@ -1,13 +1,16 @@
 /* Logging to stderr: one line per event, "TIME LEVEL message", where TIME is
- * UTC with milliseconds. The level threshold is the one piece of process-wide
- * state in the daemon (like nng's and Redis's logger); it is atomic, so any
- * thread may log. */
+ * UTC with milliseconds, or with log_format = json one object per line:
+ * {"time":"...","level":"info","message":"..."}. The level threshold is the one piece of
+ * process-wide state in the daemon (like nng's and Redis's logger); it is atomic, so any thread may
+ * log. */
 #ifndef NC_LOG_H
 #define NC_LOG_H
 
 #include "config.h"
 
 void log_set_level(enum config_log_level level);
+/* Non-zero: JSON lines from now on. */
+void log_set_json(int json);
 int log_enabled(enum config_log_level level);
 
 /* Formats and writes one line if `level` is enabled. */

@@ -1,21 +1,25 @@
 /* nearcached: glue. Parses the configuration, sets the parts up in order
- * (L1, Redis workers, service, server), waits for SIGTERM or SIGINT, and
- * tears them down in reverse, letting requests in flight finish. */
+ * (L1, Redis workers, service, subscriber, server, the near tiers' ring,
+ * systemd notification), waits for SIGTERM or SIGINT, and tears them down
+ * in reverse, letting requests in flight finish. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
+#include "notify.h"
 #include "ring.h"
 #include "server.h"
 #include "service.h"
 #include "subscriber.h"
+#include "units.h"
 
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
@@ -38,15 +42,63 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* What the systemd status line is made of; none of it owned. */
+struct status_parts {
+    const config *cfg;
+    jobq *q;
+    service *svc;
+    server *srv;
+};
+
+static void status_line(void *arg, char *buf, size_t len)
+{
+    struct status_parts *p = arg;
+    coh *c = service_coherence(p->svc);
+    snprintf(buf, len, "serving on %s; redis: %zu of %llu connections up; subscription: %s; L1: %s",
+             p->cfg->listen, jobq_connected(p->q), (unsigned long long)p->cfg->redis_connections,
+             coh_subscribed_now(c) ? "up" : "down",
+             coh_serving(c, units_now_ms()) ? "serving" : "not serving (catching up)");
+}
+
+static uint64_t loop_progress(void *arg)
+{
+    return server_progress(((struct status_parts *)arg)->srv);
+}
+
+static int loop_probe(void *arg)
+{
+    return server_probe(((struct status_parts *)arg)->srv);
+}
+
+/* Sets the socket file's group from socket_group. Given explicitly, the
+ * group must exist (config_parse_args() checked) and the daemon must be
+ * allowed to use it. The default one may be missing, or not the daemon's
+ * to give: then the socket keeps the daemon's own group, which is logged. */
+static void socket_group(const config *cfg, server_options *so)
+{
+    if (strncmp(cfg->listen, "ipc://", 6) != 0)
+        return;
+    if (config_socket_gid(cfg, &so->socket_gid))
+        so->set_group =
+            config_given(cfg, "socket_group") ? SERVER_GROUP_REQUIRED : SERVER_GROUP_TRY;
+    else
+        log_warn("no group \"%s\" on this system: the socket %s keeps the daemon's own group "
+                 "(%ld) with mode %04o; create the group and add the client users to it "
+                 "(docs/operations.md)",
+                 cfg->socket_group, cfg->listen + 6, (long)getegid(), cfg->socket_mode);
+}
+
 /* The daemon's parts, in the order they are set up. */
 typedef struct parts {
     stats st;
-    ring *ring; /* the near tiers' ring, or NULL */
     l1 *cache;
     jobq *q;
     service *svc;
     subscriber *sub;
     server *srv;
+    ring *ring; /* the near tiers' ring, or NULL */
+    struct status_parts status;
+    notify *sd;
 } parts;
 
 /* Sets the parts up in order. Returns 0, or -1 with what failed logged
@@ -81,18 +133,27 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         .handler = service_handle,
         .handler_arg = p->svc,
         .stats = &p->st,
+        .socket_mode = cfg->socket_mode,
     };
+    socket_group(cfg, &so);
     if (server_create(&p->srv, &so, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
-    /* The ring goes beside the socket, once the socket is there. */
+    /* The ring goes beside the socket, once the socket is there, readable
+     * by whoever may use the socket (its mode without the write bits). */
     if (config_near_ring(cfg, path, sizeof path) &&
-        ring_open(&p->ring, path, cfg->near_ring_slots, 0644, err, sizeof err) != 0) {
+        ring_open(&p->ring, path, cfg->near_ring_slots, (cfg->socket_mode & 0444) | 0600,
+                  so.set_group != SERVER_GROUP_KEEP ? so.socket_gid : (gid_t)-1, err,
+                  sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
     service_set_ring(p->svc, p->ring);
+    p->status = (struct status_parts){cfg, p->q, p->svc, p->srv};
+    notify_hooks hooks = {loop_progress, loop_probe, status_line, &p->status};
+    if (notify_create(&p->sd, &hooks) != 0)
+        log_warn("cannot start the systemd notification thread; systemd is told nothing");
     return 0;
 }
 
@@ -100,16 +161,18 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
  * every thread that makes calls stops (the subscriber; the service's read
  * lane and lease waits, whose calls go to the workers or are answered; the
  * workers, which answer every call still queued, through the server's
- * contexts), then the parts are freed. Accepts what setup() left half made. */
+ * contexts), then the parts are freed; the ring last, when nothing can
+ * publish to it any more. Accepts what setup() left half made. */
 static void teardown(parts *p)
 {
+    notify_destroy(p->sd);
     sub_destroy(p->sub);
     service_quiesce(p->svc);
     jobq_destroy(p->q);
     server_destroy(p->srv);
     service_destroy(p->svc);
     l1_destroy(p->cache);
-    ring_close(p->ring); /* last, as every publisher has stopped: poisoned, removed */
+    ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
 }
 
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
@@ -126,6 +189,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
         log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
+    notify_stopping(p.sd, "stopping: finishing requests in flight");
     if (p.ring != NULL)
         ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
     size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
@@ -148,13 +212,14 @@ int main(int argc, char **argv)
     int rv = config_parse_args(&cfg, argc, argv, stdout, err, sizeof err);
     if (rv == 1)
         return 0;
-    if (rv == 0 && config_parse_redis_url(cfg.redis, &url, err, sizeof err) != 0)
+    if (rv == 0 && config_redis(&cfg, &url, err, sizeof err) != 0)
         rv = -1;
     if (rv != 0) {
         fprintf(stderr, "nearcached: %s\n", err);
         return 2;
     }
     log_set_level(cfg.log_level);
+    log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
     return run(&cfg, &url, &stop);

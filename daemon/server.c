@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "units.h"
@@ -49,8 +51,9 @@ struct server {
     size_t ncalls;
     atomic_size_t busy;
     atomic_int stopping;
-    atomic_int refusing;      /* the handler may no longer be called */
-    atomic_size_t in_handler; /* calls inside the handler right now */
+    atomic_int refusing;          /* the handler may no longer be called */
+    atomic_size_t in_handler;     /* calls inside the handler right now */
+    atomic_uint_fast64_t replies; /* cycles finished: the loop's progress */
     pthread_t watchdog;
     int watchdog_started;
     pthread_mutex_t watchdog_mu;
@@ -240,21 +243,53 @@ static void call_cb(void *arg)
     codec_request_free(c->req);
     c->req = NULL;
     c->state = CALL_RECV;
+    atomic_fetch_add_explicit(&s->replies, 1, memory_order_relaxed);
     if (!atomic_load(&s->stopping))
         nng_ctx_recv(c->ctx, c->aio);
     atomic_fetch_sub(&s->busy, 1);
 }
 
+/* Gives the socket file to opt.socket_gid as opt.set_group says. No
+ * chown(2) when the group is right already: the systemd unit denies it. */
+static int give_group(server *s, char *err, size_t errlen)
+{
+    const char *path = s->opt.url + 6;
+    struct stat st;
+    if (s->opt.set_group == SERVER_GROUP_KEEP ||
+        (stat(path, &st) == 0 && st.st_gid == s->opt.socket_gid) ||
+        chown(path, (uid_t)-1, s->opt.socket_gid) == 0)
+        return 0;
+    if (s->opt.set_group == SERVER_GROUP_TRY) {
+        log_warn("cannot give the socket %s to group %ld (%s): it keeps the daemon's own group; "
+                 "run the daemon as a member of the group (docs/operations.md)",
+                 path, (long)s->opt.socket_gid, strerror(errno));
+        return 0;
+    }
+    snprintf(err, errlen, "cannot give the socket %s to group %ld (socket_group): %s", path,
+             (long)s->opt.socket_gid, strerror(errno));
+    return -1;
+}
+
+/* nng sets an ipc:// socket file's mode after bind(); its group is set
+ * here, after the listener starts. */
 static int start_listener(server *s, char *err, size_t errlen)
 {
+    int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
+    int mode = s->opt.socket_mode != 0 ? (int)s->opt.socket_mode : 0660;
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
-    if (rv == 0 && strncmp(s->opt.url, "ipc://", 6) == 0) /* every local user may connect */
-        rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, 0666);
+    if (rv == 0 && ipc)
+        rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, mode);
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
-    if (rv != 0)
+    if (rv != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
-    return rv;
+        return rv;
+    }
+    if (ipc && give_group(s, err, errlen) != 0) {
+        nng_listener_close(s->listener);
+        return NNG_EPERM;
+    }
+    return 0;
 }
 
 static int open_socket(server *s, char *err, size_t errlen)
@@ -269,8 +304,12 @@ static int open_socket(server *s, char *err, size_t errlen)
     return start_listener(s, err, errlen);
 }
 
-/* One probe: a new connection, a Ping, its answer. Returns 1 when answered. */
-static int probe(server *s)
+uint64_t server_progress(server *s)
+{
+    return atomic_load_explicit(&s->replies, memory_order_relaxed);
+}
+
+int server_probe(server *s)
 {
     nng_socket req;
     nng_msg *m = NULL;
@@ -306,7 +345,7 @@ static void *watchdog_main(void *arg)
         if (atomic_load(&s->stopping))
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
-        if (!probe(s) && !atomic_load(&s->stopping)) {
+        if (!server_probe(s) && !atomic_load(&s->stopping)) {
             char err[256];
             log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
                      "re-creating it",

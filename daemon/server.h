@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "call_state.h"
 #include "codec.h"
@@ -24,6 +25,13 @@ typedef struct call call; /* one request in flight on one context */
  * call_send()), now or later from any thread. */
 typedef void (*server_handler)(void *arg, call *c);
 
+/* What happens to the group of an ipc:// socket file. */
+enum server_group {
+    SERVER_GROUP_KEEP,     /* the daemon's own */
+    SERVER_GROUP_REQUIRED, /* socket_gid, or the server does not start */
+    SERVER_GROUP_TRY,      /* socket_gid if the daemon may, else its own (logged) */
+};
+
 typedef struct server_options {
     const char *url;            /* where to listen */
     size_t contexts;            /* concurrent requests */
@@ -31,7 +39,10 @@ typedef struct server_options {
     int64_t default_timeout_ms; /* budget of a request with timeout_ms 0 */
     server_handler handler;
     void *handler_arg;
-    stats *stats; /* counters; not owned, must outlive the server */
+    stats *stats;                /* counters; not owned, must outlive the server */
+    unsigned socket_mode;        /* ipc:// socket file permissions; 0: 0660 */
+    enum server_group set_group; /* whether the socket file goes to socket_gid */
+    gid_t socket_gid;
 } server_options;
 
 /* Listens and starts serving. Returns 0 and hands the server to *out (the
@@ -46,6 +57,15 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
  * it after this and before server_destroy(). */
 size_t server_drain(server *s, int64_t drain_ms);
+
+/* How many request cycles (receive, answer, send) have finished: a counter
+ * that grows while the request loop makes progress. Any thread. */
+uint64_t server_progress(server *s);
+
+/* One probe: a new connection to the server's own URL, a Ping, its answer
+ * (at most about 2 s). Returns 1 when answered, or when no probe could be
+ * made (so it never reports a fault it did not see). Any thread. */
+int server_probe(server *s);
 
 /* Closes the socket and frees the server. Accepts NULL. */
 void server_destroy(server *s);

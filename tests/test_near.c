@@ -20,7 +20,7 @@ static void up(void)
     snprintf(dir, sizeof dir, "/tmp/nc-test-near-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/r.ring", dir);
-    cr_assert_eq(ring_open(&w, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&w, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     ring_serve_until(w, units_now_ms() + 60000);
     cr_assert_eq(near_open(&n, path, 1 << 20, 60000), NC_OK);
 }
@@ -145,7 +145,7 @@ Test(near, a_flush_a_lap_and_a_new_epoch_each_empty_the_tier)
     fill("ns", "k", "v", 10000);
     ring_close(w); /* the daemon stops: its ring is poisoned */
     cr_assert_not(holds("ns", "k"), "served from a poisoned ring");
-    cr_assert_eq(ring_open(&w, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&w, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     ring_serve_until(w, units_now_ms() + 60000);
     usleep((RING_RECHECK_MS + 20) * 1000);
     cr_assert_not(holds("ns", "k"), "an entry from the old epoch was served");

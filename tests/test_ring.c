@@ -94,7 +94,7 @@ static void *follow(void *arg)
 
 Test(ring, readers_take_every_slot_whole_while_a_writer_publishes)
 {
-    cr_assert_eq(ring_open(&writer, path, 256, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&writer, path, 256, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     atomic_store(&writing, 1);
     reader_result res[3] = {{0}};
     pthread_t w, r[3];
@@ -114,7 +114,7 @@ Test(ring, readers_take_every_slot_whole_while_a_writer_publishes)
 
 Test(ring, a_reader_overtaken_by_the_writer_is_told_it_was_lapped)
 {
-    cr_assert_eq(ring_open(&writer, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&writer, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     ring_reader *rd;
     cr_assert_eq(ring_reader_open(&rd, path, err, sizeof err), 0, "%s", err);
     ring_slot s;
@@ -132,7 +132,7 @@ Test(ring, a_reader_overtaken_by_the_writer_is_told_it_was_lapped)
 
 Test(ring, a_new_writer_makes_a_new_epoch_and_a_closed_one_poisons_its_ring)
 {
-    cr_assert_eq(ring_open(&writer, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&writer, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     ring_reader *rd;
     cr_assert_eq(ring_reader_open(&rd, path, err, sizeof err), 0, "%s", err);
     uint64_t first = ring_reader_epoch(rd);
@@ -148,7 +148,7 @@ Test(ring, a_new_writer_makes_a_new_epoch_and_a_closed_one_poisons_its_ring)
     cr_assert_eq(ring_reader_serving_until(rd), 0);
     cr_assert(ring_reader_replaced(rd), "a closed ring's file is gone");
     cr_assert_eq(access(path, F_OK), -1);
-    cr_assert_eq(ring_open(&writer, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&writer, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     ring_reader *again;
     cr_assert_eq(ring_reader_open(&again, path, err, sizeof err), 0, "%s", err);
     cr_assert_neq(ring_reader_epoch(again), first, "a restarted writer's epoch is new");
@@ -188,7 +188,7 @@ Test(ring, files_that_are_not_rings_of_this_layout_are_refused)
     write_file(junk, sizeof junk);
     refused(EPROTO, "not a near ring");
     /* A real ring, then damaged in three ways. */
-    cr_assert_eq(ring_open(&writer, path, 64, 0644, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ring_open(&writer, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
     char good[RING_SLOTS_AT + 64 * RING_SLOT_SIZE];
     FILE *f = fopen(path, "rb");
     cr_assert_eq(fread(good, 1, sizeof good, f), sizeof good);
@@ -213,7 +213,7 @@ Test(ring, files_that_are_not_rings_of_this_layout_are_refused)
 
 Test(ring, a_slot_count_that_is_not_a_power_of_two_is_refused)
 {
-    cr_assert_eq(ring_open(&writer, path, 100, 0644, err, sizeof err), EINVAL);
+    cr_assert_eq(ring_open(&writer, path, 100, 0644, (gid_t)-1, err, sizeof err), EINVAL);
     cr_assert_not_null(strstr(err, "power of two"), "%s", err);
     cr_assert_eq(access(path, F_OK), -1, "nothing was created");
 }

@@ -217,15 +217,29 @@ static void loop(int lfd, const char *host, const char *port)
     }
 }
 
+/* Prints the usage to `out` and returns `code`. */
+static int usage(FILE *out, int code)
+{
+    fputs("usage: nc-delay-proxy LISTEN_PORT TARGET_HOST TARGET_PORT [--delay-us N]\n"
+          "                      [--up-delay-us N] [--pubsub-delay-us N]\n"
+          "       nc-delay-proxy -h | --help | --version\n"
+          "Forwards 127.0.0.1:LISTEN_PORT to the target, holding replies --delay-us\n"
+          "(--pubsub-delay-us on SUBSCRIBE connections) and requests --up-delay-us.\n"
+          "SIGUSR1 closes every connection; SIGTERM exits.\n",
+          out);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4) {
-        fprintf(stderr,
-                "usage: %s LISTEN_PORT TARGET_HOST TARGET_PORT [--delay-us N] "
-                "[--up-delay-us N] [--pubsub-delay-us N]\n",
-                argv[0]);
-        return 2;
+    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+        return usage(stdout, 0);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("nc-delay-proxy %s\n", NC_VERSION);
+        return 0;
     }
+    if (argc < 4)
+        return usage(stderr, 2);
     for (int i = 4; i + 1 < argc; i += 2) {
         int64_t v = atoll(argv[i + 1]);
         if (strcmp(argv[i], "--delay-us") == 0)

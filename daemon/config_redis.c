@@ -1,32 +1,15 @@
-/* The `redis` setting's URLs; see config_parse_redis_url() in config.h.
- * redis://[:password@]host[:port][/db] or unix:///path[?db=N]; a password
- * may hold %-escapes, and messages show it as "***". Pure. */
+/* nearcached configuration, part two: the Redis URL (config.h has the
+ * prototypes), and the Redis settings put together with the password read
+ * from redis_password_file. Passwords never appear in a message. */
 #include "config.h"
+#include "config_util.h"
 #include "units.h"
 
 #include <ctype.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define MAX_SUN_PATH 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-#define MSG_LEN      512
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes a message into err (when there is room) and returns -1. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+/* ---- redis URLs --------------------------------------------------------- */
 
 #define REDIS_FORMS "redis://[:password@]host[:port][/db] or unix:///path[?db=N]"
 
@@ -57,23 +40,23 @@ static int decode_password(const char *s, size_t len, config_redis_url *u, char 
 {
     size_t n = 0;
     if (len == 0)
-        return fail(err, errlen, "empty password before '@' in the Redis URL");
+        return config_fail(err, errlen, "empty password before '@' in the Redis URL");
     for (size_t i = 0; i < len; i++) {
         int ch = (unsigned char)s[i];
         if (ch == '%') {
             int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
             if (lo < 0)
-                return fail(err, errlen,
-                            "invalid %%-escape in the Redis password "
-                            "(write %%25 for a literal '%%')");
+                return config_fail(err, errlen,
+                                   "invalid %%-escape in the Redis password "
+                                   "(write %%25 for a literal '%%')");
             ch = hi * 16 + lo;
             i += 2;
         }
         if (ch == '\0')
-            return fail(err, errlen, "the Redis password contains a NUL byte");
+            return config_fail(err, errlen, "the Redis password contains a NUL byte");
         if (n + 1 >= sizeof u->password)
-            return fail(err, errlen, "the Redis password is longer than %zu bytes",
-                        sizeof u->password - 1);
+            return config_fail(err, errlen, "the Redis password is longer than %zu bytes",
+                               sizeof u->password - 1);
         u->password[n++] = (char)ch;
     }
     u->password[n] = '\0';
@@ -89,9 +72,9 @@ static int parse_userinfo(const char *s, size_t len, config_redis_url *u, char *
         return decode_password(s, len, u, err, errlen);
     size_t ulen = (size_t)(colon - s);
     if (ulen != 0 && !(ulen == 7 && strncmp(s, "default", 7) == 0))
-        return fail(err, errlen,
-                    "ACL user names are not supported by hiredis 0.14; "
-                    "use redis://:password@host");
+        return config_fail(err, errlen,
+                           "ACL user names are not supported by hiredis 0.14; "
+                           "use redis://:password@host");
     return decode_password(colon + 1, len - ulen - 1, u, err, errlen);
 }
 
@@ -103,7 +86,7 @@ static int parse_host(const char **p, config_redis_url *u, char *err, size_t err
     if (*s == '[') {
         const char *end = strchr(s, ']');
         if (end == NULL)
-            return fail(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
+            return config_fail(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
         s++;
         len = (size_t)(end - s);
         allowed = ":.";
@@ -112,17 +95,18 @@ static int parse_host(const char **p, config_redis_url *u, char *err, size_t err
         len = strcspn(s, ":/");
         *p = s + len;
         if (**p == ':' && strchr(*p + 1, ':') != NULL)
-            return fail(err, errlen,
-                        "an IPv6 address in a Redis URL needs brackets: "
-                        "redis://[::1]:6379");
+            return config_fail(err, errlen,
+                               "an IPv6 address in a Redis URL needs brackets: "
+                               "redis://[::1]:6379");
     }
     if (len == 0)
-        return fail(err, errlen, "missing host in the Redis URL");
+        return config_fail(err, errlen, "missing host in the Redis URL");
     if (len >= sizeof u->host)
-        return fail(err, errlen, "the Redis host is longer than %zu bytes", sizeof u->host - 1);
+        return config_fail(err, errlen, "the Redis host is longer than %zu bytes",
+                           sizeof u->host - 1);
     for (size_t i = 0; i < len; i++)
         if (!isalnum((unsigned char)s[i]) && strchr(allowed, s[i]) == NULL)
-            return fail(err, errlen, "invalid Redis host \"%.*s\"", (int)len, s);
+            return config_fail(err, errlen, "invalid Redis host \"%.*s\"", (int)len, s);
     memcpy(u->host, s, len);
     u->host[len] = '\0';
     return 0;
@@ -132,7 +116,7 @@ static int parse_db(const char *s, size_t len, config_redis_url *u, char *err, s
 {
     uint64_t db;
     if (units_parse_uint(s, len, 15, &db) != 0)
-        return fail(err, errlen, "invalid Redis db \"%.*s\" (expected 0..15)", (int)len, s);
+        return config_fail(err, errlen, "invalid Redis db \"%.*s\" (expected 0..15)", (int)len, s);
     u->db = (int)db;
     return 0;
 }
@@ -152,15 +136,15 @@ static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_
         size_t len = strcspn(++rest, "/");
         uint64_t port;
         if (units_parse_uint(rest, len, 65535, &port) != 0 || port == 0)
-            return fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)", (int)len,
-                        rest);
+            return config_fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)",
+                               (int)len, rest);
         u->port = (int)port;
         rest += len;
     }
     if (*rest == '/' && rest[1] != '\0')
         return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
     if (*rest != '\0' && strcmp(rest, "/") != 0)
-        return fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
+        return config_fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
     return 0;
 }
 
@@ -169,9 +153,10 @@ static int parse_unix_url(const char *rest, config_redis_url *u, char *err, size
 {
     size_t len = strcspn(rest, "?");
     if (rest[0] != '/' || len < 2)
-        return fail(err, errlen, "a Redis unix socket needs an absolute path: unix:///path");
-    if (len > MAX_SUN_PATH)
-        return fail(err, errlen, "the Redis socket path is longer than %d bytes", MAX_SUN_PATH);
+        return config_fail(err, errlen, "a Redis unix socket needs an absolute path: unix:///path");
+    if (len > CONFIG_MAX_SUN_PATH)
+        return config_fail(err, errlen, "the Redis socket path is longer than %d bytes",
+                           CONFIG_MAX_SUN_PATH);
     memcpy(u->host, rest, len);
     u->host[len] = '\0';
     u->is_unix = 1;
@@ -180,31 +165,46 @@ static int parse_unix_url(const char *rest, config_redis_url *u, char *err, size
         return 0;
     const char *query = rest + len + 1;
     if (strncmp(query, "db=", 3) != 0)
-        return fail(err, errlen, "unsupported option \"%s\" in the Redis URL (only db=N)", query);
+        return config_fail(err, errlen, "unsupported option \"%s\" in the Redis URL (only db=N)",
+                           query);
     return parse_db(query + 3, strlen(query + 3), u, err, errlen);
 }
 
 int config_parse_redis_url(const char *url, config_redis_url *out, char *err, size_t errlen)
 {
     config_redis_url u;
-    char shown[MSG_LEN];
+    char shown[CONFIG_MSG_LEN];
     int rc;
     memset(&u, 0, sizeof u);
     u.port = 6379;
     if (url == NULL)
-        return fail(err, errlen, "missing Redis URL");
+        return config_fail(err, errlen, "missing Redis URL");
     if (strncasecmp(url, "redis://", 8) == 0)
         rc = parse_tcp_url(url + 8, &u, err, errlen);
     else if (strncasecmp(url, "unix://", 7) == 0)
         rc = parse_unix_url(url + 7, &u, err, errlen);
     else if (strncasecmp(url, "rediss://", 9) == 0)
-        rc = fail(err, errlen,
-                  "TLS (rediss://) is not supported by hiredis 0.14; "
-                  "connect through a local TLS tunnel (stunnel) with redis://");
+        rc = config_fail(err, errlen,
+                         "TLS (rediss://) is not supported by hiredis 0.14; "
+                         "connect through a local TLS tunnel (stunnel) with redis://");
     else
-        rc = fail(err, errlen, "invalid Redis URL \"%s\" (expected " REDIS_FORMS ")",
-                  redact(url, shown, sizeof shown));
+        rc = config_fail(err, errlen, "invalid Redis URL \"%s\" (expected " REDIS_FORMS ")",
+                         redact(url, shown, sizeof shown));
     if (rc == 0)
         *out = u;
     return rc;
+}
+
+int config_redis(const config *c, config_redis_url *out, char *err, size_t errlen)
+{
+    config_redis_url u;
+    if (config_parse_redis_url(c->redis, &u, err, errlen) != 0)
+        return -1;
+    if (c->redis_password[0] != '\0' && u.password[0] != '\0')
+        return config_fail(err, errlen,
+                           "both the redis URL and redis_password_file give a password; keep one");
+    if (c->redis_password[0] != '\0')
+        memcpy(u.password, c->redis_password, sizeof u.password);
+    *out = u;
+    return 0;
 }
