@@ -137,6 +137,7 @@ static int usage(FILE *out, int code)
             "       nearcache-bench echo-server --listen URL\n"
             "paths: echo echo-percall l1 l1-raw l2 miss zipf redis-get redis-miss redis-zipf\n"
             "       zipf-remote redis-zipf-remote redis-get-remote redis-get-near mget redis-mget\n"
+            "       near zipf-near zipf-remote-near (libnearcache with a near tier)\n"
             "load options:\n"
             "  --url URL            nearcached (L1 hit, miss, Zipf)\n"
             "  --url-l2 URL         nearcached with a tiny --l1-max-ttl (L2 hits)\n"

@@ -15,8 +15,9 @@
 #include "bench.h"
 #include "nearcache.h"
 
-#define NS       "bench"
-#define MGET_MAX 256 /* most keys in one MGet */
+#define NS            "bench"
+#define MGET_MAX      256 /* most keys in one MGet */
+#define NEAR_HOT_KEYS 100 /* the keys the `near` path reads */
 
 enum kind {
     ECHO,

@@ -66,6 +66,18 @@ static size_t ratios(const bench_opts *o, bench_result *r, size_t n, ratio *out)
         zr_fixed, 0.5, 1);
     add(out, &k, "L2-hit p50 / (echo p50 + Redis GET p50) (1 client)",
         p50(bench_find(r, n, "l2", 1)), p50(echo1) + p50(rg), 1.15, 1);
+    bench_result *nearm = bench_find(r, n, "near", o->many),
+                 *rgm = bench_find(r, n, "redis-get", o->many);
+    add(out, &k, "near-tier hit p50 / direct Redis GET p50 (1 client)",
+        p50(bench_find(r, n, "near", 1)), p50(rg), 0.1, 1);
+    add(out, &k, "near-tier hit ops/s / direct Redis GET ops/s (many clients)",
+        nearm ? bench_result_ops(nearm) : 0, rgm ? bench_result_ops(rgm) : 0, 10, 0);
+    add(out, &k, "Zipf with the near tier: p50 / direct Redis Zipf p50 (1 client)",
+        p50(bench_find(r, n, "zipf-near", 1)), p50(bench_find(r, n, "redis-zipf", 1)), 0.2, 1);
+    double zrn = p50(bench_find(r, n, "zipf-remote-near", 1));
+    add(out, &k,
+        "Zipf +250 us with the near tier: p50 / direct Redis p50 (1 client, link at +250 us)", zrn,
+        zr_fixed, 0.2, 1);
     /* Context, no targets. */
     add(out, &k, "Zipf remote: nearcache p50 / direct Redis p50 (1 client, link as measured)", zn,
         zr, 0, 1);
@@ -164,15 +176,17 @@ static int write_ratios_md(const bench_opts *o, const char *path, ratio *q, size
 int bench_suite(const bench_opts *o)
 {
     char many[16][40];
-    const char *specs[32];
+    const char *specs[40];
     size_t n = 0;
-    const char *one[] = {"echo", "l1",         "l1-raw", "echo-percall", "l2",   "redis-get",
-                         "miss", "redis-miss", "zipf",   "redis-zipf",   "mget", "redis-mget"};
+    const char *one[] = {"echo",      "l1",         "l1-raw",     "echo-percall", "l2",
+                         "redis-get", "miss",       "redis-miss", "zipf",         "redis-zipf",
+                         "mget",      "redis-mget", "near",       "zipf-near"};
     const char *remote_one[] = {"redis-get-near", "redis-get-remote", "zipf-remote",
-                                "redis-zipf-remote"};
+                                "redis-zipf-remote", "zipf-remote-near"};
     const char *at_many[] = {"echo",       "l1",          "l1-raw",
                              "l2",         "redis-get",   "zipf",
-                             "redis-zipf", "zipf-remote", "redis-zipf-remote"};
+                             "redis-zipf", "zipf-remote", "redis-zipf-remote",
+                             "near",       "zipf-near",   "zipf-remote-near"};
     int remote = o->url_remote != NULL && o->redis_remote != NULL;
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
         specs[n++] = one[i];
@@ -192,7 +206,7 @@ int bench_suite(const bench_opts *o)
     bench_result *r;
     if (bench_load(o, specs, n, &r) != 0)
         return 1;
-    ratio q[24];
+    ratio q[32];
     size_t k = ratios(o, r, n, q);
     double rtt = link_rtt(r, n);
     if (o->json) {
