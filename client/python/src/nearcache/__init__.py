@@ -1,0 +1,50 @@
+"""nearcache: the Python client of nearcached, the per-host cache daemon.
+
+``Client`` (blocking, thread-safe) and ``AsyncClient`` (asyncio, many
+requests in flight on one connection) speak the daemon's protocol
+(docs/protocol.md) themselves; ``cached`` is the read-through decorator.
+Every error is a :class:`nearcache.Error`.
+"""
+
+from ._async import AsyncClient
+from ._core import DEFAULT_URL, GetResult, LeaseState, PingInfo, Source
+from ._sync import Client
+from .errors import (
+    Aborted,
+    DeadlineExceeded,
+    Error,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL",
+    "Aborted",
+    "AsyncClient",
+    "Client",
+    "DeadlineExceeded",
+    "Error",
+    "FailedPrecondition",
+    "GetResult",
+    "Internal",
+    "InvalidArgument",
+    "LeaseState",
+    "NotFound",
+    "PermissionDenied",
+    "PingInfo",
+    "ProtocolError",
+    "ResourceExhausted",
+    "Source",
+    "Unavailable",
+    "Unimplemented",
+    "__version__",
+]
