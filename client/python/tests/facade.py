@@ -37,6 +37,12 @@ class AsyncAsSync:
 
     def close(self) -> None:
         self.run(self.inner.close())
+
+    def shutdown(self) -> None:
+        """Closes the client and stops its event loop."""
+        if self.loop.is_closed():
+            return
+        self.close()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -45,4 +51,4 @@ class AsyncAsSync:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.shutdown()
