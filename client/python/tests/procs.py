@@ -70,10 +70,27 @@ class Redis:
     def start(self) -> Redis:
         log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-             "--enable-debug-command", "yes"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         wait_until(lambda: self.cmd("PING") == "PONG", 10, "redis-server to answer PING")
@@ -83,7 +100,9 @@ class Redis:
         """Runs one command through redis-cli; returns its output, trimmed."""
         out = subprocess.run(
             ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
-            capture_output=True, timeout=10, check=False,
+            capture_output=True,
+            timeout=10,
+            check=False,
         )
         return out.stdout.decode(errors="replace").strip()
 
@@ -113,11 +132,24 @@ class Daemon:
     def start(self) -> Daemon:
         log = open(self.log, "ab")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(
-            [str(daemon_binary()), "--listen", self.url,
-             "--redis", self.redis.url if self.redis else "redis://127.0.0.1:1",
-             "--log-level", "debug", "--redis-timeout", "2s", "--request-timeout", "5s",
-             *self.flags],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            [
+                str(daemon_binary()),
+                "--listen",
+                self.url,
+                "--redis",
+                self.redis.url if self.redis else "redis://127.0.0.1:1",
+                "--log-level",
+                "debug",
+                "--redis-timeout",
+                "2s",
+                "--request-timeout",
+                "5s",
+                *self.flags,
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         self.wait_ready()

@@ -37,9 +37,10 @@ def test_request_ids_have_the_top_bit_set_and_wrap_within_31_bits() -> None:
 
 
 def test_a_frame_is_type_length_id_body() -> None:
-    assert _sp.frame(0x80000007, b"abc") == b"\x01" + (7).to_bytes(8, "big") + bytes.fromhex(
-        "80000007"
-    ) + b"abc"
+    assert (
+        _sp.frame(0x80000007, b"abc")
+        == b"\x01" + (7).to_bytes(8, "big") + bytes.fromhex("80000007") + b"abc"
+    )
 
 
 def test_the_worked_example_get_encodes_as_the_protocol_doc_shows() -> None:
@@ -111,7 +112,7 @@ def test_each_status_code_raises_its_exception_with_the_daemons_message(
     assert type(e.value) is cls
     assert e.value.message == "the daemon says why"
     assert e.value.code == code
-    assert e.value.code_name == pb.Code.Name(code)  # type: ignore[arg-type]
+    assert e.value.code_name == pb.Code.Name(code)
 
 
 def test_a_get_not_found_is_none_and_keeps_negative() -> None:
@@ -141,7 +142,7 @@ def test_a_reply_with_another_id_is_a_protocol_error() -> None:
 
 
 def test_bytes_that_are_not_a_reply_are_a_protocol_error() -> None:
-    with pytest.raises(nearcache.ProtocolError, match="not a nearcache.v1.Reply"):
+    with pytest.raises(nearcache.ProtocolError, match=r"not a nearcache\.v1\.Reply"):
         _core.finish(_core.ping(), b"\xff\xff\xff")
 
 

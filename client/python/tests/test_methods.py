@@ -103,9 +103,7 @@ def test_a_lease_is_granted_on_a_miss_and_its_set_stores(c: Any, ns: str) -> Non
     assert c.get(ns, "k") == b"loaded"
 
 
-def test_a_set_with_a_used_lease_token_is_aborted_with_the_daemons_message(
-    c: Any, ns: str
-) -> None:
+def test_a_set_with_a_used_lease_token_is_aborted_with_the_daemons_message(c: Any, ns: str) -> None:
     token = c.get_ex(ns, "k", lease=True).lease_token
     c.set(ns, "k", "first", lease_token=token)
     with pytest.raises(nearcache.Aborted, match="lease is no longer valid"):

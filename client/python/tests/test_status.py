@@ -49,9 +49,7 @@ def test_a_value_over_max_value_size_is_resource_exhausted(c: Any, ns: str) -> N
     assert c.get(ns, "big") == bytes(1048576)
 
 
-def test_a_request_larger_than_the_daemon_reads_is_refused_without_sending(
-    c: Any, ns: str
-) -> None:
+def test_a_request_larger_than_the_daemon_reads_is_refused_without_sending(c: Any, ns: str) -> None:
     before = c.stats()["requests"]
     with pytest.raises(nearcache.ResourceExhausted, match="larger than the daemon accepts"):
         c.mset(ns, {"a": bytes(600000), "b": bytes(600000)})

@@ -29,8 +29,13 @@ def generate(out: Path) -> None:
     from grpc_tools import protoc  # type: ignore[import-untyped]
 
     rc = protoc.main(
-        ["protoc", f"-I{PROTO_DIR}", f"--python_out={out}", f"--pyi_out={out}",
-         str(PROTO_DIR / "nearcache.proto")]
+        [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"--python_out={out}",
+            f"--pyi_out={out}",
+            str(PROTO_DIR / "nearcache.proto"),
+        ]
     )
     if rc != 0:
         raise SystemExit(f"protoc failed ({rc})")
@@ -41,7 +46,8 @@ def stale_files() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
         return [
-            name for name in FILES
+            name
+            for name in FILES
             if (Path(tmp) / name).read_bytes() != (OUT_DIR / name).read_bytes()
         ]
 

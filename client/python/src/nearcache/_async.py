@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -251,13 +252,13 @@ class AsyncClient:
         return await self._run(_core.delete(ns, key, lease_token=lease_token), timeout)
 
     async def mget(
-        self, ns: BytesLike, keys: list[BytesLike], *, timeout: float | None = None
+        self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[bytes | None]:
         """Returns the values of ``keys`` in order, None for each one absent."""
         return [r.value for r in await self._run(_core.mget(ns, keys), timeout)]
 
     async def mget_ex(
-        self, ns: BytesLike, keys: list[BytesLike], *, timeout: float | None = None
+        self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[GetResult]:
         """Returns a GetResult for each of ``keys``, in order."""
         return await self._run(_core.mget(ns, keys), timeout)

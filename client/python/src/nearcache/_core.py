@@ -257,7 +257,8 @@ def mget(ns: BytesLike, keys: Iterable[BytesLike]) -> Call[list[GetResult]]:
 
 
 MSetItems: TypeAlias = (
-    Mapping[BytesLike, BytesLike]
+    Mapping[str, BytesLike]
+    | Mapping[bytes, BytesLike]
     | Iterable[tuple[BytesLike, BytesLike] | tuple[BytesLike, BytesLike, TTL | None]]
 )
 

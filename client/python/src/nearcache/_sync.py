@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -268,13 +269,13 @@ class Client:
         return self._run(_core.delete(ns, key, lease_token=lease_token), timeout)
 
     def mget(
-        self, ns: BytesLike, keys: list[BytesLike], *, timeout: float | None = None
+        self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[bytes | None]:
         """Returns the values of ``keys`` in order, None for each one absent."""
         return [r.value for r in self._run(_core.mget(ns, keys), timeout)]
 
     def mget_ex(
-        self, ns: BytesLike, keys: list[BytesLike], *, timeout: float | None = None
+        self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[GetResult]:
         """Returns a GetResult for each of ``keys``, in order."""
         return self._run(_core.mget(ns, keys), timeout)
