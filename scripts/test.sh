@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds nearcache twice (plain, and with
-# AddressSanitizer + UBSan) and runs the whole suite on each. Every test
-# starts its own redis-server on a free loopback port and stops it by pid.
-# Exits non-zero on any failure.
+# AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
+# one, the Python client's tests (pytest, in .venv, against that build).
+# Every test starts its own redis-server on a free loopback port and stops it
+# by pid. Exits non-zero on any failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh" || exit 1
@@ -32,6 +33,14 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 
 failed=0
 run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_BUILD_BENCH=ON || failed=1
+echo "== python: client tests (pytest against build/)"
+if "$here/scripts/venv.sh"; then
+  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider \
+    "$here/client/python/tests" || failed=1
+else
+  echo "== python: could not make .venv" >&2
+  failed=1
+fi
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
