@@ -8,11 +8,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import open_client
-from procs import Daemon, Redis
+from procs import Daemon, Redis, wait_until
 
 import nearcache
 
@@ -119,6 +120,14 @@ def test_a_sleeping_redis_makes_a_short_request_deadline_exceeded(
         assert cl.get(ns, "k") is None
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (state T)."""
+    stats = (
+        Path(f"/proc/{pid}/task/{t}/stat").read_text() for t in os.listdir(f"/proc/{pid}/task")
+    )
+    return all(s.rsplit(")", 1)[1].split()[0] == "T" for s in stats)
+
+
 def test_a_daemon_that_does_not_answer_is_deadline_exceeded_then_the_client_goes_on(
     kind: str, make_daemon: Callable[..., Daemon], ns: str
 ) -> None:
@@ -126,6 +135,7 @@ def test_a_daemon_that_does_not_answer_is_deadline_exceeded_then_the_client_goes
     with open_client(kind, d.url, timeout=2) as cl:
         cl.set(ns, "k", "v")
         os.kill(d.pid, signal.SIGSTOP)
+        wait_until(lambda: stopped(d.pid), 5, "the daemon to stop")
         try:
             t0 = time.monotonic()
             with pytest.raises(nearcache.DeadlineExceeded, match="no reply from the daemon"):
