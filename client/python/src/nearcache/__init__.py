@@ -7,7 +7,19 @@ Every error is a :class:`nearcache.Error`.
 """
 
 from ._async import AsyncClient
+from ._cached import (
+    abump,
+    ainvalidate,
+    bump,
+    cached,
+    default_async_client,
+    default_client,
+    invalidate,
+    set_default_clients,
+)
+from ._codec import Serializer
 from ._core import DEFAULT_URL, GetResult, LeaseState, PingInfo, Source
+from ._flow import CacheWarning
 from ._sync import Client
 from .errors import (
     Aborted,
@@ -30,6 +42,7 @@ __all__ = [
     "DEFAULT_URL",
     "Aborted",
     "AsyncClient",
+    "CacheWarning",
     "Client",
     "DeadlineExceeded",
     "Error",
@@ -43,8 +56,17 @@ __all__ = [
     "PingInfo",
     "ProtocolError",
     "ResourceExhausted",
+    "Serializer",
     "Source",
     "Unavailable",
     "Unimplemented",
     "__version__",
+    "abump",
+    "ainvalidate",
+    "bump",
+    "cached",
+    "default_async_client",
+    "default_client",
+    "invalidate",
+    "set_default_clients",
 ]
