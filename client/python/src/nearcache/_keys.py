@@ -65,6 +65,26 @@ def _is_depends(obj: object) -> bool:
     return isinstance(dep, type) and isinstance(obj, dep)
 
 
+def _hints(fn: Callable[..., Any], params: list[inspect.Parameter]) -> dict[str, Any]:
+    """Returns the parameters' annotations, resolved where they can be (one
+    by one when some name cannot be)."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        pass
+    out: dict[str, Any] = {}
+    for p in params:
+        ann = p.annotation
+        if isinstance(ann, str):
+            try:
+                ann = eval(ann, getattr(fn, "__globals__", {}))
+            except Exception:
+                continue
+        if ann is not inspect.Parameter.empty:
+            out[p.name] = ann
+    return out
+
+
 def default_namespace(fn: Callable[..., Any]) -> str:
     """Returns ``module.qualname`` of ``fn`` (``<locals>`` and all), as a
     namespace: at most 128 bytes (longer names keep their end and a hash)."""
@@ -140,10 +160,7 @@ class KeyBuilder:
         params = list(self.sig.parameters.values())
         if params and params[0].name in ("self", "cls") and "." in fn.__qualname__:
             out.add(params[0].name)
-        try:
-            hints = typing.get_type_hints(fn, include_extras=True)
-        except Exception:
-            hints = {}
+        hints = _hints(fn, params)
         injected = _injected_types()
         for p in params:
             if _is_depends(p.default):
