@@ -487,7 +487,7 @@ def test_the_default_client_comes_from_the_environment(
     daemon: Daemon, ns: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEARCACHE_URL", daemon.url)
-    nearcache.set_default_clients()
+    nearcache.set_default_clients(None, None)
     try:
 
         @nearcache.cached(ns=ns, key="{k}")
@@ -500,4 +500,4 @@ def test_the_default_client_comes_from_the_environment(
         assert nearcache.bump(ns) == 1
     finally:
         nearcache.default_client().close()
-        nearcache.set_default_clients()
+        nearcache.set_default_clients(None, None)

@@ -11,6 +11,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from types import EllipsisType
 from typing import Any, TypeVar
 
 from . import _flow
@@ -58,11 +59,17 @@ def default_async_client() -> AsyncClient:
         return c
 
 
-def set_default_clients(client: Client | None = None, aclient: AsyncClient | None = None) -> None:
-    """Makes ``client`` and ``aclient`` the ones ``@cached`` functions use
-    when they were given none (None: made again from the environment)."""
+def set_default_clients(
+    client: Client | EllipsisType | None = ..., aclient: AsyncClient | EllipsisType | None = ...
+) -> None:
+    """Makes ``client`` and ``aclient`` the ones ``@cached`` functions (and
+    ``invalidate``, ``bump``...) use when they were given none. None forgets
+    the default (the next one is made from the environment); a client left
+    out (``...``) stays as it is."""
     with _defaults_lock:
         for name, c in (("sync", client), ("async", aclient)):
+            if c is ...:
+                continue
             if c is None:
                 _defaults.pop(name, None)
             else:
