@@ -109,3 +109,17 @@ def test_two_hundred_requests_for_a_cold_product_across_both_hosts_load_it_once(
 
     assert asyncio.run(storm()) == [200] * 200
     assert a.loads()["product"] + b.loads()["product"] - before == 1
+
+
+def test_a_bulk_reprice_bumps_the_price_namespace_on_every_host(
+    services: tuple[Service, Service],
+) -> None:
+    a, b = services
+    httpx.put(f"{a.url}/products/3", json={"id": 3, "name": "desk", "description": ""})
+    httpx.put(f"{a.url}/products/3/price", json={"product_id": 3, "cents": 1000})
+    assert httpx.get(f"{b.url}/products/3/price").json()["cents"] == 1000
+    assert httpx.post(f"{a.url}/prices/reprice", params={"percent": 10}).json()["updated"] >= 1
+    end = time.monotonic() + 2
+    while httpx.get(f"{b.url}/products/3/price").json()["cents"] != 1100:
+        assert time.monotonic() < end, "host B still serves the old price"
+        time.sleep(0.01)

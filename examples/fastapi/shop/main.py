@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from sqlalchemy.orm import Session
@@ -53,7 +53,7 @@ async def put_price(product_id: int, body: Price) -> Price:
 
 
 @app.post("/prices/reprice")
-async def reprice(percent: int, db: Session = Depends(get_db)) -> dict[str, int]:
+async def reprice(percent: int, db: Annotated[Session, Depends(get_db)]) -> dict[str, int]:
     return {"updated": await service.reprice_all(percent, db)}
 
 
@@ -78,6 +78,8 @@ async def session(session_id: str) -> LoginSession:
 
 
 @app.get("/debug/loads")
-async def loads(cache: nearcache.AsyncClient = Depends(nearcache.fastapi.client)) -> dict[str, Any]:
+async def loads(
+    cache: Annotated[nearcache.AsyncClient, Depends(nearcache.fastapi.client)],
+) -> dict[str, Any]:
     """Database loads by this worker, and its daemon's node id."""
     return {"loads": service.loads, "node": (await cache.ping()).node_id}
