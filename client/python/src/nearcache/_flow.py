@@ -28,13 +28,28 @@ from ._codec import Serializer
 from ._core import GetResult, LeaseState
 from .errors import Aborted, Error
 
-__all__ = ["CacheWarning", "Get", "Load", "Policy", "Refresh", "Release", "Store", "read_through"]
+__all__ = [
+    "CacheWarning",
+    "Get",
+    "Load",
+    "NotCacheable",
+    "Policy",
+    "Refresh",
+    "Release",
+    "Store",
+    "read_through",
+]
 
 log = logging.getLogger("nearcache")
 
 
 class CacheWarning(RuntimeWarning):
     """A value the decorator could not cache (too large, not serializable)."""
+
+
+class NotCacheable(Exception):
+    """Raised by a serializer for a value that must not be stored (an error
+    response, say): the value is returned, uncached, without a warning."""
 
 
 @dataclass
@@ -205,6 +220,8 @@ def _store_op(p: Policy, key: bytes, value: Any, token: bytes | None) -> Store |
         return Store(key, None, p.ttl(p.negative_ttl_ms), token) if p.cache_none else None
     try:
         payload = p.codec.dumps(value)
+    except NotCacheable:
+        return None
     except (TypeError, ValueError) as e:
         p.stats["unserializable"] += 1
         warnings.warn(
