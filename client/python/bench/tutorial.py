@@ -25,9 +25,9 @@ import orjson
 import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from procs import Daemon, Redis  # noqa: E402
+from procs import Daemon, Redis
 
-import nearcache  # noqa: E402
+import nearcache
 
 LOAD_MS = 50
 
@@ -143,8 +143,13 @@ async def main(smoke: bool) -> None:
 
         before = dict(loads)
         out, ms = await stampede(lambda: t_product(10_000), herd)
-        rows.append((f"{herd} concurrent calls, cold key: tutorial @cached", f"{ms:.0f} ms",
-                     f"{loads['tutorial'] - before['tutorial']} loads"))
+        rows.append(
+            (
+                f"{herd} concurrent calls, cold key: tutorial @cached",
+                f"{ms:.0f} ms",
+                f"{loads['tutorial'] - before['tutorial']} loads",
+            )
+        )
 
         async def lock_loader() -> dict[str, int]:
             loads["lock"] += 1
@@ -155,12 +160,22 @@ async def main(smoke: bool) -> None:
             lambda: tutorial_get_with_lock(r, "v1:lock:1", 300, lock_loader), herd
         )
         nones = sum(1 for v in out if v is None)
-        rows.append((f"{herd} concurrent calls, cold key: tutorial get_with_lock", f"{ms:.0f} ms",
-                     f"{loads['lock']} loads, {nones} callers got None"))
+        rows.append(
+            (
+                f"{herd} concurrent calls, cold key: tutorial get_with_lock",
+                f"{ms:.0f} ms",
+                f"{loads['lock']} loads, {nones} callers got None",
+            )
+        )
         out, ms = await stampede(lambda: n_product(10_000), herd)
         nones = sum(1 for v in out if v is None)
-        rows.append((f"{herd} concurrent calls, cold key: nearcache @cached", f"{ms:.0f} ms",
-                     f"{loads['nearcache'] - before['nearcache']} loads, {nones} got None"))
+        rows.append(
+            (
+                f"{herd} concurrent calls, cold key: nearcache @cached",
+                f"{ms:.0f} ms",
+                f"{loads['nearcache'] - before['nearcache']} loads, {nones} got None",
+            )
+        )
     finally:
         await nc.close()
         await r.aclose()
