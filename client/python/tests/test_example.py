@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ EXAMPLE = REPO / "examples" / "fastapi"
 
 class Service:
     def __init__(self, daemon: Daemon, db_url: str, log: Any) -> None:
+        self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, NEARCACHE_URL=daemon.url, DATABASE_URL=db_url, SHOP_LOAD_DELAY="0.2")
@@ -43,7 +45,8 @@ class Service:
         )
 
     def ready(self) -> bool:
-        assert self.proc.poll() is None, "uvicorn exited"
+        if self.proc.poll() is not None:
+            raise AssertionError("uvicorn exited:\n" + Path(self.log.name).read_text())
         try:
             return httpx.get(self.url + "/debug/loads", timeout=1).status_code == 200
         except httpx.HTTPError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -102,17 +103,28 @@ def test_a_stopped_redis_is_unavailable_and_its_return_heals(
                 time.sleep(0.05)
 
 
+def asleep(r: Redis) -> bool:
+    """Whether Redis leaves a PING unanswered for 100 ms."""
+    with socket.create_connection(("127.0.0.1", r.port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        s.settimeout(0.1)
+        try:
+            return not s.recv(16)
+        except TimeoutError:
+            return True
+
+
 def test_a_sleeping_redis_makes_a_short_request_deadline_exceeded(
     kind: str, own_redis: Redis, make_daemon: Callable[..., Daemon], ns: str
 ) -> None:
     d = make_daemon(redis_=own_redis)
     with open_client(kind, d.url, timeout=2) as cl:
         sleeper = subprocess.Popen(
-            ["redis-cli", "-p", str(own_redis.port), "DEBUG", "SLEEP", "1"],
+            ["redis-cli", "-p", str(own_redis.port), "DEBUG", "SLEEP", "2"],
             stdout=subprocess.DEVNULL,
         )
         try:
-            time.sleep(0.1)
+            wait_until(lambda: asleep(own_redis), 5, "redis to fall asleep")
             with pytest.raises(nearcache.DeadlineExceeded, match="deadline exceeded"):
                 cl.get(ns, "k", timeout=0.3)
         finally:

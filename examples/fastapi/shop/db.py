@@ -4,9 +4,11 @@ SQLAlchemy speaks) through ``$DATABASE_URL``."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 from sqlalchemy import ForeignKey, String, create_engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite:///./shop.db")
@@ -48,7 +50,16 @@ class SessionRow(Base):
 
 
 def create_all() -> None:
-    Base.metadata.create_all(engine)
+    """Creates the tables that are missing. Workers starting together may
+    race to create one: the loser looks again."""
+    for attempt in range(5):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def get_db() -> Iterator[Session]:

@@ -65,6 +65,17 @@ def _is_depends(obj: object) -> bool:
     return isinstance(dep, type) and isinstance(obj, dep)
 
 
+def _is_a(hint: Any, classes: tuple[type, ...]) -> bool:
+    """Whether annotation ``hint`` is a plain class under one of ``classes``
+    (``dict[str, int]`` and other generic aliases are not)."""
+    if not classes or typing.get_origin(hint) is not None or not inspect.isclass(hint):
+        return False
+    try:
+        return issubclass(hint, classes)
+    except TypeError:
+        return False
+
+
 def _hints(fn: Callable[..., Any], params: list[inspect.Parameter]) -> dict[str, Any]:
     """Returns the parameters' annotations, resolved where they can be (one
     by one when some name cannot be)."""
@@ -172,7 +183,7 @@ class KeyBuilder:
                     out.add(p.name)
                     continue
                 hint = typing.get_args(hint)[0]
-            if isinstance(hint, type) and injected and issubclass(hint, injected):
+            if _is_a(hint, injected):
                 out.add(p.name)
         return out
 
