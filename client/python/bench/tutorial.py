@@ -181,7 +181,7 @@ async def main(smoke: bool) -> None:
         await r.aclose()
         d.cleanup()
         rs.cleanup()
-    print(f"| what | p50 / p99, rate or time | notes |  (load = {LOAD_MS} ms sleep)")
+    print(f"| what (load: a {LOAD_MS} ms sleep) | p50 / p99, rate or time | notes |")
     print("| --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
