@@ -110,10 +110,14 @@ class _AConn:
         )
 
     def close(self) -> None:
-        if self.pid == os.getpid() and not self.task.done():
-            self.task.cancel()
-        if self.pid == os.getpid():
+        if self.pid != os.getpid():
+            return  # a forked child leaves the parent's connection alone
+        try:
+            if not self.task.done():
+                self.task.cancel()
             self.writer.transport.abort()
+        except RuntimeError:  # its event loop is closed: the socket went with it
+            pass
 
 
 class AsyncClient:
