@@ -91,6 +91,7 @@ def test_a_stopped_redis_is_unavailable_and_its_return_heals(
         # the daemon notices the lost subscription).
         with pytest.raises(nearcache.Unavailable, match="redis"):
             cl.set(ns, "k2", "v")
+        wait_until(lambda: not cl.ping().l1_serving, 10, "the daemon to stop serving L1")
         own_redis.start()
         d.wait_ready()
         # The workers reconnect with backoff: allow them a few seconds.
