@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -23,7 +24,9 @@ async def setup(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title="shop", lifespan=nearcache.fastapi.lifespan(then=setup))
+#: Each cache call's budget; a miss waiting for another worker's load waits this long.
+TIMEOUT = float(os.environ.get("NEARCACHE_TIMEOUT", "2"))
+app = FastAPI(title="shop", lifespan=nearcache.fastapi.lifespan(timeout=TIMEOUT, then=setup))
 
 
 def found(value: Any) -> Any:
