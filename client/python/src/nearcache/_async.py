@@ -1,5 +1,5 @@
-"""The asyncio client: one Unix-socket connection per event loop with many
-requests in flight, each matched to its reply by request id.
+"""The asyncio client: one Unix-socket connection, on the event loop that
+uses it, with many requests in flight, each matched to its reply by id.
 
 A reader task feeds every byte read to the connection's sans-I/O Protocol
 and resolves the future of each reply's id. A caller that is cancelled or
@@ -121,8 +121,9 @@ class _AConn:
 
 
 class AsyncClient:
-    """An asyncio nearcache client: one connection per event loop, with any
-    number of requests in flight on it.
+    """An asyncio nearcache client: one connection with any number of
+    requests in flight on it. It belongs to the event loop that uses it; a
+    call from another loop replaces it (use one client per loop).
 
     Arguments and errors as for :class:`nearcache.Client`; every method is a
     coroutine. Cancelling a call abandons it without disturbing the others.
