@@ -125,7 +125,8 @@ def cached(
     - None is cached as a known-absent entry for ``negative_ttl`` (default
       ``ttl``) unless ``cache_none=False``.
     - Misses take the key's lease: one call of the function per key across
-      every process and host, the others wait for its value.
+      every process and host, the others wait for its value up to
+      ``timeout`` (default: the client's) and then call it themselves.
     - ``stale_while_revalidate``: serve the old value this long past its TTL
       while one caller refreshes it in the background.
     - ``slide``: each read keeps the key alive for ``ttl`` again.
