@@ -33,10 +33,16 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 
 failed=0
 run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_BUILD_BENCH=ON || failed=1
-echo "== python: client tests (pytest against build/)"
-if "$here/scripts/venv.sh"; then
-  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider \
-    "$here/client/python/tests" || failed=1
+echo "== python: lint (ruff, mypy --strict), client tests (pytest against build/), bench smoke"
+if "$here/scripts/venv.sh" dev bench; then
+  py="$here/client/python"
+  (cd "$py" && "$here/.venv/bin/ruff" check -q src tests tools bench ../../examples/fastapi &&
+    "$here/.venv/bin/ruff" format -q --check src tests tools bench ../../examples/fastapi &&
+    "$here/.venv/bin/mypy" --no-incremental) || failed=1
+  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$py/tests" ||
+    failed=1
+  NC_BUILD="$here/build" "$here/.venv/bin/python" "$py/bench/tutorial.py" --smoke \
+    > "$here/build/py-bench-smoke.log" 2>&1 || { cat "$here/build/py-bench-smoke.log"; failed=1; }
 else
   echo "== python: could not make .venv" >&2
   failed=1

@@ -7,6 +7,7 @@ nearcached started here, stopped by pid.
     NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke]
 
 Prints a Markdown table. The "database" is an asyncio.sleep of LOAD_MS.
+Exits 1 if the cold-key stampede through nearcache loaded more than once.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ async def main(smoke: bool) -> None:
         )
         out, ms = await stampede(lambda: n_product(10_000), herd)
         nones = sum(1 for v in out if v is None)
+        n_loads = loads["nearcache"] - before["nearcache"]
         rows.append(
             (
                 f"{herd} concurrent calls, cold key: nearcache @cached",
@@ -185,6 +187,8 @@ async def main(smoke: bool) -> None:
     print("| --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if n_loads != 1 or nones:
+        sys.exit(f"nearcache's stampede loaded {n_loads} times, {nones} callers got None")
 
 
 if __name__ == "__main__":
