@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -98,3 +99,24 @@ def test_a_forked_child_gets_its_own_async_connection(daemon: Daemon, ns: str) -
 
     assert _child(child) == 0
     assert asyncio.run(use("parent again")) == b"parent again"
+
+
+def test_every_pooled_connection_is_redialed_after_a_restart(
+    make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    d = make_daemon()
+    with nearcache.Client(d.url, timeout=3) as cl:
+        barrier = threading.Barrier(4)
+
+        def use() -> None:
+            barrier.wait()
+            cl.set(ns, "k", "v")
+
+        threads = [threading.Thread(target=use) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(cl._idle) >= 2  # several connections, all to the old daemon
+        d.restart()
+        assert cl.get(ns, "k") == b"v"

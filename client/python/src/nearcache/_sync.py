@@ -176,6 +176,12 @@ class Client:
             self._down_since = None
             return conn
 
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for c in idle:
+            c.close()
+
     def _give_back(self, conn: _Conn) -> None:
         with self._lock:
             if not self._closed and conn.pid == os.getpid():
@@ -196,6 +202,7 @@ class Client:
                 body = conn.roundtrip(call, int(t * 1000), deadline)
             except _Lost as e:
                 conn.close()
+                self._drop_idle()  # dialed before the same loss, most likely
                 if attempt == 0 and (call.retry_safe or not e.sent):
                     continue
                 raise Unavailable(
