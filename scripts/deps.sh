@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
-      python3 systemd lintian file)
+      python3 python3-venv systemd lintian file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds nearcache twice (plain, and with
-# AddressSanitizer + UBSan) and runs the whole suite on each; in between,
-# builds the Debian package and checks it (scripts/check-deb.sh: installs it
-# with dpkg -i and purges it again, so it needs root or sudo). Every test
-# starts its own redis-server on a free loopback port and stops it by pid.
-# Exits non-zero on any failure.
+# AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
+# one, the Python client's tests (pytest, in .venv, against that build) and
+# the Debian package's check (scripts/check-deb.sh: installs it with dpkg -i
+# and purges it again, so it needs root or sudo). Every test starts its own
+# redis-server on a free loopback port and stops it by pid. Exits non-zero
+# on any failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh" || exit 1
@@ -34,6 +35,20 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
 
 failed=0
 run_suite plain "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_BUILD_BENCH=ON || failed=1
+echo "== python: lint (ruff, mypy --strict), client tests (pytest against build/), bench smoke"
+if "$here/scripts/venv.sh" dev bench; then
+  py="$here/client/python"
+  (cd "$py" && "$here/.venv/bin/ruff" check -q src tests tools bench ../../examples/fastapi &&
+    "$here/.venv/bin/ruff" format -q --check src tests tools bench ../../examples/fastapi &&
+    "$here/.venv/bin/mypy" --no-incremental) || failed=1
+  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$py/tests" ||
+    failed=1
+  NC_BUILD="$here/build" "$here/.venv/bin/python" "$py/bench/tutorial.py" --smoke \
+    > "$here/build/py-bench-smoke.log" 2>&1 || { cat "$here/build/py-bench-smoke.log"; failed=1; }
+else
+  echo "== python: could not make .venv" >&2
+  failed=1
+fi
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||

@@ -1,0 +1,1 @@
+"""Messages generated from proto/nearcache.proto (tools/genproto.py)."""

@@ -1,0 +1,128 @@
+"""The example service (examples/fastapi/) as two Uvicorn processes on two
+daemons, "two hosts" sharing one Redis and one database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from procs import REPO, Daemon, Redis, _die_with_parent, free_port, wait_until
+
+EXAMPLE = REPO / "examples" / "fastapi"
+
+
+class Service:
+    def __init__(self, daemon: Daemon, db_url: str, log: Any) -> None:
+        self.log = log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, NEARCACHE_URL=daemon.url, DATABASE_URL=db_url, SHOP_LOAD_DELAY="0.2")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "shop.main:app",
+                "--app-dir",
+                str(EXAMPLE),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError("uvicorn exited:\n" + Path(self.log.name).read_text())
+        try:
+            return httpx.get(self.url + "/debug/loads", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def loads(self) -> dict[str, int]:
+        data: dict[str, int] = httpx.get(self.url + "/debug/loads", timeout=5).json()["loads"]
+        return data
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def services(redis: Redis, tmp_path: Any) -> Iterator[tuple[Service, Service]]:
+    a, b = Daemon(redis).start(), Daemon(redis).start()
+    db_url = f"sqlite:///{tmp_path}/shop.db"
+    log = open(tmp_path / "uvicorn.log", "ab")  # noqa: SIM115
+    sa = Service(a, db_url, log)
+    sb = Service(b, db_url, log)
+    try:
+        wait_until(lambda: sa.ready() and sb.ready(), 30, "both services")
+        yield sa, sb
+    finally:
+        for s in (sa, sb):
+            s.stop()
+        log.close()
+        a.cleanup()
+        b.cleanup()
+
+
+def test_an_update_through_one_host_is_seen_by_the_other(services: tuple[Service, Service]) -> None:
+    a, b = services
+    body = {"id": 1, "name": "lamp", "description": "a lamp"}
+    assert httpx.put(f"{a.url}/products/1", json=body).status_code == 200
+    assert httpx.get(f"{b.url}/products/1").json()["name"] == "lamp"
+    assert httpx.get(f"{b.url}/products/1").json()["name"] == "lamp"
+    assert httpx.put(f"{a.url}/products/1", json={**body, "name": "lamp v2"}).status_code == 200
+    assert httpx.get(f"{a.url}/products/1").json()["name"] == "lamp v2"
+    end = time.monotonic() + 2  # the invalidation reaches B's daemon through Redis
+    while httpx.get(f"{b.url}/products/1").json()["name"] != "lamp v2":
+        assert time.monotonic() < end, "host B still serves the old product"
+        time.sleep(0.01)
+    assert httpx.get(f"{b.url}/products/404").status_code == 404
+
+
+def test_two_hundred_requests_for_a_cold_product_across_both_hosts_load_it_once(
+    services: tuple[Service, Service],
+) -> None:
+    a, b = services
+    body = {"id": 2, "name": "chair", "description": ""}
+    assert httpx.put(f"{a.url}/products/2", json=body).status_code == 200
+    before = a.loads()["product"] + b.loads()["product"]
+
+    async def storm() -> list[int]:
+        limits = httpx.Limits(max_connections=300)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+            urls = [f"{(a, b)[i % 2].url}/products/2" for i in range(200)]
+            replies = await asyncio.gather(*(http.get(u) for u in urls))
+        assert all(r.json()["name"] == "chair" for r in replies)
+        return [r.status_code for r in replies]
+
+    assert asyncio.run(storm()) == [200] * 200
+    assert a.loads()["product"] + b.loads()["product"] - before == 1
+
+
+def test_a_bulk_reprice_bumps_the_price_namespace_on_every_host(
+    services: tuple[Service, Service],
+) -> None:
+    a, b = services
+    httpx.put(f"{a.url}/products/3", json={"id": 3, "name": "desk", "description": ""})
+    httpx.put(f"{a.url}/products/3/price", json={"product_id": 3, "cents": 1000})
+    assert httpx.get(f"{b.url}/products/3/price").json()["cents"] == 1000
+    assert httpx.post(f"{a.url}/prices/reprice", params={"percent": 10}).json()["updated"] >= 1
+    end = time.monotonic() + 2
+    while httpx.get(f"{b.url}/products/3/price").json()["cents"] != 1100:
+        assert time.monotonic() < end, "host B still serves the old price"
+        time.sleep(0.01)

@@ -1,0 +1,1 @@
+"""The tutorial's product service, cached with nearcache (see README.md)."""
