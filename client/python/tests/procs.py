@@ -106,6 +106,13 @@ class Redis:
         )
         return out.stdout.decode(errors="replace").strip()
 
+    def data_key(self, ns: str, key: str) -> str:
+        """The Redis key of (ns, key) under prefix nc:v1 and the version Redis
+        holds; a namespace without one is given 1 first, as a daemon would
+        give it one."""
+        self.cmd("SET", f"nc:v1:nsver:{ns}", "1", "NX")
+        return f"nc:v1:{ns}:{self.cmd('GET', f'nc:v1:nsver:{ns}')}:{key}"
+
     def stop(self, hard: bool = True) -> None:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL if hard else signal.SIGTERM)

@@ -81,9 +81,10 @@ def test_mset_takes_a_mapping_or_tuples_with_their_own_ttls(c: Any, ns: str) -> 
 
 def test_bump_returns_the_new_version_and_drops_the_namespace(c: Any, ns: str) -> None:
     c.set(ns, "k", "v")
-    assert c.bump(ns) == 1
+    first = c.bump(ns)
+    assert first > 0
     assert c.get(ns, "k") is None
-    assert c.bump(ns) == 2
+    assert c.bump(ns) == first + 1
 
 
 def test_stats_counts_the_requests(c: Any, ns: str) -> None:
@@ -173,7 +174,7 @@ def test_a_sliding_get_keeps_the_key_alive(c: Any, ns: str, redis: Redis) -> Non
     assert c.get_ex(ns, "s", slide=timedelta(seconds=30)).value == b"v"
     time.sleep(1.3)  # past the 1 s the Set gave it
     assert c.get(ns, "s") == b"v"
-    assert int(redis.cmd("PTTL", f"nc:v1:{ns}:0:s")) > 20000
+    assert int(redis.cmd("PTTL", redis.data_key(ns, "s"))) > 20000
 
 
 def test_one_sync_client_is_shared_by_threads(daemon: Any, ns: str) -> None:

@@ -63,7 +63,7 @@ def test_a_request_larger_than_the_daemon_reads_is_refused_without_sending(c: An
 def test_a_key_holding_another_redis_type_is_failed_precondition(
     c: Any, ns: str, redis: Redis
 ) -> None:
-    redis.cmd("RPUSH", f"nc:v1:{ns}:0:list", "x")
+    redis.cmd("RPUSH", redis.data_key(ns, "list"), "x")
     with pytest.raises(nearcache.FailedPrecondition, match="WRONGTYPE"):
         c.get(ns, "list")
 
