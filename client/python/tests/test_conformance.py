@@ -43,7 +43,7 @@ def matches(got: Any, want: Any, names: dict[str, int]) -> bool:
         if not plus:
             names[name] = got
             return isinstance(got, int)
-        return got == names[name] + int(plus)
+        return bool(got == names[name] + int(plus))
     return bool(got == want)
 
 
