@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "codec.h"
-#include "ctxpool.h"
 #include "near.h"
 #include "units.h"
 #include "wire.h"
@@ -22,24 +22,11 @@
 #define DEFAULT_TIMEOUT_MS  1000
 #define DEFAULT_NEAR_TTL_MS 60000
 
-struct nc_client {
-    nng_socket sock;
-    atomic_int timeout_ms;
-    atomic_uint_fast64_t next_id;
-    atomic_int pipes;             /* connections to the daemon right now */
-    _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
-    atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
-    ctxpool pool;                 /* (context, aio) pairs of sock for the calls */
-    near *near;                   /* the near tier, or NULL */
-    char url[512];
-};
-
 static _Thread_local int tl_status;
 static _Thread_local char tl_msg[512];
 
 /* Records a failure for nc_errmsg() and returns err. */
-static int fail(int err, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(int err, int status, const char *fmt, ...)
+int client_fail(int err, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -80,19 +67,19 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
         url = nc_default_url();
     nc_client *c = calloc(1, sizeof *c);
     if (c == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     snprintf(c->url, sizeof c->url, "%s", url);
     atomic_init(&c->timeout_ms, DEFAULT_TIMEOUT_MS);
     atomic_init(&c->next_id, 1);
     int rv = nng_req0_open(&c->sock);
     if (rv != 0) {
         free(c);
-        return fail(NC_ENOMEM, 0, "cannot open a REQ socket: %s", nng_strerror(rv));
+        return client_fail(NC_ENOMEM, 0, "cannot open a REQ socket: %s", nng_strerror(rv));
     }
     if (ctxpool_init(&c->pool, c->sock) != 0) {
         nng_close(c->sock);
         free(c);
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     }
     nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
@@ -104,8 +91,8 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
         ctxpool_fini(&c->pool);
         free(c);
         int bad_url = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL;
-        return fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0, "cannot connect to nearcached at %s: %s",
-                    url, nng_strerror(rv));
+        return client_fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0,
+                           "cannot connect to nearcached at %s: %s", url, nng_strerror(rv));
     }
     if (o->near_bytes > 0) {
         char ring[600];
@@ -116,7 +103,7 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
         int64_t ttl = o->near_max_ttl_ms > 0 ? o->near_max_ttl_ms : DEFAULT_NEAR_TTL_MS;
         if (near_open(&c->near, ring, o->near_bytes, ttl) != NC_OK) {
             nc_close(c);
-            return fail(NC_ENOMEM, 0, "out of memory");
+            return client_fail(NC_ENOMEM, 0, "out of memory");
         }
     }
     *out = c;
@@ -142,7 +129,8 @@ void nc_close(nc_client *c)
 int nc_stats_near(nc_client *c, nc_near_stats *out)
 {
     if (c->near == NULL)
-        return fail(NC_EINVAL, 0, "this client has no near tier (nc_open_ex with near_bytes)");
+        return client_fail(NC_EINVAL, 0,
+                           "this client has no near tier (nc_open_ex with near_bytes)");
     near_stats(c->near, out);
     return NC_OK;
 }
@@ -186,10 +174,11 @@ static int err_of_status(int code)
 static int exchange_failed(nc_client *c, int rv)
 {
     if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
-        return fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
+        return client_fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
     if (rv == NNG_ETIMEDOUT)
-        return fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
-    return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s", nng_strerror(rv));
+        return client_fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
+    return client_fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s",
+                       nng_strerror(rv));
 }
 
 /* Sends msg on a pooled context and waits for the reply until `deadline`.
@@ -207,8 +196,8 @@ static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **repl
     int rv = ctxpool_take(&c->pool, &pp);
     if (rv != 0) {
         nng_msg_free(msg);
-        return fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
-                    nng_strerror(rv));
+        return client_fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
+                           nng_strerror(rv));
     }
     nng_aio *aio = pp->aio;
     int64_t left = deadline - units_now_ms(); /* nng reads -1 and -2 as no timeout */
@@ -260,10 +249,11 @@ static int check_size(nc_client *c, size_t size, int timeout_ms)
     }
     uint64_t max = atomic_load(&c->max_request);
     if (max != 0 && size > max)
-        return fail(NC_ETOOBIG, CODE(RESOURCE_EXHAUSTED),
-                    "request of %zu bytes is larger than the daemon accepts (%llu bytes; see "
-                    "max_value_size)",
-                    size, (unsigned long long)max);
+        return client_fail(
+            NC_ETOOBIG, CODE(RESOURCE_EXHAUSTED),
+            "request of %zu bytes is larger than the daemon accepts (%llu bytes; see "
+            "max_value_size)",
+            size, (unsigned long long)max);
     return NC_OK;
 }
 
@@ -282,7 +272,7 @@ static int request_msg(nc_client *c, size_t size, int timeout_ms, nng_msg **msg)
     if (rv != NC_OK)
         return rv;
     if (nng_msg_alloc(msg, size) != 0)
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     return NC_OK;
 }
 
@@ -297,11 +287,11 @@ static int request_msg(nc_client *c, size_t size, int timeout_ms, nng_msg **msg)
 static int reply_status(uint64_t want, uint64_t id, int code, const void *msg, size_t msglen)
 {
     if (id != want && !(id == 0 && code != CODE(OK)))
-        return fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu", (unsigned long long)id,
-                    (unsigned long long)want);
+        return client_fail(NC_EPROTO, 0, "the reply is for request %llu, not %llu",
+                           (unsigned long long)id, (unsigned long long)want);
     if (code != CODE(OK))
-        return fail(err_of_status(code), code, "%.*s", (int)msglen,
-                    msglen > 0 ? (const char *)msg : "");
+        return client_fail(err_of_status(code), code, "%.*s", (int)msglen,
+                           msglen > 0 ? (const char *)msg : "");
     return NC_OK;
 }
 
@@ -320,7 +310,7 @@ static int call_msg(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, pb_
     size_t len = nng_msg_len(reply);
     nng_msg_free(reply);
     if (r == NULL)
-        return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+        return client_fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
     rv = reply_status(id, r->id, r->code, r->message, strlen(r->message));
     if (rv != NC_OK)
         codec_reply_free(r);
@@ -345,17 +335,17 @@ static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
 }
 
 /* Like call(), and checks that the reply carries the expected result. */
-static int call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out)
+int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out)
 {
     int rv = call(c, req, timeout_ms, out);
     if (rv == NC_OK && (*out)->result_case != (Nearcache__V1__Reply__ResultCase)result) {
         codec_reply_free(*out);
-        return fail(NC_EPROTO, 0, "reply carries the wrong result");
+        return client_fail(NC_EPROTO, 0, "reply carries the wrong result");
     }
     return rv;
 }
 
-static ProtobufCBinaryData bin(nc_bytes b)
+ProtobufCBinaryData client_bin(nc_bytes b)
 {
     ProtobufCBinaryData d = {b.len, (uint8_t *)b.data};
     return d;
@@ -409,7 +399,7 @@ static int decode_get(const void *body, size_t len, wire_get_reply *g, pb_reply 
         w = WIRE_OK;
     }
     if (w != WIRE_OK)
-        return fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
+        return client_fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
     return NC_OK;
 }
 
@@ -418,7 +408,7 @@ static int copy_value(wire_bytes v, void **value, size_t *len)
 {
     char *buf = malloc(v.len + 1);
     if (buf == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     if (v.len > 0)
         memcpy(buf, v.data, v.len);
     buf[v.len] = '\0';
@@ -458,15 +448,15 @@ static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts
         rv = reply_status(q.id, g.id, g.code, g.message.data, g.message.len);
     int is_get = rv != NC_EPROTO && g.result == WIRE_REPLY_GET;
     if (rv != NC_EPROTO && !is_get && (rv == NC_OK || g.result != 0))
-        rv = fail(NC_EPROTO, 0, "reply carries the wrong result");
+        rv = client_fail(NC_EPROTO, 0, "reply carries the wrong result");
     if (is_get && info != NULL)
         get_info(&g, info);
     if (rv == NC_OK && g.lease == NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED && g.value.len == 0 &&
         !g.stale)
-        rv = fail(NC_ENOTFOUND, CODE(NOT_FOUND), "not found; you hold the lease");
+        rv = client_fail(NC_ENOTFOUND, CODE(NOT_FOUND), "not found; you hold the lease");
     else if (rv == NC_OK && g.lease == NEARCACHE__V1__LEASE_STATE__LEASE_BUSY)
-        rv = fail(NC_ETIMEDOUT, CODE(DEADLINE_EXCEEDED),
-                  "another caller holds the lease and did not store a value in time");
+        rv = client_fail(NC_ETIMEDOUT, CODE(DEADLINE_EXCEEDED),
+                         "another caller holds the lease and did not store a value in time");
     if (rv == NC_OK)
         rv = copy_value(g.value, value, len);
     codec_reply_free(slow);
@@ -516,16 +506,16 @@ int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t 
                const nc_set_opts *opts, int timeout_ms)
 {
     pb_set_request s = NEARCACHE__V1__SET_REQUEST__INIT;
-    s.ns = bin(ns);
-    s.key = bin(key);
-    s.value = bin(value);
+    s.ns = client_bin(ns);
+    s.key = client_bin(key);
+    s.value = client_bin(value);
     if (ttl_ms != NC_TTL_DEFAULT) {
         s.ttl_case = NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS;
         s.ttl_ms = ttl_ms;
     }
     if (opts != NULL) {
         if (opts->lease_token != NULL)
-            s.lease_token = bin(NC_STR(opts->lease_token));
+            s.lease_token = client_bin(NC_STR(opts->lease_token));
         s.negative = opts->negative;
         s.stale_while_revalidate_ms = opts->stale_while_revalidate_ms;
     }
@@ -535,7 +525,7 @@ int nc_set_opt(nc_client *c, nc_bytes ns, nc_bytes key, nc_bytes value, int64_t 
     if (c->near != NULL)
         near_drop(c->near, ns, key);
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(SET), &r);
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(SET), &r);
     if (rv == NC_OK)
         codec_reply_free(r);
     return rv;
@@ -561,9 +551,9 @@ static void release(nc_client *c, nc_bytes ns, nc_bytes key, const char *token, 
     char msg[sizeof tl_msg];
     memcpy(msg, tl_msg, sizeof msg);
     pb_delete_request d = NEARCACHE__V1__DELETE_REQUEST__INIT;
-    d.ns = bin(ns);
-    d.key = bin(key);
-    d.lease_token = bin(NC_STR(token));
+    d.ns = client_bin(ns);
+    d.key = client_bin(key);
+    d.lease_token = client_bin(NC_STR(token));
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(DELETE);
     req.delete_ = &d;
@@ -581,12 +571,12 @@ static int load(nc_loader loader, void *arg, nc_bytes ns, nc_bytes key, void **v
     size_t n = 0;
     if (loader(arg, ns, key, &v, &n) != 0) {
         free(v);
-        return fail(NC_ELOADER, 0, "the loader failed; nothing was cached");
+        return client_fail(NC_ELOADER, 0, "the loader failed; nothing was cached");
     }
     char *buf = realloc(v, n + 1);
     if (buf == NULL) {
         free(v);
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     }
     buf[n] = '\0';
     *value = buf;
@@ -635,167 +625,21 @@ void nc_set_fail_open(nc_client *c, int on)
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms)
 {
     pb_delete_request d = NEARCACHE__V1__DELETE_REQUEST__INIT;
-    d.ns = bin(ns);
-    d.key = bin(key);
+    d.ns = client_bin(ns);
+    d.key = client_bin(key);
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(DELETE);
     req.delete_ = &d;
     if (c->near != NULL)
         near_drop(c->near, ns, key);
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(DELETE), &r);
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(DELETE), &r);
     if (rv != NC_OK)
         return rv;
     if (existed != NULL)
         *existed = r->delete_->existed;
     codec_reply_free(r);
     return NC_OK;
-}
-
-/* An MGet from the daemon; with `ttl` (may be NULL), each found item's
- * time left. */
-static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
-                       uint64_t *ttl, int timeout_ms)
-{
-    ProtobufCBinaryData *ks = calloc(n ? n : 1, sizeof *ks);
-    if (ks == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        ks[i] = bin(keys[i]);
-    Nearcache__V1__MGetRequest m = NEARCACHE__V1__MGET_REQUEST__INIT;
-    m.ns = bin(ns);
-    m.n_keys = n;
-    m.keys = ks;
-    pb_request req = NEARCACHE__V1__REQUEST__INIT;
-    req.method_case = METHOD(MGET);
-    req.mget = &m;
-    pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(MGET), &r);
-    free(ks);
-    if (rv != NC_OK)
-        return rv;
-    if (r->mget->n_items != n) {
-        codec_reply_free(r);
-        return fail(NC_EPROTO, 0, "MGet answered %zu items for %zu keys", r->mget->n_items, n);
-    }
-    nc_item *out = calloc(n ? n : 1, sizeof *out);
-    for (size_t i = 0; out != NULL && i < n; i++) {
-        const Nearcache__V1__MGetItem *it = r->mget->items[i];
-        pb_get_reply *g = it->get;
-        out[i].found = it->found;
-        if (g == NULL)
-            continue;
-        out[i].negative = g->negative;
-        out[i].stale = g->stale;
-        out[i].source = (nc_source)g->source;
-        if (!it->found)
-            continue;
-        if (ttl != NULL)
-            ttl[i] = g->ttl_ms;
-        out[i].len = g->value.len;
-        if ((out[i].value = codec_reply_take_bytes(&g->value)) == NULL) {
-            nc_items_free(out, n);
-            out = NULL;
-            break;
-        }
-    }
-    codec_reply_free(r);
-    if (out == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
-    *items = out;
-    return NC_OK;
-}
-
-/* With a near tier: the keys it holds are answered from it, the others in
- * one MGet, whose fresh items fill it (as nc_get_opt() does). */
-int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
-            int timeout_ms)
-{
-    if (c->near == NULL)
-        return mget_remote(c, ns, keys, n, items, NULL, timeout_ms);
-    nc_item *out = calloc(n ? n : 1, sizeof *out);
-    nc_bytes *missing = calloc(n ? n : 1, sizeof *missing);
-    size_t *where = calloc(n ? n : 1, sizeof *where);
-    uint64_t *ttl = calloc(n ? n : 1, sizeof *ttl);
-    size_t m = 0;
-    int rv = NC_OK;
-    if (out == NULL || missing == NULL || where == NULL || ttl == NULL) {
-        rv = fail(NC_ENOMEM, 0, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t left;
-        if (near_get(c->near, ns, keys[i], &out[i].value, &out[i].len, &left))
-            out[i].found = 1, out[i].source = NC_SOURCE_NEAR;
-        else
-            missing[m] = keys[i], where[m++] = i;
-    }
-    if (m > 0) {
-        near_ticket t = near_take_ticket(c->near);
-        nc_item *got;
-        if ((rv = mget_remote(c, ns, missing, m, &got, ttl, timeout_ms)) != NC_OK)
-            goto done;
-        for (size_t j = 0; j < m; j++) {
-            if (got[j].found && !got[j].stale)
-                near_fill(c->near, &t, ns, missing[j], got[j].value, got[j].len,
-                          ttl[j] ? ttl[j] : UINT64_MAX);
-            out[where[j]] = got[j];
-        }
-        free(got); /* its values moved to out */
-    }
-done:
-    if (rv != NC_OK) {
-        nc_items_free(out, n);
-        out = NULL;
-    }
-    *items = out;
-    free(missing);
-    free(where);
-    free(ttl);
-    return rv;
-}
-
-void nc_items_free(nc_item *items, size_t n)
-{
-    if (items == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(items[i].value);
-    free(items);
-}
-
-int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms)
-{
-    Nearcache__V1__MSetEntry *es = calloc(n ? n : 1, sizeof *es);
-    Nearcache__V1__MSetEntry **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    if (es == NULL || ptrs == NULL) {
-        free(es);
-        free(ptrs);
-        return fail(NC_ENOMEM, 0, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (c->near != NULL)
-            near_drop(c->near, ns, entries[i].key);
-        nearcache__v1__mset_entry__init(&es[i]);
-        es[i].key = bin(entries[i].key);
-        es[i].value = bin(entries[i].value);
-        es[i].ttl_ms = entries[i].ttl_ms;
-        ptrs[i] = &es[i];
-    }
-    Nearcache__V1__MSetRequest m = NEARCACHE__V1__MSET_REQUEST__INIT;
-    m.ns = bin(ns);
-    m.n_entries = n;
-    m.entries = ptrs;
-    pb_request req = NEARCACHE__V1__REQUEST__INIT;
-    req.method_case = METHOD(MSET);
-    req.mset = &m;
-    pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(MSET), &r);
-    free(es);
-    free(ptrs);
-    if (rv == NC_OK)
-        codec_reply_free(r);
-    return rv;
 }
 
 int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
@@ -805,7 +649,7 @@ int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
     req.method_case = METHOD(PING);
     req.ping = &p;
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(PING), &r);
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(PING), &r);
     if (rv != NC_OK)
         return rv;
     if (info != NULL) {
@@ -831,14 +675,14 @@ int nc_ping(nc_client *c, int *redis_up, int timeout_ms)
 int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms)
 {
     pb_bump_request b = NEARCACHE__V1__BUMP_NAMESPACE_REQUEST__INIT;
-    b.ns = bin(ns);
+    b.ns = client_bin(ns);
     pb_request req = NEARCACHE__V1__REQUEST__INIT;
     req.method_case = METHOD(BUMP_NAMESPACE);
     req.bump_namespace = &b;
     if (c->near != NULL)
         near_drop_ns(c->near, ns);
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(BUMP_NAMESPACE), &r);
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(BUMP_NAMESPACE), &r);
     if (rv != NC_OK)
         return rv;
     if (version != NULL)
@@ -854,7 +698,7 @@ int nc_stats(nc_client *c, nc_stat **out, size_t *n, int timeout_ms)
     req.method_case = METHOD(STATS);
     req.stats = &s;
     pb_reply *r;
-    int rv = call_expect(c, &req, timeout_ms, RESULT(STATS), &r);
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(STATS), &r);
     if (rv != NC_OK)
         return rv;
     size_t count = r->stats->n_stats;
@@ -868,7 +712,7 @@ int nc_stats(nc_client *c, nc_stat **out, size_t *n, int timeout_ms)
     }
     codec_reply_free(r);
     if (arr == NULL)
-        return fail(NC_ENOMEM, 0, "out of memory");
+        return client_fail(NC_ENOMEM, 0, "out of memory");
     *out = arr;
     *n = count;
     return NC_OK;
