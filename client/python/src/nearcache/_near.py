@@ -25,7 +25,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._core import TTL, GetResult, LeaseState, Source, ipc_path, to_ms
 from ._ring import KIND_NAMESPACE, RECHECK_MS, RingError, RingReader, fnv1a64, now_ms
@@ -127,6 +127,7 @@ class NearTier:
         self._key_stamp = [0] * STAMPS
         self._ns_stamp = [0] * STAMPS
         self._problem = ""
+        self._closed = False
         self.hits = self.misses = self.evictions = self.nflushes = self.laps = self.refused = 0
         _tiers.add(self)
         with self._lock:
@@ -175,7 +176,7 @@ class NearTier:
         """Maps the ring when none is mapped, or again when the daemon made
         a new one; at most every RECHECK_MS."""
         rd = self._rd
-        if now < self._recheck_at or (rd is not None and not rd.replaced()):
+        if self._closed or now < self._recheck_at or (rd is not None and not rd.replaced()):
             return
         self._recheck_at = now + RECHECK_MS
         try:
@@ -343,6 +344,45 @@ class NearTier:
         with self._lock:
             self._drop_ns_hash_locked(_ns_hash(ns))
 
+    def before(self, request: Any) -> None:
+        """Drops this process's own entries of what ``request`` (a
+        ``nearcache.v1.Request``) writes, before it is sent: a Set, a
+        Delete, an MSet or a BumpNamespace."""
+        method = request.WhichOneof("method")
+        if method in ("set", "delete"):
+            m = getattr(request, method)
+            self.drop(m.ns, m.key)
+        elif method == "mset":
+            self.drop_many(request.mset.ns, [e.key for e in request.mset.entries])
+        elif method == "bump_namespace":
+            self.drop_ns(request.bump_namespace.ns)
+
+    def plan_mget(
+        self, ns: bytes, keys: Sequence[bytes]
+    ) -> tuple[list[GetResult | None], list[int]]:
+        """Answers what it can of an MGet: the results so far (None where
+        the daemon must answer) and the indexes of the keys to ask it for."""
+        out = [self.result(ns, k) for k in keys]
+        return out, [i for i, r in enumerate(out) if r is None]
+
+    def merge_mget(
+        self,
+        t: Ticket | None,
+        ns: bytes,
+        keys: Sequence[bytes],
+        out: list[GetResult | None],
+        missing: Sequence[int],
+        got: Sequence[GetResult],
+    ) -> list[GetResult]:
+        """Puts the daemon's answers for ``missing`` in place (filling the
+        tier with the plain values, with the ticket taken before asking)
+        and returns every key's result."""
+        for i, r in zip(missing, got, strict=True):
+            if t is not None:
+                self.offer(t, ns, keys[i], r)
+            out[i] = r
+        return [r for r in out if r is not None]
+
     def stats(self) -> NearStats:
         """Returns the tier's counters (applying the ring first)."""
         with self._lock:
@@ -363,6 +403,7 @@ class NearTier:
     def close(self) -> None:
         """Empties the tier and unmaps the ring."""
         with self._lock:
+            self._closed = True
             self._empty_locked()
             if self._rd is not None and self._pid == os.getpid():
                 self._rd.close()
