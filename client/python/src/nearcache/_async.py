@@ -216,9 +216,24 @@ class AsyncClient:
         self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None
     ) -> bytes | None:
         """Returns the value of ``ns``/``key``, or None when it is absent."""
-        if self._near is not None:
-            return (await self.get_ex(ns, key, timeout=timeout)).value
-        return (await self._run(_core.get(ns, key), timeout)).value
+        near = self._near
+        if near is None:
+            return (await self._run(_core.get(ns, key), timeout)).value
+        nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
+        hit = near.get(nsb, kb)
+        if hit is not None:
+            return hit[0]
+        return (await self._fetch(nsb, kb, False, None, timeout)).value
+
+    async def _fetch(
+        self, ns: bytes, key: bytes, lease: bool, lease_ttl: TTL | None, timeout: float | None
+    ) -> GetResult:
+        """A Get the near tier missed: asked with a ticket, filled from."""
+        assert self._near is not None
+        ticket = self._near.ticket()
+        r = await self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
+        self._near.offer(ticket, ns, key, r)
+        return r
 
     async def get_ex(
         self,
@@ -237,12 +252,7 @@ class AsyncClient:
             return await self._run(call, timeout)
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
         hit = near.result(nsb, kb)
-        if hit is not None:
-            return hit
-        ticket = near.ticket()
-        r = await self._run(_core.get(nsb, kb, lease=lease, lease_ttl=lease_ttl), timeout)
-        near.offer(ticket, nsb, kb, r)
-        return r
+        return hit if hit is not None else await self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     async def set(
         self,

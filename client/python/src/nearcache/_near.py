@@ -28,7 +28,18 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ._core import TTL, GetResult, LeaseState, Source, ipc_path, to_ms
-from ._ring import KIND_NAMESPACE, RECHECK_MS, RingError, RingReader, fnv1a64, now_ms
+from ._ring import (
+    EPOCH,
+    GEN,
+    HEAD,
+    KIND_NAMESPACE,
+    RECHECK_MS,
+    UNTIL,
+    RingError,
+    RingReader,
+    fnv1a64,
+    now_ms,
+)
 
 __all__ = ["DEFAULT_NEAR_BYTES", "DEFAULT_NEAR_MAX_TTL", "NearStats", "NearTier", "make_tier"]
 
@@ -93,9 +104,13 @@ def _ns_hash(ns: bytes) -> int:
 
 
 _tiers: weakref.WeakSet[NearTier] = weakref.WeakSet()
+#: Forks of this process (by os.fork) so far: a tier made before the last
+#: one is the parent's until it resets itself.
+_forks = [0]
 
 
 def _after_fork_in_child() -> None:
+    _forks[0] += 1
     for t in list(_tiers):
         t._lock = threading.Lock()  # a thread of the parent may have held it
 
@@ -115,6 +130,7 @@ class NearTier:
         self.max_ttl_ms = max_ttl_ms
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._fork = _forks[0]
         self._entries: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()
         # (ns hash, key hash) and ns hash -> the entries' keys, for slots.
         self._by_hash: dict[tuple[int, int], set[tuple[bytes, bytes]]] = {}
@@ -122,7 +138,6 @@ class NearTier:
         self._bytes = 0
         self._rd: RingReader | None = None
         self._epoch = self._gen = self._cursor = self._flushes = 0
-        self._seen: tuple[int, int, int] = (0, 0, -1)  # epoch, gen, head as last applied
         self._recheck_at = 0
         self._key_stamp = [0] * STAMPS
         self._ns_stamp = [0] * STAMPS
@@ -193,18 +208,18 @@ class NearTier:
     def _catch_up_locked(self, now: int) -> bool:
         """Applies the ring up to its head: a new epoch or flush generation,
         or being lapped, empties the tier. Returns whether it may serve."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() or self._fork != _forks[0]:
             self._forked_locked()
         rd = self._rd
         epoch = until = 0
         if rd is not None:
-            epoch, gen, head, until = rd.header()
+            epoch, until, gen, head = rd.header()
         if epoch == 0 or until < now:
             self._attach_locked(now)  # the daemon stopped or stalled: a new ring?
             rd = self._rd
             if rd is None:
                 return False
-            epoch, gen, head, until = rd.header()
+            epoch, until, gen, head = rd.header()
             if epoch == 0 or until < now:
                 return False
         assert rd is not None
@@ -235,27 +250,32 @@ class NearTier:
                 self._key_stamp[_mix(sl.ns_hash, sl.key_hash) % STAMPS] = seq
             seq += 1
         self._cursor = head
-        self._seen = (epoch, gen, head)
         return True
 
     def _ready_locked(self, now: int) -> bool:
-        """Whether the tier may serve now, applying the ring first if it moved."""
+        """Whether the tier may serve now, applying the ring first if it
+        moved. The fast path reads serving_until first, then the head."""
         rd = self._rd
-        if rd is not None and self._pid == os.getpid():
-            epoch, gen, head, until = rd.header()
-            if until >= now and (epoch, gen, head) == self._seen:
-                return True  # nothing new
+        if (
+            rd is not None
+            and self._fork == _forks[0]
+            and rd.swords[UNTIL] >= now
+            and rd.words[HEAD] == self._cursor
+            and rd.words[GEN] == self._gen
+            and rd.words[EPOCH] == self._epoch
+        ):
+            return True  # nothing new since the last catch-up
         return self._catch_up_locked(now)
 
     def _forked_locked(self) -> None:
         """In a forked child: empty, and map the ring afresh."""
         self._pid = os.getpid()
+        self._fork = _forks[0]
         self._empty_locked()
         if self._rd is not None:
             self._rd.close()
         self._rd = None
         self._epoch = self._gen = self._cursor = 0
-        self._seen = (0, 0, -1)
         self._recheck_at = 0
         self.hits = self.misses = self.evictions = self.nflushes = self.laps = self.refused = 0
         self._attach_locked(now_ms())
