@@ -56,7 +56,7 @@ def near(hosts: tuple[Daemon, Daemon]) -> Iterator[nearcache.Client]:
 
 
 def stats(cl: Any) -> NearStats:
-    s = getattr(cl, "inner", cl).near_stats()  # the async facade's client is .inner
+    s: NearStats | None = getattr(cl, "inner", cl).near_stats()  # the facade's client: .inner
     assert s is not None
     return s
 
