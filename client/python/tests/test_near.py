@@ -21,8 +21,7 @@ from conftest import open_client
 from procs import Daemon, Redis, wait_until
 
 import nearcache
-from nearcache import Source
-from nearcache._near import NearStats
+from nearcache import NearStats, Source
 
 WINDOW = 1.0  # the daemons' coherence_window (its default)
 SLACK = 0.25  # polling and scheduling on a busy test machine
