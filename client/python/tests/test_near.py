@@ -110,20 +110,21 @@ def test_an_own_write_is_read_back_at_once(
 
 
 def test_mget_answers_the_keys_the_near_tier_holds_and_asks_for_the_others(
-    near: nearcache.Client, b: nearcache.Client, ns: str
+    kind: str, hosts: tuple[Daemon, Daemon], b: nearcache.Client, ns: str
 ) -> None:
-    b.mset(ns, {"a": "1", "b": "2"}, 60)
-    near_holds(near, ns, "a", b"1")
-    rs = near.mget_ex(ns, ["a", "b", "c"])
-    assert [r.value for r in rs] == [b"1", b"2", None]
-    assert rs[0].source is Source.NEAR and rs[1].source is not Source.NEAR
-    wait_until(
-        lambda: [r.source for r in near.mget_ex(ns, ["a", "b"])] == [Source.NEAR] * 2,
-        3,
-        "both keys in the near tier",
-    )
-    b.set(ns, "b", "3", 60)
-    wait_until(lambda: near.mget(ns, ["a", "b"]) == [b"1", b"3"], WINDOW, "B's write in mget")
+    with open_client(kind, hosts[0].url, timeout=5) as near:
+        b.mset(ns, {"a": "1", "b": "2"}, 60)
+        near_holds(near, ns, "a", b"1")
+        rs = near.mget_ex(ns, ["a", "b", "c"])
+        assert [r.value for r in rs] == [b"1", b"2", None]
+        assert rs[0].source is Source.NEAR and rs[1].source is not Source.NEAR
+        wait_until(
+            lambda: [r.source for r in near.mget_ex(ns, ["a", "b"])] == [Source.NEAR] * 2,
+            3,
+            "both keys in the near tier",
+        )
+        b.set(ns, "b", "3", 60)
+        wait_until(lambda: near.mget(ns, ["a", "b"]) == [b"1", b"3"], WINDOW, "B's write")
 
 
 def test_a_bump_on_another_host_empties_the_namespace_from_the_near_tier(
