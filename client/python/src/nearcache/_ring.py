@@ -8,10 +8,15 @@ generation at 32, u64 head at 64, i64 serving_until (``CLOCK_MONOTONIC`` ms)
 at 128, slots from 192. A slot: u64 seq, u32 kind, u32 0, u64 namespace
 hash, u64 key hash.
 
-Every 8-byte field is read with one ``struct.unpack_from`` in native byte
-order on the mapping, which copies the 8 aligned bytes with a ``memcpy``
-(one load on x86-64 and arm64, but CPython promises no atomicity). So the
-reader is written to stay safe if a copy is ever torn by a concurrent write:
+Every 8-byte field is read with one copy of its 8 aligned bytes: a slot's
+with ``struct.unpack_from`` in native byte order, the header's (on every
+lookup) by indexing a ``memoryview`` cast to 8-byte words, both of which
+CPython does with one ``memcpy`` (one load on x86-64 and arm64, but CPython
+promises no atomicity). The reads follow the writer's order (serving_until
+before the head, seq before and after a slot's fields), which x86-64 keeps
+for loads; on weaker memory models the interpreter's own work between two
+reads is all that orders them. The reader is written to stay safe if a copy
+is ever torn by a concurrent write:
 
 - a slot's seq: while the daemon rewrites slot *s* its seq goes from
   *s* - count to 0 to *s*, and a mix of those bytes is never *s* (where it
