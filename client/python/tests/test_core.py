@@ -162,11 +162,12 @@ def test_other_transports_are_refused() -> None:
         nearcache.Client("tcp://127.0.0.1:5555")
 
 
-def test_the_near_tier_is_refused_until_it_exists() -> None:
-    with pytest.raises(NotImplementedError, match="near tier"):
-        nearcache.Client("ipc:///x", near=True)
-    with pytest.raises(NotImplementedError, match="near tier"):
-        nearcache.AsyncClient("ipc:///x", near={"max_bytes": 1 << 20})
+def test_the_near_tier_is_on_by_default_and_off_with_zero_bytes() -> None:
+    assert nearcache.Client("ipc:///x").near_stats() is not None
+    assert nearcache.Client("ipc:///x", near_bytes=0).near_stats() is None
+    assert nearcache.AsyncClient("ipc:///x", near_bytes=0).near_stats() is None
+    with pytest.raises(ValueError, match="near_bytes"):
+        nearcache.Client("ipc:///x", near_bytes=-1)
 
 
 def test_a_request_over_the_daemons_limit_is_refused() -> None:

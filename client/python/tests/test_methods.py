@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from procs import Redis
+from conftest import open_client
+from procs import Daemon, Redis
 
 import nearcache
 from nearcache import LeaseState, Source
@@ -18,20 +19,21 @@ def test_get_of_a_missing_key_is_none(c: Any, ns: str) -> None:
     assert c.get(ns, "absent") is None
 
 
-def test_set_then_get_returns_the_value_from_l2_then_l1(c: Any, ns: str) -> None:
-    assert c.set(ns, "k", b"v1", ttl=60) == 60000
-    r1 = c.get_ex(ns, "k")
-    assert r1.value == b"v1"
-    assert r1.source in (Source.L1, Source.L2)
-    # L1 serves while the daemon is caught up (its heartbeat within 1 s);
-    # on a loaded machine that may take a moment.
-    end = time.monotonic() + 5
-    while (r2 := c.get_ex(ns, "k")).source is not Source.L1:
+def test_set_then_get_returns_the_value_from_l2_then_l1(kind: str, daemon: Daemon, ns: str) -> None:
+    with open_client(kind, daemon.url, timeout=5, near_bytes=0) as c:  # the daemon's tiers only
+        assert c.set(ns, "k", b"v1", ttl=60) == 60000
+        r1 = c.get_ex(ns, "k")
+        assert r1.value == b"v1"
+        assert r1.source in (Source.L1, Source.L2)
+        # L1 serves while the daemon is caught up (its heartbeat within 1 s);
+        # on a loaded machine that may take a moment.
+        end = time.monotonic() + 5
+        while (r2 := c.get_ex(ns, "k")).source is not Source.L1:
+            assert r2.value == b"v1"
+            assert time.monotonic() < end, "never served from L1"
+            time.sleep(0.05)
         assert r2.value == b"v1"
-        assert time.monotonic() < end, "never served from L1"
-        time.sleep(0.05)
-    assert r2.value == b"v1"
-    assert 0 < r2.ttl_ms <= 60000
+        assert 0 < r2.ttl_ms <= 60000
 
 
 def test_ttl_is_seconds_or_a_timedelta_and_none_is_the_daemons_default(c: Any, ns: str) -> None:

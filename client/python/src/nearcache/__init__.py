@@ -20,6 +20,7 @@ from ._cached import (
 from ._codec import Serializer
 from ._core import DEFAULT_URL, GetResult, LeaseState, PingInfo, Source
 from ._flow import CacheWarning
+from ._near import NearStats
 from ._sync import Client
 from .errors import (
     Aborted,
@@ -51,6 +52,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "LeaseState",
+    "NearStats",
     "NotFound",
     "PermissionDenied",
     "PingInfo",

@@ -18,8 +18,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _core
-from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo
-from ._sync import _DOWN_GRACE, _Lost, check_near, seconds, slack
+from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
+from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
+from ._sync import _DOWN_GRACE, _Lost, seconds, slack
 from .errors import DeadlineExceeded, Error, Unavailable
 
 __all__ = ["AsyncClient"]
@@ -125,17 +126,24 @@ class AsyncClient:
     requests in flight on it. It belongs to the event loop that uses it; a
     call from another loop replaces it (use one client per loop).
 
-    Arguments and errors as for :class:`nearcache.Client`; every method is a
-    coroutine. Cancelling a call abandons it without disturbing the others.
+    Arguments (the near tier's too) and errors as for
+    :class:`nearcache.Client`; every method is a coroutine. Cancelling a
+    call abandons it without disturbing the others.
     """
 
     def __init__(
-        self, url: str | None = None, *, timeout: float | timedelta = 1.0, near: object = None
+        self,
+        url: str | None = None,
+        *,
+        timeout: float | timedelta = 1.0,
+        near_bytes: int = DEFAULT_NEAR_BYTES,
+        near_max_ttl: TTL = DEFAULT_NEAR_MAX_TTL,
+        near_ring: str | None = None,
     ) -> None:
-        check_near(near)
         self.url = _core.resolve_url(url)
         self._path = _core.ipc_path(self.url)
         self.timeout = seconds(timeout)
+        self._near = make_tier(self.url, near_bytes, near_max_ttl, near_ring)
         self._conn: _AConn | None = None
         self._dialing: asyncio.Lock | None = None
         self._closed = False
@@ -189,6 +197,8 @@ class AsyncClient:
         if size > _core.SMALL_REQUEST and self._limit is None:
             self._limit = (await self._run(_core.ping(), t)).max_request_size
         _core.check_size(size, self._limit)
+        if self._near is not None and call.request is not None:
+            self._near.before(call.request)  # drops its own entries of a write
         for attempt in (0, 1):
             conn = await self._connection(deadline)
             try:
@@ -206,7 +216,24 @@ class AsyncClient:
         self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None
     ) -> bytes | None:
         """Returns the value of ``ns``/``key``, or None when it is absent."""
-        return (await self._run(_core.get(ns, key), timeout)).value
+        near = self._near
+        if near is None:
+            return (await self._run(_core.get(ns, key), timeout)).value
+        nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
+        hit = near.get(nsb, kb)
+        if hit is not None:
+            return hit[0]
+        return (await self._fetch(nsb, kb, False, None, timeout)).value
+
+    async def _fetch(
+        self, ns: bytes, key: bytes, lease: bool, lease_ttl: TTL | None, timeout: float | None
+    ) -> GetResult:
+        """A Get the near tier missed: asked with a ticket, filled from."""
+        assert self._near is not None
+        ticket = self._near.ticket()
+        r = await self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
+        self._near.offer(ticket, ns, key, r)
+        return r
 
     async def get_ex(
         self,
@@ -219,8 +246,13 @@ class AsyncClient:
         timeout: float | None = None,
     ) -> GetResult:
         """Returns everything a Get answers; see :meth:`Client.get_ex`."""
-        call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
-        return await self._run(call, timeout)
+        near = self._near
+        if near is None or slide is not None:
+            call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
+            return await self._run(call, timeout)
+        nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
+        hit = near.result(nsb, kb)
+        return hit if hit is not None else await self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     async def set(
         self,
@@ -260,13 +292,23 @@ class AsyncClient:
         self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[bytes | None]:
         """Returns the values of ``keys`` in order, None for each one absent."""
-        return [r.value for r in await self._run(_core.mget(ns, keys), timeout)]
+        return [r.value for r in await self.mget_ex(ns, keys, timeout=timeout)]
 
     async def mget_ex(
         self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[GetResult]:
-        """Returns a GetResult for each of ``keys``, in order."""
-        return await self._run(_core.mget(ns, keys), timeout)
+        """Returns a GetResult for each of ``keys``, in order (near-tier
+        hits among them)."""
+        near = self._near
+        if near is None or not keys:
+            return await self._run(_core.mget(ns, keys), timeout)
+        nsb, kbs = as_bytes(ns, "ns"), [as_bytes(k, "key") for k in keys]
+        out, missing = near.plan_mget(nsb, kbs)
+        ticket = near.ticket() if missing else None
+        got: list[GetResult] = []
+        if missing:
+            got = await self._run(_core.mget(nsb, [kbs[i] for i in missing]), timeout)
+        return near.merge_mget(ticket, nsb, kbs, out, missing, got)
 
     async def mset(
         self,
@@ -291,6 +333,10 @@ class AsyncClient:
         """Returns the daemon's PingInfo (raises Unavailable if it is down)."""
         return await self._run(_core.ping(), timeout)
 
+    def near_stats(self) -> NearStats | None:
+        """Returns the near tier's counters, or None without a near tier."""
+        return None if self._near is None else self._near.stats()
+
     async def request(self, body: bytes, *, timeout: float | None = None) -> Any:
         """Sends raw request bytes; returns the decoded Reply whatever its code."""
         return await self._run(_core.raw(body), timeout)
@@ -301,6 +347,8 @@ class AsyncClient:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        if self._near is not None:
+            self._near.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -51,6 +51,7 @@ class Source(enum.IntEnum):
     UNSPECIFIED = 0
     L1 = 1  #: the daemon's memory
     L2 = 2  #: Redis
+    NEAR = 3  #: this process's near tier
 
 
 class LeaseState(enum.IntEnum):

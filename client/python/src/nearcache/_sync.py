@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _core
-from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo
+from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
+from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from .errors import DeadlineExceeded, Error, Unavailable
 
 __all__ = ["Client"]
@@ -48,13 +49,6 @@ def seconds(timeout: float | timedelta) -> float:
     if t <= 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     return t
-
-
-def check_near(near: object) -> None:
-    """The near tier (shared-memory ring) does not exist yet: refuse to
-    pretend. ``near`` must be None or False."""
-    if near not in (None, False):
-        raise NotImplementedError("the near tier is not available yet (see docs/python.md)")
 
 
 class _Conn:
@@ -117,8 +111,13 @@ class Client:
     ``url``: ``ipc://PATH``; None takes ``$NEARCACHE_URL``, else
     ``ipc:///run/nearcache/nearcached.sock``. ``timeout``: each call's
     budget in seconds (sent to the daemon as ``timeout_ms``), unless the call
-    gives its own. ``near`` is reserved for the near tier, which is not
-    available yet: leave it None.
+    gives its own.
+
+    The near tier keeps hot values in this process too, so a hit costs no
+    round trip: at most ``near_bytes`` (0 turns it off), each for at most
+    ``near_max_ttl`` seconds, kept coherent by the daemon's ring file
+    (``near_ring``; by default the socket's path + ``.ring``). Without a
+    ring it serves nothing; :meth:`near_stats` says why.
 
     Every method raises :class:`nearcache.Error` subclasses:
     :class:`Unavailable` when the daemon cannot be reached,
@@ -127,12 +126,18 @@ class Client:
     """
 
     def __init__(
-        self, url: str | None = None, *, timeout: float | timedelta = 1.0, near: object = None
+        self,
+        url: str | None = None,
+        *,
+        timeout: float | timedelta = 1.0,
+        near_bytes: int = DEFAULT_NEAR_BYTES,
+        near_max_ttl: TTL = DEFAULT_NEAR_MAX_TTL,
+        near_ring: str | None = None,
     ) -> None:
-        check_near(near)
         self.url = _core.resolve_url(url)
         self._path = _core.ipc_path(self.url)
         self.timeout = seconds(timeout)
+        self._near = make_tier(self.url, near_bytes, near_max_ttl, near_ring)
         self._lock = threading.Lock()
         self._idle: list[_Conn] = []
         self._pid = os.getpid()
@@ -196,6 +201,8 @@ class Client:
         if size > _core.SMALL_REQUEST and self._limit is None:
             self._limit = self._run(_core.ping(), t).max_request_size
         _core.check_size(size, self._limit)
+        if self._near is not None and call.request is not None:
+            self._near.before(call.request)  # drops its own entries of a write
         for attempt in (0, 1):
             conn = self._take(deadline)
             try:
@@ -219,7 +226,22 @@ class Client:
 
     def get(self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None) -> bytes | None:
         """Returns the value of ``ns``/``key``, or None when it is absent."""
-        return self._run(_core.get(ns, key), timeout).value
+        near = self._near
+        if near is None:
+            return self._run(_core.get(ns, key), timeout).value
+        nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
+        hit = near.get(nsb, kb)
+        return hit[0] if hit is not None else self._fetch(nsb, kb, False, None, timeout).value
+
+    def _fetch(
+        self, ns: bytes, key: bytes, lease: bool, lease_ttl: TTL | None, timeout: float | None
+    ) -> GetResult:
+        """A Get the near tier missed: asked with a ticket, filled from."""
+        assert self._near is not None
+        ticket = self._near.ticket()
+        r = self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
+        self._near.offer(ticket, ns, key, r)
+        return r
 
     def get_ex(
         self,
@@ -234,8 +256,16 @@ class Client:
         """Returns everything a Get answers (source, TTL, stale, negative,
         lease). With ``lease``, a miss takes the key's lease
         (``LeaseState.GRANTED`` and a token) or waits for its holder;
-        ``slide`` keeps the key alive that long after each read."""
-        return self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide), timeout)
+        ``slide`` keeps the key alive that long after each read. A near-tier
+        hit answers at once (source NEAR); a sliding Get always goes to the
+        daemon."""
+        near = self._near
+        if near is None or slide is not None:
+            call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
+            return self._run(call, timeout)
+        nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
+        hit = near.result(nsb, kb)
+        return hit if hit is not None else self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     def set(
         self,
@@ -279,13 +309,21 @@ class Client:
         self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[bytes | None]:
         """Returns the values of ``keys`` in order, None for each one absent."""
-        return [r.value for r in self._run(_core.mget(ns, keys), timeout)]
+        return [r.value for r in self.mget_ex(ns, keys, timeout=timeout)]
 
     def mget_ex(
         self, ns: BytesLike, keys: Sequence[BytesLike], *, timeout: float | None = None
     ) -> list[GetResult]:
-        """Returns a GetResult for each of ``keys``, in order."""
-        return self._run(_core.mget(ns, keys), timeout)
+        """Returns a GetResult for each of ``keys``, in order; the near
+        tier answers the keys it holds, the daemon the others."""
+        near = self._near
+        if near is None or not keys:
+            return self._run(_core.mget(ns, keys), timeout)
+        nsb, kbs = as_bytes(ns, "ns"), [as_bytes(k, "key") for k in keys]
+        out, missing = near.plan_mget(nsb, kbs)
+        ticket = near.ticket() if missing else None
+        got = self._run(_core.mget(nsb, [kbs[i] for i in missing]), timeout) if missing else []
+        return near.merge_mget(ticket, nsb, kbs, out, missing, got)
 
     def mset(
         self,
@@ -311,6 +349,10 @@ class Client:
         """Returns the daemon's PingInfo (raises Unavailable if it is down)."""
         return self._run(_core.ping(), timeout)
 
+    def near_stats(self) -> NearStats | None:
+        """Returns the near tier's counters, or None without a near tier."""
+        return None if self._near is None else self._near.stats()
+
     def request(self, body: bytes, *, timeout: float | None = None) -> Any:
         """Sends ``body`` as raw request bytes and returns the decoded
         ``nearcache.v1.Reply`` whatever its code. For tools and tests."""
@@ -323,6 +365,8 @@ class Client:
             idle, self._idle = self._idle, []
         for c in idle:
             c.close()
+        if self._near is not None:
+            self._near.close()
 
     def __enter__(self) -> Client:
         return self

@@ -1,0 +1,452 @@
+"""The near tier: hot values kept in this process, bounded in bytes (LRU),
+and kept coherent by the daemon's invalidation ring (``_ring``), with the
+algorithm of the C client (client/near.c; docs/protocol.md, "The reader").
+
+Before every lookup the tier applies the ring's slots since its cursor; it
+serves only while the daemon says its own L1 may serve (``serving_until``),
+and empties itself on a new epoch, a flush or when lapped. A fill carries a
+ticket taken before its request was sent and is refused when a slot for its
+key (or namespace), or an emptying, came since. The stamps are two
+direct-mapped lists of the last slot that named a key (or a namespace)
+hashing there; a collision may refuse another key's fill, never allow a
+stale one.
+
+Thread-safe with one lock (under the GIL a lock per shard buys nothing).
+Fork-safe: a child process starts with an empty tier, a fresh lock and its
+own mapping of the ring.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ._core import TTL, GetResult, LeaseState, Source, ipc_path, to_ms
+from ._ring import (
+    EPOCH,
+    GEN,
+    HEAD,
+    KIND_NAMESPACE,
+    RECHECK_MS,
+    UNTIL,
+    RingError,
+    RingReader,
+    fnv1a64,
+    now_ms,
+)
+
+__all__ = ["DEFAULT_NEAR_BYTES", "DEFAULT_NEAR_MAX_TTL", "NearStats", "NearTier", "make_tier"]
+
+#: The near tier's default size: 64 MiB of this process's memory.
+DEFAULT_NEAR_BYTES = 64 << 20
+#: How long a near entry lives at most, in seconds, by default.
+DEFAULT_NEAR_MAX_TTL = 60.0
+
+STAMPS = 4096
+#: What each entry is charged beyond its bytes: the objects that hold it.
+ENTRY_OVERHEAD = 240
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class NearStats:
+    """The near tier's counters. ``flushes``: times it was emptied because
+    the daemon emptied its L1, restarted or stopped; ``laps``: because the
+    ring overtook it; ``fills_refused``: replies not kept because the key
+    changed while they were in flight; ``serving``: whether it may serve
+    now; ``problem``: why it cannot map the ring, if it cannot."""
+
+    hits: int
+    misses: int
+    entries: int
+    bytes: int
+    evictions: int
+    flushes: int
+    laps: int
+    fills_refused: int
+    serving: bool
+    problem: str
+
+
+class Ticket(NamedTuple):
+    """The tier's state when a request was sent: what its fill must show."""
+
+    flushes: int
+    cursor: int
+
+
+class _Entry:
+    __slots__ = ("charge", "expires_at", "kh", "nsh", "value")
+
+    def __init__(self, value: bytes, expires_at: int, nsh: int, kh: int, charge: int) -> None:
+        self.value = value
+        self.expires_at = expires_at
+        self.nsh = nsh
+        self.kh = kh
+        self.charge = charge
+
+
+def _mix(nsh: int, kh: int) -> int:
+    """The C client's mix of the two hashes: the key stamps' index."""
+    h = nsh ^ ((kh * 0x9E3779B97F4A7C15) & _MASK64)
+    return h ^ (h >> 29)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ns_hash(ns: bytes) -> int:
+    return fnv1a64(ns)
+
+
+_tiers: weakref.WeakSet[NearTier] = weakref.WeakSet()
+#: Forks of this process (by os.fork) so far: a tier made before the last
+#: one is the parent's until it resets itself.
+_forks = [0]
+
+
+def _after_fork_in_child() -> None:
+    _forks[0] += 1
+    for t in list(_tiers):
+        t._lock = threading.Lock()  # a thread of the parent may have held it
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class NearTier:
+    """At most ``max_bytes`` of values, each kept at most ``max_ttl_ms``,
+    fed by the ring at ``ring_path``. A ring that cannot be mapped now is
+    looked for again later (every 100 ms at most); until then the tier
+    serves nothing and :meth:`stats` says why."""
+
+    def __init__(self, ring_path: str, max_bytes: int, max_ttl_ms: int) -> None:
+        self.ring_path = ring_path
+        self.max_bytes = max_bytes
+        self.max_ttl_ms = max_ttl_ms
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._fork = _forks[0]
+        self._entries: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()
+        # (ns hash, key hash) and ns hash -> the entries' keys, for slots.
+        self._by_hash: dict[tuple[int, int], set[tuple[bytes, bytes]]] = {}
+        self._by_ns: dict[int, set[tuple[bytes, bytes]]] = {}
+        self._bytes = 0
+        self._rd: RingReader | None = None
+        self._epoch = self._gen = self._cursor = self._flushes = 0
+        self._recheck_at = 0
+        self._key_stamp = [0] * STAMPS
+        self._ns_stamp = [0] * STAMPS
+        self._problem = ""
+        self._closed = False
+        self.hits = self.misses = self.evictions = self.nflushes = self.laps = self.refused = 0
+        _tiers.add(self)
+        with self._lock:
+            self._attach_locked(now_ms())
+
+    # --- ring state (under the lock) ----------------------------------------
+
+    def _empty_locked(self) -> None:
+        self._entries.clear()
+        self._by_hash.clear()
+        self._by_ns.clear()
+        self._bytes = 0
+
+    def _flush_locked(self, head: int) -> None:
+        """Forgets everything: after a flush, a lap or a new epoch."""
+        self._empty_locked()
+        self._flushes += 1
+        self._cursor = head
+
+    def _remove_locked(self, k: tuple[bytes, bytes]) -> None:
+        e = self._entries.pop(k, None)
+        if e is None:
+            return
+        self._bytes -= e.charge
+        hk = (e.nsh, e.kh)
+        ks = self._by_hash.get(hk)
+        if ks is not None:
+            ks.discard(k)
+            if not ks:
+                del self._by_hash[hk]
+        ks = self._by_ns.get(e.nsh)
+        if ks is not None:
+            ks.discard(k)
+            if not ks:
+                del self._by_ns[e.nsh]
+
+    def _drop_hashes_locked(self, nsh: int, kh: int) -> None:
+        for k in list(self._by_hash.get((nsh, kh), ())):
+            self._remove_locked(k)
+
+    def _drop_ns_hash_locked(self, nsh: int) -> None:
+        for k in list(self._by_ns.get(nsh, ())):
+            self._remove_locked(k)
+
+    def _attach_locked(self, now: int) -> None:
+        """Maps the ring when none is mapped, or again when the daemon made
+        a new one; at most every RECHECK_MS."""
+        rd = self._rd
+        if self._closed or now < self._recheck_at or (rd is not None and not rd.replaced()):
+            return
+        self._recheck_at = now + RECHECK_MS
+        try:
+            fresh = RingReader(self.ring_path)
+        except RingError as e:
+            self._problem = str(e)
+            return
+        if rd is not None:
+            rd.close()  # every read of it is under this lock: no one else uses it
+        self._problem = ""
+        self._epoch = 0  # _catch_up_locked() sees a new epoch
+        self._rd = fresh
+
+    def _catch_up_locked(self, now: int) -> bool:
+        """Applies the ring up to its head: a new epoch or flush generation,
+        or being lapped, empties the tier. Returns whether it may serve."""
+        if self._pid != os.getpid() or self._fork != _forks[0]:
+            self._forked_locked()
+        rd = self._rd
+        epoch = until = 0
+        if rd is not None:
+            epoch, until, gen, head = rd.header()
+        if epoch == 0 or until < now:
+            self._attach_locked(now)  # the daemon stopped or stalled: a new ring?
+            rd = self._rd
+            if rd is None:
+                return False
+            epoch, until, gen, head = rd.header()
+            if epoch == 0 or until < now:
+                return False
+        assert rd is not None
+        if epoch != self._epoch or gen != self._gen:
+            if self._epoch != 0 or self._cursor != 0:
+                self.nflushes += 1
+            self._flush_locked(head)
+            if epoch != self._epoch:  # a new ring counts from 1 again
+                self._key_stamp = [0] * STAMPS
+                self._ns_stamp = [0] * STAMPS
+            self._epoch, self._gen = epoch, gen
+        elif head - self._cursor > rd.slots or head < self._cursor:
+            # Lapped (or a head that went back: a torn read of it, see _ring).
+            self.laps += 1
+            self._flush_locked(head)
+        seq = self._cursor + 1
+        while seq <= head:
+            sl = rd.slot(seq)
+            if sl is None:  # overwritten while we read: lapped
+                self.laps += 1
+                self._flush_locked(head)
+                break
+            if sl.kind == KIND_NAMESPACE:
+                self._drop_ns_hash_locked(sl.ns_hash)
+                self._ns_stamp[sl.ns_hash % STAMPS] = seq
+            else:
+                self._drop_hashes_locked(sl.ns_hash, sl.key_hash)
+                self._key_stamp[_mix(sl.ns_hash, sl.key_hash) % STAMPS] = seq
+            seq += 1
+        self._cursor = head
+        return True
+
+    def _ready_locked(self, now: int) -> bool:
+        """Whether the tier may serve now, applying the ring first if it
+        moved. The fast path reads serving_until first, then the head."""
+        rd = self._rd
+        if (
+            rd is not None
+            and self._fork == _forks[0]
+            and rd.swords[UNTIL] >= now
+            and rd.words[HEAD] == self._cursor
+            and rd.words[GEN] == self._gen
+            and rd.words[EPOCH] == self._epoch
+        ):
+            return True  # nothing new since the last catch-up
+        return self._catch_up_locked(now)
+
+    def _forked_locked(self) -> None:
+        """In a forked child: empty, and map the ring afresh."""
+        self._pid = os.getpid()
+        self._fork = _forks[0]
+        self._empty_locked()
+        if self._rd is not None:
+            self._rd.close()
+        self._rd = None
+        self._epoch = self._gen = self._cursor = 0
+        self._recheck_at = 0
+        self.hits = self.misses = self.evictions = self.nflushes = self.laps = self.refused = 0
+        self._attach_locked(now_ms())
+
+    # --- the API ------------------------------------------------------------
+
+    def get(self, ns: bytes, key: bytes) -> tuple[bytes, int] | None:
+        """Looks (ns, key) up. Returns (value, ms left), or None on a miss
+        (or when the tier may not serve now)."""
+        now = now_ms()
+        with self._lock:
+            if self._ready_locked(now):
+                k = (ns, key)
+                e = self._entries.get(k)
+                if e is not None:
+                    if e.expires_at > now:
+                        self._entries.move_to_end(k)
+                        self.hits += 1
+                        return e.value, e.expires_at - now
+                    self._remove_locked(k)
+            self.misses += 1
+            return None
+
+    def ticket(self) -> Ticket:
+        """The ticket to fill with: take it before sending the request."""
+        with self._lock:
+            self._catch_up_locked(now_ms())
+            return Ticket(self._flushes, self._cursor)
+
+    def fill(self, t: Ticket, ns: bytes, key: bytes, value: bytes, ttl_ms: int) -> bool:
+        """Keeps value for at most ``ttl_ms`` (0: no TTL) and the tier's
+        max TTL, unless the ticket is void; returns whether it was kept."""
+        now = now_ms()
+        life = self.max_ttl_ms if ttl_ms <= 0 else min(ttl_ms, self.max_ttl_ms)
+        charge = len(ns) + len(key) + len(value) + ENTRY_OVERHEAD
+        if life <= 0 or charge > self.max_bytes:
+            return False
+        nsh, kh = _ns_hash(ns), fnv1a64(key)
+        with self._lock:
+            ok = (
+                self._catch_up_locked(now)
+                and t.flushes == self._flushes
+                and self._key_stamp[_mix(nsh, kh) % STAMPS] <= t.cursor
+                and self._ns_stamp[nsh % STAMPS] <= t.cursor
+            )
+            if not ok:
+                self.refused += 1
+                return False
+            k = (ns, key)
+            self._remove_locked(k)
+            self._entries[k] = _Entry(value, now + life, nsh, kh, charge)
+            self._bytes += charge
+            self._by_hash.setdefault((nsh, kh), set()).add(k)
+            self._by_ns.setdefault(nsh, set()).add(k)
+            while self._bytes > self.max_bytes and self._entries:
+                self._remove_locked(next(iter(self._entries)))
+                self.evictions += 1
+            return True
+
+    def offer(self, t: Ticket, ns: bytes, key: bytes, r: GetResult) -> None:
+        """Fills from a Get's reply if it is a plain value: found, not
+        stale, not negative, without lease state."""
+        if r.value is not None and not r.stale and not r.negative and r.lease is LeaseState.NONE:
+            self.fill(t, ns, key, r.value, r.ttl_ms)
+
+    def result(self, ns: bytes, key: bytes) -> GetResult | None:
+        """A lookup as a Get's result (source NEAR), or None on a miss."""
+        hit = self.get(ns, key)
+        if hit is None:
+            return None
+        return GetResult(hit[0], Source.NEAR, hit[1])
+
+    def drop(self, ns: bytes, key: bytes) -> None:
+        """Drops (ns, key): before this process's own write of it."""
+        with self._lock:
+            self._remove_locked((ns, key))
+
+    def drop_many(self, ns: bytes, keys: Sequence[bytes]) -> None:
+        """Drops every (ns, key) of ``keys``: before an MSet."""
+        with self._lock:
+            for key in keys:
+                self._remove_locked((ns, key))
+
+    def drop_ns(self, ns: bytes) -> None:
+        """Drops every key of ``ns``: before this process's own bump."""
+        with self._lock:
+            self._drop_ns_hash_locked(_ns_hash(ns))
+
+    def before(self, request: Any) -> None:
+        """Drops this process's own entries of what ``request`` (a
+        ``nearcache.v1.Request``) writes, before it is sent: a Set, a
+        Delete, an MSet or a BumpNamespace."""
+        method = request.WhichOneof("method")
+        if method in ("set", "delete"):
+            m = getattr(request, method)
+            self.drop(m.ns, m.key)
+        elif method == "mset":
+            self.drop_many(request.mset.ns, [e.key for e in request.mset.entries])
+        elif method == "bump_namespace":
+            self.drop_ns(request.bump_namespace.ns)
+
+    def plan_mget(
+        self, ns: bytes, keys: Sequence[bytes]
+    ) -> tuple[list[GetResult | None], list[int]]:
+        """Answers what it can of an MGet: the results so far (None where
+        the daemon must answer) and the indexes of the keys to ask it for."""
+        out = [self.result(ns, k) for k in keys]
+        return out, [i for i, r in enumerate(out) if r is None]
+
+    def merge_mget(
+        self,
+        t: Ticket | None,
+        ns: bytes,
+        keys: Sequence[bytes],
+        out: list[GetResult | None],
+        missing: Sequence[int],
+        got: Sequence[GetResult],
+    ) -> list[GetResult]:
+        """Puts the daemon's answers for ``missing`` in place (filling the
+        tier with the plain values, with the ticket taken before asking)
+        and returns every key's result."""
+        for i, r in zip(missing, got, strict=True):
+            if t is not None:
+                self.offer(t, ns, keys[i], r)
+            out[i] = r
+        return [r for r in out if r is not None]
+
+    def stats(self) -> NearStats:
+        """Returns the tier's counters (applying the ring first)."""
+        with self._lock:
+            serving = self._catch_up_locked(now_ms())
+            return NearStats(
+                hits=self.hits,
+                misses=self.misses,
+                entries=len(self._entries),
+                bytes=self._bytes,
+                evictions=self.evictions,
+                flushes=self.nflushes,
+                laps=self.laps,
+                fills_refused=self.refused,
+                serving=serving,
+                problem=self._problem,
+            )
+
+    def close(self) -> None:
+        """Empties the tier and unmaps the ring."""
+        with self._lock:
+            self._closed = True
+            self._empty_locked()
+            if self._rd is not None and self._pid == os.getpid():
+                self._rd.close()
+            self._rd = None
+
+
+def ring_path_of(url: str) -> str:
+    """The daemon's default ring file for an ``ipc://`` URL: its socket's
+    path + ``.ring``."""
+    return ipc_path(url) + ".ring"
+
+
+def make_tier(
+    url: str, near_bytes: int, near_max_ttl: TTL, near_ring: str | None
+) -> NearTier | None:
+    """Returns the near tier a client asked for, or None for
+    ``near_bytes=0``. Raises ValueError for a negative size or a max TTL
+    that is not positive."""
+    if isinstance(near_bytes, bool) or not isinstance(near_bytes, int) or near_bytes < 0:
+        raise ValueError(f"near_bytes must be a whole number of bytes >= 0, got {near_bytes!r}")
+    if near_bytes == 0:
+        return None
+    ttl_ms = to_ms(near_max_ttl, "near_max_ttl")
+    if ttl_ms <= 0:
+        raise ValueError(f"near_max_ttl must be positive, got {near_max_ttl!r}")
+    return NearTier(near_ring or ring_path_of(url), near_bytes, ttl_ms)
