@@ -110,6 +110,8 @@ static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
     stats_inc(stale ? &svc->st->stale_served : &svc->st->l1_hits);
     if (g->slide_ttl_ms > 0 && !stale)
         slide(svc, g, k, h.now, h.expires_at);
+    if (!stale)
+        call_set_tier(c, STATS_TIER_L1);
     call_send(c);
     return 1;
 }
@@ -442,6 +444,7 @@ void get_handle(service *svc, call *c)
         return;
     }
     stats_inc(&svc->st->l1_misses);
+    call_set_tier(c, STATS_TIER_L2); /* whatever answers it, it waits for Redis */
     call_state *cs = call_state_of(c);
     cs->waited = 0;
     cs->ticket = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */

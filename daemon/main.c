@@ -112,7 +112,7 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         return -1;
     }
     if ((rv = jobq_create(&p->q, url, cfg->redis_connections, config_redis_capacity(cfg),
-                          cfg->redis_timeout_ms)) != 0) {
+                          cfg->redis_timeout_ms, &p->st.redis)) != 0) {
         log_error("cannot start the redis workers: %s", strerror(rv));
         return -1;
     }
