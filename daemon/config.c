@@ -61,6 +61,7 @@ static int check_listen(const char *value, char *err, size_t errlen);
 static int check_redis(const char *value, char *err, size_t errlen);
 static int check_prefix(const char *value, char *err, size_t errlen);
 static int check_log_format(const char *value, char *err, size_t errlen);
+static int check_metrics_listen(const char *value, char *err, size_t errlen);
 static int check_group_name(const char *value, char *err, size_t errlen);
 static int given_socket_group(config *c, char *err, size_t errlen);
 static int given_password_file(config *c, char *err, size_t errlen);
@@ -131,6 +132,9 @@ static const struct setting settings[] = {
     {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
      .help = "read the Redis password from this private file",
      .given = given_password_file},
+    {.name = "metrics_listen", STRING(metrics_listen), .def = "", .metavar = "HOST:PORT",
+     .help = "serve /metrics, /healthz and /readyz over HTTP here ('': off)",
+     .check = check_metrics_listen},
 };
 // clang-format on
 
@@ -377,6 +381,23 @@ const char *config_log_level_name(enum config_log_level level)
 }
 
 /* ---- string settings ---------------------------------------------------- */
+
+/* HOST:PORT (an IPv6 host in brackets), or empty. */
+static int check_metrics_listen(const char *value, char *err, size_t errlen)
+{
+    const char *colon = strrchr(value, ':');
+    if (value[0] == '\0')
+        return 0;
+    uint64_t port = 0;
+    if (colon == NULL || colon == value ||
+        units_parse_uint(colon + 1, strlen(colon + 1), 65535, &port) != 0 || port == 0 ||
+        strchr(value, '/') != NULL)
+        return config_fail(err, errlen,
+                           "invalid metrics_listen \"%s\" (expected HOST:PORT, e.g. "
+                           "127.0.0.1:9464)",
+                           value);
+    return 0;
+}
 
 static int check_listen(const char *value, char *err, size_t errlen)
 {

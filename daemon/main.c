@@ -1,7 +1,8 @@
 /* nearcached: glue. Parses the configuration, sets the parts up in order
  * (L1, Redis workers, service, subscriber, server, the near tiers' ring,
- * systemd notification), waits for SIGTERM or SIGINT, and tears them down
- * in reverse, letting requests in flight finish. */
+ * the metrics endpoint, systemd notification), waits for SIGTERM or
+ * SIGINT, and tears them down in reverse, letting requests in flight
+ * finish. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,10 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "ring.h"
 #include "server.h"
@@ -99,7 +102,33 @@ typedef struct parts {
     ring *ring; /* the near tiers' ring, or NULL */
     struct status_parts status;
     notify *sd;
+    metrics *metrics; /* the HTTP endpoint, or NULL */
 } parts;
+
+static void metrics_gauges(void *svc, stats_gauges *g)
+{
+    admin_gauges(svc, g);
+}
+
+static int metrics_ready(void *svc, char *why, size_t len)
+{
+    return admin_ready(svc, why, len);
+}
+
+/* Serves metrics_listen, if set. Returns 0, or -1 with what failed logged. */
+static int start_metrics(parts *p, const config *cfg)
+{
+    char err[512];
+    if (cfg->metrics_listen[0] == '\0')
+        return 0;
+    metrics_source src = {&p->st, metrics_gauges, metrics_ready, p->svc};
+    if (metrics_create(&p->metrics, cfg->metrics_listen, &src, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("metrics on http://%s/metrics (health: /healthz, /readyz)", cfg->metrics_listen);
+    return 0;
+}
 
 /* Sets the parts up in order. Returns 0, or -1 with what failed logged
  * (the parts made so far are left for teardown()). */
@@ -150,6 +179,8 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         return -1;
     }
     service_set_ring(p->svc, p->ring);
+    if (start_metrics(p, cfg) != 0)
+        return -1;
     p->status = (struct status_parts){cfg, p->q, p->svc, p->srv};
     notify_hooks hooks = {loop_progress, loop_probe, status_line, &p->status};
     if (notify_create(&p->sd, &hooks) != 0)
@@ -166,6 +197,7 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
 static void teardown(parts *p)
 {
     notify_destroy(p->sd);
+    metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
     sub_destroy(p->sub);
     service_quiesce(p->svc);
     jobq_destroy(p->q);
@@ -190,6 +222,7 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
+    metrics_stopping(p.metrics);
     if (p.ring != NULL)
         ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
     size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
