@@ -135,6 +135,8 @@ static const struct setting settings[] = {
     {.name = "metrics_listen", STRING(metrics_listen), .def = "", .metavar = "HOST:PORT",
      .help = "serve /metrics, /healthz and /readyz over HTTP here ('': off)",
      .check = check_metrics_listen},
+    {.name = "namespace_metrics", COUNT(namespace_metrics), .def = "20", .min = 0, .max = 1000,
+     .help = "count Gets of the N busiest namespaces apart (0: off)"},
 };
 // clang-format on
 

@@ -43,6 +43,7 @@ typedef struct config {
     char socket_group[64];         /* group of an ipc:// socket file */
     char redis_password_file[512]; /* as given; empty: none */
     char metrics_listen[256];      /* HOST:PORT of the HTTP metrics endpoint; empty: none */
+    uint64_t namespace_metrics;    /* busiest namespaces counted apart; 0: none */
     char redis_password[256];      /* read from that file; never logged */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;

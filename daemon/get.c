@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nstop.h"
 #include "svc.h"
 #include "units.h"
 
@@ -28,6 +29,16 @@ struct hit {
 };
 
 /* svc_hit_fn: encodes the hit into the reply under the shard lock. */
+
+/* Counts the call's Get in its namespace's row (nstop), a hit or a miss. */
+static void count_ns(service *svc, call *c, int hit)
+{
+    if (svc->st->namespaces != NULL) {
+        const pb_get_request *g = call_request(c)->get;
+        nstop_count(svc->st->namespaces, g->ns.data, g->ns.len, hit);
+    }
+}
+
 static void on_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct hit *h = arg;
@@ -108,6 +119,7 @@ static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
         return 1;
     }
     stats_inc(stale ? &svc->st->stale_served : &svc->st->l1_hits);
+    count_ns(svc, c, 1);
     if (g->slide_ttl_ms > 0 && !stale)
         slide(svc, g, k, h.now, h.expires_at);
     if (!stale)
@@ -210,11 +222,13 @@ static void get_read(service *svc, call *c, const ks_l1_key *k, l2_status rv, co
     pb_reply r;
     if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         if (v->negative)
             stats_inc(&svc->st->negative_hits);
         missing_reply(v, &gr, &r);
     } else {
         value_reply(svc, k, v, t0, call_state_of(c)->ticket, &gr, &r);
+        count_ns(svc, c, 1);
     }
     answer_get(svc, c, &r);
 }
@@ -335,12 +349,14 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
         get_failed(svc, c, rv, l2_error(conn), k); /* stale_if_error applies, without a lease */
     } else if (rv == L2_NIL && v.lease == 1) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         stats_inc(&svc->st->leases_granted);
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED, token);
     } else if (rv == L2_NIL && v.lease == 3) {
         park(svc, c, k);
     } else if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         if (v.negative)
             stats_inc(&svc->st->negative_hits);
         pb_get_reply gr;
@@ -351,6 +367,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
         pb_get_reply gr;
         pb_reply r;
         value_reply(svc, k, &v, t0, call_state_of(c)->ticket, &gr, &r);
+        count_ns(svc, c, 1);
         if (v.lease == 1) { /* stale: this caller refreshes it */
             stats_inc(&svc->st->leases_granted);
             gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED;

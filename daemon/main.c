@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "nstop.h"
 #include "ring.h"
 #include "server.h"
 #include "service.h"
@@ -136,6 +137,11 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
 {
     char err[512] = "", path[600];
     int rv;
+    if (cfg->namespace_metrics > 0 &&
+        (rv = nstop_create(&p->st.namespaces, cfg->namespace_metrics)) != 0) {
+        log_error("cannot allocate the namespaces' counters: %s", strerror(rv));
+        return -1;
+    }
     if ((rv = l1_create(&p->cache, cfg->l1_max_memory, l1_shards(cfg))) != 0) {
         log_error("cannot allocate the L1 store: %s", strerror(rv));
         return -1;
@@ -205,6 +211,7 @@ static void teardown(parts *p)
     service_destroy(p->svc);
     l1_destroy(p->cache);
     ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
+    nstop_destroy(p->st.namespaces);
 }
 
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nstop.h"
+
 struct metrics {
     metrics_source src;
     nng_http_server *http;
@@ -104,10 +106,68 @@ static void render_hists(stats *st, metrics_text *t)
     render_hist(t, "nearcache_redis_duration_seconds", "", &st->redis);
 }
 
+/* A namespace as a label value: bytes that are not printable ASCII, and
+ * '"', '\\' and '%', as %XX. */
+static void label_value(char *out, const nstop_row *r)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < r->len; i++) {
+        unsigned char b = (unsigned char)r->name[i];
+        if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\' || b == '%') {
+            out[o++] = '%';
+            out[o++] = hex[b >> 4];
+            out[o++] = hex[b & 15];
+        } else {
+            out[o++] = (char)b;
+        }
+    }
+    if (r->truncated)
+        memcpy(out + o, "...", 3), o += 3;
+    out[o] = '\0';
+}
+
+/* Gets by namespace: the busiest rows, and the rest as "other" (a
+ * namespace named "other" adds up with the rest: one series each). */
+static void render_namespaces(nstop *t, metrics_text *out)
+{
+    if (t == NULL)
+        return;
+    size_t n = nstop_size(t);
+    nstop_row *rows = malloc(n * sizeof *rows), other;
+    if (rows == NULL) {
+        out->oom = 1;
+        return;
+    }
+    size_t k = nstop_read(t, rows, &other);
+    char label[NSTOP_NAME_MAX * 3 + 4];
+    text_add(out, "# HELP nearcache_namespace_gets_total Gets by namespace (the busiest "
+                  "namespace_metrics; the rest as other) and result: hit (a value, from L1 or "
+                  "Redis) or miss.\n# TYPE nearcache_namespace_gets_total counter\n");
+    for (size_t i = 0; i < k; i++) {
+        label_value(label, &rows[i]);
+        if (strcmp(label, "other") == 0) {
+            other.hits += rows[i].hits, other.misses += rows[i].misses;
+            continue;
+        }
+        text_add(out,
+                 "nearcache_namespace_gets_total{namespace=\"%s\",result=\"hit\"} %llu\n"
+                 "nearcache_namespace_gets_total{namespace=\"%s\",result=\"miss\"} %llu\n",
+                 label, (unsigned long long)rows[i].hits, label,
+                 (unsigned long long)rows[i].misses);
+    }
+    text_add(out,
+             "nearcache_namespace_gets_total{namespace=\"other\",result=\"hit\"} %llu\n"
+             "nearcache_namespace_gets_total{namespace=\"other\",result=\"miss\"} %llu\n",
+             (unsigned long long)other.hits, (unsigned long long)other.misses);
+    free(rows);
+}
+
 void metrics_render(const metrics_source *src, metrics_text *out)
 {
     render_stats(src, out);
     render_hists(src->st, out);
+    render_namespaces(src->st->namespaces, out);
 }
 
 /* Finishes a request with status and a text body (copied). */

@@ -112,12 +112,14 @@ const char *stats_method_name(enum stats_method m);
 /* The counters, bumped by every module, and the latency histograms: from
  * a request's arrival to its reply's hand-off, by method and by the tier
  * that answered a Get (the server records them), and each Redis command's
- * round trip on the workers' connections (l2.c records it). */
+ * round trip on the workers' connections (l2.c records it); and the Gets'
+ * hits and misses by namespace (get.c). */
 typedef struct stats {
     STATS_TABLE(STATS_FIELD_, STATS_NONE_)
     hist method[STATS_METHODS];
     hist get_tier[STATS_TIERS];
     hist redis;
+    struct nstop *namespaces; /* per-namespace Gets (nstop.h), main.c's; or NULL */
 } stats;
 
 /* The gauges' values at one moment, filled in by whoever builds the reply. */

@@ -23,14 +23,19 @@ typedef struct fixture {
     char base[64]; /* http://127.0.0.1:PORT */
 } fixture;
 
-static void start(fixture *f)
+static void start_with(fixture *f, const char *flag, const char *value)
 {
     char listen[32];
     int port = h_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(f->base, sizeof f->base, "http://%s", listen);
     h_redis_start(&f->r);
-    h_daemon_start(&f->d, &f->r, "--metrics-listen", listen, NULL);
+    h_daemon_start(&f->d, &f->r, "--metrics-listen", listen, flag, value, NULL);
+}
+
+static void start(fixture *f)
+{
+    start_with(f, NULL, NULL);
 }
 
 static void stop(fixture *f)
@@ -139,11 +144,51 @@ Test(metrics, counters_and_histograms_move_after_requests)
                  sample(before, "nearcache_redis_duration_seconds_count") + 1,
                  "the Get's read and the Set's script are Redis round trips");
     cr_expect_gt(sample(after, "nearcache_request_duration_seconds_sum{method=\"set\"}"), 0);
+    cr_expect_eq(sample(after, "nearcache_namespace_gets_total{namespace=\"m\",result=\"hit\"}"),
+                 1);
+    cr_expect_eq(sample(after, "nearcache_namespace_gets_total{namespace=\"m\",result=\"miss\"}"),
+                 1);
     cr_expect_eq(sample(after, "nearcache_request_duration_seconds_bucket{le=\"+Inf\",method="
                                "\"get\"}"),
                  sample(after, "nearcache_request_duration_seconds_count{method=\"get\"}"));
     free(before);
     free(after);
+    stop(&f);
+}
+
+/* How many lines of text start with `prefix`. */
+static int lines_starting(const char *text, const char *prefix)
+{
+    int n = 0;
+    for (const char *p = strstr(text, prefix); p != NULL; p = strstr(p + 1, prefix))
+        n += p == text || p[-1] == '\n';
+    return n;
+}
+
+Test(metrics, namespaces_beyond_namespace_metrics_add_up_in_other)
+{
+    fixture f = {0};
+    start_with(&f, "--namespace-metrics", "2");
+    nc_client *c = h_client(&f.d);
+    void *v;
+    size_t len;
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(nc_get(c, NC_STR("hot"), NC_STR("k"), &v, &len, 2000), NC_ENOTFOUND);
+    const char *cold[] = {"b", "c", "d", "e"};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_eq(nc_get(c, NC_STR(cold[i]), NC_STR("k"), &v, &len, 2000), NC_ENOTFOUND);
+    nc_close(c);
+    char *text = scrape(&f, "metrics", "/metrics");
+    cr_expect(has_family(text, "nearcache_namespace_gets", "counter"));
+    cr_expect_eq(lines_starting(text, "sample nearcache_namespace_gets_total{"), 6,
+                 "two namespaces and other, a hit and a miss line each");
+    cr_expect_eq(sample(text, "nearcache_namespace_gets_total{namespace=\"hot\",result=\"miss\"}"),
+                 20);
+    cr_expect_eq(sample(text, "nearcache_namespace_gets_total{namespace=\"e\",result=\"miss\"}"), 1,
+                 "the newest takes the quietest row");
+    cr_expect_eq(
+        sample(text, "nearcache_namespace_gets_total{namespace=\"other\",result=\"miss\"}"), 3);
+    free(text);
     stop(&f);
 }
 
