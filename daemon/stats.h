@@ -80,8 +80,8 @@
         "Sliding-TTL refreshes sent to Redis in the background for L1 hits, that found the key")   \
     COUNTER(mgets, "MGet requests, valid or not")                                                  \
     COUNTER(msets, "MSet requests, valid or not")                                                  \
-    GAUGE(near_ring_published, gauge, "Slots written to the near tiers' ring since start")         \
-    GAUGE(near_ring_flushes, gauge,                                                                \
+    GAUGE(near_ring_published, counter, "Slots written to the near tiers' ring since start")       \
+    GAUGE(near_ring_flushes, counter,                                                              \
           "Times the ring told the near tiers to empty themselves (L1 was emptied)")               \
     GAUGE(near_ring_slots, gauge, "The ring's slot count (near_ring_slots); 0 without a ring")     \
     GAUGE(uptime_ms, gauge, "Time since the daemon started, in ms")
