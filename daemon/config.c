@@ -137,6 +137,12 @@ static const struct setting settings[] = {
      .check = check_metrics_listen},
     {.name = "namespace_metrics", COUNT(namespace_metrics), .def = "20", .min = 0, .max = 1000,
      .help = "count Gets of the N busiest namespaces apart (0: off)"},
+    {.name = "hit_ratio_warn", COUNT(hit_ratio_warn), .def = "80", .min = 0, .max = 100,
+     .help = "warn when fewer than N % of a namespace's Gets hit (0: off)"},
+    {.name = "hit_ratio_min_gets", COUNT(hit_ratio_min_gets), .def = "100", .min = 1,
+     .max = UINT64_MAX, .help = "Gets in an interval below which a namespace never warns"},
+    {.name = "hit_ratio_interval", DURATION(hit_ratio_interval_ms), .def = "1m",
+     .help = "the interval over which hit ratios are checked"},
 };
 // clang-format on
 

@@ -44,6 +44,9 @@ typedef struct config {
     char redis_password_file[512]; /* as given; empty: none */
     char metrics_listen[256];      /* HOST:PORT of the HTTP metrics endpoint; empty: none */
     uint64_t namespace_metrics;    /* busiest namespaces counted apart; 0: none */
+    uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
+    uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
+    int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
     char redis_password[256];      /* read from that file; never logged */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;

@@ -13,6 +13,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "hitwarn.h"
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
@@ -104,6 +105,7 @@ typedef struct parts {
     struct status_parts status;
     notify *sd;
     metrics *metrics; /* the HTTP endpoint, or NULL */
+    hitwarn *hits;    /* the namespaces' hit ratio check, or NULL */
 } parts;
 
 static void metrics_gauges(void *svc, stats_gauges *g)
@@ -140,6 +142,10 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
     if (cfg->namespace_metrics > 0 &&
         (rv = nstop_create(&p->st.namespaces, cfg->namespace_metrics)) != 0) {
         log_error("cannot allocate the namespaces' counters: %s", strerror(rv));
+        return -1;
+    }
+    if (p->st.namespaces != NULL && (rv = hitwarn_create(&p->hits, cfg->namespace_metrics)) != 0) {
+        log_error("cannot allocate the hit ratio check: %s", strerror(rv));
         return -1;
     }
     if ((rv = l1_create(&p->cache, cfg->l1_max_memory, l1_shards(cfg))) != 0) {
@@ -211,7 +217,61 @@ static void teardown(parts *p)
     service_destroy(p->svc);
     l1_destroy(p->cache);
     ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
+    hitwarn_destroy(p->hits);
     nstop_destroy(p->st.namespaces);
+}
+
+struct warn_ctx {
+    const config *cfg;
+    int64_t interval_ms;
+};
+
+static void warn_low_ratio(void *arg, const nstop_row *row, uint64_t gets, uint64_t hits)
+{
+    const struct warn_ctx *w = arg;
+    char name[NSTOP_NAME_MAX * 4 + 4];
+    int whole = w->interval_ms % 1000 == 0;
+    log_warn("namespace \"%s\": hit ratio %.1f%% over the last %lld %s (%llu of %llu Gets hit), "
+             "below hit_ratio_warn (%llu%%)",
+             hitwarn_name(row, name, sizeof name), 100.0 * (double)hits / (double)gets,
+             (long long)(whole ? w->interval_ms / 1000 : w->interval_ms), whole ? "s" : "ms",
+             (unsigned long long)hits, (unsigned long long)gets,
+             (unsigned long long)w->cfg->hit_ratio_warn);
+}
+
+/* Checks the namespaces' hit ratios since the last check (hitwarn.h). */
+static void check_hit_ratios(parts *p, const config *cfg, int64_t interval_ms)
+{
+    if (p->hits == NULL)
+        return;
+    size_t max = nstop_size(p->st.namespaces);
+    nstop_row *rows = malloc(max * sizeof *rows), other;
+    if (rows == NULL)
+        return;
+    size_t n = nstop_read(p->st.namespaces, rows, &other);
+    struct warn_ctx w = {cfg, interval_ms};
+    if (cfg->hit_ratio_warn > 0)
+        hitwarn_check(p->hits, rows, n, cfg->hit_ratio_min_gets, (unsigned)cfg->hit_ratio_warn,
+                      warn_low_ratio, &w);
+    free(rows);
+}
+
+/* Waits for a signal of `set`, checking the hit ratios every
+ * hit_ratio_interval meanwhile. Returns the signal. */
+static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t *next_check)
+{
+    for (;;) {
+        int64_t left = *next_check - units_now_ms();
+        if (left <= 0) {
+            check_hit_ratios(p, cfg, cfg->hit_ratio_interval_ms);
+            *next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
+            continue;
+        }
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+    }
 }
 
 static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
@@ -224,7 +284,8 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
              NC_VERSION, cfg->listen, service_node_id(p.svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
     int sig = 0;
-    while (sigwait(stop, &sig) == 0 && sig == SIGHUP)
+    int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
+    while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
         log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
                  "new config)");
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));

@@ -192,6 +192,45 @@ Test(metrics, namespaces_beyond_namespace_metrics_add_up_in_other)
     stop(&f);
 }
 
+Test(metrics, a_namespace_whose_gets_keep_missing_is_named_in_a_warning)
+{
+    h_redis r = {0};
+    h_daemon d = {0};
+    h_redis_start(&r);
+    h_daemon_start(&d, &r, "--hit-ratio-interval", "300ms", "--hit-ratio-min-gets", "5", NULL);
+    nc_client *c = h_client(&d);
+    void *v;
+    size_t len;
+    cr_assert_eq(nc_set(c, NC_STR("warm"), NC_STR("k"), NC_STR("v"), 60000, 2000), NC_OK);
+    cr_assert_eq(nc_get(c, NC_STR("warm"), NC_STR("k"), &v, &len, 2000), NC_OK);
+    nc_free(v);
+    cr_assert_eq(nc_get(c, NC_STR("cold"), NC_STR("k0"), &v, &len, 2000), NC_ENOTFOUND);
+    h_sleep_ms(700); /* a check has seen both: the baseline */
+    char key[16];
+    for (int i = 1; i <= 12; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(nc_get(c, NC_STR("cold"), NC_STR(key), &v, &len, 2000), NC_ENOTFOUND);
+        cr_assert_eq(nc_get(c, NC_STR("warm"), NC_STR("k"), &v, &len, 2000), NC_OK);
+        nc_free(v);
+    }
+    nc_close(c);
+    char *log = NULL;
+    for (int i = 0; i < 50; i++) { /* the next check or two */
+        free(log);
+        log = h_read_file(d.log, NULL);
+        if (strstr(log, "namespace \"cold\": hit ratio 0.0%") != NULL)
+            break;
+        h_sleep_ms(100);
+    }
+    cr_expect(strstr(log, "namespace \"cold\": hit ratio 0.0% over the last 300 ms") != NULL &&
+                  strstr(log, "below hit_ratio_warn (80%)") != NULL,
+              "a warning names cold; log:\n%s", log);
+    cr_expect_null(strstr(log, "namespace \"warm\""), "warm hits: no warning");
+    free(log);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
+
 /* Polls /readyz until its answer starts with `want` (up to 10 s). */
 static char *readyz_until(const fixture *f, const char *want)
 {
