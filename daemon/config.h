@@ -125,4 +125,14 @@ void config_usage(FILE *out, const char *argv0);
 /* The name of a log level ("info"). */
 const char *config_log_level_name(enum config_log_level level);
 
+/* Applies a configuration re-read on SIGHUP (`fresh`, checked) to the
+ * running one: each changed setting that may change live gets its new
+ * value and is named in `applied`; each other changed setting keeps its
+ * value and is named in `kept` (comma-separated lists, cut to fit). The
+ * size limits change only if the largest request they allow stays within
+ * request_cap, the cap the socket was opened with. Returns how many
+ * settings differ. Readers of `live` see each number whole. */
+int config_apply_live(config *live, const config *fresh, uint64_t request_cap, char *applied,
+                      size_t alen, char *kept, size_t klen);
+
 #endif

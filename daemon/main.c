@@ -274,7 +274,39 @@ static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t
     }
 }
 
-static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
+/* The command line, for re-reading the configuration on SIGHUP. */
+struct cmdline {
+    int argc;
+    char **argv;
+};
+
+/* SIGHUP: reads the configuration again as at start (the file, then the
+ * flags), applies what may change live and names the rest in a warning. */
+static void reload(config *cfg, const struct cmdline *cl, uint64_t request_cap)
+{
+    config fresh;
+    char err[1024], applied[512], kept[512];
+    config_defaults(&fresh);
+    if (config_parse_args(&fresh, cl->argc, cl->argv, stdout, err, sizeof err) != 0) {
+        log_error("SIGHUP: %s; the running configuration stays as it is", err);
+        return;
+    }
+    int changes =
+        config_apply_live(cfg, &fresh, request_cap, applied, sizeof applied, kept, sizeof kept);
+    log_set_level(cfg->log_level);
+    log_set_json(config_log_json(cfg));
+    if (changes == 0)
+        log_info("SIGHUP: configuration read again; nothing changed");
+    if (applied[0] != '\0')
+        log_info("SIGHUP: configuration read again; now in effect: %s", applied);
+    if (kept[0] != '\0')
+        log_warn("SIGHUP: %s changed, but cannot change while running (a size limit may not "
+                 "outgrow the socket's message cap): the old values stay until a restart",
+                 kept);
+}
+
+static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
+               const struct cmdline *cl)
 {
     parts p = {0};
     int code = 1;
@@ -285,9 +317,9 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
              l1_shards(cfg));
     int sig = 0;
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
+    uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
-                 "new config)");
+        reload(cfg, cl, request_cap);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);
@@ -323,5 +355,6 @@ int main(int argc, char **argv)
     log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
-    return run(&cfg, &url, &stop);
+    struct cmdline cl = {argc, argv};
+    return run(&cfg, &url, &stop, &cl);
 }
