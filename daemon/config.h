@@ -125,6 +125,10 @@ void config_usage(FILE *out, const char *argv0);
 /* The name of a log level ("info"). */
 const char *config_log_level_name(enum config_log_level level);
 
+/* Reads a setting that SIGHUP may change (config_apply_live()) while
+ * other threads run: one relaxed atomic load, so the value is whole. */
+#define CONFIG_LIVE(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 /* Applies a configuration re-read on SIGHUP (`fresh`, checked) to the
  * running one: each changed setting that may change live gets its new
  * value and is named in `applied`; each other changed setting keeps its

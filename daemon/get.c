@@ -338,7 +338,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
     snprintf(token, sizeof token, "%s-%" PRIu64, svc->node_id,
              atomic_fetch_add(&svc->next_token, 1));
     l2_get_opts o = {.lease = 1, .token = token, .slide_ms = (int64_t)g->slide_ttl_ms};
-    o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : svc->cfg->lease_ttl_ms;
+    o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : CONFIG_LIVE(svc->cfg->lease_ttl_ms);
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
@@ -443,12 +443,12 @@ void get_handle(service *svc, call *c)
     stats_inc(&svc->st->gets);
     if (svc_check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
-    if (g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ||
-        g->lease_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms) {
+    if (g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ||
+        g->lease_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)) {
         svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s exceeds max_ttl (%" PRId64 " ms)",
-                   g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ? "slide_ttl_ms"
-                                                                    : "lease_ttl_ms",
-                   svc->cfg->max_ttl_ms);
+                   g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ? "slide_ttl_ms"
+                                                                                 : "lease_ttl_ms",
+                   CONFIG_LIVE(svc->cfg->max_ttl_ms));
         return;
     }
     ks_l1_key k;
