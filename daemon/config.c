@@ -506,7 +506,8 @@ static int check_prefix(const char *value, char *err, size_t errlen)
 
 uint64_t config_max_request(const config *c)
 {
-    return c->max_value_size + c->max_key_size + c->max_namespace_size + 64 * KiB;
+    return CONFIG_LIVE(c->max_value_size) + CONFIG_LIVE(c->max_key_size) +
+           CONFIG_LIVE(c->max_namespace_size) + 64 * KiB;
 }
 
 uint64_t config_redis_capacity(const config *c)
