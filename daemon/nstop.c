@@ -2,8 +2,8 @@
  * A row is found by its namespace's 64-bit hash, probed from hash % n
  * over every row (n is small: tens). A row changes owner only under the
  * lock, inside a seqlock (seq odd while it changes), so a reader copies a
- * consistent name; the counters themselves are relaxed atomics that the
- * hit path bumps without the lock. */
+ * consistent name (byte by byte, each a relaxed atomic: no data race); the counters themselves are
+ * relaxed atomics that the hit path bumps without the lock. */
 #include "nstop.h"
 
 #include <errno.h>
@@ -17,9 +17,9 @@ struct row {
     atomic_uint_fast64_t hash; /* the owner's hash; 0: free */
     atomic_uint_fast64_t hits, misses;
     atomic_uint_fast64_t inherited; /* Space-Saving: the rank it took over */
-    char name[NSTOP_NAME_MAX];
-    size_t len;
-    int truncated;
+    char name[NSTOP_NAME_MAX];      /* bytes written and read one relaxed atomic each */
+    atomic_size_t len;
+    atomic_int truncated;
 };
 
 struct nstop {
@@ -101,9 +101,11 @@ static struct row *take_row_locked(nstop *t, uint64_t h, const void *ns, size_t 
     atomic_fetch_add(&t->other_hits, atomic_exchange(&r->hits, 0));
     atomic_fetch_add(&t->other_misses, atomic_exchange(&r->misses, 0));
     atomic_store(&r->inherited, least);
-    r->len = len < NSTOP_NAME_MAX ? len : NSTOP_NAME_MAX;
-    r->truncated = len > NSTOP_NAME_MAX;
-    memcpy(r->name, ns, r->len);
+    size_t keep = len < NSTOP_NAME_MAX ? len : NSTOP_NAME_MAX;
+    for (size_t i = 0; i < keep; i++)
+        __atomic_store_n(&r->name[i], ((const char *)ns)[i], __ATOMIC_RELAXED);
+    atomic_store(&r->len, keep);
+    atomic_store(&r->truncated, len > NSTOP_NAME_MAX);
     atomic_store(&r->hash, h);
     atomic_fetch_add(&r->seq, 1); /* even: settled */
     return r;
@@ -133,9 +135,10 @@ static int copy_row(struct row *r, nstop_row *out, uint64_t *rank)
     uint64_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
     if ((seq & 1) || atomic_load(&r->hash) == 0)
         return 0;
-    out->len = r->len;
-    out->truncated = r->truncated;
-    memcpy(out->name, r->name, out->len);
+    out->len = atomic_load(&r->len);
+    out->truncated = atomic_load(&r->truncated);
+    for (size_t i = 0; i < out->len && i < NSTOP_NAME_MAX; i++)
+        out->name[i] = __atomic_load_n(&r->name[i], __ATOMIC_RELAXED);
     out->hits = atomic_load_explicit(&r->hits, memory_order_relaxed);
     out->misses = atomic_load_explicit(&r->misses, memory_order_relaxed);
     *rank = out->hits + out->misses + atomic_load(&r->inherited);
