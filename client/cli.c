@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_stats.h"
 #include "nearcache.h"
 #include "units.h"
 
@@ -21,7 +22,8 @@ static const char usage_text[] =
     "  del NS KEY                   delete the key\n"
     "  bump NS                      drop every key of namespace NS, on every host\n"
     "  ping                         check that the daemon answers\n"
-    "  stats [--json]               print the daemon's counters\n"
+    "  stats [--json]               print the daemon's counters, hit ratios, namespaces\n"
+    "  stats --watch DUR [--count N]  one line of rates every DUR (N lines; else Ctrl-C)\n"
     "\n"
     "options:\n"
     "  -s, --socket URL   daemon URL (default: $NEARCACHE_URL, else\n"
@@ -234,28 +236,40 @@ static int cmd_ping(struct session *ss, char **args, int nargs)
 
 static int cmd_stats(struct session *ss, char **args, int nargs)
 {
-    int json = nargs == 1 && strcmp(args[0], "--json") == 0;
-    if (nargs > 1 || (nargs == 1 && !json))
-        return usage("stats takes only --json");
+    int json = 0;
+    int64_t watch_ms = 0;
+    uint64_t count = 0;
+    for (int i = 0; i < nargs; i++) {
+        if (strcmp(args[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(args[i], "--watch") == 0 && i + 1 < nargs &&
+                 units_parse_duration_ms(args[i + 1], &watch_ms) == 0 && watch_ms > 0)
+            i++;
+        else if (strcmp(args[i], "--count") == 0 && i + 1 < nargs &&
+                 units_parse_uint(args[i + 1], strlen(args[i + 1]), 1000000000, &count) == 0 &&
+                 count > 0)
+            i++;
+        else
+            return usage("stats takes --json, or --watch DURATION [--count N]");
+    }
+    if ((json && watch_ms > 0) || (count > 0 && watch_ms == 0))
+        return usage("stats takes --json, or --watch DURATION [--count N]");
     nc_client *c = session_client(ss);
     if (c == NULL)
         return ss->open_error;
+    if (watch_ms > 0) {
+        int rv = cli_stats_watch(stdout, c, watch_ms, (long)count, ss->timeout);
+        return rv == NC_OK ? 0 : failed("stats", rv);
+    }
     nc_stat *st;
-    size_t n;
-    int rv = nc_stats(c, &st, &n, ss->timeout);
+    nc_ns_stat *ns;
+    size_t n, nns;
+    int rv = nc_stats_ex(c, &st, &n, &ns, &nns, ss->timeout);
     if (rv != NC_OK)
         return failed("stats", rv);
-    if (json)
-        fputc('{', stdout);
-    for (size_t i = 0; i < n; i++) {
-        if (json) /* names are [a-z0-9_], so they need no escaping */
-            printf("%s\"%s\": %lld", i ? ", " : "", st[i].name, (long long)st[i].value);
-        else
-            printf("%-24s %lld\n", st[i].name, (long long)st[i].value);
-    }
-    if (json)
-        fputs("}\n", stdout);
+    cli_stats_print(stdout, st, n, ns, nns, json);
     nc_stats_free(st, n);
+    nc_ns_stats_free(ns, nns);
     return 0;
 }
 

@@ -268,6 +268,24 @@ int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms);
 int nc_stats(nc_client *c, nc_stat **out, size_t *n, int timeout_ms);
 void nc_stats_free(nc_stat *stats, size_t n);
 
+/* Gets of one namespace (see the daemon's namespace_metrics): the busiest
+ * namespaces have a row each, the rest add up in the row with other = 1. */
+typedef struct nc_ns_stat {
+    char *ns; /* NUL-terminated copy (ns_len bytes, may hold NULs); "" for other */
+    size_t ns_len;
+    int other;     /* the row of every namespace without one of its own */
+    int truncated; /* ns is the name's first 128 bytes */
+    uint64_t hits, misses;
+} nc_ns_stat;
+
+/* nc_stats() that also reads the namespaces' rows, from the same reply:
+ * *ns (may be NULL, with *nns) is a new array of *nns rows, the busiest
+ * first and other last (none when the daemon counts no namespaces); the
+ * caller owns it and frees it with nc_ns_stats_free(). */
+int nc_stats_ex(nc_client *c, nc_stat **out, size_t *n, nc_ns_stat **ns, size_t *nns,
+                int timeout_ms);
+void nc_ns_stats_free(nc_ns_stat *ns, size_t n);
+
 /* Frees a buffer that the library handed out. Accepts NULL. */
 void nc_free(void *p);
 

@@ -3,17 +3,21 @@
  * are read here from the modules that keep them. */
 #include "admin.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nstop.h"
 #include "ring.h"
 #include "svc.h"
 #include "units.h"
 
-void admin_handle_stats(service *svc, call *c)
+void admin_gauges(service *svc, stats_gauges *g)
 {
     l1_stats ls;
     l1_get_stats(svc->cache, &ls);
     int64_t now = units_now_ms();
     ring *rg = atomic_load_explicit(&svc->ring, memory_order_acquire);
-    stats_gauges g = {
+    *g = (stats_gauges){
         .l1_entries = (int64_t)ls.entries,
         .l1_bytes = (int64_t)ls.bytes,
         .l1_max_memory = (int64_t)ls.max_bytes,
@@ -25,12 +29,81 @@ void admin_handle_stats(service *svc, call *c)
         .redis_lane_reads = svc->lane != NULL ? (int64_t)lane_reads(svc->lane) : 0,
         .subscription_up = coh_subscribed_now(svc->coh),
         .l1_serving = coh_serving(svc->coh, now),
-        .lease_waiting = (int64_t)waits_parked(svc->waits),
+        .lease_waiting = svc->waits != NULL ? (int64_t)waits_parked(svc->waits) : 0,
         .near_ring_published = rg != NULL ? (int64_t)ring_published(rg) : 0,
         .near_ring_flushes = rg != NULL ? (int64_t)ring_flushes(rg) : 0,
         .near_ring_slots = rg != NULL ? (int64_t)ring_slots(rg) : 0,
         .uptime_ms = now - svc->started_ms,
     };
+}
+
+int admin_ready(service *svc, char *why, size_t len)
+{
+    size_t up = jobq_connected(svc->q);
+    if (up == 0) {
+        snprintf(why, len, "redis: none of %llu connections up",
+                 (unsigned long long)svc->cfg->redis_connections);
+        return 0;
+    }
+    if (!coh_serving(svc->coh, units_now_ms())) {
+        snprintf(why, len, "L1 not serving: %s",
+                 coh_subscribed_now(svc->coh)
+                     ? "subscribed, but the own heartbeat is not back within coherence_window"
+                     : "the invalidation subscription is down");
+        return 0;
+    }
+    return 1;
+}
+
+/* The namespaces' rows of a Stats reply (nstop's rows, then other). */
+struct ns_cells {
+    nstop_row *rows; /* n - 1 rows and other */
+    pb_namespace_stat *cells;
+    pb_namespace_stat **ptrs;
+    size_t n;
+};
+
+static void ns_cells_free(struct ns_cells *ns)
+{
+    free(ns->rows);
+    free(ns->cells);
+    free(ns->ptrs);
+}
+
+/* Fills ns from t (NULL: none). Returns 0, or -1 out of memory (ns empty). */
+static int ns_cells_fill(struct ns_cells *ns, nstop *t)
+{
+    if (t == NULL)
+        return -1;
+    size_t max = nstop_size(t) + 1;
+    ns->rows = malloc(max * sizeof *ns->rows);
+    ns->cells = malloc(max * sizeof *ns->cells);
+    ns->ptrs = malloc(max * sizeof *ns->ptrs);
+    if (ns->rows == NULL || ns->cells == NULL || ns->ptrs == NULL) {
+        ns_cells_free(ns);
+        *ns = (struct ns_cells){0};
+        return -1;
+    }
+    ns->n = nstop_read(t, ns->rows, &ns->rows[max - 1]) + 1;
+    ns->rows[ns->n - 1] = ns->rows[max - 1];
+    for (size_t i = 0; i < ns->n; i++) {
+        pb_namespace_stat *cell = &ns->cells[i];
+        nearcache__v1__namespace_stat__init(cell);
+        cell->other = i == ns->n - 1;
+        cell->ns.data = cell->other ? NULL : (uint8_t *)ns->rows[i].name;
+        cell->ns.len = cell->other ? 0 : ns->rows[i].len;
+        cell->truncated = ns->rows[i].truncated;
+        cell->hits = ns->rows[i].hits;
+        cell->misses = ns->rows[i].misses;
+        ns->ptrs[i] = cell;
+    }
+    return 0;
+}
+
+void admin_handle_stats(service *svc, call *c)
+{
+    stats_gauges g;
+    admin_gauges(svc, &g);
     stats_row rows[STATS_COUNT];
     stats_rows(svc->st, &g, rows);
     pb_stat cells[STATS_COUNT], *ptrs[STATS_COUNT];
@@ -43,10 +116,16 @@ void admin_handle_stats(service *svc, call *c)
     pb_stats_reply sr = NEARCACHE__V1__STATS_REPLY__INIT;
     sr.n_stats = STATS_COUNT;
     sr.stats = ptrs;
+    struct ns_cells ns = {0};
+    if (ns_cells_fill(&ns, svc->st->namespaces) == 0) {
+        sr.n_namespaces = ns.n;
+        sr.namespaces = ns.ptrs;
+    }
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(STATS);
     r.stats = &sr;
     call_reply(c, &r);
+    ns_cells_free(&ns);
 }
 
 void admin_handle_ping(service *svc, call *c)

@@ -84,9 +84,10 @@ static int item_from_l1(service *svc, item *it, uint64_t version, int64_t now)
 static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
                        ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
 {
-    if (n == 0 || n > svc->cfg->max_batch) {
+    if (n == 0 || n > CONFIG_LIVE(svc->cfg->max_batch)) {
         svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
-                   "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n, svc->cfg->max_batch);
+                   "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n,
+                   CONFIG_LIVE(svc->cfg->max_batch));
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -274,7 +275,7 @@ void batch_handle_mset(service *svc, call *c)
     if (check_batch(svc, c, m->ns, m->n_entries, mset_key, m) != 0)
         return;
     for (size_t i = 0; i < m->n_entries; i++) {
-        if (m->entries[i]->value.len > svc->cfg->max_value_size) {
+        if (m->entries[i]->value.len > CONFIG_LIVE(svc->cfg->max_value_size)) {
             svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED), "entry %zu is larger than max_value_size",
                        i);
             return;

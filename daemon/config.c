@@ -44,6 +44,7 @@ struct setting {
     uint64_t min, max;     /* sizes, counts, durations (ms): accepted range */
     string_check_fn check; /* strings: extra validation, or NULL */
     given_fn given;        /* or NULL */
+    int live;              /* SIGHUP may change it in a running daemon */
 };
 
 /* Offset and size of a field, failing to compile unless it has type `type`. */
@@ -61,6 +62,7 @@ static int check_listen(const char *value, char *err, size_t errlen);
 static int check_redis(const char *value, char *err, size_t errlen);
 static int check_prefix(const char *value, char *err, size_t errlen);
 static int check_log_format(const char *value, char *err, size_t errlen);
+static int check_metrics_listen(const char *value, char *err, size_t errlen);
 static int check_group_name(const char *value, char *err, size_t errlen);
 static int given_socket_group(config *c, char *err, size_t errlen);
 static int given_password_file(config *c, char *err, size_t errlen);
@@ -83,16 +85,16 @@ static const struct setting settings[] = {
     {.name = "l1_max_ttl", DURATION(l1_max_ttl_ms), .def = "60s",
      .help = "longest an entry stays in L1"},
     {.name = "default_ttl", DURATION(default_ttl_ms), .def = "1h",
-     .help = "TTL of a Set that gives none"},
-    {.name = "max_ttl", DURATION(max_ttl_ms), .def = "30d", .help = "longest TTL a Set may ask for"},
+     .help = "TTL of a Set that gives none", .live = 1},
+    {.name = "max_ttl", DURATION(max_ttl_ms), .def = "30d", .help = "longest TTL a Set may ask for", .live = 1},
     {.name = "max_key_size", SIZE(max_key_size), .def = "1KB", .min = 1, .max = MAX_REDIS_STR,
-     .help = "longest key accepted"},
+     .help = "longest key accepted", .live = 1},
     {.name = "max_namespace_size", SIZE(max_namespace_size), .def = "128", .min = 1,
-     .max = 1024, .help = "longest namespace accepted"},
+     .max = 1024, .help = "longest namespace accepted", .live = 1},
     {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
-     .help = "largest value accepted"},
+     .help = "largest value accepted", .live = 1},
     {.name = "max_batch", COUNT(max_batch), .def = "1000", .min = 1, .max = 100000,
-     .help = "most keys one MGet or MSet may name"},
+     .help = "most keys one MGet or MSet may name", .live = 1},
     {.name = "request_timeout", DURATION(request_timeout_ms), .def = "1s",
      .help = "budget of a request without one"},
     {.name = "redis_timeout", DURATION(redis_timeout_ms), .def = "500ms",
@@ -110,9 +112,9 @@ static const struct setting settings[] = {
     {.name = "coherence_window", DURATION(coherence_window_ms), .def = "1s",
      .help = "L1 serves only while invalidations are this fresh"},
     {.name = "lease_ttl", DURATION(lease_ttl_ms), .def = "3s",
-     .help = "how long a lease to fill a missing key lasts"},
+     .help = "how long a lease to fill a missing key lasts", .live = 1},
     {.name = "ttl_jitter", COUNT(ttl_jitter_pct), .def = "0", .min = 0, .max = 50,
-     .help = "spread Set TTLs by up to +-N percent"},
+     .help = "spread Set TTLs by up to +-N percent", .live = 1},
     {.name = "stale_if_error", DURATION_FROM(stale_if_error_ms, 0), .def = "0",
      .help = "serve L1 up to this stale while Redis is down (0: off)"},
     {.name = "near_ring", STRING(near_ring), .def = "", .metavar = "PATH",
@@ -120,9 +122,9 @@ static const struct setting settings[] = {
     {.name = "near_ring_slots", COUNT(near_ring_slots), .def = "65536", .min = 64,
      .max = 1 << 24, .help = "slots of the ring, a power of two: a burst it holds"},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, FIELD(log_level, enum config_log_level),
-     .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug"},
+     .def = "info", .metavar = "LEVEL", .help = "error, warn, info or debug", .live = 1},
     {.name = "log_format", STRING(log_format), .def = "text", .metavar = "FORMAT",
-     .help = "text (TIME LEVEL message) or json (one object a line)", .check = check_log_format},
+     .help = "text (TIME LEVEL message) or json (one object a line)", .check = check_log_format, .live = 1},
     {.name = "socket_mode", .kind = KIND_MODE, FIELD(socket_mode, unsigned), .def = "0660",
      .metavar = "MODE", .help = "permissions of an ipc:// socket file, octal"},
     {.name = "socket_group", STRING(socket_group), .def = "nearcache", .metavar = "GROUP",
@@ -131,10 +133,30 @@ static const struct setting settings[] = {
     {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
      .help = "read the Redis password from this private file",
      .given = given_password_file},
+    {.name = "metrics_listen", STRING(metrics_listen), .def = "", .metavar = "HOST:PORT",
+     .help = "serve /metrics, /healthz and /readyz over HTTP here ('': off)",
+     .check = check_metrics_listen},
+    {.name = "namespace_metrics", COUNT(namespace_metrics), .def = "20", .min = 0, .max = 1000,
+     .help = "count Gets of the N busiest namespaces apart (0: off)"},
+    {.name = "hit_ratio_warn", COUNT(hit_ratio_warn), .def = "80", .min = 0, .max = 100,
+     .help = "warn when fewer than N % of a namespace's Gets hit (0: off)", .live = 1},
+    {.name = "hit_ratio_min_gets", COUNT(hit_ratio_min_gets), .def = "100", .min = 1,
+     .max = UINT64_MAX, .help = "Gets in an interval below which a namespace never warns", .live = 1},
+    {.name = "hit_ratio_interval", DURATION(hit_ratio_interval_ms), .def = "1m",
+     .help = "the interval over which hit ratios are checked", .live = 1},
 };
 // clang-format on
 
 #define NSETTINGS (sizeof settings / sizeof settings[0])
+
+int config_setting_at(size_t i, struct config_field *out)
+{
+    if (i >= NSETTINGS)
+        return 0;
+    *out = (struct config_field){settings[i].name, settings[i].offset, settings[i].size,
+                                 settings[i].live};
+    return 1;
+}
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
@@ -378,6 +400,23 @@ const char *config_log_level_name(enum config_log_level level)
 
 /* ---- string settings ---------------------------------------------------- */
 
+/* HOST:PORT (an IPv6 host in brackets), or empty. */
+static int check_metrics_listen(const char *value, char *err, size_t errlen)
+{
+    const char *colon = strrchr(value, ':');
+    if (value[0] == '\0')
+        return 0;
+    uint64_t port = 0;
+    if (colon == NULL || colon == value ||
+        units_parse_uint(colon + 1, strlen(colon + 1), 65535, &port) != 0 || port == 0 ||
+        strchr(value, '/') != NULL)
+        return config_fail(err, errlen,
+                           "invalid metrics_listen \"%s\" (expected HOST:PORT, e.g. "
+                           "127.0.0.1:9464)",
+                           value);
+    return 0;
+}
+
 static int check_listen(const char *value, char *err, size_t errlen)
 {
     static const char *const schemes[] = {"ipc://", "tcp://", "inproc://"};
@@ -467,7 +506,8 @@ static int check_prefix(const char *value, char *err, size_t errlen)
 
 uint64_t config_max_request(const config *c)
 {
-    return c->max_value_size + c->max_key_size + c->max_namespace_size + 64 * KiB;
+    return CONFIG_LIVE(c->max_value_size) + CONFIG_LIVE(c->max_key_size) +
+           CONFIG_LIVE(c->max_namespace_size) + 64 * KiB;
 }
 
 uint64_t config_redis_capacity(const config *c)

@@ -42,6 +42,11 @@ typedef struct config {
     unsigned socket_mode;          /* permissions of an ipc:// socket file */
     char socket_group[64];         /* group of an ipc:// socket file */
     char redis_password_file[512]; /* as given; empty: none */
+    char metrics_listen[256];      /* HOST:PORT of the HTTP metrics endpoint; empty: none */
+    uint64_t namespace_metrics;    /* busiest namespaces counted apart; 0: none */
+    uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
+    uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
+    int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
     char redis_password[256];      /* read from that file; never logged */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;
@@ -119,5 +124,19 @@ void config_usage(FILE *out, const char *argv0);
 
 /* The name of a log level ("info"). */
 const char *config_log_level_name(enum config_log_level level);
+
+/* Reads a setting that SIGHUP may change (config_apply_live()) while
+ * other threads run: one relaxed atomic load, so the value is whole. */
+#define CONFIG_LIVE(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Applies a configuration re-read on SIGHUP (`fresh`, checked) to the
+ * running one: each changed setting that may change live gets its new
+ * value and is named in `applied`; each other changed setting keeps its
+ * value and is named in `kept` (comma-separated lists, cut to fit). The
+ * size limits change only if the largest request they allow stays within
+ * request_cap, the cap the socket was opened with. Returns how many
+ * settings differ. Readers of `live` see each number whole. */
+int config_apply_live(config *live, const config *fresh, uint64_t request_cap, char *applied,
+                      size_t alen, char *kept, size_t klen);
 
 #endif

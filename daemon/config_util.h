@@ -13,4 +13,15 @@
 int config_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A setting's name, where its field is in struct config, and whether a
+ * running daemon may change it (SIGHUP). */
+struct config_field {
+    const char *name;
+    size_t offset, size;
+    int live;
+};
+
+/* The i-th setting of the table into *out; returns 0 past the last. */
+int config_setting_at(size_t i, struct config_field *out);
+
 #endif

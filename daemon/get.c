@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nstop.h"
 #include "svc.h"
 #include "units.h"
 
@@ -28,6 +29,16 @@ struct hit {
 };
 
 /* svc_hit_fn: encodes the hit into the reply under the shard lock. */
+
+/* Counts the call's Get in its namespace's row (nstop), a hit or a miss. */
+static void count_ns(service *svc, call *c, int hit)
+{
+    if (svc->st->namespaces != NULL) {
+        const pb_get_request *g = call_request(c)->get;
+        nstop_count(svc->st->namespaces, g->ns.data, g->ns.len, hit);
+    }
+}
+
 static void on_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct hit *h = arg;
@@ -108,8 +119,11 @@ static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
         return 1;
     }
     stats_inc(stale ? &svc->st->stale_served : &svc->st->l1_hits);
+    count_ns(svc, c, 1);
     if (g->slide_ttl_ms > 0 && !stale)
         slide(svc, g, k, h.now, h.expires_at);
+    if (!stale)
+        call_set_tier(c, STATS_TIER_L1);
     call_send(c);
     return 1;
 }
@@ -208,11 +222,13 @@ static void get_read(service *svc, call *c, const ks_l1_key *k, l2_status rv, co
     pb_reply r;
     if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         if (v->negative)
             stats_inc(&svc->st->negative_hits);
         missing_reply(v, &gr, &r);
     } else {
         value_reply(svc, k, v, t0, call_state_of(c)->ticket, &gr, &r);
+        count_ns(svc, c, 1);
     }
     answer_get(svc, c, &r);
 }
@@ -322,7 +338,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
     snprintf(token, sizeof token, "%s-%" PRIu64, svc->node_id,
              atomic_fetch_add(&svc->next_token, 1));
     l2_get_opts o = {.lease = 1, .token = token, .slide_ms = (int64_t)g->slide_ttl_ms};
-    o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : svc->cfg->lease_ttl_ms;
+    o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : CONFIG_LIVE(svc->cfg->lease_ttl_ms);
     l2_key rk = svc_redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
@@ -333,12 +349,14 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
         get_failed(svc, c, rv, l2_error(conn), k); /* stale_if_error applies, without a lease */
     } else if (rv == L2_NIL && v.lease == 1) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         stats_inc(&svc->st->leases_granted);
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED, token);
     } else if (rv == L2_NIL && v.lease == 3) {
         park(svc, c, k);
     } else if (rv == L2_NIL) {
         stats_inc(&svc->st->l2_misses);
+        count_ns(svc, c, 0);
         if (v.negative)
             stats_inc(&svc->st->negative_hits);
         pb_get_reply gr;
@@ -349,6 +367,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
         pb_get_reply gr;
         pb_reply r;
         value_reply(svc, k, &v, t0, call_state_of(c)->ticket, &gr, &r);
+        count_ns(svc, c, 1);
         if (v.lease == 1) { /* stale: this caller refreshes it */
             stats_inc(&svc->st->leases_granted);
             gr.lease = NEARCACHE__V1__LEASE_STATE__LEASE_GRANTED;
@@ -424,12 +443,12 @@ void get_handle(service *svc, call *c)
     stats_inc(&svc->st->gets);
     if (svc_check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
-    if (g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ||
-        g->lease_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms) {
+    if (g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ||
+        g->lease_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)) {
         svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s exceeds max_ttl (%" PRId64 " ms)",
-                   g->slide_ttl_ms > (uint64_t)svc->cfg->max_ttl_ms ? "slide_ttl_ms"
-                                                                    : "lease_ttl_ms",
-                   svc->cfg->max_ttl_ms);
+                   g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ? "slide_ttl_ms"
+                                                                                 : "lease_ttl_ms",
+                   CONFIG_LIVE(svc->cfg->max_ttl_ms));
         return;
     }
     ks_l1_key k;
@@ -442,6 +461,7 @@ void get_handle(service *svc, call *c)
         return;
     }
     stats_inc(&svc->st->l1_misses);
+    call_set_tier(c, STATS_TIER_L2); /* whatever answers it, it waits for Redis */
     call_state *cs = call_state_of(c);
     cs->waited = 0;
     cs->ticket = l1_reserve(svc->cache, k.buf, k.len); /* before Redis is read */

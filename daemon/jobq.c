@@ -89,7 +89,7 @@ static void *worker_main(void *arg)
 }
 
 int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
-                int64_t connect_timeout_ms)
+                int64_t connect_timeout_ms, hist *rtt)
 {
     jobq *q = calloc(1, sizeof *q);
     if (q == NULL)
@@ -109,8 +109,10 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         snprintf(name, sizeof name, "l2[%zu]", i);
         w->q = q;
         int rv = l2_create(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
-        if (rv == 0)
+        if (rv == 0) {
             l2_share_up(w->conn, &q->up_at, &q->connected);
+            l2_set_timing(w->conn, rtt);
+        }
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_destroy(w->conn);
         if (rv != 0) {

@@ -25,11 +25,12 @@ struct jobq_job {
     void *arg; /* the caller's, for fn */
 };
 
-/* Starts `workers` threads, each with an L2 handle for `url`. At most
- * `capacity` jobs wait at once. Returns 0 and hands the queue to *out (the
+/* Starts `workers` threads, each with an L2 handle for `url` that records
+ * its commands' round trips in rtt (not owned, must outlive the queue; may
+ * be NULL). At most `capacity` jobs wait at once. Returns 0 and hands the queue to *out (the
  * caller owns it; free with jobq_destroy()), or an errno value. */
 int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t capacity,
-                int64_t connect_timeout_ms);
+                int64_t connect_timeout_ms, hist *rtt);
 
 /* Queues a job to run fn(job, conn) with job->arg = arg. Returns 0, or
  * EAGAIN when `capacity` jobs wait (or hold places), or ECANCELED once

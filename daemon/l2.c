@@ -170,6 +170,7 @@ struct l2 {
     int maybe_sent;                 /* the last command reached the socket: it may have run */
     uint64_t next_seq;              /* the seq of this stream's next message */
     _Atomic uint64_t confirmed_seq; /* the last one known to be published */
+    hist *rtt;                      /* each command's round trip, or NULL */
     char err[640];
 };
 
@@ -235,6 +236,11 @@ void l2_destroy(l2 *c)
     free(c);
 }
 
+void l2_set_timing(l2 *c, hist *rtt)
+{
+    c->rtt = rtt;
+}
+
 void l2_retry_now(l2 *c)
 {
     c->retry_at = 0;
@@ -266,7 +272,12 @@ static redisReply *command(l2 *c, int64_t timeout_ms, l2_status *status, int arg
         c->cur_timeout_ms = timeout_ms;
     }
     c->maybe_sent = 1;
+    int64_t t0 = c->rtt != NULL ? hist_now_us() : 0;
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    if (c->rtt != NULL) {
+        int64_t us = hist_now_us() - t0;
+        hist_record(c->rtt, us > 0 ? (uint64_t)us : 0);
+    }
     if (r != NULL) {
         c->maybe_sent = 0; /* Redis answered: the outcome is known */
         return r;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hist.h"
 #include "keyspace.h"
 
 typedef struct l2 l2;
@@ -103,6 +104,10 @@ void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count);
 /* Lets the next command try to connect at once, ignoring the backoff (for
  * when Redis is known to be reachable again). */
 void l2_retry_now(l2 *c);
+
+/* Records each command's round trip (send to reply, or failure) in rtt
+ * (not owned; NULL: none). Set it before the handle is used. */
+void l2_set_timing(l2 *c, hist *rtt);
 
 /* After a failed command: whether it may have run in Redis anyway (it was
  * sent, and the answer was lost or late), as opposed to surely not (no

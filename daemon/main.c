@@ -1,7 +1,8 @@
 /* nearcached: glue. Parses the configuration, sets the parts up in order
  * (L1, Redis workers, service, subscriber, server, the near tiers' ring,
- * systemd notification), waits for SIGTERM or SIGINT, and tears them down
- * in reverse, letting requests in flight finish. */
+ * the metrics endpoint, systemd notification), waits for SIGTERM or
+ * SIGINT, and tears them down in reverse, letting requests in flight
+ * finish. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,11 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
+#include "hitwarn.h"
 #include "jobq.h"
 #include "l1.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
+#include "nstop.h"
 #include "ring.h"
 #include "server.h"
 #include "service.h"
@@ -99,7 +104,34 @@ typedef struct parts {
     ring *ring; /* the near tiers' ring, or NULL */
     struct status_parts status;
     notify *sd;
+    metrics *metrics; /* the HTTP endpoint, or NULL */
+    hitwarn *hits;    /* the namespaces' hit ratio check, or NULL */
 } parts;
+
+static void metrics_gauges(void *svc, stats_gauges *g)
+{
+    admin_gauges(svc, g);
+}
+
+static int metrics_ready(void *svc, char *why, size_t len)
+{
+    return admin_ready(svc, why, len);
+}
+
+/* Serves metrics_listen, if set. Returns 0, or -1 with what failed logged. */
+static int start_metrics(parts *p, const config *cfg)
+{
+    char err[512];
+    if (cfg->metrics_listen[0] == '\0')
+        return 0;
+    metrics_source src = {&p->st, metrics_gauges, metrics_ready, p->svc};
+    if (metrics_create(&p->metrics, cfg->metrics_listen, &src, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("metrics on http://%s/metrics (health: /healthz, /readyz)", cfg->metrics_listen);
+    return 0;
+}
 
 /* Sets the parts up in order. Returns 0, or -1 with what failed logged
  * (the parts made so far are left for teardown()). */
@@ -107,12 +139,21 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
 {
     char err[512] = "", path[600];
     int rv;
+    if (cfg->namespace_metrics > 0 &&
+        (rv = nstop_create(&p->st.namespaces, cfg->namespace_metrics)) != 0) {
+        log_error("cannot allocate the namespaces' counters: %s", strerror(rv));
+        return -1;
+    }
+    if (p->st.namespaces != NULL && (rv = hitwarn_create(&p->hits, cfg->namespace_metrics)) != 0) {
+        log_error("cannot allocate the hit ratio check: %s", strerror(rv));
+        return -1;
+    }
     if ((rv = l1_create(&p->cache, cfg->l1_max_memory, l1_shards(cfg))) != 0) {
         log_error("cannot allocate the L1 store: %s", strerror(rv));
         return -1;
     }
     if ((rv = jobq_create(&p->q, url, cfg->redis_connections, config_redis_capacity(cfg),
-                          cfg->redis_timeout_ms)) != 0) {
+                          cfg->redis_timeout_ms, &p->st.redis)) != 0) {
         log_error("cannot start the redis workers: %s", strerror(rv));
         return -1;
     }
@@ -150,6 +191,8 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         return -1;
     }
     service_set_ring(p->svc, p->ring);
+    if (start_metrics(p, cfg) != 0)
+        return -1;
     p->status = (struct status_parts){cfg, p->q, p->svc, p->srv};
     notify_hooks hooks = {loop_progress, loop_probe, status_line, &p->status};
     if (notify_create(&p->sd, &hooks) != 0)
@@ -166,6 +209,7 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
 static void teardown(parts *p)
 {
     notify_destroy(p->sd);
+    metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
     sub_destroy(p->sub);
     service_quiesce(p->svc);
     jobq_destroy(p->q);
@@ -173,9 +217,96 @@ static void teardown(parts *p)
     service_destroy(p->svc);
     l1_destroy(p->cache);
     ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
+    hitwarn_destroy(p->hits);
+    nstop_destroy(p->st.namespaces);
 }
 
-static int run(const config *cfg, const config_redis_url *url, const sigset_t *stop)
+struct warn_ctx {
+    const config *cfg;
+    int64_t interval_ms;
+};
+
+static void warn_low_ratio(void *arg, const nstop_row *row, uint64_t gets, uint64_t hits)
+{
+    const struct warn_ctx *w = arg;
+    char name[NSTOP_NAME_MAX * 4 + 4];
+    int whole = w->interval_ms % 1000 == 0;
+    log_warn("namespace \"%s\": hit ratio %.1f%% over the last %lld %s (%llu of %llu Gets hit), "
+             "below hit_ratio_warn (%llu%%)",
+             hitwarn_name(row, name, sizeof name), 100.0 * (double)hits / (double)gets,
+             (long long)(whole ? w->interval_ms / 1000 : w->interval_ms), whole ? "s" : "ms",
+             (unsigned long long)hits, (unsigned long long)gets,
+             (unsigned long long)w->cfg->hit_ratio_warn);
+}
+
+/* Checks the namespaces' hit ratios since the last check (hitwarn.h). */
+static void check_hit_ratios(parts *p, const config *cfg, int64_t interval_ms)
+{
+    if (p->hits == NULL)
+        return;
+    size_t max = nstop_size(p->st.namespaces);
+    nstop_row *rows = malloc(max * sizeof *rows), other;
+    if (rows == NULL)
+        return;
+    size_t n = nstop_read(p->st.namespaces, rows, &other);
+    struct warn_ctx w = {cfg, interval_ms};
+    if (cfg->hit_ratio_warn > 0)
+        hitwarn_check(p->hits, rows, n, cfg->hit_ratio_min_gets, (unsigned)cfg->hit_ratio_warn,
+                      warn_low_ratio, &w);
+    free(rows);
+}
+
+/* Waits for a signal of `set`, checking the hit ratios every
+ * hit_ratio_interval meanwhile. Returns the signal. */
+static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t *next_check)
+{
+    for (;;) {
+        int64_t left = *next_check - units_now_ms();
+        if (left <= 0) {
+            check_hit_ratios(p, cfg, cfg->hit_ratio_interval_ms);
+            *next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
+            continue;
+        }
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return sig;
+    }
+}
+
+/* The command line, for re-reading the configuration on SIGHUP. */
+struct cmdline {
+    int argc;
+    char **argv;
+};
+
+/* SIGHUP: reads the configuration again as at start (the file, then the
+ * flags), applies what may change live and names the rest in a warning. */
+static void reload(config *cfg, const struct cmdline *cl, uint64_t request_cap)
+{
+    config fresh;
+    char err[1024], applied[512], kept[512];
+    config_defaults(&fresh);
+    if (config_parse_args(&fresh, cl->argc, cl->argv, stdout, err, sizeof err) != 0) {
+        log_error("SIGHUP: %s; the running configuration stays as it is", err);
+        return;
+    }
+    int changes =
+        config_apply_live(cfg, &fresh, request_cap, applied, sizeof applied, kept, sizeof kept);
+    log_set_level(cfg->log_level);
+    log_set_json(config_log_json(cfg));
+    if (changes == 0)
+        log_info("SIGHUP: configuration read again; nothing changed");
+    if (applied[0] != '\0')
+        log_info("SIGHUP: configuration read again; now in effect: %s", applied);
+    if (kept[0] != '\0')
+        log_warn("SIGHUP: %s changed, but cannot change while running (a size limit may not "
+                 "outgrow the socket's message cap): the old values stay until a restart",
+                 kept);
+}
+
+static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
+               const struct cmdline *cl)
 {
     parts p = {0};
     int code = 1;
@@ -185,11 +316,13 @@ static int run(const config *cfg, const config_redis_url *url, const sigset_t *s
              NC_VERSION, cfg->listen, service_node_id(p.svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
     int sig = 0;
-    while (sigwait(stop, &sig) == 0 && sig == SIGHUP)
-        log_info("SIGHUP ignored: nearcached has nothing to reload (restart it to apply a "
-                 "new config)");
+    int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
+    uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
+    while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
+        reload(cfg, cl, request_cap);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
+    metrics_stopping(p.metrics);
     if (p.ring != NULL)
         ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
     size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
@@ -222,5 +355,6 @@ int main(int argc, char **argv)
     log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
-    return run(&cfg, &url, &stop);
+    struct cmdline cl = {argc, argv};
+    return run(&cfg, &url, &stop, &cl);
 }

@@ -39,6 +39,9 @@ struct call {
     pb_request *req; /* owned; freed once the reply is sent */
     nng_msg *reply;  /* prepared reply, owned until sent */
     int64_t deadline;
+    int64_t start_us; /* when the request arrived (hist_now_us) */
+    int method;       /* enum stats_method, or -1: not timed */
+    int tier;         /* enum stats_tier, set by call_set_tier() */
     jobq_job job;
     call_state cs; /* the handler's; zeroed per request */
 };
@@ -133,8 +136,52 @@ int call_prepare_get(call *c, const wire_get_reply *r)
     return 0;
 }
 
+void call_set_tier(call *c, int tier)
+{
+    c->tier = tier;
+}
+
+/* The histogram method of a request, or -1 for one that is not timed. */
+static int method_of(const pb_request *r)
+{
+    switch (r->method_case) {
+    case METHOD(GET):
+        return STATS_GET;
+    case METHOD(SET):
+        return STATS_SET;
+    case METHOD(DELETE):
+        return STATS_DELETE;
+    case METHOD(MGET):
+        return STATS_MGET;
+    case METHOD(MSET):
+        return STATS_MSET;
+    case METHOD(BUMP_NAMESPACE):
+        return STATS_BUMP;
+    case METHOD(PING):
+    case METHOD(STATS):
+        return STATS_ADMIN;
+    default:
+        return -1;
+    }
+}
+
+/* Records the call's latency, from its arrival until now, by method and,
+ * for a Get, by the tier that answered: relaxed increments only. */
+static void record_latency(call *c)
+{
+    if (c->method < 0)
+        return;
+    stats *st = c->srv->opt.stats;
+    int64_t us = hist_now_us() - c->start_us;
+    uint64_t took = us > 0 ? (uint64_t)us : 0;
+    hist_record(&st->method[c->method], took);
+    if (c->method == STATS_GET)
+        hist_record(&st->get_tier[c->tier], took);
+}
+
 void call_send(call *c)
 {
+    record_latency(c);
     c->state = CALL_SEND;
     if (c->reply == NULL) { /* nothing to send: finish the cycle at once */
         nng_sleep_aio(0, c->aio);
@@ -180,6 +227,9 @@ static void call_dispatch(call *c, nng_msg *m)
 {
     server *s = c->srv;
     stats_inc(&s->opt.stats->requests);
+    c->start_us = hist_now_us();
+    c->method = -1;
+    c->tier = STATS_TIER_NONE;
     int64_t now = units_now_ms();
     size_t len = nng_msg_len(m);
     c->req = codec_request_unpack(nng_msg_body(m), len);
@@ -193,6 +243,7 @@ static void call_dispatch(call *c, nng_msg *m)
         return;
     }
     c->deadline = now + (c->req->timeout_ms != 0 ? c->req->timeout_ms : s->opt.default_timeout_ms);
+    c->method = method_of(c->req);
     memset(&c->cs, 0, sizeof c->cs);
     if (c->req->method_case == NEARCACHE__V1__REQUEST__METHOD__NOT_SET) {
         stats_inc(&s->opt.stats->bad_requests);

@@ -85,7 +85,12 @@ int call_prepare(call *c, const pb_reply *r);
  * it points to. */
 int call_prepare_get(call *c, const wire_get_reply *r);
 
-/* Sends the prepared reply; the call must not be used afterwards. */
+/* Says which tier answers the call (enum stats_tier), for the latency
+ * histograms of Gets; set it before the reply is sent. */
+void call_set_tier(call *c, int tier);
+
+/* Sends the prepared reply, recording the call's latency (struct stats);
+ * the call must not be used afterwards. */
 void call_send(call *c);
 
 /* call_prepare() + call_send(). Answers INTERNAL if encoding fails (and

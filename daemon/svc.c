@@ -29,18 +29,18 @@ int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBin
     char text[160];
     if (ns.len == 0)
         problem = "namespace is empty";
-    else if (ns.len > cfg->max_namespace_size)
+    else if (ns.len > CONFIG_LIVE(cfg->max_namespace_size))
         problem = text, snprintf(text, sizeof text,
                                  "namespace is %zu bytes; max_namespace_size "
                                  "is %" PRIu64,
-                                 ns.len, cfg->max_namespace_size);
+                                 ns.len, CONFIG_LIVE(cfg->max_namespace_size));
     else if (memchr(ns.data, ':', ns.len) != NULL)
         problem = "namespace contains ':', which separates the parts of a Redis key";
     else if (key.len == 0)
         problem = "key is empty";
-    else if (key.len > cfg->max_key_size)
+    else if (key.len > CONFIG_LIVE(cfg->max_key_size))
         problem = text, snprintf(text, sizeof text, "key is %zu bytes; max_key_size is %" PRIu64,
-                                 key.len, cfg->max_key_size);
+                                 key.len, CONFIG_LIVE(cfg->max_key_size));
     if (problem == NULL)
         return 0;
     svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s", problem);
@@ -215,16 +215,16 @@ void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
 
 int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
 {
-    int64_t ttl = has_ttl ? ttl_ms : svc->cfg->default_ttl_ms;
-    ttl = svc_min64(ttl, svc->cfg->max_ttl_ms);
-    uint64_t pct = svc->cfg->ttl_jitter_pct;
+    int64_t ttl = has_ttl ? ttl_ms : CONFIG_LIVE(svc->cfg->default_ttl_ms);
+    ttl = svc_min64(ttl, CONFIG_LIVE(svc->cfg->max_ttl_ms));
+    uint64_t pct = CONFIG_LIVE(svc->cfg->ttl_jitter_pct);
     if (pct > 0 && ttl > 1) {
         uint32_t r;
         if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
             r = (uint32_t)units_now_ms();
         /* uniform in [-pct, +pct] percent of ttl */
         double f = ((double)r / UINT32_MAX * 2.0 - 1.0) * (double)pct / 100.0;
-        ttl = svc_min64(ttl + (int64_t)((double)ttl * f), svc->cfg->max_ttl_ms);
+        ttl = svc_min64(ttl + (int64_t)((double)ttl * f), CONFIG_LIVE(svc->cfg->max_ttl_ms));
         if (ttl < 1)
             ttl = 1;
     }

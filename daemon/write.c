@@ -166,10 +166,10 @@ void write_handle_set(service *svc, call *c)
     stats_inc(&svc->st->sets);
     if (svc_check_ns_key(svc, c, s->ns, s->key) != 0)
         return;
-    if (s->value.len > svc->cfg->max_value_size) {
+    if (s->value.len > CONFIG_LIVE(svc->cfg->max_value_size)) {
         svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED),
                    "value is %zu bytes; max_value_size is %" PRIu64, s->value.len,
-                   svc->cfg->max_value_size);
+                   CONFIG_LIVE(svc->cfg->max_value_size));
         return;
     }
     if (s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS && s->ttl_ms <= 0) {
@@ -177,10 +177,10 @@ void write_handle_set(service *svc, call *c)
                    s->ttl_ms);
         return;
     }
-    if (s->stale_while_revalidate_ms > (uint64_t)svc->cfg->max_ttl_ms) {
+    if (s->stale_while_revalidate_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)) {
         svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
                    "stale_while_revalidate_ms %" PRIu64 " exceeds max_ttl (%" PRId64 " ms)",
-                   s->stale_while_revalidate_ms, svc->cfg->max_ttl_ms);
+                   s->stale_while_revalidate_ms, CONFIG_LIVE(svc->cfg->max_ttl_ms));
         return;
     }
     if (s->lease_token.len > 64) {

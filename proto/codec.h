@@ -20,6 +20,7 @@ typedef Nearcache__V1__DeleteReply pb_delete_reply;
 typedef Nearcache__V1__StatsRequest pb_stats_request;
 typedef Nearcache__V1__StatsReply pb_stats_reply;
 typedef Nearcache__V1__Stat pb_stat;
+typedef Nearcache__V1__NamespaceStat pb_namespace_stat;
 typedef Nearcache__V1__PingRequest pb_ping_request;
 typedef Nearcache__V1__PingReply pb_ping_reply;
 typedef Nearcache__V1__Code pb_code;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -75,7 +76,7 @@ static void make_dir(char *dir, size_t size, const char *what)
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 }
 
-static int free_port(void)
+int h_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -222,6 +223,23 @@ pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms)
         execlp("redis-cli", "redis-cli", "-p", port, "DEBUG", "SLEEP", secs, (char *)NULL);
         _exit(127);
     }
+    /* Asleep: a PING goes unanswered. A loaded machine may take a while to
+     * run redis-cli, so wait for that, then give the caller settle_ms. */
+    for (int i = 0; i < 200; i++) {
+        redisContext *ctx =
+            redisConnectWithTimeout("127.0.0.1", r->port, (struct timeval){0, 50000});
+        int asleep = ctx == NULL || ctx->err != 0;
+        if (!asleep) {
+            redisSetTimeout(ctx, (struct timeval){0, 50000});
+            redisReply *pong = redisCommand(ctx, "PING");
+            asleep = pong == NULL;
+            freeReplyObject(pong);
+        }
+        redisFree(ctx);
+        if (asleep)
+            break;
+        h_sleep_ms(10);
+    }
     h_sleep_ms(settle_ms);
     return pid;
 }
@@ -231,7 +249,7 @@ void h_redis_start(h_redis *r)
     memset(r, 0, sizeof *r);
     make_dir(r->dir, sizeof r->dir, "redis");
     for (int attempt = 0; attempt < 5; attempt++) {
-        r->port = free_port();
+        r->port = h_free_port();
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
         if (redis_launch(r) == 0)
             return;
@@ -472,7 +490,7 @@ void h_proxy_start(h_proxy *p, const h_redis *r, int64_t delay_us)
 {
     memset(p, 0, sizeof *p);
     char port[16], target[16], delay[32];
-    p->port = free_port();
+    p->port = h_free_port();
     snprintf(port, sizeof port, "%d", p->port);
     snprintf(target, sizeof target, "%d", r->port);
     snprintf(delay, sizeof delay, "%lld", (long long)delay_us);

@@ -105,6 +105,9 @@ int h_run(char **argv, const void *in, size_t inlen, char **out, size_t *outlen,
 int h_cli(const h_daemon *d, const void *in, size_t inlen, char **out, size_t *outlen, char **err,
           ...);
 
+/* A loopback TCP port that was free a moment ago. */
+int h_free_port(void);
+
 /* Milliseconds on the monotonic clock. */
 int64_t h_now_ms(void);
 void h_sleep_ms(int64_t ms);

@@ -72,7 +72,8 @@ static char *cli_expect(int want, const char *shown, ...)
 }
 
 /* One counter out of `stats --json`, after checking that the output is one
- * JSON object whose members are all integers (python3 parses it). */
+ * JSON object whose members are all integers but the ratios (a number or
+ * null) and the namespaces' array (python3 parses it). */
 static int64_t json_stat(const char *json, const char *name)
 {
     static const char script[] =
@@ -83,7 +84,10 @@ static int64_t json_stat(const char *json, const char *name)
         "    return dict(kv)\n"
         "d = json.load(sys.stdin, object_pairs_hook=pairs)\n"
         "assert isinstance(d, dict), 'not an object'\n"
-        "assert all(type(x) is int for x in d.values()), 'a non-integer member'\n"
+        "extra = {'l1_hit_ratio', 'hit_ratio', 'namespaces'}\n"
+        "assert extra <= set(d), 'no ratios or namespaces'\n"
+        "assert all(type(x) is int for k, x in d.items() if k not in extra), 'a non-integer'\n"
+        "assert type(d['namespaces']) is list\n"
         "v = d[sys.argv[1]]\n"
         "assert type(v) is int, 'not an integer'\n"
         "print(v)\n";
@@ -259,6 +263,71 @@ Test(cli, get_of_a_redis_key_is_an_l2_hit_then_one_l1_hit)
     cr_assert_eq(stat_now("l2_hits"), l2_hits + 1);
 }
 
+/* Runs python3 `script` over `stats --json`; asserts it exits 0. */
+static void json_check(const char *script)
+{
+    char *json = CLI_EXPECT(0, "stats", "--json");
+    char *argv[] = {"python3", "-c", (char *)script, NULL};
+    char *out, *err;
+    int code = run(argv, NULL, json, &out, &err);
+    cr_assert_eq(code, 0, "%s\noutput: %s", err, json);
+    free(json), free(out), free(err);
+}
+
+/* One hit (the Set keeps the value in L1) and one miss in namespace users. */
+static void hit_and_miss(void)
+{
+    free(CLI_EXPECT(0, "set", "users", "1", "alice"));
+    free(CLI_EXPECT(0, "get", "users", "1"));
+    free(CLI_EXPECT(1, "get", "users", "2"));
+}
+
+Test(cli, stats_shows_the_hit_ratios_and_the_namespaces_table)
+{
+    hit_and_miss();
+    char *text = CLI_EXPECT(0, "stats");
+    cr_expect(strstr(text, "\nl1 hit ratio               50.0%") != NULL, "%s", text);
+    cr_expect(strstr(text, "\nhit ratio                  50.0%") != NULL, "%s", text);
+    const char *row = strstr(text, "\nusers ");
+    cr_assert_not_null(row, "no row for users: %s", text);
+    int gets = -1, hits = -1, misses = -1;
+    double pct = -1;
+    cr_expect_eq(sscanf(row, "\nusers %d %d %d %lf%%", &gets, &hits, &misses, &pct), 4, "%s", row);
+    cr_expect(gets == 2 && hits == 1 && misses == 1 && pct == 50.0, "users: %d %d %d %g", gets,
+              hits, misses, pct);
+    cr_expect(strstr(text, "\n(other) ") != NULL, "the rest's row: %s", text);
+    free(text);
+}
+
+Test(cli, stats_json_carries_the_ratios_and_the_namespaces)
+{
+    hit_and_miss();
+    json_check("import json, sys\n"
+               "d = json.load(sys.stdin)\n"
+               "assert d['l1_hit_ratio'] == 0.5 and d['hit_ratio'] == 0.5, d\n"
+               "ns = d['namespaces']\n"
+               "assert ns[0] == {'ns': 'users', 'other': False, 'hits': 1, 'misses': 1}, ns\n"
+               "assert ns[-1]['other'] is True and ns[-1]['ns'] == '', ns\n");
+}
+
+Test(cli, stats_watch_prints_a_header_then_count_lines_of_rates)
+{
+    char *text = CLI_EXPECT(0, "stats", "--watch", "200ms", "--count", "3");
+    int lines = 0;
+    for (const char *p = text; *p; p++)
+        lines += *p == '\n';
+    cr_expect_eq(lines, 4, "a header and three lines: %s", text);
+    cr_expect(strncmp(text, "    gets/s     sets/s", 21) == 0, "%s", text);
+    const char *last = strrchr(text, '\n');
+    while (last > text && last[-1] != '\n')
+        last--;
+    double gets = -1, sets = -1;
+    cr_expect_eq(sscanf(last, "%lf %lf", &gets, &sets), 2, "%s", last);
+    cr_expect(gets == 0 && sets == 0, "an idle daemon: %s", last);
+    cr_expect(strstr(last, " yes\n") != NULL, "L1 serving: %s", last);
+    free(text);
+}
+
 Test(cli, ping_prints_pong)
 {
     char *out = CLI_EXPECT(0, "ping");
@@ -275,6 +344,9 @@ Test(cli, malformed_command_lines_exit_2_with_usage_on_stderr)
         {"set", "ns", "k", NULL},
         {"--bogus", "x", "ping", NULL},
         {"stats", "--yaml", NULL},
+        {"stats", "--count", "2", NULL},
+        {"stats", "--watch", "0", NULL},
+        {"stats", "--watch", "1s", "--json", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *argv[8] = {cli_path(), "-s", daemon_.url};

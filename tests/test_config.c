@@ -118,7 +118,8 @@ Test(config, help_shows_every_setting_with_its_true_default)
         for (char *q = flag; *q; q++)
             *q = *q == '-' ? '_' : *q;
         if (d == NULL || (next != NULL && d > next)) { /* no default shown: it is empty */
-            cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0,
+            cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0 ||
+                          strcmp(flag, "metrics_listen") == 0,
                       "no default for --%s", flag);
             cr_expect_eq(config_set(&got, flag, "", err, sizeof err), 0, "%s: %s", flag, err);
             n++;
@@ -129,7 +130,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 29, "help lists %d settings", n);
+    cr_expect_eq(n, 34, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));
@@ -281,6 +282,30 @@ Test(config, set_refuses_bad_listen_urls)
     char err[512] = "";
     config_defaults(&c);
     cr_expect_eq(config_set(&c, "listen", "inproc://test", err, sizeof err), 0, "%s", err);
+}
+
+Test(config, metrics_listen_takes_host_and_port_or_nothing)
+{
+    const char *bad[] = {"9464",
+                         ":9464",
+                         "127.0.0.1:",
+                         "127.0.0.1:0",
+                         "127.0.0.1:65536",
+                         "127.0.0.1:x",
+                         "http://127.0.0.1:9464"};
+    char want[200];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(want, sizeof want,
+                 "invalid metrics_listen \"%s\" (expected HOST:PORT, e.g. 127.0.0.1:9464)", bad[i]);
+        expect_set_error("metrics_listen", bad[i], want);
+    }
+    const char *good[] = {"127.0.0.1:9464", "[::1]:9464", "localhost:1", ""};
+    config c;
+    char err[512] = "";
+    config_defaults(&c);
+    cr_expect_str_empty(c.metrics_listen, "off by default");
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_expect_eq(config_set(&c, "metrics_listen", good[i], err, sizeof err), 0, "%s", err);
 }
 
 Test(config, set_says_when_a_string_does_not_fit_its_buffer)

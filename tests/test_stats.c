@@ -48,6 +48,30 @@ Test(stats, rows_read_counters_and_gauges)
     cr_assert_eq(row(rows, "gets"), 0);
 }
 
+Test(stats, rows_say_whether_they_count_or_gauge_and_carry_help)
+{
+    stats st = {0};
+    stats_gauges g = {0};
+    stats_row rows[STATS_COUNT];
+    stats_rows(&st, &g, rows);
+    for (size_t i = 0; i < STATS_COUNT; i++)
+        cr_assert(rows[i].help != NULL && rows[i].help[0] != '\0', "%s has no help", rows[i].name);
+    cr_assert_eq(rows[0].counts, 1); /* requests: a counter of struct stats */
+    for (size_t i = 0; i < STATS_COUNT; i++) {
+        if (strcmp(rows[i].name, "l1_evictions") == 0)
+            cr_assert_eq(rows[i].counts, 1, "a module's count only grows");
+        if (strcmp(rows[i].name, "l1_entries") == 0)
+            cr_assert_eq(rows[i].counts, 0);
+    }
+}
+
+Test(stats, names_every_method_of_the_histograms)
+{
+    for (int m = 0; m < STATS_METHODS; m++)
+        cr_assert_str_neq(stats_method_name(m), "unknown");
+    cr_assert_str_eq(stats_method_name(STATS_BUMP), "bump");
+}
+
 /* The docs' list (docs/protocol.md, "### Stats") names the table's stats in
  * its order, so the docs' list comes from the table too. */
 Test(stats, the_protocol_docs_list_every_stat_in_table_order)
@@ -71,6 +95,9 @@ Test(stats, the_protocol_docs_list_every_stat_in_table_order)
         *end = '\0';
         cr_assert_lt(n, STATS_COUNT, "docs list %s beyond the table", line + 3);
         cr_assert_str_eq(line + 3, rows[n].name, "docs row %zu", n);
+        const char *type = rows[n].counts ? "| counter |" : "| gauge |";
+        cr_assert(strncmp(end + 2, type, strlen(type)) == 0, "docs give %s another type than %s",
+                  rows[n].name, type);
         n++;
     }
     fclose(f);

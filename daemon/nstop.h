@@ -1,0 +1,48 @@
+/* nstop: per-namespace hits and misses of Gets with bounded cardinality:
+ * the busiest namespaces keep a row each, everything else adds up in
+ * `other`. It is the Space-Saving algorithm (Metwally et al., 2005) over
+ * a table of n rows: a namespace not in the table takes the row with the
+ * least traffic, inheriting that traffic as its rank (so a newcomer must
+ * outdo it to stay), while the row's own hits and misses move to `other`;
+ * every count stays exact in sum (rows + other = all Gets counted). */
+#ifndef NC_NSTOP_H
+#define NC_NSTOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NSTOP_NAME_MAX 128 /* bytes of a namespace kept for display */
+
+typedef struct nstop nstop;
+
+/* One row of a reading. name holds the namespace's first len bytes (at
+ * most NSTOP_NAME_MAX; longer ones are cut, truncated = 1). */
+typedef struct nstop_row {
+    char name[NSTOP_NAME_MAX];
+    size_t len;
+    int truncated;
+    uint64_t hits, misses;
+} nstop_row;
+
+/* Makes a table of n rows (n >= 1). Returns 0 and hands it to *out (the
+ * caller owns it; free with nstop_destroy()), or ENOMEM. */
+int nstop_create(nstop **out, size_t n);
+
+/* Frees the table. Accepts NULL. */
+void nstop_destroy(nstop *t);
+
+/* Counts one Get of namespace ns (len bytes): a hit or a miss. A namespace
+ * that has a row costs a hash, a probe and a relaxed increment; one that
+ * has none tries the table's lock once (never waits: when it is busy, the
+ * Get counts in `other`). Any thread. A Get that races with its row being
+ * taken over may be counted under the newcomer. */
+void nstop_count(nstop *t, const void *ns, size_t len, int hit);
+
+/* Reads the rows in use into rows[0..n) (n as made), busiest first, and
+ * the rest into *other. Returns how many rows it filled. Any thread. */
+size_t nstop_read(nstop *t, nstop_row *rows, nstop_row *other);
+
+/* The n the table was made with. */
+size_t nstop_size(const nstop *t);
+
+#endif
