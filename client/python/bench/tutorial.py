@@ -107,7 +107,8 @@ async def main(smoke: bool) -> None:
     rs = Redis().start()
     d = Daemon(rs).start()
     r = redis.from_url(rs.url, decode_responses=False)
-    nc = nearcache.AsyncClient(d.url, timeout=2)
+    nc = nearcache.AsyncClient(d.url, timeout=2)  # with its near tier, the default
+    nc0 = nearcache.AsyncClient(d.url, timeout=2, near_bytes=0)
     loads = {"tutorial": 0, "lock": 0, "nearcache": 0}
     rows: list[tuple[str, str, str]] = []
     try:
@@ -124,23 +125,47 @@ async def main(smoke: bool) -> None:
             await asyncio.sleep(LOAD_MS / 1000)
             return {"id": product_id, "name": "lamp", "price": 9.5}
 
+        @nearcache.cached(ttl=300, ns="product0", key="{product_id}", client=nc0)
+        async def n0_product(product_id: int) -> dict[str, Any]:
+            await asyncio.sleep(LOAD_MS / 1000)
+            return {"id": product_id, "name": "lamp", "price": 9.5}
+
         await r.set("raw", b"x" * 100)
         await nc.set("raw", "k", b"x" * 100)
         p50, p99 = await latency(lambda: r.get("raw"), n)
         rows.append(("raw GET, redis.asyncio + hiredis", f"{p50:.0f} / {p99:.0f} µs", ""))
         p50, p99 = await latency(lambda: nc.get("raw", "k"), n)
-        rows.append(("raw Get, AsyncClient (L1 hit)", f"{p50:.0f} / {p99:.0f} µs", ""))
+        rows.append(("raw Get, AsyncClient (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
+        p50, p99 = await latency(lambda: nc0.get("raw", "k"), n)
+        rows.append(
+            ("raw Get, AsyncClient without near tier (L1)", f"{p50:.0f} / {p99:.0f} µs", "")
+        )
         p50, p99 = await latency(lambda: t_product(1), n)
         rows.append(("warm hit, tutorial @cached", f"{p50:.0f} / {p99:.0f} µs", ""))
         p50, p99 = await latency(lambda: n_product(1), n)
-        rows.append(("warm hit, nearcache @cached", f"{p50:.0f} / {p99:.0f} µs", ""))
+        rows.append(("warm hit, nearcache @cached (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
+        p50, p99 = await latency(lambda: n0_product(1), n)
+        rows.append(
+            ("warm hit, nearcache @cached without near tier", f"{p50:.0f} / {p99:.0f} µs", "")
+        )
         for i in range(100):
             await t_product(i)
             await n_product(i)
+            await n0_product(i)
         ops = await throughput(t_product, tasks, each)
         rows.append((f"{tasks} tasks on 100 warm keys, tutorial", f"{ops:,.0f} calls/s", ""))
         ops = await throughput(n_product, tasks, each)
-        rows.append((f"{tasks} tasks on 100 warm keys, nearcache", f"{ops:,.0f} calls/s", ""))
+        rows.append(
+            (f"{tasks} tasks on 100 warm keys, nearcache (near tier)", f"{ops:,.0f} calls/s", "")
+        )
+        ops = await throughput(n0_product, tasks, each)
+        rows.append(
+            (
+                f"{tasks} tasks on 100 warm keys, nearcache without near tier",
+                f"{ops:,.0f} calls/s",
+                "",
+            )
+        )
 
         before = dict(loads)
         out, ms = await stampede(lambda: t_product(10_000), herd)
@@ -180,6 +205,7 @@ async def main(smoke: bool) -> None:
         )
     finally:
         await nc.close()
+        await nc0.close()
         await r.aclose()
         d.cleanup()
         rs.cleanup()

@@ -200,11 +200,27 @@ class Stat(_message.Message):
     value: int
     def __init__(self, name: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
+class NamespaceStat(_message.Message):
+    __slots__ = ("ns", "hits", "misses", "other", "truncated")
+    NS_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    OTHER_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ns: bytes
+    hits: int
+    misses: int
+    other: bool
+    truncated: bool
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: _Optional[bool] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
 class StatsReply(_message.Message):
-    __slots__ = ("stats",)
+    __slots__ = ("stats", "namespaces")
     STATS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     stats: _containers.RepeatedCompositeFieldContainer[Stat]
-    def __init__(self, stats: _Optional[_Iterable[_Union[Stat, _Mapping]]] = ...) -> None: ...
+    namespaces: _containers.RepeatedCompositeFieldContainer[NamespaceStat]
+    def __init__(self, stats: _Optional[_Iterable[_Union[Stat, _Mapping]]] = ..., namespaces: _Optional[_Iterable[_Union[NamespaceStat, _Mapping]]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
