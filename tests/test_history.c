@@ -14,9 +14,10 @@
 
 #include "harness.h"
 
-#define NODES   3
-#define READERS (2 * NODES) /* reader r reads through node r % NODES; r >= NODES with a near tier  \
-                             */
+#define NODES 3
+#define READERS                                                                                    \
+    (2 * NODES) /* reader r reads through node r % NODES; r >= NODES with a near tier              \
+                 */
 #define WRITERS 2
 #define KEYS    8
 #define MAX_OPS 400000
