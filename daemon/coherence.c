@@ -81,14 +81,6 @@ static void ring_key(coh *c, const void *ns, size_t nslen, const void *key, size
         ring_publish(r, RING_KEY, ring_hash(ns, nslen), ring_hash(key, klen));
 }
 
-/* ...that L1 was emptied. */
-static void ring_emptied(coh *c)
-{
-    ring *r = ring_of(c);
-    if (r != NULL)
-        ring_flush(r);
-}
-
 void coh_key_changed(coh *c, const void *l1key, size_t len)
 {
     size_t nslen = ks_l1_key_ns_len(l1key, len);
@@ -97,7 +89,9 @@ void coh_key_changed(coh *c, const void *l1key, size_t len)
 
 void coh_l1_emptied(coh *c)
 {
-    ring_emptied(c);
+    ring *r = ring_of(c);
+    if (r != NULL)
+        ring_flush(r);
 }
 
 /* L1 may serve until `verified` + the window (0: not at all); so may the
@@ -270,7 +264,7 @@ void coh_bumped(coh *c, const void *ns, size_t nslen, uint64_t ver)
 static void reset(coh *c)
 {
     l1_flush(c->cache);
-    ring_emptied(c);
+    coh_l1_emptied(c);
     forget_versions(c);
     forget_streams(c);
     if (c->hook != NULL)
