@@ -258,6 +258,24 @@ def test_cache_write_false_reads_but_never_stores(cl: nearcache.Client, ns: str)
     assert load(1) == 100
 
 
+def test_options_change_cache_read_and_write_for_some_calls(cl: nearcache.Client, ns: str) -> None:
+    version = {"n": 1}
+
+    @nearcache.cached(ns=ns, key="{k}", client=cl)
+    def load(k: int) -> int:
+        return version["n"]
+
+    assert load(1) == 1
+    version["n"] = 2
+    assert load(1) == 1
+    assert load.options(cache_read=False)(1) == 2  # type: ignore[attr-defined]
+    assert load(1) == 2, "the call that did not read still stored"
+    version["n"] = 3
+    assert load.options(cache_read=False, cache_write=False)(1) == 3  # type: ignore[attr-defined]
+    assert load(1) == 2, "the call that did not write stored"
+    assert load.cache_info()["loads"] == 3  # type: ignore[attr-defined]
+
+
 def test_jitter_spreads_ttls_within_its_bounds(cl: nearcache.Client, ns: str, redis: Redis) -> None:
     @nearcache.cached(ttl=timedelta(seconds=100), ns=ns, key="{k}", jitter=0.2, client=cl)
     def spread(k: int) -> int:
@@ -505,3 +523,50 @@ def test_the_default_client_comes_from_the_environment(
     finally:
         nearcache.default_client().close()
         nearcache.set_default_clients(None, None)
+
+
+def test_a_hot_key_is_answered_from_the_near_tier_until_another_host_writes_it(
+    make_daemon: Any, ns: str
+) -> None:
+    a, b = make_daemon(), make_daemon()  # two hosts on one Redis
+    loads: list[int] = []
+    with nearcache.Client(a.url, timeout=3) as ca, nearcache.Client(b.url, timeout=3) as cb:
+
+        @nearcache.cached(ns=ns, key="{pid}", client=ca)
+        def product(pid: int) -> dict[str, Any]:
+            loads.append(pid)
+            return {"id": pid, "v": 1}
+
+        @nearcache.cached(ns=ns, key="m{pid}", client=ca)
+        def model(pid: int) -> Product:
+            return Product(id=pid, name="lamp", price=9.5)
+
+        deadline = time.monotonic() + 5  # until a new daemon hears its own heartbeat
+        while not ca.near_stats().serving:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, ca.near_stats()
+            time.sleep(0.01)
+        for _ in range(3):  # a load, then a read from the daemon that fills the near tier
+            assert product(1) == {"id": 1, "v": 1}
+            assert model(1) == Product(id=1, name="lamp", price=9.5)
+            time.sleep(0.05)
+        gets = ca.stats()["gets"]
+        near_hits = ca.near_stats().hits  # type: ignore[union-attr]
+        for _ in range(100):
+            assert product(1) == {"id": 1, "v": 1}
+            assert model(1) == Product(id=1, name="lamp", price=9.5)
+        assert ca.near_stats().hits - near_hits == 200  # type: ignore[union-attr]
+        assert ca.stats()["gets"] == gets, "the daemon was asked for a hot key"
+        assert product.cache_info()["hits"] >= 100  # type: ignore[attr-defined]
+
+        cb.set(ns, "1", b'{"id":1,"v":2}', 60)  # another host's write
+        deadline = time.monotonic() + 2
+        while product(1)["v"] != 2:
+            assert time.monotonic() < deadline, "the near tier kept the old value"
+            time.sleep(0.005)
+        cb.set(ns, "1", b"not json", 60)  # what no codec reads: reloaded, not raised
+        deadline = time.monotonic() + 2
+        while product(1)["v"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert loads == [1, 1]
+        assert product.cache_info()["undecodable"] >= 1  # type: ignore[attr-defined]

@@ -128,3 +128,57 @@ def test_the_default_namespace_is_module_and_qualified_name_within_128_bytes() -
     f.__qualname__ = "x" * 300
     ns = default_namespace(f)
     assert len(ns.encode()) <= 128 and ":" not in ns
+
+
+def _general(kb: KeyBuilder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """The key by the general path alone (the fast paths switched off)."""
+    kb._names = None
+    return kb.build(args, kwargs)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [None, "{pid}", "{pid}:{lang}", "p{pid!r}-{lang:>4}", "{{x}}{pid}", "{pid.real}"],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        (1, "en"),
+        (-7, 'a"b\\c\n\u0001ключ'),
+        (True, "en"),
+        (1.5, None),
+        (Color.RED, b"\x00"),
+        (10**30, ""),
+    ],
+)
+def test_the_fast_paths_build_the_general_paths_keys(
+    template: str | None, args: tuple[Any, Any]
+) -> None:
+    def f(pid: Any, lang: Any) -> None: ...
+
+    kw = {"pid": args[0], "lang": args[1]}
+    try:
+        want = _general(KeyBuilder(f, template), args, {})
+    except (TypeError, AttributeError, ValueError) as e:
+        with pytest.raises(type(e)):
+            KeyBuilder(f, template).build(args, {})
+        return
+    assert KeyBuilder(f, template).build(args, {}) == want
+    assert KeyBuilder(f, template).build((), kw) == want
+    assert KeyBuilder(f, template).build(args[:1], {"lang": args[1]}) == want
+
+
+def test_the_fast_paths_leave_partial_and_odd_calls_to_the_general_path() -> None:
+    def f(pid: int, lang: str = "en", *rest: int) -> None: ...
+
+    def g(pid: int, /, lang: str = "en") -> None: ...
+
+    def h(pid: int, db: Session) -> None: ...
+
+    assert KeyBuilder(f).build((1,), {}) == b'pid=1&lang="en"&rest=[]'
+    assert KeyBuilder(f, "{pid}{lang}").build((1, "x", 3), {}) == b"1x"
+    assert KeyBuilder(g, "{pid}:{lang}").build((1,), {"lang": "de"}) == b"1:de"
+    with pytest.raises(TypeError):
+        KeyBuilder(g).build((), {"pid": 1, "lang": "de"})
+    assert KeyBuilder(h).build((1, None), {}) == b"pid=1"
+    assert KeyBuilder(f, "{nope}")._positional is None

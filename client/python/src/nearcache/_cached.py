@@ -6,6 +6,7 @@ an AsyncClient."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import threading
@@ -18,7 +19,7 @@ from . import _flow
 from ._async import AsyncClient
 from ._codec import Serializer, make_codec, return_annotation
 from ._core import TTL, BytesLike, as_bytes, to_ms
-from ._flow import Flow, Get, Load, Policy, Refresh, Release, Store
+from ._flow import MISSING, Flow, Get, Load, Policy, Refresh, Release, Store
 from ._keys import KeyBuilder, default_namespace
 from ._sync import Client
 
@@ -77,6 +78,8 @@ def set_default_clients(
 
 
 def _resolve(client: ClientArg, want: type) -> Any:
+    if isinstance(client, want):
+        return client
     c = client() if callable(client) and not isinstance(client, (Client, AsyncClient)) else client
     if c is None:
         c = default_async_client() if want is AsyncClient else default_client()
@@ -139,8 +142,9 @@ def cached(
 
     The wrapper has ``invalidate(*args, **kwargs)`` (deletes the key those
     arguments name; a coroutine for async functions), ``bump()`` (drops the
-    whole namespace), ``key(*args, **kwargs)``, ``ns``, ``cache_info()``
-    and ``uncached``.
+    whole namespace), ``key(*args, **kwargs)``, ``ns``, ``cache_info()``,
+    ``uncached`` and ``options(cache_read=, cache_write=)``, the function
+    with other settings for some calls (``f.options(cache_read=False)(1)``).
     """
 
     def decorate(fn: F) -> F:
@@ -165,19 +169,34 @@ def cached(
             name=f"{fn.__module__}.{fn.__qualname__}",
         )
         keys = KeyBuilder(fn, key, exclude)
-        if inspect.iscoroutinefunction(fn):
-            wrapped: F = _async_wrapper(fn, policy, keys, client)
-        else:
-            wrapped = _sync_wrapper(fn, policy, keys, client)
+        make = _async_wrapper if inspect.iscoroutinefunction(fn) else _sync_wrapper
+        wrapped: F = make(fn, policy, keys, client)
+        variants: dict[tuple[bool, bool], Any] = {}
+
+        def options(*, cache_read: bool = cache_read, cache_write: bool = cache_write) -> F:
+            """Returns the function with other cache_read/cache_write
+            settings, for a call or a few (same keys, same counters)."""
+            k = (cache_read, cache_write)
+            if k not in variants:
+                p = dataclasses.replace(policy, cache_read=cache_read, cache_write=cache_write)
+                variants[k] = make(fn, p, keys, client)
+            v: F = variants[k]
+            return v
+
+        wrapped.options = options  # type: ignore[attr-defined]
         return wrapped
 
     return decorate
 
 
+def _lease_ttl(p: Policy) -> float | None:
+    return None if p.lease_ttl_ms is None else p.lease_ttl_ms / 1000
+
+
 def _get_kwargs(p: Policy) -> dict[str, Any]:
     return {
         "lease": p.lease,
-        "lease_ttl": None if p.lease_ttl_ms is None else p.lease_ttl_ms / 1000,
+        "lease_ttl": _lease_ttl(p),
         "slide": p.ttl_ms / 1000 if p.slide else None,
         "timeout": p.timeout,
     }
@@ -192,8 +211,25 @@ def _set_kwargs(p: Policy, op: Store) -> dict[str, Any]:
     }
 
 
+def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
+    """The hot path: the value of a near-tier hit, or MISSING when the
+    near tier missed (or is off, or may not be read for this function)."""
+    near = c._near
+    if near is None or not p.near_reads:
+        return MISSING
+    data = near.value(p.ns, key)
+    if data is None:
+        return MISSING
+    value = _flow.decode(p, data)
+    if value is not MISSING:
+        p.stats["hits"] += 1
+    return value
+
+
 def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: ClientArg) -> Any:
-    def run(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: Client) -> Any:
+    def run(
+        flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: Client, near_missed: bool
+    ) -> Any:
         send: Any = None
         throw: BaseException | None = None
         while True:
@@ -206,7 +242,10 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
                 if isinstance(op, Load):
                     send = fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    send = c.get_ex(p.ns, op.key, **_get_kwargs(p))
+                    if near_missed:
+                        send = c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
+                    else:
+                        send = c.get_ex(p.ns, op.key, **_get_kwargs(p))
                 elif isinstance(op, Store):
                     send = c.set(
                         p.ns, op.key, op.payload or b"", op.ttl_ms / 1000, **_set_kwargs(p, op)
@@ -216,15 +255,19 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
                 elif isinstance(op, Refresh):
                     refresh = _flow.load_and_store(p, op.key, op.token)
                     threading.Thread(
-                        target=run, args=(refresh, args, kwargs, c), daemon=True
+                        target=run, args=(refresh, args, kwargs, c, False), daemon=True
                     ).start()
             except BaseException as e:
                 throw = e
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        c = _resolve(client, Client)
         k = keys.build(args, kwargs)
-        return run(_flow.read_through(p, k), args, kwargs, _resolve(client, Client))
+        value = _near_hit(p, c, k)
+        if value is not MISSING:
+            return value
+        return run(_flow.read_through(p, k), args, kwargs, c, p.near_reads and c._near is not None)
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
         return bool(_resolve(client, Client).delete(p.ns, keys.build(args, kwargs)))
@@ -238,7 +281,9 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
 def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: ClientArg) -> Any:
     background: set[asyncio.Task[Any]] = set()
 
-    async def run(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: AsyncClient) -> Any:
+    async def run(
+        flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: AsyncClient, near_missed: bool
+    ) -> Any:
         send: Any = None
         throw: BaseException | None = None
         while True:
@@ -251,7 +296,10 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
                 if isinstance(op, Load):
                     send = await fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    send = await c.get_ex(p.ns, op.key, **_get_kwargs(p))
+                    if near_missed:
+                        send = await c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
+                    else:
+                        send = await c.get_ex(p.ns, op.key, **_get_kwargs(p))
                 elif isinstance(op, Store):
                     send = await c.set(
                         p.ns, op.key, op.payload or b"", op.ttl_ms / 1000, **_set_kwargs(p, op)
@@ -260,7 +308,9 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
                     send = await c.release(p.ns, op.key, op.token, timeout=p.timeout)
                 elif isinstance(op, Refresh):
                     refresh = _flow.load_and_store(p, op.key, op.token)
-                    task = asyncio.get_running_loop().create_task(run(refresh, args, kwargs, c))
+                    task = asyncio.get_running_loop().create_task(
+                        run(refresh, args, kwargs, c, False)
+                    )
                     background.add(task)
                     task.add_done_callback(background.discard)
             except BaseException as e:
@@ -268,8 +318,14 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        c = _resolve(client, AsyncClient)
         k = keys.build(args, kwargs)
-        return await run(_flow.read_through(p, k), args, kwargs, _resolve(client, AsyncClient))
+        value = _near_hit(p, c, k)
+        if value is not MISSING:
+            return value
+        return await run(
+            _flow.read_through(p, k), args, kwargs, c, p.near_reads and c._near is not None
+        )
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:
         return bool(await _resolve(client, AsyncClient).delete(p.ns, keys.build(args, kwargs)))

@@ -16,6 +16,7 @@ import datetime
 import decimal
 import json
 import pickle
+import types
 import typing
 import uuid
 from typing import Any, Protocol
@@ -55,10 +56,29 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
+_NATIVE = (Any, object, None, type(None), dict, list, str, int, float, bool)
+
+
+def _native(annotation: Any) -> bool:
+    """Whether every value of ``annotation`` is what JSON decodes to as it
+    is (``dict[str, Any]``, ``list[int] | None``...): such values need no
+    validation on the way back."""
+    if annotation in _NATIVE:
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict:
+        return len(args) == 2 and args[0] in (str, Any) and _native(args[1])
+    if origin in (list, typing.Union, types.UnionType):
+        return all(_native(a) for a in args)
+    return False
+
+
 def _adapter(annotation: Any) -> Any:
     """Returns a Pydantic TypeAdapter for ``annotation``, or None when
-    Pydantic is missing or the annotation says nothing."""
-    if annotation in (None, Any, inspect_empty, type(None)):
+    Pydantic is missing or the annotation says nothing a JSON decoder
+    does not do already."""
+    if annotation is inspect_empty or _native(annotation):
         return None
     try:
         import pydantic
@@ -84,6 +104,15 @@ class JsonCodec:
         if _orjson is not None:
             return _orjson.dumps(value, default=_default)
         return json.dumps(value, default=_default, separators=(",", ":")).encode()
+
+    def plain_loads(self) -> Any:
+        """Returns a function doing what loads() does, quicker when the
+        value needs neither validation nor a dataclass (the decorator's
+        hot path), else loads itself."""
+        cls = self.annotation
+        if self._adapter is None and _orjson is not None and not dataclasses.is_dataclass(cls):
+            return _orjson.loads  # its errors are ValueErrors, as loads' are
+        return self.loads
 
     def loads(self, data: bytes) -> Any:
         if self._adapter is not None:

@@ -20,7 +20,7 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,11 @@ class Policy:
     fail_open: bool = True
     max_value_size: int = 1 << 20
     name: str = ""
+    #: Whether a hit may come from the client's near tier (a sliding read
+    #: must reach the daemon, which moves the TTL).
+    near_reads: bool = field(init=False)
+    #: The codec's loads, or a quicker twin of it (JsonCodec.plain_loads).
+    loads: Callable[[bytes], Any] = field(init=False)
     stats: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (
@@ -90,6 +95,11 @@ class Policy:
         )
     )
     _last_log: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.near_reads = self.cache_read and not self.slide
+        plain = getattr(self.codec, "plain_loads", None)
+        self.loads = plain() if plain is not None else self.codec.loads
 
     def ttl(self, base_ms: int) -> int:
         """Returns ``base_ms`` moved by up to ±jitter of itself, at least 1."""
@@ -141,7 +151,7 @@ class Refresh:
 
 Op = Get | Load | Store | Release | Refresh
 Flow = Generator[Op, Any, Any]
-_MISSING: Any = object()
+MISSING: Any = object()  #: what decode() returns for a value that does not decode
 
 
 def read_through(p: Policy, key: bytes) -> Flow:
@@ -157,8 +167,8 @@ def read_through(p: Policy, key: bytes) -> Flow:
             p.stats["hits"] += 1
             return None
         if r.value is not None:
-            value = _decode(p, r.value)
-            if value is not _MISSING:
+            value = decode(p, r.value)
+            if value is not MISSING:
                 p.stats["hits"] += 1
                 if r.stale:
                     p.stats["stale"] += 1
@@ -206,13 +216,14 @@ def _release(p: Policy, key: bytes, token: bytes) -> Flow:
         p.failed("lease release", e)
 
 
-def _decode(p: Policy, data: bytes) -> Any:
+def decode(p: Policy, data: bytes) -> Any:
+    """Returns the value ``data`` holds, or MISSING (counted and logged)."""
     try:
-        return p.codec.loads(data)
+        return p.loads(data)
     except ValueError as e:
         p.stats["undecodable"] += 1
         log.warning("nearcache: cached value of %s does not decode (%s); reloading", p.name, e)
-        return _MISSING
+        return MISSING
 
 
 def _store_op(p: Policy, key: bytes, value: Any, token: bytes | None) -> Store | None:

@@ -27,6 +27,8 @@ import decimal
 import enum
 import hashlib
 import inspect
+import json
+import string
 import sys
 import typing
 import uuid
@@ -142,8 +144,6 @@ def _plain(value: Any, where: str) -> Any:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -165,6 +165,23 @@ class KeyBuilder:
         self.sig = inspect.signature(fn)
         self.key = key
         self.excluded = set(exclude) | self._injected_params(fn)
+        # The fast paths (same keys as the general one, checked by the
+        # tests): every parameter given, all positionally or all by name.
+        params = list(self.sig.parameters.values())
+        plain = all(p.kind in _PLAIN for p in params)
+        names = tuple(p.name for p in params)
+        self._names = names if plain else None
+        self._by_name = (
+            frozenset(names)
+            if plain and all(p.kind is not inspect.Parameter.POSITIONAL_ONLY for p in params)
+            else None
+        )
+        self._positional = _positional(key, self._names) if isinstance(key, str) else None
+        self._prefixes = (
+            tuple(f"{n}=" for n in self._names)
+            if key is None and self._names and not self.excluded
+            else None
+        )
 
     def _injected_params(self, fn: Callable[..., Any]) -> set[str]:
         out: set[str] = set()
@@ -187,12 +204,33 @@ class KeyBuilder:
                 out.add(p.name)
         return out
 
+    def _fast(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The key text of a call giving every parameter, all positionally
+        or all by name, with a simple template or int and str values; None
+        for any other call (the general path builds the same text)."""
+        names = self._names
+        if names is None:
+            return None
+        if not kwargs and len(args) == len(names):
+            if self._positional is not None:
+                return self._positional.format(*args)
+        elif not args and kwargs.keys() == self._by_name:
+            if isinstance(self.key, str):
+                return self.key.format_map(kwargs)
+            args = tuple(kwargs[n] for n in names)
+        else:
+            return None
+        return _plain_args(self._prefixes, args) if self._prefixes is not None else None
+
     def build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """Returns the key of a call with ``args`` and ``kwargs``; raises
         TypeError when they do not bind or a value has no key text."""
         if callable(self.key):
             k = self.key(*args, **kwargs)
             return fit(k.encode() if isinstance(k, str) else bytes(k))
+        text = self._fast(args, kwargs)
+        if text is not None:
+            return fit(text.encode())
         bound = self.sig.bind(*args, **kwargs)
         bound.apply_defaults()
         if isinstance(self.key, str):
@@ -209,6 +247,49 @@ class KeyBuilder:
                 continue
             parts.append(f"{name}={encode_value(value, f'argument {name!r}')}")
         return fit("&".join(parts).encode() or b"-")
+
+
+_PLAIN = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes
+
+
+def _positional(template: str, names: tuple[str, ...] | None) -> str | None:
+    """Returns ``template`` with each parameter it names replaced by the
+    parameter's position (``"{id}:{lang}"`` -> ``"{0}:{1}"``), or None when
+    it names anything else or numbers its fields."""
+    if names is None:
+        return None
+    index = {n: str(i) for i, n in enumerate(names)}
+    out = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return None  # a malformed template: the general path raises
+    for literal, field, spec, conv in parsed:
+        out.append(literal.replace("{", "{{").replace("}", "}}"))
+        if field is None:
+            continue
+        head = field.split(".", 1)[0].split("[", 1)[0]
+        if head not in index or "{" in (spec or ""):
+            return None
+        out.append("{" + index[head] + field[len(head) :])
+        out.append(("!" + conv if conv else "") + (":" + spec if spec else "") + "}")
+    return "".join(out)
+
+
+def _plain_args(prefixes: tuple[str, ...], args: tuple[Any, ...]) -> str | None:
+    """The default key of arguments that are all exactly int or str, or
+    None when one is anything else (the general path encodes those)."""
+    parts = []
+    for prefix, v in zip(prefixes, args, strict=True):
+        t = type(v)
+        if t is int:
+            parts.append(prefix + str(v))
+        elif t is str:
+            parts.append(prefix + _quote(v))
+        else:
+            return None
+    return "&".join(parts)
 
 
 MAX_KEY = 1024

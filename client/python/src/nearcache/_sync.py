@@ -230,8 +230,8 @@ class Client:
         if near is None:
             return self._run(_core.get(ns, key), timeout).value
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.get(nsb, kb)
-        return hit[0] if hit is not None else self._fetch(nsb, kb, False, None, timeout).value
+        hit = near.value(nsb, kb)
+        return hit if hit is not None else self._fetch(nsb, kb, False, None, timeout).value
 
     def _fetch(
         self, ns: bytes, key: bytes, lease: bool, lease_ttl: TTL | None, timeout: float | None
