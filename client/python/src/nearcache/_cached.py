@@ -217,12 +217,14 @@ def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
     near = c._near
     if near is None or not p.near_reads:
         return MISSING
-    data = near.value(p.ns, key)
-    if data is None:
+    e = near.entry(p.ns, key)
+    if e is None:
         return MISSING
-    value = _flow.decode(p, data)
-    if value is not MISSING:
-        p.stats["hits"] += 1
+    try:
+        value = p.loads(e.value)
+    except ValueError:
+        return _flow.decode(p, e.value)  # counts and logs it
+    p.stats["hits"] += 1
     return value
 
 

@@ -53,7 +53,7 @@ STAMPS = 4096
 #: What each entry is charged beyond its bytes: the objects that hold it.
 ENTRY_OVERHEAD = 240
 _MASK64 = (1 << 64) - 1
-_clock, _MONOTONIC = time.clock_gettime_ns, time.CLOCK_MONOTONIC
+_monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC on Linux, as now_ms()
 
 
 @dataclass(frozen=True)
@@ -254,21 +254,6 @@ class NearTier:
         self._cursor = head
         return True
 
-    def _ready_locked(self, now: int) -> bool:
-        """Whether the tier may serve now, applying the ring first if it
-        moved. The fast path reads serving_until first, then the head."""
-        rd = self._rd
-        if (
-            rd is not None
-            and self._fork == _forks[0]
-            and rd.swords[UNTIL] >= now
-            and rd.words[HEAD] == self._cursor
-            and rd.words[GEN] == self._gen
-            and rd.words[EPOCH] == self._epoch
-        ):
-            return True  # nothing new since the last catch-up
-        return self._catch_up_locked(now)
-
     def _forked_locked(self) -> None:
         """In a forked child: empty, and map the ring afresh."""
         self._pid = os.getpid()
@@ -284,9 +269,23 @@ class NearTier:
 
     # --- the API ------------------------------------------------------------
 
-    def _lookup(self, ns: bytes, key: bytes, now: int) -> _Entry | None:
+    def entry(self, ns: bytes, key: bytes, now: int = 0) -> _Entry | None:
+        """Looks (ns, key) up at ``now`` (``CLOCK_MONOTONIC`` ms, default
+        the time of the call). Returns its entry (``value``,
+        ``expires_at``), or None on a miss or when the tier may not serve
+        now. The hot path of every hit: it applies the ring first only if
+        the ring moved, reading serving_until before the head."""
+        now = now or _monotonic_ns() // 1_000_000  # now_ms(), inlined
         with self._lock:
-            if self._ready_locked(now):
+            rd = self._rd
+            if (
+                rd is not None
+                and self._fork == _forks[0]
+                and rd.swords[UNTIL] >= now
+                and rd.words[HEAD] == self._cursor
+                and rd.words[GEN] == self._gen
+                and rd.words[EPOCH] == self._epoch
+            ) or self._catch_up_locked(now):
                 k = (ns, key)
                 e = self._entries.get(k)
                 if e is not None:
@@ -299,15 +298,14 @@ class NearTier:
             return None
 
     def value(self, ns: bytes, key: bytes) -> bytes | None:
-        """Looks (ns, key) up. Returns its value, or None on a miss (or
-        when the tier may not serve now). The hot path of every hit."""
-        e = self._lookup(ns, key, _clock(_MONOTONIC) // 1_000_000)  # now_ms(), inlined
+        """Looks (ns, key) up; returns its value or None."""
+        e = self.entry(ns, key)
         return None if e is None else e.value
 
     def get(self, ns: bytes, key: bytes) -> tuple[bytes, int] | None:
         """Looks (ns, key) up. Returns (value, ms left), or None on a miss."""
         now = now_ms()
-        e = self._lookup(ns, key, now)
+        e = self.entry(ns, key, now)
         return None if e is None else (e.value, e.expires_at - now)
 
     def ticket(self) -> Ticket:
