@@ -1,7 +1,8 @@
 """The Python client measured against the tutorial's own code
 (/work/shared/tutorial.md: ``@cached`` and ``get_with_lock`` over
-redis.asyncio with hiredis and orjson), on a private redis-server and
-nearcached started here, stopped by pid.
+redis.asyncio with hiredis and orjson) and fastapi-cache2's ``@cache`` with
+its RedisBackend, on a private redis-server and nearcached started here,
+stopped by pid.
 
     .venv/bin/pip install -e 'client/python[bench]'
     NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke]
@@ -24,6 +25,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from fastapi_cache import FastAPICache
+from fastapi_cache.backends.redis import RedisBackend
+from fastapi_cache.decorator import cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from procs import Daemon, Redis
@@ -105,17 +109,24 @@ async def stampede(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[list[Any],
 async def main(smoke: bool) -> None:
     n, tasks, each, herd = (200, 8, 50, 50) if smoke else (3000, 32, 300, 200)
     rs = Redis().start()
-    d = Daemon(rs).start()
+    d = Daemon(rs, "--log-level", "warn").start()
     r = redis.from_url(rs.url, decode_responses=False)
+    FastAPICache.init(RedisBackend(r), prefix="fastapi-cache")
     nc = nearcache.AsyncClient(d.url, timeout=2)  # with its near tier, the default
     nc0 = nearcache.AsyncClient(d.url, timeout=2, near_bytes=0)
-    loads = {"tutorial": 0, "lock": 0, "nearcache": 0}
+    loads = {"tutorial": 0, "lock": 0, "fastapi-cache2": 0, "nearcache": 0}
     rows: list[tuple[str, str, str]] = []
     try:
 
         @tutorial_cached(r, ttl=300, key="product")
         async def t_product(product_id: int) -> dict[str, Any]:
             loads["tutorial"] += 1
+            await asyncio.sleep(LOAD_MS / 1000)
+            return {"id": product_id, "name": "lamp", "price": 9.5}
+
+        @cache(expire=300)
+        async def f_product(product_id: int) -> dict[str, Any]:
+            loads["fastapi-cache2"] += 1
             await asyncio.sleep(LOAD_MS / 1000)
             return {"id": product_id, "name": "lamp", "price": 9.5}
 
@@ -142,6 +153,8 @@ async def main(smoke: bool) -> None:
         )
         p50, p99 = await latency(lambda: t_product(1), n)
         rows.append(("warm hit, tutorial @cached", f"{p50:.0f} / {p99:.0f} µs", ""))
+        p50, p99 = await latency(lambda: f_product(1), n)
+        rows.append(("warm hit, fastapi-cache2 @cache", f"{p50:.0f} / {p99:.0f} µs", ""))
         p50, p99 = await latency(lambda: n_product(1), n)
         rows.append(("warm hit, nearcache @cached (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
         p50, p99 = await latency(lambda: n0_product(1), n)
@@ -150,10 +163,13 @@ async def main(smoke: bool) -> None:
         )
         for i in range(100):
             await t_product(i)
+            await f_product(i)
             await n_product(i)
             await n0_product(i)
         ops = await throughput(t_product, tasks, each)
         rows.append((f"{tasks} tasks on 100 warm keys, tutorial", f"{ops:,.0f} calls/s", ""))
+        ops = await throughput(f_product, tasks, each)
+        rows.append((f"{tasks} tasks on 100 warm keys, fastapi-cache2", f"{ops:,.0f} calls/s", ""))
         ops = await throughput(n_product, tasks, each)
         rows.append(
             (f"{tasks} tasks on 100 warm keys, nearcache (near tier)", f"{ops:,.0f} calls/s", "")
@@ -174,6 +190,15 @@ async def main(smoke: bool) -> None:
                 f"{herd} concurrent calls, cold key: tutorial @cached",
                 f"{ms:.0f} ms",
                 f"{loads['tutorial'] - before['tutorial']} loads",
+            )
+        )
+
+        out, ms = await stampede(lambda: f_product(10_000), herd)
+        rows.append(
+            (
+                f"{herd} concurrent calls, cold key: fastapi-cache2 @cache",
+                f"{ms:.0f} ms",
+                f"{loads['fastapi-cache2'] - before['fastapi-cache2']} loads",
             )
         )
 
