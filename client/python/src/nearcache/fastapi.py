@@ -43,16 +43,18 @@ def lifespan(
     *,
     timeout: float | timedelta = 1.0,
     then: Callable[[Any], AbstractAsyncContextManager[Any]] | None = None,
+    **client_options: Any,
 ) -> Callable[[Any], AbstractAsyncContextManager[None]]:
     """Returns a FastAPI lifespan that opens an AsyncClient on ``url``
     (None: ``$NEARCACHE_URL``, else the default socket) as
     ``app.state.nearcache`` and the default for ``@cached``, runs the
     app's own lifespan ``then`` inside it, and closes the client at
-    shutdown."""
+    shutdown. ``client_options`` go to the AsyncClient (``near_bytes=0``:
+    no near tier); a wrong one raises TypeError at startup."""
 
     @asynccontextmanager
     async def run(app: Any) -> AsyncIterator[None]:
-        c = AsyncClient(url, timeout=timeout)
+        c = AsyncClient(url, timeout=timeout, **client_options)
         app.state.nearcache = c
         set_default_clients(aclient=c)
         try:
