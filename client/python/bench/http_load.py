@@ -13,12 +13,13 @@ the rounds. Then 200 concurrent requests for one cold product, spread over
 two Uvicorn processes of each way, count the database loads.
 
     .venv/bin/pip install -e 'client/python[bench]'    # and wrk (Debian: apt-get install wrk)
-    NC_BUILD=build .venv/bin/python client/python/bench/http_load.py [--smoke]
+    NC_BUILD=build .venv/bin/python client/python/bench/http_load.py [--smoke] [--json FILE]
 
 Prints Markdown tables. Exits 1 if a request failed or nearcache's cold
 product was loaded more than once.
 """
 
+# ruff: noqa: RUF001 (the multiplication sign in the tables)
 from __future__ import annotations
 
 import argparse
@@ -151,7 +152,10 @@ async def herd(servers: list[Server], product_id: int, n: int) -> float:
     return ms
 
 
-def load_table(env: dict[str, str], tmp: Path, ids: int, rounds: int, seconds: float) -> str:
+def load_table(
+    env: dict[str, str], tmp: Path, ids: int, rounds: int, seconds: float
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """Returns the table and the medians by variant (rps, p50 and p99 in µs)."""
     servers = dict(zip(VARIANTS, start(list(VARIANTS), env, tmp), strict=True))
     try:
         for s in servers.values():
@@ -174,13 +178,15 @@ def load_table(env: dict[str, str], tmp: Path, ids: int, rounds: int, seconds: f
     for name, m in med.items():
         lines.append(
             f"| {name} | {m['rps']:,.0f} | {m['p50'] / 1000:.2f} / {m['p99'] / 1000:.2f} ms"
-            f" | {m['rps'] / base['rps']:.2f}× req/s, {m['p50'] / base['p50']:.2f}× p50 |"  # noqa: RUF001
+            f" | {m['rps'] / base['rps']:.2f}× req/s, {m['p50'] / base['p50']:.2f}× p50 |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines), med
 
 
-def herd_table(env: dict[str, str], tmp: Path, product_id: int, n: int) -> tuple[str, int]:
-    """Returns the table and how often nearcache loaded the cold product."""
+def herd_table(
+    env: dict[str, str], tmp: Path, product_id: int, n: int
+) -> tuple[str, dict[str, int]]:
+    """Returns the table and the database loads by variant."""
     lines = [
         f"| {n} concurrent GETs of one cold product over two Uvicorn processes"
         " (load: +50 ms) | time | database loads |",
@@ -197,7 +203,7 @@ def herd_table(env: dict[str, str], tmp: Path, product_id: int, n: int) -> tuple
             for s in pair:
                 s.stop()
         lines.append(f"| {name} | {ms:.0f} ms | {loads[name]} |")
-    return "\n".join(lines), loads[HERD_VARIANTS[-1]]
+    return "\n".join(lines), loads
 
 
 def main() -> None:
@@ -206,6 +212,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5, help="length of one wrk slice")
     ap.add_argument("--ids", type=int, default=1000, help="products, Zipf s=0.99 over them")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.ids = 1, 1, 50
@@ -230,15 +237,18 @@ def main() -> None:
             f"wrk -t2 -c32, {args.rounds} rounds of {args.seconds:g} s per variant (medians), "
             f"ids Zipf s=0.99 over {args.ids} products, all warm\n"
         )
-        print(load_table(env, tmp, args.ids, args.rounds, args.seconds) + "\n", flush=True)
+        table, med = load_table(env, tmp, args.ids, args.rounds, args.seconds)
+        print(table + "\n", flush=True)
         table, loads = herd_table(env, tmp, args.ids + 1, herd_n)
         print(table)
     finally:
         d.cleanup()
         rs.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
-    if loads != 1:
-        sys.exit(f"nearcache loaded the cold product {loads} times")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"load": med, "herd loads": loads}))
+    if loads[HERD_VARIANTS[-1]] != 1:
+        sys.exit(f"nearcache loaded the cold product {loads[HERD_VARIANTS[-1]]} times")
 
 
 if __name__ == "__main__":

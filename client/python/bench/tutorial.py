@@ -5,7 +5,7 @@ its RedisBackend, on a private redis-server and nearcached started here,
 stopped by pid.
 
     .venv/bin/pip install -e 'client/python[bench]'
-    NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke]
+    NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke] [--json FILE]
 
 Prints a Markdown table. The "database" is an asyncio.sleep of LOAD_MS.
 Exits 1 if the cold-key stampede through nearcache loaded more than once.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -106,7 +107,7 @@ async def stampede(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[list[Any],
     return list(out), (time.perf_counter() - t) * 1000
 
 
-async def main(smoke: bool) -> None:
+async def main(smoke: bool, json_out: str | None) -> None:
     n, tasks, each, herd = (200, 8, 50, 50) if smoke else (3000, 32, 300, 200)
     rs = Redis().start()
     d = Daemon(rs, "--log-level", "warn").start()
@@ -116,6 +117,7 @@ async def main(smoke: bool) -> None:
     nc0 = nearcache.AsyncClient(d.url, timeout=2, near_bytes=0)
     loads = {"tutorial": 0, "lock": 0, "fastapi-cache2": 0, "nearcache": 0}
     rows: list[tuple[str, str, str]] = []
+    figures: dict[str, float] = {}  # for --json
     try:
 
         @tutorial_cached(r, ttl=300, key="product")
@@ -152,12 +154,16 @@ async def main(smoke: bool) -> None:
             ("raw Get, AsyncClient without near tier (L1)", f"{p50:.0f} / {p99:.0f} µs", "")
         )
         p50, p99 = await latency(lambda: t_product(1), n)
+        figures["hit p50 µs, tutorial"] = p50
         rows.append(("warm hit, tutorial @cached", f"{p50:.0f} / {p99:.0f} µs", ""))
         p50, p99 = await latency(lambda: f_product(1), n)
+        figures["hit p50 µs, fastapi-cache2"] = p50
         rows.append(("warm hit, fastapi-cache2 @cache", f"{p50:.0f} / {p99:.0f} µs", ""))
         p50, p99 = await latency(lambda: n_product(1), n)
+        figures["hit p50 µs, near"] = p50
         rows.append(("warm hit, nearcache @cached (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
         p50, p99 = await latency(lambda: n0_product(1), n)
+        figures["hit p50 µs, no-near"] = p50
         rows.append(
             ("warm hit, nearcache @cached without near tier", f"{p50:.0f} / {p99:.0f} µs", "")
         )
@@ -167,14 +173,18 @@ async def main(smoke: bool) -> None:
             await n_product(i)
             await n0_product(i)
         ops = await throughput(t_product, tasks, each)
+        figures["calls/s, tutorial"] = ops
         rows.append((f"{tasks} tasks on 100 warm keys, tutorial", f"{ops:,.0f} calls/s", ""))
         ops = await throughput(f_product, tasks, each)
+        figures["calls/s, fastapi-cache2"] = ops
         rows.append((f"{tasks} tasks on 100 warm keys, fastapi-cache2", f"{ops:,.0f} calls/s", ""))
         ops = await throughput(n_product, tasks, each)
+        figures["calls/s, near"] = ops
         rows.append(
             (f"{tasks} tasks on 100 warm keys, nearcache (near tier)", f"{ops:,.0f} calls/s", "")
         )
         ops = await throughput(n0_product, tasks, each)
+        figures["calls/s, no-near"] = ops
         rows.append(
             (
                 f"{tasks} tasks on 100 warm keys, nearcache without near tier",
@@ -238,6 +248,8 @@ async def main(smoke: bool) -> None:
     print("| --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if json_out:
+        Path(json_out).write_text(json.dumps(figures, ensure_ascii=False))
     if n_loads != 1 or nones:
         sys.exit(f"nearcache's stampede loaded {n_loads} times, {nones} callers got None")
 
@@ -245,4 +257,6 @@ async def main(smoke: bool) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="few iterations: only that it runs")
-    asyncio.run(main(ap.parse_args().smoke))
+    ap.add_argument("--json", metavar="FILE", help="also write the key figures to FILE")
+    args = ap.parse_args()
+    asyncio.run(main(args.smoke, args.json))
