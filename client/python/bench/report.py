@@ -57,6 +57,9 @@ def section(
         f"{p} {version(p)}"
         for p in ("redis", "hiredis", "orjson", "fastapi", "uvicorn", "fastapi-cache2")
     )
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    commit = sh("git", "-C", str(REPO), "describe", "--always", "--dirty")
+    wrk = (sh("wrk", "-v") or "wrk ?").split()[1]  # "wrk VERSION [epoll] Copyright ..."
     base = t["hit p50 µs, tutorial"]
     ratios = [
         (
@@ -79,14 +82,12 @@ def section(
     return f"""{BEGIN}
 ## The Python client against the tutorial
 
-Written by `client/python/bench/report.py` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-(commit {sh("git", "-C", str(REPO), "describe", "--always", "--dirty")}; load average
-{load_start} at the start, {loadavg()} at the end); `bench/run.sh` keeps this
-section as it is. Python {platform.python_version()}, {pkgs},
-{(sh("wrk", "-v") or "wrk").splitlines()[0]}. The tutorial's code (a "FastAPI +
-Redis caching" tutorial: redis.asyncio with hiredis, orjson) is as it gives
-it; each table's rows ran in the same run, on a private redis-server and
-nearcached.
+Written by `client/python/bench/report.py` on {when} (commit {commit});
+load average {load_start} at the start, {loadavg()} at the end. `bench/run.sh`
+keeps this section as it is. Python {platform.python_version()}, {pkgs}, wrk {wrk}.
+The tutorial's code (a "FastAPI + Redis caching" tutorial: redis.asyncio with
+hiredis, orjson) is as it gives it; each table's rows ran in the same run, on
+a private redis-server and nearcached.
 
 ```sh
 .venv/bin/pip install -e 'client/python[bench]'   # and wrk
@@ -117,7 +118,9 @@ route, database, loader and response model cached the tutorial's way
 (`bench/tutorial_shop.py`) and fastapi-cache2's (`bench/fastapi_cache_shop.py`,
 `@cache` below the route). One Uvicorn worker each (uvloop, httptools, no
 access log), wrk on the same 2-core machine; Redis and nearcached are on it
-too, so a Redis round trip costs CPU that the server shares.
+too, so a Redis round trip costs CPU that the server shares. The cold
+product's 200 requests come from one Python process (httpx, one connection
+each), whose own work is most of their time; the loads are the figure.
 
 {http_md}
 {END}"""
