@@ -3,8 +3,9 @@
 # redis-servers, delay proxy and nearcached daemons in a temporary directory,
 # runs `nearcache-bench suite` (every path against its baselines, interleaved
 # in one run), a perf profile of the daemon and of the echo floor, and
-# `nearcache-bench memory` and `stampede`; writes docs/benchmarks.md and
-# docs/benchmarks.png; stops everything by pid on exit.
+# `nearcache-bench memory` and `stampede`; writes docs/benchmarks.md (all
+# but the Python client's section, which it keeps: client/python/bench/report.py
+# writes that) and docs/benchmarks.png; stops everything by pid on exit.
 #
 # Remote Redis: when this shell may create network namespaces (root), the
 # bench runs in namespace A and the "remote" Redis in namespace B, joined by a
@@ -302,6 +303,14 @@ if command -v gnuplot >/dev/null; then
     log "gnuplot failed: $(cat "$dir/gnuplot.log")"
 fi
 version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
+# The Python client's section (client/python/bench/report.py writes it) is
+# copied through, as the page has it, between its two marker lines.
+kept=$(sed -n '/^<!-- python-bench:begin -->$/,/^<!-- python-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ -n "$kept" ] || kept='<!-- python-bench:begin -->
+## The Python client against the tutorial
+
+Not measured yet: `client/python/bench/report.py` writes this section.
+<!-- python-bench:end -->'
 {
   cat <<EOF
 # Benchmarks
@@ -461,6 +470,7 @@ $(cat "$dir/prof-echo.sym")
 
 EOF
   fi
+  printf '%s\n\n' "$kept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 
@@ -473,6 +483,7 @@ root for the network namespaces (without them the remote link is loopback):
 bench/run.sh            # this page and benchmarks.png; this run took $((SECONDS - start_s)) s
 bench/run.sh --smoke    # every path for a moment, writes nothing
 bench/callgrind.sh      # instructions per L1-hit Get in the daemon and the client (~30 s)
+.venv/bin/python client/python/bench/report.py   # the Python client's section (~5 min)
 build/bench/nearcache-bench run l1@16 echo@16 --url ... --redis ...   # any paths; --help lists them
 \`\`\`
 

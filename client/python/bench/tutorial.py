@@ -1,10 +1,11 @@
 """The Python client measured against the tutorial's own code
 (/work/shared/tutorial.md: ``@cached`` and ``get_with_lock`` over
-redis.asyncio with hiredis and orjson), on a private redis-server and
-nearcached started here, stopped by pid.
+redis.asyncio with hiredis and orjson) and fastapi-cache2's ``@cache`` with
+its RedisBackend, on a private redis-server and nearcached started here,
+stopped by pid.
 
     .venv/bin/pip install -e 'client/python[bench]'
-    NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke]
+    NC_BUILD=build .venv/bin/python client/python/bench/tutorial.py [--smoke] [--json FILE]
 
 Prints a Markdown table. The "database" is an asyncio.sleep of LOAD_MS.
 Exits 1 if the cold-key stampede through nearcache loaded more than once.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -24,6 +26,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from fastapi_cache import FastAPICache
+from fastapi_cache.backends.redis import RedisBackend
+from fastapi_cache.decorator import cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from procs import Daemon, Redis
@@ -75,25 +80,43 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
-async def latency(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[float, float]:
-    for _ in range(50):
-        await fn()
-    xs = []
-    for _ in range(n):
+async def latencies(fns: list[Callable[[], Awaitable[Any]]], n: int) -> list[tuple[float, float]]:
+    """p50 and p99 (µs) of one call of each fn, measured in turns: a tenth
+    of the n calls of each, then the next tenth, so that a noisy moment
+    weighs on all alike."""
+    for fn in fns:
+        for _ in range(50):
+            await fn()
+    xs: list[list[float]] = [[] for _ in fns]
+    for _ in range(10):
+        for fn, x in zip(fns, xs, strict=True):
+            for _ in range(max(1, n // 10)):
+                t = time.perf_counter()
+                await fn()
+                x.append((time.perf_counter() - t) * 1e6)
+    return [(statistics.median(x), pct(x, 0.99)) for x in xs]
+
+
+async def throughputs(
+    fns: list[Callable[[int], Awaitable[Any]]], tasks: int, each: int, rounds: int = 3
+) -> list[float]:
+    """Calls/s of each fn with ``tasks`` tasks on 100 keys: the median of
+    ``rounds`` turns (A B C A B C ...)."""
+
+    async def once(fn: Callable[[int], Awaitable[Any]]) -> float:
+        async def worker(w: int) -> None:
+            for i in range(each):
+                await fn((w * 7 + i) % 100)
+
         t = time.perf_counter()
-        await fn()
-        xs.append((time.perf_counter() - t) * 1e6)
-    return statistics.median(xs), pct(xs, 0.99)
+        await asyncio.gather(*(worker(w) for w in range(tasks)))
+        return tasks * each / (time.perf_counter() - t)
 
-
-async def throughput(fn: Callable[[int], Awaitable[Any]], tasks: int, each: int) -> float:
-    async def worker(w: int) -> None:
-        for i in range(each):
-            await fn((w * 7 + i) % 100)
-
-    t = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(tasks)))
-    return tasks * each / (time.perf_counter() - t)
+    runs: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, r in zip(fns, runs, strict=True):
+            r.append(await once(fn))
+    return [statistics.median(r) for r in runs]
 
 
 async def stampede(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[list[Any], float]:
@@ -102,20 +125,28 @@ async def stampede(fn: Callable[[], Awaitable[Any]], n: int) -> tuple[list[Any],
     return list(out), (time.perf_counter() - t) * 1000
 
 
-async def main(smoke: bool) -> None:
-    n, tasks, each, herd = (200, 8, 50, 50) if smoke else (3000, 32, 300, 200)
+async def main(smoke: bool, json_out: str | None) -> None:
+    n, tasks, each, herd = (200, 8, 50, 50) if smoke else (5000, 32, 300, 200)
     rs = Redis().start()
-    d = Daemon(rs).start()
+    d = Daemon(rs, "--log-level", "warn").start()
     r = redis.from_url(rs.url, decode_responses=False)
+    FastAPICache.init(RedisBackend(r), prefix="fastapi-cache")
     nc = nearcache.AsyncClient(d.url, timeout=2)  # with its near tier, the default
     nc0 = nearcache.AsyncClient(d.url, timeout=2, near_bytes=0)
-    loads = {"tutorial": 0, "lock": 0, "nearcache": 0}
+    loads = {"tutorial": 0, "lock": 0, "fastapi-cache2": 0, "nearcache": 0}
     rows: list[tuple[str, str, str]] = []
+    figures: dict[str, float] = {}  # for --json
     try:
 
         @tutorial_cached(r, ttl=300, key="product")
         async def t_product(product_id: int) -> dict[str, Any]:
             loads["tutorial"] += 1
+            await asyncio.sleep(LOAD_MS / 1000)
+            return {"id": product_id, "name": "lamp", "price": 9.5}
+
+        @cache(expire=300)
+        async def f_product(product_id: int) -> dict[str, Any]:
+            loads["fastapi-cache2"] += 1
             await asyncio.sleep(LOAD_MS / 1000)
             return {"id": product_id, "name": "lamp", "price": 9.5}
 
@@ -132,40 +163,35 @@ async def main(smoke: bool) -> None:
 
         await r.set("raw", b"x" * 100)
         await nc.set("raw", "k", b"x" * 100)
-        p50, p99 = await latency(lambda: r.get("raw"), n)
-        rows.append(("raw GET, redis.asyncio + hiredis", f"{p50:.0f} / {p99:.0f} µs", ""))
-        p50, p99 = await latency(lambda: nc.get("raw", "k"), n)
-        rows.append(("raw Get, AsyncClient (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
-        p50, p99 = await latency(lambda: nc0.get("raw", "k"), n)
-        rows.append(
-            ("raw Get, AsyncClient without near tier (L1)", f"{p50:.0f} / {p99:.0f} µs", "")
-        )
-        p50, p99 = await latency(lambda: t_product(1), n)
-        rows.append(("warm hit, tutorial @cached", f"{p50:.0f} / {p99:.0f} µs", ""))
-        p50, p99 = await latency(lambda: n_product(1), n)
-        rows.append(("warm hit, nearcache @cached (near tier)", f"{p50:.1f} / {p99:.1f} µs", ""))
-        p50, p99 = await latency(lambda: n0_product(1), n)
-        rows.append(
-            ("warm hit, nearcache @cached without near tier", f"{p50:.0f} / {p99:.0f} µs", "")
-        )
         for i in range(100):
             await t_product(i)
+            await f_product(i)
             await n_product(i)
             await n0_product(i)
-        ops = await throughput(t_product, tasks, each)
-        rows.append((f"{tasks} tasks on 100 warm keys, tutorial", f"{ops:,.0f} calls/s", ""))
-        ops = await throughput(n_product, tasks, each)
-        rows.append(
-            (f"{tasks} tasks on 100 warm keys, nearcache (near tier)", f"{ops:,.0f} calls/s", "")
-        )
-        ops = await throughput(n0_product, tasks, each)
-        rows.append(
-            (
-                f"{tasks} tasks on 100 warm keys, nearcache without near tier",
-                f"{ops:,.0f} calls/s",
-                "",
-            )
-        )
+        lat = [  # (row, name in figures, call, decimals)
+            ("raw GET, redis.asyncio + hiredis", "", lambda: r.get("raw"), 0),
+            ("raw Get, AsyncClient (near tier)", "", lambda: nc.get("raw", "k"), 1),
+            ("raw Get, AsyncClient without near tier (L1)", "", lambda: nc0.get("raw", "k"), 0),
+            ("warm hit, tutorial @cached", "tutorial", lambda: t_product(1), 0),
+            ("warm hit, fastapi-cache2 @cache", "fastapi-cache2", lambda: f_product(1), 0),
+            ("warm hit, nearcache @cached (near tier)", "near", lambda: n_product(1), 1),
+            ("warm hit, nearcache @cached without near tier", "no-near", lambda: n0_product(1), 0),
+        ]
+        measured = await latencies([call for _, _, call, _ in lat], n)
+        for (what, name, _, dp), (p50, p99) in zip(lat, measured, strict=True):
+            if name:
+                figures[f"hit p50 µs, {name}"] = p50
+            rows.append((what, f"{p50:.{dp}f} / {p99:.{dp}f} µs", ""))
+        thr = [  # (row, name in figures, function)
+            ("tutorial", "tutorial", t_product),
+            ("fastapi-cache2", "fastapi-cache2", f_product),
+            ("nearcache (near tier)", "near", n_product),
+            ("nearcache without near tier", "no-near", n0_product),
+        ]
+        measured_ops = await throughputs([fn for _, _, fn in thr], tasks, each)
+        for (what, name, _), ops in zip(thr, measured_ops, strict=True):
+            figures[f"calls/s, {name}"] = ops
+            rows.append((f"{tasks} tasks on 100 warm keys, {what}", f"{ops:,.0f} calls/s", ""))
 
         before = dict(loads)
         out, ms = await stampede(lambda: t_product(10_000), herd)
@@ -174,6 +200,15 @@ async def main(smoke: bool) -> None:
                 f"{herd} concurrent calls, cold key: tutorial @cached",
                 f"{ms:.0f} ms",
                 f"{loads['tutorial'] - before['tutorial']} loads",
+            )
+        )
+
+        out, ms = await stampede(lambda: f_product(10_000), herd)
+        rows.append(
+            (
+                f"{herd} concurrent calls, cold key: fastapi-cache2 @cache",
+                f"{ms:.0f} ms",
+                f"{loads['fastapi-cache2'] - before['fastapi-cache2']} loads",
             )
         )
 
@@ -213,6 +248,8 @@ async def main(smoke: bool) -> None:
     print("| --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if json_out:
+        Path(json_out).write_text(json.dumps(figures, ensure_ascii=False))
     if n_loads != 1 or nones:
         sys.exit(f"nearcache's stampede loaded {n_loads} times, {nones} callers got None")
 
@@ -220,4 +257,6 @@ async def main(smoke: bool) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="few iterations: only that it runs")
-    asyncio.run(main(ap.parse_args().smoke))
+    ap.add_argument("--json", metavar="FILE", help="also write the key figures to FILE")
+    args = ap.parse_args()
+    asyncio.run(main(args.smoke, args.json))

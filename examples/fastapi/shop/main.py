@@ -26,7 +26,15 @@ async def setup(app: FastAPI) -> AsyncIterator[None]:
 
 #: Each cache call's budget; a miss waiting for another worker's load waits this long.
 TIMEOUT = float(os.environ.get("NEARCACHE_TIMEOUT", "2"))
-app = FastAPI(title="shop", lifespan=nearcache.fastapi.lifespan(timeout=TIMEOUT, then=setup))
+#: The near tier's size in bytes (0: none); unset, the client's default.
+NEAR = (
+    {"near_bytes": int(os.environ["NEARCACHE_NEAR_BYTES"])}
+    if "NEARCACHE_NEAR_BYTES" in os.environ
+    else {}
+)
+app = FastAPI(
+    title="shop", lifespan=nearcache.fastapi.lifespan(timeout=TIMEOUT, then=setup, **NEAR)
+)
 
 
 def found(value: Any) -> Any:
