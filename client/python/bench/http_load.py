@@ -122,15 +122,17 @@ def start(names: list[str], env: dict[str, str], tmp: Path) -> list[Server]:
 
 def wrk(url: str, seconds: float, ids: int) -> dict[str, float]:
     """One wrk slice; returns requests/s and p50/p99 in µs. Raises on errors."""
-    out = subprocess.run(
+    run = subprocess.run(
         [
-            *("wrk", "-t2", "-c32", f"-d{seconds}s", "--timeout", "5s"),
+            *("wrk", "-t2", "-c32", f"-d{max(1, round(seconds))}s", "--timeout", "5s"),
             *("-s", str(BENCH / "zipf.lua"), url, "--", str(ids), "0.99"),
         ],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    out = run.stdout
+    if run.returncode != 0:
+        raise RuntimeError(f"wrk on {url} exited {run.returncode}: {run.stderr.strip()}\n{out}")
     r = json.loads(out.strip().splitlines()[-1])
     if r["errors"] or r["non_2xx"]:
         raise RuntimeError(f"wrk on {url}: {r}\n{out}")
