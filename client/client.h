@@ -1,5 +1,6 @@
 /* libnearcache's insides, shared by its files (client.c: connection,
- * calls, single-key methods; batch.c: MGet and MSet); not installed. */
+ * calls, single-key methods; batch.c: MGet and MSet; admin.c: Ping, Bump,
+ * Stats); not installed. */
 #ifndef NC_CLIENT_H
 #define NC_CLIENT_H
 
