@@ -570,3 +570,34 @@ def test_a_hot_key_is_answered_from_the_near_tier_until_another_host_writes_it(
             time.sleep(0.005)
         assert loads == [1, 1]
         assert product.cache_info()["undecodable"] >= 1  # type: ignore[attr-defined]
+
+
+def test_a_cached_none_is_answered_from_the_near_tier_until_another_host_writes_it(
+    make_daemon: Any, ns: str
+) -> None:
+    a, b = make_daemon(), make_daemon()
+    loads: list[int] = []
+    with nearcache.Client(a.url, timeout=3) as ca, nearcache.Client(b.url, timeout=3) as cb:
+
+        @nearcache.cached(ns=ns, key="{pid}", client=ca)
+        def product(pid: int) -> dict[str, Any] | None:
+            loads.append(pid)
+            return None  # no such product: a negative entry
+
+        deadline = time.monotonic() + 5
+        while not ca.near_stats().serving:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, ca.near_stats()
+            time.sleep(0.01)
+        for _ in range(3):
+            assert product(404) is None
+            time.sleep(0.05)
+        gets = ca.stats()["gets"]
+        assert all(product(404) is None for _ in range(100))
+        assert ca.stats()["gets"] == gets, "the daemon was asked for a known-absent key"
+        assert loads == [404]
+        cb.set(ns, "404", b'{"id":404}', 60)  # it exists now, written on another host
+        deadline = time.monotonic() + 2
+        while product(404) is None:
+            assert time.monotonic() < deadline, "the near tier kept the absent key"
+            time.sleep(0.005)
+        assert product(404) == {"id": 404} and loads == [404]

@@ -102,12 +102,25 @@ def test_nothing_is_answered_from_the_near_tier_while_the_ring_says_not_serving(
     assert not stats(nc).serving
 
 
-def test_stale_negative_lease_and_sliding_replies_are_not_kept(
-    nc: Any, other: nearcache.Client, ns: str
+def test_a_negative_entry_is_kept_as_known_absent_until_the_ring_names_it(
+    nc: Any, other: nearcache.Client, ring: RingWriter, ns: str
 ) -> None:
     other.set(ns, "neg", "", 60, negative=True)
     assert nc.get_ex(ns, "neg").negative
-    assert nc.get_ex(ns, "neg").source is not Source.NEAR
+    r = nc.get_ex(ns, "neg")
+    assert (r.value, r.negative, r.source) == (None, True, Source.NEAR) and 0 < r.ttl_ms <= 60000
+    assert nc.get(ns, "neg") is None
+    assert nc.mget_ex(ns, ["neg"])[0].source is Source.NEAR
+    other.set(ns, "neg", "here", 60)
+    ring.key(ns.encode(), b"neg")
+    assert nc.get(ns, "neg") == b"here"
+    assert nc.get(ns, "plain-miss") is None
+    assert nc.get_ex(ns, "plain-miss").source is not Source.NEAR, "a plain miss was kept"
+
+
+def test_stale_lease_and_sliding_replies_are_not_kept(
+    nc: Any, other: nearcache.Client, ns: str
+) -> None:
     r = nc.get_ex(ns, "absent", lease=True)
     assert r.lease is nearcache.LeaseState.GRANTED
     nc.set(ns, "absent", "v", 60, lease_token=r.lease_token)

@@ -44,8 +44,8 @@ def fill(t: NearTier, key: bytes, value: bytes, ns: bytes = NS, ttl_ms: int = 0)
 
 
 def value(t: NearTier, key: bytes, ns: bytes = NS) -> bytes | None:
-    hit = t.get(ns, key)
-    return None if hit is None else hit[0]
+    e = t.entry(ns, key)
+    return None if e is None else e.value
 
 
 # --- the reader -------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_a_missing_ring_is_refused_naming_the_file(path: Path) -> None:
 def test_a_filled_key_is_served_until_a_slot_names_it(ring: RingWriter, tier: NearTier) -> None:
     assert fill(tier, b"k", b"v1")
     assert fill(tier, b"k2", b"v2")
-    assert tier.get(NS, b"k") is not None and value(tier, b"k") == b"v1"
+    assert tier.entry(NS, b"k") is not None and value(tier, b"k") == b"v1"
     ring.key(NS, b"k")
     assert value(tier, b"k") is None
     assert value(tier, b"k2") == b"v2", "a slot drops only the key it names"
@@ -216,8 +216,8 @@ def test_an_entry_lives_no_longer_than_its_ttl_or_the_max(ring: RingWriter) -> N
     t0 = time.monotonic()
     fill(tier, b"a", b"1", ttl_ms=100)
     fill(tier, b"b", b"2", ttl_ms=0)  # no TTL in Redis: the tier's max
-    hit = tier.get(NS, b"a")
-    assert hit is not None and 0 < hit[1] <= 100
+    hit = tier.result(NS, b"a")
+    assert hit is not None and 0 < hit.ttl_ms <= 100
     time.sleep(0.15)
     assert value(tier, b"a") is None
     if time.monotonic() - t0 < 0.35:  # (a loaded machine may have slept longer)
@@ -253,19 +253,27 @@ def test_own_writes_drop_their_entries(tier: NearTier) -> None:
     assert value(tier, b"c") is None
 
 
-def test_only_plain_values_fill_the_tier(tier: NearTier) -> None:
+def test_only_plain_values_and_negative_entries_fill_the_tier(
+    ring: RingWriter, tier: NearTier
+) -> None:
     for r in (
         GetResult(None, Source.L2),
         GetResult(b"v", Source.L2, stale=True),
-        GetResult(None, Source.L1, negative=True),
+        GetResult(None, Source.L1, negative=True, stale=True),
         GetResult(b"v", Source.L2, lease=LeaseState.WAITED),
+        GetResult(None, Source.L2, lease=LeaseState.GRANTED, lease_token=b"t"),
     ):
         tier.offer(tier.ticket(), NS, b"k", r)
-        assert value(tier, b"k") is None, r
+        assert tier.result(NS, b"k") is None, r
     tier.offer(tier.ticket(), NS, b"k", GetResult(b"v", Source.L1, ttl_ms=5000))
     hit = tier.result(NS, b"k")
     assert hit is not None and hit.value == b"v" and hit.source is Source.NEAR
-    assert 0 < hit.ttl_ms <= 5000
+    assert 0 < hit.ttl_ms <= 5000 and not hit.negative
+    tier.offer(tier.ticket(), NS, b"gone", GetResult(None, Source.L2, 5000, negative=True))
+    hit = tier.result(NS, b"gone")
+    assert hit is not None and hit.value is None and hit.negative and hit.source is Source.NEAR
+    ring.key(NS, b"gone")  # a write of it anywhere
+    assert tier.result(NS, b"gone") is None
 
 
 def test_a_forked_child_starts_with_an_empty_tier_of_its_own(

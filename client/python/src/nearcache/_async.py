@@ -220,9 +220,9 @@ class AsyncClient:
         if near is None:
             return (await self._run(_core.get(ns, key), timeout)).value
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.value(nsb, kb)
-        if hit is not None:
-            return hit
+        e = near.entry(nsb, kb)
+        if e is not None:
+            return e.value  # None: known absent
         return (await self._fetch(nsb, kb, False, None, timeout)).value
 
     async def _fetch(

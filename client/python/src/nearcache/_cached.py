@@ -220,6 +220,9 @@ def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
     e = near.entry(p.ns, key)
     if e is None:
         return MISSING
+    if e.value is None:  # a None the function returned, kept as known absent
+        p.stats["hits"] += 1
+        return None
     try:
         value = p.loads(e.value)
     except ValueError:

@@ -84,9 +84,13 @@ class Ticket(NamedTuple):
 
 
 class _Entry:
+    """One key's value, or None: known absent (a negative entry)."""
+
     __slots__ = ("charge", "expires_at", "kh", "nsh", "value")
 
-    def __init__(self, value: bytes, expires_at: int, nsh: int, kh: int, charge: int) -> None:
+    def __init__(
+        self, value: bytes | None, expires_at: int, nsh: int, kh: int, charge: int
+    ) -> None:
         self.value = value
         self.expires_at = expires_at
         self.nsh = nsh
@@ -297,29 +301,19 @@ class NearTier:
             self.misses += 1
             return None
 
-    def value(self, ns: bytes, key: bytes) -> bytes | None:
-        """Looks (ns, key) up; returns its value or None."""
-        e = self.entry(ns, key)
-        return None if e is None else e.value
-
-    def get(self, ns: bytes, key: bytes) -> tuple[bytes, int] | None:
-        """Looks (ns, key) up. Returns (value, ms left), or None on a miss."""
-        now = now_ms()
-        e = self.entry(ns, key, now)
-        return None if e is None else (e.value, e.expires_at - now)
-
     def ticket(self) -> Ticket:
         """The ticket to fill with: take it before sending the request."""
         with self._lock:
             self._catch_up_locked(now_ms())
             return Ticket(self._flushes, self._cursor)
 
-    def fill(self, t: Ticket, ns: bytes, key: bytes, value: bytes, ttl_ms: int) -> bool:
-        """Keeps value for at most ``ttl_ms`` (0: no TTL) and the tier's
-        max TTL, unless the ticket is void; returns whether it was kept."""
+    def fill(self, t: Ticket, ns: bytes, key: bytes, value: bytes | None, ttl_ms: int) -> bool:
+        """Keeps value (None: known absent, the daemon's negative entry) for
+        at most ``ttl_ms`` (0: no TTL) and the tier's max TTL, unless the
+        ticket is void; returns whether it was kept."""
         now = now_ms()
         life = self.max_ttl_ms if ttl_ms <= 0 else min(ttl_ms, self.max_ttl_ms)
-        charge = len(ns) + len(key) + len(value) + ENTRY_OVERHEAD
+        charge = len(ns) + len(key) + (0 if value is None else len(value)) + ENTRY_OVERHEAD
         if life <= 0 or charge > self.max_bytes:
             return False
         nsh, kh = _ns_hash(ns), fnv1a64(key)
@@ -345,17 +339,18 @@ class NearTier:
             return True
 
     def offer(self, t: Ticket, ns: bytes, key: bytes, r: GetResult) -> None:
-        """Fills from a Get's reply if it is a plain value: found, not
-        stale, not negative, without lease state."""
-        if r.value is not None and not r.stale and not r.negative and r.lease is LeaseState.NONE:
-            self.fill(t, ns, key, r.value, r.ttl_ms)
+        """Fills from a Get's reply if it is a plain value or a negative
+        entry: not stale, without lease state (never a plain miss)."""
+        if (r.value is not None or r.negative) and not r.stale and r.lease is LeaseState.NONE:
+            self.fill(t, ns, key, None if r.negative else r.value, r.ttl_ms)
 
     def result(self, ns: bytes, key: bytes) -> GetResult | None:
         """A lookup as a Get's result (source NEAR), or None on a miss."""
-        hit = self.get(ns, key)
-        if hit is None:
+        now = now_ms()
+        e = self.entry(ns, key, now)
+        if e is None:
             return None
-        return GetResult(hit[0], Source.NEAR, hit[1])
+        return GetResult(e.value, Source.NEAR, e.expires_at - now, negative=e.value is None)
 
     def drop(self, ns: bytes, key: bytes) -> None:
         """Drops (ns, key): before this process's own write of it."""

@@ -230,8 +230,10 @@ class Client:
         if near is None:
             return self._run(_core.get(ns, key), timeout).value
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.value(nsb, kb)
-        return hit if hit is not None else self._fetch(nsb, kb, False, None, timeout).value
+        e = near.entry(nsb, kb)
+        if e is not None:
+            return e.value  # None: known absent
+        return self._fetch(nsb, kb, False, None, timeout).value
 
     def _fetch(
         self, ns: bytes, key: bytes, lease: bool, lease_ttl: TTL | None, timeout: float | None
