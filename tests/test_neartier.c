@@ -344,6 +344,18 @@ Test(neartier, a_plain_miss_is_never_kept_in_the_near_tier)
     cr_assert_eq(s.entries, 0);
 }
 
+Test(neartier, a_negative_entry_leaves_the_near_tier_when_its_ttl_runs_out)
+{
+    nc_set_opts neg = {.negative = 1};
+    cr_assert_eq(nc_set_opt(cb, NC_STR("ns"), NC_STR("gone"), NC_STR(""), 300, &neg, 0), NC_OK);
+    near_holds_negative("gone");
+    h_sleep_ms(350); /* Redis forgets it, and nothing is published */
+    char *v;
+    nc_get_info info;
+    cr_assert_eq(get_info(na, "gone", &v, &info), NC_ENOTFOUND);
+    cr_assert_not(info.negative, "known absent past the negative entry's ttl");
+}
+
 static int loads;
 
 static int loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
