@@ -424,6 +424,8 @@ static int copy_value(wire_bytes v, void **value, size_t *len)
 static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
                       void **value, size_t *len, nc_get_info *info, int timeout_ms)
 {
+    *value = NULL; /* what a caller finds after any error */
+    *len = 0;
     timeout_ms = timeout_of(c, timeout_ms);
     wire_get_request q = {.id = atomic_fetch_add(&c->next_id, 1),
                           .timeout_ms = (uint32_t)timeout_ms,

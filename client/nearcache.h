@@ -179,7 +179,8 @@ void nc_set_timeout(nc_client *c, int timeout_ms);
 
 /* Reads a value. On NC_OK *value is a new buffer holding *len bytes plus a
  * NUL that *len does not count; the caller owns it and frees it with
- * nc_free(). NC_ENOTFOUND when the key does not exist. */
+ * nc_free(). NC_ENOTFOUND when the key does not exist. On any error
+ * *value is NULL and *len 0. */
 int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, int timeout_ms);
 
 /* nc_get() that also says where the value came from (info may be NULL). */

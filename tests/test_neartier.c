@@ -250,13 +250,16 @@ static void set_negative_on(nc_client *c, const char *key)
 }
 
 /* Gets ns/key through c into *info; returns the call's result, with *value
- * (caller frees it; NULL unless NC_OK). */
+ * (caller frees it; NULL unless NC_OK, as the call must leave it). */
 static int get_info(nc_client *c, const char *key, char **value, nc_get_info *info)
 {
-    void *v = NULL;
-    size_t len = 0;
+    static char junk;
+    void *v = &junk;
+    size_t len = 99;
     memset(info, 0, sizeof *info);
     int rv = nc_get_ex(c, NC_STR("ns"), NC_STR(key), &v, &len, info, 1000);
+    if (rv != NC_OK)
+        cr_assert(v == NULL && len == 0, "%s: a failed Get left a value behind", key);
     *value = v;
     return rv;
 }
