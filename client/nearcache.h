@@ -141,9 +141,10 @@ int nc_open(nc_client **out, const char *url, unsigned flags);
 /* Options of nc_open_ex(); zero fields take their defaults. */
 typedef struct nc_open_opts {
     unsigned flags; /* NC_OPEN_BACKGROUND */
-    /* The near tier: > 0 keeps hot values in this process too, in at most
-     * this many bytes, so a hit costs no round trip. The daemon's ring keeps
-     * it coherent (docs/coherence.md); off by default. */
+    /* The near tier: > 0 keeps hot values, and hot "known absent" answers
+     * (negative entries), in this process too, in at most this many bytes,
+     * so a hit costs no round trip. The daemon's ring keeps it coherent
+     * (docs/coherence.md); off by default. */
     size_t near_bytes;
     int64_t near_max_ttl_ms; /* a near entry lives at most this long (0: 60 s) */
     const char *near_ring;   /* the daemon's ring file (NULL: the socket's path + ".ring") */
