@@ -1,13 +1,12 @@
 /* The near tier: hot values, and hot "known absent" answers (negative
- * entries), kept in the client's own process, bounded in
- * bytes (LRU), and kept coherent by the daemon's invalidation ring
- * (common/ring.h). Before every lookup the tier applies the ring's slots
- * since its cursor; it serves only while the daemon says its own L1 may
- * serve (serving_until), and empties itself on a new epoch, a flush or when
- * lapped. A fill carries a ticket taken before its request was sent and is
- * refused when a slot for its key (or namespace), or a flush, came since.
- * Thread-safe: lookups take one shard's lock; applying slots and fills take
- * the tier's `mu`. */
+ * entries), kept in the client's own process, bounded in bytes (LRU), and
+ * kept coherent by the daemon's invalidation ring (common/ring.h). Before
+ * every lookup the tier applies the ring's slots since its cursor; it
+ * serves only while the daemon says its own L1 may serve (serving_until),
+ * and empties itself on a new epoch, a flush or when lapped. A fill carries
+ * a ticket taken before its request was sent and is refused when a slot for
+ * its key (or namespace), or a flush, came since. Thread-safe: lookups take
+ * one shard's lock; applying slots and fills take the tier's `mu`. */
 #ifndef NC_NEAR_H
 #define NC_NEAR_H
 
