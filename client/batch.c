@@ -4,8 +4,8 @@
 
 #include "client.h"
 
-/* An MGet from the daemon; with `ttl` (may be NULL), each found item's
- * time left. */
+/* An MGet from the daemon; with `ttl` (may be NULL), each found or
+ * negative item's time left (0 for a negative one: not said). */
 static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
                        uint64_t *ttl, int timeout_ms)
 {
@@ -41,10 +41,10 @@ static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n
         out[i].negative = g->negative;
         out[i].stale = g->stale;
         out[i].source = (nc_source)g->source;
-        if (!it->found)
-            continue;
         if (ttl != NULL)
             ttl[i] = g->ttl_ms;
+        if (!it->found)
+            continue;
         out[i].len = g->value.len;
         if ((out[i].value = codec_reply_take_bytes(&g->value)) == NULL) {
             nc_items_free(out, n);
@@ -59,8 +59,10 @@ static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n
     return NC_OK;
 }
 
-/* With a near tier: the keys it holds are answered from it, the others in
- * one MGet, whose fresh items fill it (as nc_get_opt() does). */
+/* With a near tier: the keys it holds are answered from it (a negative
+ * entry as the daemon's negative item: not found, negative), the others in
+ * one MGet, whose fresh values and negative items fill it (as nc_get_opt()
+ * does). */
 int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
             int timeout_ms)
 {
@@ -78,8 +80,9 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t left;
-        if (near_get(c->near, ns, keys[i], &out[i].value, &out[i].len, &left))
-            out[i].found = 1, out[i].source = NC_SOURCE_NEAR;
+        int negative;
+        if (near_get(c->near, ns, keys[i], &out[i].value, &out[i].len, &left, &negative))
+            out[i].found = !negative, out[i].negative = negative, out[i].source = NC_SOURCE_NEAR;
         else
             missing[m] = keys[i], where[m++] = i;
     }
@@ -92,6 +95,8 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
             if (got[j].found && !got[j].stale)
                 near_fill(c->near, &t, ns, missing[j], got[j].value, got[j].len,
                           ttl[j] ? ttl[j] : UINT64_MAX);
+            else if (!got[j].found && got[j].negative && !got[j].stale && ttl[j] > 0)
+                near_fill_negative(c->near, &t, ns, missing[j], ttl[j]);
             out[where[j]] = got[j];
         }
         free(got); /* its values moved to out */

@@ -424,6 +424,8 @@ static int copy_value(wire_bytes v, void **value, size_t *len)
 static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
                       void **value, size_t *len, nc_get_info *info, int timeout_ms)
 {
+    *value = NULL; /* what a caller finds after any error */
+    *len = 0;
     timeout_ms = timeout_of(c, timeout_ms);
     wire_get_request q = {.id = atomic_fetch_add(&c->next_id, 1),
                           .timeout_ms = (uint32_t)timeout_ms,
@@ -464,10 +466,14 @@ static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts
     return rv;
 }
 
-/* With a near tier, a Get is answered from it when it can; otherwise the
- * daemon's answer fills it, unless it is stale or a lease's, or the key
- * changed while the request was in flight (the ticket). A sliding Get
- * always goes to the daemon, which must see every read to slide the TTL. */
+/* With a near tier, a Get is answered from it when it can: a value, or a
+ * negative entry answered as the daemon answers one (NC_ENOTFOUND, "known
+ * absent", info->negative). Otherwise the daemon's answer fills it, when it
+ * is a value or a negative entry (never a plain miss), unless it is stale
+ * or a lease's, or the key changed while the request was in flight (the
+ * ticket). A negative reply without a TTL (from a daemon that does not say
+ * it) is not kept. A sliding Get always goes to the daemon, which must see
+ * every read to slide the TTL. */
 int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
                size_t *len, nc_get_info *info, int timeout_ms)
 {
@@ -477,17 +483,22 @@ int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
     if (info == NULL)
         info = &mine;
     uint64_t ttl;
-    if (near_get(c->near, ns, key, value, len, &ttl)) {
+    int negative;
+    if (near_get(c->near, ns, key, value, len, &ttl, &negative)) {
         memset(info, 0, sizeof *info);
         info->source = NC_SOURCE_NEAR;
         info->ttl_ms = ttl;
-        return NC_OK;
+        info->negative = negative;
+        return negative ? client_fail(NC_ENOTFOUND, CODE(NOT_FOUND), "known absent") : NC_OK;
     }
     near_ticket t = near_take_ticket(c->near);
     memset(info, 0, sizeof *info);
     int rv = get_remote(c, ns, key, opts, value, len, info, timeout_ms);
-    if (rv == NC_OK && !info->stale && info->lease == NC_LEASE_NONE)
+    int keep = !info->stale && info->lease == NC_LEASE_NONE;
+    if (rv == NC_OK && keep)
         near_fill(c->near, &t, ns, key, *value, *len, info->ttl_ms ? info->ttl_ms : UINT64_MAX);
+    else if (rv == NC_ENOTFOUND && info->negative && info->ttl_ms > 0 && keep)
+        near_fill_negative(c->near, &t, ns, key, info->ttl_ms);
     return rv;
 }
 

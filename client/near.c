@@ -1,5 +1,8 @@
 /* The near tier; see near.h.
  *
+ * An entry is a value or a negative entry ("known absent": no value bytes,
+ * charged for its key like any other); both live and die by the same rules.
+ *
  * Entries live in NEAR_SHARDS shards, each a chained hash table and an LRU
  * list under its own lock, with a byte budget of its own. An entry is found
  * by the hashes the ring uses (ring_hash of the namespace and of the key),
@@ -35,7 +38,8 @@ typedef struct entry {
     uint64_t nsh, kh;
     int64_t expires_at;
     uint32_t nslen, klen, vlen;
-    char data[]; /* ns, key, value, NUL */
+    uint8_t negative; /* known absent: vlen is 0 */
+    char data[];      /* ns, key, value, NUL */
 } entry;
 
 typedef struct shard {
@@ -309,7 +313,8 @@ void near_close(near *n)
     free(n);
 }
 
-int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint64_t *ttl_ms)
+int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint64_t *ttl_ms,
+             int *negative)
 {
     int64_t now = units_now_ms();
     if (!ready(n, now)) {
@@ -325,12 +330,14 @@ int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint
         remove_at(s, at);
     } else if (*at != NULL) {
         entry *e = *at;
-        char *copy = malloc((size_t)e->vlen + 1);
-        if (copy != NULL) {
-            memcpy(copy, e->data + e->nslen + e->klen, (size_t)e->vlen + 1);
+        char *copy = e->negative ? NULL : malloc((size_t)e->vlen + 1);
+        if (e->negative || copy != NULL) {
+            if (copy != NULL)
+                memcpy(copy, e->data + e->nslen + e->klen, (size_t)e->vlen + 1);
             *value = copy;
             *len = e->vlen;
             *ttl_ms = (uint64_t)(e->expires_at - now);
+            *negative = e->negative;
             lru_unlink(e);
             lru_push(s, e);
             hit = 1;
@@ -395,8 +402,9 @@ static void insert_locked(near *n, shard *s, entry *e, uint64_t h, nc_bytes ns, 
     }
 }
 
-void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
-               size_t len, uint64_t ttl_ms)
+/* Keeps a value, or a negative entry (value NULL, len 0), as near.h says. */
+static void fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
+                 size_t len, int negative, uint64_t ttl_ms)
 {
     int64_t now = units_now_ms();
     uint64_t life = ttl_ms < (uint64_t)n->max_ttl_ms ? ttl_ms : (uint64_t)n->max_ttl_ms;
@@ -412,10 +420,12 @@ void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const v
                  .expires_at = now + (int64_t)life,
                  .nslen = (uint32_t)ns.len,
                  .klen = (uint32_t)key.len,
-                 .vlen = (uint32_t)len};
+                 .vlen = (uint32_t)len,
+                 .negative = negative != 0};
     memcpy(e->data, ns.data, ns.len);
     memcpy(e->data + ns.len, key.data, key.len);
-    memcpy(e->data + ns.len + key.len, value, len);
+    if (len > 0)
+        memcpy(e->data + ns.len + key.len, value, len);
     e->data[ns.len + key.len + len] = '\0';
     if (charge(e) > n->max_shard_bytes) {
         free(e);
@@ -435,6 +445,17 @@ void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const v
         atomic_fetch_add_explicit(&n->refused, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&n->mu);
+}
+
+void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
+               size_t len, uint64_t ttl_ms)
+{
+    fill(n, t, ns, key, value, len, 0, ttl_ms);
+}
+
+void near_fill_negative(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, uint64_t ttl_ms)
+{
+    fill(n, t, ns, key, NULL, 0, 1, ttl_ms);
 }
 
 void near_drop(near *n, nc_bytes ns, nc_bytes key)

@@ -1,12 +1,12 @@
-/* The near tier: hot values kept in the client's own process, bounded in
- * bytes (LRU), and kept coherent by the daemon's invalidation ring
- * (common/ring.h). Before every lookup the tier applies the ring's slots
- * since its cursor; it serves only while the daemon says its own L1 may
- * serve (serving_until), and empties itself on a new epoch, a flush or when
- * lapped. A fill carries a ticket taken before its request was sent and is
- * refused when a slot for its key (or namespace), or a flush, came since.
- * Thread-safe: lookups take one shard's lock; applying slots and fills take
- * the tier's `mu`. */
+/* The near tier: hot values, and hot "known absent" answers (negative
+ * entries), kept in the client's own process, bounded in bytes (LRU), and
+ * kept coherent by the daemon's invalidation ring (common/ring.h). Before
+ * every lookup the tier applies the ring's slots since its cursor; it
+ * serves only while the daemon says its own L1 may serve (serving_until),
+ * and empties itself on a new epoch, a flush or when lapped. A fill carries
+ * a ticket taken before its request was sent and is refused when a slot for
+ * its key (or namespace), or a flush, came since. Thread-safe: lookups take
+ * one shard's lock; applying slots and fills take the tier's `mu`. */
 #ifndef NC_NEAR_H
 #define NC_NEAR_H
 
@@ -31,17 +31,26 @@ typedef struct near_ticket {
 int near_open(near **out, const char *ring_path, size_t max_bytes, int64_t max_ttl_ms);
 void near_close(near *n);
 
-/* Looks (ns, key) up. Returns 1 with *value a new buffer of *len bytes plus
- * a NUL (the caller owns it; free()) and *ttl_ms its time left, or 0 on a
- * miss (or when the tier may not serve now). */
-int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint64_t *ttl_ms);
+/* Looks (ns, key) up. Returns 1 on a hit, with *ttl_ms its time left and
+ * *negative saying which kind: 0, a value, *value a new buffer of *len bytes
+ * plus a NUL (the caller owns it; free()); 1, a negative entry (the key is
+ * known absent), *value NULL and *len 0. Both count as hits. Returns 0 on a
+ * miss (or when the tier may not serve now), touching none of them. */
+int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint64_t *ttl_ms,
+             int *negative);
 
 /* The ticket to fill with, taken before the request is sent. */
 near_ticket near_take_ticket(near *n);
 
-/* Keeps value (copied) for at most ttl_ms, unless the ticket is void. */
+/* Keeps value (copied) for at most min(ttl_ms, max_ttl_ms), unless the
+ * ticket is void. */
 void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
                size_t len, uint64_t ttl_ms);
+
+/* near_fill() of a negative entry: (ns, key) is known absent, for at most
+ * min(ttl_ms, max_ttl_ms), unless the ticket is void. It replaces a value
+ * of the key, as a value replaces it. */
+void near_fill_negative(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, uint64_t ttl_ms);
 
 /* Drops (ns, key), or every key of ns: before this process's own write. */
 void near_drop(near *n, nc_bytes ns, nc_bytes key);

@@ -141,9 +141,10 @@ int nc_open(nc_client **out, const char *url, unsigned flags);
 /* Options of nc_open_ex(); zero fields take their defaults. */
 typedef struct nc_open_opts {
     unsigned flags; /* NC_OPEN_BACKGROUND */
-    /* The near tier: > 0 keeps hot values in this process too, in at most
-     * this many bytes, so a hit costs no round trip. The daemon's ring keeps
-     * it coherent (docs/coherence.md); off by default. */
+    /* The near tier: > 0 keeps hot values, and hot "known absent" answers
+     * (negative entries), in this process too, in at most this many bytes,
+     * so a hit costs no round trip. The daemon's ring keeps it coherent
+     * (docs/coherence.md); off by default. */
     size_t near_bytes;
     int64_t near_max_ttl_ms; /* a near entry lives at most this long (0: 60 s) */
     const char *near_ring;   /* the daemon's ring file (NULL: the socket's path + ".ring") */
@@ -179,7 +180,8 @@ void nc_set_timeout(nc_client *c, int timeout_ms);
 
 /* Reads a value. On NC_OK *value is a new buffer holding *len bytes plus a
  * NUL that *len does not count; the caller owns it and frees it with
- * nc_free(). NC_ENOTFOUND when the key does not exist. */
+ * nc_free(). NC_ENOTFOUND when the key does not exist. On any error
+ * *value is NULL and *len 0. */
 int nc_get(nc_client *c, nc_bytes ns, nc_bytes key, void **value, size_t *len, int timeout_ms);
 
 /* nc_get() that also says where the value came from (info may be NULL). */

@@ -191,6 +191,8 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, l2_
     it->negative = v->negative;
     if (rv != L2_OK) {
         stats_inc(&svc->st->l2_misses);
+        if (v->negative && v->pttl_ms > 0)
+            it->ttl_ms = (uint64_t)v->pttl_ms;
         return;
     }
     stats_inc(&svc->st->l2_hits);

@@ -199,11 +199,14 @@ static void value_reply(service *svc, const ks_l1_key *k, const l2_value *v, int
     r->get = gr;
 }
 
-/* Fills *gr and *r with NOT_FOUND, saying when the key is known absent. */
+/* Fills *gr and *r with NOT_FOUND, saying when the key is known absent
+ * and, then, for how long more (a near tier keeps it no longer). */
 static void missing_reply(const l2_value *v, pb_get_reply *gr, pb_reply *r)
 {
     nearcache__v1__get_reply__init(gr);
     gr->negative = v->negative;
+    if (v->negative && v->pttl_ms > 0)
+        gr->ttl_ms = (uint64_t)v->pttl_ms;
     nearcache__v1__reply__init(r);
     r->code = CODE(NOT_FOUND);
     r->message = v->negative ? "known absent" : "not found";

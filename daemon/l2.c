@@ -121,7 +121,8 @@ static const char *const script_text[NSCRIPTS] = {
                 "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
                 "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
     /* ARGV: prefix ns key... floor -> {version, now, then per key: value or
-     * nil, pttl, swr mark or nil, negative (0/1)}, decoded by answer_decode() */
+     * nil, pttl (of the neg mark when negative), swr mark or nil, negative
+     * (0/1)}, decoded by answer_decode() */
     [SCRIPT_MGET] = VERSION_READ
     "if not v then local out = {'0', 0} "
     "  for i = 3, #ARGV - 1 do "
@@ -135,7 +136,8 @@ static const char *const script_text[NSCRIPTS] = {
     "  local fresh, neg = false, 0 "
     "  local pttl = redis.call('PTTL', k) "
     "  if val then fresh = redis.call('GET', key_of('swr', ARGV[i])) "
-    "  else neg = redis.call('EXISTS', key_of('neg', ARGV[i])) end "
+    "  else neg = redis.call('EXISTS', key_of('neg', ARGV[i])) "
+    "    if neg == 1 then pttl = redis.call('PTTL', key_of('neg', ARGV[i])) end end "
     "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = fresh out[#out + 1] = neg "
     "end "
     "return out",
@@ -642,7 +644,7 @@ l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
     redisReply **e = r->element + 2 + 4 * i;
     memset(v, 0, sizeof *v);
     v->version = b->version;
-    /* an MGet item does not carry a negative entry's TTL */
+    /* a negative item's pttl is its neg mark's (the script's choice) */
     answer_raw raw = {.has_value = e[0]->type == REDIS_REPLY_STRING,
                       .pttl_ms = reply_int(e[1]),
                       .has_fresh = e[2]->type == REDIS_REPLY_STRING,

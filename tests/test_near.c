@@ -1,6 +1,7 @@
 /* Unit: the client's near tier (client/near.c) fed by a ring written in
  * this process: what a slot, a flush, a lap, a new epoch and serving_until
- * do to it, fills refused by their ticket, and its byte budget. */
+ * do to it, fills refused by their ticket, its byte budget, and negative
+ * entries ("known absent") under the same rules as values. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,30 @@ static char *get(const char *ns, const char *key)
     void *v;
     size_t len;
     uint64_t ttl;
-    return near_get(n, b(ns), b(key), &v, &len, &ttl) ? v : NULL;
+    int negative;
+    return near_get(n, b(ns), b(key), &v, &len, &ttl, &negative) && !negative ? v : NULL;
+}
+
+static void fill_negative(const char *ns, const char *key, uint64_t ttl_ms)
+{
+    near_ticket t = near_take_ticket(n);
+    near_fill_negative(n, &t, b(ns), b(key), ttl_ms);
+}
+
+/* Whether the tier holds (ns, key) as known absent. */
+static int holds_negative(const char *ns, const char *key)
+{
+    void *v = (void *)1;
+    size_t len = 1;
+    uint64_t ttl;
+    int negative = 0;
+    if (!near_get(n, b(ns), b(key), &v, &len, &ttl, &negative))
+        return 0;
+    if (!negative)
+        free(v);
+    else
+        cr_assert(v == NULL && len == 0, "a negative hit handed out a value");
+    return negative;
 }
 
 static int holds(const char *ns, const char *key)
@@ -164,7 +188,8 @@ Test(near, a_tier_without_its_ring_serves_nothing_and_says_why)
     void *v;
     size_t len;
     uint64_t ttl;
-    cr_assert_not(near_get(lone, b("ns"), b("k"), &v, &len, &ttl));
+    int negative;
+    cr_assert_not(near_get(lone, b("ns"), b("k"), &v, &len, &ttl, &negative));
     nc_near_stats s;
     near_stats(lone, &s);
     cr_assert_not(s.serving);
@@ -200,8 +225,121 @@ Test(near, the_tier_keeps_within_its_bytes_by_dropping_the_least_recent)
     void *v;
     size_t len;
     uint64_t ttl;
-    cr_assert(near_get(small, b("ns"), b("k1999"), &v, &len, &ttl), "the newest entry was dropped");
+    int negative;
+    cr_assert(near_get(small, b("ns"), b("k1999"), &v, &len, &ttl, &negative),
+              "the newest entry was dropped");
     free(v);
-    cr_assert_not(near_get(small, b("ns"), b("k0"), &v, &len, &ttl), "the oldest entry stayed");
+    cr_assert_not(near_get(small, b("ns"), b("k0"), &v, &len, &ttl, &negative),
+                  "the oldest entry stayed");
+    near_close(small);
+}
+
+Test(near, a_negative_entry_is_served_as_known_absent_and_counts_as_a_hit)
+{
+    fill_negative("ns", "gone", 10000);
+    void *v = (void *)1;
+    size_t len = 1;
+    uint64_t ttl = 0;
+    int negative = 0;
+    cr_assert(near_get(n, b("ns"), b("gone"), &v, &len, &ttl, &negative),
+              "a negative fill was not kept");
+    cr_assert(negative);
+    cr_assert_null(v);
+    cr_assert_eq(len, 0);
+    cr_assert(ttl > 0 && ttl <= 10000, "ttl %llu", (unsigned long long)ttl);
+    nc_near_stats s = stats();
+    cr_assert_eq(s.hits, 1);
+    cr_assert_eq(s.misses, 0);
+    cr_assert_eq(s.entries, 1);
+    cr_assert_gt(s.bytes, 0);
+    cr_assert_not(holds_negative("ns", "other"), "a key never filled read as known absent");
+}
+
+Test(near, a_value_and_a_negative_entry_of_one_key_replace_each_other)
+{
+    fill("ns", "k", "v", 10000);
+    fill_negative("ns", "k", 10000);
+    cr_assert(holds_negative("ns", "k"), "the value outlived a negative fill");
+    fill("ns", "k", "v2", 10000);
+    cr_assert_not(holds_negative("ns", "k"), "the negative entry outlived a value fill");
+    char *v = get("ns", "k");
+    cr_assert_str_eq(v, "v2");
+    free(v);
+    cr_assert_eq(stats().entries, 1);
+}
+
+Test(near, a_negative_fill_whose_key_changed_while_in_flight_is_refused)
+{
+    near_ticket t = near_take_ticket(n);
+    publish_key("ns", "gone"); /* someone Sets the key while the Get is in flight */
+    near_fill_negative(n, &t, b("ns"), b("gone"), 10000);
+    cr_assert_not(holds_negative("ns", "gone"), "an absence read before the write was kept");
+    cr_assert_eq(stats().fills_refused, 1);
+    t = near_take_ticket(n);
+    ring_publish(w, RING_NAMESPACE, ring_hash("ns", 2), 0);
+    near_fill_negative(n, &t, b("ns"), b("gone"), 10000);
+    cr_assert_not(holds_negative("ns", "gone"), "an absence read before a bump was kept");
+    t = near_take_ticket(n);
+    ring_flush(w);
+    near_fill_negative(n, &t, b("ns"), b("gone"), 10000);
+    cr_assert_not(holds_negative("ns", "gone"), "an absence read before a flush was kept");
+    cr_assert_eq(stats().fills_refused, 3);
+}
+
+Test(near, a_negative_entry_is_dropped_by_a_slot_a_bump_or_an_own_write)
+{
+    fill_negative("ns", "k", 10000);
+    publish_key("ns", "other");
+    cr_assert(holds_negative("ns", "k"), "a slot for another key dropped it");
+    publish_key("ns", "k");
+    cr_assert_not(holds_negative("ns", "k"), "served known absent after a slot named it");
+    fill_negative("ns", "k", 10000);
+    ring_publish(w, RING_NAMESPACE, ring_hash("ns", 2), 0);
+    cr_assert_not(holds_negative("ns", "k"), "served known absent after a bump");
+    fill_negative("ns", "k", 10000);
+    near_drop(n, b("ns"), b("k"));
+    cr_assert_not(holds_negative("ns", "k"), "served known absent after this process's write");
+    fill_negative("ns", "k", 10000);
+    ring_flush(w);
+    cr_assert_not(holds_negative("ns", "k"), "served known absent after a flush");
+}
+
+Test(near, a_negative_entry_lives_no_longer_than_its_ttl_or_the_max)
+{
+    fill_negative("ns", "k", 30);
+    cr_assert(holds_negative("ns", "k"));
+    usleep(50 * 1000);
+    cr_assert_not(holds_negative("ns", "k"));
+    near *brief;
+    cr_assert_eq(near_open(&brief, path, 1 << 20, 30), NC_OK);
+    near_ticket t = near_take_ticket(brief);
+    near_fill_negative(brief, &t, b("ns"), b("k"), UINT64_MAX);
+    void *v;
+    size_t len;
+    uint64_t ttl;
+    int negative;
+    cr_assert(near_get(brief, b("ns"), b("k"), &v, &len, &ttl, &negative) && negative);
+    cr_assert_leq(ttl, 30);
+    usleep(50 * 1000);
+    cr_assert_not(near_get(brief, b("ns"), b("k"), &v, &len, &ttl, &negative),
+                  "a negative entry outlived the tier's max ttl");
+    near_close(brief);
+}
+
+Test(near, negative_entries_count_against_the_byte_budget_and_are_evicted)
+{
+    near *small;
+    cr_assert_eq(near_open(&small, path, 64 * 1024, 60000), NC_OK);
+    char key[32];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(key, sizeof key, "absent-key-%d", i);
+        near_ticket t = near_take_ticket(small);
+        near_fill_negative(small, &t, b("ns"), b(key), 10000);
+    }
+    nc_near_stats s;
+    near_stats(small, &s);
+    cr_assert_leq(s.bytes, 64 * 1024);
+    cr_assert_gt(s.evictions, 0);
+    cr_assert_eq(s.entries + s.evictions, 4000);
     near_close(small);
 }

@@ -1,8 +1,8 @@
 /* Integration: the near tier of libnearcache fed by a real daemon's ring,
- * with real Redis and a second daemon as another host: hot reads answered
- * in-process, and every way the ring must stop them: a write or a bump on
- * the other host, a lost subscription, a daemon killed, frozen or
- * restarted, and a ring file that is not one. */
+ * with real Redis and a second daemon as another host: hot reads (of values
+ * and of negative entries) answered in-process, and every way the ring must
+ * stop them: a write or a bump on the other host, a lost subscription, a
+ * daemon killed, frozen or restarted, and a ring file that is not one. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -240,4 +240,183 @@ Test(neartier, a_ring_file_that_is_not_a_ring_leaves_the_client_working_without_
                   strstr(s.problem, "not a near ring") != NULL,
               "%s", s.problem);
     nc_close(c);
+}
+
+static void set_negative_on(nc_client *c, const char *key)
+{
+    nc_set_opts neg = {.negative = 1};
+    cr_assert_eq(nc_set_opt(c, NC_STR("ns"), NC_STR(key), NC_STR(""), 60000, &neg, 0), NC_OK, "%s",
+                 nc_errmsg());
+}
+
+/* Gets ns/key through c into *info; returns the call's result, with *value
+ * (caller frees it; NULL unless NC_OK, as the call must leave it). */
+static int get_info(nc_client *c, const char *key, char **value, nc_get_info *info)
+{
+    static char junk;
+    void *v = &junk;
+    size_t len = 99;
+    memset(info, 0, sizeof *info);
+    int rv = nc_get_ex(c, NC_STR("ns"), NC_STR(key), &v, &len, info, 1000);
+    if (rv != NC_OK)
+        cr_assert(v == NULL && len == 0, "%s: a failed Get left a value behind", key);
+    *value = v;
+    return rv;
+}
+
+/* Reads key through the near client until the near tier answers it known
+ * absent; checks that answer is the daemon's: NC_ENOTFOUND, "known absent",
+ * no value. */
+static void near_holds_negative(const char *key)
+{
+    nc_get_info info;
+    for (int i = 0; i < 200; i++) {
+        char *v;
+        int rv = get_info(na, key, &v, &info);
+        cr_assert_eq(rv, NC_ENOTFOUND, "%s: %s", key, nc_strerror(rv));
+        cr_assert(info.negative, "%s read as a plain miss", key);
+        cr_assert_null(v);
+        if (info.source == NC_SOURCE_NEAR) {
+            cr_assert_eq(nc_status(), CODE(NOT_FOUND));
+            cr_assert_str_eq(nc_errmsg(), "known absent");
+            cr_assert(info.ttl_ms > 0 && info.ttl_ms <= 60000, "ttl %llu",
+                      (unsigned long long)info.ttl_ms);
+            return;
+        }
+        cr_assert(info.ttl_ms > 0 && info.ttl_ms <= 60000,
+                  "the daemon's negative reply has no ttl (%llu)", (unsigned long long)info.ttl_ms);
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("%s never came from the near tier as known absent", key);
+}
+
+Test(neartier, a_negative_entry_is_read_from_the_near_tier_until_another_host_writes_the_key)
+{
+    set_negative_on(cb, "gone");
+    near_holds_negative("gone");
+    int64_t gets = h_stat(na, "gets");
+    near_holds_negative("gone"); /* at once: no Get reaches the daemon */
+    near_holds_negative("gone");
+    cr_assert_eq(h_stat(na, "gets"), gets, "a near-tier hit of a negative entry asked the daemon");
+    set_on(cb, "gone", "back");
+    int64_t t0 = h_now_ms();
+    char *v = NULL;
+    nc_get_info info;
+    while (get_info(na, "gone", &v, &info) == NC_ENOTFOUND && h_now_ms() - t0 < 2000)
+        h_sleep_ms(1);
+    cr_assert_str_eq(v, "back", "the write on B never reached A's near tier (negative %d)",
+                     info.negative);
+    nc_free(v);
+    near_holds("gone", "back");
+    for (int i = 0; i < 100; i++) { /* and "known absent" never comes back */
+        cr_assert_eq(get_info(na, "gone", &v, &info), NC_OK);
+        nc_free(v);
+    }
+}
+
+Test(neartier, an_own_write_over_a_negative_entry_is_read_back_at_once)
+{
+    set_negative_on(cb, "gone");
+    near_holds_negative("gone");
+    set_on(na, "gone", "mine");
+    char *v;
+    nc_get_info info;
+    cr_assert_eq(get_info(na, "gone", &v, &info), NC_OK,
+                 "the near tier answered its own process's old absence");
+    cr_assert_str_eq(v, "mine");
+    nc_free(v);
+    set_negative_on(na, "gone"); /* and an own negative Set over the value */
+    cr_assert_eq(get_info(na, "gone", &v, &info), NC_ENOTFOUND);
+    cr_assert(info.negative);
+    near_holds_negative("gone");
+}
+
+Test(neartier, a_plain_miss_is_never_kept_in_the_near_tier)
+{
+    int64_t gets = h_stat(na, "gets");
+    for (int i = 0; i < 5; i++) {
+        char *v;
+        nc_get_info info;
+        cr_assert_eq(get_info(na, "never", &v, &info), NC_ENOTFOUND);
+        cr_assert_not(info.negative);
+        cr_assert_neq(info.source, NC_SOURCE_NEAR);
+    }
+    cr_assert_eq(h_stat(na, "gets"), gets + 5);
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(na, &s), NC_OK);
+    cr_assert_eq(s.entries, 0);
+}
+
+Test(neartier, a_negative_entry_leaves_the_near_tier_when_its_ttl_runs_out)
+{
+    nc_set_opts neg = {.negative = 1};
+    cr_assert_eq(nc_set_opt(cb, NC_STR("ns"), NC_STR("gone"), NC_STR(""), 300, &neg, 0), NC_OK);
+    near_holds_negative("gone");
+    h_sleep_ms(350); /* Redis forgets it, and nothing is published */
+    char *v;
+    nc_get_info info;
+    cr_assert_eq(get_info(na, "gone", &v, &info), NC_ENOTFOUND);
+    cr_assert_not(info.negative, "known absent past the negative entry's ttl");
+}
+
+static int loads;
+
+static int loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
+{
+    (void)arg, (void)ns, (void)key;
+    loads++;
+    *value = strdup("loaded");
+    *len = 6;
+    return 0;
+}
+
+Test(neartier, fetch_takes_a_negative_near_hit_as_known_absent_and_does_not_load)
+{
+    set_negative_on(cb, "gone");
+    near_holds_negative("gone");
+    int64_t gets = h_stat(na, "gets");
+    void *v = NULL;
+    size_t len = 0;
+    loads = 0;
+    cr_assert_eq(nc_fetch(na, NC_STR("ns"), NC_STR("gone"), 60000, loader, NULL, &v, &len, 1000),
+                 NC_ENOTFOUND);
+    cr_assert_eq(loads, 0, "the loader ran for a key known absent");
+    cr_assert_null(v);
+    cr_assert_eq(h_stat(na, "gets"), gets);
+}
+
+/* nc_mget of "gone" and "k" through the near client until both come from
+ * the near tier; returns the items (caller frees them; 2). */
+static nc_item *mget_near(void)
+{
+    const nc_bytes keys[] = {NC_STR("gone"), NC_STR("k")};
+    for (int i = 0; i < 200; i++) {
+        nc_item *items;
+        cr_assert_eq(nc_mget(na, NC_STR("ns"), keys, 2, &items, 1000), NC_OK, "%s", nc_errmsg());
+        cr_assert(!items[0].found && items[0].negative, "gone read as found or a plain miss");
+        cr_assert_null(items[0].value);
+        cr_assert_eq(items[0].len, 0);
+        cr_assert(items[1].found);
+        if (items[0].source == NC_SOURCE_NEAR && items[1].source == NC_SOURCE_NEAR)
+            return items;
+        nc_items_free(items, 2);
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("an MGet never came from the near tier");
+    return NULL;
+}
+
+Test(neartier, mget_keeps_and_serves_negative_items_in_the_near_tier)
+{
+    set_negative_on(cb, "gone");
+    set_on(cb, "k", "v");
+    nc_items_free(mget_near(), 2);
+    int64_t mgets = h_stat(na, "mgets");
+    nc_item *items = mget_near();
+    cr_assert_str_eq(items[1].value, "v");
+    nc_items_free(items, 2);
+    cr_assert_eq(h_stat(na, "mgets"), mgets, "an MGet answered by the near tier asked the daemon");
+    near_holds_negative("gone"); /* a Get finds what the MGet kept */
+    set_on(cb, "gone", "back");
+    near_holds("gone", "back");
 }

@@ -311,6 +311,8 @@ Test(leases, negative_entries_are_told_apart_from_misses)
     nc_get_info info;
     cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0), NC_ENOTFOUND);
     cr_assert(info.negative, "a negative entry read as a plain miss");
+    cr_assert(info.ttl_ms > 0 && info.ttl_ms <= 500, "its time left: %llu",
+              (unsigned long long)info.ttl_ms);
     cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("never"), &v, &len, &info, 0), NC_ENOTFOUND);
     cr_assert_not(info.negative);
     cr_assert_eq(h_stat(cl[1], "negative_hits"), 1);
