@@ -260,6 +260,7 @@ def test_only_plain_values_and_negative_entries_fill_the_tier(
         GetResult(None, Source.L2),
         GetResult(b"v", Source.L2, stale=True),
         GetResult(None, Source.L1, negative=True, stale=True),
+        GetResult(None, Source.L1, negative=True),  # no time left given: not kept
         GetResult(b"v", Source.L2, lease=LeaseState.WAITED),
         GetResult(None, Source.L2, lease=LeaseState.GRANTED, lease_token=b"t"),
     ):

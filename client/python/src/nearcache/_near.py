@@ -340,9 +340,14 @@ class NearTier:
 
     def offer(self, t: Ticket, ns: bytes, key: bytes, r: GetResult) -> None:
         """Fills from a Get's reply if it is a plain value or a negative
-        entry: not stale, without lease state (never a plain miss)."""
-        if (r.value is not None or r.negative) and not r.stale and r.lease is LeaseState.NONE:
-            self.fill(t, ns, key, None if r.negative else r.value, r.ttl_ms)
+        entry with its time left: not stale, without lease state (never a
+        plain miss)."""
+        if r.stale or r.lease is not LeaseState.NONE:
+            return
+        if r.value is not None:
+            self.fill(t, ns, key, r.value, r.ttl_ms)
+        elif r.negative and r.ttl_ms > 0:  # (older daemons sent a negative one without)
+            self.fill(t, ns, key, None, r.ttl_ms)
 
     def result(self, ns: bytes, key: bytes) -> GetResult | None:
         """A lookup as a Get's result (source NEAR), or None on a miss."""
