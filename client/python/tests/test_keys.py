@@ -132,7 +132,7 @@ def test_the_default_namespace_is_module_and_qualified_name_within_128_bytes() -
 
 def _general(kb: KeyBuilder, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """The key by the general path alone (the fast paths switched off)."""
-    kb._names = None
+    kb._names = kb._positional = None
     return kb.build(args, kwargs)
 
 

@@ -171,6 +171,7 @@ class KeyBuilder:
         plain = all(p.kind in _PLAIN for p in params)
         names = tuple(p.name for p in params)
         self._names = names if plain else None
+        self._n = len(names)
         self._by_name = (
             frozenset(names)
             if plain and all(p.kind is not inspect.Parameter.POSITIONAL_ONLY for p in params)
@@ -212,8 +213,7 @@ class KeyBuilder:
         if names is None:
             return None
         if not kwargs and len(args) == len(names):
-            if self._positional is not None:
-                return self._positional.format(*args)
+            pass  # (a simple template's call never comes here: build() formats it)
         elif not args and kwargs.keys() == self._by_name:
             if isinstance(self.key, str):
                 return self.key.format_map(kwargs)
@@ -225,9 +225,13 @@ class KeyBuilder:
     def build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """Returns the key of a call with ``args`` and ``kwargs``; raises
         TypeError when they do not bind or a value has no key text."""
+        pos = self._positional
+        if pos is not None and not kwargs and len(args) == self._n:  # the commonest call, inline
+            k = pos.format(*args).encode()
+            return k if len(k) <= MAX_KEY else fit(k)
         if callable(self.key):
-            k = self.key(*args, **kwargs)
-            return fit(k.encode() if isinstance(k, str) else bytes(k))
+            made = self.key(*args, **kwargs)
+            return fit(made.encode() if isinstance(made, str) else bytes(made))
         text = self._fast(args, kwargs)
         if text is not None:
             return fit(text.encode())
