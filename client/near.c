@@ -350,9 +350,10 @@ int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint
 
 near_ticket near_take_ticket(near *n)
 {
+    int64_t now = units_now_ms();
     pthread_mutex_lock(&n->mu);
-    catch_up_locked(n, units_now_ms());
-    near_ticket t = {n->flushes, n->cursor};
+    catch_up_locked(n, now);
+    near_ticket t = {n->flushes, n->cursor, now};
     pthread_mutex_unlock(&n->mu);
     return t;
 }
@@ -417,7 +418,8 @@ static void fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const
         return;
     *e = (entry){.nsh = nsh,
                  .kh = kh,
-                 .expires_at = now + (int64_t)life,
+                 /* from the request: Redis's TTL was read before the reply came */
+                 .expires_at = t->at_ms + (int64_t)life,
                  .nslen = (uint32_t)ns.len,
                  .klen = (uint32_t)key.len,
                  .vlen = (uint32_t)len,

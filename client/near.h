@@ -21,6 +21,7 @@ typedef struct near near;
 typedef struct near_ticket {
     uint64_t flushes; /* the tier's own count of times it was emptied */
     uint64_t cursor;  /* the ring slot it had applied up to */
+    int64_t at_ms;    /* when it was taken: a reply's TTL counts from then */
 } near_ticket;
 
 /* Makes a near tier of at most max_bytes, whose entries live at most

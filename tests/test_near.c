@@ -205,6 +205,19 @@ Test(near, an_entry_lives_no_longer_than_its_ttl)
     cr_assert_not(holds("ns", "k"));
 }
 
+Test(near, an_entrys_ttl_counts_from_its_request_not_its_reply)
+{
+    near_ticket t = near_take_ticket(n);
+    usleep(80 * 1000); /* the reply took 80 ms; Redis read "100 ms left" before it left */
+    near_fill(n, &t, b("ns"), b("slow"), "v", 1, 100);
+    near_fill_negative(n, &t, b("ns"), b("gone"), 100);
+    if (units_now_ms() - t.at_ms < 95) /* (unless the machine slept past the TTL already) */
+        cr_assert(holds("ns", "slow") && holds_negative("ns", "gone"), "the fills were refused");
+    usleep(50 * 1000); /* 130 ms after the request: both expired in Redis */
+    cr_assert_not(holds("ns", "slow"), "a value outlived its TTL by the reply's latency");
+    cr_assert_not(holds_negative("ns", "gone"), "known absent past its TTL");
+}
+
 Test(near, the_tier_keeps_within_its_bytes_by_dropping_the_least_recent)
 {
     near *small;

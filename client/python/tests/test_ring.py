@@ -15,7 +15,7 @@ from ringfile import RingWriter
 
 from nearcache import GetResult, LeaseState, Source
 from nearcache._near import ENTRY_OVERHEAD, NearTier
-from nearcache._ring import RingError, RingReader, fnv1a64
+from nearcache._ring import RingError, RingReader, fnv1a64, now_ms
 
 NS, OTHER = b"ns", b"other"
 
@@ -225,6 +225,18 @@ def test_an_entry_lives_no_longer_than_its_ttl_or_the_max(ring: RingWriter) -> N
     time.sleep(max(0.0, t0 + 0.45 - time.monotonic()))
     assert value(tier, b"b") is None
     tier.close()
+
+
+def test_an_entrys_ttl_counts_from_its_request_not_its_reply(tier: NearTier) -> None:
+    t = tier.ticket()
+    time.sleep(0.08)  # the reply took 80 ms; Redis read "100 ms left" before it left
+    tier.offer(t, NS, b"slow", GetResult(b"v", Source.L2, 100))
+    tier.offer(t, NS, b"gone", GetResult(None, Source.L2, 100, negative=True))
+    if now_ms() - t.at_ms < 95:  # (unless the machine slept past the TTL already)
+        assert value(tier, b"slow") == b"v" and tier.result(NS, b"gone") is not None
+    time.sleep(max(0.0, (t.at_ms + 130 - now_ms()) / 1000))
+    assert tier.result(NS, b"slow") is None, "a value outlived its TTL by the reply's latency"
+    assert tier.result(NS, b"gone") is None, "known absent past its TTL"
 
 
 def test_the_tier_keeps_within_its_bytes_by_dropping_the_least_recent(ring: RingWriter) -> None:

@@ -81,6 +81,7 @@ class Ticket(NamedTuple):
 
     flushes: int
     cursor: int
+    at_ms: int  #: when it was taken: a reply's TTL counts from then
 
 
 class _Entry:
@@ -307,9 +308,10 @@ class NearTier:
 
     def ticket(self) -> Ticket:
         """The ticket to fill with: take it before sending the request."""
+        now = now_ms()
         with self._lock:
-            self._catch_up_locked(now_ms())
-            return Ticket(self._flushes, self._cursor)
+            self._catch_up_locked(now)
+            return Ticket(self._flushes, self._cursor, now)
 
     def fill(self, t: Ticket, ns: bytes, key: bytes, value: bytes | None, ttl_ms: int) -> bool:
         """Keeps value (None: known absent, the daemon's negative entry) for
@@ -333,7 +335,8 @@ class NearTier:
                 return False
             k = (ns, key)
             self._remove_locked(k)
-            self._entries[k] = _Entry(value, now + life, nsh, kh, charge)
+            # from the request: Redis's TTL was read before the reply came
+            self._entries[k] = _Entry(value, t.at_ms + life, nsh, kh, charge)
             self._bytes += charge
             self._by_hash.setdefault((nsh, kh), set()).add(k)
             self._by_ns.setdefault(nsh, set()).add(k)
