@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -156,6 +157,26 @@ def test_none_is_cached_as_a_negative_entry(cl: nearcache.Client, ns: str) -> No
     assert user(9) is None
     assert calls == [9]
     assert cl.get_ex(ns, "9").negative
+
+
+def test_a_value_that_does_not_fit_a_scalar_annotation_is_loaded_again(
+    cl: nearcache.Client, ns: str
+) -> None:
+    cl.set(ns, "1", b'{"a":"not an int"}', 60)  # another writer's, or an older deploy's
+
+    @nearcache.cached(ns=ns, key="{k}", client=cl)
+    def counts(k: int) -> dict[str, int]:
+        return {"a": 1}
+
+    assert counts(1) == {"a": 1}
+    assert counts.cache_info()["undecodable"] == 1  # type: ignore[attr-defined]
+
+    @nearcache.cached(ns=ns, key="f{k}", client=cl)
+    def ratio(k: int) -> float:
+        return float("nan")  # stored as null by JSON: a hit must not answer None
+
+    assert math.isnan(ratio(1))
+    assert math.isnan(ratio(1))
 
 
 def test_cache_none_false_does_not_store_none(cl: nearcache.Client, ns: str) -> None:

@@ -226,7 +226,7 @@ def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
     try:
         value = p.loads(e.value)
     except ValueError:
-        return _flow.decode(p, e.value)  # counts and logs it
+        return MISSING  # the flow reads it from the daemon, counts and logs it
     p.stats["hits"] += 1
     return value
 

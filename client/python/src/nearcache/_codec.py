@@ -56,20 +56,24 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-_NATIVE = (Any, object, None, type(None), dict, list, str, int, float, bool)
+_NATIVE = (Any, object, None, type(None), dict, list)
 
 
 def _native(annotation: Any) -> bool:
-    """Whether every value of ``annotation`` is what JSON decodes to as it
-    is (``dict[str, Any]``, ``list[int] | None``...): such values need no
-    validation on the way back."""
+    """Whether ``annotation`` accepts whatever JSON decodes to (``dict``,
+    ``dict[str, Any]``, ``list[Any] | None``...): such values need no
+    validation on the way back. Scalar leaves (``dict[str, int]``,
+    ``float``) do: a cached value may not fit them (another writer, an
+    older deploy, a NaN stored as null)."""
     if annotation in _NATIVE:
         return True
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is dict:
-        return len(args) == 2 and args[0] in (str, Any) and _native(args[1])
-    if origin in (list, typing.Union, types.UnionType):
+        return len(args) == 2 and args[0] in (str, Any) and args[1] in (Any, object)
+    if origin is list:
+        return len(args) == 1 and args[0] in (Any, object)
+    if origin in (typing.Union, types.UnionType):
         return all(_native(a) for a in args)
     return False
 
