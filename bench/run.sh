@@ -306,6 +306,8 @@ version_of() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo unknown; }
 # The Python client's section (client/python/bench/report.py writes it) is
 # copied through, as the page has it, between its two marker lines.
 kept=$(sed -n '/^<!-- python-bench:begin -->$/,/^<!-- python-bench:end -->$/p' "$out" 2>/dev/null || true)
+# (a begin marker without its end would copy the page to its end: not kept)
+[ "$(tail -n1 <<<"$kept")" = '<!-- python-bench:end -->' ] || kept=
 [ -n "$kept" ] || kept='<!-- python-bench:begin -->
 ## The Python client against the tutorial
 

@@ -45,7 +45,10 @@ def run(script: str, out: Path) -> str:
     """Runs bench/SCRIPT with --json OUT; returns its Markdown (stdout)."""
     print(f"report: running {script} ...", file=sys.stderr, flush=True)
     cmd = [sys.executable, str(BENCH / script), "--json", str(out)]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"report: {script} exited {done.returncode}:\n{done.stderr}{done.stdout}")
+    return done.stdout.strip()
 
 
 def sh(*cmd: str) -> str:

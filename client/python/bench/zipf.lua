@@ -2,7 +2,7 @@
 -- exponent s (1 the hottest): `wrk ... -s zipf.lua URL -- n s`, by default
 -- 1000 and 0.99. The CDF is computed once per thread; each request draws a
 -- uniform number and finds its ID by binary search. done() prints one JSON
--- line (requests, duration, p50/p99 in µs, errors) for bench/http.py.
+-- line (requests, duration, p50/p99 in µs, errors) for bench/http_load.py.
 local n, s, cdf = 1000, 0.99, {}
 local threads = {}
 
