@@ -232,9 +232,7 @@ def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
 
 
 def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: ClientArg) -> Any:
-    def run(
-        flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: Client, near_missed: bool
-    ) -> Any:
+    def run(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: Client) -> Any:
         send: Any = None
         throw: BaseException | None = None
         while True:
@@ -247,7 +245,7 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
                 if isinstance(op, Load):
                     send = fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    if near_missed:
+                    if p.near_reads and c._near is not None:  # _near_hit() just missed
                         send = c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
                     else:
                         send = c.get_ex(p.ns, op.key, **_get_kwargs(p))
@@ -260,7 +258,7 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
                 elif isinstance(op, Refresh):
                     refresh = _flow.load_and_store(p, op.key, op.token)
                     threading.Thread(
-                        target=run, args=(refresh, args, kwargs, c, False), daemon=True
+                        target=run, args=(refresh, args, kwargs, c), daemon=True
                     ).start()
             except BaseException as e:
                 throw = e
@@ -272,7 +270,7 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
         value = _near_hit(p, c, k)
         if value is not MISSING:
             return value
-        return run(_flow.read_through(p, k), args, kwargs, c, p.near_reads and c._near is not None)
+        return run(_flow.read_through(p, k), args, kwargs, c)
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
         return bool(_resolve(client, Client).delete(p.ns, keys.build(args, kwargs)))
@@ -286,9 +284,7 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
 def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: ClientArg) -> Any:
     background: set[asyncio.Task[Any]] = set()
 
-    async def run(
-        flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: AsyncClient, near_missed: bool
-    ) -> Any:
+    async def run(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], c: AsyncClient) -> Any:
         send: Any = None
         throw: BaseException | None = None
         while True:
@@ -301,7 +297,7 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
                 if isinstance(op, Load):
                     send = await fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    if near_missed:
+                    if p.near_reads and c._near is not None:  # _near_hit() just missed
                         send = await c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
                     else:
                         send = await c.get_ex(p.ns, op.key, **_get_kwargs(p))
@@ -313,9 +309,7 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
                     send = await c.release(p.ns, op.key, op.token, timeout=p.timeout)
                 elif isinstance(op, Refresh):
                     refresh = _flow.load_and_store(p, op.key, op.token)
-                    task = asyncio.get_running_loop().create_task(
-                        run(refresh, args, kwargs, c, False)
-                    )
+                    task = asyncio.get_running_loop().create_task(run(refresh, args, kwargs, c))
                     background.add(task)
                     task.add_done_callback(background.discard)
             except BaseException as e:
@@ -328,9 +322,7 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
         value = _near_hit(p, c, k)
         if value is not MISSING:
             return value
-        return await run(
-            _flow.read_through(p, k), args, kwargs, c, p.near_reads and c._near is not None
-        )
+        return await run(_flow.read_through(p, k), args, kwargs, c)
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:
         return bool(await _resolve(client, AsyncClient).delete(p.ns, keys.build(args, kwargs)))

@@ -151,7 +151,7 @@ class Refresh:
 
 Op = Get | Load | Store | Release | Refresh
 Flow = Generator[Op, Any, Any]
-MISSING: Any = object()  #: what decode() returns for a value that does not decode
+MISSING: Any = object()  #: no value: one that does not decode, or no near-tier hit
 
 
 def read_through(p: Policy, key: bytes) -> Flow:
@@ -167,7 +167,7 @@ def read_through(p: Policy, key: bytes) -> Flow:
             p.stats["hits"] += 1
             return None
         if r.value is not None:
-            value = decode(p, r.value)
+            value = _decode(p, r.value)
             if value is not MISSING:
                 p.stats["hits"] += 1
                 if r.stale:
@@ -216,7 +216,7 @@ def _release(p: Policy, key: bytes, token: bytes) -> Flow:
         p.failed("lease release", e)
 
 
-def decode(p: Policy, data: bytes) -> Any:
+def _decode(p: Policy, data: bytes) -> Any:
     """Returns the value ``data`` holds, or MISSING (counted and logged)."""
     try:
         return p.loads(data)

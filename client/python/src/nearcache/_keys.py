@@ -212,13 +212,13 @@ class KeyBuilder:
         names = self._names
         if names is None:
             return None
-        if not kwargs and len(args) == len(names):
-            pass  # (a simple template's call never comes here: build() formats it)
-        elif not args and kwargs.keys() == self._by_name:
+        if kwargs:
+            if args or kwargs.keys() != self._by_name:
+                return None
             if isinstance(self.key, str):
                 return self.key.format_map(kwargs)
             args = tuple(kwargs[n] for n in names)
-        else:
+        elif len(args) != len(names):
             return None
         return _plain_args(self._prefixes, args) if self._prefixes is not None else None
 
