@@ -5,7 +5,7 @@
 #include "client.h"
 
 /* An MGet from the daemon; with `ttl` (may be NULL), each found or
- * negative item's time left (0 for a negative one: not said). */
+ * negative item's time left (0: the daemon did not say). */
 static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
                        uint64_t *ttl, int timeout_ms)
 {
