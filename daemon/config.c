@@ -6,6 +6,7 @@
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
 #include "config_util.h"
+#include "keyspace.h"
 #include "secret.h"
 #include "units.h"
 
@@ -24,7 +25,6 @@
 #define KiB           1024ULL
 #define MiB           (1024ULL * KiB)
 #define MAX_REDIS_STR (512 * MiB) /* Redis's largest string value */
-#define MAX_PREFIX    100
 
 enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL, KIND_MODE };
 
@@ -90,7 +90,7 @@ static const struct setting settings[] = {
     {.name = "max_key_size", SIZE(max_key_size), .def = "1KB", .min = 1, .max = MAX_REDIS_STR,
      .help = "longest key accepted", .live = 1},
     {.name = "max_namespace_size", SIZE(max_namespace_size), .def = "128", .min = 1,
-     .max = 1024, .help = "longest namespace accepted", .live = 1},
+     .max = KS_NS_MAX, .help = "longest namespace accepted", .live = 1},
     {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
      .help = "largest value accepted", .live = 1},
     {.name = "max_batch", COUNT(max_batch), .def = "1000", .min = 1, .max = 100000,
@@ -489,12 +489,18 @@ static int check_redis(const char *value, char *err, size_t errlen)
     return config_parse_redis_url(value, &u, err, errlen);
 }
 
+/* The buffer is larger than the limit, so that a longer prefix reaches
+ * check_prefix() and gets its message. */
+_Static_assert(sizeof(((config *)0)->prefix) > KS_PREFIX_MAX + 1,
+               "config.prefix holds a prefix longer than check_prefix() accepts");
+
 static int check_prefix(const char *value, char *err, size_t errlen)
 {
     if (*value == '\0')
         return config_fail(err, errlen, "empty prefix");
-    if (strlen(value) > MAX_PREFIX)
-        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
+    if (strlen(value) > KS_PREFIX_MAX)
+        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value,
+                           KS_PREFIX_MAX);
     for (const char *p = value; *p != '\0'; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",

@@ -88,6 +88,8 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
 {
     char vkey[KS_NSVER_KEY_MAX], small[512];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
+    if (vklen == 0)
+        return -1;
     /* the data key and its swr and neg companions (keyspace.h) */
     size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
     char *buf = 3 * one <= sizeof small ? small : malloc(3 * one);
