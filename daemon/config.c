@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,8 +155,50 @@ int config_setting_at(size_t i, struct config_field *out)
     if (i >= NSETTINGS)
         return 0;
     *out = (struct config_field){settings[i].name, settings[i].offset, settings[i].size,
-                                 settings[i].live};
+                                 settings[i].live, settings[i].def,    settings[i].metavar};
     return 1;
+}
+
+/* A size in the largest unit that divides it: "512 MB", "1 KB", "7 B". */
+static void format_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const unit[] = {"B", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (u < 4 && v >= KiB && v % KiB == 0)
+        v /= KiB, u++;
+    snprintf(buf, len, "%" PRIu64 " %s", v, unit[u]);
+}
+
+void config_setting_range(size_t i, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    buf[0] = '\0';
+    if (i >= NSETTINGS)
+        return;
+    const struct setting *s = &settings[i];
+    switch (s->kind) {
+    case KIND_SIZE:
+        format_size(s->min, lo, sizeof lo), format_size(s->max, hi, sizeof hi);
+        if (s->max == UINT64_MAX)
+            snprintf(buf, len, "size, at least %s", lo);
+        else
+            snprintf(buf, len, "size, %s – %s", lo, hi);
+        break;
+    case KIND_DURATION:
+        if (s->min == 0)
+            snprintf(buf, len, "duration, 0 or more");
+        else
+            snprintf(buf, len, "duration, at least %" PRIu64 " ms", s->min);
+        break;
+    case KIND_COUNT:
+        if (s->max == UINT64_MAX)
+            snprintf(buf, len, "whole number, at least %" PRIu64, s->min);
+        else
+            snprintf(buf, len, "whole number, %" PRIu64 "–%" PRIu64, s->min, s->max);
+        break;
+    default:
+        break;
+    }
 }
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
