@@ -8,7 +8,7 @@
 
 #include "nstop.h"
 #include "ring.h"
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 
 void admin_gauges(service *svc, stats_gauges *g)
