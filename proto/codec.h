@@ -30,6 +30,11 @@ typedef Nearcache__V1__Invalidation pb_invalidation;
 typedef Nearcache__V1__KeyRef pb_key_ref;
 typedef Nearcache__V1__Heartbeat pb_heartbeat;
 
+/* The wire protocol's version, sent in PingReply.protocol_version: bumped
+ * only by a change an existing client could misread (docs/protocol.md,
+ * Versions). The package name nearcache.v1 carries it too. */
+#define NC_PROTOCOL_VERSION 1
+
 /* CODE(NOT_FOUND) is the gRPC status NOT_FOUND. */
 #define CODE(name) NEARCACHE__V1__CODE__##name
 /* METHOD(GET) is the request oneof case of Get; RESULT(GET) the reply's. */
