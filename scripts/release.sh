@@ -160,6 +160,10 @@ cat > "$tmp/smoke.sh" <<'SH'
 # nearcached on it, and the wheel's client in the fresh venv. Args: TMP VERSION.
 set -euo pipefail
 tmp=$1 version=$2
+for prog in /usr/sbin/nearcached /usr/bin/nearcache-cli; do
+  [ "$("$prog" --version)" = "$(basename "$prog") $version" ] ||
+    { echo "$prog --version says '$("$prog" --version)', not $version" >&2; exit 1; }
+done
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$tmp" > "$tmp/redis.log" 2>&1 &
