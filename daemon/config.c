@@ -7,6 +7,7 @@
 #include "config.h"
 #include "config_util.h"
 #include "keyspace.h"
+#include "ring.h"
 #include "secret.h"
 #include "units.h"
 
@@ -599,9 +600,7 @@ int config_near_ring(const config *c, char *buf, size_t len)
         return 0;
     if (c->near_ring[0] != '\0')
         return snprintf(buf, len, "%s", c->near_ring) < (int)len;
-    if (strncmp(c->listen, "ipc://", 6) != 0)
-        return 0;
-    return snprintf(buf, len, "%s.ring", c->listen + 6) < (int)len;
+    return ring_default_path(c->listen, buf, len);
 }
 
 /* ---- config file -------------------------------------------------------- */

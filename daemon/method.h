@@ -30,6 +30,7 @@ struct service {
     coh *coh;
     flights *flights;
     waits *waits;                /* NULL once quiesced */
+    struct nearrep *near;        /* the clients' near-tier reports */
     _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
