@@ -1,6 +1,6 @@
 #!/bin/sh
-# The README's map of the daemon's modules names every daemon/*.c, and no
-# file that is not in daemon/. Usage: module_map.sh SOURCE_DIR
+# The README's map of the daemon's modules names every daemon/*.c, each
+# once, and no file that is not in daemon/. Usage: module_map.sh SOURCE_DIR
 set -eu
 src=$1
 map=$(sed -n '/^The daemon.s modules/,/^$/p; /^| files | what |$/,/^$/p' "$src/README.md")
@@ -12,6 +12,11 @@ for f in "$src"/daemon/*.c; do
         echo "README.md's module map does not name daemon/$name" >&2
         status=1
     fi
+done
+files=$(printf '%s\n' "$map" | grep '^| `' | cut -d'|' -f2) # the rows' first cells
+for name in $(printf '%s\n' "$files" | grep -o '`[a-z0-9_]*\.[ch]`' | sort | uniq -d | tr -d '`'); do
+    echo "README.md's module map names daemon/$name more than once" >&2
+    status=1
 done
 for name in $(printf '%s\n' "$map" | grep -o '`[a-z0-9_]*\.[ch]`' | tr -d '`'); do
     if [ ! -e "$src/daemon/$name" ]; then
