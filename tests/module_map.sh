@@ -5,15 +5,15 @@ set -eu
 src=$1
 map=$(sed -n '/^The daemon.s modules/,/^$/p; /^| files | what |$/,/^$/p' "$src/README.md")
 [ -n "$map" ] || { echo "README.md: no map of the daemon's modules" >&2; exit 1; }
+files=$(printf '%s\n' "$map" | grep '^| `' | cut -d'|' -f2) # the rows' first cells
 status=0
 for f in "$src"/daemon/*.c; do
     name=$(basename "$f")
-    if ! printf '%s\n' "$map" | grep -q "\`$name\`"; then
+    if ! printf '%s\n' "$files" | grep -q "\`$name\`"; then
         echo "README.md's module map does not name daemon/$name" >&2
         status=1
     fi
 done
-files=$(printf '%s\n' "$map" | grep '^| `' | cut -d'|' -f2) # the rows' first cells
 for name in $(printf '%s\n' "$files" | grep -o '`[a-z0-9_]*\.[ch]`' | sort | uniq -d | tr -d '`'); do
     echo "README.md's module map names daemon/$name more than once" >&2
     status=1
