@@ -28,4 +28,21 @@ typedef struct answer_raw {
  * Returns L2_OK when there is a value, else L2_NIL. */
 l2_status answer_decode(const answer_raw *raw, l2_value *v);
 
+struct redisReply;
+
+/* An integer reply element, or a numeric string one; -1 when neither. */
+int64_t answer_int(const struct redisReply *r);
+
+/* The GET script's reply (l2.c): {version, value, pttl, lease, swr mark,
+ * now, neg (0/1), neg pttl}. Fills v's version, lease, TTL and marks, and
+ * on L2_OK its data, pointing into r (r stays the caller's). Returns L2_OK,
+ * L2_NIL, or L2_EREPLY when r is not of that shape. */
+l2_status answer_get_script(const struct redisReply *r, l2_value *v);
+
+/* Item i of the MGET script's reply r, which has 2 + 4 * n elements
+ * ({version, now} then {value, pttl, swr mark, neg} per key): fills v
+ * (zeroed first; its version left 0, data pointing into r). Returns L2_OK
+ * or L2_NIL. */
+l2_status answer_mget_item(const struct redisReply *r, size_t i, l2_value *v);
+
 #endif

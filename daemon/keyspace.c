@@ -13,7 +13,8 @@ int ks_l1_key_make(ks_l1_key *k, const void *ns, size_t nslen, const void *key, 
     k->buf = need <= sizeof k->inline_buf ? k->inline_buf : malloc(need);
     if (k->buf == NULL)
         return ENOMEM;
-    memcpy(k->buf, ns, nslen);
+    if (nslen > 0) /* protobuf-c leaves an empty field's data NULL */
+        memcpy(k->buf, ns, nslen);
     k->buf[nslen] = ':';
     if (klen > 0)
         memcpy(k->buf + nslen + 1, key, klen);

@@ -492,16 +492,6 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_
     return r;
 }
 
-/* Reads an integer or a numeric string reply element; -1 when neither. */
-static int64_t reply_int(const redisReply *r)
-{
-    if (r->type == REDIS_REPLY_INTEGER)
-        return r->integer;
-    if (r->type == REDIS_REPLY_STRING)
-        return strtoll(r->str, NULL, 10);
-    return -1;
-}
-
 static l2_status unexpected(l2 *c, redisReply *r, const char *what)
 {
     snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
@@ -525,24 +515,13 @@ l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_m
     redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, &status, 7, args, lens);
     if (r == NULL)
         return status;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
+    l2_status st = answer_get_script(r, out);
+    if (st == L2_EREPLY)
         return unexpected(c, r, "the GET script");
-    redisReply **e = r->element;
-    out->version = (uint64_t)reply_int(e[0]);
-    out->lease = (int)reply_int(e[3]);
-    answer_raw raw = {.has_value = e[1]->type == REDIS_REPLY_STRING,
-                      .pttl_ms = reply_int(e[2]),
-                      .has_fresh = e[4]->type == REDIS_REPLY_STRING,
-                      .fresh_until = reply_int(e[4]),
-                      .now_ms = reply_int(e[5]),
-                      .negative = reply_int(e[6]) == 1,
-                      .neg_pttl_ms = reply_int(e[7])};
-    if (answer_decode(&raw, out) != L2_OK) {
+    if (st != L2_OK) {
         freeReplyObject(r);
-        return L2_NIL;
+        return st;
     }
-    out->data = e[1]->str;
-    out->len = e[1]->len;
     out->reply_ = r;
     return L2_OK;
 }
@@ -570,8 +549,8 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
         return unexpected(c, r, "the SET script");
-    *version = (uint64_t)reply_int(r->element[0]);
-    *stored = reply_int(r->element[1]) == 1;
+    *version = (uint64_t)answer_int(r->element[0]);
+    *stored = answer_int(r->element[1]) == 1;
     freeReplyObject(r);
     return L2_OK;
 }
@@ -589,8 +568,8 @@ l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, co
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
         return unexpected(c, r, "the DEL script");
-    *version = (uint64_t)reply_int(r->element[0]);
-    *existed = reply_int(r->element[1]) > 0;
+    *version = (uint64_t)answer_int(r->element[0]);
+    *existed = answer_int(r->element[1]) > 0;
     freeReplyObject(r);
     return L2_OK;
 }
@@ -605,7 +584,7 @@ l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, u
     c->once = 0;
     if (r == NULL)
         return status;
-    *version = (uint64_t)reply_int(r);
+    *version = (uint64_t)answer_int(r);
     freeReplyObject(r);
     return L2_OK;
 }
@@ -632,7 +611,7 @@ l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t 
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 4 * n)
         return unexpected(c, r, "the MGET script");
-    out->version = (uint64_t)reply_int(r->element[0]);
+    out->version = (uint64_t)answer_int(r->element[0]);
     out->n = n;
     out->reply_ = r;
     return L2_OK;
@@ -640,23 +619,9 @@ l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t 
 
 l2_status l2_batch_item(const l2_batch *b, size_t i, l2_value *v)
 {
-    const redisReply *r = b->reply_;
-    redisReply **e = r->element + 2 + 4 * i;
-    memset(v, 0, sizeof *v);
+    l2_status st = answer_mget_item(b->reply_, i, v);
     v->version = b->version;
-    /* a negative item's pttl is its neg mark's (the script's choice) */
-    answer_raw raw = {.has_value = e[0]->type == REDIS_REPLY_STRING,
-                      .pttl_ms = reply_int(e[1]),
-                      .has_fresh = e[2]->type == REDIS_REPLY_STRING,
-                      .fresh_until = reply_int(e[2]),
-                      .now_ms = reply_int(r->element[1]),
-                      .negative = reply_int(e[3]) == 1,
-                      .neg_pttl_ms = reply_int(e[1])};
-    if (answer_decode(&raw, v) != L2_OK)
-        return L2_NIL;
-    v->data = e[0]->str;
-    v->len = e[0]->len;
-    return L2_OK;
+    return st;
 }
 
 void l2_batch_free(l2_batch *b)
@@ -695,7 +660,7 @@ l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_
     free(ttl);
     if (r == NULL)
         return status;
-    *version = (uint64_t)reply_int(r);
+    *version = (uint64_t)answer_int(r);
     freeReplyObject(r);
     return L2_OK;
 }

@@ -151,7 +151,18 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
  * v->version; 0 when it holds none), or
  * LANE_RETRY when the reply is not what the nine commands return (an error
  * element: a key of the wrong type, say; the script will say which). */
-static lane_status parse(redisReply *r, uint64_t version, l2_value *v)
+/* TIME's {seconds, microseconds} in ms; seconds past what ms can hold
+ * (not Redis's) are taken as 0 rather than overflowed. */
+static int64_t time_ms(const redisReply *t)
+{
+    int64_t s = strtoll(t->element[0]->str, NULL, 10), ms;
+    int64_t us = strtoll(t->element[1]->str, NULL, 10) % 1000000;
+    if (__builtin_mul_overflow(s, 1000, &ms) || __builtin_add_overflow(ms, us / 1000, &ms))
+        ms = 0;
+    return ms;
+}
+
+lane_status lane_parse(redisReply *r, uint64_t version, l2_value *v)
 {
     memset(v, 0, sizeof *v);
     redisReply **e = r->element;
@@ -179,8 +190,7 @@ static lane_status parse(redisReply *r, uint64_t version, l2_value *v)
         .pttl_ms = e[2]->integer,
         .has_fresh = e[3]->type == REDIS_REPLY_STRING,
         .fresh_until = e[3]->type == REDIS_REPLY_STRING ? strtoll(e[3]->str, NULL, 10) : 0,
-        .now_ms = strtoll(e[6]->element[0]->str, NULL, 10) * 1000 +
-                  strtoll(e[6]->element[1]->str, NULL, 10) / 1000,
+        .now_ms = time_ms(e[6]),
         .negative = e[4]->integer == 1,
         .neg_pttl_ms = e[5]->integer,
     };
@@ -301,7 +311,7 @@ static void deliver(lane *ln, landing *out, size_t n)
             continue;
         }
         l2_value v;
-        lane_status status = parse(l->reply, l->version, &v);
+        lane_status status = lane_parse(l->reply, l->version, &v);
         int with_v =
             status == LANE_OK || status == LANE_NIL || status == LANE_MOVED || status == LANE_FELL;
         ln->done(ln->arg, l->req, status, with_v ? &v : NULL, l->sent_at);

@@ -61,6 +61,15 @@ int lane_up(lane *ln);
 /* Reads sent so far. */
 uint64_t lane_reads(lane *ln);
 
+struct redisReply;
+
+/* Decodes EXEC's array, the reply to a read sent under `version`: L2_OK or
+ * L2_NIL with *v filled (v then owns r: l2_value_free()); else frees r and
+ * returns LANE_MOVED or LANE_FELL (v->version: what Redis holds) or
+ * LANE_RETRY (not the shape the read's commands return). The lane's thread
+ * calls it; exported for tests/fuzz. */
+lane_status lane_parse(struct redisReply *r, uint64_t version, l2_value *v);
+
 /* Stops the thread; every read still in flight gets LANE_RETRY. Accepts
  * NULL. */
 void lane_destroy(lane *ln);

@@ -4,7 +4,9 @@
 # one, the Python client's tests (pytest, in .venv, against that build) and
 # the release in its dry form (scripts/release.sh --dry: every artifact, and
 # the Debian package's check, which installs it with dpkg -i and purges it
-# again, so it needs root or sudo). Every test starts its own
+# again, so it needs root or sudo),
+# and each libFuzzer target for a few seconds (scripts/fuzz.sh), so none
+# can rot. Every test starts its own
 # redis-server on a free loopback port and stops it by pid. Exits non-zero
 # on any failure.
 set -uo pipefail
@@ -60,6 +62,8 @@ tail -n 1 "$here/build/bench-smoke.log"
 echo "== release (dry): the wheel and sdist (twine), the .deb (cpack, lintian, dpkg -i, the unit's"
 echo "   checks, the wheel in a fresh venv against the installed daemon, dpkg --purge), npm pack"
 bash "$here/scripts/release.sh" --dry --out "$here/build/release" || failed=1
+echo "== fuzz: each target for 4 s (scripts/fuzz.sh; the long runs: docs/fuzzing.md)"
+"$here/scripts/fuzz.sh" 4 || failed=1
 run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
   -DNC_BUILD_BENCH=OFF || failed=1
 if [ $failed -ne 0 ]; then

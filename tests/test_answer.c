@@ -61,3 +61,18 @@ Test(answer, a_negative_mark_beside_a_value_is_ignored)
     cr_assert_not(v.negative);
     cr_assert_eq(v.pttl_ms, 10);
 }
+
+/* Found by tests/fuzz (script_reply): an swr mark far past a negative
+ * clock overflowed fresh_until - now_ms (UBSan). */
+Test(answer, an_swr_mark_too_far_ahead_saturates_the_ttl)
+{
+    l2_value v = {0};
+    answer_raw raw = {.has_value = 1,
+                      .pttl_ms = 5000,
+                      .has_fresh = 1,
+                      .fresh_until = INT64_MAX,
+                      .now_ms = -INT64_MAX};
+    cr_assert_eq(answer_decode(&raw, &v), L2_OK);
+    cr_assert_eq(v.pttl_ms, INT64_MAX);
+    cr_assert_not(v.stale);
+}

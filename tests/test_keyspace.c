@@ -72,3 +72,15 @@ Test(keyspace, namespace_prefix_in_l1_ends_with_the_separator)
     cr_assert(memcmp(k.buf, "ns:", 3) == 0);
     ks_l1_key_free(&k);
 }
+
+/* Found by tests/fuzz (fuzz_inval): protobuf-c leaves an empty namespace's
+ * data NULL, and an invalidation may carry one; memcpy from NULL is
+ * undefined even for 0 bytes (UBSan in the sanitizer build). */
+Test(keyspace, l1_key_of_an_empty_namespace_with_no_data_is_the_separator_only)
+{
+    ks_l1_key k;
+    cr_assert_eq(ks_l1_key_make(&k, NULL, 0, "k", 1), 0);
+    cr_assert_eq(k.len, 2);
+    cr_assert_eq(memcmp(k.buf, ":k", 2), 0);
+    ks_l1_key_free(&k);
+}

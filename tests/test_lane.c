@@ -4,6 +4,7 @@
  * order, answers a deadline while Redis sleeps, drops a hung connection,
  * and reconnects after Redis restarts. */
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,4 +439,23 @@ Test(lane, answers_never_cross_while_redis_pauses_and_drops_connections)
     cr_assert_eq(wrong, 0, "%d reads landed with another key's answer, twice, or as absent", wrong);
     cr_assert_gt(ok, 100, "only %d reads were answered", ok);
     cr_assert_gt(expired + retried, 0, "the pauses and kills disturbed nothing");
+}
+
+/* Found by tests/fuzz (lane_reply): a TIME of INT64_MAX seconds overflowed
+ * seconds * 1000 (UBSan). The reply still decodes; its clock is taken as 0. */
+Test(lane, a_time_reply_too_large_for_ms_does_not_overflow)
+{
+    static const char resp[] = "*7\r\n$1\r\n1\r\n$3\r\nbob\r\n:5000\r\n$-1\r\n:0\r\n:-2\r\n"
+                               "*2\r\n$19\r\n9223372036854775807\r\n$1\r\n1\r\n";
+    redisReader *rd = redisReaderCreate();
+    void *reply = NULL;
+    cr_assert_eq(redisReaderFeed(rd, resp, sizeof resp - 1), REDIS_OK);
+    cr_assert_eq(redisReaderGetReply(rd, &reply), REDIS_OK);
+    cr_assert_not_null(reply);
+    redisReaderFree(rd);
+    l2_value v;
+    cr_assert_eq(lane_parse(reply, 1, &v), LANE_OK);
+    cr_assert_eq(v.len, 3);
+    cr_assert_eq(v.pttl_ms, 5000);
+    l2_value_free(&v);
 }

@@ -348,6 +348,21 @@ Test(wire, a_bool_with_only_high_bits_set_is_true)
     cr_assert(w.stale);
 }
 
+/* Found by tests/fuzz (fuzz_wire): protobuf-c 1.4.1 takes a key of field
+ * 0 when it is written in more than one byte (80 00), and skips the field;
+ * protobuf forbids field 0, and the hand decoder rejects it however it is
+ * written. The fuzz target allows this disagreement; this pins both sides. */
+Test(wire, a_field_0_key_in_two_bytes_is_malformed_though_protobuf_c_skips_it)
+{
+    static const uint8_t long_zero[] = {0x80, 0x00, 0x01, 0x08, 0x07};
+    wire_get_reply w;
+    cr_assert_eq(wire_get_reply_decode(long_zero, sizeof long_zero, &w), WIRE_BAD);
+    pb_reply *p = codec_reply_unpack(long_zero, sizeof long_zero);
+    cr_assert_not_null(p, "protobuf-c rejects it now: drop the fuzz target's allowance");
+    cr_assert_eq(p->id, 7);
+    codec_reply_free(p);
+}
+
 static uint64_t rng_next(uint64_t *s)
 {
     *s ^= *s << 13;
