@@ -147,6 +147,7 @@ void admin_handle_ping(service *svc, call *c)
     p.subscribed = coh_subscribed_now(svc->coh);
     p.l1_serving = coh_serving(svc->coh, units_now_ms());
     p.max_request_size = config_max_request(svc->cfg);
+    p.protocol_version = NC_PROTOCOL_VERSION;
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(PING);
     r.ping = &p;

@@ -35,7 +35,7 @@ struct service {
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
     char node_id[17];
-    char channel[160];
+    char channel[KS_CHANNEL_SIZE];
 };
 
 /* Where a request's key lives in Redis (pointers into the request), with
