@@ -64,7 +64,8 @@ static const char *group_name(gid_t gid, char *buf, size_t len)
 static void explain_denied(conn *k, const char *path)
 {
     struct passwd *me = getpwuid(geteuid());
-    const char *user = me != NULL ? me->pw_name : "this process's user";
+    char user[64]; /* copied: the next getpwuid() reuses its buffer */
+    snprintf(user, sizeof user, "%s", me != NULL ? me->pw_name : "this process's user");
     char om[200], gbuf[32], dir[400];
     struct stat st;
     snprintf(dir, sizeof dir, "%s", path);
@@ -78,9 +79,10 @@ static void explain_denied(conn *k, const char *path)
     owner_mode(&st, om, sizeof om);
     const char *group = group_name(st.st_gid, gbuf, sizeof gbuf);
     snprintf(k->msg, sizeof k->msg,
-             "permission denied connecting to nearcached at %.200s: %s %.200s is %s and this "
-             "process runs as %s; add %s to group %s (usermod -aG %s %s, then start the "
-             "process again), or set socket_group in the daemon's config to a group %s is in",
+             "permission denied connecting to nearcached at %.200s: %s %.200s is %.80s and this "
+             "process runs as %.32s; add %.32s to group %.32s (usermod -aG %.32s %.32s, then "
+             "start the process again), or set socket_group in the daemon's config to a group "
+             "%.32s is in",
              k->url, what, where, om, user, user, group, group, user, user);
 }
 

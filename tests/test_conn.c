@@ -118,6 +118,8 @@ Test(conn, a_permission_error_names_owner_group_mode_and_the_fix)
     expect_words(out, "permission denied connecting to nearcached at ipc://");
     expect_words(out, want);
     expect_words(out, "usermod -aG");
+    if (geteuid() == 0)
+        expect_words(out, "this process runs as nobody");
     expect_words(out, "set socket_group in the daemon's config");
     free(out);
     if (geteuid() != 0) { /* in this process too: the status says it */
