@@ -77,15 +77,22 @@ static void start_daemon(void)
     h_daemon_restart(&daemon_, &redis, NULL);
 }
 
-Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
+/* The story's start: the cache holds "old" for products/key, read through
+ * writer; the daemon stops; the database now says "new". */
+static void overwritten_while_down(nc_client *writer, const char *key)
 {
-    nc_client *writer = open_with(0, 0);
     db_value = "old";
-    char *v = fetch(writer, "products", "7");
+    char *v = fetch(writer, "products", key);
     cr_assert_str_eq(v, "old");
     free(v);
     stop_daemon();
     db_value = "new"; /* the committed write */
+}
+
+Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
+{
+    nc_client *writer = open_with(0, 0);
+    overwritten_while_down(writer, "7");
     int64_t t0 = h_now_ms();
     int existed = -1;
     int rv = nc_del(writer, NC_STR("products"), NC_STR("7"), &existed, 1000);
@@ -97,7 +104,7 @@ Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
     cr_assert_str_eq(h_redis_cmd(&redis, "GET", H_DATA_KEY(&redis, "products", "7"), NULL), "old",
                      "Redis still holds the overwritten value");
     start_daemon();
-    v = fetch(writer, "products", "7"); /* the Delete goes before this Get */
+    char *v = fetch(writer, "products", "7"); /* the Delete goes before this Get */
     cr_assert_str_eq(v, "new");
     free(v);
     nc_close(writer);
@@ -106,10 +113,7 @@ Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
 Test(pending, another_client_reads_the_new_value_once_the_writer_is_back)
 {
     nc_client *writer = open_with(0, 0);
-    db_value = "old";
-    free(fetch(writer, "products", "8"));
-    stop_daemon();
-    db_value = "new";
+    overwritten_while_down(writer, "8");
     cr_assert_eq(nc_del(writer, NC_STR("products"), NC_STR("8"), NULL, 1000), NC_EQUEUED);
     start_daemon();
     /* the writer's own thread sends it: no call of the writer's needed */
@@ -130,10 +134,7 @@ Test(pending, another_client_reads_the_new_value_once_the_writer_is_back)
 Test(pending, strict_invalidations_fail_unavailable_and_are_still_sent)
 {
     nc_client *writer = open_with(0, 1);
-    db_value = "old";
-    free(fetch(writer, "products", "9"));
-    stop_daemon();
-    db_value = "new";
+    overwritten_while_down(writer, "9");
     int rv = nc_del(writer, NC_STR("products"), NC_STR("9"), NULL, 1000);
     cr_assert_eq(rv, NC_EUNAVAILABLE, "got %s", nc_strerror(rv));
     cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
