@@ -84,17 +84,17 @@ Test(conn, a_stale_socket_says_no_daemon_runs)
     expect_words(m, "nearcached is not running");
 }
 
-/* Runs `nearcache-cli -s url ping` as another user (nobody, through
- * setpriv) when we are root, else as ourselves; returns its exit code and
- * its stderr in *err (caller frees). */
-static int ping_as_other_user(const char *url, char **err)
+/* Runs `nearcache-cli -s url ping`, as root without its powers (setpriv
+ * drops every capability, so file permissions hold) when we are root;
+ * returns its exit code and its stderr in *err (caller frees). */
+static int ping_unprivileged(const char *url, char **err)
 {
     const char *cli = getenv("NC_CLI");
     cr_assert_not_null(cli);
-    char *as_nobody[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    char *powerless[] = {"setpriv", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
                          (char *)cli, "-s", (char *)url, "ping", NULL};
     char *as_me[] = {(char *)cli, "-s", (char *)url, "ping", NULL};
-    return h_run(geteuid() == 0 ? as_nobody : as_me, NULL, 0, NULL, NULL, err);
+    return h_run(geteuid() == 0 ? powerless : as_me, NULL, 0, NULL, NULL, err);
 }
 
 Test(conn, a_permission_error_names_owner_group_mode_and_the_fix)
@@ -104,22 +104,23 @@ Test(conn, a_permission_error_names_owner_group_mode_and_the_fix)
     h_redis_start(&r);
     h_daemon_start(&d, &r, NULL);
     const char *path = d.url + 6;
-    cr_assert_eq(chmod(d.dir, 0755), 0); /* so that only the socket refuses */
-    if (geteuid() != 0)
-        cr_assert_eq(chmod(path, 0), 0); /* no one but root may connect */
+    if (geteuid() == 0) /* another user's socket, 0660 */
+        cr_assert_eq(chown(path, 65534, 65534), 0);
+    else
+        cr_assert_eq(chmod(path, 0), 0); /* not even its owner may connect */
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     char want[800];
     snprintf(want, sizeof want, "the socket %s is %s:%s %04o", path, getpwuid(st.st_uid)->pw_name,
              getgrgid(st.st_gid)->gr_name, (unsigned)(st.st_mode & 07777));
     char *out;
-    int code = ping_as_other_user(d.url, &out);
+    int code = ping_unprivileged(d.url, &out);
     cr_assert_eq(code, 3, "exit %d: %s", code, out);
     expect_words(out, "permission denied connecting to nearcached at ipc://");
     expect_words(out, want);
     expect_words(out, "usermod -aG");
     if (geteuid() == 0)
-        expect_words(out, "this process runs as nobody");
+        expect_words(out, "this process runs as root; add root to group nogroup");
     expect_words(out, "set socket_group in the daemon's config");
     free(out);
     if (geteuid() != 0) { /* in this process too: the status says it */
