@@ -368,12 +368,18 @@ ProtobufCBinaryData client_bin(nc_bytes b)
     return d;
 }
 
-/* pending_send_fn: one kept invalidation, sent now. */
+/* pending_send_fn: one kept invalidation, sent now. It stays kept when
+ * the daemon could not take it (unreachable, timed out, without Redis, or
+ * overloaded: a Delete or bump is never too big); any other answer is
+ * final, an error included (the daemon would give it again), so it goes. */
 static int send_pending(void *arg, nc_bytes ns, nc_bytes key)
 {
     nc_client *c = arg;
-    return key.data != NULL ? nc_del(c, ns, key, NULL, NC_TIMEOUT_DEFAULT)
-                            : nc_bump(c, ns, NULL, NC_TIMEOUT_DEFAULT);
+    int rv = key.data != NULL ? nc_del(c, ns, key, NULL, NC_TIMEOUT_DEFAULT)
+                              : nc_bump(c, ns, NULL, NC_TIMEOUT_DEFAULT);
+    int again = rv == NC_ECONNECT || rv == NC_ETIMEDOUT || rv == NC_EUNAVAILABLE ||
+                rv == NC_ENOMEM || rv == NC_ETOOBIG;
+    return again ? rv : NC_OK;
 }
 
 int client_ready(nc_client *c)

@@ -204,3 +204,15 @@ Test(pending, a_set_fails_and_is_not_kept)
     start_daemon();
     nc_close(c);
 }
+
+Test(pending, a_kept_delete_the_daemon_refuses_is_dropped_and_blocks_nothing)
+{
+    nc_client *c = open_with(0, 0);
+    stop_daemon();
+    cr_assert_eq(nc_del(c, NC_STR("bad:ns"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
+    cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
+    start_daemon();
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    nc_close(c);
+}
