@@ -89,7 +89,9 @@ static nc_ns_stat *copy_ns_stats(const pb_stats_reply *sr)
                               .other = p->other,
                               .truncated = p->truncated,
                               .hits = p->hits,
-                              .misses = p->misses};
+                              .misses = p->misses,
+                              .near_hits = p->near_hits,
+                              .near_misses = p->near_misses};
         if ((arr[i].ns = malloc(p->ns.len + 1)) == NULL) {
             nc_ns_stats_free(arr, i);
             return NULL;

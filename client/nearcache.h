@@ -281,7 +281,8 @@ typedef struct nc_ns_stat {
     size_t ns_len;
     int other;     /* the row of every namespace without one of its own */
     int truncated; /* ns is the name's first 128 bytes */
-    uint64_t hits, misses;
+    uint64_t hits, misses;           /* the daemon's Gets */
+    uint64_t near_hits, near_misses; /* the near tiers' lookups, as clients report them */
 } nc_ns_stat;
 
 /* nc_stats() that also reads the namespaces' rows, from the same reply:

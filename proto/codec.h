@@ -29,6 +29,8 @@ typedef Nearcache__V1__BumpNamespaceReply pb_bump_reply;
 typedef Nearcache__V1__Invalidation pb_invalidation;
 typedef Nearcache__V1__KeyRef pb_key_ref;
 typedef Nearcache__V1__Heartbeat pb_heartbeat;
+typedef Nearcache__V1__NearReportRequest pb_near_report_request;
+typedef Nearcache__V1__NearReportReply pb_near_report_reply;
 
 /* The wire protocol's version, sent in PingReply.protocol_version: bumped
  * only by a change an existing client could misread (docs/protocol.md,
