@@ -8,6 +8,8 @@ Every error is a :class:`nearcache.Error`.
 
 from ._async import AsyncClient
 from ._cached import (
+    AsyncCached,
+    Cached,
     abump,
     ainvalidate,
     bump,
@@ -42,8 +44,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_URL",
     "Aborted",
+    "AsyncCached",
     "AsyncClient",
     "CacheWarning",
+    "Cached",
     "Client",
     "DeadlineExceeded",
     "Error",

@@ -15,13 +15,16 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
 from ._link import DEFAULT_MAX_PENDING, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from .errors import DeadlineExceeded, Error, Unavailable
+
+if TYPE_CHECKING:
+    from ._flow import Policy
 
 __all__ = ["Client"]
 
@@ -120,6 +123,7 @@ class Client:
         self.url = self._link.url
         self.timeout = self._link.timeout
         self._near = make_tier(self.url, near_bytes, near_max_ttl, near_ring)
+        self._nc_near = self._near  # for @cached (its Backend)
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._idle: list[_Conn] = []
@@ -235,6 +239,15 @@ class Client:
         r = self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
         self._near.offer(ticket, ns, key, r)
         return r
+
+    def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult:
+        """The Get of ``@cached`` (its Backend, see ``_cached``) for a key
+        its near-tier lookup just missed."""
+        if p.near_reads and self._near is not None:
+            return self._fetch(ns, key, p.lease, p.lease_ttl, p.timeout)
+        return self.get_ex(
+            ns, key, lease=p.lease, lease_ttl=p.lease_ttl, slide=p.slide_ttl, timeout=p.timeout
+        )
 
     def get_ex(
         self,
