@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from procs import REPO, Daemon, Redis, _die_with_parent, free_port, wait_until
+from procs import REPO, Daemon, Fleet, Redis, _die_with_parent, free_port, wait_until
 
 EXAMPLE = REPO / "examples" / "fastapi"
 
@@ -63,7 +63,8 @@ class Service:
 
 @pytest.fixture
 def services(redis: Redis, tmp_path: Any) -> Iterator[tuple[Service, Service]]:
-    a, b = Daemon(redis).start(), Daemon(redis).start()
+    fleet = Fleet(2, redis=redis)
+    a, b = fleet[0], fleet[1]
     db_url = f"sqlite:///{tmp_path}/shop.db"
     log = open(tmp_path / "uvicorn.log", "ab")  # noqa: SIM115
     sa = Service(a, db_url, log)
@@ -75,8 +76,7 @@ def services(redis: Redis, tmp_path: Any) -> Iterator[tuple[Service, Service]]:
         for s in (sa, sb):
             s.stop()
         log.close()
-        a.cleanup()
-        b.cleanup()
+        fleet.stop()
 
 
 def test_an_update_through_one_host_is_seen_by_the_other(services: tuple[Service, Service]) -> None:
