@@ -21,6 +21,7 @@ EXAMPLE = REPO / "examples" / "fastapi"
 
 class Service:
     def __init__(self, daemon: Daemon, db_url: str, log: Any) -> None:
+        self.daemon = daemon
         self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -126,3 +127,23 @@ def test_a_bulk_reprice_bumps_the_price_namespace_on_every_host(
     while httpx.get(f"{b.url}/products/3/price").json()["cents"] != 1100:
         assert time.monotonic() < end, "host B still serves the old price"
         time.sleep(0.01)
+
+
+def test_an_update_while_the_daemon_is_down_is_seen_once_it_is_back(
+    services: tuple[Service, Service],
+) -> None:
+    a, b = services
+    body = {"id": 4, "name": "sofa", "description": ""}
+    assert httpx.put(f"{a.url}/products/4", json=body).status_code == 200
+    assert httpx.get(f"{a.url}/products/4").json()["name"] == "sofa"
+    assert httpx.get(f"{b.url}/products/4").json()["name"] == "sofa"
+    a.daemon.stop()
+    # The write commits and answers 200: its invalidation is kept.
+    reply = httpx.put(f"{a.url}/products/4", json={**body, "name": "sofa v2"}, timeout=10)
+    assert reply.status_code == 200
+    a.daemon.start()
+    end = time.monotonic() + 10
+    for s in (a, b):  # A sends the Delete before its next request; B hears it
+        while httpx.get(f"{s.url}/products/4").json()["name"] != "sofa v2":
+            assert time.monotonic() < end, "a host still serves the overwritten product"
+            time.sleep(0.05)
