@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -21,6 +22,8 @@ from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
 from ._link import DEFAULT_MAX_PENDING, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
+from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
+from ._report import DEFAULT_INTERVAL, Reporter
 from .errors import DeadlineExceeded, Error, Unavailable
 
 if TYPE_CHECKING:
@@ -152,6 +155,9 @@ class AsyncClient:
         self._conn: _AConn | None = None
         self._dialing: asyncio.Lock | None = None
         self._closed = False
+        self._reporter = Reporter(self._near) if self._near is not None else None
+        self._ticker: asyncio.Task[None] | None = None
+        self._pid = os.getpid()
 
     def _lock(self) -> asyncio.Lock:
         """The lock of dialing and of sending pending invalidations, of
@@ -188,7 +194,31 @@ class AsyncClient:
         except (OSError, asyncio.TimeoutError) as e:
             raise link.dial_failed(time.monotonic(), e) from None
         link.dialed()
+        self._start_ticker()
         return conn
+
+    def _start_ticker(self) -> None:
+        """Starts the background task (once per event loop and process)
+        that sends the near tier's reports and the pending invalidations."""
+        t = self._ticker
+        loop = asyncio.get_running_loop()
+        if t is not None and not t.done() and t.get_loop() is loop and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._ticker = loop.create_task(_tick_forever(weakref.ref(self)))
+
+    async def _tick(self) -> float:
+        """Sends what is due in the background; see :meth:`Client._tick`."""
+        try:
+            if self._link.pending:
+                await self._run(_core.ping(), None)
+            if self._reporter is not None:
+                call = self._reporter.due(time.monotonic())
+                if call is not None:
+                    await self._run(call, None)
+        except Error:
+            pass
+        return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     async def _flush(self, conn: _AConn, deadline: float) -> None:
         """Sends the pending invalidations on ``conn``, in order, before
@@ -211,7 +241,7 @@ class AsyncClient:
             link.limit = (await self._run(_core.ping(), timeout)).max_request_size
         link.check_size(call)
         if self._near is not None and call.request is not None:
-            self._near.before(call.request)  # drops its own entries of a write
+            drop_before(self._near, call.request)  # drops its own entries of a write
         for attempt in (0, 1):
             conn = await self._connection(budget.deadline)
             try:
@@ -230,6 +260,7 @@ class AsyncClient:
             return await self._run(call, timeout)
         except Error as e:
             self._link.keep(call, e, strict)
+            self._start_ticker()  # sends it when the daemon is back
             return queued
 
     async def get(
@@ -252,7 +283,7 @@ class AsyncClient:
         assert self._near is not None
         ticket = self._near.ticket()
         r = await self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
-        self._near.offer(ticket, ns, key, r)
+        offer(self._near, ticket, ns, key, r)
         return r
 
     async def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult:
@@ -280,7 +311,7 @@ class AsyncClient:
             call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
             return await self._run(call, timeout)
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.result(nsb, kb)
+        hit = near_result(near, nsb, kb)
         return hit if hit is not None else await self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     async def set(
@@ -335,12 +366,12 @@ class AsyncClient:
         if near is None or not keys:
             return await self._run(_core.mget(ns, keys), timeout)
         nsb, kbs = as_bytes(ns, "ns"), [as_bytes(k, "key") for k in keys]
-        out, missing = near.plan_mget(nsb, kbs)
+        out, missing = plan_mget(near, nsb, kbs)
         ticket = near.ticket() if missing else None
         got: list[GetResult] = []
         if missing:
             got = await self._run(_core.mget(nsb, [kbs[i] for i in missing]), timeout)
-        return near.merge_mget(ticket, nsb, kbs, out, missing, got)
+        return merge_mget(near, ticket, nsb, kbs, out, missing, got)
 
     async def mset(
         self,
@@ -382,6 +413,9 @@ class AsyncClient:
         if self._link.pending and not self._closed:
             await self._flush_at_close()
         self._closed = True
+        t, self._ticker = self._ticker, None
+        if t is not None and t.get_loop() is asyncio.get_running_loop():
+            t.cancel()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -405,3 +439,15 @@ class AsyncClient:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def _tick_forever(ref: weakref.ref[AsyncClient]) -> None:
+    """The background task of an AsyncClient (held weakly: it ends with it)."""
+    wait = DEFAULT_INTERVAL
+    while True:
+        await asyncio.sleep(wait)
+        c = ref()
+        if c is None or c._closed:
+            return
+        wait = await c._tick()
+        del c

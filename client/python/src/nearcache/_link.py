@@ -15,6 +15,7 @@ at once with the last dial error.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import grp
 import logging
@@ -30,7 +31,7 @@ from typing import TypeVar
 
 from . import _core
 from ._core import Call
-from .errors import Error, PermissionDenied, Unavailable
+from .errors import DeadlineExceeded, Error, PermissionDenied, Unavailable
 
 __all__ = ["Link", "Lost", "Pending", "dial_error", "seconds", "slack"]
 
@@ -254,7 +255,14 @@ class Link:
 
     def dial_failed(self, now: float, exc: Exception) -> Error:
         """Records a failed dial (the next is due after the backoff) and
-        returns the error to raise."""
+        returns the error to raise. A dial that timed out (a daemon that
+        accepts but does not answer: frozen or overloaded) is
+        DeadlineExceeded, as a reply that does not come, and delays no
+        other dial."""
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            return _undelivered(
+                DeadlineExceeded(f"nearcached at {self.url} did not answer the connection in time")
+            )
         self._pause = MIN_BACKOFF if self._pause == 0 else min(self._pause * 2, MAX_BACKOFF)
         self._due = now + self._pause * (0.8 + 0.4 * self._rng())
         self._error = dial_error(self.url, self.path, exc)

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -21,6 +22,8 @@ from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
 from ._link import DEFAULT_MAX_PENDING, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
+from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
+from ._report import DEFAULT_INTERVAL, Reporter
 from .errors import DeadlineExceeded, Error, Unavailable
 
 if TYPE_CHECKING:
@@ -129,6 +132,9 @@ class Client:
         self._idle: list[_Conn] = []
         self._pid = os.getpid()
         self._closed = False
+        self._reporter = Reporter(self._near) if self._near is not None else None
+        self._ticker_pid = 0
+        self._ticker_stop = threading.Event()
 
     # --- the pool -----------------------------------------------------------
 
@@ -153,7 +159,41 @@ class Client:
         except OSError as e:
             raise link.dial_failed(time.monotonic(), e) from None
         link.dialed()
+        self._start_ticker()
         return conn
+
+    def _start_ticker(self) -> None:
+        """Starts the background thread (once per process) that sends the
+        near tier's reports and the pending invalidations."""
+        if self._ticker_pid == os.getpid():
+            return
+        with self._lock:
+            if self._ticker_pid == os.getpid() or self._closed:
+                return
+            self._ticker_pid = os.getpid()
+            self._ticker_stop = threading.Event()
+        t = threading.Thread(
+            target=_tick_forever,
+            args=(weakref.ref(self), self._ticker_stop),
+            name="nearcache-report",
+            daemon=True,
+        )
+        t.start()
+
+    def _tick(self) -> float:
+        """Sends what is due in the background: the pending invalidations
+        (before a Ping) and the near tier's report. Returns how long to
+        wait before the next tick."""
+        try:
+            if self._link.pending:
+                self._run(_core.ping(), None)
+            if self._reporter is not None:
+                call = self._reporter.due(time.monotonic())
+                if call is not None:
+                    self._run(call, None)
+        except Error:
+            pass  # the daemon is away (the next tick tries again) or refused it
+        return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     def _drop_idle(self) -> None:
         with self._lock:
@@ -189,7 +229,7 @@ class Client:
             link.limit = self._run(_core.ping(), timeout).max_request_size
         link.check_size(call)
         if self._near is not None and call.request is not None:
-            self._near.before(call.request)  # drops its own entries of a write
+            drop_before(self._near, call.request)  # drops its own entries of a write
         for attempt in (0, 1):
             conn = self._take(budget.deadline)
             try:
@@ -215,6 +255,7 @@ class Client:
             return self._run(call, timeout)
         except Error as e:
             self._link.keep(call, e, strict)
+            self._start_ticker()  # sends it when the daemon is back
             return queued
 
     # --- the API ------------------------------------------------------------
@@ -237,7 +278,7 @@ class Client:
         assert self._near is not None
         ticket = self._near.ticket()
         r = self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
-        self._near.offer(ticket, ns, key, r)
+        offer(self._near, ticket, ns, key, r)
         return r
 
     def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult:
@@ -270,7 +311,7 @@ class Client:
             call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
             return self._run(call, timeout)
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.result(nsb, kb)
+        hit = near_result(near, nsb, kb)
         return hit if hit is not None else self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     def set(
@@ -331,10 +372,10 @@ class Client:
         if near is None or not keys:
             return self._run(_core.mget(ns, keys), timeout)
         nsb, kbs = as_bytes(ns, "ns"), [as_bytes(k, "key") for k in keys]
-        out, missing = near.plan_mget(nsb, kbs)
+        out, missing = plan_mget(near, nsb, kbs)
         ticket = near.ticket() if missing else None
         got = self._run(_core.mget(nsb, [kbs[i] for i in missing]), timeout) if missing else []
-        return near.merge_mget(ticket, nsb, kbs, out, missing, got)
+        return merge_mget(near, ticket, nsb, kbs, out, missing, got)
 
     def mset(
         self,
@@ -376,6 +417,7 @@ class Client:
         every connection; later calls raise Unavailable."""
         if self._link.pending and not self._closed:
             self._flush_at_close()
+        self._ticker_stop.set()
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
@@ -404,3 +446,14 @@ class Client:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _tick_forever(ref: weakref.ref[Client], stop: threading.Event) -> None:
+    """The background thread of a Client (held weakly: it ends with it)."""
+    wait = DEFAULT_INTERVAL
+    while not stop.wait(wait):
+        c = ref()
+        if c is None or c._closed:
+            return
+        wait = c._tick()
+        del c

@@ -175,24 +175,61 @@ class MSetRequest(_message.Message):
     def __init__(self, ns: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[MSetEntry, _Mapping]]] = ...) -> None: ...
 
 class NamespaceStat(_message.Message):
-    __slots__ = ["hits", "misses", "ns", "other", "truncated"]
+    __slots__ = ["hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
+    NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
+    NEAR_MISSES_FIELD_NUMBER: _ClassVar[int]
     NS_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     hits: int
     misses: int
+    near_hits: int
+    near_misses: int
     ns: bytes
     other: bool
     truncated: bool
-    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ...) -> None: ...
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ...) -> None: ...
+
+class NearNamespaceReport(_message.Message):
+    __slots__ = ["hits", "misses", "ns"]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    NS_FIELD_NUMBER: _ClassVar[int]
+    hits: int
+    misses: int
+    ns: bytes
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ...) -> None: ...
+
+class NearReportReply(_message.Message):
+    __slots__ = ["interval_ms"]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    interval_ms: int
+    def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
+
+class NearReportRequest(_message.Message):
+    __slots__ = ["fills_refused", "hits", "misses", "namespaces", "pid", "reporter"]
+    FILLS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    REPORTER_FIELD_NUMBER: _ClassVar[int]
+    fills_refused: int
+    hits: int
+    misses: int
+    namespaces: _containers.RepeatedCompositeFieldContainer[NearNamespaceReport]
+    pid: int
+    reporter: int
+    def __init__(self, reporter: _Optional[int] = ..., pid: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., fills_refused: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NearNamespaceReport, _Mapping]]] = ...) -> None: ...
 
 class PingReply(_message.Message):
-    __slots__ = ["l1_serving", "max_request_size", "node_id", "redis_up", "subscribed", "uptime_ms", "version"]
+    __slots__ = ["l1_serving", "max_request_size", "node_id", "protocol_version", "redis_up", "subscribed", "uptime_ms", "version"]
     L1_SERVING_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REDIS_UP_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -200,18 +237,19 @@ class PingReply(_message.Message):
     l1_serving: bool
     max_request_size: int
     node_id: str
+    protocol_version: int
     redis_up: bool
     subscribed: bool
     uptime_ms: int
     version: str
-    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: bool = ..., subscribed: bool = ..., l1_serving: bool = ..., max_request_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: bool = ..., subscribed: bool = ..., l1_serving: bool = ..., max_request_size: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
 
 class Reply(_message.Message):
-    __slots__ = ["bump_namespace", "code", "delete", "get", "id", "message", "mget", "mset", "ping", "set", "stats"]
+    __slots__ = ["bump_namespace", "code", "delete", "get", "id", "message", "mget", "mset", "near_report", "ping", "set", "stats"]
     BUMP_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +258,7 @@ class Reply(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MGET_FIELD_NUMBER: _ClassVar[int]
     MSET_FIELD_NUMBER: _ClassVar[int]
+    NEAR_REPORT_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     SET_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
@@ -231,19 +270,21 @@ class Reply(_message.Message):
     message: str
     mget: MGetReply
     mset: MSetReply
+    near_report: NearReportReply
     ping: PingReply
     set: SetReply
     stats: StatsReply
-    def __init__(self, id: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., get: _Optional[_Union[GetReply, _Mapping]] = ..., set: _Optional[_Union[SetReply, _Mapping]] = ..., delete: _Optional[_Union[DeleteReply, _Mapping]] = ..., stats: _Optional[_Union[StatsReply, _Mapping]] = ..., ping: _Optional[_Union[PingReply, _Mapping]] = ..., mget: _Optional[_Union[MGetReply, _Mapping]] = ..., mset: _Optional[_Union[MSetReply, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceReply, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., get: _Optional[_Union[GetReply, _Mapping]] = ..., set: _Optional[_Union[SetReply, _Mapping]] = ..., delete: _Optional[_Union[DeleteReply, _Mapping]] = ..., stats: _Optional[_Union[StatsReply, _Mapping]] = ..., ping: _Optional[_Union[PingReply, _Mapping]] = ..., mget: _Optional[_Union[MGetReply, _Mapping]] = ..., mset: _Optional[_Union[MSetReply, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceReply, _Mapping]] = ..., near_report: _Optional[_Union[NearReportReply, _Mapping]] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ["bump_namespace", "delete", "get", "id", "mget", "mset", "ping", "set", "stats", "timeout_ms"]
+    __slots__ = ["bump_namespace", "delete", "get", "id", "mget", "mset", "near_report", "ping", "set", "stats", "timeout_ms"]
     BUMP_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     MGET_FIELD_NUMBER: _ClassVar[int]
     MSET_FIELD_NUMBER: _ClassVar[int]
+    NEAR_REPORT_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     SET_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
@@ -254,11 +295,12 @@ class Request(_message.Message):
     id: int
     mget: MGetRequest
     mset: MSetRequest
+    near_report: NearReportRequest
     ping: PingRequest
     set: SetRequest
     stats: StatsRequest
     timeout_ms: int
-    def __init__(self, id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., set: _Optional[_Union[SetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., stats: _Optional[_Union[StatsRequest, _Mapping]] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., mget: _Optional[_Union[MGetRequest, _Mapping]] = ..., mset: _Optional[_Union[MSetRequest, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., set: _Optional[_Union[SetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., stats: _Optional[_Union[StatsRequest, _Mapping]] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., mget: _Optional[_Union[MGetRequest, _Mapping]] = ..., mset: _Optional[_Union[MSetRequest, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceRequest, _Mapping]] = ..., near_report: _Optional[_Union[NearReportRequest, _Mapping]] = ...) -> None: ...
 
 class SetReply(_message.Message):
     __slots__ = ["ttl_ms"]
