@@ -14,6 +14,7 @@ from procs import Daemon, wait_until
 
 import nearcache
 from nearcache._near import NearTier
+from nearcache._pb import nearcache_pb2 as pb
 from nearcache._report import Reporter
 
 
@@ -27,7 +28,7 @@ def test_a_report_is_due_once_an_interval_and_only_after_a_change(tmp_path: Any)
     assert (sent.hits, sent.misses, sent.fills_refused) == (0, 0, 0)
     assert r.due(100.5) is None  # not due yet
     assert r.due(101.0) is not None  # due, and the last was never answered
-    reply: Any = nearcache._pb.nearcache_pb2.Reply(code=0)
+    reply = pb.Reply()
     reply.near_report.interval_ms = 2000
     first.decode(reply)
     assert r.interval == 2.0
@@ -44,7 +45,7 @@ def test_a_daemon_without_near_report_is_not_asked_again(tmp_path: Any) -> None:
     call = r.due(0.0)
     assert call is not None
     with pytest.raises(nearcache.Unimplemented):
-        call.decode(nearcache._pb.nearcache_pb2.Reply(code=12, message="unknown method"))
+        call.decode(pb.Reply(code=pb.UNIMPLEMENTED, message="unknown method"))
     assert r.off and r.due(10.0) is None
 
 
