@@ -33,6 +33,17 @@ __all__ = ["Client"]
 
 T = TypeVar("T")
 
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for c in list(_clients):  # a thread of the parent (its ticker) may have held them
+        c._lock = threading.Lock()
+        c._flush_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class _Conn:
     """One connection to the daemon (blocking socket) and its Protocol."""
@@ -135,6 +146,7 @@ class Client:
         self._reporter = Reporter(self._near) if self._near is not None else None
         self._ticker_pid = 0
         self._ticker_stop = threading.Event()
+        _clients.add(self)
 
     # --- the pool -----------------------------------------------------------
 
