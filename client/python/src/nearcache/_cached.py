@@ -164,7 +164,8 @@ def set_default_clients(
     """Makes ``client`` and ``aclient`` the ones ``@cached`` functions (and
     ``invalidate``, ``bump``...) use when they were given none. None forgets
     the default (the next one is made from the environment); a client left
-    out (``...``) stays as it is."""
+    out (``...``) stays as it is. Raises TypeError when ``client`` is not a
+    Client or ``aclient`` not an AsyncClient."""
     for c, want in ((client, Client), (aclient, AsyncClient)):
         if c is not ... and c is not None and not isinstance(c, want):
             raise TypeError(
