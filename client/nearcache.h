@@ -152,8 +152,9 @@ typedef struct nc_open_opts {
     unsigned flags; /* NC_OPEN_BACKGROUND */
     /* The near tier: > 0 keeps hot values, and hot "known absent" answers
      * (negative entries), in this process too, in at most this many bytes,
-     * so a hit costs no round trip. The daemon's ring keeps it coherent
-     * (docs/coherence.md); off by default. */
+     * so a hit costs no round trip (each entry is charged what it costs in
+     * the heap, so this bounds the memory it holds). The daemon's ring
+     * keeps it coherent (docs/coherence.md); off by default. */
     size_t near_bytes;
     int64_t near_max_ttl_ms; /* a near entry lives at most this long (0: 60 s) */
     const char *near_ring;   /* the daemon's ring file (NULL: the socket's path + ".ring") */
