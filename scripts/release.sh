@@ -58,6 +58,10 @@ check() {
   if [ -f "$go_dir/go.mod" ]; then
     local mod major=${v%%.*}
     mod=$(sed -nE 's/^module[[:space:]]+([^[:space:]]+).*/\1/p' "$go_dir/go.mod")
+    # The go command finds version X of a module in client/go by the tag
+    # client/go/vX, so the path ends in the folder (and /vN from 2 on).
+    [[ $mod == */client/go || $mod == */client/go/v[0-9]* ]] ||
+      problem "client/go/go.mod: module $mod does not end in /client/go, so the tag client/go/v$v would not name it"
     if [ "$major" -ge 2 ] && [[ $mod != */v$major ]]; then
       problem "client/go/go.mod: module $mod must end in /v$major for version $v"
     fi
