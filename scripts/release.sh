@@ -148,9 +148,12 @@ rm -rf "$py_dir/build"
 wheel=$tmp/py/nearcache-$version-py3-none-any.whl
 sdist=$tmp/py/nearcache-$version.tar.gz
 [ -f "$wheel" ] && [ -f "$sdist" ] || fail "the wheel or sdist is not version $version: $(ls "$tmp/py")"
-"$venv/bin/twine" --no-color check --strict "$wheel" "$sdist" | sed 's/^/  twine: /'
+"$venv/bin/twine" --no-color check --strict "$wheel" "$sdist" > "$tmp/twine.log" 2>&1 ||
+  { cat "$tmp/twine.log" >&2; fail "twine check"; }
+sed 's/^/  twine: /' "$tmp/twine.log"
 # (listings read whole: grep -q would close the pipe early under pipefail)
-[[ $'\n'$(unzip -Z1 "$wheel")$'\n' == *"dist-info/licenses/LICENSE"$'\n'* ]] ||
+zip_names() { "$venv/bin/python" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$1"; }
+[[ $'\n'$(zip_names "$wheel")$'\n' == *"dist-info/licenses/LICENSE"$'\n'* ]] ||
   fail "the wheel holds no LICENSE"
 [[ $'\n'$(tar -tzf "$sdist")$'\n' == *$'\n'"nearcache-$version/LICENSE"$'\n'* ]] ||
   fail "the sdist holds no LICENSE"
