@@ -39,7 +39,7 @@ check() {
   problem() { echo "release: check: $*" >&2; bad=1; }
   [[ $v =~ $semver ]] || problem "VERSION is '$v', not X.Y.Z"
   bash "$src/scripts/deb-changelog.sh" "$src/CHANGELOG.md" "$v" check >/dev/null ||
-    problem "CHANGELOG.md: its newest release must be $v (see above)"
+    problem "CHANGELOG.md makes no Debian changelog for $v (see above)"
   grep -q '^MIT License$' "$src/LICENSE" || problem "LICENSE is not the MIT license"
   [ "$(pyproject_field "$py_dir/pyproject.toml" version)" = "$v" ] ||
     problem "client/python/pyproject.toml: version is not $v (release.sh set-version $v)"
