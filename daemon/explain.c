@@ -67,7 +67,7 @@ void explain_listen(const char *url, int rv, char *buf, size_t len)
     int ipc = strncmp(url, "ipc://", 6) == 0;
     if (ipc && rv == NNG_EADDRINUSE)
         snprintf(cause, sizeof cause,
-                 "another daemon is serving this socket (it accepted a connection); stop that "
+                 "another daemon is serving this socket; stop that "
                  "one first, or give this one another listen path");
     else if (rv == NNG_EADDRINUSE)
         snprintf(cause, sizeof cause,
