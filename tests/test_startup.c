@@ -414,6 +414,9 @@ Test(startup, second_daemon_on_a_live_socket_fails_and_leaves_the_first_serving)
         cr_assert(strstr(r.err, d.url) != NULL, "stderr does not name %s: %s", d.url, r.err);
         cr_assert(strstr(r.err, "another daemon is serving this socket") != NULL, "stderr: %s",
                   r.err);
+        char holder[700];
+        snprintf(holder, sizeof holder, "(pid %d holds %s.lock)", (int)d.pid, d.url + 6);
+        cr_assert(strstr(r.err, holder) != NULL, "stderr does not name %s: %s", holder, r.err);
         result_free(&r);
     }
     /* Each failed start connected to the live socket and hung up during
