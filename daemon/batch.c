@@ -320,7 +320,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
     uint8_t *msg = e != NULL && tickets != NULL
-                       ? svc_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
+                       ? svc_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, 0, &len)
                        : NULL;
     if (msg == NULL) {
         free(e);
@@ -338,7 +338,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
             ks_l1_key_free(&k);
         }
     }
-    uint64_t seq = l2_next_seq(conn), version = 0;
+    uint64_t seq = coh_next_seq(svc->coh, l2_stream(conn)), version = 0;
     l2_msg lm = {svc->channel, msg, len};
     l2_key rk = svc_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();

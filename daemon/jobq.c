@@ -30,7 +30,7 @@ struct jobq {
     size_t capacity;
     int stopping; /* guarded by mu */
     atomic_size_t connected;
-    _Atomic int64_t up_at; /* when a worker last connected (l2_share_up) */
+    _Atomic int64_t up_at; /* when a worker last connected (l2conn_share_up) */
     int64_t health_timeout_ms;
     size_t nworkers;
     struct worker *workers;
@@ -58,10 +58,10 @@ static jobq_job *pop(jobq *q, int *stop)
 
 /* Wakes the idle workers when this one lost its connection (check yours)
  * or got it back (Redis is reachable again: reconnect now). The handles
- * keep the `connected` count themselves (l2_share_up). */
+ * keep the `connected` count themselves (l2conn_share_up). */
 static void note_state(struct worker *w, int *was_connected)
 {
-    int now_connected = l2_connected(w->conn);
+    int now_connected = l2conn_connected(l2_conn(w->conn));
     if (now_connected == *was_connected)
         return;
     *was_connected = now_connected;
@@ -72,17 +72,17 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     int was_connected = 0, stop = 0;
-    l2_connect(w->conn, units_now_ms()); /* be ready before the first request */
+    l2conn_connect(l2_conn(w->conn), units_now_ms()); /* be ready before the first request */
     note_state(w, &was_connected);
     while (!stop) {
         jobq_job *job = pop(w->q, &stop);
         /* Another worker reaches Redis: skip what is left of our backoff. */
-        if (!l2_connected(w->conn) && atomic_load(&w->q->connected) > 0)
-            l2_retry_now(w->conn);
+        if (!l2conn_connected(l2_conn(w->conn)) && atomic_load(&w->q->connected) > 0)
+            l2conn_retry_now(l2_conn(w->conn));
         if (job != NULL)
             job->fn(job, w->conn);
         else if (!stop)
-            l2_ping(w->conn, w->q->health_timeout_ms);
+            l2conn_ping(l2_conn(w->conn), w->q->health_timeout_ms);
         note_state(w, &was_connected);
     }
     return NULL;
@@ -110,8 +110,8 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         w->q = q;
         int rv = l2_create(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
         if (rv == 0) {
-            l2_share_up(w->conn, &q->up_at, &q->connected);
-            l2_set_timing(w->conn, rtt);
+            l2conn_share_up(l2_conn(w->conn), &q->up_at, &q->connected);
+            l2conn_set_timing(l2_conn(w->conn), rtt);
         }
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_destroy(w->conn);
@@ -165,14 +165,6 @@ void jobq_unhold(jobq *q)
 size_t jobq_connected(jobq *q)
 {
     return atomic_load(&q->connected);
-}
-
-size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max)
-{
-    size_t n = q->nworkers < max ? q->nworkers : max;
-    for (size_t i = 0; i < n; i++)
-        seqs[i] = l2_confirmed_seq(q->workers[i].conn);
-    return n;
 }
 
 size_t jobq_taken(jobq *q)

@@ -47,10 +47,6 @@ void jobq_unhold(jobq *q);
 /* How many workers hold a live Redis connection right now. */
 size_t jobq_connected(jobq *q);
 
-/* Fills seqs[i] with the last confirmed invalidation seq of worker i's
- * stream (stream i), for up to `max` workers; returns how many it filled. */
-size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max);
-
 /* How many jobs are waiting (not yet picked up by a worker). */
 size_t jobq_waiting(jobq *q);
 

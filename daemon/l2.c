@@ -1,21 +1,15 @@
-/* One Redis connection with reconnect and backoff; see l2.h.
- * Invariant: c->ctx is NULL or a connection that has answered every command
- * sent on it (a timed-out or broken connection is freed at once, because a
- * blocking hiredis context cannot tell a late answer from the next one). */
+/* The scripts and their replies; see l2.h. The connection under them is
+ * l2conn.c's. */
 #include "l2.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
-#include "backoff.h"
-#include "log.h"
-#include "units.h"
 
 /* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
  * the namespace's current version (KEYS[1] = PREFIX:nsver:NS), so a write
@@ -113,13 +107,12 @@ static const char *const script_text[NSCRIPTS] = {
     "end "
     "local n = redis.call('DEL', k) redis.call('DEL', side('lease'), side('neg'), side('swr')) "
     "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
-    /* ARGV: channel message floor -> new version. The message gets the
-     * version appended as protobuf field 6 (bump_version, a varint). */
-    [SCRIPT_BUMP] =
-        VERSION "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
-                "local n = tonumber(v) local s = string.char(48) "
-                "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
-                "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
+    /* ARGV: from channel message floor -> {version, bumped}: from + 1 and 1
+     * when Redis held `from` (the message, built by the daemon, names from
+     * + 1); what it holds and 0 otherwise, writing and publishing nothing. */
+    [SCRIPT_BUMP] = VERSION "if v ~= ARGV[1] then return {v, 0} end "
+                            "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
+                            "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1}",
     /* ARGV: prefix ns key... floor -> {version, now, then per key: value or
      * nil, pttl (of the neg mark when negative), swr mark or nil, negative
      * (0/1)}, decoded by answer_decode() */
@@ -153,174 +146,27 @@ static const char *const script_text[NSCRIPTS] = {
 };
 
 struct l2 {
-    config_redis_url url;
-    char name[32];
-    char where[300]; /* "host:port" or the socket path, for messages */
-    int64_t connect_timeout_ms;
-    redisContext *ctx;
-    int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
-    int64_t retry_at;            /* no connect attempt before this time */
-    int64_t down_since;          /* when the backoff began */
-    _Atomic int64_t *peer_up_at; /* the sharer's (l2_share_up): when any handle last connected */
-    atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
-    int counted;                 /* this one is in *up_count */
-    backoff backoff;
-    int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
+    l2conn *conn;
     char sha[NSCRIPTS][41];
     uint32_t stream;
-    int once;                       /* the command is not idempotent: never send it twice */
-    int maybe_sent;                 /* the last command reached the socket: it may have run */
-    uint64_t next_seq;              /* the seq of this stream's next message */
-    _Atomic uint64_t confirmed_seq; /* the last one known to be published */
-    hist *rtt;                      /* each command's round trip, or NULL */
-    char err[640];
 };
 
-static struct timeval ms_to_tv(int64_t ms)
+/* l2conn_setup_fn: SCRIPT LOAD of every script on a new connection.
+ * Returns 0 or -1. */
+static int load_scripts(void *arg, l2conn *conn)
 {
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
-int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-              uint32_t stream)
-{
-    l2 *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return ENOMEM;
-    c->url = *url;
-    snprintf(c->name, sizeof c->name, "%s", name);
-    if (url->is_unix)
-        snprintf(c->where, sizeof c->where, "%s", url->host);
-    else
-        snprintf(c->where, sizeof c->where, "%s:%d", url->host, url->port);
-    c->connect_timeout_ms = connect_timeout_ms;
-    c->backoff = backoff_make(BACKOFF_MAX_MS);
-    c->was_up = -1;
-    c->stream = stream;
-    c->next_seq = 1;
-    *out = c;
-    return 0;
-}
-
-/* Drops the connection; the next command may reconnect at once when
- * `retry_now`, else after the backoff. */
-static void drop(l2 *c, int retry_now)
-{
-    if (c->ctx != NULL) {
-        redisFree(c->ctx);
-        c->ctx = NULL;
-    }
-    if (c->counted && c->up_count != NULL)
-        atomic_fetch_sub(c->up_count, 1);
-    c->counted = 0;
-    if (retry_now) {
-        c->retry_at = 0;
-        return;
-    }
-    c->down_since = units_now_ms();
-    c->retry_at = c->down_since + backoff_fail(&c->backoff);
-}
-
-void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
-{
-    c->peer_up_at = up_at;
-    c->up_count = up_count;
-}
-
-void l2_destroy(l2 *c)
-{
-    if (c == NULL)
-        return;
-    drop(c, 1);
-    free(c);
-}
-
-void l2_set_timing(l2 *c, hist *rtt)
-{
-    c->rtt = rtt;
-}
-
-void l2_retry_now(l2 *c)
-{
-    c->retry_at = 0;
-}
-
-int l2_maybe_ran(const l2 *c)
-{
-    return c->maybe_sent;
-}
-
-int l2_connected(const l2 *c)
-{
-    return c->ctx != NULL;
-}
-
-const char *l2_error(const l2 *c)
-{
-    return c->err;
-}
-
-/* Sends one command and reads its reply, honouring timeout_ms. On an I/O
- * error or a timeout the connection is dropped and NULL returned with
- * c->err set; *status says which. */
-static redisReply *command(l2 *c, int64_t timeout_ms, l2_status *status, int argc,
-                           const char **argv, const size_t *lens)
-{
-    if (timeout_ms != c->cur_timeout_ms) {
-        redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
-        c->cur_timeout_ms = timeout_ms;
-    }
-    c->maybe_sent = 1;
-    int64_t t0 = c->rtt != NULL ? hist_now_us() : 0;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
-    if (c->rtt != NULL) {
-        int64_t us = hist_now_us() - t0;
-        hist_record(c->rtt, us > 0 ? (uint64_t)us : 0);
-    }
-    if (r != NULL) {
-        c->maybe_sent = 0; /* Redis answered: the outcome is known */
-        return r;
-    }
-    int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-    snprintf(c->err, sizeof c->err, "redis %s: %s", c->where,
-             timed_out ? "timed out" : c->ctx->errstr);
-    *status = timed_out ? L2_ETIMEOUT : L2_EDOWN;
-    log_warn("%s: %s; reconnecting", c->name, c->err);
-    drop(c, timed_out);
-    return NULL;
-}
-
-/* Runs a setup command on a fresh connection; returns 0 when it succeeded. */
-static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens, redisReply **keep)
-{
-    l2_status status;
-    redisReply *r = command(c, c->connect_timeout_ms, &status, argc, argv, lens);
-    if (r == NULL)
-        return -1;
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(c->err, sizeof c->err, "redis %s: %s failed: %s", c->where, argv[0], r->str);
-        freeReplyObject(r);
-        drop(c, 0);
-        return -1;
-    }
-    if (keep != NULL)
-        *keep = r;
-    else
-        freeReplyObject(r);
-    return 0;
-}
-
-/* SCRIPT LOAD of every script on a new connection. Returns 0 or -1. */
-static int load_scripts(l2 *c)
-{
+    l2 *c = arg;
     for (int i = 0; i < NSCRIPTS; i++) {
         const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
-        redisReply *sha = NULL;
-        if (setup_command(c, 3, load, NULL, &sha) != 0)
+        l2_status status;
+        redisReply *sha = l2conn_call(conn, 0, &status, 3, load, NULL);
+        if (sha == NULL)
             return -1;
+        if (sha->type == REDIS_REPLY_ERROR) {
+            l2conn_set_error(conn, "redis: SCRIPT LOAD failed: %s", sha->str);
+            freeReplyObject(sha);
+            return -1;
+        }
         snprintf(c->sha[i], sizeof c->sha[i], "%s",
                  sha->type == REDIS_REPLY_STRING ? sha->str : "");
         freeReplyObject(sha);
@@ -328,136 +174,53 @@ static int load_scripts(l2 *c)
     return 0;
 }
 
-/* Runs one command of a dial's handshake; returns 0 when Redis accepted it. */
-static int dial_command(redisContext *ctx, const char *where, int argc, const char **argv,
-                        char *err, size_t errlen)
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream)
 {
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
-    if (r == NULL)
-        snprintf(err, errlen, "redis %s: %s: %s", where, argv[0], ctx->errstr);
-    else if (r->type == REDIS_REPLY_ERROR)
-        snprintf(err, errlen, "redis %s: %s failed: %s", where, argv[0], r->str);
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-    if (r != NULL)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
+    l2 *c = calloc(1, sizeof *c);
+    if (c == NULL || l2conn_create(&c->conn, url, connect_timeout_ms, name) != 0) {
+        free(c);
+        return ENOMEM;
+    }
+    l2conn_set_setup(c->conn, load_scripts, c);
+    c->stream = stream;
+    *out = c;
+    return 0;
 }
 
-redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
+void l2_destroy(l2 *c)
 {
-    char where[300], db[16];
-    if (url->is_unix)
-        snprintf(where, sizeof where, "%s", url->host);
-    else
-        snprintf(where, sizeof where, "%s:%d", url->host, url->port);
-    struct timeval tv = ms_to_tv(timeout_ms);
-    redisContext *ctx = url->is_unix ? redisConnectUnixWithTimeout(url->host, tv)
-                                     : redisConnectWithTimeout(url->host, url->port, tv);
-    if (ctx == NULL || ctx->err != 0) {
-        snprintf(err, errlen, "redis %s: connect: %s", where,
-                 ctx != NULL ? ctx->errstr : "out of memory");
-        if (ctx != NULL)
-            redisFree(ctx);
-        return NULL;
-    }
-    redisSetTimeout(ctx, tv);
-    if (!url->is_unix)
-        redisEnableKeepAlive(ctx);
-    snprintf(db, sizeof db, "%d", url->db);
-    const char *auth[] = {"AUTH", url->password};
-    const char *sel[] = {"SELECT", db};
-    if ((url->password[0] != '\0' && dial_command(ctx, where, 2, auth, err, errlen) != 0) ||
-        (url->db != 0 && dial_command(ctx, where, 2, sel, err, errlen) != 0)) {
-        redisFree(ctx);
-        return NULL;
-    }
-    return ctx;
+    if (c == NULL)
+        return;
+    l2conn_destroy(c->conn);
+    free(c);
 }
 
-l2_status l2_connect(l2 *c, int64_t now)
+l2conn *l2_conn(l2 *c)
 {
-    if (c->ctx != NULL)
-        return L2_OK;
-    /* Inside the backoff, unless another handle got through since it began:
-     * Redis is back, and this handle should not sit it out. */
-    int peer_up = c->peer_up_at != NULL && atomic_load(c->peer_up_at) > c->down_since;
-    if (now < c->retry_at && !peer_up) {
-        snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
-        return L2_EDOWN;
-    }
-    c->ctx = l2_dial(&c->url, c->connect_timeout_ms, c->err, sizeof c->err);
-    if (c->ctx == NULL) {
-        if (c->was_up != 0)
-            log_warn("%s: %s", c->name, c->err);
-        c->was_up = 0;
-        drop(c, 0);
-        return L2_EDOWN;
-    }
-    c->cur_timeout_ms = c->connect_timeout_ms;
-    if (load_scripts(c) != 0) {
-        log_warn("%s: %s", c->name, c->err);
-        c->was_up = 0;
-        return L2_EDOWN;
-    }
-    c->maybe_sent = 0; /* the handshake's commands do not count */
-    if (c->peer_up_at != NULL)
-        atomic_store(c->peer_up_at, units_now_ms());
-    if (c->up_count != NULL) /* before the command that needed it is answered */
-        atomic_fetch_add(c->up_count, 1);
-    c->counted = 1;
-    if (c->was_up != 1)
-        log_info("%s: connected to redis %s", c->name, c->where);
-    c->was_up = 1;
-    backoff_reset(&c->backoff);
-    return L2_OK;
+    return c->conn;
 }
 
-/* Connects if needed, then runs the command. A connection that was already
- * open may have died since its last use (Redis restarted): on an I/O error
- * there, it reconnects at once and tries once more; every command here is
- * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with
- * *status set; an error reply is NULL with L2_EREPLY. */
-static redisReply *run(l2 *c, int64_t timeout_ms, l2_status *status, int argc, const char **argv,
-                       const size_t *lens)
+uint32_t l2_stream(const l2 *c)
 {
-    int reused = c->ctx != NULL && !c->once;
-    c->maybe_sent = 0;
-    if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
-        return NULL;
-    redisReply *r = command(c, timeout_ms, status, argc, argv, lens);
-    if (r == NULL && *status == L2_EDOWN && reused) {
-        c->retry_at = 0;
-        if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
-            return NULL;
-        r = command(c, timeout_ms, status, argc, argv, lens);
-    }
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        snprintf(c->err, sizeof c->err, "redis: %s", r->str);
-        freeReplyObject(r);
-        *status = L2_EREPLY;
-        return NULL;
-    }
-    return r;
+    return c->stream;
 }
 
-l2_status l2_ping(l2 *c, int64_t timeout_ms)
+int l2_maybe_ran(const l2 *c)
 {
-    if (c->ctx == NULL)
-        return l2_connect(c, units_now_ms());
-    const char *argv[] = {"PING"};
-    l2_status status;
-    redisReply *r = command(c, timeout_ms, &status, 1, argv, NULL);
-    if (r == NULL)
-        return status;
-    freeReplyObject(r);
-    return L2_OK;
+    return l2conn_maybe_ran(c->conn);
+}
+
+const char *l2_error(const l2 *c)
+{
+    return l2conn_error(c->conn);
 }
 
 /* Runs script `id` on k's namespace by EVALSHA, or by EVAL when Redis has
  * lost its script cache: one key, PREFIX:nsver:NS, then the `nargs`
  * arguments and k->floor. Returns the reply or NULL with *status set, as
- * run(). */
-static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms,
+ * l2conn_run(), which sends it only once when `once`. */
+static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms, int once,
                         l2_status *status, int nargs, const char **args, const size_t *lens)
 {
     const char *small_argv[16];
@@ -467,8 +230,7 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_
     const char **argv = argc <= 16 ? small_argv : malloc(sizeof *argv * (size_t)argc);
     size_t *argl = argc <= 16 ? small_argl : malloc(sizeof *argl * (size_t)argc);
     redisReply *r = NULL;
-    *status = L2_EREPLY;
-    snprintf(c->err, sizeof c->err, "out of memory");
+    *status = l2conn_set_error(c->conn, "out of memory");
     if (argv != NULL && argl != NULL) {
         argv[0] = "EVALSHA", argl[0] = 7;
         argv[1] = c->sha[id], argl[1] = strlen(c->sha[id]);
@@ -478,11 +240,12 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_
         memcpy(argl + 4, lens, sizeof *lens * (size_t)nargs);
         argv[argc - 1] = floor;
         argl[argc - 1] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
-        r = run(c, timeout_ms, status, argc, argv, argl);
-        if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
+        r = l2conn_run(c->conn, timeout_ms, once, status, argc, argv, argl);
+        if (r == NULL && *status == L2_EREPLY &&
+            strncmp(l2conn_error(c->conn), "redis: NOSCRIPT", 15) == 0) {
             argv[0] = "EVAL", argl[0] = 4;
             argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
-            r = run(c, timeout_ms, status, argc, argv, argl);
+            r = l2conn_run(c->conn, timeout_ms, once, status, argc, argv, argl);
         }
     }
     if (argv != small_argv)
@@ -504,9 +267,8 @@ static int64_t reply_int(const redisReply *r)
 
 static l2_status unexpected(l2 *c, redisReply *r, const char *what)
 {
-    snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
     freeReplyObject(r);
-    return L2_EREPLY;
+    return l2conn_set_error(c->conn, "redis: unexpected reply to %s", what);
 }
 
 l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
@@ -522,7 +284,7 @@ l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_m
     size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
                      strlen(token),     (size_t)tl, (size_t)sl};
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, &status, 7, args, lens);
+    redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, 0, &status, 7, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
@@ -565,7 +327,7 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
     if (o->token == NULL)
         args[7] = "", lens[7] = 0;
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_SET, k, timeout_ms, &status, 10, args, lens);
+    redisReply *r = eval(c, SCRIPT_SET, k, timeout_ms, 0, &status, 10, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -584,7 +346,7 @@ l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, co
     size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
                      strlen(m->channel), m->len,   token != NULL ? token_len : 0};
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_DEL, k, timeout_ms, &status, 6, args, lens);
+    redisReply *r = eval(c, SCRIPT_DEL, k, timeout_ms, 0, &status, 6, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -595,17 +357,22 @@ l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, co
     return L2_OK;
 }
 
-l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+l2_status l2_bump(l2 *c, const l2_key *k, uint64_t from, const l2_msg *m, int64_t timeout_ms,
+                  uint64_t *version, int *bumped)
 {
-    const char *args[] = {m->channel, m->data};
-    size_t lens[] = {strlen(m->channel), m->len};
+    char fromtext[24];
+    int fl = snprintf(fromtext, sizeof fromtext, "%" PRIu64, from);
+    const char *args[] = {fromtext, m->channel, m->data};
+    size_t lens[] = {(size_t)fl, strlen(m->channel), m->len};
     l2_status status;
-    c->once = 1; /* a retry after a lost answer would bump twice */
-    redisReply *r = eval(c, SCRIPT_BUMP, k, timeout_ms, &status, 2, args, lens);
-    c->once = 0;
+    /* once: a retry after a lost answer would bump twice */
+    redisReply *r = eval(c, SCRIPT_BUMP, k, timeout_ms, 1, &status, 3, args, lens);
     if (r == NULL)
         return status;
-    *version = (uint64_t)reply_int(r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(c, r, "the bump script");
+    *version = (uint64_t)reply_int(r->element[0]);
+    *bumped = reply_int(r->element[1]) == 1;
     freeReplyObject(r);
     return L2_OK;
 }
@@ -622,9 +389,9 @@ l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t 
         args[1] = k->ns, lens[1] = k->nslen;
         for (size_t i = 0; i < n; i++)
             args[2 + i] = keys[i].key, lens[2 + i] = keys[i].klen;
-        r = eval(c, SCRIPT_MGET, k, timeout_ms, &status, (int)n + 2, args, lens);
+        r = eval(c, SCRIPT_MGET, k, timeout_ms, 0, &status, (int)n + 2, args, lens);
     } else {
-        snprintf(c->err, sizeof c->err, "out of memory");
+        l2conn_set_error(c->conn, "out of memory");
     }
     free(args);
     free(lens);
@@ -686,9 +453,9 @@ l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_
             args[5 + 3 * i] = e[i].value, lens[5 + 3 * i] = e[i].vlen;
             args[6 + 3 * i] = ttl[i], lens[6 + 3 * i] = (size_t)tl;
         }
-        r = eval(c, SCRIPT_MSET, k, timeout_ms, &status, (int)nargs, args, lens);
+        r = eval(c, SCRIPT_MSET, k, timeout_ms, 0, &status, (int)nargs, args, lens);
     } else {
-        snprintf(c->err, sizeof c->err, "out of memory");
+        l2conn_set_error(c->conn, "out of memory");
     }
     free(args);
     free(lens);
@@ -698,39 +465,6 @@ l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_
     *version = (uint64_t)reply_int(r);
     freeReplyObject(r);
     return L2_OK;
-}
-
-l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
-{
-    const char *argv[] = {"PUBLISH", m->channel, m->data};
-    size_t lens[] = {7, strlen(m->channel), m->len};
-    l2_status status;
-    redisReply *r = run(c, timeout_ms, &status, 3, argv, lens);
-    if (r == NULL)
-        return status;
-    freeReplyObject(r);
-    return L2_OK;
-}
-
-uint32_t l2_stream(const l2 *c)
-{
-    return c->stream;
-}
-
-uint64_t l2_next_seq(const l2 *c)
-{
-    return c->next_seq;
-}
-
-void l2_confirm_seq(l2 *c, uint64_t seq)
-{
-    c->next_seq = seq + 1;
-    atomic_store(&c->confirmed_seq, seq);
-}
-
-uint64_t l2_confirmed_seq(const l2 *c)
-{
-    return atomic_load((_Atomic uint64_t *)&c->confirmed_seq);
 }
 
 void l2_value_free(l2_value *v)

@@ -169,7 +169,7 @@ void svc_l1_drop(service *svc, const void *key, size_t klen)
 }
 
 uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                       svc_key_at_fn key_at, const void *req, size_t *len)
+                       svc_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len)
 {
     pb_key_ref *refs = calloc(n ? n : 1, sizeof *refs), **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     uint8_t *buf = NULL;
@@ -183,11 +183,11 @@ uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
         pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
         m.origin = svc->node_id;
         m.stream = l2_stream(conn);
-        m.seq = l2_next_seq(conn);
+        m.seq = coh_next_seq(svc->coh, m.stream);
         m.n_keys = n;
         m.keys = n > 0 ? ptrs : NULL;
         if (n == 0)
-            m.bump_ns = ns;
+            m.bump_ns = ns, m.bump_version = bump_version;
         if ((buf = malloc(codec_inval_size(&m) + 1)) != NULL)
             *len = codec_inval_pack(&m, buf);
     }
@@ -205,10 +205,10 @@ uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
 void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
 {
     if (published) {
-        l2_confirm_seq(conn, seq);
+        coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         stats_inc(&svc->st->invalidations_sent);
     } else if (l2_maybe_ran(conn)) {
-        l2_confirm_seq(conn, seq);
+        coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         coh_uncertain(svc->coh, l2_stream(conn), seq);
     }
 }

@@ -107,10 +107,11 @@ void svc_written(service *svc, const void *key, size_t klen, const void *value, 
 typedef ProtobufCBinaryData (*svc_key_at_fn)(const void *req, size_t i);
 
 /* The invalidation a write on `conn` publishes: the n keys key_at(req, 0..n)
- * of namespace ns, or (n == 0) a bump of ns. Takes the stream's next seq.
- * Returns a new buffer (the caller frees it) of *len bytes, or NULL. */
+ * of namespace ns, or (n == 0) a bump of ns to bump_version. Takes the
+ * stream's next seq (coh_next_seq()). Returns a new buffer (the caller
+ * frees it) of *len bytes, or NULL. */
 uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                       svc_key_at_fn key_at, const void *req, size_t *len);
+                       svc_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len);
 
 /* Settles the seq of a write's invalidation message after the script:
  * `published` when it surely ran. */
