@@ -23,6 +23,7 @@ int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
         info->l1_serving = r->ping->l1_serving;
         snprintf(info->node_id, sizeof info->node_id, "%s", r->ping->node_id);
         info->uptime_ms = r->ping->uptime_ms;
+        snprintf(info->redis_error, sizeof info->redis_error, "%s", r->ping->redis_error);
     }
     codec_reply_free(r);
     return NC_OK;

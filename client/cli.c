@@ -226,11 +226,14 @@ static int cmd_ping(struct session *ss, char **args, int nargs)
     nc_client *c = session_client(ss);
     if (c == NULL)
         return ss->open_error;
-    int redis_up = 0;
-    int rv = nc_ping(c, &redis_up, ss->timeout);
+    nc_ping_info info;
+    int rv = nc_ping_ex(c, &info, ss->timeout);
     if (rv != NC_OK)
         return failed("ping", rv);
-    printf("PONG (redis %s)\n", redis_up ? "up" : "down");
+    if (info.redis_up || info.redis_error[0] == '\0')
+        printf("PONG (redis %s)\n", info.redis_up ? "up" : "down");
+    else
+        printf("PONG (redis down: %s)\n", info.redis_error);
     return 0;
 }
 

@@ -119,6 +119,7 @@ typedef struct nc_ping_info {
     int l1_serving; /* it is caught up: Gets may be answered from L1 */
     char node_id[17];
     uint64_t uptime_ms;
+    char redis_error[300]; /* why no Redis connection is up; "" while one is */
 } nc_ping_info;
 
 typedef struct nc_stat {

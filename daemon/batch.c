@@ -346,10 +346,11 @@ static void job_mset(service *svc, call *c, l2 *conn)
     svc_settle_seq(svc, conn, seq, rv == L2_OK);
     if (rv == L2_OK)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
-    mset_apply(svc, m, e, tickets, version, rv == L2_OK, t0);
+    int durable = rv == L2_OK && svc_replicated(svc, c, conn, "MSet") == 0;
+    mset_apply(svc, m, e, tickets, version, durable, t0);
     if (rv != L2_OK) {
         svc_fail_l2(svc, c, conn, rv);
-    } else {
+    } else if (durable) {
         pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
         mr.stored = (uint32_t)n;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;

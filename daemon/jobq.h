@@ -47,6 +47,10 @@ void jobq_unhold(jobq *q);
 /* How many workers hold a live Redis connection right now. */
 size_t jobq_connected(jobq *q);
 
+/* The workers' last failure to connect to Redis ("" since one connected)
+ * into buf; any thread. */
+void jobq_redis_error(jobq *q, char *buf, size_t size);
+
 /* How many jobs are waiting (not yet picked up by a worker). */
 size_t jobq_waiting(jobq *q);
 

@@ -467,6 +467,32 @@ l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_
     return L2_OK;
 }
 
+l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked)
+{
+    char n[16], ms[24];
+    int nl = snprintf(n, sizeof n, "%d", replicas);
+    int ml = snprintf(ms, sizeof ms, "%lld", (long long)(wait_ms > 0 ? wait_ms : 1));
+    const char *argv[] = {"WAIT", n, ms};
+    size_t lens[] = {4, (size_t)nl, (size_t)ml};
+    l2_status status;
+    redisReply *r = l2conn_call(c->conn, timeout_ms, &status, 3, argv, lens);
+    if (r == NULL) {
+        if (status == L2_EDOWN)
+            l2conn_set_error(c->conn, "the connection closed after the write");
+        return status;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        l2conn_set_error(c->conn, "redis: %s", r->str);
+        freeReplyObject(r);
+        return L2_EREPLY;
+    }
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(c, r, "WAIT");
+    *acked = (int)r->integer;
+    freeReplyObject(r);
+    return L2_OK;
+}
+
 void l2_value_free(l2_value *v)
 {
     if (v->reply_ != NULL)

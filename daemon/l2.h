@@ -153,6 +153,13 @@ typedef struct l2_entry {
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
                   int64_t timeout_ms, uint64_t *version);
 
+/* WAIT replicas wait_ms on the handle's connection, right after a write's
+ * script, within timeout_ms (more than wait_ms). Returns L2_OK with
+ * *acked the number of replicas that have every write of this connection
+ * so far. Never reconnects (a new connection's WAIT would say nothing of
+ * the write): without one, L2_EDOWN. */
+l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked);
+
 /* Frees what l2_get() handed out. Accepts a zeroed value. */
 void l2_value_free(l2_value *v);
 

@@ -1,4 +1,5 @@
-/* One Redis connection with reconnect and backoff; see l2conn.h.
+/* One Redis connection with reconnect and backoff, found through Sentinel
+ * when the URL says so; see l2conn.h.
  * Invariant: c->ctx is NULL or a connection that has answered every command
  * sent on it (a timed-out or broken connection is freed at once, because a
  * blocking hiredis context cannot tell a late answer from the next one). */
@@ -17,15 +18,14 @@
 struct l2conn {
     config_redis_url url;
     char name[32];
-    char where[300]; /* "host:port" or the socket path, for messages */
+    char where[420]; /* "host:port", the socket path or the master, for messages */
     int64_t connect_timeout_ms;
     redisContext *ctx;
     int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
     int64_t retry_at;            /* no connect attempt before this time */
     int64_t down_since;          /* when the backoff began */
-    _Atomic int64_t *peer_up_at; /* the sharer's (share_up): when any handle last connected */
-    atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
-    int counted;                 /* this one is in *up_count */
+    l2conn_shared *shared; /* the pool's, or NULL */
+    int counted;           /* this one is in shared->up_count */
     backoff backoff;
     int was_up;     /* -1 unknown, 0 down, 1 up: to log transitions only */
     int maybe_sent; /* the last command reached the socket: it may have run */
@@ -47,8 +47,44 @@ static void describe(const config_redis_url *url, char *where, size_t size)
 {
     if (url->is_unix)
         snprintf(where, size, "%s", url->host);
+    else if (url->nsentinels > 0 && url->host[0] == '\0')
+        snprintf(where, size, "master %s", url->master);
+    else if (url->nsentinels > 0)
+        snprintf(where, size, "%s:%d (master %s)", url->host, url->port, url->master);
     else
         snprintf(where, size, "%s:%d", url->host, url->port);
+}
+
+void l2conn_shared_init(l2conn_shared *sh)
+{
+    memset(sh, 0, sizeof *sh);
+    pthread_mutex_init(&sh->mu, NULL);
+}
+
+void l2conn_shared_destroy(l2conn_shared *sh)
+{
+    pthread_mutex_destroy(&sh->mu);
+}
+
+size_t l2conn_shared_up(l2conn_shared *sh)
+{
+    return atomic_load(&sh->up_count);
+}
+
+void l2conn_shared_error(l2conn_shared *sh, char *buf, size_t size)
+{
+    pthread_mutex_lock(&sh->mu);
+    snprintf(buf, size, "%s", sh->last_error);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static void shared_set_error(l2conn_shared *sh, const char *text)
+{
+    if (sh == NULL)
+        return;
+    pthread_mutex_lock(&sh->mu);
+    snprintf(sh->last_error, sizeof sh->last_error, "%s", text);
+    pthread_mutex_unlock(&sh->mu);
 }
 
 int l2conn_create(l2conn **out, const config_redis_url *url, int64_t connect_timeout_ms,
@@ -75,8 +111,8 @@ static void drop(l2conn *c, int retry_now)
         redisFree(c->ctx);
         c->ctx = NULL;
     }
-    if (c->counted && c->up_count != NULL)
-        atomic_fetch_sub(c->up_count, 1);
+    if (c->counted && c->shared != NULL)
+        atomic_fetch_sub(&c->shared->up_count, 1);
     c->counted = 0;
     if (retry_now) {
         c->retry_at = 0;
@@ -86,10 +122,9 @@ static void drop(l2conn *c, int retry_now)
     c->retry_at = c->down_since + backoff_fail(&c->backoff);
 }
 
-void l2conn_share_up(l2conn *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
+void l2conn_share(l2conn *c, l2conn_shared *sh)
 {
-    c->peer_up_at = up_at;
-    c->up_count = up_count;
+    c->shared = sh;
 }
 
 void l2conn_set_setup(l2conn *c, l2conn_setup_fn fn, void *arg)
@@ -196,10 +231,11 @@ static int dial_command(redisContext *ctx, const char *where, int argc, const ch
     return ok ? 0 : -1;
 }
 
-redisContext *l2conn_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
-                          size_t errlen)
+/* Connects to one server and runs AUTH and SELECT as url asks. */
+static redisContext *dial_server(const config_redis_url *url, int64_t timeout_ms, char *err,
+                                 size_t errlen)
 {
-    char where[300], db[16];
+    char where[400], db[16];
     describe(url, where, sizeof where);
     struct timeval tv = ms_to_tv(timeout_ms);
     redisContext *ctx = url->is_unix ? redisConnectUnixWithTimeout(url->host, tv)
@@ -225,13 +261,135 @@ redisContext *l2conn_dial(const config_redis_url *url, int64_t timeout_ms, char 
     return ctx;
 }
 
+/* Sentinel resolution, after the Redis "Sentinel clients" guidelines. */
+#define SENTINEL_TIMEOUT_MS 300
+
+/* Asks one Sentinel for url->master. Returns 1 with the address in *out, 0
+ * when it answered that it knows no such master, -1 when it did not answer
+ * (the reason in why). */
+static int ask_sentinel(const config_redis_url *url, const config_redis_addr *s,
+                        int64_t timeout_ms, config_redis_addr *out, char *why, size_t whylen)
+{
+    struct timeval tv = ms_to_tv(timeout_ms);
+    redisContext *ctx = redisConnectWithTimeout(s->host, s->port, tv);
+    int rv = -1;
+    if (ctx == NULL || ctx->err != 0) {
+        snprintf(why, whylen, "connect: %s", ctx != NULL ? ctx->errstr : "out of memory");
+        goto done;
+    }
+    redisSetTimeout(ctx, tv);
+    const char *auth[] = {"AUTH", url->sentinel_password};
+    if (url->sentinel_password[0] != '\0' &&
+        dial_command(ctx, "Sentinel", 2, auth, why, whylen) != 0)
+        goto done;
+    const char *ask[] = {"SENTINEL", "get-master-addr-by-name", url->master};
+    redisReply *r = redisCommandArgv(ctx, 3, ask, NULL);
+    if (r == NULL) {
+        snprintf(why, whylen, "%s", ctx->errstr);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        snprintf(why, whylen, "knows no such master");
+        rv = 0;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, whylen, "%s", r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_STRING ||
+               r->element[1]->type != REDIS_REPLY_STRING ||
+               r->element[0]->len >= sizeof out->host || atoi(r->element[1]->str) <= 0) {
+        snprintf(why, whylen, "unexpected reply to SENTINEL get-master-addr-by-name");
+    } else {
+        snprintf(out->host, sizeof out->host, "%s", r->element[0]->str);
+        out->port = atoi(r->element[1]->str);
+        rv = 1;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+done:
+    if (ctx != NULL)
+        redisFree(ctx);
+    return rv;
+}
+
+/* Asks url's Sentinels in turn; the first to give an address moves to the
+ * front. Returns 0 with it in *out, or -1 with err saying whether no
+ * Sentinel answered or those that did know no such master. */
+static int resolve(config_redis_url *url, int64_t timeout_ms, config_redis_addr *out, char *err,
+                   size_t errlen)
+{
+    char tried[600] = "", why[200];
+    size_t used = 0;
+    int unknown = 0;
+    int64_t t = timeout_ms < SENTINEL_TIMEOUT_MS ? timeout_ms : SENTINEL_TIMEOUT_MS;
+    for (int i = 0; i < url->nsentinels; i++) {
+        config_redis_addr s = url->sentinels[i];
+        int rv = ask_sentinel(url, &s, t, out, why, sizeof why);
+        if (rv == 1) {
+            memmove(&url->sentinels[1], &url->sentinels[0], sizeof s * (size_t)i);
+            url->sentinels[0] = s;
+            return 0;
+        }
+        unknown += rv == 0;
+        if (used < sizeof tried)
+            used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s:%d: %s",
+                                     i > 0 ? "; " : "", s.host, s.port, why);
+    }
+    if (unknown > 0)
+        snprintf(err, errlen, "redis master %s: no Sentinel knows a master named \"%s\" (%s)",
+                 url->master, url->master, tried);
+    else
+        snprintf(err, errlen, "redis master %s: no Sentinel answers (%s)", url->master, tried);
+    return -1;
+}
+
+/* Whether ctx's server says it is a master (ROLE). Returns 0, or -1 with
+ * err set. */
+static int check_master(redisContext *ctx, const char *where, char *err, size_t errlen)
+{
+    redisReply *r = redisCommand(ctx, "ROLE");
+    int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+             r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+    if (r == NULL)
+        snprintf(err, errlen, "redis %s: ROLE: %s", where, ctx->errstr);
+    else if (!ok)
+        snprintf(err, errlen,
+                 "redis %s: the Sentinels name it, but ROLE says it is %s, not a master "
+                 "(a failover under way?)",
+                 where,
+                 r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                         r->element[0]->type == REDIS_REPLY_STRING
+                     ? r->element[0]->str
+                     : r->type == REDIS_REPLY_ERROR ? r->str : "something else");
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
+{
+    if (url->nsentinels == 0)
+        return dial_server(url, timeout_ms, err, errlen);
+    config_redis_addr addr;
+    if (resolve(url, timeout_ms, &addr, err, errlen) != 0)
+        return NULL;
+    config_redis_url master = *url;
+    memcpy(master.host, addr.host, sizeof master.host);
+    master.port = addr.port;
+    redisContext *ctx = dial_server(&master, timeout_ms, err, errlen);
+    char where[400];
+    describe(&master, where, sizeof where);
+    if (ctx != NULL && check_master(ctx, where, err, errlen) != 0) {
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 l2_status l2conn_connect(l2conn *c, int64_t now)
 {
     if (c->ctx != NULL)
         return L2_OK;
     /* Inside the backoff, unless another handle got through since it began:
      * Redis is back, and this handle should not sit it out. */
-    int peer_up = c->peer_up_at != NULL && atomic_load(c->peer_up_at) > c->down_since;
+    int peer_up = c->shared != NULL && atomic_load(&c->shared->up_at) > c->down_since;
     if (now < c->retry_at && !peer_up) {
         snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
         return L2_EDOWN;
@@ -240,23 +398,32 @@ l2_status l2conn_connect(l2conn *c, int64_t now)
     if (c->ctx == NULL) {
         if (c->was_up != 0)
             log_warn("%s: %s", c->name, c->err);
+        shared_set_error(c->shared, c->err);
         c->was_up = 0;
         drop(c, 0);
         return L2_EDOWN;
     }
+    if (c->url.nsentinels > 0) { /* the master found this time */
+        config_redis_url at = c->url;
+        snprintf(at.host, sizeof at.host, "%s", c->ctx->tcp.host != NULL ? c->ctx->tcp.host : "");
+        at.port = c->ctx->tcp.port;
+        describe(&at, c->where, sizeof c->where);
+    }
     c->cur_timeout_ms = c->connect_timeout_ms;
     if (c->setup != NULL && c->setup(c->setup_arg, c) != 0) {
         log_warn("%s: %s", c->name, c->err);
+        shared_set_error(c->shared, c->err);
         if (c->ctx != NULL)
             drop(c, 0);
         c->was_up = 0;
         return L2_EDOWN;
     }
     c->maybe_sent = 0; /* the handshake's commands do not count */
-    if (c->peer_up_at != NULL)
-        atomic_store(c->peer_up_at, units_now_ms());
-    if (c->up_count != NULL) /* before the command that needed it is answered */
-        atomic_fetch_add(c->up_count, 1);
+    if (c->shared != NULL) { /* before the command that needed it is answered */
+        atomic_store(&c->shared->up_at, units_now_ms());
+        atomic_fetch_add(&c->shared->up_count, 1);
+        shared_set_error(c->shared, "");
+    }
     c->counted = 1;
     if (c->was_up != 1)
         log_info("%s: connected to redis %s", c->name, c->where);
@@ -281,6 +448,10 @@ redisReply *l2conn_run(l2conn *c, int64_t timeout_ms, int once, l2_status *statu
     }
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         snprintf(c->err, sizeof c->err, "redis: %s", r->str);
+        if (strncmp(r->str, "READONLY", 8) == 0) { /* a replica now: find the master again */
+            log_warn("%s: redis %s is read-only (a failover?); reconnecting", c->name, c->where);
+            drop(c, 1);
+        }
         freeReplyObject(r);
         *status = L2_EREPLY;
         return NULL;

@@ -1,5 +1,6 @@
 /* l2conn: the connection half of the Redis layer. It dials Redis as the
- * URL says (AUTH, SELECT), and keeps one blocking connection per handle:
+ * URL says (through Sentinel, then AUTH, SELECT), and keeps one blocking
+ * connection per handle:
  * after an I/O error or a timeout the connection is dropped, and the next
  * command reconnects, no sooner than a backoff (100 ms doubling to 5 s)
  * after a failed attempt; until then commands fail fast with L2_EDOWN.
@@ -10,6 +11,7 @@
 #define NC_L2CONN_H
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,10 +32,36 @@ typedef enum l2_status {
 
 /* Connects to `url` and runs AUTH and SELECT as it asks, with timeout_ms
  * for the connect and for each later read or write (a blocking context).
- * Returns the context (free with redisFree()), or NULL with a message
- * naming Redis and the problem in err. */
-redisContext *l2conn_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
-                          size_t errlen);
+ * With Sentinels, first finds the master as the Redis "Sentinel clients"
+ * guidelines say: asks each Sentinel in turn (at most 300 ms each) for
+ * url->master, moves the first that answers to the front of
+ * url->sentinels (so url is the caller's, kept between dials), and checks
+ * with ROLE that the address it gave is a master. Returns the context
+ * (free with redisFree()), or NULL with a message naming Redis and the
+ * problem in err: "no Sentinel answers" and "no Sentinel knows a master
+ * named" are the two ways resolution fails. */
+redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen);
+
+/* What the handles of one pool share: when any of them last connected (a
+ * handle in its backoff tries again at once when another got through
+ * since), how many are connected, and the last failure to connect ("" once
+ * one connected), for Ping. */
+typedef struct l2conn_shared {
+    _Atomic int64_t up_at;
+    atomic_size_t up_count;
+    pthread_mutex_t mu; /* guards last_error */
+    char last_error[640];
+} l2conn_shared;
+
+void l2conn_shared_init(l2conn_shared *sh);
+void l2conn_shared_destroy(l2conn_shared *sh);
+
+/* How many handles of the pool are connected; any thread. */
+size_t l2conn_shared_up(l2conn_shared *sh);
+
+/* Copies the last failure to connect ("" when none since one connected)
+ * into buf; any thread. */
+void l2conn_shared_error(l2conn_shared *sh, char *buf, size_t size);
 
 /* Makes a handle for `url` (copied) with the given connect timeout. Does
  * not connect yet. `name` tags log lines. Returns 0 and hands the handle to
@@ -54,11 +82,10 @@ void l2conn_set_setup(l2conn *c, l2conn_setup_fn fn, void *arg);
  * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
 l2_status l2conn_connect(l2conn *c, int64_t now);
 
-/* Shares with other handles the time any of them last connected (a handle
- * in its backoff tries again at once when another got through since) and
- * the count of those connected, which a handle updates as it connects and
- * drops, before the command that caused it returns. Either may be NULL. */
-void l2conn_share_up(l2conn *c, _Atomic int64_t *up_at, atomic_size_t *up_count);
+/* Makes the handle one of sh's pool (sh is the caller's and outlives it).
+ * It updates sh as it connects and drops, before the command that caused
+ * it returns. */
+void l2conn_share(l2conn *c, l2conn_shared *sh);
 
 /* Lets the next command try to connect at once, ignoring the backoff (for
  * when Redis is known to be reachable again). */
@@ -94,7 +121,9 @@ l2_status l2conn_ping(l2conn *c, int64_t timeout_ms);
  * the command once more, unless `once` (the command must never run twice).
  * Returns the reply (caller frees it with freeReplyObject()), or NULL with
  * *status set; an error reply is NULL with L2_EREPLY and its text in
- * l2conn_error() as "redis: TEXT". */
+ * l2conn_error() as "redis: TEXT". A READONLY error (the server is a
+ * replica now: a failover) also drops the connection, so the next command
+ * finds the master again. */
 redisReply *l2conn_run(l2conn *c, int64_t timeout_ms, int once, l2_status *status, int argc,
                        const char **argv, const size_t *lens);
 

@@ -213,6 +213,31 @@ void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
     }
 }
 
+int svc_replicated(service *svc, call *c, l2 *conn, const char *what)
+{
+    uint64_t want = svc->cfg->redis_wait_replicas;
+    if (want == 0)
+        return 0;
+    int64_t wait = svc->cfg->redis_wait_timeout_ms;
+    int acked = 0;
+    l2_status rv = l2_wait(conn, (int)want, wait, wait + svc->cfg->redis_timeout_ms, &acked);
+    if (rv == L2_OK && (uint64_t)acked >= want)
+        return 0;
+    stats_inc(&svc->st->redis_errors);
+    if (rv == L2_OK)
+        call_fail(c, CODE(UNAVAILABLE),
+                  "the %s is done on the redis master and announced, but %d of the %" PRIu64
+                  " replicas redis_wait_replicas asks for confirmed it within %" PRId64
+                  " ms; a failover may lose it",
+                  what, acked, want, wait);
+    else
+        call_fail(c, CODE(UNAVAILABLE),
+                  "the %s is done on the redis master and announced, but no replica is known "
+                  "to have it (WAIT: %s); a failover may lose it",
+                  what, l2_error(conn));
+    return -1;
+}
+
 int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
 {
     int64_t ttl = has_ttl ? ttl_ms : CONFIG_LIVE(svc->cfg->default_ttl_ms);

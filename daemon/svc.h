@@ -117,6 +117,14 @@ uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
  * `published` when it surely ran. */
 void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
 
+/* After a write Redis confirmed (`what` names it in messages): with
+ * redis_wait_replicas N, WAITs on the write's connection until N replicas
+ * have it. Returns 0 (N = 0, or they have it), or -1 after answering the
+ * call UNAVAILABLE with what is known of the write (done on the master
+ * and announced, not known to be on N replicas); the caller then keeps
+ * nothing of it in L1. */
+int svc_replicated(service *svc, call *c, l2 *conn, const char *what);
+
 /* The TTL a write applies: `ttl_ms` if has_ttl, else default_ttl; capped
  * at max_ttl and spread by ttl_jitter. */
 int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms);

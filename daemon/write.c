@@ -94,9 +94,12 @@ static void job_set(service *svc, call *c, l2 *conn)
                   "lease is no longer valid: the key was written or deleted "
                   "since it was granted, or it expired; nothing stored");
     } else {
+        int durable = svc_replicated(svc, c, conn, "write") == 0;
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
         svc_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
-                    coh_serving(svc->coh, units_now_ms()) && !s->negative);
+                    durable && coh_serving(svc->coh, units_now_ms()) && !s->negative);
+        if (!durable)
+            goto out;
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -104,6 +107,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         r.set = &sr;
         call_reply(c, &r);
     }
+out:
     write_end(svc, conn, &w, rv == L2_OK && stored);
 }
 
@@ -124,6 +128,8 @@ static void job_delete(service *svc, call *c, l2 *conn)
         svc_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
+        if (svc_replicated(svc, c, conn, "delete") != 0)
+            goto out;
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
         dr.existed = existed;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -131,6 +137,7 @@ static void job_delete(service *svc, call *c, l2 *conn)
         r.delete_ = &dr;
         call_reply(c, &r);
     }
+out:
     /* a release of a lease that was no longer held publishes nothing */
     write_end(svc, conn, &w, rv == L2_OK && (token == NULL || existed));
 }
@@ -169,6 +176,8 @@ static void job_bump(service *svc, call *c, l2 *conn)
                   BUMP_TRIES);
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
+        if (svc_replicated(svc, c, conn, "bump") != 0)
+            goto out;
         pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
         br.version = version;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -176,6 +185,7 @@ static void job_bump(service *svc, call *c, l2 *conn)
         r.bump_namespace = &br;
         call_reply(c, &r);
     }
+out:
     write_end(svc, conn, &w, rv == L2_OK && bumped);
 }
 

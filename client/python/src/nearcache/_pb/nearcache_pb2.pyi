@@ -227,7 +227,7 @@ class PingRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PingReply(_message.Message):
-    __slots__ = ("version", "node_id", "uptime_ms", "redis_up", "subscribed", "l1_serving", "max_request_size")
+    __slots__ = ("version", "node_id", "uptime_ms", "redis_up", "subscribed", "l1_serving", "max_request_size", "redis_error")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class PingReply(_message.Message):
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     L1_SERVING_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REDIS_ERROR_FIELD_NUMBER: _ClassVar[int]
     version: str
     node_id: str
     uptime_ms: int
@@ -242,7 +243,8 @@ class PingReply(_message.Message):
     subscribed: bool
     l1_serving: bool
     max_request_size: int
-    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: _Optional[bool] = ..., subscribed: _Optional[bool] = ..., l1_serving: _Optional[bool] = ..., max_request_size: _Optional[int] = ...) -> None: ...
+    redis_error: str
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: _Optional[bool] = ..., subscribed: _Optional[bool] = ..., l1_serving: _Optional[bool] = ..., max_request_size: _Optional[int] = ..., redis_error: _Optional[str] = ...) -> None: ...
 
 class MGetRequest(_message.Message):
     __slots__ = ("ns", "keys")
