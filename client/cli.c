@@ -226,14 +226,16 @@ static int cmd_ping(struct session *ss, char **args, int nargs)
     nc_client *c = session_client(ss);
     if (c == NULL)
         return ss->open_error;
-    nc_ping_info info;
-    int rv = nc_ping_ex(c, &info, ss->timeout);
+    nc_ping_info p;
+    int rv = nc_ping_ex(c, &p, ss->timeout);
     if (rv != NC_OK)
         return failed("ping", rv);
-    if (info.redis_up || info.redis_error[0] == '\0')
-        printf("PONG (redis %s)\n", info.redis_up ? "up" : "down");
+    char redis[360];
+    if (p.redis_up || p.redis_error[0] == '\0')
+        snprintf(redis, sizeof redis, "%s", p.redis_up ? "up" : "down");
     else
-        printf("PONG (redis down: %s)\n", info.redis_error);
+        snprintf(redis, sizeof redis, "down: %s", p.redis_error);
+    printf("PONG (redis %s, nearcached %s, protocol %u)\n", redis, p.version, p.protocol_version);
     return 0;
 }
 
