@@ -555,6 +555,11 @@ static int check_prefix(const char *value, char *err, size_t errlen)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",
                                value);
+    if (strpbrk(value, "{}") != NULL)
+        return config_fail(err, errlen,
+                           "prefix \"%s\" contains '{' or '}', which would make it a Redis "
+                           "Cluster hash tag of every key",
+                           value);
     return 0;
 }
 

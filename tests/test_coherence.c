@@ -143,8 +143,8 @@ Test(coherence, bump_namespace_drops_it_on_every_node)
     cr_assert_geq(h_stat(fx.cl[2], "namespace_bumps"), 1);
     set_on(2, "a", "new"); /* written under the new version */
     converges(1, "a", "new");
-    char dkey[64];
-    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:a", (unsigned long long)version);
+    char dkey[128];
+    h_key_at(dkey, sizeof dkey, "nc:v1", "ns", version, "a");
     char *raw = h_redis_cmd(&fx.redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "new");
     free(raw);
@@ -255,6 +255,7 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     h_proxy proxy;
     node1_through_proxy(&proxy);
     set_on(0, "k", "old");
+    free(get_on(1, "warm", NULL)); /* node 1 learns ns's version: one round trip per read */
     /* The slow read runs on its own thread while this one writes. */
     pthread_t reader;
     struct slow_read r = {.rv = -1};

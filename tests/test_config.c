@@ -59,6 +59,15 @@ static void expect_set_error(const char *name, const char *value, const char *me
     cr_expect_eq(memcmp(&c, &before, sizeof c), 0, "%s changed on error", name);
 }
 
+Test(config, prefix_refuses_hash_tag_braces)
+{
+    expect_set_error("prefix", "app{1}",
+                     "prefix \"app{1}\" contains '{' or '}', which would make it a Redis Cluster "
+                     "hash tag of every key");
+    expect_set_error("prefix", "a}", "prefix \"a}\" contains '{' or '}', which would make it a "
+                                     "Redis Cluster hash tag of every key");
+}
+
 static char *usage_text(void)
 {
     char *text = NULL;

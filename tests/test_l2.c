@@ -70,10 +70,10 @@ Test(l2, set_then_get_returns_value_ttl_and_version)
     uint64_t ver = h_nsver(&redis, "ns");
     cr_assert_gt(ver, UINT64_C(1000000000000000), "a new version is Redis's clock in µs: %llu",
                  (unsigned long long)ver);
-    char dkey[64];
-    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:k", (unsigned long long)ver);
+    char dkey[128];
+    h_key_at(dkey, sizeof dkey, "nc:v1", "ns", ver, "k");
     char *raw = h_redis_cmd(&redis, "GET", dkey, NULL);
-    cr_assert_str_eq(raw, "value", "the data key is PREFIX:NS:VER:KEY");
+    cr_assert_str_eq(raw, "value", "the data key is keyspace's, under the version");
     free(raw);
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
@@ -141,11 +141,40 @@ Test(l2, bump_moves_the_namespace_to_a_new_version)
                  "the old version's key is never read again");
     cr_assert_eq(v.version, before + 1);
     cr_assert_eq(set(k, "new", 10000), L2_OK);
-    char dkey[64];
-    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:k", (unsigned long long)(before + 1));
+    char dkey[128];
+    h_key_at(dkey, sizeof dkey, "nc:v1", "ns", before + 1, "k");
     char *raw = h_redis_cmd(&redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "new");
     free(raw);
+}
+
+/* A node that has not heard of a bump assumes the old version (its floor):
+ * the script finds the new one and runs again under it, so the write never
+ * lands under the retired version. */
+Test(l2, a_write_under_a_version_bumped_meanwhile_lands_under_the_new_one)
+{
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "old", 10000), L2_OK);
+    uint64_t old = h_nsver(&redis, "ns");
+    free(h_redis_cmd(&redis, "INCR", "nc:v1:nsver:ns", NULL)); /* another node's bump */
+    k.floor = old;
+    uint64_t version = 0;
+    int stored = 0;
+    cr_assert_eq(l2_set(conn, &k, "new", 3, 10000, NULL, &msg, 500, &version, &stored), L2_OK);
+    cr_assert_eq(version, old + 1);
+    char *raw = h_redis_cmd(&redis, "GET", h_key_at((char[128]){0}, 128, "nc:v1", "ns", old, "k"),
+                            NULL);
+    cr_assert_str_eq(raw, "old", "the write landed under the retired version");
+    free(raw);
+    raw = h_redis_cmd(&redis, "GET", h_key_at((char[128]){0}, 128, "nc:v1", "ns", old + 1, "k"),
+                      NULL);
+    cr_assert_str_eq(raw, "new");
+    free(raw);
+    l2_value v = {0};
+    cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK);
+    cr_assert_eq(v.version, old + 1, "a read assuming the old version reads the new one");
+    cr_assert_eq(v.len, 3);
+    l2_value_free(&v);
 }
 
 /* Issue 9: Redis loses PREFIX:nsver:NS (eviction, FLUSHALL, a failover).
@@ -216,7 +245,7 @@ Test(l2, a_version_below_the_callers_floor_is_raised_above_it)
 {
     l2_key k = KEY("ns", "k");
     free(h_redis_cmd(&redis, "SET", "nc:v1:nsver:ns", "5", NULL));
-    free(h_redis_cmd(&redis, "SET", "nc:v1:ns:5:k", "OLD", NULL));
+    free(h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "k"), "OLD", NULL));
     l2_value v = {0};
     cr_assert_eq(l2_get(conn, &k, NULL, 500, &v), L2_OK, "no floor: version 5 is current");
     l2_value_free(&v);
