@@ -144,23 +144,38 @@ static int parse_db(const char *s, size_t len, config_redis_url *u, char *err, s
     return 0;
 }
 
-/* rest is what follows "redis://". */
-static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+/* Reads "userinfo@" at the start of *rest, if there is one (the last '@'
+ * ends it), and advances *rest past it. */
+static int parse_userinfo_at(const char **rest, config_redis_url *u, char *err, size_t errlen)
 {
-    const char *at = strrchr(rest, '@');
-    if (at != NULL) {
-        if (parse_userinfo(rest, (size_t)(at - rest), u, err, errlen) != 0)
-            return -1;
-        rest = at + 1;
-    }
-    if (parse_host(&rest, "/", u->host, sizeof u->host, err, errlen) != 0 ||
-        parse_port(&rest, "/", &u->port, err, errlen) != 0)
+    const char *at = strrchr(*rest, '@');
+    if (at == NULL)
+        return 0;
+    if (parse_userinfo(*rest, (size_t)(at - *rest), u, err, errlen) != 0)
         return -1;
+    *rest = at + 1;
+    return 0;
+}
+
+/* Reads what ends a URL after `what`: nothing, "/", or "/db". */
+static int parse_db_tail(const char *rest, const char *what, config_redis_url *u, char *err,
+                         size_t errlen)
+{
     if (*rest == '/' && rest[1] != '\0')
         return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
     if (*rest != '\0' && strcmp(rest, "/") != 0)
-        return config_fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
+        return config_fail(err, errlen, "unexpected \"%s\" after the %s", rest, what);
     return 0;
+}
+
+/* rest is what follows "redis://". */
+static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    if (parse_userinfo_at(&rest, u, err, errlen) != 0 ||
+        parse_host(&rest, "/", u->host, sizeof u->host, err, errlen) != 0 ||
+        parse_port(&rest, "/", &u->port, err, errlen) != 0)
+        return -1;
+    return parse_db_tail(rest, "Redis host", u, err, errlen);
 }
 
 /* rest is what follows "sentinel://": [userinfo@]host[:port][,host[:port]...]
@@ -168,12 +183,8 @@ static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_
  * one server (Sentinels get sentinel_password). */
 static int parse_sentinel_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
 {
-    const char *at = strrchr(rest, '@');
-    if (at != NULL) {
-        if (parse_userinfo(rest, (size_t)(at - rest), u, err, errlen) != 0)
-            return -1;
-        rest = at + 1;
-    }
+    if (parse_userinfo_at(&rest, u, err, errlen) != 0)
+        return -1;
     u->host[0] = '\0';
     u->port = 0;
     do {
@@ -202,12 +213,7 @@ static int parse_sentinel_url(const char *rest, config_redis_url *u, char *err, 
                            sizeof u->master - 1);
     memcpy(u->master, rest, len);
     u->master[len] = '\0';
-    rest += len;
-    if (*rest == '/' && rest[1] != '\0')
-        return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
-    if (*rest != '\0' && strcmp(rest, "/") != 0)
-        return config_fail(err, errlen, "unexpected \"%s\" after the Sentinel master name", rest);
-    return 0;
+    return parse_db_tail(rest + len, "Sentinel master name", u, err, errlen);
 }
 
 /* rest is what follows "unix://": an absolute path, then optionally ?db=N. */
