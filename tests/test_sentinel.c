@@ -411,3 +411,22 @@ Test(sentinel, a_write_fewer_replicas_confirm_is_unavailable_and_says_it_is_done
     h_daemon_stop(&a);
     h_daemon_stop(&b);
 }
+
+/* A Sentinel that does not answer is skipped (and moved behind the one
+ * that did, so the next connect does not wait for it again). */
+Test(sentinel, a_dead_sentinel_is_skipped)
+{
+    h_redis via = master;
+    snprintf(via.url, sizeof via.url, "sentinel://127.0.0.1:%d,%.*s", h_free_port(), 100,
+             sentinel_url + strlen("sentinel://"));
+    h_daemon d;
+    h_daemon_start(&d, &via, NULL); /* ready: it serves from L1 */
+    nc_client *c = h_client(&d);
+    cr_assert_eq(nc_set(c, NC_STR("s"), NC_STR("k"), NC_STR("v"), 60000, 1000), NC_OK, "%s",
+                 nc_errmsg());
+    char *held = h_redis_cmd(&master, "GET", H_DATA_KEY(&master, "s", "k"), NULL);
+    cr_assert_str_eq(held, "v", "the write is on the master");
+    free(held);
+    nc_close(c);
+    h_daemon_stop(&d);
+}
