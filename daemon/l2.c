@@ -278,9 +278,8 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
                 used += argl[a++];
             }
         argv[a] = ver, argl[a++] = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
-        memcpy(argv + a, args, sizeof *args * (size_t)nargs);
-        memcpy(argl + a, lens, sizeof *lens * (size_t)nargs);
-        a += (size_t)nargs;
+        for (int i = 0; i < nargs; i++, a++)
+            argv[a] = args[i], argl[a] = lens[i];
         argv[a] = floor, argl[a++] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
         r = l2conn_run(c->conn, timeout_ms, once, status, (int)a, argv, argl);
         if (r == NULL && *status == L2_EREPLY &&
