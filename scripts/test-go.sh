@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Go client's suite (client/go, examples/go): gofmt, go vet, staticcheck
+# (pinned, installed into build/go-bin), the generated protobuf code checked
+# against proto/nearcache.proto, then go test -race against the plain
+# build's nearcached ($NC_BUILD, default build/). Needs Go 1.24 or newer: a
+# missing or older go is replaced by the toolchain module from the Go proxy
+# (golang.org/toolchain), unpacked into build/go-toolchain.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+export NC_BUILD=${NC_BUILD:-$here/build}
+need=1.24.0
+toolchain=go1.26.0
+staticcheck=v0.8.2
+
+go_ok() { command -v go >/dev/null && [ "$(printf '%s\n%s\n' "$need" "$(go env GOVERSION | sed 's/^go//')" | sort -V | head -1)" = "$need" ]; }
+if ! go_ok; then
+  dir="$NC_BUILD/go-toolchain"
+  if [ ! -x "$dir/bin/go" ]; then
+    arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+    echo "== go: fetching $toolchain ($arch) from proxy.golang.org"
+    tmp=$(mktemp -d) && curl -fsSL -o "$tmp/tc.zip" \
+      "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-$toolchain.linux-$arch.zip" &&
+      (cd "$tmp" && python3 -m zipfile -e tc.zip x) && rm -rf "$dir" &&
+      mv "$tmp/x/golang.org/toolchain@v0.0.1-$toolchain.linux-$arch" "$dir" && chmod -R u+x "$dir/bin" "$dir/pkg/tool"
+    rm -rf "$tmp"
+  fi
+  export PATH="$dir/bin:$PATH"
+  go_ok || { echo "go: need Go $need or newer (see README, Go)" >&2; exit 1; }
+fi
+export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+bin="$NC_BUILD/go-bin"
+failed=0
+[ -x "$bin/staticcheck" ] || (cd /tmp && GOBIN="$bin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck") ||
+  { echo "go: cannot install staticcheck" >&2; exit 1; }
+for mod in client/go examples/go; do
+  [ -f "$here/$mod/go.mod" ] || continue
+  echo "== go: $mod: gofmt, vet, staticcheck, test -race"
+  cd "$here/$mod" || exit 1
+  bad=$(gofmt -l .) && [ -z "$bad" ] || { echo "gofmt: $bad" >&2; failed=1; }
+  go vet ./... || failed=1
+  "$bin/staticcheck" ./... || failed=1
+  go test -race -count=1 ./... || failed=1
+done
+bash "$here/client/go/tools/genproto.sh" --check || failed=1
+exit $failed
