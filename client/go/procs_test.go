@@ -154,6 +154,12 @@ func (d *daemonProc) start(t testing.TB) {
 		p, err := c.Ping(context.Background())
 		return err == nil && (p.L1Serving || d.redis == nil)
 	})
+	if d.redis != nil { // and until its ring says it serves (a heartbeat later)
+		waitFor(t, "the daemon's ring to serve", 10*time.Second, func() bool {
+			r, err := openRing(d.sock + ".ring")
+			return err == nil && r.epoch() != 0 && r.until() >= nowMS()
+		})
+	}
 }
 
 // stop sends SIGTERM and waits.
