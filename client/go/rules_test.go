@@ -1,0 +1,168 @@
+package nearcache
+
+// The client rules of docs/protocol.md: R1 (fail fast on dial, with a
+// backoff) and R2 (pending invalidations).
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDialOfAMissingSocketFailsAtOnceAndSaysWhatToDo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.sock")
+	start := time.Now()
+	_, err := Dial("ipc://" + path)
+	var e *Error
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Dial: %v", err)
+	}
+	for _, want := range []string{path, "no daemon is listening", "NEARCACHE_URL"} {
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("message %q lacks %q", e.Message, want)
+		}
+	}
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Fatalf("Dial took %v", took)
+	}
+}
+
+func TestDialOfAStaleSocketSaysTheDaemonIsNotRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stale.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	_, err = Dial("ipc://" + path)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ECONNREFUSED) ||
+		!strings.Contains(err.Error(), "stale socket") {
+		t.Fatalf("Dial: %v", err)
+	}
+}
+
+func TestPermissionDeniedNamesOwnerGroupModeAndTheFix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nc.sock")
+	if err := os.WriteFile(path, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(path, 0o660)
+	err := dialError(path, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EACCES)})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != PermissionDenied || !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("%v", err)
+	}
+	for _, want := range []string{path, ":", " 0660)", "to group", "socket_group"} {
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("message %q lacks %q", e.Message, want)
+		}
+	}
+}
+
+func TestCallsBeforeTheNextDialIsDueFailAtOnceThenItDialsOnce(t *testing.T) {
+	r := startRedis(t)
+	dir := t.TempDir()
+	url := "ipc://" + dir + "/nc.sock"
+	c, err := Dial(url, WithLazyDial(), WithNearBytes(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, first := c.Ping(bg)
+	if !errors.Is(first, ErrUnavailable) {
+		t.Fatalf("first Ping: %v", first)
+	}
+	d := &daemonProc{redis: r, dir: dir, url: url, sock: dir + "/nc.sock"}
+	d.start(t)
+	t.Cleanup(d.kill)
+	// The backoff after the first failure is 25 to 50 ms; the daemon took
+	// longer than that to start, so the next call dials, once, and works.
+	if _, err := c.Ping(bg); err != nil {
+		t.Fatalf("Ping once the daemon is up: %v", err)
+	}
+	d.stop()
+	_, err1 := c.Ping(bg) // the connection is lost: one dial, which fails
+	start := time.Now()
+	_, err2 := c.Ping(bg) // within the backoff: no dial, the same error
+	if took := time.Since(start); err1 == nil || err2 != err1 || took > time.Millisecond {
+		t.Fatalf("after the daemon stopped: %v, then %v in %v", err1, err2, took)
+	}
+}
+
+func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
+	r := startRedis(t)
+	d := startDaemon(t, r)
+	c := d.dial(t, WithPendingLimit(3))
+	strict := d.dial(t, WithStrictInvalidation(true))
+	for _, k := range []string{"1", "2", "3", "4", "5"} {
+		_ = c.Set(bg, "p", k, []byte("v"+k), time.Hour)
+	}
+	_ = c.Set(bg, "q", "1", []byte("v"), time.Hour)
+	_ = c.Set(bg, "other", "x", []byte("v"), time.Hour)
+	if _, err := c.Get(bg, "p", "1"); err != nil { // in the near tier
+		t.Fatal(err)
+	}
+	d.stop()
+	existed, err := c.Delete(bg, "p", "1")
+	if !errors.Is(err, ErrQueued) || errors.Is(err, ErrUnavailable) || existed {
+		t.Fatalf("Delete with the daemon down: %v, %v", existed, err)
+	}
+	if _, err := c.Get(bg, "p", "1"); errors.Is(err, ErrQueued) || err == nil {
+		t.Fatalf("the near tier still serves a deleted key: %v", err)
+	}
+	if _, err := c.Bump(bg, "q"); !errors.Is(err, ErrQueued) {
+		t.Fatalf("Bump with the daemon down: %v", err)
+	}
+	for _, k := range []string{"2", "3"} { // the third and fourth: past the bound of 3
+		if _, err := c.Delete(bg, "p", k); !errors.Is(err, ErrQueued) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Delete(bg, "other", "x"); !errors.Is(err, ErrQueued) {
+		t.Fatal(err)
+	}
+	if _, err := strict.Delete(bg, "p", "5"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("strict Delete: %v", err)
+	}
+	d.start(t)
+	waitFor(t, "the client to reconnect", 5*time.Second, func() bool {
+		_, err := c.Ping(bg)
+		return err == nil
+	})
+	check := d.dial(t, WithNearBytes(0))
+	for _, k := range []struct{ ns, key string }{{"p", "1"}, {"p", "2"}, {"p", "3"}, {"p", "4"}, {"q", "1"}, {"other", "x"}} {
+		// p/2 and p/3 went past the bound: p was bumped instead (p/4 too).
+		if _, err := check.Get(bg, k.ns, k.key); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s/%s after reconnect: %v", k.ns, k.key, err)
+		}
+	}
+	if c.npend.Load() != 0 {
+		t.Fatalf("%d invalidations still pending", c.npend.Load())
+	}
+}
+
+func TestCloseFlushesPendingInvalidationsWhenTheDaemonAnswers(t *testing.T) {
+	r := startRedis(t)
+	d := startDaemon(t, r)
+	c, err := Dial(d.url, WithNearBytes(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Set(bg, "c", "k", []byte("v"), time.Hour)
+	d.stop()
+	if _, err := c.Delete(bg, "c", "k"); !errors.Is(err, ErrQueued) {
+		t.Fatal(err)
+	}
+	d.start(t)
+	time.Sleep(100 * time.Millisecond) // the backoff
+	c.Close()
+	if _, err := d.dial(t).Get(bg, "c", "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
