@@ -2,7 +2,7 @@
 # The Go client's suite (client/go, examples/go): gofmt, go vet, staticcheck
 # (pinned, installed into build/go-bin), the generated protobuf code checked
 # against proto/nearcache.proto, then go test -race against the plain
-# build's nearcached ($NC_BUILD, default build/). Needs Go 1.24 or newer: a
+# build's nearcached ($NC_BUILD, default build/), and bench/go/run.sh --smoke. Needs Go 1.24 or newer: a
 # missing or older go is replaced by the toolchain module from the Go proxy
 # (golang.org/toolchain), unpacked into build/go-toolchain.
 set -uo pipefail
@@ -32,7 +32,7 @@ bin="$NC_BUILD/go-bin"
 failed=0
 [ -x "$bin/staticcheck" ] || (cd /tmp && GOBIN="$bin" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck") ||
   { echo "go: cannot install staticcheck" >&2; exit 1; }
-for mod in client/go examples/go; do
+for mod in client/go examples/go bench/go; do
   [ -f "$here/$mod/go.mod" ] || continue
   echo "== go: $mod: gofmt, vet, staticcheck, test -race"
   cd "$here/$mod" || exit 1
@@ -42,4 +42,7 @@ for mod in client/go examples/go; do
   go test -race -count=1 ./... || failed=1
 done
 bash "$here/client/go/tools/genproto.sh" --check || failed=1
+echo "== go: bench smoke (bench/go/run.sh --smoke; figures are for docs/benchmarks.md, not a gate)"
+bash "$here/bench/go/run.sh" --smoke > "$NC_BUILD/go-bench-smoke.log" 2>&1 ||
+  { cat "$NC_BUILD/go-bench-smoke.log"; failed=1; }
 exit $failed
