@@ -14,7 +14,7 @@ var bg = context.Background()
 
 func TestSetThenGetReturnsTheValueFromTheDaemon(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	if err := c.Set(bg, "users", "42", []byte("alice"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestSetThenGetReturnsTheValueFromTheDaemon(t *testing.T) {
 
 func TestMissingKeyIsErrNotFound(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	v, err := c.Get(bg, "users", "nobody")
 	if !errors.Is(err, ErrNotFound) || v != nil {
 		t.Fatalf("Get = %q, %v; want ErrNotFound", v, err)
@@ -43,7 +43,7 @@ func TestMissingKeyIsErrNotFound(t *testing.T) {
 
 func TestNegativeEntryIsErrNotFoundAndSaysSo(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	if _, err := c.SetEx(bg, "users", "404", nil, time.Minute, SetOptions{Negative: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestNegativeEntryIsErrNotFoundAndSaysSo(t *testing.T) {
 
 func TestDeleteSaysWhetherTheKeyExisted(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t)
+	c := dial(t, d)
 	_ = c.Set(bg, "users", "43", []byte("bob"), 0)
 	for _, want := range []bool{true, false} {
 		existed, err := c.Delete(bg, "users", "43")
@@ -71,7 +71,7 @@ func TestDeleteSaysWhetherTheKeyExisted(t *testing.T) {
 func TestMSetThenMGetInKeyOrderWithNilForAbsent(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
 	for _, near := range []int64{0, DefaultNearBytes} {
-		c := d.dial(t, WithNearBytes(near))
+		c := dial(t, d, WithNearBytes(near))
 		err := c.MSet(bg, "m", map[string][]byte{"1": []byte("ann"), "2": []byte("bob"), "e": {}}, time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -90,7 +90,7 @@ func TestMSetThenMGetInKeyOrderWithNilForAbsent(t *testing.T) {
 
 func TestBumpDropsTheNamespaceAndCountsUp(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t)
+	c := dial(t, d)
 	_ = c.Set(bg, "sessions", "a", []byte("1"), 0)
 	if _, err := c.Get(bg, "sessions", "a"); err != nil { // now in the near tier too
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestBumpDropsTheNamespaceAndCountsUp(t *testing.T) {
 
 func TestStatsAndPingReportTheDaemon(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	_, _ = c.Get(bg, "s", "k")
 	st, err := c.Stats(bg)
 	if err != nil || st["gets"] < 1 || st["requests"] < 1 {
@@ -124,7 +124,7 @@ func TestStatsAndPingReportTheDaemon(t *testing.T) {
 
 func TestBadArgumentsAreErrInvalidArgumentWithTheDaemonsMessage(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	cases := []struct {
 		name string
 		call func() error
@@ -146,7 +146,7 @@ func TestBadArgumentsAreErrInvalidArgumentWithTheDaemonsMessage(t *testing.T) {
 
 func TestTooLargeRequestIsRefusedWithoutSending(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	err := c.Set(bg, "big", "k", make([]byte, 1_200_000), 0)
 	if !errors.Is(err, ErrResourceExhausted) {
 		t.Fatalf("Set of 1.2 MB: %v", err)
@@ -158,7 +158,7 @@ func TestTooLargeRequestIsRefusedWithoutSending(t *testing.T) {
 
 func TestManyRequestsInFlightOnOneConnection(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := 0; i < 200; i++ {
@@ -188,8 +188,8 @@ func TestManyRequestsInFlightOnOneConnection(t *testing.T) {
 
 func TestContextDeadlineBecomesTheRequestsTimeout(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	holder := d.dial(t, WithNearBytes(0))
-	waiter := d.dial(t, WithNearBytes(0))
+	holder := dial(t, d, WithNearBytes(0))
+	waiter := dial(t, d, WithNearBytes(0))
 	res, err := holder.GetEx(bg, "lease", "7", GetOptions{Lease: true})
 	if err != nil || res.Lease != LeaseGranted || len(res.LeaseToken) == 0 {
 		t.Fatalf("first lease Get = %+v, %v", res, err)
@@ -219,7 +219,7 @@ func TestContextDeadlineBecomesTheRequestsTimeout(t *testing.T) {
 
 func TestLeaseReleaseLetsTheNextCallerTakeIt(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	res, _ := c.GetEx(bg, "lease", "9", GetOptions{Lease: true})
 	if res.Lease != LeaseGranted {
 		t.Fatalf("lease %v", res.Lease)
@@ -241,10 +241,10 @@ func TestLeaseReleaseLetsTheNextCallerTakeIt(t *testing.T) {
 func TestReconnectsAfterTheDaemonRestarts(t *testing.T) {
 	r := startRedis(t)
 	d := startDaemon(t, r)
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	_ = c.Set(bg, "r", "k", []byte("v"), 0)
-	d.stop()
-	d.start(t)
+	d.Stop()
+	d.Start(t)
 	var v []byte
 	var err error
 	waitFor(t, "a Get to succeed after the restart", 5*time.Second, func() bool {
@@ -279,7 +279,7 @@ func TestDialURLRules(t *testing.T) {
 
 func TestClosedClientFails(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t)
+	c := dial(t, d)
 	c.Close()
 	if _, err := c.Get(bg, "a", "b"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Get after Close: %v", err)

@@ -76,7 +76,7 @@ func TestEveryConformanceCaseGetsTheExpectedReply(t *testing.T) {
 		t.Fatal("no cases")
 	}
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t, WithNearBytes(0))
+	c := dial(t, d, WithNearBytes(0))
 	names := map[string]float64{}
 	for _, tc := range file.Cases {
 		req, err := hex.DecodeString(strings.ReplaceAll(tc.Request, " ", ""))

@@ -12,7 +12,7 @@ import (
 func TestFetchLoadsOncePerKeyAcrossClientsAndDaemons(t *testing.T) {
 	r := startRedis(t)
 	d1, d2 := startDaemon(t, r), startDaemon(t, r)
-	clients := []*Client{d1.dial(t), d2.dial(t), d1.dial(t, WithNearBytes(0)), d2.dial(t, WithNearBytes(0))}
+	clients := []*Client{dial(t, d1), dial(t, d2), dial(t, d1, WithNearBytes(0)), dial(t, d2, WithNearBytes(0))}
 	var loads atomic.Int32
 	load := func(ctx context.Context) ([]byte, error) {
 		loads.Add(1)
@@ -48,7 +48,7 @@ func TestFetchLoadsOncePerKeyAcrossClientsAndDaemons(t *testing.T) {
 
 func TestFetchReleasesTheLeaseWhenLoadFails(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	a, b := d.dial(t), d.dial(t)
+	a, b := dial(t, d), dial(t, d)
 	boom := errors.New("database down")
 	started := make(chan struct{})
 	done := make(chan error, 1)
@@ -80,7 +80,7 @@ func TestFetchReleasesTheLeaseWhenLoadFails(t *testing.T) {
 
 func TestFetchOfAKnownAbsentKeyIsNotFoundWithoutLoading(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t)
+	c := dial(t, d)
 	_, _ = c.SetEx(bg, "users", "404", nil, time.Minute, SetOptions{Negative: true})
 	_, err := c.Fetch(bg, "users", "404", time.Minute, func(ctx context.Context) ([]byte, error) {
 		t.Fatal("loaded a known-absent key")

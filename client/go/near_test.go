@@ -222,8 +222,8 @@ func TestNearHitAllocatesNothing(t *testing.T) {
 func TestNearTierIsCoherentWithAnotherHostsWrites(t *testing.T) {
 	r := startRedis(t)
 	d1, d2 := startDaemon(t, r), startDaemon(t, r)
-	c := d1.dial(t)
-	other := d2.dial(t, WithNearBytes(0))
+	c := dial(t, d1)
+	other := dial(t, d2, WithNearBytes(0))
 	if err := other.Set(bg, "users", "1", []byte("old"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestNearTierIsCoherentWithAnotherHostsWrites(t *testing.T) {
 	}
 	// The daemon stopping poisons the ring: nothing more from the near tier.
 	_, _ = c.Get(bg, "users", "1")
-	d1.stop()
+	d1.Stop()
 	if _, err := c.Get(bg, "users", "1"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Get with the daemon stopped: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestNearTierIsCoherentWithAnotherHostsWrites(t *testing.T) {
 
 func TestClientNearHitAllocatesNothing(t *testing.T) {
 	d := startDaemon(t, startRedis(t))
-	c := d.dial(t)
+	c := dial(t, d)
 	_ = c.Set(bg, "users", "42", []byte("alice"), time.Minute)
 	_, _ = c.Get(bg, "users", "42")
 	runtime.GC()

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nearcache/nearcache/client/go/nctest"
 )
 
 func TestDialOfAMissingSocketFailsAtOnceAndSaysWhatToDo(t *testing.T) {
@@ -78,15 +80,14 @@ func TestCallsBeforeTheNextDialIsDueFailAtOnceThenItDialsOnce(t *testing.T) {
 	if !errors.Is(first, ErrUnavailable) {
 		t.Fatalf("first Ping: %v", first)
 	}
-	d := &daemonProc{redis: r, dir: dir, url: url, sock: dir + "/nc.sock"}
-	d.start(t)
-	t.Cleanup(d.kill)
+	d := nctest.NewDaemon(t, r, dir)
+	d.Start(t)
 	// The backoff after the first failure is 25 to 50 ms; the daemon took
 	// longer than that to start, so the next call dials, once, and works.
 	if _, err := c.Ping(bg); err != nil {
 		t.Fatalf("Ping once the daemon is up: %v", err)
 	}
-	d.stop()
+	d.Stop()
 	_, err1 := c.Ping(bg) // the connection is lost: one dial, which fails
 	start := time.Now()
 	_, err2 := c.Ping(bg) // within the backoff: no dial, the same error
@@ -98,8 +99,8 @@ func TestCallsBeforeTheNextDialIsDueFailAtOnceThenItDialsOnce(t *testing.T) {
 func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
 	r := startRedis(t)
 	d := startDaemon(t, r)
-	c := d.dial(t, WithPendingLimit(3))
-	strict := d.dial(t, WithStrictInvalidation(true))
+	c := dial(t, d, WithPendingLimit(3))
+	strict := dial(t, d, WithStrictInvalidation(true))
 	for _, k := range []string{"1", "2", "3", "4", "5"} {
 		_ = c.Set(bg, "p", k, []byte("v"+k), time.Hour)
 	}
@@ -108,7 +109,7 @@ func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
 	if _, err := c.Get(bg, "p", "1"); err != nil { // in the near tier
 		t.Fatal(err)
 	}
-	d.stop()
+	d.Stop()
 	existed, err := c.Delete(bg, "p", "1")
 	if !errors.Is(err, ErrQueued) || errors.Is(err, ErrUnavailable) || existed {
 		t.Fatalf("Delete with the daemon down: %v, %v", existed, err)
@@ -130,12 +131,12 @@ func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
 	if _, err := strict.Delete(bg, "p", "5"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("strict Delete: %v", err)
 	}
-	d.start(t)
+	d.Start(t)
 	waitFor(t, "the client to reconnect", 5*time.Second, func() bool {
 		_, err := c.Ping(bg)
 		return err == nil
 	})
-	check := d.dial(t, WithNearBytes(0))
+	check := dial(t, d, WithNearBytes(0))
 	for _, k := range []struct{ ns, key string }{{"p", "1"}, {"p", "2"}, {"p", "3"}, {"p", "4"}, {"q", "1"}, {"other", "x"}} {
 		// p/2 and p/3 went past the bound: p was bumped instead (p/4 too).
 		if _, err := check.Get(bg, k.ns, k.key); !errors.Is(err, ErrNotFound) {
@@ -150,19 +151,19 @@ func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
 func TestCloseFlushesPendingInvalidationsWhenTheDaemonAnswers(t *testing.T) {
 	r := startRedis(t)
 	d := startDaemon(t, r)
-	c, err := Dial(d.url, WithNearBytes(0))
+	c, err := Dial(d.URL, WithNearBytes(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = c.Set(bg, "c", "k", []byte("v"), time.Hour)
-	d.stop()
+	d.Stop()
 	if _, err := c.Delete(bg, "c", "k"); !errors.Is(err, ErrQueued) {
 		t.Fatal(err)
 	}
-	d.start(t)
+	d.Start(t)
 	time.Sleep(100 * time.Millisecond) // the backoff
 	c.Close()
-	if _, err := d.dial(t).Get(bg, "c", "k"); !errors.Is(err, ErrNotFound) {
+	if _, err := dial(t, d).Get(bg, "c", "k"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
