@@ -22,8 +22,12 @@ import (
 )
 
 const (
-	nearShards = 32
-	nearStamps = 4096
+	// nearShardBytes: a tier has a shard per this many bytes, 1 to 32 of
+	// them (a power of two), so that one shard holds values as large as a
+	// small tier itself.
+	nearShardBytes = 1 << 20
+	nearMaxShards  = 32
+	nearStamps     = 4096
 	// entryOverhead is what an entry costs beyond its bytes: the entry, its
 	// map slot, and the allocator's rounding of its three allocations.
 	entryOverhead = 208
@@ -76,7 +80,8 @@ type nearTier struct {
 	path   string
 	maxTTL int64 // ms
 	max    int64
-	shards [nearShards]nearShard
+	shards []nearShard
+	mask   uint64
 
 	ringMu    sync.Mutex // applying the ring, mapping it
 	rg        atomic.Pointer[ring]
@@ -86,6 +91,7 @@ type nearTier struct {
 	flushes   atomic.Uint64 // emptyings, for tickets
 	recheckAt int64         // under ringMu
 	problem   string        // under ringMu
+	applied   bool          // under ringMu: a ring was applied before
 	keyStamp  [nearStamps]atomic.Uint64
 	nsStamp   [nearStamps]atomic.Uint64
 
@@ -94,12 +100,17 @@ type nearTier struct {
 
 func newNearTier(path string, maxBytes int64, maxTTL time.Duration) *nearTier {
 	n := &nearTier{path: path, max: maxBytes, maxTTL: max(maxTTL.Milliseconds(), 1)}
+	shards := 1
+	for shards < nearMaxShards && int64(shards*2)*nearShardBytes <= maxBytes {
+		shards *= 2
+	}
+	n.shards, n.mask = make([]nearShard, shards), uint64(shards-1)
 	for i := range n.shards {
 		sh := &n.shards[i]
 		sh.m = make(map[hkey]*entry)
 		sh.byNS = make(map[uint64]int)
 		sh.lru.next, sh.lru.prev = &sh.lru, &sh.lru
-		sh.max = maxBytes / nearShards
+		sh.max = maxBytes / int64(shards)
 	}
 	n.ringMu.Lock()
 	n.attachLocked(nowMS())
@@ -114,7 +125,7 @@ func mix(nsh, kh uint64) uint64 {
 }
 
 func (n *nearTier) shardOf(nsh, kh uint64) *nearShard {
-	return &n.shards[mix(nsh, kh)%nearShards]
+	return &n.shards[mix(nsh, kh)&n.mask]
 }
 
 // current reports, with atomic loads only, whether the tier is caught up
@@ -197,14 +208,26 @@ func (n *nearTier) ticket() ticket {
 // negative entry with its time left (never a plain miss, nothing stale,
 // no lease state).
 func (n *nearTier) offer(t ticket, ns, key string, res *GetResult) {
-	if res.Stale || res.Lease != LeaseNone {
-		return
-	}
-	if res.Found {
+	switch keepOf(res) {
+	case nearHit:
 		n.fill(t, ns, key, res.Value, false, res.TTL)
-	} else if res.Negative && res.TTL > 0 {
+	case nearAbsent:
 		n.fill(t, ns, key, nil, true, res.TTL)
 	}
+}
+
+// keepOf says what a Get's result may put in the tier: its value (nearHit),
+// known absent (nearAbsent), or nothing (nearMiss).
+func keepOf(res *GetResult) nearState {
+	switch {
+	case res.Stale || res.Lease != LeaseNone:
+		return nearMiss
+	case res.Found:
+		return nearHit
+	case res.Negative && res.TTL > 0: // (older daemons sent one without)
+		return nearAbsent
+	}
+	return nearMiss
 }
 
 // fill keeps value for at most ttl (0: no TTL) and the tier's max TTL
@@ -404,9 +427,10 @@ func (n *nearTier) catchUpLocked(now int64) bool {
 	gen, head = r.gen(), r.head()
 	cursor := n.cursor.Load()
 	if epoch != n.epoch.Load() || gen != n.gen.Load() {
-		if n.epoch.Load() != 0 || cursor != 0 {
+		if n.applied { // (not the first ring this reader applies)
 			n.nflushes.Add(1)
 		}
+		n.applied = true
 		newEpoch := epoch != n.epoch.Load()
 		n.flushLocked(head)
 		if newEpoch { // a new ring counts from 1 again

@@ -12,9 +12,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"time"
-
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // nearReportReq is a NearReportRequest (without per-namespace counts).
@@ -36,16 +35,14 @@ func (m *nearReportReq) append(b []byte) []byte {
 	return appendUint(b, 5, m.refused)
 }
 
-var _ protowire.Number = mNearReport
-
 type reporter struct {
 	c    *Client
 	id   uint64
 	quit chan struct{}
 	done chan struct{}
 	sent nearReportReq
-	// reports counts the reports the daemon answered (for tests).
-	reports uint64
+	// reports counts the reports the daemon took (for tests).
+	reports atomic.Uint64
 }
 
 func startReporter(c *Client) *reporter {
@@ -104,6 +101,6 @@ func (r *reporter) once() (time.Duration, bool) {
 		return 0, false
 	}
 	r.sent = m
-	r.reports++
+	r.reports.Add(1)
 	return time.Duration(v) * time.Millisecond, false
 }

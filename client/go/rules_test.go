@@ -167,3 +167,35 @@ func TestCloseFlushesPendingInvalidationsWhenTheDaemonAnswers(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// R3: the near tier's counters reach the daemon, at most once a second and
+// only when they changed, and the daemon adds them to the host's totals.
+func TestNearTierReportsItsCountersToTheDaemon(t *testing.T) {
+	d := startDaemon(t, startRedis(t))
+	c := dial(t, d)
+	_ = c.Set(bg, "r3", "k", []byte("v"), time.Minute)
+	waitFor(t, "a near-tier hit", 2*time.Second, func() bool {
+		r, _ := c.GetEx(bg, "r3", "k", GetOptions{})
+		return r.Source == SourceNear
+	})
+	for i := 0; i < 100; i++ {
+		_, _ = c.Get(bg, "r3", "k")
+	}
+	hits := c.NearStats().Hits
+	plain := dial(t, d, WithNearBytes(0))
+	var st map[string]int64
+	waitFor(t, "the report", 3*time.Second, func() bool {
+		st, _ = plain.Stats(bg)
+		return st["near_hits"] >= int64(hits)
+	})
+	if st["near_clients"] != 1 || st["near_misses"] < 1 {
+		t.Fatalf("stats after the report: near_hits %d near_misses %d near_clients %d",
+			st["near_hits"], st["near_misses"], st["near_clients"])
+	}
+	// Idle: nothing changed, so nothing more is sent.
+	sent := c.reporter.reports.Load()
+	time.Sleep(2200 * time.Millisecond)
+	if c.reporter.reports.Load() != sent {
+		t.Fatalf("reports went on without any change: %d then %d", sent, c.reporter.reports.Load())
+	}
+}

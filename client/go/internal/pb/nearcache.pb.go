@@ -241,6 +241,7 @@ type Request struct {
 	//	*Request_Mget
 	//	*Request_Mset
 	//	*Request_BumpNamespace
+	//	*Request_NearReport
 	Method        isRequest_Method `protobuf_oneof:"method"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -369,6 +370,15 @@ func (x *Request) GetBumpNamespace() *BumpNamespaceRequest {
 	return nil
 }
 
+func (x *Request) GetNearReport() *NearReportRequest {
+	if x != nil {
+		if x, ok := x.Method.(*Request_NearReport); ok {
+			return x.NearReport
+		}
+	}
+	return nil
+}
+
 type isRequest_Method interface {
 	isRequest_Method()
 }
@@ -405,6 +415,10 @@ type Request_BumpNamespace struct {
 	BumpNamespace *BumpNamespaceRequest `protobuf:"bytes,17,opt,name=bump_namespace,json=bumpNamespace,proto3,oneof"`
 }
 
+type Request_NearReport struct {
+	NearReport *NearReportRequest `protobuf:"bytes,18,opt,name=near_report,json=nearReport,proto3,oneof"`
+}
+
 func (*Request_Get) isRequest_Method() {}
 
 func (*Request_Set) isRequest_Method() {}
@@ -420,6 +434,8 @@ func (*Request_Mget) isRequest_Method() {}
 func (*Request_Mset) isRequest_Method() {}
 
 func (*Request_BumpNamespace) isRequest_Method() {}
+
+func (*Request_NearReport) isRequest_Method() {}
 
 type Reply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -437,6 +453,7 @@ type Reply struct {
 	//	*Reply_Mget
 	//	*Reply_Mset
 	//	*Reply_BumpNamespace
+	//	*Reply_NearReport
 	Result        isReply_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -572,6 +589,15 @@ func (x *Reply) GetBumpNamespace() *BumpNamespaceReply {
 	return nil
 }
 
+func (x *Reply) GetNearReport() *NearReportReply {
+	if x != nil {
+		if x, ok := x.Result.(*Reply_NearReport); ok {
+			return x.NearReport
+		}
+	}
+	return nil
+}
+
 type isReply_Result interface {
 	isReply_Result()
 }
@@ -608,6 +634,10 @@ type Reply_BumpNamespace struct {
 	BumpNamespace *BumpNamespaceReply `protobuf:"bytes,17,opt,name=bump_namespace,json=bumpNamespace,proto3,oneof"`
 }
 
+type Reply_NearReport struct {
+	NearReport *NearReportReply `protobuf:"bytes,18,opt,name=near_report,json=nearReport,proto3,oneof"`
+}
+
 func (*Reply_Get) isReply_Result() {}
 
 func (*Reply_Set) isReply_Result() {}
@@ -623,6 +653,8 @@ func (*Reply_Mget) isReply_Result() {}
 func (*Reply_Mset) isReply_Result() {}
 
 func (*Reply_BumpNamespace) isReply_Result() {}
+
+func (*Reply_NearReport) isReply_Result() {}
 
 type GetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1181,12 +1213,16 @@ func (x *Stat) GetValue() int64 {
 // Redis), misses did not. The row with other = true adds up every namespace
 // without a row of its own; its ns is empty.
 type NamespaceStat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ns            []byte                 `protobuf:"bytes,1,opt,name=ns,proto3" json:"ns,omitempty"`
-	Hits          uint64                 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
-	Misses        uint64                 `protobuf:"varint,3,opt,name=misses,proto3" json:"misses,omitempty"`
-	Other         bool                   `protobuf:"varint,4,opt,name=other,proto3" json:"other,omitempty"`
-	Truncated     bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // ns is the name's first 128 bytes
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Ns        []byte                 `protobuf:"bytes,1,opt,name=ns,proto3" json:"ns,omitempty"`
+	Hits      uint64                 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses    uint64                 `protobuf:"varint,3,opt,name=misses,proto3" json:"misses,omitempty"`
+	Other     bool                   `protobuf:"varint,4,opt,name=other,proto3" json:"other,omitempty"`
+	Truncated bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // ns is the name's first 128 bytes
+	// Lookups of the clients' near tiers in this namespace, from their
+	// NearReports (0 when no client reports namespaces).
+	NearHits      uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
+	NearMisses    uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1254,6 +1290,20 @@ func (x *NamespaceStat) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *NamespaceStat) GetNearHits() uint64 {
+	if x != nil {
+		return x.NearHits
+	}
+	return 0
+}
+
+func (x *NamespaceStat) GetNearMisses() uint64 {
+	if x != nil {
+		return x.NearMisses
+	}
+	return 0
 }
 
 // Counters and gauges by name, in a stable order. New names may appear in
@@ -1359,8 +1409,12 @@ type PingReply struct {
 	// The largest request this daemon reads; a larger one is dropped by the
 	// transport without a reply, so clients should not send it.
 	MaxRequestSize uint64 `protobuf:"varint,7,opt,name=max_request_size,json=maxRequestSize,proto3" json:"max_request_size,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The wire protocol's version, 1 for this package (nearcache.v1); see
+	// docs/protocol.md, Versions. A daemon older than the field leaves it out
+	// (0), which means 1. `version` above is the daemon's own release.
+	ProtocolVersion uint32 `protobuf:"varint,8,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PingReply) Reset() {
@@ -1438,6 +1492,13 @@ func (x *PingReply) GetL1Serving() bool {
 func (x *PingReply) GetMaxRequestSize() uint64 {
 	if x != nil {
 		return x.MaxRequestSize
+	}
+	return 0
+}
+
+func (x *PingReply) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
 	}
 	return 0
 }
@@ -1842,6 +1903,197 @@ func (x *BumpNamespaceReply) GetVersion() uint64 {
 	return 0
 }
 
+// A client's near-tier counters, cumulative since the client started. The
+// daemon keeps each reporter's last report and adds the increase to the
+// host's totals, which never go down.
+type NearReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reporter      uint64                 `protobuf:"varint,1,opt,name=reporter,proto3" json:"reporter,omitempty"` // random and non-zero, one per client instance
+	Pid           uint32                 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Hits          uint64                 `protobuf:"varint,3,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses        uint64                 `protobuf:"varint,4,opt,name=misses,proto3" json:"misses,omitempty"`
+	FillsRefused  uint64                 `protobuf:"varint,5,opt,name=fills_refused,json=fillsRefused,proto3" json:"fills_refused,omitempty"`
+	Namespaces    []*NearNamespaceReport `protobuf:"bytes,6,rep,name=namespaces,proto3" json:"namespaces,omitempty"` // per namespace, when the client counts them
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearReportRequest) Reset() {
+	*x = NearReportRequest{}
+	mi := &file_nearcache_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearReportRequest) ProtoMessage() {}
+
+func (x *NearReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_nearcache_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearReportRequest.ProtoReflect.Descriptor instead.
+func (*NearReportRequest) Descriptor() ([]byte, []int) {
+	return file_nearcache_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *NearReportRequest) GetReporter() uint64 {
+	if x != nil {
+		return x.Reporter
+	}
+	return 0
+}
+
+func (x *NearReportRequest) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *NearReportRequest) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *NearReportRequest) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+func (x *NearReportRequest) GetFillsRefused() uint64 {
+	if x != nil {
+		return x.FillsRefused
+	}
+	return 0
+}
+
+func (x *NearReportRequest) GetNamespaces() []*NearNamespaceReport {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+type NearNamespaceReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ns            []byte                 `protobuf:"bytes,1,opt,name=ns,proto3" json:"ns,omitempty"`
+	Hits          uint64                 `protobuf:"varint,2,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses        uint64                 `protobuf:"varint,3,opt,name=misses,proto3" json:"misses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearNamespaceReport) Reset() {
+	*x = NearNamespaceReport{}
+	mi := &file_nearcache_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearNamespaceReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearNamespaceReport) ProtoMessage() {}
+
+func (x *NearNamespaceReport) ProtoReflect() protoreflect.Message {
+	mi := &file_nearcache_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearNamespaceReport.ProtoReflect.Descriptor instead.
+func (*NearNamespaceReport) Descriptor() ([]byte, []int) {
+	return file_nearcache_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *NearNamespaceReport) GetNs() []byte {
+	if x != nil {
+		return x.Ns
+	}
+	return nil
+}
+
+func (x *NearNamespaceReport) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *NearNamespaceReport) GetMisses() uint64 {
+	if x != nil {
+		return x.Misses
+	}
+	return 0
+}
+
+type NearReportReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IntervalMs    uint32                 `protobuf:"varint,1,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"` // how often this daemon wants reports (0: 1000)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearReportReply) Reset() {
+	*x = NearReportReply{}
+	mi := &file_nearcache_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearReportReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearReportReply) ProtoMessage() {}
+
+func (x *NearReportReply) ProtoReflect() protoreflect.Message {
+	mi := &file_nearcache_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearReportReply.ProtoReflect.Descriptor instead.
+func (*NearReportReply) Descriptor() ([]byte, []int) {
+	return file_nearcache_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *NearReportReply) GetIntervalMs() uint32 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
 // --- Between daemons -------------------------------------------------------
 //
 // Published by every daemon on the Redis channel PREFIX:inval and heard by
@@ -1865,7 +2117,7 @@ type Invalidation struct {
 
 func (x *Invalidation) Reset() {
 	*x = Invalidation{}
-	mi := &file_nearcache_proto_msgTypes[22]
+	mi := &file_nearcache_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2129,7 @@ func (x *Invalidation) String() string {
 func (*Invalidation) ProtoMessage() {}
 
 func (x *Invalidation) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[22]
+	mi := &file_nearcache_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2142,7 @@ func (x *Invalidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invalidation.ProtoReflect.Descriptor instead.
 func (*Invalidation) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{22}
+	return file_nearcache_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Invalidation) GetOrigin() string {
@@ -1959,7 +2211,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_nearcache_proto_msgTypes[23]
+	mi := &file_nearcache_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2223,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[23]
+	mi := &file_nearcache_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2236,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{23}
+	return file_nearcache_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KeyRef) GetNs() []byte {
@@ -2014,7 +2266,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_nearcache_proto_msgTypes[24]
+	mi := &file_nearcache_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2278,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[24]
+	mi := &file_nearcache_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2291,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{24}
+	return file_nearcache_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Heartbeat) GetSentMs() int64 {
@@ -2060,7 +2312,7 @@ var File_nearcache_proto protoreflect.FileDescriptor
 
 const file_nearcache_proto_rawDesc = "" +
 	"\n" +
-	"\x0fnearcache.proto\x12\fnearcache.v1\"\xf5\x03\n" +
+	"\x0fnearcache.proto\x12\fnearcache.v1\"\xb9\x04\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -2073,9 +2325,11 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x04ping\x18\x0e \x01(\v2\x19.nearcache.v1.PingRequestH\x00R\x04ping\x12/\n" +
 	"\x04mget\x18\x0f \x01(\v2\x19.nearcache.v1.MGetRequestH\x00R\x04mget\x12/\n" +
 	"\x04mset\x18\x10 \x01(\v2\x19.nearcache.v1.MSetRequestH\x00R\x04mset\x12K\n" +
-	"\x0ebump_namespace\x18\x11 \x01(\v2\".nearcache.v1.BumpNamespaceRequestH\x00R\rbumpNamespaceB\b\n" +
+	"\x0ebump_namespace\x18\x11 \x01(\v2\".nearcache.v1.BumpNamespaceRequestH\x00R\rbumpNamespace\x12B\n" +
+	"\vnear_report\x18\x12 \x01(\v2\x1f.nearcache.v1.NearReportRequestH\x00R\n" +
+	"nearReportB\b\n" +
 	"\x06methodJ\x04\b\x03\x10\n" +
-	"J\x04\b\x12\x10\x1e\"\x86\x04\n" +
+	"J\x04\b\x13\x10\x1e\"\xc8\x04\n" +
 	"\x05Reply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12&\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x12.nearcache.v1.CodeR\x04code\x12\x18\n" +
@@ -2088,9 +2342,11 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x04ping\x18\x0e \x01(\v2\x17.nearcache.v1.PingReplyH\x00R\x04ping\x12-\n" +
 	"\x04mget\x18\x0f \x01(\v2\x17.nearcache.v1.MGetReplyH\x00R\x04mget\x12-\n" +
 	"\x04mset\x18\x10 \x01(\v2\x17.nearcache.v1.MSetReplyH\x00R\x04mset\x12I\n" +
-	"\x0ebump_namespace\x18\x11 \x01(\v2 .nearcache.v1.BumpNamespaceReplyH\x00R\rbumpNamespaceB\b\n" +
+	"\x0ebump_namespace\x18\x11 \x01(\v2 .nearcache.v1.BumpNamespaceReplyH\x00R\rbumpNamespace\x12@\n" +
+	"\vnear_report\x18\x12 \x01(\v2\x1d.nearcache.v1.NearReportReplyH\x00R\n" +
+	"nearReportB\b\n" +
 	"\x06resultJ\x04\b\x04\x10\n" +
-	"J\x04\b\x12\x10\x1e\"\x8e\x01\n" +
+	"J\x04\b\x13\x10\x1e\"\x8e\x01\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x10\n" +
@@ -2137,20 +2393,23 @@ const file_nearcache_proto_rawDesc = "" +
 	"\fStatsRequest\"0\n" +
 	"\x04Stat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value\"\x7f\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\xbd\x01\n" +
 	"\rNamespaceStat\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
 	"\x06misses\x18\x03 \x01(\x04R\x06misses\x12\x14\n" +
 	"\x05other\x18\x04 \x01(\bR\x05other\x12\x1c\n" +
-	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"s\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\x12\x1b\n" +
+	"\tnear_hits\x18\x06 \x01(\x04R\bnearHits\x12\x1f\n" +
+	"\vnear_misses\x18\a \x01(\x04R\n" +
+	"nearMisses\"s\n" +
 	"\n" +
 	"StatsReply\x12(\n" +
 	"\x05stats\x18\x01 \x03(\v2\x12.nearcache.v1.StatR\x05stats\x12;\n" +
 	"\n" +
 	"namespaces\x18\x02 \x03(\v2\x1b.nearcache.v1.NamespaceStatR\n" +
 	"namespaces\"\r\n" +
-	"\vPingRequest\"\xdf\x01\n" +
+	"\vPingRequest\"\x8a\x02\n" +
 	"\tPingReply\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -2161,7 +2420,8 @@ const file_nearcache_proto_rawDesc = "" +
 	"subscribed\x12\x1d\n" +
 	"\n" +
 	"l1_serving\x18\x06 \x01(\bR\tl1Serving\x12(\n" +
-	"\x10max_request_size\x18\a \x01(\x04R\x0emaxRequestSize\"1\n" +
+	"\x10max_request_size\x18\a \x01(\x04R\x0emaxRequestSize\x12)\n" +
+	"\x10protocol_version\x18\b \x01(\rR\x0fprotocolVersion\"1\n" +
 	"\vMGetRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\"J\n" +
@@ -2182,7 +2442,23 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x14BumpNamespaceRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\".\n" +
 	"\x12BumpNamespaceReply\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\x8a\x02\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\xd5\x01\n" +
+	"\x11NearReportRequest\x12\x1a\n" +
+	"\breporter\x18\x01 \x01(\x04R\breporter\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\rR\x03pid\x12\x12\n" +
+	"\x04hits\x18\x03 \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\x04 \x01(\x04R\x06misses\x12#\n" +
+	"\rfills_refused\x18\x05 \x01(\x04R\ffillsRefused\x12A\n" +
+	"\n" +
+	"namespaces\x18\x06 \x03(\v2!.nearcache.v1.NearNamespaceReportR\n" +
+	"namespaces\"Q\n" +
+	"\x13NearNamespaceReport\x12\x0e\n" +
+	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
+	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
+	"\x06misses\x18\x03 \x01(\x04R\x06misses\"2\n" +
+	"\x0fNearReportReply\x12\x1f\n" +
+	"\vinterval_ms\x18\x01 \x01(\rR\n" +
+	"intervalMs\"\x8a\x02\n" +
 	"\fInvalidation\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\rR\x06stream\x12\x10\n" +
@@ -2229,7 +2505,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\rLEASE_GRANTED\x10\x01\x12\x10\n" +
 	"\fLEASE_WAITED\x10\x02\x12\x0e\n" +
 	"\n" +
-	"LEASE_BUSY\x10\x032\x85\x04\n" +
+	"LEASE_BUSY\x10\x032\xd3\x04\n" +
 	"\x05Cache\x127\n" +
 	"\x03Get\x12\x18.nearcache.v1.GetRequest\x1a\x16.nearcache.v1.GetReply\x127\n" +
 	"\x03Set\x12\x18.nearcache.v1.SetRequest\x1a\x16.nearcache.v1.SetReply\x12@\n" +
@@ -2238,7 +2514,9 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x04Ping\x12\x19.nearcache.v1.PingRequest\x1a\x17.nearcache.v1.PingReply\x12U\n" +
 	"\rBumpNamespace\x12\".nearcache.v1.BumpNamespaceRequest\x1a .nearcache.v1.BumpNamespaceReply\x12:\n" +
 	"\x04MGet\x12\x19.nearcache.v1.MGetRequest\x1a\x17.nearcache.v1.MGetReply\x12:\n" +
-	"\x04MSet\x12\x19.nearcache.v1.MSetRequest\x1a\x17.nearcache.v1.MSetReplyb\x06proto3"
+	"\x04MSet\x12\x19.nearcache.v1.MSetRequest\x1a\x17.nearcache.v1.MSetReply\x12L\n" +
+	"\n" +
+	"NearReport\x12\x1f.nearcache.v1.NearReportRequest\x1a\x1d.nearcache.v1.NearReportReplyb\x06proto3"
 
 var (
 	file_nearcache_proto_rawDescOnce sync.Once
@@ -2253,7 +2531,7 @@ func file_nearcache_proto_rawDescGZIP() []byte {
 }
 
 var file_nearcache_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_nearcache_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_nearcache_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_nearcache_proto_goTypes = []any{
 	(Code)(0),                    // 0: nearcache.v1.Code
 	(Source)(0),                  // 1: nearcache.v1.Source
@@ -2280,9 +2558,12 @@ var file_nearcache_proto_goTypes = []any{
 	(*MSetReply)(nil),            // 22: nearcache.v1.MSetReply
 	(*BumpNamespaceRequest)(nil), // 23: nearcache.v1.BumpNamespaceRequest
 	(*BumpNamespaceReply)(nil),   // 24: nearcache.v1.BumpNamespaceReply
-	(*Invalidation)(nil),         // 25: nearcache.v1.Invalidation
-	(*KeyRef)(nil),               // 26: nearcache.v1.KeyRef
-	(*Heartbeat)(nil),            // 27: nearcache.v1.Heartbeat
+	(*NearReportRequest)(nil),    // 25: nearcache.v1.NearReportRequest
+	(*NearNamespaceReport)(nil),  // 26: nearcache.v1.NearNamespaceReport
+	(*NearReportReply)(nil),      // 27: nearcache.v1.NearReportReply
+	(*Invalidation)(nil),         // 28: nearcache.v1.Invalidation
+	(*KeyRef)(nil),               // 29: nearcache.v1.KeyRef
+	(*Heartbeat)(nil),            // 30: nearcache.v1.Heartbeat
 }
 var file_nearcache_proto_depIdxs = []int32{
 	5,  // 0: nearcache.v1.Request.get:type_name -> nearcache.v1.GetRequest
@@ -2293,45 +2574,50 @@ var file_nearcache_proto_depIdxs = []int32{
 	17, // 5: nearcache.v1.Request.mget:type_name -> nearcache.v1.MGetRequest
 	20, // 6: nearcache.v1.Request.mset:type_name -> nearcache.v1.MSetRequest
 	23, // 7: nearcache.v1.Request.bump_namespace:type_name -> nearcache.v1.BumpNamespaceRequest
-	0,  // 8: nearcache.v1.Reply.code:type_name -> nearcache.v1.Code
-	6,  // 9: nearcache.v1.Reply.get:type_name -> nearcache.v1.GetReply
-	8,  // 10: nearcache.v1.Reply.set:type_name -> nearcache.v1.SetReply
-	10, // 11: nearcache.v1.Reply.delete:type_name -> nearcache.v1.DeleteReply
-	14, // 12: nearcache.v1.Reply.stats:type_name -> nearcache.v1.StatsReply
-	16, // 13: nearcache.v1.Reply.ping:type_name -> nearcache.v1.PingReply
-	19, // 14: nearcache.v1.Reply.mget:type_name -> nearcache.v1.MGetReply
-	22, // 15: nearcache.v1.Reply.mset:type_name -> nearcache.v1.MSetReply
-	24, // 16: nearcache.v1.Reply.bump_namespace:type_name -> nearcache.v1.BumpNamespaceReply
-	1,  // 17: nearcache.v1.GetReply.source:type_name -> nearcache.v1.Source
-	2,  // 18: nearcache.v1.GetReply.lease:type_name -> nearcache.v1.LeaseState
-	12, // 19: nearcache.v1.StatsReply.stats:type_name -> nearcache.v1.Stat
-	13, // 20: nearcache.v1.StatsReply.namespaces:type_name -> nearcache.v1.NamespaceStat
-	6,  // 21: nearcache.v1.MGetItem.get:type_name -> nearcache.v1.GetReply
-	18, // 22: nearcache.v1.MGetReply.items:type_name -> nearcache.v1.MGetItem
-	21, // 23: nearcache.v1.MSetRequest.entries:type_name -> nearcache.v1.MSetEntry
-	26, // 24: nearcache.v1.Invalidation.keys:type_name -> nearcache.v1.KeyRef
-	27, // 25: nearcache.v1.Invalidation.heartbeat:type_name -> nearcache.v1.Heartbeat
-	5,  // 26: nearcache.v1.Cache.Get:input_type -> nearcache.v1.GetRequest
-	7,  // 27: nearcache.v1.Cache.Set:input_type -> nearcache.v1.SetRequest
-	9,  // 28: nearcache.v1.Cache.Delete:input_type -> nearcache.v1.DeleteRequest
-	11, // 29: nearcache.v1.Cache.Stats:input_type -> nearcache.v1.StatsRequest
-	15, // 30: nearcache.v1.Cache.Ping:input_type -> nearcache.v1.PingRequest
-	23, // 31: nearcache.v1.Cache.BumpNamespace:input_type -> nearcache.v1.BumpNamespaceRequest
-	17, // 32: nearcache.v1.Cache.MGet:input_type -> nearcache.v1.MGetRequest
-	20, // 33: nearcache.v1.Cache.MSet:input_type -> nearcache.v1.MSetRequest
-	6,  // 34: nearcache.v1.Cache.Get:output_type -> nearcache.v1.GetReply
-	8,  // 35: nearcache.v1.Cache.Set:output_type -> nearcache.v1.SetReply
-	10, // 36: nearcache.v1.Cache.Delete:output_type -> nearcache.v1.DeleteReply
-	14, // 37: nearcache.v1.Cache.Stats:output_type -> nearcache.v1.StatsReply
-	16, // 38: nearcache.v1.Cache.Ping:output_type -> nearcache.v1.PingReply
-	24, // 39: nearcache.v1.Cache.BumpNamespace:output_type -> nearcache.v1.BumpNamespaceReply
-	19, // 40: nearcache.v1.Cache.MGet:output_type -> nearcache.v1.MGetReply
-	22, // 41: nearcache.v1.Cache.MSet:output_type -> nearcache.v1.MSetReply
-	34, // [34:42] is the sub-list for method output_type
-	26, // [26:34] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	25, // 8: nearcache.v1.Request.near_report:type_name -> nearcache.v1.NearReportRequest
+	0,  // 9: nearcache.v1.Reply.code:type_name -> nearcache.v1.Code
+	6,  // 10: nearcache.v1.Reply.get:type_name -> nearcache.v1.GetReply
+	8,  // 11: nearcache.v1.Reply.set:type_name -> nearcache.v1.SetReply
+	10, // 12: nearcache.v1.Reply.delete:type_name -> nearcache.v1.DeleteReply
+	14, // 13: nearcache.v1.Reply.stats:type_name -> nearcache.v1.StatsReply
+	16, // 14: nearcache.v1.Reply.ping:type_name -> nearcache.v1.PingReply
+	19, // 15: nearcache.v1.Reply.mget:type_name -> nearcache.v1.MGetReply
+	22, // 16: nearcache.v1.Reply.mset:type_name -> nearcache.v1.MSetReply
+	24, // 17: nearcache.v1.Reply.bump_namespace:type_name -> nearcache.v1.BumpNamespaceReply
+	27, // 18: nearcache.v1.Reply.near_report:type_name -> nearcache.v1.NearReportReply
+	1,  // 19: nearcache.v1.GetReply.source:type_name -> nearcache.v1.Source
+	2,  // 20: nearcache.v1.GetReply.lease:type_name -> nearcache.v1.LeaseState
+	12, // 21: nearcache.v1.StatsReply.stats:type_name -> nearcache.v1.Stat
+	13, // 22: nearcache.v1.StatsReply.namespaces:type_name -> nearcache.v1.NamespaceStat
+	6,  // 23: nearcache.v1.MGetItem.get:type_name -> nearcache.v1.GetReply
+	18, // 24: nearcache.v1.MGetReply.items:type_name -> nearcache.v1.MGetItem
+	21, // 25: nearcache.v1.MSetRequest.entries:type_name -> nearcache.v1.MSetEntry
+	26, // 26: nearcache.v1.NearReportRequest.namespaces:type_name -> nearcache.v1.NearNamespaceReport
+	29, // 27: nearcache.v1.Invalidation.keys:type_name -> nearcache.v1.KeyRef
+	30, // 28: nearcache.v1.Invalidation.heartbeat:type_name -> nearcache.v1.Heartbeat
+	5,  // 29: nearcache.v1.Cache.Get:input_type -> nearcache.v1.GetRequest
+	7,  // 30: nearcache.v1.Cache.Set:input_type -> nearcache.v1.SetRequest
+	9,  // 31: nearcache.v1.Cache.Delete:input_type -> nearcache.v1.DeleteRequest
+	11, // 32: nearcache.v1.Cache.Stats:input_type -> nearcache.v1.StatsRequest
+	15, // 33: nearcache.v1.Cache.Ping:input_type -> nearcache.v1.PingRequest
+	23, // 34: nearcache.v1.Cache.BumpNamespace:input_type -> nearcache.v1.BumpNamespaceRequest
+	17, // 35: nearcache.v1.Cache.MGet:input_type -> nearcache.v1.MGetRequest
+	20, // 36: nearcache.v1.Cache.MSet:input_type -> nearcache.v1.MSetRequest
+	25, // 37: nearcache.v1.Cache.NearReport:input_type -> nearcache.v1.NearReportRequest
+	6,  // 38: nearcache.v1.Cache.Get:output_type -> nearcache.v1.GetReply
+	8,  // 39: nearcache.v1.Cache.Set:output_type -> nearcache.v1.SetReply
+	10, // 40: nearcache.v1.Cache.Delete:output_type -> nearcache.v1.DeleteReply
+	14, // 41: nearcache.v1.Cache.Stats:output_type -> nearcache.v1.StatsReply
+	16, // 42: nearcache.v1.Cache.Ping:output_type -> nearcache.v1.PingReply
+	24, // 43: nearcache.v1.Cache.BumpNamespace:output_type -> nearcache.v1.BumpNamespaceReply
+	19, // 44: nearcache.v1.Cache.MGet:output_type -> nearcache.v1.MGetReply
+	22, // 45: nearcache.v1.Cache.MSet:output_type -> nearcache.v1.MSetReply
+	27, // 46: nearcache.v1.Cache.NearReport:output_type -> nearcache.v1.NearReportReply
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_nearcache_proto_init() }
@@ -2348,6 +2634,7 @@ func file_nearcache_proto_init() {
 		(*Request_Mget)(nil),
 		(*Request_Mset)(nil),
 		(*Request_BumpNamespace)(nil),
+		(*Request_NearReport)(nil),
 	}
 	file_nearcache_proto_msgTypes[1].OneofWrappers = []any{
 		(*Reply_Get)(nil),
@@ -2358,6 +2645,7 @@ func file_nearcache_proto_init() {
 		(*Reply_Mget)(nil),
 		(*Reply_Mset)(nil),
 		(*Reply_BumpNamespace)(nil),
+		(*Reply_NearReport)(nil),
 	}
 	file_nearcache_proto_msgTypes[4].OneofWrappers = []any{
 		(*SetRequest_TtlMs)(nil),
@@ -2368,7 +2656,7 @@ func file_nearcache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nearcache_proto_rawDesc), len(file_nearcache_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
