@@ -405,7 +405,7 @@ func (c *Client) decodeGet(r *reply, res *GetResult) error {
 		return nil // no value
 	}
 	res.Found = true
-	res.Value = append(make([]byte, 0, len(g.value)), g.value...)
+	res.Value = append([]byte(nil), g.value...) // (its capacity is what the near tier charges)
 	return nil
 }
 
