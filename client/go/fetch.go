@@ -32,7 +32,12 @@ func (c *Client) Fetch(ctx context.Context, ns, key string, ttl time.Duration,
 			return nil, errKnownAbsent
 		}
 	}
-	res, err := c.GetEx(ctx, ns, key, GetOptions{Lease: true, LeaseTTL: c.o.leaseTTL})
+	g := getReq{ns: ns, key: key, lease: true}
+	if c.o.leaseTTL > 0 {
+		g.leaseTTL = msOf(c.o.leaseTTL)
+	}
+	var res GetResult
+	err := c.get(ctx, &g, &res) // (the near tier was just asked)
 	switch {
 	case err == nil && res.Found:
 		if res.Stale && res.Lease == LeaseGranted {
@@ -89,7 +94,11 @@ func (c *Client) loadAndStore(ctx context.Context, ns, key string, ttl time.Dura
 // granted.
 func (c *Client) refresh(ns, key string, ttl time.Duration, load func(context.Context) ([]byte, error),
 	token []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout+c.o.leaseTTL)
+	lease := c.o.leaseTTL
+	if lease <= 0 {
+		lease = 3 * time.Second // the daemon's default lease_ttl
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout+lease)
 	defer cancel()
 	_, _ = c.loadAndStore(ctx, ns, key, ttl, load, token)
 }
