@@ -116,3 +116,26 @@ func TestFetchFailsOpenOnlyWhenAskedWithNoDaemon(t *testing.T) {
 		t.Fatalf("a fail-open Fetch with no daemon costs %v", per)
 	}
 }
+
+func TestFetchReturnsAStaleValueAtOnceAndRefreshesItInTheBackground(t *testing.T) {
+	d := startDaemon(t, startRedis(t))
+	c := dial(t, d, WithNearBytes(0))
+	if _, err := c.SetEx(bg, "swr", "k", []byte("old"), 200*time.Millisecond,
+		SetOptions{StaleWhileRevalidate: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	refreshed := make(chan struct{})
+	v, err := c.Fetch(bg, "swr", "k", time.Minute, func(ctx context.Context) ([]byte, error) {
+		defer close(refreshed)
+		return []byte("new"), nil
+	})
+	if err != nil || string(v) != "old" {
+		t.Fatalf("Fetch of a stale value: %q %v", v, err)
+	}
+	<-refreshed
+	waitFor(t, "the refreshed value", 2*time.Second, func() bool {
+		v, err := c.Get(bg, "swr", "k")
+		return err == nil && string(v) == "new"
+	})
+}
