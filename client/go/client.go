@@ -270,7 +270,7 @@ func (c *Client) checkSize(ctx context.Context, size int) error {
 // carries method's result.
 func (r *reply) err(method protowire.Number) error {
 	if r.code != OK {
-		return statusError(r.code, string(r.message))
+		return replyError(r)
 	}
 	if r.method != method {
 		return &Error{Code: Internal, Message: fmt.Sprintf(
@@ -382,7 +382,7 @@ func (c *Client) get(ctx context.Context, g *getReq, res *GetResult) error {
 // decodeGet fills res from a Get's reply and returns the reply's error.
 func (c *Client) decodeGet(r *reply, res *GetResult) error {
 	if r.code != OK && r.code != NotFound {
-		return statusError(r.code, string(r.message))
+		return replyError(r)
 	}
 	var g getReply
 	if r.method == mGet {
@@ -399,7 +399,7 @@ func (c *Client) decodeGet(r *reply, res *GetResult) error {
 		res.LeaseToken = append([]byte(nil), g.token...)
 	}
 	if r.code == NotFound {
-		return statusError(r.code, string(r.message))
+		return replyError(r)
 	}
 	if g.lease == LeaseGranted && !g.stale || g.lease == LeaseBusy {
 		return nil // no value
@@ -444,6 +444,36 @@ type smallReq interface {
 	append([]byte) []byte
 }
 
+// sizeOf and appendOf call m's methods on its concrete type, so that a
+// request passed as a smallReq does not escape to the heap.
+func sizeOf(m smallReq) int {
+	switch m := m.(type) {
+	case *setReq:
+		return m.size()
+	case *delReq:
+		return m.size()
+	case *bumpReq:
+		return m.size()
+	case *nearReportReq:
+		return m.size()
+	}
+	panic("nearcache: unknown request type")
+}
+
+func appendOf(b []byte, m smallReq) []byte {
+	switch m := m.(type) {
+	case *setReq:
+		return m.append(b)
+	case *delReq:
+		return m.append(b)
+	case *bumpReq:
+		return m.append(b)
+	case *nearReportReq:
+		return m.append(b)
+	}
+	panic("nearcache: unknown request type")
+}
+
 // small runs a hand-encoded request whose reply's field 1 is a varint and
 // returns that field.
 func (c *Client) small(ctx context.Context, method protowire.Number, m smallReq, retrySafe bool) (uint64, error) {
@@ -451,8 +481,8 @@ func (c *Client) small(ctx context.Context, method protowire.Number, m smallReq,
 	if err != nil {
 		return 0, err
 	}
-	cl := c.newCall(tms, method, m.size())
-	cl.req = m.append(cl.req)
+	cl := c.newCall(tms, method, sizeOf(m))
+	cl.req = appendOf(cl.req, m)
 	var r reply
 	reusable, err := c.do(ctx, cl, deadline, viaCtx, retrySafe, tms, &r)
 	var v uint64

@@ -288,3 +288,25 @@ func TestClosedClientFails(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The daemon path allocates only the value it returns (rueidis's manners).
+func TestDaemonPathAllocatesOnlyTheValue(t *testing.T) {
+	d := startDaemon(t, startRedis(t))
+	c := dial(t, d, WithNearBytes(0))
+	v := []byte("alice")
+	_ = c.Set(bg, "users", "42", v, time.Minute)
+	for _, tc := range []struct {
+		name string
+		max  float64
+		f    func()
+	}{
+		{"Get of a value", 1, func() { _, _ = c.Get(bg, "users", "42") }},
+		{"Get of a missing key", 0, func() { _, _ = c.Get(bg, "users", "nope") }},
+		{"Set", 0, func() { _ = c.Set(bg, "users", "42", v, time.Minute) }},
+		{"Delete", 0, func() { _, _ = c.Delete(bg, "users", "gone") }},
+	} {
+		if n := testing.AllocsPerRun(500, tc.f); n > tc.max {
+			t.Errorf("%s allocates %v times", tc.name, n)
+		}
+	}
+}

@@ -90,15 +90,16 @@ var (
 	errClosed      = &Error{Code: Unavailable, Message: "client is closed"}
 )
 
-// statusError returns the error of a reply's code and message.
-func statusError(code Code, msg string) error {
-	if code == NotFound {
-		switch msg {
+// replyError returns the error of a reply's code and message; a Get's two
+// NOT_FOUND replies allocate nothing.
+func replyError(r *reply) error {
+	if r.code == NotFound {
+		switch string(r.message) {
 		case "not found":
 			return errNotFound
 		case "known absent":
 			return errKnownAbsent
 		}
 	}
-	return &Error{Code: code, Message: msg}
+	return &Error{Code: r.code, Message: string(r.message)}
 }

@@ -96,8 +96,8 @@ func (c *Client) flushPendingLocked(cn *conn, deadline time.Time) error {
 func (c *Client) sendOn(cn *conn, method protowire.Number, m smallReq, deadline time.Time) error {
 	wait := max(time.Until(deadline), c.o.timeout)
 	tms := msOf(c.o.timeout)
-	cl := c.newCall(tms, method, m.size())
-	cl.req = m.append(cl.req)
+	cl := c.newCall(tms, method, sizeOf(m))
+	cl.req = appendOf(cl.req, m)
 	finishFrame(cl.req, cl.spid)
 	lost, reusable, err := c.exchange(context.Background(), cn, cl, time.Now().Add(wait), false, tms)
 	if reusable {
