@@ -38,22 +38,31 @@ for n in a b; do
   done
 done
 sleep 1.2 # the ring serves from the daemon's next heartbeat
-echo "### libnearcache, L1-hit Get (the daemon path's floor)"
+modver() { (cd "$here/bench/go" && go list -m -f '{{.Version}}' "$1"); }
+echo "Measured by \`bench/go/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown));"
+echo "$(go env GOVERSION), rueidis $(modver github.com/redis/rueidis), go-redis $(modver github.com/redis/go-redis/v9),"
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); load average $(cut -d' ' -f1-3 /proc/loadavg) at the start."
+echo
+echo "#### libnearcache, L1-hit Get (the daemon path's floor)"
 echo
 "$build/bench/nearcache-bench" run l1@1 l1@16 --url "ipc://$dir/a.sock" \
   --redis "redis://127.0.0.1:$port" --duration "$cdur" --value-size 100 --keys 1 --md /dev/stdout |
   grep '^|' || true
 echo
-echo "### Hits: Go near tier, rueidis DoCache, go-redis Get, Go daemon path (100-byte value)"
+echo "#### Hits: Go near tier, rueidis DoCache, go-redis Get, Go daemon path (100-byte value)"
 echo
 "$dir/gobench" hits -url "ipc://$dir/a.sock" -redis "127.0.0.1:$port" -duration "$dur"
 echo
-echo "### Stampede: one cold key, Fetch (nearcache) or cache-aside (rueidis, go-redis), 20 ms load"
+echo "#### Stampede: one cold key, Fetch (nearcache) or cache-aside (rueidis, go-redis), 20 ms load"
 echo
 "$dir/gobench" stampede -a "ipc://$dir/a.sock" -b "ipc://$dir/b.sock" -redis "127.0.0.1:$port" -n 100
 echo
-echo "### Invalidation delivery: C (nearcache-bench inval), then Go"
+echo "#### Invalidation delivery: C (nearcache-bench inval), then Go"
 echo
+echo '```text'
 "$build/bench/nearcache-bench" inval --a "ipc://$dir/a.sock" --b "ipc://$dir/b.sock" --rounds "$rounds"
+echo '```'
 echo
 "$dir/gobench" coherence -a "ipc://$dir/a.sock" -b "ipc://$dir/b.sock" -rounds "$rounds"
+echo
+echo "Load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
