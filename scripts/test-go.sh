@@ -34,15 +34,18 @@ failed=0
   { echo "go: cannot install staticcheck" >&2; exit 1; }
 for mod in client/go examples/go bench/go; do
   [ -f "$here/$mod/go.mod" ] || continue
-  echo "== go: $mod: gofmt, vet, staticcheck, test -race"
+  echo "== go: $mod: gofmt, vet, staticcheck, test -race (at ${SECONDS}s)"
   cd "$here/$mod" || exit 1
   bad=$(gofmt -l .) && [ -z "$bad" ] || { echo "gofmt: $bad" >&2; failed=1; }
   go vet ./... || failed=1
   "$bin/staticcheck" ./... || failed=1
   go test -race -count=1 ./... || failed=1
 done
+echo "== go: client/go: the allocation tests, without -race (at ${SECONDS}s)"
+(cd "$here/client/go" && go test -count=1 -run 'Allocat' .) || failed=1
 bash "$here/client/go/tools/genproto.sh" --check || failed=1
-echo "== go: bench smoke (bench/go/run.sh --smoke; figures are for docs/benchmarks.md, not a gate)"
+echo "== go: bench smoke (bench/go/run.sh --smoke; figures are for docs/benchmarks.md, not a gate; at ${SECONDS}s)"
 bash "$here/bench/go/run.sh" --smoke > "$NC_BUILD/go-bench-smoke.log" 2>&1 ||
   { cat "$NC_BUILD/go-bench-smoke.log"; failed=1; }
+echo "== go: done in ${SECONDS}s"
 exit $failed

@@ -291,6 +291,9 @@ func TestClosedClientFails(t *testing.T) {
 
 // The daemon path allocates only the value it returns (rueidis's manners).
 func TestDaemonPathAllocatesOnlyTheValue(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are counted without -race (scripts/test-go.sh runs them so)")
+	}
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	v := []byte("alice")

@@ -43,6 +43,9 @@ func TestTierStaysWithinItsBytesEvictingLeastRecent(t *testing.T) {
 }
 
 func TestNearHitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are counted without -race (scripts/test-go.sh runs them so)")
+	}
 	n := tierWith(t, 1<<20)
 	fillNow(n, "users", "42", "alice")
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -112,6 +115,9 @@ func TestNearTierIsCoherentWithAnotherHostsWrites(t *testing.T) {
 }
 
 func TestClientNearHitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocations are counted without -race (scripts/test-go.sh runs them so)")
+	}
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	_ = c.Set(bg, "users", "42", []byte("alice"), time.Minute)
