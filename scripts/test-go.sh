@@ -41,8 +41,8 @@ for mod in client/go examples/go bench/go; do
   "$bin/staticcheck" ./... || failed=1
   go test -race -count=1 ./... || failed=1
 done
-echo "== go: client/go: the allocation tests, without -race (at ${SECONDS}s)"
-(cd "$here/client/go" && go test -count=1 -run 'Allocat' .) || failed=1
+echo "== go: client/go: the allocation and memory tests, without -race (at ${SECONDS}s)"
+(cd "$here/client/go" && go test -count=1 -run 'Allocat|FullTier' .) || failed=1
 bash "$here/client/go/tools/genproto.sh" --check || failed=1
 echo "== go: bench smoke (bench/go/run.sh --smoke; figures are for docs/benchmarks.md, not a gate; at ${SECONDS}s)"
 bash "$here/bench/go/run.sh" --smoke > "$NC_BUILD/go-bench-smoke.log" 2>&1 ||

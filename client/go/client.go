@@ -33,11 +33,13 @@ type Client struct {
 	closed    atomic.Bool
 	reporter  *reporter
 
-	dmu     sync.Mutex // dialing, the backoff and the pending invalidations
-	dialErr error
-	dialDue time.Time
-	backoff time.Duration
-	pend    pendingQueue
+	dmu      sync.Mutex // dialing, the backoff and the pending invalidations
+	dialErr  error
+	dialDue  time.Time
+	dialSock uint64 // socketID at the failed dial
+	backoff  time.Duration
+	pend     pendingQueue
+	flushing bool // flushLoop runs
 }
 
 // Dial returns a client of the daemon at url ("ipc://PATH"; "" means
@@ -112,14 +114,14 @@ func (c *Client) redial(deadline time.Time) (*conn, error) {
 	cn := c.cn.Load()
 	if cn == nil || cn.dead.Load() {
 		now := time.Now()
-		if c.dialErr != nil && now.Before(c.dialDue) {
-			return nil, c.dialErr
+		if c.dialErr != nil && now.Before(c.dialDue) && socketID(c.path) == c.dialSock {
+			return nil, c.dialErr // (a socket made since the failure is dialed at once)
 		}
 		fresh, err := dialConn(c.path, deadline)
 		if err != nil {
 			var wait time.Duration
 			c.backoff, wait = nextBackoff(c.backoff)
-			c.dialErr, c.dialDue = dialError(c.path, err), now.Add(wait)
+			c.dialErr, c.dialDue, c.dialSock = dialError(c.path, err), now.Add(wait), socketID(c.path)
 			return nil, c.dialErr
 		}
 		c.backoff, c.dialErr = 0, nil

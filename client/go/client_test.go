@@ -13,6 +13,7 @@ import (
 var bg = context.Background()
 
 func TestSetThenGetReturnsTheValueFromTheDaemon(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	if err := c.Set(bg, "users", "42", []byte("alice"), time.Minute); err != nil {
@@ -29,6 +30,7 @@ func TestSetThenGetReturnsTheValueFromTheDaemon(t *testing.T) {
 }
 
 func TestMissingKeyIsErrNotFound(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	v, err := c.Get(bg, "users", "nobody")
@@ -42,6 +44,7 @@ func TestMissingKeyIsErrNotFound(t *testing.T) {
 }
 
 func TestNegativeEntryIsErrNotFoundAndSaysSo(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	if _, err := c.SetEx(bg, "users", "404", nil, time.Minute, SetOptions{Negative: true}); err != nil {
@@ -54,6 +57,7 @@ func TestNegativeEntryIsErrNotFoundAndSaysSo(t *testing.T) {
 }
 
 func TestDeleteSaysWhetherTheKeyExisted(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	_ = c.Set(bg, "users", "43", []byte("bob"), 0)
@@ -69,6 +73,7 @@ func TestDeleteSaysWhetherTheKeyExisted(t *testing.T) {
 }
 
 func TestMSetThenMGetInKeyOrderWithNilForAbsent(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	for _, near := range []int64{0, DefaultNearBytes} {
 		c := dial(t, d, WithNearBytes(near))
@@ -89,6 +94,7 @@ func TestMSetThenMGetInKeyOrderWithNilForAbsent(t *testing.T) {
 }
 
 func TestBumpDropsTheNamespaceAndCountsUp(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	_ = c.Set(bg, "sessions", "a", []byte("1"), 0)
@@ -109,6 +115,7 @@ func TestBumpDropsTheNamespaceAndCountsUp(t *testing.T) {
 }
 
 func TestStatsAndPingReportTheDaemon(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	_, _ = c.Get(bg, "s", "k")
@@ -123,6 +130,7 @@ func TestStatsAndPingReportTheDaemon(t *testing.T) {
 }
 
 func TestBadArgumentsAreErrInvalidArgumentWithTheDaemonsMessage(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	cases := []struct {
@@ -145,6 +153,7 @@ func TestBadArgumentsAreErrInvalidArgumentWithTheDaemonsMessage(t *testing.T) {
 }
 
 func TestTooLargeRequestIsRefusedWithoutSending(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	err := c.Set(bg, "big", "k", make([]byte, 1_200_000), 0)
@@ -157,6 +166,7 @@ func TestTooLargeRequestIsRefusedWithoutSending(t *testing.T) {
 }
 
 func TestManyRequestsInFlightOnOneConnection(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	var wg sync.WaitGroup
@@ -218,6 +228,7 @@ func TestContextDeadlineBecomesTheRequestsTimeout(t *testing.T) {
 }
 
 func TestLeaseReleaseLetsTheNextCallerTakeIt(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	res, _ := c.GetEx(bg, "lease", "9", GetOptions{Lease: true})
@@ -239,6 +250,7 @@ func TestLeaseReleaseLetsTheNextCallerTakeIt(t *testing.T) {
 }
 
 func TestReconnectsAfterTheDaemonRestarts(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	d := startDaemon(t, r)
 	c := dial(t, d, WithNearBytes(0))
@@ -278,6 +290,7 @@ func TestDialURLRules(t *testing.T) {
 }
 
 func TestClosedClientFails(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	c.Close()

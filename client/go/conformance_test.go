@@ -64,6 +64,7 @@ func field(m protoreflect.Message, path string) (any, bool) {
 }
 
 func TestEveryConformanceCaseGetsTheExpectedReply(t *testing.T) {
+	t.Parallel()
 	raw, err := os.ReadFile("../../tests/conformance/cases.json")
 	if err != nil {
 		t.Fatal(err)

@@ -9,9 +9,11 @@ package nearcache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,9 +46,13 @@ func resolveURL(url string) (string, string, error) {
 func dialError(path string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOENT):
+		what := "the socket file does not exist"
+		if _, derr := os.Stat(filepath.Dir(path)); errors.Is(derr, fs.ErrNotExist) {
+			what = "the socket file does not exist, nor does its directory " + filepath.Dir(path)
+		}
 		return &Error{Code: Unavailable, Err: err, Message: fmt.Sprintf(
-			"no daemon is listening at %s (the socket file does not exist); start nearcached, "+
-				"or point the client at its socket with NEARCACHE_URL=ipc://PATH", path)}
+			"no daemon is listening at %s (%s); start nearcached, "+
+				"or point the client at its socket with NEARCACHE_URL=ipc://PATH", path, what)}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &Error{Code: Unavailable, Err: err, Message: fmt.Sprintf(
 			"nobody listens on %s (a stale socket: the daemon is not running); start nearcached, "+
@@ -58,11 +64,18 @@ func dialError(path string, err error) error {
 		Message: fmt.Sprintf("cannot connect to nearcached at %s: %v", path, err)}
 }
 
-// permissionMessage names the socket's owner, group and mode, and the fix.
+// permissionMessage names the socket's owner, group and mode (or its
+// directory's, when the directory is what refuses), the process's user,
+// and the fix.
 func permissionMessage(path string) string {
+	what := path
 	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Sprintf("permission denied on %s (%v); check the socket's directory's permissions", path, err)
+		what = filepath.Dir(path)
+		if st, err = os.Stat(what); err != nil {
+			return fmt.Sprintf("permission denied on %s (%v); check its directory's permissions", path, err)
+		}
+		what = "the directory " + what + " of " + path
 	}
 	sys, _ := st.Sys().(*syscall.Stat_t)
 	owner, group := "?", "?"
@@ -80,8 +93,18 @@ func permissionMessage(path string) string {
 		me = u.Username
 	}
 	return fmt.Sprintf("permission denied on %s (%s:%s %04o); add this process's user (%s) to "+
-		"group %s, or set socket_group in the daemon's config", path, owner, group,
+		"group %s, or set socket_group in the daemon's config", what, owner, group,
 		st.Mode().Perm(), me, group)
+}
+
+// socketID identifies the file at path now (0 when there is none), so that
+// a client can dial at once when the socket changed since a failed dial.
+func socketID(path string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino ^ uint64(st.Ctim.Nano())
 }
 
 // nextBackoff returns the backoff after one of prev and the jittered wait.

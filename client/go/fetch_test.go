@@ -10,6 +10,7 @@ import (
 )
 
 func TestFetchLoadsOncePerKeyAcrossClientsAndDaemons(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	d1, d2 := startDaemon(t, r), startDaemon(t, r)
 	clients := []*Client{dial(t, d1), dial(t, d2), dial(t, d1, WithNearBytes(0)), dial(t, d2, WithNearBytes(0))}
@@ -47,6 +48,7 @@ func TestFetchLoadsOncePerKeyAcrossClientsAndDaemons(t *testing.T) {
 }
 
 func TestFetchReleasesTheLeaseWhenLoadFails(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	a, b := dial(t, d), dial(t, d)
 	boom := errors.New("database down")
@@ -79,6 +81,7 @@ func TestFetchReleasesTheLeaseWhenLoadFails(t *testing.T) {
 }
 
 func TestFetchOfAKnownAbsentKeyIsNotFoundWithoutLoading(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	_, _ = c.SetEx(bg, "users", "404", nil, time.Minute, SetOptions{Negative: true})
@@ -118,6 +121,7 @@ func TestFetchFailsOpenOnlyWhenAskedWithNoDaemon(t *testing.T) {
 }
 
 func TestFetchReturnsAStaleValueAtOnceAndRefreshesItInTheBackground(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d, WithNearBytes(0))
 	if _, err := c.SetEx(bg, "swr", "k", []byte("old"), 200*time.Millisecond,

@@ -61,6 +61,7 @@ func TestNearHitAllocatesNothing(t *testing.T) {
 // Against real daemons: a value read once is served by the near tier, and
 // a write through another daemon (another host) reaches it through the ring.
 func TestNearTierIsCoherentWithAnotherHostsWrites(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	d1, d2 := startDaemon(t, r), startDaemon(t, r)
 	c := dial(t, d1)

@@ -49,6 +49,10 @@ func (c *Client) queueIfUnreachable(err error, iv inval) error {
 		c.pend.order = append(c.pend.order, iv.ns)
 	}
 	c.npend.Store(int32(c.pend.len()))
+	if !c.flushing {
+		c.flushing = true
+		go c.flushLoop()
+	}
 	c.dmu.Unlock()
 	if c.o.strict {
 		return err
@@ -61,6 +65,23 @@ type queued struct{ cause error }
 
 func (q queued) Error() string        { return ErrQueued.Error() + " (" + q.cause.Error() + ")" }
 func (q queued) Is(target error) bool { return target == ErrQueued }
+
+// flushLoop sends the kept invalidations as soon as a connection can be
+// made again, without waiting for the application's next call: every 50 ms
+// while any are kept (each try a dial only when the backoff allows one).
+func (c *Client) flushLoop() {
+	for {
+		time.Sleep(backoffMin)
+		c.dmu.Lock()
+		if c.closed.Load() || c.pend.len() == 0 {
+			c.flushing = false
+			c.dmu.Unlock()
+			return
+		}
+		c.dmu.Unlock()
+		_, _ = c.getConn(time.Now().Add(c.o.timeout))
+	}
+}
 
 // flushPendingLocked sends the kept invalidations on cn, bumps of the
 // overflowed namespaces first, each waiting for its reply. A lost

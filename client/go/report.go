@@ -51,9 +51,12 @@ func startReporter(c *Client) *reporter {
 	return r
 }
 
+// stop ends the reports with a last one, if the counters changed and a
+// connection is up.
 func (r *reporter) stop() {
 	close(r.quit)
 	<-r.done
+	r.once()
 }
 
 func (r *reporter) loop() {

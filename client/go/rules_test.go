@@ -97,6 +97,7 @@ func TestCallsBeforeTheNextDialIsDueFailAtOnceThenItDialsOnce(t *testing.T) {
 }
 
 func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	d := startDaemon(t, r)
 	c := dial(t, d, WithPendingLimit(3))
@@ -149,6 +150,7 @@ func TestInvalidationsThatCannotBeDeliveredAreKeptAndSentFirst(t *testing.T) {
 }
 
 func TestCloseFlushesPendingInvalidationsWhenTheDaemonAnswers(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	d := startDaemon(t, r)
 	c, err := Dial(d.URL, WithNearBytes(0))
@@ -171,6 +173,7 @@ func TestCloseFlushesPendingInvalidationsWhenTheDaemonAnswers(t *testing.T) {
 // R3: the near tier's counters reach the daemon, at most once a second and
 // only when they changed, and the daemon adds them to the host's totals.
 func TestNearTierReportsItsCountersToTheDaemon(t *testing.T) {
+	t.Parallel()
 	d := startDaemon(t, startRedis(t))
 	c := dial(t, d)
 	_ = c.Set(bg, "r3", "k", []byte("v"), time.Minute)
@@ -197,5 +200,33 @@ func TestNearTierReportsItsCountersToTheDaemon(t *testing.T) {
 	time.Sleep(2200 * time.Millisecond)
 	if c.reporter.reports.Load() != sent {
 		t.Fatalf("reports went on without any change: %d then %d", sent, c.reporter.reports.Load())
+	}
+}
+
+// R2: what is kept is sent as soon as the daemon is back, without another
+// call of the application; R1: a socket made since the failed dial is
+// dialed at once, before the backoff is due.
+func TestKeptInvalidationsAreSentWhenTheDaemonIsBackWithoutAnotherCall(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, startRedis(t))
+	c := dial(t, d, WithNearBytes(0))
+	_ = c.Set(bg, "bg", "k", []byte("v"), time.Hour)
+	d.Stop()
+	if _, err := c.Delete(bg, "bg", "k"); !errors.Is(err, ErrQueued) {
+		t.Fatal(err)
+	}
+	d.Start(t)
+	check := dial(t, d, WithNearBytes(0))
+	waitFor(t, "the kept Delete to reach the daemon", 3*time.Second, func() bool {
+		_, err := check.Get(bg, "bg", "k")
+		return errors.Is(err, ErrNotFound)
+	})
+}
+
+func TestMissingDirectoryIsNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-dir", "nc.sock")
+	_, err := Dial("ipc://" + path)
+	if err == nil || !strings.Contains(err.Error(), "nor does its directory") {
+		t.Fatalf("Dial: %v", err)
 	}
 }
