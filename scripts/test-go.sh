@@ -2,13 +2,14 @@
 # The Go client's suite (client/go, examples/go): gofmt, go vet, staticcheck
 # (pinned, installed into build/go-bin), the generated protobuf code checked
 # against proto/nearcache.proto, then go test -race against the plain
-# build's nearcached ($NC_BUILD, default build/), and bench/go/run.sh --smoke. Needs Go 1.24 or newer: a
+# build's nearcached ($NC_BUILD, default build/), and bench/go/run.sh --smoke.
+# The client needs Go 1.24, the benchmarks' rueidis and go-redis 1.26: a
 # missing or older go is replaced by the toolchain module from the Go proxy
 # (golang.org/toolchain), unpacked into build/go-toolchain.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export NC_BUILD=${NC_BUILD:-$here/build}
-need=1.24.0
+need=1.26.0
 toolchain=go1.26.0
 staticcheck=v0.8.2
 
