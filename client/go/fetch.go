@@ -73,14 +73,24 @@ func unreachable(err error) bool {
 // releasing the lease when load fails. A store the daemon refuses
 // (ErrAborted: the key was written meanwhile) still returns the value.
 func (c *Client) loadAndStore(ctx context.Context, ns, key string, ttl time.Duration,
-	load func(context.Context) ([]byte, error), token []byte) ([]byte, error) {
-	v, err := load(ctx)
-	if err != nil {
+	load func(context.Context) ([]byte, error), token []byte) (_ []byte, err error) {
+	release := func() {
 		if token != nil {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.timeout)
 			_, _ = c.Release(rctx, ns, key, token)
 			cancel()
 		}
+	}
+	ok := false
+	defer func() {
+		if !ok { // load panicked: give the lease up, then go on panicking
+			release()
+		}
+	}()
+	v, err := load(ctx)
+	ok = true
+	if err != nil {
+		release()
 		return nil, err
 	}
 	if v == nil {

@@ -143,3 +143,22 @@ func TestFetchReturnsAStaleValueAtOnceAndRefreshesItInTheBackground(t *testing.T
 		return err == nil && string(v) == "new"
 	})
 }
+
+func TestFetchReleasesTheLeaseWhenLoadPanics(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, startRedis(t))
+	c := dial(t, d)
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = c.Fetch(bg, "users", "p", time.Minute, func(ctx context.Context) ([]byte, error) {
+			panic("loader bug")
+		})
+	}()
+	start := time.Now()
+	v, err := c.Fetch(bg, "users", "p", time.Minute, func(ctx context.Context) ([]byte, error) {
+		return []byte("ok"), nil
+	})
+	if err != nil || string(v) != "ok" || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("after a panicking loader: %q %v in %v (the lease was not released)", v, err, time.Since(start))
+	}
+}
