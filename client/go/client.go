@@ -654,9 +654,10 @@ func (c *Client) Ping(ctx context.Context) (PingInfo, error) {
 }
 
 // Request sends raw, a serialized nearcache.v1.Request, as it is (its id
-// and timeout_ms included) and returns the daemon's Reply, whatever its
-// code. For tests and tools; nothing is resent.
-func (c *Client) Request(ctx context.Context, raw []byte) (*pb.Reply, error) {
+// and timeout_ms included) and returns the daemon's Reply as it came,
+// whatever its code (decode it with proto/nearcache.proto). For tests and
+// tools; nothing is resent.
+func (c *Client) Request(ctx context.Context, raw []byte) ([]byte, error) {
 	_, deadline, viaCtx, err := c.budget(ctx)
 	if err != nil {
 		return nil, err
@@ -666,16 +667,14 @@ func (c *Client) Request(ctx context.Context, raw []byte) (*pb.Reply, error) {
 	cl.req = append(startFrame(cl.req), raw...)
 	var r reply
 	reusable, err := c.do(ctx, cl, deadline, viaCtx, false, 0, &r)
-	var rep pb.Reply
+	var out []byte
 	if err == nil {
-		if uerr := proto.Unmarshal(cl.resp, &rep); uerr != nil {
-			err = &Error{Code: Internal, Err: uerr, Message: "the daemon's Reply does not decode"}
-		}
+		out = append([]byte(nil), cl.resp...)
 	}
 	if reusable {
 		callPool.Put(cl)
 	}
-	return &rep, err
+	return out, err
 }
 
 // Close flushes the pending invalidations when the daemon answers, stops
