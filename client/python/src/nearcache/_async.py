@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
-from ._link import DEFAULT_MAX_PENDING, Link, Lost
+from ._link import DEFAULT_MAX_PENDING, PENDING_POLL, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
 from ._report import DEFAULT_INTERVAL, Reporter
@@ -218,6 +218,8 @@ class AsyncClient:
                     await self._run(call, None)
         except Error:
             pass
+        if self._link.pending:
+            return PENDING_POLL
         return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     async def _flush(self, conn: _AConn, deadline: float) -> None:

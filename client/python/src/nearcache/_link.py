@@ -9,7 +9,7 @@ here opens a socket or sleeps; times are passed in (``time.monotonic()``).
 
 Dialing fails fast (docs/protocol.md, "Client rules"): a failed dial is
 not retried; the next one is due after a backoff (50 ms doubling to 2 s,
-with jitter, reset by a success), and a call made before it is due fails
+jittered to half to all of it, reset by a success), and a call made before it is due fails
 at once with the last dial error.
 """
 
@@ -43,6 +43,9 @@ MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 #: How many undelivered invalidations a client keeps by default.
 DEFAULT_MAX_PENDING = 1000
+#: How often the background thread or task looks for the daemon while
+#: invalidations are pending (a dial is made only when one is due).
+PENDING_POLL = 0.05
 
 
 class Lost(Exception):
@@ -128,8 +131,10 @@ def dial_error(url: str, path: str, e: Exception) -> Error:
     head = f"cannot reach nearcached at {url}"
     code = getattr(e, "errno", None)
     if code == errno.ENOENT:
+        folder = os.path.dirname(path) or "."
+        also = "" if os.path.isdir(folder) else f" (nor its directory {folder})"
         return Unavailable(
-            f"{head}: there is no socket {path}, so no daemon is listening there "
+            f"{head}: there is no socket {path}{also}, so no daemon is listening there "
             "(start nearcached, or point the client at its socket: "
             "NEARCACHE_URL=ipc://PATH or url=)"
         )
@@ -264,7 +269,7 @@ class Link:
                 DeadlineExceeded(f"nearcached at {self.url} did not answer the connection in time")
             )
         self._pause = MIN_BACKOFF if self._pause == 0 else min(self._pause * 2, MAX_BACKOFF)
-        self._due = now + self._pause * (0.8 + 0.4 * self._rng())
+        self._due = now + self._pause * (0.5 + 0.5 * self._rng())  # half to all of it
         self._error = dial_error(self.url, self.path, exc)
         return _undelivered(type(self._error)(self._error.message, self._error.code))
 
