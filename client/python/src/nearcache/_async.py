@@ -230,13 +230,8 @@ class AsyncClient:
             while (op := link.pending.next()) is not None:
                 call = link.pending.call(op)
                 body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
-                try:
-                    _core.finish(call, body)
-                except Error as e:
-                    if not link.flushed(op, e):
-                        return  # the daemon cannot apply it now: the next call tries again
-                else:
-                    link.flushed(op, None)
+                if not link.flushed(op, call, body):
+                    return  # the daemon cannot apply it now: a later call tries again
 
     async def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
         link = self._link

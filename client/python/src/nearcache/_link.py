@@ -315,14 +315,16 @@ class Link:
                 len(self.pending),
             )
 
-    def flushed(self, op: tuple[bytes, bytes | None], e: Error | None) -> bool:
-        """Records the daemon's answer to a pending invalidation (``e``: its
-        error, if any); returns whether to send the next one. One the daemon
-        could not apply for now (its Redis unavailable, out of time) stays
-        first in line; one it refused is dropped, logged."""
-        if isinstance(e, (Unavailable, DeadlineExceeded)):
+    def flushed(self, op: tuple[bytes, bytes | None], call: Call[T], body: bytes) -> bool:
+        """Records the daemon's answer ``body`` to the pending invalidation
+        ``op`` (sent as ``call``); returns whether to send the next one. One
+        the daemon could not apply for now (its Redis unavailable, out of
+        time) stays first in line; one it refused is dropped, logged."""
+        try:
+            _core.finish(call, body)
+        except (Unavailable, DeadlineExceeded):
             return False
-        if e is not None:
+        except Error as e:
             log.warning("nearcache: a pending invalidation of %r was refused: %s", op[0], e.message)
         self.pending.sent(op)
         return True
