@@ -10,7 +10,8 @@ here opens a socket or sleeps; times are passed in (``time.monotonic()``).
 Dialing fails fast (docs/protocol.md, "Client rules"): a failed dial is
 not retried; the next one is due after a backoff (50 ms doubling to 2 s,
 jittered to half to all of it, reset by a success), and a call made before it is due fails
-at once with the last dial error.
+at once with the last dial error, unless the socket file changed since
+(a daemon that started there): then it dials at once.
 """
 
 from __future__ import annotations
@@ -148,6 +149,15 @@ def dial_error(url: str, path: str, e: Exception) -> Error:
     return Unavailable(f"{head}: {e or 'timed out'}")
 
 
+def _stamp(path: str) -> tuple[int, int] | None:
+    """The socket file's identity (inode, change time), or None without one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
 @dataclass
 class Budget:
     """One call's time: its deadline (monotonic seconds) and the
@@ -231,6 +241,7 @@ class Link:
         self._error: Error | None = None
         self._due = 0.0
         self._pause = 0.0
+        self._seen: tuple[int, int] | None = None  #: the socket file at the last failure
 
     # --- a call's budget and size -------------------------------------------
 
@@ -253,9 +264,10 @@ class Link:
 
     def may_dial(self, now: float) -> None:
         """Raises the last dial's error again while the next dial is not
-        due; returns when a dial may be made."""
+        due; returns when a dial may be made: when it is due, or when the
+        socket file changed since the failure (a daemon that started)."""
         e = self._error
-        if e is not None and now < self._due:
+        if e is not None and now < self._due and _stamp(self.path) == self._seen:
             raise _undelivered(type(e)(e.message, e.code))
 
     def dial_failed(self, now: float, exc: Exception) -> Error:
@@ -268,6 +280,7 @@ class Link:
             return _undelivered(
                 DeadlineExceeded(f"nearcached at {self.url} did not answer the connection in time")
             )
+        self._seen = _stamp(self.path)
         self._pause = MIN_BACKOFF if self._pause == 0 else min(self._pause * 2, MAX_BACKOFF)
         self._due = now + self._pause * (0.5 + 0.5 * self._rng())  # half to all of it
         self._error = dial_error(self.url, self.path, exc)
