@@ -10,6 +10,7 @@ or another event loop gets a connection of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import weakref
@@ -411,6 +412,12 @@ class AsyncClient:
         the connection; later calls raise Unavailable."""
         if self._link.pending and not self._closed:
             await self._flush_at_close()
+        conn = self._conn
+        if self._reporter is not None and conn is not None and conn.usable() and not self._closed:
+            call = self._reporter.due(time.monotonic(), last=True)
+            if call is not None:  # a last report, on the connection already open
+                with contextlib.suppress(Error):
+                    await self._run(call, 0.25)
         self._closed = True
         t, self._ticker = self._ticker, None
         if t is not None and t.get_loop() is asyncio.get_running_loop():

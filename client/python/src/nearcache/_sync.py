@@ -8,6 +8,7 @@ the child sees another pid and dials its own connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -428,6 +429,11 @@ class Client:
         every connection; later calls raise Unavailable."""
         if self._link.pending and not self._closed:
             self._flush_at_close()
+        if self._reporter is not None and self._idle and not self._closed:
+            call = self._reporter.due(time.monotonic(), last=True)
+            if call is not None:  # a last report, on a connection already open
+                with contextlib.suppress(Error):
+                    self._run(call, 0.25)
         self._ticker_stop.set()
         with self._lock:
             self._closed = True
