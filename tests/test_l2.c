@@ -3,6 +3,7 @@
  * TTLs, binary keys, timeouts, and reconnecting after Redis restarts. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
@@ -306,6 +307,66 @@ Test(l2, writes_publish_their_message)
     cr_assert_str_eq(m, "hello");
     free(m);
     redisFree(sub);
+}
+
+/* Bumps of one namespace from several connections at once: each is a
+ * compare-and-set, so each success makes its own version, one above the
+ * one it replaced, and none is lost. */
+struct bumper {
+    l2 *conn;
+    uint64_t got[40];
+    int n, off; /* off: bumps whose version was not the one their message named */
+};
+
+static void *bumper_main(void *arg)
+{
+    struct bumper *b = arg;
+    l2_key k = KEY("ns", "k");
+    for (int i = 0; i < 40; i++) {
+        uint64_t from = k.floor, version = 0;
+        int bumped = 0;
+        for (int t = 0; t < 50 && !bumped; t++) {
+            if (l2_bump(b->conn, &k, from, &msg, 2000, &version, &bumped) != L2_OK)
+                return NULL;
+            b->off += bumped && version != from + 1; /* the message was built for from + 1 */
+            from = version;
+        }
+        if (bumped)
+            b->got[b->n++] = version;
+        k.floor = version;
+    }
+    return NULL;
+}
+
+Test(l2, concurrent_bumps_each_make_their_own_version)
+{
+    l2_key k = KEY("ns", "k");
+    cr_assert_eq(set(k, "v", 10000), L2_OK);
+    uint64_t start = h_nsver(&redis, "ns");
+    config_redis_url url = {.port = redis.port};
+    snprintf(url.host, sizeof url.host, "127.0.0.1");
+    struct bumper b[3] = {{0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(l2_create(&b[i].conn, &url, 2000, "bumper", (uint32_t)i), 0);
+        pthread_create(&t[i], NULL, bumper_main, &b[i]);
+    }
+    int total = 0;
+    static char seen[121];
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        l2_destroy(b[i].conn);
+        for (int j = 0; j < b[i].n; j++) {
+            uint64_t d = b[i].got[j] - start;
+            cr_assert(d >= 1 && d <= 120, "version %llu after %llu", (unsigned long long)b[i].got[j],
+                      (unsigned long long)start);
+            cr_assert_not(seen[d]++, "two bumps made version start + %llu", (unsigned long long)d);
+        }
+        total += b[i].n;
+        cr_assert_eq(b[i].off, 0, "a bump published a version it did not make");
+    }
+    cr_assert_eq(total, 120, "only %d of 120 bumps took", total);
+    cr_assert_eq(h_nsver(&redis, "ns"), start + 120);
 }
 
 /* The bump is a compare-and-set: from a version Redis does not hold, it
