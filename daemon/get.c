@@ -294,7 +294,10 @@ static void reply_lease(call *c, int state, const char *token)
 static void park(service *svc, call *c, const ks_l1_key *k)
 {
     /* A parked Get holds its context: park only while the reserved ones
-     * stay free, so other Gets, Pings and Stats always find one. */
+     * stay free, so other Gets, Pings and Stats always find one. Once
+     * parked, the call is the waker's (it may run on another thread at
+     * once): nothing of it is touched after waits_park(). */
+    l1_ticket ticket = call_state_of(c)->ticket;
     if (call_free_contexts(c) <= CONFIG_RESERVED_CONTEXTS ||
         waits_park(svc->waits, k->buf, k->len, c, method_answer_by(c)) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
@@ -303,7 +306,7 @@ static void park(service *svc, call *c, const ks_l1_key *k)
     stats_inc(&svc->st->lease_waits);
     /* A write that landed between the read and the park bumped the key's
      * stamp; its wake-up came too early to find this call: wake it now. */
-    if (l1_reserve(svc->cache, k->buf, k->len) != call_state_of(c)->ticket)
+    if (l1_reserve(svc->cache, k->buf, k->len) != ticket)
         waits_wake(svc->waits, k->buf, k->len);
 }
 

@@ -6,7 +6,7 @@
 # the Debian package's check, which installs it with dpkg -i and purges it
 # again, so it needs root or sudo),
 # and each libFuzzer target for a few seconds (scripts/fuzz.sh), so none
-# can rot. Every test starts its own
+# can rot, and a ThreadSanitizer build under load (scripts/tsan.sh). Every test starts its own
 # redis-server on a free loopback port and stops it by pid. Exits non-zero
 # on any failure.
 set -uo pipefail
@@ -66,6 +66,8 @@ echo "   checks, the wheel in a fresh venv against the installed daemon, dpkg --
 bash "$here/scripts/release.sh" --dry --out "$here/build/release" || failed=1
 echo "== fuzz: each target for 4 s (scripts/fuzz.sh; the long runs: docs/fuzzing.md)"
 "$here/scripts/fuzz.sh" 4 || failed=1
+echo "== tsan: nearcached and libnearcache under ThreadSanitizer, driven by nearcache-bench (scripts/tsan.sh)"
+"$here/scripts/tsan.sh" 2 || failed=1
 run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
   -DNC_BUILD_BENCH=OFF || failed=1
 if [ $failed -ne 0 ]; then
