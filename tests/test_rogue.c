@@ -1,0 +1,145 @@
+/* Integration: clients that misbehave at the socket level cost the others
+ * nothing. A client killed with requests in flight, and one that sends
+ * requests and never reads the replies, against a real daemon; another
+ * client must be answered throughout, and every context comes back. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define CONTEXTS "32"
+
+/* Every one of `n` Pings, sent at once from n threads of one client, is
+ * answered within timeout_ms: no context is held by anything else. */
+typedef struct burst {
+    nc_client *c;
+    int timeout_ms;
+    int ok;
+} burst;
+
+static void *ping_one(void *arg)
+{
+    burst *b = arg;
+    int up;
+    b->ok = nc_ping(b->c, &up, b->timeout_ms) == NC_OK;
+    return NULL;
+}
+
+static int all_answered(nc_client *c, int n, int timeout_ms)
+{
+    pthread_t t[64];
+    burst b[64];
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        b[i] = (burst){c, timeout_ms, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, ping_one, &b[i]), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        ok += b[i].ok;
+    }
+    return ok == n;
+}
+
+/* A raw SP connection to the daemon (REQ), handshake sent. */
+static int sp_connect(const h_daemon *d)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", d->url + 6);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    cr_assert_eq(write(fd, hello, sizeof hello), 8);
+    return fd;
+}
+
+/* Writes one request (SP/IPC framing: 0x01, u64 length, REQ id, body). */
+static int sp_send(int fd, uint32_t id, const uint8_t *body, size_t len)
+{
+    uint8_t m[9 + 4 + 64];
+    uint64_t n = 4 + len;
+    m[0] = 1;
+    for (int i = 0; i < 8; i++)
+        m[1 + i] = (uint8_t)(n >> (56 - 8 * i));
+    id |= 0x80000000u;
+    for (int i = 0; i < 4; i++)
+        m[9 + i] = (uint8_t)(id >> (24 - 8 * i));
+    memcpy(m + 13, body, len);
+    return write(fd, m, 13 + len) == (ssize_t)(13 + len) ? 0 : -1;
+}
+
+/* Get of users/big (field 10: ns "users", key "big"). */
+static const uint8_t get_big[] = {0x52, 0x0c, 0x0a, 0x05, 'u', 's', 'e', 'r',
+                                  's',  0x12, 0x03, 'b',  'i', 'g'};
+
+Test(rogue, a_client_that_sends_and_never_reads_costs_the_others_nothing, .timeout = 120)
+{
+    h_fleet f;
+    h_fleet_start(&f, 1, "--contexts", CONTEXTS, NULL);
+    h_daemon *d = &f.node[0];
+    static char big[256 * 1024];
+    memset(big, 'x', sizeof big);
+    nc_client *c = h_client(d);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("big"), (nc_bytes){big, sizeof big}, 600000,
+                        2000),
+                 NC_OK);
+    /* several rogue connections, each with far more replies owed than a
+     * socket buffer holds, none read */
+    int rogue[4];
+    for (int r = 0; r < 4; r++) {
+        rogue[r] = sp_connect(d);
+        for (uint32_t i = 1; i <= 200; i++)
+            cr_assert_eq(sp_send(rogue[r], i, get_big, sizeof get_big), 0);
+    }
+    h_sleep_ms(500);
+    int64_t read = h_stat(c, "requests");
+    cr_log_info("the daemon read %lld requests", (long long)read);
+    cr_assert_geq(read, 4 + 1, "the rogues' requests were not read");
+    for (int round = 0; round < 3; round++)
+        cr_assert(all_answered(c, 48, 2000), "round %d: a Ping was not answered", round);
+    void *v;
+    size_t len;
+    cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR("big"), &v, &len, 2000), NC_OK);
+    nc_free(v);
+    for (int r = 0; r < 4; r++)
+        close(rogue[r]);
+    cr_assert(all_answered(c, 48, 2000), "after the rogues left");
+    nc_close(c);
+    h_fleet_stop(&f);
+}
+
+Test(rogue, a_client_killed_with_requests_in_flight_leaves_every_context_free, .timeout = 120)
+{
+    h_fleet f;
+    h_fleet_start(&f, 1, "--contexts", CONTEXTS, NULL);
+    h_daemon *d = &f.node[0];
+    nc_client *c = h_client(d);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("42"), NC_STR("alice"), 600000, 2000), NC_OK);
+    for (int round = 0; round < 5; round++) {
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) { /* many requests in flight, then killed mid-way */
+            int fd = sp_connect(d);
+            static const uint8_t get42[] = {0x52, 0x0b, 0x0a, 0x05, 'u', 's', 'e',
+                                            'r',  's',  0x12, 0x02, '4', '2'};
+            for (uint32_t i = 1;; i++)
+                if (sp_send(fd, i, get42, sizeof get42) != 0)
+                    _exit(0);
+        }
+        h_sleep_ms(200);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert(all_answered(c, 48, 2000), "round %d: a context is still held", round);
+    }
+    nc_close(c);
+    h_fleet_stop(&f);
+}
