@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -140,6 +141,62 @@ Test(rogue, a_client_killed_with_requests_in_flight_leaves_every_context_free, .
         waitpid(pid, NULL, 0);
         cr_assert(all_answered(c, 48, 2000), "round %d: a context is still held", round);
     }
+    nc_close(c);
+    h_fleet_stop(&f);
+}
+
+/* Sets the soft limit of open files (returns the old one). */
+static rlim_t set_nofile(rlim_t n)
+{
+    struct rlimit l;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &l), 0);
+    rlim_t was = l.rlim_cur;
+    l.rlim_cur = n;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &l), 0);
+    return was;
+}
+
+Test(rogue, fd_exhaustion_keeps_connected_clients_answered_and_recovers, .timeout = 120)
+{
+    h_fleet f;
+    rlim_t was = set_nofile(160); /* the daemon inherits it */
+    h_fleet_start(&f, 1, NULL);
+    set_nofile(was);
+    h_daemon *d = &f.node[0];
+    nc_client *c = h_client(d);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("42"), NC_STR("alice"), 600000, 2000), NC_OK);
+    int rogue[400], n = 0;
+    for (; n < 400; n++) { /* past the daemon's limit: it runs out (EMFILE) */
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof a.sun_path, "%.100s", d->url + 6);
+        rogue[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        cr_assert(rogue[n] >= 0);
+        int rv, tries = 0;
+        while ((rv = connect(rogue[n], (struct sockaddr *)&a, sizeof a)) != 0 && tries++ < 40)
+            h_sleep_ms(5); /* the backlog is full: the daemon may still be accepting */
+        if (rv != 0) {
+            close(rogue[n]);
+            break; /* it is not: out of descriptors, with its backlog full too */
+        }
+    }
+    cr_log_info("%d connections made", n);
+    cr_assert_gt(n, 160, "the daemon's limit was not reached");
+    h_sleep_ms(300);
+    for (int round = 0; round < 3; round++)
+        cr_assert(all_answered(c, 16, 2000), "round %d: a Ping was not answered", round);
+    for (int i = 0; i < n; i++)
+        close(rogue[i]);
+    /* a new client gets in once the descriptors are back */
+    int ok = 0;
+    for (int i = 0; i < 50 && !ok; i++) {
+        nc_client *fresh = NULL;
+        int up;
+        ok = nc_open(&fresh, d->url, 0) == NC_OK && nc_ping(fresh, &up, 200) == NC_OK;
+        nc_close(fresh);
+        if (!ok)
+            h_sleep_ms(100);
+    }
+    cr_assert(ok, "no new client got an answer within 5 s of the fds coming back");
     nc_close(c);
     h_fleet_stop(&f);
 }
