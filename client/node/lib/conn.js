@@ -106,6 +106,10 @@ class Conn {
       this.write(call);
       return;
     }
+    if (this.sock === null && nowMs() < this.nextDialAt) {
+      call.reject(this.lastDialError); // R1: not due yet, fail at once
+      return;
+    }
     if (call.first) this.waiting.unshift(call);
     else this.waiting.push(call);
     if (this.sock === null) this.dial();
@@ -119,8 +123,9 @@ class Conn {
   }
 
   write(call) {
-    this.inflight.set(call.spId, call);
     const s = this.sock;
+    if (this.inflight.size === 0) s.ref(); // an idle connection keeps no process alive
+    this.inflight.set(call.spId, call);
     if (!this.corked) {
       this.corked = true;
       s.cork();
@@ -132,12 +137,8 @@ class Conn {
     s.write(call.frame);
   }
 
-  /** Dials once, or fails every waiting call at once while the backoff runs (R1). */
+  /** Dials once (its caller checked that the backoff is over). */
   dial() {
-    if (nowMs() < this.nextDialAt) {
-      this.failWaiting(this.lastDialError);
-      return;
-    }
     const s = net.createConnection({ path: this.path });
     this.sock = s;
     let hs = Buffer.alloc(0);
@@ -166,6 +167,7 @@ class Conn {
           this.inflight.delete(r.spId);
           call.resolve(r.body);
         }
+        if (this.inflight.size === 0) s.unref();
       } catch (e) {
         this.lost(s, e);
       }
@@ -221,7 +223,7 @@ class Conn {
     e.unreachable = true;
     e.cause = err ?? undefined;
     this.failInflight(e, true);
-    if (this.waiting.length > 0 && !this.closed) this.dial();
+    if (this.waiting.length > 0 && !this.closed) this.dial(); // the last dial succeeded: due now
   }
 
   failInflight(e, resend) {

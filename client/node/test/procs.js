@@ -109,14 +109,27 @@ class Daemon {
     return this;
   }
 
+  /** Whether the ring says near tiers may serve (epoch set, serving_until ahead). */
+  ringServing() {
+    try {
+      const h = fs.readFileSync(`${this.path}.ring`).subarray(0, 192);
+      const now = process.hrtime.bigint() / 1000000n; // CLOCK_MONOTONIC, as the ring's
+      return h.readBigUInt64LE(24) !== 0n && h.readBigInt64LE(128) >= now;
+    } catch {
+      return false;
+    }
+  }
+
   async waitReady() {
     const needL1 = this.redis && this.redis.proc;
+    // Ping's l1_serving can be true for up to a heartbeat before the ring's
+    // serving_until is first set (a daemon just started): wait for both.
     await waitUntil(async () => {
       if (this.proc.exitCode !== null) throw new Error(`nearcached exited at start:\n${fs.readFileSync(this.log, 'utf8')}`);
       const c = new Client(this.url, { timeout: 500, nearBytes: 0 });
       try {
         const p = await c.ping();
-        return p.l1Serving || !needL1;
+        return !needL1 || (p.l1Serving && this.ringServing());
       } catch {
         return false;
       } finally {

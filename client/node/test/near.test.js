@@ -1,0 +1,115 @@
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { Redis, Daemon, freshNs } = require('./procs');
+const nc = require('..');
+
+let redis;
+let daemon;
+let near;
+let writer;
+before(async () => {
+  redis = await new Redis().start();
+  daemon = await new Daemon(redis).start();
+  near = await nc.connect(daemon.url, { timeout: 5000 });
+  writer = await nc.connect(daemon.url, { timeout: 5000, nearBytes: 0 });
+});
+after(async () => {
+  await near?.close();
+  await writer?.close();
+  await daemon?.cleanup();
+  await redis?.stop();
+});
+
+test('the near tier is on by default and serves the second get', async () => {
+  const ns = freshNs();
+  await writer.set(ns, 'k', 'v1');
+  assert.equal((await near.getEx(ns, 'k')).source, 'l1');
+  const r = await near.getEx(ns, 'k');
+  assert.equal(r.source, 'near');
+  assert.equal(r.value.toString(), 'v1');
+  const s = near.nearStats();
+  assert.equal(s.serving, true);
+  assert.equal(s.problem, '');
+  assert.ok(s.hits >= 1 && s.entries >= 1 && s.bytes > 0);
+  assert.equal(writer.nearStats(), null);
+});
+
+test('another client\'s write is seen by the next get (the ring drops the entry first)', async () => {
+  const ns = freshNs();
+  await writer.set(ns, 'k', 'v1');
+  for (let i = 1; i <= 50; i++) {
+    await near.get(ns, 'k');
+    assert.equal((await near.get(ns, 'k')).toString(), `v${i}`);
+    await writer.set(ns, 'k', `v${i + 1}`);
+  }
+  await writer.delete(ns, 'k');
+  assert.equal(await near.get(ns, 'k'), null);
+});
+
+test('a bump drops the namespace, an own write drops the key', async () => {
+  const ns = freshNs();
+  await writer.mset(ns, [['a', '1'], ['b', '2']]);
+  await near.mget(ns, ['a', 'b']);
+  assert.equal((await near.getEx(ns, 'a')).source, 'near');
+  await writer.bump(ns);
+  assert.deepEqual(await near.mget(ns, ['a', 'b']), [null, null]);
+  await near.set(ns, 'a', 'x');
+  await near.get(ns, 'a');
+  await near.set(ns, 'a', 'y');
+  assert.equal((await near.get(ns, 'a')).toString(), 'y');
+});
+
+test('negative entries are kept as known absent; plain misses never', async () => {
+  const ns = freshNs();
+  await writer.set(ns, 'neg', '', { ttl: 30, negative: true });
+  await near.get(ns, 'neg');
+  const r = await near.getEx(ns, 'neg');
+  assert.equal(r.source, 'near');
+  assert.equal(r.negative, true);
+  await near.get(ns, 'missing');
+  assert.notEqual((await near.getEx(ns, 'missing')).source, 'near');
+  await writer.set(ns, 'neg', 'now');
+  assert.equal((await near.get(ns, 'neg')).toString(), 'now');
+});
+
+test('the near tier is bounded in bytes (LRU)', async () => {
+  const ns = freshNs();
+  const small = await nc.connect(daemon.url, { nearBytes: 64 * 1024 });
+  try {
+    const v = Buffer.alloc(1000, 7);
+    await writer.mset(ns, Array.from({ length: 200 }, (_, i) => [`k${i}`, v]));
+    for (let i = 0; i < 200; i++) await small.get(ns, `k${i}`);
+    const s = small.nearStats();
+    assert.ok(s.bytes <= 64 * 1024, String(s.bytes));
+    assert.ok(s.evictions > 0);
+    assert.ok(s.entries < 200);
+  } finally {
+    await small.close();
+  }
+});
+
+test('a stopped daemon\'s near tier serves nothing; after a restart it serves the new state', async () => {
+  const r = await new Redis().start();
+  const d = await new Daemon(r).start();
+  const c = await nc.connect(d.url, { timeout: 2000 });
+  const w = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+  try {
+    await w.set('n', 'k', 'old');
+    await c.get('n', 'k');
+    assert.equal((await c.getEx('n', 'k')).source, 'near');
+    await d.stop();
+    await assert.rejects(c.get('n', 'k'), nc.UnavailableError);
+    assert.equal(c.nearStats().serving, false);
+    await d.start();
+    await w.set('n', 'k', 'new');
+    assert.equal((await c.get('n', 'k')).toString(), 'new');
+    await c.get('n', 'k');
+    assert.equal((await c.getEx('n', 'k')).source, 'near');
+  } finally {
+    await c.close();
+    await w.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});

@@ -1,0 +1,161 @@
+// The client rules (docs/protocol.md, "Client rules"): R1 fail fast on dial,
+// R2 pending invalidations; and reconnecting after a daemon restart.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { Redis, Daemon, sleep } = require('./procs');
+const nc = require('..');
+
+test('R1: a missing socket fails at once, naming the path and NEARCACHE_URL', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  const sock = path.join(dir, 'none.sock');
+  const t0 = performance.now();
+  await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.UnavailableError &&
+    e.message.includes(sock) && /no daemon is listening/.test(e.message) && /NEARCACHE_URL/.test(e.message));
+  assert.ok(performance.now() - t0 < 100);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('R1: a stale socket (nobody listening) fails at once', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  const sock = path.join(dir, 'stale.sock');
+  // A socket bound and never listened on: what a killed daemon leaves.
+  execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', sock]);
+  const t0 = performance.now();
+  await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.UnavailableError &&
+    e.message.includes(sock) && /nobody is listening/.test(e.message));
+  assert.ok(performance.now() - t0 < 100);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('R1: after a failed dial, calls fail at once until the backoff is due, then dial once', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  const c = new nc.Client(`ipc://${path.join(dir, 'x.sock')}`, { nearBytes: 0 });
+  const dials = [];
+  const orig = c.conn.dial.bind(c.conn);
+  c.conn.dial = () => {
+    dials.push(performance.now());
+    orig();
+  };
+  await assert.rejects(c.get('n', 'k'));
+  const t0 = performance.now();
+  for (let i = 0; i < 1000; i++) await assert.rejects(c.get('n', 'k'), /no daemon is listening/);
+  const per = (performance.now() - t0) / 1000;
+  assert.ok(per < 1, `a failing call took ${per} ms`);
+  // Backoff at least 25, 50, 100... ms (50 ms doubling, jitter down to half):
+  const most = 2 + Math.log2(1 + (performance.now() - t0) / 25);
+  assert.ok(dials.length <= most, `${dials.length} dials in ${performance.now() - t0} ms`);
+  const before = dials.length;
+  await sleep(60);
+  await assert.rejects(c.get('n', 'k'));
+  assert.equal(dials.length, before + 1, 'a call after the backoff dials once');
+  await c.close();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('R1: a socket the process may not open is PERMISSION_DENIED naming owner, group and mode', { skip: process.getuid() === 0 && 'root opens any socket' }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  const sock = path.join(dir, 'closed.sock');
+  const srv = net.createServer().listen(sock);
+  await new Promise((r) => srv.once('listening', r));
+  fs.chmodSync(sock, 0o000);
+  await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.PermissionDeniedError &&
+    e.code === 'PERMISSION_DENIED' && e.message.includes(sock) && / 0$|0 ?\)|0000|000/.test(e.message) && /socket_group/.test(e.message));
+  srv.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a daemon restart: the next call reconnects; gets in flight are resent', async () => {
+  const r = await new Redis().start();
+  const d = await new Daemon(r).start();
+  const c = await nc.connect(d.url, { timeout: 3000, nearBytes: 0 });
+  try {
+    await c.set('n', 'k', 'v');
+    await d.restart();
+    assert.equal((await c.get('n', 'k')).toString(), 'v');
+  } finally {
+    await c.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});
+
+test('R2: deletes and bumps the daemon cannot take are kept, sent first when it answers, and strict ones fail', async () => {
+  const r = await new Redis().start();
+  const d = await new Daemon(r).start();
+  const c = await nc.connect(d.url, { timeout: 2000 });
+  const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+  try {
+    await other.mset('n', [['a', '1'], ['b', '2']]);
+    await other.set('m', 'x', '1');
+    await c.get('n', 'a');
+    await c.get('n', 'a');
+    assert.equal((await c.getEx('n', 'a')).source, 'near');
+    await d.stop();
+    const warned = new Promise((res) => process.once('warning', (w) => res(w)));
+    assert.equal(await c.delete('n', 'a'), false); // kept: returns normally
+    assert.equal((await warned).code, 'NEARCACHE_QUEUED');
+    assert.equal(await c.bump('m'), 0);
+    await assert.rejects(c.delete('n', 'b', { strict: true }), nc.UnavailableError);
+    assert.equal(c.pendingInvalidations, 3);
+    await assert.rejects(c.get('n', 'a'), nc.UnavailableError); // the near tier dropped it
+    await d.start();
+    await sleep(100); // past the dial backoff
+    assert.equal(await c.get('n', 'a'), null);
+    assert.equal(c.pendingInvalidations, 0);
+    assert.equal(await other.get('n', 'a'), null);
+    assert.equal(await other.get('m', 'x'), null);
+    assert.equal(await other.get('n', 'b'), null); // strict: failed, and kept too
+  } finally {
+    await c.close();
+    await other.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});
+
+test('R2: past the bound, dropped deletes become a bump of their namespace', async () => {
+  const r = await new Redis().start();
+  const d = await new Daemon(r).start();
+  const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, maxPendingInvalidations: 2 });
+  try {
+    await c.mset('n', [['a', '1'], ['z', '26']]);
+    await d.stop();
+    for (const k of ['a', 'b', 'c']) await c.delete('n', k);
+    assert.equal(c.pendingInvalidations, 3); // two deletes and one namespace
+    await d.start();
+    await sleep(100);
+    await c.ping();
+    assert.equal(c.pendingInvalidations, 0);
+    assert.equal(await c.get('n', 'z'), null, 'the namespace was bumped');
+  } finally {
+    await c.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});
+
+test('R2: invalidations still kept are sent at close when the daemon answers', async () => {
+  const r = await new Redis().start();
+  const d = await new Daemon(r).start();
+  const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+  const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, lazy: true });
+  try {
+    await c.set('n', 'a', '1');
+    await d.stop();
+    await c.delete('n', 'a');
+    await d.start();
+    await sleep(100);
+    await c.close();
+    assert.equal(await other.get('n', 'a'), null);
+  } finally {
+    await other.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});
