@@ -17,12 +17,21 @@ int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
     int rv = client_call_expect(c, &req, timeout_ms, RESULT(PING), &r);
     if (rv != NC_OK)
         return rv;
+    /* A daemon without the field speaks version 1 (docs/protocol.md). */
+    unsigned proto = r->ping->protocol_version != 0 ? r->ping->protocol_version : 1;
+    if (proto != NC_PROTOCOL_VERSION) {
+        codec_reply_free(r);
+        return client_fail(NC_EPROTO, 0, "the daemon speaks wire protocol version %u, this client %u",
+                           proto, (unsigned)NC_PROTOCOL_VERSION);
+    }
     if (info != NULL) {
         info->redis_up = r->ping->redis_up;
         info->subscribed = r->ping->subscribed;
         info->l1_serving = r->ping->l1_serving;
         snprintf(info->node_id, sizeof info->node_id, "%s", r->ping->node_id);
         info->uptime_ms = r->ping->uptime_ms;
+        snprintf(info->version, sizeof info->version, "%s", r->ping->version);
+        info->protocol_version = proto;
     }
     codec_reply_free(r);
     return NC_OK;
@@ -80,7 +89,9 @@ static nc_ns_stat *copy_ns_stats(const pb_stats_reply *sr)
                               .other = p->other,
                               .truncated = p->truncated,
                               .hits = p->hits,
-                              .misses = p->misses};
+                              .misses = p->misses,
+                              .near_hits = p->near_hits,
+                              .near_misses = p->near_misses};
         if ((arr[i].ns = malloc(p->ns.len + 1)) == NULL) {
             nc_ns_stats_free(arr, i);
             return NULL;

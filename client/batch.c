@@ -61,8 +61,7 @@ static int mget_remote(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n
 
 /* With a near tier: the keys it holds are answered from it (a negative
  * entry as the daemon's negative item: not found, negative), the others in
- * one MGet, whose fresh values and negative items fill it (as nc_get_opt()
- * does). */
+ * one MGet, whose items fill it as near_keep_of() says. */
 int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item **items,
             int timeout_ms)
 {
@@ -92,10 +91,10 @@ int nc_mget(nc_client *c, nc_bytes ns, const nc_bytes *keys, size_t n, nc_item *
         if ((rv = mget_remote(c, ns, missing, m, &got, ttl, timeout_ms)) != NC_OK)
             goto done;
         for (size_t j = 0; j < m; j++) {
-            if (got[j].found && !got[j].stale)
-                near_fill(c->near, &t, ns, missing[j], got[j].value, got[j].len,
-                          ttl[j] ? ttl[j] : UINT64_MAX);
-            else if (!got[j].found && got[j].negative && !got[j].stale && ttl[j] > 0)
+            near_keep k = near_keep_of(got[j].found, got[j].negative, got[j].stale, 0, ttl[j]);
+            if (k == NEAR_KEEP_VALUE)
+                near_fill(c->near, &t, ns, missing[j], got[j].value, got[j].len, ttl[j]);
+            else if (k == NEAR_KEEP_NEGATIVE)
                 near_fill_negative(c->near, &t, ns, missing[j], ttl[j]);
             out[where[j]] = got[j];
         }

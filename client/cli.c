@@ -226,11 +226,12 @@ static int cmd_ping(struct session *ss, char **args, int nargs)
     nc_client *c = session_client(ss);
     if (c == NULL)
         return ss->open_error;
-    int redis_up = 0;
-    int rv = nc_ping(c, &redis_up, ss->timeout);
+    nc_ping_info p;
+    int rv = nc_ping_ex(c, &p, ss->timeout);
     if (rv != NC_OK)
         return failed("ping", rv);
-    printf("PONG (redis %s)\n", redis_up ? "up" : "down");
+    printf("PONG (redis %s, nearcached %s, protocol %u)\n", p.redis_up ? "up" : "down", p.version,
+           p.protocol_version);
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /* nearcache-cli's stats output; see cli_stats.h. The L1 hit ratio is
- * l1_hits / (l1_hits + l1_misses); the overall hit ratio is the reads that
- * found a value, in L1 or Redis, over all reads answered:
- * (l1_hits + l2_hits) / (l1_hits + l2_hits + l2_misses). */
+ * l1_hits / (l1_hits + l1_misses); the near hit ratio is the clients' near
+ * tiers' near_hits / (near_hits + near_misses); the overall hit ratio is
+ * the reads that found a value, in a near tier, L1 or Redis, over all
+ * reads answered (a near miss is then a read of the daemon's):
+ * (near_hits + l1_hits + l2_hits) / (near_hits + l1_hits + l2_hits + l2_misses). */
 #include "cli_stats.h"
 
 #include <string.h>
@@ -30,21 +32,32 @@ static void print_pct(FILE *out, double r)
 }
 
 struct ratios {
-    double l1, overall;
+    double near, l1, overall;
 };
 
-static struct ratios ratios_of(int64_t l1_hits, int64_t l1_misses, int64_t l2_hits,
-                               int64_t l2_misses)
+/* The counters the ratios are made of. */
+struct reads {
+    int64_t near_hits, near_misses, l1_hits, l1_misses, l2_hits, l2_misses;
+};
+
+static struct ratios ratios_of(struct reads r)
 {
-    return (struct ratios){
-        ratio((double)l1_hits, (double)(l1_hits + l1_misses)),
-        ratio((double)(l1_hits + l2_hits), (double)(l1_hits + l2_hits + l2_misses))};
+    double found = (double)(r.near_hits + r.l1_hits + r.l2_hits);
+    return (struct ratios){ratio((double)r.near_hits, (double)(r.near_hits + r.near_misses)),
+                           ratio((double)r.l1_hits, (double)(r.l1_hits + r.l1_misses)),
+                           ratio(found, found + (double)r.l2_misses)};
+}
+
+static struct reads reads_of(const nc_stat *st, size_t n)
+{
+    return (struct reads){stat_of(st, n, "near_hits"), stat_of(st, n, "near_misses"),
+                          stat_of(st, n, "l1_hits"),   stat_of(st, n, "l1_misses"),
+                          stat_of(st, n, "l2_hits"),   stat_of(st, n, "l2_misses")};
 }
 
 static struct ratios ratios_now(const nc_stat *st, size_t n)
 {
-    return ratios_of(stat_of(st, n, "l1_hits"), stat_of(st, n, "l1_misses"),
-                     stat_of(st, n, "l2_hits"), stat_of(st, n, "l2_misses"));
+    return ratios_of(reads_of(st, n));
 }
 
 /* A JSON string of n bytes: '"', '\\' and bytes outside printable ASCII
@@ -85,6 +98,8 @@ static void print_json(FILE *out, const nc_stat *st, size_t n, const nc_ns_stat 
     fputc('{', out);
     for (size_t i = 0; i < n; i++) /* names are [a-z0-9_]: no escaping */
         fprintf(out, "%s\"%s\": %lld", i ? ", " : "", st[i].name, (long long)st[i].value);
+    fprintf(out, ", \"near_hit_ratio\": ");
+    fprintf(out, r.near < 0 ? "null" : "%.4f", r.near);
     fprintf(out, ", \"l1_hit_ratio\": ");
     fprintf(out, r.l1 < 0 ? "null" : "%.4f", r.l1);
     fprintf(out, ", \"hit_ratio\": ");
@@ -93,9 +108,12 @@ static void print_json(FILE *out, const nc_stat *st, size_t n, const nc_ns_stat 
     for (size_t i = 0; i < nns; i++) {
         fprintf(out, "%s{\"ns\": ", i ? ", " : "");
         json_string(out, ns[i].ns, ns[i].ns_len);
-        fprintf(out, ", \"other\": %s, \"hits\": %llu, \"misses\": %llu}",
+        fprintf(out,
+                ", \"other\": %s, \"hits\": %llu, \"misses\": %llu, \"near_hits\": %llu, "
+                "\"near_misses\": %llu}",
                 ns[i].other ? "true" : "false", (unsigned long long)ns[i].hits,
-                (unsigned long long)ns[i].misses);
+                (unsigned long long)ns[i].misses, (unsigned long long)ns[i].near_hits,
+                (unsigned long long)ns[i].near_misses);
     }
     fprintf(out, "]}\n");
 }
@@ -110,28 +128,33 @@ void cli_stats_print(FILE *out, const nc_stat *st, size_t n, const nc_ns_stat *n
     for (size_t i = 0; i < n; i++)
         fprintf(out, "%-24s %lld\n", st[i].name, (long long)st[i].value);
     struct ratios r = ratios_now(st, n);
-    fprintf(out, "\n%-24s ", "l1 hit ratio");
+    fprintf(out, "\n%-24s ", "near hit ratio");
+    print_pct(out, r.near);
+    fprintf(out, "   of the near tiers' lookups (clients that report them)\n%-24s ",
+            "l1 hit ratio");
     print_pct(out, r.l1);
     fprintf(out, "   of Gets and MGet keys\n%-24s ", "hit ratio");
     print_pct(out, r.overall);
-    fprintf(out, "   found a value, in L1 or Redis\n");
+    fprintf(out, "   found a value, in a near tier, L1 or Redis\n");
     if (nns == 0)
         return;
-    fprintf(out, "\n%-32s %12s %12s %12s %9s\n", "namespace", "gets", "hits", "misses",
-            "hit ratio");
+    fprintf(out, "\n%-32s %12s %12s %12s %12s %9s\n", "namespace", "reads", "near hits", "hits",
+            "misses", "hit ratio");
     for (size_t i = 0; i < nns; i++) {
         text_name(out, &ns[i]);
-        uint64_t gets = ns[i].hits + ns[i].misses;
-        fprintf(out, " %12llu %12llu %12llu   ", (unsigned long long)gets,
-                (unsigned long long)ns[i].hits, (unsigned long long)ns[i].misses);
-        print_pct(out, ratio((double)ns[i].hits, (double)gets));
+        uint64_t reads = ns[i].near_hits + ns[i].hits + ns[i].misses;
+        fprintf(out, " %12llu %12llu %12llu %12llu   ", (unsigned long long)reads,
+                (unsigned long long)ns[i].near_hits, (unsigned long long)ns[i].hits,
+                (unsigned long long)ns[i].misses);
+        print_pct(out, ratio((double)(ns[i].near_hits + ns[i].hits), (double)reads));
         fputc('\n', out);
     }
 }
 
 /* The counters a watch line is made of. */
 struct sample {
-    int64_t t_ms, gets, sets, mgets, l1_hits, l1_misses, l2_hits, l2_misses, redis_errors;
+    int64_t t_ms, gets, sets, mgets, redis_errors;
+    struct reads reads;
     int64_t l1_entries, redis_up, l1_serving;
 };
 
@@ -149,10 +172,7 @@ static int take(nc_client *c, int timeout_ms, struct sample *s)
         .gets = stat_of(st, n, "gets"),
         .sets = stat_of(st, n, "sets"),
         .mgets = stat_of(st, n, "mgets"),
-        .l1_hits = stat_of(st, n, "l1_hits"),
-        .l1_misses = stat_of(st, n, "l1_misses"),
-        .l2_hits = stat_of(st, n, "l2_hits"),
-        .l2_misses = stat_of(st, n, "l2_misses"),
+        .reads = reads_of(st, n),
         .redis_errors = stat_of(st, n, "redis_errors"),
         .l1_entries = stat_of(st, n, "l1_entries"),
         .redis_up = stat_of(st, n, "redis_connections_up"),
@@ -167,8 +187,10 @@ static void watch_line(FILE *out, const struct sample *a, const struct sample *b
     double secs = (double)(b->t_ms - a->t_ms) / 1000;
     if (secs <= 0)
         secs = 0.001;
-    struct ratios r = ratios_of(b->l1_hits - a->l1_hits, b->l1_misses - a->l1_misses,
-                                b->l2_hits - a->l2_hits, b->l2_misses - a->l2_misses);
+    const struct reads *x = &a->reads, *y = &b->reads;
+    struct ratios r = ratios_of((struct reads){
+        y->near_hits - x->near_hits, y->near_misses - x->near_misses, y->l1_hits - x->l1_hits,
+        y->l1_misses - x->l1_misses, y->l2_hits - x->l2_hits, y->l2_misses - x->l2_misses});
     fprintf(out, "%10.1f %10.1f %10.1f ", (b->gets - a->gets) / secs, (b->sets - a->sets) / secs,
             (b->mgets - a->mgets) / secs);
     print_pct(out, r.l1);

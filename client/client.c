@@ -15,6 +15,7 @@
 #include "client.h"
 #include "codec.h"
 #include "near.h"
+#include "ring.h"
 #include "units.h"
 #include "wire.h"
 
@@ -46,16 +47,6 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     nc_client *c = arg;
     atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
-}
-
-/* The ring file beside an ipc:// socket: its path + ".ring"; "" for
- * another transport. */
-static void ring_path_of(const char *url, char *buf, size_t len)
-{
-    if (strncmp(url, "ipc://", 6) == 0)
-        snprintf(buf, len, "%s.ring", url + 6);
-    else
-        buf[0] = '\0';
 }
 
 int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
@@ -95,13 +86,13 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
                            "cannot connect to nearcached at %s: %s", url, nng_strerror(rv));
     }
     if (o->near_bytes > 0) {
-        char ring[600];
+        char ring_path[600];
         if (o->near_ring != NULL)
-            snprintf(ring, sizeof ring, "%s", o->near_ring);
+            snprintf(ring_path, sizeof ring_path, "%s", o->near_ring);
         else
-            ring_path_of(url, ring, sizeof ring);
+            ring_default_path(url, ring_path, sizeof ring_path); /* "" for another transport */
         int64_t ttl = o->near_max_ttl_ms > 0 ? o->near_max_ttl_ms : DEFAULT_NEAR_TTL_MS;
-        if (near_open(&c->near, ring, o->near_bytes, ttl) != NC_OK) {
+        if (near_open(&c->near, ring_path, o->near_bytes, ttl) != NC_OK) {
             nc_close(c);
             return client_fail(NC_ENOMEM, 0, "out of memory");
         }
@@ -468,12 +459,10 @@ static int get_remote(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts
 
 /* With a near tier, a Get is answered from it when it can: a value, or a
  * negative entry answered as the daemon answers one (NC_ENOTFOUND, "known
- * absent", info->negative). Otherwise the daemon's answer fills it, when it
- * is a value or a negative entry (never a plain miss), unless it is stale
- * or a lease's, or the key changed while the request was in flight (the
- * ticket). A negative reply without a TTL (from a daemon that does not say
- * it) is not kept. A sliding Get always goes to the daemon, which must see
- * every read to slide the TTL. */
+ * absent", info->negative). Otherwise the daemon's answer fills it as
+ * near_keep_of() says, unless the key changed while the request was in
+ * flight (the ticket). A sliding Get always goes to the daemon, which must
+ * see every read to slide the TTL. */
 int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts, void **value,
                size_t *len, nc_get_info *info, int timeout_ms)
 {
@@ -494,10 +483,11 @@ int nc_get_opt(nc_client *c, nc_bytes ns, nc_bytes key, const nc_get_opts *opts,
     near_ticket t = near_take_ticket(c->near);
     memset(info, 0, sizeof *info);
     int rv = get_remote(c, ns, key, opts, value, len, info, timeout_ms);
-    int keep = !info->stale && info->lease == NC_LEASE_NONE;
-    if (rv == NC_OK && keep)
-        near_fill(c->near, &t, ns, key, *value, *len, info->ttl_ms ? info->ttl_ms : UINT64_MAX);
-    else if (rv == NC_ENOTFOUND && info->negative && info->ttl_ms > 0 && keep)
+    near_keep k = near_keep_of(rv == NC_OK, rv == NC_ENOTFOUND && info->negative, info->stale,
+                               info->lease != NC_LEASE_NONE, info->ttl_ms);
+    if (k == NEAR_KEEP_VALUE)
+        near_fill(c->near, &t, ns, key, *value, *len, info->ttl_ms);
+    else if (k == NEAR_KEEP_NEGATIVE)
         near_fill_negative(c->near, &t, ns, key, info->ttl_ms);
     return rv;
 }

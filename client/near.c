@@ -1,21 +1,25 @@
-/* The near tier; see near.h.
+/* The near tier; see near.h. The reader follows docs/protocol.md, "The
+ * reader", and passes tests/conformance/ring.json.
  *
  * An entry is a value or a negative entry ("known absent": no value bytes,
  * charged for its key like any other); both live and die by the same rules.
  *
  * Entries live in NEAR_SHARDS shards, each a chained hash table and an LRU
- * list under its own lock, with a byte budget of its own. An entry is found
- * by the hashes the ring uses (ring_hash of the namespace and of the key),
- * so a key slot finds its entries in one bucket; a namespace slot walks
- * every shard.
+ * list under the shard's own lock (`shard.mu`), with a byte budget of its
+ * own. An entry is found by the hashes the ring uses (ring_hash of the
+ * namespace and of the key), so a key slot finds its entries in one bucket;
+ * a namespace slot walks every shard.
  *
- * `mu` guards the ring state: the reader, the cursor, the flush count and
- * the stamps. The stamps are two direct-mapped arrays of the last slot seq
- * that named a key (or a namespace) hashing there; a fill is refused when
- * its slot's stamp is past its ticket, which may refuse a fill of another
- * key with the same stamp index, never allow a stale one. `head`, `gen` and
- * `epoch` mirror the ring header as last applied, so a lookup takes `mu`
- * only when the ring moved. */
+ * The tier's lock (`near.ring_mu`) guards the ring state: the reader, the
+ * cursor, the flush count and the stamps. The stamps are two direct-mapped
+ * arrays (ring.h's RING_STAMPS) of the last slot seq that named a key (or a
+ * namespace) hashing there; a fill is refused when its slot's stamp is past
+ * its ticket, which may refuse a fill of another key with the same stamp
+ * index, never allow a stale one. `seen_*` mirror the ring header as last
+ * applied, so a lookup takes ring_mu only when the ring moved.
+ *
+ * Lock order: ring_mu, then one shard's mu at a time. A function named
+ * *_shard_locked expects its shard's mu held; *_ring_locked expects ring_mu. */
 #include "near.h"
 
 #include <pthread.h>
@@ -28,7 +32,6 @@
 #include "units.h"
 
 #define NEAR_SHARDS   16
-#define NEAR_STAMPS   4096
 #define NEAR_BUCKETS0 64
 #define NEAR_MALLOC   16 /* what malloc adds to each entry, as charged */
 
@@ -54,25 +57,20 @@ struct near {
     size_t max_shard_bytes;
     int64_t max_ttl_ms;
 
-    pthread_mutex_t mu;
+    pthread_mutex_t ring_mu;
     _Atomic(ring_reader *) rd; /* NULL until mapped */
     ring_reader **retired;     /* replaced readers, unmapped at near_close() */
     size_t nretired;
     uint64_t epoch, gen, cursor, flushes;
+    int seen_ring; /* a ring was applied before: a new one empties the tier (counted) */
     int64_t recheck_at;
-    uint64_t key_stamp[NEAR_STAMPS], ns_stamp[NEAR_STAMPS];
+    uint64_t key_stamp[RING_STAMPS], ns_stamp[RING_STAMPS];
     char problem[256];
     _Atomic uint64_t seen_epoch, seen_gen, seen_head; /* mirrors, for lookups */
 
     _Atomic uint64_t hits, misses, evictions, nflushes, laps, refused;
     char ring_path[];
 };
-
-static uint64_t mix(uint64_t nsh, uint64_t kh)
-{
-    uint64_t h = (nsh ^ (kh * UINT64_C(0x9e3779b97f4a7c15)));
-    return h ^ (h >> 29);
-}
 
 static shard *shard_of(near *n, uint64_t h)
 {
@@ -98,8 +96,8 @@ static void lru_push(shard *s, entry *e)
     s->lru.lru_next = e;
 }
 
-/* Unlinks *at (in its chain) and frees it. Shard lock held. */
-static void remove_at(shard *s, entry **at)
+/* Unlinks *at (in its chain) and frees it. */
+static void remove_shard_locked(shard *s, entry **at)
 {
     entry *e = *at;
     *at = e->next;
@@ -109,7 +107,7 @@ static void remove_at(shard *s, entry **at)
     free(e);
 }
 
-static entry **find_locked(shard *s, uint64_t h, nc_bytes ns, nc_bytes key)
+static entry **find_shard_locked(shard *s, uint64_t h, nc_bytes ns, nc_bytes key)
 {
     entry **at = &s->buckets[h & (s->nbuckets - 1)];
     for (; *at != NULL; at = &(*at)->next) {
@@ -121,11 +119,11 @@ static entry **find_locked(shard *s, uint64_t h, nc_bytes ns, nc_bytes key)
     return at;
 }
 
-static void empty_shard(shard *s)
+static void empty_shard_locked(shard *s)
 {
     for (size_t b = 0; b < s->nbuckets; b++)
         while (s->buckets[b] != NULL)
-            remove_at(s, &s->buckets[b]);
+            remove_shard_locked(s, &s->buckets[b]);
 }
 
 /* Empties every shard. */
@@ -133,13 +131,13 @@ static void empty_all(near *n)
 {
     for (int i = 0; i < NEAR_SHARDS; i++) {
         pthread_mutex_lock(&n->shards[i].mu);
-        empty_shard(&n->shards[i]);
+        empty_shard_locked(&n->shards[i]);
         pthread_mutex_unlock(&n->shards[i].mu);
     }
 }
 
-/* Forgets everything: after a flush, a lap or a new epoch. Under mu. */
-static void flush_locked(near *n, uint64_t head)
+/* Forgets everything: after a flush, a lap or a new epoch. */
+static void flush_ring_locked(near *n, uint64_t head)
 {
     empty_all(n);
     n->flushes++;
@@ -148,12 +146,12 @@ static void flush_locked(near *n, uint64_t head)
 
 static void drop_key_hashes(near *n, uint64_t nsh, uint64_t kh)
 {
-    uint64_t h = mix(nsh, kh);
+    uint64_t h = ring_key_mix(nsh, kh);
     shard *s = shard_of(n, h);
     pthread_mutex_lock(&s->mu);
     for (entry **at = &s->buckets[h & (s->nbuckets - 1)]; *at != NULL;)
         if ((*at)->nsh == nsh && (*at)->kh == kh)
-            remove_at(s, at);
+            remove_shard_locked(s, at);
         else
             at = &(*at)->next;
     pthread_mutex_unlock(&s->mu);
@@ -167,7 +165,7 @@ static void drop_ns_hash(near *n, uint64_t nsh)
         for (size_t b = 0; b < s->nbuckets; b++)
             for (entry **at = &s->buckets[b]; *at != NULL;)
                 if ((*at)->nsh == nsh)
-                    remove_at(s, at);
+                    remove_shard_locked(s, at);
                 else
                     at = &(*at)->next;
         pthread_mutex_unlock(&s->mu);
@@ -175,8 +173,8 @@ static void drop_ns_hash(near *n, uint64_t nsh)
 }
 
 /* Maps the ring when none is mapped, or again when the daemon made a new
- * one; at most every RING_RECHECK_MS. Under mu. */
-static void attach_locked(near *n, int64_t now)
+ * one; at most every RING_RECHECK_MS. */
+static void attach_ring_locked(near *n, int64_t now)
 {
     ring_reader *rd = atomic_load(&n->rd);
     if (now < n->recheck_at || (rd != NULL && !ring_reader_replaced(rd)))
@@ -198,19 +196,19 @@ static void attach_locked(near *n, int64_t now)
         n->retired[n->nretired++] = rd;
     }
     n->problem[0] = '\0';
-    n->epoch = 0; /* catch_up_locked() sees a new epoch */
+    n->epoch = 0; /* catch_up_ring_locked() sees a new epoch */
     atomic_store(&n->rd, fresh);
 }
 
 /* Applies the ring up to its head: a new epoch or flush generation, or
  * being lapped, empties the tier. Returns the reader when the tier may
- * serve now, else NULL. Under mu. */
-static ring_reader *catch_up_locked(near *n, int64_t now)
+ * serve now, else NULL. */
+static ring_reader *catch_up_ring_locked(near *n, int64_t now)
 {
     ring_reader *rd = atomic_load(&n->rd);
     uint64_t epoch = rd != NULL ? ring_reader_epoch(rd) : 0;
     if (epoch == 0 || ring_reader_serving_until(rd) < now) {
-        attach_locked(n, now); /* the daemon stopped or stalled: is there a new ring? */
+        attach_ring_locked(n, now); /* the daemon stopped or stalled: is there a new ring? */
         rd = atomic_load(&n->rd);
         epoch = rd != NULL ? ring_reader_epoch(rd) : 0;
         if (epoch == 0 || ring_reader_serving_until(rd) < now)
@@ -218,9 +216,10 @@ static ring_reader *catch_up_locked(near *n, int64_t now)
     }
     uint64_t gen = ring_reader_flush_gen(rd), head = ring_reader_head(rd);
     if (epoch != n->epoch || gen != n->gen) {
-        if (n->epoch != 0 || n->cursor != 0)
+        if (n->seen_ring)
             atomic_fetch_add(&n->nflushes, 1);
-        flush_locked(n, head);
+        n->seen_ring = 1;
+        flush_ring_locked(n, head);
         if (epoch != n->epoch) { /* a new ring counts from 1 again */
             memset(n->key_stamp, 0, sizeof n->key_stamp);
             memset(n->ns_stamp, 0, sizeof n->ns_stamp);
@@ -229,21 +228,21 @@ static ring_reader *catch_up_locked(near *n, int64_t now)
         n->gen = gen;
     } else if (head - n->cursor > ring_reader_slots(rd)) {
         atomic_fetch_add(&n->laps, 1);
-        flush_locked(n, head);
+        flush_ring_locked(n, head);
     }
     for (uint64_t seq = n->cursor + 1; seq <= head; seq++) {
         ring_slot sl;
         if (!ring_reader_slot(rd, seq, &sl)) { /* overwritten while we read: lapped */
             atomic_fetch_add(&n->laps, 1);
-            flush_locked(n, head);
+            flush_ring_locked(n, head);
             break;
         }
         if (sl.kind == RING_NAMESPACE) {
             drop_ns_hash(n, sl.ns_hash);
-            n->ns_stamp[sl.ns_hash % NEAR_STAMPS] = seq;
+            n->ns_stamp[sl.ns_hash % RING_STAMPS] = seq;
         } else {
             drop_key_hashes(n, sl.ns_hash, sl.key_hash);
-            n->key_stamp[mix(sl.ns_hash, sl.key_hash) % NEAR_STAMPS] = seq;
+            n->key_stamp[ring_key_mix(sl.ns_hash, sl.key_hash) % RING_STAMPS] = seq;
         }
     }
     n->cursor = head;
@@ -262,9 +261,9 @@ static int ready(near *n, int64_t now)
         ring_reader_flush_gen(rd) == atomic_load_explicit(&n->seen_gen, memory_order_relaxed) &&
         ring_reader_epoch(rd) == atomic_load_explicit(&n->seen_epoch, memory_order_relaxed))
         return 1; /* nothing new */
-    pthread_mutex_lock(&n->mu);
-    int ok = catch_up_locked(n, now) != NULL;
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_lock(&n->ring_mu);
+    int ok = catch_up_ring_locked(n, now) != NULL;
+    pthread_mutex_unlock(&n->ring_mu);
     return ok;
 }
 
@@ -277,7 +276,7 @@ int near_open(near **out, const char *ring_path, size_t max_bytes, int64_t max_t
     memcpy(n->ring_path, ring_path, plen + 1);
     n->max_shard_bytes = max_bytes / NEAR_SHARDS;
     n->max_ttl_ms = max_ttl_ms;
-    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->ring_mu, NULL);
     for (int i = 0; i < NEAR_SHARDS; i++) {
         shard *s = &n->shards[i];
         pthread_mutex_init(&s->mu, NULL);
@@ -288,9 +287,9 @@ int near_open(near **out, const char *ring_path, size_t max_bytes, int64_t max_t
             return NC_ENOMEM;
         }
     }
-    pthread_mutex_lock(&n->mu);
-    attach_locked(n, units_now_ms());
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_lock(&n->ring_mu);
+    attach_ring_locked(n, units_now_ms());
+    pthread_mutex_unlock(&n->ring_mu);
     *out = n;
     return NC_OK;
 }
@@ -301,7 +300,7 @@ void near_close(near *n)
         return;
     for (int i = 0; i < NEAR_SHARDS; i++) {
         if (n->shards[i].buckets != NULL)
-            empty_shard(&n->shards[i]);
+            empty_shard_locked(&n->shards[i]);
         free(n->shards[i].buckets);
         pthread_mutex_destroy(&n->shards[i].mu);
     }
@@ -309,7 +308,7 @@ void near_close(near *n)
     for (size_t i = 0; i < n->nretired; i++)
         ring_reader_close(n->retired[i]);
     free(n->retired);
-    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->ring_mu);
     free(n);
 }
 
@@ -321,13 +320,13 @@ int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint
         atomic_fetch_add_explicit(&n->misses, 1, memory_order_relaxed);
         return 0;
     }
-    uint64_t h = mix(ring_hash(ns.data, ns.len), ring_hash(key.data, key.len));
+    uint64_t h = ring_key_mix(ring_hash(ns.data, ns.len), ring_hash(key.data, key.len));
     shard *s = shard_of(n, h);
     int hit = 0;
     pthread_mutex_lock(&s->mu);
-    entry **at = find_locked(s, h, ns, key);
+    entry **at = find_shard_locked(s, h, ns, key);
     if (*at != NULL && (*at)->expires_at <= now) {
-        remove_at(s, at);
+        remove_shard_locked(s, at);
     } else if (*at != NULL) {
         entry *e = *at;
         char *copy = e->negative ? NULL : malloc((size_t)e->vlen + 1);
@@ -351,15 +350,15 @@ int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint
 near_ticket near_take_ticket(near *n)
 {
     int64_t now = units_now_ms();
-    pthread_mutex_lock(&n->mu);
-    catch_up_locked(n, now);
+    pthread_mutex_lock(&n->ring_mu);
+    catch_up_ring_locked(n, now);
     near_ticket t = {n->flushes, n->cursor, now};
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&n->ring_mu);
     return t;
 }
 
-/* Doubles the shard's table. Shard lock held. */
-static void grow_locked(shard *s)
+/* Doubles the shard's table. */
+static void grow_shard_locked(shard *s)
 {
     size_t nb = s->nbuckets * 2;
     entry **b = calloc(nb, sizeof *b);
@@ -368,7 +367,7 @@ static void grow_locked(shard *s)
     for (size_t i = 0; i < s->nbuckets; i++)
         for (entry *e = s->buckets[i], *next; e != NULL; e = next) {
             next = e->next;
-            entry **to = &b[mix(e->nsh, e->kh) & (nb - 1)];
+            entry **to = &b[ring_key_mix(e->nsh, e->kh) & (nb - 1)];
             e->next = *to;
             *to = e;
         }
@@ -378,14 +377,14 @@ static void grow_locked(shard *s)
 }
 
 /* Inserts e in place of any entry of its key, then evicts from the LRU end
- * until the shard fits its budget. Shard lock held. */
-static void insert_locked(near *n, shard *s, entry *e, uint64_t h, nc_bytes ns, nc_bytes key)
+ * until the shard fits its budget. */
+static void insert_shard_locked(near *n, shard *s, entry *e, uint64_t h, nc_bytes ns, nc_bytes key)
 {
-    entry **at = find_locked(s, h, ns, key);
+    entry **at = find_shard_locked(s, h, ns, key);
     if (*at != NULL)
-        remove_at(s, at);
+        remove_shard_locked(s, at);
     if (s->count >= s->nbuckets)
-        grow_locked(s);
+        grow_shard_locked(s);
     entry **head = &s->buckets[h & (s->nbuckets - 1)];
     e->next = *head;
     *head = e;
@@ -394,11 +393,11 @@ static void insert_locked(near *n, shard *s, entry *e, uint64_t h, nc_bytes ns, 
     s->bytes += charge(e);
     while (s->bytes > n->max_shard_bytes && s->lru.lru_prev != &s->lru) {
         entry *old = s->lru.lru_prev;
-        uint64_t oh = mix(old->nsh, old->kh);
+        uint64_t oh = ring_key_mix(old->nsh, old->kh);
         entry **oat = &s->buckets[oh & (s->nbuckets - 1)];
         while (*oat != old)
             oat = &(*oat)->next;
-        remove_at(s, oat);
+        remove_shard_locked(s, oat);
         atomic_fetch_add_explicit(&n->evictions, 1, memory_order_relaxed);
     }
 }
@@ -408,9 +407,10 @@ static void fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const
                  size_t len, int negative, uint64_t ttl_ms)
 {
     int64_t now = units_now_ms();
-    uint64_t life = ttl_ms < (uint64_t)n->max_ttl_ms ? ttl_ms : (uint64_t)n->max_ttl_ms;
+    uint64_t max = (uint64_t)n->max_ttl_ms;
+    uint64_t life = ttl_ms > 0 && ttl_ms < max ? ttl_ms : max; /* 0: Redis holds no TTL */
     uint64_t nsh = ring_hash(ns.data, ns.len), kh = ring_hash(key.data, key.len);
-    uint64_t h = mix(nsh, kh);
+    uint64_t h = ring_key_mix(nsh, kh);
     if (life == 0 || len > UINT32_MAX || ns.len > UINT32_MAX || key.len > UINT32_MAX)
         return;
     entry *e = malloc(sizeof *e + ns.len + key.len + len + 1);
@@ -433,20 +433,29 @@ static void fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const
         free(e);
         return;
     }
-    pthread_mutex_lock(&n->mu);
-    int ok = catch_up_locked(n, now) != NULL && t->flushes == n->flushes &&
-             n->key_stamp[h % NEAR_STAMPS] <= t->cursor &&
-             n->ns_stamp[nsh % NEAR_STAMPS] <= t->cursor;
+    pthread_mutex_lock(&n->ring_mu);
+    int ok = catch_up_ring_locked(n, now) != NULL && t->flushes == n->flushes &&
+             n->key_stamp[h % RING_STAMPS] <= t->cursor &&
+             n->ns_stamp[nsh % RING_STAMPS] <= t->cursor;
     if (ok) {
         shard *s = shard_of(n, h);
         pthread_mutex_lock(&s->mu);
-        insert_locked(n, s, e, h, ns, key);
+        insert_shard_locked(n, s, e, h, ns, key);
         pthread_mutex_unlock(&s->mu);
     } else {
         free(e);
         atomic_fetch_add_explicit(&n->refused, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&n->ring_mu);
+}
+
+near_keep near_keep_of(int found, int negative, int stale, int leased, uint64_t ttl_ms)
+{
+    if (stale || leased)
+        return NEAR_KEEP_NOTHING;
+    if (found)
+        return NEAR_KEEP_VALUE;
+    return negative && ttl_ms > 0 ? NEAR_KEEP_NEGATIVE : NEAR_KEEP_NOTHING;
 }
 
 void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
@@ -463,16 +472,16 @@ void near_fill_negative(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key
 void near_drop(near *n, nc_bytes ns, nc_bytes key)
 {
     uint64_t nsh = ring_hash(ns.data, ns.len), kh = ring_hash(key.data, key.len);
-    pthread_mutex_lock(&n->mu); /* no fill in between */
+    pthread_mutex_lock(&n->ring_mu); /* no fill in between */
     drop_key_hashes(n, nsh, kh);
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&n->ring_mu);
 }
 
 void near_drop_ns(near *n, nc_bytes ns)
 {
-    pthread_mutex_lock(&n->mu);
+    pthread_mutex_lock(&n->ring_mu);
     drop_ns_hash(n, ring_hash(ns.data, ns.len));
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&n->ring_mu);
 }
 
 void near_stats(near *n, nc_near_stats *out)
@@ -490,8 +499,8 @@ void near_stats(near *n, nc_near_stats *out)
     out->flushes = atomic_load(&n->nflushes);
     out->laps = atomic_load(&n->laps);
     out->fills_refused = atomic_load(&n->refused);
-    pthread_mutex_lock(&n->mu);
-    out->serving = catch_up_locked(n, units_now_ms()) != NULL;
+    pthread_mutex_lock(&n->ring_mu);
+    out->serving = catch_up_ring_locked(n, units_now_ms()) != NULL;
     snprintf(out->problem, sizeof out->problem, "%s", n->problem);
-    pthread_mutex_unlock(&n->mu);
+    pthread_mutex_unlock(&n->ring_mu);
 }

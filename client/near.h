@@ -6,7 +6,8 @@
  * and empties itself on a new epoch, a flush or when lapped. A fill carries
  * a ticket taken before its request was sent and is refused when a slot for
  * its key (or namespace), or a flush, came since. Thread-safe: lookups take
- * one shard's lock; applying slots and fills take the tier's `mu`. */
+ * one shard's lock; applying slots and fills take the tier's ring lock
+ * (near.c states the lock order). */
 #ifndef NC_NEAR_H
 #define NC_NEAR_H
 
@@ -43,13 +44,21 @@ int near_get(near *n, nc_bytes ns, nc_bytes key, void **value, size_t *len, uint
 /* The ticket to fill with, taken before the request is sent. */
 near_ticket near_take_ticket(near *n);
 
-/* Keeps value (copied) for at most min(ttl_ms, max_ttl_ms), unless the
- * ticket is void. */
+/* What a Get's reply may put in the tier (docs/protocol.md, "The reader";
+ * tests/conformance/ring.json, "replies"): a value (found) that is not
+ * stale and carries no lease state; a negative entry likewise, with its
+ * time left (ttl_ms > 0); else nothing. */
+typedef enum near_keep { NEAR_KEEP_NOTHING, NEAR_KEEP_VALUE, NEAR_KEEP_NEGATIVE } near_keep;
+near_keep near_keep_of(int found, int negative, int stale, int leased, uint64_t ttl_ms);
+
+/* Keeps value (copied) for at most min(ttl_ms, max_ttl_ms) from the
+ * ticket's time (ttl_ms 0: Redis holds it without a TTL, max_ttl_ms),
+ * unless the ticket is void. */
 void near_fill(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, const void *value,
                size_t len, uint64_t ttl_ms);
 
-/* near_fill() of a negative entry: (ns, key) is known absent, for at most
- * min(ttl_ms, max_ttl_ms), unless the ticket is void. It replaces a value
+/* near_fill() of a negative entry: (ns, key) is known absent, for as long
+ * as near_fill() would keep a value, unless the ticket is void. It replaces a value
  * of the key, as a value replaces it. */
 void near_fill_negative(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key, uint64_t ttl_ms);
 

@@ -119,6 +119,8 @@ typedef struct nc_ping_info {
     int l1_serving; /* it is caught up: Gets may be answered from L1 */
     char node_id[17];
     uint64_t uptime_ms;
+    char version[32];          /* the daemon's release, e.g. "0.1.0" (truncated to fit) */
+    unsigned protocol_version; /* the wire protocol's version; see nc_ping_ex() */
 } nc_ping_info;
 
 typedef struct nc_stat {
@@ -258,7 +260,9 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
 int nc_ping(nc_client *c, int *redis_up, int timeout_ms);
 
 /* nc_ping() with everything the daemon says about itself (info may be
- * NULL). */
+ * NULL). Both fail with NC_EPROTO, naming both versions, when the daemon
+ * speaks another wire protocol version than this library (one that does not
+ * say speaks version 1). */
 int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms);
 
 /* Bumps a namespace's version: every key of it is dropped on every node at
@@ -277,7 +281,8 @@ typedef struct nc_ns_stat {
     size_t ns_len;
     int other;     /* the row of every namespace without one of its own */
     int truncated; /* ns is the name's first 128 bytes */
-    uint64_t hits, misses;
+    uint64_t hits, misses;           /* the daemon's Gets */
+    uint64_t near_hits, near_misses; /* the near tiers' lookups, as clients report them */
 } nc_ns_stat;
 
 /* nc_stats() that also reads the namespaces' rows, from the same reply:

@@ -38,11 +38,19 @@ typedef struct slot {
 } slot;
 
 _Static_assert(sizeof(header) == RING_SLOTS_AT, "the header is 192 bytes");
-_Static_assert(offsetof(header, epoch) == 24 && offsetof(header, flush_gen) == 32 &&
-                   offsetof(header, head) == 64 && offsetof(header, serving_until) == 128,
+_Static_assert(offsetof(header, layout) == 8 && offsetof(header, slot_size) == 12 &&
+                   offsetof(header, slots) == 16,
                "the header's offsets are the documented ones");
-_Static_assert(sizeof(slot) == RING_SLOT_SIZE && offsetof(slot, ns_hash) == 16,
-               "a slot is 32 bytes");
+_Static_assert(offsetof(header, epoch) == RING_EPOCH_AT &&
+                   offsetof(header, flush_gen) == RING_FLUSH_GEN_AT &&
+                   offsetof(header, head) == RING_HEAD_AT &&
+                   offsetof(header, serving_until) == RING_SERVING_UNTIL_AT,
+               "the header's offsets are ring.h's");
+_Static_assert(sizeof(slot) == RING_SLOT_SIZE && offsetof(slot, seq) == RING_SLOT_SEQ_AT &&
+                   offsetof(slot, kind) == RING_SLOT_KIND_AT &&
+                   offsetof(slot, ns_hash) == RING_SLOT_NS_HASH_AT &&
+                   offsetof(slot, key_hash) == RING_SLOT_KEY_HASH_AT,
+               "a slot is ring.h's 32 bytes");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the ring needs lock-free 64-bit atomics");
 
 struct ring {
@@ -74,6 +82,25 @@ uint64_t ring_hash(const void *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * UINT64_C(1099511628211);
     return h;
+}
+
+uint64_t ring_key_mix(uint64_t ns_hash, uint64_t key_hash)
+{
+    uint64_t x = ns_hash ^ (key_hash * UINT64_C(0x9e3779b97f4a7c15));
+    return x ^ (x >> 29);
+}
+
+int ring_default_path(const char *url, char *buf, size_t len)
+{
+    if (len > 0)
+        buf[0] = '\0';
+    if (strncmp(url, "ipc://", 6) != 0)
+        return 0;
+    if (snprintf(buf, len, "%s%s", url + 6, RING_SUFFIX) < (int)len)
+        return 1;
+    if (len > 0)
+        buf[0] = '\0';
+    return 0;
 }
 
 static size_t ring_size(uint64_t slots)

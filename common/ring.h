@@ -24,13 +24,29 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RING_MAGIC      "NCRING\0\0"
-#define RING_LAYOUT     1
-#define RING_SLOT_SIZE  32
-#define RING_SLOTS_AT   192
-#define RING_SLOTS_MIN  64
-#define RING_SLOTS_MAX  (1u << 24)
-#define RING_RECHECK_MS 100 /* how often a reader looks for a new file when it cannot serve */
+/* The layout: the one table of it. tests/conformance/ring.json copies it
+ * for other languages, and tests/test_ringcases.c checks that copy. */
+#define RING_MAGIC            "NCRING\0\0"
+#define RING_LAYOUT           1
+#define RING_SLOT_SIZE        32
+#define RING_SLOTS_AT         192
+#define RING_SLOTS_MIN        64
+#define RING_SLOTS_MAX        (1u << 24)
+#define RING_EPOCH_AT         24
+#define RING_FLUSH_GEN_AT     32
+#define RING_HEAD_AT          64
+#define RING_SERVING_UNTIL_AT 128
+#define RING_SLOT_SEQ_AT      0 /* a slot's fields, from the slot's start */
+#define RING_SLOT_KIND_AT     8
+#define RING_SLOT_NS_HASH_AT  16
+#define RING_SLOT_KEY_HASH_AT 24
+#define RING_RECHECK_MS       100 /* how often a reader looks for a new file when it cannot serve */
+/* A reader's stamps (docs/protocol.md, "The reader"): RING_STAMPS key
+ * stamps indexed by ring_key_mix(ns hash, key hash) mod RING_STAMPS, and
+ * RING_STAMPS namespace stamps indexed by the ns hash mod RING_STAMPS. */
+#define RING_STAMPS 4096
+/* The ring's file name is the daemon's ipc:// socket path + this. */
+#define RING_SUFFIX ".ring"
 
 enum ring_kind {
     RING_KEY = 1,       /* one key: ns hash and key hash */
@@ -46,6 +62,15 @@ typedef struct ring_slot {
 
 /* FNV-1a, 64 bits, of n bytes: the hash of a namespace or a key in slots. */
 uint64_t ring_hash(const void *p, size_t n);
+
+/* The mix of a key's two hashes that indexes its stamp:
+ * x = ns_hash ^ (key_hash * 0x9e3779b97f4a7c15 mod 2^64), then x ^ (x >> 29). */
+uint64_t ring_key_mix(uint64_t ns_hash, uint64_t key_hash);
+
+/* The default ring file of a daemon listening on `url`: an ipc:// socket's
+ * path + RING_SUFFIX. Returns 1 with it in buf (len bytes), or 0 (buf "")
+ * when url is not ipc:// or buf is too small. */
+int ring_default_path(const char *url, char *buf, size_t len);
 
 /* The writer. Thread-safe. */
 typedef struct ring ring;

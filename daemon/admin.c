@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nearrep.h"
 #include "nstop.h"
 #include "ring.h"
 #include "svc.h"
@@ -17,6 +18,8 @@ void admin_gauges(service *svc, stats_gauges *g)
     l1_get_stats(svc->cache, &ls);
     int64_t now = units_now_ms();
     ring *rg = atomic_load_explicit(&svc->ring, memory_order_acquire);
+    nearrep_totals near;
+    nearrep_read(svc->near, now, &near);
     *g = (stats_gauges){
         .l1_entries = (int64_t)ls.entries,
         .l1_bytes = (int64_t)ls.bytes,
@@ -33,6 +36,10 @@ void admin_gauges(service *svc, stats_gauges *g)
         .near_ring_published = rg != NULL ? (int64_t)ring_published(rg) : 0,
         .near_ring_flushes = rg != NULL ? (int64_t)ring_flushes(rg) : 0,
         .near_ring_slots = rg != NULL ? (int64_t)ring_slots(rg) : 0,
+        .near_hits = (int64_t)near.hits,
+        .near_misses = (int64_t)near.misses,
+        .near_fills_refused = (int64_t)near.fills_refused,
+        .near_clients = (int64_t)near.clients,
         .uptime_ms = now - svc->started_ms,
     };
 }
@@ -95,6 +102,8 @@ static int ns_cells_fill(struct ns_cells *ns, nstop *t)
         cell->truncated = ns->rows[i].truncated;
         cell->hits = ns->rows[i].hits;
         cell->misses = ns->rows[i].misses;
+        cell->near_hits = ns->rows[i].near_hits;
+        cell->near_misses = ns->rows[i].near_misses;
         ns->ptrs[i] = cell;
     }
     return 0;
@@ -138,8 +147,41 @@ void admin_handle_ping(service *svc, call *c)
     p.subscribed = coh_subscribed_now(svc->coh);
     p.l1_serving = coh_serving(svc->coh, units_now_ms());
     p.max_request_size = config_max_request(svc->cfg);
+    p.protocol_version = NC_PROTOCOL_VERSION;
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.result_case = RESULT(PING);
     r.ping = &p;
     call_reply(c, &r);
+}
+
+void admin_handle_near_report(service *svc, call *c)
+{
+    const pb_near_report_request *q = call_request(c)->near_report;
+    size_t n = q->n_namespaces <= NEARREP_MAX_NAMESPACES ? q->n_namespaces : 0;
+    nearrep_ns ns[n > 0 ? n : 1];
+    for (size_t i = 0; i < n; i++)
+        ns[i] = (nearrep_ns){q->namespaces[i]->ns.data, q->namespaces[i]->ns.len,
+                             q->namespaces[i]->hits, q->namespaces[i]->misses};
+    nearrep_report r = {
+        .reporter = q->reporter,
+        .pid = q->pid,
+        .hits = q->hits,
+        .misses = q->misses,
+        .fills_refused = q->fills_refused,
+        .ns = ns,
+        .n_ns = q->n_namespaces, /* more than NEARREP_MAX_NAMESPACES is refused unread */
+    };
+    char err[300];
+    int code = nearrep_take(svc->near, &r, (size_t)CONFIG_LIVE(svc->cfg->max_namespace_size),
+                            units_now_ms(), err, sizeof err);
+    if (code != 0) {
+        svc_refuse(svc, c, code, "%s", err);
+        return;
+    }
+    pb_near_report_reply nr = NEARCACHE__V1__NEAR_REPORT_REPLY__INIT;
+    nr.interval_ms = NEARREP_INTERVAL_MS;
+    pb_reply rep = NEARCACHE__V1__REPLY__INIT;
+    rep.result_case = RESULT(NEAR_REPORT);
+    rep.near_report = &nr;
+    call_reply(c, &rep);
 }

@@ -15,5 +15,7 @@ int admin_ready(service *svc, char *why, size_t len);
 /* Each answers the call at once. */
 void admin_handle_stats(service *svc, call *c);
 void admin_handle_ping(service *svc, call *c);
+/* Takes a client's near-tier report (nearrep.h) and answers it. */
+void admin_handle_near_report(service *svc, call *c);
 
 #endif

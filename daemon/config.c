@@ -6,12 +6,15 @@
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
 #include "config_util.h"
+#include "keyspace.h"
+#include "ring.h"
 #include "secret.h"
 #include "units.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,6 @@
 #define KiB           1024ULL
 #define MiB           (1024ULL * KiB)
 #define MAX_REDIS_STR (512 * MiB) /* Redis's largest string value */
-#define MAX_PREFIX    100
 
 enum kind { KIND_STRING, KIND_SIZE, KIND_DURATION, KIND_COUNT, KIND_LOG_LEVEL, KIND_MODE };
 
@@ -90,7 +92,7 @@ static const struct setting settings[] = {
     {.name = "max_key_size", SIZE(max_key_size), .def = "1KB", .min = 1, .max = MAX_REDIS_STR,
      .help = "longest key accepted", .live = 1},
     {.name = "max_namespace_size", SIZE(max_namespace_size), .def = "128", .min = 1,
-     .max = 1024, .help = "longest namespace accepted", .live = 1},
+     .max = KS_NS_MAX, .help = "longest namespace accepted", .live = 1},
     {.name = "max_value_size", SIZE(max_value_size), .def = "1MB", .min = 1, .max = MAX_REDIS_STR,
      .help = "largest value accepted", .live = 1},
     {.name = "max_batch", COUNT(max_batch), .def = "1000", .min = 1, .max = 100000,
@@ -154,8 +156,50 @@ int config_setting_at(size_t i, struct config_field *out)
     if (i >= NSETTINGS)
         return 0;
     *out = (struct config_field){settings[i].name, settings[i].offset, settings[i].size,
-                                 settings[i].live};
+                                 settings[i].live, settings[i].def,    settings[i].metavar};
     return 1;
+}
+
+/* A size in the largest unit that divides it: "512 MB", "1 KB", "7 B". */
+static void format_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const unit[] = {"B", "KB", "MB", "GB", "TB"};
+    int u = 0;
+    while (u < 4 && v >= KiB && v % KiB == 0)
+        v /= KiB, u++;
+    snprintf(buf, len, "%" PRIu64 " %s", v, unit[u]);
+}
+
+void config_setting_range(size_t i, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    buf[0] = '\0';
+    if (i >= NSETTINGS)
+        return;
+    const struct setting *s = &settings[i];
+    switch (s->kind) {
+    case KIND_SIZE:
+        format_size(s->min, lo, sizeof lo), format_size(s->max, hi, sizeof hi);
+        if (s->max == UINT64_MAX)
+            snprintf(buf, len, "size, at least %s", lo);
+        else
+            snprintf(buf, len, "size, %s – %s", lo, hi);
+        break;
+    case KIND_DURATION:
+        if (s->min == 0)
+            snprintf(buf, len, "duration, 0 or more");
+        else
+            snprintf(buf, len, "duration, at least %" PRIu64 " ms", s->min);
+        break;
+    case KIND_COUNT:
+        if (s->max == UINT64_MAX)
+            snprintf(buf, len, "whole number, at least %" PRIu64, s->min);
+        else
+            snprintf(buf, len, "whole number, %" PRIu64 "–%" PRIu64, s->min, s->max);
+        break;
+    default:
+        break;
+    }
 }
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
@@ -489,12 +533,18 @@ static int check_redis(const char *value, char *err, size_t errlen)
     return config_parse_redis_url(value, &u, err, errlen);
 }
 
+/* The buffer is larger than the limit, so that a longer prefix reaches
+ * check_prefix() and gets its message. */
+_Static_assert(sizeof(((config *)0)->prefix) > KS_PREFIX_MAX + 1,
+               "config.prefix holds a prefix longer than check_prefix() accepts");
+
 static int check_prefix(const char *value, char *err, size_t errlen)
 {
     if (*value == '\0')
         return config_fail(err, errlen, "empty prefix");
-    if (strlen(value) > MAX_PREFIX)
-        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value, MAX_PREFIX);
+    if (strlen(value) > KS_PREFIX_MAX)
+        return config_fail(err, errlen, "prefix \"%s\" is longer than %d bytes", value,
+                           KS_PREFIX_MAX);
     for (const char *p = value; *p != '\0'; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",
@@ -550,9 +600,7 @@ int config_near_ring(const config *c, char *buf, size_t len)
         return 0;
     if (c->near_ring[0] != '\0')
         return snprintf(buf, len, "%s", c->near_ring) < (int)len;
-    if (strncmp(c->listen, "ipc://", 6) != 0)
-        return 0;
-    return snprintf(buf, len, "%s.ring", c->listen + 6) < (int)len;
+    return ring_default_path(c->listen, buf, len);
 }
 
 /* ---- config file -------------------------------------------------------- */

@@ -139,4 +139,11 @@ const char *config_log_level_name(enum config_log_level level);
 int config_apply_live(config *live, const config *fresh, uint64_t request_cap, char *applied,
                       size_t alen, char *kept, size_t klen);
 
+/* SIGHUP: reads the configuration again as at start (the file, then the
+ * flags of argv), applies what may change live (config_apply_live()), sets
+ * the log level and format, and logs what took effect and what stays until
+ * a restart. A configuration that does not parse changes nothing (an error
+ * line says why). */
+void config_reload(config *live, int argc, char **argv, uint64_t request_cap);
+
 #endif

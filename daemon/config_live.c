@@ -5,6 +5,7 @@
  * within the message cap the socket was opened with. */
 #include "config.h"
 #include "config_util.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,4 +50,27 @@ int config_apply_live(config *live, const config *fresh, uint64_t request_cap, c
         list_add(applied, alen, f.name);
     }
     return changes;
+}
+
+void config_reload(config *live, int argc, char **argv, uint64_t request_cap)
+{
+    config fresh;
+    char err[1024], applied[512], kept[512];
+    config_defaults(&fresh);
+    if (config_parse_args(&fresh, argc, argv, stdout, err, sizeof err) != 0) {
+        log_error("SIGHUP: %s; the running configuration stays as it is", err);
+        return;
+    }
+    int changes =
+        config_apply_live(live, &fresh, request_cap, applied, sizeof applied, kept, sizeof kept);
+    log_set_level(live->log_level);
+    log_set_json(config_log_json(live));
+    if (changes == 0)
+        log_info("SIGHUP: configuration read again; nothing changed");
+    if (applied[0] != '\0')
+        log_info("SIGHUP: configuration read again; now in effect: %s", applied);
+    if (kept[0] != '\0')
+        log_warn("SIGHUP: %s changed, but cannot change while running (a size limit may not "
+                 "outgrow the socket's message cap): the old values stay until a restart",
+                 kept);
 }

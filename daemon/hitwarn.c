@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 struct hitwarn {
     nstop_row *prev;
     size_t nprev, max;
@@ -73,4 +75,38 @@ char *hitwarn_name(const nstop_row *row, char *buf, size_t size)
         memcpy(buf + o, "...", 3), o += 3;
     buf[o < size ? o : size - 1] = '\0';
     return buf;
+}
+
+struct warn_ctx {
+    const config *cfg;
+    int64_t interval_ms;
+};
+
+static void warn_low_ratio(void *arg, const nstop_row *row, uint64_t gets, uint64_t hits)
+{
+    const struct warn_ctx *w = arg;
+    char name[NSTOP_NAME_MAX * 4 + 4];
+    int whole = w->interval_ms % 1000 == 0;
+    log_warn("namespace \"%s\": hit ratio %.1f%% over the last %lld %s (%llu of %llu Gets hit), "
+             "below hit_ratio_warn (%llu%%)",
+             hitwarn_name(row, name, sizeof name), 100.0 * (double)hits / (double)gets,
+             (long long)(whole ? w->interval_ms / 1000 : w->interval_ms), whole ? "s" : "ms",
+             (unsigned long long)hits, (unsigned long long)gets,
+             (unsigned long long)w->cfg->hit_ratio_warn);
+}
+
+void hitwarn_log(hitwarn *w, nstop *top, const config *cfg, int64_t interval_ms)
+{
+    if (w == NULL)
+        return;
+    size_t max = nstop_size(top);
+    nstop_row *rows = malloc(max * sizeof *rows), other;
+    if (rows == NULL)
+        return;
+    size_t n = nstop_read(top, rows, &other);
+    struct warn_ctx ctx = {cfg, interval_ms};
+    if (cfg->hit_ratio_warn > 0)
+        hitwarn_check(w, rows, n, cfg->hit_ratio_min_gets, (unsigned)cfg->hit_ratio_warn,
+                      warn_low_ratio, &ctx);
+    free(rows);
 }

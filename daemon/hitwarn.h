@@ -1,14 +1,17 @@
-/* hitwarn: finds the namespaces whose Get hit ratio stayed below a
- * threshold over an interval, from two readings of the namespaces' rows
- * (nstop) taken an interval apart. Namespaces with fewer Gets than a
- * minimum in the interval are left alone, so idle ones never warn. Pure:
- * it keeps the last reading and takes no clock. */
+/* hitwarn: the hit-ratio warning. Finds the namespaces whose Get hit ratio
+ * stayed below a threshold over an interval, from two readings of the
+ * namespaces' rows (nstop) taken an interval apart. Namespaces with fewer
+ * Gets than a minimum in the interval are left alone, so idle ones never
+ * warn. hitwarn_check() is pure (it keeps the last reading and takes no
+ * clock); hitwarn_log() reads the rows and logs the warnings the settings
+ * ask for. */
 #ifndef NC_HITWARN_H
 #define NC_HITWARN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "nstop.h"
 
 typedef struct hitwarn hitwarn;
@@ -31,6 +34,12 @@ void hitwarn_destroy(hitwarn *w);
  * Returns how many warned. */
 size_t hitwarn_check(hitwarn *w, const nstop_row *rows, size_t n, uint64_t min_gets,
                      unsigned warn_pct, hitwarn_fn warn, void *arg);
+
+/* Reads the rows of `top` and logs a warning for each namespace whose hit
+ * ratio since the previous call was below cfg's hit_ratio_warn (0: none
+ * warns) over at least hit_ratio_min_gets Gets; the message calls that
+ * interval_ms. Does nothing when w is NULL. */
+void hitwarn_log(hitwarn *w, nstop *top, const config *cfg, int64_t interval_ms);
 
 /* The row's namespace for a log line, into buf (size bytes): bytes that are
  * not printable ASCII, '"' and '\\' as \xNN, "..." after a cut name.

@@ -36,6 +36,8 @@ void ks_l1_key_free(ks_l1_key *k)
 size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen)
 {
     size_t plen = strlen(prefix);
+    if (plen > KS_PREFIX_MAX || nslen > KS_NS_MAX)
+        return 0;
     memcpy(buf, prefix, plen);
     memcpy(buf + plen, ":nsver:", 7);
     memcpy(buf + plen + 7, ns, nslen);

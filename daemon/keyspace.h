@@ -16,10 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The longest namespace, and the longest PREFIX:nsver:NS (a prefix is at
- * most 127 bytes). */
-#define KS_NS_MAX        1024
-#define KS_NSVER_KEY_MAX (128 + 7 + KS_NS_MAX)
+/* The longest key prefix (the `prefix` setting) and namespace (the ceiling
+ * of `max_namespace_size`): config.c checks against these, and the buffers
+ * below are sized from them. */
+#define KS_PREFIX_MAX 100
+#define KS_NS_MAX     1024
+/* The longest PREFIX:nsver:NS, and the longest PREFIX:inval with its NUL. */
+#define KS_NSVER_KEY_MAX (KS_PREFIX_MAX + sizeof ":nsver:" - 1 + KS_NS_MAX)
+#define KS_CHANNEL_SIZE  (KS_PREFIX_MAX + sizeof ":inval")
 
 /* ---- L1 ---------------------------------------------------------------- */
 
@@ -44,7 +48,8 @@ size_t ks_l1_key_ns_len(const void *l1key, size_t len);
 enum ks_kind { KS_DATA, KS_SWR, KS_NEG, KS_LEASE };
 
 /* PREFIX:nsver:NS into buf (at least KS_NSVER_KEY_MAX bytes). Returns its
- * length. */
+ * length, or 0 (nothing written) when the prefix is longer than
+ * KS_PREFIX_MAX or the namespace longer than KS_NS_MAX. */
 size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen);
 
 /* The length of PREFIX:NS:VER<kind>:KEY for the longest kind: a buffer of

@@ -1,6 +1,6 @@
 /* L1: the daemon's bounded, sharded LRU store of recently read values.
  *
- * Keys are opaque byte strings (the daemon uses the full Redis key). Each
+ * Keys are opaque byte strings (the daemon's are "NS:KEY", ks_l1_key). Each
  * shard has its own lock, hash table, LRU list and byte budget of
  * max_memory / shards; an entry is charged its key, value and bookkeeping
  * (l1_entry_overhead() bytes). An entry is never returned at or after its

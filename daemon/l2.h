@@ -31,7 +31,7 @@ typedef enum l2_status {
  * missing, or below `floor`, first recreates it above both (see l2.c), so
  * a version never goes back. All fields are the caller's. */
 typedef struct l2_key {
-    const char *prefix; /* NUL-terminated, at most 127 bytes */
+    const char *prefix; /* NUL-terminated, at most KS_PREFIX_MAX bytes */
     const void *ns;     /* at most KS_NS_MAX bytes */
     size_t nslen;
     const void *key;

@@ -13,7 +13,8 @@
  * socket and an eventfd until the earliest `due` of the reads in flight (a
  * read's deadline, or when Redis has taken too long); a caller writes the
  * eventfd only when its read is due before the thread means to wake, when
- * the socket would not take all of the write, or when the write failed. */
+ * the socket would not take all of the write, or when the write failed.
+ * A function whose name ends in _locked expects `mu` held by its caller. */
 #include "lane.h"
 
 #include <errno.h>
@@ -88,6 +89,8 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
 {
     char vkey[KS_NSVER_KEY_MAX], small[512];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
+    if (vklen == 0)
+        return -1;
     /* the data key and its swr and neg companions (keyspace.h) */
     size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
     char *buf = 3 * one <= sizeof small ? small : malloc(3 * one);
@@ -192,8 +195,8 @@ retry:
 }
 
 /* Takes every read in flight off the ring into out[] with `status`;
- * returns how many. Under mu. */
-static size_t take_all(lane *ln, lane_status status, landing *out)
+ * returns how many. Needs mu held. */
+static size_t take_all_locked(lane *ln, lane_status status, landing *out)
 {
     size_t n = 0;
     for (; ln->n > 0; ln->n--, ln->head = (ln->head + 1) % ln->cap) {
@@ -206,8 +209,8 @@ static size_t take_all(lane *ln, lane_status status, landing *out)
 
 /* Drops the connection; every read in flight gets `status`: LANE_RETRY
  * after an I/O error (the lane reconnects at once), LANE_TIMEOUT when
- * Redis stopped answering (the lane waits out a backoff). Under mu. */
-static size_t drop(lane *ln, const char *why, lane_status status, landing *out)
+ * Redis stopped answering (the lane waits out a backoff). Needs mu held. */
+static size_t drop_locked(lane *ln, const char *why, lane_status status, landing *out)
 {
     log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
     redisFree(ln->ctx);
@@ -215,34 +218,35 @@ static size_t drop(lane *ln, const char *why, lane_status status, landing *out)
     ln->want_write = ln->broken = 0;
     ln->hung = status == LANE_TIMEOUT;
     atomic_store(&ln->up, 0);
-    return take_all(ln, status, out);
+    return take_all_locked(ln, status, out);
 }
 
 /* Reads what Redis sent and takes the reads it completed, and those past
- * their due time, off the ring into out[]. Under mu. Returns how many. */
-static size_t collect(lane *ln, int readable, int writable, int64_t now, landing *out)
+ * their due time, off the ring into out[]. Returns how many. Needs mu
+ * held. */
+static size_t collect_locked(lane *ln, int readable, int writable, int64_t now, landing *out)
 {
     char why[200];
     int done;
     if (ln->broken)
-        return drop(ln, "a write to redis failed", LANE_RETRY, out);
+        return drop_locked(ln, "a write to redis failed", LANE_RETRY, out);
     if (writable && ln->want_write) {
         if (redisBufferWrite(ln->ctx, &done) != REDIS_OK) {
             snprintf(why, sizeof why, "write: %s", ln->ctx->errstr);
-            return drop(ln, why, LANE_RETRY, out);
+            return drop_locked(ln, why, LANE_RETRY, out);
         }
         ln->want_write = !done;
     }
     if (readable && redisBufferRead(ln->ctx) != REDIS_OK) {
         snprintf(why, sizeof why, "read: %s", ln->ctx->errstr);
-        return drop(ln, why, LANE_RETRY, out);
+        return drop_locked(ln, why, LANE_RETRY, out);
     }
     size_t n = 0;
     void *r;
     while (ln->n > 0) {
         if (redisGetReplyFromReader(ln->ctx, &r) != REDIS_OK) {
             snprintf(why, sizeof why, "bad reply: %s", ln->ctx->errstr);
-            return n + drop(ln, why, LANE_RETRY, out + n);
+            return n + drop_locked(ln, why, LANE_RETRY, out + n);
         }
         if (r == NULL)
             break;
@@ -261,7 +265,7 @@ static size_t collect(lane *ln, int readable, int writable, int64_t now, landing
     /* The oldest read is at the head: past the timeout, Redis is hung. */
     if (ln->n > 0 && now >= ln->ring[ln->head].sent_at + ln->timeout_ms) {
         snprintf(why, sizeof why, "redis did not answer within %" PRId64 " ms", ln->timeout_ms);
-        return n + drop(ln, why, LANE_TIMEOUT, out + n);
+        return n + drop_locked(ln, why, LANE_TIMEOUT, out + n);
     }
     for (size_t i = 0; i < ln->n; i++) {
         slot *s = &ln->ring[(ln->head + i) % ln->cap];
@@ -274,8 +278,8 @@ static size_t collect(lane *ln, int readable, int writable, int64_t now, landing
 }
 
 /* When the thread must wake next: the earliest due read, the oldest read's
- * timeout (even one already answered), or in a while. Under mu. */
-static int64_t next_wake(lane *ln, int64_t now)
+ * timeout (even one already answered), or in a while. Needs mu held. */
+static int64_t next_wake_locked(lane *ln, int64_t now)
 {
     int64_t at = now + IDLE_WAKE_MS;
     if (ln->n > 0 && ln->ring[ln->head].sent_at + ln->timeout_ms < at)
@@ -345,14 +349,14 @@ static void *lane_main(void *arg)
         int64_t now = units_now_ms();
         pthread_mutex_lock(&ln->mu);
         if (ln->stopping) {
-            size_t n = take_all(ln, LANE_RETRY, ln->out);
+            size_t n = take_all_locked(ln, LANE_RETRY, ln->out);
             pthread_mutex_unlock(&ln->mu);
             deliver(ln, ln->out, n);
             return NULL;
         }
         redisContext *ctx = ln->ctx;
         int events = POLLIN | (ln->want_write ? POLLOUT : 0);
-        ln->wake_at = ctx != NULL ? next_wake(ln, now) : retry_at;
+        ln->wake_at = ctx != NULL ? next_wake_locked(ln, now) : retry_at;
         int64_t wait = ln->wake_at - now;
         pthread_mutex_unlock(&ln->mu);
 
@@ -385,7 +389,8 @@ static void *lane_main(void *arg)
         if (ctx == NULL)
             continue;
         pthread_mutex_lock(&ln->mu);
-        size_t n = collect(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
+        size_t n =
+            collect_locked(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
                            (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
         if (ln->ctx == NULL && ln->hung) { /* Redis is stuck: give it a while */
             retry_at = units_now_ms() + backoff_fail(&bo);

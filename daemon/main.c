@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -221,41 +220,6 @@ static void teardown(parts *p)
     nstop_destroy(p->st.namespaces);
 }
 
-struct warn_ctx {
-    const config *cfg;
-    int64_t interval_ms;
-};
-
-static void warn_low_ratio(void *arg, const nstop_row *row, uint64_t gets, uint64_t hits)
-{
-    const struct warn_ctx *w = arg;
-    char name[NSTOP_NAME_MAX * 4 + 4];
-    int whole = w->interval_ms % 1000 == 0;
-    log_warn("namespace \"%s\": hit ratio %.1f%% over the last %lld %s (%llu of %llu Gets hit), "
-             "below hit_ratio_warn (%llu%%)",
-             hitwarn_name(row, name, sizeof name), 100.0 * (double)hits / (double)gets,
-             (long long)(whole ? w->interval_ms / 1000 : w->interval_ms), whole ? "s" : "ms",
-             (unsigned long long)hits, (unsigned long long)gets,
-             (unsigned long long)w->cfg->hit_ratio_warn);
-}
-
-/* Checks the namespaces' hit ratios since the last check (hitwarn.h). */
-static void check_hit_ratios(parts *p, const config *cfg, int64_t interval_ms)
-{
-    if (p->hits == NULL)
-        return;
-    size_t max = nstop_size(p->st.namespaces);
-    nstop_row *rows = malloc(max * sizeof *rows), other;
-    if (rows == NULL)
-        return;
-    size_t n = nstop_read(p->st.namespaces, rows, &other);
-    struct warn_ctx w = {cfg, interval_ms};
-    if (cfg->hit_ratio_warn > 0)
-        hitwarn_check(p->hits, rows, n, cfg->hit_ratio_min_gets, (unsigned)cfg->hit_ratio_warn,
-                      warn_low_ratio, &w);
-    free(rows);
-}
-
 /* Waits for a signal of `set`, checking the hit ratios every
  * hit_ratio_interval meanwhile. Returns the signal. */
 static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t *next_check)
@@ -263,7 +227,7 @@ static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t
     for (;;) {
         int64_t left = *next_check - units_now_ms();
         if (left <= 0) {
-            check_hit_ratios(p, cfg, cfg->hit_ratio_interval_ms);
+            hitwarn_log(p->hits, p->st.namespaces, cfg, cfg->hit_ratio_interval_ms);
             *next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
             continue;
         }
@@ -280,31 +244,6 @@ struct cmdline {
     char **argv;
 };
 
-/* SIGHUP: reads the configuration again as at start (the file, then the
- * flags), applies what may change live and names the rest in a warning. */
-static void reload(config *cfg, const struct cmdline *cl, uint64_t request_cap)
-{
-    config fresh;
-    char err[1024], applied[512], kept[512];
-    config_defaults(&fresh);
-    if (config_parse_args(&fresh, cl->argc, cl->argv, stdout, err, sizeof err) != 0) {
-        log_error("SIGHUP: %s; the running configuration stays as it is", err);
-        return;
-    }
-    int changes =
-        config_apply_live(cfg, &fresh, request_cap, applied, sizeof applied, kept, sizeof kept);
-    log_set_level(cfg->log_level);
-    log_set_json(config_log_json(cfg));
-    if (changes == 0)
-        log_info("SIGHUP: configuration read again; nothing changed");
-    if (applied[0] != '\0')
-        log_info("SIGHUP: configuration read again; now in effect: %s", applied);
-    if (kept[0] != '\0')
-        log_warn("SIGHUP: %s changed, but cannot change while running (a size limit may not "
-                 "outgrow the socket's message cap): the old values stay until a restart",
-                 kept);
-}
-
 static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
                const struct cmdline *cl)
 {
@@ -319,7 +258,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        reload(cfg, cl, request_cap);
+        config_reload(cfg, cl->argc, cl->argv, request_cap);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);

@@ -87,7 +87,7 @@ static void render_hists(stats *st, metrics_text *t)
     static const char *const tiers[STATS_TIERS] = {[STATS_TIER_L1] = "l1", [STATS_TIER_L2] = "l2"};
     char labels[64];
     text_add(t, "# HELP nearcache_request_duration_seconds Time from a request's arrival to its "
-                "reply, by method (admin: Ping and Stats).\n"
+                "reply, by method (admin: Ping, Stats and NearReport).\n"
                 "# TYPE nearcache_request_duration_seconds histogram\n");
     for (int m = 0; m < STATS_METHODS; m++) {
         snprintf(labels, sizeof labels, "method=\"%s\",", stats_method_name(m));
@@ -127,6 +127,31 @@ static void label_value(char *out, const nstop_row *r)
     out[o] = '\0';
 }
 
+/* The near tiers' lookups by namespace, as clients report them: the rows
+ * of render_namespaces() (other's counts already merged into *other). */
+static void render_namespaces_near(const nstop_row *rows, size_t k, const nstop_row *other,
+                                   metrics_text *out)
+{
+    char label[NSTOP_NAME_MAX * 3 + 4];
+    text_add(out, "# HELP nearcache_namespace_near_lookups_total Lookups of the clients' near "
+                  "tiers by namespace, as they report them, and result: hit or miss (a miss "
+                  "then asks the daemon).\n# TYPE nearcache_namespace_near_lookups_total "
+                  "counter\n");
+    for (size_t i = 0; i <= k; i++) {
+        const nstop_row *r = i < k ? &rows[i] : other;
+        label_value(label, r);
+        if (i < k && strcmp(label, "other") == 0)
+            continue;
+        text_add(out,
+                 "nearcache_namespace_near_lookups_total{namespace=\"%s\",result=\"hit\"} "
+                 "%llu\n"
+                 "nearcache_namespace_near_lookups_total{namespace=\"%s\",result=\"miss\"} "
+                 "%llu\n",
+                 label, (unsigned long long)r->near_hits, label,
+                 (unsigned long long)r->near_misses);
+    }
+}
+
 /* Gets by namespace: the busiest rows, and the rest as "other" (a
  * namespace named "other" adds up with the rest: one series each). */
 static void render_namespaces(nstop *t, metrics_text *out)
@@ -148,6 +173,7 @@ static void render_namespaces(nstop *t, metrics_text *out)
         label_value(label, &rows[i]);
         if (strcmp(label, "other") == 0) {
             other.hits += rows[i].hits, other.misses += rows[i].misses;
+            other.near_hits += rows[i].near_hits, other.near_misses += rows[i].near_misses;
             continue;
         }
         text_add(out,
@@ -160,6 +186,7 @@ static void render_namespaces(nstop *t, metrics_text *out)
              "nearcache_namespace_gets_total{namespace=\"other\",result=\"hit\"} %llu\n"
              "nearcache_namespace_gets_total{namespace=\"other\",result=\"miss\"} %llu\n",
              (unsigned long long)other.hits, (unsigned long long)other.misses);
+    render_namespaces_near(rows, k, &other, out);
     free(rows);
 }
 

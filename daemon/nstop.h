@@ -4,7 +4,9 @@
  * a table of n rows: a namespace not in the table takes the row with the
  * least traffic, inheriting that traffic as its rank (so a newcomer must
  * outdo it to stay), while the row's own hits and misses move to `other`;
- * every count stays exact in sum (rows + other = all Gets counted). */
+ * every count stays exact in sum (rows + other = all Gets counted). The
+ * near tiers' lookups that clients report (nearrep.h) are counted beside
+ * the Gets, in the same rows, and rank with them. */
 #ifndef NC_NSTOP_H
 #define NC_NSTOP_H
 
@@ -22,6 +24,7 @@ typedef struct nstop_row {
     size_t len;
     int truncated;
     uint64_t hits, misses;
+    uint64_t near_hits, near_misses; /* reported by the clients' near tiers */
 } nstop_row;
 
 /* Makes a table of n rows (n >= 1). Returns 0 and hands it to *out (the
@@ -37,6 +40,11 @@ void nstop_destroy(nstop *t);
  * Get counts in `other`). Any thread. A Get that races with its row being
  * taken over may be counted under the newcomer. */
 void nstop_count(nstop *t, const void *ns, size_t len, int hit);
+
+/* Adds a client's near-tier lookups of namespace ns (len bytes): hits and
+ * misses since its last report. Takes the table's lock (reports are rare),
+ * so it always finds or takes a row. Any thread. */
+void nstop_count_near(nstop *t, const void *ns, size_t len, uint64_t hits, uint64_t misses);
 
 /* Reads the rows in use into rows[0..n) (n as made), busiest first, and
  * the rest into *other. Returns how many rows it filled. Any thread. */

@@ -159,6 +159,7 @@ static int method_of(const pb_request *r)
         return STATS_BUMP;
     case METHOD(PING):
     case METHOD(STATS):
+    case METHOD(NEAR_REPORT):
         return STATS_ADMIN;
     default:
         return -1;

@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "batch.h"
 #include "get.h"
+#include "nearrep.h"
 #include "ring.h"
 #include "svc.h"
 #include "units.h"
@@ -31,6 +32,7 @@ static const method_fn methods[] = {
     [METHOD(MGET)] = batch_handle_mget,
     [METHOD(MSET)] = batch_handle_mset,
     [METHOD(BUMP_NAMESPACE)] = write_handle_bump,
+    [METHOD(NEAR_REPORT)] = admin_handle_near_report,
 };
 
 void service_handle(void *arg, call *c)
@@ -70,6 +72,8 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
         what = "the single-flight table";
     else if ((rv = waits_create(&svc->waits, get_on_wake, svc)) != 0)
         what = "the lease waits' sweeper thread";
+    else if ((rv = nearrep_create(&svc->near, st->namespaces)) != 0)
+        what = "the near-tier reports' table";
     if (rv == 0) {
         coh_set_hook(svc->coh, on_invalidated, svc);
         size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
@@ -108,6 +112,7 @@ void service_destroy(service *svc)
     if (svc == NULL)
         return;
     lane_destroy(svc->lane); /* in reverse order of service_create() */
+    nearrep_destroy(svc->near);
     waits_destroy(svc->waits);
     flights_destroy(svc->flights);
     coh_destroy(svc->coh);

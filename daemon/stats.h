@@ -84,6 +84,12 @@
     GAUGE(near_ring_flushes, counter,                                                              \
           "Times the ring told the near tiers to empty themselves (L1 was emptied)")               \
     GAUGE(near_ring_slots, gauge, "The ring's slot count (near_ring_slots); 0 without a ring")     \
+    GAUGE(near_hits, counter,                                                                      \
+          "Lookups answered by the clients' near tiers, as they reported them (NearReport)")     \
+    GAUGE(near_misses, counter, "Lookups the clients' near tiers could not answer, as reported")   \
+    GAUGE(near_fills_refused, counter,                                                             \
+          "Replies the near tiers did not keep: the key changed while they were in flight")       \
+    GAUGE(near_clients, gauge, "Clients that sent a near-tier report in the last 3 s")             \
     GAUGE(uptime_ms, gauge, "Time since the daemon started, in ms")
 
 #define STATS_FIELD_(name, ...) atomic_uint_fast64_t name;
@@ -91,7 +97,7 @@
 #define STATS_NONE_(name, ...)
 #define STATS_ONE_(name, ...) +1
 
-/* The latency histograms' methods: Ping and Stats are one, `admin`. */
+/* The latency histograms' methods: Ping, Stats and NearReport are one, `admin`. */
 enum stats_method {
     STATS_GET,
     STATS_SET,

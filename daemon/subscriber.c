@@ -24,7 +24,7 @@
 struct subscriber {
     const config *cfg;
     config_redis_url url;
-    char channel[160];
+    char channel[KS_CHANNEL_SIZE];
     char node_id[64];
     coh *coh;
     jobq *q;

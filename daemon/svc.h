@@ -30,11 +30,12 @@ struct service {
     coh *coh;
     flights *flights;
     waits *waits;                /* NULL once quiesced */
+    struct nearrep *near;        /* the clients' near-tier reports */
     _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
     char node_id[17];
-    char channel[160];
+    char channel[KS_CHANNEL_SIZE];
 };
 
 /* Where a request's key lives in Redis (pointers into the request), with

@@ -29,6 +29,13 @@ typedef Nearcache__V1__BumpNamespaceReply pb_bump_reply;
 typedef Nearcache__V1__Invalidation pb_invalidation;
 typedef Nearcache__V1__KeyRef pb_key_ref;
 typedef Nearcache__V1__Heartbeat pb_heartbeat;
+typedef Nearcache__V1__NearReportRequest pb_near_report_request;
+typedef Nearcache__V1__NearReportReply pb_near_report_reply;
+
+/* The wire protocol's version, sent in PingReply.protocol_version: bumped
+ * only by a change an existing client could misread (docs/protocol.md,
+ * Versions). The package name nearcache.v1 carries it too. */
+#define NC_PROTOCOL_VERSION 1
 
 /* CODE(NOT_FOUND) is the gRPC status NOT_FOUND. */
 #define CODE(name) NEARCACHE__V1__CODE__##name

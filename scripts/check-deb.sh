@@ -3,11 +3,13 @@
 # lintian (only the two warnings explained in docs/operations.md may
 # remain), installs it with dpkg -i, runs the installed programs, checks the
 # installed unit with systemd-analyze (verify must be clean, security
-# exposure at most 1.5), and purges the package again. Needs root (or sudo)
-# for dpkg. Usage: check-deb.sh SOURCE_DIR BUILD_DIR.
+# exposure at most 1.5), runs COMMAND (if given) while the package is
+# installed, and purges the package again. Needs root (or sudo) for dpkg.
+# Usage: check-deb.sh SOURCE_DIR BUILD_DIR [COMMAND [ARG...]].
 set -euo pipefail
-src=${1:?usage: check-deb.sh SOURCE_DIR BUILD_DIR}
-build=${2:?usage: check-deb.sh SOURCE_DIR BUILD_DIR}
+src=${1:?usage: check-deb.sh SOURCE_DIR BUILD_DIR [COMMAND [ARG...]]}
+build=${2:?usage: check-deb.sh SOURCE_DIR BUILD_DIR [COMMAND [ARG...]]}
+shift 2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 say() { echo "check-deb: $*"; }
@@ -80,6 +82,10 @@ if command -v systemd-analyze >/dev/null; then
     fail "exposure above 1.5: $exposure"
 else
   say "SKIPPED the unit checks: systemd-analyze is not installed (package systemd)"
+fi
+
+if [ $# -gt 0 ]; then
+  "$@" || fail "$* (run with the package installed)"
 fi
 
 $sudo dpkg --purge nearcache >/dev/null

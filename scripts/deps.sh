@@ -2,12 +2,13 @@
 # Installs what nearcache needs to build, test and run, from Debian 12
 # packages, skipping what is already installed. systemd is there for
 # systemd-analyze (the unit checks; it need not be running), lintian
-# for the package check, and wrk for the Python HTTP bench.
+# for the package check, wrk for the Python HTTP bench, libjansson-dev for
+# the C tests that read tests/conformance/.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
-      python3 python3-venv systemd lintian file wrk)
+      python3 python3-venv systemd lintian file wrk libjansson-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

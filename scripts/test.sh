@@ -2,8 +2,9 @@
 # Installs what is missing, builds nearcache twice (plain, and with
 # AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
 # one, the Python client's tests (pytest, in .venv, against that build) and
-# the Debian package's check (scripts/check-deb.sh: installs it with dpkg -i
-# and purges it again, so it needs root or sudo). Every test starts its own
+# the release in its dry form (scripts/release.sh --dry: every artifact, and
+# the Debian package's check, which installs it with dpkg -i and purges it
+# again, so it needs root or sudo). Every test starts its own
 # redis-server on a free loopback port and stops it by pid. Exits non-zero
 # on any failure.
 set -uo pipefail
@@ -56,8 +57,9 @@ NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
   { cat "$here/build/bench-smoke.log"; failed=1; }
 tail -n 1 "$here/build/bench-smoke.log"
-echo "== package: cpack -G DEB, lintian, dpkg -i, systemd-analyze verify and security, dpkg --purge"
-bash "$here/scripts/check-deb.sh" "$here" "$here/build-deb" || failed=1
+echo "== release (dry): the wheel and sdist (twine), the .deb (cpack, lintian, dpkg -i, the unit's"
+echo "   checks, the wheel in a fresh venv against the installed daemon, dpkg --purge), npm pack"
+bash "$here/scripts/release.sh" --dry --out "$here/build/release" || failed=1
 run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
   -DNC_BUILD_BENCH=OFF || failed=1
 if [ $failed -ne 0 ]; then

@@ -87,9 +87,7 @@ int h_free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* Forks and execs argv with stdin/stdout/stderr on the given fds (-1: keep
- * /dev/null, or for stderr the log file `log`). The child dies with us. */
-static pid_t spawn(char **argv, int in, int out, const char *log)
+pid_t h_spawn(char **argv, int in, int out, int err)
 {
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
@@ -97,16 +95,26 @@ static pid_t spawn(char **argv, int in, int out, const char *log)
         return pid;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     int null = open("/dev/null", O_RDWR);
-    int err = log != NULL ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : null;
     dup2(in >= 0 ? in : null, 0);
-    dup2(out >= 0 ? out : (log != NULL ? err : null), 1);
-    dup2(err, 2);
+    dup2(out >= 0 ? out : null, 1);
+    dup2(err >= 0 ? err : null, 2);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execvp(argv[0], argv);
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
+}
+
+/* h_spawn() with stdout and stderr appended to the file `log` (NULL:
+ * /dev/null). */
+static pid_t spawn_logged(char **argv, const char *log)
+{
+    int fd = log != NULL ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+    pid_t pid = h_spawn(argv, -1, fd, fd);
+    if (fd >= 0)
+        close(fd);
+    return pid;
 }
 
 /* Appends the NULL-terminated list of strings in ap to argv (which has n
@@ -118,8 +126,6 @@ static int append_args(char **argv, int n, va_list ap)
     argv[n] = NULL;
     return n;
 }
-
-/* Runs argv to completion, capturing stdout (and stderr when err != NULL). */
 
 char *h_redis_cmd(const h_redis *r, ...)
 {
@@ -201,7 +207,7 @@ static int redis_launch(h_redis *r)
                     "--enable-debug-command",
                     "yes",
                     NULL};
-    r->pid = spawn(argv, -1, -1, log);
+    r->pid = spawn_logged(argv, log);
     for (int i = 0; i < 200; i++) {
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
             return -1; /* exited: port taken, most likely */
@@ -292,30 +298,28 @@ static const char *env_or(const char *name, const char *fallback)
     return v != NULL && v[0] != '\0' ? v : fallback;
 }
 
-static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap);
-
-void h_daemon_start(h_daemon *d, const h_redis *r, ...)
+/* Spawns argv as d's process, its output in d->log, and waits until it
+ * answers Ping at d->url and, when `r` is running, serves from L1. */
+static void daemon_run(h_daemon *d, char **argv, const h_redis *r)
 {
-    memset(d, 0, sizeof *d);
-    make_dir(d->dir, sizeof d->dir, "daemon");
-    snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
-    snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
-    va_list ap;
-    va_start(ap, r);
-    daemon_launch(d, r, ap);
-    va_end(ap);
+    d->pid = spawn_logged(argv, d->log);
+    int ready = 0;
+    for (int i = 0; i < 500 && !ready; i++) {
+        cr_assert(h_daemon_alive(d), "nearcached exited at start; log:\n%s",
+                  h_read_file(d->log, NULL));
+        nc_client *c = NULL;
+        nc_ping_info info;
+        ready = nc_open(&c, d->url, 0) == NC_OK && nc_ping_ex(c, &info, 200) == NC_OK &&
+                (r == NULL || r->pid <= 0 || info.l1_serving);
+        nc_close(c);
+        if (!ready)
+            h_sleep_ms(10);
+    }
+    cr_assert(ready, "nearcached did not get ready; log:\n%s", h_read_file(d->log, NULL));
 }
 
-void h_daemon_restart(h_daemon *d, const h_redis *r, ...)
-{
-    cr_assert_not(h_daemon_alive(d), "the daemon is still running");
-    va_list ap;
-    va_start(ap, r);
-    daemon_launch(d, r, ap);
-    va_end(ap);
-}
-
-/* Starts nearcached in d's directory, on d's URL; waits until it is ready. */
+/* Starts nearcached in d's directory, on d's URL, against `r`, with the
+ * harness's flags and then those in ap; waits until it is ready. */
 static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap)
 {
     /* Generous timeouts by default: a loaded 2-core machine can stall any
@@ -332,21 +336,48 @@ static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap)
                             "--request-timeout",
                             "5s"};
     append_args(argv, 11, ap);
-    d->pid = spawn(argv, -1, -1, d->log);
-    /* Ready: it answers Ping and, with a Redis, serves from L1. */
-    int ready = 0;
-    for (int i = 0; i < 500 && !ready; i++) {
-        cr_assert(h_daemon_alive(d), "nearcached exited at start; log:\n%s",
-                  h_read_file(d->log, NULL));
-        nc_client *c = NULL;
-        nc_ping_info info;
-        ready = nc_open(&c, d->url, 0) == NC_OK && nc_ping_ex(c, &info, 200) == NC_OK &&
-                (r == NULL || r->pid <= 0 || info.l1_serving);
-        nc_close(c);
-        if (!ready)
-            h_sleep_ms(10);
-    }
-    cr_assert(ready, "nearcached did not get ready; log:\n%s", h_read_file(d->log, NULL));
+    daemon_run(d, argv, r);
+}
+
+void h_daemon_prepare(h_daemon *d)
+{
+    memset(d, 0, sizeof *d);
+    make_dir(d->dir, sizeof d->dir, "daemon");
+    snprintf(d->url, sizeof d->url, "ipc://%s/nc.sock", d->dir);
+    snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
+}
+
+void h_daemon_startv(h_daemon *d, const h_redis *r, va_list ap)
+{
+    h_daemon_prepare(d);
+    daemon_launch(d, r, ap);
+}
+
+void h_daemon_start(h_daemon *d, const h_redis *r, ...)
+{
+    va_list ap;
+    va_start(ap, r);
+    h_daemon_startv(d, r, ap);
+    va_end(ap);
+}
+
+void h_daemon_restart(h_daemon *d, const h_redis *r, ...)
+{
+    cr_assert_not(h_daemon_alive(d), "the daemon is still running");
+    va_list ap;
+    va_start(ap, r);
+    daemon_launch(d, r, ap);
+    va_end(ap);
+}
+
+void h_daemon_exec(h_daemon *d, ...)
+{
+    char *argv[MAX_ARGS] = {(char *)env_or("NC_DAEMON", "nearcached")};
+    va_list ap;
+    va_start(ap, d);
+    append_args(argv, 1, ap);
+    va_end(ap);
+    daemon_run(d, argv, NULL);
 }
 
 int h_daemon_alive(const h_daemon *d)
@@ -354,11 +385,11 @@ int h_daemon_alive(const h_daemon *d)
     return d->pid > 0 && waitpid(d->pid, NULL, WNOHANG) == 0;
 }
 
-int h_daemon_stop(h_daemon *d)
+int h_daemon_stop_with(h_daemon *d, int sig)
 {
     if (d->pid <= 0)
         return -1;
-    kill(d->pid, SIGTERM);
+    kill(d->pid, sig);
     int status = 0;
     waitpid(d->pid, &status, 0);
     d->pid = 0;
@@ -366,6 +397,58 @@ int h_daemon_stop(h_daemon *d)
     if (code == 0)
         remove_dir(d->dir); /* kept, with its log, when something went wrong */
     return code;
+}
+
+int h_daemon_stop(h_daemon *d)
+{
+    return h_daemon_stop_with(d, SIGTERM);
+}
+
+void h_fleet_start(h_fleet *f, int n, ...)
+{
+    cr_assert(n >= 0 && n <= H_MAX_NODES, "a fleet has at most %d daemons", H_MAX_NODES);
+    memset(f, 0, sizeof *f);
+    h_redis_start(&f->redis);
+    for (int i = 0; i < n; i++) {
+        va_list ap;
+        va_start(ap, n);
+        h_fleet_addv(f, &f->redis, ap);
+        va_end(ap);
+    }
+}
+
+h_daemon *h_fleet_add(h_fleet *f, const h_redis *r, ...)
+{
+    va_list ap;
+    va_start(ap, r);
+    h_daemon *d = h_fleet_addv(f, r, ap);
+    va_end(ap);
+    return d;
+}
+
+h_daemon *h_fleet_addv(h_fleet *f, const h_redis *r, va_list ap)
+{
+    cr_assert_lt(f->n, H_MAX_NODES, "a fleet has at most %d daemons", H_MAX_NODES);
+    int i = f->n++;
+    h_daemon_startv(&f->node[i], r, ap);
+    f->cl[i] = h_client(&f->node[i]);
+    return &f->node[i];
+}
+
+void h_fleet_stop(h_fleet *f)
+{
+    for (int i = 0; i < f->n; i++) {
+        nc_close(f->cl[i]);
+        f->cl[i] = NULL;
+        if (f->node[i].pid <= 0)
+            continue;
+        kill(f->node[i].pid, SIGCONT); /* a test may have frozen it */
+        int code = h_daemon_stop(&f->node[i]);
+        cr_expect_eq(code, 0, "node %d exited %d; log:\n%s", i, code,
+                     h_read_file(f->node[i].log, NULL));
+    }
+    f->n = 0;
+    h_redis_cleanup(&f->redis);
 }
 
 nc_client *h_client(const h_daemon *d)
@@ -501,7 +584,7 @@ void h_proxy_start(h_proxy *p, const h_redis *r, int64_t delay_us)
                     "--delay-us",
                     delay,
                     NULL};
-    p->pid = spawn(argv, -1, -1, NULL);
+    p->pid = spawn_logged(argv, NULL);
     p->via = *r;
     p->via.port = p->port;
     snprintf(p->via.url, sizeof p->via.url, "redis://127.0.0.1:%d", p->port);

@@ -6,6 +6,7 @@
 #ifndef NC_HARNESS_H
 #define NC_HARNESS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -59,14 +60,47 @@ pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms);
  * flags (NULL-terminated); waits until it answers Ping and, when `r` is
  * running, until it serves from L1 (subscribed and caught up). */
 void h_daemon_start(h_daemon *d, const h_redis *r, ...);
+void h_daemon_startv(h_daemon *d, const h_redis *r, va_list ap);
 /* Starts it again, after a stop or a kill, in the same directory and on the
  * same URL, with the given flags. */
 void h_daemon_restart(h_daemon *d, const h_redis *r, ...);
+/* Makes d's directory and names its URL and log, starting nothing: for a
+ * test that writes files there before h_daemon_exec(). */
+void h_daemon_prepare(h_daemon *d);
+/* Starts nearcached with exactly these arguments (NULL-terminated; none of
+ * the harness's own), its output in d->log, and waits until it answers Ping
+ * at d->url. */
+void h_daemon_exec(h_daemon *d, ...);
 /* SIGTERM, waits, and returns the exit status (-1: killed by a signal). On
  * exit 0 its directory is removed; otherwise it stays for the log. */
 int h_daemon_stop(h_daemon *d);
+/* The same with another signal (SIGINT...). */
+int h_daemon_stop_with(h_daemon *d, int sig);
 /* Whether the daemon process is still running. */
 int h_daemon_alive(const h_daemon *d);
+
+/* What most integration tests stand on: one redis-server and daemons on it,
+ * each with a client (h_client()). node[i] and cl[i] go together. */
+#define H_MAX_NODES 4
+typedef struct h_fleet {
+    h_redis redis;
+    int n; /* daemons started */
+    h_daemon node[H_MAX_NODES];
+    nc_client *cl[H_MAX_NODES];
+} h_fleet;
+
+/* Starts Redis, then n daemons (0 to H_MAX_NODES) on it, each with the
+ * same extra flags (NULL-terminated) and a client. */
+void h_fleet_start(h_fleet *f, int n, ...);
+/* Starts one more daemon, and its client, against `r` (&f->redis, or
+ * another: a proxy's `via`, a copy with a wrong password) with the given
+ * flags; returns it. */
+h_daemon *h_fleet_add(h_fleet *f, const h_redis *r, ...);
+h_daemon *h_fleet_addv(h_fleet *f, const h_redis *r, va_list ap);
+/* Closes the clients, stops every daemon still running (waking one a test
+ * froze) and expects each to exit 0, showing its log when not; then stops
+ * Redis and removes its directory. */
+void h_fleet_stop(h_fleet *f);
 
 /* A nc-delay-proxy in front of a Redis: `via` is a copy of the Redis whose
  * url points at the proxy, for h_daemon_start(). */
@@ -91,6 +125,11 @@ int64_t h_stat(nc_client *c, const char *name);
  * Returns the decoded reply (free with codec_reply_free()) or NULL when no
  * reply came. */
 pb_reply *h_raw(const h_daemon *d, const void *buf, size_t len, int timeout_ms);
+
+/* Forks and execs argv (NULL-terminated) with stdin, stdout and stderr on
+ * the given descriptors (-1: /dev/null); the child dies with the test.
+ * Returns its pid. */
+pid_t h_spawn(char **argv, int in, int out, int err);
 
 /* Runs argv (NULL-terminated) with stdin, stdout and stderr on pipes; `in`
  * (inlen bytes, may be NULL) is fed to stdin. Returns the exit code (128 +

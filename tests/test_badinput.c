@@ -7,16 +7,12 @@
 
 #include "harness.h"
 
-static h_redis redis;
-static h_daemon daemon_;
-static nc_client *client;
+static h_fleet fx; /* one daemon */
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--max-key-size", "64", "--max-value-size", "64KB", NULL);
-    client = h_client(&daemon_);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("good"), NC_STR("value"), 60000, 0), NC_OK);
+    h_fleet_start(&fx, 1, "--max-key-size", "64", "--max-value-size", "64KB", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("good"), NC_STR("value"), 60000, 0), NC_OK);
 }
 
 /* The daemon still serves a well-formed request, and counted the bad one. */
@@ -24,14 +20,11 @@ static void down(void)
 {
     void *v;
     size_t len;
-    cr_expect(h_daemon_alive(&daemon_), "nearcached died");
-    cr_expect_eq(nc_get(client, NC_STR("ns"), NC_STR("good"), &v, &len, 0), NC_OK);
+    cr_expect(h_daemon_alive(&fx.node[0]), "nearcached died");
+    cr_expect_eq(nc_get(fx.cl[0], NC_STR("ns"), NC_STR("good"), &v, &len, 0), NC_OK);
     cr_expect_str_eq(v, "value");
     nc_free(v);
-    nc_close(client);
-    int code = h_daemon_stop(&daemon_);
-    h_redis_cleanup(&redis);
-    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+    h_fleet_stop(&fx);
 }
 
 TestSuite(bad, .init = up, .fini = down, .timeout = 30);
@@ -42,7 +35,7 @@ static pb_reply *send_request(pb_request *req)
     size_t n = codec_request_size(req);
     uint8_t *buf = malloc(n ? n : 1);
     codec_request_pack(req, buf);
-    pb_reply *r = h_raw(&daemon_, buf, n, 2000);
+    pb_reply *r = h_raw(&fx.node[0], buf, n, 2000);
     free(buf);
     cr_assert_not_null(r, "no reply");
     return r;
@@ -76,10 +69,10 @@ static ProtobufCBinaryData text(const char *s)
 Test(bad, garbage_bytes_are_invalid_argument)
 {
     const char junk[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff garbage";
-    pb_reply *r = h_raw(&daemon_, junk, sizeof junk, 2000);
+    pb_reply *r = h_raw(&fx.node[0], junk, sizeof junk, 2000);
     cr_assert_not_null(r);
     expect_status(r, CODE(INVALID_ARGUMENT), "malformed request");
-    cr_assert_eq(h_stat(client, "bad_requests"), 1);
+    cr_assert_eq(h_stat(fx.cl[0], "bad_requests"), 1);
 }
 
 Test(bad, truncated_protobuf_is_invalid_argument)
@@ -92,14 +85,14 @@ Test(bad, truncated_protobuf_is_invalid_argument)
     req.get = &g;
     uint8_t buf[256];
     size_t n = codec_request_pack(&req, buf);
-    pb_reply *r = h_raw(&daemon_, buf, n - 5, 2000);
+    pb_reply *r = h_raw(&fx.node[0], buf, n - 5, 2000);
     cr_assert_not_null(r);
     expect_status(r, CODE(INVALID_ARGUMENT), "malformed request");
 }
 
 Test(bad, empty_message_names_no_method)
 {
-    pb_reply *r = h_raw(&daemon_, "", 0, 2000);
+    pb_reply *r = h_raw(&fx.node[0], "", 0, 2000);
     cr_assert_not_null(r);
     expect_status(r, CODE(INVALID_ARGUMENT), "no method");
 }
@@ -109,7 +102,7 @@ Test(bad, unknown_method_is_unimplemented)
     /* id = 5, then field 29 (reserved for later methods), length-delimited
      * and empty: its tag (29 << 3 | 2 = 234) is the varint EA 01. */
     const uint8_t unknown[] = {0x08, 0x05, 0xea, 0x01, 0x00};
-    pb_reply *r = h_raw(&daemon_, unknown, sizeof unknown, 2000);
+    pb_reply *r = h_raw(&fx.node[0], unknown, sizeof unknown, 2000);
     cr_assert_not_null(r);
     cr_expect_eq(r->id, 5);
     expect_status(r, CODE(UNIMPLEMENTED), "field 29");
@@ -197,7 +190,7 @@ Test(bad, message_over_the_socket_cap_is_dropped_without_harm)
      * that connection; no reply comes, and others are unaffected. */
     size_t n = 4 * 1024 * 1024;
     uint8_t *huge = calloc(1, n);
-    pb_reply *r = h_raw(&daemon_, huge, n, 1000);
+    pb_reply *r = h_raw(&fx.node[0], huge, n, 1000);
     free(huge);
     cr_expect_null(r, "a 4 MiB message was answered");
     codec_reply_free(r);
@@ -206,13 +199,13 @@ Test(bad, message_over_the_socket_cap_is_dropped_without_harm)
 Test(bad, bad_requests_do_not_disturb_a_concurrent_client)
 {
     for (int i = 0; i < 50; i++) {
-        codec_reply_free(h_raw(&daemon_, "\x0a\xff", 2, 2000));
+        codec_reply_free(h_raw(&fx.node[0], "\x0a\xff", 2, 2000));
         void *v;
         size_t len;
-        cr_assert_eq(nc_get(client, NC_STR("ns"), NC_STR("good"), &v, &len, 0), NC_OK);
+        cr_assert_eq(nc_get(fx.cl[0], NC_STR("ns"), NC_STR("good"), &v, &len, 0), NC_OK);
         nc_free(v);
     }
-    cr_assert_eq(h_stat(client, "bad_requests"), 50);
+    cr_assert_eq(h_stat(fx.cl[0], "bad_requests"), 50);
 }
 
 Test(bad, client_refuses_a_request_larger_than_the_daemon_reads)
@@ -222,7 +215,7 @@ Test(bad, client_refuses_a_request_larger_than_the_daemon_reads)
     size_t n = 4 * 1024 * 1024;
     char *huge = calloc(1, n);
     int64_t t0 = h_now_ms();
-    int rv = nc_set(client, NC_STR("ns"), NC_STR("k"), (nc_bytes){huge, n}, 60000, 0);
+    int rv = nc_set(fx.cl[0], NC_STR("ns"), NC_STR("k"), (nc_bytes){huge, n}, 60000, 0);
     free(huge);
     cr_assert_eq(rv, NC_ETOOBIG, "got %s: %s", nc_strerror(rv), nc_errmsg());
     cr_assert_eq(nc_status(), CODE(RESOURCE_EXHAUSTED));

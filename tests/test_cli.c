@@ -12,21 +12,16 @@
 
 #define NOWHERE "ipc:///tmp/nonexistent-dir/x.sock"
 
-static h_redis redis;
-static h_daemon daemon_;
+static h_fleet fx; /* one daemon */
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, NULL);
+    h_fleet_start(&fx, 1, NULL);
 }
 
 static void down(void)
 {
-    int code = h_daemon_stop(&daemon_);
-    h_redis_cleanup(&redis);
-    cr_expect_eq(code, 0, "nearcached exited %d on SIGTERM; log:\n%s", code,
-                 h_read_file(daemon_.log, NULL));
+    h_fleet_stop(&fx);
 }
 
 TestSuite(cli, .init = up, .fini = down, .timeout = 30);
@@ -55,7 +50,7 @@ static char *cli_path(void)
 
 static char *cli_expect(int want, const char *shown, ...)
 {
-    char *argv[16] = {cli_path(), "-s", daemon_.url};
+    char *argv[16] = {cli_path(), "-s", fx.node[0].url};
     int n = 3;
     va_list ap;
     va_start(ap, shown);
@@ -84,7 +79,7 @@ static int64_t json_stat(const char *json, const char *name)
         "    return dict(kv)\n"
         "d = json.load(sys.stdin, object_pairs_hook=pairs)\n"
         "assert isinstance(d, dict), 'not an object'\n"
-        "extra = {'l1_hit_ratio', 'hit_ratio', 'namespaces'}\n"
+        "extra = {'near_hit_ratio', 'l1_hit_ratio', 'hit_ratio', 'namespaces'}\n"
         "assert extra <= set(d), 'no ratios or namespaces'\n"
         "assert all(type(x) is int for k, x in d.items() if k not in extra), 'a non-integer'\n"
         "assert type(d['namespaces']) is list\n"
@@ -117,11 +112,11 @@ static void round_trip_stdin(const char *key, const unsigned char *value, size_t
 {
     char *out = NULL, *err = NULL;
     size_t outlen = 0;
-    int code = h_cli(&daemon_, value, len, &out, &outlen, &err, "set", "ns", key, "-", NULL);
+    int code = h_cli(&fx.node[0], value, len, &out, &outlen, &err, "set", "ns", key, "-", NULL);
     cr_assert_eq(code, 0, "set - exit %d: %s", code, err);
     cr_assert_eq(outlen, 0, "set printed %zu bytes", outlen);
     free(out), free(err);
-    code = h_cli(&daemon_, NULL, 0, &out, &outlen, &err, "get", "ns", key, NULL);
+    code = h_cli(&fx.node[0], NULL, 0, &out, &outlen, &err, "get", "ns", key, NULL);
     cr_assert_eq(code, 0, "get exit %d: %s", code, err);
     cr_assert_eq(outlen, len, "get printed %zu bytes, want %zu", outlen, len);
     size_t i = 0;
@@ -137,7 +132,7 @@ Test(cli, set_then_get_prints_exactly_the_value_bytes)
     free(CLI_EXPECT(0, "set", "ns", "greeting", "hello world"));
     char *out = NULL, *err = NULL;
     size_t outlen = 0;
-    int code = h_cli(&daemon_, NULL, 0, &out, &outlen, &err, "get", "ns", "greeting", NULL);
+    int code = h_cli(&fx.node[0], NULL, 0, &out, &outlen, &err, "get", "ns", "greeting", NULL);
     cr_assert_eq(code, 0, "get exit %d: %s", code, err);
     cr_assert_eq(outlen, strlen("hello world"), "printed %zu bytes: [%s]", outlen, out);
     cr_assert_eq(memcmp(out, "hello world", outlen), 0, "printed [%s]", out);
@@ -149,7 +144,7 @@ Test(cli, get_of_missing_key_exits_1_with_empty_stdout)
 {
     char *out = NULL, *err = NULL;
     size_t outlen = 99;
-    int code = h_cli(&daemon_, NULL, 0, &out, &outlen, &err, "get", "ns", "absent", NULL);
+    int code = h_cli(&fx.node[0], NULL, 0, &out, &outlen, &err, "get", "ns", "absent", NULL);
     cr_assert_eq(code, 1, "exit %d: %s", code, err);
     cr_assert_eq(outlen, 0, "printed [%s]", out);
     free(out), free(err);
@@ -161,7 +156,7 @@ Test(cli, del_exits_0_and_the_key_is_then_missing)
     free(CLI_EXPECT(0, "get", "ns", "doomed"));
     free(CLI_EXPECT(0, "del", "ns", "doomed"));
     free(CLI_EXPECT(1, "get", "ns", "doomed"));
-    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "doomed"), NULL);
+    char *exists = h_redis_cmd(&fx.redis, "EXISTS", H_DATA_KEY(&fx.redis, "ns", "doomed"), NULL);
     cr_assert_str_eq(exists, "0");
     free(exists);
 }
@@ -198,7 +193,7 @@ Test(cli, ttl_option_makes_the_key_expire)
     int64_t t0 = h_now_ms();
     free(CLI_EXPECT(0, "set", "ns", "brief", "v", "--ttl", "1500ms"));
     free(CLI_EXPECT(0, "get", "ns", "brief"));
-    char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", "brief"), NULL);
+    char *pttl = h_redis_cmd(&fx.redis, "PTTL", H_DATA_KEY(&fx.redis, "ns", "brief"), NULL);
     long ms = atol(pttl);
     free(pttl);
     int64_t took = h_now_ms() - t0;
@@ -211,7 +206,7 @@ Test(cli, ttl_option_makes_the_key_expire)
 
 Test(cli, ttl_of_0_is_refused_by_the_daemon_as_invalid_argument)
 {
-    char *argv[] = {cli_path(), "-s", daemon_.url, "set", "ns", "k", "v", "--ttl", "0", NULL};
+    char *argv[] = {cli_path(), "-s", fx.node[0].url, "set", "ns", "k", "v", "--ttl", "0", NULL};
     char *out, *err;
     int code = run(argv, NULL, NULL, &out, &err);
     cr_assert_eq(code, 3, "exit %d: %s", code, err);
@@ -247,7 +242,7 @@ Test(cli, stats_json_is_one_object_of_integer_counters)
 
 Test(cli, get_of_a_redis_key_is_an_l2_hit_then_one_l1_hit)
 {
-    char *ok = h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "k"), "v", NULL);
+    char *ok = h_redis_cmd(&fx.redis, "SET", H_DATA_KEY(&fx.redis, "ns", "k"), "v", NULL);
     cr_assert_str_eq(ok, "OK");
     free(ok);
     int64_t l2_hits = stat_now("l2_hits"), l1_hits = stat_now("l1_hits");
@@ -290,11 +285,12 @@ Test(cli, stats_shows_the_hit_ratios_and_the_namespaces_table)
     cr_expect(strstr(text, "\nhit ratio                  50.0%") != NULL, "%s", text);
     const char *row = strstr(text, "\nusers ");
     cr_assert_not_null(row, "no row for users: %s", text);
-    int gets = -1, hits = -1, misses = -1;
+    int reads = -1, near_hits = -1, hits = -1, misses = -1;
     double pct = -1;
-    cr_expect_eq(sscanf(row, "\nusers %d %d %d %lf%%", &gets, &hits, &misses, &pct), 4, "%s", row);
-    cr_expect(gets == 2 && hits == 1 && misses == 1 && pct == 50.0, "users: %d %d %d %g", gets,
-              hits, misses, pct);
+    cr_expect_eq(sscanf(row, "\nusers %d %d %d %d %lf%%", &reads, &near_hits, &hits, &misses, &pct),
+                 5, "%s", row);
+    cr_expect(reads == 2 && near_hits == 0 && hits == 1 && misses == 1 && pct == 50.0,
+              "users: %d %d %d %d %g", reads, near_hits, hits, misses, pct);
     cr_expect(strstr(text, "\n(other) ") != NULL, "the rest's row: %s", text);
     free(text);
 }
@@ -306,7 +302,8 @@ Test(cli, stats_json_carries_the_ratios_and_the_namespaces)
                "d = json.load(sys.stdin)\n"
                "assert d['l1_hit_ratio'] == 0.5 and d['hit_ratio'] == 0.5, d\n"
                "ns = d['namespaces']\n"
-               "assert ns[0] == {'ns': 'users', 'other': False, 'hits': 1, 'misses': 1}, ns\n"
+               "assert ns[0] == {'ns': 'users', 'other': False, 'hits': 1, 'misses': 1,\n"
+               "                 'near_hits': 0, 'near_misses': 0}, ns\n"
                "assert ns[-1]['other'] is True and ns[-1]['ns'] == '', ns\n");
 }
 
@@ -331,7 +328,7 @@ Test(cli, stats_watch_prints_a_header_then_count_lines_of_rates)
 Test(cli, ping_prints_pong)
 {
     char *out = CLI_EXPECT(0, "ping");
-    cr_assert(strncmp(out, "PONG", 4) == 0, "printed [%s]", out);
+    cr_assert_str_eq(out, "PONG (redis up, nearcached " NC_VERSION ", protocol 1)\n");
     free(out);
 }
 
@@ -349,7 +346,7 @@ Test(cli, malformed_command_lines_exit_2_with_usage_on_stderr)
         {"stats", "--watch", "1s", "--json", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *argv[8] = {cli_path(), "-s", daemon_.url};
+        char *argv[8] = {cli_path(), "-s", fx.node[0].url};
         int n = 3;
         for (int k = 0; cases[i][k] != NULL; k++)
             argv[n++] = (char *)cases[i][k];
@@ -423,7 +420,7 @@ Test(cli, malformed_socket_url_is_a_usage_error)
 
 Test(cli, empty_key_is_refused_as_invalid_argument)
 {
-    char *argv[] = {cli_path(), "-s", daemon_.url, "get", "ns", "", NULL};
+    char *argv[] = {cli_path(), "-s", fx.node[0].url, "get", "ns", "", NULL};
     char *out, *err;
     int code = run(argv, NULL, NULL, &out, &err);
     cr_assert_eq(code, 3, "exit %d: %s", code, err);
@@ -434,13 +431,13 @@ Test(cli, empty_key_is_refused_as_invalid_argument)
 
 Test(cli, namespace_with_a_colon_is_refused_as_invalid_argument)
 {
-    char *argv[] = {cli_path(), "-s", daemon_.url, "set", "a:b", "k", "v", NULL};
+    char *argv[] = {cli_path(), "-s", fx.node[0].url, "set", "a:b", "k", "v", NULL};
     char *out, *err;
     int code = run(argv, NULL, NULL, &out, &err);
     cr_assert_eq(code, 3, "exit %d: %s", code, err);
     cr_assert(strstr(err, "INVALID_ARGUMENT") != NULL, "stderr: %s", err);
     free(out), free(err);
-    char *keys = h_redis_cmd(&redis, "DBSIZE", NULL);
+    char *keys = h_redis_cmd(&fx.redis, "DBSIZE", NULL);
     cr_assert_str_eq(keys, "0");
     free(keys);
 }
@@ -450,7 +447,7 @@ Test(cli, nearcache_url_is_used_when_no_socket_is_given)
     free(CLI_EXPECT(0, "set", "ns", "k", "via-env"));
     char *argv[] = {cli_path(), "get", "ns", "k", NULL};
     char *out, *err;
-    int code = run(argv, daemon_.url, NULL, &out, &err);
+    int code = run(argv, fx.node[0].url, NULL, &out, &err);
     cr_assert_eq(code, 0, "exit %d: %s", code, err);
     cr_assert_str_eq(out, "via-env");
     free(out), free(err);

@@ -1,7 +1,7 @@
 /* Integration: libnearcache against a fake daemon in this process (an nng
  * REP socket whose workers answer a Get with its key as the value), for
- * what a real daemon will not do on demand: answer late, never, or with
- * another request's id. */
+ * what a real daemon will not do on demand: answer late, never, with
+ * another request's id, or speak another protocol version. */
 #include <criterion/criterion.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -33,6 +33,7 @@ typedef struct fake {
     nng_socket sock;
     char url[160];           /* ipc://PATH */
     atomic_ullong id_offset; /* added to the request id in the reply */
+    atomic_uint protocol;    /* PingReply.protocol_version (0: left out) */
     fake_worker w[FAKE_WORKERS];
 } fake;
 
@@ -48,6 +49,10 @@ static int has_prefix(ProtobufCBinaryData b, const char *p)
  * or NULL. */
 static nng_msg *fake_answer(fake *f, const pb_request *req)
 {
+    pb_ping_reply p = NEARCACHE__V1__PING_REPLY__INIT;
+    p.version = "9.8.7";
+    p.node_id = "0123456789abcdef";
+    p.protocol_version = atomic_load(&f->protocol);
     pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
     g.value = req->get->key;
     g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
@@ -56,7 +61,10 @@ static nng_msg *fake_answer(fake *f, const pb_request *req)
     r.code = CODE(OK);
     r.result_case = RESULT(GET);
     r.get = &g;
-    if (has_prefix(req->get->key, UNDECODABLE)) { /* as the daemon's call_fail() */
+    if (req->method_case == METHOD(PING)) {
+        r.result_case = RESULT(PING);
+        r.ping = &p;
+    } else if (has_prefix(req->get->key, UNDECODABLE)) { /* as the daemon's call_fail() */
         r.id = 0;
         r.code = CODE(INVALID_ARGUMENT);
         r.message = "malformed request";
@@ -79,11 +87,13 @@ static void *fake_main(void *arg)
         nng_msg *m = nng_aio_get_msg(w->aio);
         pb_request *req = codec_request_unpack(nng_msg_body(m), nng_msg_len(m));
         nng_msg_free(m);
-        if (req == NULL || req->method_case != METHOD(GET) || has_prefix(req->get->key, NEVER)) {
+        int get = req != NULL && req->method_case == METHOD(GET);
+        if (req == NULL || (!get && req->method_case != METHOD(PING)) ||
+            (get && has_prefix(req->get->key, NEVER))) {
             codec_request_free(req);
             continue;
         }
-        if (has_prefix(req->get->key, SLOW))
+        if (get && has_prefix(req->get->key, SLOW))
             h_sleep_ms(SLOW_MS);
         nng_aio_set_msg(w->aio, fake_answer(w->f, req));
         codec_request_free(req);
@@ -100,6 +110,7 @@ static void up(void)
     fake *f = &fake_;
     snprintf(f->url, sizeof f->url, "ipc:///tmp/nc-test-client-%d-%d.sock", (int)getpid(), n++);
     atomic_init(&f->id_offset, 0);
+    atomic_init(&f->protocol, 1);
     cr_assert_eq(nng_rep0_open(&f->sock), 0);
     cr_assert_eq(nng_listen(f->sock, f->url, NULL, 0), 0, "listen %s", f->url);
     for (int i = 0; i < FAKE_WORKERS; i++) {
@@ -244,4 +255,20 @@ Test(client, an_error_for_an_undecodable_request_keeps_its_status)
     cr_assert_eq(rv, NC_EINVAL, "got %s: %s", nc_strerror(rv), nc_errmsg());
     cr_assert_eq(nc_status(), CODE(INVALID_ARGUMENT));
     cr_assert_str_eq(nc_errmsg(), "malformed request");
+}
+
+Test(client, ping_reports_both_versions_and_refuses_another_protocol)
+{
+    nc_ping_info info;
+    cr_assert_eq(nc_ping_ex(client, &info, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_str_eq(info.version, "9.8.7");
+    cr_assert_eq(info.protocol_version, 1);
+    atomic_store(&fake_.protocol, 0); /* a daemon from before the field speaks 1 */
+    memset(&info, 0, sizeof info);
+    cr_assert_eq(nc_ping_ex(client, &info, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(info.protocol_version, 1);
+    atomic_store(&fake_.protocol, 2);
+    int rv = nc_ping(client, NULL, 2000);
+    cr_assert_eq(rv, NC_EPROTO, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_str_eq(nc_errmsg(), "the daemon speaks wire protocol version 2, this client 1");
 }

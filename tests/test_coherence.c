@@ -16,31 +16,16 @@
 
 #define NODES 3
 
-static h_redis redis;
-static h_daemon node[NODES];
-static nc_client *cl[NODES];
+static h_fleet fx;
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    for (int i = 0; i < NODES; i++) {
-        h_daemon_start(&node[i], &redis, NULL);
-        cl[i] = h_client(&node[i]);
-    }
+    h_fleet_start(&fx, NODES, NULL);
 }
 
 static void down(void)
 {
-    for (int i = 0; i < NODES; i++) {
-        nc_close(cl[i]);
-        cl[i] = NULL;
-        if (node[i].pid > 0) {
-            kill(node[i].pid, SIGCONT);
-            int code = h_daemon_stop(&node[i]);
-            cr_expect_eq(code, 0, "node %d exited %d", i, code);
-        }
-    }
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
 }
 
 TestSuite(coherence, .init = up, .fini = down, .timeout = 120);
@@ -52,7 +37,7 @@ static nc_bytes str(const char *s)
 
 static void set_on(int n, const char *key, const char *value)
 {
-    int rv = nc_set(cl[n], str("ns"), str(key), str(value), 60000, 0);
+    int rv = nc_set(fx.cl[n], str("ns"), str(key), str(value), 60000, 0);
     cr_assert_eq(rv, NC_OK, "set on node %d: %s", n, nc_errmsg());
 }
 
@@ -62,7 +47,7 @@ static char *get_on(int n, const char *key, nc_get_info *info)
     void *v = NULL;
     size_t len;
     nc_get_info dummy;
-    int rv = nc_get_ex(cl[n], str("ns"), str(key), &v, &len, info ? info : &dummy, 0);
+    int rv = nc_get_ex(fx.cl[n], str("ns"), str(key), &v, &len, info ? info : &dummy, 0);
     cr_assert(rv == NC_OK || rv == NC_ENOTFOUND, "get on node %d: %s", n, nc_errmsg());
     return v;
 }
@@ -112,8 +97,8 @@ Test(coherence, set_through_one_node_reaches_hot_readers_on_the_others)
     set_on(0, "k", "v1");
     converges(1, "k", "v1");
     converges(2, "k", "v1");
-    cr_assert_geq(h_stat(cl[1], "invalidations_received"), 1);
-    cr_assert_geq(h_stat(cl[0], "invalidations_sent"), 2);
+    cr_assert_geq(h_stat(fx.cl[1], "invalidations_received"), 1);
+    cr_assert_geq(h_stat(fx.cl[0], "invalidations_sent"), 2);
 }
 
 Test(coherence, a_node_reads_its_own_write_at_once)
@@ -135,7 +120,7 @@ Test(coherence, delete_through_one_node_reaches_hot_readers_on_the_others)
     set_on(1, "k", "v0");
     make_hot(0, "k", "v0");
     make_hot(2, "k", "v0");
-    cr_assert_eq(nc_del(cl[1], str("ns"), str("k"), NULL, 0), NC_OK);
+    cr_assert_eq(nc_del(fx.cl[1], str("ns"), str("k"), NULL, 0), NC_OK);
     converges(0, "k", NULL);
     converges(2, "k", NULL);
 }
@@ -148,19 +133,19 @@ Test(coherence, bump_namespace_drops_it_on_every_node)
         make_hot(n, "a", "1");
         make_hot(n, "b", "2");
     }
-    uint64_t version = 0, before = h_nsver(&redis, "ns");
-    cr_assert_eq(nc_bump(cl[0], str("ns"), &version, 0), NC_OK, "%s", nc_errmsg());
+    uint64_t version = 0, before = h_nsver(&fx.redis, "ns");
+    cr_assert_eq(nc_bump(fx.cl[0], str("ns"), &version, 0), NC_OK, "%s", nc_errmsg());
     cr_assert_eq(version, before + 1);
     for (int n = 0; n < NODES; n++) {
         converges(n, "a", NULL);
         converges(n, "b", NULL);
     }
-    cr_assert_geq(h_stat(cl[2], "namespace_bumps"), 1);
+    cr_assert_geq(h_stat(fx.cl[2], "namespace_bumps"), 1);
     set_on(2, "a", "new"); /* written under the new version */
     converges(1, "a", "new");
     char dkey[64];
     snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:a", (unsigned long long)version);
-    char *raw = h_redis_cmd(&redis, "GET", dkey, NULL);
+    char *raw = h_redis_cmd(&fx.redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "new");
     free(raw);
 }
@@ -170,12 +155,12 @@ Test(coherence, bump_through_the_cli_prints_the_new_version)
     char *out = NULL;
     size_t len;
     char want[32];
-    cr_assert_eq(h_cli(&node[0], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
-    uint64_t first = h_nsver(&redis, "ns");
+    cr_assert_eq(h_cli(&fx.node[0], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
+    uint64_t first = h_nsver(&fx.redis, "ns");
     snprintf(want, sizeof want, "%llu\n", (unsigned long long)first);
     cr_assert_str_eq(out, want);
     free(out);
-    cr_assert_eq(h_cli(&node[1], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
+    cr_assert_eq(h_cli(&fx.node[1], NULL, 0, &out, &len, NULL, "bump", "ns", NULL), 0);
     snprintf(want, sizeof want, "%llu\n", (unsigned long long)first + 1);
     cr_assert_str_eq(out, want);
     free(out);
@@ -185,13 +170,13 @@ Test(coherence, subscription_killed_by_redis_is_noticed_and_made_again)
 {
     set_on(0, "k", "v0");
     make_hot(1, "k", "v0");
-    free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
+    free(h_redis_cmd(&fx.redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
     set_on(0, "k", "v1"); /* may be published while node 1 is not listening */
     converges(1, "k", "v1");
     int64_t give_up = h_now_ms() + 3000;
-    while (h_stat(cl[1], "subscription_up") != 1 || h_stat(cl[1], "l1_serving") != 1)
+    while (h_stat(fx.cl[1], "subscription_up") != 1 || h_stat(fx.cl[1], "l1_serving") != 1)
         cr_assert_lt(h_now_ms(), give_up, "node 1 did not subscribe again");
-    cr_assert_geq(h_stat(cl[1], "subscription_losses"), 1);
+    cr_assert_geq(h_stat(fx.cl[1], "subscription_losses"), 1);
     make_hot(1, "k", "v1"); /* and it serves from L1 again */
 }
 
@@ -200,37 +185,38 @@ Test(coherence, redis_killed_and_restarted_leaves_no_stale_l1)
     set_on(0, "k", "v0");
     make_hot(1, "k", "v0");
     make_hot(2, "k", "v0");
-    h_redis_stop(&redis, 1);
-    h_redis_restart(&redis); /* empty: no persistence */
+    h_redis_stop(&fx.redis, 1);
+    h_redis_restart(&fx.redis); /* empty: no persistence */
     int64_t give_up = h_now_ms() + 10000;
-    while (nc_set(cl[0], str("ns"), str("k"), str("v1"), 60000, 0) != NC_OK)
+    while (nc_set(fx.cl[0], str("ns"), str("k"), str("v1"), 60000, 0) != NC_OK)
         cr_assert_lt(h_now_ms(), give_up, "node 0 never wrote after the restart");
     converges(1, "k", "v1");
     converges(2, "k", "v1");
-    cr_assert_geq(h_stat(cl[1], "subscription_losses"), 1);
+    cr_assert_geq(h_stat(fx.cl[1], "subscription_losses"), 1);
 }
 
 /* Restarts node 1 reaching Redis through a proxy that holds its command
  * replies for 400 ms (its subscription passes straight through). */
 static void node1_through_proxy(h_proxy *proxy)
 {
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
-    h_proxy_start(proxy, &redis, 400000);
-    h_daemon_start(&node[1], &proxy->via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
-    cl[1] = h_client(&node[1]);
+    nc_close(fx.cl[1]);
+    fx.cl[1] = NULL;
+    h_daemon_stop(&fx.node[1]);
+    h_proxy_start(proxy, &fx.redis, 400000);
+    h_daemon_start(&fx.node[1], &proxy->via, "--request-timeout", "3s", "--redis-timeout", "2s",
+                   NULL);
+    fx.cl[1] = h_client(&fx.node[1]);
 }
 
 /* Puts node 1 back on Redis directly (for down()). */
 static void node1_direct(h_proxy *proxy)
 {
     h_proxy_stop(proxy);
-    nc_close(cl[1]);
-    cl[1] = NULL;
-    h_daemon_stop(&node[1]);
-    h_daemon_start(&node[1], &redis, NULL);
-    cl[1] = h_client(&node[1]);
+    nc_close(fx.cl[1]);
+    fx.cl[1] = NULL;
+    h_daemon_stop(&fx.node[1]);
+    h_daemon_start(&fx.node[1], &fx.redis, NULL);
+    fx.cl[1] = h_client(&fx.node[1]);
 }
 
 struct slow_read {
@@ -245,7 +231,7 @@ static void *slow_read_main(void *arg)
     nc_client *c = NULL;
     void *v = NULL;
     size_t len;
-    if ((r->rv = nc_open(&c, node[1].url, 0)) == NC_OK)
+    if ((r->rv = nc_open(&c, fx.node[1].url, 0)) == NC_OK)
         r->rv = nc_get(c, str("ns"), str("k"), &v, &len, 3000);
     if (r->rv == NC_OK)
         snprintf(r->value, sizeof r->value, "%s", (char *)v);
@@ -273,7 +259,7 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     pthread_join(reader, NULL);
     cr_assert_eq(r.rv, NC_OK, "the racing read failed: %s", r.err);
     cr_assert_str_eq(r.value, "old", "the racing read started before the write");
-    cr_assert_geq(h_stat(cl[1], "fills_voided"), 1, "the racing fill was kept");
+    cr_assert_geq(h_stat(fx.cl[1], "fills_voided"), 1, "the racing fill was kept");
     nc_get_info info;
     char *v = get_on(1, "k", &info);
     cr_assert_str_eq(v, "new", "node 1 cached the value the write replaced");
@@ -297,7 +283,7 @@ Test(coherence, a_get_after_a_write_never_joins_a_read_that_began_before_it)
     set_on(0, "k", "new");    /* acknowledged */
     converges(2, "k", "new"); /* the invalidation is out */
     int64_t give_up = h_now_ms() + 2000;
-    while (h_stat(cl[1], "invalidations_received") < 2) /* and reached node 1 */
+    while (h_stat(fx.cl[1], "invalidations_received") < 2) /* and reached node 1 */
         cr_assert_lt(h_now_ms(), give_up, "node 1 never heard the write");
     struct slow_read r2 = {.rv = -1};
     slow_read_main(&r2); /* starts after the write: must not join the first read */
@@ -312,34 +298,34 @@ Test(coherence, frozen_node_dropped_by_redis_serves_nothing_stale_when_it_thaws)
     /* Node 1 is stopped while far more than 32 MB of invalidations flow
      * (socket buffers absorb several MB): Redis drops it at the default
      * pub/sub output-buffer limit, 32 MB. */
-    nc_close(cl[0]);
-    h_daemon_stop(&node[0]);
-    h_daemon_start(&node[0], &redis, "--max-key-size", "64KB", "--redis-timeout", "3s",
+    nc_close(fx.cl[0]);
+    h_daemon_stop(&fx.node[0]);
+    h_daemon_start(&fx.node[0], &fx.redis, "--max-key-size", "64KB", "--redis-timeout", "3s",
                    "--request-timeout", "5s", NULL);
-    cl[0] = h_client(&node[0]);
+    fx.cl[0] = h_client(&fx.node[0]);
     set_on(0, "k", "v0");
     make_hot(1, "k", "v0");
-    kill(node[1].pid, SIGSTOP);
+    kill(fx.node[1].pid, SIGSTOP);
     set_on(0, "k", "v1");
     size_t klen = 60 * 1024;
     char *big = malloc(klen + 1);
     for (int i = 0; i < 1200; i++) { /* 1200 messages of 60 KiB: 72 MB */
         memset(big, 'a' + i % 26, klen);
         snprintf(big, 16, "%d-", i);
-        int rv = nc_set(cl[0], str("ns"), (nc_bytes){big, klen}, str("x"), 60000, 5000);
+        int rv = nc_set(fx.cl[0], str("ns"), (nc_bytes){big, klen}, str("x"), 60000, 5000);
         cr_assert_eq(rv, NC_OK, "%s", nc_errmsg());
     }
     free(big);
     h_sleep_ms(1200); /* frozen for longer than coherence_window in all */
-    kill(node[1].pid, SIGCONT);
+    kill(fx.node[1].pid, SIGCONT);
     char *v = get_on(1, "k", NULL);
     cr_assert_str_eq(v, "v1", "the thawed node served the value it missed the write of");
     nc_free(v);
     converges(1, "k", "v1");
     int64_t give_up = h_now_ms() + 10000;
-    while (h_stat(cl[1], "subscription_losses") < 1)
+    while (h_stat(fx.cl[1], "subscription_losses") < 1)
         cr_assert_lt(h_now_ms(), give_up, "Redis never dropped the frozen subscriber");
-    while (h_stat(cl[1], "subscription_up") != 1 || h_stat(cl[1], "l1_serving") != 1)
+    while (h_stat(fx.cl[1], "subscription_up") != 1 || h_stat(fx.cl[1], "l1_serving") != 1)
         cr_assert_lt(h_now_ms(), give_up, "node 1 did not subscribe again");
     make_hot(1, "k", "v1");
 }
@@ -366,7 +352,7 @@ static void publish(const char *origin, uint64_t seq, const char *key, uint64_t 
     }
     uint8_t buf[256];
     size_t n = codec_inval_pack(&m, buf);
-    redisContext *ctx = redisConnect("127.0.0.1", redis.port);
+    redisContext *ctx = redisConnect("127.0.0.1", fx.redis.port);
     cr_assert(ctx != NULL && ctx->err == 0);
     redisReply *r = redisCommand(ctx, "PUBLISH nc:v1:inval %b", buf, n);
     cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= NODES);
@@ -391,7 +377,7 @@ Test(coherence, a_gap_in_another_nodes_sequence_empties_l1)
     cr_assert(served_from_l1(1, "hot"), "an unrelated key's message dropped the hot key");
     publish("peer", 3, "other", 0); /* seq 2 never came */
     int64_t give_up = h_now_ms() + 2000;
-    while (h_stat(cl[1], "sequence_gaps") < 1)
+    while (h_stat(fx.cl[1], "sequence_gaps") < 1)
         cr_assert_lt(h_now_ms(), give_up, "the gap went unnoticed");
     cr_assert_not(served_from_l1(1, "hot"), "L1 was not emptied after a gap");
 }
@@ -403,7 +389,7 @@ Test(coherence, a_heartbeat_ahead_of_what_arrived_is_a_gap)
     make_hot(1, "hot", "v");
     publish("peer", 0, NULL, 2); /* says stream 0 sent seq 2, which never came */
     int64_t give_up = h_now_ms() + 2000;
-    while (h_stat(cl[1], "sequence_gaps") < 1)
+    while (h_stat(fx.cl[1], "sequence_gaps") < 1)
         cr_assert_lt(h_now_ms(), give_up, "the heartbeat's gap went unnoticed");
     cr_assert_not(served_from_l1(1, "hot"));
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_util.h"
+#include "keyspace.h"
 
 #ifndef NC_VERSION
 #define NC_VERSION "0.0.0"
@@ -764,4 +766,70 @@ Test(config, redis_url_errors_do_not_show_the_password)
 {
     url_bad("http://:hunter2@h", "invalid Redis URL \"http://***@h\" (expected "
                                  "redis://[:password@]host[:port][/db] or unix:///path[?db=N])");
+}
+
+/* Splits a Markdown table row "| a | b | ..." into its first n cells
+ * (trimmed, in place); returns how many it found. */
+static int table_cells(char *line, char **cell, int n)
+{
+    int got = 0;
+    char *p = strchr(line, '|');
+    while (p != NULL && got < n) {
+        char *end = strstr(p + 1, " |");
+        if (end == NULL)
+            break;
+        *end = '\0';
+        cell[got++] = p + 2;
+        p = end + 1;
+    }
+    return got;
+}
+
+/* docs/configuration.md's settings table is the config table written out:
+ * every setting in its order, with its flag, its default and (for sizes,
+ * durations and counts) its range, so a change to one shows in the other. */
+Test(config, the_configuration_docs_follow_the_settings_table)
+{
+    FILE *f = fopen(NC_CONFIGURATION_MD, "r");
+    cr_assert_not_null(f, "cannot open %s", NC_CONFIGURATION_MD);
+    char line[4096];
+    size_t n = 0;
+    int in_settings = 0;
+    struct config_field field;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_settings = strcmp(line, "## Settings\n") == 0;
+        if (in_settings && n > 0 && line[0] != '|')
+            break; /* the end of the table */
+        if (!in_settings || strncmp(line, "| `", 3) != 0)
+            continue;
+        char *cell[4], want[256], range[128];
+        cr_assert_eq(table_cells(line, cell, 4), 4, "a short row: %s", line);
+        cr_assert(config_setting_at(n, &field), "docs list %s beyond the table", cell[0]);
+        snprintf(want, sizeof want, "`%s`", field.name);
+        cr_expect_str_eq(cell[0], want, "docs row %zu", n);
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", field.name);
+        for (char *p = flag; *p != '\0'; p++)
+            *p = *p == '_' ? '-' : *p;
+        snprintf(want, sizeof want, "`--%s %s`", flag, field.metavar);
+        cr_expect_str_eq(cell[1], want, "%s: flag", field.name);
+        if (field.def[0] != '\0') {
+            snprintf(want, sizeof want, "`%s`", field.def);
+            cr_expect(strncmp(cell[2], want, strlen(want)) == 0 &&
+                          (cell[2][strlen(want)] == '\0' || cell[2][strlen(want)] == ' '),
+                      "%s: the docs' default %s is not the table's %s", field.name, cell[2], want);
+        } else {
+            cr_expect(strncmp(cell[2], "none", 4) == 0 || strncmp(cell[2], "empty", 5) == 0,
+                      "%s: no default in the table, %s in the docs", field.name, cell[2]);
+        }
+        config_setting_range(n, range, sizeof range);
+        if (strcmp(field.name, "prefix") == 0) /* a string, checked against keyspace's limit */
+            snprintf(range, sizeof range, "1–%d bytes", KS_PREFIX_MAX);
+        cr_expect(strncmp(cell[3], range, strlen(range)) == 0,
+                  "%s: the docs accept \"%s\"; the table: \"%s\"", field.name, cell[3], range);
+        n++;
+    }
+    fclose(f);
+    cr_expect_not(config_setting_at(n, &field), "docs list %zu settings; the table has more", n);
 }

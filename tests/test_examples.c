@@ -9,12 +9,10 @@
 
 Test(examples, fetch_example_loads_once_and_shows_the_ttl_policies, .timeout = 30)
 {
-    h_redis redis;
-    h_daemon d;
-    h_redis_start(&redis);
-    h_daemon_start(&d, &redis, NULL);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, NULL);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s", getenv("NC_EXAMPLE_FETCH"), d.url);
+    snprintf(cmd, sizeof cmd, "%s %s", getenv("NC_EXAMPLE_FETCH"), fx.node[0].url);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     char out[4096];
@@ -26,6 +24,5 @@ Test(examples, fetch_example_loads_once_and_shows_the_ttl_policies, .timeout = 3
     cr_assert_not_null(strstr(out, "\"name\": \"user 42\""), "%s", out);
     cr_assert_not_null(strstr(out, "user 7: not found (known absent)"), "%s", out);
     cr_assert_not_null(strstr(out, "session after 3 s of reads: alive"), "%s", out);
-    cr_assert_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
 }

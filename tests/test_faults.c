@@ -12,23 +12,16 @@
 
 #include "harness.h"
 
-static h_redis redis;
-static h_daemon daemon_;
-static nc_client *client;
+static h_fleet fx; /* one daemon */
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--redis-timeout", "300ms", NULL);
-    client = h_client(&daemon_);
+    h_fleet_start(&fx, 1, "--redis-timeout", "300ms", NULL);
 }
 
 static void down(void)
 {
-    nc_close(client);
-    int code = h_daemon_stop(&daemon_);
-    h_redis_cleanup(&redis);
-    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+    h_fleet_stop(&fx);
 }
 
 TestSuite(faults, .init = up, .fini = down, .timeout = 60);
@@ -39,7 +32,7 @@ static int get_status(const char *key, char **value, int timeout_ms)
 {
     void *v = NULL;
     size_t len;
-    int rv = nc_get(client, NC_STR("ns"), NC_STR(key), &v, &len, timeout_ms);
+    int rv = nc_get(fx.cl[0], NC_STR("ns"), NC_STR(key), &v, &len, timeout_ms);
     if (value != NULL)
         *value = v;
     else
@@ -52,7 +45,7 @@ static int get_status(const char *key, char **value, int timeout_ms)
 static void wait_for_subscription_loss(void)
 {
     int64_t give_up = h_now_ms() + 2000;
-    while (h_stat(client, "subscription_up") != 0 && h_now_ms() < give_up)
+    while (h_stat(fx.cl[0], "subscription_up") != 0 && h_now_ms() < give_up)
         h_sleep_ms(5);
 }
 
@@ -60,38 +53,37 @@ Test(faults, redis_down_means_no_l1_and_unavailable_for_everything)
 {
     /* Without a subscription this node cannot hear about writes, so it
      * serves nothing from L1 (DESIGN: "Subscription lost"). */
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
     cr_assert_eq(get_status("hot", NULL, 0), NC_OK);
-    h_redis_stop(&redis, 1);
+    h_redis_stop(&fx.redis, 1);
     wait_for_subscription_loss();
     cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE, "an L1 entry served blind");
     cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
     cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
     cr_assert_not_null(strstr(nc_errmsg(), "redis"), "message: %s", nc_errmsg());
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("x"), NC_STR("y"), 60000, 0), NC_EUNAVAILABLE);
-    cr_assert_eq(nc_del(client, NC_STR("ns"), NC_STR("hot"), NULL, 0), NC_EUNAVAILABLE);
-    cr_assert(h_stat(client, "redis_errors") >= 3);
-    cr_assert_eq(h_stat(client, "subscription_up"), 0);
-    cr_assert_eq(h_stat(client, "subscription_losses"), 1);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("x"), NC_STR("y"), 60000, 0),
+                 NC_EUNAVAILABLE);
+    cr_assert_eq(nc_del(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NULL, 0), NC_EUNAVAILABLE);
+    cr_assert(h_stat(fx.cl[0], "redis_errors") >= 3);
+    cr_assert_eq(h_stat(fx.cl[0], "subscription_up"), 0);
+    cr_assert_eq(h_stat(fx.cl[0], "subscription_losses"), 1);
     int up = 1;
     for (int64_t until = h_now_ms() + 3000; up && h_now_ms() < until; h_sleep_ms(20))
-        cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
+        cr_assert_eq(nc_ping(fx.cl[0], &up, 0), NC_OK);
     cr_assert_eq(up, 0, "Ping says redis is up 3 s after it went down");
-    cr_assert_eq(h_stat(client, "redis_connections_up"), 0);
+    cr_assert_eq(h_stat(fx.cl[0], "redis_connections_up"), 0);
 }
 
 Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--stale-if-error", "5s", NULL);
-    client = h_client(&daemon_);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    h_redis_stop(&redis, 1);
+    h_fleet_start(&fx, 1, "--stale-if-error", "5s", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    h_redis_stop(&fx.redis, 1);
     wait_for_subscription_loss();
     void *v;
     size_t len;
     nc_get_info info;
-    cr_assert_eq(nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, 0), NC_OK, "%s",
+    cr_assert_eq(nc_get_ex(fx.cl[0], NC_STR("ns"), NC_STR("hot"), &v, &len, &info, 0), NC_OK, "%s",
                  nc_errmsg());
     cr_assert_str_eq(v, "v");
     nc_free(v);
@@ -99,28 +91,28 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
     cr_assert_eq(info.source, NC_SOURCE_L1);
     cr_assert_lt(info.stale_ms, 5000);
     cr_assert_eq(get_status("cold", NULL, 0), NC_EUNAVAILABLE);
-    cr_assert_eq(h_stat(client, "stale_served"), 1);
+    cr_assert_eq(h_stat(fx.cl[0], "stale_served"), 1);
     /* A lease Get is served stale too (no lease is taken: Redis is down). */
     nc_get_opts lease = {.lease = 1};
-    cr_assert_eq(nc_get_opt(client, NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0), NC_OK,
-                 "%s", nc_errmsg());
+    cr_assert_eq(nc_get_opt(fx.cl[0], NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0),
+                 NC_OK, "%s", nc_errmsg());
     nc_free(v);
     cr_assert(info.stale);
     cr_assert_eq(info.lease, NC_LEASE_NONE);
     /* An MGet, when L1 holds every key; else it fails as a whole. */
     nc_bytes keys[] = {NC_STR("hot"), NC_STR("cold")};
     nc_item *items;
-    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_mget(fx.cl[0], NC_STR("ns"), keys, 1, &items, 0), NC_OK, "%s", nc_errmsg());
     cr_assert(items[0].found && items[0].stale);
     cr_assert_eq(items[0].len, 1);
     nc_items_free(items, 1);
-    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 2, &items, 0), NC_EUNAVAILABLE);
-    cr_assert_eq(h_stat(client, "stale_served"), 3);
+    cr_assert_eq(nc_mget(fx.cl[0], NC_STR("ns"), keys, 2, &items, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(h_stat(fx.cl[0], "stale_served"), 3);
     h_sleep_ms(5200); /* past stale_if_error: no longer served */
     cr_assert_eq(get_status("hot", NULL, 0), NC_EUNAVAILABLE);
-    cr_assert_eq(nc_get_opt(client, NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0),
+    cr_assert_eq(nc_get_opt(fx.cl[0], NC_STR("ns"), NC_STR("hot"), &lease, &v, &len, &info, 0),
                  NC_EUNAVAILABLE);
-    cr_assert_eq(nc_mget(client, NC_STR("ns"), keys, 1, &items, 0), NC_EUNAVAILABLE);
+    cr_assert_eq(nc_mget(fx.cl[0], NC_STR("ns"), keys, 1, &items, 0), NC_EUNAVAILABLE);
 }
 
 /* A hung Redis (it accepts, never answers): Gets that miss L1 on the read
@@ -130,11 +122,9 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_is_down_and_says_so)
  * the workers. */
 Test(faults_flags, stale_if_error_serves_l1_while_redis_hangs)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--stale-if-error", "30s", "--redis-timeout", "500ms", NULL);
-    client = h_client(&daemon_);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    pid_t sleeper = h_redis_sleep(&redis, "4", 100);
+    h_fleet_start(&fx, 1, "--stale-if-error", "30s", "--redis-timeout", "500ms", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = h_redis_sleep(&fx.redis, "4", 100);
     wait_for_subscription_loss(); /* L1 no longer serves fresh: Gets go to Redis */
     const int budget[] = {300, 1500}, bound[] = {300, 850};
     for (int i = 0; i < 2; i++) {
@@ -142,7 +132,7 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_hangs)
         size_t len;
         nc_get_info info;
         int64_t t0 = h_now_ms();
-        int rv = nc_get_ex(client, NC_STR("ns"), NC_STR("hot"), &v, &len, &info, budget[i]);
+        int rv = nc_get_ex(fx.cl[0], NC_STR("ns"), NC_STR("hot"), &v, &len, &info, budget[i]);
         int64_t took = h_now_ms() - t0;
         cr_assert_eq(rv, NC_OK, "a %d ms Get after %lld ms: %s", budget[i], (long long)took,
                      nc_errmsg());
@@ -151,19 +141,20 @@ Test(faults_flags, stale_if_error_serves_l1_while_redis_hangs)
         cr_assert_lt(took, bound[i], "a %d ms Get answered after %lld ms", budget[i],
                      (long long)took);
     }
-    cr_assert_eq(h_stat(client, "stale_served"), 2);
+    cr_assert_eq(h_stat(fx.cl[0], "stale_served"), 2);
     waitpid(sleeper, NULL, 0);
 }
 
 Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
 {
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("1"), 60000, 0), NC_OK);
-    h_redis_stop(&redis, 1);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("a"), NC_STR("2"), 60000, 0), NC_EUNAVAILABLE);
-    h_redis_restart(&redis); /* empty: no persistence */
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("a"), NC_STR("1"), 60000, 0), NC_OK);
+    h_redis_stop(&fx.redis, 1);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("a"), NC_STR("2"), 60000, 0),
+                 NC_EUNAVAILABLE);
+    h_redis_restart(&fx.redis); /* empty: no persistence */
     int64_t give_up = h_now_ms() + 10000;
     int rv;
-    while ((rv = nc_set(client, NC_STR("ns"), NC_STR("b"), NC_STR("3"), 60000, 0)) != NC_OK &&
+    while ((rv = nc_set(fx.cl[0], NC_STR("ns"), NC_STR("b"), NC_STR("3"), 60000, 0)) != NC_OK &&
            h_now_ms() < give_up)
         h_sleep_ms(50);
     cr_assert_eq(rv, NC_OK, "no reconnect within 10 s: %s", nc_errmsg());
@@ -176,21 +167,21 @@ Test(faults, daemon_reconnects_after_redis_is_killed_and_restarted)
     int got = get_status("a", NULL, 0);
     cr_assert_eq(got, NC_ENOTFOUND, "get a: %s: %s", nc_strerror(got), nc_errmsg());
     int up = 0;
-    cr_assert_eq(nc_ping(client, &up, 0), NC_OK);
+    cr_assert_eq(nc_ping(fx.cl[0], &up, 0), NC_OK);
     cr_assert_eq(up, 1);
-    cr_assert(h_daemon_alive(&daemon_));
+    cr_assert(h_daemon_alive(&fx.node[0]));
 }
 
 Test(faults, daemon_started_without_redis_serves_once_redis_comes)
 {
-    nc_close(client);
-    client = NULL;
-    h_daemon_stop(&daemon_);
-    h_redis_stop(&redis, 1);
-    h_daemon_start(&daemon_, &redis, NULL); /* the port is closed now */
-    client = h_client(&daemon_);
+    nc_close(fx.cl[0]);
+    fx.cl[0] = NULL;
+    h_daemon_stop(&fx.node[0]);
+    h_redis_stop(&fx.redis, 1);
+    h_daemon_start(&fx.node[0], &fx.redis, NULL); /* the port is closed now */
+    fx.cl[0] = h_client(&fx.node[0]);
     cr_assert_eq(get_status("k", NULL, 0), NC_EUNAVAILABLE);
-    h_redis_restart(&redis);
+    h_redis_restart(&fx.redis);
     int64_t give_up = h_now_ms() + 10000;
     int rv;
     while ((rv = get_status("k", NULL, 0)) != NC_ENOTFOUND && h_now_ms() < give_up)
@@ -202,13 +193,11 @@ Test(faults, daemon_started_without_redis_serves_once_redis_comes)
  * about misses stuck behind Redis, not about the window running out. */
 Test(faults_flags, slow_redis_does_not_hold_up_l1_hits)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--redis-timeout", "300ms", "--coherence-window", "5s", NULL);
-    client = h_client(&daemon_);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    pid_t sleeper = h_redis_sleep(&redis, "1.5", 100);
+    h_fleet_start(&fx, 1, "--redis-timeout", "300ms", "--coherence-window", "5s", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = h_redis_sleep(&fx.redis, "1.5", 100);
     /* Misses pile up behind the sleeping Redis... */
-    nc_client *other = h_client(&daemon_);
+    nc_client *other = h_client(&fx.node[0]);
     for (int i = 0; i < 4; i++) {
         void *v;
         size_t len;
@@ -246,23 +235,21 @@ static void *miss_main(void *arg)
 Test(faults_flags, misses_stuck_behind_redis_leave_contexts_for_l1_hits)
 {
     enum { MISSES = 48 }; /* cap: 40 - 2 - 16 = 22 waiting, 2 running */
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--contexts", "40", "--redis-connections", "2",
-                   "--redis-timeout", "3s", "--coherence-window", "10s", NULL);
-    client = h_client(&daemon_);
-    cr_assert_eq(nc_set(client, NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
-    pid_t sleeper = h_redis_sleep(&redis, "2", 100);
+    h_fleet_start(&fx, 1, "--contexts", "40", "--redis-connections", "2", "--redis-timeout", "3s",
+                  "--coherence-window", "10s", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    pid_t sleeper = h_redis_sleep(&fx.redis, "2", 100);
     struct miss m[MISSES];
     pthread_t t[MISSES];
     for (int i = 0; i < MISSES; i++) {
-        m[i] = (struct miss){.c = h_client(&daemon_), .i = i, .rv = -1};
+        m[i] = (struct miss){.c = h_client(&fx.node[0]), .i = i, .rv = -1};
         cr_assert_eq(pthread_create(&t[i], NULL, miss_main, &m[i]), 0);
     }
     h_sleep_ms(500); /* every miss has reached the daemon */
     for (int i = 0; i < 10; i++) {
         int64_t t0 = h_now_ms();
         int up = -1;
-        cr_assert_eq(nc_ping(client, &up, 1000), NC_OK, "ping: %s", nc_errmsg());
+        cr_assert_eq(nc_ping(fx.cl[0], &up, 1000), NC_OK, "ping: %s", nc_errmsg());
         cr_assert_eq(get_status("hot", NULL, 1000), NC_OK);
         cr_assert_lt(h_now_ms() - t0, 300, "ping and an L1 hit took %lld ms",
                      (long long)(h_now_ms() - t0));
@@ -276,12 +263,12 @@ Test(faults_flags, misses_stuck_behind_redis_leave_contexts_for_l1_hits)
     waitpid(sleeper, NULL, 0);
     cr_assert_geq(turned_away, MISSES - 24, "only %d of %d misses turned away", turned_away,
                   MISSES);
-    cr_assert_geq(h_stat(client, "overloaded"), MISSES - 24);
+    cr_assert_geq(h_stat(fx.cl[0], "overloaded"), MISSES - 24);
 }
 
 Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
 {
-    pid_t sleeper = h_redis_sleep(&redis, "2", 100);
+    pid_t sleeper = h_redis_sleep(&fx.redis, "2", 100);
     int64_t t0 = h_now_ms();
     int rv = get_status("cold", NULL, 250);
     int64_t took = h_now_ms() - t0;
@@ -291,7 +278,7 @@ Test(faults, deadline_is_answered_in_time_when_redis_is_slow)
     cr_assert_lt(took, 1000, "a 250 ms request took %lld ms", (long long)took);
     waitpid(sleeper, NULL, 0);
     /* The daemon's own answer, once Redis is back. */
-    cr_assert(h_stat(client, "deadline_exceeded") + h_stat(client, "redis_errors") >= 1);
+    cr_assert(h_stat(fx.cl[0], "deadline_exceeded") + h_stat(fx.cl[0], "redis_errors") >= 1);
     cr_assert_eq(get_status("cold", NULL, 0), NC_ENOTFOUND);
 }
 
@@ -311,22 +298,22 @@ static void *slow_get_main(void *arg)
 
 Test(faults, sigterm_lets_a_request_in_flight_finish_then_exits_zero)
 {
-    struct slow_get g = {.c = h_client(&daemon_), .rv = -1};
+    struct slow_get g = {.c = h_client(&fx.node[0]), .rv = -1};
     pid_t sleeper =
-        h_redis_sleep(&redis, "0.25", 100); /* inside the daemon's 300 ms redis_timeout */
+        h_redis_sleep(&fx.redis, "0.25", 100); /* inside the daemon's 300 ms redis_timeout */
     pthread_t t;
     pthread_create(&t, NULL, slow_get_main, &g);
     int64_t give_up = h_now_ms() + 2000; /* until the Get waits on Redis */
-    while (h_stat(client, "l1_misses") < 1)
+    while (h_stat(fx.cl[0], "l1_misses") < 1)
         cr_assert_lt(h_now_ms(), give_up, "the Get never reached the daemon");
-    kill(daemon_.pid, SIGTERM);
+    kill(fx.node[0].pid, SIGTERM);
     pthread_join(t, NULL);
     nc_close(g.c);
     cr_assert_eq(g.rv, NC_ENOTFOUND, "the in-flight Get got %s", nc_strerror(g.rv));
     int status;
-    waitpid(daemon_.pid, &status, 0);
-    daemon_.pid = 0;
+    waitpid(fx.node[0].pid, &status, 0);
+    fx.node[0].pid = 0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     waitpid(sleeper, NULL, 0);
-    h_daemon_start(&daemon_, &redis, NULL); /* for down() */
+    h_daemon_start(&fx.node[0], &fx.redis, NULL); /* for down() */
 }

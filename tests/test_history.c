@@ -35,8 +35,7 @@ struct read {
     int64_t start;
 };
 
-static h_redis redis;
-static h_daemon node[NODES];
+static h_fleet fx;
 static struct write *writes[WRITERS];
 static int nwrites[WRITERS];
 static struct read *reads[READERS];
@@ -63,7 +62,7 @@ static void count_error(const char *what)
 static void *writer_main(void *arg)
 {
     int w = (int)(intptr_t)arg;
-    nc_client *c = h_client(&node[w]);
+    nc_client *c = h_client(&fx.node[w]);
     unsigned seed = (unsigned)w * 7919u + 1;
     char key[8], value[32];
     while (now_us() < stop_at && nwrites[w] < MAX_OPS) {
@@ -88,7 +87,7 @@ static void *reader_main(void *arg)
     int r = (int)(intptr_t)arg, near = r >= NODES;
     nc_client *c;
     nc_open_opts o = {.near_bytes = near ? 1u << 20 : 0};
-    cr_assert_eq(nc_open_ex(&c, node[r % NODES].url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_open_ex(&c, fx.node[r % NODES].url, &o), NC_OK, "%s", nc_errmsg());
     unsigned seed = (unsigned)r * 104729u + 3;
     char key[8];
     while (now_us() < stop_at && nreads[r] < MAX_OPS) {
@@ -182,16 +181,13 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
 {
     const char *secs = getenv("NC_HISTORY_SECONDS");
     int seconds = secs != NULL ? atoi(secs) : 20;
-    h_redis_start(&redis);
-    for (int i = 0; i < NODES; i++)
-        h_daemon_start(&node[i], &redis, NULL);
-    nc_client *c = h_client(&node[0]);
+    h_fleet_start(&fx, NODES, NULL);
+    nc_client *c = fx.cl[0];
     char key[8];
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "h%d", k);
         cr_assert_eq(nc_set(c, NC_STR("hist"), NC_STR(key), NC_STR("init"), 60000, 0), NC_OK);
     }
-    nc_close(c);
     for (int w = 0; w < WRITERS; w++)
         writes[w] = calloc(MAX_OPS, sizeof *writes[w]);
     for (int r = 0; r < READERS; r++)
@@ -231,7 +227,7 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
     for (int w = 0; w < WRITERS; w++)
         total_writes += nwrites[w];
     for (int n = 0; n < NODES; n++) {
-        nc_client *s = h_client(&node[n]);
+        nc_client *s = h_client(&fx.node[n]);
         l1_reads += (long)h_stat(s, "l1_hits");
         nc_close(s);
     }
@@ -252,9 +248,7 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
                  (double)worst / 1000.0);
     for (int k = 0; k < KEYS; k++)
         free(log[k].start), free(log[k].min_ack_from);
-    for (int i = 0; i < NODES; i++)
-        cr_expect_eq(h_daemon_stop(&node[i]), 0);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
     for (int w = 0; w < WRITERS; w++)
         free(writes[w]);
     for (int r = 0; r < READERS; r++)

@@ -35,6 +35,19 @@ Test(keyspace, version_key_and_channel)
     cr_assert_str_eq(ch, "nc:v1:inval");
 }
 
+Test(keyspace, version_key_refuses_a_prefix_or_namespace_over_its_limit)
+{
+    char prefix[KS_PREFIX_MAX + 2], ns[KS_NS_MAX + 1], buf[KS_NSVER_KEY_MAX + 1];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[KS_PREFIX_MAX] = '\0';
+    memset(ns, 'n', sizeof ns);
+    cr_assert_eq(ks_nsver_key(buf, prefix, ns, KS_NS_MAX), KS_NSVER_KEY_MAX, "the longest fits");
+    cr_assert_eq(ks_nsver_key(buf, prefix, ns, KS_NS_MAX + 1), 0);
+    prefix[KS_PREFIX_MAX] = 'p';
+    prefix[KS_PREFIX_MAX + 1] = '\0';
+    cr_assert_eq(ks_nsver_key(buf, prefix, ns, 2), 0);
+}
+
 Test(keyspace, l1_key_is_namespace_colon_key_and_spills_to_the_heap)
 {
     ks_l1_key k;

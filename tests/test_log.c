@@ -88,26 +88,24 @@ static const char check_json[] =
 
 Test(log, json_daemon_log_is_one_json_object_per_line)
 {
-    h_redis redis;
-    h_redis_start(&redis);
-    h_daemon d;
-    h_daemon_start(&d, &redis, "--log-format", "json", NULL);
-    nc_client *c = h_client(&d);
-    cr_assert_eq(nc_set(c, NC_STR("ns"), NC_STR("k\"\n\x80"), NC_STR("v"), 1000, 0), NC_OK);
-    nc_close(c);
-    kill(d.pid, SIGTERM);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, "--log-format", "json", NULL);
+    h_daemon *d = &fx.node[0];
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("k\"\n\x80"), NC_STR("v"), 1000, 0), NC_OK);
+    kill(d->pid, SIGTERM); /* not h_daemon_stop(): the log must stay */
     int status;
-    waitpid(d.pid, &status, 0);
+    waitpid(d->pid, &status, 0);
+    d->pid = 0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nearcached did not exit 0");
-    char *argv[] = {"python3", "-c", (char *)check_json, d.log, NULL}, *out = NULL, *err = NULL;
+    char *argv[] = {"python3", "-c", (char *)check_json, d->log, NULL}, *out = NULL, *err = NULL;
     size_t len;
     int code = h_run(argv, NULL, 0, &out, &len, &err);
-    cr_assert_eq(code, 0, "a line is not JSON: %s\nlog:\n%s", err, h_read_file(d.log, NULL));
+    cr_assert_eq(code, 0, "a line is not JSON: %s\nlog:\n%s", err, h_read_file(d->log, NULL));
     cr_assert(strstr(out, "listening on ipc://") != NULL, "messages:\n%s", out);
     cr_assert(strstr(out, "\nstopped\n") != NULL, "messages:\n%s", out);
     free(out);
     free(err);
-    char *rm[] = {"rm", "-rf", d.dir, NULL};
+    char *rm[] = {"rm", "-rf", d->dir, NULL};
     h_run(rm, NULL, 0, NULL, NULL, NULL);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
 }

@@ -18,8 +18,7 @@
 #include "stats.h"
 
 typedef struct fixture {
-    h_redis r;
-    h_daemon d;
+    h_fleet fx;    /* one daemon */
     char base[64]; /* http://127.0.0.1:PORT */
 } fixture;
 
@@ -29,8 +28,7 @@ static void start_with(fixture *f, const char *flag, const char *value)
     int port = h_free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(f->base, sizeof f->base, "http://%s", listen);
-    h_redis_start(&f->r);
-    h_daemon_start(&f->d, &f->r, "--metrics-listen", listen, flag, value, NULL);
+    h_fleet_start(&f->fx, 1, "--metrics-listen", listen, flag, value, NULL);
 }
 
 static void start(fixture *f)
@@ -40,8 +38,7 @@ static void start(fixture *f)
 
 static void stop(fixture *f)
 {
-    cr_expect_eq(h_daemon_stop(&f->d), 0, "the daemon stops cleanly");
-    h_redis_cleanup(&f->r);
+    h_fleet_stop(&f->fx);
 }
 
 /* Runs prom_scrape.py MODE BASE+path; returns its stdout (caller frees),
@@ -114,7 +111,7 @@ Test(metrics, counters_and_histograms_move_after_requests)
     fixture f = {0};
     start(&f);
     char *before = scrape(&f, "metrics", "/metrics");
-    nc_client *c = h_client(&f.d);
+    nc_client *c = h_client(&f.fx.node[0]);
     void *v = NULL;
     size_t len = 0;
     cr_assert_eq(nc_get(c, NC_STR("m"), NC_STR("k"), &v, &len, 2000), NC_ENOTFOUND);
@@ -169,7 +166,7 @@ Test(metrics, namespaces_beyond_namespace_metrics_add_up_in_other)
 {
     fixture f = {0};
     start_with(&f, "--namespace-metrics", "2");
-    nc_client *c = h_client(&f.d);
+    nc_client *c = h_client(&f.fx.node[0]);
     void *v;
     size_t len;
     for (int i = 0; i < 20; i++)
@@ -194,11 +191,9 @@ Test(metrics, namespaces_beyond_namespace_metrics_add_up_in_other)
 
 Test(metrics, a_namespace_whose_gets_keep_missing_is_named_in_a_warning)
 {
-    h_redis r = {0};
-    h_daemon d = {0};
-    h_redis_start(&r);
-    h_daemon_start(&d, &r, "--hit-ratio-interval", "300ms", "--hit-ratio-min-gets", "5", NULL);
-    nc_client *c = h_client(&d);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, "--hit-ratio-interval", "300ms", "--hit-ratio-min-gets", "5", NULL);
+    nc_client *c = fx.cl[0];
     void *v;
     size_t len;
     cr_assert_eq(nc_set(c, NC_STR("warm"), NC_STR("k"), NC_STR("v"), 60000, 2000), NC_OK);
@@ -213,11 +208,10 @@ Test(metrics, a_namespace_whose_gets_keep_missing_is_named_in_a_warning)
         cr_assert_eq(nc_get(c, NC_STR("warm"), NC_STR("k"), &v, &len, 2000), NC_OK);
         nc_free(v);
     }
-    nc_close(c);
     char *log = NULL;
     for (int i = 0; i < 50; i++) { /* the next check or two */
         free(log);
-        log = h_read_file(d.log, NULL);
+        log = h_read_file(fx.node[0].log, NULL);
         if (strstr(log, "namespace \"cold\": hit ratio 0.0%") != NULL)
             break;
         h_sleep_ms(100);
@@ -227,8 +221,7 @@ Test(metrics, a_namespace_whose_gets_keep_missing_is_named_in_a_warning)
               "a warning names cold; log:\n%s", log);
     cr_expect_null(strstr(log, "namespace \"warm\""), "warm hits: no warning");
     free(log);
-    cr_expect_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&r);
+    h_fleet_stop(&fx);
 }
 
 /* Polls /readyz until its answer starts with `want` (up to 10 s). */
@@ -251,7 +244,7 @@ Test(metrics, readyz_follows_redis_and_healthz_the_process)
     fixture f = {0};
     start(&f);
     free(readyz_until(&f, "200 ready\n"));
-    h_redis_stop(&f.r, 1);
+    h_redis_stop(&f.fx.redis, 1);
     char *body = readyz_until(&f, "503 not ready: ");
     cr_expect(strstr(body, "redis") != NULL || strstr(body, "L1 not serving") != NULL,
               "a reason: %s", body);
@@ -260,7 +253,7 @@ Test(metrics, readyz_follows_redis_and_healthz_the_process)
     body = scrape(&f, "get", "/healthz");
     cr_expect_str_eq(body, "200 ok\n");
     free(body);
-    h_redis_restart(&f.r);
+    h_redis_restart(&f.fx.redis);
     free(readyz_until(&f, "200 ready\n"));
     stop(&f);
 }

@@ -16,9 +16,8 @@
 
 #define WINDOW_MS 1000 /* coherence_window's default */
 
-static h_redis redis;
-static h_daemon a, b;      /* two hosts */
-static nc_client *na, *cb; /* on A with a near tier; on B */
+static h_fleet fx;         /* two hosts: A (node 0) and B (node 1) */
+static nc_client *na, *cb; /* on A with a near tier; on B (fx.cl[1]) */
 
 static nc_client *near_client(const h_daemon *d)
 {
@@ -31,22 +30,15 @@ static nc_client *near_client(const h_daemon *d)
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&a, &redis, NULL);
-    h_daemon_start(&b, &redis, NULL);
-    na = near_client(&a);
-    cb = h_client(&b);
+    h_fleet_start(&fx, 2, NULL);
+    na = near_client(&fx.node[0]);
+    cb = fx.cl[1];
 }
 
 static void down(void)
 {
     nc_close(na);
-    nc_close(cb);
-    if (a.pid > 0)
-        h_daemon_stop(&a);
-    if (b.pid > 0)
-        h_daemon_stop(&b);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
 }
 
 TestSuite(neartier, .init = up, .fini = down, .timeout = 60);
@@ -157,7 +149,7 @@ Test(neartier, a_lost_subscription_empties_the_near_tier)
     nc_near_stats s;
     cr_assert_eq(nc_stats_near(na, &s), NC_OK);
     uint64_t flushes = s.flushes;
-    free(h_redis_cmd(&redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
+    free(h_redis_cmd(&fx.redis, "CLIENT", "KILL", "TYPE", "pubsub", NULL));
     for (int i = 0; i < 300 && s.flushes == flushes; i++) {
         h_sleep_ms(10);
         nc_source from;
@@ -187,14 +179,14 @@ Test(neartier, a_killed_daemon_stops_near_reads_within_the_window_and_a_new_one_
 {
     set_on(cb, "k", "v1");
     near_holds("k", "v1");
-    kill(a.pid, SIGKILL);
-    waitpid(a.pid, NULL, 0);
+    kill(fx.node[0].pid, SIGKILL);
+    waitpid(fx.node[0].pid, NULL, 0);
     int64_t t0 = h_now_ms();
     int64_t last = last_near_answer(t0, WINDOW_MS + 500);
     cr_assert_lt(last, WINDOW_MS + 100, "near reads went on %lld ms after the kill",
                  (long long)last);
     set_on(cb, "k", "v2"); /* while A is dead: its ring hears nothing */
-    h_daemon_restart(&a, &redis, NULL);
+    h_daemon_restart(&fx.node[0], &fx.redis, NULL);
     near_holds("k", "v2");
 }
 
@@ -202,10 +194,10 @@ Test(neartier, a_frozen_daemon_stops_near_reads_within_the_window)
 {
     set_on(cb, "k", "v1");
     near_holds("k", "v1");
-    kill(a.pid, SIGSTOP);
+    kill(fx.node[0].pid, SIGSTOP);
     int64_t t0 = h_now_ms();
     int64_t last = last_near_answer(t0, WINDOW_MS + 500);
-    kill(a.pid, SIGCONT);
+    kill(fx.node[0].pid, SIGCONT);
     cr_assert_lt(last, WINDOW_MS + 100, "near reads went on %lld ms after the freeze",
                  (long long)last);
     near_holds("k", "v1");
@@ -214,14 +206,14 @@ Test(neartier, a_frozen_daemon_stops_near_reads_within_the_window)
 Test(neartier, a_ring_file_that_is_not_a_ring_leaves_the_client_working_without_a_near_tier)
 {
     char junk[300];
-    snprintf(junk, sizeof junk, "%s/junk.ring", a.dir);
+    snprintf(junk, sizeof junk, "%s/junk.ring", fx.node[0].dir);
     int fd = open(junk, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     cr_assert_geq(fd, 0);
     cr_assert_eq(write(fd, "definitely not a ring, but long enough to be mapped........", 60), 60);
     close(fd);
     nc_client *c;
     nc_open_opts o = {.near_bytes = 1 << 20, .near_ring = junk};
-    cr_assert_eq(nc_open_ex(&c, a.url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_open_ex(&c, fx.node[0].url, &o), NC_OK, "%s", nc_errmsg());
     set_on(c, "k", "v");
     for (int i = 0; i < 3; i++) {
         void *v = NULL;

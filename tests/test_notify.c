@@ -181,15 +181,14 @@ Test(notify, feeds_the_watchdog_only_while_the_request_loop_makes_progress)
 
 Test(notify, daemon_reports_ready_status_watchdog_and_stopping)
 {
-    h_redis redis;
-    h_redis_start(&redis); /* before $NOTIFY_SOCKET: redis-server must not see it */
+    h_fleet fx;
+    h_fleet_start(&fx, 0, NULL); /* before $NOTIFY_SOCKET: redis-server must not see it */
     fake_systemd f;
     fake_systemd_start(&f, "1000000");
-    h_daemon d;
-    h_daemon_start(&d, &redis, NULL);
+    h_daemon *d = h_fleet_add(&fx, &fx.redis, NULL);
     char msg[512];
     cr_assert(wait_for(&f, "READY=1", msg, sizeof msg, 2000), "no READY=1; log:\n%s",
-              h_read_file(d.log, NULL));
+              h_read_file(d->log, NULL));
     cr_assert(strstr(msg, "\nSTATUS=serving on ipc://") != NULL, "READY came as [%s]", msg);
     cr_assert(strstr(msg, "redis: ") != NULL, "READY came as [%s]", msg);
     /* The daemon serves from L1 (h_daemon_start waited for it): the status
@@ -199,9 +198,8 @@ Test(notify, daemon_reports_ready_status_watchdog_and_stopping)
         cr_assert(wait_for(&f, "STATUS=", msg, sizeof msg, 3000), "status stuck at [%s]", msg);
     int fed = count_watchdogs(&f, 3000);
     cr_assert_geq(fed, 3, "WATCHDOG=1 came %d times in 3 s with WATCHDOG_USEC=1s", fed);
-    kill(d.pid, SIGTERM);
+    kill(d->pid, SIGTERM);
     cr_assert(wait_for(&f, "STOPPING=1", msg, sizeof msg, 5000), "no STOPPING=1");
-    cr_assert_eq(h_daemon_stop(&d), 0);
+    h_fleet_stop(&fx);
     fake_systemd_stop(&f);
-    h_redis_cleanup(&redis);
 }

@@ -74,6 +74,27 @@ Test(nstop, the_busiest_stay_and_the_rest_add_up_in_other)
     nstop_destroy(t);
 }
 
+Test(nstop, near_lookups_rank_with_gets_and_move_to_other_with_their_row)
+{
+    nstop *t;
+    cr_assert_eq(nstop_create(&t, 1), 0);
+    count_n(t, "daemon", 3, 0);
+    nstop_count_near(t, "near", 4, 50, 5); /* outranks daemon's 3 Gets: takes the one row */
+    nstop_row rows[1], other;
+    size_t n = nstop_read(t, rows, &other);
+    cr_assert_eq(n, 1);
+    cr_assert(rows[0].len == 4 && memcmp(rows[0].name, "near", 4) == 0);
+    cr_assert_eq(rows[0].near_hits, 50);
+    cr_assert_eq(rows[0].near_misses, 5);
+    cr_assert_eq(other.hits, 3, "the old row's Gets moved to other");
+    count_n(t, "daemon", 100, 0); /* a newcomer must outdo 3 + 55 */
+    n = nstop_read(t, rows, &other);
+    cr_assert(rows[0].len == 6 && memcmp(rows[0].name, "daemon", 6) == 0);
+    cr_assert_eq(other.near_hits, 50, "near counts move to other too");
+    cr_assert_eq(other.near_misses, 5);
+    nstop_destroy(t);
+}
+
 Test(nstop, cuts_long_names_for_display_and_says_so)
 {
     nstop *t;

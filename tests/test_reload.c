@@ -12,8 +12,7 @@
 
 #include "harness.h"
 
-static h_redis redis;
-static h_daemon daemon_;
+static h_fleet fx; /* one daemon */
 static char conf[300];
 
 static void write_conf(const char *text)
@@ -28,14 +27,12 @@ static void up(void)
 {
     snprintf(conf, sizeof conf, "/tmp/nc-reload-%d.conf", (int)getpid());
     write_conf("max_value_size = 1KB\nprefix = nc:v1\nhit_ratio_warn = 80\n");
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--config", conf, NULL);
+    h_fleet_start(&fx, 1, "--config", conf, NULL);
 }
 
 static void down(void)
 {
-    cr_expect_eq(h_daemon_stop(&daemon_), 0);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
     unlink(conf);
 }
 
@@ -44,11 +41,11 @@ TestSuite(reload, .init = up, .fini = down, .timeout = 60);
 /* Sends SIGHUP and waits until the log has `want` in it; returns the log. */
 static char *hup_until(const char *want)
 {
-    kill(daemon_.pid, SIGHUP);
+    kill(fx.node[0].pid, SIGHUP);
     char *log = NULL;
     for (int i = 0; i < 100; i++) {
         free(log);
-        log = h_read_file(daemon_.log, NULL);
+        log = h_read_file(fx.node[0].log, NULL);
         if (strstr(log, want) != NULL)
             return log;
         h_sleep_ms(50);
@@ -66,7 +63,7 @@ static int set_bytes(nc_client *c, size_t n)
 
 Test(reload, a_live_limit_changes_and_is_logged)
 {
-    nc_client *c = h_client(&daemon_);
+    nc_client *c = h_client(&fx.node[0]);
     cr_assert_eq(set_bytes(c, 600), NC_OK, "600 bytes fit in 1KB");
     write_conf("max_value_size = 500\nprefix = nc:v1\nhit_ratio_warn = 50\n");
     free(hup_until("SIGHUP: configuration read again; now in effect: max_value_size, "
@@ -82,10 +79,10 @@ Test(reload, a_setting_that_cannot_change_live_is_named_and_kept)
     char *log = hup_until("SIGHUP: prefix changed, but cannot change while running");
     cr_expect_null(strstr(log, "now in effect"), "nothing else changed:\n%s", log);
     free(log);
-    nc_client *c = h_client(&daemon_);
+    nc_client *c = h_client(&fx.node[0]);
     cr_assert_eq(set_bytes(c, 10), NC_OK);
     nc_close(c);
-    char *k = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "k"), NULL);
+    char *k = h_redis_cmd(&fx.redis, "EXISTS", H_DATA_KEY(&fx.redis, "ns", "k"), NULL);
     cr_expect_str_eq(k, "1", "the value went under the old prefix, nc:v1");
     free(k);
 }
@@ -94,7 +91,7 @@ Test(reload, a_size_limit_beyond_the_sockets_cap_is_kept)
 {
     write_conf("max_value_size = 64MB\nprefix = nc:v1\nhit_ratio_warn = 80\n");
     free(hup_until("SIGHUP: max_value_size changed, but cannot change while running"));
-    nc_client *c = h_client(&daemon_);
+    nc_client *c = h_client(&fx.node[0]);
     cr_assert_neq(set_bytes(c, 1500), NC_OK, "still 1KB");
     nc_close(c);
 }
@@ -103,8 +100,8 @@ Test(reload, a_bad_file_changes_nothing_and_the_daemon_keeps_serving)
 {
     write_conf("max_value_size = 10\nbogus = 1\n");
     free(hup_until("the running configuration stays as it is"));
-    cr_assert(h_daemon_alive(&daemon_));
-    nc_client *c = h_client(&daemon_);
+    cr_assert(h_daemon_alive(&fx.node[0]));
+    nc_client *c = h_client(&fx.node[0]);
     cr_assert_eq(set_bytes(c, 600), NC_OK, "still 1KB");
     nc_close(c);
 }

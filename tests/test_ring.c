@@ -1,6 +1,7 @@
 /* Unit: the near tier's invalidation ring (common/ring.c) without a daemon:
- * slots read whole while a writer publishes, lapping, epochs, and files
- * that are not rings of this layout. */
+ * slots read whole while a writer publishes, lapping, epochs. What a
+ * reader must answer to any ring file is tests/conformance/ring.json
+ * (test_ringcases.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -156,59 +157,6 @@ Test(ring, a_new_writer_makes_a_new_epoch_and_a_closed_one_poisons_its_ring)
     ring_reader_close(again);
     ring_reader_close(rd);
     ring_close(writer);
-}
-
-/* Writes `len` bytes of `data` to the ring's path. */
-static void write_file(const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
-/* Opens the path as a reader: expects `want` and a message naming `what`. */
-static void refused(int want, const char *what)
-{
-    ring_reader *rd = NULL;
-    int rv = ring_reader_open(&rd, path, err, sizeof err);
-    cr_assert_eq(rv, want, "%s: got %d (%s)", what, rv, err);
-    cr_assert_null(rd);
-    cr_assert_not_null(strstr(err, what), "the message does not say '%s': %s", what, err);
-    cr_assert_not_null(strstr(err, path), "the message does not name the file: %s", err);
-}
-
-Test(ring, files_that_are_not_rings_of_this_layout_are_refused)
-{
-    refused(ENOENT, "No such file");
-    write_file("hello", 5);
-    refused(EPROTO, "too short");
-    char junk[4096];
-    memset(junk, 'x', sizeof junk);
-    write_file(junk, sizeof junk);
-    refused(EPROTO, "not a near ring");
-    /* A real ring, then damaged in three ways. */
-    cr_assert_eq(ring_open(&writer, path, 64, 0644, (gid_t)-1, err, sizeof err), 0, "%s", err);
-    char good[RING_SLOTS_AT + 64 * RING_SLOT_SIZE];
-    FILE *f = fopen(path, "rb");
-    cr_assert_eq(fread(good, 1, sizeof good, f), sizeof good);
-    fclose(f);
-    ring_close(writer);
-    char bad[sizeof good];
-    memcpy(bad, good, sizeof bad);
-    bad[8] = 2; /* layout version 2 */
-    write_file(bad, sizeof bad);
-    refused(EPROTO, "another layout version");
-    memcpy(bad, good, sizeof bad);
-    bad[16] = 63; /* 63 slots */
-    write_file(bad, sizeof bad);
-    refused(EPROTO, "slot size or count");
-    write_file(good, sizeof good - 1);
-    refused(EPROTO, "truncated");
-    write_file(good, sizeof good);
-    ring_reader *rd;
-    cr_assert_eq(ring_reader_open(&rd, path, err, sizeof err), 0, "the undamaged copy: %s", err);
-    ring_reader_close(rd);
 }
 
 Test(ring, a_slot_count_that_is_not_a_power_of_two_is_refused)

@@ -132,12 +132,13 @@ Test(secret, relative_path_is_looked_up_in_credentials_directory)
 
 /* ---- a real daemon ------------------------------------------------------ */
 
-/* A Redis that requires PASSWORD; plain_url gets its URL without it. */
-static void protected_redis(h_redis *r, char *plain_url, size_t len)
+/* A fleet whose Redis requires PASSWORD, without daemons yet; plain_url
+ * gets its URL without the password. */
+static void protected_redis(h_fleet *f, char *plain_url, size_t len)
 {
-    h_redis_start(r);
-    snprintf(plain_url, len, "redis://127.0.0.1:%d", r->port);
-    h_redis_protect(r, PASSWORD, 0);
+    h_fleet_start(f, 0, NULL);
+    snprintf(plain_url, len, "redis://127.0.0.1:%d", f->redis.port);
+    h_redis_protect(&f->redis, PASSWORD, 0);
 }
 
 /* Sets and reads back a key through the daemon, so that VALUE passes
@@ -170,37 +171,33 @@ static void expect_log_without_secrets(const h_daemon *d)
 
 Test(secret, daemon_authenticates_with_the_password_file_and_never_logs_it)
 {
-    h_redis redis;
+    h_fleet fx;
     char url[64], dir[64], path[128];
-    protected_redis(&redis, url, sizeof url);
+    protected_redis(&fx, url, sizeof url);
     temp_dir(dir, sizeof dir);
     write_file(dir, "redis.pw", PASSWORD "\n", 0600, path, sizeof path);
-    h_daemon d;
-    /* h_daemon_start waits until L1 serves: the workers, the subscriber and
+    /* h_fleet_add waits until L1 serves: the workers, the subscriber and
      * the heartbeat all authenticated. Debug logging shows the most. */
-    h_daemon_start(&d, &redis, "--redis", url, "--redis-password-file", path, NULL);
-    set_and_get(&d);
-    expect_log_without_secrets(&d);
-    cr_assert_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&redis);
+    h_daemon *d = h_fleet_add(&fx, &fx.redis, "--redis", url, "--redis-password-file", path, NULL);
+    set_and_get(d);
+    expect_log_without_secrets(d);
+    h_fleet_stop(&fx);
     remove_tree(dir);
 }
 
 Test(secret, daemon_reads_the_credential_systemd_hands_it)
 {
-    h_redis redis;
+    h_fleet fx;
     char url[64], dir[64], path[128];
-    protected_redis(&redis, url, sizeof url);
+    protected_redis(&fx, url, sizeof url);
     temp_dir(dir, sizeof dir);
     write_file(dir, "redis_password", PASSWORD, 0400, path, sizeof path);
     setenv("CREDENTIALS_DIRECTORY", dir, 1); /* as LoadCredential= does */
-    h_daemon d;
-    h_daemon_start(&d, &redis, "--redis", url, "--redis-password-file", "redis_password",
-                   "--log-format", "json", NULL);
-    set_and_get(&d);
-    expect_log_without_secrets(&d);
-    cr_assert_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&redis);
+    h_daemon *d = h_fleet_add(&fx, &fx.redis, "--redis", url, "--redis-password-file",
+                              "redis_password", "--log-format", "json", NULL);
+    set_and_get(d);
+    expect_log_without_secrets(d);
+    h_fleet_stop(&fx);
     remove_tree(dir);
 }
 

@@ -9,15 +9,13 @@
 
 #include "harness.h"
 
-static h_redis redis;
+static h_fleet fx;
 static h_proxy proxy;
-static h_daemon daemon_;
 
 static void down(void)
 {
-    cr_expect_eq(h_daemon_stop(&daemon_), 0);
+    h_fleet_stop(&fx);
     h_proxy_stop(&proxy);
-    h_redis_cleanup(&redis);
 }
 
 TestSuite(stampede, .fini = down, .timeout = 60);
@@ -25,7 +23,7 @@ TestSuite(stampede, .fini = down, .timeout = 60);
 /* How many times Redis ran EVALSHA (every script call) so far. */
 static long evalsha_calls(void)
 {
-    char *info = h_redis_cmd(&redis, "INFO", "commandstats", NULL);
+    char *info = h_redis_cmd(&fx.redis, "INFO", "commandstats", NULL);
     const char *p = strstr(info, "cmdstat_evalsha:calls=");
     long n = p != NULL ? atol(p + strlen("cmdstat_evalsha:calls=")) : 0;
     free(info);
@@ -45,7 +43,7 @@ static void *reader_main(void *arg)
     nc_client *c = NULL;
     void *v = NULL;
     size_t len;
-    if ((r->rv = nc_open(&c, daemon_.url, 0)) == NC_OK)
+    if ((r->rv = nc_open(&c, fx.node[0].url, 0)) == NC_OK)
         r->rv = nc_get(c, NC_STR("ns"), NC_STR("cold"), &v, &len, 3000);
     if (r->rv == NC_OK)
         snprintf(r->value, sizeof r->value, "%s", (char *)v);
@@ -58,11 +56,11 @@ Test(stampede, concurrent_misses_of_one_key_share_one_redis_read)
 {
     /* Redis answers commands 300 ms late, so every reader arrives while the
      * first read is still in flight. */
-    h_redis_start(&redis);
-    h_proxy_start(&proxy, &redis, 300000);
-    h_daemon_start(&daemon_, &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
-    free(
-        h_redis_cmd(&redis, "SET", H_DATA_KEY(&redis, "ns", "cold"), "value", "PX", "60000", NULL));
+    h_fleet_start(&fx, 0, NULL);
+    h_proxy_start(&proxy, &fx.redis, 300000);
+    h_fleet_add(&fx, &proxy.via, "--request-timeout", "3s", "--redis-timeout", "2s", NULL);
+    free(h_redis_cmd(&fx.redis, "SET", H_DATA_KEY(&fx.redis, "ns", "cold"), "value", "PX", "60000",
+                     NULL));
     long before = evalsha_calls();
     pthread_t t[READERS];
     struct reader r[READERS];
@@ -75,7 +73,7 @@ Test(stampede, concurrent_misses_of_one_key_share_one_redis_read)
         cr_expect_eq(r[i].rv, NC_OK, "reader %d: %s", i, nc_strerror(r[i].rv));
         cr_expect_str_eq(r[i].value, "value");
     }
-    nc_client *c = h_client(&daemon_);
+    nc_client *c = h_client(&fx.node[0]);
     int64_t reads = h_stat(c, "l2_hits") + h_stat(c, "l2_misses");
     int64_t joins = h_stat(c, "single_flight_joins");
     nc_close(c);
@@ -89,16 +87,9 @@ Test(stampede, concurrent_misses_of_one_key_share_one_redis_read)
 
 #define NODES 3
 
-static h_daemon node[NODES];
-static nc_client *cl[NODES];
-
 static void nodes_up(const char *flag, const char *value)
 {
-    h_redis_start(&redis);
-    for (int i = 0; i < NODES; i++) {
-        h_daemon_start(&node[i], &redis, "--lease-ttl", "1s", flag, value, NULL);
-        cl[i] = h_client(&node[i]);
-    }
+    h_fleet_start(&fx, NODES, "--lease-ttl", "1s", flag, value, NULL);
 }
 
 static void up3(void)
@@ -106,17 +97,8 @@ static void up3(void)
     nodes_up("--log-level", "debug");
 }
 
-static void down3(void)
-{
-    for (int i = 0; i < NODES; i++) {
-        nc_close(cl[i]);
-        cr_expect_eq(h_daemon_stop(&node[i]), 0, "node %d", i);
-    }
-    h_redis_cleanup(&redis);
-}
-
-TestSuite(leases, .init = up3, .fini = down3, .timeout = 60);
-TestSuite(ttl, .fini = down3, .timeout = 60);
+TestSuite(leases, .init = up3, .fini = down, .timeout = 60);
+TestSuite(ttl, .fini = down, .timeout = 60);
 
 static atomic_int loads;
 
@@ -149,8 +131,8 @@ static void *fetcher_main(void *arg)
     struct fetcher *f = arg;
     void *v = NULL;
     size_t len;
-    f->rv = nc_fetch(cl[f->node], NC_STR("ns"), NC_STR("cold"), 60000, slow_loader, NULL, &v, &len,
-                     5000);
+    f->rv = nc_fetch(fx.cl[f->node], NC_STR("ns"), NC_STR("cold"), 60000, slow_loader, NULL, &v,
+                     &len, 5000);
     if (f->rv == NC_OK)
         snprintf(f->value, sizeof f->value, "%s", (char *)v);
     nc_free(v);
@@ -175,7 +157,7 @@ Test(leases, five_hundred_fetches_of_a_cold_key_on_three_nodes_load_it_once)
     cr_assert_eq(ok, FETCHERS, "only %d of %d fetches got the value", ok, FETCHERS);
     int64_t granted = 0;
     for (int i = 0; i < NODES; i++)
-        granted += h_stat(cl[i], "leases_granted");
+        granted += h_stat(fx.cl[i], "leases_granted");
     cr_assert_eq(granted, 1);
 }
 
@@ -184,7 +166,7 @@ static void take_lease(int n, const char *key, nc_get_info *info)
     nc_get_opts o = {.lease = 1};
     void *v = NULL;
     size_t len;
-    int rv = nc_get_opt(cl[n], NC_STR("ns"), NC_STR(key), &o, &v, &len, info, 2000);
+    int rv = nc_get_opt(fx.cl[n], NC_STR("ns"), NC_STR(key), &o, &v, &len, info, 2000);
     cr_assert_eq(rv, NC_ENOTFOUND, "%s: %s", nc_strerror(rv), nc_errmsg());
     cr_assert_eq(info->lease, NC_LEASE_GRANTED);
     cr_assert_neq(info->lease_token[0], '\0');
@@ -196,16 +178,16 @@ Test(leases, a_set_after_a_delete_is_rejected_and_caches_nothing)
     take_lease(0, "k", &info);
     /* The loader reads the database; meanwhile the row changes and the key
      * is deleted through another node. */
-    cr_assert_eq(nc_del(cl[1], NC_STR("ns"), NC_STR("k"), NULL, 0), NC_OK);
+    cr_assert_eq(nc_del(fx.cl[1], NC_STR("ns"), NC_STR("k"), NULL, 0), NC_OK);
     nc_set_opts so = {.lease_token = info.lease_token};
-    int rv = nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("old"), 60000, &so, 0);
+    int rv = nc_set_opt(fx.cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("old"), 60000, &so, 0);
     cr_assert_eq(rv, NC_ELEASE, "%s", nc_strerror(rv));
     cr_assert_eq(nc_status(), CODE(ABORTED));
     void *v;
     size_t len;
     for (int n = 0; n < NODES; n++)
-        cr_assert_eq(nc_get(cl[n], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
-    cr_assert_eq(h_stat(cl[0], "lease_sets_rejected"), 1);
+        cr_assert_eq(nc_get(fx.cl[n], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(h_stat(fx.cl[0], "lease_sets_rejected"), 1);
 }
 
 Test(leases, a_dead_holder_blocks_no_one_past_its_lease)
@@ -216,7 +198,7 @@ Test(leases, a_dead_holder_blocks_no_one_past_its_lease)
     void *v = NULL;
     size_t len;
     int64_t t0 = h_now_ms();
-    int rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 300);
+    int rv = nc_get_opt(fx.cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 300);
     cr_assert_eq(rv, NC_ETIMEDOUT, "%s", nc_strerror(rv));
     cr_assert_eq(info.lease, NC_LEASE_BUSY);
     cr_assert_lt(h_now_ms() - t0, 600, "the waiter was not answered in time");
@@ -239,7 +221,7 @@ static void *waiter_main(void *arg)
     void *v = NULL;
     size_t len;
     int64_t t0 = h_now_ms();
-    w->rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &w->info, 3000);
+    w->rv = nc_get_opt(fx.cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &w->info, 3000);
     w->took = h_now_ms() - t0;
     if (w->rv == NC_OK)
         snprintf(w->value, sizeof w->value, "%s", (char *)v);
@@ -256,14 +238,14 @@ Test(leases, a_waiter_is_woken_by_the_holders_set)
     pthread_create(&t, NULL, waiter_main, &w);
     h_sleep_ms(200);
     nc_set_opts so = {.lease_token = held.lease_token};
-    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("fresh"), 60000, &so, 0),
+    cr_assert_eq(nc_set_opt(fx.cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("fresh"), 60000, &so, 0),
                  NC_OK, "%s", nc_errmsg());
     pthread_join(t, NULL);
     cr_assert_eq(w.rv, NC_OK, "%s", nc_strerror(w.rv));
     cr_assert_str_eq(w.value, "fresh");
     cr_assert_eq(w.info.lease, NC_LEASE_WAITED);
     cr_assert_lt(w.took, 1000, "woken after %lld ms", (long long)w.took);
-    cr_assert_geq(h_stat(cl[1], "lease_waits"), 1);
+    cr_assert_geq(h_stat(fx.cl[1], "lease_waits"), 1);
 }
 
 Test(leases, a_failed_loader_caches_nothing_and_hands_the_lease_on)
@@ -271,12 +253,13 @@ Test(leases, a_failed_loader_caches_nothing_and_hands_the_lease_on)
     atomic_store(&loads, 0);
     void *v = NULL;
     size_t len;
-    int rv = nc_fetch(cl[0], NC_STR("ns"), NC_STR("k"), 60000, failing_loader, NULL, &v, &len, 0);
+    int rv =
+        nc_fetch(fx.cl[0], NC_STR("ns"), NC_STR("k"), 60000, failing_loader, NULL, &v, &len, 0);
     cr_assert_eq(rv, NC_ELOADER, "%s", nc_strerror(rv));
-    cr_assert_eq(nc_get(cl[1], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_get(fx.cl[1], NC_STR("ns"), NC_STR("k"), &v, &len, 0), NC_ENOTFOUND);
     /* The lease was released: the next caller loads at once, not after 1 s. */
     int64_t t0 = h_now_ms();
-    rv = nc_fetch(cl[2], NC_STR("ns"), NC_STR("k"), 60000, slow_loader, NULL, &v, &len, 0);
+    rv = nc_fetch(fx.cl[2], NC_STR("ns"), NC_STR("k"), 60000, slow_loader, NULL, &v, &len, 0);
     cr_assert_eq(rv, NC_OK, "%s: %s", nc_strerror(rv), nc_errmsg());
     cr_assert_str_eq(v, "loaded");
     nc_free(v);
@@ -305,24 +288,28 @@ Test(leases, fetch_fails_open_only_when_asked)
 Test(leases, negative_entries_are_told_apart_from_misses)
 {
     nc_set_opts neg = {.negative = 1};
-    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 500, &neg, 0), NC_OK);
+    cr_assert_eq(nc_set_opt(fx.cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 500, &neg, 0),
+                 NC_OK);
     void *v = NULL;
     size_t len;
     nc_get_info info;
-    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_get_ex(fx.cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0),
+                 NC_ENOTFOUND);
     cr_assert(info.negative, "a negative entry read as a plain miss");
     cr_assert(info.ttl_ms > 0 && info.ttl_ms <= 500, "its time left: %llu",
               (unsigned long long)info.ttl_ms);
-    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("never"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_get_ex(fx.cl[1], NC_STR("ns"), NC_STR("never"), &v, &len, &info, 0),
+                 NC_ENOTFOUND);
     cr_assert_not(info.negative);
-    cr_assert_eq(h_stat(cl[1], "negative_hits"), 1);
+    cr_assert_eq(h_stat(fx.cl[1], "negative_hits"), 1);
     h_sleep_ms(600); /* its own TTL */
-    cr_assert_eq(nc_get_ex(cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_get_ex(fx.cl[1], NC_STR("ns"), NC_STR("gone"), &v, &len, &info, 0),
+                 NC_ENOTFOUND);
     cr_assert_not(info.negative);
-    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 60000, &neg, 0),
+    cr_assert_eq(nc_set_opt(fx.cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR(""), 60000, &neg, 0),
                  NC_OK);
-    cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR("back"), 60000, 0), NC_OK);
-    cr_assert_eq(nc_get(cl[2], NC_STR("ns"), NC_STR("gone"), &v, &len, 0), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR("back"), 60000, 0), NC_OK);
+    cr_assert_eq(nc_get(fx.cl[2], NC_STR("ns"), NC_STR("gone"), &v, &len, 0), NC_OK);
     cr_assert_str_eq(v, "back");
     nc_free(v);
 }
@@ -330,11 +317,12 @@ Test(leases, negative_entries_are_told_apart_from_misses)
 Test(leases, stale_while_revalidate_serves_stale_to_all_but_one_caller)
 {
     nc_set_opts swr = {.stale_while_revalidate_ms = 5000};
-    cr_assert_eq(nc_set_opt(cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 300, &swr, 0), NC_OK);
+    cr_assert_eq(nc_set_opt(fx.cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 300, &swr, 0),
+                 NC_OK);
     for (int i = 0; i < 2; i++) { /* fresh in node 2's L1: but only for its TTL */
         void *hot;
         size_t n;
-        cr_assert_eq(nc_get(cl[2], NC_STR("ns"), NC_STR("k"), &hot, &n, 0), NC_OK);
+        cr_assert_eq(nc_get(fx.cl[2], NC_STR("ns"), NC_STR("k"), &hot, &n, 0), NC_OK);
         nc_free(hot);
     }
     h_sleep_ms(400); /* past its TTL, inside the stale window */
@@ -342,14 +330,14 @@ Test(leases, stale_while_revalidate_serves_stale_to_all_but_one_caller)
     void *v = NULL;
     size_t len;
     nc_get_info refresher, other;
-    cr_assert_eq(nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &refresher, 0),
+    cr_assert_eq(nc_get_opt(fx.cl[1], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &refresher, 0),
                  NC_OK);
     cr_assert_str_eq(v, "v1");
     nc_free(v);
     cr_assert(refresher.stale);
     cr_assert_eq(refresher.lease, NC_LEASE_GRANTED, "nobody was asked to refresh");
     for (int n = 0; n < NODES; n++) {
-        cr_assert_eq(nc_get_opt(cl[n], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &other, 0),
+        cr_assert_eq(nc_get_opt(fx.cl[n], NC_STR("ns"), NC_STR("k"), &lease, &v, &len, &other, 0),
                      NC_OK);
         cr_assert_str_eq(v, "v1");
         nc_free(v);
@@ -357,8 +345,9 @@ Test(leases, stale_while_revalidate_serves_stale_to_all_but_one_caller)
         cr_assert_eq(other.lease, NC_LEASE_NONE, "node %d was asked to refresh too", n);
     }
     nc_set_opts so = {.lease_token = refresher.lease_token, .stale_while_revalidate_ms = 5000};
-    cr_assert_eq(nc_set_opt(cl[1], NC_STR("ns"), NC_STR("k"), NC_STR("v2"), 60000, &so, 0), NC_OK);
-    cr_assert_eq(nc_get_ex(cl[2], NC_STR("ns"), NC_STR("k"), &v, &len, &other, 0), NC_OK);
+    cr_assert_eq(nc_set_opt(fx.cl[1], NC_STR("ns"), NC_STR("k"), NC_STR("v2"), 60000, &so, 0),
+                 NC_OK);
+    cr_assert_eq(nc_get_ex(fx.cl[2], NC_STR("ns"), NC_STR("k"), &v, &len, &other, 0), NC_OK);
     cr_assert_str_eq(v, "v2");
     nc_free(v);
     cr_assert_not(other.stale);
@@ -371,8 +360,8 @@ Test(ttl, jitter_spreads_expiries_within_its_bounds)
     long lo = 1L << 40, hi = 0;
     for (int i = 0; i < 50; i++) {
         snprintf(key, sizeof key, "k%d", i);
-        cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR(key), NC_STR("v"), 10000, 0), NC_OK);
-        char *pttl = h_redis_cmd(&redis, "PTTL", H_DATA_KEY(&redis, "ns", key), NULL);
+        cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR(key), NC_STR("v"), 10000, 0), NC_OK);
+        char *pttl = h_redis_cmd(&fx.redis, "PTTL", H_DATA_KEY(&fx.redis, "ns", key), NULL);
         long ms = atol(pttl);
         free(pttl);
         cr_assert(ms >= 7900 && ms <= 12000, "PTTL %ld is outside 10 s +-20%%", ms);
@@ -385,23 +374,23 @@ Test(ttl, jitter_spreads_expiries_within_its_bounds)
 Test(ttl, a_sliding_key_lives_while_read_and_expires_when_not)
 {
     nodes_up("--log-level", "debug");
-    cr_assert_eq(nc_set(cl[0], NC_STR("ns"), NC_STR("s"), NC_STR("v"), 1000, 0), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("s"), NC_STR("v"), 1000, 0), NC_OK);
     nc_get_opts slide = {.slide_ttl_ms = 1000};
     void *v = NULL;
     size_t len;
     nc_get_info info;
     for (int64_t end = h_now_ms() + 2500; h_now_ms() < end; h_sleep_ms(100)) {
-        cr_assert_eq(nc_get_opt(cl[1], NC_STR("ns"), NC_STR("s"), &slide, &v, &len, &info, 0),
+        cr_assert_eq(nc_get_opt(fx.cl[1], NC_STR("ns"), NC_STR("s"), &slide, &v, &len, &info, 0),
                      NC_OK, "the key expired while read");
         nc_free(v);
     }
-    cr_assert_geq(h_stat(cl[1], "slides"), 1);
-    cr_assert_lt(h_stat(cl[1], "slides"), 10, "a refresh per read, not coalesced");
+    cr_assert_geq(h_stat(fx.cl[1], "slides"), 1);
+    cr_assert_lt(h_stat(fx.cl[1], "slides"), 10, "a refresh per read, not coalesced");
     h_sleep_ms(1300);
-    char *exists = h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "ns", "s"), NULL);
+    char *exists = h_redis_cmd(&fx.redis, "EXISTS", H_DATA_KEY(&fx.redis, "ns", "s"), NULL);
     cr_assert_str_eq(exists, "0", "the key outlived its sliding TTL");
     free(exists);
-    cr_assert_eq(nc_get(cl[1], NC_STR("ns"), NC_STR("s"), &v, &len, 0), NC_ENOTFOUND);
+    cr_assert_eq(nc_get(fx.cl[1], NC_STR("ns"), NC_STR("s"), &v, &len, 0), NC_ENOTFOUND);
 }
 
 struct parked {
@@ -415,7 +404,7 @@ static void *parked_main(void *arg)
     void *v = NULL;
     size_t len;
     nc_get_info info;
-    p->rv = nc_get_opt(cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 1500);
+    p->rv = nc_get_opt(fx.cl[1], NC_STR("ns"), NC_STR("k"), &o, &v, &len, &info, 1500);
     nc_free(v);
     return NULL;
 }
@@ -435,7 +424,7 @@ Test(ttl, waiters_never_take_the_last_contexts)
     }
     h_sleep_ms(300);
     int64_t t0 = h_now_ms();
-    cr_assert_eq(nc_ping(cl[1], NULL, 500), NC_OK, "no context left for a Ping");
+    cr_assert_eq(nc_ping(fx.cl[1], NULL, 500), NC_OK, "no context left for a Ping");
     cr_assert_lt(h_now_ms() - t0, 300);
     for (int i = 0; i < 40; i++) {
         pthread_join(t[i], NULL);

@@ -5,14 +5,12 @@
  * exit 0 on SIGTERM and SIGINT. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,26 +23,6 @@ static char *daemon_path(void)
 {
     const char *p = getenv("NC_DAEMON");
     return (char *)(p != NULL && p[0] != '\0' ? p : "nearcached");
-}
-
-/* Forks and execs argv with stdout and stderr on the given fds (-1:
- * /dev/null) and stdin on /dev/null. The child dies with the test. */
-static pid_t spawn(char **argv, int out, int err)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid > 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(out >= 0 ? out : null, 1);
-    dup2(err >= 0 ? err : null, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execvp(argv[0], argv);
-    _exit(127);
 }
 
 typedef struct result {
@@ -66,7 +44,7 @@ static result run_daemon(char *first, ...)
     argv[n] = NULL;
     int pout[2], perr[2];
     cr_assert(pipe(pout) == 0 && pipe(perr) == 0, "pipe: %s", strerror(errno));
-    pid_t pid = spawn(argv, pout[1], perr[1]);
+    pid_t pid = h_spawn(argv, -1, pout[1], perr[1]);
     close(pout[1]), close(perr[1]);
     struct pollfd fds[2] = {{.fd = pout[0], .events = POLLIN}, {.fd = perr[0], .events = POLLIN}};
     char *buf[2];
@@ -124,32 +102,6 @@ static void write_file(const char *dir, const char *name, const char *text, char
     cr_assert_not_null(f, "%s: %s", path, strerror(errno));
     fputs(text, f);
     fclose(f);
-}
-
-/* Waits (up to 5 s) until a daemon answers Ping at url; returns a client
- * to it (the caller closes it). Asserts that pid stays alive meanwhile. */
-static nc_client *wait_ready(pid_t pid, const char *url, const char *log)
-{
-    for (int i = 0; i < 500; i++) {
-        cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "nearcached exited at start; log:\n%s",
-                     h_read_file(log, NULL));
-        nc_client *c = NULL;
-        if (nc_open(&c, url, 0) == NC_OK && nc_ping(c, NULL, 200) == NC_OK)
-            return c;
-        nc_close(c);
-        h_sleep_ms(10);
-    }
-    cr_assert_fail("nearcached did not answer Ping at %s; log:\n%s", url, h_read_file(log, NULL));
-    return NULL;
-}
-
-/* SIGTERM or SIGINT; returns the exit status (-1: killed by a signal). */
-static int stop_with(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Asserts that `help` has the entry for `flag` and that the entry (which
@@ -252,28 +204,21 @@ Test(startup, missing_config_file_exits_2_naming_the_path)
     result_free(&r);
 }
 
-/* Starts the daemon with --config (and extra flags) on a file that sets
- * listen, redis and prefix = fromfile; sets ns/key through libnearcache
- * and returns what Redis holds under `rkey` (the caller frees it). */
 /* Sets ns/key through a daemon started with a config file (prefix
  * "fromfile") and `flag value`; returns what Redis then holds under
  * `prefix` (the caller frees it). */
 static char *set_through_config(const h_redis *redis, char *flag, char *value, const char *prefix)
 {
-    char dir[64], path[128], url[128], text[512], log[128];
-    temp_dir(dir, sizeof dir);
-    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    h_daemon d;
+    char path[300], text[512];
+    h_daemon_prepare(&d);
     snprintf(text, sizeof text,
              "# written by test_startup\nprefix = fromfile\nlisten = %s\n"
              "redis = %s\n",
-             url, redis->url);
-    write_file(dir, "nearcached.conf", text, path, sizeof path);
-    snprintf(log, sizeof log, "%s/nearcached.log", dir);
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    char *argv[] = {daemon_path(), "--config", path, flag, value, NULL};
-    pid_t pid = spawn(argv, fd, fd);
-    close(fd);
-    nc_client *c = wait_ready(pid, url, log);
+             d.url, redis->url);
+    write_file(d.dir, "nearcached.conf", text, path, sizeof path);
+    h_daemon_exec(&d, "--config", path, flag, value, NULL);
+    nc_client *c = h_client(&d);
     int rv = nc_set(c, NC_STR("ns"), NC_STR("key"), NC_STR("v"), 60000, 0);
     cr_assert_eq(rv, NC_OK, "set: %s (%s)", nc_strerror(rv), nc_errmsg());
     nc_close(c);
@@ -283,8 +228,8 @@ static char *set_through_config(const h_redis *redis, char *flag, char *value, c
     snprintf(rkey, sizeof rkey, "%s:ns:%s:key", prefix, ver);
     free(ver);
     char *held = h_redis_cmd(redis, "GET", rkey, NULL);
-    int code = stop_with(pid, SIGTERM);
-    cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(log, NULL));
+    int code = h_daemon_stop(&d);
+    cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(d.log, NULL));
     return held;
 }
 
@@ -352,15 +297,9 @@ Test(startup, restarts_on_the_socket_left_by_a_killed_daemon)
     char sock[320];
     snprintf(sock, sizeof sock, "%s/nc.sock", d.dir);
     cr_assert_eq(access(sock, F_OK), 0, "expected a stale %s", sock);
-    char log[320];
-    snprintf(log, sizeof log, "%s/again.log", d.dir);
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    char *argv[] = {daemon_path(), "--listen", d.url, "--redis", "redis://127.0.0.1:1", NULL};
-    pid_t pid = spawn(argv, fd, fd);
-    close(fd);
-    nc_close(wait_ready(pid, d.url, log));
-    int code = stop_with(pid, SIGTERM);
-    cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(log, NULL));
+    h_daemon_exec(&d, "--listen", d.url, "--redis", "redis://127.0.0.1:1", NULL);
+    int code = h_daemon_stop(&d);
+    cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(d.log, NULL));
 }
 
 /* nng 1.5.2 bug (nanomsg/nng#1518, fixed by nng PR #1519): the failed
@@ -402,7 +341,7 @@ Test(startup, sigint_stops_it_with_exit_0)
 {
     h_daemon d;
     h_daemon_start(&d, NULL, NULL);
-    int code = stop_with(d.pid, SIGINT);
+    int code = h_daemon_stop_with(&d, SIGINT);
     cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(d.log, NULL));
 }
 

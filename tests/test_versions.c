@@ -13,25 +13,16 @@
 
 #define OLD "OLD"
 
-static h_redis redis;
-static h_daemon a, b;
-static nc_client *ca, *cb;
+static h_fleet fx; /* daemons A (node 0) and B (node 1), started by the tests */
 
 static void up(void)
 {
-    h_redis_start(&redis);
+    h_fleet_start(&fx, 0, NULL);
 }
 
 static void down(void)
 {
-    nc_close(ca);
-    nc_close(cb);
-    ca = cb = NULL;
-    if (a.pid > 0)
-        h_daemon_stop(&a);
-    if (b.pid > 0)
-        h_daemon_stop(&b);
-    h_redis_cleanup(&redis);
+    h_fleet_stop(&fx);
 }
 
 TestSuite(versions, .init = up, .fini = down, .timeout = 120);
@@ -39,10 +30,8 @@ TestSuite(versions, .init = up, .fini = down, .timeout = 120);
 /* Starts daemons A and B on `r` with the extra flag pair (may be NULL). */
 static void daemons_up(const h_redis *r, const char *flag, const char *value)
 {
-    h_daemon_start(&a, r, "--l1-max-ttl", "1ms", flag, value, NULL);
-    h_daemon_start(&b, r, "--l1-max-ttl", "1ms", flag, value, NULL);
-    ca = h_client(&a);
-    cb = h_client(&b);
+    h_fleet_add(&fx, r, "--l1-max-ttl", "1ms", flag, value, NULL);
+    h_fleet_add(&fx, r, "--l1-max-ttl", "1ms", flag, value, NULL);
 }
 
 static nc_bytes str(const char *s)
@@ -83,48 +72,48 @@ static int never_old(nc_client *c, const char *key, const char *path)
 /* Redis holds no version of p (plain reads make none) or one above `v`. */
 static void never_below(uint64_t v, const char *path)
 {
-    uint64_t now = h_nsver(&redis, "p");
+    uint64_t now = h_nsver(&fx.redis, "p");
     cr_assert(now == 0 || now > v, "%s: the version came back as %llu, not above %llu", path,
               (unsigned long long)now, (unsigned long long)v);
 }
 
 static void lose_version(void)
 {
-    free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:p", NULL));
+    free(h_redis_cmd(&fx.redis, "DEL", "nc:v1:nsver:p", NULL));
 }
 
 /* The issue's reproduction: the version key deleted, then a read of another
  * key of p, then p/1, on both daemons. */
 static void reproduce(const char *path)
 {
-    uint64_t bumped = old_then_bump(ca, 1);
+    uint64_t bumped = old_then_bump(fx.cl[0], 1);
     lose_version();
-    never_old(ca, "2", path);
-    never_old(ca, "1", path);
-    never_old(cb, "1", path);
+    never_old(fx.cl[0], "2", path);
+    never_old(fx.cl[0], "1", path);
+    never_old(fx.cl[1], "1", path);
     never_below(bumped, path);
 }
 
 Test(versions, a_lost_version_key_brings_back_nothing_through_the_read_lane)
 {
-    daemons_up(&redis, NULL, NULL);
+    daemons_up(&fx.redis, NULL, NULL);
     reproduce("lane");
-    cr_assert_geq(h_stat(ca, "redis_lane_retries"), 1, "the lane saw the lost version");
+    cr_assert_geq(h_stat(fx.cl[0], "redis_lane_retries"), 1, "the lane saw the lost version");
 }
 
 Test(versions, a_lost_version_key_brings_back_nothing_through_the_workers)
 {
-    daemons_up(&redis, "--redis-lane", "0");
+    daemons_up(&fx.redis, "--redis-lane", "0");
     reproduce("workers");
 }
 
 Test(versions, a_lost_version_key_brings_back_nothing_through_mget)
 {
-    daemons_up(&redis, NULL, NULL);
-    old_then_bump(ca, 3);
+    daemons_up(&fx.redis, NULL, NULL);
+    old_then_bump(fx.cl[0], 3);
     lose_version();
     nc_bytes keys[3] = {str("1"), str("2"), str("3")};
-    for (nc_client **c = (nc_client *[]){ca, cb, NULL}; *c != NULL; c++) {
+    for (nc_client **c = (nc_client *[]){fx.cl[0], fx.cl[1], NULL}; *c != NULL; c++) {
         nc_item *items = NULL;
         cr_assert_eq(nc_mget(*c, str("p"), keys, 3, &items, 2000), NC_OK, "%s", nc_errmsg());
         for (int i = 0; i < 3; i++)
@@ -137,34 +126,34 @@ Test(versions, a_lost_version_key_brings_back_nothing_through_mget)
 
 Test(versions, a_lost_version_key_brings_back_nothing_through_a_lease_get)
 {
-    daemons_up(&redis, NULL, NULL);
-    old_then_bump(ca, 2);
+    daemons_up(&fx.redis, NULL, NULL);
+    old_then_bump(fx.cl[0], 2);
     lose_version();
     nc_get_opts o = {.lease = 1};
     nc_get_info info;
     void *v = NULL;
     size_t len;
-    int rv = nc_get_opt(cb, str("p"), str("2"), &o, &v, &len, &info, 2000);
+    int rv = nc_get_opt(fx.cl[1], str("p"), str("2"), &o, &v, &len, &info, 2000);
     cr_assert_eq(rv, NC_ENOTFOUND, "lease get: %s", nc_strerror(rv));
     cr_assert_eq(info.lease, NC_LEASE_GRANTED, "a miss on the new version grants the lease");
-    never_old(ca, "2", "after the lease get");
+    never_old(fx.cl[0], "2", "after the lease get");
 }
 
 Test(versions, a_restarted_daemon_with_no_memory_of_the_version_reads_nothing_old)
 {
-    daemons_up(&redis, NULL, NULL);
-    uint64_t bumped = old_then_bump(ca, 2);
-    nc_close(ca);
-    ca = NULL;
-    cr_assert_eq(h_daemon_stop(&a), 0);
+    daemons_up(&fx.redis, NULL, NULL);
+    uint64_t bumped = old_then_bump(fx.cl[0], 2);
+    nc_close(fx.cl[0]);
+    fx.cl[0] = NULL;
+    cr_assert_eq(h_daemon_stop(&fx.node[0]), 0);
     lose_version();
-    h_daemon_start(&a, &redis, "--l1-max-ttl", "1ms", NULL);
-    ca = h_client(&a);
-    never_old(ca, "2", "restarted");
-    never_old(ca, "1", "restarted");
+    h_daemon_start(&fx.node[0], &fx.redis, "--l1-max-ttl", "1ms", NULL);
+    fx.cl[0] = h_client(&fx.node[0]);
+    never_old(fx.cl[0], "2", "restarted");
+    never_old(fx.cl[0], "1", "restarted");
     never_below(bumped, "restarted");
-    cr_assert_eq(nc_set(ca, str("p"), str("3"), str("x"), 60000, 0), NC_OK);
-    cr_assert_gt(h_nsver(&redis, "p"), bumped, "a write made the version again, above");
+    cr_assert_eq(nc_set(fx.cl[0], str("p"), str("3"), str("x"), 60000, 0), NC_OK);
+    cr_assert_gt(h_nsver(&fx.redis, "p"), bumped, "a write made the version again, above");
 }
 
 /* Fills Redis through A with 1 KiB values under namespace `fill` until
@@ -179,10 +168,11 @@ static int fill_until_p_loses_its_version(int batches)
     for (int batch = 0; batch < batches; batch++) {
         for (int i = 0; i < 100; i++) {
             snprintf(key, sizeof key, "%d-%d", batch, i);
-            int rv = nc_set(ca, str("fill"), str(key), (nc_bytes){value, sizeof value}, 3600000, 0);
+            int rv = nc_set(fx.cl[0], str("fill"), str(key), (nc_bytes){value, sizeof value},
+                            3600000, 0);
             cr_assert_eq(rv, NC_OK, "fill: %s (%s)", nc_strerror(rv), nc_errmsg());
         }
-        char *exists = h_redis_cmd(&redis, "EXISTS", "nc:v1:nsver:p", NULL);
+        char *exists = h_redis_cmd(&fx.redis, "EXISTS", "nc:v1:nsver:p", NULL);
         int lost = strcmp(exists, "0") == 0;
         free(exists);
         if (lost)
@@ -198,7 +188,7 @@ static int held_under(uint64_t version, int n)
     for (int i = 1; i <= n; i++) {
         char key[64];
         snprintf(key, sizeof key, "nc:v1:p:%llu:%d", (unsigned long long)version, i);
-        char *out = h_redis_cmd(&redis, "EXISTS", key, NULL);
+        char *out = h_redis_cmd(&fx.redis, "EXISTS", key, NULL);
         held += strcmp(out, "1") == 0;
         free(out);
     }
@@ -210,14 +200,14 @@ static int held_under(uint64_t version, int n)
  * while values from before the bump are still there, then read p. */
 static void evict_under(const char *policy)
 {
-    free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory-policy", policy, NULL));
-    free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory-samples", "64", NULL));
-    daemons_up(&redis, NULL, NULL);
+    free(h_redis_cmd(&fx.redis, "CONFIG", "SET", "maxmemory-policy", policy, NULL));
+    free(h_redis_cmd(&fx.redis, "CONFIG", "SET", "maxmemory-samples", "64", NULL));
+    daemons_up(&fx.redis, NULL, NULL);
     enum { KEYS = 200, ATTEMPTS = 3 };
     uint64_t before = 0; /* the version the OLD values live under */
     int attempt = 0;
     for (; attempt < ATTEMPTS; attempt++) {
-        before = old_then_bump(ca, KEYS) - 1;
+        before = old_then_bump(fx.cl[0], KEYS) - 1;
         /* LRU evicts the idlest keys first, and the version key of a
          * namespace in use is never idle. It goes first when the
          * namespace's old values are read by something else (another
@@ -227,32 +217,32 @@ static void evict_under(const char *policy)
         char prefix[64], count[16];
         snprintf(prefix, sizeof prefix, "nc:v1:p:%llu:", (unsigned long long)before);
         snprintf(count, sizeof count, "%d", KEYS);
-        free(h_redis_cmd(&redis, "EVAL",
+        free(h_redis_cmd(&fx.redis, "EVAL",
                          "for i = 1, ARGV[2] do redis.call('GET', ARGV[1] .. i) end", "0", prefix,
                          count, NULL));
-        char *used = h_redis_cmd(&redis, "INFO", "memory", NULL);
+        char *used = h_redis_cmd(&fx.redis, "INFO", "memory", NULL);
         long long bytes = atoll(strstr(used, "used_memory:") + strlen("used_memory:"));
         free(used);
         char limit[32];
         snprintf(limit, sizeof limit, "%lld", bytes + 1024 * 1024);
-        free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory", limit, NULL));
+        free(h_redis_cmd(&fx.redis, "CONFIG", "SET", "maxmemory", limit, NULL));
         cr_assert(fill_until_p_loses_its_version(200), "%s: p's version was never evicted", policy);
         if (held_under(before, KEYS) > 0)
             break;
         /* LRU is sampled: now and then every OLD value goes before the
          * version key, and there is nothing to prove. Start again. */
-        free(h_redis_cmd(&redis, "CONFIG", "SET", "maxmemory", "0", NULL));
-        free(h_redis_cmd(&redis, "FLUSHALL", NULL));
+        free(h_redis_cmd(&fx.redis, "CONFIG", "SET", "maxmemory", "0", NULL));
+        free(h_redis_cmd(&fx.redis, "FLUSHALL", NULL));
     }
     cr_assert_lt(attempt, ATTEMPTS, "%s: every OLD value went before the version key, %d times",
                  policy, ATTEMPTS);
-    char *info = h_redis_cmd(&redis, "INFO", "stats", NULL);
+    char *info = h_redis_cmd(&fx.redis, "INFO", "stats", NULL);
     cr_assert_gt(atoll(strstr(info, "evicted_keys:") + strlen("evicted_keys:")), 0);
     free(info);
     for (int i = 1; i <= KEYS; i++) {
         char key[16];
         snprintf(key, sizeof key, "%d", i);
-        never_old(i % 2 ? ca : cb, key, policy);
+        never_old(i % 2 ? fx.cl[0] : fx.cl[1], key, policy);
     }
 }
 
@@ -289,19 +279,19 @@ Test(versions, a_failover_to_a_replica_without_the_bump_brings_back_nothing)
     h_redis r2;
     h_redis_start(&r2);
     char port[16], port2[16];
-    snprintf(port, sizeof port, "%d", redis.port);
+    snprintf(port, sizeof port, "%d", fx.redis.port);
     snprintf(port2, sizeof port2, "%d", r2.port);
     free(h_redis_cmd(&r2, "REPLICAOF", "127.0.0.1", port, NULL));
     wait_link_up(&r2);
-    daemons_up(&redis, NULL, NULL);
-    cr_assert_eq(nc_set(ca, str("p"), str("1"), str(OLD), 3600000, 0), NC_OK);
-    cr_assert_eq(nc_set(ca, str("p"), str("2"), str(OLD), 3600000, 0), NC_OK);
+    daemons_up(&fx.redis, NULL, NULL);
+    cr_assert_eq(nc_set(fx.cl[0], str("p"), str("1"), str(OLD), 3600000, 0), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], str("p"), str("2"), str(OLD), 3600000, 0), NC_OK);
     /* R2 has the OLD values and their version before it stops following. */
-    uint64_t v0 = h_nsver(&redis, "p");
+    uint64_t v0 = h_nsver(&fx.redis, "p");
     char *second = NULL;
     for (int i = 0; i < 500; i++) {
         free(second);
-        second = h_redis_cmd(&r2, "GET", H_DATA_KEY(&redis, "p", "2"), NULL);
+        second = h_redis_cmd(&r2, "GET", H_DATA_KEY(&fx.redis, "p", "2"), NULL);
         if (h_nsver(&r2, "p") == v0 && strcmp(second, OLD) == 0)
             break;
         h_sleep_ms(10);
@@ -310,18 +300,18 @@ Test(versions, a_failover_to_a_replica_without_the_bump_brings_back_nothing)
     free(second);
     free(h_redis_cmd(&r2, "REPLICAOF", "NO", "ONE", NULL)); /* R2 stops following: it lags */
     uint64_t version = 0;
-    cr_assert_eq(nc_bump(ca, str("p"), &version, 0), NC_OK);
-    cr_assert_eq(nc_set(ca, str("p"), str("1"), str("NEW"), 3600000, 0), NC_OK);
+    cr_assert_eq(nc_bump(fx.cl[0], str("p"), &version, 0), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], str("p"), str("1"), str("NEW"), 3600000, 0), NC_OK);
     cr_assert_eq(h_nsver(&r2, "p"), version - 1, "the replica holds the version before the bump");
     /* Fail over: the daemons' Redis takes R2's data set, then is master again. */
-    free(h_redis_cmd(&redis, "REPLICAOF", "127.0.0.1", port2, NULL));
-    wait_link_up(&redis);
-    free(h_redis_cmd(&redis, "REPLICAOF", "NO", "ONE", NULL));
-    cr_assert_eq(h_nsver(&redis, "p"), version - 1, "the failover brought the old version back");
+    free(h_redis_cmd(&fx.redis, "REPLICAOF", "127.0.0.1", port2, NULL));
+    wait_link_up(&fx.redis);
+    free(h_redis_cmd(&fx.redis, "REPLICAOF", "NO", "ONE", NULL));
+    cr_assert_eq(h_nsver(&fx.redis, "p"), version - 1, "the failover brought the old version back");
     for (int i = 0; i < 20; i++) {
-        never_old(ca, i % 2 ? "1" : "2", "failover A");
-        never_old(cb, i % 2 ? "2" : "1", "failover B");
+        never_old(fx.cl[0], i % 2 ? "1" : "2", "failover A");
+        never_old(fx.cl[1], i % 2 ? "2" : "1", "failover B");
     }
-    cr_assert_gt(h_nsver(&redis, "p"), version);
+    cr_assert_gt(h_nsver(&fx.redis, "p"), version);
     h_redis_cleanup(&r2);
 }

@@ -141,6 +141,15 @@ def test_a_reply_with_another_id_is_a_protocol_error() -> None:
         _core.finish(call, pb.Reply(id=5).SerializeToString())
 
 
+def test_ping_gives_the_protocol_version_and_refuses_another() -> None:
+    old = pb.Reply(ping=pb.PingReply(version="0.0.9"))  # from before the field: version 1
+    info = _core.finish(_core.ping(), old.SerializeToString())
+    assert (info.version, info.protocol_version) == ("0.0.9", 1)
+    other = pb.Reply(ping=pb.PingReply(version="9.0.0", protocol_version=2))
+    with pytest.raises(nearcache.ProtocolError, match="wire protocol version 2, this client 1"):
+        _core.finish(_core.ping(), other.SerializeToString())
+
+
 def test_bytes_that_are_not_a_reply_are_a_protocol_error() -> None:
     with pytest.raises(nearcache.ProtocolError, match=r"not a nearcache\.v1\.Reply"):
         _core.finish(_core.ping(), b"\xff\xff\xff")

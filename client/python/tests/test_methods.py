@@ -102,6 +102,7 @@ def test_ping_describes_the_daemon(c: Any) -> None:
     assert info.redis_up and info.subscribed
     assert len(info.node_id) == 16
     assert info.max_request_size == 1115264
+    assert (info.version, info.protocol_version) == (nearcache.__version__, 1)
 
 
 def test_a_lease_is_granted_on_a_miss_and_its_set_stores(c: Any, ns: str) -> None:

@@ -6,6 +6,8 @@ requests in flight on one connection) speak the daemon's protocol
 Every error is a :class:`nearcache.Error`.
 """
 
+from importlib import metadata as _metadata
+
 from ._async import AsyncClient
 from ._cached import (
     abump,
@@ -37,7 +39,10 @@ from .errors import (
     Unimplemented,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("nearcache")  # pyproject.toml's, as installed
+except _metadata.PackageNotFoundError:  # imported from a source tree without installing
+    __version__ = "0+unknown"
 
 __all__ = [
     "DEFAULT_URL",

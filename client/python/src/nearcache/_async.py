@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
+from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
 from ._sync import _DOWN_GRACE, _Lost, seconds, slack
 from .errors import DeadlineExceeded, Error, Unavailable
 
@@ -198,7 +199,7 @@ class AsyncClient:
             self._limit = (await self._run(_core.ping(), t)).max_request_size
         _core.check_size(size, self._limit)
         if self._near is not None and call.request is not None:
-            self._near.before(call.request)  # drops its own entries of a write
+            drop_before(self._near, call.request)  # drops its own entries of a write
         for attempt in (0, 1):
             conn = await self._connection(deadline)
             try:
@@ -232,7 +233,7 @@ class AsyncClient:
         assert self._near is not None
         ticket = self._near.ticket()
         r = await self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
-        self._near.offer(ticket, ns, key, r)
+        offer(self._near, ticket, ns, key, r)
         return r
 
     async def get_ex(
@@ -251,7 +252,7 @@ class AsyncClient:
             call = _core.get(ns, key, lease=lease, lease_ttl=lease_ttl, slide=slide)
             return await self._run(call, timeout)
         nsb, kb = as_bytes(ns, "ns"), as_bytes(key, "key")
-        hit = near.result(nsb, kb)
+        hit = near_result(near, nsb, kb)
         return hit if hit is not None else await self._fetch(nsb, kb, lease, lease_ttl, timeout)
 
     async def set(
@@ -303,12 +304,12 @@ class AsyncClient:
         if near is None or not keys:
             return await self._run(_core.mget(ns, keys), timeout)
         nsb, kbs = as_bytes(ns, "ns"), [as_bytes(k, "key") for k in keys]
-        out, missing = near.plan_mget(nsb, kbs)
+        out, missing = plan_mget(near, nsb, kbs)
         ticket = near.ticket() if missing else None
         got: list[GetResult] = []
         if missing:
             got = await self._run(_core.mget(nsb, [kbs[i] for i in missing]), timeout)
-        return near.merge_mget(ticket, nsb, kbs, out, missing, got)
+        return merge_mget(near, ticket, nsb, kbs, out, missing, got)
 
     async def mset(
         self,

@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "ipc:///run/nearcache/nearcached.sock"
+#: The wire protocol's version this client speaks (docs/protocol.md, Versions).
+PROTOCOL_VERSION = 1
 #: Requests above this size make the client learn the daemon's limit first.
 SMALL_REQUEST = 64 * 1024
 
@@ -95,6 +97,7 @@ class PingInfo:
     subscribed: bool
     l1_serving: bool
     max_request_size: int
+    protocol_version: int  #: the wire protocol's version (a daemon that does not say speaks 1)
 
 
 @dataclass
@@ -310,11 +313,18 @@ def stats() -> Call[dict[str, int]]:
 
 
 def ping() -> Call[PingInfo]:
-    """A Ping; its result is the daemon's PingInfo."""
+    """A Ping; its result is the daemon's PingInfo. Raises ProtocolError when
+    the daemon speaks another wire protocol version."""
 
     def decode(reply: pb.Reply) -> PingInfo:
         check(reply)
         p = reply.ping
+        protocol = p.protocol_version or 1
+        if protocol != PROTOCOL_VERSION:
+            want = PROTOCOL_VERSION
+            raise ProtocolError(
+                f"the daemon speaks wire protocol version {protocol}, this client {want}"
+            )
         return PingInfo(
             p.version,
             p.node_id,
@@ -323,6 +333,7 @@ def ping() -> Call[PingInfo]:
             p.subscribed,
             p.l1_serving,
             p.max_request_size,
+            protocol,
         )
 
     return Call(pb.Request(ping=pb.PingRequest()), decode, retry_safe=True)

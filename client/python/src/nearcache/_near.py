@@ -1,15 +1,17 @@
 """The near tier: hot values kept in this process, bounded in bytes (LRU),
-and kept coherent by the daemon's invalidation ring (``_ring``), with the
-algorithm of the C client (client/near.c; docs/protocol.md, "The reader").
+and kept coherent by the daemon's invalidation ring (``_ring``), as
+docs/protocol.md ("The reader") says; it passes tests/conformance/ring.json.
+It takes keys and bytes: the clients' Gets and writes meet it in
+``_nearcalls``.
 
 Before every lookup the tier applies the ring's slots since its cursor; it
 serves only while the daemon says its own L1 may serve (``serving_until``),
 and empties itself on a new epoch, a flush or when lapped. A fill carries a
 ticket taken before its request was sent and is refused when a slot for its
 key (or namespace), or an emptying, came since. The stamps are two
-direct-mapped lists of the last slot that named a key (or a namespace)
-hashing there; a collision may refuse another key's fill, never allow a
-stale one.
+direct-mapped lists (the spec's STAMPS, indexed by ``key_mix``) of the last
+slot that named a key (or a namespace) hashing there; a collision may
+refuse another key's fill, never allow a stale one.
 
 Thread-safe with one lock (under the GIL a lock per shard buys nothing).
 Fork-safe: a child process starts with an empty tier, a fresh lock and its
@@ -18,6 +20,7 @@ own mapping of the ring.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import threading
@@ -26,33 +29,42 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ._core import TTL, GetResult, LeaseState, Source, ipc_path, to_ms
+from ._core import TTL, to_ms
 from ._ring import (
     EPOCH,
     GEN,
     HEAD,
     KIND_NAMESPACE,
     RECHECK_MS,
+    STAMPS,
     UNTIL,
     RingError,
     RingReader,
+    default_path,
     fnv1a64,
+    key_mix,
     now_ms,
 )
 
-__all__ = ["DEFAULT_NEAR_BYTES", "DEFAULT_NEAR_MAX_TTL", "NearStats", "NearTier", "make_tier"]
+__all__ = [
+    "DEFAULT_NEAR_BYTES",
+    "DEFAULT_NEAR_MAX_TTL",
+    "Keep",
+    "NearStats",
+    "NearTier",
+    "keep_of",
+    "make_tier",
+]
 
 #: The near tier's default size: 64 MiB of this process's memory.
 DEFAULT_NEAR_BYTES = 64 << 20
 #: How long a near entry lives at most, in seconds, by default.
 DEFAULT_NEAR_MAX_TTL = 60.0
 
-STAMPS = 4096
 #: What each entry is charged beyond its bytes: the objects that hold it.
 ENTRY_OVERHEAD = 240
-_MASK64 = (1 << 64) - 1
 _monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC on Linux, as now_ms()
 
 
@@ -99,10 +111,24 @@ class _Entry:
         self.charge = charge
 
 
-def _mix(nsh: int, kh: int) -> int:
-    """The C client's mix of the two hashes: the key stamps' index."""
-    h = nsh ^ ((kh * 0x9E3779B97F4A7C15) & _MASK64)
-    return h ^ (h >> 29)
+class Keep(enum.Enum):
+    """What a Get's reply may put in the tier."""
+
+    NOTHING = 0
+    VALUE = 1
+    NEGATIVE = 2
+
+
+def keep_of(found: bool, negative: bool, stale: bool, leased: bool, ttl_ms: int) -> Keep:
+    """Returns what a Get's reply may put in the tier (docs/protocol.md,
+    "The reader"; ring.json's ``replies``): a value (``found``) that is not
+    stale and carries no lease state; a negative entry likewise, with its
+    time left (``ttl_ms`` > 0); else nothing."""
+    if stale or leased:
+        return Keep.NOTHING
+    if found:
+        return Keep.VALUE
+    return Keep.NEGATIVE if negative and ttl_ms > 0 else Keep.NOTHING
 
 
 @functools.lru_cache(maxsize=4096)
@@ -145,6 +171,7 @@ class NearTier:
         self._bytes = 0
         self._rd: RingReader | None = None
         self._epoch = self._gen = self._cursor = self._flushes = 0
+        self._seen_ring = False  # a ring was applied before: a new one counts as a flush
         self._recheck_at = 0
         self._key_stamp = [0] * STAMPS
         self._ns_stamp = [0] * STAMPS
@@ -231,8 +258,9 @@ class NearTier:
                 return False
         assert rd is not None
         if epoch != self._epoch or gen != self._gen:
-            if self._epoch != 0 or self._cursor != 0:
+            if self._seen_ring:
                 self.nflushes += 1
+            self._seen_ring = True
             self._flush_locked(head)
             if epoch != self._epoch:  # a new ring counts from 1 again
                 self._key_stamp = [0] * STAMPS
@@ -254,7 +282,7 @@ class NearTier:
                 self._ns_stamp[sl.ns_hash % STAMPS] = seq
             else:
                 self._drop_hashes_locked(sl.ns_hash, sl.key_hash)
-                self._key_stamp[_mix(sl.ns_hash, sl.key_hash) % STAMPS] = seq
+                self._key_stamp[key_mix(sl.ns_hash, sl.key_hash) % STAMPS] = seq
             seq += 1
         self._cursor = head
         return True
@@ -268,6 +296,7 @@ class NearTier:
             self._rd.close()
         self._rd = None
         self._epoch = self._gen = self._cursor = 0
+        self._seen_ring = False
         self._recheck_at = 0
         self.hits = self.misses = self.evictions = self.nflushes = self.laps = self.refused = 0
         self._attach_locked(now_ms())
@@ -327,7 +356,7 @@ class NearTier:
             ok = (
                 self._catch_up_locked(now)
                 and t.flushes == self._flushes
-                and self._key_stamp[_mix(nsh, kh) % STAMPS] <= t.cursor
+                and self._key_stamp[key_mix(nsh, kh) % STAMPS] <= t.cursor
                 and self._ns_stamp[nsh % STAMPS] <= t.cursor
             )
             if not ok:
@@ -345,25 +374,6 @@ class NearTier:
                 self.evictions += 1
             return True
 
-    def offer(self, t: Ticket, ns: bytes, key: bytes, r: GetResult) -> None:
-        """Fills from a Get's reply if it is a plain value or a negative
-        entry with its time left: not stale, without lease state (never a
-        plain miss)."""
-        if r.stale or r.lease is not LeaseState.NONE:
-            return
-        if r.value is not None:
-            self.fill(t, ns, key, r.value, r.ttl_ms)
-        elif r.negative and r.ttl_ms > 0:  # (older daemons sent a negative one without)
-            self.fill(t, ns, key, None, r.ttl_ms)
-
-    def result(self, ns: bytes, key: bytes) -> GetResult | None:
-        """A lookup as a Get's result (source NEAR), or None on a miss."""
-        now = now_ms()
-        e = self.entry(ns, key, now)
-        if e is None:
-            return None
-        return GetResult(e.value, Source.NEAR, e.expires_at - now, negative=e.value is None)
-
     def drop(self, ns: bytes, key: bytes) -> None:
         """Drops (ns, key): before this process's own write of it."""
         with self._lock:
@@ -379,45 +389,6 @@ class NearTier:
         """Drops every key of ``ns``: before this process's own bump."""
         with self._lock:
             self._drop_ns_hash_locked(_ns_hash(ns))
-
-    def before(self, request: Any) -> None:
-        """Drops this process's own entries of what ``request`` (a
-        ``nearcache.v1.Request``) writes, before it is sent: a Set, a
-        Delete, an MSet or a BumpNamespace."""
-        method = request.WhichOneof("method")
-        if method in ("set", "delete"):
-            m = getattr(request, method)
-            self.drop(m.ns, m.key)
-        elif method == "mset":
-            self.drop_many(request.mset.ns, [e.key for e in request.mset.entries])
-        elif method == "bump_namespace":
-            self.drop_ns(request.bump_namespace.ns)
-
-    def plan_mget(
-        self, ns: bytes, keys: Sequence[bytes]
-    ) -> tuple[list[GetResult | None], list[int]]:
-        """Answers what it can of an MGet: the results so far (None where
-        the daemon must answer) and the indexes of the keys to ask it for."""
-        out = [self.result(ns, k) for k in keys]
-        return out, [i for i, r in enumerate(out) if r is None]
-
-    def merge_mget(
-        self,
-        t: Ticket | None,
-        ns: bytes,
-        keys: Sequence[bytes],
-        out: list[GetResult | None],
-        missing: Sequence[int],
-        got: Sequence[GetResult],
-    ) -> list[GetResult]:
-        """Puts the daemon's answers for ``missing`` in place (filling the
-        tier with the plain values, with the ticket taken before asking)
-        and returns every key's result."""
-        for i, r in zip(missing, got, strict=True):
-            if t is not None:
-                self.offer(t, ns, keys[i], r)
-            out[i] = r
-        return [r for r in out if r is not None]
 
     def stats(self) -> NearStats:
         """Returns the tier's counters (applying the ring first)."""
@@ -446,12 +417,6 @@ class NearTier:
             self._rd = None
 
 
-def ring_path_of(url: str) -> str:
-    """The daemon's default ring file for an ``ipc://`` URL: its socket's
-    path + ``.ring``."""
-    return ipc_path(url) + ".ring"
-
-
 def make_tier(
     url: str, near_bytes: int, near_max_ttl: TTL, near_ring: str | None
 ) -> NearTier | None:
@@ -465,4 +430,4 @@ def make_tier(
     ttl_ms = to_ms(near_max_ttl, "near_max_ttl")
     if ttl_ms <= 0:
         raise ValueError(f"near_max_ttl must be positive, got {near_max_ttl!r}")
-    return NearTier(near_ring or ring_path_of(url), near_bytes, ttl_ms)
+    return NearTier(near_ring or default_path(url), near_bytes, ttl_ms)

@@ -2,11 +2,9 @@
 near-tier ring"): the file mapped read-only and shared, its header checked,
 its fields and slots read as the writer's seqlock requires.
 
-Layout (little-endian): magic ``NCRING\\0\\0`` at 0, u32 layout (1) at 8,
-u32 slot size (32) at 12, u64 slot count at 16, u64 epoch at 24, u64 flush
-generation at 32, u64 head at 64, i64 serving_until (``CLOCK_MONOTONIC`` ms)
-at 128, slots from 192. A slot: u64 seq, u32 kind, u32 0, u64 namespace
-hash, u64 key hash.
+The layout's constants below are common/ring.h's; a test checks them
+against it and against tests/conformance/ring.json, whose scenarios the
+near tier (``_near``) runs.
 
 Every 8-byte field is read with one copy of its 8 aligned bytes: a slot's
 with ``struct.unpack_from`` in native byte order, the header's (on every
@@ -46,28 +44,41 @@ __all__ = [
     "KIND_KEY",
     "KIND_NAMESPACE",
     "RECHECK_MS",
+    "STAMPS",
     "RingError",
     "RingReader",
     "Slot",
+    "default_path",
     "fnv1a64",
+    "key_mix",
     "now_ms",
 ]
 
+# common/ring.h's RING_* (little-endian; offsets in bytes).
 MAGIC = b"NCRING\0\0"
 LAYOUT = 1
 SLOT_SIZE = 32
 SLOTS_AT = 192
 SLOTS_MIN = 64
 SLOTS_MAX = 1 << 24
-#: How often (ms) a reader that cannot serve looks for a new ring file.
-RECHECK_MS = 100
-
+EPOCH_AT = 24
+FLUSH_GEN_AT = 32
+HEAD_AT = 64
+SERVING_UNTIL_AT = 128
+SLOT_SEQ_AT = 0  # a slot's fields, from the slot's start
+SLOT_KIND_AT = 8
+SLOT_NS_HASH_AT = 16
+SLOT_KEY_HASH_AT = 24
 KIND_KEY = 1
 KIND_NAMESPACE = 2
+#: A reader's stamps of each kind (docs/protocol.md, "The reader").
+STAMPS = 4096
+#: How often (ms) a reader that cannot serve looks for a new ring file.
+RECHECK_MS = 100
+SUFFIX = ".ring"
 
-_EPOCH_AT, _GEN_AT, _HEAD_AT, _UNTIL_AT = 24, 32, 64, 128
 #: The header's fields as indexes of 8-byte words (RingReader.words).
-EPOCH, GEN, HEAD, UNTIL = _EPOCH_AT // 8, _GEN_AT // 8, _HEAD_AT // 8, _UNTIL_AT // 8
+EPOCH, GEN, HEAD, UNTIL = EPOCH_AT // 8, FLUSH_GEN_AT // 8, HEAD_AT // 8, SERVING_UNTIL_AT // 8
 
 if sys.byteorder != "little":  # pragma: no cover
     raise ImportError("the near-tier ring is little-endian; this machine is not")
@@ -75,7 +86,7 @@ if sys.byteorder != "little":  # pragma: no cover
 _u64 = struct.Struct("=Q").unpack_from
 _i64 = struct.Struct("=q").unpack_from
 _header = struct.Struct("<8sIIQ").unpack_from
-_fields = struct.Struct("=I4xQQ").unpack_from
+_fields = struct.Struct("=I4xQQ").unpack_from  # kind, ns hash, key hash
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
@@ -89,6 +100,19 @@ def fnv1a64(data: bytes) -> int:
     for b in data:
         h = ((h ^ b) * _FNV_PRIME) & _MASK64
     return h
+
+
+def key_mix(ns_hash: int, key_hash: int) -> int:
+    """Returns the mix of a key's two hashes whose value mod STAMPS indexes
+    its stamp (common/ring.h's ring_key_mix)."""
+    x = ns_hash ^ ((key_hash * 0x9E3779B97F4A7C15) & _MASK64)
+    return x ^ (x >> 29)
+
+
+def default_path(url: str) -> str:
+    """Returns the ring file of a daemon listening on ``url``: an
+    ``ipc://`` socket's path + ``.ring``; "" for another transport."""
+    return url[len("ipc://") :] + SUFFIX if url.startswith("ipc://") else ""
 
 
 def now_ms() -> int:
@@ -160,22 +184,22 @@ class RingReader:
 
     def epoch(self) -> int:
         """The daemon's epoch: new at each start, 0 once it stopped."""
-        v: int = _u64(self._mm, _EPOCH_AT)[0]
+        v: int = _u64(self._mm, EPOCH_AT)[0]
         return v
 
     def flush_gen(self) -> int:
         """The flush generation: raised each time the daemon empties its L1."""
-        v: int = _u64(self._mm, _GEN_AT)[0]
+        v: int = _u64(self._mm, FLUSH_GEN_AT)[0]
         return v
 
     def head(self) -> int:
         """The sequence number of the last slot published (0: none yet)."""
-        v: int = _u64(self._mm, _HEAD_AT)[0]
+        v: int = _u64(self._mm, HEAD_AT)[0]
         return v
 
     def serving_until(self) -> int:
         """``CLOCK_MONOTONIC`` ms until which the daemon's L1 may serve (0: not)."""
-        v: int = _i64(self._mm, _UNTIL_AT)[0]
+        v: int = _i64(self._mm, SERVING_UNTIL_AT)[0]
         return v
 
     def header(self) -> tuple[int, int, int, int]:
@@ -192,10 +216,10 @@ class RingReader:
         overwrote it (this reader was lapped) or is rewriting it."""
         mm = self._mm
         at = SLOTS_AT + (seq & self._mask) * SLOT_SIZE
-        if _u64(mm, at)[0] != seq:
+        if _u64(mm, at + SLOT_SEQ_AT)[0] != seq:
             return None
-        kind, nsh, kh = _fields(mm, at + 8)
-        if _u64(mm, at)[0] != seq:
+        kind, nsh, kh = _fields(mm, at + SLOT_KIND_AT)
+        if _u64(mm, at + SLOT_SEQ_AT)[0] != seq:
             return None
         return Slot(seq, kind, nsh, kh)
 

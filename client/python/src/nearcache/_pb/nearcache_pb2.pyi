@@ -65,7 +65,7 @@ LEASE_WAITED: LeaseState
 LEASE_BUSY: LeaseState
 
 class Request(_message.Message):
-    __slots__ = ("id", "timeout_ms", "get", "set", "delete", "stats", "ping", "mget", "mset", "bump_namespace")
+    __slots__ = ("id", "timeout_ms", "get", "set", "delete", "stats", "ping", "mget", "mset", "bump_namespace", "near_report")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class Request(_message.Message):
     MGET_FIELD_NUMBER: _ClassVar[int]
     MSET_FIELD_NUMBER: _ClassVar[int]
     BUMP_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NEAR_REPORT_FIELD_NUMBER: _ClassVar[int]
     id: int
     timeout_ms: int
     get: GetRequest
@@ -86,10 +87,11 @@ class Request(_message.Message):
     mget: MGetRequest
     mset: MSetRequest
     bump_namespace: BumpNamespaceRequest
-    def __init__(self, id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., set: _Optional[_Union[SetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., stats: _Optional[_Union[StatsRequest, _Mapping]] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., mget: _Optional[_Union[MGetRequest, _Mapping]] = ..., mset: _Optional[_Union[MSetRequest, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceRequest, _Mapping]] = ...) -> None: ...
+    near_report: NearReportRequest
+    def __init__(self, id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., set: _Optional[_Union[SetRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., stats: _Optional[_Union[StatsRequest, _Mapping]] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., mget: _Optional[_Union[MGetRequest, _Mapping]] = ..., mset: _Optional[_Union[MSetRequest, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceRequest, _Mapping]] = ..., near_report: _Optional[_Union[NearReportRequest, _Mapping]] = ...) -> None: ...
 
 class Reply(_message.Message):
-    __slots__ = ("id", "code", "message", "get", "set", "delete", "stats", "ping", "mget", "mset", "bump_namespace")
+    __slots__ = ("id", "code", "message", "get", "set", "delete", "stats", "ping", "mget", "mset", "bump_namespace", "near_report")
     ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +103,7 @@ class Reply(_message.Message):
     MGET_FIELD_NUMBER: _ClassVar[int]
     MSET_FIELD_NUMBER: _ClassVar[int]
     BUMP_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NEAR_REPORT_FIELD_NUMBER: _ClassVar[int]
     id: int
     code: Code
     message: str
@@ -112,7 +115,8 @@ class Reply(_message.Message):
     mget: MGetReply
     mset: MSetReply
     bump_namespace: BumpNamespaceReply
-    def __init__(self, id: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., get: _Optional[_Union[GetReply, _Mapping]] = ..., set: _Optional[_Union[SetReply, _Mapping]] = ..., delete: _Optional[_Union[DeleteReply, _Mapping]] = ..., stats: _Optional[_Union[StatsReply, _Mapping]] = ..., ping: _Optional[_Union[PingReply, _Mapping]] = ..., mget: _Optional[_Union[MGetReply, _Mapping]] = ..., mset: _Optional[_Union[MSetReply, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceReply, _Mapping]] = ...) -> None: ...
+    near_report: NearReportReply
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., get: _Optional[_Union[GetReply, _Mapping]] = ..., set: _Optional[_Union[SetReply, _Mapping]] = ..., delete: _Optional[_Union[DeleteReply, _Mapping]] = ..., stats: _Optional[_Union[StatsReply, _Mapping]] = ..., ping: _Optional[_Union[PingReply, _Mapping]] = ..., mget: _Optional[_Union[MGetReply, _Mapping]] = ..., mset: _Optional[_Union[MSetReply, _Mapping]] = ..., bump_namespace: _Optional[_Union[BumpNamespaceReply, _Mapping]] = ..., near_report: _Optional[_Union[NearReportReply, _Mapping]] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("ns", "key", "lease", "lease_ttl_ms", "slide_ttl_ms")
@@ -201,18 +205,22 @@ class Stat(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
 class NamespaceStat(_message.Message):
-    __slots__ = ("ns", "hits", "misses", "other", "truncated")
+    __slots__ = ("ns", "hits", "misses", "other", "truncated", "near_hits", "near_misses")
     NS_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
+    NEAR_MISSES_FIELD_NUMBER: _ClassVar[int]
     ns: bytes
     hits: int
     misses: int
     other: bool
     truncated: bool
-    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: _Optional[bool] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    near_hits: int
+    near_misses: int
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: _Optional[bool] = ..., truncated: _Optional[bool] = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ...) -> None: ...
 
 class StatsReply(_message.Message):
     __slots__ = ("stats", "namespaces")
@@ -227,7 +235,7 @@ class PingRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PingReply(_message.Message):
-    __slots__ = ("version", "node_id", "uptime_ms", "redis_up", "subscribed", "l1_serving", "max_request_size")
+    __slots__ = ("version", "node_id", "uptime_ms", "redis_up", "subscribed", "l1_serving", "max_request_size", "protocol_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +243,7 @@ class PingReply(_message.Message):
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     L1_SERVING_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     version: str
     node_id: str
     uptime_ms: int
@@ -242,7 +251,8 @@ class PingReply(_message.Message):
     subscribed: bool
     l1_serving: bool
     max_request_size: int
-    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: _Optional[bool] = ..., subscribed: _Optional[bool] = ..., l1_serving: _Optional[bool] = ..., max_request_size: _Optional[int] = ...) -> None: ...
+    protocol_version: int
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: _Optional[bool] = ..., subscribed: _Optional[bool] = ..., l1_serving: _Optional[bool] = ..., max_request_size: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class MGetRequest(_message.Message):
     __slots__ = ("ns", "keys")
@@ -301,6 +311,38 @@ class BumpNamespaceReply(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     def __init__(self, version: _Optional[int] = ...) -> None: ...
+
+class NearReportRequest(_message.Message):
+    __slots__ = ("reporter", "pid", "hits", "misses", "fills_refused", "namespaces")
+    REPORTER_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    FILLS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    reporter: int
+    pid: int
+    hits: int
+    misses: int
+    fills_refused: int
+    namespaces: _containers.RepeatedCompositeFieldContainer[NearNamespaceReport]
+    def __init__(self, reporter: _Optional[int] = ..., pid: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., fills_refused: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NearNamespaceReport, _Mapping]]] = ...) -> None: ...
+
+class NearNamespaceReport(_message.Message):
+    __slots__ = ("ns", "hits", "misses")
+    NS_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    ns: bytes
+    hits: int
+    misses: int
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ...) -> None: ...
+
+class NearReportReply(_message.Message):
+    __slots__ = ("interval_ms",)
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    interval_ms: int
+    def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class Invalidation(_message.Message):
     __slots__ = ("origin", "stream", "seq", "keys", "bump_ns", "bump_version", "flush_all", "heartbeat")
