@@ -4,10 +4,12 @@
 // why; everything else works.
 'use strict';
 
+let addon = null;
 let Near = null;
 let missing = '';
 try {
-  ({ Near } = require('../build/Release/nearcache_near.node'));
+  addon = require('../build/Release/nearcache_near.node');
+  ({ Near } = addon);
 } catch (e) {
   missing = `the near tier's addon is not built (${e.message.split('\n')[0]}); ` +
     'rebuild it with `npm rebuild nearcache` (npm 11 runs install scripts only when allowed: ' +
@@ -50,11 +52,19 @@ class NearTier {
     return [s[0], s[1], s[2]];
   }
 
-  /** Keeps a Get's reply (a plain value, or a negative entry with its time left). */
+  /**
+   * Keeps what a Get's reply may put in the tier (near_keep_of: a plain
+   * value, or a negative entry with its time left), unless the ticket is void.
+   */
   offer(t, ns, key, get, found) {
-    if (t === null || get.stale || get.lease) return;
-    if (found) this.n.fill(t[0], t[1], t[2], ns, key, get.value, get.ttlMs);
-    else if (get.negative && get.ttlMs > 0) this.n.fill(t[0], t[1], t[2], ns, key, null, get.ttlMs);
+    if (t === null) return;
+    const k = addon.keepOf(found, Boolean(get.negative), Boolean(get.stale), Boolean(get.lease), get.ttlMs);
+    if (k !== 0) this.fill(t, ns, key, k === 1 ? get.value : null, get.ttlMs);
+  }
+
+  /** Keeps value (null: known absent) for at most min(ttlMs, the tier's max; 0: no TTL). */
+  fill(t, ns, key, value, ttlMs) {
+    this.n.fill(t[0], t[1], t[2], ns, key, value, ttlMs);
   }
 
   drop(ns, key) {
@@ -79,4 +89,4 @@ class NearTier {
   }
 }
 
-module.exports = { NearTier, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, addonLoaded: Near !== null };
+module.exports = { NearTier, DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, addon };

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "near.h"
+#include "ring.h"
 
 #define STACK_BYTES 2048
 
@@ -301,6 +302,83 @@ static napi_value close_(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+/* hash(bytes): FNV-1a 64 as a BigInt (ring_hash). */
+static napi_value hash(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1], out;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    arg a;
+    if (argc < 1 || get_bytes(env, argv[0], &a, "bytes") != 0)
+        return NULL;
+    napi_create_bigint_uint64(env, ring_hash(a.b.data, a.b.len), &out);
+    free(a.heap);
+    return out;
+}
+
+/* keyMix(nsHash, keyHash): BigInts in, the stamp mix out (ring_key_mix). */
+static napi_value key_mix(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2], out;
+    uint64_t h[2];
+    bool lossless;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    for (int i = 0; i < 2; i++)
+        if (i >= (int)argc || napi_get_value_bigint_uint64(env, argv[i], &h[i], &lossless) != napi_ok)
+            return throw_type(env, "keyMix(nsHash: bigint, keyHash: bigint)");
+    napi_create_bigint_uint64(env, ring_key_mix(h[0], h[1]), &out);
+    return out;
+}
+
+/* keepOf(found, negative, stale, leased, ttlMs): what a Get's reply may put
+ * in the tier (near_keep_of): 0 nothing, 1 the value, 2 a negative entry. */
+static napi_value keep_of(napi_env env, napi_callback_info info)
+{
+    size_t argc = 5;
+    napi_value argv[5], out;
+    bool b[4] = {0};
+    double ttl = 0;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 5)
+        return throw_type(env, "keepOf(found, negative, stale, leased, ttlMs)");
+    for (int i = 0; i < 4; i++)
+        napi_get_value_bool(env, argv[i], &b[i]);
+    napi_get_value_double(env, argv[4], &ttl);
+    napi_create_int32(env, (int32_t)near_keep_of(b[0], b[1], b[2], b[3], ttl > 0 ? (uint64_t)ttl : 0),
+                      &out);
+    return out;
+}
+
+/* The ring's layout, from common/ring.h: checked against ring.json. */
+static napi_value layout(napi_env env)
+{
+    napi_value o, x;
+    napi_create_object(env, &o);
+    napi_create_buffer_copy(env, 8, RING_MAGIC, NULL, &x);
+    napi_set_named_property(env, o, "magic", x);
+    set_num(env, o, "layout", RING_LAYOUT);
+    set_num(env, o, "slot_size", RING_SLOT_SIZE);
+    set_num(env, o, "slots_at", RING_SLOTS_AT);
+    set_num(env, o, "slots_min", RING_SLOTS_MIN);
+    set_num(env, o, "slots_max", RING_SLOTS_MAX);
+    set_num(env, o, "epoch_at", RING_EPOCH_AT);
+    set_num(env, o, "flush_gen_at", RING_FLUSH_GEN_AT);
+    set_num(env, o, "head_at", RING_HEAD_AT);
+    set_num(env, o, "serving_until_at", RING_SERVING_UNTIL_AT);
+    set_num(env, o, "slot_seq_at", RING_SLOT_SEQ_AT);
+    set_num(env, o, "slot_kind_at", RING_SLOT_KIND_AT);
+    set_num(env, o, "slot_ns_hash_at", RING_SLOT_NS_HASH_AT);
+    set_num(env, o, "slot_key_hash_at", RING_SLOT_KEY_HASH_AT);
+    set_num(env, o, "kind_key", RING_KEY);
+    set_num(env, o, "kind_namespace", RING_NAMESPACE);
+    set_num(env, o, "stamps", RING_STAMPS);
+    set_num(env, o, "recheck_ms", RING_RECHECK_MS);
+    napi_create_string_utf8(env, RING_SUFFIX, NAPI_AUTO_LENGTH, &x);
+    napi_set_named_property(env, o, "suffix", x);
+    return o;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
 {
     napi_property_descriptor methods[] = {
@@ -315,5 +393,13 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
     napi_define_class(env, "Near", NAPI_AUTO_LENGTH, ctor, NULL,
                       sizeof methods / sizeof methods[0], methods, &cls);
     napi_set_named_property(env, exports, "Near", cls);
+    napi_value f;
+    napi_create_function(env, "hash", NAPI_AUTO_LENGTH, hash, NULL, &f);
+    napi_set_named_property(env, exports, "hash", f);
+    napi_create_function(env, "keyMix", NAPI_AUTO_LENGTH, key_mix, NULL, &f);
+    napi_set_named_property(env, exports, "keyMix", f);
+    napi_create_function(env, "keepOf", NAPI_AUTO_LENGTH, keep_of, NULL, &f);
+    napi_set_named_property(env, exports, "keepOf", f);
+    napi_set_named_property(env, exports, "layout", layout(env));
     return exports;
 }
