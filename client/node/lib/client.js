@@ -4,6 +4,7 @@
 // dial (lib/conn.js), pending invalidations kept and sent first, near-tier
 // counters reported to the daemon.
 'use strict';
+const crypto = require('node:crypto');
 const { Conn } = require('./conn');
 const sp = require('./sp');
 const { encodeRequest, decodeReply, v1 } = require('./pb');
@@ -73,8 +74,44 @@ class Client {
       throw new TypeError(`nearBytes must be a whole number of bytes >= 0, got ${nearBytes}`);
     this.near = nearBytes > 0 ? new NearTier(opts.nearRing ?? `${this.path}.ring`, nearBytes,
       toMs(opts.nearMaxTtl ?? DEFAULT_NEAR_MAX_TTL, 'nearMaxTtl')) : null;
-    this.reporter = null;
     this.closed = false;
+    this.report = null; // R3: {id, timer, sent: [hits, misses, fillsRefused]}
+    if (this.near !== null) this.startReports(REPORT_MS);
+  }
+
+  // --- R3: near-tier reports ---------------------------------------------------
+
+  /**
+   * Every interval (a timer that keeps no process alive, never the hit
+   * path), sends the near tier's counters with NearReport on the connection
+   * there is, when they changed since the last report. A daemon that does
+   * not know the method ends the reports; one that wants another interval
+   * gets it.
+   */
+  startReports(ms) {
+    if (this.report === null) this.report = { id: reporterId(), timer: null, sent: [0, 0, 0], ms };
+    clearInterval(this.report.timer);
+    this.report.ms = ms;
+    this.report.timer = setInterval(() => this.sendReport().catch(() => {}), ms);
+    this.report.timer.unref();
+  }
+
+  async sendReport() {
+    const rep = this.report;
+    if (rep === null || this.near === null || !this.conn.ready) return;
+    const s = this.near.stats();
+    const now = [s.hits, s.misses, s.fillsRefused];
+    if (now.every((v, i) => v === rep.sent[i])) return;
+    const r = await this.rpc('nearReport', { reporter: rep.id, pid: process.pid, hits: now[0], misses: now[1], fillsRefused: now[2] }, null, true);
+    if (r.code === OK) {
+      rep.sent = now;
+      const want = r.nearReport?.intervalMs || REPORT_MS;
+      if (want !== rep.ms) this.startReports(Math.max(want, 100));
+    } else if (r.code === 12) { // UNIMPLEMENTED: a daemon older than NearReport
+      clearInterval(rep.timer);
+    } else if (r.code === 9) { // FAILED_PRECONDITION: another process has this id
+      rep.id = reporterId();
+    }
   }
 
   // --- calls ----------------------------------------------------------------
@@ -426,11 +463,20 @@ class Client {
   async close() {
     if (this.closed) return;
     if (this.pendingInvalidations > 0) await this.ping().catch(() => {});
+    if (this.report !== null) {
+      clearInterval(this.report.timer);
+      await this.sendReport().catch(() => {});
+    }
     this.closed = true;
-    clearInterval(this.reporter);
     this.conn.close();
     if (this.near !== null) this.near.close();
   }
+}
+
+/** A random non-zero reporter id (below 2^53: exact as a number). */
+function reporterId() {
+  const [hi, lo] = crypto.getRandomValues(new Uint32Array(2));
+  return ((hi & 0x1fffff) * 2 ** 32 + lo) || 1;
 }
 
 function loaded(v) {

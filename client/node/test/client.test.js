@@ -114,7 +114,7 @@ test('a call past its deadline rejects with DeadlineExceededError; an aborted on
   const g = await c.getEx(ns, 'l', { lease: true });
   assert.equal(g.lease, 'granted');
   assert.ok(g.leaseToken.length > 0);
-  const busy = await c.getEx(ns, 'l', { lease: true, timeout: 300 });
+  const busy = await c.getEx(ns, 'l', { lease: true, timeout: 1000 });
   assert.equal(busy.lease, 'busy');
   assert.equal(busy.found, false);
   const t0 = Date.now();

@@ -113,3 +113,27 @@ test('a stopped daemon\'s near tier serves nothing; after a restart it serves th
     await r.stop();
   }
 });
+
+test('R3: the near tier\'s counters reach the daemon\'s stats within a report interval', async () => {
+  const ns = freshNs();
+  const c = await nc.connect(daemon.url, { timeout: 5000 });
+  try {
+    await writer.set(ns, 'k', 'v');
+    for (let i = 0; i < 20; i++) await c.get(ns, 'k');
+    const hits = c.nearStats().hits;
+    assert.ok(hits >= 19);
+    const base = (await writer.stats()).stats;
+    let s;
+    const end = Date.now() + 10000;
+    do {
+      await new Promise((r) => setTimeout(r, 100));
+      s = (await writer.stats()).stats;
+    } while (s.near_hits < hits && Date.now() < end);
+    assert.ok(s.near_hits >= hits, `near_hits ${s.near_hits}, this client ${hits}`);
+    assert.ok(s.near_misses >= 1);
+    assert.ok(s.near_clients >= 1);
+    assert.ok(s.near_hits > (base.near_hits ?? 0) || hits === 0);
+  } finally {
+    await c.close();
+  }
+});

@@ -58,11 +58,12 @@ $root.nearcache = (function() {
             Request.prototype.mget = null;
             Request.prototype.mset = null;
             Request.prototype.bumpNamespace = null;
+            Request.prototype.nearReport = null;
 
             var $oneOfFields;
 
             Object.defineProperty(Request.prototype, "method", {
-                get: $util.oneOfGetter($oneOfFields = ["get", "set", "delete", "stats", "ping", "mget", "mset", "bumpNamespace"]),
+                get: $util.oneOfGetter($oneOfFields = ["get", "set", "delete", "stats", "ping", "mget", "mset", "bumpNamespace", "nearReport"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -97,6 +98,8 @@ $root.nearcache = (function() {
                     $root.nearcache.v1.MSetRequest.encode(message.mset, writer.uint32(130).fork(), q + 1).ldelim();
                 if (message.bumpNamespace != null && Object.hasOwnProperty.call(message, "bumpNamespace"))
                     $root.nearcache.v1.BumpNamespaceRequest.encode(message.bumpNamespace, writer.uint32(138).fork(), q + 1).ldelim();
+                if (message.nearReport != null && Object.hasOwnProperty.call(message, "nearReport"))
+                    $root.nearcache.v1.NearReportRequest.encode(message.nearReport, writer.uint32(146).fork(), q + 1).ldelim();
                 return writer;
             };
 
@@ -163,6 +166,10 @@ $root.nearcache = (function() {
                             message.bumpNamespace = $root.nearcache.v1.BumpNamespaceRequest.decode(reader, reader.uint32(), undefined, long + 1);
                             break;
                         }
+                    case 18: {
+                            message.nearReport = $root.nearcache.v1.NearReportRequest.decode(reader, reader.uint32(), undefined, long + 1);
+                            break;
+                        }
                     default:
                         reader.skipType(tag & 7, long);
                         break;
@@ -199,11 +206,12 @@ $root.nearcache = (function() {
             Reply.prototype.mget = null;
             Reply.prototype.mset = null;
             Reply.prototype.bumpNamespace = null;
+            Reply.prototype.nearReport = null;
 
             var $oneOfFields;
 
             Object.defineProperty(Reply.prototype, "result", {
-                get: $util.oneOfGetter($oneOfFields = ["get", "set", "delete", "stats", "ping", "mget", "mset", "bumpNamespace"]),
+                get: $util.oneOfGetter($oneOfFields = ["get", "set", "delete", "stats", "ping", "mget", "mset", "bumpNamespace", "nearReport"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -240,6 +248,8 @@ $root.nearcache = (function() {
                     $root.nearcache.v1.MSetReply.encode(message.mset, writer.uint32(130).fork(), q + 1).ldelim();
                 if (message.bumpNamespace != null && Object.hasOwnProperty.call(message, "bumpNamespace"))
                     $root.nearcache.v1.BumpNamespaceReply.encode(message.bumpNamespace, writer.uint32(138).fork(), q + 1).ldelim();
+                if (message.nearReport != null && Object.hasOwnProperty.call(message, "nearReport"))
+                    $root.nearcache.v1.NearReportReply.encode(message.nearReport, writer.uint32(146).fork(), q + 1).ldelim();
                 return writer;
             };
 
@@ -308,6 +318,10 @@ $root.nearcache = (function() {
                         }
                     case 17: {
                             message.bumpNamespace = $root.nearcache.v1.BumpNamespaceReply.decode(reader, reader.uint32(), undefined, long + 1);
+                            break;
+                        }
+                    case 18: {
+                            message.nearReport = $root.nearcache.v1.NearReportReply.decode(reader, reader.uint32(), undefined, long + 1);
                             break;
                         }
                     default:
@@ -1056,6 +1070,8 @@ $root.nearcache = (function() {
             NamespaceStat.prototype.misses = 0;
             NamespaceStat.prototype.other = false;
             NamespaceStat.prototype.truncated = false;
+            NamespaceStat.prototype.nearHits = 0;
+            NamespaceStat.prototype.nearMisses = 0;
 
             NamespaceStat.create = function create(properties) {
                 return new NamespaceStat(properties);
@@ -1078,6 +1094,10 @@ $root.nearcache = (function() {
                     writer.uint32(32).bool(message.other);
                 if (message.truncated != null && Object.hasOwnProperty.call(message, "truncated"))
                     writer.uint32(40).bool(message.truncated);
+                if (message.nearHits != null && Object.hasOwnProperty.call(message, "nearHits"))
+                    writer.uint32(48).uint64(message.nearHits);
+                if (message.nearMisses != null && Object.hasOwnProperty.call(message, "nearMisses"))
+                    writer.uint32(56).uint64(message.nearMisses);
                 return writer;
             };
 
@@ -1122,6 +1142,14 @@ $root.nearcache = (function() {
                         }
                     case 5: {
                             message.truncated = reader.bool();
+                            break;
+                        }
+                    case 6: {
+                            message.nearHits = reader.uint64();
+                            break;
+                        }
+                    case 7: {
+                            message.nearMisses = reader.uint64();
                             break;
                         }
                     default:
@@ -1303,6 +1331,7 @@ $root.nearcache = (function() {
             PingReply.prototype.subscribed = false;
             PingReply.prototype.l1Serving = false;
             PingReply.prototype.maxRequestSize = 0;
+            PingReply.prototype.protocolVersion = 0;
 
             PingReply.create = function create(properties) {
                 return new PingReply(properties);
@@ -1329,6 +1358,8 @@ $root.nearcache = (function() {
                     writer.uint32(48).bool(message.l1Serving);
                 if (message.maxRequestSize != null && Object.hasOwnProperty.call(message, "maxRequestSize"))
                     writer.uint32(56).uint64(message.maxRequestSize);
+                if (message.protocolVersion != null && Object.hasOwnProperty.call(message, "protocolVersion"))
+                    writer.uint32(64).uint32(message.protocolVersion);
                 return writer;
             };
 
@@ -1381,6 +1412,10 @@ $root.nearcache = (function() {
                         }
                     case 7: {
                             message.maxRequestSize = reader.uint64();
+                            break;
+                        }
+                    case 8: {
+                            message.protocolVersion = reader.uint32();
                             break;
                         }
                     default:
@@ -2004,6 +2039,269 @@ $root.nearcache = (function() {
             };
 
             return BumpNamespaceReply;
+        })();
+
+        v1.NearReportRequest = (function() {
+
+            function NearReportRequest(properties) {
+                this.namespaces = [];
+                if (properties)
+                    for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            }
+
+            NearReportRequest.prototype.reporter = 0;
+            NearReportRequest.prototype.pid = 0;
+            NearReportRequest.prototype.hits = 0;
+            NearReportRequest.prototype.misses = 0;
+            NearReportRequest.prototype.fillsRefused = 0;
+            NearReportRequest.prototype.namespaces = $util.emptyArray;
+
+            NearReportRequest.create = function create(properties) {
+                return new NearReportRequest(properties);
+            };
+
+            NearReportRequest.encode = function encode(message, writer, q) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (q === undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw Error("max depth exceeded");
+                if (message.reporter != null && Object.hasOwnProperty.call(message, "reporter"))
+                    writer.uint32(8).uint64(message.reporter);
+                if (message.pid != null && Object.hasOwnProperty.call(message, "pid"))
+                    writer.uint32(16).uint32(message.pid);
+                if (message.hits != null && Object.hasOwnProperty.call(message, "hits"))
+                    writer.uint32(24).uint64(message.hits);
+                if (message.misses != null && Object.hasOwnProperty.call(message, "misses"))
+                    writer.uint32(32).uint64(message.misses);
+                if (message.fillsRefused != null && Object.hasOwnProperty.call(message, "fillsRefused"))
+                    writer.uint32(40).uint64(message.fillsRefused);
+                if (message.namespaces != null && message.namespaces.length)
+                    for (var i = 0; i < message.namespaces.length; ++i)
+                        $root.nearcache.v1.NearNamespaceReport.encode(message.namespaces[i], writer.uint32(50).fork(), q + 1).ldelim();
+                return writer;
+            };
+
+            NearReportRequest.decode = function decode(reader, length, error, long) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (long === undefined)
+                    long = 0;
+                if (long > $Reader.recursionLimit)
+                    throw Error("maximum nesting depth exceeded");
+                var end, message;
+                if (length === undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = new $root.nearcache.v1.NearReportRequest();
+                while (reader.pos < end) {
+                    var tag = reader.uint32();
+                    if (tag === error)
+                        break;
+                    switch (tag >>> 3) {
+                    case 1: {
+                            message.reporter = reader.uint64();
+                            break;
+                        }
+                    case 2: {
+                            message.pid = reader.uint32();
+                            break;
+                        }
+                    case 3: {
+                            message.hits = reader.uint64();
+                            break;
+                        }
+                    case 4: {
+                            message.misses = reader.uint64();
+                            break;
+                        }
+                    case 5: {
+                            message.fillsRefused = reader.uint64();
+                            break;
+                        }
+                    case 6: {
+                            if (!(message.namespaces && message.namespaces.length))
+                                message.namespaces = [];
+                            message.namespaces.push($root.nearcache.v1.NearNamespaceReport.decode(reader, reader.uint32(), undefined, long + 1));
+                            break;
+                        }
+                    default:
+                        reader.skipType(tag & 7, long);
+                        break;
+                    }
+                }
+                if (length !== undefined) {
+                    if (reader.pos !== end)
+                        throw RangeError("index out of range");
+                    reader.len = length;
+                }
+                return message;
+            };
+
+            return NearReportRequest;
+        })();
+
+        v1.NearNamespaceReport = (function() {
+
+            function NearNamespaceReport(properties) {
+                if (properties)
+                    for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            }
+
+            NearNamespaceReport.prototype.ns = $util.newBuffer([]);
+            NearNamespaceReport.prototype.hits = 0;
+            NearNamespaceReport.prototype.misses = 0;
+
+            NearNamespaceReport.create = function create(properties) {
+                return new NearNamespaceReport(properties);
+            };
+
+            NearNamespaceReport.encode = function encode(message, writer, q) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (q === undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw Error("max depth exceeded");
+                if (message.ns != null && Object.hasOwnProperty.call(message, "ns"))
+                    writer.uint32(10).bytes(message.ns);
+                if (message.hits != null && Object.hasOwnProperty.call(message, "hits"))
+                    writer.uint32(16).uint64(message.hits);
+                if (message.misses != null && Object.hasOwnProperty.call(message, "misses"))
+                    writer.uint32(24).uint64(message.misses);
+                return writer;
+            };
+
+            NearNamespaceReport.decode = function decode(reader, length, error, long) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (long === undefined)
+                    long = 0;
+                if (long > $Reader.recursionLimit)
+                    throw Error("maximum nesting depth exceeded");
+                var end, message;
+                if (length === undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = new $root.nearcache.v1.NearNamespaceReport();
+                while (reader.pos < end) {
+                    var tag = reader.uint32();
+                    if (tag === error)
+                        break;
+                    switch (tag >>> 3) {
+                    case 1: {
+                            message.ns = reader.bytes();
+                            break;
+                        }
+                    case 2: {
+                            message.hits = reader.uint64();
+                            break;
+                        }
+                    case 3: {
+                            message.misses = reader.uint64();
+                            break;
+                        }
+                    default:
+                        reader.skipType(tag & 7, long);
+                        break;
+                    }
+                }
+                if (length !== undefined) {
+                    if (reader.pos !== end)
+                        throw RangeError("index out of range");
+                    reader.len = length;
+                }
+                return message;
+            };
+
+            return NearNamespaceReport;
+        })();
+
+        v1.NearReportReply = (function() {
+
+            function NearReportReply(properties) {
+                if (properties)
+                    for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            }
+
+            NearReportReply.prototype.intervalMs = 0;
+
+            NearReportReply.create = function create(properties) {
+                return new NearReportReply(properties);
+            };
+
+            NearReportReply.encode = function encode(message, writer, q) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (q === undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw Error("max depth exceeded");
+                if (message.intervalMs != null && Object.hasOwnProperty.call(message, "intervalMs"))
+                    writer.uint32(8).uint32(message.intervalMs);
+                return writer;
+            };
+
+            NearReportReply.decode = function decode(reader, length, error, long) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (long === undefined)
+                    long = 0;
+                if (long > $Reader.recursionLimit)
+                    throw Error("maximum nesting depth exceeded");
+                var end, message;
+                if (length === undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = new $root.nearcache.v1.NearReportReply();
+                while (reader.pos < end) {
+                    var tag = reader.uint32();
+                    if (tag === error)
+                        break;
+                    switch (tag >>> 3) {
+                    case 1: {
+                            message.intervalMs = reader.uint32();
+                            break;
+                        }
+                    default:
+                        reader.skipType(tag & 7, long);
+                        break;
+                    }
+                }
+                if (length !== undefined) {
+                    if (reader.pos !== end)
+                        throw RangeError("index out of range");
+                    reader.len = length;
+                }
+                return message;
+            };
+
+            return NearReportReply;
         })();
 
         v1.Invalidation = (function() {
