@@ -52,6 +52,12 @@ else
   echo "== python: could not make .venv" >&2
   failed=1
 fi
+echo "== node: npm ci (builds the near tier's addon), eslint, tsc --noEmit, node --test against build/"
+nd="$here/client/node"
+(cd "$nd" && NEARCACHE_ADDON_REQUIRED=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+  npm run -s lint && NC_BUILD="$here/build" npm test > "$here/build/node-test.log" 2>&1) ||
+  { tail -n 60 "$here/build/node-test.log" 2>/dev/null; failed=1; }
+grep -E '^# (pass|fail)' "$here/build/node-test.log" 2>/dev/null | tr '\n' ' ' && echo
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
