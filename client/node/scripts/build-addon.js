@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const pkg = path.resolve(__dirname, '..');
-require('./csrc.js');
+require('./csrc.js').copySources();
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 let nodedir = process.env.npm_config_nodedir;
 if (!nodedir && fs.existsSync(path.join(prefix, 'include/node/node_api.h'))) nodedir = prefix;

@@ -12,6 +12,14 @@ const pkg = path.resolve(__dirname, '..');
 const repo = path.resolve(pkg, '../..');
 const files = ['common/ring.c', 'common/ring.h', 'common/units.c', 'common/units.h',
   'client/near.c', 'client/near.h', 'client/nearcache.h'];
-if (!fs.existsSync(path.join(repo, 'common/ring.c'))) process.exit(0);
-fs.mkdirSync(path.join(pkg, 'csrc'), { recursive: true });
-for (const f of files) fs.copyFileSync(path.join(repo, f), path.join(pkg, 'csrc', path.basename(f)));
+
+/** Copies the sources when the repository is there; returns whether it did. */
+function copySources() {
+  if (!fs.existsSync(path.join(repo, 'common/ring.c')) || !fs.existsSync(path.join(repo, 'client/near.c'))) return false;
+  fs.mkdirSync(path.join(pkg, 'csrc'), { recursive: true });
+  for (const f of files) fs.copyFileSync(path.join(repo, f), path.join(pkg, 'csrc', path.basename(f)));
+  return true;
+}
+
+module.exports = { copySources };
+if (require.main === module) copySources();
