@@ -5,9 +5,12 @@
 // addon and the codec's decode, without a Promise of the client's.
 'use strict';
 
+// decodeString: the same decode from the value's bytes read as UTF-8 (a
+// near-tier hit then makes no Buffer).
 const json = {
   encode: (v) => JSON.stringify(v === undefined ? null : v),
   decode: (b) => JSON.parse(b.toString()),
+  decodeString: JSON.parse,
 };
 const buffer = {
   encode: (v) => (v === null || v === undefined ? Buffer.alloc(0) : v),
@@ -15,7 +18,12 @@ const buffer = {
 };
 
 function defaultKey(...args) {
-  if (args.length === 1 && ['string', 'number', 'bigint', 'boolean'].includes(typeof args[0])) return String(args[0]);
+  if (args.length === 1) {
+    const a = args[0];
+    const t = typeof a;
+    if (t === 'string') return a;
+    if (t === 'number' || t === 'bigint' || t === 'boolean') return String(a);
+  }
   return JSON.stringify(args);
 }
 
@@ -35,12 +43,18 @@ function cached(fn, opts) {
   const codec = opts.codec ?? json;
   const fopts = { ttl, leaseTtl: opts.leaseTtl, timeout: opts.timeout, failOpen: opts.failOpen ?? true };
   const near = client.near;
+  const text = codec.decodeString;
 
   async function wrapper(...args) {
     const key = keyOf(...args);
     if (near !== null) {
-      const hit = near.get(ns, key);
-      if (hit) return codec.decode(hit);
+      if (text !== undefined) {
+        const s = near.getString(ns, key);
+        if (typeof s === 'string') return text(s);
+      } else {
+        const hit = near.get(ns, key);
+        if (hit) return codec.decode(hit);
+      }
     }
     let direct;
     let ran = false;

@@ -39,6 +39,11 @@ class NearTier {
     return b;
   }
 
+  /** Like get(), but a hit's value as a string (UTF-8). */
+  getString(ns, key) {
+    return this.n === null ? undefined : this.n.getString(ns, key);
+  }
+
   /** The hit's time left in ms, after a get() that hit. */
   lastTtlMs() {
     return this.scratch[0];

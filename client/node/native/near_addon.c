@@ -12,6 +12,7 @@
  * Buffers. Copying into out, which JS then copies into a Buffer of Node's
  * pool, costs less than a new Buffer of the addon's: measured in
  * bench/candidates.js. */
+#include <malloc.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,38 @@ static napi_value get(napi_env env, napi_callback_info info)
     return st == napi_ok ? out : NULL;
 }
 
+/* getString(ns, key): a hit's value as a string (its bytes as UTF-8), null
+ * (a negative entry) or undefined (a miss): for codecs that decode text. */
+static napi_value get_string(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2], out;
+    addon *a = this_of(env, info, &argc, argv);
+    arg ns, key;
+    if (a == NULL || get_bytes(env, argv[0], &ns, "ns") != 0)
+        return NULL;
+    if (get_bytes(env, argv[1], &key, "key") != 0) {
+        free(ns.heap);
+        return NULL;
+    }
+    void *value = NULL;
+    size_t len = 0;
+    uint64_t ttl = 0;
+    int negative = 0;
+    int hit = near_get(a->n, ns.b, key.b, &value, &len, &ttl, &negative);
+    free(ns.heap);
+    free(key.heap);
+    if (!hit)
+        napi_get_undefined(env, &out);
+    else if (negative)
+        napi_get_null(env, &out);
+    else
+        napi_create_string_utf8(env, value, len, &out);
+    free(value);
+    a->scratch[0] = (double)ttl;
+    return out;
+}
+
 /* ticket(): scratch[0..2] = flushes, cursor, at_ms. */
 static napi_value ticket(napi_env env, napi_callback_info info)
 {
@@ -350,6 +383,22 @@ static napi_value keep_of(napi_env env, napi_callback_info info)
     return out;
 }
 
+/* mallocBytes(): the bytes malloc has handed out and not had back
+ * (mallinfo2's uordblks), what the tests hold the near tier's bound to; -1
+ * where the C library does not say. */
+static napi_value malloc_bytes(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    napi_value out;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    napi_create_double(env, (double)mi.uordblks, &out);
+#else
+    napi_create_double(env, -1, &out);
+#endif
+    return out;
+}
+
 /* The ring's layout, from common/ring.h: checked against ring.json. */
 static napi_value layout(napi_env env)
 {
@@ -383,6 +432,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
 {
     napi_property_descriptor methods[] = {
         {"get", NULL, get, NULL, NULL, NULL, napi_default, NULL},
+        {"getString", NULL, get_string, NULL, NULL, NULL, napi_default, NULL},
         {"ticket", NULL, ticket, NULL, NULL, NULL, napi_default, NULL},
         {"fill", NULL, fill, NULL, NULL, NULL, napi_default, NULL},
         {"drop", NULL, drop, NULL, NULL, NULL, napi_default, NULL},
@@ -400,6 +450,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
     napi_set_named_property(env, exports, "keyMix", f);
     napi_create_function(env, "keepOf", NAPI_AUTO_LENGTH, keep_of, NULL, &f);
     napi_set_named_property(env, exports, "keepOf", f);
+    napi_create_function(env, "mallocBytes", NAPI_AUTO_LENGTH, malloc_bytes, NULL, &f);
+    napi_set_named_property(env, exports, "mallocBytes", f);
     napi_set_named_property(env, exports, "layout", layout(env));
     return exports;
 }
