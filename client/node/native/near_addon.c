@@ -151,33 +151,48 @@ static napi_value ctor(napi_env env, napi_callback_info info)
     return self;
 }
 
-/* get(ns, key): see the file comment; scratch[0] = the hit's ttl ms. */
-static napi_value get(napi_env env, napi_callback_info info)
+/* The lookup of get() and getString(): reads (ns, key) from the call's
+ * arguments and asks the tier. Returns -1 with an exception thrown, 0 on a
+ * miss, 1 on a hit with *ap the instance, *value (the caller frees it; NULL for a negative
+ * entry), *len and *negative set, and scratch[0] the hit's ttl ms. */
+static int lookup(napi_env env, napi_callback_info info, addon **ap, void **value, size_t *len,
+                  int *negative)
 {
     size_t argc = 2;
-    napi_value argv[2], out;
-    addon *a = this_of(env, info, &argc, argv);
+    napi_value argv[2];
+    addon *a = *ap = this_of(env, info, &argc, argv);
     arg ns, key;
     if (a == NULL || get_bytes(env, argv[0], &ns, "ns") != 0)
-        return NULL;
+        return -1;
     if (get_bytes(env, argv[1], &key, "key") != 0) {
         free(ns.heap);
-        return NULL;
+        return -1;
     }
-    void *value = NULL;
-    size_t len = 0;
     uint64_t ttl = 0;
-    int negative = 0;
-    int hit = near_get(a->n, ns.b, key.b, &value, &len, &ttl, &negative);
+    int hit = near_get(a->n, ns.b, key.b, value, len, &ttl, negative);
     free(ns.heap);
     free(key.heap);
-    if (!hit) {
-        napi_get_undefined(env, &out);
-        return out;
-    }
-    a->scratch[0] = (double)ttl;
-    if (negative) {
-        napi_get_null(env, &out);
+    if (hit)
+        a->scratch[0] = (double)ttl;
+    return hit;
+}
+
+/* get(ns, key): see the file comment. */
+static napi_value get(napi_env env, napi_callback_info info)
+{
+    napi_value out;
+    void *value = NULL;
+    size_t len = 0;
+    int negative = 0;
+    addon *a;
+    int hit = lookup(env, info, &a, &value, &len, &negative);
+    if (hit < 0)
+        return NULL;
+    if (hit == 0 || negative) {
+        if (hit == 0)
+            napi_get_undefined(env, &out);
+        else
+            napi_get_null(env, &out);
         return out;
     }
     if (len <= a->outlen) {
@@ -196,31 +211,21 @@ static napi_value get(napi_env env, napi_callback_info info)
  * (a negative entry) or undefined (a miss): for codecs that decode text. */
 static napi_value get_string(napi_env env, napi_callback_info info)
 {
-    size_t argc = 2;
-    napi_value argv[2], out;
-    addon *a = this_of(env, info, &argc, argv);
-    arg ns, key;
-    if (a == NULL || get_bytes(env, argv[0], &ns, "ns") != 0)
-        return NULL;
-    if (get_bytes(env, argv[1], &key, "key") != 0) {
-        free(ns.heap);
-        return NULL;
-    }
+    napi_value out;
     void *value = NULL;
     size_t len = 0;
-    uint64_t ttl = 0;
     int negative = 0;
-    int hit = near_get(a->n, ns.b, key.b, &value, &len, &ttl, &negative);
-    free(ns.heap);
-    free(key.heap);
-    if (!hit)
+    addon *a;
+    int hit = lookup(env, info, &a, &value, &len, &negative);
+    if (hit < 0)
+        return NULL;
+    if (hit == 0)
         napi_get_undefined(env, &out);
     else if (negative)
         napi_get_null(env, &out);
     else
         napi_create_string_utf8(env, value, len, &out);
     free(value);
-    a->scratch[0] = (double)ttl;
     return out;
 }
 

@@ -78,12 +78,7 @@ class Redis {
     if (!this.proc) return;
     const p = this.proc;
     this.proc = null;
-    live.delete(p);
-    if (p.exitCode === null) {
-      const done = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await done;
-    }
+    await stopProc(p, 'SIGKILL');
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -143,12 +138,7 @@ class Daemon {
     if (!this.proc) return;
     const p = this.proc;
     this.proc = null;
-    live.delete(p);
-    if (p.exitCode === null) {
-      const done = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await done;
-    }
+    await stopProc(p, 'SIGTERM');
   }
 
   async restart() {
@@ -160,6 +150,15 @@ class Daemon {
     await this.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Sends `signal` to a child still running and waits for it to exit. */
+async function stopProc(p, signal) {
+  live.delete(p);
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  await done;
 }
 
 let nsCount = 0;
