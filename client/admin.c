@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "codec.h"
@@ -55,10 +56,12 @@ int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms)
     req.bump_namespace = &b;
     if (c->near != NULL)
         near_drop_ns(c->near, ns);
+    if (version != NULL)
+        *version = 0;
     pb_reply *r;
     int rv = client_call_expect(c, &req, timeout_ms, RESULT(BUMP_NAMESPACE), &r);
     if (rv != NC_OK)
-        return rv;
+        return client_invalidation_failed(c, ns, (nc_bytes){NULL, 0}, rv);
     if (version != NULL)
         *version = r->bump_namespace->version;
     codec_reply_free(r);
@@ -153,4 +156,25 @@ void nc_stats_free(nc_stat *stats, size_t n)
     for (size_t i = 0; i < n; i++)
         free(stats[i].name);
     free(stats);
+}
+
+int client_near_report(nc_client *c, uint64_t reporter, const nc_near_stats *s, int timeout_ms,
+                       uint32_t *interval_ms)
+{
+    pb_near_report_request nr = NEARCACHE__V1__NEAR_REPORT_REQUEST__INIT;
+    nr.reporter = reporter;
+    nr.pid = (uint32_t)getpid();
+    nr.hits = s->hits;
+    nr.misses = s->misses;
+    nr.fills_refused = s->fills_refused;
+    pb_request req = NEARCACHE__V1__REQUEST__INIT;
+    req.method_case = METHOD(NEAR_REPORT);
+    req.near_report = &nr;
+    pb_reply *r;
+    int rv = client_call_expect(c, &req, timeout_ms, RESULT(NEAR_REPORT), &r);
+    if (rv != NC_OK)
+        return rv;
+    *interval_ms = r->near_report->interval_ms;
+    codec_reply_free(r);
+    return NC_OK;
 }

@@ -24,7 +24,8 @@
 #define DEFAULT_NEAR_TTL_MS 60000
 
 static _Thread_local int tl_status;
-static _Thread_local char tl_msg[512];
+static _Thread_local char tl_msg[1024];
+static _Thread_local int tl_flushing; /* this thread sends the pending invalidations */
 
 /* Records a failure for nc_errmsg() and returns err. */
 int client_fail(int err, int status, const char *fmt, ...)
@@ -46,7 +47,9 @@ const char *nc_default_url(void)
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     nc_client *c = arg;
-    atomic_fetch_add(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+    atomic_fetch_add(&c->conn.pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+    if (ev == NNG_PIPE_EV_ADD_POST && c->pending != NULL && pending_count(c->pending) > 0)
+        worker_wake(c); /* the kept invalidations go first */
 }
 
 int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
@@ -72,18 +75,25 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
         free(c);
         return client_fail(NC_ENOMEM, 0, "out of memory");
     }
+    if (conn_init(&c->conn, c->sock, url) != 0 || pending_create(&c->pending, o->pending_max)) {
+        nng_close(c->sock);
+        ctxpool_fini(&c->pool);
+        conn_fini(&c->conn);
+        free(c);
+        return client_fail(NC_ENOMEM, 0, "out of memory");
+    }
+    c->strict = o->strict_invalidations != 0;
     nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(c->sock, url, NULL, (o->flags & NC_OPEN_BACKGROUND) ? NNG_FLAG_NONBLOCK : 0);
-    if (rv != 0) {
-        nng_close(c->sock);
-        ctxpool_fini(&c->pool);
-        free(c);
-        int bad_url = rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL;
-        return client_fail(bad_url ? NC_EINVAL : NC_ECONNECT, 0,
-                           "cannot connect to nearcached at %s: %s", url, nng_strerror(rv));
+    rv = conn_open(&c->conn, (o->flags & NC_OPEN_BACKGROUND) != 0);
+    if (rv == NC_EINVAL || (rv != NC_OK && !(o->flags & NC_OPEN_BACKGROUND))) {
+        int status = tl_status;
+        char msg[sizeof tl_msg];
+        memcpy(msg, tl_msg, sizeof msg);
+        nc_close(c);
+        return client_fail(rv, status, "%s", msg);
     }
     if (o->near_bytes > 0) {
         char ring_path[600];
@@ -96,6 +106,10 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
             nc_close(c);
             return client_fail(NC_ENOMEM, 0, "out of memory");
         }
+    }
+    if (worker_start(c) != 0) {
+        nc_close(c);
+        return client_fail(NC_ENOMEM, 0, "cannot start the client's thread");
     }
     *out = c;
     return NC_OK;
@@ -111,9 +125,15 @@ void nc_close(nc_client *c)
 {
     if (c == NULL)
         return;
+    worker_stop(c);
+    if (c->pending != NULL && pending_count(c->pending) > 0)
+        client_ready(c); /* sends them if the daemon answers; else they are lost (docs) */
     nng_close(c->sock);     /* calls still running fail at once... */
     ctxpool_fini(&c->pool); /* ...and put their pairs back before c goes */
+    worker_free(c);
     near_close(c->near);
+    pending_destroy(c->pending);
+    conn_fini(&c->conn);
     free(c);
 }
 
@@ -164,8 +184,9 @@ static int err_of_status(int code)
 /* The nc_err of a failed send or receive (nng error rv), recorded. */
 static int exchange_failed(nc_client *c, int rv)
 {
-    if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0)
-        return client_fail(NC_ECONNECT, 0, "nearcached is not reachable at %s", c->url);
+    if (rv == NNG_ETIMEDOUT && atomic_load(&c->conn.pipes) == 0)
+        return client_fail(NC_ECONNECT, CODE(UNAVAILABLE),
+                           "the connection to nearcached at %s was lost before the reply", c->url);
     if (rv == NNG_ETIMEDOUT)
         return client_fail(NC_ETIMEDOUT, 0, "no reply from nearcached within the timeout");
     return client_fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ESERVER, 0, "nng: %s",
@@ -184,7 +205,12 @@ static int exchange_failed(nc_client *c, int rv)
 static int exchange(nc_client *c, nng_msg *msg, int64_t deadline, nng_msg **reply)
 {
     ctxpool_pair *pp;
-    int rv = ctxpool_take(&c->pool, &pp);
+    int rv = tl_flushing ? NC_OK : client_ready(c);
+    if (rv != NC_OK) {
+        nng_msg_free(msg);
+        return rv;
+    }
+    rv = ctxpool_take(&c->pool, &pp);
     if (rv != 0) {
         nng_msg_free(msg);
         return client_fail(rv == NNG_ECLOSED ? NC_ECONNECT : NC_ENOMEM, 0, "nng_ctx_open: %s",
@@ -340,6 +366,48 @@ ProtobufCBinaryData client_bin(nc_bytes b)
 {
     ProtobufCBinaryData d = {b.len, (uint8_t *)b.data};
     return d;
+}
+
+/* pending_send_fn: one kept invalidation, sent now. It stays kept when
+ * the daemon could not take it (unreachable, timed out, without Redis, or
+ * overloaded: a Delete or bump is never too big); any other answer is
+ * final, an error included (the daemon would give it again), so it goes. */
+static int send_pending(void *arg, nc_bytes ns, nc_bytes key)
+{
+    nc_client *c = arg;
+    int rv = key.data != NULL ? nc_del(c, ns, key, NULL, NC_TIMEOUT_DEFAULT)
+                              : nc_bump(c, ns, NULL, NC_TIMEOUT_DEFAULT);
+    int again = rv == NC_ECONNECT || rv == NC_ETIMEDOUT || rv == NC_EUNAVAILABLE ||
+                rv == NC_ENOMEM || rv == NC_ETOOBIG;
+    return again ? rv : NC_OK;
+}
+
+int client_ready(nc_client *c)
+{
+    int rv = conn_ready(&c->conn);
+    if (rv != NC_OK || pending_count(c->pending) == 0 || tl_flushing)
+        return rv;
+    tl_flushing = 1;
+    rv = pending_flush(c->pending, send_pending, c);
+    tl_flushing = 0;
+    return rv;
+}
+
+int client_invalidation_failed(nc_client *c, nc_bytes ns, nc_bytes key, int rv)
+{
+    if (rv != NC_ECONNECT || tl_flushing) /* a flush keeps what it could not send */
+        return rv;
+    if (pending_add(c->pending, ns, key) != NC_OK)
+        return rv;
+    worker_wake(c);
+    const char *what = key.data != NULL ? "Delete" : "namespace bump";
+    char why[sizeof tl_msg];
+    snprintf(why, sizeof why, "%s", tl_msg);
+    if (c->strict)
+        return client_fail(NC_EUNAVAILABLE, CODE(UNAVAILABLE),
+                           "%s not delivered (kept, sent when the daemon answers): %s", what, why);
+    return client_fail(NC_EQUEUED, CODE(UNAVAILABLE),
+                       "%s queued, sent when the daemon answers: %s", what, why);
 }
 
 static void get_info(const wire_get_reply *g, nc_get_info *info)
@@ -633,10 +701,12 @@ int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms
     req.delete_ = &d;
     if (c->near != NULL)
         near_drop(c->near, ns, key);
+    if (existed != NULL)
+        *existed = 0;
     pb_reply *r;
     int rv = client_call_expect(c, &req, timeout_ms, RESULT(DELETE), &r);
     if (rv != NC_OK)
-        return rv;
+        return client_invalidation_failed(c, ns, key, rv);
     if (existed != NULL)
         *existed = r->delete_->existed;
     codec_reply_free(r);
@@ -665,6 +735,7 @@ const char *nc_strerror(int err)
         [NC_ENOMEM] = "out of memory",
         [NC_ELEASE] = "lease no longer valid",
         [NC_ELOADER] = "the loader failed",
+        [NC_EQUEUED] = "queued: sent when the daemon is back",
     };
     if (err < 0 || (size_t)err >= sizeof text / sizeof text[0])
         return "unknown error";

@@ -1,21 +1,29 @@
 /* libnearcache's insides, shared by its files (client.c: connection,
  * calls, single-key methods; batch.c: MGet and MSet; admin.c: Ping, Bump,
- * Stats); not installed. */
+ * Stats, NearReport; conn.c: the dial rule; pending.c: undelivered
+ * invalidations; worker.c: the background thread); not installed. */
 #ifndef NC_CLIENT_H
 #define NC_CLIENT_H
 
 #include <stdatomic.h>
 
 #include "codec.h"
+#include "conn.h"
 #include "ctxpool.h"
 #include "near.h"
 #include "nearcache.h"
+#include "pending.h"
+
+struct worker;
 
 struct nc_client {
     nng_socket sock;
     atomic_int timeout_ms;
     atomic_uint_fast64_t next_id;
-    atomic_int pipes;             /* connections to the daemon right now */
+    conn conn;                    /* the dial rule (conn.h) */
+    pending *pending;             /* invalidations not delivered yet */
+    int strict;                   /* nc_open_opts.strict_invalidations */
+    struct worker *worker;        /* flushes `pending`, sends near reports */
     _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
     atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
     ctxpool pool;                 /* (context, aio) pairs of sock for the calls */
@@ -33,5 +41,27 @@ int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result
 
 /* A view of b as protobuf-c bytes (no copy). */
 ProtobufCBinaryData client_bin(nc_bytes b);
+
+/* Whether a request may be sent now: the dial rule (conn_ready()), then the
+ * pending invalidations sent first. Returns NC_OK or the recorded error. */
+int client_ready(nc_client *c);
+
+/* What a Delete (key.data != NULL) or bump (key.data NULL) that failed
+ * with rv becomes: when the daemon could not be reached, it is kept for
+ * later and the result is NC_EQUEUED (NC_EUNAVAILABLE with strict
+ * invalidations); otherwise rv. */
+int client_invalidation_failed(nc_client *c, nc_bytes ns, nc_bytes key, int rv);
+
+/* Sends the near tier's counters as a NearReport (worker.c), as
+ * `reporter`. Returns NC_OK with *interval_ms the daemon's wish, or an
+ * nc_err. */
+int client_near_report(nc_client *c, uint64_t reporter, const nc_near_stats *s, int timeout_ms,
+                       uint32_t *interval_ms);
+
+/* The background thread: started by nc_open_ex(), stopped by nc_close(). */
+int worker_start(nc_client *c);
+void worker_wake(nc_client *c);
+void worker_stop(nc_client *c);          /* joins the thread; sends a last report */
+void worker_free(nc_client *c);          /* after the socket is closed */
 
 #endif

@@ -22,6 +22,7 @@
  * *_shard_locked expects its shard's mu held; *_ring_locked expects ring_mu. */
 #include "near.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,7 +34,6 @@
 
 #define NEAR_SHARDS   16
 #define NEAR_BUCKETS0 64
-#define NEAR_MALLOC   16 /* what malloc adds to each entry, as charged */
 
 typedef struct entry {
     struct entry *next;                /* hash chain */
@@ -77,9 +77,13 @@ static shard *shard_of(near *n, uint64_t h)
     return &n->shards[h >> 60 & (NEAR_SHARDS - 1)];
 }
 
+/* What an entry costs, so that max_bytes bounds the heap the tier holds:
+ * its block as malloc keeps it (usable size and the chunk's header), and
+ * its share of the bucket table (at most two pointers: a table doubles when
+ * its entries reach its buckets). */
 static size_t charge(const entry *e)
 {
-    return sizeof *e + e->nslen + e->klen + e->vlen + 1 + NEAR_MALLOC;
+    return malloc_usable_size((void *)e) + sizeof(size_t) + 2 * sizeof(entry *);
 }
 
 static void lru_unlink(entry *e)

@@ -56,6 +56,7 @@ typedef enum nc_err {
     NC_ENOMEM,         /* out of memory */
     NC_ELEASE,         /* ABORTED: the lease was void (the key was written since); not stored */
     NC_ELOADER,        /* nc_fetch(): the loader failed; nothing was cached */
+    NC_EQUEUED,        /* nc_del(), nc_bump(): the daemon is unreachable; kept, sent later */
 } nc_err;
 
 /* Flags for nc_open(). */
@@ -134,10 +135,16 @@ typedef struct nc_stat {
 const char *nc_default_url(void);
 
 /* Connects to the daemon at `url` (NULL: nc_default_url()). Without
- * NC_OPEN_BACKGROUND it fails with NC_ECONNECT when nothing listens there;
- * with it, it connects in the background. Either way the client reconnects
- * by itself if the daemon restarts. Returns 0 and hands the client to *out
- * (the caller owns it; free with nc_close()). */
+ * NC_OPEN_BACKGROUND it fails with NC_ECONNECT when nothing listens there,
+ * at once, and nc_errmsg() says why: no socket file at the path, a stale
+ * one (no daemon running), or (nc_status() PERMISSION_DENIED) the socket's
+ * owner, group and mode and the fix. With it, it connects in the
+ * background. Either way the client reconnects by itself if the daemon
+ * restarts. While it is not connected a call never waits for the daemon:
+ * it dials once when a dial is due (50 ms after a failed one, doubling to
+ * 2 s), else fails at once with NC_ECONNECT and the last dial's message.
+ * Returns 0 and hands the client to *out (the caller owns it; free with
+ * nc_close()). */
 int nc_open(nc_client **out, const char *url, unsigned flags);
 
 /* Options of nc_open_ex(); zero fields take their defaults. */
@@ -145,11 +152,21 @@ typedef struct nc_open_opts {
     unsigned flags; /* NC_OPEN_BACKGROUND */
     /* The near tier: > 0 keeps hot values, and hot "known absent" answers
      * (negative entries), in this process too, in at most this many bytes,
-     * so a hit costs no round trip. The daemon's ring keeps it coherent
-     * (docs/coherence.md); off by default. */
+     * so a hit costs no round trip (each entry is charged what it costs in
+     * the heap, so this bounds the memory it holds). The daemon's ring
+     * keeps it coherent (docs/coherence.md); off by default. */
     size_t near_bytes;
     int64_t near_max_ttl_ms; /* a near entry lives at most this long (0: 60 s) */
     const char *near_ring;   /* the daemon's ring file (NULL: the socket's path + ".ring") */
+    /* Invalidations (nc_del() without a lease, nc_bump()) that cannot reach
+     * the daemon are kept, at most this many (0: 1000), and sent before
+     * anything else once it answers; beyond that, their namespaces are
+     * bumped instead. */
+    size_t pending_max;
+    /* 1: such a call returns NC_EUNAVAILABLE (it is still kept and sent);
+     * 0 (default): NC_EQUEUED, which a caller after a committed write may
+     * take for success. */
+    int strict_invalidations;
 } nc_open_opts;
 
 /* nc_open() with options (o may be NULL). A near tier whose ring cannot be
@@ -173,8 +190,9 @@ typedef struct nc_near_stats {
 /* Fills *out. Returns NC_OK, or NC_EINVAL when the client has no near tier. */
 int nc_stats_near(nc_client *c, nc_near_stats *out);
 
-/* Closes the client. Calls still running on other threads fail. Accepts
- * NULL. */
+/* Closes the client, after sending the invalidations still kept when the
+ * daemon answers (within the client's timeout). Calls still running on
+ * other threads fail. Accepts NULL. */
 void nc_close(nc_client *c);
 
 /* Sets the client's default timeout (ms > 0). */
@@ -252,7 +270,11 @@ typedef struct nc_entry {
  * one invalidation message. */
 int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms);
 
-/* Deletes a key. *existed (may be NULL) says whether Redis held it. */
+/* Deletes a key. *existed (may be NULL) says whether Redis held it. When
+ * the daemon cannot be reached the Delete is kept and sent before anything
+ * else once it can, the near tier drops the key at once, and the call
+ * returns NC_EQUEUED (*existed 0), or NC_EUNAVAILABLE with
+ * strict_invalidations. */
 int nc_del(nc_client *c, nc_bytes ns, nc_bytes key, int *existed, int timeout_ms);
 
 /* Asks the daemon whether it is alive. *redis_up (may be NULL) says whether
@@ -266,7 +288,8 @@ int nc_ping(nc_client *c, int *redis_up, int timeout_ms);
 int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms);
 
 /* Bumps a namespace's version: every key of it is dropped on every node at
- * once. *version (may be NULL) gets the new version. */
+ * once. *version (may be NULL) gets the new version. An unreachable daemon
+ * is handled as by nc_del() (*version 0). */
 int nc_bump(nc_client *c, nc_bytes ns, uint64_t *version, int timeout_ms);
 
 /* Reads the daemon's counters. On NC_OK *out is a new array of *n entries;

@@ -38,9 +38,10 @@ typedef struct slot {
 } slot;
 
 _Static_assert(sizeof(header) == RING_SLOTS_AT, "the header is 192 bytes");
-_Static_assert(offsetof(header, layout) == 8 && offsetof(header, slot_size) == 12 &&
-                   offsetof(header, slots) == 16,
-               "the header's offsets are the documented ones");
+_Static_assert(offsetof(header, layout) == RING_LAYOUT_AT &&
+                   offsetof(header, slot_size) == RING_SLOT_SIZE_AT &&
+                   offsetof(header, slots) == RING_SLOT_COUNT_AT,
+               "the header's offsets are ring.h's");
 _Static_assert(offsetof(header, epoch) == RING_EPOCH_AT &&
                    offsetof(header, flush_gen) == RING_FLUSH_GEN_AT &&
                    offsetof(header, head) == RING_HEAD_AT &&

@@ -4,19 +4,13 @@
  * from its L1 before it publishes the slot that names it; a reader applies
  * every slot since its cursor before it serves from its near tier.
  *
- * Layout (little-endian; docs/protocol.md, "The near-tier ring"):
- *   0   magic "NCRING\0\0"          8   u32 layout version (1)
- *   12  u32 slot size (32)          16  u64 slot count (a power of two)
- *   24  u64 epoch (random, never 0 while the daemon runs; 0: it stopped)
- *   32  u64 flush generation (raised when the daemon empties its L1)
- *   64  u64 head: the last published slot's sequence number (from 1)
- *   128 i64 serving_until: CLOCK_MONOTONIC ms until which the daemon's L1
- *       may serve (0: not serving)
- *   192 the slots; sequence s lives at 192 + 32 * (s mod count):
- *       u64 seq (0 while rewritten), u32 kind, u32 0, u64 ns hash, u64 key hash
- * Slots are written and read seqlock-style: seq is cleared, the fields
- * written, then seq set, and then head; a reader takes a slot only when
- * seq reads the same before and after its fields. */
+ * The layout (little-endian) is the RING_* constants below: the header's
+ * 8-byte magic at 0, u32 layout version and slot size, u64 fields
+ * (serving_until an i64); slot s at RING_SLOTS_AT + RING_SLOT_SIZE *
+ * (s mod count), with u64 seq, u32 kind, u32 0, u64 hashes. docs/protocol.md ("The near-tier ring")
+ * says what each field means. Slots are written and read seqlock-style:
+ * seq is cleared, the fields written, then seq set, and then head; a reader
+ * takes a slot only when seq reads the same before and after its fields. */
 #ifndef NC_RING_H
 #define NC_RING_H
 
@@ -32,6 +26,9 @@
 #define RING_SLOTS_AT         192
 #define RING_SLOTS_MIN        64
 #define RING_SLOTS_MAX        (1u << 24)
+#define RING_LAYOUT_AT        8
+#define RING_SLOT_SIZE_AT     12
+#define RING_SLOT_COUNT_AT    16
 #define RING_EPOCH_AT         24
 #define RING_FLUSH_GEN_AT     32
 #define RING_HEAD_AT          64

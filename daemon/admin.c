@@ -9,7 +9,7 @@
 #include "nearrep.h"
 #include "nstop.h"
 #include "ring.h"
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 
 void admin_gauges(service *svc, stats_gauges *g)
@@ -175,7 +175,7 @@ void admin_handle_near_report(service *svc, call *c)
     int code = nearrep_take(svc->near, &r, (size_t)CONFIG_LIVE(svc->cfg->max_namespace_size),
                             units_now_ms(), err, sizeof err);
     if (code != 0) {
-        svc_refuse(svc, c, code, "%s", err);
+        method_refuse(svc, c, code, "%s", err);
         return;
     }
     pb_near_report_reply nr = NEARCACHE__V1__NEAR_REPORT_REPLY__INIT;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 
 typedef Nearcache__V1__MGetRequest pb_mget_request;
@@ -56,7 +56,7 @@ struct copy_hit {
     item *it;
 };
 
-/* svc_hit_fn: copies the hit out. */
+/* method_hit_fn: copies the hit out. */
 static void copy_hit(void *arg, const void *value, size_t len, int64_t expires_at)
 {
     struct copy_hit *h = arg;
@@ -74,7 +74,7 @@ static void copy_hit(void *arg, const void *value, size_t len, int64_t expires_a
 static int item_from_l1(service *svc, item *it, uint64_t version, int64_t now)
 {
     struct copy_hit h = {now, it};
-    if (!svc_l1_get(svc, it->k.buf, it->k.len, version, now, copy_hit, &h) || it->copy == NULL)
+    if (!method_l1_get(svc, it->k.buf, it->k.len, version, now, copy_hit, &h) || it->copy == NULL)
         return 0;
     it->done = it->found = it->from_l1 = 1;
     return 1;
@@ -85,13 +85,13 @@ static int check_batch(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
                        ProtobufCBinaryData (*key_at)(const void *, size_t), const void *req)
 {
     if (n == 0 || n > CONFIG_LIVE(svc->cfg->max_batch)) {
-        svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
-                   "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n,
-                   CONFIG_LIVE(svc->cfg->max_batch));
+        method_refuse(svc, c, CODE(INVALID_ARGUMENT),
+                      "%zu keys; a batch takes 1 to max_batch (%" PRIu64 ")", n,
+                      CONFIG_LIVE(svc->cfg->max_batch));
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        if (svc_check_ns_key(svc, c, ns, key_at(req, i)) != 0)
+        if (method_check_ns_key(svc, c, ns, key_at(req, i)) != 0)
             return -1;
     return 0;
 }
@@ -181,7 +181,7 @@ void batch_handle_mget(service *svc, call *c)
         return;
     }
     call_state_of(c)->mget = b;
-    svc_submit(svc, c, run_mget);
+    method_submit(svc, c, run_mget);
 }
 
 /* Takes one Redis answer into item it (and L1, if its ticket is good). */
@@ -201,7 +201,7 @@ static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, l2_
     it->len = v->len;
     it->stale = v->stale;
     it->ttl_ms = v->pttl_ms > 0 ? (uint64_t)v->pttl_ms : 0;
-    svc_fill(svc, it->k.buf, it->k.len, v, t0, it->ticket);
+    method_fill(svc, it->k.buf, it->k.len, v, t0, it->ticket);
 }
 
 /* Redis could not answer an MGet: under stale_if_error, answers it when L1
@@ -211,7 +211,7 @@ static int mget_stale(service *svc, call *c, mget *b, l2_status rv)
     const pb_mget_request *m = call_request(c)->mget;
     uint64_t version;
     int64_t now = units_now_ms();
-    if (!svc_may_serve_stale(svc, rv) || !coh_version(svc->coh, m->ns.data, m->ns.len, &version))
+    if (!method_may_serve_stale(svc, rv) || !coh_version(svc->coh, m->ns.data, m->ns.len, &version))
         return 0;
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
@@ -234,7 +234,7 @@ static void job_mget(service *svc, call *c, l2 *conn)
 {
     const pb_mget_request *m = call_request(c)->mget;
     mget *b = call_state_of(c)->mget;
-    int64_t budget = svc_redis_budget(svc, c, svc_answer_by(c), "redis read");
+    int64_t budget = method_redis_budget(svc, c, method_answer_by(c), "redis read");
     l2_key *keys = budget > 0 ? calloc(b->missing, sizeof *keys) : NULL;
     if (budget > 0 && keys == NULL)
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -245,16 +245,16 @@ static void job_mget(service *svc, call *c, l2 *conn)
     size_t *index = calloc(b->missing, sizeof *index), n = 0;
     for (size_t i = 0; index != NULL && i < b->n; i++)
         if (!b->items[i].done) {
-            keys[n] = svc_redis_key(svc, m->ns, m->keys[i]);
+            keys[n] = method_redis_key(svc, m->ns, m->keys[i]);
             index[n++] = i;
         }
-    l2_key rk = svc_redis_key(svc, m->ns, m->keys[0]);
+    l2_key rk = method_redis_key(svc, m->ns, m->keys[0]);
     l2_batch got = {0};
     int64_t t0 = units_now_ms();
     l2_status rv = index == NULL ? L2_EREPLY : l2_mget(conn, &rk, keys, n, budget, &got);
     if (rv != L2_OK) {
         if (!mget_stale(svc, c, b, rv))
-            svc_fail_l2(svc, c, conn, rv);
+            method_fail_l2(svc, c, conn, rv);
     } else {
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, got.version);
         for (size_t j = 0; j < n; j++) {
@@ -278,16 +278,16 @@ void batch_handle_mset(service *svc, call *c)
         return;
     for (size_t i = 0; i < m->n_entries; i++) {
         if (m->entries[i]->value.len > CONFIG_LIVE(svc->cfg->max_value_size)) {
-            svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED), "entry %zu is larger than max_value_size",
-                       i);
+            method_refuse(svc, c, CODE(RESOURCE_EXHAUSTED),
+                          "entry %zu is larger than max_value_size", i);
             return;
         }
         if (m->entries[i]->ttl_ms < 0) {
-            svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "entry %zu has a negative ttl_ms", i);
+            method_refuse(svc, c, CODE(INVALID_ARGUMENT), "entry %zu has a negative ttl_ms", i);
             return;
         }
     }
-    svc_submit(svc, c, run_mset);
+    method_submit(svc, c, run_mset);
 }
 
 /* After the script: this node's L1 and waiters, key by key. */
@@ -298,14 +298,14 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
     for (size_t i = 0; i < m->n_entries; i++) {
         ks_l1_key k;
         if (ks_l1_key_make(&k, m->ns.data, m->ns.len, e[i].key, e[i].klen) != 0) {
-            svc_l1_drop(svc, NULL, 0); /* cannot drop the one key: drop them all */
+            method_l1_drop(svc, NULL, 0); /* cannot drop the one key: drop them all */
             continue;
         }
         if (ok)
-            svc_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
-                        tickets[i], serving);
+            method_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
+                           tickets[i], serving);
         else
-            svc_l1_drop(svc, k.buf, k.len);
+            method_l1_drop(svc, k.buf, k.len);
         ks_l1_key_free(&k);
     }
 }
@@ -314,13 +314,13 @@ static void job_mset(service *svc, call *c, l2 *conn)
 {
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
-    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis write");
+    int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
     if (budget == 0)
         return;
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
     uint8_t *msg = e != NULL && tickets != NULL
-                       ? svc_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
+                       ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
                        : NULL;
     if (msg == NULL) {
         free(e);
@@ -331,7 +331,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
     for (size_t i = 0; i < n; i++) {
         const Nearcache__V1__MSetEntry *en = m->entries[i];
         e[i] = (l2_entry){en->key.data, en->key.len, en->value.data, en->value.len,
-                          svc_ttl(svc, en->ttl_ms != 0, en->ttl_ms)};
+                          method_ttl(svc, en->ttl_ms != 0, en->ttl_ms)};
         ks_l1_key k;
         if (ks_l1_key_make(&k, m->ns.data, m->ns.len, en->key.data, en->key.len) == 0) {
             tickets[i] = l1_reserve(svc->cache, k.buf, k.len);
@@ -340,15 +340,15 @@ static void job_mset(service *svc, call *c, l2 *conn)
     }
     uint64_t seq = l2_next_seq(conn), version = 0;
     l2_msg lm = {svc->channel, msg, len};
-    l2_key rk = svc_redis_key(svc, m->ns, m->entries[0]->key);
+    l2_key rk = method_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
     int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version);
-    svc_settle_seq(svc, conn, seq, rv == L2_OK);
+    method_settle_seq(svc, conn, seq, rv == L2_OK);
     if (rv == L2_OK)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
     mset_apply(svc, m, e, tickets, version, rv == L2_OK, t0);
     if (rv != L2_OK) {
-        svc_fail_l2(svc, c, conn, rv);
+        method_fail_l2(svc, c, conn, rv);
     } else {
         pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
         mr.stored = (uint32_t)n;

@@ -130,7 +130,7 @@ static const struct setting settings[] = {
     {.name = "socket_mode", .kind = KIND_MODE, FIELD(socket_mode, unsigned), .def = "0660",
      .metavar = "MODE", .help = "permissions of an ipc:// socket file, octal"},
     {.name = "socket_group", STRING(socket_group), .def = "nearcache", .metavar = "GROUP",
-     .help = "group of an ipc:// socket file: its members may connect",
+     .help = "group whose members may use an ipc:// socket (if missing: daemon's)",
      .check = check_group_name, .given = given_socket_group},
     {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
      .help = "read the Redis password from this private file",
@@ -516,9 +516,10 @@ static int given_socket_group(config *c, char *err, size_t errlen)
     if (config_socket_gid(c, &gid))
         return 0;
     return config_fail(err, errlen,
-                       "no group \"%s\" on this system (create it, or leave socket_group "
-                       "out to keep the daemon's own group)",
-                       c->socket_group);
+                       "no group \"%s\" on this system: create it (groupadd %s) and add the "
+                       "client users to it, or leave socket_group out (then the socket goes to "
+                       "group nearcache, or stays in the daemon's own group where there is none)",
+                       c->socket_group, c->socket_group);
 }
 
 static int given_password_file(config *c, char *err, size_t errlen)

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "nstop.h"
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 
 struct hit {
@@ -28,7 +28,7 @@ struct hit {
     int prepared;
 };
 
-/* svc_hit_fn: encodes the hit into the reply under the shard lock. */
+/* method_hit_fn: encodes the hit into the reply under the shard lock. */
 
 /* Counts the call's Get in its namespace's row (nstop), a hit or a miss. */
 static void count_ns(service *svc, call *c, int hit)
@@ -66,7 +66,7 @@ static void run_slide(jobq_job *job, l2 *conn)
     slide_job *sj = (slide_job *)job;
     ProtobufCBinaryData ns = {sj->nslen, (uint8_t *)sj->bytes};
     ProtobufCBinaryData key = {sj->klen, (uint8_t *)sj->bytes + sj->nslen};
-    l2_key rk = svc_redis_key(sj->svc, ns, key);
+    l2_key rk = method_redis_key(sj->svc, ns, key);
     l2_get_opts o = {.slide_ms = (int64_t)sj->slide_ms};
     l2_value v = {0};
     if (l2_get(conn, &rk, &o, sj->svc->cfg->redis_timeout_ms, &v) == L2_OK)
@@ -82,7 +82,7 @@ static void run_slide(jobq_job *job, l2 *conn)
 static void slide(service *svc, const pb_get_request *g, const ks_l1_key *k, int64_t now,
                   int64_t expires_at)
 {
-    int64_t life = svc_min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
+    int64_t life = method_min64((int64_t)g->slide_ttl_ms, svc->cfg->l1_max_ttl_ms);
     if (expires_at - now > life / 2)
         return;
     slide_job *sj = malloc(sizeof *sj + g->ns.len + g->key.len);
@@ -112,7 +112,7 @@ static int answer_from_l1(service *svc, call *c, const ks_l1_key *k, int stale)
         return 0;
     if (!coh_version(svc->coh, g->ns.data, g->ns.len, &version))
         return 0;
-    if (!svc_l1_get(svc, k->buf, k->len, version, h.now, on_hit, &h))
+    if (!method_l1_get(svc, k->buf, k->len, version, h.now, on_hit, &h))
         return 0;
     if (!h.prepared) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory encoding the value");
@@ -162,8 +162,8 @@ static void fail_get(service *svc, call *leader, int code, const char *text)
 static void get_failed(service *svc, call *c, l2_status status, const char *e, const ks_l1_key *k)
 {
     char text[700];
-    int code = svc_l2_failure(svc, c, status, e, text, sizeof text);
-    if (!svc_may_serve_stale(svc, status)) {
+    int code = method_l2_failure(svc, c, status, e, text, sizeof text);
+    if (!method_may_serve_stale(svc, status)) {
         fail_get(svc, c, code, text);
         return;
     }
@@ -185,7 +185,7 @@ static void value_reply(service *svc, const ks_l1_key *k, const l2_value *v, int
                         l1_ticket ticket, pb_get_reply *gr, pb_reply *r)
 {
     stats_inc(&svc->st->l2_hits);
-    svc_fill(svc, k->buf, k->len, v, t0, ticket);
+    method_fill(svc, k->buf, k->len, v, t0, ticket);
     if (v->stale)
         stats_inc(&svc->st->stale_served);
     nearcache__v1__get_reply__init(gr);
@@ -251,17 +251,17 @@ static void job_get(service *svc, call *c, l2 *conn)
         ks_l1_key_free(&k);
         return;
     }
-    int64_t left = svc_answer_by(c) - units_now_ms();
+    int64_t left = method_answer_by(c) - units_now_ms();
     if (left <= 0) {
         fail_get(svc, c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
         ks_l1_key_free(&k);
         return;
     }
-    l2_key rk = svc_redis_key(svc, g->ns, g->key);
+    l2_key rk = method_redis_key(svc, g->ns, g->key);
     l2_get_opts o = {.slide_ms = (int64_t)g->slide_ttl_ms};
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    l2_status rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
+    l2_status rv = l2_get(conn, &rk, &o, method_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         get_read(svc, c, &k, rv, &v, t0);
     else
@@ -296,7 +296,7 @@ static void park(service *svc, call *c, const ks_l1_key *k)
     /* A parked Get holds its context: park only while the reserved ones
      * stay free, so other Gets, Pings and Stats always find one. */
     if (call_free_contexts(c) <= CONFIG_RESERVED_CONTEXTS ||
-        waits_park(svc->waits, k->buf, k->len, c, svc_answer_by(c)) != 0) {
+        waits_park(svc->waits, k->buf, k->len, c, method_answer_by(c)) != 0) {
         reply_lease(c, NEARCACHE__V1__LEASE_STATE__LEASE_BUSY, NULL);
         return;
     }
@@ -324,7 +324,7 @@ void get_on_wake(void *arg, call *c, int timed_out)
     call_state_of(c)->waited = 1;
     call_state_of(c)->ticket = l1_reserve(svc->cache, k.buf, k.len);
     ks_l1_key_free(&k);
-    svc_submit(svc, c, run_get);
+    method_submit(svc, c, run_get);
 }
 
 /* The Redis read of a Get that asked for a lease. No single flight here:
@@ -332,7 +332,7 @@ void get_on_wake(void *arg, call *c, int timed_out)
 static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
 {
     const pb_get_request *g = call_request(c)->get;
-    int64_t left = svc_answer_by(c) - units_now_ms();
+    int64_t left = method_answer_by(c) - units_now_ms();
     if (left <= 0) {
         call_fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the redis read");
         return;
@@ -342,10 +342,10 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
              atomic_fetch_add(&svc->next_token, 1));
     l2_get_opts o = {.lease = 1, .token = token, .slide_ms = (int64_t)g->slide_ttl_ms};
     o.lease_ttl_ms = g->lease_ttl_ms > 0 ? g->lease_ttl_ms : CONFIG_LIVE(svc->cfg->lease_ttl_ms);
-    l2_key rk = svc_redis_key(svc, g->ns, g->key);
+    l2_key rk = method_redis_key(svc, g->ns, g->key);
     int64_t t0 = units_now_ms();
     l2_value v = {0};
-    l2_status rv = l2_get(conn, &rk, &o, svc_min64(left, svc->cfg->redis_timeout_ms), &v);
+    l2_status rv = l2_get(conn, &rk, &o, method_min64(left, svc->cfg->redis_timeout_ms), &v);
     if (rv == L2_OK || rv == L2_NIL)
         coh_version_seen(svc->coh, g->ns.data, g->ns.len, v.version);
     if (rv != L2_OK && rv != L2_NIL) {
@@ -388,7 +388,7 @@ static void job_get_lease(service *svc, call *c, l2 *conn, const ks_l1_key *k)
 static void submit_get(service *svc, call *c)
 {
     char text[96];
-    int code = svc_hand_off(svc, c, run_get, text, sizeof text);
+    int code = method_hand_off(svc, c, run_get, text, sizeof text);
     if (code != 0)
         fail_get(svc, c, code, text);
 }
@@ -407,8 +407,8 @@ static int read_by_lane(service *svc, call *c)
         return 0;
     if (jobq_hold(svc->q) != 0) /* as many wait for Redis as may */
         return 0;
-    l2_key rk = svc_redis_key(svc, g->ns, g->key);
-    if (lane_get(svc->lane, &rk, version, svc_answer_by(c), c) == 0)
+    l2_key rk = method_redis_key(svc, g->ns, g->key);
+    if (lane_get(svc->lane, &rk, version, method_answer_by(c), c) == 0)
         return 1;
     jobq_unhold(svc->q);
     return 0;
@@ -444,14 +444,15 @@ void get_handle(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     stats_inc(&svc->st->gets);
-    if (svc_check_ns_key(svc, c, g->ns, g->key) != 0)
+    if (method_check_ns_key(svc, c, g->ns, g->key) != 0)
         return;
     if (g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ||
         g->lease_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)) {
-        svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s exceeds max_ttl (%" PRId64 " ms)",
-                   g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms) ? "slide_ttl_ms"
-                                                                                 : "lease_ttl_ms",
-                   CONFIG_LIVE(svc->cfg->max_ttl_ms));
+        method_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s exceeds max_ttl (%" PRId64 " ms)",
+                      g->slide_ttl_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)
+                          ? "slide_ttl_ms"
+                          : "lease_ttl_ms",
+                      CONFIG_LIVE(svc->cfg->max_ttl_ms));
         return;
     }
     ks_l1_key k;

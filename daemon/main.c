@@ -3,6 +3,7 @@
  * the metrics endpoint, systemd notification), waits for SIGTERM or
  * SIGINT, and tears them down in reverse, letting requests in flight
  * finish. */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "explain.h"
 #include "hitwarn.h"
 #include "jobq.h"
 #include "l1.h"
@@ -183,9 +185,12 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
     /* The ring goes beside the socket, once the socket is there, readable
      * by whoever may use the socket (its mode without the write bits). */
     if (config_near_ring(cfg, path, sizeof path) &&
-        ring_open(&p->ring, path, cfg->near_ring_slots, (cfg->socket_mode & 0444) | 0600,
-                  so.set_group != SERVER_GROUP_KEEP ? so.socket_gid : (gid_t)-1, err,
-                  sizeof err) != 0) {
+        (rv = ring_open(&p->ring, path, cfg->near_ring_slots, (cfg->socket_mode & 0444) | 0600,
+                        so.set_group != SERVER_GROUP_KEEP ? so.socket_gid : (gid_t)-1, err,
+                        sizeof err)) != 0) {
+        if (rv == ENOENT || rv == EACCES || rv == EPERM)
+            explain_create("the near tiers' ring", path, "near_ring", rv,
+                           "set near_ring = off to run without near tiers", err, sizeof err);
         log_error("%s", err);
         return -1;
     }
@@ -238,6 +243,26 @@ static int next_signal(parts *p, const config *cfg, const sigset_t *set, int64_t
     }
 }
 
+/* When no Redis connection came up within redis_timeout of the start,
+ * says what that means and what to do, once (the connections' own lines
+ * say why each failed, and they keep retrying). */
+static void redis_hint(parts *p, const config *cfg, const config_redis_url *url)
+{
+    for (int64_t until = units_now_ms() + cfg->redis_timeout_ms;
+         jobq_connected(p->q) == 0 && units_now_ms() < until;)
+        usleep(20000);
+    char where[300];
+    if (url->is_unix)
+        snprintf(where, sizeof where, "unix://%s", url->host);
+    else
+        snprintf(where, sizeof where, "%s:%d", url->host, url->port);
+    if (jobq_connected(p->q) == 0)
+        log_warn("redis at %s is not reachable: the daemon answers Pings, and Gets and writes "
+                 "UNAVAILABLE, until it is (it keeps retrying); start redis-server there, or set "
+                 "redis (--redis redis://HOST:PORT) to where it runs",
+                 where);
+}
+
 /* The command line, for re-reading the configuration on SIGHUP. */
 struct cmdline {
     int argc;
@@ -254,6 +279,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     log_info("nearcached %s listening on %s (node %s, redis %s, l1 %" PRIu64 " bytes in %u shards)",
              NC_VERSION, cfg->listen, service_node_id(p.svc), url->host, cfg->l1_max_memory,
              l1_shards(cfg));
+    redis_hint(&p, cfg, url);
     int sig = 0;
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "explain.h"
 #include "log.h"
 #include "units.h"
 
@@ -334,7 +335,7 @@ static int start_listener(server *s, char *err, size_t errlen)
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
     if (rv != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", s->opt.url, nng_strerror(rv));
+        explain_listen(s->opt.url, rv, err, errlen);
         return rv;
     }
     if (ipc && give_group(s, err, errlen) != 0) {

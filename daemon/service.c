@@ -1,6 +1,7 @@
 /* The service's lifecycle and its method table; see service.h. Each
- * method lives in its own file (get, write, batch, admin) over the core
- * (svc.h); this file only sets them up and routes requests to them. */
+ * method lives in its own file (get, write, batch, admin) over what they
+ * share (method.h); this file only sets them up and routes requests to
+ * them. */
 #include "service.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include "get.h"
 #include "nearrep.h"
 #include "ring.h"
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 #include "write.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "svc.h"
+#include "method.h"
 #include "units.h"
 
 /* What every write does around its script: a ticket before it is sent, the
@@ -22,7 +22,7 @@ typedef struct write_ctx {
     uint64_t seq;
 } write_ctx;
 
-/* svc_key_at_fn over one key (req points at it). */
+/* method_key_at_fn over one key (req points at it). */
 static ProtobufCBinaryData the_key(const void *req, size_t i)
 {
     return *(const ProtobufCBinaryData *)req;
@@ -33,7 +33,8 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
 {
     memset(w, 0, sizeof *w);
     if (ks_l1_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0 ||
-        (w->msg = svc_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, &w->m.len)) == NULL) {
+        (w->msg = method_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, &w->m.len)) ==
+            NULL) {
         ks_l1_key_free(&w->k);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
@@ -47,7 +48,7 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
 
 static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
 {
-    svc_settle_seq(svc, conn, w->seq, published);
+    method_settle_seq(svc, conn, w->seq, published);
     free(w->msg);
     ks_l1_key_free(&w->k);
 }
@@ -55,12 +56,12 @@ static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
 static void job_set(service *svc, call *c, l2 *conn)
 {
     const pb_set_request *s = call_request(c)->set;
-    int64_t ttl = svc_ttl(svc, s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS, s->ttl_ms);
-    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis write");
+    int64_t ttl = method_ttl(svc, s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS, s->ttl_ms);
+    int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, s->ns, s->key, 0) != 0)
         return;
-    l2_key rk = svc_redis_key(svc, s->ns, s->key);
+    l2_key rk = method_redis_key(svc, s->ns, s->key);
     l2_set_opts o = {.negative = s->negative, .swr_ms = (int64_t)s->stale_while_revalidate_ms};
     if (s->lease_token.len > 0)
         o.token = (const char *)s->lease_token.data, o.token_len = s->lease_token.len;
@@ -70,8 +71,8 @@ static void job_set(service *svc, call *c, l2 *conn)
     l2_status rv =
         l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
-        svc_l1_drop(svc, w.k.buf, w.k.len); /* it may or may not have landed */
-        svc_fail_l2(svc, c, conn, rv);
+        method_l1_drop(svc, w.k.buf, w.k.len); /* it may or may not have landed */
+        method_fail_l2(svc, c, conn, rv);
     } else if (!stored) {
         stats_inc(&svc->st->lease_sets_rejected);
         call_fail(c, CODE(ABORTED),
@@ -79,8 +80,8 @@ static void job_set(service *svc, call *c, l2 *conn)
                   "since it was granted, or it expired; nothing stored");
     } else {
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
-        svc_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
-                    coh_serving(svc->coh, units_now_ms()) && !s->negative);
+        method_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0,
+                       w.ticket, coh_serving(svc->coh, units_now_ms()) && !s->negative);
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -94,18 +95,18 @@ static void job_set(service *svc, call *c, l2 *conn)
 static void job_delete(service *svc, call *c, l2 *conn)
 {
     const pb_delete_request *d = call_request(c)->delete_;
-    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis delete");
+    int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis delete");
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, d->ns, d->key, 0) != 0)
         return;
-    l2_key rk = svc_redis_key(svc, d->ns, d->key);
+    l2_key rk = method_redis_key(svc, d->ns, d->key);
     int existed = 0;
     uint64_t version = 0;
     const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
     l2_status rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
-    svc_l1_drop(svc, w.k.buf, w.k.len); /* whatever Redis said */
+    method_l1_drop(svc, w.k.buf, w.k.len); /* whatever Redis said */
     if (rv != L2_OK) {
-        svc_fail_l2(svc, c, conn, rv);
+        method_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
@@ -122,16 +123,16 @@ static void job_delete(service *svc, call *c, l2 *conn)
 static void job_bump(service *svc, call *c, l2 *conn)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
-    int64_t budget = svc_redis_budget(svc, c, call_deadline(c), "redis bump");
+    int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis bump");
     ProtobufCBinaryData none = {0, NULL};
     write_ctx w;
     if (budget == 0 || write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
         return;
-    l2_key rk = svc_redis_key(svc, b->ns, none);
+    l2_key rk = method_redis_key(svc, b->ns, none);
     uint64_t version = 0;
     l2_status rv = l2_bump(conn, &rk, &w.m, budget, &version);
     if (rv != L2_OK) {
-        svc_fail_l2(svc, c, conn, rv);
+        method_fail_l2(svc, c, conn, rv);
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
         pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
@@ -164,47 +165,47 @@ void write_handle_set(service *svc, call *c)
 {
     const pb_set_request *s = call_request(c)->set;
     stats_inc(&svc->st->sets);
-    if (svc_check_ns_key(svc, c, s->ns, s->key) != 0)
+    if (method_check_ns_key(svc, c, s->ns, s->key) != 0)
         return;
     if (s->value.len > CONFIG_LIVE(svc->cfg->max_value_size)) {
-        svc_refuse(svc, c, CODE(RESOURCE_EXHAUSTED),
-                   "value is %zu bytes; max_value_size is %" PRIu64, s->value.len,
-                   CONFIG_LIVE(svc->cfg->max_value_size));
+        method_refuse(svc, c, CODE(RESOURCE_EXHAUSTED),
+                      "value is %zu bytes; max_value_size is %" PRIu64, s->value.len,
+                      CONFIG_LIVE(svc->cfg->max_value_size));
         return;
     }
     if (s->ttl_case == NEARCACHE__V1__SET_REQUEST__TTL_TTL_MS && s->ttl_ms <= 0) {
-        svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "ttl_ms must be positive (got %" PRId64 ")",
-                   s->ttl_ms);
+        method_refuse(svc, c, CODE(INVALID_ARGUMENT), "ttl_ms must be positive (got %" PRId64 ")",
+                      s->ttl_ms);
         return;
     }
     if (s->stale_while_revalidate_ms > (uint64_t)CONFIG_LIVE(svc->cfg->max_ttl_ms)) {
-        svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
-                   "stale_while_revalidate_ms %" PRIu64 " exceeds max_ttl (%" PRId64 " ms)",
-                   s->stale_while_revalidate_ms, CONFIG_LIVE(svc->cfg->max_ttl_ms));
+        method_refuse(svc, c, CODE(INVALID_ARGUMENT),
+                      "stale_while_revalidate_ms %" PRIu64 " exceeds max_ttl (%" PRId64 " ms)",
+                      s->stale_while_revalidate_ms, CONFIG_LIVE(svc->cfg->max_ttl_ms));
         return;
     }
     if (s->lease_token.len > 64) {
-        svc_refuse(svc, c, CODE(INVALID_ARGUMENT),
-                   "lease_token is %zu bytes; tokens are at most 64", s->lease_token.len);
+        method_refuse(svc, c, CODE(INVALID_ARGUMENT),
+                      "lease_token is %zu bytes; tokens are at most 64", s->lease_token.len);
         return;
     }
-    svc_submit(svc, c, run_set);
+    method_submit(svc, c, run_set);
 }
 
 void write_handle_delete(service *svc, call *c)
 {
     const pb_delete_request *d = call_request(c)->delete_;
     stats_inc(&svc->st->deletes);
-    if (svc_check_ns_key(svc, c, d->ns, d->key) != 0)
+    if (method_check_ns_key(svc, c, d->ns, d->key) != 0)
         return;
-    svc_submit(svc, c, run_delete);
+    method_submit(svc, c, run_delete);
 }
 
 void write_handle_bump(service *svc, call *c)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
     ProtobufCBinaryData key = {1, (uint8_t *)"-"}; /* only the namespace is checked */
-    if (svc_check_ns_key(svc, c, b->ns, key) != 0)
+    if (method_check_ns_key(svc, c, b->ns, key) != 0)
         return;
-    svc_submit(svc, c, run_bump);
+    method_submit(svc, c, run_bump);
 }

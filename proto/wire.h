@@ -15,8 +15,8 @@
 enum {
     WIRE_REQUEST_ID = 1,
     WIRE_REQUEST_TIMEOUT_MS = 2,
-    WIRE_REQUEST_GET = 10, /* the method oneof: fields 10..17 */
-    WIRE_REQUEST_METHOD_LAST = 17,
+    WIRE_REQUEST_GET = 10, /* the method oneof: fields 10..18 */
+    WIRE_REQUEST_METHOD_LAST = 18,
 
     WIRE_GET_REQUEST_NS = 1,
     WIRE_GET_REQUEST_KEY = 2,
@@ -27,8 +27,8 @@ enum {
     WIRE_REPLY_ID = 1,
     WIRE_REPLY_CODE = 2,
     WIRE_REPLY_MESSAGE = 3,
-    WIRE_REPLY_GET = 10, /* the result oneof: fields 10..17 */
-    WIRE_REPLY_RESULT_LAST = 17,
+    WIRE_REPLY_GET = 10, /* the result oneof: fields 10..18 */
+    WIRE_REPLY_RESULT_LAST = 18,
 
     WIRE_GET_REPLY_VALUE = 1,
     WIRE_GET_REPLY_SOURCE = 2,

@@ -347,7 +347,7 @@ void h_daemon_prepare(h_daemon *d)
     snprintf(d->log, sizeof d->log, "%s/nearcached.log", d->dir);
 }
 
-void h_daemon_startv(h_daemon *d, const h_redis *r, va_list ap)
+static void daemon_startv(h_daemon *d, const h_redis *r, va_list ap)
 {
     h_daemon_prepare(d);
     daemon_launch(d, r, ap);
@@ -357,7 +357,7 @@ void h_daemon_start(h_daemon *d, const h_redis *r, ...)
 {
     va_list ap;
     va_start(ap, r);
-    h_daemon_startv(d, r, ap);
+    daemon_startv(d, r, ap);
     va_end(ap);
 }
 
@@ -404,6 +404,16 @@ int h_daemon_stop(h_daemon *d)
     return h_daemon_stop_with(d, SIGTERM);
 }
 
+/* h_fleet_add() with the flags in ap. */
+static h_daemon *fleet_addv(h_fleet *f, const h_redis *r, va_list ap)
+{
+    cr_assert_lt(f->n, H_MAX_NODES, "a fleet has at most %d daemons", H_MAX_NODES);
+    int i = f->n++;
+    daemon_startv(&f->node[i], r, ap);
+    f->cl[i] = h_client(&f->node[i]);
+    return &f->node[i];
+}
+
 void h_fleet_start(h_fleet *f, int n, ...)
 {
     cr_assert(n >= 0 && n <= H_MAX_NODES, "a fleet has at most %d daemons", H_MAX_NODES);
@@ -412,7 +422,7 @@ void h_fleet_start(h_fleet *f, int n, ...)
     for (int i = 0; i < n; i++) {
         va_list ap;
         va_start(ap, n);
-        h_fleet_addv(f, &f->redis, ap);
+        fleet_addv(f, &f->redis, ap);
         va_end(ap);
     }
 }
@@ -421,18 +431,9 @@ h_daemon *h_fleet_add(h_fleet *f, const h_redis *r, ...)
 {
     va_list ap;
     va_start(ap, r);
-    h_daemon *d = h_fleet_addv(f, r, ap);
+    h_daemon *d = fleet_addv(f, r, ap);
     va_end(ap);
     return d;
-}
-
-h_daemon *h_fleet_addv(h_fleet *f, const h_redis *r, va_list ap)
-{
-    cr_assert_lt(f->n, H_MAX_NODES, "a fleet has at most %d daemons", H_MAX_NODES);
-    int i = f->n++;
-    h_daemon_startv(&f->node[i], r, ap);
-    f->cl[i] = h_client(&f->node[i]);
-    return &f->node[i];
 }
 
 void h_fleet_stop(h_fleet *f)

@@ -6,7 +6,6 @@
 #ifndef NC_HARNESS_H
 #define NC_HARNESS_H
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -60,7 +59,6 @@ pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms);
  * flags (NULL-terminated); waits until it answers Ping and, when `r` is
  * running, until it serves from L1 (subscribed and caught up). */
 void h_daemon_start(h_daemon *d, const h_redis *r, ...);
-void h_daemon_startv(h_daemon *d, const h_redis *r, va_list ap);
 /* Starts it again, after a stop or a kill, in the same directory and on the
  * same URL, with the given flags. */
 void h_daemon_restart(h_daemon *d, const h_redis *r, ...);
@@ -96,7 +94,6 @@ void h_fleet_start(h_fleet *f, int n, ...);
  * another: a proxy's `via`, a copy with a wrong password) with the given
  * flags; returns it. */
 h_daemon *h_fleet_add(h_fleet *f, const h_redis *r, ...);
-h_daemon *h_fleet_addv(h_fleet *f, const h_redis *r, va_list ap);
 /* Closes the clients, stops every daemon still running (waking one a test
  * froze) and expects each to exit 0, showing its log when not; then stops
  * Redis and removes its directory. */

@@ -2,6 +2,7 @@
  * must do (tests/conformance/ring.json, run by test_ringcases.c): its
  * byte budget, for values and negative entries. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +87,43 @@ Test(near, negative_entries_count_against_the_byte_budget_and_are_evicted)
     cr_assert_gt(s.evictions, 0);
     cr_assert_eq(s.entries + s.evictions, 4000);
     near_close(small);
+}
+
+/* The heap the tier holds after filling it to three times its budget with
+ * values of `size` bytes, as glibc's allocator counts it. */
+static size_t live_after_filling(size_t size)
+{
+    size_t budget = 8u << 20;
+    struct mallinfo2 before = mallinfo2();
+    near *t;
+    cr_assert_eq(near_open(&t, path, budget, 60000), NC_OK);
+    char *value = malloc(size), key[32];
+    memset(value, 'v', size);
+    for (size_t i = 0; i < 3 * budget / (size + 64); i++) {
+        snprintf(key, sizeof key, "k%07zu", i);
+        near_ticket tk = near_take_ticket(t);
+        near_fill(t, &tk, b("users"), b(key), value, size, 10000);
+    }
+    free(value);
+    struct mallinfo2 after = mallinfo2();
+    nc_near_stats s;
+    near_stats(t, &s);
+    cr_assert_gt(s.evictions, 0);
+    cr_assert_leq(s.bytes, budget);
+    size_t live = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+    near_close(t);
+    return live;
+}
+
+Test(near, live_memory_stays_within_near_bytes_for_small_and_large_values)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("the sanitizer's allocator is not glibc's: mallinfo2() does not count it");
+#endif
+    size_t budget = 8u << 20, sizes[] = {1, 100, 16384};
+    for (int i = 0; i < 3; i++) {
+        size_t live = live_after_filling(sizes[i]);
+        cr_assert_leq(live, budget + budget / 10, "%zu-byte values: %zu bytes live for %zu",
+                      sizes[i], live, budget);
+    }
 }

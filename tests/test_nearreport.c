@@ -12,9 +12,7 @@
 
 #include "harness.h"
 
-static h_redis redis;
-static h_daemon daemon_;
-static nc_client *client;
+static h_fleet fx; /* one daemon */
 static char metrics_url[64];
 
 static void up(void)
@@ -22,17 +20,12 @@ static void up(void)
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", h_free_port());
     snprintf(metrics_url, sizeof metrics_url, "http://%s/metrics", listen);
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, "--metrics-listen", listen, NULL);
-    client = h_client(&daemon_);
+    h_fleet_start(&fx, 1, "--metrics-listen", listen, NULL);
 }
 
 static void down(void)
 {
-    nc_close(client);
-    int code = h_daemon_stop(&daemon_);
-    h_redis_cleanup(&redis);
-    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+    h_fleet_stop(&fx);
 }
 
 TestSuite(nearreport, .init = up, .fini = down, .timeout = 60);
@@ -69,7 +62,7 @@ static pb_reply *report(uint64_t reporter, uint32_t pid, uint64_t hits, uint64_t
     size_t len = codec_request_size(&req);
     uint8_t *buf = malloc(len ? len : 1);
     codec_request_pack(&req, buf);
-    pb_reply *r = h_raw(&daemon_, buf, len, 2000);
+    pb_reply *r = h_raw(&fx.node[0], buf, len, 2000);
     free(buf);
     cr_assert_not_null(r, "no reply to a near report");
     return r;
@@ -81,8 +74,8 @@ static void report_expect(int code, const char *words, uint64_t reporter, uint32
                           size_t n)
 {
     pb_reply *r = report(reporter, pid, hits, misses, refused, ns, n);
-    cr_expect_eq(r->code, code, "status %s (%s), expected %s", codec_code_name(r->code),
-                 r->message, codec_code_name(code));
+    cr_expect_eq(r->code, code, "status %s (%s), expected %s", codec_code_name(r->code), r->message,
+                 codec_code_name(code));
     if (code == 0) {
         cr_expect_eq(r->result_case, RESULT(NEAR_REPORT));
         cr_expect_eq(r->near_report->interval_ms, 1000);
@@ -95,33 +88,33 @@ static void report_expect(int code, const char *words, uint64_t reporter, uint32
 
 Test(nearreport, reports_add_up_for_the_host_and_never_go_down)
 {
-    cr_assert_eq(h_stat(client, "near_clients"), 0);
+    cr_assert_eq(h_stat(fx.cl[0], "near_clients"), 0);
     report_expect(0, NULL, 11, 100, 900, 100, 3, NULL, 0);
     report_expect(0, NULL, 22, 200, 50, 10, 0, NULL, 0);
-    cr_assert_eq(h_stat(client, "near_hits"), 950);
-    cr_assert_eq(h_stat(client, "near_misses"), 110);
-    cr_assert_eq(h_stat(client, "near_fills_refused"), 3);
-    cr_assert_eq(h_stat(client, "near_clients"), 2);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), 950);
+    cr_assert_eq(h_stat(fx.cl[0], "near_misses"), 110);
+    cr_assert_eq(h_stat(fx.cl[0], "near_fills_refused"), 3);
+    cr_assert_eq(h_stat(fx.cl[0], "near_clients"), 2);
     report_expect(0, NULL, 11, 100, 1000, 120, 4, NULL, 0); /* +100 +20 +1 */
-    cr_assert_eq(h_stat(client, "near_hits"), 1050);
-    cr_assert_eq(h_stat(client, "near_misses"), 130);
-    cr_assert_eq(h_stat(client, "near_fills_refused"), 4);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), 1050);
+    cr_assert_eq(h_stat(fx.cl[0], "near_misses"), 130);
+    cr_assert_eq(h_stat(fx.cl[0], "near_fills_refused"), 4);
     /* reporter 22 goes quiet (its process exited): it keeps what it sent */
     h_sleep_ms(3300);
     report_expect(0, NULL, 11, 100, 1001, 120, 4, NULL, 0);
-    cr_assert_eq(h_stat(client, "near_clients"), 1);
-    cr_assert_eq(h_stat(client, "near_hits"), 1051);
+    cr_assert_eq(h_stat(fx.cl[0], "near_clients"), 1);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), 1051);
 }
 
 Test(nearreport, bad_reports_are_refused_with_a_reason_and_change_no_total)
 {
     report_expect(0, NULL, 5, 100, 100, 10, 0, NULL, 0);
-    int64_t bad = h_stat(client, "bad_requests");
+    int64_t bad = h_stat(fx.cl[0], "bad_requests");
     report_expect(CODE(INVALID_ARGUMENT), "went down, from 100 to 40", 5, 100, 40, 10, 0, NULL, 0);
     report_expect(CODE(INVALID_ARGUMENT), "reporter is 0", 0, 100, 5, 0, 0, NULL, 0);
     report_expect(CODE(INVALID_ARGUMENT), "past 2^62", 6, 100, UINT64_MAX, 0, 0, NULL, 0);
-    report_expect(CODE(FAILED_PRECONDITION), "must take an id of its own", 5, 101, 500, 10, 0,
-                  NULL, 0);
+    report_expect(CODE(FAILED_PRECONDITION), "must take an id of its own", 5, 101, 500, 10, 0, NULL,
+                  0);
     nsrep many[300];
     char names[300][8];
     for (int i = 0; i < 300; i++) {
@@ -130,31 +123,31 @@ Test(nearreport, bad_reports_are_refused_with_a_reason_and_change_no_total)
     }
     report_expect(CODE(INVALID_ARGUMENT), "300 namespaces; at most 256", 7, 100, 1, 0, 0, many,
                   300);
-    cr_assert_eq(h_stat(client, "near_hits"), 100, "no bad report changed the totals");
-    cr_assert_eq(h_stat(client, "near_misses"), 10);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), 100, "no bad report changed the totals");
+    cr_assert_eq(h_stat(fx.cl[0], "near_misses"), 10);
     /* the refused report of 40 is reporter 5's new start */
     report_expect(0, NULL, 5, 100, 45, 10, 0, NULL, 0);
-    cr_assert_eq(h_stat(client, "near_hits"), 105);
-    cr_assert_eq(h_stat(client, "bad_requests"), bad + 5, "each refusal is a bad request");
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), 105);
+    cr_assert_eq(h_stat(fx.cl[0], "bad_requests"), bad + 5, "each refusal is a bad request");
     nc_ping_info ping;
-    cr_assert_eq(nc_ping_ex(client, &ping, 1000), NC_OK, "the daemon still serves");
+    cr_assert_eq(nc_ping_ex(fx.cl[0], &ping, 1000), NC_OK, "the daemon still serves");
 }
 
 Test(nearreport, cli_stats_counts_near_hits_in_the_hit_ratio_and_the_namespaces)
 {
     /* one daemon hit and one miss in users (the Set keeps the value in L1) */
-    cr_assert_eq(nc_set(client, NC_STR("users"), NC_STR("1"), NC_STR("a"), 60000, 1000), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("users"), NC_STR("1"), NC_STR("a"), 60000, 1000), NC_OK);
     void *v;
     size_t len;
-    cr_assert_eq(nc_get(client, NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
+    cr_assert_eq(nc_get(fx.cl[0], NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
     nc_free(v);
-    cr_assert_eq(nc_get(client, NC_STR("users"), NC_STR("2"), &v, &len, 1000), NC_ENOTFOUND);
+    cr_assert_eq(nc_get(fx.cl[0], NC_STR("users"), NC_STR("2"), &v, &len, 1000), NC_ENOTFOUND);
     /* 8 near hits, 2 near misses (those two Gets) */
     nsrep users = {"users", 8, 2};
     report_expect(0, NULL, 9, 100, 8, 2, 0, &users, 1);
     char *out = NULL, *err = NULL;
     size_t outlen;
-    cr_assert_eq(h_cli(&daemon_, NULL, 0, &out, &outlen, &err, "stats", NULL), 0, "%s", err);
+    cr_assert_eq(h_cli(&fx.node[0], NULL, 0, &out, &outlen, &err, "stats", NULL), 0, "%s", err);
     /* hit ratio: (8 near + 1 L1 + 0 Redis) / (8 + 1 + 0 + 1 Redis miss) */
     cr_expect_not_null(strstr(out, "\nnear hit ratio             80.0%"), "%s", out);
     cr_expect_not_null(strstr(out, "\nhit ratio                  90.0%"), "%s", out);
@@ -167,10 +160,13 @@ Test(nearreport, cli_stats_counts_near_hits_in_the_hit_ratio_and_the_namespaces)
     cr_expect(reads == 10 && near_hits == 8 && hits == 1 && misses == 1 && pct == 90.0,
               "users: %u %u %u %u %g", reads, near_hits, hits, misses, pct);
     free(out), free(err);
-    cr_assert_eq(h_cli(&daemon_, NULL, 0, &out, &outlen, &err, "stats", "--json", NULL), 0);
-    const char *want[] = {"\"near_hits\": 8",         "\"near_misses\": 2",
-                          "\"near_fills_refused\": 0", "\"near_clients\": 1",
-                          "\"hit_ratio\": 0.9000",     "\"near_hit_ratio\": 0.8000",
+    cr_assert_eq(h_cli(&fx.node[0], NULL, 0, &out, &outlen, &err, "stats", "--json", NULL), 0);
+    const char *want[] = {"\"near_hits\": 8",
+                          "\"near_misses\": 2",
+                          "\"near_fills_refused\": 0",
+                          "\"near_clients\": 1",
+                          "\"hit_ratio\": 0.9000",
+                          "\"near_hit_ratio\": 0.8000",
                           "\"near_hits\": 8, \"near_misses\": 2}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect_not_null(strstr(out, want[i]), "no %s in %s", want[i], out);
@@ -211,4 +207,39 @@ Test(nearreport, metrics_show_the_host_totals_and_the_namespaces)
         sample(text, "nearcache_namespace_near_lookups_total{namespace=\"other\",result=\"hit\"}"),
         0);
     free(text), free(err);
+}
+
+/* libnearcache's near tier reports by itself (client/worker.c), about once
+ * a second, and a last time when it closes. */
+Test(nearreport, a_c_client_with_a_near_tier_reports_its_counters)
+{
+    nc_client *c;
+    nc_open_opts o = {.near_bytes = 1 << 20};
+    cr_assert_eq(nc_open_ex(&c, daemon_.url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("1"), NC_STR("a"), 60000, 1000), NC_OK);
+    void *v;
+    size_t len;
+    nc_near_stats s;
+    for (int i = 0; i < 300; i++) { /* misses until the ring is caught up, then near hits */
+        cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
+        nc_free(v);
+        cr_assert_eq(nc_stats_near(c, &s), NC_OK);
+        if (s.hits >= 3)
+            break;
+        h_sleep_ms(10);
+    }
+    cr_assert(s.hits >= 1, "the near tier served nothing: %s", s.problem);
+    int64_t deadline = h_now_ms() + 3000;
+    while (h_stat(client, "near_hits") < (int64_t)s.hits && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    cr_assert_eq(h_stat(client, "near_hits"), (int64_t)s.hits);
+    cr_assert_eq(h_stat(client, "near_misses"), (int64_t)s.misses);
+    cr_assert_eq(h_stat(client, "near_clients"), 1);
+    for (int i = 0; i < 5; i++) { /* more hits, then close: the last report has them */
+        cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
+        nc_free(v);
+    }
+    nc_close(c);
+    cr_assert_eq(h_stat(client, "near_hits"), (int64_t)s.hits + 5);
+    cr_assert_eq(h_stat(client, "bad_requests"), 0);
 }

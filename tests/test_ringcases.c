@@ -56,6 +56,9 @@ Test(ringcases, the_layout_table_is_ring_h)
         {"slots_at", RING_SLOTS_AT},
         {"slots_min", RING_SLOTS_MIN},
         {"slots_max", RING_SLOTS_MAX},
+        {"layout_at", RING_LAYOUT_AT},
+        {"slot_size_at", RING_SLOT_SIZE_AT},
+        {"slot_count_at", RING_SLOT_COUNT_AT},
         {"epoch_at", RING_EPOCH_AT},
         {"flush_gen_at", RING_FLUSH_GEN_AT},
         {"head_at", RING_HEAD_AT},
@@ -209,9 +212,9 @@ static void w_create(world *w, json_t *step)
     uint32_t slot_size = (uint32_t)num(step, "slot_size", RING_SLOT_SIZE);
     uint64_t epoch = (uint64_t)num(step, "epoch", 1);
     int64_t until = units_now_ms() + num(step, "serving_in_ms", 0);
-    memcpy(buf + 8, &layout, 4);
-    memcpy(buf + 12, &slot_size, 4);
-    memcpy(buf + 16, &w->slots, 8);
+    memcpy(buf + RING_LAYOUT_AT, &layout, 4);
+    memcpy(buf + RING_SLOT_SIZE_AT, &slot_size, 4);
+    memcpy(buf + RING_SLOT_COUNT_AT, &w->slots, 8);
     memcpy(buf + RING_EPOCH_AT, &epoch, 8);
     memcpy(buf + RING_SERVING_UNTIL_AT, &until, 8);
     replace_file(w, buf, len);

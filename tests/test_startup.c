@@ -285,7 +285,99 @@ Test(startup, listen_path_in_missing_directory_fails_naming_the_url)
     result r = run_daemon("--listen", url, "--redis", "redis://127.0.0.1:1", NULL);
     cr_assert(r.code > 0, "exit %d (-1: still running or killed); stderr: %s", r.code, r.err);
     cr_assert(strstr(r.err, url) != NULL, "stderr does not name %s: %s", url, r.err);
+    char want[200];
+    snprintf(want, sizeof want, "the directory %s/no-such-dir does not exist; create it (mkdir -p",
+             dir);
+    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "or set listen to a path in a directory that exists") != NULL);
     result_free(&r);
+}
+
+/* Runs the daemon with args, as root without its powers (setpriv drops
+ * every capability, so file permissions hold) when we are root; returns its
+ * exit code and stderr. */
+static int run_daemon_unprivileged(char **err, char *a1, char *a2, char *a3, char *a4)
+{
+    char *powerless[] = {"setpriv", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                         daemon_path(), a1, a2, a3, a4, "--redis", "redis://127.0.0.1:1", NULL};
+    char *as_me[] = {daemon_path(), a1, a2, a3, a4, "--redis", "redis://127.0.0.1:1", NULL};
+    return h_run(geteuid() == 0 ? powerless : as_me, NULL, 0, NULL, NULL, err);
+}
+
+Test(startup, listen_path_in_a_directory_it_may_not_write_names_owner_mode_and_the_fix)
+{
+    char dir[64], url[128], *err;
+    temp_dir(dir, sizeof dir);
+    if (geteuid() == 0) /* another user's directory */
+        cr_assert_eq(chown(dir, 65534, 65534), 0);
+    cr_assert_eq(chmod(dir, 0555), 0);
+    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    int code = run_daemon_unprivileged(&err, "--listen", url, "--near-ring", "off");
+    cr_assert(code > 0, "exit %d; stderr: %s", code, err);
+    char want[300];
+    snprintf(want, sizeof want, "cannot listen on %s: permission denied: the directory %s is ", url,
+             dir);
+    cr_assert(strstr(err, want) != NULL, "stderr: %s", err);
+    cr_assert(strstr(err, " 0555 and the daemon runs as ") != NULL, "stderr: %s", err);
+    cr_assert(strstr(err, "run the daemon as a user who may create files there") != NULL);
+    free(err);
+    chmod(dir, 0755);
+}
+
+Test(startup, ring_in_a_missing_directory_names_it_and_near_ring_off)
+{
+    char dir[64], url[128], ring[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    snprintf(ring, sizeof ring, "%s/no-such-dir/x.ring", dir);
+    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
+                          NULL);
+    cr_assert(r.code > 0, "exit %d; stderr: %s", r.code, r.err);
+    char want[300];
+    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): the directory "
+                                "%s/no-such-dir does not exist",
+             ring, dir);
+    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
+    result_free(&r);
+}
+
+Test(startup, a_missing_socket_group_and_help_say_the_same)
+{
+    result r = run_daemon("--socket-group", "nc-no-such-group", NULL);
+    cr_assert_eq(r.code, 2, "exit %d; stderr: %s", r.code, r.err);
+    cr_assert(strstr(r.err, "no group \"nc-no-such-group\" on this system: create it (groupadd "
+                            "nc-no-such-group)") != NULL,
+              "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "leave socket_group out (then the socket goes to group nearcache, or "
+                            "stays in the daemon's own group where there is none)") != NULL,
+              "stderr: %s", r.err);
+    result_free(&r);
+    r = run_daemon("--help", NULL);
+    const char *help = "group whose members may use an ipc:// socket (if missing: daemon's)";
+    cr_assert(strstr(r.out, help) != NULL, "%s", r.out);
+    expect_flag_with_default(r.out, "--socket-group GROUP", "nearcache");
+    result_free(&r);
+}
+
+Test(startup, redis_unreachable_at_start_is_said_once_with_the_fix)
+{
+    h_daemon d;
+    h_daemon_start(&d, NULL, NULL);
+    const char *want = "is not reachable: the daemon answers Pings, and Gets and writes "
+                       "UNAVAILABLE, until it is (it keeps retrying); start redis-server there, "
+                       "or set redis (--redis redis://HOST:PORT)";
+    char *log = NULL;
+    for (int64_t until = h_now_ms() + 3000; h_now_ms() < until; h_sleep_ms(50)) {
+        free(log);
+        log = h_read_file(d.log, NULL);
+        if (log != NULL && strstr(log, want) != NULL)
+            break;
+    }
+    cr_assert(log != NULL && strstr(log, want) != NULL, "log:\n%s", log);
+    free(log);
+    int code = h_daemon_stop(&d);
+    cr_assert_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(d.log, NULL));
 }
 
 Test(startup, restarts_on_the_socket_left_by_a_killed_daemon)
@@ -320,6 +412,8 @@ Test(startup, second_daemon_on_a_live_socket_fails_and_leaves_the_first_serving)
         result r = run_daemon("--listen", d.url, "--redis", "redis://127.0.0.1:1", NULL);
         cr_assert(r.code > 0, "exit %d (-1: still running or killed); stderr: %s", r.code, r.err);
         cr_assert(strstr(r.err, d.url) != NULL, "stderr does not name %s: %s", d.url, r.err);
+        cr_assert(strstr(r.err, "another daemon is serving this socket") != NULL, "stderr: %s",
+                  r.err);
         result_free(&r);
     }
     /* Each failed start connected to the live socket and hung up during

@@ -17,13 +17,25 @@ static void field_is(const ProtobufCMessageDescriptor *d, const char *name, unsi
                  want);
 }
 
+/* A oneof's last field is the message's highest: a method added to the proto
+ * must move wire.h's *_LAST with it, or the hand decoder would skip it as
+ * unknown where protobuf-c checks it. */
+static void last_field_is(const ProtobufCMessageDescriptor *d, const char *name, unsigned num)
+{
+    field_is(d, name, num);
+    for (unsigned i = 0; i < d->n_fields; i++)
+        cr_assert_leq(d->fields[i].id, num, "%s field %s (%u) is past wire.h's last (%u)", d->name,
+                      d->fields[i].name, d->fields[i].id, num);
+}
+
 Test(wire, field_numbers_match_the_proto)
 {
     const ProtobufCMessageDescriptor *rq = &nearcache__v1__request__descriptor;
     field_is(rq, "id", WIRE_REQUEST_ID);
     field_is(rq, "timeout_ms", WIRE_REQUEST_TIMEOUT_MS);
     field_is(rq, "get", WIRE_REQUEST_GET);
-    field_is(rq, "bump_namespace", WIRE_REQUEST_METHOD_LAST);
+    field_is(rq, "bump_namespace", 17);
+    last_field_is(rq, "near_report", WIRE_REQUEST_METHOD_LAST);
     const ProtobufCMessageDescriptor *g = &nearcache__v1__get_request__descriptor;
     field_is(g, "ns", WIRE_GET_REQUEST_NS);
     field_is(g, "key", WIRE_GET_REQUEST_KEY);
@@ -113,7 +125,8 @@ Test(wire, reply_field_numbers_match_the_proto)
     field_is(r, "message", WIRE_REPLY_MESSAGE);
     field_is(r, "get", WIRE_REPLY_GET);
     field_is(r, "mset", 16);
-    field_is(r, "bump_namespace", WIRE_REPLY_RESULT_LAST);
+    field_is(r, "bump_namespace", 17);
+    last_field_is(r, "near_report", WIRE_REPLY_RESULT_LAST);
     const ProtobufCMessageDescriptor *g = &nearcache__v1__get_reply__descriptor;
     field_is(g, "value", WIRE_GET_REPLY_VALUE);
     field_is(g, "source", WIRE_GET_REPLY_SOURCE);

@@ -34,7 +34,8 @@ static const void *field_at(const ProtobufCMessage *m, const char *path,
     const ProtobufCFieldDescriptor *f = NULL;
     const char *at = NULL;
     char part[64];
-    for (int used; sscanf(path, "%63[^.]%n", part, &used) == 1; path += used + (path[used] == '.')) {
+    for (int used; sscanf(path, "%63[^.]%n", part, &used) == 1;
+         path += used + (path[used] == '.')) {
         if (f != NULL && f->label == PROTOBUF_C_LABEL_REPEATED) { /* part is an index */
             size_t i = strtoul(part, NULL, 10);
             size_t count = at ? *(const size_t *)((const char *)m + f->quantifier_offset) : 0;
@@ -45,14 +46,16 @@ static const void *field_at(const ProtobufCMessage *m, const char *path,
             continue;
         }
         if (f != NULL) { /* into a message field */
-            cr_assert_eq(f->type, PROTOBUF_C_TYPE_MESSAGE, "%s: %s is not a message", where, f->name);
+            cr_assert_eq(f->type, PROTOBUF_C_TYPE_MESSAGE, "%s: %s is not a message", where,
+                         f->name);
             m = at ? *(const ProtobufCMessage *const *)at : NULL;
             d = f->descriptor;
         }
         f = protobuf_c_message_descriptor_get_field_by_name(d, part);
         cr_assert_not_null(f, "%s: %s has no field %s", where, d->name, part);
-        int set = m != NULL && (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
-                                *(const uint32_t *)((const char *)m + f->quantifier_offset) == f->id);
+        int set =
+            m != NULL && (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+                          *(const uint32_t *)((const char *)m + f->quantifier_offset) == f->id);
         at = set ? (const char *)m + f->offset : NULL;
     }
     *fd = f;
@@ -90,7 +93,8 @@ static void expect_field(const ProtobufCMessage *reply, const char *path, json_t
     const void *at = field_at(reply, path, &f, where);
     switch (f->type) {
     case PROTOBUF_C_TYPE_BOOL:
-        cr_assert_eq(at ? *(const protobuf_c_boolean *)at != 0 : 0, json_is_true(want), "%s", where);
+        cr_assert_eq(at ? *(const protobuf_c_boolean *)at != 0 : 0, json_is_true(want), "%s",
+                     where);
         break;
     case PROTOBUF_C_TYPE_ENUM:
     case PROTOBUF_C_TYPE_INT32:
@@ -125,10 +129,8 @@ Test(wirecases, every_case_gets_the_expected_reply, .timeout = 120)
     json_t *spec = json_load_file(NC_CONFORMANCE_DIR "/cases.json", 0, &e);
     cr_assert_not_null(spec, "cases.json:%d: %s", e.line, e.text);
     names = json_object();
-    h_redis r;
-    h_daemon d;
-    h_redis_start(&r);
-    h_daemon_start(&d, &r, "--request-timeout", "5s", NULL);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, "--request-timeout", "5s", NULL);
     size_t i;
     json_t *cs;
     json_array_foreach(json_object_get(spec, "cases"), i, cs)
@@ -136,7 +138,7 @@ Test(wirecases, every_case_gets_the_expected_reply, .timeout = 120)
         const char *name = json_string_value(json_object_get(cs, "name"));
         size_t len;
         uint8_t *req = unhex(json_string_value(json_object_get(cs, "request")), &len);
-        pb_reply *reply = h_raw(&d, req, len, 10000);
+        pb_reply *reply = h_raw(&fx.node[0], req, len, 10000);
         cr_assert_not_null(reply, "%s: no reply", name);
         free(req);
         cr_assert_eq(reply->id, json_integer_value(json_object_get(cs, "id")), "%s", name);
@@ -158,8 +160,7 @@ Test(wirecases, every_case_gets_the_expected_reply, .timeout = 120)
         }
         codec_reply_free(reply);
     }
-    cr_assert_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&r);
+    h_fleet_stop(&fx);
     json_decref(names);
     json_decref(spec);
 }

@@ -1,10 +1,13 @@
 """The Python near tier without a daemon, beyond what every reader must do
-(tests/conformance/ring.json, run by test_ringcases.py): its byte budget,
-forks, and the clients' Gets meeting it (``_nearcalls``)."""
+(tests/conformance/ring.json, run by test_ringcases.py): its byte budget
+(an honest bound on its memory), forks, and the clients' Gets meeting it
+(``_nearcalls``)."""
 
 from __future__ import annotations
 
+import gc
 import os
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,3 +105,27 @@ def test_a_forked_child_starts_with_an_empty_tier_of_its_own(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert value(tier, b"k") == b"v", "the parent keeps its own"
+
+
+@pytest.mark.parametrize("size", [100, 16384])
+def test_live_memory_stays_within_near_bytes(ring: RingWriter, size: int) -> None:
+    """What the tier holds after a full collection, counted by tracemalloc
+    (its dicts, entries and bytes objects, its stamps), is at most 1.1
+    times near_bytes, for small and for large values."""
+    budget = 4 << 20
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tier = NearTier(str(ring.path), budget, 60_000)
+        for i in range(3 * budget // (size + ENTRY_OVERHEAD)):
+            ns = bytes(bytearray(b"users"))  # a new object per call, as from a str namespace
+            assert fill(tier, b"k%07d" % i, os.urandom(size), ns=ns)
+        gc.collect()
+        live = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    s = tier.stats()
+    assert s.evictions > 0 and s.bytes <= budget
+    assert live <= 1.1 * budget, f"{live} bytes live for near_bytes {budget} ({s.entries} entries)"
+    tier.close()

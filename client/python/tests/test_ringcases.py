@@ -41,6 +41,33 @@ def test_the_readers_layout_is_ring_h() -> None:
     assert suffix is not None and suffix[1] == _ring.SUFFIX
 
 
+def test_protocol_md_gives_the_layouts_offsets() -> None:
+    """The tables of docs/protocol.md's "The file" say the same offsets."""
+    doc = (REPO / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("### The file") : doc.index("### The reader")]
+    rows = dict(
+        (name, int(at))
+        for at, name in re.findall(r"^\| (\d+) \| [^|]+ \| ([^|]+?) \|", section, re.M)
+    )
+    names = {
+        "layout": "layout_at",
+        "slot size": "slot_size_at",
+        "slot count": "slot_count_at",
+        "epoch": "epoch_at",
+        "flush generation": "flush_gen_at",
+        "head": "head_at",
+        "serving_until": "serving_until_at",
+        "slots": "slots_at",
+        "seq": "slot_seq_at",
+        "kind": "slot_kind_at",
+        "ns hash": "slot_ns_hash_at",
+        "key hash": "slot_key_hash_at",
+    }
+    assert {name: rows.get(name) for name in names} == {
+        name: SPEC["layout"][key] for name, key in names.items()
+    }
+
+
 def test_the_hash_vectors_are_fnv1a64() -> None:
     for name, want in SPEC["hashes"].items():
         assert fnv1a64(name.encode()) == int(want, 16), name

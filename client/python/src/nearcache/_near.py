@@ -63,8 +63,11 @@ DEFAULT_NEAR_BYTES = 64 << 20
 #: How long a near entry lives at most, in seconds, by default.
 DEFAULT_NEAR_MAX_TTL = 60.0
 
-#: What each entry is charged beyond its bytes: the objects that hold it.
-ENTRY_OVERHEAD = 240
+#: What each entry is charged beyond its namespace, key and value bytes:
+#: the objects that hold it (its key tuple, the bytes objects' headers, the
+#: _Entry and its ints, its slots in the dicts), as tracemalloc counts them
+#: (test_ring.py checks that near_bytes bounds the tier's memory).
+ENTRY_OVERHEAD = 600
 _monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC on Linux, as now_ms()
 
 
@@ -97,18 +100,20 @@ class Ticket(NamedTuple):
 
 
 class _Entry:
-    """One key's value, or None: known absent (a negative entry)."""
+    """One key's value, or None: known absent (a negative entry); ``nsh``
+    its namespace's hash, ``mix`` its key stamp's ``key_mix``."""
 
-    __slots__ = ("charge", "expires_at", "kh", "nsh", "value")
+    __slots__ = ("expires_at", "mix", "nsh", "value")
 
-    def __init__(
-        self, value: bytes | None, expires_at: int, nsh: int, kh: int, charge: int
-    ) -> None:
+    def __init__(self, value: bytes | None, expires_at: int, nsh: int, mix: int) -> None:
         self.value = value
         self.expires_at = expires_at
         self.nsh = nsh
-        self.kh = kh
-        self.charge = charge
+        self.mix = mix
+
+
+def _charge(k: tuple[bytes, bytes], value: bytes | None) -> int:
+    return len(k[0]) + len(k[1]) + (0 if value is None else len(value)) + ENTRY_OVERHEAD
 
 
 class Keep(enum.Enum):
@@ -165,9 +170,10 @@ class NearTier:
         self._pid = os.getpid()
         self._fork = _forks[0]
         self._entries: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()
-        # (ns hash, key hash) and ns hash -> the entries' keys, for slots.
-        self._by_hash: dict[tuple[int, int], set[tuple[bytes, bytes]]] = {}
-        self._by_ns: dict[int, set[tuple[bytes, bytes]]] = {}
+        # For slots: an entry's mix -> its key (a list of keys in the rare
+        # case that two share one), and a namespace's hash -> its entries.
+        self._by_mix: dict[int, tuple[bytes, bytes] | list[tuple[bytes, bytes]]] = {}
+        self._ns_count: dict[int, int] = {}
         self._bytes = 0
         self._rd: RingReader | None = None
         self._epoch = self._gen = self._cursor = self._flushes = 0
@@ -186,8 +192,8 @@ class NearTier:
 
     def _empty_locked(self) -> None:
         self._entries.clear()
-        self._by_hash.clear()
-        self._by_ns.clear()
+        self._by_mix.clear()
+        self._ns_count.clear()
         self._bytes = 0
 
     def _flush_locked(self, head: int) -> None:
@@ -200,26 +206,36 @@ class NearTier:
         e = self._entries.pop(k, None)
         if e is None:
             return
-        self._bytes -= e.charge
-        hk = (e.nsh, e.kh)
-        ks = self._by_hash.get(hk)
-        if ks is not None:
-            ks.discard(k)
-            if not ks:
-                del self._by_hash[hk]
-        ks = self._by_ns.get(e.nsh)
-        if ks is not None:
-            ks.discard(k)
-            if not ks:
-                del self._by_ns[e.nsh]
+        self._bytes -= _charge(k, e.value)
+        ks = self._by_mix.pop(e.mix)
+        if isinstance(ks, list):
+            ks.remove(k)
+            self._by_mix[e.mix] = ks[0] if len(ks) == 1 else ks
+        left = self._ns_count[e.nsh] - 1
+        if left:
+            self._ns_count[e.nsh] = left
+        else:
+            del self._ns_count[e.nsh]
+
+    def _add_locked(self, k: tuple[bytes, bytes], e: _Entry) -> None:
+        self._entries[k] = e
+        self._bytes += _charge(k, e.value)
+        ks = self._by_mix.setdefault(e.mix, k)
+        if ks is not k:
+            self._by_mix[e.mix] = [*ks, k] if isinstance(ks, list) else [ks, k]
+        self._ns_count[e.nsh] = self._ns_count.get(e.nsh, 0) + 1
 
     def _drop_hashes_locked(self, nsh: int, kh: int) -> None:
-        for k in list(self._by_hash.get((nsh, kh), ())):
+        """Drops the entries of a key slot: every entry with its mix (which
+        may drop another key's too: dropping is always safe)."""
+        ks = self._by_mix.get(key_mix(nsh, kh))
+        for k in ks if isinstance(ks, list) else () if ks is None else (ks,):
             self._remove_locked(k)
 
     def _drop_ns_hash_locked(self, nsh: int) -> None:
-        for k in list(self._by_ns.get(nsh, ())):
-            self._remove_locked(k)
+        if nsh in self._ns_count:  # (a bump walks the tier, as in C)
+            for k in [k for k, e in self._entries.items() if e.nsh == nsh]:
+                self._remove_locked(k)
 
     def _attach_locked(self, now: int) -> None:
         """Maps the ring when none is mapped, or again when the daemon made
@@ -348,27 +364,24 @@ class NearTier:
         ticket is void; returns whether it was kept."""
         now = now_ms()
         life = self.max_ttl_ms if ttl_ms <= 0 else min(ttl_ms, self.max_ttl_ms)
-        charge = len(ns) + len(key) + (0 if value is None else len(value)) + ENTRY_OVERHEAD
-        if life <= 0 or charge > self.max_bytes:
+        k = (ns, key)
+        if life <= 0 or _charge(k, value) > self.max_bytes:
             return False
-        nsh, kh = _ns_hash(ns), fnv1a64(key)
+        nsh = _ns_hash(ns)
+        mix = key_mix(nsh, fnv1a64(key))
         with self._lock:
             ok = (
                 self._catch_up_locked(now)
                 and t.flushes == self._flushes
-                and self._key_stamp[key_mix(nsh, kh) % STAMPS] <= t.cursor
+                and self._key_stamp[mix % STAMPS] <= t.cursor
                 and self._ns_stamp[nsh % STAMPS] <= t.cursor
             )
             if not ok:
                 self.refused += 1
                 return False
-            k = (ns, key)
             self._remove_locked(k)
             # from the request: Redis's TTL was read before the reply came
-            self._entries[k] = _Entry(value, t.at_ms + life, nsh, kh, charge)
-            self._bytes += charge
-            self._by_hash.setdefault((nsh, kh), set()).add(k)
-            self._by_ns.setdefault(nsh, set()).add(k)
+            self._add_locked(k, _Entry(value, t.at_ms + life, nsh, mix))
             while self._bytes > self.max_bytes and self._entries:
                 self._remove_locked(next(iter(self._entries)))
                 self.evictions += 1

@@ -61,6 +61,9 @@ SLOT_SIZE = 32
 SLOTS_AT = 192
 SLOTS_MIN = 64
 SLOTS_MAX = 1 << 24
+LAYOUT_AT = 8
+SLOT_SIZE_AT = 12
+SLOT_COUNT_AT = 16
 EPOCH_AT = 24
 FLUSH_GEN_AT = 32
 HEAD_AT = 64
@@ -85,7 +88,7 @@ if sys.byteorder != "little":  # pragma: no cover
 # Native formats: CPython copies each field with one memcpy (see above).
 _u64 = struct.Struct("=Q").unpack_from
 _i64 = struct.Struct("=q").unpack_from
-_header = struct.Struct("<8sIIQ").unpack_from
+_header = struct.Struct("<8sIIQ").unpack_from  # magic, then LAYOUT_AT to SLOT_COUNT_AT
 _fields = struct.Struct("=I4xQQ").unpack_from  # kind, ns hash, key hash
 
 _FNV_OFFSET = 0xCBF29CE484222325

@@ -1,11 +1,11 @@
-/* svc: the core of the service, under every method file (get, write, batch,
- * admin) and over none of them: the service's state, the checks of a
+/* method: what every method file (get, write, batch, admin) shares, under
+ * all of them and over none: the service's state, the checks of a
  * request, the time budgets, how a failed Redis command is answered, L1
  * hits of the current namespace version, the fill of L1 from a Redis read
  * and after a write, the one builder of invalidation messages, and the
  * hand-off to the workers. Internal to the daemon; service.h is the API. */
-#ifndef NC_SVC_H
-#define NC_SVC_H
+#ifndef NC_METHOD_H
+#define NC_METHOD_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -40,15 +40,15 @@ struct service {
 
 /* Where a request's key lives in Redis (pointers into the request), with
  * this node's version floor. */
-l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key);
+l2_key method_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key);
 
 /* Checks a namespace and key against the limits. Returns 0, or answers the
  * call with INVALID_ARGUMENT and returns -1. */
-int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key);
+int method_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key);
 
 /* Answers a request the limits refuse with `code` and a message (printf
  * style), counted in bad_requests. */
-void svc_refuse(service *svc, call *c, int code, const char *fmt, ...)
+void method_refuse(service *svc, call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* When a read must be answered so that the answer reaches the client
@@ -56,78 +56,79 @@ void svc_refuse(service *svc, call *c, int code, const char *fmt, ...)
  * ANSWER_MARGIN_MS. A Redis read still waiting then is given up (answered
  * DEADLINE_EXCEEDED, or stale under stale_if_error). */
 #define ANSWER_MARGIN_MS 50
-int64_t svc_answer_by(const call *c);
+int64_t method_answer_by(const call *c);
 
-/* Time left before `by` (the call's deadline, or svc_answer_by() for a
+/* Time left before `by` (the call's deadline, or method_answer_by() for a
  * read), capped by redis_timeout; answers DEADLINE_EXCEEDED and returns 0
  * when none is left. */
-int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what);
+int64_t method_redis_budget(service *svc, call *c, int64_t by, const char *what);
 
 /* The status code and message (into text) that fit a Redis command that
  * failed with `status` and error text e; counts it in redis_errors. */
-int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text, size_t size);
+int method_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text,
+                      size_t size);
 
 /* Answers a failed Redis command with the status that fits it. */
-void svc_fail_l2(service *svc, call *c, l2 *conn, l2_status status);
+void method_fail_l2(service *svc, call *c, l2 *conn, l2_status status);
 
 /* Whether a read that failed with `status` may be answered from L1 under
  * stale_if_error: Redis is unreachable, and this node was caught up at
  * most stale_if_error ago. */
-int svc_may_serve_stale(service *svc, l2_status status);
+int method_may_serve_stale(service *svc, l2_status status);
 
-int64_t svc_min64(int64_t a, int64_t b);
+int64_t method_min64(int64_t a, int64_t b);
 
-/* Called by svc_l1_get() under the shard lock with a hit of the version
+/* Called by method_l1_get() under the shard lock with a hit of the version
  * asked for; `value` is valid only during the call. */
-typedef void (*svc_hit_fn)(void *arg, const void *value, size_t len, int64_t expires_at);
+typedef void (*method_hit_fn)(void *arg, const void *value, size_t len, int64_t expires_at);
 
 /* Looks key up in L1 and hands a hit tagged with the namespace `version` to
  * hit(arg, ...) under the shard lock. An entry of another version is a miss,
  * and is removed: no one can serve it again. Returns 1 on a hit. */
-int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
-               svc_hit_fn hit, void *arg);
+int method_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
+                  method_hit_fn hit, void *arg);
 
 /* Keeps a value read from Redis at t0 (v, under v->version) in L1 under
  * `ticket` when this node is serving and the value is not stale; counts a
  * fill voided by an invalidation since the ticket. */
-void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
-              l1_ticket ticket);
+void method_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
+                 l1_ticket ticket);
 
 /* Drops an L1 key (NS:KEY) for this node's own write, or empties L1 (key
  * NULL), and tells the near tiers: the one way the methods change L1
- * besides svc_fill() and svc_written(). */
-void svc_l1_drop(service *svc, const void *key, size_t klen);
+ * besides method_fill() and method_written(). */
+void method_l1_drop(service *svc, const void *key, size_t klen);
 
 /* After a write Redis confirmed, read at t0 under `version`: L1 keeps the
  * value (under `ticket`, for ttl_ms capped at l1_max_ttl) when `keep`, else
  * drops the key; and the Gets parked for the key are woken. */
-void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
-                 uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep);
+void method_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep);
 
-/* The key at index i of a request, for svc_inval_msg(). */
-typedef ProtobufCBinaryData (*svc_key_at_fn)(const void *req, size_t i);
+/* The key at index i of a request, for method_inval_msg(). */
+typedef ProtobufCBinaryData (*method_key_at_fn)(const void *req, size_t i);
 
 /* The invalidation a write on `conn` publishes: the n keys key_at(req, 0..n)
  * of namespace ns, or (n == 0) a bump of ns. Takes the stream's next seq.
  * Returns a new buffer (the caller frees it) of *len bytes, or NULL. */
-uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                       svc_key_at_fn key_at, const void *req, size_t *len);
+uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
+                          method_key_at_fn key_at, const void *req, size_t *len);
 
 /* Settles the seq of a write's invalidation message after the script:
  * `published` when it surely ran. */
-void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
+void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
 
 /* The TTL a write applies: `ttl_ms` if has_ttl, else default_ttl; capped
  * at max_ttl and spread by ttl_jitter. */
-int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms);
+int64_t method_ttl(service *svc, int has_ttl, int64_t ttl_ms);
 
 /* Hands the call to a Redis worker, to run `run` with job->arg = svc.
  * Returns 0, or (too many wait, or shutting down) the status code to
  * answer with and its message in text, counted in overloaded; the call is
  * then still the caller's to answer. */
-int svc_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size);
+int method_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size);
 
-/* svc_hand_off(), answering the call itself when it is turned away. */
-void svc_submit(service *svc, call *c, jobq_fn run);
+/* method_hand_off(), answering the call itself when it is turned away. */
+void method_submit(service *svc, call *c, jobq_fn run);
 
 #endif

@@ -1,6 +1,6 @@
-/* The service's core; see svc.h. Nothing here knows a method: the method
- * files call in, never the other way. */
-#include "svc.h"
+/* What the methods share; see method.h. Nothing here knows a method: the
+ * method files call in, never the other way. */
+#include "method.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -13,7 +13,7 @@
 #include "units.h"
 
 /* Where a request's key lives in Redis. */
-l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+l2_key method_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
     l2_key k = {svc->cfg->prefix, ns.data, ns.len,
                 key.data,         key.len, coh_version_floor(svc->coh, ns.data, ns.len)};
@@ -22,7 +22,7 @@ l2_key svc_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinary
 
 /* Checks a namespace and key against the limits. Returns 0, or answers the
  * call with INVALID_ARGUMENT and returns -1. */
-int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key)
+int method_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
     const config *cfg = svc->cfg;
     const char *problem = NULL;
@@ -43,11 +43,11 @@ int svc_check_ns_key(service *svc, call *c, ProtobufCBinaryData ns, ProtobufCBin
                                  key.len, CONFIG_LIVE(cfg->max_key_size));
     if (problem == NULL)
         return 0;
-    svc_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s", problem);
+    method_refuse(svc, c, CODE(INVALID_ARGUMENT), "%s", problem);
     return -1;
 }
 
-void svc_refuse(service *svc, call *c, int code, const char *fmt, ...)
+void method_refuse(service *svc, call *c, int code, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -58,13 +58,13 @@ void svc_refuse(service *svc, call *c, int code, const char *fmt, ...)
     call_fail(c, code, "%s", text);
 }
 
-int64_t svc_answer_by(const call *c)
+int64_t method_answer_by(const call *c)
 {
     int64_t deadline = call_deadline(c), left = deadline - units_now_ms();
-    return deadline - svc_min64(ANSWER_MARGIN_MS, left > 0 ? left / 10 : 0);
+    return deadline - method_min64(ANSWER_MARGIN_MS, left > 0 ? left / 10 : 0);
 }
 
-int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what)
+int64_t method_redis_budget(service *svc, call *c, int64_t by, const char *what)
 {
     int64_t left = by - units_now_ms();
     if (left <= 0) {
@@ -74,7 +74,8 @@ int64_t svc_redis_budget(service *svc, call *c, int64_t by, const char *what)
     return left < svc->cfg->redis_timeout_ms ? left : svc->cfg->redis_timeout_ms;
 }
 
-int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text, size_t size)
+int method_l2_failure(service *svc, call *c, l2_status status, const char *e, char *text,
+                      size_t size)
 {
     stats_inc(&svc->st->redis_errors);
     snprintf(text, size, "%s", e);
@@ -89,7 +90,7 @@ int svc_l2_failure(service *svc, call *c, l2_status status, const char *e, char 
     return CODE(UNAVAILABLE);
 }
 
-int svc_may_serve_stale(service *svc, l2_status status)
+int method_may_serve_stale(service *svc, l2_status status)
 {
     int unreachable = status == L2_EDOWN || status == L2_ETIMEOUT;
     return unreachable && svc->cfg->stale_if_error_ms > 0 &&
@@ -97,21 +98,21 @@ int svc_may_serve_stale(service *svc, l2_status status)
 }
 
 /* Answers a failed Redis command with the status that fits it. */
-void svc_fail_l2(service *svc, call *c, l2 *conn, l2_status status)
+void method_fail_l2(service *svc, call *c, l2 *conn, l2_status status)
 {
     char text[700];
-    int code = svc_l2_failure(svc, c, status, l2_error(conn), text, sizeof text);
+    int code = method_l2_failure(svc, c, status, l2_error(conn), text, sizeof text);
     call_fail(c, code, "%s", text);
 }
 
-int64_t svc_min64(int64_t a, int64_t b)
+int64_t method_min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
 }
 
 struct versioned {
     uint32_t version;
-    svc_hit_fn hit;
+    method_hit_fn hit;
     void *arg;
 };
 
@@ -126,38 +127,38 @@ static int visit_versioned(void *arg, const void *value, size_t len, int64_t exp
     return 0;
 }
 
-int svc_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
-               svc_hit_fn hit, void *arg)
+int method_l1_get(service *svc, const void *key, size_t klen, uint64_t version, int64_t now,
+                  method_hit_fn hit, void *arg)
 {
     struct versioned v = {(uint32_t)version, hit, arg};
     return l1_get(svc->cache, key, klen, now, visit_versioned, &v);
 }
 
-void svc_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
-              l1_ticket ticket)
+void method_fill(service *svc, const void *key, size_t klen, const l2_value *v, int64_t t0,
+                 l1_ticket ticket)
 {
-    int64_t life =
-        v->pttl_ms >= 0 ? svc_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms) : svc->cfg->l1_max_ttl_ms;
+    int64_t life = v->pttl_ms >= 0 ? method_min64(v->pttl_ms, svc->cfg->l1_max_ttl_ms)
+                                   : svc->cfg->l1_max_ttl_ms;
     if (!v->stale && coh_serving(svc->coh, units_now_ms()) &&
         l1_fill(svc->cache, key, klen, v->data, v->len, (uint32_t)v->version, t0 + life, t0,
                 ticket) == ESTALE)
         stats_inc(&svc->st->fills_voided);
 }
 
-void svc_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
-                 uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep)
+void method_written(service *svc, const void *key, size_t klen, const void *value, size_t vlen,
+                    uint64_t version, int64_t ttl_ms, int64_t t0, l1_ticket ticket, int keep)
 {
     if (keep) {
         l1_write(svc->cache, key, klen, value, vlen, (uint32_t)version,
-                 t0 + svc_min64(ttl_ms, svc->cfg->l1_max_ttl_ms), t0, ticket);
+                 t0 + method_min64(ttl_ms, svc->cfg->l1_max_ttl_ms), t0, ticket);
         coh_key_changed(svc->coh, key, klen);
     } else {
-        svc_l1_drop(svc, key, klen);
+        method_l1_drop(svc, key, klen);
     }
     waits_wake(svc->waits, key, klen); /* callers waiting for this fill */
 }
 
-void svc_l1_drop(service *svc, const void *key, size_t klen)
+void method_l1_drop(service *svc, const void *key, size_t klen)
 {
     if (key == NULL) {
         l1_flush(svc->cache);
@@ -168,8 +169,8 @@ void svc_l1_drop(service *svc, const void *key, size_t klen)
     coh_key_changed(svc->coh, key, klen);
 }
 
-uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                       svc_key_at_fn key_at, const void *req, size_t *len)
+uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
+                          method_key_at_fn key_at, const void *req, size_t *len)
 {
     pb_key_ref *refs = calloc(n ? n : 1, sizeof *refs), **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     uint8_t *buf = NULL;
@@ -202,7 +203,7 @@ uint8_t *svc_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
  * used too, so a receiver that never gets it sees a gap and empties L1;
  * and this node applies its own message if it turns up, since it could not
  * apply the write itself. */
-void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
+void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
 {
     if (published) {
         l2_confirm_seq(conn, seq);
@@ -213,10 +214,10 @@ void svc_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
     }
 }
 
-int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
+int64_t method_ttl(service *svc, int has_ttl, int64_t ttl_ms)
 {
     int64_t ttl = has_ttl ? ttl_ms : CONFIG_LIVE(svc->cfg->default_ttl_ms);
-    ttl = svc_min64(ttl, CONFIG_LIVE(svc->cfg->max_ttl_ms));
+    ttl = method_min64(ttl, CONFIG_LIVE(svc->cfg->max_ttl_ms));
     uint64_t pct = CONFIG_LIVE(svc->cfg->ttl_jitter_pct);
     if (pct > 0 && ttl > 1) {
         uint32_t r;
@@ -224,14 +225,14 @@ int64_t svc_ttl(service *svc, int has_ttl, int64_t ttl_ms)
             r = (uint32_t)units_now_ms();
         /* uniform in [-pct, +pct] percent of ttl */
         double f = ((double)r / UINT32_MAX * 2.0 - 1.0) * (double)pct / 100.0;
-        ttl = svc_min64(ttl + (int64_t)((double)ttl * f), CONFIG_LIVE(svc->cfg->max_ttl_ms));
+        ttl = method_min64(ttl + (int64_t)((double)ttl * f), CONFIG_LIVE(svc->cfg->max_ttl_ms));
         if (ttl < 1)
             ttl = 1;
     }
     return ttl;
 }
 
-int svc_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size)
+int method_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size)
 {
     int rv = jobq_submit(svc->q, call_job(c), run, svc);
     if (rv == 0)
@@ -245,10 +246,10 @@ int svc_hand_off(service *svc, call *c, jobq_fn run, char *text, size_t size)
     return CODE(UNAVAILABLE);
 }
 
-void svc_submit(service *svc, call *c, jobq_fn run)
+void method_submit(service *svc, call *c, jobq_fn run)
 {
     char text[96];
-    int code = svc_hand_off(svc, c, run, text, sizeof text);
+    int code = method_hand_off(svc, c, run, text, sizeof text);
     if (code != 0)
         call_fail(c, code, "%s", text);
 }

@@ -1,0 +1,218 @@
+/* Integration: rule R2 in libnearcache (client/pending.c). A Delete or a
+ * namespace bump made while the daemon is down is kept (nc_del() returns
+ * NC_EQUEUED, or NC_EUNAVAILABLE with strict invalidations) and sent
+ * before anything else once the daemon is back: daemon stopped, update,
+ * daemon started, read returns the new value. Beyond pending_max, the
+ * namespace is bumped instead. */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+static h_redis redis;
+static h_daemon daemon_;
+
+static void up(void)
+{
+    h_redis_start(&redis);
+    h_daemon_start(&daemon_, &redis, NULL);
+}
+
+static void down(void)
+{
+    int code = h_daemon_stop(&daemon_);
+    h_redis_cleanup(&redis);
+    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+}
+
+TestSuite(pending, .init = up, .fini = down, .timeout = 60);
+
+static nc_client *open_with(size_t pending_max, int strict)
+{
+    nc_client *c;
+    nc_open_opts o = {.pending_max = pending_max, .strict_invalidations = strict};
+    cr_assert_eq(nc_open_ex(&c, daemon_.url, &o), NC_OK, "%s", nc_errmsg());
+    return c;
+}
+
+/* The value the "database" holds, for the loader. */
+static const char *db_value;
+
+static int loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
+{
+    (void)arg, (void)ns, (void)key;
+    *value = strdup(db_value);
+    *len = strlen(db_value);
+    return 0;
+}
+
+/* nc_fetch() of (ns, key) through c: what a reader is served. */
+static char *fetch(nc_client *c, const char *ns, const char *key)
+{
+    void *v = NULL;
+    size_t len;
+    int rv = nc_fetch(c, NC_STR(ns), NC_STR(key), 60000, loader, NULL, &v, &len, 2000);
+    cr_assert_eq(rv, NC_OK, "fetch %s/%s: %s: %s", ns, key, nc_strerror(rv), nc_errmsg());
+    return v;
+}
+
+/* Stops the daemon (SIGTERM), keeping its directory for the restart. */
+static void stop_daemon(void)
+{
+    int status = 0;
+    kill(daemon_.pid, SIGTERM);
+    waitpid(daemon_.pid, &status, 0);
+    daemon_.pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nearcached stopped badly");
+    h_sleep_ms(50); /* until the client has seen its connection close */
+}
+
+static void start_daemon(void)
+{
+    h_daemon_restart(&daemon_, &redis, NULL);
+}
+
+/* The story's start: the cache holds "old" for products/key, read through
+ * writer; the daemon stops; the database now says "new". */
+static void overwritten_while_down(nc_client *writer, const char *key)
+{
+    db_value = "old";
+    char *v = fetch(writer, "products", key);
+    cr_assert_str_eq(v, "old");
+    free(v);
+    stop_daemon();
+    db_value = "new"; /* the committed write */
+}
+
+Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
+{
+    nc_client *writer = open_with(0, 0);
+    overwritten_while_down(writer, "7");
+    int64_t t0 = h_now_ms();
+    int existed = -1;
+    int rv = nc_del(writer, NC_STR("products"), NC_STR("7"), &existed, 1000);
+    cr_assert_eq(rv, NC_EQUEUED, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_lt(h_now_ms() - t0, 200, "a queued delete does not wait for its timeout");
+    cr_assert_eq(existed, 0);
+    cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
+    cr_assert_not_null(strstr(nc_errmsg(), "Delete queued"), "%s", nc_errmsg());
+    cr_assert_str_eq(h_redis_cmd(&redis, "GET", H_DATA_KEY(&redis, "products", "7"), NULL), "old",
+                     "Redis still holds the overwritten value");
+    start_daemon();
+    char *v = fetch(writer, "products", "7"); /* the Delete goes before this Get */
+    cr_assert_str_eq(v, "new");
+    free(v);
+    nc_close(writer);
+}
+
+Test(pending, another_client_reads_the_new_value_once_the_writer_is_back)
+{
+    nc_client *writer = open_with(0, 0);
+    overwritten_while_down(writer, "8");
+    cr_assert_eq(nc_del(writer, NC_STR("products"), NC_STR("8"), NULL, 1000), NC_EQUEUED);
+    start_daemon();
+    /* the writer's own thread sends it: no call of the writer's needed */
+    nc_client *reader = h_client(&daemon_);
+    int64_t deadline = h_now_ms() + 2000;
+    char *v = fetch(reader, "products", "8");
+    while (strcmp(v, "new") != 0 && h_now_ms() < deadline) {
+        free(v);
+        h_sleep_ms(20);
+        v = fetch(reader, "products", "8");
+    }
+    cr_assert_str_eq(v, "new", "the writer's Delete never arrived");
+    free(v);
+    nc_close(reader);
+    nc_close(writer);
+}
+
+Test(pending, strict_invalidations_fail_unavailable_and_are_still_sent)
+{
+    nc_client *writer = open_with(0, 1);
+    overwritten_while_down(writer, "9");
+    int rv = nc_del(writer, NC_STR("products"), NC_STR("9"), NULL, 1000);
+    cr_assert_eq(rv, NC_EUNAVAILABLE, "got %s", nc_strerror(rv));
+    cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
+    cr_assert_not_null(strstr(nc_errmsg(), "not delivered (kept"), "%s", nc_errmsg());
+    start_daemon();
+    char *v = fetch(writer, "products", "9");
+    cr_assert_str_eq(v, "new");
+    free(v);
+    nc_close(writer);
+}
+
+Test(pending, a_bump_is_kept_too)
+{
+    nc_client *c = open_with(0, 0);
+    cr_assert_eq(nc_set(c, NC_STR("carts"), NC_STR("1"), NC_STR("x"), 60000, 1000), NC_OK);
+    uint64_t before = h_nsver(&redis, "carts");
+    stop_daemon();
+    uint64_t version = 99;
+    cr_assert_eq(nc_bump(c, NC_STR("carts"), &version, 1000), NC_EQUEUED);
+    cr_assert_eq(version, 0);
+    start_daemon();
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(h_nsver(&redis, "carts"), before + 1);
+    nc_close(c);
+}
+
+Test(pending, beyond_pending_max_the_namespace_is_bumped_on_reconnect)
+{
+    nc_client *c = open_with(2, 0);
+    const char *keys[] = {"1", "2", "3", "4"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR(keys[i]), NC_STR("v"), 60000, 1000), NC_OK);
+    uint64_t before = h_nsver(&redis, "users");
+    stop_daemon();
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR(keys[i]), NULL, 1000), NC_EQUEUED);
+    start_daemon();
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(h_nsver(&redis, "users"), before + 1, "keys 3 and 4 did not fit: a bump");
+    void *v;
+    size_t len;
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR(keys[i]), &v, &len, 1000), NC_ENOTFOUND,
+                     "key %s", keys[i]);
+    nc_close(c);
+}
+
+Test(pending, close_sends_what_is_kept_when_the_daemon_answers)
+{
+    nc_client *c = open_with(0, 0);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("k"), NC_STR("v"), 60000, 1000), NC_OK);
+    stop_daemon();
+    cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
+    start_daemon();
+    nc_close(c);
+    cr_assert_str_eq(h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "users", "k"), NULL), "0");
+}
+
+Test(pending, a_set_fails_and_is_not_kept)
+{
+    nc_client *c = open_with(0, 0);
+    stop_daemon();
+    nc_set_opts so = {.lease_token = "x"};
+    int rv = nc_set_opt(c, NC_STR("users"), NC_STR("k"), NC_STR("v"), 1000, &so, 1000);
+    cr_assert_eq(rv, NC_ECONNECT, "a write is not an invalidation: %s", nc_strerror(rv));
+    cr_assert_not_null(strstr(nc_errmsg(), "no daemon is listening"), "%s", nc_errmsg());
+    start_daemon();
+    nc_close(c);
+}
+
+Test(pending, a_kept_delete_the_daemon_refuses_is_dropped_and_blocks_nothing)
+{
+    nc_client *c = open_with(0, 0);
+    stop_daemon();
+    cr_assert_eq(nc_del(c, NC_STR("bad:ns"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
+    cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
+    start_daemon();
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    nc_close(c);
+}
