@@ -67,6 +67,7 @@ class Client {
     this.pending = []; // R2: [{bump: bool, ns, key}]
     this.overflowNs = new Map(); // R2: namespaces whose dropped invalidations become bumps
     this.warned = false;
+    this.retrier = null;
     this.flights = new Map(); // fetch(): one load per key in this process
     this.conn = new Conn(this.path, () => this.sendPending());
     const nearBytes = opts.nearBytes ?? DEFAULT_NEAR_BYTES;
@@ -341,10 +342,12 @@ class Client {
   keep(e, bump, ns, key, opts) {
     if (!e.unreachable || this.closed) return false;
     if (this.pending.length >= this.maxPending) {
-      const dropped = this.pending.shift();
-      this.overflowNs.set(dropped.ns.toString('latin1'), dropped.ns);
+      // Past the bound, the namespace is kept instead: bumped on reconnect.
+      this.overflowNs.set(Buffer.from(ns).toString('latin1'), Buffer.from(ns));
+    } else {
+      this.pending.push({ bump, ns: Buffer.from(ns), key: key && Buffer.from(key) });
     }
-    this.pending.push({ bump, ns: Buffer.from(ns), key: key && Buffer.from(key) });
+    this.retryPending();
     if (opts.strict ?? this.strict) return false;
     if (!this.warned) {
       this.warned = true;
@@ -352,6 +355,24 @@ class Client {
         'invalidations are kept and sent first when it answers again', { code: 'NEARCACHE_QUEUED' });
     }
     return true;
+  }
+
+  /**
+   * While invalidations are kept, tries every 50 ms to deliver them without
+   * waiting for the application's next call (a Ping when a dial is due: the
+   * connection sends them first).
+   */
+  retryPending() {
+    if (this.retrier) return;
+    this.retrier = setInterval(() => {
+      if (this.pendingInvalidations === 0 || this.closed) {
+        clearInterval(this.retrier);
+        this.retrier = null;
+      } else if (this.conn.sock === null && this.conn.due()) {
+        this.ping().catch(() => {});
+      }
+    }, 50);
+    this.retrier.unref();
   }
 
   /** Invalidations kept for the daemon (R2), not sent yet. */
@@ -468,6 +489,7 @@ class Client {
       await this.sendReport().catch(() => {});
     }
     this.closed = true;
+    clearInterval(this.retrier);
     this.conn.close();
     if (this.near !== null) this.near.close();
   }

@@ -45,22 +45,30 @@ function dialError(path, err) {
   const how = 'start nearcached there, or set NEARCACHE_URL (or pass a url) to reach another daemon';
   let e;
   switch (err.code) {
-    case 'ENOENT':
-      e = new UnavailableError(`no daemon is listening at ${path}: the socket file does not exist (${how})`);
+    case 'ENOENT': {
+      const dir = require('node:path').dirname(path);
+      const what = fs.existsSync(dir) ? 'the socket file does not exist' : `neither the socket file nor its directory ${dir} exists`;
+      e = new UnavailableError(`no daemon is listening at ${path}: ${what} (${how})`);
       break;
+    }
     case 'ECONNREFUSED':
       e = new UnavailableError(`nobody is listening on ${path}: a stale socket, the daemon is not running (${how})`);
       break;
     case 'EACCES':
     case 'EPERM': {
+      // The socket's owner, group and mode, or its directory's when the
+      // directory is what refuses (the socket cannot even be stat'ed).
       let who = 'its owner and mode unknown';
       let group = 'its group';
-      try {
-        const st = fs.statSync(path);
-        group = nameOf('/etc/group', st.gid);
-        who = `${nameOf('/etc/passwd', st.uid)}:${group} 0${(st.mode & 0o777).toString(8)}`;
-      } catch {
-        // the directory itself may be closed to us
+      for (const p of [path, require('node:path').dirname(path)]) {
+        try {
+          const st = fs.statSync(p);
+          group = nameOf('/etc/group', st.gid);
+          who = `${p === path ? '' : `its directory ${p}: `}${nameOf('/etc/passwd', st.uid)}:${group} 0${(st.mode & 0o777).toString(8)}`;
+          break;
+        } catch {
+          // closed to us: try the directory
+        }
       }
       let user = 'this process\'s user';
       try {
@@ -68,7 +76,7 @@ function dialError(path, err) {
       } catch {
         // no passwd entry
       }
-      e = new PermissionDeniedError(`permission denied connecting to ${path} (${who}): add the user ${user} to the group ${group}, or set socket_group in the daemon's config`);
+      e = new PermissionDeniedError(`permission denied connecting to ${path} (${who}); this process runs as ${user}: add ${user} to the group ${group}, or set socket_group in the daemon's config`);
       break;
     }
     default:
@@ -92,6 +100,7 @@ class Conn {
     this.lastDialError = null;
     this.nextDialAt = 0;
     this.backoff = 0;
+    this.failedFile = ''; // the socket file as the failed dial found it
     this.closed = false;
     this.corked = false;
   }
@@ -106,13 +115,26 @@ class Conn {
       this.write(call);
       return;
     }
-    if (this.sock === null && nowMs() < this.nextDialAt) {
+    if (this.sock === null && !this.due()) {
       call.reject(this.lastDialError); // R1: not due yet, fail at once
       return;
     }
     if (call.first) this.waiting.unshift(call);
     else this.waiting.push(call);
     if (this.sock === null) this.dial();
+  }
+
+  /**
+   * Whether a dial is due (R1): the backoff is over, or the socket file
+   * changed since the failed dial (a daemon that started again; one stat).
+   */
+  due() {
+    return nowMs() >= this.nextDialAt || this.fileId() !== this.failedFile;
+  }
+
+  fileId() {
+    const st = fs.statSync(this.path, { throwIfNoEntry: false, bigint: false });
+    return st === undefined ? 'none' : `${st.dev}:${st.ino}:${st.ctimeMs}`;
   }
 
   /** Forgets `call` (its deadline passed or it was aborted). */
@@ -214,6 +236,11 @@ class Conn {
       this.backoff = this.backoff ? Math.min(this.backoff * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
       this.nextDialAt = nowMs() + this.backoff * (0.5 + Math.random() / 2);
       this.lastDialError = e;
+      try {
+        this.failedFile = this.fileId();
+      } catch {
+        this.failedFile = 'unreadable';
+      }
       this.failWaiting(e);
       this.failInflight(e, false);
       return;

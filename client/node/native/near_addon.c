@@ -416,6 +416,9 @@ static napi_value layout(napi_env env)
     set_num(env, o, "slots_at", RING_SLOTS_AT);
     set_num(env, o, "slots_min", RING_SLOTS_MIN);
     set_num(env, o, "slots_max", RING_SLOTS_MAX);
+    set_num(env, o, "layout_at", RING_LAYOUT_AT);
+    set_num(env, o, "slot_size_at", RING_SLOT_SIZE_AT);
+    set_num(env, o, "slot_count_at", RING_SLOT_COUNT_AT);
     set_num(env, o, "epoch_at", RING_EPOCH_AT);
     set_num(env, o, "flush_gen_at", RING_FLUSH_GEN_AT);
     set_num(env, o, "head_at", RING_HEAD_AT);

@@ -63,9 +63,9 @@ class Writer {
     const len = s.length ?? L.slots_at + L.slot_size * s.slots;
     const b = Buffer.alloc(Math.max(len, L.slots_at));
     Buffer.from(L.magic, 'hex').copy(b, 0);
-    b.writeUInt32LE(s.layout ?? L.layout, 8);
-    b.writeUInt32LE(s.slot_size ?? L.slot_size, 12);
-    b.writeBigUInt64LE(BigInt(s.slots), 16);
+    b.writeUInt32LE(s.layout ?? L.layout, L.layout_at);
+    b.writeUInt32LE(s.slot_size ?? L.slot_size, L.slot_size_at);
+    b.writeBigUInt64LE(BigInt(s.slots), L.slot_count_at);
     b.writeBigUInt64LE(BigInt(s.epoch), L.epoch_at);
     if (s.serving_in_ms) b.writeBigInt64LE(nowMs() + BigInt(s.serving_in_ms), L.serving_until_at);
     this.replace(b.subarray(0, len));

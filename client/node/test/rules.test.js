@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Redis, Daemon, sleep } = require('./procs');
+const { Redis, Daemon, sleep, waitUntil } = require('./procs');
 const nc = require('..');
 
 test('R1: a missing socket fails at once, naming the path and NEARCACHE_URL', async () => {
@@ -18,6 +18,7 @@ test('R1: a missing socket fails at once, naming the path and NEARCACHE_URL', as
   await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.UnavailableError &&
     e.message.includes(sock) && /no daemon is listening/.test(e.message) && /NEARCACHE_URL/.test(e.message));
   assert.ok(performance.now() - t0 < 100);
+  await assert.rejects(nc.connect(`ipc://${dir}/gone/x.sock`), /nor its directory .*gone exists/);
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -70,6 +71,23 @@ test('R1: a socket the process may not open is PERMISSION_DENIED naming owner, g
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('R1: a socket file that changed since the failed dial is dialled at once', async () => {
+  const r = await new Redis().start();
+  const d = new Daemon(r);
+  const c = new nc.Client(d.url, { nearBytes: 0, timeout: 2000 });
+  try {
+    await assert.rejects(c.get('n', 'k'), nc.UnavailableError);
+    c.conn.nextDialAt = performance.now() + 3600e3; // a backoff that would outlast the test
+    await assert.rejects(c.get('n', 'k'), /no daemon is listening/);
+    await d.start();
+    assert.equal(await c.get('n', 'k'), null);
+  } finally {
+    await c.close();
+    await d.cleanup();
+    await r.stop();
+  }
+});
+
 test('a daemon restart: the next call reconnects; gets in flight are resent', async () => {
   const r = await new Redis().start();
   const d = await new Daemon(r).start();
@@ -119,19 +137,17 @@ test('R2: deletes and bumps the daemon cannot take are kept, sent first when it 
   }
 });
 
-test('R2: past the bound, dropped deletes become a bump of their namespace', async () => {
+test('R2: past the bound, the namespace is kept and bumped instead', async () => {
   const r = await new Redis().start();
   const d = await new Daemon(r).start();
   const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, maxPendingInvalidations: 2 });
   try {
     await c.mset('n', [['a', '1'], ['z', '26']]);
     await d.stop();
-    for (const k of ['a', 'b', 'c']) await c.delete('n', k);
+    for (const k of ['a', 'b', 'c', 'd']) await c.delete('n', k);
     assert.equal(c.pendingInvalidations, 3); // two deletes and one namespace
     await d.start();
-    await sleep(100);
-    await c.ping();
-    assert.equal(c.pendingInvalidations, 0);
+    await waitUntil(() => c.pendingInvalidations === 0, 3000, 'the kept invalidations to go without a call');
     assert.equal(await c.get('n', 'z'), null, 'the namespace was bumped');
   } finally {
     await c.close();
