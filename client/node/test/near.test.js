@@ -137,3 +137,26 @@ test('R3: the near tier\'s counters reach the daemon\'s stats within a report in
     await c.close();
   }
 });
+
+test('a worker thread has a near tier of its own (the addon loads in every thread)', async () => {
+  const { Worker } = require('node:worker_threads');
+  const ns = freshNs();
+  await writer.set(ns, 'k', 'v');
+  const src = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const nc = require(${JSON.stringify(require.resolve('..'))});
+    (async () => {
+      const c = await nc.connect(workerData.url);
+      await c.get(workerData.ns, 'k');
+      const r = await c.getEx(workerData.ns, 'k');
+      parentPort.postMessage({ source: r.source, value: r.value.toString() });
+      await c.close();
+    })();`;
+  const w = new Worker(src, { eval: true, workerData: { url: daemon.url, ns } });
+  const got = await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  assert.deepEqual(got, { source: 'near', value: 'v' });
+});
