@@ -125,8 +125,9 @@ class Client {
     return this.send(body, id, timeout, opts?.signal, retrySafe, first);
   }
 
-  send(body, id, timeout, signal, retrySafe, first) {
-    if (body.length > SMALL_REQUEST && !first) return this.sendBig(body, id, timeout, signal, retrySafe);
+  /** `first`: an R2 invalidation, sent before the calls that wait; `sized`: checked against the daemon's cap. */
+  send(body, id, timeout, signal, retrySafe, first, sized = false) {
+    if (body.length > SMALL_REQUEST && !sized) return this.sendBig(body, id, timeout, signal, retrySafe, first);
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
@@ -175,12 +176,12 @@ class Client {
     });
   }
 
-  async sendBig(body, id, timeout, signal, retrySafe) {
+  async sendBig(body, id, timeout, signal, retrySafe, first) {
     if (this.maxRequest === 0) this.maxRequest = (await this.ping({ timeout, signal })).maxRequestSize;
     if (body.length > this.maxRequest) {
       throw new E.ResourceExhaustedError(`request of ${body.length} bytes is larger than the daemon accepts (${this.maxRequest} bytes; see max_value_size)`);
     }
-    return this.send(body, id, timeout, signal, retrySafe, true);
+    return this.send(body, id, timeout, signal, retrySafe, first, true);
   }
 
   /** Resolves with the method's result; rejects on any status but OK. */

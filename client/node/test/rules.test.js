@@ -59,6 +59,23 @@ test('R1: after a failed dial, calls fail at once until the backoff is due, then
   fs.rmSync(dir, { recursive: true });
 });
 
+test('R1: cached() fails open without a daemon, well under 1 ms a call above the function\'s own time', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  const c = await nc.connect(`ipc://${path.join(dir, 'none.sock')}`, { lazy: true });
+  let calls = 0;
+  const f = nc.cached((id) => {
+    calls++;
+    return { id };
+  }, { client: c, ns: 'n' });
+  const t0 = performance.now();
+  for (let i = 0; i < 2000; i++) assert.deepEqual(await f(i % 10), { id: i % 10 });
+  const per = (performance.now() - t0) / 2000;
+  assert.equal(calls, 2000);
+  assert.ok(per < 1, `${per} ms a call`);
+  await c.close();
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('R1: a socket the process may not open is PERMISSION_DENIED naming owner, group and mode', { skip: process.getuid() === 0 && 'root opens any socket' }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
   const sock = path.join(dir, 'closed.sock');
