@@ -125,8 +125,11 @@ else
   out=${out:-$src/dist/nearcache-$version}
 fi
 check
-rm -rf "$out" && mkdir -p "$out"
-out=$(cd "$out" && pwd)
+# The folder holds this release alone: an earlier run's files go, anything
+# else makes the run stop rather than be deleted or summed.
+mkdir -p "$out" && out=$(cd "$out" && pwd)
+rm -f "$out"/nearcache[-_]* "$out"/go-module.txt "$out"/SHA256SUMS
+[ -z "$(ls -A "$out")" ] || fail "$out holds other files; give an empty folder"
 tmp=$(mktemp -d /tmp/nc-release-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 

@@ -45,7 +45,7 @@ if "$here/scripts/venv.sh" dev bench; then
     "$here/.venv/bin/mypy" --no-incremental) || failed=1
   NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$py/tests" ||
     failed=1
-  for b in tutorial http_load; do
+  for b in tutorial http_load failopen orjson_hit; do
     NC_BUILD="$here/build" "$here/.venv/bin/python" "$py/bench/$b.py" --smoke \
       > "$here/build/py-bench-$b.log" 2>&1 || { cat "$here/build/py-bench-$b.log"; failed=1; }
   done

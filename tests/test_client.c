@@ -45,32 +45,30 @@ static int has_prefix(ProtobufCBinaryData b, const char *p)
     return b.len >= strlen(p) && memcmp(b.data, p, strlen(p)) == 0;
 }
 
-/* Answers one decoded Get (its key is the value) or Ping. Returns the reply
- * message. */
+/* Answers one decoded Get (its key is the value) or Ping (with the
+ * protocol version of the moment). Returns the reply message. */
 static nng_msg *fake_answer(fake *f, const pb_request *req)
 {
-    pb_ping_reply p = NEARCACHE__V1__PING_REPLY__INIT;
-    p.version = "9.8.7";
-    p.node_id = "0123456789abcdef";
-    p.protocol_version = atomic_load(&f->protocol);
-    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
-    g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
     pb_reply r = NEARCACHE__V1__REPLY__INIT;
     r.id = req->id + atomic_load(&f->id_offset);
     r.code = CODE(OK);
-    r.result_case = RESULT(GET);
-    r.get = &g;
+    pb_ping_reply p = NEARCACHE__V1__PING_REPLY__INIT;
+    pb_get_reply g = NEARCACHE__V1__GET_REPLY__INIT;
     if (req->method_case == METHOD(PING)) {
+        p.version = "9.8.7";
+        p.node_id = "0123456789abcdef";
+        p.protocol_version = atomic_load(&f->protocol);
         r.result_case = RESULT(PING);
         r.ping = &p;
+    } else if (has_prefix(req->get->key, UNDECODABLE)) { /* as the daemon's call_fail() */
+        r.id = 0;
+        r.code = CODE(INVALID_ARGUMENT);
+        r.message = "malformed request";
     } else {
-        g.value = req->get->key;                /* a Get (req->get and req->ping share a union) */
-        if (has_prefix(g.value, UNDECODABLE)) { /* as the daemon's call_fail() */
-            r.id = 0;
-            r.code = CODE(INVALID_ARGUMENT);
-            r.message = "malformed request";
-            r.result_case = NEARCACHE__V1__REPLY__RESULT__NOT_SET;
-        }
+        g.value = req->get->key;
+        g.source = NEARCACHE__V1__SOURCE__SOURCE_L1;
+        r.result_case = RESULT(GET);
+        r.get = &g;
     }
     nng_msg *m;
     cr_assert_eq(nng_msg_alloc(&m, codec_reply_size(&r)), 0);

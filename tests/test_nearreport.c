@@ -215,7 +215,7 @@ Test(nearreport, a_c_client_with_a_near_tier_reports_its_counters)
 {
     nc_client *c;
     nc_open_opts o = {.near_bytes = 1 << 20};
-    cr_assert_eq(nc_open_ex(&c, daemon_.url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_open_ex(&c, fx.node[0].url, &o), NC_OK, "%s", nc_errmsg());
     cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("1"), NC_STR("a"), 60000, 1000), NC_OK);
     void *v;
     size_t len;
@@ -230,16 +230,16 @@ Test(nearreport, a_c_client_with_a_near_tier_reports_its_counters)
     }
     cr_assert(s.hits >= 1, "the near tier served nothing: %s", s.problem);
     int64_t deadline = h_now_ms() + 3000;
-    while (h_stat(client, "near_hits") < (int64_t)s.hits && h_now_ms() < deadline)
+    while (h_stat(fx.cl[0], "near_hits") < (int64_t)s.hits && h_now_ms() < deadline)
         h_sleep_ms(50);
-    cr_assert_eq(h_stat(client, "near_hits"), (int64_t)s.hits);
-    cr_assert_eq(h_stat(client, "near_misses"), (int64_t)s.misses);
-    cr_assert_eq(h_stat(client, "near_clients"), 1);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), (int64_t)s.hits);
+    cr_assert_eq(h_stat(fx.cl[0], "near_misses"), (int64_t)s.misses);
+    cr_assert_eq(h_stat(fx.cl[0], "near_clients"), 1);
     for (int i = 0; i < 5; i++) { /* more hits, then close: the last report has them */
         cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
         nc_free(v);
     }
     nc_close(c);
-    cr_assert_eq(h_stat(client, "near_hits"), (int64_t)s.hits + 5);
-    cr_assert_eq(h_stat(client, "bad_requests"), 0);
+    cr_assert_eq(h_stat(fx.cl[0], "near_hits"), (int64_t)s.hits + 5);
+    cr_assert_eq(h_stat(fx.cl[0], "bad_requests"), 0);
 }

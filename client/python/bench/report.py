@@ -1,5 +1,5 @@
-"""Runs the Python benchmarks once (tutorial.py, then http_load.py) and
-writes their tables, with the ratios against the tutorial, into
+"""Runs the Python benchmarks once (tutorial.py, http_load.py, failopen.py,
+orjson_hit.py) and writes their tables, with the ratios against the tutorial, into
 docs/benchmarks.md between the markers below, leaving the rest of the page
 as bench/run.sh wrote it (run.sh keeps this section when it rewrites the
 page).
@@ -51,6 +51,15 @@ def run(script: str, out: Path) -> str:
     return done.stdout.strip()
 
 
+def run_plain(script: str) -> str:
+    """Runs bench/SCRIPT; returns its Markdown (stdout)."""
+    print(f"report: running {script} ...", file=sys.stderr, flush=True)
+    done = subprocess.run([sys.executable, str(BENCH / script)], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"report: {script} exited {done.returncode}:\n{done.stderr}{done.stdout}")
+    return done.stdout.strip()
+
+
 def sh(*cmd: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -60,7 +69,13 @@ def loadavg() -> str:
 
 
 def section(
-    load_start: str, tutorial_md: str, t: dict[str, float], http_md: str, h: dict[str, Any]
+    load_start: str,
+    tutorial_md: str,
+    t: dict[str, float],
+    http_md: str,
+    h: dict[str, Any],
+    failopen_md: str,
+    orjson_md: str,
 ) -> str:
     """Returns the docs section, markers included."""
     load = h["load"]
@@ -149,6 +164,25 @@ product's 200 requests come from one Python process (httpx, one connection
 each), whose own work is most of their time; the loads are the figure.
 
 {http_md}
+
+### Fail-open with no daemon
+
+What a fail-open `@cached` call adds to the function's own time when no
+daemon is there (`failopen.py`): the socket file missing, or stale (nobody
+listening); calls back to back (before the next dial is due: they fail at
+once) and spaced out (more of them dial once). Function and decorated
+function are timed in turns, so both find the caches alike; a spaced call is
+slower than a back-to-back one for both.
+
+{failopen_md}
+
+### orjson on the hit path
+
+A warm near-tier hit of an async `@cached` function returning a dict of
+about 150 bytes of JSON, decoded by orjson and by the standard library's
+`json` (`orjson_hit.py`, the two in turns).
+
+{orjson_md}
 {END}"""
 
 
@@ -177,9 +211,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tutorial_md = run("tutorial.py", Path(tmp) / "t.json")
         http_md = run("http_load.py", Path(tmp) / "h.json")
+        failopen_md = run_plain("failopen.py")
+        orjson_md = run_plain("orjson_hit.py")
         t = json.loads((Path(tmp) / "t.json").read_text())
         h = json.loads((Path(tmp) / "h.json").read_text())
-    text = section(load_start, tutorial_md, t, http_md, h)
+    text = section(load_start, tutorial_md, t, http_md, h, failopen_md, orjson_md)
     if args.print:
         print(text)
     else:

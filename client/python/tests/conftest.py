@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from facade import AsyncAsSync
-from procs import Daemon, Redis
+from procs import Daemon, Fleet, Redis
 
 import nearcache
 
@@ -24,25 +24,22 @@ def redis() -> Iterator[Redis]:
 
 @pytest.fixture(scope="module")
 def daemon(redis: Redis) -> Iterator[Daemon]:
-    d = Daemon(redis).start()
-    yield d
-    d.cleanup()
+    fleet = Fleet(1, redis=redis)
+    yield fleet[0]
+    fleet.stop()
 
 
 @pytest.fixture
 def make_daemon(redis: Redis) -> Iterator[Callable[..., Daemon]]:
     """Starts daemons of the test's own (flags as arguments) on the module's
-    Redis; stops them after the test."""
-    made: list[Daemon] = []
+    Redis (or ``redis_``); stops them by pid after the test."""
+    fleet = Fleet(redis=redis)
 
     def make(*flags: str, redis_: Redis | None = redis) -> Daemon:
-        d = Daemon(redis_, *flags).start()
-        made.append(d)
-        return d
+        return fleet.add(*flags, redis=redis_)
 
     yield make
-    for d in made:
-        d.cleanup()
+    fleet.stop(check=False)  # some tests leave a daemon killed or frozen
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ class AsyncAsSync:
         method = getattr(self.inner, name)
 
         def call(*args: Any, **kw: Any) -> Any:
-            return self.run(method(*args, **kw))
+            result = method(*args, **kw)
+            return self.run(result) if asyncio.iscoroutine(result) else result  # near_stats()
 
         return call
 

@@ -1,7 +1,8 @@
 """Real redis-server and nearcached processes for the tests, as the C
 harness (tests/harness.c) runs them: each in its own temporary directory, on
 a free loopback port or an IPC path there, dying with the test process, and
-stopped by pid."""
+stopped by pid. :class:`Fleet` is the harness's ``h_fleet``: Redis plus N
+daemons with options."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import EllipsisType
 
 import nearcache
 
@@ -202,3 +204,48 @@ class Daemon:
             self.proc.wait(10)
             self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Fleet:
+    """What most tests stand on, as the C harness's ``h_fleet``: one
+    redis-server (its own, or one given) and daemons on it. ``Fleet(n,
+    *flags)`` starts Redis and ``n`` daemons with the same flags; ``add()``
+    starts one more; ``stop()`` stops every daemon still running by pid,
+    expecting each to exit 0 (its log in the error when not), then the
+    Redis it started."""
+
+    def __init__(self, n: int = 0, *flags: str, redis: Redis | None = None) -> None:
+        self.own_redis = redis is None
+        self.redis = redis if redis is not None else Redis().start()
+        self.nodes: list[Daemon] = []
+        try:
+            for _ in range(n):
+                self.add(*flags)
+        except BaseException:
+            self.stop(check=False)
+            raise
+
+    def add(self, *flags: str, redis: Redis | EllipsisType | None = ...) -> Daemon:
+        """Starts a daemon on this fleet's Redis (or ``redis``; None: an
+        unreachable one) with ``flags``; returns it."""
+        d = Daemon(self.redis if isinstance(redis, EllipsisType) else redis, *flags)
+        self.nodes.append(d)
+        return d.start()
+
+    def __getitem__(self, i: int) -> Daemon:
+        return self.nodes[i]
+
+    def stop(self, check: bool = True) -> None:
+        """Stops the daemons (expecting exit 0 when ``check``), then Redis."""
+        failed = []
+        for d in self.nodes:
+            if d.proc is not None and d.proc.poll() is None:
+                code = d.stop()
+                if code != 0:
+                    failed.append(f"nearcached exited {code}:\n{d.log.read_text()}")
+            d.cleanup()
+        self.nodes = []
+        if self.own_redis:
+            self.redis.cleanup()
+        if check and failed:
+            raise AssertionError("\n".join(failed))

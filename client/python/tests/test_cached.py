@@ -43,7 +43,7 @@ def test_the_default_namespace_is_the_qualified_name(cl: nearcache.Client) -> No
     def price(product_id: int) -> int:
         return product_id
 
-    assert price.ns == (  # type: ignore[attr-defined]
+    assert price.ns == (
         b"test_cached.test_the_default_namespace_is_the_qualified_name.<locals>.price"
     )
 
@@ -62,7 +62,7 @@ def test_positional_keyword_and_default_arguments_name_one_key(
     assert product(product_id=42) == {"id": 42, "lang": "en"}
     assert product(42, "en") == {"id": 42, "lang": "en"}
     assert calls == [42]
-    assert product.key(42) == b'product_id=42&lang="en"'  # type: ignore[attr-defined]
+    assert product.key(42) == b'product_id=42&lang="en"'
     assert cl.get(ns, b'product_id=42&lang="en"') == b'{"id":42,"lang":"en"}'
     assert product(42, "de")["lang"] == "de"
     assert calls == [42, 42]
@@ -95,7 +95,7 @@ def test_exclude_leaves_arguments_out_of_the_key(cl: nearcache.Client, ns: str) 
     def lookup(item: int, trace_id: str) -> int:
         return item
 
-    assert lookup.key(1, "abc") == lookup.key(1, "xyz") == b"item=1"  # type: ignore[attr-defined]
+    assert lookup.key(1, "abc") == lookup.key(1, "xyz") == b"item=1"
 
 
 def test_an_argument_without_a_key_encoding_is_a_type_error_naming_it(
@@ -169,7 +169,7 @@ def test_a_value_that_does_not_fit_a_scalar_annotation_is_loaded_again(
         return {"a": 1}
 
     assert counts(1) == {"a": 1}
-    assert counts.cache_info()["undecodable"] == 1  # type: ignore[attr-defined]
+    assert counts.cache_info()["undecodable"] == 1
 
     @nearcache.cached(ns=ns, key="f{k}", client=cl)
     def ratio(k: int) -> float:
@@ -229,7 +229,7 @@ def test_a_value_too_large_warns_and_is_returned_uncached(cl: nearcache.Client, 
     with pytest.warns(nearcache.CacheWarning):
         big(200)
     assert calls == [200, 200]
-    assert big.cache_info()["too_large"] == 2  # type: ignore[attr-defined]
+    assert big.cache_info()["too_large"] == 2
 
 
 def test_invalidate_recomputes_the_same_key(cl: nearcache.Client, ns: str) -> None:
@@ -242,13 +242,13 @@ def test_invalidate_recomputes_the_same_key(cl: nearcache.Client, ns: str) -> No
     assert product(5) == 1
     version["n"] = 2
     assert product(5) == 1
-    assert product.invalidate(product_id=5) is True  # type: ignore[attr-defined]
+    assert product.invalidate(product_id=5) is True
     assert product(5) == 2
     version["n"] = 3
-    first = product.bump()  # type: ignore[attr-defined]
+    first = product.bump()
     assert first > 0
     assert product(5) == 3
-    assert product.bump() == first + 1  # type: ignore[attr-defined]
+    assert product.bump() == first + 1
 
 
 def test_cache_read_false_always_loads_and_refreshes_the_entry(
@@ -289,12 +289,12 @@ def test_options_change_cache_read_and_write_for_some_calls(cl: nearcache.Client
     assert load(1) == 1
     version["n"] = 2
     assert load(1) == 1
-    assert load.options(cache_read=False)(1) == 2  # type: ignore[attr-defined]
+    assert load.options(cache_read=False)(1) == 2
     assert load(1) == 2, "the call that did not read still stored"
     version["n"] = 3
-    assert load.options(cache_read=False, cache_write=False)(1) == 3  # type: ignore[attr-defined]
+    assert load.options(cache_read=False, cache_write=False)(1) == 3
     assert load(1) == 2, "the call that did not write stored"
-    assert load.cache_info()["loads"] == 3  # type: ignore[attr-defined]
+    assert load.cache_info()["loads"] == 3
 
 
 def test_jitter_spreads_ttls_within_its_bounds(cl: nearcache.Client, ns: str, redis: Redis) -> None:
@@ -347,7 +347,7 @@ def test_stale_while_revalidate_answers_stale_and_refreshes_in_the_background(
     while price(1) != 2:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert price.cache_info()["stale"] >= 1  # type: ignore[attr-defined]
+    assert price.cache_info()["stale"] >= 1
 
 
 def test_a_loader_that_raises_releases_the_lease_at_once(cl: nearcache.Client, ns: str) -> None:
@@ -373,7 +373,7 @@ def test_a_busy_lease_holder_makes_the_caller_load_without_storing(
         return "mine"
 
     assert load(1) == "mine"  # never None, as the tutorial's lock gave
-    assert load.cache_info()["busy"] == 1  # type: ignore[attr-defined]
+    assert load.cache_info()["busy"] == 1
 
 
 def test_a_write_during_the_load_makes_its_old_value_uncached(
@@ -385,7 +385,7 @@ def test_a_write_during_the_load_makes_its_old_value_uncached(
         return "old"
 
     assert load(1) == "old"
-    assert load.cache_info()["aborted"] == 1  # type: ignore[attr-defined]
+    assert load.cache_info()["aborted"] == 1
     assert cl.get(ns, "1") is None
 
 
@@ -451,7 +451,7 @@ def test_an_unreachable_daemon_fails_open_logged_and_counted(
         with caplog.at_level(logging.WARNING, logger="nearcache"):
             assert load(2) == 4
             assert load(3) == 6
-        assert load.cache_info()["errors"] == 2  # type: ignore[attr-defined]
+        assert load.cache_info()["errors"] == 2
         assert "calling the function" in caplog.text
 
         @nearcache.cached(client=down, fail_open=False)
@@ -476,11 +476,11 @@ async def test_an_async_function_is_cached_with_one_load_for_many_tasks(
     results = await asyncio.gather(*(product(7) for _ in range(50)))
     assert all(r == Product(id=7, name="lamp", price=1.0) for r in results)
     assert calls == [7]
-    assert await product.invalidate(7) is True  # type: ignore[attr-defined]
+    assert await product.invalidate(7) is True
     await product(product_id=7)
     assert calls == [7, 7]
-    first = await product.bump()  # type: ignore[attr-defined]
-    assert await product.bump() == first + 1  # type: ignore[attr-defined]
+    first = await product.bump()
+    assert await product.bump() == first + 1
 
 
 async def test_async_stale_while_revalidate_refreshes_in_a_task(
@@ -511,7 +511,7 @@ async def test_an_async_function_fails_open(tmp_path: Any) -> None:
             return k + 1
 
         assert await load(1) == 2
-        assert load.cache_info()["errors"] == 1  # type: ignore[attr-defined]
+        assert load.cache_info()["errors"] == 1
 
 
 def test_a_sync_function_given_an_async_client_is_a_type_error(
@@ -577,7 +577,7 @@ def test_a_hot_key_is_answered_from_the_near_tier_until_another_host_writes_it(
             assert model(1) == Product(id=1, name="lamp", price=9.5)
         assert ca.near_stats().hits - near_hits == 200  # type: ignore[union-attr]
         assert ca.stats()["gets"] == gets, "the daemon was asked for a hot key"
-        assert product.cache_info()["hits"] >= 100  # type: ignore[attr-defined]
+        assert product.cache_info()["hits"] >= 100
 
         cb.set(ns, "1", b'{"id":1,"v":2}', 60)  # another host's write
         deadline = time.monotonic() + 2
@@ -590,7 +590,7 @@ def test_a_hot_key_is_answered_from_the_near_tier_until_another_host_writes_it(
             assert time.monotonic() < deadline
             time.sleep(0.005)
         assert loads == [1, 1]
-        assert product.cache_info()["undecodable"] >= 1  # type: ignore[attr-defined]
+        assert product.cache_info()["undecodable"] >= 1
 
 
 def test_a_cached_none_is_answered_from_the_near_tier_until_another_host_writes_it(
@@ -622,3 +622,13 @@ def test_a_cached_none_is_answered_from_the_near_tier_until_another_host_writes_
             assert time.monotonic() < deadline, "the near tier kept the absent key"
             time.sleep(0.005)
         assert product(404) == {"id": 404} and loads == [404]
+
+
+def test_set_default_clients_refuses_a_client_in_the_wrong_slot(tmp_path: Any) -> None:
+    url = f"ipc://{tmp_path}/none.sock"
+    sync, aio = nearcache.Client(url), nearcache.AsyncClient(url)
+    with pytest.raises(TypeError, match=r"expected a nearcache\.Client or None, got AsyncClient"):
+        nearcache.set_default_clients(aio)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"expected a nearcache\.AsyncClient or None, got Client"):
+        nearcache.set_default_clients(aclient=sync)  # type: ignore[arg-type]
+    sync.close()

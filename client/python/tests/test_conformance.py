@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import open_client
-from procs import REPO, Daemon, Redis
+from procs import REPO, Fleet
 
 from nearcache._pb import nearcache_pb2 as pb
 
@@ -19,14 +19,12 @@ CASES = json.loads((REPO / "tests" / "conformance" / "cases.json").read_text())[
 @pytest.fixture
 def fresh(kind: str) -> Iterator[Any]:
     """A new Redis and daemon for one run of the cases, in order."""
-    r = Redis().start()
-    d = Daemon(r).start()
+    fleet = Fleet(1)
     try:
-        with open_client(kind, d.url, timeout=5) as cl:
+        with open_client(kind, fleet[0].url, timeout=5) as cl:
             yield cl
     finally:
-        d.cleanup()
-        r.cleanup()
+        fleet.stop()
 
 
 def field(msg: Any, path: str) -> Any:

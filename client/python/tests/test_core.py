@@ -189,3 +189,8 @@ def test_the_committed_gencode_is_what_protoc_makes_from_the_proto() -> None:
     tool = Path(__file__).resolve().parents[1] / "tools" / "genproto.py"
     out = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_installed_version_is_the_repositorys() -> None:
+    root = Path(__file__).resolve().parents[3]
+    assert nearcache.__version__ == (root / "VERSION").read_text().strip()

@@ -92,5 +92,5 @@ async def session(session_id: str) -> LoginSession:
 async def loads(
     cache: Annotated[nearcache.AsyncClient, Depends(nearcache.fastapi.client)],
 ) -> dict[str, Any]:
-    """Database loads by this worker, and its daemon's node id."""
-    return {"loads": service.loads, "node": (await cache.ping()).node_id}
+    """Database loads by this worker, its pid, and its daemon's node id."""
+    return {"loads": service.loads, "pid": os.getpid(), "node": (await cache.ping()).node_id}

@@ -86,19 +86,19 @@ def _write(row: object) -> None:
 
 async def put_product(product: Product) -> Product:
     await asyncio.to_thread(_write, ProductRow(**product.model_dump()))
-    await get_product.invalidate(product.id)  # type: ignore[attr-defined]
+    await get_product.invalidate(product.id)
     return product
 
 
 async def put_price(price: Price) -> Price:
     await asyncio.to_thread(_write, PriceRow(**price.model_dump()))
-    await get_price.invalidate(price.product_id)  # type: ignore[attr-defined]
+    await get_price.invalidate(price.product_id)
     return price
 
 
 async def put_user(user: User) -> User:
     await asyncio.to_thread(_write, UserRow(**user.model_dump()))
-    await get_user.invalidate(user.id)  # type: ignore[attr-defined]
+    await get_user.invalidate(user.id)
     return user
 
 
@@ -106,7 +106,7 @@ async def login(user_id: int) -> LoginSession:
     s = LoginSession(id=secrets.token_urlsafe(16), user_id=user_id)
     await asyncio.to_thread(_write, SessionRow(**s.model_dump()))
     # A read of this id before it existed may have cached "absent".
-    await get_session.invalidate(s.id)  # type: ignore[attr-defined]
+    await get_session.invalidate(s.id)
     return s
 
 
@@ -121,5 +121,5 @@ async def reprice_all(percent: int, db: Session) -> int:
             return len(rows)
 
     n = await asyncio.to_thread(run)
-    await get_price.bump()  # type: ignore[attr-defined]
+    await get_price.bump()
     return n

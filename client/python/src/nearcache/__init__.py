@@ -10,6 +10,8 @@ from importlib import metadata as _metadata
 
 from ._async import AsyncClient
 from ._cached import (
+    AsyncCached,
+    Cached,
     abump,
     ainvalidate,
     bump,
@@ -47,8 +49,10 @@ except _metadata.PackageNotFoundError:  # imported from a source tree without in
 __all__ = [
     "DEFAULT_URL",
     "Aborted",
+    "AsyncCached",
     "AsyncClient",
     "CacheWarning",
+    "Cached",
     "Client",
     "DeadlineExceeded",
     "Error",

@@ -12,17 +12,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
+from ._link import DEFAULT_MAX_PENDING, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
-from ._sync import _DOWN_GRACE, _Lost, seconds, slack
+from ._report import DEFAULT_INTERVAL, Reporter
 from .errors import DeadlineExceeded, Error, Unavailable
+
+if TYPE_CHECKING:
+    from ._flow import Policy
 
 __all__ = ["AsyncClient"]
 
@@ -81,13 +86,13 @@ class _AConn:
         waiting, self.waiting = self.waiting, {}
         for fut in waiting.values():
             if not fut.done():
-                fut.set_exception(_Lost(why, sent=True))
+                fut.set_exception(Lost(why, sent=True))
 
     async def roundtrip(self, call: Call[T], timeout_ms: int, deadline: float) -> bytes:
-        """Sends ``call`` and returns its reply body; raises _Lost or
+        """Sends ``call`` and returns its reply body; raises Lost or
         DeadlineExceeded. Cancelling the caller leaves the connection usable."""
         if self.lost is not None:
-            raise _Lost(self.lost, sent=False)
+            raise Lost(self.lost, sent=False)
         sp_id, data = self.proto.encode(call, timeout_ms)
         fut: asyncio.Future[bytes] = self.loop.create_future()
         self.waiting[sp_id] = fut
@@ -100,7 +105,7 @@ class _AConn:
         except asyncio.TimeoutError:
             raise DeadlineExceeded(f"no reply from the daemon within {timeout_ms} ms") from None
         except (ConnectionError, RuntimeError) as e:
-            raise _Lost(f"write: {e}", sent=False) from None
+            raise Lost(f"write: {e}", sent=False) from None
         finally:
             self.waiting.pop(sp_id, None)
 
@@ -140,26 +145,35 @@ class AsyncClient:
         near_bytes: int = DEFAULT_NEAR_BYTES,
         near_max_ttl: TTL = DEFAULT_NEAR_MAX_TTL,
         near_ring: str | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
-        self.url = _core.resolve_url(url)
-        self._path = _core.ipc_path(self.url)
-        self.timeout = seconds(timeout)
+        self._link = Link(url, timeout, max_pending)
+        self.url = self._link.url
+        self.timeout = self._link.timeout
         self._near = make_tier(self.url, near_bytes, near_max_ttl, near_ring)
+        self._nc_near = self._near  # for @cached (its Backend)
         self._conn: _AConn | None = None
         self._dialing: asyncio.Lock | None = None
         self._closed = False
-        self._down_since: float | None = None
-        self._limit: int | None = None
+        self._reporter = Reporter(self._near) if self._near is not None else None
+        self._ticker: asyncio.Task[None] | None = None
+        self._pid = os.getpid()
+
+    def _lock(self) -> asyncio.Lock:
+        """The lock of dialing and of sending pending invalidations, of
+        this event loop."""
+        loop = asyncio.get_running_loop()
+        if self._dialing is None or getattr(self._dialing, "_nc_loop", None) is not loop:
+            self._dialing = asyncio.Lock()
+            self._dialing._nc_loop = loop  # type: ignore[attr-defined]
+        return self._dialing
 
     async def _connection(self, deadline: float) -> _AConn:
         conn = self._conn
         if conn is not None and conn.usable():
             return conn
         loop = asyncio.get_running_loop()
-        if self._dialing is None or getattr(self._dialing, "_nc_loop", None) is not loop:
-            self._dialing = asyncio.Lock()
-            self._dialing._nc_loop = loop  # type: ignore[attr-defined]
-        async with self._dialing:
+        async with self._lock():
             conn = self._conn
             if conn is not None and conn.usable():
                 return conn
@@ -172,46 +186,82 @@ class AsyncClient:
             return self._conn
 
     async def _dial(self, deadline: float) -> _AConn:
-        pause = 0.005
-        while True:
-            down = self._down_since
-            try:
-                conn = await _AConn.open(self._path, max(0.001, deadline - time.monotonic()))
-            except (OSError, asyncio.TimeoutError) as e:
-                now = time.monotonic()
-                if down is None:
-                    self._down_since = now
-                if (down is not None and now - down < _DOWN_GRACE) or now + pause >= deadline:
-                    raise Unavailable(
-                        f"cannot reach nearcached at {self.url}: {e or 'timed out'}"
-                    ) from None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.1)
-                continue
-            self._down_since = None
-            return conn
+        """Dials once, if a dial is due (see ``_link``)."""
+        link = self._link
+        link.may_dial(time.monotonic())
+        try:
+            conn = await _AConn.open(link.path, max(0.001, deadline - time.monotonic()))
+        except (OSError, asyncio.TimeoutError) as e:
+            raise link.dial_failed(time.monotonic(), e) from None
+        link.dialed()
+        self._start_ticker()
+        return conn
+
+    def _start_ticker(self) -> None:
+        """Starts the background task (once per event loop and process)
+        that sends the near tier's reports and the pending invalidations."""
+        t = self._ticker
+        loop = asyncio.get_running_loop()
+        if t is not None and not t.done() and t.get_loop() is loop and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._ticker = loop.create_task(_tick_forever(weakref.ref(self)))
+
+    async def _tick(self) -> float:
+        """Sends what is due in the background; see :meth:`Client._tick`."""
+        try:
+            if self._link.pending:
+                await self._run(_core.ping(), None)
+            if self._reporter is not None:
+                call = self._reporter.due(time.monotonic())
+                if call is not None:
+                    await self._run(call, None)
+        except Error:
+            pass
+        return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
+
+    async def _flush(self, conn: _AConn, deadline: float) -> None:
+        """Sends the pending invalidations on ``conn``, in order, before
+        anything else; raises Lost as a roundtrip does."""
+        link = self._link
+        async with self._lock():
+            while (op := link.pending.next()) is not None:
+                call = link.pending.call(op)
+                body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
+                try:
+                    _core.finish(call, body)
+                    link.flushed(op, None)
+                except Error as e:
+                    link.flushed(op, e)
 
     async def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
-        t = self.timeout if timeout is None else seconds(timeout)
-        deadline = time.monotonic() + t + slack(t)
-        size = _core.request_size(call)
-        if size > _core.SMALL_REQUEST and self._limit is None:
-            self._limit = (await self._run(_core.ping(), t)).max_request_size
-        _core.check_size(size, self._limit)
+        link = self._link
+        budget = link.budget(timeout, time.monotonic())
+        if link.needs_limit(call):
+            link.limit = (await self._run(_core.ping(), timeout)).max_request_size
+        link.check_size(call)
         if self._near is not None and call.request is not None:
             drop_before(self._near, call.request)  # drops its own entries of a write
         for attempt in (0, 1):
-            conn = await self._connection(deadline)
+            conn = await self._connection(budget.deadline)
             try:
-                body = await conn.roundtrip(call, int(t * 1000), deadline)
-            except _Lost as e:
-                if attempt == 0 and (call.retry_safe or not e.sent):
-                    continue
-                raise Unavailable(
-                    f"connection to nearcached lost ({e}); the request may have been applied"
-                ) from None
+                if link.pending:
+                    await self._flush(conn, budget.deadline)
+                body = await conn.roundtrip(call, budget.timeout_ms, budget.deadline)
+            except Lost as e:
+                link.resend(call, attempt, e)
+                continue
             return _core.finish(call, body)
         raise AssertionError("unreachable")
+
+    async def _invalidate(self, call: Call[T], strict: bool, timeout: float | None, queued: T) -> T:
+        """Runs a Delete or a bump; see :meth:`Client.delete`."""
+        try:
+            return await self._run(call, timeout)
+        except Error as e:
+            self._link.keep(call, e, strict)
+            self._start_ticker()  # sends it when the daemon is back
+            return queued
 
     async def get(
         self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None
@@ -235,6 +285,15 @@ class AsyncClient:
         r = await self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
         offer(self._near, ticket, ns, key, r)
         return r
+
+    async def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult:
+        """The Get of ``@cached`` (its Backend, see ``_cached``) for a key
+        its near-tier lookup just missed."""
+        if p.near_reads and self._near is not None:
+            return await self._fetch(ns, key, p.lease, p.lease_ttl, p.timeout)
+        return await self.get_ex(
+            ns, key, lease=p.lease, lease_ttl=p.lease_ttl, slide=p.slide_ttl, timeout=p.timeout
+        )
 
     async def get_ex(
         self,
@@ -279,9 +338,12 @@ class AsyncClient:
         )
         return await self._run(call, timeout)
 
-    async def delete(self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None) -> bool:
-        """Deletes the key everywhere; returns whether Redis held it."""
-        return await self._run(_core.delete(ns, key), timeout)
+    async def delete(
+        self, ns: BytesLike, key: BytesLike, *, strict: bool = False, timeout: float | None = None
+    ) -> bool:
+        """Deletes the key everywhere; returns whether Redis held it. When
+        the daemon cannot be reached: see :meth:`Client.delete`."""
+        return await self._invalidate(_core.delete(ns, key), strict, timeout, False)
 
     async def release(
         self, ns: BytesLike, key: BytesLike, lease_token: bytes, *, timeout: float | None = None
@@ -322,9 +384,12 @@ class AsyncClient:
         """Stores many keys of ``ns`` at once; returns how many were stored."""
         return await self._run(_core.mset(ns, items, ttl), timeout)
 
-    async def bump(self, ns: BytesLike, *, timeout: float | None = None) -> int:
-        """Drops every key of ``ns`` on every host; returns its new version."""
-        return await self._run(_core.bump(ns), timeout)
+    async def bump(
+        self, ns: BytesLike, *, strict: bool = False, timeout: float | None = None
+    ) -> int:
+        """Drops every key of ``ns`` on every host; returns its new version,
+        or 0 when it was kept for later (see :meth:`Client.bump`)."""
+        return await self._invalidate(_core.bump(ns), strict, timeout, 0)
 
     async def stats(self, *, timeout: float | None = None) -> dict[str, int]:
         """Returns the daemon's counters and gauges by name."""
@@ -343,13 +408,29 @@ class AsyncClient:
         return await self._run(_core.raw(body), timeout)
 
     async def close(self) -> None:
-        """Closes the connection; later calls raise Unavailable."""
+        """Sends the pending invalidations if the daemon answers, closes
+        the connection; later calls raise Unavailable."""
+        if self._link.pending and not self._closed:
+            await self._flush_at_close()
         self._closed = True
+        t, self._ticker = self._ticker, None
+        if t is not None and t.get_loop() is asyncio.get_running_loop():
+            t.cancel()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
         if self._near is not None:
             self._near.close()
+
+    async def _flush_at_close(self) -> None:
+        link = self._link
+        budget = link.budget(None, time.monotonic())
+        link.dialed()  # one last dial, due or not
+        try:
+            conn = await self._connection(budget.deadline)
+            await self._flush(conn, budget.deadline)
+        except (Error, Lost) as e:
+            link.lost_at_close(e)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -358,3 +439,15 @@ class AsyncClient:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+async def _tick_forever(ref: weakref.ref[AsyncClient]) -> None:
+    """The background task of an AsyncClient (held weakly: it ends with it)."""
+    wait = DEFAULT_INTERVAL
+    while True:
+        await asyncio.sleep(wait)
+        c = ref()
+        if c is None or c._closed:
+            return
+        wait = await c._tick()
+        del c

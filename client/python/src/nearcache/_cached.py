@@ -10,20 +10,23 @@ import dataclasses
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from . import _flow
 from ._async import AsyncClient
 from ._codec import Serializer, make_codec, return_annotation
-from ._core import TTL, BytesLike, as_bytes, to_ms
+from ._core import TTL, BytesLike, GetResult, as_bytes, to_ms
 from ._flow import MISSING, Flow, Get, Load, Policy, Refresh, Release, Store
 from ._keys import KeyBuilder, default_namespace
+from ._near import NearTier
 from ._sync import Client
 
 __all__ = [
+    "AsyncCached",
+    "Cached",
     "abump",
     "ainvalidate",
     "bump",
@@ -34,8 +37,103 @@ __all__ = [
     "set_default_clients",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 ClientArg = Client | AsyncClient | Callable[[], Client | AsyncClient] | None
+
+
+class Cached(Protocol[P, R]):
+    """A sync function under ``@cached``: called as the function is, with
+    the cache's handles beside it."""
+
+    #: The namespace its keys live in.
+    ns: bytes
+    #: The function itself, without the cache.
+    uncached: Callable[P, R]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Deletes the key these arguments name, on every host (see
+        :meth:`Client.delete` for a daemon that cannot be reached)."""
+        ...
+
+    def bump(self) -> int:
+        """Drops every key of the namespace on every host."""
+        ...
+
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> bytes:
+        """The key these arguments name."""
+        ...
+
+    def cache_info(self) -> dict[str, int]:
+        """Its counters (see docs/python.md, "What cache_info() counts")."""
+        ...
+
+    def options(self, *, cache_read: bool = ..., cache_write: bool = ...) -> Cached[P, R]:
+        """The function with other cache_read/cache_write settings."""
+        ...
+
+
+class AsyncCached(Protocol[P, R]):
+    """An async function under ``@cached``; ``invalidate`` and ``bump``
+    are coroutines."""
+
+    ns: bytes
+    uncached: Callable[P, Coroutine[Any, Any, R]]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
+
+    async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """Deletes the key these arguments name, on every host."""
+        ...
+
+    async def bump(self) -> int:
+        """Drops every key of the namespace on every host."""
+        ...
+
+    def key(self, *args: P.args, **kwargs: P.kwargs) -> bytes:
+        """The key these arguments name."""
+        ...
+
+    def cache_info(self) -> dict[str, int]:
+        """Its counters (see docs/python.md, "What cache_info() counts")."""
+        ...
+
+    def options(self, *, cache_read: bool = ..., cache_write: bool = ...) -> AsyncCached[P, R]:
+        """The function with other cache_read/cache_write settings."""
+        ...
+
+
+class Decorator(Protocol):
+    """What ``cached(...)`` returns: it takes a sync or an async function."""
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> AsyncCached[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Cached[P, R]: ...
+
+
+class Backend(Protocol):
+    """What the decorator uses of a Client beyond its public methods: its
+    near tier, looked up on the hot path, and the Get that follows a miss
+    there (with a ticket, so that its reply may fill the tier)."""
+
+    _nc_near: NearTier | None
+
+    def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult: ...
+
+
+class AsyncBackend(Protocol):
+    """:class:`Backend` of an AsyncClient: ``_nc_get`` is a coroutine."""
+
+    _nc_near: NearTier | None
+
+    async def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult: ...
+
 
 _defaults: dict[str, Any] = {}
 _defaults_lock = threading.Lock()
@@ -66,7 +164,14 @@ def set_default_clients(
     """Makes ``client`` and ``aclient`` the ones ``@cached`` functions (and
     ``invalidate``, ``bump``...) use when they were given none. None forgets
     the default (the next one is made from the environment); a client left
-    out (``...``) stays as it is."""
+    out (``...``) stays as it is. Raises TypeError when ``client`` is not a
+    Client or ``aclient`` not an AsyncClient."""
+    for c, want in ((client, Client), (aclient, AsyncClient)):
+        if c is not ... and c is not None and not isinstance(c, want):
+            raise TypeError(
+                f"set_default_clients: expected a nearcache.{want.__name__} or None, "
+                f"got {type(c).__name__}"
+            )
     with _defaults_lock:
         for name, c in (("sync", client), ("async", aclient)):
             if c is ...:
@@ -112,7 +217,8 @@ def cached(
     cache_write: bool = True,
     fail_open: bool = True,
     max_value_size: int = 1 << 20,
-) -> Callable[[F], F]:
+    strict: bool = False,
+) -> Decorator:
     """Caches what a sync or async function returns, in namespace ``ns``
     (default: ``module.qualname``) under a key built from its arguments
     (see docs/python.md for the rules), for ``ttl`` seconds (or a
@@ -139,15 +245,19 @@ def cached(
       logged and counted (``fn.cache_info()["errors"]``), unless
       ``fail_open=False``: then the nearcache.Error is raised.
     - A value over ``max_value_size`` bytes is not cached (CacheWarning).
+    - ``invalidate()`` and ``bump()`` keep an invalidation the daemon
+      cannot be given for later and return normally (False, 0), unless
+      ``strict``: then they raise Unavailable.
 
     The wrapper has ``invalidate(*args, **kwargs)`` (deletes the key those
     arguments name; a coroutine for async functions), ``bump()`` (drops the
     whole namespace), ``key(*args, **kwargs)``, ``ns``, ``cache_info()``,
     ``uncached`` and ``options(cache_read=, cache_write=)``, the function
     with other settings for some calls (``f.options(cache_read=False)(1)``).
+    It is typed :class:`Cached` (sync) or :class:`AsyncCached` (async).
     """
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[..., Any]) -> Any:
         space = as_bytes(ns, "ns") if ns is not None else default_namespace(fn).encode()
         ttl_ms = to_ms(ttl)
         policy = Policy(
@@ -166,40 +276,27 @@ def cached(
             cache_none=cache_none,
             fail_open=fail_open,
             max_value_size=max_value_size,
+            strict=strict,
             name=f"{fn.__module__}.{fn.__qualname__}",
         )
         keys = KeyBuilder(fn, key, exclude)
         make = _async_wrapper if inspect.iscoroutinefunction(fn) else _sync_wrapper
-        wrapped: F = make(fn, policy, keys, client)
         variants: dict[tuple[bool, bool], Any] = {}
 
-        def options(*, cache_read: bool = cache_read, cache_write: bool = cache_write) -> F:
+        def options(*, cache_read: bool = cache_read, cache_write: bool = cache_write) -> Any:
             """Returns the function with other cache_read/cache_write
             settings, for a call or a few (same keys, same counters)."""
             k = (cache_read, cache_write)
             if k not in variants:
                 p = dataclasses.replace(policy, cache_read=cache_read, cache_write=cache_write)
                 variants[k] = make(fn, p, keys, client)
-            v: F = variants[k]
-            return v
+                variants[k].options = options
+            return variants[k]
 
-        wrapped.options = options  # type: ignore[attr-defined]
+        wrapped = options()
         return wrapped
 
     return decorate
-
-
-def _lease_ttl(p: Policy) -> float | None:
-    return None if p.lease_ttl_ms is None else p.lease_ttl_ms / 1000
-
-
-def _get_kwargs(p: Policy) -> dict[str, Any]:
-    return {
-        "lease": p.lease,
-        "lease_ttl": _lease_ttl(p),
-        "slide": p.ttl_ms / 1000 if p.slide else None,
-        "timeout": p.timeout,
-    }
 
 
 def _set_kwargs(p: Policy, op: Store) -> dict[str, Any]:
@@ -211,10 +308,10 @@ def _set_kwargs(p: Policy, op: Store) -> dict[str, Any]:
     }
 
 
-def _near_hit(p: Policy, c: Client | AsyncClient, key: bytes) -> Any:
+def _near_hit(p: Policy, c: Backend | AsyncBackend, key: bytes) -> Any:
     """The hot path: the value of a near-tier hit, or MISSING when the
     near tier missed (or is off, or may not be read for this function)."""
-    near = c._near
+    near = c._nc_near
     if near is None or not p.near_reads:
         return MISSING
     e = near.entry(p.ns, key)
@@ -245,10 +342,7 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
                 if isinstance(op, Load):
                     send = fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    if p.near_reads and c._near is not None:  # _near_hit() just missed
-                        send = c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
-                    else:
-                        send = c.get_ex(p.ns, op.key, **_get_kwargs(p))
+                    send = c._nc_get(p.ns, op.key, p)
                 elif isinstance(op, Store):
                     send = c.set(
                         p.ns, op.key, op.payload or b"", op.ttl_ms / 1000, **_set_kwargs(p, op)
@@ -273,10 +367,11 @@ def _sync_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: C
         return run(_flow.read_through(p, k), args, kwargs, c)
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
-        return bool(_resolve(client, Client).delete(p.ns, keys.build(args, kwargs)))
+        c = _resolve(client, Client)
+        return bool(c.delete(p.ns, keys.build(args, kwargs), strict=p.strict))
 
     def bump_ns() -> int:
-        return int(_resolve(client, Client).bump(p.ns))
+        return int(_resolve(client, Client).bump(p.ns, strict=p.strict))
 
     return _attach(wrapper, fn, p, keys, invalidate, bump_ns)
 
@@ -297,10 +392,7 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
                 if isinstance(op, Load):
                     send = await fn(*args, **kwargs)
                 elif isinstance(op, Get):
-                    if p.near_reads and c._near is not None:  # _near_hit() just missed
-                        send = await c._fetch(p.ns, op.key, p.lease, _lease_ttl(p), p.timeout)
-                    else:
-                        send = await c.get_ex(p.ns, op.key, **_get_kwargs(p))
+                    send = await c._nc_get(p.ns, op.key, p)
                 elif isinstance(op, Store):
                     send = await c.set(
                         p.ns, op.key, op.payload or b"", op.ttl_ms / 1000, **_set_kwargs(p, op)
@@ -325,10 +417,11 @@ def _async_wrapper(fn: Callable[..., Any], p: Policy, keys: KeyBuilder, client: 
         return await run(_flow.read_through(p, k), args, kwargs, c)
 
     async def invalidate(*args: Any, **kwargs: Any) -> bool:
-        return bool(await _resolve(client, AsyncClient).delete(p.ns, keys.build(args, kwargs)))
+        c = _resolve(client, AsyncClient)
+        return bool(await c.delete(p.ns, keys.build(args, kwargs), strict=p.strict))
 
     async def bump_ns() -> int:
-        return int(await _resolve(client, AsyncClient).bump(p.ns))
+        return int(await _resolve(client, AsyncClient).bump(p.ns, strict=p.strict))
 
     return _attach(wrapper, fn, p, keys, invalidate, bump_ns)
 
@@ -351,21 +444,26 @@ def _attach(
     return wrapper
 
 
-def invalidate(ns: BytesLike, key: BytesLike, *, client: Client | None = None) -> bool:
+def invalidate(
+    ns: BytesLike, key: BytesLike, *, client: Client | None = None, strict: bool = False
+) -> bool:
+    """Deletes ``ns``/``key`` on every host; returns whether it existed
+    (see :meth:`Client.delete` for a daemon that cannot be reached)."""
+    return (client or default_client()).delete(ns, key, strict=strict)
+
+
+async def ainvalidate(
+    ns: BytesLike, key: BytesLike, *, client: AsyncClient | None = None, strict: bool = False
+) -> bool:
     """Deletes ``ns``/``key`` on every host; returns whether it existed."""
-    return (client or default_client()).delete(ns, key)
+    return await (client or default_async_client()).delete(ns, key, strict=strict)
 
 
-async def ainvalidate(ns: BytesLike, key: BytesLike, *, client: AsyncClient | None = None) -> bool:
-    """Deletes ``ns``/``key`` on every host; returns whether it existed."""
-    return await (client or default_async_client()).delete(ns, key)
-
-
-def bump(ns: BytesLike, *, client: Client | None = None) -> int:
+def bump(ns: BytesLike, *, client: Client | None = None, strict: bool = False) -> int:
     """Drops every key of ``ns`` on every host; returns its new version."""
-    return (client or default_client()).bump(ns)
+    return (client or default_client()).bump(ns, strict=strict)
 
 
-async def abump(ns: BytesLike, *, client: AsyncClient | None = None) -> int:
+async def abump(ns: BytesLike, *, client: AsyncClient | None = None, strict: bool = False) -> int:
     """Drops every key of ``ns`` on every host; returns its new version."""
-    return await (client or default_async_client()).bump(ns)
+    return await (client or default_async_client()).bump(ns, strict=strict)

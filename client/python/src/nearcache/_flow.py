@@ -71,6 +71,7 @@ class Policy:
     cache_none: bool = True
     fail_open: bool = True
     max_value_size: int = 1 << 20
+    strict: bool = False  #: invalidate()/bump() raise when the daemon is unreachable
     name: str = ""
     #: Whether a hit may come from the client's near tier (a sliding read
     #: must reach the daemon, which moves the TTL).
@@ -96,8 +97,14 @@ class Policy:
     )
     _last_log: float = 0.0
 
+    #: The Get's lease_ttl and slide, in seconds (None: not given).
+    lease_ttl: float | None = field(init=False)
+    slide_ttl: float | None = field(init=False)
+
     def __post_init__(self) -> None:
         self.near_reads = self.cache_read and not self.slide
+        self.lease_ttl = None if self.lease_ttl_ms is None else self.lease_ttl_ms / 1000
+        self.slide_ttl = self.ttl_ms / 1000 if self.slide else None
         plain = getattr(self.codec, "plain_loads", None)
         self.loads = plain() if plain is not None else self.codec.loads
 

@@ -12,44 +12,37 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
+from ._link import DEFAULT_MAX_PENDING, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
+from ._report import DEFAULT_INTERVAL, Reporter
 from .errors import DeadlineExceeded, Error, Unavailable
+
+if TYPE_CHECKING:
+    from ._flow import Policy
 
 __all__ = ["Client"]
 
 T = TypeVar("T")
-#: How long after a failed dial a call dials once instead of retrying.
-_DOWN_GRACE = 1.0
+
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-class _Lost(Exception):
-    """The connection failed; ``sent``: the request may have reached the daemon."""
-
-    def __init__(self, why: str, sent: bool) -> None:
-        super().__init__(why)
-        self.sent = sent
+def _after_fork_in_child() -> None:
+    for c in list(_clients):  # a thread of the parent (its ticker) may have held them
+        c._lock = threading.Lock()
+        c._flush_lock = threading.Lock()
 
 
-def slack(timeout: float) -> float:
-    """Returns how long past a request's budget a client waits for the
-    daemon's own answer (writes may answer at the deadline itself)."""
-    return max(0.1, timeout * 0.1)
-
-
-def seconds(timeout: float | timedelta) -> float:
-    """Returns a timeout in seconds; raises ValueError if it is not positive."""
-    t = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
-    if t <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    return t
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Conn:
@@ -81,9 +74,9 @@ class _Conn:
             self.sock.settimeout(max(0.001, deadline - time.monotonic()))
             self.sock.sendall(data)
         except TimeoutError:
-            raise _Lost("timed out writing the request", sent=True) from None
+            raise Lost("timed out writing the request", sent=True) from None
         except OSError as e:
-            raise _Lost(f"write: {e}", sent=False) from None
+            raise Lost(f"write: {e}", sent=False) from None
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -94,9 +87,9 @@ class _Conn:
             except TimeoutError:
                 continue
             except OSError as e:
-                raise _Lost(f"read: {e}", sent=True) from None
+                raise Lost(f"read: {e}", sent=True) from None
             if not data:
-                raise _Lost("the daemon closed the connection", sent=True)
+                raise Lost("the daemon closed the connection", sent=True)
             # Replies to requests given up on earlier are dropped here.
             for rid, body in self.proto.receive(data):
                 if rid == sp_id:
@@ -120,6 +113,10 @@ class Client:
     (``near_ring``; by default the socket's path + ``.ring``). Without a
     ring it serves nothing; :meth:`near_stats` says why.
 
+    A Delete or bump that cannot reach the daemon is kept (at most
+    ``max_pending``, then whole namespaces are bumped) and sent before
+    anything else once it answers again; see :meth:`delete`.
+
     Every method raises :class:`nearcache.Error` subclasses:
     :class:`Unavailable` when the daemon cannot be reached,
     :class:`DeadlineExceeded` when no reply came in time, and the class of
@@ -134,17 +131,22 @@ class Client:
         near_bytes: int = DEFAULT_NEAR_BYTES,
         near_max_ttl: TTL = DEFAULT_NEAR_MAX_TTL,
         near_ring: str | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
-        self.url = _core.resolve_url(url)
-        self._path = _core.ipc_path(self.url)
-        self.timeout = seconds(timeout)
+        self._link = Link(url, timeout, max_pending)
+        self.url = self._link.url
+        self.timeout = self._link.timeout
         self._near = make_tier(self.url, near_bytes, near_max_ttl, near_ring)
+        self._nc_near = self._near  # for @cached (its Backend)
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._idle: list[_Conn] = []
         self._pid = os.getpid()
         self._closed = False
-        self._down_since: float | None = None
-        self._limit: int | None = None
+        self._reporter = Reporter(self._near) if self._near is not None else None
+        self._ticker_pid = 0
+        self._ticker_stop = threading.Event()
+        _clients.add(self)
 
     # --- the pool -----------------------------------------------------------
 
@@ -161,26 +163,49 @@ class Client:
         return self._dial(deadline)
 
     def _dial(self, deadline: float) -> _Conn:
-        """Dials, retrying until ``deadline`` (a restarting daemon), or once
-        when the daemon was found down less than a second ago."""
-        pause = 0.005
-        while True:
-            down = self._down_since
-            try:
-                conn = _Conn(self._path, deadline)
-            except OSError as e:
-                now = time.monotonic()
-                if down is None:
-                    self._down_since = now
-                if (down is not None and now - down < _DOWN_GRACE) or now + pause >= deadline:
-                    raise Unavailable(f"cannot reach nearcached at {self.url}: {e}") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
-                continue
-            except Error:
-                raise
-            self._down_since = None
-            return conn
+        """Dials once, if a dial is due (see ``_link``)."""
+        link = self._link
+        link.may_dial(time.monotonic())
+        try:
+            conn = _Conn(link.path, deadline)
+        except OSError as e:
+            raise link.dial_failed(time.monotonic(), e) from None
+        link.dialed()
+        self._start_ticker()
+        return conn
+
+    def _start_ticker(self) -> None:
+        """Starts the background thread (once per process) that sends the
+        near tier's reports and the pending invalidations."""
+        if self._ticker_pid == os.getpid():
+            return
+        with self._lock:
+            if self._ticker_pid == os.getpid() or self._closed:
+                return
+            self._ticker_pid = os.getpid()
+            self._ticker_stop = threading.Event()
+        t = threading.Thread(
+            target=_tick_forever,
+            args=(weakref.ref(self), self._ticker_stop),
+            name="nearcache-report",
+            daemon=True,
+        )
+        t.start()
+
+    def _tick(self) -> float:
+        """Sends what is due in the background: the pending invalidations
+        (before a Ping) and the near tier's report. Returns how long to
+        wait before the next tick."""
+        try:
+            if self._link.pending:
+                self._run(_core.ping(), None)
+            if self._reporter is not None:
+                call = self._reporter.due(time.monotonic())
+                if call is not None:
+                    self._run(call, None)
+        except Error:
+            pass  # the daemon is away (the next tick tries again) or refused it
+        return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     def _drop_idle(self) -> None:
         with self._lock:
@@ -195,33 +220,55 @@ class Client:
                 return
         conn.close()
 
+    def _flush(self, conn: _Conn, deadline: float) -> None:
+        """Sends the pending invalidations on ``conn``, in order, before
+        anything else; raises Lost as a roundtrip does."""
+        link = self._link
+        with self._flush_lock:
+            while (op := link.pending.next()) is not None:
+                call = link.pending.call(op)
+                body = conn.roundtrip(call, int(link.timeout * 1000), deadline)
+                try:
+                    _core.finish(call, body)
+                    link.flushed(op, None)
+                except Error as e:
+                    link.flushed(op, e)
+
     def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
-        t = self.timeout if timeout is None else seconds(timeout)
-        deadline = time.monotonic() + t + slack(t)
-        size = _core.request_size(call)
-        if size > _core.SMALL_REQUEST and self._limit is None:
-            self._limit = self._run(_core.ping(), t).max_request_size
-        _core.check_size(size, self._limit)
+        link = self._link
+        budget = link.budget(timeout, time.monotonic())
+        if link.needs_limit(call):
+            link.limit = self._run(_core.ping(), timeout).max_request_size
+        link.check_size(call)
         if self._near is not None and call.request is not None:
             drop_before(self._near, call.request)  # drops its own entries of a write
         for attempt in (0, 1):
-            conn = self._take(deadline)
+            conn = self._take(budget.deadline)
             try:
-                body = conn.roundtrip(call, int(t * 1000), deadline)
-            except _Lost as e:
+                if link.pending:
+                    self._flush(conn, budget.deadline)
+                body = conn.roundtrip(call, budget.timeout_ms, budget.deadline)
+            except Lost as e:
                 conn.close()
                 self._drop_idle()  # dialed before the same loss, most likely
-                if attempt == 0 and (call.retry_safe or not e.sent):
-                    continue
-                raise Unavailable(
-                    f"connection to nearcached lost ({e}); the request may have been applied"
-                ) from None
+                link.resend(call, attempt, e)
+                continue
             except BaseException:
                 conn.close()  # an interrupted read leaves the stream mid-frame
                 raise
             self._give_back(conn)
             return _core.finish(call, body)
         raise AssertionError("unreachable")
+
+    def _invalidate(self, call: Call[T], strict: bool, timeout: float | None, queued: T) -> T:
+        """Runs a Delete or a bump; when the daemon cannot be reached, keeps
+        it for later and returns ``queued`` (or raises, when ``strict``)."""
+        try:
+            return self._run(call, timeout)
+        except Error as e:
+            self._link.keep(call, e, strict)
+            self._start_ticker()  # sends it when the daemon is back
+            return queued
 
     # --- the API ------------------------------------------------------------
 
@@ -245,6 +292,15 @@ class Client:
         r = self._run(_core.get(ns, key, lease=lease, lease_ttl=lease_ttl), timeout)
         offer(self._near, ticket, ns, key, r)
         return r
+
+    def _nc_get(self, ns: bytes, key: bytes, p: Policy) -> GetResult:
+        """The Get of ``@cached`` (its Backend, see ``_cached``) for a key
+        its near-tier lookup just missed."""
+        if p.near_reads and self._near is not None:
+            return self._fetch(ns, key, p.lease, p.lease_ttl, p.timeout)
+        return self.get_ex(
+            ns, key, lease=p.lease, lease_ttl=p.lease_ttl, slide=p.slide_ttl, timeout=p.timeout
+        )
 
     def get_ex(
         self,
@@ -297,9 +353,14 @@ class Client:
         )
         return self._run(call, timeout)
 
-    def delete(self, ns: BytesLike, key: BytesLike, *, timeout: float | None = None) -> bool:
-        """Deletes the key everywhere; returns whether Redis held it."""
-        return self._run(_core.delete(ns, key), timeout)
+    def delete(
+        self, ns: BytesLike, key: BytesLike, *, strict: bool = False, timeout: float | None = None
+    ) -> bool:
+        """Deletes the key everywhere; returns whether Redis held it. When
+        the daemon cannot be reached, the Delete is kept and sent as soon
+        as it answers, and this returns False (logged once) or, with
+        ``strict``, raises Unavailable."""
+        return self._invalidate(_core.delete(ns, key), strict, timeout, False)
 
     def release(
         self, ns: BytesLike, key: BytesLike, lease_token: bytes, *, timeout: float | None = None
@@ -340,9 +401,11 @@ class Client:
         ttl]) tuples); returns how many were stored."""
         return self._run(_core.mset(ns, items, ttl), timeout)
 
-    def bump(self, ns: BytesLike, *, timeout: float | None = None) -> int:
-        """Drops every key of ``ns`` on every host; returns its new version."""
-        return self._run(_core.bump(ns), timeout)
+    def bump(self, ns: BytesLike, *, strict: bool = False, timeout: float | None = None) -> int:
+        """Drops every key of ``ns`` on every host; returns its new version,
+        or 0 when the daemon cannot be reached and the bump was kept for
+        later (as :meth:`delete` keeps a Delete)."""
+        return self._invalidate(_core.bump(ns), strict, timeout, 0)
 
     def stats(self, *, timeout: float | None = None) -> dict[str, int]:
         """Returns the daemon's counters and gauges by name."""
@@ -362,7 +425,11 @@ class Client:
         return self._run(_core.raw(body), timeout)
 
     def close(self) -> None:
-        """Closes every connection; later calls raise Unavailable."""
+        """Sends the pending invalidations if the daemon answers, closes
+        every connection; later calls raise Unavailable."""
+        if self._link.pending and not self._closed:
+            self._flush_at_close()
+        self._ticker_stop.set()
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
@@ -371,6 +438,19 @@ class Client:
         if self._near is not None:
             self._near.close()
 
+    def _flush_at_close(self) -> None:
+        link = self._link
+        budget = link.budget(None, time.monotonic())
+        link.dialed()  # one last dial, due or not
+        try:
+            conn = self._take(budget.deadline)
+            try:
+                self._flush(conn, budget.deadline)
+            finally:
+                conn.close()
+        except (Error, Lost) as e:
+            link.lost_at_close(e)
+
     def __enter__(self) -> Client:
         return self
 
@@ -378,3 +458,14 @@ class Client:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _tick_forever(ref: weakref.ref[Client], stop: threading.Event) -> None:
+    """The background thread of a Client (held weakly: it ends with it)."""
+    wait = DEFAULT_INTERVAL
+    while not stop.wait(wait):
+        c = ref()
+        if c is None or c._closed:
+            return
+        wait = c._tick()
+        del c

@@ -10,6 +10,8 @@ is :class:`Unavailable`, a reply that did not come in time
 
 from __future__ import annotations
 
+from ._pb import nearcache_pb2 as pb
+
 __all__ = [
     "Aborted",
     "DeadlineExceeded",
@@ -26,25 +28,8 @@ __all__ = [
     "error_for",
 ]
 
-_CODE_NAMES = {
-    0: "OK",
-    1: "CANCELLED",
-    2: "UNKNOWN",
-    3: "INVALID_ARGUMENT",
-    4: "DEADLINE_EXCEEDED",
-    5: "NOT_FOUND",
-    6: "ALREADY_EXISTS",
-    7: "PERMISSION_DENIED",
-    8: "RESOURCE_EXHAUSTED",
-    9: "FAILED_PRECONDITION",
-    10: "ABORTED",
-    11: "OUT_OF_RANGE",
-    12: "UNIMPLEMENTED",
-    13: "INTERNAL",
-    14: "UNAVAILABLE",
-    15: "DATA_LOSS",
-    16: "UNAUTHENTICATED",
-}
+#: The status codes' names, from the generated enum (proto/nearcache.proto's Code).
+_CODE_NAMES: dict[int, str] = {v.number: v.name for v in pb.Code.DESCRIPTOR.values}
 
 
 class Error(Exception):
@@ -52,7 +37,7 @@ class Error(Exception):
     (2, UNKNOWN, for client-side errors without one) and ``message`` the
     daemon's (or the client's) explanation."""
 
-    default_code = 2
+    default_code: int = pb.UNKNOWN
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -71,61 +56,61 @@ class Error(Exception):
 class InvalidArgument(Error):
     """The request broke a rule (empty key, ':' in a namespace, bad TTL...)."""
 
-    default_code = 3
+    default_code: int = pb.INVALID_ARGUMENT
 
 
 class DeadlineExceeded(Error):
     """The budget ran out, in the daemon or waiting for its reply."""
 
-    default_code = 4
+    default_code: int = pb.DEADLINE_EXCEEDED
 
 
 class NotFound(Error):
     """The key does not exist (raised only where absence is not a result)."""
 
-    default_code = 5
+    default_code: int = pb.NOT_FOUND
 
 
 class PermissionDenied(Error):
     """The daemon refused the caller access."""
 
-    default_code = 7
+    default_code: int = pb.PERMISSION_DENIED
 
 
 class ResourceExhausted(Error):
     """A value or request too large, or the daemon overloaded or out of memory."""
 
-    default_code = 8
+    default_code: int = pb.RESOURCE_EXHAUSTED
 
 
 class FailedPrecondition(Error):
     """Redis holds something other than a string at the key."""
 
-    default_code = 9
+    default_code: int = pb.FAILED_PRECONDITION
 
 
 class Aborted(Error):
     """A Set with a lease token whose lease is gone: nothing was stored."""
 
-    default_code = 10
+    default_code: int = pb.ABORTED
 
 
 class Unimplemented(Error):
     """The daemon does not know the method."""
 
-    default_code = 12
+    default_code: int = pb.UNIMPLEMENTED
 
 
 class Internal(Error):
     """A bug in the daemon."""
 
-    default_code = 13
+    default_code: int = pb.INTERNAL
 
 
 class Unavailable(Error):
     """The daemon, or its Redis, cannot be reached; or it is shutting down."""
 
-    default_code = 14
+    default_code: int = pb.UNAVAILABLE
 
 
 class ProtocolError(Unavailable):
@@ -134,16 +119,19 @@ class ProtocolError(Unavailable):
 
 
 _BY_CODE: dict[int, type[Error]] = {
-    3: InvalidArgument,
-    4: DeadlineExceeded,
-    5: NotFound,
-    7: PermissionDenied,
-    8: ResourceExhausted,
-    9: FailedPrecondition,
-    10: Aborted,
-    12: Unimplemented,
-    13: Internal,
-    14: Unavailable,
+    cls.default_code: cls
+    for cls in (
+        InvalidArgument,
+        DeadlineExceeded,
+        NotFound,
+        PermissionDenied,
+        ResourceExhausted,
+        FailedPrecondition,
+        Aborted,
+        Unimplemented,
+        Internal,
+        Unavailable,
+    )
 }
 
 

@@ -1,0 +1,161 @@
+"""Invalidations that cannot reach the daemon are kept and sent first once
+it answers (docs/protocol.md, "Client rules", R2): the caller of a
+committed write is not failed unless it asked for strictness, and a read
+after the daemon's return sees the new value."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import open_client
+from procs import Daemon, Redis
+
+import nearcache
+
+
+def reachable(cl: Any, timeout: float = 10) -> None:
+    """Waits until a call reaches the daemon (past the dial backoff)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            cl.ping()
+            return
+        except nearcache.Unavailable:
+            assert time.monotonic() < end, "the daemon never answered again"
+            time.sleep(0.05)
+
+
+def test_a_delete_while_the_daemon_is_down_is_sent_when_it_is_back(
+    kind: str, make_daemon: Callable[..., Daemon], ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = make_daemon()
+    with open_client(kind, d.url, timeout=2) as cl:
+        cl.set(ns, "k", "old")
+        assert cl.get(ns, "k") == b"old"
+        d.stop()
+        with caplog.at_level(logging.WARNING, logger="nearcache"):
+            assert cl.delete(ns, "k") is False  # kept, not raised
+            assert cl.delete(ns, "k2") is False
+        kept = [r for r in caplog.records if "invalidations are kept" in r.getMessage()]
+        assert len(kept) == 1  # logged once
+        d.start()
+        reachable(cl)  # the first call on the new connection sends them first
+        assert cl.get(ns, "k") is None
+
+
+def test_strict_raises_unavailable_when_the_daemon_is_down(
+    kind: str, make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    d = make_daemon()
+    with open_client(kind, d.url, timeout=2) as cl:
+        cl.set(ns, "k", "old")
+        d.stop()
+        with pytest.raises(nearcache.Unavailable, match="cannot reach nearcached"):
+            cl.delete(ns, "k", strict=True)
+        with pytest.raises(nearcache.Unavailable):
+            cl.bump(ns, strict=True)
+        assert cl.bump(ns) == 0  # not strict: kept, 0 for "not known yet"
+
+
+def test_an_overflow_bumps_the_namespaces_it_dropped_before_the_kept_deletes(
+    make_daemon: Callable[..., Daemon], redis: Redis, ns: str
+) -> None:
+    d = make_daemon()
+    other = ns + "x"
+    with nearcache.Client(d.url, timeout=2, max_pending=2) as cl:
+        for k in ("a", "b", "c"):
+            cl.set(ns, k, "old")
+        cl.set(other, "a", "old")
+        version = int(redis.cmd("GET", f"nc:v1:nsver:{ns}"))
+        other_version = int(redis.cmd("GET", f"nc:v1:nsver:{other}"))
+        d.stop()
+        cl.delete(other, "a")  # kept
+        cl.delete(ns, "a")  # kept
+        cl.delete(ns, "b")  # over the bound: ns is bumped instead
+        cl.delete(ns, "c")  # covered by that bump
+        assert len(cl._link.pending) == 3
+        d.start()
+        reachable(cl)
+        assert len(cl._link.pending) == 0
+        assert int(redis.cmd("GET", f"nc:v1:nsver:{ns}")) > version
+        assert int(redis.cmd("GET", f"nc:v1:nsver:{other}")) == other_version
+        assert [cl.get(ns, k) for k in ("a", "b", "c")] == [None, None, None]
+        assert cl.get(other, "a") is None
+
+
+def test_pending_invalidations_are_sent_at_close_when_the_daemon_answers(
+    make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    d = make_daemon()
+    cl = nearcache.Client(d.url, timeout=2)
+    cl.set(ns, "k", "old")
+    d.stop()
+    cl.delete(ns, "k")
+    d.start()
+    cl.close()  # no call in between: close sends it
+    with nearcache.Client(d.url, timeout=2) as fresh:
+        assert fresh.get(ns, "k") is None
+
+
+def test_cached_invalidate_while_the_daemon_is_down_then_a_read_sees_the_new_value(
+    make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    d = make_daemon()
+    db = {1: "lamp"}
+    client = nearcache.Client(d.url, timeout=2)
+
+    @nearcache.cached(ttl=60, ns=ns, client=client)
+    def product(pid: int) -> str:
+        return db[pid]
+
+    assert product(1) == "lamp"
+    d.stop()
+    db[1] = "lamp v2"  # the committed write
+    assert product.invalidate(1) is False  # kept; the handler goes on
+    d.start()
+    reachable(client)
+    errors = product.cache_info()["errors"]
+    assert product(1) == "lamp v2"
+    assert product.cache_info()["errors"] == errors  # read through the cache
+    client.close()
+
+
+def test_async_cached_invalidate_while_the_daemon_is_down_then_a_read_sees_the_new_value(
+    make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    d = make_daemon()
+    db = {1: "lamp"}
+
+    async def run() -> None:
+        aclient = nearcache.AsyncClient(d.url, timeout=2)
+
+        @nearcache.cached(ttl=60, ns=ns, client=aclient)
+        async def product(pid: int) -> str:
+            return db[pid]
+
+        assert await product(1) == "lamp"
+        d.stop()
+        db[1] = "lamp v2"
+        assert await product.invalidate(1) is False
+        with pytest.raises(nearcache.Unavailable):
+            await nearcache.ainvalidate(ns, "x", client=aclient, strict=True)
+        d.start()
+        end = time.monotonic() + 10
+        while True:
+            try:
+                await aclient.ping()
+                break
+            except nearcache.Unavailable:
+                assert time.monotonic() < end
+                await asyncio.sleep(0.05)
+        errors = product.cache_info()["errors"]
+        assert await product(1) == "lamp v2"
+        assert product.cache_info()["errors"] == errors
+        await aclient.close()
+
+    asyncio.run(run())
