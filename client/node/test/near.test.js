@@ -4,6 +4,22 @@ const assert = require('node:assert/strict');
 const { Redis, Daemon, freshNs } = require('./procs');
 const nc = require('..');
 
+/**
+ * Gets (ns, key) until the near tier answers (a fill, then a hit), for up
+ * to 5 s: a heavily loaded machine can delay the daemon's heartbeat past
+ * its coherence window, and the tier rightly serves nothing meanwhile.
+ * Returns the hit.
+ */
+async function nearHit(c, ns, key) {
+  const end = Date.now() + 5000;
+  for (;;) {
+    await c.get(ns, key);
+    const r = await c.getEx(ns, key);
+    if (r.source === 'near' || Date.now() > end) return r;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 let redis;
 let daemon;
 let near;
@@ -25,11 +41,10 @@ test('the near tier is on by default and serves the second get', async () => {
   const ns = freshNs();
   await writer.set(ns, 'k', 'v1');
   assert.equal((await near.getEx(ns, 'k')).source, 'l1');
-  const r = await near.getEx(ns, 'k');
+  const r = await nearHit(near, ns, 'k');
   assert.equal(r.source, 'near');
   assert.equal(r.value.toString(), 'v1');
   const s = near.nearStats();
-  assert.equal(s.serving, true);
   assert.equal(s.problem, '');
   assert.ok(s.hits >= 1 && s.entries >= 1 && s.bytes > 0);
   assert.equal(writer.nearStats(), null);
@@ -51,7 +66,7 @@ test('a bump drops the namespace, an own write drops the key', async () => {
   const ns = freshNs();
   await writer.mset(ns, [['a', '1'], ['b', '2']]);
   await near.mget(ns, ['a', 'b']);
-  assert.equal((await near.getEx(ns, 'a')).source, 'near');
+  assert.equal((await nearHit(near, ns, 'a')).source, 'near');
   await writer.bump(ns);
   assert.deepEqual(await near.mget(ns, ['a', 'b']), [null, null]);
   await near.set(ns, 'a', 'x');
@@ -63,8 +78,7 @@ test('a bump drops the namespace, an own write drops the key', async () => {
 test('negative entries are kept as known absent; plain misses never', async () => {
   const ns = freshNs();
   await writer.set(ns, 'neg', '', { ttl: 30, negative: true });
-  await near.get(ns, 'neg');
-  const r = await near.getEx(ns, 'neg');
+  const r = await nearHit(near, ns, 'neg');
   assert.equal(r.source, 'near');
   assert.equal(r.negative, true);
   await near.get(ns, 'missing');
@@ -96,16 +110,16 @@ test('a stopped daemon\'s near tier serves nothing; after a restart it serves th
   const w = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
   try {
     await w.set('n', 'k', 'old');
-    await c.get('n', 'k');
-    assert.equal((await c.getEx('n', 'k')).source, 'near');
+    assert.equal((await nearHit(c, 'n', 'k')).source, 'near');
     await d.stop();
     await assert.rejects(c.get('n', 'k'), nc.UnavailableError);
     assert.equal(c.nearStats().serving, false);
     await d.start();
     await w.set('n', 'k', 'new');
     assert.equal((await c.get('n', 'k')).toString(), 'new');
-    await c.get('n', 'k');
-    assert.equal((await c.getEx('n', 'k')).source, 'near');
+    const r = await nearHit(c, 'n', 'k');
+    assert.equal(r.source, 'near');
+    assert.equal(r.value.toString(), 'new');
   } finally {
     await c.close();
     await w.close();
@@ -116,23 +130,22 @@ test('a stopped daemon\'s near tier serves nothing; after a restart it serves th
 
 test('R3: the near tier\'s counters reach the daemon\'s stats within a report interval', async () => {
   const ns = freshNs();
+  const base = (await writer.stats()).stats;
   const c = await nc.connect(daemon.url, { timeout: 5000 });
   try {
     await writer.set(ns, 'k', 'v');
     for (let i = 0; i < 20; i++) await c.get(ns, 'k');
-    const hits = c.nearStats().hits;
-    assert.ok(hits >= 19);
-    const base = (await writer.stats()).stats;
+    const { hits, misses } = c.nearStats();
+    assert.ok(hits >= 1 && misses >= 1);
     let s;
     const end = Date.now() + 10000;
     do {
       await new Promise((r) => setTimeout(r, 100));
       s = (await writer.stats()).stats;
-    } while (s.near_hits < hits && Date.now() < end);
-    assert.ok(s.near_hits >= hits, `near_hits ${s.near_hits}, this client ${hits}`);
-    assert.ok(s.near_misses >= 1);
+    } while ((s.near_hits - base.near_hits < hits || s.near_clients < 1) && Date.now() < end);
+    assert.ok(s.near_hits - base.near_hits >= hits, `near_hits went from ${base.near_hits} to ${s.near_hits}; this client hit ${hits}`);
+    assert.ok(s.near_misses - base.near_misses >= misses);
     assert.ok(s.near_clients >= 1);
-    assert.ok(s.near_hits > (base.near_hits ?? 0) || hits === 0);
   } finally {
     await c.close();
   }
@@ -147,8 +160,12 @@ test('a worker thread has a near tier of its own (the addon loads in every threa
     const nc = require(${JSON.stringify(require.resolve('..'))});
     (async () => {
       const c = await nc.connect(workerData.url);
-      await c.get(workerData.ns, 'k');
-      const r = await c.getEx(workerData.ns, 'k');
+      let r;
+      for (const end = Date.now() + 5000; Date.now() < end;) {
+        await c.get(workerData.ns, 'k');
+        r = await c.getEx(workerData.ns, 'k');
+        if (r.source === 'near') break;
+      }
       parentPort.postMessage({ source: r.source, value: r.value.toString() });
       await c.close();
     })();`;
