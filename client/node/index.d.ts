@@ -152,6 +152,8 @@ export declare function connect(url?: string, opts?: ConnectOptions): Promise<Cl
 export interface Codec<T> {
   encode(value: T): Bytes;
   decode(bytes: Buffer): T;
+  /** The same decode from the bytes read as UTF-8: lets a near-tier hit skip making a Buffer. */
+  decodeString?(text: string): T;
 }
 
 export interface CachedOptions<A extends unknown[], T> {
@@ -180,7 +182,7 @@ export type Cached<A extends unknown[], T> = ((...args: A) => Promise<T>) & {
 export declare function cached<A extends unknown[], T>(
   fn: (...args: A) => T | Promise<T>, opts: CachedOptions<A, T>): Cached<A, Awaited<T>>;
 
-export declare const codecs: { json: Codec<unknown>; buffer: Codec<Buffer> };
+export declare const codecs: { json: Codec<any>; buffer: Codec<Buffer> };
 export declare const DEFAULT_URL: string;
 
 export declare class NearcacheError extends Error {

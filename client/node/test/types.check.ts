@@ -16,6 +16,9 @@ async function main(): Promise<void> {
   await user.invalidate(1);
   const raw = cached((id: string) => Buffer.from(id), { client: c, ns: 'raw', codec: codecs.buffer });
   const b: Buffer = await raw('x');
+  const j = cached(async (id: number) => ({ id }), { client: c, ns: 'j', codec: codecs.json });
+  const jv: { id: number } = await j(2);
+  console.log(jv);
   try {
     await c.ping();
   } catch (e) {
