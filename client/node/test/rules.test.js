@@ -76,16 +76,27 @@ test('R1: cached() fails open without a daemon, well under 1 ms a call above the
   fs.rmSync(dir, { recursive: true });
 });
 
-test('R1: a socket the process may not open is PERMISSION_DENIED naming owner, group and mode', { skip: process.getuid() === 0 && 'root opens any socket' }, async () => {
+test('R1: a socket the process may not open is PERMISSION_DENIED naming owner, group, mode and the fix', async () => {
+  // As root (CI), the dial is made by a child running as nobody.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nc-nodetest-'));
+  fs.chmodSync(dir, 0o755);
   const sock = path.join(dir, 'closed.sock');
   const srv = net.createServer().listen(sock);
   await new Promise((r) => srv.once('listening', r));
-  fs.chmodSync(sock, 0o000);
-  await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.PermissionDeniedError &&
-    e.code === 'PERMISSION_DENIED' && e.message.includes(sock) && / 0$|0 ?\)|0000|000/.test(e.message) && /socket_group/.test(e.message));
+  fs.chmodSync(sock, 0o600);
+  const script = `require(${JSON.stringify(require.resolve('..'))}).connect('ipc://${sock}')
+    .catch((e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));`;
+  const opts = process.getuid() === 0 ? { uid: 65534, gid: 65534 } : {};
+  if (process.getuid() !== 0) fs.chmodSync(sock, 0o000);
+  const got = JSON.parse(execFileSync(process.execPath, ['-e', script], { ...opts, cwd: '/' }).toString());
   srv.close();
   fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(got.name, 'PermissionDeniedError');
+  assert.equal(got.code, 'PERMISSION_DENIED');
+  assert.ok(got.message.includes(sock), got.message);
+  assert.match(got.message, / 0600\)|0000\)| 0\)/);
+  assert.match(got.message, /socket_group/);
+  assert.match(got.message, /add \S+ to the group \S+/);
 });
 
 test('R1: a socket file that changed since the failed dial is dialled at once', async () => {
