@@ -99,10 +99,9 @@ static int ping_unprivileged(const char *url, char **err)
 
 Test(conn, a_permission_error_names_owner_group_mode_and_the_fix)
 {
-    h_redis r;
-    h_daemon d;
-    h_redis_start(&r);
-    h_daemon_start(&d, &r, NULL);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, NULL);
+    const h_daemon d = fx.node[0];
     const char *path = d.url + 6;
     if (geteuid() == 0) /* another user's socket, 0660 */
         cr_assert_eq(chown(path, 65534, 65534), 0);
@@ -128,8 +127,7 @@ Test(conn, a_permission_error_names_owner_group_mode_and_the_fix)
         cr_assert_eq(nc_open(&c, d.url, 0), NC_ECONNECT);
         cr_expect_eq(nc_status(), CODE(PERMISSION_DENIED));
     }
-    cr_expect_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&r);
+    h_fleet_stop(&fx);
 }
 
 static int loader(void *arg, nc_bytes ns, nc_bytes key, void **value, size_t *len)
@@ -195,24 +193,20 @@ Test(conn, calls_between_dials_fail_at_once_with_the_last_error)
 
 Test(conn, a_daemon_that_comes_back_is_used_at_once)
 {
-    h_redis r;
-    h_daemon d;
-    h_redis_start(&r);
-    h_daemon_start(&d, &r, NULL);
-    nc_client *c = h_client(&d);
-    pid_t pid = d.pid;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    d.pid = 0;
-    unlink(d.url + 6);
+    h_fleet fx;
+    h_fleet_start(&fx, 1, NULL);
+    h_daemon *d = &fx.node[0];
+    nc_client *c = fx.cl[0];
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    d->pid = 0;
+    unlink(d->url + 6);
     for (int i = 0; i < 5; i++) /* the backoff grows */
         nc_ping(c, NULL, 1000), h_sleep_ms(30);
     cr_assert_eq(nc_ping(c, NULL, 1000), NC_ECONNECT);
-    h_daemon_restart(&d, &r, NULL);
+    h_daemon_restart(d, &fx.redis, NULL);
     int64_t t0 = h_now_ms();
     cr_assert_eq(nc_ping(c, NULL, 1000), NC_OK, "%s", nc_errmsg());
     cr_expect_lt(h_now_ms() - t0, 200);
-    nc_close(c);
-    cr_expect_eq(h_daemon_stop(&d), 0);
-    h_redis_cleanup(&r);
+    h_fleet_stop(&fx);
 }

@@ -14,20 +14,16 @@
 
 #include "harness.h"
 
-static h_redis redis;
-static h_daemon daemon_;
+static h_fleet fx; /* one daemon, stopped and started again by the tests */
 
 static void up(void)
 {
-    h_redis_start(&redis);
-    h_daemon_start(&daemon_, &redis, NULL);
+    h_fleet_start(&fx, 1, NULL);
 }
 
 static void down(void)
 {
-    int code = h_daemon_stop(&daemon_);
-    h_redis_cleanup(&redis);
-    cr_expect_eq(code, 0, "nearcached exited %d; log:\n%s", code, h_read_file(daemon_.log, NULL));
+    h_fleet_stop(&fx);
 }
 
 TestSuite(pending, .init = up, .fini = down, .timeout = 60);
@@ -36,7 +32,7 @@ static nc_client *open_with(size_t pending_max, int strict)
 {
     nc_client *c;
     nc_open_opts o = {.pending_max = pending_max, .strict_invalidations = strict};
-    cr_assert_eq(nc_open_ex(&c, daemon_.url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_open_ex(&c, fx.node[0].url, &o), NC_OK, "%s", nc_errmsg());
     return c;
 }
 
@@ -65,16 +61,16 @@ static char *fetch(nc_client *c, const char *ns, const char *key)
 static void stop_daemon(void)
 {
     int status = 0;
-    kill(daemon_.pid, SIGTERM);
-    waitpid(daemon_.pid, &status, 0);
-    daemon_.pid = 0;
+    kill(fx.node[0].pid, SIGTERM);
+    waitpid(fx.node[0].pid, &status, 0);
+    fx.node[0].pid = 0;
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nearcached stopped badly");
     h_sleep_ms(50); /* until the client has seen its connection close */
 }
 
 static void start_daemon(void)
 {
-    h_daemon_restart(&daemon_, &redis, NULL);
+    h_daemon_restart(&fx.node[0], &fx.redis, NULL);
 }
 
 /* The story's start: the cache holds "old" for products/key, read through
@@ -101,8 +97,9 @@ Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
     cr_assert_eq(existed, 0);
     cr_assert_eq(nc_status(), CODE(UNAVAILABLE));
     cr_assert_not_null(strstr(nc_errmsg(), "Delete queued"), "%s", nc_errmsg());
-    cr_assert_str_eq(h_redis_cmd(&redis, "GET", H_DATA_KEY(&redis, "products", "7"), NULL), "old",
-                     "Redis still holds the overwritten value");
+    char *held = h_redis_cmd(&fx.redis, "GET", H_DATA_KEY(&fx.redis, "products", "7"), NULL);
+    cr_assert_str_eq(held, "old", "Redis still holds the overwritten value");
+    free(held);
     start_daemon();
     char *v = fetch(writer, "products", "7"); /* the Delete goes before this Get */
     cr_assert_str_eq(v, "new");
@@ -117,7 +114,7 @@ Test(pending, another_client_reads_the_new_value_once_the_writer_is_back)
     cr_assert_eq(nc_del(writer, NC_STR("products"), NC_STR("8"), NULL, 1000), NC_EQUEUED);
     start_daemon();
     /* the writer's own thread sends it: no call of the writer's needed */
-    nc_client *reader = h_client(&daemon_);
+    nc_client *reader = h_client(&fx.node[0]);
     int64_t deadline = h_now_ms() + 2000;
     char *v = fetch(reader, "products", "8");
     while (strcmp(v, "new") != 0 && h_now_ms() < deadline) {
@@ -150,14 +147,14 @@ Test(pending, a_bump_is_kept_too)
 {
     nc_client *c = open_with(0, 0);
     cr_assert_eq(nc_set(c, NC_STR("carts"), NC_STR("1"), NC_STR("x"), 60000, 1000), NC_OK);
-    uint64_t before = h_nsver(&redis, "carts");
+    uint64_t before = h_nsver(&fx.redis, "carts");
     stop_daemon();
     uint64_t version = 99;
     cr_assert_eq(nc_bump(c, NC_STR("carts"), &version, 1000), NC_EQUEUED);
     cr_assert_eq(version, 0);
     start_daemon();
     cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
-    cr_assert_eq(h_nsver(&redis, "carts"), before + 1);
+    cr_assert_eq(h_nsver(&fx.redis, "carts"), before + 1);
     nc_close(c);
 }
 
@@ -167,13 +164,13 @@ Test(pending, beyond_pending_max_the_namespace_is_bumped_on_reconnect)
     const char *keys[] = {"1", "2", "3", "4"};
     for (int i = 0; i < 4; i++)
         cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR(keys[i]), NC_STR("v"), 60000, 1000), NC_OK);
-    uint64_t before = h_nsver(&redis, "users");
+    uint64_t before = h_nsver(&fx.redis, "users");
     stop_daemon();
     for (int i = 0; i < 4; i++)
         cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR(keys[i]), NULL, 1000), NC_EQUEUED);
     start_daemon();
     cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
-    cr_assert_eq(h_nsver(&redis, "users"), before + 1, "keys 3 and 4 did not fit: a bump");
+    cr_assert_eq(h_nsver(&fx.redis, "users"), before + 1, "keys 3 and 4 did not fit: a bump");
     void *v;
     size_t len;
     for (int i = 0; i < 4; i++)
@@ -190,7 +187,9 @@ Test(pending, close_sends_what_is_kept_when_the_daemon_answers)
     cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR("k"), NULL, 1000), NC_EQUEUED);
     start_daemon();
     nc_close(c);
-    cr_assert_str_eq(h_redis_cmd(&redis, "EXISTS", H_DATA_KEY(&redis, "users", "k"), NULL), "0");
+    char *exists = h_redis_cmd(&fx.redis, "EXISTS", H_DATA_KEY(&fx.redis, "users", "k"), NULL);
+    cr_assert_str_eq(exists, "0", "the kept Delete was sent at close");
+    free(exists);
 }
 
 Test(pending, a_set_fails_and_is_not_kept)
