@@ -87,6 +87,19 @@ test('negative entries are kept as known absent; plain misses never', async () =
   assert.equal((await near.get(ns, 'neg')).toString(), 'now');
 });
 
+test('a hit of a value larger than the reused buffer, and of UTF-8, comes back whole', async () => {
+  const ns = freshNs();
+  const big = Buffer.alloc(100000);
+  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  await writer.set(ns, 'big', big);
+  await writer.set(ns, 'text', 'значение');
+  const r = await nearHit(near, ns, 'big');
+  assert.equal(r.source, 'near');
+  assert.ok(r.value.equals(big));
+  assert.equal((await nearHit(near, ns, 'text')).value.toString(), 'значение');
+  assert.equal(near.near.getString(ns, 'text'), 'значение');
+});
+
 test('the near tier is bounded in bytes (LRU)', async () => {
   const ns = freshNs();
   const small = await nc.connect(daemon.url, { nearBytes: 64 * 1024 });
