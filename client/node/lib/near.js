@@ -12,8 +12,8 @@ try {
   ({ Near } = addon);
 } catch (e) {
   missing = `the near tier's addon is not built (${e.message.split('\n')[0]}); ` +
-    'rebuild it with `npm rebuild nearcache` (npm 11 runs install scripts only when allowed: ' +
-    '--allow-scripts=nearcache)';
+    'npm 11 runs a dependency\'s install script only when allowed: `npm install-scripts approve ' +
+    'nearcache`, then `npm rebuild nearcache` (docs/node.md, Install)';
 }
 
 const DEFAULT_NEAR_BYTES = 64 * 1024 * 1024;
