@@ -23,12 +23,16 @@ const VALUE = 'x'.repeat(100);
  * Runs each path's f() one call after another, the paths taking turns
  * (ROUNDS turns of seconds/ROUNDS each, so a busy machine slows them alike).
  * In each turn, half the time times every call (p50 and p99 in µs over all
- * of them) and half only counts calls, reading the clock every 64 (calls/s,
- * the median turn's), so the timing's own cost is not in the rate.
+ * of them) and half only counts calls, reading the clock every 64 (calls/s:
+ * the median turn's, and the best turn's, the one least disturbed by the
+ * machine's other work), so the timing's own cost is not in the rate.
  */
 async function measure(paths) {
   const ROUNDS = smoke ? 1 : 5;
-  const res = new Map(paths.map(([name]) => [name, { lat: [], rates: [] }]));
+  // Latencies go to a fixed reservoir (a uniform sample of every call), so
+  // the fast paths' millions of samples grow no heap for the GC to walk.
+  const CAP = 1 << 18;
+  const res = new Map(paths.map(([name]) => [name, { lat: new Float64Array(CAP), seen: 0, rates: [] }]));
   for (const [, f] of paths) for (let i = 0; i < 2000; i++) await f();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, f] of paths) {
@@ -39,7 +43,9 @@ async function measure(paths) {
       while (t < end) {
         await f();
         const t2 = process.hrtime.bigint();
-        r.lat.push(Number(t2 - t));
+        const k = r.seen < CAP ? r.seen : Math.floor(Math.random() * (r.seen + 1));
+        if (k < CAP) r.lat[k] = Number(t2 - t);
+        r.seen++;
         t = t2;
       }
       const t0 = process.hrtime.bigint();
@@ -52,11 +58,12 @@ async function measure(paths) {
     }
   }
   const out = {};
-  for (const [name, { lat, rates }] of res) {
-    lat.sort((a, b) => a - b);
+  for (const [name, { lat: all, seen, rates }] of res) {
+    const lat = all.slice(0, Math.min(seen, CAP)).sort();
     rates.sort((a, b) => a - b);
     out[name] = { p50_us: lat[lat.length >> 1] / 1000, p99_us: lat[Math.floor(lat.length * 0.99)] / 1000,
-      calls_per_s: Math.round(rates[rates.length >> 1]), n: lat.length };
+      calls_per_s: Math.round(rates[rates.length >> 1]), best_calls_per_s: Math.round(rates[rates.length - 1]),
+      n: seen };
   }
   return out;
 }
@@ -67,7 +74,7 @@ function libnearcache(url, redisUrl) {
     '--duration', String(seconds), '--warmup', String(Math.min(0.3, seconds / 4)), '--keys', '1000'],
   { stdio: ['ignore', 'pipe', 'ignore'] });
   const row = JSON.parse(out).rows[0];
-  return { p50_us: row.p50_us, p99_us: row.p99_us, calls_per_s: row.ops_per_s, n: row.n };
+  return { p50_us: row.p50_us, p99_us: row.p99_us, calls_per_s: row.ops_per_s, best_calls_per_s: row.ops_per_s, n: row.n };
 }
 
 /** The stampede: 2 processes (one per daemon), 100 concurrent calls each of one cold key. */
@@ -140,13 +147,14 @@ function stampede(kind, urls, redisPort) {
     near_p50_over_node_redis_csc_p50: x(r.near_hit.p50_us, r.node_redis_csc_hit.p50_us),
     daemon_p50_over_libnearcache_p50: x(r.daemon_l1_hit.p50_us, r.libnearcache_l1_hit.p50_us),
     cached_calls_over_ioredis_decorator: x(r.cached_warm.calls_per_s, r.ioredis_decorator_warm.calls_per_s),
+    cached_best_calls_over_ioredis_decorator_best: x(r.cached_warm.best_calls_per_s, r.ioredis_decorator_warm.best_calls_per_s),
   };
   if (args.includes('--json')) {
     console.log(JSON.stringify(r));
     return;
   }
-  const row = (name, m) => `| ${name} | ${m.p50_us.toFixed(2)} | ${m.p99_us.toFixed(2)} | ${m.calls_per_s} |`;
-  console.log('| path (one call after another) | p50 µs | p99 µs | calls/s (median turn) |\n| --- | ---: | ---: | ---: |');
+  const row = (name, m) => `| ${name} | ${m.p50_us.toFixed(2)} | ${m.p99_us.toFixed(2)} | ${m.calls_per_s} | ${m.best_calls_per_s} |`;
+  console.log('| path (one call after another) | p50 µs | p99 µs | calls/s (median turn) | calls/s (best turn) |\n| --- | ---: | ---: | ---: | ---: |');
   console.log(row('nearcache get, near-tier hit', r.near_hit));
   console.log(row('node-redis 5 get, client-side cache hit (RESP3)', r.node_redis_csc_hit));
   console.log(row('ioredis get', r.ioredis_get));
