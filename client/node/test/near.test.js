@@ -1,24 +1,8 @@
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { Redis, Daemon, freshNs } = require('./procs');
+const { Redis, Daemon, withDaemons, nearHit, freshNs } = require('./procs');
 const nc = require('..');
-
-/**
- * Gets (ns, key) until the near tier answers (a fill, then a hit), for up
- * to 5 s: a heavily loaded machine can delay the daemon's heartbeat past
- * its coherence window, and the tier rightly serves nothing meanwhile.
- * Returns the hit.
- */
-async function nearHit(c, ns, key) {
-  const end = Date.now() + 5000;
-  for (;;) {
-    await c.get(ns, key);
-    const r = await c.getEx(ns, key);
-    if (r.source === 'near' || Date.now() > end) return r;
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
 
 let redis;
 let daemon;
@@ -117,28 +101,26 @@ test('the near tier is bounded in bytes (LRU)', async () => {
 });
 
 test('a stopped daemon\'s near tier serves nothing; after a restart it serves the new state', async () => {
-  const r = await new Redis().start();
-  const d = await new Daemon(r).start();
-  const c = await nc.connect(d.url, { timeout: 2000 });
-  const w = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
-  try {
-    await w.set('n', 'k', 'old');
-    assert.equal((await nearHit(c, 'n', 'k')).source, 'near');
-    await d.stop();
-    await assert.rejects(c.get('n', 'k'), nc.UnavailableError);
-    assert.equal(c.nearStats().serving, false);
-    await d.start();
-    await w.set('n', 'k', 'new');
-    assert.equal((await c.get('n', 'k')).toString(), 'new');
-    const r = await nearHit(c, 'n', 'k');
-    assert.equal(r.source, 'near');
-    assert.equal(r.value.toString(), 'new');
-  } finally {
-    await c.close();
-    await w.close();
-    await d.cleanup();
-    await r.stop();
-  }
+  await withDaemons(1, async (_r, d) => {
+    const c = await nc.connect(d.url, { timeout: 2000 });
+    const w = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+    try {
+      await w.set('n', 'k', 'old');
+      assert.equal((await nearHit(c, 'n', 'k')).source, 'near');
+      await d.stop();
+      await assert.rejects(c.get('n', 'k'), nc.UnavailableError);
+      assert.equal(c.nearStats().serving, false);
+      await d.start();
+      await w.set('n', 'k', 'new');
+      assert.equal((await c.get('n', 'k')).toString(), 'new');
+      const r = await nearHit(c, 'n', 'k');
+      assert.equal(r.source, 'near');
+      assert.equal(r.value.toString(), 'new');
+    } finally {
+      await c.close();
+      await w.close();
+    }
+  });
 });
 
 test('R3: the near tier\'s counters reach the daemon\'s stats within a report interval', async () => {

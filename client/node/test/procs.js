@@ -161,10 +161,42 @@ async function stopProc(p, signal) {
   await done;
 }
 
+/**
+ * Runs fn(redis, ...daemons) with a fresh redis-server and `n` nearcached
+ * on it, and stops them all afterwards, whatever fn did.
+ */
+async function withDaemons(n, fn) {
+  const redis = await new Redis().start();
+  const daemons = [];
+  try {
+    for (let i = 0; i < n; i++) daemons.push(await new Daemon(redis).start());
+    return await fn(redis, ...daemons);
+  } finally {
+    for (const d of daemons) await d.cleanup();
+    await redis.stop();
+  }
+}
+
+/**
+ * Gets (ns, key) through client c until its near tier answers (a fill,
+ * then a hit), for up to 5 s: a heavily loaded machine can delay the
+ * daemon's heartbeat past its coherence window, and the tier rightly serves
+ * nothing meanwhile. Returns the last getEx().
+ */
+async function nearHit(c, ns, key) {
+  const end = Date.now() + 5000;
+  for (;;) {
+    await c.get(ns, key);
+    const r = await c.getEx(ns, key);
+    if (r.source === 'near' || Date.now() > end) return r;
+    await sleep(20);
+  }
+}
+
 let nsCount = 0;
 /** A namespace no other test uses. */
 function freshNs() {
   return `t${process.pid.toString(36)}x${(nsCount++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 }
 
-module.exports = { REPO, Redis, Daemon, freshNs, waitUntil, sleep, buildDir };
+module.exports = { REPO, Redis, Daemon, withDaemons, nearHit, freshNs, waitUntil, sleep, buildDir };

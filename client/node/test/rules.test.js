@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Redis, Daemon, sleep, waitUntil } = require('./procs');
+const { Daemon, Redis, withDaemons, nearHit, sleep, waitUntil } = require('./procs');
 const nc = require('..');
 
 test('R1: a missing socket fails at once, naming the path and NEARCACHE_URL', async () => {
@@ -117,89 +117,79 @@ test('R1: a socket file that changed since the failed dial is dialled at once', 
 });
 
 test('a daemon restart: the next call reconnects; gets in flight are resent', async () => {
-  const r = await new Redis().start();
-  const d = await new Daemon(r).start();
-  const c = await nc.connect(d.url, { timeout: 3000, nearBytes: 0 });
-  try {
-    await c.set('n', 'k', 'v');
-    await d.restart();
-    assert.equal((await c.get('n', 'k')).toString(), 'v');
-  } finally {
-    await c.close();
-    await d.cleanup();
-    await r.stop();
-  }
+  await withDaemons(1, async (_r, d) => {
+    const c = await nc.connect(d.url, { timeout: 3000, nearBytes: 0 });
+    try {
+      await c.set('n', 'k', 'v');
+      await d.restart();
+      assert.equal((await c.get('n', 'k')).toString(), 'v');
+    } finally {
+      await c.close();
+    }
+  });
 });
 
 test('R2: deletes and bumps the daemon cannot take are kept, sent first when it answers, and strict ones fail', async () => {
-  const r = await new Redis().start();
-  const d = await new Daemon(r).start();
-  const c = await nc.connect(d.url, { timeout: 2000 });
-  const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
-  try {
-    await other.mset('n', [['a', '1'], ['b', '2']]);
-    await other.set('m', 'x', '1');
-    await c.get('n', 'a');
-    await c.get('n', 'a');
-    assert.equal((await c.getEx('n', 'a')).source, 'near');
-    await d.stop();
-    const warned = new Promise((res) => process.once('warning', (w) => res(w)));
-    assert.equal(await c.delete('n', 'a'), false); // kept: returns normally
-    assert.equal((await warned).code, 'NEARCACHE_QUEUED');
-    assert.equal(await c.bump('m'), 0);
-    await assert.rejects(c.delete('n', 'b', { strict: true }), nc.UnavailableError);
-    assert.equal(c.pendingInvalidations, 3);
-    await assert.rejects(c.get('n', 'a'), nc.UnavailableError); // the near tier dropped it
-    await d.start();
-    await sleep(100); // past the dial backoff
-    assert.equal(await c.get('n', 'a'), null);
-    assert.equal(c.pendingInvalidations, 0);
-    assert.equal(await other.get('n', 'a'), null);
-    assert.equal(await other.get('m', 'x'), null);
-    assert.equal(await other.get('n', 'b'), null); // strict: failed, and kept too
-  } finally {
-    await c.close();
-    await other.close();
-    await d.cleanup();
-    await r.stop();
-  }
+  await withDaemons(1, async (_r, d) => {
+    const c = await nc.connect(d.url, { timeout: 2000 });
+    const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+    try {
+      await other.mset('n', [['a', '1'], ['b', '2']]);
+      await other.set('m', 'x', '1');
+      assert.equal((await nearHit(c, 'n', 'a')).source, 'near');
+      await d.stop();
+      const warned = new Promise((res) => process.once('warning', (w) => res(w)));
+      assert.equal(await c.delete('n', 'a'), false); // kept: returns normally
+      assert.equal((await warned).code, 'NEARCACHE_QUEUED');
+      assert.equal(await c.bump('m'), 0);
+      await assert.rejects(c.delete('n', 'b', { strict: true }), nc.UnavailableError);
+      assert.equal(c.pendingInvalidations, 3);
+      await assert.rejects(c.get('n', 'a'), nc.UnavailableError); // the near tier dropped it
+      await d.start();
+      await sleep(100); // past the dial backoff
+      assert.equal(await c.get('n', 'a'), null);
+      assert.equal(c.pendingInvalidations, 0);
+      assert.equal(await other.get('n', 'a'), null);
+      assert.equal(await other.get('m', 'x'), null);
+      assert.equal(await other.get('n', 'b'), null); // strict: failed, and kept too
+    } finally {
+      await c.close();
+      await other.close();
+    }
+  });
 });
 
 test('R2: past the bound, the namespace is kept and bumped instead', async () => {
-  const r = await new Redis().start();
-  const d = await new Daemon(r).start();
-  const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, maxPendingInvalidations: 2 });
-  try {
-    await c.mset('n', [['a', '1'], ['z', '26']]);
-    await d.stop();
-    for (const k of ['a', 'b', 'c', 'd']) await c.delete('n', k);
-    assert.equal(c.pendingInvalidations, 3); // two deletes and one namespace
-    await d.start();
-    await waitUntil(() => c.pendingInvalidations === 0, 3000, 'the kept invalidations to go without a call');
-    assert.equal(await c.get('n', 'z'), null, 'the namespace was bumped');
-  } finally {
-    await c.close();
-    await d.cleanup();
-    await r.stop();
-  }
+  await withDaemons(1, async (_r, d) => {
+    const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, maxPendingInvalidations: 2 });
+    try {
+      await c.mset('n', [['a', '1'], ['z', '26']]);
+      await d.stop();
+      for (const k of ['a', 'b', 'c', 'd']) await c.delete('n', k);
+      assert.equal(c.pendingInvalidations, 3); // two deletes and one namespace
+      await d.start();
+      await waitUntil(() => c.pendingInvalidations === 0, 3000, 'the kept invalidations to go without a call');
+      assert.equal(await c.get('n', 'z'), null, 'the namespace was bumped');
+    } finally {
+      await c.close();
+    }
+  });
 });
 
 test('R2: invalidations still kept are sent at close when the daemon answers', async () => {
-  const r = await new Redis().start();
-  const d = await new Daemon(r).start();
-  const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
-  const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, lazy: true });
-  try {
-    await c.set('n', 'a', '1');
-    await d.stop();
-    await c.delete('n', 'a');
-    await d.start();
-    await sleep(100);
-    await c.close();
-    assert.equal(await other.get('n', 'a'), null);
-  } finally {
-    await other.close();
-    await d.cleanup();
-    await r.stop();
-  }
+  await withDaemons(1, async (_r, d) => {
+    const c = await nc.connect(d.url, { timeout: 2000, nearBytes: 0 });
+    const other = await nc.connect(d.url, { timeout: 2000, nearBytes: 0, lazy: true });
+    try {
+      await c.set('n', 'a', '1');
+      await d.stop();
+      await c.delete('n', 'a');
+      await d.start();
+      await sleep(100);
+      await c.close();
+      assert.equal(await other.get('n', 'a'), null);
+    } finally {
+      await other.close();
+    }
+  });
 });

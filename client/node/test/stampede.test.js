@@ -6,7 +6,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const { Redis, Daemon } = require('./procs');
+const { withDaemons } = require('./procs');
 
 function half(url, redisPort, ns, at) {
   return new Promise((resolve, reject) => {
@@ -19,17 +19,10 @@ function half(url, redisPort, ns, at) {
 }
 
 test('200 concurrent cold calls over 2 processes on 2 daemons load once', async () => {
-  const r = await new Redis().start();
-  const a = await new Daemon(r).start();
-  const b = await new Daemon(r).start();
-  try {
+  await withDaemons(2, async (r, a, b) => {
     const at = Date.now() + 1500;
     const got = await Promise.all([half(a.url, r.port, 'hot', at), half(b.url, r.port, 'hot', at)]);
     assert.deepEqual(got.map((x) => [x.calls, x.errors]), [[100, 0], [100, 0]]);
     assert.equal(got[0].loads + got[1].loads, 1);
-  } finally {
-    await a.cleanup();
-    await b.cleanup();
-    await r.stop();
-  }
+  });
 });
