@@ -316,6 +316,9 @@ Not measured yet: `client/python/bench/report.py` writes this section.
 # The Node.js client's section (client/node/bench/bench.js's figures) likewise.
 kept_node=$(sed -n '/^<!-- node-bench:begin -->$/,/^<!-- node-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$kept_node")" = '<!-- node-bench:end -->' ] || kept_node=
+# So is the Go client's (bench/go/run.sh measures it), when it is there.
+gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
 {
   cat <<EOF
 # Benchmarks
@@ -477,6 +480,7 @@ EOF
   fi
   printf '%s\n\n' "$kept"
   [ -z "$kept_node" ] || printf '%s\n\n' "$kept_node"
+  [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 

@@ -61,6 +61,8 @@ nd="$here/client/node"
 grep -E '^# (pass|fail)' "$here/build/node-test.log" 2>/dev/null | tr '\n' ' ' && echo
 NC_BUILD="$here/build" node "$nd/bench/bench.js" --smoke > "$here/build/node-bench.log" 2>&1 ||
   { cat "$here/build/node-bench.log"; failed=1; }
+echo "== go: client/go and examples/go (scripts/test-go.sh, against build/)"
+NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
