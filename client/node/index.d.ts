@@ -95,6 +95,10 @@ export interface PingInfo {
   subscribed: boolean;
   l1Serving: boolean;
   maxRequestSize: number;
+  /** The wire protocol's version the daemon speaks (1; a daemon without the field: 1). */
+  protocolVersion: number;
+  /** Why no Redis connection is up ("" while one is). */
+  redisError: string;
 }
 
 export interface NamespaceStat {

@@ -473,6 +473,7 @@ class Client {
       version: p.version ?? '', nodeId: p.nodeId ?? '', uptimeMs: p.uptimeMs ?? 0,
       redisUp: Boolean(p.redisUp), subscribed: Boolean(p.subscribed),
       l1Serving: Boolean(p.l1Serving), maxRequestSize: p.maxRequestSize ?? 0,
+      protocolVersion: p.protocolVersion || 1, redisError: p.redisError ?? '',
     };
   }
 

@@ -79,6 +79,8 @@ test('ping and stats', async () => {
   assert.equal(p.l1Serving, true);
   assert.match(p.nodeId, /^[0-9a-f]{16}$/);
   assert.equal(p.maxRequestSize, 1115264);
+  assert.equal(p.protocolVersion, 1);
+  assert.equal(p.redisError, '');
   const s = await c.stats();
   assert.equal(typeof s.stats.requests, 'number');
   assert.ok(s.stats.requests > 0);

@@ -1332,6 +1332,7 @@ $root.nearcache = (function() {
             PingReply.prototype.l1Serving = false;
             PingReply.prototype.maxRequestSize = 0;
             PingReply.prototype.protocolVersion = 0;
+            PingReply.prototype.redisError = "";
 
             PingReply.create = function create(properties) {
                 return new PingReply(properties);
@@ -1360,6 +1361,8 @@ $root.nearcache = (function() {
                     writer.uint32(56).uint64(message.maxRequestSize);
                 if (message.protocolVersion != null && Object.hasOwnProperty.call(message, "protocolVersion"))
                     writer.uint32(64).uint32(message.protocolVersion);
+                if (message.redisError != null && Object.hasOwnProperty.call(message, "redisError"))
+                    writer.uint32(74).string(message.redisError);
                 return writer;
             };
 
@@ -1416,6 +1419,10 @@ $root.nearcache = (function() {
                         }
                     case 8: {
                             message.protocolVersion = reader.uint32();
+                            break;
+                        }
+                    case 9: {
+                            message.redisError = reader.string();
                             break;
                         }
                     default:
