@@ -111,11 +111,14 @@ static void explain_refused(conn *k, const char *path)
                  path, fix);
 }
 
-/* A plain connect() to the ipc:// path. Returns 0 when something accepts
+/* A plain connect() to the ipc:// path. Returns 0 when a daemon answers
  * there (or it is not for us to say: too long a path, no socket left),
- * else its errno. A connection is taken through the SP handshake before it
- * is closed: nng 1.5.2's listener stops accepting for good when a peer
- * hangs up while it negotiates (bug #1518, daemon/server.c). */
+ * ETIMEDOUT when something accepts but does not answer the SP handshake
+ * within 200 ms (a stuck listener, which would hold a blocking nng dial
+ * forever), else connect()'s errno. A connection is taken through the
+ * handshake before it is closed: nng 1.5.2's listener stops accepting for
+ * good when a peer hangs up while it negotiates (bug #1518,
+ * daemon/server.c). */
 static int probe(const char *path)
 {
     static const unsigned char req_header[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
@@ -137,6 +140,8 @@ static int probe(const char *path)
         while (n == (ssize_t)sizeof req_header && got < sizeof theirs &&
                (n = read(fd, theirs + got, sizeof theirs - got)) > 0)
             got += (size_t)n, n = sizeof req_header;
+        if (got < sizeof theirs)
+            e = ETIMEDOUT;
     }
     close(fd);
     return e == EAGAIN ? 0 : e;
@@ -152,6 +157,8 @@ static int nng_of_errno(int e)
     case ENOENT:
     case ECONNREFUSED:
         return NNG_ECONNREFUSED;
+    case ETIMEDOUT:
+        return NNG_ETIMEDOUT;
     default:
         return NNG_ESYSERR + e;
     }
@@ -172,6 +179,11 @@ static void explain(conn *k, int rv)
                      k->url);
     } else if ((rv == NNG_ECONNREFUSED || rv == NNG_ENOENT) && path != NULL) {
         explain_refused(k, path);
+    } else if (rv == NNG_ETIMEDOUT) {
+        snprintf(k->msg, sizeof k->msg,
+                 "nearcached at %.200s accepts connections but did not answer within 200 ms "
+                 "(stuck or overloaded: see its log)",
+                 k->url);
     } else if (rv == NNG_ECONNREFUSED) {
         snprintf(k->msg, sizeof k->msg,
                  "no daemon is listening at %.200s (connection refused); start nearcached, or "
@@ -223,11 +235,11 @@ static int dial_locked(conn *k, int background)
         nng_dialer_close(k->dialer); /* it has no pipe: its redials are ours now */
         k->has_dialer = 0;
     }
-    int rv = 0;
-    if (strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0' && (rv = probe(k->url + 6)) != 0)
+    int rv = 0, ipc = strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0';
+    if (ipc && (rv = probe(k->url + 6)) != 0) /* an ipc:// dial is known good: no need to wait */
         rv = nng_of_errno(rv);
     else
-        rv = nng_dial(k->sock, k->url, &k->dialer, background ? NNG_FLAG_NONBLOCK : 0);
+        rv = nng_dial(k->sock, k->url, &k->dialer, background && !ipc ? NNG_FLAG_NONBLOCK : 0);
     if (rv == 0) {
         k->has_dialer = 1;
         k->backoff_ms = CONN_BACKOFF_MIN_MS;

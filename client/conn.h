@@ -39,8 +39,9 @@ typedef struct conn {
  * an errno value. */
 int conn_init(conn *k, nng_socket sock, const char *url);
 
-/* Dials now. In the background (nng retries) with `background`, else once,
- * at once. Returns NC_OK, or the dial's nc_err, recorded for nc_errmsg(). */
+/* Dials now, once. An ipc:// dial is always made at once (a failure is
+ * known in microseconds); another one, with `background`, is left to nng's
+ * retries. Returns NC_OK, or the dial's nc_err, recorded for nc_errmsg(). */
 int conn_open(conn *k, int background);
 
 /* Whether a request may be sent now: NC_OK when a pipe is up (one atomic
