@@ -18,13 +18,14 @@ newest=$(sed -nE 's/^## \[([0-9][^]]*)\].*/\1/p' "$changelog" | head -n 1)
 # continuation lines (indented in Markdown) stay indented under the "*".
 entry_end() {
   [ -n "$cur" ] || return 0
+  [ "$items" -gt 0 ] || fail "$cur says nothing that changed (no '- ' items)"
   printf '\n -- %s  %s\n\n' "$maintainer" "$(LC_ALL=C date -u -R -d "$date")"
 }
-cur="" date=""
+cur="" date="" items=0
 while IFS= read -r line; do
   if [[ $line =~ ^##\ \[([0-9][^]]*)\]\ -\ ([0-9]{4}-[0-9]{2}-[0-9]{2})$ ]]; then
     entry_end
-    cur=${BASH_REMATCH[1]} date=${BASH_REMATCH[2]}
+    cur=${BASH_REMATCH[1]} date=${BASH_REMATCH[2]} items=0
     printf 'nearcache (%s) unstable; urgency=medium\n\n' "$cur"
   elif [[ $line =~ ^##\  ]]; then
     [[ $line =~ ^##\ \[Unreleased\] ]] || fail "a heading that is not '## [X.Y.Z] - YYYY-MM-DD': $line"
@@ -32,6 +33,7 @@ while IFS= read -r line; do
     cur=""
   elif [ -n "$cur" ] && [[ $line =~ ^-\ (.*) ]]; then
     printf '  * %s\n' "${BASH_REMATCH[1]}"
+    items=$((items + 1))
   elif [ -n "$cur" ] && [[ $line =~ ^\ \ +([^ ].*) ]]; then
     printf '    %s\n' "${BASH_REMATCH[1]}"
   fi

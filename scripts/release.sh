@@ -39,7 +39,7 @@ check() {
   problem() { echo "release: check: $*" >&2; bad=1; }
   [[ $v =~ $semver ]] || problem "VERSION is '$v', not X.Y.Z"
   bash "$src/scripts/deb-changelog.sh" "$src/CHANGELOG.md" "$v" check >/dev/null ||
-    problem "CHANGELOG.md: its newest release must be $v (see above)"
+    problem "CHANGELOG.md makes no Debian changelog for $v (see above)"
   grep -q '^MIT License$' "$src/LICENSE" || problem "LICENSE is not the MIT license"
   [ "$(pyproject_field "$py_dir/pyproject.toml" version)" = "$v" ] ||
     problem "client/python/pyproject.toml: version is not $v (release.sh set-version $v)"
@@ -58,6 +58,10 @@ check() {
   if [ -f "$go_dir/go.mod" ]; then
     local mod major=${v%%.*}
     mod=$(sed -nE 's/^module[[:space:]]+([^[:space:]]+).*/\1/p' "$go_dir/go.mod")
+    # The go command finds version X of a module in client/go by the tag
+    # client/go/vX, so the path ends in the folder (and /vN from 2 on).
+    [[ $mod == */client/go || $mod == */client/go/v[0-9]* ]] ||
+      problem "client/go/go.mod: module $mod does not end in /client/go, so the tag client/go/v$v would not name it"
     if [ "$major" -ge 2 ] && [[ $mod != */v$major ]]; then
       problem "client/go/go.mod: module $mod must end in /v$major for version $v"
     fi
@@ -144,9 +148,12 @@ rm -rf "$py_dir/build"
 wheel=$tmp/py/nearcache-$version-py3-none-any.whl
 sdist=$tmp/py/nearcache-$version.tar.gz
 [ -f "$wheel" ] && [ -f "$sdist" ] || fail "the wheel or sdist is not version $version: $(ls "$tmp/py")"
-"$venv/bin/twine" --no-color check --strict "$wheel" "$sdist" | sed 's/^/  twine: /'
+"$venv/bin/twine" --no-color check --strict "$wheel" "$sdist" > "$tmp/twine.log" 2>&1 ||
+  { cat "$tmp/twine.log" >&2; fail "twine check"; }
+sed 's/^/  twine: /' "$tmp/twine.log"
 # (listings read whole: grep -q would close the pipe early under pipefail)
-[[ $'\n'$(unzip -Z1 "$wheel")$'\n' == *"dist-info/licenses/LICENSE"$'\n'* ]] ||
+zip_names() { "$venv/bin/python" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$1"; }
+[[ $'\n'$(zip_names "$wheel")$'\n' == *"dist-info/licenses/LICENSE"$'\n'* ]] ||
   fail "the wheel holds no LICENSE"
 [[ $'\n'$(tar -tzf "$sdist")$'\n' == *$'\n'"nearcache-$version/LICENSE"$'\n'* ]] ||
   fail "the sdist holds no LICENSE"

@@ -7,8 +7,9 @@ one every 250 ms (most calls then dial once).
     NC_BUILD=build .venv/bin/python client/python/bench/failopen.py [--smoke]
 
 Prints a Markdown table of the added time (decorated minus undecorated, in
-µs). Exits 1 if any call took 100 ms more than the function: a call that
-waited for a timeout.
+µs). Exits 1 if the median call of any row added a millisecond or more:
+calls that wait (for a dial, a retry, a timeout). The max column is
+preemption on a busy machine, not waits.
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, own, p50, p99, worst in rows:
         print(f"| {name} | {own:.1f} | {p50:.1f} | {p99:.1f} | {worst:.1f} |")
-    worst = max(r[4] for r in rows)
-    if worst > 100_000:
-        print(f"a call waited {worst / 1000:.0f} ms more than the function", file=sys.stderr)
+    slow = [r[0] for r in rows if r[2] >= 1000]
+    if slow:
+        print(f"calls waited (median over 1 ms): {', '.join(slow)}", file=sys.stderr)
         return 1
     return 0
 

@@ -42,7 +42,7 @@ def test_calls_while_the_daemon_is_down_fail_and_it_is_found_again(
                 pass
         d.start()
         end = time.monotonic() + 5
-        while True:  # a dial within the grace after a failure is tried once
+        while True:  # calls before the next dial is due fail at once
             try:
                 assert cl.get(ns, "k") == b"v"
                 break

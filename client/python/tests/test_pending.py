@@ -159,3 +159,27 @@ def test_async_cached_invalidate_while_the_daemon_is_down_then_a_read_sees_the_n
         await aclient.close()
 
     asyncio.run(run())
+
+
+def test_an_invalidation_the_daemon_cannot_apply_yet_stays_pending(
+    make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    own = Redis().start()
+    try:
+        d = make_daemon("--redis-timeout", "300ms", redis_=own)
+        with nearcache.Client(d.url, timeout=2) as cl:
+            cl.set(ns, "k", "old")
+            d.stop()
+            cl.delete(ns, "k")
+            own.stop()
+            d.start()  # its Redis is down: the Delete is answered UNAVAILABLE
+            reachable(cl)
+            assert len(cl._link.pending) == 1  # kept, not dropped
+            own.start()
+            d.wait_ready()
+            end = time.monotonic() + 10
+            while cl._link.pending:  # the background thread or the next call sends it
+                assert time.monotonic() < end, "the Delete was never delivered"
+                time.sleep(0.05)
+    finally:
+        own.cleanup()

@@ -230,9 +230,11 @@ class AsyncClient:
                 body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
                 try:
                     _core.finish(call, body)
-                    link.flushed(op, None)
                 except Error as e:
-                    link.flushed(op, e)
+                    if not link.flushed(op, e):
+                        return  # the daemon cannot apply it now: the next call tries again
+                else:
+                    link.flushed(op, None)
 
     async def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
         link = self._link

@@ -310,12 +310,17 @@ class Link:
                 len(self.pending),
             )
 
-    def flushed(self, op: tuple[bytes, bytes | None], e: Error | None) -> None:
+    def flushed(self, op: tuple[bytes, bytes | None], e: Error | None) -> bool:
         """Records the daemon's answer to a pending invalidation (``e``: its
-        error, if any): it is delivered either way."""
+        error, if any); returns whether to send the next one. One the daemon
+        could not apply for now (its Redis unavailable, out of time) stays
+        first in line; one it refused is dropped, logged."""
+        if isinstance(e, (Unavailable, DeadlineExceeded)):
+            return False
         if e is not None:
-            log.warning("nearcache: a pending invalidation of %r failed: %s", op[0], e.message)
+            log.warning("nearcache: a pending invalidation of %r was refused: %s", op[0], e.message)
         self.pending.sent(op)
+        return True
 
     def lost_at_close(self, e: BaseException) -> None:
         """Logs the invalidations a closing client could not deliver."""
