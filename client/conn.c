@@ -22,6 +22,8 @@
 #include "client.h"
 #include "units.h"
 
+#define PROBE_HANDSHAKE_MS 2000 /* the daemon's own watchdog gives up after about as long */
+
 
 
 int conn_init(conn *k, nng_socket sock, const char *url)
@@ -114,11 +116,11 @@ static void explain_refused(conn *k, const char *path)
 /* A plain connect() to the ipc:// path. Returns 0 when a daemon answers
  * there (or it is not for us to say: too long a path, no socket left),
  * ETIMEDOUT when something accepts but does not answer the SP handshake
- * within 200 ms (a stuck listener, which would hold a blocking nng dial
- * forever), else connect()'s errno. A connection is taken through the
- * handshake before it is closed: nng 1.5.2's listener stops accepting for
- * good when a peer hangs up while it negotiates (bug #1518,
- * daemon/server.c). */
+ * within PROBE_HANDSHAKE_MS (a stuck listener, which would hold a blocking
+ * nng dial forever), else connect()'s errno. A connection is taken through
+ * the whole handshake before it is closed, however long a loaded daemon
+ * takes up to that bound: nng 1.5.2's listener stops accepting for good
+ * when a peer hangs up while it negotiates (bug #1518, daemon/server.c). */
 static int probe(const char *path)
 {
     static const unsigned char req_header[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
@@ -131,7 +133,7 @@ static int probe(const char *path)
         return 0;
     int e = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
     if (e == 0) {
-        struct timeval tv = {0, 200000};
+        struct timeval tv = {PROBE_HANDSHAKE_MS / 1000, (PROBE_HANDSHAKE_MS % 1000) * 1000};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         unsigned char theirs[8];
@@ -181,9 +183,9 @@ static void explain(conn *k, int rv)
         explain_refused(k, path);
     } else if (rv == NNG_ETIMEDOUT) {
         snprintf(k->msg, sizeof k->msg,
-                 "nearcached at %.200s accepts connections but did not answer within 200 ms "
+                 "nearcached at %.200s accepts connections but did not answer within %d ms "
                  "(stuck or overloaded: see its log)",
-                 k->url);
+                 k->url, PROBE_HANDSHAKE_MS);
     } else if (rv == NNG_ECONNREFUSED) {
         snprintf(k->msg, sizeof k->msg,
                  "no daemon is listening at %.200s (connection refused); start nearcached, or "
