@@ -238,7 +238,7 @@ static int dial_locked(conn *k, int background)
         k->has_dialer = 0;
     }
     int rv = 0, ipc = strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0';
-    if (ipc && (rv = probe(k->url + 6)) != 0) /* an ipc:// dial is known good: no need to wait */
+    if (ipc && (rv = probe(k->url + 6)) != 0) /* nng dials only a daemon that answered */
         rv = nng_of_errno(rv);
     else
         rv = nng_dial(k->sock, k->url, &k->dialer, background && !ipc ? NNG_FLAG_NONBLOCK : 0);
