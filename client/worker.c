@@ -83,6 +83,7 @@ static void *worker_main(void *arg)
         if (w->stop)
             break;
         pthread_mutex_unlock(&w->mu);
+        conn_reap(&c->conn);
         if (pending_count(c->pending) > 0)
             client_ready(c); /* dials if due, then flushes */
         now = units_now_ms();
