@@ -7,8 +7,8 @@
 # the Debian package's check, which installs it with dpkg -i and purges it
 # again, so it needs root or sudo),
 # and each libFuzzer target for a few seconds (scripts/fuzz.sh), so none
-# can rot, and a ThreadSanitizer build under load (scripts/tsan.sh). Every test starts its own
-# redis-server on a free loopback port and stops it by pid. Exits non-zero
+# can rot, and a ThreadSanitizer build under load (scripts/tsan.sh). Every
+# test starts its own redis-server on a free loopback port and stops it by pid. Exits non-zero
 # on any failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
