@@ -13,7 +13,6 @@ shift $(($# > 0 ? 1 : 0))
 out="$here/build-fuzz"
 CC=clang-14 cmake -S "$here" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_FUZZ=ON \
   -DNC_BUILD_TESTS=OFF -DNC_BUILD_BENCH=OFF >/dev/null || exit 1
-cmake --build "$out" -j"$(nproc)" -- --no-print-directory >/dev/null || exit 1
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in "$here"/tests/fuzz/fuzz_*.c; do
@@ -21,6 +20,8 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets+=("${t#fuzz_}")
   done
 fi
+cmake --build "$out" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" -- --no-print-directory \
+  >/dev/null || exit 1
 dict_of() {
   case $1 in
     redis_url) echo redis_url.dict ;;

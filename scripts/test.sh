@@ -8,8 +8,8 @@
 # again, so it needs root or sudo),
 # and each libFuzzer target for a few seconds (scripts/fuzz.sh), so none
 # can rot, and a ThreadSanitizer build under load (scripts/tsan.sh). Every
-# test starts its own redis-server on a free loopback port and stops it by pid. Exits non-zero
-# on any failure.
+# test starts its own redis-server on a free loopback port and stops it by
+# pid. Exits non-zero on any failure.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh" || exit 1

@@ -12,7 +12,8 @@ secs=${1:-2}
 out="$here/build-tsan"
 cmake -S "$here" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNC_TSAN=ON -DNC_BUILD_TESTS=OFF \
   -DNC_BUILD_BENCH=ON >/dev/null || exit 1
-cmake --build "$out" -j"$(nproc)" -- --no-print-directory >/dev/null || exit 1
+cmake --build "$out" -j"$(nproc)" --target nearcached nearcache-cli nearcache-bench \
+  -- --no-print-directory >/dev/null || exit 1
 dir=$(mktemp -d /tmp/nc-tsan.XXXXXX)
 export TSAN_OPTIONS="log_path=$dir/tsan halt_on_error=0 second_deadlock_stack=1"
 pids=()
