@@ -328,3 +328,38 @@ Test(cluster, a_slot_migrated_under_load_is_followed_through_ask_and_moved)
     free(dst_id);
     l2cluster_destroy(cl);
 }
+
+/* ---- pub/sub --------------------------------------------------------------- */
+
+Test(cluster, a_subscriber_dials_the_first_live_node_and_hears_a_publish_made_on_another)
+{
+    config_redis_url u;
+    char url[96], err[512];
+    int dead = h_free_port();
+    snprintf(url, sizeof url, "cluster://127.0.0.1:%d,127.0.0.1:%d", dead, node[0].port);
+    cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
+    redisContext *sub = l2conn_dial(&u, 500, err, sizeof err);
+    cr_assert_not_null(sub, "%s", err);
+    cr_expect_eq(u.seeds[0].port, node[0].port, "the node that answered moves to the front");
+    cr_expect_eq(u.seeds[1].port, dead);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE nc:v1:inval");
+    cr_assert_not_null(r);
+    freeReplyObject(r);
+    /* published on the node the subscriber is not on: the cluster bus
+     * carries it (classic pub/sub) */
+    char *n = h_redis_cmd(&node[2], "PUBLISH", "nc:v1:inval", "hello", NULL);
+    free(n);
+    void *reply = NULL;
+    cr_assert_eq(redisGetReply(sub, &reply), REDIS_OK, "%s", sub->errstr);
+    r = reply;
+    cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(r->elements, 3);
+    cr_expect_str_eq(r->element[2]->str, "hello");
+    freeReplyObject(r);
+    redisFree(sub);
+
+    snprintf(url, sizeof url, "cluster://127.0.0.1:%d", dead);
+    cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
+    cr_assert_null(l2conn_dial(&u, 300, err, sizeof err));
+    cr_expect(strstr(err, "redis cluster: no node answers (redis 127.0.0.1:") != NULL, "%s", err);
+}
