@@ -29,6 +29,7 @@ struct l2cluster {
     int nnodes;
     int16_t owner[KS_SLOTS];
     int loaded; /* the map was loaded once and is not known to be stale */
+    l2conn *last; /* the connection the last command was sent on */
     l2cluster_counts counts;
     char err[640];
 };
@@ -75,6 +76,11 @@ const char *l2cluster_error(const l2cluster *cl)
 l2cluster_counts l2cluster_counters(const l2cluster *cl)
 {
     return cl->counts;
+}
+
+int l2cluster_maybe_ran(const l2cluster *cl)
+{
+    return cl->last != NULL && l2conn_maybe_ran(cl->last);
 }
 
 /* The node at host:port, made (with its connection, not connected yet) if
@@ -240,6 +246,7 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
                           l2_status *status, int argc, const char **argv, const size_t *lens)
 {
     slot %= KS_SLOTS;
+    cl->last = NULL;
     l2conn *c = l2cluster_conn(cl, slot);
     int asking = 0;
     for (int i = 0; i <= L2CLUSTER_REDIRECTS; i++) {
@@ -258,6 +265,7 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
             }
             freeReplyObject(r);
         }
+        cl->last = c;
         redisReply *r = l2conn_run(c, timeout_ms, once, status, argc, argv, lens);
         if (r != NULL)
             return r;

@@ -72,4 +72,7 @@ const char *l2cluster_error(const l2cluster *cl);
 
 l2cluster_counts l2cluster_counters(const l2cluster *cl);
 
+/* l2conn_maybe_ran() of the connection the last command was sent on. */
+int l2cluster_maybe_ran(const l2cluster *cl);
+
 #endif
