@@ -310,10 +310,6 @@ int config_redis(const config *c, config_redis_url *out, char *err, size_t errle
         return config_fail(err, errlen,
                            "sentinel_password is set, but the redis URL names no Sentinels "
                            "(sentinel://...)");
-    if (u.nseeds > 0)
-        return config_fail(err, errlen,
-                           "nearcached does not serve a Redis Cluster yet (the URL is "
-                           "understood); use redis:// or sentinel://");
     memcpy(u.sentinel_password, c->sentinel_password, sizeof u.sentinel_password);
     *out = u;
     return 0;

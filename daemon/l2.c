@@ -448,7 +448,8 @@ static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const en
     int write = id == SCRIPT_SET || id == SCRIPT_DEL || id == SCRIPT_MSET;
     int make = write || (id == SCRIPT_GET && nargs > 0 && args[0][0] == '1'); /* a lease */
     uint64_t version = k->floor;
-    if (version == 0 && (*status = cluster_version(c, k, make, timeout_ms, &version)) != L2_OK)
+    if ((!k->known || version == 0) &&
+        (*status = cluster_version(c, k, make, timeout_ms, &version)) != L2_OK)
         return NULL;
     for (int i = 0; i < MOVED_TRIES; i++) {
         redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
@@ -600,8 +601,10 @@ static l2_status mget_split(l2 *c, const l2_key *k, const l2_key *keys, size_t n
 {
     l2_key at = *k;
     l2_status st;
-    if (at.floor == 0 && (st = cluster_version(c, k, 0, timeout_ms, &at.floor)) != L2_OK)
+    if ((!at.known || at.floor == 0) &&
+        (st = cluster_version(c, k, 0, timeout_ms, &at.floor)) != L2_OK)
         return st;
+    at.known = 1; /* one version for every slot */
     unsigned *slot = malloc(sizeof *slot * n);
     size_t *pick = malloc(sizeof *pick * n);
     l2_key *group = malloc(sizeof *group * n);
@@ -760,8 +763,8 @@ static l2_status mset_split(l2 *c, const l2_key *k, const l2_entry *en, size_t n
             break;
         }
         stored += g;
-        if (*version > at.floor)
-            at.floor = *version; /* the next slots under the version written */
+        at.floor = *version; /* the next slots under the version written */
+        at.known = 1;
     }
     free(slot);
     free(group);

@@ -15,8 +15,10 @@
 /* Where a request's key lives in Redis. */
 l2_key method_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
-    l2_key k = {svc->cfg->prefix, ns.data, ns.len,
-                key.data,         key.len, coh_version_floor(svc->coh, ns.data, ns.len)};
+    uint64_t floor = coh_version_floor(svc->coh, ns.data, ns.len), known = 0;
+    l2_key k = {svc->cfg->prefix, ns.data, ns.len, key.data, key.len, floor,
+                coh_serving(svc->coh, units_now_ms()) &&
+                    coh_version(svc->coh, ns.data, ns.len, &known) && known == floor};
     return k;
 }
 

@@ -78,6 +78,8 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     if (rv == 0) {
         coh_set_hook(svc->coh, on_invalidated, svc);
         size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
+        if (url->nseeds > 0) /* its MULTI reads the version with the entry: one slot only */
+            depth = 0;
         if (depth > 0 && (rv = lane_create(&svc->lane, url, cfg->redis_timeout_ms,
                                            cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
             what = "the read lane";

@@ -485,3 +485,77 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
     }
     l2_destroy(c);
 }
+
+/* ---- three daemons on the cluster ---------------------------------------- */
+
+/* A Get on c, polled until it answers `want` ("" for not found) or 3 s
+ * pass; returns whether it did. */
+static int get_becomes(nc_client *c, const char *key, const char *want)
+{
+    for (int i = 0; i < 300; i++) {
+        void *v = NULL;
+        size_t len = 0;
+        int rc = nc_get(c, NC_STR("users"), NC_STR(key), &v, &len, 2000);
+        int ok = rc == NC_OK ? strlen(want) == len && memcmp(v, want, len) == 0
+                             : rc == NC_ENOTFOUND && want[0] == '\0';
+        nc_free(v);
+        if (ok)
+            return 1;
+        h_sleep_ms(10);
+    }
+    return 0;
+}
+
+Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
+{
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
+             node[1].port);
+    h_daemon d[3];
+    nc_client *c[3];
+    for (int i = 0; i < 3; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+    /* a write on one is read on the others, and an overwrite reaches the
+     * L1 that held the old value */
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("1"), 60000, 2000), NC_OK);
+    cr_assert(get_becomes(c[1], "a", "1"));
+    cr_assert(get_becomes(c[2], "a", "1"));
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("2"), 60000, 2000), NC_OK);
+    cr_expect(get_becomes(c[2], "a", "2"), "the invalidation crossed the cluster");
+    /* 150 keys of one namespace on every master */
+    for (int i = 0; i < 150; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(nc_set(c[i % 3], NC_STR("users"), NC_STR(key), NC_STR("x"),
+                            60000, 2000),
+                     NC_OK, "Set %s", key);
+    }
+    for (int i = 0; i < MASTERS; i++)
+        cr_expect_gt(dbsize(&node[i]), 20, "master %d holds %ld keys", i, dbsize(&node[i]));
+    /* MGet across slots, in the caller's order */
+    nc_bytes keys[] = {NC_STR("k3"), NC_STR("a"), NC_STR("nope"), NC_STR("k140"), NC_STR("k9")};
+    nc_item *items = NULL;
+    cr_assert_eq(nc_mget(c[2], NC_STR("users"), keys, 5, &items, 2000), NC_OK);
+    const char *want[] = {"x", "2", NULL, "x", "x"};
+    for (int i = 0; i < 5; i++) {
+        cr_expect_eq(items[i].found, want[i] != NULL, "item %d", i);
+        if (want[i] != NULL && items[i].found)
+            cr_expect(items[i].len == strlen(want[i]) &&
+                          memcmp(items[i].value, want[i], items[i].len) == 0,
+                      "item %d", i);
+    }
+    nc_items_free(items, 5);
+    /* a bump on one node empties the namespace everywhere */
+    uint64_t version = 0;
+    cr_assert_eq(nc_bump(c[1], NC_STR("users"), &version, 2000), NC_OK);
+    for (int i = 0; i < 3; i++)
+        cr_expect(get_becomes(c[i], "a", ""), "node %d still serves the old version", i);
+    cr_assert_eq(nc_set(c[2], NC_STR("users"), NC_STR("a"), NC_STR("3"), 60000, 2000), NC_OK);
+    cr_expect(get_becomes(c[0], "a", "3"));
+    for (int i = 0; i < 3; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
+}
