@@ -211,6 +211,7 @@ struct l2 {
     l2conn *conn;        /* one server; on a Cluster, any node (for health) */
     l2cluster *cl;       /* on a Cluster: the routing; NULL on one server */
     char *text[NSCRIPTS]; /* the scripts' text as this handle runs them */
+    l2conn *wrote;        /* on a Cluster: where the last write's script ran, for WAIT */
     char sha[NSCRIPTS][41];
     uint32_t stream;
 };
@@ -455,6 +456,7 @@ static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const en
         redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
         if (r == NULL || !write)
             return r;
+        c->wrote = l2cluster_last(c->cl);
         l2_key now = *k;
         uint64_t current;
         now.floor = version;
@@ -824,7 +826,15 @@ l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int 
     const char *argv[] = {"WAIT", n, ms};
     size_t lens[] = {4, (size_t)nl, (size_t)ml};
     l2_status status;
-    redisReply *r = l2conn_call(c->conn, timeout_ms, &status, 3, argv, lens);
+    /* on a Cluster, on the entry's master (of the last slot, for an MSet) */
+    l2conn *on = c->cl != NULL ? c->wrote : c->conn;
+    if (on == NULL) {
+        l2conn_set_error(c->conn, "no write to wait for");
+        return L2_EDOWN;
+    }
+    redisReply *r = l2conn_call(on, timeout_ms, &status, 3, argv, lens);
+    if (r == NULL && on != c->conn)
+        l2conn_set_error(c->conn, "%s", l2conn_error(on));
     if (r == NULL) {
         if (status == L2_EDOWN)
             l2conn_set_error(c->conn, "the connection closed after the write");

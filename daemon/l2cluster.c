@@ -78,6 +78,11 @@ l2cluster_counts l2cluster_counters(const l2cluster *cl)
     return cl->counts;
 }
 
+l2conn *l2cluster_last(const l2cluster *cl)
+{
+    return cl->last;
+}
+
 int l2cluster_maybe_ran(const l2cluster *cl)
 {
     return cl->last != NULL && l2conn_maybe_ran(cl->last);

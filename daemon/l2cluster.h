@@ -75,4 +75,8 @@ l2cluster_counts l2cluster_counters(const l2cluster *cl);
 /* l2conn_maybe_ran() of the connection the last command was sent on. */
 int l2cluster_maybe_ran(const l2cluster *cl);
 
+/* The connection the last command was sent on (NULL: none), for a WAIT
+ * after a write. */
+l2conn *l2cluster_last(const l2cluster *cl);
+
 #endif

@@ -411,9 +411,14 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
     l2 *c;
     cr_assert_eq(l2_create(&c, &u, 1000, "test", 0), 0);
 
+    int acked = -1;
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_EDOWN, "no write yet to WAIT for");
     /* a node that knows no version reads it from the version's master */
     uint64_t v = l2set(c, "users", "k0", "v0", 0);
     cr_assert_gt(v, 0);
+    /* WAIT goes to the master the write ran on (no replicas here: 0) */
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_OK, "%s", l2_error(c));
+    cr_expect_eq(acked, 0);
     for (int i = 1; i < 150; i++) {
         snprintf(key, sizeof key, "k%d", i);
         snprintf(val, sizeof val, "v%d", i);
