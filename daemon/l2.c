@@ -319,13 +319,15 @@ typedef struct entries {
 } entries;
 
 /* l2conn_run() on one server; on a Cluster, l2cluster_run() on the master
- * of `slot`, its error copied to the handle's connection (l2_error()). */
-static redisReply *run(l2 *c, unsigned slot, int64_t timeout_ms, int once, l2_status *status,
+ * of the slot of argv[key], its error copied to the handle's connection
+ * (l2_error()). */
+static redisReply *run(l2 *c, size_t key, int64_t timeout_ms, int once, l2_status *status,
                        int argc, const char **argv, const size_t *lens)
 {
     if (c->cl == NULL)
         return l2conn_run(c->conn, timeout_ms, once, status, argc, argv, lens);
-    redisReply *r = l2cluster_run(c->cl, slot, timeout_ms, once, status, argc, argv, lens);
+    redisReply *r = l2cluster_run(c->cl, ks_slot(argv[key], lens[key]), timeout_ms, once, status,
+                                  argc, argv, lens);
     if (r == NULL)
         l2conn_set_error(c->conn, "%s", l2cluster_error(c->cl));
     return r;
@@ -370,13 +372,12 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
         argv[a] = floor, argl[a++] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
         if (in_slot)
             argv[first] = argv[first + 1], argl[first] = argl[first + 1];
-        r = run(c, ks_slot(argv[first], argl[first]), timeout_ms, once, status, (int)a, argv, argl);
+        r = run(c, first, timeout_ms, once, status, (int)a, argv, argl);
         if (r == NULL && *status == L2_EREPLY &&
             strncmp(l2conn_error(c->conn), "redis: NOSCRIPT", 15) == 0) {
             argv[0] = "EVAL", argl[0] = 4;
             argv[1] = c->text[id], argl[1] = strlen(c->text[id]);
-            r = run(c, ks_slot(argv[first], argl[first]), timeout_ms, once, status, (int)a, argv,
-                    argl);
+            r = run(c, first, timeout_ms, once, status, (int)a, argv, argl);
         }
     }
     free(argv);

@@ -176,7 +176,7 @@ static int reload_from(l2cluster *cl, int i, char *why, size_t whylen)
 {
     const char *argv[] = {"CLUSTER", "SLOTS"};
     l2_status status;
-    l2conn_retry_now(cl->nodes[i].conn);
+    /* a node in its backoff fails at once: the next is asked */
     redisReply *r =
         l2conn_run(cl->nodes[i].conn, cl->connect_timeout_ms, 0, &status, 2, argv, NULL);
     if (r == NULL) {
