@@ -20,7 +20,9 @@
 
 #define MASTERS 3
 
-static h_redis node[MASTERS];
+/* the nodes: the masters first, then (failover test only) a replica each */
+static h_redis node[2 * MASTERS];
+static int nnodes;
 
 static void node_start(h_redis *r)
 {
@@ -60,15 +62,21 @@ static int cluster_ok(const h_redis *r)
     return ok;
 }
 
-static void cluster_start(void)
+/* MASTERS masters and, with `replicas`, one replica each. */
+static void cluster_make(int replicas)
 {
-    char addr[MASTERS][32];
-    char *argv[16] = {"redis-cli", "--cluster", "create"};
+    char addr[2 * MASTERS][32];
+    char *argv[20] = {"redis-cli", "--cluster", "create"};
     int a = 3;
-    for (int i = 0; i < MASTERS; i++) {
+    nnodes = replicas ? 2 * MASTERS : MASTERS;
+    for (int i = 0; i < nnodes; i++) {
         node_start(&node[i]);
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", node[i].port);
         argv[a++] = addr[i];
+    }
+    if (replicas) {
+        argv[a++] = "--cluster-replicas";
+        argv[a++] = "1";
     }
     argv[a++] = "--cluster-yes";
     argv[a] = NULL;
@@ -80,7 +88,7 @@ static void cluster_start(void)
     free(err);
     for (int i = 0; i < 500; i++) {
         int ok = 1;
-        for (int j = 0; j < MASTERS; j++)
+        for (int j = 0; j < nnodes; j++)
             ok = ok && cluster_ok(&node[j]);
         if (ok)
             return;
@@ -89,9 +97,19 @@ static void cluster_start(void)
     cr_assert_fail("the cluster did not reach cluster_state:ok");
 }
 
+static void cluster_start(void)
+{
+    cluster_make(0);
+}
+
+static void cluster_start_replicated(void)
+{
+    cluster_make(1);
+}
+
 static void cluster_stop(void)
 {
-    for (int i = 0; i < MASTERS; i++)
+    for (int i = 0; i < nnodes; i++)
         h_redis_cleanup(&node[i]);
 }
 
@@ -563,4 +581,70 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
         nc_close(c[i]);
         cr_expect_eq(h_daemon_stop(&d[i]), 0);
     }
+}
+
+/* ---- a master killed, its replica promoted -------------------------------- */
+
+/* The role of a node ("master", "slave"), as ROLE says. */
+static char *role(const h_redis *r)
+{
+    char *out = h_redis_cmd(r, "ROLE", NULL);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+TestSuite(cluster_failover, .init = cluster_start_replicated, .fini = cluster_stop,
+          .timeout = 90);
+
+Test(cluster_failover, a_master_killed_is_replaced_by_its_replica_after_bounded_errors)
+{
+    l2cluster *cl = handle();
+    char key[32] = "{fo}k", buf[64], val[32];
+    set(cl, key, "0");
+    /* the master of the key's slot */
+    int victim = -1;
+    for (int i = 0; i < nnodes; i++) {
+        char *r = role(&node[i]);
+        char slot[16];
+        snprintf(slot, sizeof slot, "%u", ks_slot(key, strlen(key)));
+        char *n = h_redis_cmd(&node[i], "CLUSTER", "COUNTKEYSINSLOT", slot, NULL);
+        if (strcmp(r, "master") == 0 && atoi(n) == 1)
+            victim = i;
+        free(n);
+        free(r);
+    }
+    cr_assert_geq(victim, 0, "no master holds %s", key);
+    /* the write reaches the replica before the kill (once it has synced) */
+    int synced = 0;
+    for (int i = 0; i < 40 && !synced; i++) {
+        char *w = h_redis_cmd(&node[victim], "WAIT", "1", "250", NULL);
+        synced = strcmp(w, "1") == 0;
+        free(w);
+    }
+    cr_assert(synced, "the replica did not sync within 10 s");
+    h_redis_stop(&node[victim], 1);
+    int64_t t0 = h_now_ms(), first_ok = -1;
+    long errors = 0;
+    for (int i = 1; h_now_ms() - t0 < 30000; i++) {
+        l2_status st;
+        snprintf(val, sizeof val, "%d", i);
+        const char *argv[] = {"SET", key, val};
+        redisReply *r = l2cluster_run(cl, ks_slot(key, strlen(key)), 500, 0, &st, 3, argv, NULL);
+        if (r == NULL) {
+            errors++;
+            h_sleep_ms(50);
+            continue;
+        }
+        freeReplyObject(r);
+        first_ok = h_now_ms();
+        cr_expect_str_eq(get(cl, key, buf, sizeof buf), val, "the new master serves the write");
+        break;
+    }
+    cr_assert_geq(first_ok, 0, "no write succeeded within 30 s of the kill (%s)",
+                  l2cluster_error(cl));
+    cr_log_info("failover: %ld errors, writes back %lld ms after the kill", errors,
+                (long long)(first_ok - t0));
+    cr_expect_gt(errors, 0, "the kill was seen");
+    cr_expect_lt(first_ok - t0, 15000);
+    l2cluster_destroy(cl);
 }
