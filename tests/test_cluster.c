@@ -648,3 +648,41 @@ Test(cluster_failover, a_master_killed_is_replaced_by_its_replica_after_bounded_
     cr_expect_lt(first_ok - t0, 15000);
     l2cluster_destroy(cl);
 }
+
+Test(cluster, an_mset_across_slots_with_a_master_down_says_how_many_entries_it_stored)
+{
+    config_redis_url u;
+    char url[64], err[256];
+    snprintf(url, sizeof url, "cluster://127.0.0.1:%d", node[0].port);
+    cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
+    l2 *c;
+    cr_assert_eq(l2_create(&c, &u, 300, "test", 0), 0);
+    uint64_t v = l2set(c, "users", "first", "1", 0);
+    h_redis_stop(&node[2], 1); /* one master down: its slots fail */
+    l2_entry e[30];
+    char names[30][8];
+    for (int i = 0; i < 30; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        e[i] = (l2_entry){names[i], strlen(names[i]), "w", 1, 60000};
+    }
+    l2_key nsk = key_of("users", "", v);
+    nsk.known = 1;
+    uint64_t mv = 0;
+    l2_status st = l2_mset(c, &nsk, e, 30, &msg, 500, &mv);
+    cr_assert_neq(st, L2_OK, "a third of the slots are on the dead master");
+    cr_expect(strstr(l2_error(c), "of 30 entries stored, one slot at a time") != NULL, "%s",
+              l2_error(c));
+    /* every entry before the failing slot is stored, on the live masters */
+    int stored = atoi(strrchr(l2_error(c), '(') + 1), readable = 0;
+    for (int i = 0; i < 30; i++) {
+        l2_key k = key_of("users", names[i], v);
+        k.known = 1;
+        l2_value val = {0};
+        if (l2_get(c, &k, NULL, 300, &val) == L2_OK)
+            readable++;
+        l2_value_free(&val);
+    }
+    cr_expect_geq(readable, stored, "%d stored, %d readable", stored, readable);
+    cr_expect_lt(readable, 30);
+    l2_destroy(c);
+}
