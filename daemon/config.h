@@ -47,6 +47,7 @@ typedef struct config {
     uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
     uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
     int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
+    char acl[8192];                /* the acl rules, one a line, in order given */
     char redis_password[256];      /* read from that file; never logged */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;

@@ -269,6 +269,16 @@ struct cmdline {
     char **argv;
 };
 
+/* SIGHUP: the configuration read again (config_reload()), then the acl
+ * rules rebuilt from it, their user and group names resolved anew. */
+static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap)
+{
+    char err[512];
+    config_reload(cfg, cl->argc, cl->argv, request_cap);
+    if (service_reload_acl(p->svc, cfg->acl, err, sizeof err) != 0)
+        log_error("SIGHUP: acl: %s; the acl rules stay as they were", err);
+}
+
 static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
                const struct cmdline *cl)
 {
@@ -284,7 +294,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        config_reload(cfg, cl->argc, cl->argv, request_cap);
+        reload(&p, cfg, cl, request_cap);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);

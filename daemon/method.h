@@ -31,6 +31,7 @@ struct service {
     flights *flights;
     waits *waits;                /* NULL once quiesced */
     struct nearrep *near;        /* the clients' near-tier reports */
+    struct acl *acl;             /* who may do what (acl rules) */
     _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
