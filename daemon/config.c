@@ -150,7 +150,7 @@ static const struct setting settings[] = {
     {.name = "hit_ratio_interval", DURATION(hit_ratio_interval_ms), .def = "1m",
      .help = "the interval over which hit ratios are checked", .live = 1},
     {.name = "acl", STRING(acl), .def = "", .metavar = "RULE",
-     .help = "PATTERN WHO RIGHTS: who may use which namespaces (repeatable; none: all may)",
+     .help = "who may use which namespaces: PATTERN WHO RIGHTS (repeatable)",
      .check = check_acl, .live = 1, .repeat = 1},
 };
 // clang-format on
