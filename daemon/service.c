@@ -137,6 +137,11 @@ int service_reload_acl(service *svc, const char *rules, char *err, size_t errlen
     return acl_reload(svc->acl, rules, err, errlen);
 }
 
+size_t service_acl_rules(service *svc)
+{
+    return acl_rules(svc->acl);
+}
+
 static void on_invalidated(void *arg, const void *key, size_t klen);
 
 int service_create(service **out, const config *cfg, const config_redis_url *url, l1 *cache,

@@ -41,6 +41,9 @@ void service_handle(void *svc, call *c);
  * and the old rules kept. Any thread. */
 int service_reload_acl(service *svc, const char *rules, char *err, size_t errlen);
 
+/* How many acl rules are in effect (0: everything is allowed). */
+size_t service_acl_rules(service *svc);
+
 /* The node id (16 hex digits), random per process. */
 const char *service_node_id(const service *svc);
 

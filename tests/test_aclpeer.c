@@ -166,6 +166,22 @@ Test(aclpeer, sighup_reloads_the_rules)
         code = cli_as(d, BIN_UID, BIN_UID, NULL, NULL, "get", "ns", "k", NULL);
     }
     cr_assert_eq(code, 1, "after SIGHUP, bin may read ns (a miss)");
+    char *log = h_read_file(d->log, NULL);
+    cr_assert(strstr(log, "SIGHUP: acl: 2 rules") != NULL, "log:\n%s", log);
+    free(log);
+    /* A rule naming an unknown user: logged, and the old rules stay. */
+    write_file(path, "acl = " ROOT_RULE "\nacl = ns user:no-such-user-nc r\n");
+    kill(d->pid, SIGHUP);
+    for (int i = 0; i < 100; i++) {
+        h_sleep_ms(50);
+        log = h_read_file(d->log, NULL);
+        int seen = strstr(log, ":2: acl: no user \"no-such-user-nc\"") != NULL;
+        free(log);
+        if (seen)
+            break;
+        cr_assert_lt(i, 99, "no error line for the bad rule");
+    }
+    cr_assert_eq(cli_as(d, BIN_UID, BIN_UID, NULL, NULL, "get", "ns", "k", NULL), 1);
     unlink(path);
     h_fleet_stop(&fx);
 }
