@@ -313,6 +313,9 @@ kept=$(sed -n '/^<!-- python-bench:begin -->$/,/^<!-- python-bench:end -->$/p' "
 
 Not measured yet: `client/python/bench/report.py` writes this section.
 <!-- python-bench:end -->'
+# So is the Go client's (bench/go/run.sh measures it), when it is there.
+gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
 {
   cat <<EOF
 # Benchmarks
@@ -473,6 +476,7 @@ $(cat "$dir/prof-echo.sym")
 EOF
   fi
   printf '%s\n\n' "$kept"
+  [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 
