@@ -59,18 +59,8 @@ static int cli_as(const h_daemon *d, unsigned uid, unsigned gid, char **out, cha
     for (char *a; n < 31 && (a = va_arg(ap, char *)) != NULL;)
         argv[n++] = a;
     va_end(ap);
-    char *o = NULL, *e = NULL;
     size_t len;
-    int code = h_run(argv, NULL, 0, &o, &len, &e);
-    if (out != NULL)
-        *out = o;
-    else
-        free(o);
-    if (err != NULL)
-        *err = e;
-    else
-        free(e);
-    return code;
+    return h_run(argv, NULL, 0, out, &len, err);
 }
 
 #define DENIED(err, what)                                                                          \
