@@ -114,11 +114,11 @@ Test(aclpeer, each_peer_gets_what_its_first_matching_rule_grants)
     h_fleet_stop(&fx);
 }
 
-Test(aclpeer, a_denied_request_leaves_the_connection_open)
+Test(aclpeer, a_denied_batch_is_answered_and_the_daemon_goes_on)
 {
     h_daemon *d = start("--acl", ROOT_RULE, "--acl", "mine uid:1 rw", NULL);
-    /* mget of a namespace it may not read, then one it may: one process,
-     * one connection (the CLI's), both answered. */
+    /* An MGet it may not make, then one it may. (test_acl.py makes both on
+     * one connection.) */
     char *err;
     cr_assert_eq(cli_as(d, DAEMON_UID, DAEMON_UID, NULL, &err, "mget", "theirs", "a", NULL), 3);
     DENIED(err, "namespace \"theirs\"");
