@@ -1,6 +1,7 @@
 /* Integration: the acl rules against real clients of other uids and gids.
- * nearcache-cli runs under setpriv as users of the base system (daemon,
- * uid 1; bin, uid 2); the harness's own client is root's. The tests run as
+ * nearcache-cli, and nc-acl-reader (acl_reader.c: a client with a near
+ * tier), run under setpriv as users of the base system (daemon, uid 1;
+ * bin, uid 2); the harness's own client is root's. The tests run as
  * root (CI does) to switch users, and make a throwaway user and group for
  * the supplementary-groups case. The socket is 0666 so that every uid can
  * connect: the rules, not the file mode, are under test. */
@@ -126,6 +127,19 @@ Test(aclpeer, a_denied_batch_is_answered_and_the_daemon_goes_on)
     cr_assert_eq(cli_as(d, DAEMON_UID, DAEMON_UID, NULL, NULL, "mget", "mine", "a", NULL), 1);
     cr_assert_eq(cli_as(d, DAEMON_UID, DAEMON_UID, NULL, NULL, "ping", NULL), 0);
     cr_assert(h_daemon_alive(d));
+    h_fleet_stop(&fx);
+}
+
+Test(aclpeer, a_reader_that_is_denied_keeps_nothing_in_its_near_tier)
+{
+    h_daemon *d = start("--acl", ROOT_RULE, "--acl", "mine uid:1 r", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("secret"), NC_STR("k"), NC_STR("s"), 60000, 3000), NC_OK);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("mine"), NC_STR("k"), NC_STR("m"), 60000, 3000), NC_OK);
+    char *argv[] = {"setpriv", "--reuid=1", "--regid=1", "--clear-groups", NC_ACL_READER,
+                    d->url, NULL},
+         *err;
+    cr_assert_eq(h_run(argv, NULL, 0, NULL, NULL, &err), 0, "%s", err);
+    free(err);
     h_fleet_stop(&fx);
 }
 
