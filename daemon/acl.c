@@ -45,6 +45,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* Matches left to right; at a '*' it remembers where it stands in both, lets
+ * the star match nothing first and, on a later mismatch, goes back there
+ * with the star taking one more byte. Only the last star needs remembering:
+ * an earlier one could take no more than what the last can take instead. */
 int acl_glob(const char *pat, const void *s, size_t len)
 {
     const unsigned char *str = s;
