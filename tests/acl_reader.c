@@ -1,6 +1,7 @@
 /* nc-acl-reader URL: a libnearcache client with a near tier, run by
  * test_aclpeer under setpriv as a uid that may read the namespace "mine"
- * but not "secret" (Redis holds k in both). Exits 0, or with the number of
+ * but not "secret" (Redis holds k in both); it stays 1.5 s, long enough to
+ * send a NearReport, which any peer may. Exits 0, or with the number of
  * the check that failed, said on stderr. */
 #include <stdio.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
     nc_free(v);
     if (nc_stats_near(c, &ns) != NC_OK || ns.entries != 1)
         return fail(6, "the near tier did not keep mine k"); /* so it would have kept secret */
+    usleep(1500 * 1000); /* the client's NearReport, sent each second, is answered */
     nc_close(c);
     return 0;
 }

@@ -140,6 +140,8 @@ Test(aclpeer, a_reader_that_is_denied_keeps_nothing_in_its_near_tier)
          *err;
     cr_assert_eq(h_run(argv, NULL, 0, NULL, NULL, &err), 0, "%s", err);
     free(err);
+    cr_assert_eq(h_stat(fx.cl[0], "acl_denied"), 4, "two Gets and two MGets; its report let in");
+    cr_assert_eq(h_stat(fx.cl[0], "near_clients"), 1, "its NearReport was taken");
     h_fleet_stop(&fx);
 }
 
