@@ -343,7 +343,7 @@ move much less.
 ## Setup
 
 - Keys: 10 000 (\`k0000000\`…), values of 100 bytes, all in Redis before the run
-  (\`nc:v1:bench:VER:KEY\` under the namespace's version, 1 h TTL) and read once through each daemon. Mixed
+  (\`nc:v1:{TAG}:bench:VER:KEY\` under the namespace's version, 1 h TTL) and read once through each daemon. Mixed
   workload: 90 % Get / 10 % Set, key popularity Zipf with s = 0.99.
 - Each path runs 3 s (after a 0.5 s warm-up) in 6 slices of 0.5 s, taken in
   turn with every other path; one client, then 16.
