@@ -3,7 +3,8 @@
  * Redis a command runs once: L1 and lane reads, writes, deletes, leases,
  * negative and stale-while-revalidate entries, sliding TTLs, batches, a
  * bump, invalidation between two daemons, a script cache emptied under
- * the daemon (EVAL), a /DB URL (SELECT), and a Redis restart. Then Redis's
+ * the daemon (EVAL), a /DB URL (SELECT), WAIT after a write, and a Redis
+ * restart (ROLE, sent only behind Sentinel, is not run here). Then Redis's
  * ACL LOG must be empty and no call may have failed: a command the rules
  * do not allow cannot slip in unnoticed. docs/operations.md quotes the
  * rules, which the last test checks. */
@@ -113,6 +114,15 @@ Test(redisacl, every_redis_path_runs_as_the_least_privileged_user)
     (void)d;
     every_path(fx.cl[2], fx.cl[2]);
     no_refusals();
+    /* WAIT after a write: no replica acknowledges, so the write is
+     * UNAVAILABLE, but for that reason, not for a refused command. */
+    h_fleet_add(&fx, &fx.redis, "--redis-wait-replicas", "1", "--redis-wait-timeout", "10ms", NULL);
+    cr_assert_eq(nc_set(fx.cl[3], NC_STR("u"), NC_STR("w"), NC_STR("x"), 60000, T),
+                 NC_EUNAVAILABLE);
+    cr_assert(strstr(nc_errmsg(), "0 of the 1 replicas") != NULL, "%s", nc_errmsg());
+    char *log = h_redis_cmd(&fx.redis, "ACL", "LOG");
+    cr_assert_str_eq(log, "", "Redis refused the daemon a command:\n%s", log);
+    free(log);
     h_fleet_stop(&fx);
 }
 
