@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct acl {
     pthread_rwlock_t lock; /* guards rules and nrules */
     acl_rule *rules;
     size_t nrules;
+    atomic_size_t count; /* nrules, for acl_rules() without the lock */
     pthread_mutex_t cache_mu;
     struct groups cache[ACL_CACHE_SLOTS];
 };
@@ -230,6 +232,7 @@ int acl_reload(acl *a, const char *text, char *err, size_t errlen)
     pthread_rwlock_wrlock(&a->lock);
     free(a->rules);
     a->rules = rules, a->nrules = n;
+    atomic_store_explicit(&a->count, n, memory_order_relaxed);
     pthread_rwlock_unlock(&a->lock);
     pthread_mutex_lock(&a->cache_mu);
     memset(a->cache, 0, sizeof a->cache);
@@ -249,10 +252,7 @@ void acl_destroy(acl *a)
 
 size_t acl_rules(acl *a)
 {
-    pthread_rwlock_rdlock(&a->lock);
-    size_t n = a->nrules;
-    pthread_rwlock_unlock(&a->lock);
-    return n;
+    return atomic_load_explicit(&a->count, memory_order_relaxed);
 }
 
 /* The groups of the peer's uid (its user's primary group and every group

@@ -59,7 +59,9 @@ int acl_reload(acl *a, const char *text, char *err, size_t errlen);
 /* Frees a. Accepts NULL. */
 void acl_destroy(acl *a);
 
-/* How many rules a holds (0: everything is allowed). */
+/* How many rules a holds (0: everything is allowed): one relaxed load, no
+ * lock, so a request of a daemon without rules costs nothing more. A check
+ * racing a reload may see the old count. */
 size_t acl_rules(acl *a);
 
 /* Which of the rights `want` the peer lacks on namespace ns (len bytes):
