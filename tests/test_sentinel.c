@@ -271,12 +271,13 @@ Test(sentinel, a_killed_master_costs_errors_only_during_the_failover_and_no_stal
     cr_assert_gt(b_wrote, 0, "no write succeeded on the new master: %s", nc_errmsg());
     /* the old master comes back and the Sentinels make it a replica: A's
      * writes (WAIT 1) succeed again */
+    free(h_redis_cmd(&replica, "CONFIG", "SET", "repl-diskless-sync-delay", "0", NULL));
     h_redis_restart(&master);
+    int64_t restarted = h_now_ms();
     snprintf(port, sizeof port, "%d", replica.port);
     free(h_redis_cmd(&master, "REPLICAOF", "127.0.0.1", port, NULL)); /* as its config would */
-    free(h_redis_cmd(&replica, "CONFIG", "SET", "repl-diskless-sync-delay", "0", NULL));
     int64_t rejoined = 0;
-    while (rejoined == 0 && h_now_ms() - switched < 20000) {
+    while (rejoined == 0 && h_now_ms() - restarted < 20000) {
         if (replica_linked(&master))
             rejoined = h_now_ms();
         h_sleep_ms(20);
