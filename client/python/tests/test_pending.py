@@ -183,3 +183,28 @@ def test_an_invalidation_the_daemon_cannot_apply_yet_stays_pending(
                 time.sleep(0.05)
     finally:
         own.cleanup()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        nearcache.Unavailable("redis is down"),
+        nearcache.DeadlineExceeded("deadline exceeded waiting for redis"),
+        nearcache.ResourceExhausted("too many requests waiting for redis (1024)"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_kept_invalidation_the_daemon_could_not_take_yet_stays_first(error: Any) -> None:
+    """UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (an overloaded
+    daemon's queue) say "not now", as libnearcache's flush reads them: the
+    Delete stays first in line; a refusal of the request itself drops it."""
+    from nearcache._link import Link
+
+    link = Link("ipc:///nonexistent/nc.sock", 1.0)
+    link.pending.add(b"users", b"k")
+    op = link.pending.next()
+    assert op == (b"users", b"k")
+    assert link.flushed(op, error) is False
+    assert link.pending.next() == op
+    assert link.flushed(op, nearcache.InvalidArgument("namespace contains ':'")) is True
+    assert not link.pending

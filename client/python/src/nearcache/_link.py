@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from . import _core
 from ._core import Call
-from .errors import DeadlineExceeded, Error, PermissionDenied, Unavailable
+from .errors import DeadlineExceeded, Error, PermissionDenied, ResourceExhausted, Unavailable
 
 __all__ = ["Link", "Lost", "Pending", "dial_error", "seconds", "slack"]
 
@@ -313,9 +313,9 @@ class Link:
     def flushed(self, op: tuple[bytes, bytes | None], e: Error | None) -> bool:
         """Records the daemon's answer to a pending invalidation (``e``: its
         error, if any); returns whether to send the next one. One the daemon
-        could not apply for now (its Redis unavailable, out of time) stays
-        first in line; one it refused is dropped, logged."""
-        if isinstance(e, (Unavailable, DeadlineExceeded)):
+        could not apply for now (its Redis unavailable, out of time, its
+        queue full) stays first in line; one it refused is dropped, logged."""
+        if isinstance(e, (Unavailable, DeadlineExceeded, ResourceExhausted)):
             return False
         if e is not None:
             log.warning("nearcache: a pending invalidation of %r was refused: %s", op[0], e.message)
