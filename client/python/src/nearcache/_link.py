@@ -264,7 +264,7 @@ class Link:
                 DeadlineExceeded(f"nearcached at {self.url} did not answer the connection in time")
             )
         self._pause = MIN_BACKOFF if self._pause == 0 else min(self._pause * 2, MAX_BACKOFF)
-        self._due = now + self._pause * (0.8 + 0.4 * self._rng())
+        self._due = now + self._pause * (0.5 + 0.5 * self._rng())  # half to all of it
         self._error = dial_error(self.url, self.path, exc)
         return _undelivered(type(self._error)(self._error.message, self._error.code))
 
