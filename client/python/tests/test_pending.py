@@ -208,3 +208,21 @@ def test_a_kept_invalidation_the_daemon_could_not_take_yet_stays_first(error: An
     assert link.pending.next() == op
     assert link.flushed(op, nearcache.InvalidArgument("namespace contains ':'")) is True
     assert not link.pending
+
+
+def test_strict_raises_unavailable_whatever_kept_the_invalidation() -> None:
+    """R2: a strict caller gets UNAVAILABLE (as libnearcache's
+    NC_EUNAVAILABLE), also when the dial was forbidden or timed out; the
+    dial's own words stay in the message."""
+    from nearcache import _core
+    from nearcache._link import Link, _undelivered
+
+    for why in (
+        nearcache.PermissionDenied("permission denied on /run/nearcache/nearcached.sock"),
+        nearcache.DeadlineExceeded("nearcached did not answer the connection in time"),
+    ):
+        link = Link("ipc:///run/nearcache/nearcached.sock", 1.0)
+        with pytest.raises(nearcache.Unavailable, match=why.message) as raised:
+            link.keep(_core.delete(b"users", b"k"), _undelivered(why), strict=True)
+        assert raised.value.code == nearcache.Unavailable.default_code
+        assert link.pending.next() == (b"users", b"k")  # kept all the same

@@ -290,7 +290,8 @@ class Link:
         """After an invalidation ``call`` (a Delete without a lease token or
         a bump) failed with ``e``: keeps it to send when the daemon answers
         again, when ``e`` says the daemon was not reached. Raises ``e``
-        when it was reached, or when ``strict``."""
+        when it was reached; Unavailable (with ``e``'s message) when
+        ``strict``."""
         if not undelivered(e) or call.request is None:
             raise e
         method = call.request.WhichOneof("method")
@@ -300,8 +301,10 @@ class Link:
             self.pending.add(call.request.bump_namespace.ns, None)
         else:
             raise e
-        if strict:
-            raise e
+        if strict:  # UNAVAILABLE, whatever the dial said (as in every client)
+            if isinstance(e, Unavailable):
+                raise e
+            raise _undelivered(Unavailable(e.message)) from e
         if not self.pending.logged:
             self.pending.logged = True
             log.warning(
