@@ -226,3 +226,25 @@ def test_strict_raises_unavailable_whatever_kept_the_invalidation() -> None:
             link.keep(_core.delete(b"users", b"k"), _undelivered(why), strict=True)
         assert raised.value.code == nearcache.Unavailable.default_code
         assert link.pending.next() == (b"users", b"k")  # kept all the same
+
+
+def test_close_logs_the_invalidations_the_daemon_could_not_apply(
+    kind: str, make_daemon: Callable[..., Daemon], ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At close the daemon answers but cannot apply the kept Delete (its
+    Redis is down): the Delete is lost with the process, and says so."""
+    own = Redis().start()
+    try:
+        d = make_daemon("--redis-timeout", "300ms", redis_=own)
+        cl = open_client(kind, d.url, timeout=2)
+        cl.set(ns, "k", "old")
+        d.stop()
+        cl.delete(ns, "k")
+        own.stop()
+        d.start()
+        with caplog.at_level(logging.WARNING, logger="nearcache"):
+            cl.close()
+        lost = [r for r in caplog.records if "closing with 1 invalidations" in r.getMessage()]
+        assert len(lost) == 1, [r.getMessage() for r in caplog.records]
+    finally:
+        own.cleanup()

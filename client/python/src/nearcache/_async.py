@@ -433,6 +433,8 @@ class AsyncClient:
             await self._flush(conn, budget.deadline)
         except (Error, Lost) as e:
             link.lost_at_close(e)
+        else:
+            link.unapplied_at_close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

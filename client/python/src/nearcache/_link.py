@@ -330,3 +330,9 @@ class Link:
         log.warning(
             "nearcache: closing with %d invalidations undelivered (%s)", len(self.pending), e
         )
+
+    def unapplied_at_close(self) -> None:
+        """Logs the invalidations a closing client's daemon answered but
+        could not apply (its Redis away): they are lost too."""
+        if self.pending:
+            self.lost_at_close(Unavailable("the daemon could not apply them yet"))

@@ -452,6 +452,8 @@ class Client:
                 conn.close()
         except (Error, Lost) as e:
             link.lost_at_close(e)
+        else:
+            link.unapplied_at_close()
 
     def __enter__(self) -> Client:
         return self
