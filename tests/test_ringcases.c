@@ -165,6 +165,13 @@ static int64_t num(json_t *step, const char *field, int64_t def)
     return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
+static nc_bytes bytes_of(json_t *step, const char *field)
+{
+    const char *s = str(step, field);
+    cr_assert_not_null(s, "a step without \"%s\"", field);
+    return (nc_bytes){s, strlen(s)};
+}
+
 static void put(world *w, size_t at, uint64_t v, size_t size)
 {
     cr_assert_not_null(w->map, "%s: no ring file to write", w->where);
@@ -223,7 +230,7 @@ static void w_create(world *w, json_t *step)
 
 static void w_raw(world *w, json_t *step)
 {
-    const char *text = str(step, "text");
+    const char *text = bytes_of(step, "text").data;
     size_t n = strlen(text), times = (size_t)num(step, "repeat", 1);
     char *buf = malloc(n * times + 1);
     for (size_t i = 0; i < times; i++)
@@ -280,13 +287,6 @@ static int writer_step(world *w, const char *op, json_t *step)
     return 1;
 }
 
-static nc_bytes bytes_of(json_t *step, const char *field)
-{
-    const char *s = str(step, field);
-    cr_assert_not_null(s, "a step without \"%s\"", field);
-    return (nc_bytes){s, strlen(s)};
-}
-
 static near_ticket *ticket_named(world *w, const char *name)
 {
     for (int i = 0; i < w->ntickets; i++)
@@ -337,7 +337,7 @@ static void t_fill(world *w, json_t *step)
         near_fill_negative(w->tier, t, bytes_of(step, "ns"), bytes_of(step, "key"), ttl);
         return;
     }
-    const char *text = str(step, "value");
+    const char *text = bytes_of(step, "value").data;
     size_t n = strlen(text), times = (size_t)num(step, "repeat", 1);
     char *value = malloc(n * times + 1);
     for (size_t i = 0; i < times; i++)
@@ -416,7 +416,8 @@ static void run_scenario(json_t *sc)
     {
         const char *op = str(step, "op");
         snprintf(where, sizeof where, "%s, step %zu (%s)",
-                 json_string_value(json_object_get(sc, "name")), i + 1, op);
+                 json_string_value(json_object_get(sc, "name")), i + 1, op ? op : "no op");
+        cr_assert_not_null(op, "%s", where);
         if (!writer_step(&w, op, step)) {
             cr_assert(w.tier != NULL || strcmp(op, "open") == 0, "%s: no tier open", where);
             tier_step(&w, op, step);

@@ -191,6 +191,10 @@ func TestNearTierReportsItsCountersToTheDaemon(t *testing.T) {
 		st, _ = plain.Stats(bg)
 		return st["near_hits"] >= int64(hits)
 	})
+	// The reporter counts a report once its reply is back, a moment after
+	// the daemon took it: wait for that count to catch up with the totals.
+	waitFor(t, "the report counted", time.Second, func() bool { return c.reporter.reports.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond)
 	if st["near_clients"] != 1 || st["near_misses"] < 1 {
 		t.Fatalf("stats after the report: near_hits %d near_misses %d near_clients %d",
 			st["near_hits"], st["near_misses"], st["near_clients"])

@@ -38,7 +38,7 @@ def test_the_backoff_doubles_from_50_ms_to_2_s_with_jitter_and_resets_on_success
             due = link._due
             pauses.append(due - now)
             now = due
-        factor = 0.5 + 0.5 * jitter  # half to all of it, as every client (docs/protocol.md)
+        factor = 0.5 + 0.5 * jitter  # half to all of it
         want = [min(MIN_BACKOFF * 2**i, MAX_BACKOFF) * factor for i in range(9)]
         assert pauses == pytest.approx(want)
         assert max(pauses) <= MAX_BACKOFF
@@ -46,6 +46,12 @@ def test_the_backoff_doubles_from_50_ms_to_2_s_with_jitter_and_resets_on_success
         link.may_dial(now)  # reset: due at once
         link.dial_failed(now, ConnectionRefusedError(111, "Connection refused"))
         assert link._due - now == pytest.approx(MIN_BACKOFF * factor)
+
+
+def test_a_missing_directory_is_named_too(tmp_path: Path) -> None:
+    url = f"ipc://{tmp_path}/gone/nc.sock"
+    with pytest.raises(nearcache.Unavailable, match=f"nor its directory {tmp_path}/gone"):
+        nearcache.Client(url, near_bytes=0).ping()
 
 
 def test_a_missing_socket_fails_at_once_naming_the_path_and_nearcache_url(
@@ -74,25 +80,43 @@ def test_a_stale_socket_is_refused_at_once(kind: str, tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 0.5
 
 
-def test_a_call_before_the_next_dial_is_due_does_not_dial(
+def test_a_call_before_the_next_dial_is_due_does_not_dial(kind: str, tmp_path: Path) -> None:
+    for attempt in range(5):  # the second call must come within the first backoff
+        path = tmp_path / f"s{attempt}.sock"
+        with socket.socket(socket.AF_UNIX) as srv:
+            srv.bind(str(path))  # bound, not listening yet: refused
+            srv.setblocking(False)
+            with open_client(kind, f"ipc://{path}", timeout=0.3, near_bytes=0) as cl:
+                with pytest.raises(nearcache.Unavailable, match="nothing listens"):
+                    cl.ping()
+                failed = time.monotonic()
+                srv.listen()  # the same file, unchanged, now accepting
+                with pytest.raises(nearcache.Unavailable, match="nothing listens"):
+                    cl.ping()  # the last error again...
+                with pytest.raises(BlockingIOError):
+                    srv.accept()  # ...and no dial
+                if time.monotonic() - failed > MIN_BACKOFF * 0.5:
+                    continue  # too slow to tell (a loaded machine): again
+                time.sleep(MIN_BACKOFF * 1.1)
+                with pytest.raises(nearcache.DeadlineExceeded):
+                    cl.ping()  # due: one dial (we never answer its handshake)
+                srv.accept()[0].close()
+                return
+    pytest.fail("never managed a second call within the backoff")
+
+
+def test_a_socket_file_that_changed_is_dialed_before_the_backoff_ends(
     kind: str, daemon: Daemon, tmp_path: Path
 ) -> None:
-    live = daemon.url.removeprefix("ipc://")
-    for _attempt in range(5):  # the second call must come within the first backoff
-        path = tmp_path / f"late{_attempt}.sock"
-        with open_client(kind, f"ipc://{path}", timeout=5) as cl:
+    path = tmp_path / "late.sock"
+    with open_client(kind, f"ipc://{path}", timeout=5) as cl:
+        for i in range(4):  # the backoff grows to 400 ms (200 to 400 with its jitter)
+            if i:
+                time.sleep(MIN_BACKOFF * 2 ** (i - 1) * 1.1)  # due again
             with pytest.raises(nearcache.Unavailable, match="there is no socket"):
                 cl.ping()
-            failed = time.monotonic()
-            os.link(live, path)  # the daemon's socket, under the name dialed
-            with pytest.raises(nearcache.Unavailable, match="there is no socket"):
-                cl.ping()  # the last error again, without a dial
-            if time.monotonic() - failed > MIN_BACKOFF * 0.8:
-                continue  # too slow to tell (a loaded machine): again
-            time.sleep(MIN_BACKOFF * 1.2)
-            assert cl.ping().l1_serving  # due now: one dial, which succeeds
-            return
-    pytest.fail("never managed a second call within the backoff")
+        os.link(daemon.url.removeprefix("ipc://"), path)  # a daemon started there
+        assert cl.ping().l1_serving  # at once, not after the backoff
 
 
 def _connect_as_nobody(url: str) -> subprocess.CompletedProcess[str]:

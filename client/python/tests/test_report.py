@@ -66,3 +66,15 @@ def test_near_hits_reach_the_daemons_stats_without_another_call(
         )
         assert time.monotonic() - t0 < 3  # within about a second
         assert probe.stats()["near_clients"] >= 1
+
+
+def test_a_closing_client_sends_a_last_report(kind: str, daemon: Daemon, ns: str) -> None:
+    with nearcache.Client(daemon.url) as probe:
+        cl = open_client(kind, daemon.url, timeout=5)
+        cl.set(ns, "k", "v", 60)
+        wait_until(lambda: cl.get_ex(ns, "k").source is nearcache.Source.NEAR, 5, "a near hit")
+        before = probe.stats()["near_hits"]
+        for _ in range(30):
+            cl.get(ns, "k")
+        getattr(cl, "shutdown", cl.close)()  # within the interval: the last report has them
+        assert probe.stats()["near_hits"] - before >= 30

@@ -10,6 +10,7 @@ or another event loop gets a connection of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import weakref
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
-from ._link import DEFAULT_MAX_PENDING, Link, Lost
+from ._link import DEFAULT_MAX_PENDING, PENDING_POLL, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
 from ._report import DEFAULT_INTERVAL, Reporter
@@ -218,6 +219,8 @@ class AsyncClient:
                     await self._run(call, None)
         except Error:
             pass
+        if self._link.pending:
+            return PENDING_POLL
         return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     async def _flush(self, conn: _AConn, deadline: float) -> None:
@@ -228,13 +231,8 @@ class AsyncClient:
             while (op := link.pending.next()) is not None:
                 call = link.pending.call(op)
                 body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
-                try:
-                    _core.finish(call, body)
-                except Error as e:
-                    if not link.flushed(op, e):
-                        return  # the daemon cannot apply it now: the next call tries again
-                else:
-                    link.flushed(op, None)
+                if not link.flushed(op, call, body):
+                    return  # the daemon cannot apply it now: a later call tries again
 
     async def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
         link = self._link
@@ -414,6 +412,12 @@ class AsyncClient:
         the connection; later calls raise Unavailable."""
         if self._link.pending and not self._closed:
             await self._flush_at_close()
+        conn = self._conn
+        if self._reporter is not None and conn is not None and conn.usable() and not self._closed:
+            call = self._reporter.due(time.monotonic(), last=True)
+            if call is not None:  # a last report, on the connection already open
+                with contextlib.suppress(Error):
+                    await self._run(call, 0.25)
         self._closed = True
         t, self._ticker = self._ticker, None
         if t is not None and t.get_loop() is asyncio.get_running_loop():

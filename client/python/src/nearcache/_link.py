@@ -9,8 +9,9 @@ here opens a socket or sleeps; times are passed in (``time.monotonic()``).
 
 Dialing fails fast (docs/protocol.md, "Client rules"): a failed dial is
 not retried; the next one is due after a backoff (50 ms doubling to 2 s,
-with jitter, reset by a success), and a call made before it is due fails
-at once with the last dial error.
+jittered to half to all of it, reset by a success), and a call made before it is due fails
+at once with the last dial error, unless the socket file changed since
+(a daemon that started there): then it dials at once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 #: How many undelivered invalidations a client keeps by default.
 DEFAULT_MAX_PENDING = 1000
+#: How often the background thread or task looks for the daemon while
+#: invalidations are pending (a dial is made only when one is due).
+PENDING_POLL = 0.05
 
 
 class Lost(Exception):
@@ -128,8 +132,10 @@ def dial_error(url: str, path: str, e: Exception) -> Error:
     head = f"cannot reach nearcached at {url}"
     code = getattr(e, "errno", None)
     if code == errno.ENOENT:
+        folder = os.path.dirname(path) or "."
+        also = "" if os.path.isdir(folder) else f" (nor its directory {folder})"
         return Unavailable(
-            f"{head}: there is no socket {path}, so no daemon is listening there "
+            f"{head}: there is no socket {path}{also}, so no daemon is listening there "
             "(start nearcached, or point the client at its socket: "
             "NEARCACHE_URL=ipc://PATH or url=)"
         )
@@ -141,6 +147,15 @@ def dial_error(url: str, path: str, e: Exception) -> Error:
     if code in (errno.EACCES, errno.EPERM):
         return _denied(url, path)
     return Unavailable(f"{head}: {e or 'timed out'}")
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """The socket file's identity (inode, change time), or None without one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 @dataclass
@@ -226,6 +241,7 @@ class Link:
         self._error: Error | None = None
         self._due = 0.0
         self._pause = 0.0
+        self._seen: tuple[int, int] | None = None  #: the socket file at the last failure
 
     # --- a call's budget and size -------------------------------------------
 
@@ -248,9 +264,10 @@ class Link:
 
     def may_dial(self, now: float) -> None:
         """Raises the last dial's error again while the next dial is not
-        due; returns when a dial may be made."""
+        due; returns when a dial may be made: when it is due, or when the
+        socket file changed since the failure (a daemon that started)."""
         e = self._error
-        if e is not None and now < self._due:
+        if e is not None and now < self._due and _stamp(self.path) == self._seen:
             raise _undelivered(type(e)(e.message, e.code))
 
     def dial_failed(self, now: float, exc: Exception) -> Error:
@@ -263,6 +280,7 @@ class Link:
             return _undelivered(
                 DeadlineExceeded(f"nearcached at {self.url} did not answer the connection in time")
             )
+        self._seen = _stamp(self.path)
         self._pause = MIN_BACKOFF if self._pause == 0 else min(self._pause * 2, MAX_BACKOFF)
         self._due = now + self._pause * (0.5 + 0.5 * self._rng())  # half to all of it
         self._error = dial_error(self.url, self.path, exc)
@@ -313,14 +331,17 @@ class Link:
                 len(self.pending),
             )
 
-    def flushed(self, op: tuple[bytes, bytes | None], e: Error | None) -> bool:
-        """Records the daemon's answer to a pending invalidation (``e``: its
-        error, if any); returns whether to send the next one. One the daemon
-        could not apply for now (its Redis unavailable, out of time, its
-        queue full) stays first in line; one it refused is dropped, logged."""
-        if isinstance(e, (Unavailable, DeadlineExceeded, ResourceExhausted)):
+    def flushed(self, op: tuple[bytes, bytes | None], call: Call[T], body: bytes) -> bool:
+        """Records the daemon's answer ``body`` to the pending invalidation
+        ``op`` (sent as ``call``); returns whether to send the next one. One
+        the daemon could not apply for now (its Redis unavailable, out of
+        time, its queue full) stays first in line; one it refused is
+        dropped, logged."""
+        try:
+            _core.finish(call, body)
+        except (Unavailable, DeadlineExceeded, ResourceExhausted):
             return False
-        if e is not None:
+        except Error as e:
             log.warning("nearcache: a pending invalidation of %r was refused: %s", op[0], e.message)
         self.pending.sent(op)
         return True

@@ -67,7 +67,7 @@ DEFAULT_NEAR_MAX_TTL = 60.0
 #: the objects that hold it (its key tuple, the bytes objects' headers, the
 #: _Entry and its ints, its slots in the dicts), as tracemalloc counts them
 #: (test_ring.py checks that near_bytes bounds the tier's memory).
-ENTRY_OVERHEAD = 600
+ENTRY_OVERHEAD = 700
 _monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC on Linux, as now_ms()
 
 
@@ -171,9 +171,9 @@ class NearTier:
         self._fork = _forks[0]
         self._entries: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()
         # For slots: an entry's mix -> its key (a list of keys in the rare
-        # case that two share one), and a namespace's hash -> its entries.
+        # case that two share one), and a namespace's hash -> its keys.
         self._by_mix: dict[int, tuple[bytes, bytes] | list[tuple[bytes, bytes]]] = {}
-        self._ns_count: dict[int, int] = {}
+        self._by_ns: dict[int, set[tuple[bytes, bytes]]] = {}
         self._bytes = 0
         self._rd: RingReader | None = None
         self._epoch = self._gen = self._cursor = self._flushes = 0
@@ -193,7 +193,7 @@ class NearTier:
     def _empty_locked(self) -> None:
         self._entries.clear()
         self._by_mix.clear()
-        self._ns_count.clear()
+        self._by_ns.clear()
         self._bytes = 0
 
     def _flush_locked(self, head: int) -> None:
@@ -211,11 +211,10 @@ class NearTier:
         if isinstance(ks, list):
             ks.remove(k)
             self._by_mix[e.mix] = ks[0] if len(ks) == 1 else ks
-        left = self._ns_count[e.nsh] - 1
-        if left:
-            self._ns_count[e.nsh] = left
-        else:
-            del self._ns_count[e.nsh]
+        in_ns = self._by_ns[e.nsh]
+        in_ns.discard(k)
+        if not in_ns:
+            del self._by_ns[e.nsh]
 
     def _add_locked(self, k: tuple[bytes, bytes], e: _Entry) -> None:
         self._entries[k] = e
@@ -223,7 +222,7 @@ class NearTier:
         ks = self._by_mix.setdefault(e.mix, k)
         if ks is not k:
             self._by_mix[e.mix] = [*ks, k] if isinstance(ks, list) else [ks, k]
-        self._ns_count[e.nsh] = self._ns_count.get(e.nsh, 0) + 1
+        self._by_ns.setdefault(e.nsh, set()).add(k)
 
     def _drop_hashes_locked(self, nsh: int, kh: int) -> None:
         """Drops the entries of a key slot: every entry with its mix (which
@@ -233,9 +232,8 @@ class NearTier:
             self._remove_locked(k)
 
     def _drop_ns_hash_locked(self, nsh: int) -> None:
-        if nsh in self._ns_count:  # (a bump walks the tier, as in C)
-            for k in [k for k, e in self._entries.items() if e.nsh == nsh]:
-                self._remove_locked(k)
+        for k in list(self._by_ns.get(nsh, ())):  # (not a walk of the whole tier)
+            self._remove_locked(k)
 
     def _attach_locked(self, now: int) -> None:
         """Maps the ring when none is mapped, or again when the daemon made

@@ -37,10 +37,11 @@ class Reporter:
         self._due = 0.0
         self._sent: tuple[int, int, int] | None = None
 
-    def due(self, now: float) -> Call[Any] | None:
+    def due(self, now: float, last: bool = False) -> Call[Any] | None:
         """Returns the report to send at ``now`` (monotonic seconds), or
-        None when none is due or nothing changed."""
-        if self.off or now < self._due:
+        None when none is due or nothing changed. ``last``: the client is
+        closing, so a report is due whenever something changed."""
+        if self.off or (now < self._due and not last):
             return None
         self._due = now + self.interval
         if self._pid != os.getpid():  # new, or a forked child: a reporter of its own

@@ -8,6 +8,7 @@ the child sees another pid and dials its own connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _core
 from ._core import TTL, BytesLike, Call, GetResult, MSetItems, PingInfo, as_bytes
-from ._link import DEFAULT_MAX_PENDING, Link, Lost
+from ._link import DEFAULT_MAX_PENDING, PENDING_POLL, Link, Lost
 from ._near import DEFAULT_NEAR_BYTES, DEFAULT_NEAR_MAX_TTL, NearStats, make_tier
 from ._nearcalls import drop_before, merge_mget, near_result, offer, plan_mget
 from ._report import DEFAULT_INTERVAL, Reporter
@@ -205,6 +206,8 @@ class Client:
                     self._run(call, None)
         except Error:
             pass  # the daemon is away (the next tick tries again) or refused it
+        if self._link.pending:
+            return PENDING_POLL
         return self._reporter.interval if self._reporter is not None else DEFAULT_INTERVAL
 
     def _drop_idle(self) -> None:
@@ -228,13 +231,8 @@ class Client:
             while (op := link.pending.next()) is not None:
                 call = link.pending.call(op)
                 body = conn.roundtrip(call, int(link.timeout * 1000), deadline)
-                try:
-                    _core.finish(call, body)
-                except Error as e:
-                    if not link.flushed(op, e):
-                        return  # the daemon cannot apply it now: the next call tries again
-                else:
-                    link.flushed(op, None)
+                if not link.flushed(op, call, body):
+                    return  # the daemon cannot apply it now: a later call tries again
 
     def _run(self, call: Call[T], timeout: float | timedelta | None) -> T:
         link = self._link
@@ -431,6 +429,11 @@ class Client:
         every connection; later calls raise Unavailable."""
         if self._link.pending and not self._closed:
             self._flush_at_close()
+        if self._reporter is not None and self._idle and not self._closed:
+            call = self._reporter.due(time.monotonic(), last=True)
+            if call is not None:  # a last report, on a connection already open
+                with contextlib.suppress(Error):
+                    self._run(call, 0.25)
         self._ticker_stop.set()
         with self._lock:
             self._closed = True
