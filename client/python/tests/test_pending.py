@@ -196,7 +196,7 @@ def test_a_kept_invalidation_the_daemon_could_not_take_yet_stays_first(code: str
     from nearcache._pb import nearcache_pb2 as pb
 
     def answer(code: str, message: str) -> bytes:
-        return pb.Reply(code=pb.Code.Value(code), message=message).SerializeToString()
+        return pb.Reply(code=code, message=message).SerializeToString()
 
     link = Link("ipc:///nonexistent/nc.sock", 1.0)
     link.pending.add(b"users", b"k")
