@@ -115,9 +115,11 @@ static void explain_refused(conn *k, const char *path)
  * there (or it is not for us to say: too long a path, no socket left),
  * else its errno. A connection is taken through the SP handshake before it
  * is closed: nng 1.5.2's listener stops accepting for good when a peer
- * hangs up while it negotiates (bug #1518, daemon/server.c). */
-static int probe(const char *path)
+ * hangs up while it negotiates (bug #1518, daemon/server.c). *answered
+ * says whether the peer's half of the handshake came back in time. */
+static int probe(const char *path, int *answered)
 {
+    *answered = 1;
     static const unsigned char req_header[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof a.sun_path)
@@ -137,6 +139,7 @@ static int probe(const char *path)
         while (n == (ssize_t)sizeof req_header && got < sizeof theirs &&
                (n = read(fd, theirs + got, sizeof theirs - got)) > 0)
             got += (size_t)n, n = sizeof req_header;
+        *answered = got == sizeof theirs;
     }
     close(fd);
     return e == EAGAIN ? 0 : e;
@@ -223,13 +226,16 @@ static int dial_locked(conn *k, int background)
         nng_dialer_close(k->dialer); /* it has no pipe: its redials are ours now */
         k->has_dialer = 0;
     }
-    int rv = 0;
-    if (strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0' && (rv = probe(k->url + 6)) != 0)
+    int rv = 0, answered = 1;
+    if (strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0' &&
+        (rv = probe(k->url + 6, &answered)) != 0)
         rv = nng_of_errno(rv);
-    else
-        rv = nng_dial(k->sock, k->url, &k->dialer, background ? NNG_FLAG_NONBLOCK : 0);
+    else /* a peer that accepts but does not answer (frozen) would hold a blocking dial 10 s */
+        rv = nng_dial(k->sock, k->url, &k->dialer,
+                      background || !answered ? NNG_FLAG_NONBLOCK : 0);
     if (rv == 0) {
         k->has_dialer = 1;
+        k->dialing_since = background || !answered ? units_now_ms() : 0;
         k->backoff_ms = CONN_BACKOFF_MIN_MS;
         k->due_ms = 0;
         k->err = NC_OK;
@@ -257,6 +263,9 @@ int conn_ready_slow(conn *k)
     int rv = NC_OK;
     if (atomic_load(&k->pipes) > 0)
         rv = NC_OK;
+    else if (k->err == NC_OK && k->dialing_since != 0 &&
+             units_now_ms() - k->dialing_since < CONN_BACKOFF_MAX_MS)
+        rv = NC_OK; /* a dial under way: the request waits for it within its own timeout */
     else if (k->err != NC_OK && units_now_ms() < k->due_ms && !file_changed(k))
         rv = client_fail(k->err, k->status, "%s", k->msg);
     else

@@ -6,6 +6,9 @@
  * after a failed dial the next is due after a backoff (50 ms doubling to
  * 2 s, with jitter; reset by a success), or at once when the socket file
  * changed since (a daemon that started again: one stat(), no waiting).
+ * A daemon that accepts but does not answer the handshake (frozen) is
+ * dialed in the background: for up to 2 s a call's request waits for that
+ * connection within the call's own timeout, then a call dials again.
  * Dial errors name the cause and the fix. Private to the client library. */
 #ifndef NC_CONN_H
 #define NC_CONN_H
@@ -26,6 +29,7 @@ typedef struct conn {
     /* under mu: */
     nng_dialer dialer;
     int has_dialer;
+    int64_t dialing_since; /* a dial left to nng in the background, when; 0: none */
     int64_t due_ms;     /* when the next dial may be made */
     int64_t backoff_ms; /* the wait after the next failure (before jitter) */
     int err, status;    /* the last dial's failure (nc_err, gRPC status) */

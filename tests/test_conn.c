@@ -210,3 +210,31 @@ Test(conn, a_daemon_that_comes_back_is_used_at_once)
     cr_expect_lt(h_now_ms() - t0, 200);
     h_fleet_stop(&fx);
 }
+
+Test(conn, a_daemon_that_accepts_but_never_answers_costs_each_call_its_timeout_only)
+{
+    /* A frozen daemon (SIGSTOP, or stuck): the kernel completes connect()
+     * from the listen backlog, the SP handshake never comes back. */
+    char path[100], url[140];
+    snprintf(path, sizeof path, "%.80s/frozen.sock", dir);
+    snprintf(url, sizeof url, "ipc://%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 64), 0); /* and never accept() */
+    nc_client *c = NULL;
+    int64_t t0 = h_now_ms();
+    cr_assert_eq(nc_open(&c, url, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert_lt(h_now_ms() - t0, 1000, "nc_open took %lld ms", (long long)(h_now_ms() - t0));
+    for (int i = 0; i < 3; i++) {
+        t0 = h_now_ms();
+        int rv = nc_ping(c, NULL, 100);
+        int64_t took = h_now_ms() - t0;
+        cr_assert_neq(rv, NC_OK);
+        cr_assert_lt(took, 1000, "ping %d with a 100 ms timeout took %lld ms: %s", i,
+                     (long long)took, nc_errmsg());
+    }
+    nc_close(c);
+    close(fd);
+}
