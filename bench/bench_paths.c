@@ -1,6 +1,7 @@
 /* nearcache-bench paths: the table of paths, each thread's connection and
  * the operations themselves (see bench_paths.h). */
 #include "bench_paths.h"
+#include "keyspace.h"
 
 #include <math.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -110,10 +111,21 @@ int path_set_version(const char *version)
     return 0;
 }
 
-/* The Redis key the daemons use for key i: PREFIX:NS:VERSION:KEY. */
+/* The Redis key the daemons use for `key` (klen bytes), as keyspace.c
+ * names it; 0 when it does not fit in cap. */
+static size_t redis_key_of(const bench_opts *o, char *buf, size_t cap, const char *key,
+                           size_t klen)
+{
+    uint64_t version = strtoull(ns_version, NULL, 10);
+    if (ks_data_key_max(o->prefix, strlen(NS), version, klen) > cap)
+        return 0;
+    return ks_data_key(buf, o->prefix, NS, strlen(NS), version, KS_DATA, key, klen);
+}
+
 size_t path_redis_key(const bench_opts *o, char *buf, size_t cap, size_t i)
 {
-    return (size_t)snprintf(buf, cap, "%s:" NS ":%s:k%07zu", o->prefix, ns_version, i);
+    char key[32];
+    return redis_key_of(o, buf, cap, key, path_key(key, sizeof key, i));
 }
 
 static size_t varint_len(uint64_t v)
@@ -469,8 +481,10 @@ static int op_redis(worker *w)
     size_t klen, i;
     redisReply *r;
     if (w->p->kind == REDIS_MISS) {
-        klen = (size_t)snprintf(key, sizeof key, "%s:" NS ":%s:absent%016llx", o->prefix,
-                                ns_version, (unsigned long long)path_rng_next(&w->rng));
+        char absent[32];
+        int alen = snprintf(absent, sizeof absent, "absent%016llx",
+                            (unsigned long long)path_rng_next(&w->rng));
+        klen = redis_key_of(o, key, sizeof key, absent, (size_t)alen);
         r = redisCommand(w->rc, "GET %b", key, klen);
     } else {
         i = w->p->kind == REDIS_ZIPF

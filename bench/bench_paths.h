@@ -84,7 +84,7 @@ double path_rng_unit(uint64_t *s);
  * and a draw from it for a uniform u. */
 double *path_zipf_table(size_t n, double s);
 size_t path_zipf_draw(const double *cdf, size_t n, double u);
-/* Key i as the client names it, and as Redis holds it (PREFIX:NS:VER:KEY). */
+/* Key i as the client names it, and as Redis holds it (keyspace.c; 0: no room). */
 size_t path_key(char *buf, size_t cap, size_t i);
 size_t path_redis_key(const bench_opts *o, char *buf, size_t cap, size_t i);
 /* Sets the namespace version path_redis_key() uses; -1 when another was

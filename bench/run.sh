@@ -313,6 +313,9 @@ kept=$(sed -n '/^<!-- python-bench:begin -->$/,/^<!-- python-bench:end -->$/p' "
 
 Not measured yet: `client/python/bench/report.py` writes this section.
 <!-- python-bench:end -->'
+# The Node.js client's section (client/node/bench/bench.js's figures) likewise.
+kept_node=$(sed -n '/^<!-- node-bench:begin -->$/,/^<!-- node-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$kept_node")" = '<!-- node-bench:end -->' ] || kept_node=
 # So is the Go client's (bench/go/run.sh measures it), when it is there.
 gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
@@ -343,7 +346,7 @@ move much less.
 ## Setup
 
 - Keys: 10 000 (\`k0000000\`…), values of 100 bytes, all in Redis before the run
-  (\`nc:v1:bench:VER:KEY\` under the namespace's version, 1 h TTL) and read once through each daemon. Mixed
+  (\`nc:v1:{TAG}:bench:VER:KEY\` under the namespace's version, 1 h TTL) and read once through each daemon. Mixed
   workload: 90 % Get / 10 % Set, key popularity Zipf with s = 0.99.
 - Each path runs 3 s (after a 0.5 s warm-up) in 6 slices of 0.5 s, taken in
   turn with every other path; one client, then 16.
@@ -476,6 +479,7 @@ $(cat "$dir/prof-echo.sym")
 EOF
   fi
   printf '%s\n\n' "$kept"
+  [ -z "$kept_node" ] || printf '%s\n\n' "$kept_node"
   [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
   cat "$here/bench/analysis.md"
   cat <<EOF

@@ -33,6 +33,7 @@ int nc_ping_ex(nc_client *c, nc_ping_info *info, int timeout_ms)
         info->uptime_ms = r->ping->uptime_ms;
         snprintf(info->version, sizeof info->version, "%s", r->ping->version);
         info->protocol_version = proto;
+        snprintf(info->redis_error, sizeof info->redis_error, "%s", r->ping->redis_error);
     }
     codec_reply_free(r);
     return NC_OK;

@@ -230,8 +230,12 @@ static int cmd_ping(struct session *ss, char **args, int nargs)
     int rv = nc_ping_ex(c, &p, ss->timeout);
     if (rv != NC_OK)
         return failed("ping", rv);
-    printf("PONG (redis %s, nearcached %s, protocol %u)\n", p.redis_up ? "up" : "down", p.version,
-           p.protocol_version);
+    char redis[360];
+    if (p.redis_up || p.redis_error[0] == '\0')
+        snprintf(redis, sizeof redis, "%s", p.redis_up ? "up" : "down");
+    else
+        snprintf(redis, sizeof redis, "down: %s", p.redis_error);
+    printf("PONG (redis %s, nearcached %s, protocol %u)\n", redis, p.version, p.protocol_version);
     return 0;
 }
 

@@ -128,6 +128,7 @@ typedef struct nc_ping_info {
     uint64_t uptime_ms;
     char version[32];          /* the daemon's release, e.g. "0.1.0" (truncated to fit) */
     unsigned protocol_version; /* the wire protocol's version; see nc_ping_ex() */
+    char redis_error[300]; /* why no Redis connection is up; "" while one is */
 } nc_ping_info;
 
 typedef struct nc_stat {

@@ -144,6 +144,10 @@ void admin_handle_ping(service *svc, call *c)
     p.node_id = svc->node_id;
     p.uptime_ms = (uint64_t)(units_now_ms() - svc->started_ms);
     p.redis_up = jobq_connected(svc->q) > 0;
+    char why[640] = "";
+    if (!p.redis_up)
+        jobq_redis_error(svc->q, why, sizeof why);
+    p.redis_error = why;
     p.subscribed = coh_subscribed_now(svc->coh);
     p.l1_serving = coh_serving(svc->coh, units_now_ms());
     p.max_request_size = config_max_request(svc->cfg);

@@ -320,7 +320,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
     uint8_t *msg = e != NULL && tickets != NULL
-                       ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, &len)
+                       ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, 0, &len)
                        : NULL;
     if (msg == NULL) {
         free(e);
@@ -338,7 +338,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
             ks_l1_key_free(&k);
         }
     }
-    uint64_t seq = l2_next_seq(conn), version = 0;
+    uint64_t seq = coh_next_seq(svc->coh, l2_stream(conn)), version = 0;
     l2_msg lm = {svc->channel, msg, len};
     l2_key rk = method_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
@@ -346,10 +346,11 @@ static void job_mset(service *svc, call *c, l2 *conn)
     method_settle_seq(svc, conn, seq, rv == L2_OK);
     if (rv == L2_OK)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
-    mset_apply(svc, m, e, tickets, version, rv == L2_OK, t0);
+    int durable = rv == L2_OK && method_replicated(svc, c, conn, "MSet") == 0;
+    mset_apply(svc, m, e, tickets, version, durable, t0);
     if (rv != L2_OK) {
         method_fail_l2(svc, c, conn, rv);
-    } else {
+    } else if (durable) {
         pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
         mr.stored = (uint32_t)n;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;

@@ -54,6 +54,7 @@ struct coh {
     _Atomic(ring *) ring; /* the near tiers' ring, or NULL; set once, any time */
     _Atomic uint64_t
         uncertain[COH_MAX_STREAMS]; /* per own stream: a seq whose write may have run */
+    _Atomic uint64_t confirmed[COH_MAX_STREAMS]; /* per own stream: its last used seq */
 };
 
 void coh_set_hook(coh *c, coh_hook hook, void *arg)
@@ -374,6 +375,26 @@ void coh_uncertain(coh *c, uint32_t stream, uint64_t seq)
 {
     if (stream < COH_MAX_STREAMS)
         atomic_store(&c->uncertain[stream], seq);
+}
+
+uint64_t coh_next_seq(coh *c, uint32_t stream)
+{
+    return stream < COH_MAX_STREAMS ? atomic_load(&c->confirmed[stream]) + 1 : 0;
+}
+
+void coh_confirm_seq(coh *c, uint32_t stream, uint64_t seq)
+{
+    if (stream < COH_MAX_STREAMS)
+        atomic_store(&c->confirmed[stream], seq);
+}
+
+size_t coh_stream_seqs(coh *c, uint64_t *seqs, size_t n)
+{
+    if (n > COH_MAX_STREAMS)
+        n = COH_MAX_STREAMS;
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = atomic_load(&c->confirmed[i]);
+    return n;
 }
 
 /* Whether an own message must be applied: its write's outcome was unknown

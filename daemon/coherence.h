@@ -82,6 +82,18 @@ void coh_subscribed(coh *c);
 /* Subscriber thread: the subscription is gone. */
 void coh_lost(coh *c);
 
+/* This node's own invalidation streams, one per Redis worker, numbered
+ * from 0 (at most 64; others carry seq 0): each numbers its messages 1, 2,
+ * 3... coh_next_seq() is the seq the stream's next message carries (one
+ * above the last used); coh_confirm_seq() uses `seq` up, once its message
+ * was published or may have been (docs/coherence.md says when). The
+ * stream's worker calls both; coh_stream_seqs() fills seqs[0..n) with each
+ * stream's last used seq, for the heartbeat, from any thread, and returns
+ * how many it filled. */
+uint64_t coh_next_seq(coh *c, uint32_t stream);
+void coh_confirm_seq(coh *c, uint32_t stream, uint64_t seq);
+size_t coh_stream_seqs(coh *c, uint64_t *seqs, size_t n);
+
 /* A write of this node on `stream` with `seq` failed after it was sent: it
  * may have run. Its own message, if it turns up, is applied here like any
  * other node's (it is skipped otherwise). */

@@ -77,7 +77,7 @@ static const struct setting settings[] = {
      .metavar = "URL", .help = "nng URL to serve on: ipc://PATH, tcp://HOST:PORT or inproc://NAME",
      .check = check_listen},
     {.name = "redis", STRING(redis), .def = "redis://127.0.0.1:6379", .metavar = "URL",
-     .help = "L2: redis://[:password@]host[:port][/db] or unix:///path[?db=N]",
+     .help = "L2: a redis://, unix:// or sentinel:// URL (see configuration.md)",
      .check = check_redis},
     {.name = "prefix", STRING(prefix), .def = "nc:v1", .metavar = "TEXT",
      .help = "prefix of every Redis key (a new one orphans all old keys)",
@@ -135,6 +135,12 @@ static const struct setting settings[] = {
     {.name = "redis_password_file", STRING(redis_password_file), .def = "", .metavar = "FILE",
      .help = "read the Redis password from this private file",
      .given = given_password_file},
+    {.name = "sentinel_password", STRING(sentinel_password), .def = "", .metavar = "PASSWORD",
+     .help = "AUTH password of the Sentinels of a sentinel:// URL"},
+    {.name = "redis_wait_replicas", COUNT(redis_wait_replicas), .def = "0", .min = 0, .max = 64,
+     .help = "a write is OK once N replicas have it (WAIT; 0: once the master has)"},
+    {.name = "redis_wait_timeout", DURATION(redis_wait_timeout_ms), .def = "100ms",
+     .help = "how long a write waits for redis_wait_replicas"},
     {.name = "metrics_listen", STRING(metrics_listen), .def = "", .metavar = "HOST:PORT",
      .help = "serve /metrics, /healthz and /readyz over HTTP here ('': off)",
      .check = check_metrics_listen},
@@ -550,6 +556,11 @@ static int check_prefix(const char *value, char *err, size_t errlen)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return config_fail(err, errlen, "prefix \"%s\" contains a space or control character",
                                value);
+    if (strpbrk(value, "{}") != NULL)
+        return config_fail(err, errlen,
+                           "prefix \"%s\" contains '{' or '}', which would make it a Redis "
+                           "Cluster hash tag of every key",
+                           value);
     return 0;
 }
 

@@ -47,17 +47,34 @@ typedef struct config {
     uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
     uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
     int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
+    char sentinel_password[256];   /* AUTH for Sentinels; never logged */
+    uint64_t redis_wait_replicas;  /* WAIT for N replicas after each write; 0: no */
+    int64_t redis_wait_timeout_ms; /* how long that WAIT may take */
     char redis_password[256];      /* read from that file; never logged */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;
 
-/* Parsed form of the `redis` setting. */
+#define CONFIG_MAX_SENTINELS 8
+
+/* A Sentinel's address. */
+typedef struct config_redis_addr {
+    char host[256];
+    int port;
+} config_redis_addr;
+
+/* Parsed form of the `redis` setting. With Sentinels (nsentinels > 0),
+ * host and port are empty until resolved, at every connect (l2conn.c), and
+ * the order of `sentinels` is the one to ask them in. */
 typedef struct config_redis_url {
     int is_unix;
     char host[256]; /* host name or address; the socket path when is_unix */
     int port;
     char password[256]; /* empty: no AUTH */
     int db;
+    int nsentinels; /* sentinel://: how many of `sentinels` there are */
+    config_redis_addr sentinels[CONFIG_MAX_SENTINELS];
+    char master[128];            /* the master's name at the Sentinels */
+    char sentinel_password[256]; /* AUTH for the Sentinels; empty: none */
 } config_redis_url;
 
 /* Fills *c with the defaults. */

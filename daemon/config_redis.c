@@ -11,7 +11,10 @@
 
 /* ---- redis URLs --------------------------------------------------------- */
 
-#define REDIS_FORMS "redis://[:password@]host[:port][/db] or unix:///path[?db=N]"
+#define REDIS_FORMS                                                                                \
+    "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "                                \
+    "sentinel://[:password@]host[:port][,host[:port]...]/master[/db]"
+#define SENTINEL_PORT 26379
 
 /* Copies url into buf with any password replaced by "***", for messages. */
 static const char *redact(const char *url, char *buf, size_t len)
@@ -78,10 +81,14 @@ static int parse_userinfo(const char *s, size_t len, config_redis_url *u, char *
     return decode_password(colon + 1, len - ulen - 1, u, err, errlen);
 }
 
-/* Reads "host", "[v6addr]" at *p into u->host and advances *p past it. */
-static int parse_host(const char **p, config_redis_url *u, char *err, size_t errlen)
+/* Reads "host", "[v6addr]" at *p into host (size bytes), up to ':' or one
+ * of `stop`, and advances *p past it. */
+static int parse_host(const char **p, const char *stop, char *host, size_t size, char *err,
+                      size_t errlen)
 {
     const char *s = *p, *allowed = "-._";
+    char ends[8];
+    snprintf(ends, sizeof ends, ":%s", stop);
     size_t len;
     if (*s == '[') {
         const char *end = strchr(s, ']');
@@ -92,23 +99,39 @@ static int parse_host(const char **p, config_redis_url *u, char *err, size_t err
         allowed = ":.";
         *p = end + 1;
     } else {
-        len = strcspn(s, ":/");
+        len = strcspn(s, ends);
         *p = s + len;
-        if (**p == ':' && strchr(*p + 1, ':') != NULL)
+        if (**p == ':' && memchr(*p + 1, ':', strcspn(*p + 1, stop)) != NULL)
             return config_fail(err, errlen,
                                "an IPv6 address in a Redis URL needs brackets: "
                                "redis://[::1]:6379");
     }
     if (len == 0)
         return config_fail(err, errlen, "missing host in the Redis URL");
-    if (len >= sizeof u->host)
-        return config_fail(err, errlen, "the Redis host is longer than %zu bytes",
-                           sizeof u->host - 1);
+    if (len >= size)
+        return config_fail(err, errlen, "the Redis host is longer than %zu bytes", size - 1);
     for (size_t i = 0; i < len; i++)
         if (!isalnum((unsigned char)s[i]) && strchr(allowed, s[i]) == NULL)
             return config_fail(err, errlen, "invalid Redis host \"%.*s\"", (int)len, s);
-    memcpy(u->host, s, len);
-    u->host[len] = '\0';
+    memcpy(host, s, len);
+    host[len] = '\0';
+    return 0;
+}
+
+/* Reads ":port" at *p, if there is one, up to one of `stop`, into *port,
+ * and advances *p past it. */
+static int parse_port(const char **p, const char *stop, int *port, char *err, size_t errlen)
+{
+    if (**p != ':')
+        return 0;
+    const char *s = *p + 1;
+    size_t len = strcspn(s, stop);
+    uint64_t n;
+    if (units_parse_uint(s, len, 65535, &n) != 0 || n == 0)
+        return config_fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)",
+                           (int)len, s);
+    *port = (int)n;
+    *p = s + len;
     return 0;
 }
 
@@ -121,31 +144,76 @@ static int parse_db(const char *s, size_t len, config_redis_url *u, char *err, s
     return 0;
 }
 
-/* rest is what follows "redis://". */
-static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+/* Reads "userinfo@" at the start of *rest, if there is one (the last '@'
+ * ends it), and advances *rest past it. */
+static int parse_userinfo_at(const char **rest, config_redis_url *u, char *err, size_t errlen)
 {
-    const char *at = strrchr(rest, '@');
-    if (at != NULL) {
-        if (parse_userinfo(rest, (size_t)(at - rest), u, err, errlen) != 0)
-            return -1;
-        rest = at + 1;
-    }
-    if (parse_host(&rest, u, err, errlen) != 0)
+    const char *at = strrchr(*rest, '@');
+    if (at == NULL)
+        return 0;
+    if (parse_userinfo(*rest, (size_t)(at - *rest), u, err, errlen) != 0)
         return -1;
-    if (*rest == ':') {
-        size_t len = strcspn(++rest, "/");
-        uint64_t port;
-        if (units_parse_uint(rest, len, 65535, &port) != 0 || port == 0)
-            return config_fail(err, errlen, "invalid Redis port \"%.*s\" (expected 1..65535)",
-                               (int)len, rest);
-        u->port = (int)port;
-        rest += len;
-    }
+    *rest = at + 1;
+    return 0;
+}
+
+/* Reads what ends a URL after `what`: nothing, "/", or "/db". */
+static int parse_db_tail(const char *rest, const char *what, config_redis_url *u, char *err,
+                         size_t errlen)
+{
     if (*rest == '/' && rest[1] != '\0')
         return parse_db(rest + 1, strlen(rest + 1), u, err, errlen);
     if (*rest != '\0' && strcmp(rest, "/") != 0)
-        return config_fail(err, errlen, "unexpected \"%s\" after the Redis host", rest);
+        return config_fail(err, errlen, "unexpected \"%s\" after the %s", rest, what);
     return 0;
+}
+
+/* rest is what follows "redis://". */
+static int parse_tcp_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    if (parse_userinfo_at(&rest, u, err, errlen) != 0 ||
+        parse_host(&rest, "/", u->host, sizeof u->host, err, errlen) != 0 ||
+        parse_port(&rest, "/", &u->port, err, errlen) != 0)
+        return -1;
+    return parse_db_tail(rest, "Redis host", u, err, errlen);
+}
+
+/* rest is what follows "sentinel://": [userinfo@]host[:port][,host[:port]...]
+ * then /master and optionally /db. The password is the master's, as for
+ * one server (Sentinels get sentinel_password). */
+static int parse_sentinel_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    if (parse_userinfo_at(&rest, u, err, errlen) != 0)
+        return -1;
+    u->host[0] = '\0';
+    u->port = 0;
+    do {
+        if (u->nsentinels == CONFIG_MAX_SENTINELS)
+            return config_fail(err, errlen, "more than %d Sentinels in the Redis URL",
+                               CONFIG_MAX_SENTINELS);
+        config_redis_addr *a = &u->sentinels[u->nsentinels++];
+        a->port = SENTINEL_PORT;
+        if (parse_host(&rest, ",/", a->host, sizeof a->host, err, errlen) != 0 ||
+            parse_port(&rest, ",/", &a->port, err, errlen) != 0)
+            return -1;
+    } while (*rest == ',' && *++rest != '\0');
+    if (*rest != '/' || rest[1] == '\0' || rest[1] == '/')
+        return config_fail(err, errlen,
+                           "a sentinel:// URL names the master after its Sentinels: "
+                           "sentinel://host:26379,host:26379/mymaster");
+    size_t len = strcspn(++rest, "/");
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)rest[i]) && strchr("-._", rest[i]) == NULL)
+            return config_fail(err, errlen,
+                               "invalid Sentinel master name \"%.*s\" (letters, digits, "
+                               "'-', '.' and '_')",
+                               (int)len, rest);
+    if (len >= sizeof u->master)
+        return config_fail(err, errlen, "the Sentinel master name is longer than %zu bytes",
+                           sizeof u->master - 1);
+    memcpy(u->master, rest, len);
+    u->master[len] = '\0';
+    return parse_db_tail(rest + len, "Sentinel master name", u, err, errlen);
 }
 
 /* rest is what follows "unix://": an absolute path, then optionally ?db=N. */
@@ -183,6 +251,8 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
         rc = parse_tcp_url(url + 8, &u, err, errlen);
     else if (strncasecmp(url, "unix://", 7) == 0)
         rc = parse_unix_url(url + 7, &u, err, errlen);
+    else if (strncasecmp(url, "sentinel://", 11) == 0)
+        rc = parse_sentinel_url(url + 11, &u, err, errlen);
     else if (strncasecmp(url, "rediss://", 9) == 0)
         rc = config_fail(err, errlen,
                          "TLS (rediss://) is not supported by hiredis 0.14; "
@@ -205,6 +275,11 @@ int config_redis(const config *c, config_redis_url *out, char *err, size_t errle
                            "both the redis URL and redis_password_file give a password; keep one");
     if (c->redis_password[0] != '\0')
         memcpy(u.password, c->redis_password, sizeof u.password);
+    if (c->sentinel_password[0] != '\0' && u.nsentinels == 0)
+        return config_fail(err, errlen,
+                           "sentinel_password is set, but the redis URL names no Sentinels "
+                           "(sentinel://...)");
+    memcpy(u.sentinel_password, c->sentinel_password, sizeof u.sentinel_password);
     *out = u;
     return 0;
 }

@@ -29,8 +29,7 @@ struct jobq {
     size_t held;           /* places taken by jobq_hold(); guarded by mu */
     size_t capacity;
     int stopping; /* guarded by mu */
-    atomic_size_t connected;
-    _Atomic int64_t up_at; /* when a worker last connected (l2_share_up) */
+    l2conn_shared shared; /* the workers' up/down state */
     int64_t health_timeout_ms;
     size_t nworkers;
     struct worker *workers;
@@ -58,10 +57,10 @@ static jobq_job *pop(jobq *q, int *stop)
 
 /* Wakes the idle workers when this one lost its connection (check yours)
  * or got it back (Redis is reachable again: reconnect now). The handles
- * keep the `connected` count themselves (l2_share_up). */
+ * keep the count of those connected themselves (l2conn_share). */
 static void note_state(struct worker *w, int *was_connected)
 {
-    int now_connected = l2_connected(w->conn);
+    int now_connected = l2conn_connected(l2_conn(w->conn));
     if (now_connected == *was_connected)
         return;
     *was_connected = now_connected;
@@ -72,17 +71,17 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     int was_connected = 0, stop = 0;
-    l2_connect(w->conn, units_now_ms()); /* be ready before the first request */
+    l2conn_connect(l2_conn(w->conn), units_now_ms()); /* be ready before the first request */
     note_state(w, &was_connected);
     while (!stop) {
         jobq_job *job = pop(w->q, &stop);
         /* Another worker reaches Redis: skip what is left of our backoff. */
-        if (!l2_connected(w->conn) && atomic_load(&w->q->connected) > 0)
-            l2_retry_now(w->conn);
+        if (!l2conn_connected(l2_conn(w->conn)) && l2conn_shared_up(&w->q->shared) > 0)
+            l2conn_retry_now(l2_conn(w->conn));
         if (job != NULL)
             job->fn(job, w->conn);
         else if (!stop)
-            l2_ping(w->conn, w->q->health_timeout_ms);
+            l2conn_ping(l2_conn(w->conn), w->q->health_timeout_ms);
         note_state(w, &was_connected);
     }
     return NULL;
@@ -96,6 +95,7 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         return ENOMEM;
     units_cond_init(&q->cv);
     pthread_mutex_init(&q->mu, NULL);
+    l2conn_shared_init(&q->shared);
     q->capacity = capacity;
     q->health_timeout_ms = connect_timeout_ms;
     q->workers = calloc(workers, sizeof *q->workers);
@@ -110,8 +110,8 @@ int jobq_create(jobq **out, const config_redis_url *url, size_t workers, size_t 
         w->q = q;
         int rv = l2_create(&w->conn, url, connect_timeout_ms, name, (uint32_t)i);
         if (rv == 0) {
-            l2_share_up(w->conn, &q->up_at, &q->connected);
-            l2_set_timing(w->conn, rtt);
+            l2conn_share(l2_conn(w->conn), &q->shared);
+            l2conn_set_timing(l2_conn(w->conn), rtt);
         }
         if (rv == 0 && (rv = pthread_create(&w->thread, NULL, worker_main, w)) != 0)
             l2_destroy(w->conn);
@@ -164,15 +164,12 @@ void jobq_unhold(jobq *q)
 
 size_t jobq_connected(jobq *q)
 {
-    return atomic_load(&q->connected);
+    return l2conn_shared_up(&q->shared);
 }
 
-size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max)
+void jobq_redis_error(jobq *q, char *buf, size_t size)
 {
-    size_t n = q->nworkers < max ? q->nworkers : max;
-    for (size_t i = 0; i < n; i++)
-        seqs[i] = l2_confirmed_seq(q->workers[i].conn);
-    return n;
+    l2conn_shared_error(&q->shared, buf, size);
 }
 
 size_t jobq_taken(jobq *q)
@@ -206,5 +203,6 @@ void jobq_destroy(jobq *q)
     free(q->workers);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
+    l2conn_shared_destroy(&q->shared);
     free(q);
 }

@@ -47,9 +47,9 @@ void jobq_unhold(jobq *q);
 /* How many workers hold a live Redis connection right now. */
 size_t jobq_connected(jobq *q);
 
-/* Fills seqs[i] with the last confirmed invalidation seq of worker i's
- * stream (stream i), for up to `max` workers; returns how many it filled. */
-size_t jobq_stream_seqs(jobq *q, uint64_t *seqs, size_t max);
+/* The workers' last failure to connect to Redis ("" since one connected)
+ * into buf; any thread. */
+void jobq_redis_error(jobq *q, char *buf, size_t size);
 
 /* How many jobs are waiting (not yet picked up by a worker). */
 size_t jobq_waiting(jobq *q);

@@ -47,11 +47,26 @@ size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen)
 static const char *const kind_text[] = {
     [KS_DATA] = ":", [KS_SWR] = "swr:", [KS_NEG] = "neg:", [KS_LEASE] = "lease:"};
 
+void ks_tag(char *buf, const void *ns, size_t nslen, const void *key, size_t klen)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t h = 2166136261u; /* FNV-1a, 32 bits */
+    for (size_t i = 0; i < nslen; i++)
+        h = (h ^ ((const unsigned char *)ns)[i]) * 16777619u;
+    h = (h ^ ':') * 16777619u;
+    for (size_t i = 0; i < klen; i++)
+        h = (h ^ ((const unsigned char *)key)[i]) * 16777619u;
+    buf[0] = '{';
+    for (int i = 0; i < 8; i++)
+        buf[1 + i] = hex[(h >> (28 - 4 * i)) & 0xf];
+    buf[9] = '}';
+}
+
 size_t ks_data_key_max(const char *prefix, size_t nslen, uint64_t version, size_t klen)
 {
     char ver[24];
     size_t verlen = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
-    return strlen(prefix) + 1 + nslen + 1 + verlen + strlen("lease:") + klen;
+    return strlen(prefix) + 1 + KS_TAG_LEN + 1 + nslen + 1 + verlen + strlen("lease:") + klen;
 }
 
 size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, uint64_t version,
@@ -62,6 +77,7 @@ size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, 
     size_t plen = strlen(prefix), klen_kind = strlen(kind_text[kind]);
     char *p = buf;
     memcpy(p, prefix, plen), p += plen, *p++ = ':';
+    ks_tag(p, ns, nslen, key, klen), p += KS_TAG_LEN, *p++ = ':';
     memcpy(p, ns, nslen), p += nslen, *p++ = ':';
     memcpy(p, ver, verlen), p += verlen;
     memcpy(p, kind_text[kind], klen_kind), p += klen_kind;

@@ -1,15 +1,20 @@
-/* keyspace: every key format of the cache, in one place. In L1 a key is
- * "NS:KEY". In Redis, under the configured PREFIX:
- *   PREFIX:nsver:NS            the namespace's version (never goes back: l2.c)
- *   PREFIX:NS:VER:KEY          the value, under that version
- *   PREFIX:NS:VER<kind>:KEY    its companions: lease (a lease token), neg
- *                              (known absent), swr (when a stale-while-
- *                              revalidate value stops being fresh)
- *   PREFIX:inval               the invalidation channel
+/* keyspace: every key format of the cache, in one place: nothing else
+ * names a key, a companion or a channel (the scripts get every key in
+ * KEYS[], built here). In L1 a key is "NS:KEY". In Redis, under the
+ * configured PREFIX:
+ *   PREFIX:nsver:NS                 the namespace's version (never goes
+ *                                   back: l2.c)
+ *   PREFIX:{TAG}:NS:VER:KEY         the value, under that version
+ *   PREFIX:{TAG}:NS:VER<kind>:KEY   its companions: lease (a lease token),
+ *                                   neg (known absent), swr (when a stale-
+ *                                   while-revalidate value stops being fresh)
+ *   PREFIX:inval                    the invalidation channel
+ * TAG is eight hex digits of the FNV-1a hash of NS ":" KEY: a Redis Cluster
+ * hash tag (a prefix has no braces, so it is the key's first), so an
+ * entry's keys share one slot and a namespace's entries spread over all.
  * A namespace has no ':' and a version is digits, so no companion can be
- * another namespace's data key. The scripts (l2.c) build the same keys
- * inside Redis with KS_LUA_BASE and KS_LUA_KEYS_OF; the read lane builds
- * them here. Pure: no I/O, no allocation but ks_l1_key's. */
+ * another namespace's data key. Pure: no I/O, no allocation but
+ * ks_l1_key's. */
 #ifndef NC_KEYSPACE_H
 #define NC_KEYSPACE_H
 
@@ -52,27 +57,22 @@ enum ks_kind { KS_DATA, KS_SWR, KS_NEG, KS_LEASE };
  * KS_PREFIX_MAX or the namespace longer than KS_NS_MAX. */
 size_t ks_nsver_key(char *buf, const char *prefix, const void *ns, size_t nslen);
 
-/* The length of PREFIX:NS:VER<kind>:KEY for the longest kind: a buffer of
- * this size holds any of them. */
+/* The length of an entry's hash tag, "{xxxxxxxx}". */
+#define KS_TAG_LEN 10
+
+/* The hash tag of ns and key into buf (KS_TAG_LEN bytes, no NUL). */
+void ks_tag(char *buf, const void *ns, size_t nslen, const void *key, size_t klen);
+
+/* The length of PREFIX:{TAG}:NS:VER<kind>:KEY for the longest kind: a
+ * buffer of this size holds any of them. */
 size_t ks_data_key_max(const char *prefix, size_t nslen, uint64_t version, size_t klen);
 
-/* PREFIX:NS:VER<kind>:KEY into buf (ks_data_key_max() bytes). Returns its
- * length. */
+/* PREFIX:{TAG}:NS:VER<kind>:KEY into buf (ks_data_key_max() bytes).
+ * Returns its length. */
 size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, uint64_t version,
                    enum ks_kind kind, const void *key, size_t klen);
 
 /* PREFIX:inval into buf. Returns what snprintf() returns. */
 int ks_channel(char *buf, size_t size, const char *prefix);
-
-/* The same layout in the scripts' Lua, with ARGV[1] = PREFIX, ARGV[2] = NS
- * and `v` the version: key_of(kind, KEY) is PREFIX:NS:V<kind>:KEY (kind ''
- * for the data key); KS_LUA_KEYS_OF adds k (the data key of ARGV[3]) and
- * side(kind), its companions. */
-#define KS_LUA_BASE                                                                                \
-    "local base = ARGV[1] .. ':' .. ARGV[2] .. ':' .. v "                                          \
-    "local function key_of(kind, key) return base .. kind .. ':' .. key end "
-#define KS_LUA_KEYS_OF                                                                             \
-    "local k = key_of('', ARGV[3]) "                                                               \
-    "local function side(s) return key_of(s, ARGV[3]) end "
 
 #endif

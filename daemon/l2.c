@@ -1,28 +1,26 @@
-/* One Redis connection with reconnect and backoff; see l2.h.
- * Invariant: c->ctx is NULL or a connection that has answered every command
- * sent on it (a timed-out or broken connection is freed at once, because a
- * blocking hiredis context cannot tell a late answer from the next one). */
+/* The scripts and their replies; see l2.h. The connection under them is
+ * l2conn.c's. */
 #include "l2.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
-#include "backoff.h"
-#include "log.h"
-#include "units.h"
 
-/* The scripts. Each builds the data key PREFIX:NS:VER:KEY inside Redis from
- * the namespace's current version (KEYS[1] = PREFIX:nsver:NS), so a write
- * can never land under a version that a bump has retired, and returns the
- * version it used. A write and its invalidation message are one script, so
- * the message is published if and only if the write happened. The keys'
- * layout is keyspace.h's (KS_LUA_BASE, KS_LUA_KEYS_OF).
+/* The scripts. Every key a script touches comes in KEYS[] (keyspace.c
+ * names them all): KEYS[1] is PREFIX:nsver:NS, then each entry's four keys
+ * (value, lease, negative, stale-while-revalidate marks; one hash tag, so
+ * one Cluster slot), under the version the caller assumes, ARGV[1]. A
+ * script that finds another version in Redis does nothing and answers
+ * {version}: the caller builds the keys under that one and runs it again
+ * (the read lane's optimistic check, inside one script). So a write never
+ * lands under a version that a bump has retired, and every script returns
+ * the version it used. A write and its invalidation message are one
+ * script, so the message is published if and only if the write happened.
  *
  * A namespace version never goes back. Redis can lose the version key
  * (eviction under an allkeys-* policy, FLUSHALL, a failover to a replica
@@ -46,281 +44,136 @@
     "  v = string.format('%d', math.max(t[1] * 1000000 + t[2], floor + 1)) "                       \
     "  redis.call('SET', KEYS[1], v) end "                                                         \
     "if v and tonumber(v) < floor then fresh_version() end "
-#define VERSION_MAKE "if not v then fresh_version() end "
-#define VERSION      VERSION_READ VERSION_MAKE
-#define BASE         KS_LUA_BASE
-#define KEYS_OF      KS_LUA_KEYS_OF
+#define VERSION_MAKE  "if not v then fresh_version() end "
+#define VERSION       VERSION_READ VERSION_MAKE
+#define VERSION_CHECK "if v ~= ARGV[1] then return {v} end "
+#define ENTRY         "local k, lease_k, neg_k, swr_k = KEYS[2], KEYS[3], KEYS[4], KEYS[5] "
 #define NOW_MS                                                                                     \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
 
+/* An entry's keys after KEYS[1], in the scripts' order. */
+#define ENTRY_KEYS 4
+static const enum ks_kind entry_kind[ENTRY_KEYS] = {KS_DATA, KS_LEASE, KS_NEG, KS_SWR};
+
 enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRIPT_MSET, NSCRIPTS };
 
 static const char *const script_text[NSCRIPTS] = {
-    /* ARGV: prefix ns key lease(0/1) token lease_ttl_ms slide_ms floor
-     * -> {version, value or nil, pttl, lease state, swr mark or nil, now,
-     * negative, pttl of the neg mark}: what Redis holds, decoded by
-     * answer_decode(); the script itself only decides the lease (taken on
-     * a miss, or on a stale value) and the slide (of a value without a swr
-     * mark) */
+    /* ARGV: version lease(0/1) token lease_ttl_ms slide_ms floor -> {version,
+     * value or nil, pttl, lease state, swr mark or nil, now, negative, pttl
+     * of the neg mark}: what Redis holds, decoded by answer_decode(); the
+     * script itself only decides the lease (taken on a miss, or on a stale
+     * value) and the slide (of a value without a swr mark) */
     [SCRIPT_GET] = VERSION_READ
-    "if not v and ARGV[4] ~= '1' then return {'0', false, -2, 0, false, 0, 0, 0} end " VERSION_MAKE
-        BASE KEYS_OF NOW_MS
-    "local function lease() return redis.call('SET', side('lease'), ARGV[5], 'NX', 'PX', "
-    "ARGV[6]) end "
+    "if not v and ARGV[2] ~= '1' then return {'0', false, -2, 0, false, 0, 0, 0} end " VERSION_MAKE
+        VERSION_CHECK ENTRY NOW_MS
+    "local function lease() return redis.call('SET', lease_k, ARGV[3], 'NX', 'PX', ARGV[4]) end "
     "local val = redis.call('GET', k) "
     "if val then "
     "  local state, now = 0, 0 "
-    "  local fresh = redis.call('GET', side('swr')) "
+    "  local fresh = redis.call('GET', swr_k) "
     "  local pttl = redis.call('PTTL', k) "
     "  if fresh then "
     "    now = now_ms() "
-    "    if now >= tonumber(fresh) and ARGV[4] == '1' and lease() then state = 1 end "
-    "  elseif ARGV[7] ~= '0' then redis.call('PEXPIRE', k, ARGV[7]) pttl = tonumber(ARGV[7]) end "
+    "    if now >= tonumber(fresh) and ARGV[2] == '1' and lease() then state = 1 end "
+    "  elseif ARGV[5] ~= '0' then redis.call('PEXPIRE', k, ARGV[5]) pttl = tonumber(ARGV[5]) end "
     "  return {v, val, pttl, state, fresh, now, 0, 0} "
     "end "
-    "if redis.call('EXISTS', side('neg')) == 1 then "
-    "  return {v, false, -2, 0, false, 0, 1, redis.call('PTTL', side('neg'))} end "
-    "if ARGV[4] == '1' then "
+    "if redis.call('EXISTS', neg_k) == 1 then "
+    "  return {v, false, -2, 0, false, 0, 1, redis.call('PTTL', neg_k)} end "
+    "if ARGV[2] == '1' then "
     "  if lease() then return {v, false, -2, 1, false, 0, 0, 0} end "
     "  return {v, false, -2, 3, false, 0, 0, 0} "
     "end "
     "return {v, false, -2, 0, false, 0, 0, 0}",
-    /* ARGV: prefix ns key value ttl_ms channel message token negative(0/1)
-     * swr_ms floor -> {version, stored (0: the lease was no longer valid)} */
-    [SCRIPT_SET] = VERSION BASE KEYS_OF NOW_MS
-    "if ARGV[8] ~= '' and redis.call('GET', side('lease')) ~= ARGV[8] then return {v, 0} end "
-    "redis.call('DEL', side('lease')) "
-    "local ttl = tonumber(ARGV[5]) local swr = tonumber(ARGV[10]) "
-    "if ARGV[9] == '1' then "
-    "  redis.call('DEL', k, side('swr')) "
-    "  redis.call('SET', side('neg'), '1', 'PX', ARGV[5]) "
+    /* ARGV: version value ttl_ms channel message token negative(0/1) swr_ms
+     * floor -> {version, stored (0: the lease was no longer valid)} */
+    [SCRIPT_SET] = VERSION VERSION_CHECK ENTRY NOW_MS
+    "if ARGV[6] ~= '' and redis.call('GET', lease_k) ~= ARGV[6] then return {v, 0} end "
+    "redis.call('DEL', lease_k) "
+    "local ttl = tonumber(ARGV[3]) local swr = tonumber(ARGV[8]) "
+    "if ARGV[7] == '1' then "
+    "  redis.call('DEL', k, swr_k) "
+    "  redis.call('SET', neg_k, '1', 'PX', ARGV[3]) "
     "else "
-    "  redis.call('DEL', side('neg')) "
-    "  redis.call('SET', k, ARGV[4], 'PX', string.format('%d', ttl + swr)) "
+    "  redis.call('DEL', neg_k) "
+    "  redis.call('SET', k, ARGV[2], 'PX', string.format('%d', ttl + swr)) "
     "  if swr > 0 then "
-    "    redis.call('SET', side('swr'), string.format('%d', now_ms() + ttl), 'PX', "
+    "    redis.call('SET', swr_k, string.format('%d', now_ms() + ttl), 'PX', "
     "               string.format('%d', ttl + swr)) "
-    "  else redis.call('DEL', side('swr')) end "
+    "  else redis.call('DEL', swr_k) end "
     "end "
-    "redis.call('PUBLISH', ARGV[6], ARGV[7]) return {v, 1}",
-    /* ARGV: prefix ns key channel message token floor -> {version, deleted}. With a
-     * token, only that lease is released (deleted = whether it was). */
-    [SCRIPT_DEL] = VERSION BASE KEYS_OF
-    "if ARGV[6] ~= '' then "
-    "  if redis.call('GET', side('lease')) ~= ARGV[6] then return {v, 0} end "
-    "  redis.call('DEL', side('lease')) redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, 1} "
+    "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, 1}",
+    /* ARGV: version channel message token floor -> {version, deleted}. With
+     * a token, only that lease is released (deleted = whether it was). */
+    [SCRIPT_DEL] = VERSION VERSION_CHECK ENTRY
+    "if ARGV[4] ~= '' then "
+    "  if redis.call('GET', lease_k) ~= ARGV[4] then return {v, 0} end "
+    "  redis.call('DEL', lease_k) redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1} "
     "end "
-    "local n = redis.call('DEL', k) redis.call('DEL', side('lease'), side('neg'), side('swr')) "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, n}",
-    /* ARGV: channel message floor -> new version. The message gets the
-     * version appended as protobuf field 6 (bump_version, a varint). */
-    [SCRIPT_BUMP] =
-        VERSION "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
-                "local n = tonumber(v) local s = string.char(48) "
-                "while n >= 128 do s = s .. string.char(n % 128 + 128) n = math.floor(n / 128) end "
-                "redis.call('PUBLISH', ARGV[1], ARGV[2] .. s .. string.char(n)) return tonumber(v)",
-    /* ARGV: prefix ns key... floor -> {version, now, then per key: value or
-     * nil, pttl (of the neg mark when negative), swr mark or nil, negative
+    "local n = redis.call('DEL', k) redis.call('DEL', lease_k, neg_k, swr_k) "
+    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, n}",
+    /* KEYS: the version only. ARGV: from channel message floor -> {version,
+     * bumped}: from + 1 and 1 when Redis held `from` (the message, built by
+     * the daemon, names from + 1); what it holds and 0 otherwise, writing and
+     * publishing nothing. */
+    [SCRIPT_BUMP] = VERSION "if v ~= ARGV[1] then return {v, 0} end "
+                            "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
+                            "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1}",
+    /* ARGV: version floor -> {version, now, then per entry: value or nil,
+     * pttl (of the neg mark when negative), swr mark or nil, negative
      * (0/1)}, decoded by answer_decode() */
-    [SCRIPT_MGET] = VERSION_READ
+    [SCRIPT_MGET] = VERSION_READ "local n = (#KEYS - 1) / 4 "
     "if not v then local out = {'0', 0} "
-    "  for i = 3, #ARGV - 1 do "
+    "  for i = 1, n do "
     "    out[#out + 1] = false out[#out + 1] = -2 out[#out + 1] = false out[#out + 1] = 0 "
     "  end "
     "  return out "
-    "end " BASE NOW_MS "local out = {v, now_ms()} "
-    "for i = 3, #ARGV - 1 do "
-    "  local k = key_of('', ARGV[i]) "
+    "end " VERSION_CHECK NOW_MS "local out = {v, now_ms()} "
+    "for i = 0, n - 1 do "
+    "  local k, neg_k, swr_k = KEYS[2 + 4 * i], KEYS[4 + 4 * i], KEYS[5 + 4 * i] "
     "  local val = redis.call('GET', k) "
     "  local fresh, neg = false, 0 "
     "  local pttl = redis.call('PTTL', k) "
-    "  if val then fresh = redis.call('GET', key_of('swr', ARGV[i])) "
-    "  else neg = redis.call('EXISTS', key_of('neg', ARGV[i])) "
-    "    if neg == 1 then pttl = redis.call('PTTL', key_of('neg', ARGV[i])) end end "
+    "  if val then fresh = redis.call('GET', swr_k) "
+    "  else neg = redis.call('EXISTS', neg_k) "
+    "    if neg == 1 then pttl = redis.call('PTTL', neg_k) end end "
     "  out[#out + 1] = val out[#out + 1] = pttl out[#out + 1] = fresh out[#out + 1] = neg "
     "end "
     "return out",
-    /* ARGV: prefix ns channel message, then key value ttl_ms per entry, then
-     * floor -> version. One message names every key. */
-    [SCRIPT_MSET] = VERSION BASE
-    "for i = 5, #ARGV - 1, 3 do "
-    "  local key = ARGV[i] "
-    "  redis.call('SET', key_of('', key), ARGV[i + 1], 'PX', ARGV[i + 2]) "
-    "  redis.call('DEL', key_of('lease', key), key_of('neg', key), key_of('swr', key)) "
+    /* ARGV: version channel message, then value ttl_ms per entry, then floor
+     * -> version. One message names every key. */
+    [SCRIPT_MSET] = VERSION VERSION_CHECK
+    "for i = 0, (#KEYS - 1) / 4 - 1 do "
+    "  local b = 2 + 4 * i "
+    "  redis.call('SET', KEYS[b], ARGV[4 + 2 * i], 'PX', ARGV[5 + 2 * i]) "
+    "  redis.call('DEL', KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]) "
     "end "
-    "redis.call('PUBLISH', ARGV[3], ARGV[4]) return v",
+    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return v",
 };
 
 struct l2 {
-    config_redis_url url;
-    char name[32];
-    char where[300]; /* "host:port" or the socket path, for messages */
-    int64_t connect_timeout_ms;
-    redisContext *ctx;
-    int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
-    int64_t retry_at;            /* no connect attempt before this time */
-    int64_t down_since;          /* when the backoff began */
-    _Atomic int64_t *peer_up_at; /* the sharer's (l2_share_up): when any handle last connected */
-    atomic_size_t *up_count;     /* the sharer's: how many handles are connected */
-    int counted;                 /* this one is in *up_count */
-    backoff backoff;
-    int was_up; /* -1 unknown, 0 down, 1 up: to log transitions only */
+    l2conn *conn;
     char sha[NSCRIPTS][41];
     uint32_t stream;
-    int once;                       /* the command is not idempotent: never send it twice */
-    int maybe_sent;                 /* the last command reached the socket: it may have run */
-    uint64_t next_seq;              /* the seq of this stream's next message */
-    _Atomic uint64_t confirmed_seq; /* the last one known to be published */
-    hist *rtt;                      /* each command's round trip, or NULL */
-    char err[640];
 };
 
-static struct timeval ms_to_tv(int64_t ms)
+/* l2conn_setup_fn: SCRIPT LOAD of every script on a new connection.
+ * Returns 0 or -1. */
+static int load_scripts(void *arg, l2conn *conn)
 {
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
-int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
-              uint32_t stream)
-{
-    l2 *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return ENOMEM;
-    c->url = *url;
-    snprintf(c->name, sizeof c->name, "%s", name);
-    if (url->is_unix)
-        snprintf(c->where, sizeof c->where, "%s", url->host);
-    else
-        snprintf(c->where, sizeof c->where, "%s:%d", url->host, url->port);
-    c->connect_timeout_ms = connect_timeout_ms;
-    c->backoff = backoff_make(BACKOFF_MAX_MS);
-    c->was_up = -1;
-    c->stream = stream;
-    c->next_seq = 1;
-    *out = c;
-    return 0;
-}
-
-/* Drops the connection; the next command may reconnect at once when
- * `retry_now`, else after the backoff. */
-static void drop(l2 *c, int retry_now)
-{
-    if (c->ctx != NULL) {
-        redisFree(c->ctx);
-        c->ctx = NULL;
-    }
-    if (c->counted && c->up_count != NULL)
-        atomic_fetch_sub(c->up_count, 1);
-    c->counted = 0;
-    if (retry_now) {
-        c->retry_at = 0;
-        return;
-    }
-    c->down_since = units_now_ms();
-    c->retry_at = c->down_since + backoff_fail(&c->backoff);
-}
-
-void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count)
-{
-    c->peer_up_at = up_at;
-    c->up_count = up_count;
-}
-
-void l2_destroy(l2 *c)
-{
-    if (c == NULL)
-        return;
-    drop(c, 1);
-    free(c);
-}
-
-void l2_set_timing(l2 *c, hist *rtt)
-{
-    c->rtt = rtt;
-}
-
-void l2_retry_now(l2 *c)
-{
-    c->retry_at = 0;
-}
-
-int l2_maybe_ran(const l2 *c)
-{
-    return c->maybe_sent;
-}
-
-int l2_connected(const l2 *c)
-{
-    return c->ctx != NULL;
-}
-
-const char *l2_error(const l2 *c)
-{
-    return c->err;
-}
-
-/* Sends one command and reads its reply, honouring timeout_ms. On an I/O
- * error or a timeout the connection is dropped and NULL returned with
- * c->err set; *status says which. */
-static redisReply *command(l2 *c, int64_t timeout_ms, l2_status *status, int argc,
-                           const char **argv, const size_t *lens)
-{
-    if (timeout_ms != c->cur_timeout_ms) {
-        redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
-        c->cur_timeout_ms = timeout_ms;
-    }
-    c->maybe_sent = 1;
-    int64_t t0 = c->rtt != NULL ? hist_now_us() : 0;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
-    if (c->rtt != NULL) {
-        int64_t us = hist_now_us() - t0;
-        hist_record(c->rtt, us > 0 ? (uint64_t)us : 0);
-    }
-    if (r != NULL) {
-        c->maybe_sent = 0; /* Redis answered: the outcome is known */
-        return r;
-    }
-    int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-    snprintf(c->err, sizeof c->err, "redis %s: %s", c->where,
-             timed_out ? "timed out" : c->ctx->errstr);
-    *status = timed_out ? L2_ETIMEOUT : L2_EDOWN;
-    log_warn("%s: %s; reconnecting", c->name, c->err);
-    drop(c, timed_out);
-    return NULL;
-}
-
-/* Runs a setup command on a fresh connection; returns 0 when it succeeded. */
-static int setup_command(l2 *c, int argc, const char **argv, const size_t *lens, redisReply **keep)
-{
-    l2_status status;
-    redisReply *r = command(c, c->connect_timeout_ms, &status, argc, argv, lens);
-    if (r == NULL)
-        return -1;
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(c->err, sizeof c->err, "redis %s: %s failed: %s", c->where, argv[0], r->str);
-        freeReplyObject(r);
-        drop(c, 0);
-        return -1;
-    }
-    if (keep != NULL)
-        *keep = r;
-    else
-        freeReplyObject(r);
-    return 0;
-}
-
-/* SCRIPT LOAD of every script on a new connection. Returns 0 or -1. */
-static int load_scripts(l2 *c)
-{
+    l2 *c = arg;
     for (int i = 0; i < NSCRIPTS; i++) {
         const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
-        redisReply *sha = NULL;
-        if (setup_command(c, 3, load, NULL, &sha) != 0)
+        l2_status status;
+        redisReply *sha = l2conn_call(conn, 0, &status, 3, load, NULL);
+        if (sha == NULL)
             return -1;
+        if (sha->type == REDIS_REPLY_ERROR) {
+            l2conn_set_error(conn, "redis: SCRIPT LOAD failed: %s", sha->str);
+            freeReplyObject(sha);
+            return -1;
+        }
         snprintf(c->sha[i], sizeof c->sha[i], "%s",
                  sha->type == REDIS_REPLY_STRING ? sha->str : "");
         freeReplyObject(sha);
@@ -328,168 +181,46 @@ static int load_scripts(l2 *c)
     return 0;
 }
 
-/* Runs one command of a dial's handshake; returns 0 when Redis accepted it. */
-static int dial_command(redisContext *ctx, const char *where, int argc, const char **argv,
-                        char *err, size_t errlen)
+int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
+              uint32_t stream)
 {
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
-    if (r == NULL)
-        snprintf(err, errlen, "redis %s: %s: %s", where, argv[0], ctx->errstr);
-    else if (r->type == REDIS_REPLY_ERROR)
-        snprintf(err, errlen, "redis %s: %s failed: %s", where, argv[0], r->str);
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-    if (r != NULL)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
+    l2 *c = calloc(1, sizeof *c);
+    if (c == NULL || l2conn_create(&c->conn, url, connect_timeout_ms, name) != 0) {
+        free(c);
+        return ENOMEM;
+    }
+    l2conn_set_setup(c->conn, load_scripts, c);
+    c->stream = stream;
+    *out = c;
+    return 0;
 }
 
-redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
+void l2_destroy(l2 *c)
 {
-    char where[300], db[16];
-    if (url->is_unix)
-        snprintf(where, sizeof where, "%s", url->host);
-    else
-        snprintf(where, sizeof where, "%s:%d", url->host, url->port);
-    struct timeval tv = ms_to_tv(timeout_ms);
-    redisContext *ctx = url->is_unix ? redisConnectUnixWithTimeout(url->host, tv)
-                                     : redisConnectWithTimeout(url->host, url->port, tv);
-    if (ctx == NULL || ctx->err != 0) {
-        snprintf(err, errlen, "redis %s: connect: %s", where,
-                 ctx != NULL ? ctx->errstr : "out of memory");
-        if (ctx != NULL)
-            redisFree(ctx);
-        return NULL;
-    }
-    redisSetTimeout(ctx, tv);
-    if (!url->is_unix)
-        redisEnableKeepAlive(ctx);
-    snprintf(db, sizeof db, "%d", url->db);
-    const char *auth[] = {"AUTH", url->password};
-    const char *sel[] = {"SELECT", db};
-    if ((url->password[0] != '\0' && dial_command(ctx, where, 2, auth, err, errlen) != 0) ||
-        (url->db != 0 && dial_command(ctx, where, 2, sel, err, errlen) != 0)) {
-        redisFree(ctx);
-        return NULL;
-    }
-    return ctx;
+    if (c == NULL)
+        return;
+    l2conn_destroy(c->conn);
+    free(c);
 }
 
-l2_status l2_connect(l2 *c, int64_t now)
+l2conn *l2_conn(l2 *c)
 {
-    if (c->ctx != NULL)
-        return L2_OK;
-    /* Inside the backoff, unless another handle got through since it began:
-     * Redis is back, and this handle should not sit it out. */
-    int peer_up = c->peer_up_at != NULL && atomic_load(c->peer_up_at) > c->down_since;
-    if (now < c->retry_at && !peer_up) {
-        snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
-        return L2_EDOWN;
-    }
-    c->ctx = l2_dial(&c->url, c->connect_timeout_ms, c->err, sizeof c->err);
-    if (c->ctx == NULL) {
-        if (c->was_up != 0)
-            log_warn("%s: %s", c->name, c->err);
-        c->was_up = 0;
-        drop(c, 0);
-        return L2_EDOWN;
-    }
-    c->cur_timeout_ms = c->connect_timeout_ms;
-    if (load_scripts(c) != 0) {
-        log_warn("%s: %s", c->name, c->err);
-        c->was_up = 0;
-        return L2_EDOWN;
-    }
-    c->maybe_sent = 0; /* the handshake's commands do not count */
-    if (c->peer_up_at != NULL)
-        atomic_store(c->peer_up_at, units_now_ms());
-    if (c->up_count != NULL) /* before the command that needed it is answered */
-        atomic_fetch_add(c->up_count, 1);
-    c->counted = 1;
-    if (c->was_up != 1)
-        log_info("%s: connected to redis %s", c->name, c->where);
-    c->was_up = 1;
-    backoff_reset(&c->backoff);
-    return L2_OK;
+    return c->conn;
 }
 
-/* Connects if needed, then runs the command. A connection that was already
- * open may have died since its last use (Redis restarted): on an I/O error
- * there, it reconnects at once and tries once more; every command here is
- * idempotent, except the bump, which sets c->once. Returns the reply (caller frees) or NULL with
- * *status set; an error reply is NULL with L2_EREPLY. */
-static redisReply *run(l2 *c, int64_t timeout_ms, l2_status *status, int argc, const char **argv,
-                       const size_t *lens)
+uint32_t l2_stream(const l2 *c)
 {
-    int reused = c->ctx != NULL && !c->once;
-    c->maybe_sent = 0;
-    if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
-        return NULL;
-    redisReply *r = command(c, timeout_ms, status, argc, argv, lens);
-    if (r == NULL && *status == L2_EDOWN && reused) {
-        c->retry_at = 0;
-        if ((*status = l2_connect(c, units_now_ms())) != L2_OK)
-            return NULL;
-        r = command(c, timeout_ms, status, argc, argv, lens);
-    }
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        snprintf(c->err, sizeof c->err, "redis: %s", r->str);
-        freeReplyObject(r);
-        *status = L2_EREPLY;
-        return NULL;
-    }
-    return r;
+    return c->stream;
 }
 
-l2_status l2_ping(l2 *c, int64_t timeout_ms)
+int l2_maybe_ran(const l2 *c)
 {
-    if (c->ctx == NULL)
-        return l2_connect(c, units_now_ms());
-    const char *argv[] = {"PING"};
-    l2_status status;
-    redisReply *r = command(c, timeout_ms, &status, 1, argv, NULL);
-    if (r == NULL)
-        return status;
-    freeReplyObject(r);
-    return L2_OK;
+    return l2conn_maybe_ran(c->conn);
 }
 
-/* Runs script `id` on k's namespace by EVALSHA, or by EVAL when Redis has
- * lost its script cache: one key, PREFIX:nsver:NS, then the `nargs`
- * arguments and k->floor. Returns the reply or NULL with *status set, as
- * run(). */
-static redisReply *eval(l2 *c, enum script id, const l2_key *k, int64_t timeout_ms,
-                        l2_status *status, int nargs, const char **args, const size_t *lens)
+const char *l2_error(const l2 *c)
 {
-    const char *small_argv[16];
-    size_t small_argl[16];
-    char vkey[KS_NSVER_KEY_MAX], floor[24];
-    int argc = 5 + nargs;
-    const char **argv = argc <= 16 ? small_argv : malloc(sizeof *argv * (size_t)argc);
-    size_t *argl = argc <= 16 ? small_argl : malloc(sizeof *argl * (size_t)argc);
-    redisReply *r = NULL;
-    *status = L2_EREPLY;
-    snprintf(c->err, sizeof c->err, "out of memory");
-    if (argv != NULL && argl != NULL) {
-        argv[0] = "EVALSHA", argl[0] = 7;
-        argv[1] = c->sha[id], argl[1] = strlen(c->sha[id]);
-        argv[2] = "1", argl[2] = 1;
-        argv[3] = vkey, argl[3] = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
-        memcpy(argv + 4, args, sizeof *args * (size_t)nargs);
-        memcpy(argl + 4, lens, sizeof *lens * (size_t)nargs);
-        argv[argc - 1] = floor;
-        argl[argc - 1] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
-        r = run(c, timeout_ms, status, argc, argv, argl);
-        if (r == NULL && *status == L2_EREPLY && strncmp(c->err, "redis: NOSCRIPT", 15) == 0) {
-            argv[0] = "EVAL", argl[0] = 4;
-            argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
-            r = run(c, timeout_ms, status, argc, argv, argl);
-        }
-    }
-    if (argv != small_argv)
-        free(argv);
-    if (argl != small_argl)
-        free(argl);
-    return r;
+    return l2conn_error(c->conn);
 }
 
 /* Reads an integer or a numeric string reply element; -1 when neither. */
@@ -504,9 +235,90 @@ static int64_t reply_int(const redisReply *r)
 
 static l2_status unexpected(l2 *c, redisReply *r, const char *what)
 {
-    snprintf(c->err, sizeof c->err, "redis: unexpected reply to %s", what);
     freeReplyObject(r);
-    return L2_EREPLY;
+    return l2conn_set_error(c->conn, "redis: unexpected reply to %s", what);
+}
+
+/* The entries a script's KEYS name: keys[i] (lens[i] bytes) of k's
+ * namespace; n may be 0. */
+typedef struct entries {
+    size_t n;
+    const void *const *keys;
+    const size_t *lens;
+} entries;
+
+/* Runs script `id` by EVALSHA, or by EVAL when Redis has lost its script
+ * cache. KEYS: PREFIX:nsver:NS, then each entry's ENTRY_KEYS keys under
+ * `version`; ARGV: `version`, the `nargs` arguments, then k->floor. Returns
+ * the reply or NULL with *status set, as l2conn_run(), which sends it only
+ * once when `once`. */
+static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version,
+                        const entries *e, int64_t timeout_ms, int once, l2_status *status,
+                        int nargs, const char **args, const size_t *lens)
+{
+    size_t nkeys = 1 + ENTRY_KEYS * e->n, argc = 3 + nkeys + 1 + (size_t)nargs + 1, room = 0;
+    for (size_t i = 0; i < e->n; i++)
+        room += ENTRY_KEYS * ks_data_key_max(k->prefix, k->nslen, version, e->lens[i]);
+    const char **argv = malloc(sizeof *argv * argc);
+    size_t *argl = malloc(sizeof *argl * argc);
+    char *keys = malloc(room + 1), vkey[KS_NSVER_KEY_MAX], ver[24], floor[24], numkeys[24];
+    redisReply *r = NULL;
+    *status = l2conn_set_error(c->conn, "out of memory");
+    if (argv != NULL && argl != NULL && keys != NULL) {
+        size_t a = 0, used = 0;
+        argv[a] = "EVALSHA", argl[a++] = 7;
+        argv[a] = c->sha[id], argl[a++] = strlen(c->sha[id]);
+        argv[a] = numkeys, argl[a++] = (size_t)snprintf(numkeys, sizeof numkeys, "%zu", nkeys);
+        argv[a] = vkey, argl[a++] = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
+        for (size_t i = 0; i < e->n; i++)
+            for (int j = 0; j < ENTRY_KEYS; j++) {
+                argv[a] = keys + used;
+                argl[a] = ks_data_key(keys + used, k->prefix, k->ns, k->nslen, version,
+                                      entry_kind[j], e->keys[i], e->lens[i]);
+                used += argl[a++];
+            }
+        argv[a] = ver, argl[a++] = (size_t)snprintf(ver, sizeof ver, "%" PRIu64, version);
+        for (int i = 0; i < nargs; i++, a++)
+            argv[a] = args[i], argl[a] = lens[i];
+        argv[a] = floor, argl[a++] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
+        r = l2conn_run(c->conn, timeout_ms, once, status, (int)a, argv, argl);
+        if (r == NULL && *status == L2_EREPLY &&
+            strncmp(l2conn_error(c->conn), "redis: NOSCRIPT", 15) == 0) {
+            argv[0] = "EVAL", argl[0] = 4;
+            argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
+            r = l2conn_run(c->conn, timeout_ms, once, status, (int)a, argv, argl);
+        }
+    }
+    free(argv);
+    free(argl);
+    free(keys);
+    return r;
+}
+
+/* How many times a script is run again under the version Redis holds: a
+ * version moves only by a bump (or a lost key raised above the floor), so
+ * one more run nearly always suffices. */
+#define MOVED_TRIES 4
+
+/* eval() under the version the caller assumes (k->floor: the highest it
+ * has seen), then under the one Redis answered while it answers {version}
+ * (a bump this node has not heard of yet). Returns the reply, or NULL with
+ * *status set; L2_EREPLY when the version kept moving. */
+static redisReply *eval_current(l2 *c, enum script id, const l2_key *k, const entries *e,
+                                int64_t timeout_ms, l2_status *status, int nargs,
+                                const char **args, const size_t *lens)
+{
+    uint64_t version = k->floor;
+    for (int i = 0; i < MOVED_TRIES; i++) {
+        redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 1)
+            return r;
+        version = (uint64_t)reply_int(r->element[0]);
+        freeReplyObject(r);
+    }
+    *status = l2conn_set_error(c->conn, "redis: the namespace's version moved %d times in a row",
+                               MOVED_TRIES);
+    return NULL;
 }
 
 l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_ms, l2_value *out)
@@ -518,31 +330,31 @@ l2_status l2_get(l2 *c, const l2_key *k, const l2_get_opts *o, int64_t timeout_m
     int tl = snprintf(ttl, sizeof ttl, "%lld", (long long)o->lease_ttl_ms);
     int sl = snprintf(slide, sizeof slide, "%lld", (long long)o->slide_ms);
     const char *token = o->token != NULL ? o->token : "";
-    const char *args[] = {k->prefix, k->ns, k->key, o->lease ? "1" : "0", token, ttl, slide};
-    size_t lens[] = {strlen(k->prefix), k->nslen,   k->klen,   1,
-                     strlen(token),     (size_t)tl, (size_t)sl};
+    const char *args[] = {o->lease ? "1" : "0", token, ttl, slide};
+    size_t lens[] = {1, strlen(token), (size_t)tl, (size_t)sl};
+    entries e = {1, &k->key, &k->klen};
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_GET, k, timeout_ms, &status, 7, args, lens);
+    redisReply *r = eval_current(c, SCRIPT_GET, k, &e, timeout_ms, &status, 4, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
         return unexpected(c, r, "the GET script");
-    redisReply **e = r->element;
-    out->version = (uint64_t)reply_int(e[0]);
-    out->lease = (int)reply_int(e[3]);
-    answer_raw raw = {.has_value = e[1]->type == REDIS_REPLY_STRING,
-                      .pttl_ms = reply_int(e[2]),
-                      .has_fresh = e[4]->type == REDIS_REPLY_STRING,
-                      .fresh_until = reply_int(e[4]),
-                      .now_ms = reply_int(e[5]),
-                      .negative = reply_int(e[6]) == 1,
-                      .neg_pttl_ms = reply_int(e[7])};
+    redisReply **el = r->element;
+    out->version = (uint64_t)reply_int(el[0]);
+    out->lease = (int)reply_int(el[3]);
+    answer_raw raw = {.has_value = el[1]->type == REDIS_REPLY_STRING,
+                      .pttl_ms = reply_int(el[2]),
+                      .has_fresh = el[4]->type == REDIS_REPLY_STRING,
+                      .fresh_until = reply_int(el[4]),
+                      .now_ms = reply_int(el[5]),
+                      .negative = reply_int(el[6]) == 1,
+                      .neg_pttl_ms = reply_int(el[7])};
     if (answer_decode(&raw, out) != L2_OK) {
         freeReplyObject(r);
         return L2_NIL;
     }
-    out->data = e[1]->str;
-    out->len = e[1]->len;
+    out->data = el[1]->str;
+    out->len = el[1]->len;
     out->reply_ = r;
     return L2_OK;
 }
@@ -557,15 +369,13 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
         o = &plain;
     int pxlen = snprintf(px, sizeof px, "%lld", (long long)ttl_ms);
     int swrlen = snprintf(swr, sizeof swr, "%lld", (long long)o->swr_ms);
-    const char *args[] = {
-        k->prefix, k->ns, k->key, value, px, m->channel, m->data, o->token, o->negative ? "1" : "0",
-        swr};
-    size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,      vlen, (size_t)pxlen,
-                     strlen(m->channel), m->len,   o->token_len, 1,    (size_t)swrlen};
-    if (o->token == NULL)
-        args[7] = "", lens[7] = 0;
+    const char *args[] = {value,   px, m->channel, m->data, o->token != NULL ? o->token : "",
+                          o->negative ? "1" : "0", swr};
+    size_t lens[] = {vlen,   (size_t)pxlen, strlen(m->channel), m->len,
+                     o->token != NULL ? o->token_len : 0, 1, (size_t)swrlen};
+    entries e = {1, &k->key, &k->klen};
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_SET, k, timeout_ms, &status, 10, args, lens);
+    redisReply *r = eval_current(c, SCRIPT_SET, k, &e, timeout_ms, &status, 7, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -579,12 +389,11 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
 l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
                  int64_t timeout_ms, int *existed, uint64_t *version)
 {
-    const char *args[] = {k->prefix,  k->ns,   k->key,
-                          m->channel, m->data, token != NULL ? token : ""};
-    size_t lens[] = {strlen(k->prefix),  k->nslen, k->klen,
-                     strlen(m->channel), m->len,   token != NULL ? token_len : 0};
+    const char *args[] = {m->channel, m->data, token != NULL ? token : ""};
+    size_t lens[] = {strlen(m->channel), m->len, token != NULL ? token_len : 0};
+    entries e = {1, &k->key, &k->klen};
     l2_status status;
-    redisReply *r = eval(c, SCRIPT_DEL, k, timeout_ms, &status, 6, args, lens);
+    redisReply *r = eval_current(c, SCRIPT_DEL, k, &e, timeout_ms, &status, 3, args, lens);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -595,39 +404,56 @@ l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, co
     return L2_OK;
 }
 
-l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+l2_status l2_bump(l2 *c, const l2_key *k, uint64_t from, const l2_msg *m, int64_t timeout_ms,
+                  uint64_t *version, int *bumped)
 {
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
+    entries none = {0, NULL, NULL};
     l2_status status;
-    c->once = 1; /* a retry after a lost answer would bump twice */
-    redisReply *r = eval(c, SCRIPT_BUMP, k, timeout_ms, &status, 2, args, lens);
-    c->once = 0;
+    /* once: a retry after a lost answer would bump twice */
+    redisReply *r = eval(c, SCRIPT_BUMP, k, from, &none, timeout_ms, 1, &status, 2, args, lens);
     if (r == NULL)
         return status;
-    *version = (uint64_t)reply_int(r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return unexpected(c, r, "the bump script");
+    *version = (uint64_t)reply_int(r->element[0]);
+    *bumped = reply_int(r->element[1]) == 1;
     freeReplyObject(r);
     return L2_OK;
+}
+
+/* Room for n entries' keys, filled by the caller. Returns 0, or -1 out of
+ * memory. Free with entries_free(). */
+static int entries_alloc(entries *e, size_t n, const void ***keys, size_t **lens)
+{
+    *keys = malloc(sizeof **keys * (n ? n : 1));
+    *lens = malloc(sizeof **lens * (n ? n : 1));
+    *e = (entries){n, *keys, *lens};
+    return *keys != NULL && *lens != NULL ? 0 : -1;
+}
+
+static void entries_free(entries *e)
+{
+    free((void *)e->keys);
+    free((void *)e->lens);
 }
 
 l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
                   l2_batch *out)
 {
-    const char **args = malloc(sizeof *args * (n + 2));
-    size_t *lens = malloc(sizeof *lens * (n + 2));
-    l2_status status = L2_EREPLY;
-    redisReply *r = NULL;
-    if (args != NULL && lens != NULL) {
-        args[0] = k->prefix, lens[0] = strlen(k->prefix);
-        args[1] = k->ns, lens[1] = k->nslen;
-        for (size_t i = 0; i < n; i++)
-            args[2 + i] = keys[i].key, lens[2 + i] = keys[i].klen;
-        r = eval(c, SCRIPT_MGET, k, timeout_ms, &status, (int)n + 2, args, lens);
-    } else {
-        snprintf(c->err, sizeof c->err, "out of memory");
+    entries e;
+    const void **ek;
+    size_t *el;
+    if (entries_alloc(&e, n, &ek, &el) != 0) {
+        entries_free(&e);
+        return l2conn_set_error(c->conn, "out of memory");
     }
-    free(args);
-    free(lens);
+    for (size_t i = 0; i < n; i++)
+        ek[i] = keys[i].key, el[i] = keys[i].klen;
+    l2_status status;
+    redisReply *r = eval_current(c, SCRIPT_MGET, k, &e, timeout_ms, &status, 0, NULL, NULL);
+    entries_free(&e);
     if (r == NULL)
         return status;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 4 * n)
@@ -666,30 +492,32 @@ void l2_batch_free(l2_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
+l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
                   int64_t timeout_ms, uint64_t *version)
 {
-    size_t nargs = 4 + 3 * n;
+    size_t nargs = 2 + 2 * n;
     const char **args = malloc(sizeof *args * nargs);
     size_t *lens = malloc(sizeof *lens * nargs);
     char(*ttl)[24] = malloc(sizeof *ttl * (n ? n : 1));
+    entries e;
+    const void **ek;
+    size_t *el;
     l2_status status = L2_EREPLY;
     redisReply *r = NULL;
-    if (args != NULL && lens != NULL && ttl != NULL) {
-        args[0] = k->prefix, lens[0] = strlen(k->prefix);
-        args[1] = k->ns, lens[1] = k->nslen;
-        args[2] = m->channel, lens[2] = strlen(m->channel);
-        args[3] = m->data, lens[3] = m->len;
+    if (entries_alloc(&e, n, &ek, &el) == 0 && args != NULL && lens != NULL && ttl != NULL) {
+        args[0] = m->channel, lens[0] = strlen(m->channel);
+        args[1] = m->data, lens[1] = m->len;
         for (size_t i = 0; i < n; i++) {
-            int tl = snprintf(ttl[i], sizeof ttl[i], "%lld", (long long)e[i].ttl_ms);
-            args[4 + 3 * i] = e[i].key, lens[4 + 3 * i] = e[i].klen;
-            args[5 + 3 * i] = e[i].value, lens[5 + 3 * i] = e[i].vlen;
-            args[6 + 3 * i] = ttl[i], lens[6 + 3 * i] = (size_t)tl;
+            int tl = snprintf(ttl[i], sizeof ttl[i], "%lld", (long long)en[i].ttl_ms);
+            ek[i] = en[i].key, el[i] = en[i].klen;
+            args[2 + 2 * i] = en[i].value, lens[2 + 2 * i] = en[i].vlen;
+            args[3 + 2 * i] = ttl[i], lens[3 + 2 * i] = (size_t)tl;
         }
-        r = eval(c, SCRIPT_MSET, k, timeout_ms, &status, (int)nargs, args, lens);
+        r = eval_current(c, SCRIPT_MSET, k, &e, timeout_ms, &status, (int)nargs, args, lens);
     } else {
-        snprintf(c->err, sizeof c->err, "out of memory");
+        l2conn_set_error(c->conn, "out of memory");
     }
+    entries_free(&e);
     free(args);
     free(lens);
     free(ttl);
@@ -700,37 +528,30 @@ l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_
     return L2_OK;
 }
 
-l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms)
+l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked)
 {
-    const char *argv[] = {"PUBLISH", m->channel, m->data};
-    size_t lens[] = {7, strlen(m->channel), m->len};
+    char n[16], ms[24];
+    int nl = snprintf(n, sizeof n, "%d", replicas);
+    int ml = snprintf(ms, sizeof ms, "%lld", (long long)(wait_ms > 0 ? wait_ms : 1));
+    const char *argv[] = {"WAIT", n, ms};
+    size_t lens[] = {4, (size_t)nl, (size_t)ml};
     l2_status status;
-    redisReply *r = run(c, timeout_ms, &status, 3, argv, lens);
-    if (r == NULL)
+    redisReply *r = l2conn_call(c->conn, timeout_ms, &status, 3, argv, lens);
+    if (r == NULL) {
+        if (status == L2_EDOWN)
+            l2conn_set_error(c->conn, "the connection closed after the write");
         return status;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        l2conn_set_error(c->conn, "redis: %s", r->str);
+        freeReplyObject(r);
+        return L2_EREPLY;
+    }
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(c, r, "WAIT");
+    *acked = (int)r->integer;
     freeReplyObject(r);
     return L2_OK;
-}
-
-uint32_t l2_stream(const l2 *c)
-{
-    return c->stream;
-}
-
-uint64_t l2_next_seq(const l2 *c)
-{
-    return c->next_seq;
-}
-
-void l2_confirm_seq(l2 *c, uint64_t seq)
-{
-    c->next_seq = seq + 1;
-    atomic_store(&c->confirmed_seq, seq);
-}
-
-uint64_t l2_confirmed_seq(const l2 *c)
-{
-    return atomic_load((_Atomic uint64_t *)&c->confirmed_seq);
 }
 
 void l2_value_free(l2_value *v)

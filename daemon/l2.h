@@ -1,9 +1,9 @@
-/* L2: one blocking connection to Redis through hiredis, with the commands
- * the cache needs. A handle outlives its connection: after an I/O error or a
- * timeout the connection is dropped, and the next command reconnects, no
- * sooner than a backoff (100 ms doubling to 5 s) after a failed attempt;
- * until then commands fail fast with L2_EDOWN. A handle is used by one
- * thread at a time (each L2 worker owns one). */
+/* L2: the scripts half of the Redis layer: the commands the cache needs,
+ * each one Lua script (or one command), and the decoding of their replies,
+ * over a connection of l2conn.h (reconnect, backoff) that a handle owns.
+ * Key names are keyspace.h's; invalidation messages come built by the
+ * caller (their sequence numbers are coherence.h's). A handle is used by
+ * one thread at a time (each L2 worker owns one). */
 #ifndef NC_L2_H
 #define NC_L2_H
 
@@ -12,19 +12,10 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "hist.h"
 #include "keyspace.h"
+#include "l2conn.h"
 
 typedef struct l2 l2;
-
-/* What a Redis command came to: the one status type of this layer. */
-typedef enum l2_status {
-    L2_OK = 0,
-    L2_NIL,      /* the key does not exist */
-    L2_EDOWN,    /* not connected, and not retrying yet */
-    L2_ETIMEOUT, /* Redis did not answer in time; the connection is dropped */
-    L2_EREPLY,   /* Redis answered with an error (message in l2_error) */
-} l2_status;
 
 /* Where a key lives: the data key PREFIX:NS:VER:KEY is built inside Redis
  * from the namespace's current version. A script that finds the version
@@ -74,56 +65,29 @@ typedef struct l2_set_opts {
     int64_t swr_ms; /* serve stale this long past the TTL */
 } l2_set_opts;
 
-/* Connects to `url` and runs AUTH and SELECT as it asks, with timeout_ms
- * for the connect and for each later read or write (a blocking context).
- * Returns the context (free with redisFree()), or NULL with a message
- * naming Redis and the problem in err. */
-struct redisContext *l2_dial(const config_redis_url *url, int64_t timeout_ms, char *err,
-                             size_t errlen);
-
-/* Makes a handle for `url` (copied) with the given connect timeout. Does
- * not connect yet. `name` tags log lines; `stream` numbers the invalidation
- * messages it publishes. Returns 0 and hands the handle to *out (caller owns
- * it; free with l2_destroy()), or ENOMEM. */
+/* Makes a handle over a new connection to `url` (l2conn_create() with
+ * `name`), which loads the scripts on every connect. `stream` is the
+ * number of the invalidation stream its writes publish on. Returns 0 and
+ * hands the handle to *out (caller owns it; free with l2_destroy()), or
+ * ENOMEM. */
 int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms, const char *name,
               uint32_t stream);
 
 /* Closes the connection and frees the handle. Accepts NULL. */
 void l2_destroy(l2 *c);
 
-/* Connects now unless connected or inside the backoff. Returns L2_OK when
- * connected, L2_EDOWN otherwise. `now` is units_now_ms(). */
-l2_status l2_connect(l2 *c, int64_t now);
+/* The handle's connection (owned by the handle), for l2conn's functions. */
+l2conn *l2_conn(l2 *c);
 
-/* Shares with other handles the time any of them last connected (a handle
- * in its backoff tries again at once when another got through since) and
- * the count of those connected, which a handle updates as it connects and
- * drops, before the command that caused it returns. Either may be NULL. */
-void l2_share_up(l2 *c, _Atomic int64_t *up_at, atomic_size_t *up_count);
+/* The stream number given to l2_create(). */
+uint32_t l2_stream(const l2 *c);
 
-/* Lets the next command try to connect at once, ignoring the backoff (for
- * when Redis is known to be reachable again). */
-void l2_retry_now(l2 *c);
-
-/* Records each command's round trip (send to reply, or failure) in rtt
- * (not owned; NULL: none). Set it before the handle is used. */
-void l2_set_timing(l2 *c, hist *rtt);
-
-/* After a failed command: whether it may have run in Redis anyway (it was
- * sent, and the answer was lost or late), as opposed to surely not (no
- * connection, or Redis refused it). */
+/* After a failed command: l2conn_maybe_ran() of the handle's connection. */
 int l2_maybe_ran(const l2 *c);
 
-/* Whether the handle holds a live connection. */
-int l2_connected(const l2 *c);
-
-/* The message of the last L2_EREPLY/L2_ETIMEOUT/L2_EDOWN on this handle.
- * The string belongs to the handle and lives until its next command. */
+/* l2conn_error() of the handle's connection: the message of the last
+ * failure, valid until the next command. */
 const char *l2_error(const l2 *c);
-
-/* Checks the connection with PING (or connects, if it has none and the
- * backoff allows). Returns L2_OK when it is live. */
-l2_status l2_ping(l2 *c, int64_t timeout_ms);
 
 /* Reads a key's value, remaining TTL and namespace version in one atomic
  * round trip, taking a lease or sliding the TTL as `o` (may be NULL) asks.
@@ -147,9 +111,15 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
 l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
                  int64_t timeout_ms, int *existed, uint64_t *version);
 
-/* Raises the namespace version of k by one (k->key unused) and PUBLISHes m
- * with the new version appended as field bump_version, atomically. */
-l2_status l2_bump(l2 *c, const l2_key *k, const l2_msg *m, int64_t timeout_ms, uint64_t *version);
+/* Raises the namespace version of k (k->key unused) from `from` to
+ * from + 1 and PUBLISHes m (the caller built it for from + 1), atomically,
+ * if Redis holds `from` once a missing or below-floor version is raised as
+ * in every script. Returns L2_OK with *version the version Redis now holds
+ * and *bumped 1 when it bumped; 0 when Redis held another version (nothing
+ * written or published): the caller tries again from *version. Never sent
+ * twice: a lost answer is an error with l2_maybe_ran() set. */
+l2_status l2_bump(l2 *c, const l2_key *k, uint64_t from, const l2_msg *m, int64_t timeout_ms,
+                  uint64_t *version, int *bumped);
 
 /* The answer of l2_mget(), read with l2_batch_item(). */
 typedef struct l2_batch {
@@ -183,18 +153,12 @@ typedef struct l2_entry {
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
                   int64_t timeout_ms, uint64_t *version);
 
-/* PUBLISH m. */
-l2_status l2_publish(l2 *c, const l2_msg *m, int64_t timeout_ms);
-
-/* The stream number, and its sequence: the seq the next message must carry,
- * and l2_confirm_seq() once the write that published it succeeded. A seq
- * whose write failed is used again, so receivers see no gap for a message
- * that was never sent (and a repeat, harmless, for one that was).
- * l2_confirmed_seq() may be read from any thread. */
-uint32_t l2_stream(const l2 *c);
-uint64_t l2_next_seq(const l2 *c);
-void l2_confirm_seq(l2 *c, uint64_t seq);
-uint64_t l2_confirmed_seq(const l2 *c);
+/* WAIT replicas wait_ms on the handle's connection, right after a write's
+ * script, within timeout_ms (more than wait_ms). Returns L2_OK with
+ * *acked the number of replicas that have every write of this connection
+ * so far. Never reconnects (a new connection's WAIT would say nothing of
+ * the write): without one, L2_EDOWN. */
+l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked);
 
 /* Frees what l2_get() handed out. Accepts a zeroed value. */
 void l2_value_free(l2_value *v);

@@ -313,7 +313,7 @@ static void deliver(lane *ln, landing *out, size_t n)
 static redisContext *connect_lane(lane *ln, int was_up)
 {
     char err[600];
-    redisContext *ctx = l2_dial(&ln->url, ln->connect_timeout_ms, err, sizeof err);
+    redisContext *ctx = l2conn_dial(&ln->url, ln->connect_timeout_ms, err, sizeof err);
     if (ctx == NULL) {
         if (was_up)
             log_warn("read lane: %s", err);

@@ -254,6 +254,8 @@ static void redis_hint(parts *p, const config *cfg, const config_redis_url *url)
     char where[300];
     if (url->is_unix)
         snprintf(where, sizeof where, "unix://%s", url->host);
+    else if (url->nsentinels > 0)
+        snprintf(where, sizeof where, "master %s (through its Sentinels)", url->master);
     else
         snprintf(where, sizeof where, "%s:%d", url->host, url->port);
     if (jobq_connected(p->q) == 0)
@@ -276,9 +278,11 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     int code = 1;
     if (setup(&p, cfg, url) != 0)
         goto out;
-    log_info("nearcached %s listening on %s (node %s, redis %s, l1 %" PRIu64 " bytes in %u shards)",
-             NC_VERSION, cfg->listen, service_node_id(p.svc), url->host, cfg->l1_max_memory,
-             l1_shards(cfg));
+    log_info("nearcached %s listening on %s (node %s, redis %s%s, l1 %" PRIu64
+             " bytes in %u shards)",
+             NC_VERSION, cfg->listen, service_node_id(p.svc),
+             url->nsentinels > 0 ? "master " : "", url->nsentinels > 0 ? url->master : url->host,
+             cfg->l1_max_memory, l1_shards(cfg));
     redis_hint(&p, cfg, url);
     int sig = 0;
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;

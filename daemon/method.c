@@ -170,7 +170,7 @@ void method_l1_drop(service *svc, const void *key, size_t klen)
 }
 
 uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                          method_key_at_fn key_at, const void *req, size_t *len)
+                       method_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len)
 {
     pb_key_ref *refs = calloc(n ? n : 1, sizeof *refs), **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     uint8_t *buf = NULL;
@@ -184,11 +184,11 @@ uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t
         pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
         m.origin = svc->node_id;
         m.stream = l2_stream(conn);
-        m.seq = l2_next_seq(conn);
+        m.seq = coh_next_seq(svc->coh, m.stream);
         m.n_keys = n;
         m.keys = n > 0 ? ptrs : NULL;
         if (n == 0)
-            m.bump_ns = ns;
+            m.bump_ns = ns, m.bump_version = bump_version;
         if ((buf = malloc(codec_inval_size(&m) + 1)) != NULL)
             *len = codec_inval_pack(&m, buf);
     }
@@ -206,12 +206,37 @@ uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t
 void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
 {
     if (published) {
-        l2_confirm_seq(conn, seq);
+        coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         stats_inc(&svc->st->invalidations_sent);
     } else if (l2_maybe_ran(conn)) {
-        l2_confirm_seq(conn, seq);
+        coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         coh_uncertain(svc->coh, l2_stream(conn), seq);
     }
+}
+
+int method_replicated(service *svc, call *c, l2 *conn, const char *what)
+{
+    uint64_t want = svc->cfg->redis_wait_replicas;
+    if (want == 0)
+        return 0;
+    int64_t wait = svc->cfg->redis_wait_timeout_ms;
+    int acked = 0;
+    l2_status rv = l2_wait(conn, (int)want, wait, wait + svc->cfg->redis_timeout_ms, &acked);
+    if (rv == L2_OK && (uint64_t)acked >= want)
+        return 0;
+    stats_inc(&svc->st->redis_errors);
+    if (rv == L2_OK)
+        call_fail(c, CODE(UNAVAILABLE),
+                  "the %s is done on the redis master and announced, but %d of the %" PRIu64
+                  " replicas redis_wait_replicas asks for confirmed it within %" PRId64
+                  " ms; a failover may lose it",
+                  what, acked, want, wait);
+    else
+        call_fail(c, CODE(UNAVAILABLE),
+                  "the %s is done on the redis master and announced, but no replica is known "
+                  "to have it (WAIT: %s); a failover may lose it",
+                  what, l2_error(conn));
+    return -1;
 }
 
 int64_t method_ttl(service *svc, int has_ttl, int64_t ttl_ms)

@@ -109,14 +109,23 @@ void method_written(service *svc, const void *key, size_t klen, const void *valu
 typedef ProtobufCBinaryData (*method_key_at_fn)(const void *req, size_t i);
 
 /* The invalidation a write on `conn` publishes: the n keys key_at(req, 0..n)
- * of namespace ns, or (n == 0) a bump of ns. Takes the stream's next seq.
- * Returns a new buffer (the caller frees it) of *len bytes, or NULL. */
+ * of namespace ns, or (n == 0) a bump of ns to bump_version. Takes the
+ * stream's next seq (coh_next_seq()). Returns a new buffer (the caller
+ * frees it) of *len bytes, or NULL. */
 uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
-                          method_key_at_fn key_at, const void *req, size_t *len);
+                       method_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len);
 
 /* Settles the seq of a write's invalidation message after the script:
  * `published` when it surely ran. */
 void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
+
+/* After a write Redis confirmed (`what` names it in messages): with
+ * redis_wait_replicas N, WAITs on the write's connection until N replicas
+ * have it. Returns 0 (N = 0, or they have it), or -1 after answering the
+ * call UNAVAILABLE with what is known of the write (done on the master
+ * and announced, not known to be on N replicas); the caller then keeps
+ * nothing of it in L1. */
+int method_replicated(service *svc, call *c, l2 *conn, const char *what);
 
 /* The TTL a write applies: `ttl_ms` if has_ttl, else default_ttl; capped
  * at max_ttl and spread by ttl_jitter. */

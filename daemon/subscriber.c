@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "backoff.h"
-#include "l2.h"
+#include "l2conn.h"
 #include "log.h"
 #include "units.h"
 
@@ -43,13 +43,13 @@ static struct timeval tv_of(int64_t ms)
     return tv;
 }
 
-/* Connects as every connection does (l2_dial: AUTH and SELECT as the URL
+/* Connects as every connection does (l2conn_dial: AUTH and SELECT as the URL
  * asks; pub/sub ignores the database) and subscribes. Returns the context,
  * or NULL with the reason logged. */
 static redisContext *subscribe(subscriber *s)
 {
     char err[600];
-    redisContext *ctx = l2_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
+    redisContext *ctx = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
     const char *why = ctx == NULL ? err : NULL;
     if (why == NULL) {
         redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
@@ -143,40 +143,46 @@ static void *reader_main(void *arg)
 }
 
 /* Publishes one heartbeat with the last confirmed seq of every stream. */
-static void beat(subscriber *s, l2 *conn)
+static void beat(subscriber *s, l2conn *conn)
 {
     uint64_t seqs[MAX_STREAMS];
     pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
     hb.sent_ms = units_now_ms();
     hb.stream_seqs = seqs;
-    hb.n_stream_seqs = jobq_stream_seqs(s->q, seqs, MAX_STREAMS);
+    hb.n_stream_seqs = coh_stream_seqs(s->coh, seqs, s->cfg->redis_connections < MAX_STREAMS
+                                                         ? s->cfg->redis_connections
+                                                         : MAX_STREAMS);
     pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
     m.origin = s->node_id;
     m.heartbeat = &hb;
     uint8_t buf[1024];
     size_t n = codec_inval_pack(&m, buf);
-    l2_msg msg = {.channel = s->channel, .data = buf, .len = n};
-    l2_publish(conn, &msg, s->cfg->redis_timeout_ms);
+    const char *argv[] = {"PUBLISH", s->channel, (const char *)buf};
+    size_t lens[] = {7, strlen(s->channel), n};
+    l2_status status;
+    redisReply *r = l2conn_run(conn, s->cfg->redis_timeout_ms, 0, &status, 3, argv, lens);
+    if (r != NULL)
+        freeReplyObject(r);
 }
 
 static void *beater_main(void *arg)
 {
     subscriber *s = arg;
-    l2 *conn = NULL;
-    if (l2_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat", UINT32_MAX) != 0)
+    l2conn *conn = NULL;
+    if (l2conn_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat") != 0)
         return NULL;
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->stopping)) {
         pthread_mutex_unlock(&s->mu);
-        if (!l2_connected(conn) && jobq_connected(s->q) > 0)
-            l2_retry_now(conn); /* Redis is back: do not sit out the backoff */
+        if (!l2conn_connected(conn) && jobq_connected(s->q) > 0)
+            l2conn_retry_now(conn); /* Redis is back: do not sit out the backoff */
         beat(s, conn);
         pthread_mutex_lock(&s->mu);
         if (!atomic_load(&s->stopping))
             units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
     }
     pthread_mutex_unlock(&s->mu);
-    l2_destroy(conn);
+    l2conn_destroy(conn);
     return NULL;
 }
 

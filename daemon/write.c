@@ -28,20 +28,35 @@ static ProtobufCBinaryData the_key(const void *req, size_t i)
     return *(const ProtobufCBinaryData *)req;
 }
 
+/* Builds the write's message: of `key`, or (bump) of a bump of ns to
+ * version bump_to. Returns 0, or -1 with the call answered. */
+static int write_msg(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCBinaryData ns,
+                     ProtobufCBinaryData key, int bump, uint64_t bump_to)
+{
+    free(w->msg);
+    w->msg = method_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, bump_to, &w->m.len);
+    if (w->msg == NULL) {
+        call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
+        return -1;
+    }
+    w->m.data = w->msg;
+    return 0;
+}
+
 static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCBinaryData ns,
                        ProtobufCBinaryData key, int bump)
 {
     memset(w, 0, sizeof *w);
-    if (ks_l1_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0 ||
-        (w->msg = method_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, &w->m.len)) ==
-            NULL) {
-        ks_l1_key_free(&w->k);
+    if (ks_l1_key_make(&w->k, ns.data, ns.len, key.data, key.len) != 0) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
+    if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
+        ks_l1_key_free(&w->k);
+        return -1;
+    }
     w->m.channel = svc->channel;
-    w->m.data = w->msg;
-    w->seq = l2_next_seq(conn);
+    w->seq = coh_next_seq(svc->coh, l2_stream(conn));
     w->ticket = l1_reserve(svc->cache, w->k.buf, w->k.len);
     return 0;
 }
@@ -79,9 +94,12 @@ static void job_set(service *svc, call *c, l2 *conn)
                   "lease is no longer valid: the key was written or deleted "
                   "since it was granted, or it expired; nothing stored");
     } else {
+        int durable = method_replicated(svc, c, conn, "write") == 0;
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
-        method_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0,
-                       w.ticket, coh_serving(svc->coh, units_now_ms()) && !s->negative);
+        method_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
+                    durable && coh_serving(svc->coh, units_now_ms()) && !s->negative);
+        if (!durable)
+            goto out;
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -89,6 +107,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         r.set = &sr;
         call_reply(c, &r);
     }
+out:
     write_end(svc, conn, &w, rv == L2_OK && stored);
 }
 
@@ -109,6 +128,8 @@ static void job_delete(service *svc, call *c, l2 *conn)
         method_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
+        if (method_replicated(svc, c, conn, "delete") != 0)
+            goto out;
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
         dr.existed = existed;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -116,25 +137,47 @@ static void job_delete(service *svc, call *c, l2 *conn)
         r.delete_ = &dr;
         call_reply(c, &r);
     }
+out:
     /* a release of a lease that was no longer held publishes nothing */
     write_end(svc, conn, &w, rv == L2_OK && (token == NULL || existed));
 }
 
+/* A bump is a compare-and-set: the daemon builds the message for the
+ * version it expects to make (from + 1), and the script bumps only if Redis
+ * holds `from`, else answers the version it holds, to try again from. */
+#define BUMP_TRIES 8
+
 static void job_bump(service *svc, call *c, l2 *conn)
 {
     const pb_bump_request *b = call_request(c)->bump_namespace;
-    int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis bump");
     ProtobufCBinaryData none = {0, NULL};
     write_ctx w;
-    if (budget == 0 || write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
+    if (method_redis_budget(svc, c, call_deadline(c), "redis bump") == 0 ||
+        write_begin(svc, c, conn, &w, b->ns, none, 1) != 0)
         return;
     l2_key rk = method_redis_key(svc, b->ns, none);
-    uint64_t version = 0;
-    l2_status rv = l2_bump(conn, &rk, &w.m, budget, &version);
-    if (rv != L2_OK) {
+    uint64_t from = rk.floor, version = 0;
+    int bumped = 0, answered = 0;
+    l2_status rv = L2_OK;
+    for (int i = 0; i < BUMP_TRIES && rv == L2_OK && !bumped && !answered; i++, from = version) {
+        int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis bump");
+        answered = budget == 0 || write_msg(svc, c, conn, &w, b->ns, none, 1, from + 1) != 0;
+        if (!answered)
+            rv = l2_bump(conn, &rk, from, &w.m, budget, &version, &bumped);
+    }
+    if (answered) {
+        /* the call was answered (deadline, out of memory) */
+    } else if (rv != L2_OK) {
         method_fail_l2(svc, c, conn, rv);
+    } else if (!bumped) {
+        call_fail(c, CODE(ABORTED),
+                  "the namespace was bumped concurrently %d times while this bump tried; "
+                  "nothing changed, try again",
+                  BUMP_TRIES);
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
+        if (method_replicated(svc, c, conn, "bump") != 0)
+            goto out;
         pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
         br.version = version;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -142,7 +185,8 @@ static void job_bump(service *svc, call *c, l2 *conn)
         r.bump_namespace = &br;
         call_reply(c, &r);
     }
-    write_end(svc, conn, &w, rv == L2_OK);
+out:
+    write_end(svc, conn, &w, rv == L2_OK && bumped);
 }
 
 /* jobq_fns: a write's script on a worker. */

@@ -9,6 +9,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
       python3 python3-venv systemd lintian file wrk libjansson-dev)
+# The Node.js client (client/node) needs node 20+ with npm; Debian's own are
+# taken only when there is none (a NodeSource node bundles its npm).
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds nearcache twice (plain, and with
 # AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
-# one, the Python client's tests (pytest, in .venv, against that build) and
+# one, the Python client's tests (pytest, in .venv, against that build), the
+# Node.js client's (npm ci, then node --test against that build) and
 # the release in its dry form (scripts/release.sh --dry: every artifact, and
 # the Debian package's check, which installs it with dpkg -i and purges it
 # again, so it needs root or sudo). Every test starts its own
@@ -52,6 +53,14 @@ else
   echo "== python: could not make .venv" >&2
   failed=1
 fi
+echo "== node: npm ci (builds the near tier's addon), eslint, tsc --noEmit, node --test against build/"
+nd="$here/client/node"
+(cd "$nd" && NEARCACHE_ADDON_REQUIRED=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+  npm run -s lint && NC_BUILD="$here/build" npm test > "$here/build/node-test.log" 2>&1) ||
+  { tail -n 60 "$here/build/node-test.log" 2>/dev/null; failed=1; }
+grep -E '^# (pass|fail)' "$here/build/node-test.log" 2>/dev/null | tr '\n' ' ' && echo
+NC_BUILD="$here/build" node "$nd/bench/bench.js" --smoke > "$here/build/node-bench.log" 2>&1 ||
+  { cat "$here/build/node-bench.log"; failed=1; }
 echo "== go: client/go and examples/go (scripts/test-go.sh, against build/)"
 NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"

@@ -1,5 +1,6 @@
 /* Test harness; see harness.h. */
 #include "harness.h"
+#include "keyspace.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -164,7 +165,15 @@ char *h_data_key(const h_redis *r, char *buf, size_t n, const char *ns, const ch
 {
     snprintf(buf, n, "nc:v1:nsver:%s", ns);
     free(h_redis_cmd(r, "SET", buf, "1", "NX", NULL));
-    snprintf(buf, n, "nc:v1:%s:%llu:%s", ns, (unsigned long long)h_nsver(r, ns), key);
+    return h_key_at(buf, n, "nc:v1", ns, h_nsver(r, ns), key);
+}
+
+char *h_key_at(char *buf, size_t n, const char *prefix, const char *ns, uint64_t version,
+               const char *key)
+{
+    size_t need = ks_data_key_max(prefix, strlen(ns), version, strlen(key)) + 1;
+    cr_assert_leq(need, n, "h_key_at: a buffer of %zu bytes for a key of %zu", n, need);
+    buf[ks_data_key(buf, prefix, ns, strlen(ns), version, KS_DATA, key, strlen(key))] = '\0';
     return buf;
 }
 

@@ -46,9 +46,13 @@ char *h_redis_cmd(const h_redis *r, ...);
  * PREFIX:nsver:NS key), or 0 when it holds none. */
 uint64_t h_nsver(const h_redis *r, const char *ns);
 /* The data key of (ns, key) under the prefix nc:v1 and the version Redis
- * holds, PREFIX:NS:VER:KEY, into buf (n bytes); returns buf. A namespace
+ * holds (h_key_at() under nc:v1), into buf (n bytes); returns buf. A namespace
  * without a version is given 1 first, as a daemon would give it one. */
 char *h_data_key(const h_redis *r, char *buf, size_t n, const char *ns, const char *key);
+/* The Redis key of (ns, key) under `prefix` and `version`, as keyspace.c
+ * names it, NUL-terminated into buf (n bytes); returns buf. */
+char *h_key_at(char *buf, size_t n, const char *prefix, const char *ns, uint64_t version,
+               const char *key);
 /* h_data_key() into a buffer that lives until the end of the enclosing block. */
 #define H_DATA_KEY(r, ns, key) h_data_key((r), (char[300]){0}, 300, (ns), (key))
 /* Starts `redis-cli DEBUG SLEEP secs` in a child and gives Redis settle_ms

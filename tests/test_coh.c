@@ -188,3 +188,19 @@ Test(coh, a_version_that_jumps_by_2_to_the_31_drops_the_namespace)
     coh_version_seen(c, "ns", 2, 4 + (UINT64_C(1) << 32));
     cr_assert_not(held("a"));
 }
+
+Test(coh, own_stream_sequence_numbers_advance_only_when_confirmed)
+{
+    cr_assert_eq(coh_next_seq(c, 3), 1);
+    uint64_t seqs[5] = {9, 9, 9, 9, 9};
+    cr_assert_eq(coh_stream_seqs(c, seqs, 4), 4);
+    cr_assert_eq(seqs[3], 0);
+    cr_assert_eq(seqs[4], 9, "only the streams asked for are filled");
+    coh_confirm_seq(c, 3, 1);
+    cr_assert_eq(coh_next_seq(c, 3), 2);
+    cr_assert_eq(coh_next_seq(c, 2), 1, "streams count apart");
+    coh_stream_seqs(c, seqs, 4);
+    cr_assert_eq(seqs[3], 1);
+    uint64_t all[100];
+    cr_assert_eq(coh_stream_seqs(c, all, 100), 64, "at most 64 streams");
+}

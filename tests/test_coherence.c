@@ -143,8 +143,8 @@ Test(coherence, bump_namespace_drops_it_on_every_node)
     cr_assert_geq(h_stat(fx.cl[2], "namespace_bumps"), 1);
     set_on(2, "a", "new"); /* written under the new version */
     converges(1, "a", "new");
-    char dkey[64];
-    snprintf(dkey, sizeof dkey, "nc:v1:ns:%llu:a", (unsigned long long)version);
+    char dkey[128];
+    h_key_at(dkey, sizeof dkey, "nc:v1", "ns", version, "a");
     char *raw = h_redis_cmd(&fx.redis, "GET", dkey, NULL);
     cr_assert_str_eq(raw, "new");
     free(raw);
@@ -206,6 +206,11 @@ static void node1_through_proxy(h_proxy *proxy)
     h_daemon_start(&fx.node[1], &proxy->via, "--request-timeout", "3s", "--redis-timeout", "2s",
                    NULL);
     fx.cl[1] = h_client(&fx.node[1]);
+    /* L1 serves once the heartbeat is back; the workers, which load their
+     * scripts through the slow proxy, take longer. */
+    for (int i = 0; i < 100 && h_stat(fx.cl[1], "redis_connections_up") < 4; i++)
+        h_sleep_ms(100);
+    cr_assert_eq(h_stat(fx.cl[1], "redis_connections_up"), 4, "node 1's workers did not connect");
 }
 
 /* Puts node 1 back on Redis directly (for down()). */
@@ -250,6 +255,7 @@ Test(coherence, a_fill_racing_a_write_is_not_kept)
     h_proxy proxy;
     node1_through_proxy(&proxy);
     set_on(0, "k", "old");
+    free(get_on(1, "warm", NULL)); /* node 1 learns ns's version: one round trip per read */
     /* The slow read runs on its own thread while this one writes. */
     pthread_t reader;
     struct slow_read r = {.rv = -1};

@@ -59,6 +59,15 @@ static void expect_set_error(const char *name, const char *value, const char *me
     cr_expect_eq(memcmp(&c, &before, sizeof c), 0, "%s changed on error", name);
 }
 
+Test(config, prefix_refuses_hash_tag_braces)
+{
+    expect_set_error("prefix", "app{1}",
+                     "prefix \"app{1}\" contains '{' or '}', which would make it a Redis Cluster "
+                     "hash tag of every key");
+    expect_set_error("prefix", "a}", "prefix \"a}\" contains '{' or '}', which would make it a "
+                                     "Redis Cluster hash tag of every key");
+}
+
 static char *usage_text(void)
 {
     char *text = NULL;
@@ -121,7 +130,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
             *q = *q == '-' ? '_' : *q;
         if (d == NULL || (next != NULL && d > next)) { /* no default shown: it is empty */
             cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0 ||
-                          strcmp(flag, "metrics_listen") == 0,
+                          strcmp(flag, "metrics_listen") == 0 || strcmp(flag, "sentinel_password") == 0,
                       "no default for --%s", flag);
             cr_expect_eq(config_set(&got, flag, "", err, sizeof err), 0, "%s: %s", flag, err);
             n++;
@@ -132,7 +141,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 34, "help lists %d settings", n);
+    cr_expect_eq(n, 37, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));
@@ -322,7 +331,8 @@ Test(config, set_checks_the_redis_url)
 {
     expect_set_error("redis", "http://x",
                      "invalid Redis URL \"http://x\" (expected redis://[:password@]host[:port]"
-                     "[/db] or unix:///path[?db=N])");
+                     "[/db], unix:///path[?db=N] or "
+                     "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
 }
 
 /* ---- config files ------------------------------------------------------- */
@@ -757,7 +767,8 @@ Test(config, redis_url_refuses_bad_hosts)
 Test(config, redis_url_refuses_other_schemes)
 {
     url_bad("localhost:6379", "invalid Redis URL \"localhost:6379\" (expected "
-                              "redis://[:password@]host[:port][/db] or unix:///path[?db=N])");
+                              "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
+                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
     url_bad("rediss://h", "TLS (rediss://) is not supported by hiredis 0.14; connect through a "
                           "local TLS tunnel (stunnel) with redis://");
 }
@@ -765,7 +776,77 @@ Test(config, redis_url_refuses_other_schemes)
 Test(config, redis_url_errors_do_not_show_the_password)
 {
     url_bad("http://:hunter2@h", "invalid Redis URL \"http://***@h\" (expected "
-                                 "redis://[:password@]host[:port][/db] or unix:///path[?db=N])");
+                                 "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
+                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
+}
+
+Test(config, sentinel_url_lists_sentinels_with_default_ports_then_the_master)
+{
+    config_redis_url u = url_ok("sentinel://h1:26380,h2,[::1]:7/mymaster");
+    cr_expect_eq(u.nsentinels, 3);
+    cr_expect_str_eq(u.sentinels[0].host, "h1");
+    cr_expect_eq(u.sentinels[0].port, 26380);
+    cr_expect_str_eq(u.sentinels[1].host, "h2");
+    cr_expect_eq(u.sentinels[1].port, 26379, "a Sentinel's default port");
+    cr_expect_str_eq(u.sentinels[2].host, "::1");
+    cr_expect_eq(u.sentinels[2].port, 7);
+    cr_expect_str_eq(u.master, "mymaster");
+    cr_expect_str_eq(u.host, "", "the master's address comes from the Sentinels");
+    cr_expect_eq(u.db, 0);
+    cr_expect_str_eq(u.password, "");
+    u = url_ok("SENTINEL://:p%40ss@10.0.0.1/cache-1.eu_w/3");
+    cr_expect_eq(u.nsentinels, 1);
+    cr_expect_str_eq(u.password, "p@ss", "the master's password, as for one server");
+    cr_expect_str_eq(u.master, "cache-1.eu_w");
+    cr_expect_eq(u.db, 3);
+    u = url_ok("sentinel://h/m/");
+    cr_expect_str_eq(u.master, "m");
+    cr_expect_eq(u.db, 0);
+    u = url_ok("redis://h");
+    cr_expect_eq(u.nsentinels, 0, "one server has no Sentinels");
+}
+
+Test(config, sentinel_url_refuses_bad_forms)
+{
+    const char *need = "a sentinel:// URL names the master after its Sentinels: "
+                       "sentinel://host:26379,host:26379/mymaster";
+    url_bad("sentinel://h1:26379,h2:26379", need);
+    url_bad("sentinel://h1/", need);
+    url_bad("sentinel://h1//2", need);
+    url_bad("sentinel://h1,/m", "missing host in the Redis URL");
+    url_bad("sentinel:///m", "missing host in the Redis URL");
+    url_bad("sentinel://h1,,h2/m", "missing host in the Redis URL");
+    url_bad("sentinel://h1:0/m", "invalid Redis port \"0\" (expected 1..65535)");
+    url_bad("sentinel://h1:x,h2/m", "invalid Redis port \"x\" (expected 1..65535)");
+    url_bad("sentinel://::1,h2/m",
+            "an IPv6 address in a Redis URL needs brackets: redis://[::1]:6379");
+    url_bad("sentinel://h1/my master", "invalid Sentinel master name \"my master\" (letters, "
+                                       "digits, '-', '.' and '_')");
+    url_bad("sentinel://h1/m/16", "invalid Redis db \"16\" (expected 0..15)");
+    url_bad("sentinel://h1/m/1/x", "invalid Redis db \"1/x\" (expected 0..15)");
+    url_bad("sentinel://a,b,c,d,e,f,g,h,i/m", "more than 8 Sentinels in the Redis URL");
+    url_bad("sentinel://alice:pw@h/m",
+            "ACL user names are not supported by hiredis 0.14; use redis://:password@host");
+    char longname[200];
+    memset(longname, 'n', sizeof longname);
+    snprintf(longname, sizeof longname, "sentinel://h/%0150d", 0);
+    url_bad(longname, "the Sentinel master name is longer than 127 bytes");
+}
+
+Test(config, sentinel_password_needs_a_sentinel_url)
+{
+    config c;
+    config_redis_url u;
+    char err[256] = "";
+    config_defaults(&c);
+    cr_assert_eq(config_set(&c, "sentinel_password", "spw", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_redis(&c, &u, err, sizeof err), -1);
+    cr_expect_str_eq(err, "sentinel_password is set, but the redis URL names no Sentinels "
+                          "(sentinel://...)");
+    cr_assert_eq(config_set(&c, "redis", "sentinel://h/m", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_redis(&c, &u, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(u.sentinel_password, "spw");
+    cr_expect_str_eq(u.password, "", "the master's password is another");
 }
 
 /* Splits a Markdown table row "| a | b | ..." into its first n cells

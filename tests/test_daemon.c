@@ -182,8 +182,8 @@ Test(daemon_flags, a_password_and_a_database_reach_every_connection)
     h_fleet_add(&fx, &fx.redis, "--l1-max-ttl", "1ms", NULL); /* ready: L1 serves */
     cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK, "%s",
                  nc_errmsg());
-    char *ver = h_redis_cmd(&fx.redis, "-n", "3", "GET", "nc:v1:nsver:ns", NULL), dkey[64];
-    snprintf(dkey, sizeof dkey, "nc:v1:ns:%s:k", ver);
+    char *ver = h_redis_cmd(&fx.redis, "-n", "3", "GET", "nc:v1:nsver:ns", NULL), dkey[128];
+    h_key_at(dkey, sizeof dkey, "nc:v1", "ns", strtoull(ver, NULL, 10), "k");
     free(ver);
     char *raw = h_redis_cmd(&fx.redis, "-n", "3", "GET", dkey, NULL);
     cr_assert_str_eq(raw, "v", "the value is in database 3");
@@ -307,8 +307,8 @@ Test(daemon_flags, prefix_setting_changes_the_redis_key)
 {
     up_with("--prefix", "app:v7");
     cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK);
-    char *ver = h_redis_cmd(&fx.redis, "GET", "app:v7:nsver:ns", NULL), dkey[64];
-    snprintf(dkey, sizeof dkey, "app:v7:ns:%s:k", ver);
+    char *ver = h_redis_cmd(&fx.redis, "GET", "app:v7:nsver:ns", NULL), dkey[128];
+    h_key_at(dkey, sizeof dkey, "app:v7", "ns", strtoull(ver, NULL, 10), "k");
     free(ver);
     char *val = h_redis_cmd(&fx.redis, "GET", dkey, NULL);
     cr_assert_str_eq(val, "v");

@@ -1,6 +1,7 @@
 /* Unit: the key formats, as Redis and L1 hold them. */
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "keyspace.h"
@@ -15,13 +16,59 @@ static void data_key_is(enum ks_kind kind, uint64_t version, const char *want)
     cr_assert_str_eq(buf, want);
 }
 
-Test(keyspace, data_keys_and_companions_carry_the_version)
+Test(keyspace, data_keys_and_companions_carry_the_tag_and_the_version)
 {
-    data_key_is(KS_DATA, 0, "nc:v1:ns:0:key");
-    data_key_is(KS_DATA, 42, "nc:v1:ns:42:key");
-    data_key_is(KS_SWR, 7, "nc:v1:ns:7swr:key");
-    data_key_is(KS_NEG, 7, "nc:v1:ns:7neg:key");
-    data_key_is(KS_LEASE, 18446744073709551615ULL, "nc:v1:ns:18446744073709551615lease:key");
+    /* 107382f3: FNV-1a of "ns:key" */
+    data_key_is(KS_DATA, 0, "nc:v1:{107382f3}:ns:0:key");
+    data_key_is(KS_DATA, 42, "nc:v1:{107382f3}:ns:42:key");
+    data_key_is(KS_SWR, 7, "nc:v1:{107382f3}:ns:7swr:key");
+    data_key_is(KS_NEG, 7, "nc:v1:{107382f3}:ns:7neg:key");
+    data_key_is(KS_LEASE, 18446744073709551615ULL,
+                "nc:v1:{107382f3}:ns:18446744073709551615lease:key");
+}
+
+/* Redis Cluster's CRC16 (XMODEM) of a key's hash tag, mod 16384. */
+static unsigned slot_of(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len), *close = NULL;
+    if (open != NULL)
+        close = memchr(open + 1, '}', len - (size_t)(open + 1 - key));
+    if (close != NULL && close > open + 1)
+        key = open + 1, len = (size_t)(close - open - 1);
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)key[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+        crc &= 0xffff;
+    }
+    return crc % 16384;
+}
+
+Test(keyspace, an_entrys_keys_share_a_slot_and_a_namespace_spreads_over_slots)
+{
+    char buf[256];
+    static const enum ks_kind kinds[] = {KS_DATA, KS_SWR, KS_NEG, KS_LEASE};
+    /* braces in the namespace or key do not move the tag */
+    size_t n = ks_data_key(buf, "nc:v1", "n{s}", 4, 9, KS_DATA, "a}b{c", 5);
+    unsigned slot = slot_of(buf, n);
+    for (size_t i = 0; i < 4; i++) {
+        n = ks_data_key(buf, "nc:v1", "n{s}", 4, 9 + i * 1000, kinds[i], "a}b{c", 5);
+        cr_assert_eq(slot_of(buf, n), slot, "kind %zu under another version left the entry's slot", i);
+    }
+    static unsigned char seen[16384];
+    int distinct = 0;
+    for (int i = 0; i < 150; i++) {
+        char key[16];
+        int klen = snprintf(key, sizeof key, "k%d", i);
+        n = ks_data_key(buf, "nc:v1", "users", 5, 1, KS_DATA, key, (size_t)klen);
+        distinct += !seen[slot_of(buf, n)]++;
+    }
+    cr_assert_geq(distinct, 140, "150 keys of one namespace on %d slots", distinct);
+    char tag[KS_TAG_LEN];
+    ks_tag(tag, "users", 5, "k1", 2);
+    cr_assert_eq(tag[0], '{');
+    cr_assert_eq(tag[KS_TAG_LEN - 1], '}');
 }
 
 Test(keyspace, version_key_and_channel)

@@ -211,7 +211,9 @@ Test(lane, a_version_redis_no_longer_holds_is_not_read)
 
 Test(lane, a_key_of_the_wrong_type_is_left_to_the_script)
 {
-    free(h_redis_cmd(&redis, "LPUSH", "nc:v1:ns:0:list", "x", NULL));
+    char list[128];
+    free(h_redis_cmd(&redis, "LPUSH", h_key_at(list, sizeof list, "nc:v1", "ns", 0, "list"), "x",
+                     NULL));
     cr_assert_eq(read_key("list", ver, 2000, &reads[0]), 0);
     wait_for(1, 5000);
     cr_assert_eq(reads[0].status, LANE_RETRY, "WRONGTYPE read as %d", reads[0].status);

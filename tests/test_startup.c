@@ -225,7 +225,7 @@ static char *set_through_config(const h_redis *redis, char *flag, char *value, c
     char rkey[128];
     snprintf(rkey, sizeof rkey, "%s:nsver:ns", prefix);
     char *ver = h_redis_cmd(redis, "GET", rkey, NULL);
-    snprintf(rkey, sizeof rkey, "%s:ns:%s:key", prefix, ver);
+    h_key_at(rkey, sizeof rkey, prefix, "ns", strtoull(ver, NULL, 10), "key");
     free(ver);
     char *held = h_redis_cmd(redis, "GET", rkey, NULL);
     int code = h_daemon_stop(&d);

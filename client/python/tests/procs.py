@@ -110,10 +110,15 @@ class Redis:
 
     def data_key(self, ns: str, key: str) -> str:
         """The Redis key of (ns, key) under prefix nc:v1 and the version Redis
-        holds; a namespace without one is given 1 first, as a daemon would
+        holds, as daemon/keyspace.c names it (its hash tag: FNV-1a of
+        NS:KEY); a namespace without one is given 1 first, as a daemon would
         give it one."""
         self.cmd("SET", f"nc:v1:nsver:{ns}", "1", "NX")
-        return f"nc:v1:{ns}:{self.cmd('GET', f'nc:v1:nsver:{ns}')}:{key}"
+        h = 2166136261
+        for b in f"{ns}:{key}".encode():
+            h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+        version = self.cmd("GET", f"nc:v1:nsver:{ns}")
+        return f"nc:v1:{{{h:08x}}}:{ns}:{version}:{key}"
 
     def stop(self, hard: bool = True) -> None:
         if self.proc is not None:

@@ -1413,8 +1413,11 @@ type PingReply struct {
 	// docs/protocol.md, Versions. A daemon older than the field leaves it out
 	// (0), which means 1. `version` above is the daemon's own release.
 	ProtocolVersion uint32 `protobuf:"varint,8,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Why no Redis connection is up: the last failure to connect ("" while
+	// one is up), e.g. "no Sentinel answers (...)".
+	RedisError    string `protobuf:"bytes,9,opt,name=redis_error,json=redisError,proto3" json:"redis_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PingReply) Reset() {
@@ -1501,6 +1504,13 @@ func (x *PingReply) GetProtocolVersion() uint32 {
 		return x.ProtocolVersion
 	}
 	return 0
+}
+
+func (x *PingReply) GetRedisError() string {
+	if x != nil {
+		return x.RedisError
+	}
+	return ""
 }
 
 // Many keys of one namespace in one request: hits are answered from L1, and
@@ -2409,7 +2419,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\n" +
 	"namespaces\x18\x02 \x03(\v2\x1b.nearcache.v1.NamespaceStatR\n" +
 	"namespaces\"\r\n" +
-	"\vPingRequest\"\x8a\x02\n" +
+	"\vPingRequest\"\xab\x02\n" +
 	"\tPingReply\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -2421,7 +2431,9 @@ const file_nearcache_proto_rawDesc = "" +
 	"\n" +
 	"l1_serving\x18\x06 \x01(\bR\tl1Serving\x12(\n" +
 	"\x10max_request_size\x18\a \x01(\x04R\x0emaxRequestSize\x12)\n" +
-	"\x10protocol_version\x18\b \x01(\rR\x0fprotocolVersion\"1\n" +
+	"\x10protocol_version\x18\b \x01(\rR\x0fprotocolVersion\x12\x1f\n" +
+	"\vredis_error\x18\t \x01(\tR\n" +
+	"redisError\"1\n" +
 	"\vMGetRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\"J\n" +

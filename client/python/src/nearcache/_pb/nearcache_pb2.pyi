@@ -225,11 +225,12 @@ class NearReportRequest(_message.Message):
     def __init__(self, reporter: _Optional[int] = ..., pid: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., fills_refused: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NearNamespaceReport, _Mapping]]] = ...) -> None: ...
 
 class PingReply(_message.Message):
-    __slots__ = ["l1_serving", "max_request_size", "node_id", "protocol_version", "redis_up", "subscribed", "uptime_ms", "version"]
+    __slots__ = ["l1_serving", "max_request_size", "node_id", "protocol_version", "redis_error", "redis_up", "subscribed", "uptime_ms", "version"]
     L1_SERVING_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUEST_SIZE_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REDIS_ERROR_FIELD_NUMBER: _ClassVar[int]
     REDIS_UP_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBED_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -238,11 +239,12 @@ class PingReply(_message.Message):
     max_request_size: int
     node_id: str
     protocol_version: int
+    redis_error: str
     redis_up: bool
     subscribed: bool
     uptime_ms: int
     version: str
-    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: bool = ..., subscribed: bool = ..., l1_serving: bool = ..., max_request_size: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., uptime_ms: _Optional[int] = ..., redis_up: bool = ..., subscribed: bool = ..., l1_serving: bool = ..., max_request_size: _Optional[int] = ..., protocol_version: _Optional[int] = ..., redis_error: _Optional[str] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = []
