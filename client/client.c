@@ -85,8 +85,8 @@ int nc_open_ex(nc_client **out, const char *url, const nc_open_opts *o)
     c->strict = o->strict_invalidations != 0;
     nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
     nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20); /* nng's redials after a loss: */
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 100); /* cheap, and soon after a restart */
     rv = conn_open(&c->conn, (o->flags & NC_OPEN_BACKGROUND) != 0);
     if (rv == NC_EINVAL || (rv != NC_OK && !(o->flags & NC_OPEN_BACKGROUND))) {
         int status = tl_status;

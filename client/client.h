@@ -23,7 +23,7 @@ struct nc_client {
     conn conn;                    /* the dial rule (conn.h) */
     pending *pending;             /* invalidations not delivered yet */
     int strict;                   /* nc_open_opts.strict_invalidations */
-    struct worker *worker;        /* flushes `pending`, sends near reports */
+    _Atomic(struct worker *) worker; /* flushes `pending`, sends near reports */
     _Atomic uint64_t max_request; /* the daemon's, from Ping; 0: not asked yet */
     atomic_int fail_open;         /* nc_fetch() loads directly when the daemon is away */
     ctxpool pool;                 /* (context, aio) pairs of sock for the calls */

@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -21,6 +22,8 @@
 
 #include "client.h"
 #include "units.h"
+
+#define PROBE_HANDSHAKE_MS 100 /* then a probe lingers (conn_reap) */
 
 
 
@@ -35,6 +38,8 @@ int conn_init(conn *k, nng_socket sock, const char *url)
 
 void conn_fini(conn *k)
 {
+    for (size_t i = 0; i < k->nlinger; i++)
+        close(k->linger[i]);
     pthread_mutex_destroy(&k->mu);
 }
 
@@ -111,15 +116,49 @@ static void explain_refused(conn *k, const char *path)
                  path, fix);
 }
 
-/* A plain connect() to the ipc:// path. Returns 0 when something accepts
- * there (or it is not for us to say: too long a path, no socket left),
- * else its errno. A connection is taken through the SP handshake before it
- * is closed: nng 1.5.2's listener stops accepting for good when a peer
- * hangs up while it negotiates (bug #1518, daemon/server.c). *answered
- * says whether the peer's half of the handshake came back in time. */
-static int probe(const char *path, int *answered)
+/* Keeps fd open until the daemon's side of the handshake arrives: closed
+ * before, it would wedge an nng 1.5.2 listener (bug #1518). When the list
+ * is full the oldest goes. Called with k->mu held. */
+static void linger_locked(conn *k, int fd)
 {
-    *answered = 1;
+    if (k->nlinger == CONN_LINGER) {
+        close(k->linger[0]);
+        memmove(k->linger, k->linger + 1, (CONN_LINGER - 1) * sizeof k->linger[0]);
+        k->nlinger--;
+    }
+    k->linger[k->nlinger++] = fd;
+}
+
+/* Closes the lingering probes that became readable (the daemon's header,
+ * or the end). Called with k->mu held. */
+static void reap_locked(conn *k)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < k->nlinger; i++) {
+        struct pollfd p = {.fd = k->linger[i], .events = POLLIN};
+        if (poll(&p, 1, 0) != 0)
+            close(k->linger[i]);
+        else
+            k->linger[kept++] = k->linger[i];
+    }
+    k->nlinger = kept;
+}
+
+void conn_reap(conn *k)
+{
+    pthread_mutex_lock(&k->mu);
+    reap_locked(k);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* A plain connect() to the ipc:// path: 0 when something accepts there (or
+ * it is not for us to say: too long a path, no socket left), else its
+ * errno. A connection is taken through the SP handshake before it is
+ * closed; one the daemon does not answer within PROBE_HANDSHAKE_MS (a
+ * loaded or stuck daemon) lingers until it does, and *lingers is set.
+ * Called with k->mu held. */
+static int probe_locked(conn *k, const char *path, int *lingers)
+{
     static const unsigned char req_header[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof a.sun_path)
@@ -128,21 +167,25 @@ static int probe(const char *path, int *answered)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
-    int e = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : errno;
-    if (e == 0) {
-        struct timeval tv = {0, 200000};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        unsigned char theirs[8];
-        size_t got = 0;
-        ssize_t n = write(fd, req_header, sizeof req_header);
-        while (n == (ssize_t)sizeof req_header && got < sizeof theirs &&
-               (n = read(fd, theirs + got, sizeof theirs - got)) > 0)
-            got += (size_t)n, n = sizeof req_header;
-        *answered = got == sizeof theirs;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        int e = errno;
+        close(fd);
+        return e == EAGAIN ? 0 : e;
     }
-    close(fd);
-    return e == EAGAIN ? 0 : e;
+    struct timeval tv = {0, PROBE_HANDSHAKE_MS * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    unsigned char theirs[8];
+    size_t got = 0;
+    ssize_t n = write(fd, req_header, sizeof req_header);
+    while (n == (ssize_t)sizeof req_header && got < sizeof theirs &&
+           (n = read(fd, theirs + got, sizeof theirs - got)) > 0)
+        got += (size_t)n, n = sizeof req_header;
+    if (got == sizeof theirs || n == 0)
+        close(fd);
+    else
+        linger_locked(k, fd), *lingers = 1;
+    return 0;
 }
 
 /* The nng error that stands for a probe's errno. */
@@ -218,24 +261,20 @@ static int64_t jitter(int64_t d)
     return d / 2 + (int64_t)(x % (uint64_t)(d / 2 + 1));
 }
 
-/* One dial, replacing the dialer. Returns NC_OK or the recorded error.
- * Called with k->mu held. */
+/* One dial: a probe of an ipc:// socket, then, once, the dialer (which
+ * connects before this returns unless `background` or the probe lingers,
+ * a stuck daemon; and keeps connecting from then on). Returns NC_OK or the
+ * recorded error. Called with k->mu held. */
 static int dial_locked(conn *k, int background)
 {
-    if (k->has_dialer) {
-        nng_dialer_close(k->dialer); /* it has no pipe: its redials are ours now */
-        k->has_dialer = 0;
-    }
-    int rv = 0, answered = 1;
-    if (strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0' &&
-        (rv = probe(k->url + 6, &answered)) != 0)
+    int rv = 0, ipc = strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0', stuck = 0;
+    if (ipc && (rv = probe_locked(k, k->url + 6, &stuck)) != 0)
         rv = nng_of_errno(rv);
-    else /* a peer that accepts but does not answer (frozen) would hold a blocking dial 10 s */
-        rv = nng_dial(k->sock, k->url, &k->dialer,
-                      background || !answered ? NNG_FLAG_NONBLOCK : 0);
-    if (rv == 0) {
+    else if (!k->has_dialer && /* a stuck daemon would hold a blocking dial 10 s */
+             (rv = nng_dial(k->sock, k->url, &k->dialer,
+                            background || stuck ? NNG_FLAG_NONBLOCK : 0)) == 0)
         k->has_dialer = 1;
-        k->dialing_since = background || !answered ? units_now_ms() : 0;
+    if (rv == 0) {
         k->backoff_ms = CONN_BACKOFF_MIN_MS;
         k->due_ms = 0;
         k->err = NC_OK;
@@ -260,16 +299,14 @@ int conn_open(conn *k, int background)
 int conn_ready_slow(conn *k)
 {
     pthread_mutex_lock(&k->mu);
+    reap_locked(k);
     int rv = NC_OK;
     if (atomic_load(&k->pipes) > 0)
         rv = NC_OK;
-    else if (k->err == NC_OK && k->dialing_since != 0 &&
-             units_now_ms() - k->dialing_since < CONN_BACKOFF_MAX_MS)
-        rv = NC_OK; /* a dial under way: the request waits for it within its own timeout */
     else if (k->err != NC_OK && units_now_ms() < k->due_ms && !file_changed(k))
         rv = client_fail(k->err, k->status, "%s", k->msg);
     else
-        rv = dial_locked(k, 0);
+        rv = dial_locked(k, 1); /* a daemon is there: the call waits for nng's pipe */
     pthread_mutex_unlock(&k->mu);
     return rv;
 }

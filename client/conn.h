@@ -1,15 +1,15 @@
 /* conn: libnearcache's connection to the daemon and the dial rule every
- * client follows (docs/protocol.md, "Client rules", R1). While a pipe is
- * up, nng's dialer keeps it (and redials in the background after a loss).
- * While none is, a call never waits for one: it dials once, at once, when
- * a dial is due, and otherwise fails at once with the last dial's error;
- * after a failed dial the next is due after a backoff (50 ms doubling to
- * 2 s, with jitter; reset by a success), or at once when the socket file
- * changed since (a daemon that started again: one stat(), no waiting).
- * A daemon that accepts but does not answer the handshake (frozen) is
- * dialed in the background: for up to 2 s a call's request waits for that
- * connection within the call's own timeout, then a call dials again.
- * Dial errors name the cause and the fix. Private to the client library. */
+ * client follows (docs/protocol.md, "Client rules", R1). One nng dialer,
+ * made once a daemon is found and never closed, keeps the connection and
+ * redials in the background after a loss (every 20 to 100 ms). While no
+ * pipe is up, a call never waits for one unless a daemon is there: when a
+ * dial is due it probes the socket once, at once (connect(): a missing
+ * file, a stale one or a permission error is known in microseconds), and
+ * otherwise fails at once with the last probe's error; after a failure the
+ * next is due after a backoff (50 ms doubling to 2 s, with jitter; reset
+ * by a success), or at once when the socket file changed since (a daemon
+ * that started again: one stat()). Errors name the cause and the fix.
+ * Private to the client library. */
 #ifndef NC_CONN_H
 #define NC_CONN_H
 
@@ -21,6 +21,7 @@
 
 #define CONN_BACKOFF_MIN_MS 50
 #define CONN_BACKOFF_MAX_MS 2000
+#define CONN_LINGER 8 /* probe connections kept until the daemon's handshake */
 
 typedef struct conn {
     nng_socket sock;
@@ -29,13 +30,14 @@ typedef struct conn {
     /* under mu: */
     nng_dialer dialer;
     int has_dialer;
-    int64_t dialing_since; /* a dial left to nng in the background, when; 0: none */
     int64_t due_ms;     /* when the next dial may be made */
     int64_t backoff_ms; /* the wait after the next failure (before jitter) */
     int err, status;    /* the last dial's failure (nc_err, gRPC status) */
     char msg[1024];     /* ...and its message */
     ino_t ino;          /* the socket file's inode at that failure; 0: absent */
     int64_t mtime_ns;   /* ...and its change time */
+    int linger[CONN_LINGER]; /* probes the daemon has not answered yet */
+    size_t nlinger;
     char url[512];
 } conn;
 
@@ -43,9 +45,13 @@ typedef struct conn {
  * an errno value. */
 int conn_init(conn *k, nng_socket sock, const char *url);
 
-/* Dials now. In the background (nng retries) with `background`, else once,
- * at once. Returns NC_OK, or the dial's nc_err, recorded for nc_errmsg(). */
+/* Dials now, once: probes an ipc:// socket, then makes the dialer, which
+ * connects before this returns unless `background`. Returns NC_OK, or the
+ * dial's nc_err, recorded for nc_errmsg(). */
 int conn_open(conn *k, int background);
+
+/* Closes the probe connections the daemon has answered since. Any thread. */
+void conn_reap(conn *k);
 
 /* Whether a request may be sent now: NC_OK when a pipe is up (one atomic
  * load), else the outcome of one dial if one is due, else the last dial's
@@ -56,7 +62,7 @@ static inline int conn_ready(conn *k)
     return atomic_load_explicit(&k->pipes, memory_order_acquire) > 0 ? 0 : conn_ready_slow(k);
 }
 
-/* Frees what conn_init() made (not the socket). */
+/* Frees what conn_init() made (not the socket), closing the probes. */
 void conn_fini(conn *k);
 
 #endif

@@ -63,7 +63,7 @@ static void report(nc_client *c, struct worker *w)
 static void *worker_main(void *arg)
 {
     nc_client *c = arg;
-    struct worker *w = c->worker;
+    struct worker *w = atomic_load(&c->worker);
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         int64_t now = units_now_ms();
@@ -83,6 +83,7 @@ static void *worker_main(void *arg)
         if (w->stop)
             break;
         pthread_mutex_unlock(&w->mu);
+        conn_reap(&c->conn);
         if (pending_count(c->pending) > 0)
             client_ready(c); /* dials if due, then flushes */
         now = units_now_ms();
@@ -107,12 +108,12 @@ int worker_start(nc_client *c)
     w->next_report_ms = units_now_ms() + w->interval_ms;
     w->reporter = new_reporter();
     w->pid = getpid();
-    c->worker = w;
+    atomic_store(&c->worker, w);
     if (pthread_create(&w->thread, NULL, worker_main, c) != 0) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
         free(w);
-        c->worker = NULL;
+        atomic_store(&c->worker, NULL);
         return -1;
     }
     return 0;
@@ -120,7 +121,7 @@ int worker_start(nc_client *c)
 
 void worker_wake(nc_client *c)
 {
-    struct worker *w = c->worker;
+    struct worker *w = atomic_load(&c->worker);
     if (w == NULL)
         return;
     pthread_mutex_lock(&w->mu);
@@ -131,7 +132,7 @@ void worker_wake(nc_client *c)
 
 void worker_stop(nc_client *c)
 {
-    struct worker *w = c->worker;
+    struct worker *w = atomic_load(&c->worker);
     if (w == NULL)
         return;
     pthread_mutex_lock(&w->mu);
@@ -145,10 +146,10 @@ void worker_stop(nc_client *c)
 
 void worker_free(nc_client *c)
 {
-    struct worker *w = c->worker;
+    struct worker *w = atomic_load(&c->worker);
     if (w == NULL)
         return;
-    c->worker = NULL;
+    atomic_store(&c->worker, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
