@@ -47,6 +47,7 @@ typedef struct config {
     uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
     uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
     int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
+    char acl[8192];                /* the acl rules, one a line, in order given */
     char sentinel_password[256];   /* AUTH for Sentinels; never logged */
     uint64_t redis_wait_replicas;  /* WAIT for N replicas after each write; 0: no */
     int64_t redis_wait_timeout_ms; /* how long that WAIT may take */

@@ -3,12 +3,13 @@
 # packages, skipping what is already installed. systemd is there for
 # systemd-analyze (the unit checks; it need not be running), lintian
 # for the package check, wrk for the Python HTTP bench, libjansson-dev for
-# the C tests that read tests/conformance/.
+# the C tests that read tests/conformance/, util-linux (setpriv) and passwd
+# (useradd, groupadd) for the acl tests' clients of other users.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
-      python3 python3-venv systemd lintian file wrk libjansson-dev)
+      python3 python3-venv systemd lintian file wrk libjansson-dev util-linux passwd)
 # The Node.js client (client/node) needs node 20+ with npm; Debian's own are
 # taken only when there is none (a NodeSource node bundles its npm).
 command -v npm >/dev/null || pkgs+=(nodejs npm)

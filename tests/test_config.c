@@ -130,7 +130,8 @@ Test(config, help_shows_every_setting_with_its_true_default)
             *q = *q == '-' ? '_' : *q;
         if (d == NULL || (next != NULL && d > next)) { /* no default shown: it is empty */
             cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0 ||
-                          strcmp(flag, "metrics_listen") == 0 || strcmp(flag, "sentinel_password") == 0,
+                          strcmp(flag, "metrics_listen") == 0 ||
+                          strcmp(flag, "sentinel_password") == 0 || strcmp(flag, "acl") == 0,
                       "no default for --%s", flag);
             cr_expect_eq(config_set(&got, flag, "", err, sizeof err), 0, "%s: %s", flag, err);
             n++;
@@ -141,7 +142,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 37, "help lists %d settings", n);
+    cr_expect_eq(n, 38, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));
