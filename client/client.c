@@ -390,7 +390,10 @@ int client_ready(nc_client *c)
     tl_flushing = 1;
     rv = pending_flush(c->pending, send_pending, c);
     tl_flushing = 0;
-    return rv;
+    /* One the daemon answered but could not apply yet (its Redis away, out
+     * of time, overloaded) stays first in line and the call goes on (as in
+     * the Python client); only a lost connection fails the call. */
+    return rv == NC_ECONNECT ? rv : NC_OK;
 }
 
 int client_invalidation_failed(nc_client *c, nc_bytes ns, nc_bytes key, int rv)

@@ -43,7 +43,8 @@ int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result
 ProtobufCBinaryData client_bin(nc_bytes b);
 
 /* Whether a request may be sent now: the dial rule (conn_ready()), then the
- * pending invalidations sent first. Returns NC_OK or the recorded error. */
+ * pending invalidations sent first. Returns NC_OK (also when the daemon
+ * could not apply a pending one yet: it stays kept) or the recorded error. */
 int client_ready(nc_client *c);
 
 /* What a Delete (key.data != NULL) or bump (key.data NULL) that failed

@@ -155,8 +155,9 @@ void conn_reap(conn *k)
  * it is not for us to say: too long a path, no socket left), else its
  * errno. A connection is taken through the SP handshake before it is
  * closed; one the daemon does not answer within PROBE_HANDSHAKE_MS (a
- * loaded or stuck daemon) lingers until it does. Called with k->mu held. */
-static int probe_locked(conn *k, const char *path)
+ * loaded or stuck daemon) lingers until it does, and *lingers is set.
+ * Called with k->mu held. */
+static int probe_locked(conn *k, const char *path, int *lingers)
 {
     static const unsigned char req_header[8] = {0, 'S', 'P', 0, 0x00, 0x30, 0, 0};
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -183,7 +184,7 @@ static int probe_locked(conn *k, const char *path)
     if (got == sizeof theirs || n == 0)
         close(fd);
     else
-        linger_locked(k, fd);
+        linger_locked(k, fd), *lingers = 1;
     return 0;
 }
 
@@ -261,16 +262,17 @@ static int64_t jitter(int64_t d)
 }
 
 /* One dial: a probe of an ipc:// socket, then, once, the dialer (which
- * connects before this returns unless `background`, and keeps connecting
- * from then on). Returns NC_OK or the recorded error. Called with k->mu
- * held. */
+ * connects before this returns unless `background` or the probe lingers,
+ * a stuck daemon; and keeps connecting from then on). Returns NC_OK or the
+ * recorded error. Called with k->mu held. */
 static int dial_locked(conn *k, int background)
 {
-    int rv = 0, ipc = strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0';
-    if (ipc && (rv = probe_locked(k, k->url + 6)) != 0)
+    int rv = 0, ipc = strncmp(k->url, "ipc://", 6) == 0 && k->url[6] != '\0', stuck = 0;
+    if (ipc && (rv = probe_locked(k, k->url + 6, &stuck)) != 0)
         rv = nng_of_errno(rv);
-    else if (!k->has_dialer &&
-             (rv = nng_dial(k->sock, k->url, &k->dialer, background ? NNG_FLAG_NONBLOCK : 0)) == 0)
+    else if (!k->has_dialer && /* a stuck daemon would hold a blocking dial 10 s */
+             (rv = nng_dial(k->sock, k->url, &k->dialer,
+                            background || stuck ? NNG_FLAG_NONBLOCK : 0)) == 0)
         k->has_dialer = 1;
     if (rv == 0) {
         k->backoff_ms = CONN_BACKOFF_MIN_MS;

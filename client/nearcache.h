@@ -17,6 +17,12 @@
  *         nc_free(v);                         // returned buffers are the caller's
  *     nc_close(c);
  *
+ * A client does not survive fork(), nor does nng under it: once a process
+ * has opened a client, a child it forks must not call libnearcache at all
+ * (nc_close() of the parent's client waits for a thread the child does
+ * not have; nng aborts a new nc_open()). A prefork server opens its
+ * clients in each worker, after the fork, and none in the parent before.
+ *
  * The tutorial (leases, TTL options, batches) is in the README; the wire
  * protocol under it in docs/protocol.md. */
 #ifndef NEARCACHE_H

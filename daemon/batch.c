@@ -357,6 +357,8 @@ static void job_mset(service *svc, call *c, l2 *conn)
         r.result_case = RESULT(MSET);
         r.mset = &mr;
         call_reply(c, &r);
+    } else {
+        call_send(c); /* method_replicated()'s answer, now that m is no longer read */
     }
     free(msg);
     free(e);

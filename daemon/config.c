@@ -5,6 +5,7 @@
  * starts a comment only as the first non-blank character of a line, so values
  * (Redis passwords, say) may contain '#'. No function keeps state between calls. */
 #include "config.h"
+#include "acl.h"
 #include "config_util.h"
 #include "keyspace.h"
 #include "ring.h"
@@ -47,6 +48,7 @@ struct setting {
     string_check_fn check; /* strings: extra validation, or NULL */
     given_fn given;        /* or NULL */
     int live;              /* SIGHUP may change it in a running daemon */
+    int repeat;            /* strings: each line adds one more, newline-separated */
 };
 
 /* Offset and size of a field, failing to compile unless it has type `type`. */
@@ -66,6 +68,7 @@ static int check_prefix(const char *value, char *err, size_t errlen);
 static int check_log_format(const char *value, char *err, size_t errlen);
 static int check_metrics_listen(const char *value, char *err, size_t errlen);
 static int check_group_name(const char *value, char *err, size_t errlen);
+static int check_acl(const char *value, char *err, size_t errlen);
 static int given_socket_group(config *c, char *err, size_t errlen);
 static int given_password_file(config *c, char *err, size_t errlen);
 
@@ -152,6 +155,9 @@ static const struct setting settings[] = {
      .max = UINT64_MAX, .help = "Gets in an interval below which a namespace never warns", .live = 1},
     {.name = "hit_ratio_interval", DURATION(hit_ratio_interval_ms), .def = "1m",
      .help = "the interval over which hit ratios are checked", .live = 1},
+    {.name = "acl", STRING(acl), .def = "", .metavar = "RULE",
+     .help = "who may use which namespaces: PATTERN WHO RIGHTS (repeatable)",
+     .check = check_acl, .live = 1, .repeat = 1},
 };
 // clang-format on
 
@@ -391,6 +397,15 @@ static int set_string(const struct setting *s, char *field, const char *text, ch
                            s->size - 1);
     if (s->check != NULL && s->check(text, err, errlen) != 0)
         return -1;
+    if (s->repeat && field[0] != '\0' && len > 0) { /* one more line */
+        size_t have = strlen(field);
+        if (have + 1 + len >= s->size)
+            return config_fail(err, errlen, "too many %s lines (%zu bytes of them at most)",
+                               s->name, s->size - 1);
+        field[have] = '\n';
+        memcpy(field + have + 1, text, len + 1);
+        return 0;
+    }
     memcpy(field, text, len + 1);
     return 0;
 }
@@ -514,6 +529,13 @@ int config_socket_gid(const config *c, gid_t *gid)
         return 0;
     *gid = found->gr_gid;
     return 1;
+}
+
+/* One rule, its user or group names resolved now; "" adds none. */
+static int check_acl(const char *value, char *err, size_t errlen)
+{
+    acl_rule r;
+    return *value == '\0' ? 0 : acl_rule_parse(value, &r, err, errlen);
 }
 
 static int given_socket_group(config *c, char *err, size_t errlen)

@@ -47,6 +47,7 @@ typedef struct config {
     uint64_t hit_ratio_warn;       /* percent; a namespace below it warns; 0: off */
     uint64_t hit_ratio_min_gets;   /* Gets in an interval below which none warns */
     int64_t hit_ratio_interval_ms; /* how often the hit ratios are checked */
+    char acl[8192];                /* the acl rules, one a line, in order given */
     char sentinel_password[256];   /* AUTH for Sentinels; never logged */
     uint64_t redis_wait_replicas;  /* WAIT for N replicas after each write; 0: no */
     int64_t redis_wait_timeout_ms; /* how long that WAIT may take */
@@ -55,6 +56,7 @@ typedef struct config {
 } config;
 
 #define CONFIG_MAX_SENTINELS 8
+#define CONFIG_MAX_CLUSTER_SEEDS 16
 
 /* A Sentinel's address. */
 typedef struct config_redis_addr {
@@ -64,7 +66,9 @@ typedef struct config_redis_addr {
 
 /* Parsed form of the `redis` setting. With Sentinels (nsentinels > 0),
  * host and port are empty until resolved, at every connect (l2conn.c), and
- * the order of `sentinels` is the one to ask them in. */
+ * the order of `sentinels` is the one to ask them in. On a Redis Cluster
+ * (nseeds > 0), `seeds` are the nodes the slot map is first asked of, host
+ * and port the first of them, and db is 0. */
 typedef struct config_redis_url {
     int is_unix;
     char host[256]; /* host name or address; the socket path when is_unix */
@@ -75,6 +79,8 @@ typedef struct config_redis_url {
     config_redis_addr sentinels[CONFIG_MAX_SENTINELS];
     char master[128];            /* the master's name at the Sentinels */
     char sentinel_password[256]; /* AUTH for the Sentinels; empty: none */
+    int nseeds;                  /* cluster://: how many of `seeds` there are */
+    config_redis_addr seeds[CONFIG_MAX_CLUSTER_SEEDS];
 } config_redis_url;
 
 /* Fills *c with the defaults. */

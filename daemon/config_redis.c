@@ -12,8 +12,9 @@
 /* ---- redis URLs --------------------------------------------------------- */
 
 #define REDIS_FORMS                                                                                \
-    "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "                                \
-    "sentinel://[:password@]host[:port][,host[:port]...]/master[/db]"
+    "redis://[:password@]host[:port][/db], unix:///path[?db=N], "                                \
+    "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "                          \
+    "cluster://[:password@]host[:port][,host[:port]...]"
 #define SENTINEL_PORT 26379
 
 /* Copies url into buf with any password replaced by "***", for messages. */
@@ -216,6 +217,34 @@ static int parse_sentinel_url(const char *rest, config_redis_url *u, char *err, 
     return parse_db_tail(rest + len, "Sentinel master name", u, err, errlen);
 }
 
+/* rest is what follows "cluster://": [userinfo@]host[:port][,host[:port]...]
+ * (any nodes of the cluster; the slot map names the rest), then nothing,
+ * "/" or "/0": a Cluster has db 0 only. */
+static int parse_cluster_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
+{
+    if (parse_userinfo_at(&rest, u, err, errlen) != 0)
+        return -1;
+    do {
+        if (u->nseeds == CONFIG_MAX_CLUSTER_SEEDS)
+            return config_fail(err, errlen, "more than %d cluster nodes in the Redis URL",
+                               CONFIG_MAX_CLUSTER_SEEDS);
+        config_redis_addr *a = &u->seeds[u->nseeds++];
+        a->port = 6379;
+        if (parse_host(&rest, ",/", a->host, sizeof a->host, err, errlen) != 0 ||
+            parse_port(&rest, ",/", &a->port, err, errlen) != 0)
+            return -1;
+    } while (*rest == ',' && *++rest != '\0');
+    memcpy(u->host, u->seeds[0].host, sizeof u->host);
+    u->port = u->seeds[0].port;
+    if (parse_db_tail(rest, "cluster nodes", u, err, errlen) != 0)
+        return -1;
+    if (u->db != 0)
+        return config_fail(err, errlen,
+                           "a Redis Cluster has db 0 only; drop \"/%d\" from the cluster:// URL",
+                           u->db);
+    return 0;
+}
+
 /* rest is what follows "unix://": an absolute path, then optionally ?db=N. */
 static int parse_unix_url(const char *rest, config_redis_url *u, char *err, size_t errlen)
 {
@@ -253,6 +282,8 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
         rc = parse_unix_url(url + 7, &u, err, errlen);
     else if (strncasecmp(url, "sentinel://", 11) == 0)
         rc = parse_sentinel_url(url + 11, &u, err, errlen);
+    else if (strncasecmp(url, "cluster://", 10) == 0)
+        rc = parse_cluster_url(url + 10, &u, err, errlen);
     else if (strncasecmp(url, "rediss://", 9) == 0)
         rc = config_fail(err, errlen,
                          "TLS (rediss://) is not supported by hiredis 0.14; "

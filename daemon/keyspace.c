@@ -90,3 +90,20 @@ int ks_channel(char *buf, size_t size, const char *prefix)
 {
     return snprintf(buf, size, "%s:inval", prefix);
 }
+
+unsigned ks_slot(const void *key, size_t len)
+{
+    const char *k = key, *open = memchr(k, '{', len), *close = NULL;
+    if (open != NULL)
+        close = memchr(open + 1, '}', len - (size_t)(open + 1 - k));
+    if (close != NULL && close > open + 1)
+        k = open + 1, len = (size_t)(close - open - 1);
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)k[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+        crc &= 0xffff;
+    }
+    return crc % KS_SLOTS;
+}

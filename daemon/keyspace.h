@@ -72,6 +72,12 @@ size_t ks_data_key_max(const char *prefix, size_t nslen, uint64_t version, size_
 size_t ks_data_key(char *buf, const char *prefix, const void *ns, size_t nslen, uint64_t version,
                    enum ks_kind kind, const void *key, size_t klen);
 
+/* Redis Cluster's hash slots, and the slot of a key: CRC16 (XMODEM) of
+ * its hash tag (what is between the first '{' and the next '}', when that
+ * is not empty) or else of the whole key, mod KS_SLOTS. */
+#define KS_SLOTS 16384
+unsigned ks_slot(const void *key, size_t len);
+
 /* PREFIX:inval into buf. Returns what snprintf() returns. */
 int ks_channel(char *buf, size_t size, const char *prefix);
 

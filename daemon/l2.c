@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "l2cluster.h"
 
 /* The scripts. Every key a script touches comes in KEYS[] (keyspace.c
  * names them all): KEYS[1] is PREFIX:nsver:NS, then each entry's four keys
@@ -56,7 +57,16 @@
 #define ENTRY_KEYS 4
 static const enum ks_kind entry_kind[ENTRY_KEYS] = {KS_DATA, KS_LEASE, KS_NEG, KS_SWR};
 
-enum script { SCRIPT_GET, SCRIPT_SET, SCRIPT_DEL, SCRIPT_BUMP, SCRIPT_MGET, SCRIPT_MSET, NSCRIPTS };
+enum script {
+    SCRIPT_GET,
+    SCRIPT_SET,
+    SCRIPT_DEL,
+    SCRIPT_BUMP,
+    SCRIPT_MGET,
+    SCRIPT_MSET,
+    SCRIPT_VERSION,
+    NSCRIPTS
+};
 
 static const char *const script_text[NSCRIPTS] = {
     /* ARGV: version lease(0/1) token lease_ttl_ms slide_ms floor -> {version,
@@ -150,10 +160,58 @@ static const char *const script_text[NSCRIPTS] = {
     "  redis.call('DEL', KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]) "
     "end "
     "redis.call('PUBLISH', ARGV[2], ARGV[3]) return v",
+    /* KEYS: the version only, on a Cluster. ARGV: unused make(0/1) floor ->
+     * the version, made when missing if make is 1, else '0' */
+    [SCRIPT_VERSION] = VERSION_READ "if not v and ARGV[2] ~= '1' then return '0' end " VERSION_MAKE
+                                    "return v",
 };
 
+/* On a Redis Cluster the version key is on a slot of its own, so the
+ * scripts that touch an entry cannot read it: their cluster form takes the
+ * version the caller assumes as the one (VERSION_READ, VERSION_MAKE and
+ * VERSION_CHECK replaced as below), and KEYS[1] is the entry's own value
+ * key, in its slot, in place of the version key. l2.c reads the version
+ * with SCRIPT_VERSION before, and checks it after a write (docs/coherence.md,
+ * "Versions on Redis Cluster"). */
+#define CLUSTER_VERSION "local floor = tonumber(ARGV[#ARGV]) local v = ARGV[1] "
+static const int uses_entries[NSCRIPTS] = {[SCRIPT_GET] = 1, [SCRIPT_SET] = 1, [SCRIPT_DEL] = 1,
+                                           [SCRIPT_MGET] = 1, [SCRIPT_MSET] = 1};
+
+/* text with its first `from` replaced by `to` (or a copy, when from is not
+ * in it and `need` is 0). Returns a new string, or NULL (out of memory, or a
+ * needed `from` missing: a script of an unexpected shape). */
+static char *replace(char *text, const char *from, const char *to, int need)
+{
+    char *at = strstr(text, from);
+    if (at == NULL)
+        return need ? (free(text), NULL) : text;
+    size_t head = (size_t)(at - text), fl = strlen(from), tl = strlen(to);
+    char *out = malloc(strlen(text) - fl + tl + 1);
+    if (out != NULL) {
+        memcpy(out, text, head);
+        memcpy(out + head, to, tl);
+        strcpy(out + head + tl, at + fl);
+    }
+    free(text);
+    return out;
+}
+
+/* The cluster form of script id (a new string), or NULL. */
+static char *cluster_text(enum script id)
+{
+    char *t = strdup(script_text[id]);
+    if (t == NULL || !uses_entries[id])
+        return t;
+    t = replace(t, VERSION_READ, CLUSTER_VERSION, 1);
+    t = t != NULL ? replace(t, VERSION_MAKE, "", 0) : NULL;
+    return t != NULL ? replace(t, VERSION_CHECK, "", 1) : NULL;
+}
+
 struct l2 {
-    l2conn *conn;
+    l2conn *conn;        /* one server; on a Cluster, any node (for health) */
+    l2cluster *cl;       /* on a Cluster: the routing; NULL on one server */
+    char *text[NSCRIPTS]; /* the scripts' text as this handle runs them */
+    l2conn *wrote;        /* on a Cluster: where the last write's script ran, for WAIT */
     char sha[NSCRIPTS][41];
     uint32_t stream;
 };
@@ -164,7 +222,7 @@ static int load_scripts(void *arg, l2conn *conn)
 {
     l2 *c = arg;
     for (int i = 0; i < NSCRIPTS; i++) {
-        const char *load[] = {"SCRIPT", "LOAD", script_text[i]};
+        const char *load[] = {"SCRIPT", "LOAD", c->text[i]};
         l2_status status;
         redisReply *sha = l2conn_call(conn, 0, &status, 3, load, NULL);
         if (sha == NULL)
@@ -185,11 +243,19 @@ int l2_create(l2 **out, const config_redis_url *url, int64_t connect_timeout_ms,
               uint32_t stream)
 {
     l2 *c = calloc(1, sizeof *c);
-    if (c == NULL || l2conn_create(&c->conn, url, connect_timeout_ms, name) != 0) {
-        free(c);
+    if (c == NULL || l2conn_create(&c->conn, url, connect_timeout_ms, name) != 0 ||
+        (url->nseeds > 0 && l2cluster_create(&c->cl, url, connect_timeout_ms, name) != 0)) {
+        l2_destroy(c);
         return ENOMEM;
     }
+    for (int i = 0; i < NSCRIPTS; i++)
+        if ((c->text[i] = c->cl != NULL ? cluster_text(i) : strdup(script_text[i])) == NULL) {
+            l2_destroy(c);
+            return ENOMEM;
+        }
     l2conn_set_setup(c->conn, load_scripts, c);
+    if (c->cl != NULL)
+        l2cluster_set_setup(c->cl, load_scripts, c);
     c->stream = stream;
     *out = c;
     return 0;
@@ -200,6 +266,9 @@ void l2_destroy(l2 *c)
     if (c == NULL)
         return;
     l2conn_destroy(c->conn);
+    l2cluster_destroy(c->cl);
+    for (int i = 0; i < NSCRIPTS; i++)
+        free(c->text[i]);
     free(c);
 }
 
@@ -215,6 +284,8 @@ uint32_t l2_stream(const l2 *c)
 
 int l2_maybe_ran(const l2 *c)
 {
+    if (c->cl != NULL)
+        return l2cluster_maybe_ran(c->cl);
     return l2conn_maybe_ran(c->conn);
 }
 
@@ -237,6 +308,21 @@ typedef struct entries {
     const size_t *lens;
 } entries;
 
+/* l2conn_run() on one server; on a Cluster, l2cluster_run() on the master
+ * of the slot of argv[key], its error copied to the handle's connection
+ * (l2_error()). */
+static redisReply *run(l2 *c, size_t key, int64_t timeout_ms, int once, l2_status *status,
+                       int argc, const char **argv, const size_t *lens)
+{
+    if (c->cl == NULL)
+        return l2conn_run(c->conn, timeout_ms, once, status, argc, argv, lens);
+    redisReply *r = l2cluster_run(c->cl, ks_slot(argv[key], lens[key]), timeout_ms, once, status,
+                                  argc, argv, lens);
+    if (r == NULL)
+        l2conn_set_error(c->conn, "%s", l2cluster_error(c->cl));
+    return r;
+}
+
 /* Runs script `id` by EVALSHA, or by EVAL when Redis has lost its script
  * cache. KEYS: PREFIX:nsver:NS, then each entry's ENTRY_KEYS keys under
  * `version`; ARGV: `version`, the `nargs` arguments, then k->floor. Returns
@@ -249,6 +335,8 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
     size_t nkeys = 1 + ENTRY_KEYS * e->n, argc = 3 + nkeys + 1 + (size_t)nargs + 1, room = 0;
     for (size_t i = 0; i < e->n; i++)
         room += ENTRY_KEYS * ks_data_key_max(k->prefix, k->nslen, version, e->lens[i]);
+    /* on a Cluster, KEYS[1] of an entry's script is its value key */
+    int in_slot = c->cl != NULL && uses_entries[id] && e->n > 0;
     const char **argv = malloc(sizeof *argv * argc);
     size_t *argl = malloc(sizeof *argl * argc);
     char *keys = malloc(room + 1), vkey[KS_NSVER_KEY_MAX], ver[24], floor[24], numkeys[24];
@@ -259,6 +347,7 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
         argv[a] = "EVALSHA", argl[a++] = 7;
         argv[a] = c->sha[id], argl[a++] = strlen(c->sha[id]);
         argv[a] = numkeys, argl[a++] = (size_t)snprintf(numkeys, sizeof numkeys, "%zu", nkeys);
+        size_t first = a;
         argv[a] = vkey, argl[a++] = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
         for (size_t i = 0; i < e->n; i++)
             for (int j = 0; j < ENTRY_KEYS; j++) {
@@ -271,12 +360,14 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
         for (int i = 0; i < nargs; i++, a++)
             argv[a] = args[i], argl[a] = lens[i];
         argv[a] = floor, argl[a++] = (size_t)snprintf(floor, sizeof floor, "%" PRIu64, k->floor);
-        r = l2conn_run(c->conn, timeout_ms, once, status, (int)a, argv, argl);
+        if (in_slot)
+            argv[first] = argv[first + 1], argl[first] = argl[first + 1];
+        r = run(c, first, timeout_ms, once, status, (int)a, argv, argl);
         if (r == NULL && *status == L2_EREPLY &&
             strncmp(l2conn_error(c->conn), "redis: NOSCRIPT", 15) == 0) {
             argv[0] = "EVAL", argl[0] = 4;
-            argv[1] = script_text[id], argl[1] = strlen(script_text[id]);
-            r = l2conn_run(c->conn, timeout_ms, once, status, (int)a, argv, argl);
+            argv[1] = c->text[id], argl[1] = strlen(c->text[id]);
+            r = run(c, first, timeout_ms, once, status, (int)a, argv, argl);
         }
     }
     free(argv);
@@ -294,10 +385,16 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
  * has seen), then under the one Redis answered while it answers {version}
  * (a bump this node has not heard of yet). Returns the reply, or NULL with
  * *status set; L2_EREPLY when the version kept moving. */
+static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const entries *e,
+                                int64_t timeout_ms, l2_status *status, int nargs,
+                                const char **args, const size_t *lens);
+
 static redisReply *eval_current(l2 *c, enum script id, const l2_key *k, const entries *e,
                                 int64_t timeout_ms, l2_status *status, int nargs,
                                 const char **args, const size_t *lens)
 {
+    if (c->cl != NULL)
+        return eval_cluster(c, id, k, e, timeout_ms, status, nargs, args, lens);
     uint64_t version = k->floor;
     for (int i = 0; i < MOVED_TRIES; i++) {
         redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
@@ -305,6 +402,63 @@ static redisReply *eval_current(l2 *c, enum script id, const l2_key *k, const en
             return r;
         version = (uint64_t)answer_int(r->element[0]);
         freeReplyObject(r);
+    }
+    *status = l2conn_set_error(c->conn, "redis: the namespace's version moved %d times in a row",
+                               MOVED_TRIES);
+    return NULL;
+}
+
+/* On a Cluster: the namespace's version as its own master holds it, raised
+ * above k->floor as every script does, and made when missing if `make`
+ * (else 0). Returns L2_OK or an error. */
+static l2_status cluster_version(l2 *c, const l2_key *k, int make, int64_t timeout_ms,
+                                 uint64_t *version)
+{
+    entries none = {0, NULL, NULL};
+    const char *args[] = {make ? "1" : "0"};
+    size_t lens[] = {1};
+    l2_status status;
+    redisReply *r = eval(c, SCRIPT_VERSION, k, 0, &none, timeout_ms, 0, &status, 1, args, lens);
+    if (r == NULL)
+        return status;
+    if (r->type != REDIS_REPLY_STRING)
+        return unexpected(c, r, "the version script");
+    *version = (uint64_t)reply_int(r);
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+/* eval_current() on a Cluster, in the two steps of docs/coherence.md
+ * ("Versions on Redis Cluster"): the entry's script runs under the version
+ * the node assumes (k->floor; read first from the version's master when it
+ * knows none); a write then reads the version again, and runs once more
+ * under a newer one if a bump came in between. */
+static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const entries *e,
+                                int64_t timeout_ms, l2_status *status, int nargs,
+                                const char **args, const size_t *lens)
+{
+    int write = id == SCRIPT_SET || id == SCRIPT_DEL || id == SCRIPT_MSET;
+    int make = write || (id == SCRIPT_GET && nargs > 0 && args[0][0] == '1'); /* a lease */
+    uint64_t version = k->floor;
+    if ((!k->known || version == 0) &&
+        (*status = cluster_version(c, k, make, timeout_ms, &version)) != L2_OK)
+        return NULL;
+    for (int i = 0; i < MOVED_TRIES; i++) {
+        redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
+        if (r == NULL || !write)
+            return r;
+        c->wrote = l2cluster_last(c->cl);
+        l2_key now = *k;
+        uint64_t current;
+        now.floor = version;
+        if ((*status = cluster_version(c, &now, 1, timeout_ms, &current)) != L2_OK) {
+            freeReplyObject(r);
+            return NULL;
+        }
+        if (current == version)
+            return r;
+        freeReplyObject(r); /* a bump came in between: write under the new one too */
+        version = current;
     }
     *status = l2conn_set_error(c->conn, "redis: the namespace's version moved %d times in a row",
                                MOVED_TRIES);
@@ -418,8 +572,88 @@ static void entries_free(entries *e)
     free((void *)e->lens);
 }
 
+static l2_status mget_one(l2 *c, const l2_key *k, const l2_key *keys, size_t n,
+                         int64_t timeout_ms, l2_batch *out);
+
+/* l2_mget() on a Cluster: one script per slot, under one version, the
+ * answers moved into one reply in the caller's order (its `now` is the
+ * first slot's). */
+static l2_status mget_split(l2 *c, const l2_key *k, const l2_key *keys, size_t n,
+                            int64_t timeout_ms, l2_batch *out)
+{
+    l2_key at = *k;
+    l2_status st;
+    if ((!at.known || at.floor == 0) &&
+        (st = cluster_version(c, k, 0, timeout_ms, &at.floor)) != L2_OK)
+        return st;
+    at.known = 1; /* one version for every slot */
+    unsigned *slot = malloc(sizeof *slot * n);
+    size_t *pick = malloc(sizeof *pick * n);
+    l2_key *group = malloc(sizeof *group * n);
+    char *done = calloc(n, 1);
+    redisReply *all = calloc(1, sizeof *all);
+    redisReply **el = calloc(2 + 4 * n, sizeof *el);
+    st = L2_OK;
+    if (slot == NULL || pick == NULL || group == NULL || done == NULL || all == NULL ||
+        el == NULL) {
+        st = l2conn_set_error(c->conn, "out of memory");
+        goto out;
+    }
+    all->type = REDIS_REPLY_ARRAY, all->elements = 2 + 4 * n, all->element = el;
+    for (size_t i = 0; i < n; i++) {
+        char tag[KS_TAG_LEN];
+        ks_tag(tag, k->ns, k->nslen, keys[i].key, keys[i].klen);
+        slot[i] = ks_slot(tag, sizeof tag);
+    }
+    for (size_t i = 0; i < n && st == L2_OK; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && slot[j] == slot[i])
+                pick[m] = j, group[m++] = keys[j], done[j] = 1;
+        l2_batch part;
+        if ((st = mget_one(c, &at, group, m, timeout_ms, &part)) != L2_OK)
+            break;
+        redisReply *r = part.reply_;
+        for (size_t x = 0; x < 2; x++)
+            if (el[x] == NULL)
+                el[x] = r->element[x], r->element[x] = NULL;
+        for (size_t j = 0; j < m; j++)
+            for (size_t x = 0; x < 4; x++) {
+                el[2 + 4 * pick[j] + x] = r->element[2 + 4 * j + x];
+                r->element[2 + 4 * j + x] = NULL;
+            }
+        l2_batch_free(&part);
+    }
+    if (st == L2_OK) {
+        out->version = (uint64_t)reply_int(el[0]);
+        out->n = n;
+        out->reply_ = all;
+        all = NULL;
+    }
+out:
+    if (all != NULL)
+        freeReplyObject(all); /* frees el and what was moved into it */
+    else if (st != L2_OK)
+        free(el);
+    free(slot);
+    free(pick);
+    free(group);
+    free(done);
+    return st;
+}
+
 l2_status l2_mget(l2 *c, const l2_key *k, const l2_key *keys, size_t n, int64_t timeout_ms,
                   l2_batch *out)
+{
+    if (c->cl != NULL && n > 1)
+        return mget_split(c, k, keys, n, timeout_ms, out);
+    return mget_one(c, k, keys, n, timeout_ms, out);
+}
+
+static l2_status mget_one(l2 *c, const l2_key *k, const l2_key *keys, size_t n,
+                         int64_t timeout_ms, l2_batch *out)
 {
     entries e;
     const void **ek;
@@ -457,8 +691,65 @@ void l2_batch_free(l2_batch *b)
     memset(b, 0, sizeof *b);
 }
 
+static l2_status mset_one(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
+                          int64_t timeout_ms, uint64_t *version);
+
+/* l2_mset() on a Cluster: one script per slot, in the order of each slot's
+ * first entry; each publishes the whole message after its own writes, so
+ * the last one comes after every write. Atomic per slot only: on an error,
+ * the slots before it are stored, and the message says how many entries. */
+static l2_status mset_split(l2 *c, const l2_key *k, const l2_entry *en, size_t n,
+                            const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+{
+    unsigned *slot = malloc(sizeof *slot * n);
+    l2_entry *group = malloc(sizeof *group * n);
+    char *done = calloc(n, 1);
+    l2_status st = L2_OK;
+    size_t stored = 0;
+    if (slot == NULL || group == NULL || done == NULL) {
+        st = l2conn_set_error(c->conn, "out of memory");
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char tag[KS_TAG_LEN];
+        ks_tag(tag, k->ns, k->nslen, en[i].key, en[i].klen);
+        slot[i] = ks_slot(tag, sizeof tag);
+    }
+    l2_key at = *k;
+    for (size_t i = 0; i < n && st == L2_OK; i++) {
+        if (done[i])
+            continue;
+        size_t g = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && slot[j] == slot[i])
+                group[g++] = en[j], done[j] = 1;
+        if ((st = mset_one(c, &at, group, g, m, timeout_ms, version)) != L2_OK) {
+            char why[400];
+            snprintf(why, sizeof why, "%s", l2conn_error(c->conn));
+            l2conn_set_error(c->conn, "%s (%zu of %zu entries stored, one slot at a time)", why,
+                             stored, n);
+            break;
+        }
+        stored += g;
+        at.floor = *version; /* the next slots under the version written */
+        at.known = 1;
+    }
+    free(slot);
+    free(group);
+    free(done);
+    return st;
+}
+
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
                   int64_t timeout_ms, uint64_t *version)
+{
+    if (c->cl != NULL && n > 1)
+        return mset_split(c, k, en, n, m, timeout_ms, version);
+    return mset_one(c, k, en, n, m, timeout_ms, version);
+}
+
+static l2_status mset_one(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
+                          int64_t timeout_ms, uint64_t *version)
 {
     size_t nargs = 2 + 2 * n;
     const char **args = malloc(sizeof *args * nargs);
@@ -501,7 +792,15 @@ l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int 
     const char *argv[] = {"WAIT", n, ms};
     size_t lens[] = {4, (size_t)nl, (size_t)ml};
     l2_status status;
-    redisReply *r = l2conn_call(c->conn, timeout_ms, &status, 3, argv, lens);
+    /* on a Cluster, on the entry's master (of the last slot, for an MSet) */
+    l2conn *on = c->cl != NULL ? c->wrote : c->conn;
+    if (on == NULL) {
+        l2conn_set_error(c->conn, "no write to wait for");
+        return L2_EDOWN;
+    }
+    redisReply *r = l2conn_call(on, timeout_ms, &status, 3, argv, lens);
+    if (r == NULL && on != c->conn)
+        l2conn_set_error(c->conn, "%s", l2conn_error(on));
     if (r == NULL) {
         if (status == L2_EDOWN)
             l2conn_set_error(c->conn, "the connection closed after the write");

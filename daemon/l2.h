@@ -28,6 +28,9 @@ typedef struct l2_key {
     const void *key;
     size_t klen;
     uint64_t floor; /* the highest version of ns the caller has seen; 0: none */
+    int known;      /* floor is ns's current version as far as the caller knows, and it is
+                       serving (heard every bump older than the coherence window): on a
+                       Cluster the scripts then run under it without reading the version */
 } l2_key;
 
 /* An invalidation to publish with a write, on `channel`. The caller's. */

@@ -363,8 +363,39 @@ static int check_master(redisContext *ctx, const char *where, char *err, size_t 
     return ok ? 0 : -1;
 }
 
+/* Dials the nodes of a cluster:// URL in turn; the first that answers
+ * moves to the front of url->seeds. Any node serves pub/sub (classic
+ * PUBLISH reaches every node's subscribers over the cluster bus). */
+static redisContext *dial_any_node(config_redis_url *url, int64_t timeout_ms, char *err,
+                                   size_t errlen)
+{
+    char tried[600] = "", why[300];
+    size_t used = 0;
+    for (int i = 0; i < url->nseeds; i++) {
+        config_redis_url one = *url;
+        config_redis_addr s = url->seeds[i];
+        memcpy(one.host, s.host, sizeof one.host);
+        one.port = s.port;
+        redisContext *ctx = dial_server(&one, timeout_ms, why, sizeof why);
+        if (ctx != NULL) {
+            memmove(&url->seeds[1], &url->seeds[0], sizeof s * (size_t)i);
+            url->seeds[0] = s;
+            memcpy(url->host, s.host, sizeof url->host);
+            url->port = s.port;
+            return ctx;
+        }
+        if (used < sizeof tried)
+            used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", i > 0 ? "; " : "",
+                                     why);
+    }
+    snprintf(err, errlen, "redis cluster: no node answers (%s)", tried);
+    return NULL;
+}
+
 redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
 {
+    if (url->nseeds > 0)
+        return dial_any_node(url, timeout_ms, err, errlen);
     if (url->nsentinels == 0)
         return dial_server(url, timeout_ms, err, errlen);
     config_redis_addr addr;
@@ -403,7 +434,7 @@ l2_status l2conn_connect(l2conn *c, int64_t now)
         drop(c, 0);
         return L2_EDOWN;
     }
-    if (c->url.nsentinels > 0) { /* the master found this time */
+    if (c->url.nsentinels > 0 || c->url.nseeds > 0) { /* the server found this time */
         config_redis_url at = c->url;
         snprintf(at.host, sizeof at.host, "%s", c->ctx->tcp.host != NULL ? c->ctx->tcp.host : "");
         at.port = c->ctx->tcp.port;

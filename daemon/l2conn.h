@@ -39,7 +39,10 @@ typedef enum l2_status {
  * with ROLE that the address it gave is a master. Returns the context
  * (free with redisFree()), or NULL with a message naming Redis and the
  * problem in err: "no Sentinel answers" and "no Sentinel knows a master
- * named" are the two ways resolution fails. */
+ * named" are the two ways resolution fails. A cluster:// URL is dialled as
+ * one server, the first of its nodes that answers (moved to the front of
+ * url->seeds), for what any node serves (pub/sub); l2cluster.h routes
+ * keys. */
 redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen);
 
 /* What the handles of one pool share: when any of them last connected (a

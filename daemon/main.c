@@ -271,6 +271,28 @@ struct cmdline {
     char **argv;
 };
 
+/* Says which acl rules are in effect, after `when`. */
+static void log_acl(parts *p, const char *when)
+{
+    size_t n = service_acl_rules(p->svc);
+    if (n > 0)
+        log_info("%sacl: %zu rules; what they do not grant is denied", when, n);
+    else
+        log_info("%sacl: no rules; every peer that can open the socket may do everything", when);
+}
+
+/* SIGHUP: the configuration read again (config_reload()), then the acl
+ * rules rebuilt from it, their user and group names resolved anew. */
+static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap)
+{
+    char err[512];
+    config_reload(cfg, cl->argc, cl->argv, request_cap);
+    if (service_reload_acl(p->svc, cfg->acl, err, sizeof err) != 0)
+        log_error("SIGHUP: acl: %s; the acl rules stay as they were", err);
+    else
+        log_acl(p, "SIGHUP: ");
+}
+
 static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
                const struct cmdline *cl)
 {
@@ -283,12 +305,14 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
              NC_VERSION, cfg->listen, service_node_id(p.svc),
              url->nsentinels > 0 ? "master " : "", url->nsentinels > 0 ? url->master : url->host,
              cfg->l1_max_memory, l1_shards(cfg));
+    if (service_acl_rules(p.svc) > 0)
+        log_acl(&p, "");
     redis_hint(&p, cfg, url);
     int sig = 0;
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        config_reload(cfg, cl->argc, cl->argv, request_cap);
+        reload(&p, cfg, cl, request_cap);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);

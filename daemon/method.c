@@ -10,13 +10,16 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "log.h"
 #include "units.h"
 
 /* Where a request's key lives in Redis. */
 l2_key method_redis_key(const service *svc, ProtobufCBinaryData ns, ProtobufCBinaryData key)
 {
-    l2_key k = {svc->cfg->prefix, ns.data, ns.len,
-                key.data,         key.len, coh_version_floor(svc->coh, ns.data, ns.len)};
+    uint64_t floor = coh_version_floor(svc->coh, ns.data, ns.len), known = 0;
+    l2_key k = {svc->cfg->prefix, ns.data, ns.len, key.data, key.len, floor,
+                coh_serving(svc->coh, units_now_ms()) &&
+                    coh_version(svc->coh, ns.data, ns.len, &known) && known == floor};
     return k;
 }
 
@@ -225,17 +228,24 @@ int method_replicated(service *svc, call *c, l2 *conn, const char *what)
     if (rv == L2_OK && (uint64_t)acked >= want)
         return 0;
     stats_inc(&svc->st->redis_errors);
+    char text[512];
     if (rv == L2_OK)
-        call_fail(c, CODE(UNAVAILABLE),
-                  "the %s is done on the redis master and announced, but %d of the %" PRIu64
-                  " replicas redis_wait_replicas asks for confirmed it within %" PRId64
-                  " ms; a failover may lose it",
-                  what, acked, want, wait);
+        snprintf(text, sizeof text,
+                 "the %s is done on the redis master and announced, but %d of the %" PRIu64
+                 " replicas redis_wait_replicas asks for confirmed it within %" PRId64
+                 " ms; a failover may lose it",
+                 what, acked, want, wait);
     else
-        call_fail(c, CODE(UNAVAILABLE),
-                  "the %s is done on the redis master and announced, but no replica is known "
-                  "to have it (WAIT: %s); a failover may lose it",
-                  what, l2_error(conn));
+        snprintf(text, sizeof text,
+                 "the %s is done on the redis master and announced, but no replica is known "
+                 "to have it (WAIT: %s); a failover may lose it",
+                 what, l2_error(conn));
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.code = CODE(UNAVAILABLE);
+    r.message = text;
+    log_debug("%s", text);
+    if (call_prepare(c, &r) != 0)
+        log_error("out of memory encoding a reply; dropping it");
     return -1;
 }
 

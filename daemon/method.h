@@ -31,6 +31,7 @@ struct service {
     flights *flights;
     waits *waits;                /* NULL once quiesced */
     struct nearrep *near;        /* the clients' near-tier reports */
+    struct acl *acl;             /* who may do what (acl rules) */
     _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
@@ -121,10 +122,11 @@ void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published);
 
 /* After a write Redis confirmed (`what` names it in messages): with
  * redis_wait_replicas N, WAITs on the write's connection until N replicas
- * have it. Returns 0 (N = 0, or they have it), or -1 after answering the
- * call UNAVAILABLE with what is known of the write (done on the master
- * and announced, not known to be on N replicas); the caller then keeps
- * nothing of it in L1. */
+ * have it. Returns 0 (N = 0, or they have it), or -1 with an UNAVAILABLE
+ * reply prepared, saying what is known of the write (done on the master
+ * and announced, not known to be on N replicas): the caller keeps nothing
+ * of it in L1 and, once done with the request (sending frees it), sends
+ * the reply with call_send(). */
 int method_replicated(service *svc, call *c, l2 *conn, const char *what);
 
 /* The TTL a write applies: `ttl_ms` if has_ttl, else default_ttl; capped

@@ -152,6 +152,25 @@ static void render_namespaces_near(const nstop_row *rows, size_t k, const nstop_
     }
 }
 
+/* Requests the acl rules refused, by namespace: the rows of
+ * render_namespaces() (other's counts already merged into *other). */
+static void render_namespaces_denied(const nstop_row *rows, size_t k, const nstop_row *other,
+                                     metrics_text *out)
+{
+    char label[NSTOP_NAME_MAX * 3 + 4];
+    text_add(out, "# HELP nearcache_namespace_acl_denied_total Requests answered "
+                  "PERMISSION_DENIED by the acl rules, by namespace.\n"
+                  "# TYPE nearcache_namespace_acl_denied_total counter\n");
+    for (size_t i = 0; i <= k; i++) {
+        const nstop_row *r = i < k ? &rows[i] : other;
+        label_value(label, r);
+        if (i < k && strcmp(label, "other") == 0)
+            continue;
+        text_add(out, "nearcache_namespace_acl_denied_total{namespace=\"%s\"} %llu\n", label,
+                 (unsigned long long)r->denied);
+    }
+}
+
 /* Gets by namespace: the busiest rows, and the rest as "other" (a
  * namespace named "other" adds up with the rest: one series each). */
 static void render_namespaces(nstop *t, metrics_text *out)
@@ -174,6 +193,7 @@ static void render_namespaces(nstop *t, metrics_text *out)
         if (strcmp(label, "other") == 0) {
             other.hits += rows[i].hits, other.misses += rows[i].misses;
             other.near_hits += rows[i].near_hits, other.near_misses += rows[i].near_misses;
+            other.denied += rows[i].denied;
             continue;
         }
         text_add(out,
@@ -187,6 +207,7 @@ static void render_namespaces(nstop *t, metrics_text *out)
              "nearcache_namespace_gets_total{namespace=\"other\",result=\"miss\"} %llu\n",
              (unsigned long long)other.hits, (unsigned long long)other.misses);
     render_namespaces_near(rows, k, &other, out);
+    render_namespaces_denied(rows, k, &other, out);
     free(rows);
 }
 

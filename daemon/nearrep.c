@@ -221,6 +221,63 @@ static void add_increase_locked(nearrep *t, const struct reporter *p, const near
     }
 }
 
+/* A namespace left out of a report keeps its last counts (a client sends
+ * only its busiest, so one may be back in the next report, cumulative all
+ * along): at most this many per reporter, the busiest first. */
+#define KEPT_NAMESPACES (2 * NEARREP_MAX_NAMESPACES)
+
+static int busier(const void *a, const void *b)
+{
+    const struct ns_count *x = a, *y = b;
+    uint64_t nx = x->hits + x->misses, ny = y->hits + y->misses;
+    return (nx < ny) - (nx > ny);
+}
+
+/* The namespaces to keep as p's last: the report's n (sorted, in ns), and
+ * p's last ones it left out, as one new sorted block in *out with its
+ * count in *n_out. Frees ns, or on ENOMEM hands it over as it is. Called
+ * with the lock held. */
+static void merge_last_locked(const struct reporter *p, struct ns_count *ns, size_t n,
+                              struct ns_count **out, size_t *n_out)
+{
+    *out = ns, *n_out = n;
+    size_t left_out = 0, names = 0;
+    for (size_t i = 0; i < p->n_ns; i++)
+        if (n == 0 || bsearch(&p->ns[i], ns, n, sizeof *ns, ns_order) == NULL)
+            left_out++;
+    if (left_out == 0 || n >= KEPT_NAMESPACES)
+        return;
+    struct ns_count *gone = malloc(left_out * sizeof *gone);
+    if (gone == NULL)
+        return;
+    left_out = 0;
+    for (size_t i = 0; i < p->n_ns; i++)
+        if (n == 0 || bsearch(&p->ns[i], ns, n, sizeof *ns, ns_order) == NULL)
+            gone[left_out++] = p->ns[i];
+    if (n + left_out > KEPT_NAMESPACES) {
+        qsort(gone, left_out, sizeof *gone, busier);
+        left_out = KEPT_NAMESPACES - n;
+    }
+    for (size_t i = 0; i < n; i++)
+        names += ns[i].len;
+    for (size_t i = 0; i < left_out; i++)
+        names += gone[i].len;
+    struct ns_count *a = malloc((n + left_out) * sizeof *a + names);
+    if (a != NULL) {
+        char *at = (char *)(a + n + left_out);
+        for (size_t i = 0; i < n + left_out; i++) {
+            const struct ns_count *from = i < n ? &ns[i] : &gone[i - n];
+            memcpy(at, from->name, from->len);
+            a[i] = (struct ns_count){at, from->len, from->hits, from->misses};
+            at += from->len;
+        }
+        qsort(a, n + left_out, sizeof *a, ns_order);
+        free(ns);
+        *out = a, *n_out = n + left_out;
+    }
+    free(gone);
+}
+
 /* Makes room for one more reporter: drops the least recently heard one
  * that is no longer live. Returns 0, or -1 when all are live. Called with
  * the lock held. */
@@ -294,9 +351,12 @@ int nearrep_take(nearrep *t, const nearrep_report *r, size_t max_ns_len, int64_t
             code = CODE(INVALID_ARGUMENT);
         else
             add_increase_locked(t, p, r, ns);
+        struct ns_count *last;
+        size_t n_last;
+        merge_last_locked(p, ns, r->n_ns, &last, &n_last);
         free(p->ns); /* this report is the reporter's last from now on */
-        p->ns = ns, ns = NULL;
-        p->n_ns = r->n_ns;
+        p->ns = last, ns = NULL;
+        p->n_ns = n_last;
         p->pid = r->pid;
         p->last_ms = now_ms;
         p->hits = r->hits, p->misses = r->misses, p->fills_refused = r->fills_refused;

@@ -17,6 +17,7 @@ struct row {
     atomic_uint_fast64_t hash; /* the owner's hash; 0: free */
     atomic_uint_fast64_t hits, misses;
     atomic_uint_fast64_t near_hits, near_misses;
+    atomic_uint_fast64_t denied;
     atomic_uint_fast64_t inherited; /* Space-Saving: the rank it took over */
     char name[NSTOP_NAME_MAX];      /* bytes written and read one relaxed atomic each */
     atomic_size_t len;
@@ -28,6 +29,7 @@ struct nstop {
     pthread_mutex_t mu; /* taken to change a row's owner */
     atomic_uint_fast64_t other_hits, other_misses;
     atomic_uint_fast64_t other_near_hits, other_near_misses;
+    atomic_uint_fast64_t other_denied;
     struct row *rows;
 };
 
@@ -86,6 +88,7 @@ static uint64_t rank_of(struct row *r)
            atomic_load_explicit(&r->misses, memory_order_relaxed) +
            atomic_load_explicit(&r->near_hits, memory_order_relaxed) +
            atomic_load_explicit(&r->near_misses, memory_order_relaxed) +
+           atomic_load_explicit(&r->denied, memory_order_relaxed) +
            atomic_load_explicit(&r->inherited, memory_order_relaxed);
 }
 
@@ -106,6 +109,7 @@ static struct row *take_row_locked(nstop *t, uint64_t h, const void *ns, size_t 
     atomic_fetch_add(&t->other_misses, atomic_exchange(&r->misses, 0));
     atomic_fetch_add(&t->other_near_hits, atomic_exchange(&r->near_hits, 0));
     atomic_fetch_add(&t->other_near_misses, atomic_exchange(&r->near_misses, 0));
+    atomic_fetch_add(&t->other_denied, atomic_exchange(&r->denied, 0));
     atomic_store(&r->inherited, least);
     size_t keep = len < NSTOP_NAME_MAX ? len : NSTOP_NAME_MAX;
     for (size_t i = 0; i < keep; i++)
@@ -147,6 +151,17 @@ void nstop_count_near(nstop *t, const void *ns, size_t len, uint64_t hits, uint6
     pthread_mutex_unlock(&t->mu);
 }
 
+void nstop_count_denied(nstop *t, const void *ns, size_t len)
+{
+    uint64_t h = hash_of(ns, len);
+    pthread_mutex_lock(&t->mu);
+    struct row *r = find(t, h);
+    if (r == NULL)
+        r = take_row_locked(t, h, ns, len);
+    atomic_fetch_add_explicit(&r->denied, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&t->mu);
+}
+
 /* Copies row r into *out; returns 0 when it is free or changed meanwhile. */
 static int copy_row(struct row *r, nstop_row *out, uint64_t *rank)
 {
@@ -161,7 +176,8 @@ static int copy_row(struct row *r, nstop_row *out, uint64_t *rank)
     out->misses = atomic_load_explicit(&r->misses, memory_order_relaxed);
     out->near_hits = atomic_load_explicit(&r->near_hits, memory_order_relaxed);
     out->near_misses = atomic_load_explicit(&r->near_misses, memory_order_relaxed);
-    *rank = out->hits + out->misses + out->near_hits + out->near_misses +
+    out->denied = atomic_load_explicit(&r->denied, memory_order_relaxed);
+    *rank = out->hits + out->misses + out->near_hits + out->near_misses + out->denied +
             atomic_load(&r->inherited);
     atomic_thread_fence(memory_order_acquire);
     return atomic_load_explicit(&r->seq, memory_order_relaxed) == seq;
@@ -189,5 +205,6 @@ size_t nstop_read(nstop *t, nstop_row *rows, nstop_row *other)
     other->misses = atomic_load(&t->other_misses);
     other->near_hits = atomic_load(&t->other_near_hits);
     other->near_misses = atomic_load(&t->other_near_misses);
+    other->denied = atomic_load(&t->other_denied);
     return k;
 }

@@ -25,6 +25,7 @@ typedef struct nstop_row {
     int truncated;
     uint64_t hits, misses;
     uint64_t near_hits, near_misses; /* reported by the clients' near tiers */
+    uint64_t denied;                 /* requests refused by the acl rules */
 } nstop_row;
 
 /* Makes a table of n rows (n >= 1). Returns 0 and hands it to *out (the
@@ -45,6 +46,11 @@ void nstop_count(nstop *t, const void *ns, size_t len, int hit);
  * misses since its last report. Takes the table's lock (reports are rare),
  * so it always finds or takes a row. Any thread. */
 void nstop_count_near(nstop *t, const void *ns, size_t len, uint64_t hits, uint64_t misses);
+
+/* Counts one request of namespace ns (len bytes) that the acl rules
+ * refused. Takes the table's lock (refusals are rare), like
+ * nstop_count_near(); a refusal ranks as one lookup. Any thread. */
+void nstop_count_denied(nstop *t, const void *ns, size_t len);
 
 /* Reads the rows in use into rows[0..n) (n as made), busiest first, and
  * the rest into *other. Returns how many rows it filled. Any thread. */

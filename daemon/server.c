@@ -53,6 +53,7 @@ struct call {
     int64_t start_us; /* when the request arrived (hist_now_us) */
     int method;       /* enum stats_method, or -1: not timed */
     int tier;         /* enum stats_tier, set by call_set_tier() */
+    nng_pipe pipe;    /* the connection the request came on */
     jobq_job job;
     call_state cs; /* the handler's; zeroed per request */
 };
@@ -85,6 +86,16 @@ struct server {
 const pb_request *call_request(const call *c)
 {
     return c->req;
+}
+
+int call_peer(const call *c, uid_t *uid, gid_t *gid)
+{
+    uint64_t u, g;
+    if (nng_pipe_get_uint64(c->pipe, NNG_OPT_IPC_PEER_UID, &u) != 0 ||
+        nng_pipe_get_uint64(c->pipe, NNG_OPT_IPC_PEER_GID, &g) != 0)
+        return 0;
+    *uid = (uid_t)u, *gid = (gid_t)g;
+    return 1;
 }
 
 int64_t call_deadline(const call *c)
@@ -249,6 +260,7 @@ static void call_dispatch(call *c, nng_msg *m)
     int64_t now = units_now_ms();
     size_t len = nng_msg_len(m);
     c->req = codec_request_unpack(nng_msg_body(m), len);
+    c->pipe = nng_msg_get_pipe(m);
     nng_msg_free(m);
     if (c->req == NULL) {
         stats_inc(&s->opt.stats->bad_requests);

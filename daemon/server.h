@@ -73,6 +73,12 @@ void server_destroy(server *s);
 /* The decoded request. Owned by the call; valid until it is answered. */
 const pb_request *call_request(const call *c);
 
+/* The uid and gid of the process that sent the request, as the kernel
+ * told at connect (SO_PEERCRED): returns 1 with them set, or 0 when the
+ * transport cannot tell (tcp://) or the connection is gone. One system
+ * call each; any thread while the call is unanswered. */
+int call_peer(const call *c, uid_t *uid, gid_t *gid);
+
 /* The request's deadline, in units_now_ms() time. */
 int64_t call_deadline(const call *c);
 

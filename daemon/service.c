@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "admin.h"
 #include "batch.h"
 #include "get.h"
@@ -36,13 +37,109 @@ static const method_fn methods[] = {
     [METHOD(NEAR_REPORT)] = admin_handle_near_report,
 };
 
+/* The namespace a request names into *ns, and the rights it needs (Get,
+ * MGet r; Set, Delete, MSet w; BumpNamespace a); 0 for Ping, NearReport
+ * and Stats (which names no namespace: see admitted()). */
+static unsigned rights_needed(const pb_request *r, ProtobufCBinaryData *ns)
+{
+    switch (r->method_case) {
+    case METHOD(GET):
+        return *ns = r->get->ns, ACL_READ;
+    case METHOD(MGET):
+        return *ns = r->mget->ns, ACL_READ;
+    case METHOD(SET):
+        return *ns = r->set->ns, ACL_WRITE;
+    case METHOD(DELETE):
+        return *ns = r->delete_->ns, ACL_WRITE;
+    case METHOD(MSET):
+        return *ns = r->mset->ns, ACL_WRITE;
+    case METHOD(BUMP_NAMESPACE):
+        return *ns = r->bump_namespace->ns, ACL_ADMIN;
+    default:
+        return 0;
+    }
+}
+
+static const char *const right_use[] = {"", "Get, MGet", "Set, Delete, MSet", "",
+                                        "BumpNamespace, Stats"};
+
+/* Answers PERMISSION_DENIED, counted in acl_denied and by namespace. */
+static void deny(service *svc, call *c, const acl_peer *p, ProtobufCBinaryData ns,
+                 unsigned missing)
+{
+    char who[48], letters[4];
+    unsigned first = missing & -missing;
+    stats_inc(&svc->st->acl_denied);
+    if (ns.data != NULL && svc->st->namespaces != NULL)
+        nstop_count_denied(svc->st->namespaces, ns.data, ns.len);
+    if (p->known)
+        snprintf(who, sizeof who, "uid %lu gid %lu", (unsigned long)p->uid, (unsigned long)p->gid);
+    else
+        snprintf(who, sizeof who, "a peer of unknown uid");
+    if (ns.data == NULL)
+        call_fail(c, CODE(PERMISSION_DENIED),
+                  "no acl rule gives %s the right '%s' (%s) on any namespace", who,
+                  acl_rights_text(missing, letters), right_use[first]);
+    else
+        call_fail(c, CODE(PERMISSION_DENIED),
+                  "namespace \"%.*s\": %s lacks the right '%s' (%s) in the acl rules",
+                  (int)(ns.len > 200 ? 200 : ns.len), (const char *)ns.data, who,
+                  acl_rights_text(missing, letters), right_use[first]);
+}
+
+/* Whether the peer may make this request; answers it PERMISSION_DENIED
+ * when not. A Get asking for a lease without the right w is served as a
+ * plain Get (its lease field cleared). */
+static int admitted(service *svc, call *c)
+{
+    if (acl_rules(svc->acl) == 0)
+        return 1;
+    const pb_request *r = call_request(c);
+    acl_peer p = {0};
+    p.known = call_peer(c, &p.uid, &p.gid);
+    int64_t now = units_now_ms();
+    ProtobufCBinaryData ns = {0, NULL};
+    if (r->method_case == METHOD(STATS)) {
+        if (acl_any(svc->acl, &p, ACL_ADMIN, now))
+            return 1;
+        deny(svc, c, &p, ns, ACL_ADMIN);
+        return 0;
+    }
+    unsigned want = rights_needed(r, &ns);
+    if (want == 0)
+        return 1;
+    if (r->method_case == METHOD(GET) && r->get->lease)
+        want |= ACL_WRITE;
+    unsigned missing = acl_missing(svc->acl, &p, ns.data, ns.len, want, now);
+    if (missing == ACL_WRITE && r->method_case == METHOD(GET)) {
+        r->get->lease = 0; /* the request is the call's: read as a plain Get */
+        return 1;
+    }
+    if (missing == 0)
+        return 1;
+    deny(svc, c, &p, ns, missing);
+    return 0;
+}
+
 void service_handle(void *arg, call *c)
 {
     int m = call_request(c)->method_case;
+    if (!admitted(arg, c))
+        return;
     if (m >= 0 && (size_t)m < sizeof methods / sizeof methods[0] && methods[m] != NULL)
         methods[m](arg, c);
     else
         call_fail(c, CODE(UNIMPLEMENTED), "method %d is not implemented", m);
+}
+
+int service_reload_acl(service *svc, const char *rules, char *err, size_t errlen)
+{
+    return acl_reload(svc->acl, rules, err, errlen);
+}
+
+size_t service_acl_rules(service *svc)
+{
+    return acl_rules(svc->acl);
 }
 
 static void on_invalidated(void *arg, const void *key, size_t klen);
@@ -66,6 +163,7 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
     ks_channel(svc->channel, sizeof svc->channel, cfg->prefix);
     int rv;
+    char acl_err[256];
     const char *what = NULL;
     if ((rv = coh_create(&svc->coh, svc->node_id, cache, st, cfg->coherence_window_ms)) != 0)
         what = "the coherence state";
@@ -75,9 +173,13 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
         what = "the lease waits' sweeper thread";
     else if ((rv = nearrep_create(&svc->near, st->namespaces)) != 0)
         what = "the near-tier reports' table";
+    else if (acl_create(&svc->acl, cfg->acl, acl_err, sizeof acl_err) != 0)
+        rv = EINVAL, what = acl_err; /* a name the config check resolved is gone */
     if (rv == 0) {
         coh_set_hook(svc->coh, on_invalidated, svc);
         size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
+        if (url->nseeds > 0) /* its MULTI reads the version with the entry: one slot only */
+            depth = 0;
         if (depth > 0 && (rv = lane_create(&svc->lane, url, cfg->redis_timeout_ms,
                                            cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
             what = "the read lane";
@@ -113,6 +215,7 @@ void service_destroy(service *svc)
     if (svc == NULL)
         return;
     lane_destroy(svc->lane); /* in reverse order of service_create() */
+    acl_destroy(svc->acl);
     nearrep_destroy(svc->near);
     waits_destroy(svc->waits);
     flights_destroy(svc->flights);

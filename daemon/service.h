@@ -36,6 +36,14 @@ void service_destroy(service *svc);
 /* The server_handler: answers or queues one request. */
 void service_handle(void *svc, call *c);
 
+/* Replaces the acl rules with `rules` (the acl setting's lines), user
+ * and group names resolved again. Returns 0, or -1 with a message in err
+ * and the old rules kept. Any thread. */
+int service_reload_acl(service *svc, const char *rules, char *err, size_t errlen);
+
+/* How many acl rules are in effect (0: everything is allowed). */
+size_t service_acl_rules(service *svc);
+
 /* The node id (16 hex digits), random per process. */
 const char *service_node_id(const service *svc);
 

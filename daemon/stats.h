@@ -49,6 +49,7 @@
     COUNTER(redis_lane_retries, "Lane reads sent again through the workers")                       \
     COUNTER(deadline_exceeded, "Requests answered DEADLINE_EXCEEDED")                              \
     COUNTER(overloaded, "Requests turned away because too many were waiting for Redis")            \
+    COUNTER(acl_denied, "Requests answered PERMISSION_DENIED by the acl rules")                    \
     COUNTER(                                                                                       \
         invalidations_sent,                                                                        \
         "Writes through this daemon that Redis confirmed, each with its invalidation published")   \

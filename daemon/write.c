@@ -98,8 +98,10 @@ static void job_set(service *svc, call *c, l2 *conn)
         coh_version_seen(svc->coh, s->ns.data, s->ns.len, version);
         method_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
                     durable && coh_serving(svc->coh, units_now_ms()) && !s->negative);
-        if (!durable)
+        if (!durable) {
+            call_send(c); /* method_replicated()'s answer, now that s is no longer read */
             goto out;
+        }
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
         sr.ttl_ms = (uint64_t)ttl;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -128,8 +130,10 @@ static void job_delete(service *svc, call *c, l2 *conn)
         method_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
-        if (method_replicated(svc, c, conn, "delete") != 0)
+        if (method_replicated(svc, c, conn, "delete") != 0) {
+            call_send(c);
             goto out;
+        }
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
         dr.existed = existed;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
@@ -176,8 +180,10 @@ static void job_bump(service *svc, call *c, l2 *conn)
                   BUMP_TRIES);
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
-        if (method_replicated(svc, c, conn, "bump") != 0)
+        if (method_replicated(svc, c, conn, "bump") != 0) {
+            call_send(c);
             goto out;
+        }
         pb_bump_reply br = NEARCACHE__V1__BUMP_NAMESPACE_REPLY__INIT;
         br.version = version;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;

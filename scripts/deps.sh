@@ -3,13 +3,15 @@
 # packages, skipping what is already installed. systemd is there for
 # systemd-analyze (the unit checks; it need not be running), lintian
 # for the package check, wrk for the Python HTTP bench, libjansson-dev for
-# the C tests that read tests/conformance/, clang-14 and libclang-rt-14-dev
-# (libFuzzer's runtime) for the fuzz targets (scripts/fuzz.sh).
+# the C tests that read tests/conformance/, util-linux (setpriv) and passwd
+# (useradd, groupadd) for the acl tests' clients of other users, clang-14
+# and libclang-rt-14-dev (libFuzzer's runtime) for the fuzz targets
+# (scripts/fuzz.sh).
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
-      python3 python3-venv systemd lintian file wrk libjansson-dev
+      python3 python3-venv systemd lintian file wrk libjansson-dev util-linux passwd
       clang-14 libclang-rt-14-dev)
 # The Node.js client (client/node) needs node 20+ with npm; Debian's own are
 # taken only when there is none (a NodeSource node bundles its npm).

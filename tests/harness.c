@@ -134,6 +134,10 @@ char *h_redis_cmd(const h_redis *r, ...)
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[MAX_ARGS] = {"redis-cli", "-h", "127.0.0.1", "-p", port};
     int n = 5;
+    if (r->user[0] != '\0') {
+        argv[n++] = "--user";
+        argv[n++] = (char *)r->user;
+    }
     if (r->password[0] != '\0') {
         argv[n++] = "--no-auth-warning";
         argv[n++] = "-a";
@@ -195,7 +199,73 @@ static int redis_answers(const h_redis *r)
     return ok;
 }
 
+static int redis_launch_plain(h_redis *r);
+
+#define ACL_ADMIN "nc-admin"
+
+/* Gives a fresh Redis (default user without a password) the users of
+ * h_redis_least_privilege(): nc-admin with every right, and the default
+ * user with the rules of NC_REDIS_ACL. */
+static void apply_least_privilege(h_redis *r, const char *password)
+{
+    char port[16], pass[40];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(pass, sizeof pass, ">%s", password);
+    char *text = h_read_file(NC_REDIS_ACL, NULL);
+    char *argv[MAX_ARGS] = {"redis-cli", "-h", "127.0.0.1", "-p", port, "ACL", "SETUSER",
+                            ACL_ADMIN, "on", pass, "~*", "&*", "+@all", NULL};
+    char *out;
+    size_t len;
+    cr_assert_eq(h_run(argv, NULL, 0, &out, &len, NULL), 0);
+    cr_assert(strncmp(out, "OK", 2) == 0, "ACL SETUSER " ACL_ADMIN ": %s", out);
+    free(out);
+    int n = 7;
+    argv[n++] = "default", argv[n++] = "reset", argv[n++] = "on", argv[n++] = pass;
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (line[strspn(line, " \t")] == '#')
+            continue;
+        for (char *tok = line + strspn(line, " \t"); *tok != '\0' && n < MAX_ARGS - 1;) {
+            size_t tl = strcspn(tok, " \t");
+            argv[n++] = tok;
+            tok += tl;
+            if (*tok != '\0')
+                *tok++ = '\0';
+            tok += strspn(tok, " \t");
+        }
+    }
+    argv[n] = NULL;
+    cr_assert_eq(h_run(argv, NULL, 0, &out, &len, NULL), 0);
+    cr_assert(strncmp(out, "OK", 2) == 0, "ACL SETUSER default (%s): %s", NC_REDIS_ACL, out);
+    free(out);
+    free(text);
+    snprintf(r->user, sizeof r->user, ACL_ADMIN);
+    snprintf(r->password, sizeof r->password, "%s", password);
+}
+
+void h_redis_least_privilege(h_redis *r, const char *password)
+{
+    apply_least_privilege(r, password);
+    r->least_privilege = 1;
+    snprintf(r->url, sizeof r->url, "redis://:%s@127.0.0.1:%d", password, r->port);
+}
+
 static int redis_launch(h_redis *r)
+{
+    if (r->least_privilege) { /* a fresh Redis: reached without a user first */
+        char password[32];
+        snprintf(password, sizeof password, "%s", r->password);
+        r->user[0] = r->password[0] = '\0';
+        int rv = redis_launch_plain(r);
+        if (rv == 0)
+            apply_least_privilege(r, password);
+        else
+            snprintf(r->password, sizeof r->password, "%s", password);
+        return rv;
+    }
+    return redis_launch_plain(r);
+}
+
+static int redis_launch_plain(h_redis *r)
 {
     char port[16], log[300];
     snprintf(port, sizeof port, "%d", r->port);

@@ -19,6 +19,8 @@ typedef struct h_redis {
     char dir[256];
     char url[128];     /* redis://127.0.0.1:PORT, or as h_redis_protect() makes it */
     char password[32]; /* what h_redis_cmd() authenticates with; empty: none */
+    char user[32];     /* the user h_redis_cmd() logs in as; empty: default */
+    int least_privilege; /* h_redis_least_privilege() was called: kept on restart */
 } h_redis;
 
 typedef struct h_daemon {
@@ -39,6 +41,13 @@ void h_redis_cleanup(h_redis *r);
 /* Sets a password on the running Redis (requirepass), and makes r->url
  * say it and database `db`, for the daemons started after. */
 void h_redis_protect(h_redis *r, const char *password, int db);
+/* Makes r's default user, the one a daemon's redis://:PASSWORD@ URL logs in
+ * as, least-privileged: exactly the rules of docs/redis-acl.txt, with
+ * `password`; the harness's own commands (h_redis_cmd()) go as the user
+ * nc-admin from then on. r->url says the password, for the daemons started
+ * after; h_redis_restart() applies it again. h_redis_sleep() cannot be
+ * used with it. */
+void h_redis_least_privilege(h_redis *r, const char *password);
 /* Runs a Redis command (argv style, NULL-terminated) through redis-cli and
  * returns its output, trimmed (the caller frees it). */
 char *h_redis_cmd(const h_redis *r, ...);

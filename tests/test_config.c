@@ -130,7 +130,8 @@ Test(config, help_shows_every_setting_with_its_true_default)
             *q = *q == '-' ? '_' : *q;
         if (d == NULL || (next != NULL && d > next)) { /* no default shown: it is empty */
             cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0 ||
-                          strcmp(flag, "metrics_listen") == 0 || strcmp(flag, "sentinel_password") == 0,
+                          strcmp(flag, "metrics_listen") == 0 ||
+                          strcmp(flag, "sentinel_password") == 0 || strcmp(flag, "acl") == 0,
                       "no default for --%s", flag);
             cr_expect_eq(config_set(&got, flag, "", err, sizeof err), 0, "%s: %s", flag, err);
             n++;
@@ -141,7 +142,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 37, "help lists %d settings", n);
+    cr_expect_eq(n, 38, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));
@@ -331,8 +332,9 @@ Test(config, set_checks_the_redis_url)
 {
     expect_set_error("redis", "http://x",
                      "invalid Redis URL \"http://x\" (expected redis://[:password@]host[:port]"
-                     "[/db], unix:///path[?db=N] or "
-                     "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
+                     "[/db], unix:///path[?db=N], "
+                     "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
+                     "cluster://[:password@]host[:port][,host[:port]...])");
 }
 
 /* ---- config files ------------------------------------------------------- */
@@ -767,8 +769,9 @@ Test(config, redis_url_refuses_bad_hosts)
 Test(config, redis_url_refuses_other_schemes)
 {
     url_bad("localhost:6379", "invalid Redis URL \"localhost:6379\" (expected "
-                              "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
-                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
+                              "redis://[:password@]host[:port][/db], unix:///path[?db=N], "
+                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
+                     "cluster://[:password@]host[:port][,host[:port]...])");
     url_bad("rediss://h", "TLS (rediss://) is not supported by hiredis 0.14; connect through a "
                           "local TLS tunnel (stunnel) with redis://");
 }
@@ -776,8 +779,9 @@ Test(config, redis_url_refuses_other_schemes)
 Test(config, redis_url_errors_do_not_show_the_password)
 {
     url_bad("http://:hunter2@h", "invalid Redis URL \"http://***@h\" (expected "
-                                 "redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
-                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db])");
+                                 "redis://[:password@]host[:port][/db], unix:///path[?db=N], "
+                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
+                     "cluster://[:password@]host[:port][,host[:port]...])");
 }
 
 Test(config, sentinel_url_lists_sentinels_with_default_ports_then_the_master)
@@ -913,4 +917,32 @@ Test(config, the_configuration_docs_follow_the_settings_table)
     }
     fclose(f);
     cr_expect_not(config_setting_at(n, &field), "docs list %zu settings; the table has more", n);
+}
+
+Test(config, cluster_url_lists_its_nodes_with_default_ports_and_db_0_only)
+{
+    config_redis_url u = url_ok("cluster://:p%40ss@h1:7000,h2,[::1]:7002");
+    cr_expect_eq(u.nseeds, 3);
+    cr_expect_str_eq(u.seeds[0].host, "h1");
+    cr_expect_eq(u.seeds[0].port, 7000);
+    cr_expect_str_eq(u.seeds[1].host, "h2");
+    cr_expect_eq(u.seeds[1].port, 6379, "a node's default port");
+    cr_expect_str_eq(u.seeds[2].host, "::1");
+    cr_expect_eq(u.seeds[2].port, 7002);
+    cr_expect_str_eq(u.host, "h1", "the first node, for messages");
+    cr_expect_eq(u.port, 7000);
+    cr_expect_str_eq(u.password, "p@ss", "every node's password, as for one server");
+    cr_expect_eq(u.nsentinels, 0);
+    cr_expect_eq(url_ok("CLUSTER://h:7000/0").db, 0);
+    cr_expect_eq(url_ok("cluster://h:7000/").nseeds, 1);
+    cr_expect_eq(url_ok("redis://h").nseeds, 0, "one server is no cluster");
+    url_bad("cluster://h1:7000,h2:7001/3",
+            "a Redis Cluster has db 0 only; drop \"/3\" from the cluster:// URL");
+    url_bad("cluster://h1:7000/x", "invalid Redis db \"x\" (expected 0..15)");
+    url_bad("cluster://", "missing host in the Redis URL");
+    url_bad("cluster://h1,,h2", "missing host in the Redis URL");
+    url_bad("cluster://h1:0", "invalid Redis port \"0\" (expected 1..65535)");
+    url_bad("cluster://h1:7000/0/x", "invalid Redis db \"0/x\" (expected 0..15)");
+    url_bad("cluster://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q",
+            "more than 16 cluster nodes in the Redis URL");
 }

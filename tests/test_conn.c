@@ -69,16 +69,23 @@ Test(conn, a_missing_socket_file_is_named_with_the_fix)
     expect_words(open_fails(url), "nor its directory");
 }
 
-Test(conn, a_stale_socket_says_no_daemon_runs)
+/* A Unix socket bound at DIR/name, its URL in url; returns its fd. */
+static int bound_socket(const char *name, char *url, size_t len)
 {
-    char path[100], url[140];
-    snprintf(path, sizeof path, "%.80s/stale.sock", dir);
-    snprintf(url, sizeof url, "ipc://%s", path);
+    char path[100];
+    snprintf(path, sizeof path, "%.80s/%s", dir, name);
+    snprintf(url, len, "ipc://%s", path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
     cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    close(fd); /* the file stays; nothing listens */
+    return fd;
+}
+
+Test(conn, a_stale_socket_says_no_daemon_runs)
+{
+    char url[140];
+    close(bound_socket("stale.sock", url, sizeof url)); /* the file stays; nothing listens */
     const char *m = open_fails(url);
     expect_words(m, "stale socket");
     expect_words(m, "nearcached is not running");
@@ -208,4 +215,27 @@ Test(conn, a_daemon_that_comes_back_is_used_at_once)
     cr_assert_eq(nc_ping(c, NULL, 1000), NC_OK, "%s", nc_errmsg());
     cr_expect_lt(h_now_ms() - t0, 500, "the next dial was not due for a second or more");
     h_fleet_stop(&fx);
+}
+
+Test(conn, a_daemon_that_accepts_but_never_answers_costs_each_call_its_timeout_only)
+{
+    /* A frozen daemon (SIGSTOP, or stuck): the kernel completes connect()
+     * from the listen backlog, the SP handshake never comes back. */
+    char url[140];
+    int fd = bound_socket("frozen.sock", url, sizeof url);
+    cr_assert_eq(listen(fd, 64), 0); /* and never accept() */
+    nc_client *c = NULL;
+    int64_t t0 = h_now_ms();
+    cr_assert_eq(nc_open(&c, url, 0), NC_OK, "%s", nc_errmsg());
+    cr_assert_lt(h_now_ms() - t0, 1000, "nc_open took %lld ms", (long long)(h_now_ms() - t0));
+    for (int i = 0; i < 3; i++) {
+        t0 = h_now_ms();
+        int rv = nc_ping(c, NULL, 100);
+        int64_t took = h_now_ms() - t0;
+        cr_assert_neq(rv, NC_OK);
+        cr_assert_lt(took, 1000, "ping %d with a 100 ms timeout took %lld ms: %s", i,
+                     (long long)took, nc_errmsg());
+    }
+    nc_close(c);
+    close(fd);
 }

@@ -27,22 +27,15 @@ Test(keyspace, data_keys_and_companions_carry_the_tag_and_the_version)
                 "nc:v1:{107382f3}:ns:18446744073709551615lease:key");
 }
 
-/* Redis Cluster's CRC16 (XMODEM) of a key's hash tag, mod 16384. */
-static unsigned slot_of(const char *key, size_t len)
+Test(keyspace, slots_are_redis_clusters_crc16_of_the_hash_tag)
 {
-    const char *open = memchr(key, '{', len), *close = NULL;
-    if (open != NULL)
-        close = memchr(open + 1, '}', len - (size_t)(open + 1 - key));
-    if (close != NULL && close > open + 1)
-        key = open + 1, len = (size_t)(close - open - 1);
-    unsigned crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (unsigned)(unsigned char)key[i] << 8;
-        for (int b = 0; b < 8; b++)
-            crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
-        crc &= 0xffff;
-    }
-    return crc % 16384;
+    /* the CRC16 check value of "123456789" is 0x31c3; Redis's own examples */
+    cr_assert_eq(ks_slot("123456789", 9), 0x31c3 % KS_SLOTS);
+    cr_assert_eq(ks_slot("foo", 3), 12182);
+    cr_assert_eq(ks_slot("{user1000}.following", 20), ks_slot("user1000", 8));
+    cr_assert_neq(ks_slot("foo{}{bar}", 10), ks_slot("bar", 3), "an empty tag is no tag");
+    cr_assert_eq(ks_slot("foo{{bar}}zap", 13), ks_slot("{bar", 4));
+    cr_assert_eq(ks_slot("foo{bar}{zap}", 13), ks_slot("bar", 3), "the first tag counts");
 }
 
 Test(keyspace, an_entrys_keys_share_a_slot_and_a_namespace_spreads_over_slots)
@@ -51,10 +44,10 @@ Test(keyspace, an_entrys_keys_share_a_slot_and_a_namespace_spreads_over_slots)
     static const enum ks_kind kinds[] = {KS_DATA, KS_SWR, KS_NEG, KS_LEASE};
     /* braces in the namespace or key do not move the tag */
     size_t n = ks_data_key(buf, "nc:v1", "n{s}", 4, 9, KS_DATA, "a}b{c", 5);
-    unsigned slot = slot_of(buf, n);
+    unsigned slot = ks_slot(buf, n);
     for (size_t i = 0; i < 4; i++) {
         n = ks_data_key(buf, "nc:v1", "n{s}", 4, 9 + i * 1000, kinds[i], "a}b{c", 5);
-        cr_assert_eq(slot_of(buf, n), slot, "kind %zu under another version left the entry's slot", i);
+        cr_assert_eq(ks_slot(buf, n), slot, "kind %zu under another version left the entry's slot", i);
     }
     static unsigned char seen[16384];
     int distinct = 0;
@@ -62,7 +55,7 @@ Test(keyspace, an_entrys_keys_share_a_slot_and_a_namespace_spreads_over_slots)
         char key[16];
         int klen = snprintf(key, sizeof key, "k%d", i);
         n = ks_data_key(buf, "nc:v1", "users", 5, 1, KS_DATA, key, (size_t)klen);
-        distinct += !seen[slot_of(buf, n)]++;
+        distinct += !seen[ks_slot(buf, n)]++;
     }
     cr_assert_geq(distinct, 140, "150 keys of one namespace on %d slots", distinct);
     char tag[KS_TAG_LEN];

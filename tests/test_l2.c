@@ -37,7 +37,7 @@ TestSuite(l2, .init = up, .fini = down, .timeout = 30);
 
 static l2_key key_of(const char *ns, const void *key, size_t klen)
 {
-    l2_key k = {"nc:v1", ns, strlen(ns), key, klen, 0};
+    l2_key k = {"nc:v1", ns, strlen(ns), key, klen, 0, 0};
     return k;
 }
 

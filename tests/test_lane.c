@@ -91,7 +91,7 @@ TestSuite(lane, .init = up, .fini = down, .timeout = 30);
 
 static l2_key key_of(const char *ns, const char *key)
 {
-    l2_key k = {"nc:v1", ns, strlen(ns), key, strlen(key), 0};
+    l2_key k = {"nc:v1", ns, strlen(ns), key, strlen(key), 0, 0};
     return k;
 }
 

@@ -157,3 +157,27 @@ Test(nearrep, a_full_table_gives_way_to_a_new_reporter_only_when_one_is_gone)
     cr_assert_eq(x.hits, NEARREP_MAX_REPORTERS + 1);
     cr_assert_eq(x.clients, 1);
 }
+
+Test(nearrep, a_namespace_that_leaves_the_busiest_and_comes_back_adds_only_its_increase)
+{
+    /* A client sends its busiest namespaces (docs/protocol.md, R3): one may
+     * be left out of a report and be back in the next, its counts still
+     * cumulative since the client started. */
+    nearrep_ns users = {"users", 5, 8, 2}, carts = {"carts", 5, 9, 0};
+    nearrep_report r = {.reporter = 1, .hits = 8, .misses = 2, .ns = &users, .n_ns = 1};
+    cr_assert_eq(nearrep_take(t, &r, 128, T0, err, sizeof err), 0, "%s", err);
+    r = (nearrep_report){.reporter = 1, .hits = 17, .misses = 2, .ns = &carts, .n_ns = 1};
+    cr_assert_eq(nearrep_take(t, &r, 128, T0 + 1000, err, sizeof err), 0, "%s", err);
+    users.hits = 10;
+    r = (nearrep_report){.reporter = 1, .hits = 19, .misses = 2, .ns = &users, .n_ns = 1};
+    cr_assert_eq(nearrep_take(t, &r, 128, T0 + 2000, err, sizeof err), 0, "%s", err);
+    nstop_row rows[4], other;
+    size_t k = nstop_read(ns_table, rows, &other), users_at = k;
+    for (size_t i = 0; i < k; i++)
+        if (rows[i].len == 5 && memcmp(rows[i].name, "users", 5) == 0)
+            users_at = i;
+    cr_assert_lt(users_at, k, "no row for users");
+    cr_assert_eq(rows[users_at].near_hits, 10, "users' first 8 hits were counted twice: %llu",
+                 (unsigned long long)rows[users_at].near_hits);
+    cr_assert_eq(totals(T0 + 2000).hits, 19);
+}

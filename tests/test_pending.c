@@ -215,3 +215,24 @@ Test(pending, a_kept_delete_the_daemon_refuses_is_dropped_and_blocks_nothing)
     cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
     nc_close(c);
 }
+
+Test(pending, a_kept_delete_the_daemon_cannot_apply_yet_stays_first_and_blocks_nothing)
+{
+    /* As Python's client: a kept Delete answered UNAVAILABLE (the daemon's
+     * Redis is down) stays first in line, and the call goes on. */
+    nc_client *c = open_with(0, 0);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("r"), NC_STR("v"), 60000, 1000), NC_OK);
+    stop_daemon();
+    cr_assert_eq(nc_del(c, NC_STR("users"), NC_STR("r"), NULL, 1000), NC_EQUEUED);
+    h_daemon_restart(&fx.node[0], NULL, NULL); /* with no Redis to reach */
+    int rv = nc_ping(c, NULL, 2000);
+    cr_assert_eq(rv, NC_OK, "a Ping fails for the kept Delete: %s: %s", nc_strerror(rv),
+                 nc_errmsg());
+    stop_daemon();
+    start_daemon();
+    cr_assert_eq(nc_ping(c, NULL, 2000), NC_OK, "%s", nc_errmsg());
+    char *exists = h_redis_cmd(&fx.redis, "EXISTS", H_DATA_KEY(&fx.redis, "users", "r"), NULL);
+    cr_assert_str_eq(exists, "0", "the kept Delete was still sent once Redis was there");
+    free(exists);
+    nc_close(c);
+}

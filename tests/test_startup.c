@@ -158,6 +158,14 @@ Test(startup, bad_flag_value_exits_2_naming_the_flag_and_the_value)
     result_free(&r);
 }
 
+Test(startup, a_cluster_url_with_a_db_exits_2)
+{
+    result r = run_daemon("--redis", "cluster://127.0.0.1:7000/2", NULL);
+    cr_assert_eq(r.code, 2, "exit %d; stderr: %s", r.code, r.err);
+    cr_assert(strstr(r.err, "a Redis Cluster has db 0 only") != NULL, "stderr: %s", r.err);
+    result_free(&r);
+}
+
 Test(startup, unknown_flag_exits_2_naming_it)
 {
     result r = run_daemon("--no-such-flag", "1", NULL);

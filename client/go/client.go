@@ -129,7 +129,7 @@ func (c *Client) redial(deadline time.Time) (*conn, error) {
 		c.cn.Store(cn)
 	}
 	if c.pend.len() > 0 {
-		if err := c.flushPendingLocked(cn, deadline); err != nil {
+		if err := c.flushPendingLocked(cn, deadline); err != nil && err != errStillKept {
 			return nil, err
 		}
 	}

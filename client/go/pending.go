@@ -83,9 +83,16 @@ func (c *Client) flushLoop() {
 	}
 }
 
+// errStillKept says the daemon answered a kept invalidation UNAVAILABLE or
+// RESOURCE_EXHAUSTED (its Redis down, its queue full): it stays first in
+// line, and the call that flushed goes on, as in C and Python.
+var errStillKept = errors.New("nearcache: the daemon could not apply a kept invalidation yet")
+
 // flushPendingLocked sends the kept invalidations on cn, bumps of the
 // overflowed namespaces first, each waiting for its reply. A lost
-// connection stops it, keeping what is left. Needs c.dmu.
+// connection, or a reply that it could not apply yet (errStillKept), stops
+// it, keeping what is left; one the daemon refuses outright is dropped.
+// Needs c.dmu.
 func (c *Client) flushPendingLocked(cn *conn, deadline time.Time) error {
 	defer func() { c.npend.Store(int32(c.pend.len())) }()
 	for len(c.pend.order) > 0 {
@@ -112,8 +119,8 @@ func (c *Client) flushPendingLocked(cn *conn, deadline time.Time) error {
 	return nil
 }
 
-// sendOn runs one request on cn (no redial); any reply from the daemon
-// counts as delivered.
+// sendOn runs one request on cn (no redial). A reply counts as delivered
+// unless its code says the daemon could not apply it yet (errStillKept).
 func (c *Client) sendOn(cn *conn, method protowire.Number, m smallReq, deadline time.Time) error {
 	wait := max(time.Until(deadline), c.o.timeout)
 	tms := msOf(c.o.timeout)
@@ -121,11 +128,19 @@ func (c *Client) sendOn(cn *conn, method protowire.Number, m smallReq, deadline 
 	cl.req = appendOf(cl.req, m)
 	finishFrame(cl.req, cl.spid)
 	lost, reusable, err := c.exchange(context.Background(), cn, cl, time.Now().Add(wait), false, tms)
+	kept := false
+	if err == nil && lost == nil {
+		var r reply
+		kept = decodeReply(cl.resp, &r) == nil && (r.code == Unavailable || r.code == ResourceExhausted)
+	}
 	if reusable {
 		callPool.Put(cl)
 	}
 	if err != nil {
 		return err
+	}
+	if kept {
+		return errStillKept
 	}
 	if lost != nil {
 		return &Error{Code: Unavailable, Err: lost, Message: "connection to nearcached lost (" +

@@ -234,3 +234,33 @@ func TestMissingDirectoryIsNamed(t *testing.T) {
 		t.Fatalf("Dial: %v", err)
 	}
 }
+
+// R2: a kept Delete that the daemon cannot apply yet (its Redis is down)
+// stays first in line without failing the calls behind it, and is sent
+// again once Redis is back.
+func TestAKeptDeleteTheDaemonCannotApplyYetStaysKeptAndOtherCallsGoOn(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	d := startDaemon(t, r)
+	c := dial(t, d, WithNearBytes(0))
+	if err := c.Set(bg, "kd", "k", []byte("old"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	if _, err := c.Delete(bg, "kd", "k"); !errors.Is(err, ErrQueued) {
+		t.Fatalf("Delete with the daemon down: %v", err)
+	}
+	r.Kill()
+	d.Start(t)
+	waitFor(t, "a Ping behind the kept Delete", 5*time.Second, func() bool {
+		_, err := c.Ping(bg)
+		return err == nil
+	})
+	if c.npend.Load() != 1 {
+		t.Fatalf("%d kept invalidations while the daemon's Redis is down, want 1", c.npend.Load())
+	}
+	r.Restart(t)
+	waitFor(t, "the kept Delete sent once Redis is back", 10*time.Second, func() bool {
+		return c.npend.Load() == 0
+	})
+}

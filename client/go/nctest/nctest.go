@@ -96,12 +96,22 @@ type Redis struct {
 // StartRedis starts a redis-server that the test's cleanup kills.
 func StartRedis(t testing.TB) *Redis {
 	r := &Redis{Port: FreePort(t), Dir: t.TempDir()}
+	r.start(t)
+	t.Cleanup(r.Kill)
+	return r
+}
+
+// Restart kills it and starts it again, empty, on the same port.
+func (r *Redis) Restart(t testing.TB) {
+	r.Kill()
+	r.start(t)
+}
+
+func (r *Redis) start(t testing.TB) {
 	r.cmd, r.done = startProc(t, filepath.Join(r.Dir, "redis.log"), "redis-server", "--port",
 		strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.Dir,
 		"--daemonize", "no")
-	t.Cleanup(r.Kill)
 	WaitFor(t, "redis-server to answer PING", 10*time.Second, func() bool { return r.CLI("PING") == "PONG" })
-	return r
 }
 
 // URL returns redis://127.0.0.1:PORT.
@@ -155,7 +165,7 @@ func StartDaemon(t testing.TB, r *Redis, flags ...string) *Daemon {
 }
 
 // Start starts it and waits until it is ready: its ring serving with a
-// Redis, its socket answering without one.
+// Redis that runs, its socket answering without one (or with a killed one).
 func (d *Daemon) Start(t testing.TB) {
 	redis := "redis://127.0.0.1:1"
 	if d.Redis != nil {
@@ -171,7 +181,7 @@ func (d *Daemon) Start(t testing.TB) {
 			t.Fatalf("nearcached exited at start:\n%s", log)
 		default:
 		}
-		if d.Redis == nil {
+		if d.Redis == nil || d.Redis.cmd == nil {
 			c, err := net.Dial("unix", d.Sock)
 			if err == nil {
 				c.Close()

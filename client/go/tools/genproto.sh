@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates internal/pb/nearcache.pb.go from proto/nearcache.proto, with
-# protoc-gen-go at the version go.mod pins and protoc from grpcio-tools (the
-# Python dev extra, in .venv: scripts/venv.sh dev); $PROTOC overrides it.
+# protoc-gen-go at the version go.mod pins and the protoc the Python client's
+# gencode comes from (grpcio-tools, pinned and installed on first use by
+# client/python/tools/genproto.py into build/py-tools); $PROTOC overrides it.
 # With --check it writes nothing and exits 1 if the committed file differs.
 set -euo pipefail
 gomod=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,8 +10,19 @@ repo=$(cd "$gomod/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd "$gomod" && go build -o "$tmp/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go)
-protoc=${PROTOC:-"$repo/.venv/bin/python -m grpc_tools.protoc"}
-$protoc --plugin=protoc-gen-go="$tmp/protoc-gen-go" -I"$repo/proto" \
+if [ -n "${PROTOC:-}" ]; then
+  protoc() { $PROTOC "$@"; }
+else
+  py=$repo/.venv/bin/python
+  [ -x "$py" ] || py=python3
+  tools=$("$py" -c 'import runpy, sys; print(runpy.run_path(sys.argv[1])["tools_dir"]())' \
+    "$repo/client/python/tools/genproto.py")
+  protoc() {
+    PYTHONPATH=$tools "$py" -c 'import sys; from grpc_tools import _protoc_compiler as c
+sys.exit(c.run_main([a.encode() for a in sys.argv]))' "$@"
+  }
+fi
+protoc --plugin=protoc-gen-go="$tmp/protoc-gen-go" -I"$repo/proto" \
   --go_out="$tmp" --go_opt=paths=source_relative \
   --go_opt=Mnearcache.proto=github.com/nearcache/nearcache/client/go/internal/pb\;pb \
   "$repo/proto/nearcache.proto"

@@ -41,6 +41,7 @@ def test_the_backoff_doubles_from_50_ms_to_2_s_with_jitter_and_resets_on_success
         factor = 0.5 + 0.5 * jitter  # half to all of it
         want = [min(MIN_BACKOFF * 2**i, MAX_BACKOFF) * factor for i in range(9)]
         assert pauses == pytest.approx(want)
+        assert max(pauses) <= MAX_BACKOFF
         link.dialed()
         link.may_dial(now)  # reset: due at once
         link.dial_failed(now, ConnectionRefusedError(111, "Connection refused"))

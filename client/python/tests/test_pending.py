@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +19,7 @@ from conftest import open_client
 from procs import Daemon, Redis
 
 import nearcache
+from nearcache._pb import nearcache_pb2 as pb
 
 
 def reachable(cl: Any, timeout: float = 10) -> None:
@@ -183,3 +187,142 @@ def test_an_invalidation_the_daemon_cannot_apply_yet_stays_pending(
                 time.sleep(0.05)
     finally:
         own.cleanup()
+
+
+@pytest.mark.parametrize(
+    "code", ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"], ids=str.lower
+)
+def test_a_kept_invalidation_the_daemon_could_not_take_yet_stays_first(code: str) -> None:
+    """UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (an overloaded
+    daemon's queue) say "not now", as libnearcache's flush reads them: the
+    Delete stays first in line; a refusal of the request itself drops it."""
+    from nearcache._link import Link
+
+    def answer(code: str, message: str) -> bytes:
+        return pb.Reply(code=code, message=message).SerializeToString()
+
+    link = Link("ipc:///nonexistent/nc.sock", 1.0)
+    link.pending.add(b"users", b"k")
+    op = link.pending.next()
+    assert op == (b"users", b"k")
+    call = link.pending.call(op)
+    assert link.flushed(op, call, answer(code, "not now")) is False
+    assert link.pending.next() == op
+    assert link.flushed(op, call, answer("INVALID_ARGUMENT", "namespace contains ':'")) is True
+    assert not link.pending
+
+
+def test_strict_raises_unavailable_whatever_kept_the_invalidation() -> None:
+    """R2: a strict caller gets UNAVAILABLE (as libnearcache's
+    NC_EUNAVAILABLE), also when the dial was forbidden or timed out; the
+    dial's own words stay in the message."""
+    from nearcache import _core
+    from nearcache._link import Link, _undelivered
+
+    for why in (
+        nearcache.PermissionDenied("permission denied on /run/nearcache/nearcached.sock"),
+        nearcache.DeadlineExceeded("nearcached did not answer the connection in time"),
+    ):
+        link = Link("ipc:///run/nearcache/nearcached.sock", 1.0)
+        with pytest.raises(nearcache.Unavailable, match=why.message) as raised:
+            link.keep(_core.delete(b"users", b"k"), _undelivered(why), strict=True)
+        assert raised.value.code == nearcache.Unavailable.default_code
+        assert link.pending.next() == (b"users", b"k")  # kept all the same
+
+
+def test_close_logs_the_invalidations_the_daemon_could_not_apply(
+    kind: str, make_daemon: Callable[..., Daemon], ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At close the daemon answers but cannot apply the kept Delete (its
+    Redis is down): the Delete is lost with the process, and says so."""
+    own = Redis().start()
+    try:
+        d = make_daemon("--redis-timeout", "300ms", redis_=own)
+        cl = open_client(kind, d.url, timeout=2)
+        cl.set(ns, "k", "old")
+        d.stop()
+        cl.delete(ns, "k")
+        own.stop()
+        d.start()
+        with caplog.at_level(logging.WARNING, logger="nearcache"):
+            cl.close()
+        lost = [r for r in caplog.records if "closing with 1 invalidations" in r.getMessage()]
+        assert len(lost) == 1, [r.getMessage() for r in caplog.records]
+    finally:
+        own.cleanup()
+
+
+class _DropsFirstConnection:
+    """A REP peer at ``path`` that reads one request on its first connection
+    and hangs up without a reply; on the next ones it answers every request
+    OK. ``methods`` lists what it read, in order."""
+
+    def __init__(self, path: str) -> None:
+        self.methods: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read(c: Any, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            got = c.recv(n - len(data))
+            if not got:
+                raise EOFError
+            data += got
+        return data
+
+    def _serve(self) -> None:
+        first = True
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                try:
+                    self._read(c, 8)
+                    c.sendall(b"\x00SP\x00\x00\x31\x00\x00")
+                    while True:
+                        size = struct.unpack(">Q", self._read(c, 9)[1:])[0]
+                        payload = self._read(c, size)
+                        req = pb.Request.FromString(payload[4:])
+                        method = req.WhichOneof("method") or ""
+                        self.methods.append(method)
+                        if first:
+                            first = False
+                            break  # hang up: the reply is lost
+                        reply = pb.Reply(id=req.id)
+                        if method == "set":
+                            reply.set.ttl_ms = 1000
+                        else:
+                            getattr(reply, method).SetInParent()
+                        body = reply.SerializeToString()
+                        c.sendall(b"\x01" + struct.pack(">Q", len(payload[:4]) + len(body)))
+                        c.sendall(payload[:4] + body)
+                except (EOFError, OSError):
+                    pass
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def test_a_connection_lost_while_kept_invalidations_go_does_not_fail_the_call_after_them(
+    kind: str, tmp_path: Any
+) -> None:
+    """The call waits behind the flush and was never sent: it goes on the
+    next connection, even one that must not be sent twice (a lease's Set)."""
+    path = str(tmp_path / "nc.sock")
+    with open_client(kind, "ipc://" + path, timeout=2, near_bytes=0) as cl:
+        assert cl.delete("users", "k") is False  # no daemon: kept
+        peer = _DropsFirstConnection(path)
+        try:
+            time.sleep(0.1)  # past the dial backoff
+            assert cl.set("users", "x", "v", lease_token=b"tok") == 1000
+            assert peer.methods == ["delete", "delete", "set"]
+        finally:
+            peer.close()

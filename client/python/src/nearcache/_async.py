@@ -225,12 +225,16 @@ class AsyncClient:
 
     async def _flush(self, conn: _AConn, deadline: float) -> None:
         """Sends the pending invalidations on ``conn``, in order, before
-        anything else; raises Lost as a roundtrip does."""
+        anything else; raises Lost as a roundtrip does, but with ``sent``
+        False: the call that waits behind them was not sent."""
         link = self._link
         async with self._lock():
             while (op := link.pending.next()) is not None:
                 call = link.pending.call(op)
-                body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
+                try:
+                    body = await conn.roundtrip(call, int(link.timeout * 1000), deadline)
+                except Lost as e:
+                    raise Lost(str(e), sent=False) from None
                 if not link.flushed(op, call, body):
                     return  # the daemon cannot apply it now: a later call tries again
 
@@ -437,6 +441,8 @@ class AsyncClient:
             await self._flush(conn, budget.deadline)
         except (Error, Lost) as e:
             link.lost_at_close(e)
+        else:
+            link.unapplied_at_close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

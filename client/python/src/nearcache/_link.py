@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from . import _core
 from ._core import Call
-from .errors import DeadlineExceeded, Error, PermissionDenied, Unavailable
+from .errors import DeadlineExceeded, Error, PermissionDenied, ResourceExhausted, Unavailable
 
 __all__ = ["Link", "Lost", "Pending", "dial_error", "seconds", "slack"]
 
@@ -308,7 +308,8 @@ class Link:
         """After an invalidation ``call`` (a Delete without a lease token or
         a bump) failed with ``e``: keeps it to send when the daemon answers
         again, when ``e`` says the daemon was not reached. Raises ``e``
-        when it was reached, or when ``strict``."""
+        when it was reached; Unavailable (with ``e``'s message) when
+        ``strict``."""
         if not undelivered(e) or call.request is None:
             raise e
         method = call.request.WhichOneof("method")
@@ -318,8 +319,10 @@ class Link:
             self.pending.add(call.request.bump_namespace.ns, None)
         else:
             raise e
-        if strict:
-            raise e
+        if strict:  # UNAVAILABLE, whatever the dial said (as in every client)
+            if isinstance(e, Unavailable):
+                raise e
+            raise _undelivered(Unavailable(e.message)) from e
         if not self.pending.logged:
             self.pending.logged = True
             log.warning(
@@ -332,10 +335,11 @@ class Link:
         """Records the daemon's answer ``body`` to the pending invalidation
         ``op`` (sent as ``call``); returns whether to send the next one. One
         the daemon could not apply for now (its Redis unavailable, out of
-        time) stays first in line; one it refused is dropped, logged."""
+        time, its queue full) stays first in line; one it refused is
+        dropped, logged."""
         try:
             _core.finish(call, body)
-        except (Unavailable, DeadlineExceeded):
+        except (Unavailable, DeadlineExceeded, ResourceExhausted):
             return False
         except Error as e:
             log.warning("nearcache: a pending invalidation of %r was refused: %s", op[0], e.message)
@@ -347,3 +351,9 @@ class Link:
         log.warning(
             "nearcache: closing with %d invalidations undelivered (%s)", len(self.pending), e
         )
+
+    def unapplied_at_close(self) -> None:
+        """Logs the invalidations a closing client's daemon answered but
+        could not apply (its Redis away): they are lost too."""
+        if self.pending:
+            self.lost_at_close(Unavailable("the daemon could not apply them yet"))
