@@ -423,7 +423,7 @@ static l2_status cluster_version(l2 *c, const l2_key *k, int make, int64_t timeo
         return status;
     if (r->type != REDIS_REPLY_STRING)
         return unexpected(c, r, "the version script");
-    *version = (uint64_t)reply_int(r);
+    *version = (uint64_t)answer_int(r);
     freeReplyObject(r);
     return L2_OK;
 }
@@ -627,7 +627,7 @@ static l2_status mget_split(l2 *c, const l2_key *k, const l2_key *keys, size_t n
         l2_batch_free(&part);
     }
     if (st == L2_OK) {
-        out->version = (uint64_t)reply_int(el[0]);
+        out->version = (uint64_t)answer_int(el[0]);
         out->n = n;
         out->reply_ = all;
         all = NULL;
