@@ -565,11 +565,14 @@ size_t server_drain(server *s, int64_t drain_ms)
     /* The listener stays open: closing it would close the connections it
      * accepted, and with them the replies still to be sent. */
     stop_watchdog(s);
+    /* Contexts idle at the stop still have a receive posted: a request
+     * they take from now on is answered UNAVAILABLE at once, not run, or
+     * clients that keep sending would hold the drain to its end. */
+    atomic_store(&s->refusing, 1);
     int64_t give_up = units_now_ms() + drain_ms;
     while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
         nng_msleep(5);
     size_t left = atomic_load(&s->busy);
-    atomic_store(&s->refusing, 1);
     while (atomic_load(&s->in_handler) > 0)
         nng_msleep(1);
     return left;

@@ -50,10 +50,10 @@ typedef struct server_options {
  * message in err. */
 int server_create(server **out, const server_options *opt, char *err, size_t errlen);
 
-/* Stops taking new requests and lets the ones in flight finish for up to
- * drain_ms; from its return on, the handler is never called again (requests
- * that still arrive are answered UNAVAILABLE). Returns how many were still
- * in flight when it stopped waiting.
+/* Stops taking new requests (from its call on, those that still arrive are
+ * answered UNAVAILABLE at once) and lets the ones in flight finish for up
+ * to drain_ms; from its return on, the handler is never called again.
+ * Returns how many were still in flight when it stopped waiting.
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
  * it after this and before server_destroy(). */
 size_t server_drain(server *s, int64_t drain_ms);

@@ -317,3 +317,130 @@ Test(faults, sigterm_lets_a_request_in_flight_finish_then_exits_zero)
     waitpid(sleeper, NULL, 0);
     h_daemon_start(&fx.node[0], &fx.redis, NULL); /* for down() */
 }
+
+/* SIGTERM while Redis is down and clients keep sending: each call ends
+ * with the daemon's answer or, once it is gone, a closed connection
+ * (NC_ECONNECT), never later than its timeout; the daemon exits 0 within
+ * shutdown_timeout. */
+enum { STORM_THREADS = 8, STORM_TIMEOUT_MS = 1500 };
+
+struct storm {
+    nc_client *c;
+    int i;
+    int64_t sigterm_at; /* shared: set once SIGTERM is sent; 0 before */
+    int64_t *sent_at;
+    int answered, closed, straddled; /* straddled: sent before SIGTERM, ended after */
+    int bad_rv;                      /* an outcome neither an answer nor a close */
+    int64_t slowest_ms;
+};
+
+static void *storm_main(void *arg)
+{
+    struct storm *s = arg;
+    for (int n = 0;; n++) {
+        char key[24];
+        snprintf(key, sizeof key, "k%d.%d", s->i, n % 4);
+        int64_t t0 = h_now_ms();
+        void *v = NULL;
+        size_t len;
+        int rv;
+        switch (n % 3) {
+        case 0:
+            rv = nc_get(s->c, NC_STR("ns"), (nc_bytes){key, strlen(key)}, &v, &len,
+                        STORM_TIMEOUT_MS);
+            nc_free(v);
+            break;
+        case 1:
+            rv = nc_get(s->c, NC_STR("ns"), NC_STR("hot"), &v, &len, STORM_TIMEOUT_MS);
+            nc_free(v);
+            break;
+        default:
+            rv = nc_set(s->c, NC_STR("ns"), (nc_bytes){key, strlen(key)}, NC_STR("v"), 60000,
+                        STORM_TIMEOUT_MS);
+        }
+        int64_t t1 = h_now_ms(), term = __atomic_load_n(s->sent_at, __ATOMIC_ACQUIRE);
+        if (t1 - t0 > s->slowest_ms)
+            s->slowest_ms = t1 - t0;
+        if (term != 0 && t0 < term && t1 >= term)
+            s->straddled++;
+        /* The daemon's answers: Redis is down, so UNAVAILABLE or its
+         * DEADLINE_EXCEEDED (a reply, with the status), or a hit. */
+        if (rv == NC_OK || rv == NC_ENOTFOUND || rv == NC_EUNAVAILABLE ||
+            (rv == NC_ETIMEDOUT && nc_status() == CODE(DEADLINE_EXCEEDED)))
+            s->answered++;
+        else if (rv == NC_ECONNECT) {
+            s->closed++;
+            return NULL; /* the daemon is gone */
+        } else {
+            s->bad_rv = rv;
+            return NULL;
+        }
+    }
+}
+
+static void sigterm_under_load(int freeze)
+{
+    h_fleet_start(&fx, 1, "--redis-timeout", "300ms", "--shutdown-timeout", "2s", NULL);
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("hot"), NC_STR("v"), 60000, 0), NC_OK);
+    if (freeze)
+        kill(fx.redis.pid, SIGSTOP); /* accepts nothing, answers nothing */
+    else
+        h_redis_stop(&fx.redis, 1);
+    int64_t sent_at = 0;
+    struct storm s[STORM_THREADS];
+    pthread_t t[STORM_THREADS];
+    for (int i = 0; i < STORM_THREADS; i++) {
+        s[i] = (struct storm){.c = h_client(&fx.node[0]), .i = i, .sent_at = &sent_at};
+        cr_assert_eq(pthread_create(&t[i], NULL, storm_main, &s[i]), 0);
+    }
+    h_sleep_ms(700); /* every thread has requests going */
+    int64_t t0 = h_now_ms();
+    __atomic_store_n(&sent_at, t0, __ATOMIC_RELEASE);
+    kill(fx.node[0].pid, SIGTERM);
+    int status;
+    cr_assert_eq(waitpid(fx.node[0].pid, &status, 0), fx.node[0].pid);
+    int64_t took = h_now_ms() - t0;
+    int answered = 0, closed = 0, straddled = 0;
+    for (int i = 0; i < STORM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        nc_close(s[i].c);
+        cr_assert_eq(s[i].bad_rv, 0, "a call ended with %s: %s", nc_strerror(s[i].bad_rv),
+                     nc_errmsg());
+        cr_assert_leq(s[i].slowest_ms, STORM_TIMEOUT_MS + 500, "a call took %lld ms",
+                      (long long)s[i].slowest_ms);
+        answered += s[i].answered;
+        closed += s[i].closed;
+        straddled += s[i].straddled;
+    }
+    if (freeze)
+        kill(fx.redis.pid, SIGCONT);
+    cr_log_info("redis %s: stopped %lld ms after SIGTERM; %d answers, %d in flight at SIGTERM",
+                freeze ? "frozen" : "killed", (long long)took, answered, straddled);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the daemon's status: %d", status);
+    fx.node[0].pid = 0;
+    cr_assert_lt(took, 2000 + 1500, "the daemon took %lld ms to stop", (long long)took);
+    cr_assert_eq(closed, STORM_THREADS, "%d of %d threads saw the daemon go", closed,
+                 STORM_THREADS);
+    cr_assert_gt(answered, STORM_THREADS, "only %d answers before the stop", answered);
+    /* With Redis frozen each call waits redis_timeout, so some are in
+     * flight at SIGTERM; with Redis killed they are answered at once, and
+     * the test can only show that none sent around it is left hanging. */
+    if (freeze)
+        cr_assert_gt(straddled, 0, "no call was in flight at SIGTERM");
+    char *log = h_read_file(fx.node[0].log, NULL);
+    cr_assert_not_null(strstr(log, "stopped"), "log:\n%s", log);
+    /* Requests that arrive after SIGTERM are refused at once, so those in
+     * flight (each within redis_timeout) end the drain, not its timeout. */
+    cr_assert_null(strstr(log, "still in flight"), "the drain ran out: log:\n%s", log);
+    free(log);
+}
+
+Test(faults_flags, sigterm_with_requests_in_flight_while_redis_is_killed, .timeout = 30)
+{
+    sigterm_under_load(0);
+}
+
+Test(faults_flags, sigterm_with_requests_in_flight_while_redis_is_frozen, .timeout = 30)
+{
+    sigterm_under_load(1);
+}
