@@ -136,8 +136,11 @@ int ring_open(ring **out, const char *path, uint64_t slots, mode_t mode, gid_t g
     memcpy(r->path, path, plen + 1);
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     unlink(tmp);
+    /* Allocated, not a sparse ftruncate(): on a full file system a write
+     * to a page of a hole in the mapping is a SIGBUS, not an error. */
     if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
-        fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)len) != 0 || fstat(fd, &st) != 0)
+        fchmod(fd, mode) != 0 || (errno = posix_fallocate(fd, 0, (off_t)len)) != 0 ||
+        fstat(fd, &st) != 0)
         goto fail_errno;
     if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) != 0)
         gid = (gid_t)-1; /* not the caller's to give: the ring keeps the caller's group */

@@ -188,7 +188,7 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         (rv = ring_open(&p->ring, path, cfg->near_ring_slots, (cfg->socket_mode & 0444) | 0600,
                         so.set_group != SERVER_GROUP_KEEP ? so.socket_gid : (gid_t)-1, err,
                         sizeof err)) != 0) {
-        if (rv == ENOENT || rv == EACCES || rv == EPERM)
+        if (rv == ENOENT || rv == EACCES || rv == EPERM || rv == ENOSPC || rv == EROFS)
             explain_create("the near tiers' ring", path, "near_ring", rv,
                            "set near_ring = off to run without near tiers", err, sizeof err);
         log_error("%s", err);

@@ -5,12 +5,15 @@
  * exit 0 on SIGTERM and SIGINT. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -346,6 +349,77 @@ Test(startup, ring_in_a_missing_directory_names_it_and_near_ring_off)
                                 "%s/no-such-dir does not exist",
              ring, dir);
     cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
+    result_free(&r);
+}
+
+/* A tmpfs of `size` bytes (read-only when ro) at a new directory under
+ * /tmp, seen by this test process and its children only (a mount namespace
+ * of its own); it goes when the test ends. Root only: returns 0 when it
+ * cannot be made. */
+static int private_tmpfs(char *dir, size_t len, const char *size, int ro)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    temp_dir(dir, len);
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=%s,mode=0755", size);
+    return mount("tmpfs", dir, "tmpfs", ro ? MS_RDONLY : 0, opts) == 0;
+}
+
+/* The ring's directory full at start: the daemon refuses at once with the
+ * cause, never maps a file it cannot fill (a sparse ring on a full tmpfs
+ * would die of SIGBUS at its first write). */
+Test(startup, ring_in_a_full_directory_is_refused_naming_it_and_near_ring_off)
+{
+    char dir[64], rdir[64], url[128], ring[128];
+    temp_dir(dir, sizeof dir);
+    if (!private_tmpfs(rdir, sizeof rdir, "256k", 0))
+        cr_skip_test("needs root to mount a small tmpfs");
+    char fill[160];
+    snprintf(fill, sizeof fill, "%s/fill", rdir);
+    int fd = open(fill, O_WRONLY | O_CREAT, 0600);
+    cr_assert_geq(fd, 0);
+    static const char block[4096];
+    while (write(fd, block, sizeof block) > 0)
+        ;
+    cr_assert_eq(errno, ENOSPC);
+    close(fd);
+    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    snprintf(ring, sizeof ring, "%s/x.ring", rdir);
+    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
+                          NULL);
+    cr_assert(r.code > 0, "exit %d (-1: killed, by SIGBUS?); stderr: %s", r.code, r.err);
+    char want[300];
+    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): ", ring);
+    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "No space left on device") != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
+    result_free(&r);
+    /* Nothing left behind in the full directory. */
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, "%s/x.ring", rdir);
+    cr_assert_neq(access(tmp, F_OK), 0, "a ring was left in the full directory");
+}
+
+/* The ring's directory read-only at start (root passes every permission
+ * check, not this one): refused with the cause. */
+Test(startup, ring_in_a_read_only_directory_is_refused_naming_it_and_near_ring_off)
+{
+    char dir[64], rdir[64], url[128], ring[128];
+    temp_dir(dir, sizeof dir);
+    if (!private_tmpfs(rdir, sizeof rdir, "1m", 1))
+        cr_skip_test("needs root to mount a tmpfs");
+    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    snprintf(ring, sizeof ring, "%s/x.ring", rdir);
+    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
+                          NULL);
+    cr_assert(r.code > 0, "exit %d; stderr: %s", r.code, r.err);
+    char want[300];
+    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): ", ring);
+    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "Read-only file system") != NULL, "stderr: %s", r.err);
     cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
     result_free(&r);
 }
