@@ -2,8 +2,10 @@
  * with real Redis and a second daemon as another host: hot reads (of values
  * and of negative entries) answered in-process, and every way the ring must
  * stop them: a write or a bump on the other host, a lost subscription, a
- * daemon killed, frozen or restarted, and a ring file that is not one. */
+ * daemon killed, frozen or restarted, a ring file that is not one, and one
+ * deleted or replaced while clients read it. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -411,4 +413,90 @@ Test(neartier, mget_keeps_and_serves_negative_items_in_the_near_tier)
     near_holds_negative("gone"); /* a Get finds what the MGet kept */
     set_on(cb, "gone", "back");
     near_holds("gone", "back");
+}
+
+/* After another host writes key from `old` to `now`, c reads `now` within
+ * within_ms and `old` never again; returns how long it read `old` (ms). */
+static int64_t sees_write(nc_client *c, const char *key, const char *old, const char *now,
+                          int64_t within_ms)
+{
+    set_on(cb, key, now);
+    int64_t t0 = h_now_ms();
+    nc_source from;
+    char *v = NULL;
+    while ((v = get(c, key, &from, 1000)) != NULL && strcmp(v, old) == 0 &&
+           h_now_ms() - t0 < within_ms) {
+        nc_free(v);
+        h_sleep_ms(1);
+    }
+    int64_t took = h_now_ms() - t0;
+    cr_assert_not_null(v);
+    cr_assert_str_eq(v, now, "the write of %s never reached this client", key);
+    nc_free(v);
+    for (int i = 0; i < 100; i++) {
+        v = get(c, key, &from, 1000);
+        cr_assert_not_null(v);
+        cr_assert_str_eq(v, now, "%s read %s again, after %s", key, v, now);
+        nc_free(v);
+    }
+    return took;
+}
+
+static void ring_path(char *buf, size_t len)
+{
+    snprintf(buf, len, "%.290s.ring", fx.node[0].url + 6); /* ring.h RING_SUFFIX */
+}
+
+/* The ring file deleted while clients read it (a tmp cleaner, an
+ * operator): a client that mapped it keeps the daemon's own mapping, which
+ * the daemon still writes, so it stays coherent; a client that opens after
+ * finds no ring and works through the daemon. */
+Test(neartier, a_deleted_ring_file_leaves_mapped_readers_coherent_and_new_clients_without_it)
+{
+    char path[300];
+    ring_path(path, sizeof path);
+    set_on(cb, "k", "v1");
+    near_holds("k", "v1");
+    cr_assert_eq(unlink(path), 0, "%s: %s", path, strerror(errno));
+    sees_write(na, "k", "v1", "v2", WINDOW_MS);
+    near_holds("k", "v2"); /* still served from the (unlinked) ring */
+    nc_client *late = near_client(&fx.node[0]);
+    sees_write(late, "k", "v2", "v3", WINDOW_MS);
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(late, &s), NC_OK);
+    cr_assert_not(s.serving);
+    cr_assert_eq(s.hits, 0);
+    nc_close(late);
+    sees_write(na, "k", "v3", "v4", WINDOW_MS);
+}
+
+/* The ring file replaced by a copy of itself (a frozen snapshot: a backup
+ * restored, a `cp -a` of /run): the clients that mapped the daemon's ring
+ * keep it and stay coherent. A client that opens after maps the copy, which
+ * nothing writes: it may read a value from before a write until the copy's
+ * serving_until, at most coherence_window after the copy was made (as
+ * with a frozen daemon), and never after. */
+Test(neartier, a_ring_file_replaced_by_a_frozen_copy_serves_no_stale_value)
+{
+    char path[300], copy[320];
+    ring_path(path, sizeof path);
+    snprintf(copy, sizeof copy, "%s.copy", path);
+    set_on(cb, "k", "v1");
+    near_holds("k", "v1");
+    char *argv[] = {"cp", "-p", path, copy, NULL};
+    cr_assert_eq(h_run(argv, NULL, 0, NULL, NULL, NULL), 0);
+    cr_assert_eq(rename(copy, path), 0, "%s", strerror(errno));
+    sees_write(na, "k", "v1", "v2", WINDOW_MS);
+    nc_client *late = near_client(&fx.node[0]);
+    for (int i = 0; i < 3; i++) /* fills its near tier, if it may */
+        nc_free(get(late, "k", &(nc_source){0}, 1000));
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(late, &s), NC_OK);
+    cr_log_info("the late client on the copy: serving %d, %llu hits, %llu fills refused: %s",
+                s.serving, (unsigned long long)s.hits, (unsigned long long)s.fills_refused,
+                s.problem);
+    int64_t stale = sees_write(late, "k", "v2", "v3", WINDOW_MS + 250);
+    cr_log_info("the late client read the old value %lld ms after the write", (long long)stale);
+    sees_write(na, "k", "v3", "v4", WINDOW_MS);
+    nc_close(late);
 }
