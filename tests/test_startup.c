@@ -335,24 +335,6 @@ Test(startup, listen_path_in_a_directory_it_may_not_write_names_owner_mode_and_t
     chmod(dir, 0755);
 }
 
-Test(startup, ring_in_a_missing_directory_names_it_and_near_ring_off)
-{
-    char dir[64], url[128], ring[128];
-    temp_dir(dir, sizeof dir);
-    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
-    snprintf(ring, sizeof ring, "%s/no-such-dir/x.ring", dir);
-    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
-                          NULL);
-    cr_assert(r.code > 0, "exit %d; stderr: %s", r.code, r.err);
-    char want[300];
-    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): the directory "
-                                "%s/no-such-dir does not exist",
-             ring, dir);
-    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
-    result_free(&r);
-}
-
 /* A tmpfs of `size` bytes (read-only when ro) at a new directory under
  * /tmp, seen by this test process and its children only (a mount namespace
  * of its own); it goes when the test ends. Root only: returns 0 when it
@@ -368,13 +350,40 @@ static int private_tmpfs(char *dir, size_t len, const char *size, int ro)
     return mount("tmpfs", dir, "tmpfs", ro ? MS_RDONLY : 0, opts) == 0;
 }
 
+/* The daemon, with its ring in rdir (its socket elsewhere), exits at
+ * start (not killed) with a message that names the ring, `cause` and the
+ * way out. */
+static void ring_is_refused(const char *rdir, const char *cause)
+{
+    char dir[64], url[128], ring[160], want[300];
+    temp_dir(dir, sizeof dir);
+    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
+    snprintf(ring, sizeof ring, "%s/x.ring", rdir);
+    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
+                          NULL);
+    cr_assert(r.code > 0, "exit %d (-1: killed, by SIGBUS?); stderr: %s", r.code, r.err);
+    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): ", ring);
+    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, cause) != NULL, "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
+    result_free(&r);
+}
+
+Test(startup, ring_in_a_missing_directory_names_it_and_near_ring_off)
+{
+    char dir[64], rdir[100], cause[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(rdir, sizeof rdir, "%s/no-such-dir", dir);
+    snprintf(cause, sizeof cause, "the directory %s does not exist", rdir);
+    ring_is_refused(rdir, cause);
+}
+
 /* The ring's directory full at start: the daemon refuses at once with the
  * cause, never maps a file it cannot fill (a sparse ring on a full tmpfs
  * would die of SIGBUS at its first write). */
 Test(startup, ring_in_a_full_directory_is_refused_naming_it_and_near_ring_off)
 {
-    char dir[64], rdir[64], url[128], ring[128];
-    temp_dir(dir, sizeof dir);
+    char rdir[64];
     if (!private_tmpfs(rdir, sizeof rdir, "256k", 0))
         cr_skip_test("needs root to mount a small tmpfs");
     char fill[160];
@@ -386,17 +395,7 @@ Test(startup, ring_in_a_full_directory_is_refused_naming_it_and_near_ring_off)
         ;
     cr_assert_eq(errno, ENOSPC);
     close(fd);
-    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
-    snprintf(ring, sizeof ring, "%s/x.ring", rdir);
-    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
-                          NULL);
-    cr_assert(r.code > 0, "exit %d (-1: killed, by SIGBUS?); stderr: %s", r.code, r.err);
-    char want[300];
-    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): ", ring);
-    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "No space left on device") != NULL, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
-    result_free(&r);
+    ring_is_refused(rdir, "No space left on device");
     /* Nothing left behind in the full directory. */
     char tmp[200];
     snprintf(tmp, sizeof tmp, "%s/x.ring", rdir);
@@ -407,21 +406,10 @@ Test(startup, ring_in_a_full_directory_is_refused_naming_it_and_near_ring_off)
  * check, not this one): refused with the cause. */
 Test(startup, ring_in_a_read_only_directory_is_refused_naming_it_and_near_ring_off)
 {
-    char dir[64], rdir[64], url[128], ring[128];
-    temp_dir(dir, sizeof dir);
+    char rdir[64];
     if (!private_tmpfs(rdir, sizeof rdir, "1m", 1))
         cr_skip_test("needs root to mount a tmpfs");
-    snprintf(url, sizeof url, "ipc://%s/x.sock", dir);
-    snprintf(ring, sizeof ring, "%s/x.ring", rdir);
-    result r = run_daemon("--listen", url, "--near-ring", ring, "--redis", "redis://127.0.0.1:1",
-                          NULL);
-    cr_assert(r.code > 0, "exit %d; stderr: %s", r.code, r.err);
-    char want[300];
-    snprintf(want, sizeof want, "cannot create the near tiers' ring %s (near_ring): ", ring);
-    cr_assert(strstr(r.err, want) != NULL, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "Read-only file system") != NULL, "stderr: %s", r.err);
-    cr_assert(strstr(r.err, "set near_ring = off") != NULL, "stderr: %s", r.err);
-    result_free(&r);
+    ring_is_refused(rdir, "Read-only file system");
 }
 
 Test(startup, a_missing_socket_group_and_help_say_the_same)
