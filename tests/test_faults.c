@@ -433,6 +433,8 @@ static void sigterm_under_load(int freeze)
      * flight (each within redis_timeout) end the drain, not its timeout. */
     cr_assert_null(strstr(log, "still in flight"), "the drain ran out: log:\n%s", log);
     free(log);
+    char *rm[] = {"rm", "-rf", fx.node[0].dir, NULL}; /* as h_daemon_stop() does on exit 0 */
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
 }
 
 Test(faults_flags, sigterm_with_requests_in_flight_while_redis_is_killed, .timeout = 30)
