@@ -2,7 +2,8 @@
 # Installs what is missing, builds nearcache twice (plain, and with
 # AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
 # one, the Python client's tests (pytest, in .venv, against that build), the
-# Node.js client's (npm ci, then node --test against that build) and
+# Node.js client's (npm ci, then node --test against that build), the Go
+# client's (scripts/test-go.sh, go test -race against that build) and
 # the release in its dry form (scripts/release.sh --dry: every artifact, and
 # the Debian package's check, which installs it with dpkg -i and purges it
 # again, so it needs root or sudo),
