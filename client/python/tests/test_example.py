@@ -201,7 +201,12 @@ def test_four_gunicorn_workers_share_the_daemon_and_report_their_near_tiers(
                 with httpx.Client(timeout=5) as one:
                     assert one.get(f"{url}/products/1").json()["name"] == "lamp v2"
         with nearcache.Client(fleet[0].url) as probe:
-            wait_until(lambda: probe.stats()["near_clients"] >= 4, 10, "four reporters")
+            # Reports go at most once a second: wait for the one after the hits.
+            wait_until(
+                lambda: probe.stats()["near_clients"] >= 4 and probe.stats()["near_hits"] > 0,
+                10,
+                "four reporters and their near hits",
+            )
             stats = probe.stats()
             assert stats["near_hits"] > 0, stats
     finally:
