@@ -315,7 +315,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
     int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
-    if (budget == 0 || method_publish_ready(svc, c) != 0)
+    if (budget == 0 || method_publish_begin(svc, c) != 0)
         return;
     const char *channel = method_script_channel(svc); /* "": the publisher's batch */
     l2_entry *e = calloc(n, sizeof *e);
@@ -327,6 +327,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
     if (msg == NULL) {
         free(e);
         free(tickets);
+        method_publish_end(svc);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
@@ -368,6 +369,7 @@ static void job_mset(service *svc, call *c, l2 *conn)
         /* method_replicated()'s answer, now that m is no longer read */
         method_send_written(svc, c, m->ns, n, mset_key, m);
     }
+    method_publish_end(svc);
     free(msg);
     free(e);
     free(tickets);

@@ -201,9 +201,15 @@ uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t
     return buf;
 }
 
-int method_publish_ready(service *svc, call *c)
+void method_publish_end(service *svc)
 {
-    if (!pub_batching(svc->pub) || pub_ready(svc->pub, method_answer_by(c)) == 0)
+    if (pub_batching(svc->pub))
+        pub_end(svc->pub);
+}
+
+int method_publish_begin(service *svc, call *c)
+{
+    if (!pub_batching(svc->pub) || pub_begin(svc->pub, method_answer_by(c)) == 0)
         return 0;
     stats_inc(&svc->st->redis_errors);
     call_fail(c, CODE(UNAVAILABLE),

@@ -52,7 +52,8 @@ struct publisher {
     pthread_cond_t fresh; /* pub_ready()'s waiters: a shared message went out */
     batch pending;        /* guarded by mu */
     _Atomic int64_t shared_sent; /* send time of the last shared message Redis took; 0: none */
-    atomic_int wanted;           /* a pub_ready() waits: a shared heartbeat now */
+    atomic_int wanted;           /* a pub_begin() waits: a shared heartbeat now */
+    atomic_int open;             /* writes between pub_begin() and pub_end() */
     atomic_int stopping;
     pthread_t thread;
     int started;
@@ -144,10 +145,21 @@ void pub_add(publisher *p, ProtobufCBinaryData ns, size_t n, pub_key_at_fn key_a
     pthread_mutex_unlock(&p->mu);
 }
 
-int pub_ready(publisher *p, int64_t deadline)
+void pub_end(publisher *p)
 {
-    if (units_now_ms() - atomic_load(&p->shared_sent) <= p->t.gate_ms)
+    if (atomic_fetch_sub(&p->open, 1) != 1)
+        return;
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_signal(&p->cv); /* the batch need not wait any more */
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pub_begin(publisher *p, int64_t deadline)
+{
+    if (units_now_ms() - atomic_load(&p->shared_sent) <= p->t.gate_ms) {
+        atomic_fetch_add(&p->open, 1);
         return 0;
+    }
     int ok = 0;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->wanted, 1);
@@ -160,7 +172,10 @@ int pub_ready(publisher *p, int64_t deadline)
         units_cond_wait_ms(&p->fresh, &p->mu, deadline - now);
     }
     pthread_mutex_unlock(&p->mu);
-    return ok ? 0 : -1;
+    if (!ok)
+        return -1;
+    atomic_fetch_add(&p->open, 1);
+    return 0;
 }
 
 /* PUBLISH buf on `channel`. Returns 0 when Redis took it. */
@@ -309,8 +324,10 @@ static void *pub_main(void *arg)
     for (;;) {
         int64_t now = units_now_ms();
         int stopping = atomic_load(&p->stopping);
-        if (batch_empty(&out) && !batch_empty(&p->pending) &&
-            (stopping || now >= p->pending.first_ms + delay)) {
+        int64_t go = p->pending.first_ms + delay; /* when the pending batch may go */
+        if (atomic_load(&p->open) > 0)
+            go += PUB_LINGER_MS; /* scripts under way: wait for them, a little */
+        if (batch_empty(&out) && !batch_empty(&p->pending) && (stopping || now >= go)) {
             batch t = out;
             out = p->pending;
             p->pending = t;
@@ -325,8 +342,8 @@ static void *pub_main(void *arg)
             shared_due = shared_tried + interval; /* a failed one is tried again each interval */
         int64_t own_due = (own_sent > own_tried ? own_sent : own_tried) + interval;
         int64_t wake = shared_due < own_due ? shared_due : own_due;
-        if (!batch_empty(&p->pending) && p->pending.first_ms + delay < wake)
-            wake = p->pending.first_ms + delay;
+        if (!batch_empty(&p->pending) && go < wake)
+            wake = go;
         if (batch_empty(&out) && now < wake && !stopping) {
             units_cond_wait_ms(&p->cv, &p->mu, wake - now);
             continue;

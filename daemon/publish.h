@@ -56,11 +56,19 @@ void pub_destroy(publisher *p);
 /* Whether writes' invalidations go through the batches (inval_batch = 1). */
 int pub_batching(const publisher *p);
 
-/* Waits, at most until `deadline` (units_now_ms() time), until this node
- * has published on the shared channel within gate_ms, so that a write
- * whose script starts now is in Redis before any other node can count this
- * one silent. Returns 0, or -1 at the deadline. */
-int pub_ready(publisher *p, int64_t deadline);
+/* A write's script is about to start: waits, at most until `deadline`
+ * (units_now_ms() time), until this node has published on the shared
+ * channel within gate_ms, so that the write is in Redis before any other
+ * node can count this one silent. Returns 0 (the write is open until
+ * pub_end(): the next batch waits for it, up to PUB_LINGER_MS), or -1 at
+ * the deadline. */
+int pub_begin(publisher *p, int64_t deadline);
+void pub_end(publisher *p);
+
+/* How long a batch may wait for writes whose scripts are under way, so
+ * that it carries them too: under load, one message per this much time at
+ * most; with no other write open, a batch goes out at once. */
+#define PUB_LINGER_MS 5
 
 /* The key of index i of a request (as method_key_at_fn). */
 typedef ProtobufCBinaryData (*pub_key_at_fn)(const void *req, size_t i);

@@ -21,6 +21,7 @@ typedef struct write_ctx {
     uint8_t *msg;
     l2_msg m;
     uint64_t seq;
+    int open; /* method_publish_begin() succeeded */
 } write_ctx;
 
 /* method_key_at_fn over one key (req points at it). */
@@ -58,7 +59,13 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
-    if (!bump && (method_publish_ready(svc, c) != 0 || write_msg(svc, c, conn, w, ns, key, 0, 0) != 0)) {
+    if (!bump && method_publish_begin(svc, c) != 0) {
+        ks_l1_key_free(&w->k);
+        return -1;
+    }
+    w->open = !bump;
+    if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
+        method_publish_end(svc);
         ks_l1_key_free(&w->k);
         return -1;
     }
@@ -73,6 +80,8 @@ static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
         method_settle_seq(svc, conn, w->seq, published);
     else if (published)
         stats_inc(&svc->st->invalidations_sent); /* in the publisher's batch */
+    if (w->open)
+        method_publish_end(svc);
     free(w->msg);
     ks_l1_key_free(&w->k);
 }
