@@ -404,6 +404,20 @@ static int heartbeat_gap(coh *c, const pb_invalidation *m)
 
 static void apply_change(coh *c, const pb_invalidation *m, int own);
 
+/* Forgets the streams of an origin that said bye. */
+static void forget_origin_streams(coh *c, const char *origin)
+{
+    size_t n = strlen(origin);
+    stream_seen *s, *tmp;
+    HASH_ITER(hh, c->streams, s, tmp)
+    {
+        if (strncmp(s->id, origin, n) == 0 && s->id[n] == '/') {
+            HASH_DEL(c->streams, s);
+            free(s);
+        }
+    }
+}
+
 static void gap_found(coh *c, const pb_invalidation *m)
 {
     stats_inc(&c->st->sequence_gaps);
@@ -539,6 +553,8 @@ void coh_apply(coh *c, const pb_invalidation *m)
         else if (heartbeat_gap(c, m))
             gap_found(c, m);
     }
+    if (!own && m->bye)
+        forget_origin_streams(c, m->origin);
 }
 
 /* The invalidation part of a message: keys, a bump, a flush. */
