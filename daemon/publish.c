@@ -154,28 +154,29 @@ void pub_end(publisher *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Open first, then look at the gate; the publisher closes the gate first,
+ * then looks for open writes, before it goes quiet: so either this write
+ * sees the gate closed, or the publisher sees the write (both seq_cst). */
 int pub_begin(publisher *p, int64_t deadline)
 {
-    if (units_now_ms() - atomic_load(&p->shared_sent) <= p->t.gate_ms) {
-        atomic_fetch_add(&p->open, 1);
-        return 0;
-    }
-    int ok = 0;
-    pthread_mutex_lock(&p->mu);
-    atomic_store(&p->wanted, 1);
-    pthread_cond_signal(&p->cv); /* a heartbeat now opens the gate */
     for (;;) {
+        atomic_fetch_add(&p->open, 1);
+        if (units_now_ms() - atomic_load(&p->shared_sent) <= p->t.gate_ms)
+            return 0;
+        pub_end(p);
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->wanted, 1);
+        pthread_cond_signal(&p->cv); /* a heartbeat now opens the gate */
         int64_t now = units_now_ms();
-        if ((ok = now - atomic_load(&p->shared_sent) <= p->t.gate_ms) || now >= deadline ||
-            atomic_load(&p->stopping))
-            break;
-        units_cond_wait_ms(&p->fresh, &p->mu, deadline - now);
+        int fresh = now - atomic_load(&p->shared_sent) <= p->t.gate_ms;
+        if (!fresh && (now >= deadline || atomic_load(&p->stopping))) {
+            pthread_mutex_unlock(&p->mu);
+            return -1;
+        }
+        if (!fresh)
+            units_cond_wait_ms(&p->fresh, &p->mu, deadline - now);
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_unlock(&p->mu);
-    if (!ok)
-        return -1;
-    atomic_fetch_add(&p->open, 1);
-    return 0;
 }
 
 /* PUBLISH buf on `channel`. Returns 0 when Redis took it. */
@@ -302,9 +303,23 @@ static int beat(publisher *p, l2conn *conn, int shared, int bye)
     uint8_t *buf = message(p, NULL, 0, 1, bye, now, &len);
     int ok = buf != NULL && publish(p, conn, shared ? p->channel : p->own, buf, len) == 0;
     free(buf);
-    if (ok && shared)
+    if (ok && shared && !bye)
         shared_done(p, now);
     return ok ? 0 : -1;
+}
+
+/* With mu held and nothing pending: closes the gate, then makes sure no
+ * write opened meanwhile (pub_begin()'s order is the reverse). Returns 1
+ * when this node may go quiet (a bye: no one needs to watch it while it
+ * writes nothing; its next write waits for a heartbeat first), else 0 with
+ * the gate as it was. */
+static int go_quiet(publisher *p)
+{
+    int64_t was = atomic_exchange(&p->shared_sent, 0);
+    if (atomic_load(&p->open) == 0 && !atomic_load(&p->wanted))
+        return 1;
+    atomic_store(&p->shared_sent, was);
+    return 0;
 }
 
 static void *pub_main(void *arg)
@@ -316,7 +331,8 @@ static void *pub_main(void *arg)
         return NULL;
     }
     int64_t interval = p->cfg->heartbeat_interval_ms, delay = p->cfg->inval_batch_delay_ms;
-    int64_t own_sent = 0, own_tried = 0, shared_tried = 0;
+    int64_t own_sent = 0, own_tried = 0, shared_tried = 0, busy = units_now_ms();
+    int quiet = 0; /* said bye for now: no write under way, no shared heartbeats */
     batch out = {0};
     uint64_t seq = 0; /* of `out` while it waits to go out; 0: none yet */
     int failures = 0, clean = 1;
@@ -335,7 +351,17 @@ static void *pub_main(void *arg)
         }
         if (stopping && batch_empty(&out) && batch_empty(&p->pending))
             break;
-        int64_t shared_due = atomic_load(&p->shared_sent) + p->t.shared_ms;
+        if (!batch_empty(&out) || !batch_empty(&p->pending) || atomic_load(&p->open) > 0 ||
+            atomic_load(&p->wanted))
+            busy = now, quiet = 0;
+        else if (!quiet && !stopping && now - busy >= p->t.silence_ms && go_quiet(p)) {
+            quiet = 1;
+            pthread_mutex_unlock(&p->mu);
+            beat(p, conn, 1, 1); /* others stop watching; lost, they count this node silent */
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        int64_t shared_due = quiet ? INT64_MAX : atomic_load(&p->shared_sent) + p->t.shared_ms;
         if (atomic_load(&p->wanted) && shared_due > shared_tried + RETRY_MS)
             shared_due = shared_tried + RETRY_MS; /* a write waits for the gate */
         if (shared_tried + interval > shared_due && !atomic_load(&p->wanted))

@@ -206,3 +206,30 @@ Test(fanout, concurrent_writes_through_one_daemon_share_messages)
                  (long long)sent, (long long)batches);
     cr_assert_eq(h_stat(fx.cl[1], "sequence_gaps"), 0);
 }
+
+Test(fanout, an_idle_daemon_goes_quiet_and_its_death_costs_nothing)
+{
+    cr_assert_eq(nc_set(fx.cl[1], str("ns"), str("k"), str("v0"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    make_hot(fx.cl[0], "k", "v0");
+    /* no write for longer than the silence bound: node 1 says bye for now */
+    int64_t until = h_now_ms() + 3000;
+    while (h_stat(fx.cl[0], "origins_bye") < 1)
+        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet");
+    /* it writes again: heard again first, and its write reaches node 0 */
+    cr_assert_eq(nc_set(fx.cl[1], str("ns"), str("k"), str("v1"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    time_to_see(0, "k", "v1", h_now_ms());
+    make_hot(fx.cl[0], "k", "v1");
+    int64_t byes = h_stat(fx.cl[0], "origins_bye");
+    until = h_now_ms() + 3000;
+    while (h_stat(fx.cl[0], "origins_bye") == byes)
+        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet again");
+    h_daemon_stop_with(&fx.node[1], SIGKILL);
+    h_sleep_ms(1500);
+    cr_assert_eq(h_stat(fx.cl[0], "origins_silent"), 0, "a quiet daemon's death emptied L1");
+    nc_get_info info;
+    char *v = get_with(fx.cl[0], "k", &info);
+    cr_assert(v != NULL && strcmp(v, "v1") == 0 && info.source == NC_SOURCE_L1);
+    nc_free(v);
+}
