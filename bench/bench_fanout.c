@@ -26,7 +26,7 @@
 
 typedef struct opts {
     const char *host, *daemon, *channel, *label;
-    int port, subs, writers;
+    int port, subs, writers, raw;
     double seconds, idle;
 } opts;
 
@@ -52,8 +52,8 @@ static int subscriber(const opts *o)
         return -1;
     }
     char cmd[256];
-    int n = snprintf(cmd, sizeof cmd, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(o->channel),
-                     o->channel);
+    int n = snprintf(cmd, sizeof cmd, "*3\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n$%zu\r\n%s:raw\r\n",
+                     strlen(o->channel), o->channel, strlen(o->channel) + 4, o->channel);
     if (write(fd, cmd, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -163,7 +163,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    opts o = {"127.0.0.1", NULL, "nc:v1:inval", "run", 0, 500, 16, 5, 2};
+    opts o = {"127.0.0.1", NULL, "nc:v1:inval", "run", 0, 500, 16, 0, 5, 2};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -187,6 +187,8 @@ int main(int argc, char **argv)
             o.channel = v;
         else if (strcmp(a, "--label") == 0)
             o.label = v;
+        else if (strcmp(a, "--raw") == 0)
+            o.raw = atoi(v);
         else
             usage();
     }
@@ -217,6 +219,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "nc-fanout-bench: only %lld of %d subscribed\n",
                 numsub(ctl, o.channel) - before, o.subs);
         return 1;
+    }
+    if (o.raw > 0) { /* PUBLISH alone, pipelined 100 at a time: Redis's cost per delivery */
+        char msg[200];
+        memset(msg, 'm', sizeof msg);
+        double r0 = redis_cpu(ctl);
+        for (int i = 0; i < o.raw; i += 100) {
+            for (int j = 0; j < 100; j++)
+                redisAppendCommand(ctl, "PUBLISH %s:raw %b", o.channel, msg, sizeof msg);
+            for (int j = 0; j < 100; j++) {
+                redisReply *r = NULL;
+                if (redisGetReply(ctl, (void **)&r) != REDIS_OK)
+                    return 1;
+                freeReplyObject(r);
+            }
+        }
+        double per = (redis_cpu(ctl) - r0) * 1e6 / ((o.raw + 99) / 100 * 100);
+        printf("%s: %d PUBLISHes of 200 bytes pipelined by 100 to %d subscribers: %.1f us each "
+               "(%.3f us per subscriber)\n",
+               o.label, (o.raw + 99) / 100 * 100, o.subs, per, o.subs ? per / o.subs : 0.0);
     }
     /* idle: the daemons' heartbeats alone */
     double c0 = redis_cpu(ctl), t0 = now_s();

@@ -11,10 +11,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build="${NC_BUILD:-$here/build}"
-subs=500 writers=16 seconds=5 idle=2
+subs=500 writers=16 seconds=5 idle=2 raw=20000
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) subs=50 writers=4 seconds=1 idle=0.3 ;;
+    --smoke) subs=50 writers=4 seconds=1 idle=0.3 raw=1000 ;;
     --subs) subs=$2; shift ;;
     --writers) writers=$2; shift ;;
     --seconds) seconds=$2; shift ;;
@@ -42,7 +42,7 @@ stat() { # stat SOCKET FIELD
   "$build/client/nearcache-cli" -s "ipc://$1" stats --json | sed -n "s/.*\"$2\": \\([0-9]*\\).*/\\1/p"
 }
 
-# phase LABEL BATCH SUBS
+# phase LABEL BATCH SUBS [RAW]
 phase() {
   local sock="$dir/$1.sock"
   "$build/daemon/nearcached" --listen "ipc://$sock" --redis "redis://127.0.0.1:$port" \
@@ -55,12 +55,12 @@ phase() {
     sleep 0.05
   done
   "$build/bench/nc-fanout-bench" --port "$port" --daemon "ipc://$sock" --subs "$3" \
-    --writers "$writers" --seconds "$seconds" --idle "$idle" --label "$1"
+    --writers "$writers" --seconds "$seconds" --idle "$idle" --label "$1" --raw "${4:-0}"
   echo "$1: daemon: $(stat "$sock" invalidations_sent) invalidations in $(stat "$sock" invalidation_batches) messages"
   kill "$pid"
   wait "$pid" || { cat "$dir/$1.log"; exit 1; }
 }
 
 phase "before-0subs (inval_batch 0)" 0 0
-phase "before (inval_batch 0)" 0 "$subs"
+phase "before (inval_batch 0)" 0 "$subs" "$raw"
 phase "after (inval_batch 1)" 1 "$subs"
