@@ -3,8 +3,8 @@
  * the file $NC_CLOCK_SHIFT_FILE (0 while it is absent), read at every call,
  * so that a test steps the wall clock by rewriting the file. Every other
  * clock passes through. Processes named redis-* keep the real clock: Redis
- * stands for another host. (libfaketime 0.9.10 with
- * FAKETIME_DONT_FAKE_MONOTONIC=1 hung the daemon's monotonic waits.) */
+ * stands for another host. Unlike libfaketime, it wraps nothing else (no
+ * condition waits, no sleeps): what it changes is the wall clock alone. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
