@@ -99,6 +99,19 @@ static int named_port(const h_redis *s)
     return port;
 }
 
+/* When (ms) the Sentinels named the replica as the master, polled for up
+ * to 20 s after `since`; fails the test if they did not. */
+static int64_t until_switched(int64_t since)
+{
+    while (h_now_ms() - since < 20000) {
+        if (named_port(&sentinel[0]) == replica.port)
+            return h_now_ms();
+        h_sleep_ms(20);
+    }
+    cr_assert_fail("the Sentinels did not fail over");
+    return 0;
+}
+
 static int replica_linked(const h_redis *r)
 {
     char *out = h_redis_cmd(r, "INFO", "replication", NULL);
@@ -255,13 +268,7 @@ Test(sentinel, a_killed_master_costs_errors_only_during_the_failover_and_no_stal
     char port[16];
     int64_t killed = h_now_ms();
     h_redis_stop(&master, 1);
-    int64_t switched = 0;
-    while (switched == 0 && h_now_ms() - killed < 20000) {
-        if (named_port(&sentinel[0]) == replica.port)
-            switched = h_now_ms();
-        h_sleep_ms(20);
-    }
-    cr_assert_gt(switched, 0, "the Sentinels did not fail over");
+    int64_t switched = until_switched(killed);
     /* B writes at once on the new master (it waits for no replica) */
     int64_t b_wrote = 0;
     while (b_wrote == 0 && h_now_ms() - switched < 5000) {
@@ -428,13 +435,7 @@ Test(sentinel, a_failover_to_a_replica_that_missed_a_bump_serves_nothing_from_be
     int64_t killed = h_now_ms();
     h_redis_stop(&master, 1);
     kill(replica.pid, SIGCONT);
-    int64_t switched = 0;
-    while (switched == 0 && h_now_ms() - killed < 20000) {
-        if (named_port(&sentinel[0]) == replica.port)
-            switched = h_now_ms();
-        h_sleep_ms(20);
-    }
-    cr_assert_gt(switched, 0, "the Sentinels did not fail over");
+    int64_t switched = until_switched(killed);
     cr_assert_eq(h_nsver(&replica, "p"), before, "the new master missed the bump");
 
     /* every reader, over and over, from the failover on */
