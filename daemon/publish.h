@@ -7,7 +7,7 @@
  *   answered only once the PUBLISH of its batch returned. A failed PUBLISH
  *   is sent again, with the same seq, before anything later.
  * - heartbeats, when no batch carried one: every heartbeat_interval on the
- *   channel only this node subscribes to (PREFIX:inval:NODE; its
+ *   channel only this node subscribes to ({PREFIX:inval}:NODE; its
  *   subscription hears it after everything published before it), and every
  *   pub_timing().shared_ms on the shared channel, where the other nodes
  *   learn that this one is alive and how far its streams got.
