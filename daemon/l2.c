@@ -137,7 +137,7 @@ static const char *const script_text[NSCRIPTS] = {
      * publishing nothing. */
     [SCRIPT_BUMP] = VERSION "if v ~= ARGV[1] then return {v, 0} end "
                             "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
-                            "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1}",
+                            PUBLISH("2", "3") "return {v, 1}",
     /* ARGV: version floor -> {version, now, then per entry: value or nil,
      * pttl (of the neg mark when negative), swr mark or nil, negative
      * (0/1)}, decoded by answer_decode() */

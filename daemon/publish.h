@@ -53,8 +53,14 @@ int pub_create(publisher **out, const config *cfg, const config_redis_url *url,
  * it once the workers have stopped. */
 void pub_destroy(publisher *p);
 
-/* Whether writes' invalidations go through the batches (inval_batch = 1). */
+/* Whether writes' invalidations go through the batches (inval_batch = 1,
+ * and always on a Cluster). */
 int pub_batching(const publisher *p);
+
+/* Whether the channels are a Cluster's sharded channel: then no script
+ * publishes (a script may only SPUBLISH to its own slot), and a bump's
+ * message is published by its worker after the script (l2_publish()). */
+int pub_sharded(const publisher *p);
 
 /* A write's script is about to start: waits, at most until `deadline`
  * (units_now_ms() time), until this node has published on the shared
