@@ -2120,7 +2120,8 @@ type Invalidation struct {
 	BumpNs        []byte                 `protobuf:"bytes,5,opt,name=bump_ns,json=bumpNs,proto3" json:"bump_ns,omitempty"`                 // a namespace bump: the namespace...
 	BumpVersion   uint64                 `protobuf:"varint,6,opt,name=bump_version,json=bumpVersion,proto3" json:"bump_version,omitempty"` // ...and its new version (appended by the script)
 	FlushAll      bool                   `protobuf:"varint,7,opt,name=flush_all,json=flushAll,proto3" json:"flush_all,omitempty"`
-	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"` // with keys too: a batch that also serves as a heartbeat
+	Bye           bool                   `protobuf:"varint,9,opt,name=bye,proto3" json:"bye,omitempty"`            // the publisher stopped cleanly; nothing of it follows
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2209,6 +2210,13 @@ func (x *Invalidation) GetHeartbeat() *Heartbeat {
 		return x.Heartbeat
 	}
 	return nil
+}
+
+func (x *Invalidation) GetBye() bool {
+	if x != nil {
+		return x.Bye
+	}
+	return false
 }
 
 type KeyRef struct {
@@ -2470,7 +2478,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x06misses\x18\x03 \x01(\x04R\x06misses\"2\n" +
 	"\x0fNearReportReply\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
-	"intervalMs\"\x8a\x02\n" +
+	"intervalMs\"\x9c\x02\n" +
 	"\fInvalidation\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\rR\x06stream\x12\x10\n" +
@@ -2479,7 +2487,8 @@ const file_nearcache_proto_rawDesc = "" +
 	"\abump_ns\x18\x05 \x01(\fR\x06bumpNs\x12!\n" +
 	"\fbump_version\x18\x06 \x01(\x04R\vbumpVersion\x12\x1b\n" +
 	"\tflush_all\x18\a \x01(\bR\bflushAll\x125\n" +
-	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\"*\n" +
+	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\x12\x10\n" +
+	"\x03bye\x18\t \x01(\bR\x03bye\"*\n" +
 	"\x06KeyRef\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"E\n" +

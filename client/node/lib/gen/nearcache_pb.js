@@ -2329,6 +2329,7 @@ $root.nearcache = (function() {
             Invalidation.prototype.bumpVersion = 0;
             Invalidation.prototype.flushAll = false;
             Invalidation.prototype.heartbeat = null;
+            Invalidation.prototype.bye = false;
 
             Invalidation.create = function create(properties) {
                 return new Invalidation(properties);
@@ -2358,6 +2359,8 @@ $root.nearcache = (function() {
                     writer.uint32(56).bool(message.flushAll);
                 if (message.heartbeat != null && Object.hasOwnProperty.call(message, "heartbeat"))
                     $root.nearcache.v1.Heartbeat.encode(message.heartbeat, writer.uint32(66).fork(), q + 1).ldelim();
+                if (message.bye != null && Object.hasOwnProperty.call(message, "bye"))
+                    writer.uint32(72).bool(message.bye);
                 return writer;
             };
 
@@ -2416,6 +2419,10 @@ $root.nearcache = (function() {
                         }
                     case 8: {
                             message.heartbeat = $root.nearcache.v1.Heartbeat.decode(reader, reader.uint32(), undefined, long + 1);
+                            break;
+                        }
+                    case 9: {
+                            message.bye = reader.bool();
                             break;
                         }
                     default:
