@@ -1221,8 +1221,10 @@ type NamespaceStat struct {
 	Truncated bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // ns is the name's first 128 bytes
 	// Lookups of the clients' near tiers in this namespace, from their
 	// NearReports (0 when no client reports namespaces).
-	NearHits      uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
-	NearMisses    uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	NearHits   uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
+	NearMisses uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	// Requests of this namespace answered PERMISSION_DENIED by the acl rules.
+	AclDenied     uint64 `protobuf:"varint,8,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1304,13 @@ func (x *NamespaceStat) GetNearHits() uint64 {
 func (x *NamespaceStat) GetNearMisses() uint64 {
 	if x != nil {
 		return x.NearMisses
+	}
+	return 0
+}
+
+func (x *NamespaceStat) GetAclDenied() uint64 {
+	if x != nil {
+		return x.AclDenied
 	}
 	return 0
 }
@@ -2403,7 +2412,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\fStatsRequest\"0\n" +
 	"\x04Stat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value\"\xbd\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\xdc\x01\n" +
 	"\rNamespaceStat\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
@@ -2412,7 +2421,9 @@ const file_nearcache_proto_rawDesc = "" +
 	"\ttruncated\x18\x05 \x01(\bR\ttruncated\x12\x1b\n" +
 	"\tnear_hits\x18\x06 \x01(\x04R\bnearHits\x12\x1f\n" +
 	"\vnear_misses\x18\a \x01(\x04R\n" +
-	"nearMisses\"s\n" +
+	"nearMisses\x12\x1d\n" +
+	"\n" +
+	"acl_denied\x18\b \x01(\x04R\taclDenied\"s\n" +
 	"\n" +
 	"StatsReply\x12(\n" +
 	"\x05stats\x18\x01 \x03(\v2\x12.nearcache.v1.StatR\x05stats\x12;\n" +

@@ -1072,6 +1072,7 @@ $root.nearcache = (function() {
             NamespaceStat.prototype.truncated = false;
             NamespaceStat.prototype.nearHits = 0;
             NamespaceStat.prototype.nearMisses = 0;
+            NamespaceStat.prototype.aclDenied = 0;
 
             NamespaceStat.create = function create(properties) {
                 return new NamespaceStat(properties);
@@ -1098,6 +1099,8 @@ $root.nearcache = (function() {
                     writer.uint32(48).uint64(message.nearHits);
                 if (message.nearMisses != null && Object.hasOwnProperty.call(message, "nearMisses"))
                     writer.uint32(56).uint64(message.nearMisses);
+                if (message.aclDenied != null && Object.hasOwnProperty.call(message, "aclDenied"))
+                    writer.uint32(64).uint64(message.aclDenied);
                 return writer;
             };
 
@@ -1150,6 +1153,10 @@ $root.nearcache = (function() {
                         }
                     case 7: {
                             message.nearMisses = reader.uint64();
+                            break;
+                        }
+                    case 8: {
+                            message.aclDenied = reader.uint64();
                             break;
                         }
                     default:

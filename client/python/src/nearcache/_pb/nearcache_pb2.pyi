@@ -175,7 +175,8 @@ class MSetRequest(_message.Message):
     def __init__(self, ns: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[MSetEntry, _Mapping]]] = ...) -> None: ...
 
 class NamespaceStat(_message.Message):
-    __slots__ = ["hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    __slots__ = ["acl_denied", "hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    ACL_DENIED_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +184,7 @@ class NamespaceStat(_message.Message):
     NS_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    acl_denied: int
     hits: int
     misses: int
     near_hits: int
@@ -190,7 +192,7 @@ class NamespaceStat(_message.Message):
     ns: bytes
     other: bool
     truncated: bool
-    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ...) -> None: ...
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ..., acl_denied: _Optional[int] = ...) -> None: ...
 
 class NearNamespaceReport(_message.Message):
     __slots__ = ["hits", "misses", "ns"]
