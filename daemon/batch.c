@@ -315,16 +315,19 @@ static void job_mset(service *svc, call *c, l2 *conn)
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
     int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
-    if (budget == 0)
+    if (budget == 0 || method_publish_begin(svc, c) != 0)
         return;
+    const char *channel = method_script_channel(svc); /* "": the publisher's batch */
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
-    uint8_t *msg = e != NULL && tickets != NULL
+    uint8_t *msg = e == NULL || tickets == NULL ? NULL
+                   : channel[0] != '\0'
                        ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, 0, &len)
-                       : NULL;
+                       : calloc(1, 1);
     if (msg == NULL) {
         free(e);
         free(tickets);
+        method_publish_end(svc);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
@@ -339,16 +342,21 @@ static void job_mset(service *svc, call *c, l2 *conn)
         }
     }
     uint64_t seq = coh_next_seq(svc->coh, l2_stream(conn)), version = 0;
-    l2_msg lm = {svc->channel, msg, len};
+    l2_msg lm = {channel, msg, len};
     l2_key rk = method_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
     int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version);
-    method_settle_seq(svc, conn, seq, rv == L2_OK);
+    if (channel[0] != '\0')
+        method_settle_seq(svc, conn, seq, rv == L2_OK);
+    else if (rv == L2_OK)
+        stats_inc(&svc->st->invalidations_sent);
     if (rv == L2_OK)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
     int durable = rv == L2_OK && method_replicated(svc, c, conn, "MSet") == 0;
     mset_apply(svc, m, e, tickets, version, durable, t0);
     if (rv != L2_OK) {
+        /* on a Cluster some slots may be stored; with an unknown outcome any may be */
+        method_publish_unknown(svc, conn, m->ns, n, mset_key, m, n > 1);
         method_fail_l2(svc, c, conn, rv);
     } else if (durable) {
         pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
@@ -356,10 +364,12 @@ static void job_mset(service *svc, call *c, l2 *conn)
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(MSET);
         r.mset = &mr;
-        call_reply(c, &r);
+        method_reply_written(svc, c, &r, m->ns, n, mset_key, m);
     } else {
-        call_send(c); /* method_replicated()'s answer, now that m is no longer read */
+        /* method_replicated()'s answer, now that m is no longer read */
+        method_send_written(svc, c, m->ns, n, mset_key, m);
     }
+    method_publish_end(svc);
     free(msg);
     free(e);
     free(tickets);
