@@ -160,11 +160,25 @@ class MSetEntry(_message.Message):
     value: bytes
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
+class MSetFailure(_message.Message):
+    __slots__ = ["code", "index", "maybe_stored", "message"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAYBE_STORED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: Code
+    index: _containers.RepeatedScalarFieldContainer[int]
+    maybe_stored: bool
+    message: str
+    def __init__(self, index: _Optional[_Iterable[int]] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., maybe_stored: bool = ...) -> None: ...
+
 class MSetReply(_message.Message):
-    __slots__ = ["stored"]
+    __slots__ = ["failed", "stored"]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
+    failed: _containers.RepeatedCompositeFieldContainer[MSetFailure]
     stored: int
-    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+    def __init__(self, stored: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[MSetFailure, _Mapping]]] = ...) -> None: ...
 
 class MSetRequest(_message.Message):
     __slots__ = ["entries", "ns"]
