@@ -290,6 +290,10 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
             if (n < 0)
                 break;
             cl->counts.moved++;
+            /* a second MOVED: the nodes disagree for a moment (a slot's
+             * SETSLOT NODE reached one and not yet the other): let them agree */
+            if (i > 0)
+                sleep_ms(10 << (i < 4 ? i : 4));
             cl->owner[to % KS_SLOTS] = (int16_t)n;
             l2cluster_reload(cl); /* the rest of the map has likely moved too */
             cl->owner[to % KS_SLOTS] = (int16_t)n; /* what the node said wins */
@@ -306,8 +310,11 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
             sleep_ms(10 << (i < 4 ? i : 4));
             c = l2cluster_conn(cl, slot);
         } else if (strncmp(e, "CLUSTERDOWN", 11) == 0) {
+            /* a failover under way: the map is likely to change */
+            cl->counts.tryagain++;
+            sleep_ms(10 << (i < 4 ? i : 4));
             cl->loaded = 0;
-            return NULL;
+            c = l2cluster_conn(cl, slot);
         } else {
             return NULL; /* Redis's own error: the caller's */
         }

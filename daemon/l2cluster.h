@@ -7,7 +7,10 @@
  * (the slot is being migrated, and this key is already on the target) sends
  * ASKING then the command on the target, once, leaving the map as it is; a
  * TRYAGAIN (a multi-key command whose keys the migration split) waits a
- * moment and sends it again. At most L2CLUSTER_REDIRECTS redirections per
+ * moment and sends it again, as does a second MOVED for one command (the
+ * nodes disagree while a migration's SETSLOT NODE reaches them one by
+ * one) and a CLUSTERDOWN (a failover under way; the map is loaded again
+ * first). At most L2CLUSTER_REDIRECTS redirections per
  * command. A connection that fails makes the next command reload the map
  * first (the master may have failed over to its replica). A handle is used
  * by one thread at a time, like an l2conn. */
@@ -29,7 +32,7 @@ typedef struct l2cluster l2cluster;
 typedef struct l2cluster_counts {
     uint64_t moved;    /* MOVED answers followed */
     uint64_t asked;    /* ASK answers followed */
-    uint64_t tryagain; /* TRYAGAIN answers waited out */
+    uint64_t tryagain; /* TRYAGAIN and CLUSTERDOWN answers waited out */
     uint64_t reloads;  /* slot maps loaded */
 } l2cluster_counts;
 

@@ -24,77 +24,9 @@
 static h_redis node[2 * MASTERS];
 static int nnodes;
 
-static void node_start(h_redis *r)
-{
-    memset(r, 0, sizeof *r);
-    snprintf(r->dir, sizeof r->dir, "/tmp/nc-test-cluster-XXXXXX");
-    cr_assert_not_null(mkdtemp(r->dir));
-    r->port = h_free_port();
-    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
-    char port[16], bus[16], log[300];
-    snprintf(port, sizeof port, "%d", r->port);
-    /* the bus port, since a free port may be above 55535 (port + 10000) */
-    snprintf(bus, sizeof bus, "%d", h_free_port());
-    snprintf(log, sizeof log, "%s/redis.log", r->dir);
-    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--cluster-enabled",
-                    "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
-                    "2000", "--dir", r->dir, "--save", "", "--appendonly", "no", NULL};
-    FILE *f = fopen(log, "w");
-    cr_assert_not_null(f);
-    r->pid = h_spawn(argv, -1, fileno(f), fileno(f));
-    fclose(f);
-    for (int i = 0; i < 200; i++) {
-        char *pong = h_redis_cmd(r, "PING", NULL);
-        int up = strcmp(pong, "PONG") == 0;
-        free(pong);
-        if (up)
-            return;
-        h_sleep_ms(20);
-    }
-    cr_assert_fail("a cluster node did not start (see %s)", log);
-}
-
-static int cluster_ok(const h_redis *r)
-{
-    char *info = h_redis_cmd(r, "CLUSTER", "INFO", NULL);
-    int ok = strstr(info, "cluster_state:ok") != NULL;
-    free(info);
-    return ok;
-}
-
-/* MASTERS masters and, with `replicas`, one replica each. */
 static void cluster_make(int replicas)
 {
-    char addr[2 * MASTERS][32];
-    char *argv[20] = {"redis-cli", "--cluster", "create"};
-    int a = 3;
-    nnodes = replicas ? 2 * MASTERS : MASTERS;
-    for (int i = 0; i < nnodes; i++) {
-        node_start(&node[i]);
-        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", node[i].port);
-        argv[a++] = addr[i];
-    }
-    if (replicas) {
-        argv[a++] = "--cluster-replicas";
-        argv[a++] = "1";
-    }
-    argv[a++] = "--cluster-yes";
-    argv[a] = NULL;
-    char *out = NULL, *err = NULL;
-    size_t len = 0;
-    int rc = h_run(argv, NULL, 0, &out, &len, &err);
-    cr_assert_eq(rc, 0, "redis-cli --cluster create: %s %s", out, err);
-    free(out);
-    free(err);
-    for (int i = 0; i < 500; i++) {
-        int ok = 1;
-        for (int j = 0; j < nnodes; j++)
-            ok = ok && cluster_ok(&node[j]);
-        if (ok)
-            return;
-        h_sleep_ms(20);
-    }
-    cr_assert_fail("the cluster did not reach cluster_state:ok");
+    nnodes = h_cluster_start(node, MASTERS, replicas);
 }
 
 static void cluster_start(void)
@@ -109,8 +41,7 @@ static void cluster_start_replicated(void)
 
 static void cluster_stop(void)
 {
-    for (int i = 0; i < nnodes; i++)
-        h_redis_cleanup(&node[i]);
+    h_cluster_stop(node, nnodes);
 }
 
 TestSuite(cluster, .init = cluster_start, .fini = cluster_stop, .timeout = 60);
