@@ -1,6 +1,7 @@
 /* l2cluster: routing over a Redis Cluster, on top of l2conn (hiredis 0.14
  * knows no Cluster). A handle keeps the slot map (which master serves each
- * of the 16384 slots, from CLUSTER SLOTS) and one l2conn per master, and
+ * of the 16384 slots, from CLUSTER SHARDS, or CLUSTER SLOTS where a node
+ * refuses that) and one l2conn per master, and
  * sends each command to the master of its key's slot (keyspace's
  * ks_slot()). A MOVED answer (the slot has moved for good) records the new
  * owner, reloads the whole map and sends the command again; an ASK answer
@@ -48,7 +49,8 @@ void l2cluster_destroy(l2cluster *cl);
  * those made later included. */
 void l2cluster_set_setup(l2cluster *cl, l2conn_setup_fn fn, void *arg);
 
-/* Loads the slot map from the first node that answers CLUSTER SLOTS: the
+/* Loads the slot map from the first node that answers CLUSTER SHARDS (or,
+ * once one refused it, CLUSTER SLOTS): the
  * masters known, then the URL's nodes. Returns L2_OK, or L2_EDOWN with the
  * reason in l2cluster_error(). */
 l2_status l2cluster_reload(l2cluster *cl);

@@ -125,6 +125,49 @@ Test(cluster, every_key_goes_to_its_masters_and_a_namespace_lands_on_every_maste
     l2cluster_destroy(cl);
 }
 
+/* How many times the masters ran CLUSTER `sub` since their start. */
+static long cluster_calls(const char *sub)
+{
+    long calls = 0;
+    char want[64];
+    snprintf(want, sizeof want, "cmdstat_cluster|%s:calls=", sub);
+    for (int i = 0; i < MASTERS; i++) {
+        char *info = h_redis_cmd(&node[i], "INFO", "commandstats", NULL);
+        const char *at = strstr(info, want);
+        calls += at != NULL ? atol(at + strlen(want)) : 0;
+        free(info);
+    }
+    return calls;
+}
+
+Test(cluster, the_slot_map_comes_from_cluster_shards_or_cluster_slots_where_that_is_refused)
+{
+    const char *masters[8];
+    long slots = cluster_calls("slots");
+    l2cluster *cl = handle();
+    cr_assert_eq(l2cluster_reload(cl), L2_OK, "%s", l2cluster_error(cl));
+    cr_expect_eq(l2cluster_masters(cl, masters, 8), MASTERS);
+    cr_expect_gt(cluster_calls("shards"), 0);
+    cr_expect_eq(cluster_calls("slots"), slots, "SHARDS answered: no SLOTS asked");
+    l2cluster_destroy(cl);
+    /* CLUSTER SHARDS refused, as on Redis before 7.0 */
+    for (int i = 0; i < MASTERS; i++)
+        free(h_redis_cmd(&node[i], "ACL", "SETUSER", "default", "-cluster|shards", NULL));
+    char buf[16];
+    cl = handle();
+    cr_assert_eq(l2cluster_reload(cl), L2_OK, "%s", l2cluster_error(cl));
+    cr_expect_eq(l2cluster_masters(cl, masters, 8), MASTERS);
+    cr_expect_gt(cluster_calls("slots"), slots, "the map came from CLUSTER SLOTS");
+    for (int k = 0; k < 20; k++) { /* and routes every key to its master */
+        char key[16];
+        snprintf(key, sizeof key, "s%d", k);
+        set(cl, key, "v");
+        cr_expect_str_eq(get(cl, key, buf, sizeof buf), "v");
+    }
+    cr_expect_eq(l2cluster_counters(cl).moved, 0);
+    l2cluster_destroy(cl);
+}
+
 Test(cluster, an_unreachable_cluster_is_an_error_naming_it)
 {
     config_redis_url u;
