@@ -5,6 +5,7 @@
  * finish. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -329,8 +330,20 @@ out:
     return code;
 }
 
+/* Values up to max_value_size (1 MiB by default) churn through L1. glibc
+ * mmaps a block above M_MMAP_THRESHOLD and unmaps it when freed, but by
+ * default it raises that threshold to the size of every mmapped block freed:
+ * after the first 1 MiB value, 1 MiB blocks come from the threads' heaps,
+ * whose holes stay resident. RSS then reached 85 MiB for a 32 MiB L1 (test
+ * `churn`); a fixed threshold keeps it at 38. */
+static void heap_setup(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int main(int argc, char **argv)
 {
+    heap_setup();
     config cfg;
     config_redis_url url;
     char err[1024];
