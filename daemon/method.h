@@ -129,6 +129,9 @@ void method_publish_end(service *svc);
  * publisher. */
 const char *method_script_channel(const service *svc);
 
+/* Whether the channel is a Cluster's sharded channel (pub_sharded()). */
+int method_sharded(const service *svc);
+
 /* Sends the prepared reply of a write that ran in Redis, naming n keys of
  * ns: at once when its script published them, else once the publisher's
  * batch did. */
