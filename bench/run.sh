@@ -344,6 +344,9 @@ kept_node=$(sed -n '/^<!-- node-bench:begin -->$/,/^<!-- node-bench:end -->$/p' 
 # So is the Go client's (bench/go/run.sh measures it), when it is there.
 gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
+# And the fan-out section (bench/fanout.sh measures it).
+fanoutkept=$(sed -n '/^<!-- fanout-bench:begin -->$/,/^<!-- fanout-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$fanoutkept")" = '<!-- fanout-bench:end -->' ] || fanoutkept=
 {
   cat <<EOF
 # Benchmarks
@@ -516,6 +519,7 @@ EOF
   printf '%s\n\n' "$kept"
   [ -z "$kept_node" ] || printf '%s\n\n' "$kept_node"
   [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
+  [ -z "$fanoutkept" ] || printf '%s\n\n' "$fanoutkept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 

@@ -331,6 +331,7 @@ typedef struct nc_ns_stat {
     int truncated; /* ns is the name's first 128 bytes */
     uint64_t hits, misses;           /* the daemon's Gets */
     uint64_t near_hits, near_misses; /* the near tiers' lookups, as clients report them */
+    uint64_t acl_denied;             /* requests answered PERMISSION_DENIED by the acl rules */
 } nc_ns_stat;
 
 /* nc_stats() that also reads the namespaces' rows, from the same reply:

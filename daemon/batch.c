@@ -318,17 +318,20 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
 static void mset_fail(service *svc, call *c, l2 *conn, l2_status rv, const l2_mset_result *res)
 {
     char text[700];
+    const pb_mset_request *m = call_request(c)->mset;
+    size_t n = m->n_entries;
     if (res->fail == NULL || res->nfails == 0) { /* out of memory before any script */
+        method_publish_unknown(svc, conn, m->ns, n, mset_key, m, 0);
         method_fail_l2(svc, c, conn, rv);
         return;
     }
-    size_t n = call_request(c)->mset->n_entries;
     pb_mset_failure *f = calloc(res->nfails, sizeof *f);
     pb_mset_failure **fp = calloc(res->nfails, sizeof *fp);
     uint32_t *index = calloc(n ? n : 1, sizeof *index);
     char(*msg)[sizeof text] = calloc(res->nfails, sizeof *msg);
     if (f == NULL || fp == NULL || index == NULL || msg == NULL) {
         free(f), free(fp), free(index), free(msg);
+        method_publish_unknown(svc, conn, m->ns, n, mset_key, m, 1);
         method_fail_l2(svc, c, conn, rv);
         return;
     }
@@ -356,7 +359,13 @@ static void mset_fail(service *svc, call *c, l2 *conn, l2_status rv, const l2_ms
     r.message = text;
     r.result_case = RESULT(MSET);
     r.mset = &mr;
-    call_reply(c, &r);
+    int maybe = res->stored > 0;
+    for (size_t j = 0; j < res->nfails; j++)
+        maybe |= f[j].maybe_stored;
+    if (maybe) /* answered once what may be stored is announced */
+        method_reply_written(svc, c, &r, m->ns, n, mset_key, m);
+    else
+        call_reply(c, &r);
     free(f), free(fp), free(index), free(msg);
 }
 
@@ -365,16 +374,19 @@ static void job_mset(service *svc, call *c, l2 *conn)
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
     int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
-    if (budget == 0)
+    if (budget == 0 || method_publish_begin(svc, c) != 0)
         return;
+    const char *channel = method_script_channel(svc); /* "": the publisher's batch */
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
-    uint8_t *msg = e != NULL && tickets != NULL
+    uint8_t *msg = e == NULL || tickets == NULL ? NULL
+                   : channel[0] != '\0'
                        ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, 0, &len)
-                       : NULL;
+                       : calloc(1, 1);
     if (msg == NULL) {
         free(e);
         free(tickets);
+        method_publish_end(svc);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
@@ -389,13 +401,17 @@ static void job_mset(service *svc, call *c, l2 *conn)
         }
     }
     uint64_t seq = coh_next_seq(svc->coh, l2_stream(conn)), version = 0;
-    l2_msg lm = {svc->channel, msg, len};
+    l2_msg lm = {channel, msg, len};
     l2_key rk = method_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
     l2_mset_result res;
     int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version, &res);
-    /* a slot stored is a message published (each slot's script sends it) */
-    method_settle_seq(svc, conn, seq, res.stored > 0);
+    /* a slot stored is a message published (each slot's script sends it,
+     * or the publisher's batch does) */
+    if (channel[0] != '\0')
+        method_settle_seq(svc, conn, seq, res.stored > 0);
+    else if (res.stored > 0)
+        stats_inc(&svc->st->invalidations_sent);
     if (res.stored > 0)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
     /* the entries of a partial MSet stay in L1 unless a WAIT was asked for
@@ -411,10 +427,12 @@ static void job_mset(service *svc, call *c, l2 *conn)
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(MSET);
         r.mset = &mr;
-        call_reply(c, &r);
+        method_reply_written(svc, c, &r, m->ns, n, mset_key, m);
     } else {
-        call_send(c); /* method_replicated()'s answer, now that m is no longer read */
+        /* method_replicated()'s answer, now that m is no longer read */
+        method_send_written(svc, c, m->ns, n, mset_key, m);
     }
+    method_publish_end(svc);
     l2_mset_result_free(&res);
     free(msg);
     free(e);

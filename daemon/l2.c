@@ -21,8 +21,10 @@
  * {version}: the caller builds the keys under that one and runs it again
  * (the read lane's optimistic check, inside one script). So a write never
  * lands under a version that a bump has retired, and every script returns
- * the version it used. A write and its invalidation message are one
- * script, so the message is published if and only if the write happened.
+ * the version it used. With inval_batch = off a write and its invalidation
+ * message are one script, so the message is published if and only if the
+ * write happened; with it on (an empty channel), the daemon's publisher
+ * sends the message after the script answered (publish.h).
  *
  * A namespace version never goes back. Redis can lose the version key
  * (eviction under an allkeys-* policy, FLUSHALL, a failover to a replica
@@ -53,6 +55,12 @@
 #define NOW_MS                                                                                     \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
+
+/* A write's invalidation: PUBLISH ARGV[ch] ARGV[msg], unless the channel is
+ * empty (inval_batch = on: the daemon's publisher sends it in a batch once
+ * the script has answered). */
+#define PUBLISH(ch, msg)                                                                           \
+    "if ARGV[" ch "] ~= '' then redis.call('PUBLISH', ARGV[" ch "], ARGV[" msg "]) end "
 
 /* An entry's keys after KEYS[1], in the scripts' order. */
 #define ENTRY_KEYS 4
@@ -114,16 +122,16 @@ static const char *const script_text[NSCRIPTS] = {
     "               string.format('%d', ttl + swr)) "
     "  else redis.call('DEL', swr_k) end "
     "end "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, 1}",
+    PUBLISH("4", "5") "return {v, 1}",
     /* ARGV: version channel message token floor -> {version, deleted}. With
      * a token, only that lease is released (deleted = whether it was). */
     [SCRIPT_DEL] = VERSION VERSION_CHECK ENTRY
     "if ARGV[4] ~= '' then "
     "  if redis.call('GET', lease_k) ~= ARGV[4] then return {v, 0} end "
-    "  redis.call('DEL', lease_k) redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1} "
+    "  redis.call('DEL', lease_k) " PUBLISH("2", "3") "return {v, 1} "
     "end "
     "local n = redis.call('DEL', k) redis.call('DEL', lease_k, neg_k, swr_k) "
-    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, n}",
+    PUBLISH("2", "3") "return {v, n}",
     /* KEYS: the version only. ARGV: from channel message floor -> {version,
      * bumped}: from + 1 and 1 when Redis held `from` (the message, built by
      * the daemon, names from + 1); what it holds and 0 otherwise, writing and
@@ -160,7 +168,7 @@ static const char *const script_text[NSCRIPTS] = {
     "  redis.call('SET', KEYS[b], ARGV[4 + 2 * i], 'PX', ARGV[5 + 2 * i]) "
     "  redis.call('DEL', KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]) "
     "end "
-    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return v",
+    PUBLISH("2", "3") "return v",
     /* KEYS: the version only, on a Cluster. ARGV: unused make(0/1) floor ->
      * the version, made when missing if make is 1, else '0' */
     [SCRIPT_VERSION] = VERSION_READ "if not v and ARGV[2] ~= '1' then return '0' end " VERSION_MAKE

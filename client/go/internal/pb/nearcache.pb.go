@@ -1221,8 +1221,10 @@ type NamespaceStat struct {
 	Truncated bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // ns is the name's first 128 bytes
 	// Lookups of the clients' near tiers in this namespace, from their
 	// NearReports (0 when no client reports namespaces).
-	NearHits      uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
-	NearMisses    uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	NearHits   uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
+	NearMisses uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	// Requests of this namespace answered PERMISSION_DENIED by the acl rules.
+	AclDenied     uint64 `protobuf:"varint,8,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1304,13 @@ func (x *NamespaceStat) GetNearHits() uint64 {
 func (x *NamespaceStat) GetNearMisses() uint64 {
 	if x != nil {
 		return x.NearMisses
+	}
+	return 0
+}
+
+func (x *NamespaceStat) GetAclDenied() uint64 {
+	if x != nil {
+		return x.AclDenied
 	}
 	return 0
 }
@@ -2206,7 +2215,8 @@ type Invalidation struct {
 	BumpNs        []byte                 `protobuf:"bytes,5,opt,name=bump_ns,json=bumpNs,proto3" json:"bump_ns,omitempty"`                 // a namespace bump: the namespace...
 	BumpVersion   uint64                 `protobuf:"varint,6,opt,name=bump_version,json=bumpVersion,proto3" json:"bump_version,omitempty"` // ...and its new version (appended by the script)
 	FlushAll      bool                   `protobuf:"varint,7,opt,name=flush_all,json=flushAll,proto3" json:"flush_all,omitempty"`
-	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"` // with keys too: a batch that also serves as a heartbeat
+	Bye           bool                   `protobuf:"varint,9,opt,name=bye,proto3" json:"bye,omitempty"`            // the publisher stopped cleanly; nothing of it follows
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2295,6 +2305,13 @@ func (x *Invalidation) GetHeartbeat() *Heartbeat {
 		return x.Heartbeat
 	}
 	return nil
+}
+
+func (x *Invalidation) GetBye() bool {
+	if x != nil {
+		return x.Bye
+	}
+	return false
 }
 
 type KeyRef struct {
@@ -2489,7 +2506,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\fStatsRequest\"0\n" +
 	"\x04Stat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value\"\xbd\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\xdc\x01\n" +
 	"\rNamespaceStat\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
@@ -2498,7 +2515,9 @@ const file_nearcache_proto_rawDesc = "" +
 	"\ttruncated\x18\x05 \x01(\bR\ttruncated\x12\x1b\n" +
 	"\tnear_hits\x18\x06 \x01(\x04R\bnearHits\x12\x1f\n" +
 	"\vnear_misses\x18\a \x01(\x04R\n" +
-	"nearMisses\"s\n" +
+	"nearMisses\x12\x1d\n" +
+	"\n" +
+	"acl_denied\x18\b \x01(\x04R\taclDenied\"s\n" +
 	"\n" +
 	"StatsReply\x12(\n" +
 	"\x05stats\x18\x01 \x03(\v2\x12.nearcache.v1.StatR\x05stats\x12;\n" +
@@ -2562,7 +2581,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x06misses\x18\x03 \x01(\x04R\x06misses\"2\n" +
 	"\x0fNearReportReply\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
-	"intervalMs\"\x8a\x02\n" +
+	"intervalMs\"\x9c\x02\n" +
 	"\fInvalidation\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\rR\x06stream\x12\x10\n" +
@@ -2571,7 +2590,8 @@ const file_nearcache_proto_rawDesc = "" +
 	"\abump_ns\x18\x05 \x01(\fR\x06bumpNs\x12!\n" +
 	"\fbump_version\x18\x06 \x01(\x04R\vbumpVersion\x12\x1b\n" +
 	"\tflush_all\x18\a \x01(\bR\bflushAll\x125\n" +
-	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\"*\n" +
+	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\x12\x10\n" +
+	"\x03bye\x18\t \x01(\bR\x03bye\"*\n" +
 	"\x06KeyRef\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"E\n" +

@@ -1072,6 +1072,7 @@ $root.nearcache = (function() {
             NamespaceStat.prototype.truncated = false;
             NamespaceStat.prototype.nearHits = 0;
             NamespaceStat.prototype.nearMisses = 0;
+            NamespaceStat.prototype.aclDenied = 0;
 
             NamespaceStat.create = function create(properties) {
                 return new NamespaceStat(properties);
@@ -1098,6 +1099,8 @@ $root.nearcache = (function() {
                     writer.uint32(48).uint64(message.nearHits);
                 if (message.nearMisses != null && Object.hasOwnProperty.call(message, "nearMisses"))
                     writer.uint32(56).uint64(message.nearMisses);
+                if (message.aclDenied != null && Object.hasOwnProperty.call(message, "aclDenied"))
+                    writer.uint32(64).uint64(message.aclDenied);
                 return writer;
             };
 
@@ -1150,6 +1153,10 @@ $root.nearcache = (function() {
                         }
                     case 7: {
                             message.nearMisses = reader.uint64();
+                            break;
+                        }
+                    case 8: {
+                            message.aclDenied = reader.uint64();
                             break;
                         }
                     default:
@@ -2449,6 +2456,7 @@ $root.nearcache = (function() {
             Invalidation.prototype.bumpVersion = 0;
             Invalidation.prototype.flushAll = false;
             Invalidation.prototype.heartbeat = null;
+            Invalidation.prototype.bye = false;
 
             Invalidation.create = function create(properties) {
                 return new Invalidation(properties);
@@ -2478,6 +2486,8 @@ $root.nearcache = (function() {
                     writer.uint32(56).bool(message.flushAll);
                 if (message.heartbeat != null && Object.hasOwnProperty.call(message, "heartbeat"))
                     $root.nearcache.v1.Heartbeat.encode(message.heartbeat, writer.uint32(66).fork(), q + 1).ldelim();
+                if (message.bye != null && Object.hasOwnProperty.call(message, "bye"))
+                    writer.uint32(72).bool(message.bye);
                 return writer;
             };
 
@@ -2536,6 +2546,10 @@ $root.nearcache = (function() {
                         }
                     case 8: {
                             message.heartbeat = $root.nearcache.v1.Heartbeat.decode(reader, reader.uint32(), undefined, long + 1);
+                            break;
+                        }
+                    case 9: {
+                            message.bye = reader.bool();
                             break;
                         }
                     default:
