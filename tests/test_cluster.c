@@ -535,6 +535,15 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
     }
     for (int i = 0; i < MASTERS; i++)
         cr_expect_gt(dbsize(&node[i]), 20, "master %d holds %ld keys", i, dbsize(&node[i]));
+    /* the keys the others wrote miss node 0's L1: read on the lane of
+     * their master, under the version node 0 learned from its own writes */
+    for (int i = 1; i < 150; i += 3) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        cr_expect(get_becomes(c[0], key, "x"), "%s", key);
+    }
+    cr_expect_gt(h_stat(c[0], "redis_lane_reads"), 20, "a read lane per master");
+    cr_expect_eq(h_stat(c[0], "redis_lane_up"), 1);
     /* MGet across slots, in the caller's order */
     nc_bytes keys[] = {NC_STR("k3"), NC_STR("a"), NC_STR("nope"), NC_STR("k140"), NC_STR("k9")};
     nc_item *items = NULL;
