@@ -61,7 +61,7 @@
 
 enum call_phase { CALL_RECV, CALL_SEND, CALL_PARKED };
 
-#define MAX_STOPPED 16 /* replaced listeners kept open; beyond, the oldest is closed */
+#define MAX_KEPT 16 /* replaced listeners kept open; beyond, the oldest is closed */
 
 struct call {
     server *srv;
@@ -83,8 +83,13 @@ struct server {
     server_options opt;
     nng_socket sock;
     nng_listener listener;
-    nng_listener stopped[MAX_STOPPED]; /* listeners the watchdog replaced, kept open */
-    size_t nstopped;
+    struct kept {
+        nng_listener l;
+        int live; /* its connections */
+    } lst[MAX_KEPT + 2]; /* ipc:// listeners: those replaced, kept open, then the current one */
+    size_t nlst;
+    pthread_mutex_t lst_mu;
+    atomic_uint_fast64_t own_pipes; /* connections from this process added */
     struct call *calls;
     size_t ncalls;
     atomic_size_t busy;
@@ -362,6 +367,24 @@ static void call_cb(void *arg)
     atomic_fetch_sub(&s->busy, 1);
 }
 
+/* nng_pipe_notify() callback, on nng's threads: counts each listener's
+ * connections (ADD_PRE comes first; REM_POST comes only after it), and the
+ * watchdog's own (the peer is this process). */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    server *s = arg;
+    uint64_t pid;
+    if (ev == NNG_PIPE_EV_ADD_PRE && nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
+        pid == (uint64_t)getpid())
+        atomic_fetch_add(&s->own_pipes, 1);
+    int id = nng_listener_id(nng_pipe_listener(p));
+    pthread_mutex_lock(&s->lst_mu);
+    for (size_t i = 0; i < s->nlst; i++)
+        if (nng_listener_id(s->lst[i].l) == id)
+            s->lst[i].live += ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
+    pthread_mutex_unlock(&s->lst_mu);
+}
+
 /* Gives the socket file to opt.socket_gid as opt.set_group says. No
  * chown(2) when the group is right already: the systemd unit denies it. */
 static int give_group(server *s, char *err, size_t errlen)
@@ -390,11 +413,19 @@ static int start_listener(server *s, char *err, size_t errlen)
     int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
     int mode = s->opt.socket_mode != 0 ? (int)s->opt.socket_mode : 0660;
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
-    if (rv == 0 && ipc)
+    if (rv == 0 && ipc) { /* counted (on_pipe()) from its first connection on */
         rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, mode);
+        pthread_mutex_lock(&s->lst_mu);
+        s->lst[s->nlst++] = (struct kept){s->listener, 0};
+        pthread_mutex_unlock(&s->lst_mu);
+    }
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
     if (rv != 0) {
+        pthread_mutex_lock(&s->lst_mu);
+        if (s->nlst > 0 && nng_listener_id(s->lst[s->nlst - 1].l) == nng_listener_id(s->listener))
+            s->nlst--;
+        pthread_mutex_unlock(&s->lst_mu);
         explain_listen(s->opt.url, rv, err, errlen);
         return rv;
     }
@@ -482,6 +513,10 @@ static int open_socket(server *s, char *err, size_t errlen)
     rv = nng_rep0_open(&s->sock);
     if (rv == 0)
         rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->opt.recv_max);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s);
     if (rv != 0) {
         snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
         return rv;
@@ -521,58 +556,81 @@ int server_probe(server *s)
     return ok;
 }
 
-/* Whether the ipc:// listener accepts: a raw connection that sends the
- * SP handshake of a REQ peer gets the listener's own back within
- * WATCHDOG_TIMEOUT_MS (nng sends it once it has accepted; no context is
- * involved). Returns 1 when it does, or when no probe could be made. */
-static int listener_accepts(const char *path)
+/* Whether the ipc:// listener takes connections: a raw one that sends the
+ * SP handshake is added to the socket (on_pipe() sees it) within
+ * WATCHDOG_TIMEOUT_MS. No context is involved: busy ones are no listener
+ * fault. (The handshake alone proves nothing: nng's transport accepts and
+ * negotiates on its own, and bug #1518 stops the socket's side.) Returns 1
+ * when it is, or when no probe could be made. */
+static int listener_takes(server *s)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", s->opt.url + 6);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 1; /* out of descriptors, say: not the listener's fault */
     static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 48 /* REQ */, 0, 0};
-    uint8_t back[8];
-    size_t got = 0;
+    uint64_t before = atomic_load(&s->own_pipes);
     int64_t give_up = units_now_ms() + WATCHDOG_TIMEOUT_MS;
     int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && /* EAGAIN: backlog full */
              send(fd, hello, sizeof hello, MSG_NOSIGNAL) == (ssize_t)sizeof hello;
-    while (ok && got < sizeof back) {
-        int64_t left = give_up - units_now_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+    while (ok && atomic_load(&s->own_pipes) == before)
+        if (units_now_ms() >= give_up)
             ok = 0;
-            break;
-        }
-        ssize_t n = recv(fd, back + got, sizeof back - got, 0);
-        if (n <= 0)
-            ok = n < 0 && errno == EINTR;
         else
-            got += (size_t)n;
-    }
+            nng_msleep(5);
     close(fd);
-    return ok && back[1] == 'S' && back[2] == 'P';
+    return ok;
 }
 
-/* Starts a new listener in place of one that stopped accepting. An ipc://
- * one is kept open (its connections keep working) and its socket file
- * removed, so the new one binds a fresh file; past MAX_STOPPED kept, the
- * oldest is closed first. Another transport's is closed (it holds the
- * address). Watchdog thread. */
+/* Closes listener entry i of lst (lst_mu not held). nng removes the
+ * listener's socket file as it closes it, and that path is the current
+ * listener's too: the current file is moved aside meanwhile. */
+static void close_kept(server *s, size_t i)
+{
+    const char *path = s->opt.url + 6;
+    char aside[620];
+    snprintf(aside, sizeof aside, "%s.swap", path);
+    pthread_mutex_lock(&s->lst_mu);
+    nng_listener l = s->lst[i].l;
+    memmove(s->lst + i, s->lst + i + 1, (s->nlst - i - 1) * sizeof s->lst[0]);
+    s->nlst--;
+    pthread_mutex_unlock(&s->lst_mu);
+    int moved = rename(path, aside) == 0;
+    nng_listener_close(l);
+    if (moved && rename(aside, path) != 0)
+        log_error("cannot move the socket %s back in place: %s", aside, strerror(errno));
+}
+
+/* Closes the kept listeners whose connections have all gone: that frees
+ * what they still hold (connections nng negotiated but never handed on)
+ * without closing anyone's connection. Watchdog thread. */
+static void close_idle_kept(server *s)
+{
+    for (size_t i = 0; i + 1 < s->nlst;) { /* the last entry is the current listener */
+        pthread_mutex_lock(&s->lst_mu);
+        int idle = s->lst[i].live <= 0;
+        pthread_mutex_unlock(&s->lst_mu);
+        if (idle)
+            close_kept(s, i);
+        else
+            i++;
+    }
+}
+
+/* Starts a new listener in place of one that stopped taking connections.
+ * An ipc:// one is kept open (its connections keep working) until they
+ * have all gone, and its socket file removed, so that the new one binds a
+ * fresh file; past MAX_KEPT kept, the oldest is closed first. Another
+ * transport's is closed (it holds the address). Watchdog thread. */
 static void replace_listener(server *s)
 {
     char err[1500];
     if (strncmp(s->opt.url, "ipc://", 6) != 0) {
         nng_listener_close(s->listener);
     } else {
-        if (s->nstopped == MAX_STOPPED) {
-            nng_listener_close(s->stopped[0]); /* removes the socket file, as below */
-            memmove(s->stopped, s->stopped + 1, (MAX_STOPPED - 1) * sizeof s->stopped[0]);
-            s->nstopped--;
-        }
-        if (nng_listener_id(s->listener) > 0) /* not one that failed to start */
-            s->stopped[s->nstopped++] = s->listener;
+        if (s->nlst > MAX_KEPT)
+            close_kept(s, 0);
         unlink(s->opt.url + 6);
     }
     s->listener = (nng_listener)NNG_LISTENER_INITIALIZER;
@@ -594,7 +652,9 @@ static void *watchdog_main(void *arg)
         if (atomic_load(&s->stopping))
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
-        int fine = ipc ? listener_accepts(s->opt.url + 6) : server_probe(s);
+        int fine = ipc ? listener_takes(s) : server_probe(s);
+        if (ipc)
+            close_idle_kept(s);
         if (!fine && !atomic_load(&s->stopping)) {
             log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
                      "re-creating it",
@@ -628,6 +688,7 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
     }
     s->opt = *opt;
     s->lock_fd = -1;
+    pthread_mutex_init(&s->lst_mu, NULL);
     pthread_mutex_init(&s->watchdog_mu, NULL);
     units_cond_init(&s->watchdog_cv);
     int rv = open_socket(s, err, errlen);
@@ -749,6 +810,7 @@ int server_close(server *s, int64_t within_ms)
     drop_socket_lock(s); /* after the socket: the path is free only now */
     pthread_cond_destroy(&s->watchdog_cv);
     pthread_mutex_destroy(&s->watchdog_mu);
+    pthread_mutex_destroy(&s->lst_mu);
     free(s);
     return 0;
 }

@@ -227,7 +227,8 @@ Test(rogue, fd_exhaustion_keeps_connected_clients_answered_and_recovers, .timeou
         if (!ok)
             h_sleep_ms(100);
     }
-    cr_assert(ok, "no new client got an answer within 5 s of the fds coming back");
+    cr_assert(ok, "no new client got an answer within 5 s of the fds coming back; log:\n%s",
+              h_read_file(d->log, NULL));
     nc_close(c);
     h_fleet_stop(&f);
 }
