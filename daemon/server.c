@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -90,6 +91,7 @@ struct server {
     size_t nlst;
     pthread_mutex_t lst_mu;
     atomic_uint_fast64_t own_pipes; /* connections from this process added */
+    int live, live_peak; /* connections, and the most since the last trim (lst_mu) */
     struct call *calls;
     size_t ncalls;
     atomic_size_t busy;
@@ -110,6 +112,7 @@ struct server {
 #define WATCHDOG_INTERVAL_MS 1000
 #define WATCHDOG_TIMEOUT_MS  1000
 #define REPLY_TAKE_MS        1000 /* for a connection to take a reply */
+#define TRIM_AFTER           1000 /* connections closed before free memory is given back */
 
 const pb_request *call_request(const call *c)
 {
@@ -368,8 +371,8 @@ static void call_cb(void *arg)
 }
 
 /* nng_pipe_notify() callback, on nng's threads: counts each listener's
- * connections (ADD_PRE comes first; REM_POST comes only after it), and the
- * watchdog's own (the peer is this process). */
+ * connections (ADD_PRE comes first; REM_POST comes only after it), all of
+ * them and their peak, and the watchdog's own (the peer is this process). */
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     server *s = arg;
@@ -377,11 +380,15 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (ev == NNG_PIPE_EV_ADD_PRE && nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
         pid == (uint64_t)getpid())
         atomic_fetch_add(&s->own_pipes, 1);
-    int id = nng_listener_id(nng_pipe_listener(p));
+    int id = nng_listener_id(nng_pipe_listener(p)), up = ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
     pthread_mutex_lock(&s->lst_mu);
     for (size_t i = 0; i < s->nlst; i++)
-        if (nng_listener_id(s->lst[i].l) == id)
-            s->lst[i].live += ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
+        if (nng_listener_id(s->lst[i].l) == id) {
+            s->lst[i].live += up;
+            s->live += up;
+            if (s->live > s->live_peak)
+                s->live_peak = s->live;
+        }
     pthread_mutex_unlock(&s->lst_mu);
 }
 
@@ -642,6 +649,21 @@ static void replace_listener(server *s)
     s->listener_restarts++;
 }
 
+/* Gives the allocator's free memory back to the system (malloc_trim())
+ * once the connections counted by on_pipe() fell by TRIM_AFTER from their
+ * peak: nng frees a closed connection's few KiB on its own threads'
+ * arenas, which glibc keeps. Watchdog thread. */
+static void trim_after_closes(server *s)
+{
+    pthread_mutex_lock(&s->lst_mu);
+    int trim = s->live_peak - s->live >= TRIM_AFTER;
+    if (trim)
+        s->live_peak = s->live;
+    pthread_mutex_unlock(&s->lst_mu);
+    if (trim)
+        malloc_trim(0);
+}
+
 static void *watchdog_main(void *arg)
 {
     server *s = arg;
@@ -653,8 +675,10 @@ static void *watchdog_main(void *arg)
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
         int fine = ipc ? listener_takes(s) : server_probe(s);
-        if (ipc)
+        if (ipc) {
             close_idle_kept(s);
+            trim_after_closes(s);
+        }
         if (!fine && !atomic_load(&s->stopping)) {
             log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
                      "re-creating it",
