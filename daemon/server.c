@@ -92,6 +92,7 @@ struct server {
     pthread_mutex_t lst_mu;
     atomic_uint_fast64_t own_pipes; /* connections from this process added */
     int live, live_peak; /* connections, and the most since the last trim (lst_mu) */
+    int trim_again;      /* trim at the next check too (lst_mu) */
     struct call *calls;
     size_t ncalls;
     atomic_size_t busy;
@@ -651,12 +652,14 @@ static void replace_listener(server *s)
 
 /* Gives the allocator's free memory back to the system (malloc_trim())
  * once the connections counted by on_pipe() fell by TRIM_AFTER from their
- * peak: nng frees a closed connection's few KiB on its own threads'
- * arenas, which glibc keeps. Watchdog thread. */
+ * peak, and again at the next check (nng frees a connection after it is
+ * counted gone): nng frees a closed connection's few KiB on its own
+ * threads' arenas, which glibc keeps. Watchdog thread. */
 static void trim_after_closes(server *s)
 {
     pthread_mutex_lock(&s->lst_mu);
-    int trim = s->live_peak - s->live >= TRIM_AFTER;
+    int trim = s->live_peak - s->live >= TRIM_AFTER || s->trim_again;
+    s->trim_again = s->live_peak - s->live >= TRIM_AFTER; /* nng's reaper may still be at it */
     if (trim)
         s->live_peak = s->live;
     pthread_mutex_unlock(&s->lst_mu);
