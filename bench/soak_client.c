@@ -21,27 +21,30 @@ static long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void usage(void)
+static void usage(FILE *to, int code)
 {
-    fprintf(stderr, "usage: nc-soak-client URL LOG writer|reader ID WRITERS KEYS RATE "
+    fprintf(to, "usage: nc-soak-client URL LOG writer|reader ID WRITERS KEYS RATE "
                     "NEAR_BYTES\n"
                     "  ID: this writer's number; WRITERS, KEYS: the keys readers read;\n"
-                    "  RATE: calls per second; NEAR_BYTES: 0 for no near tier\n");
-    exit(2);
+                    "  RATE: calls per second; NEAR_BYTES: 0 for no near tier\n"
+                    "(run by bench/soak.sh)\n");
+    exit(code);
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--help") == 0)
+        usage(stdout, 0);
     if (argc != 9)
-        usage();
+        usage(stderr, 2);
     const char *url = argv[1];
     int writer = strcmp(argv[3], "writer") == 0;
     if (!writer && strcmp(argv[3], "reader") != 0)
-        usage();
+        usage(stderr, 2);
     int id = atoi(argv[4]), writers = atoi(argv[5]), keys = atoi(argv[6]), rate = atoi(argv[7]);
     long near = atol(argv[8]);
     if (writers < 1 || keys < 1 || rate < 1 || near < 0)
-        usage();
+        usage(stderr, 2);
     FILE *log = fopen(argv[2], "a");
     if (log == NULL) {
         perror(argv[2]);

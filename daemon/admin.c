@@ -28,8 +28,8 @@ void admin_gauges(service *svc, stats_gauges *g)
         .l1_expired = (int64_t)ls.expired,
         .redis_connections_up = (int64_t)jobq_connected(svc->q),
         .redis_queue = (int64_t)jobq_waiting(svc->q),
-        .redis_lane_up = svc->lane != NULL && lane_up(svc->lane),
-        .redis_lane_reads = svc->lane != NULL ? (int64_t)lane_reads(svc->lane) : 0,
+        .redis_lane_up = lanes_up(svc->lanes),
+        .redis_lane_reads = (int64_t)lanes_reads(svc->lanes),
         .subscription_up = coh_subscribed_now(svc->coh),
         .l1_serving = coh_serving(svc->coh, now),
         .lease_waiting = svc->waits != NULL ? (int64_t)waits_parked(svc->waits) : 0,
@@ -104,6 +104,7 @@ static int ns_cells_fill(struct ns_cells *ns, nstop *t)
         cell->misses = ns->rows[i].misses;
         cell->near_hits = ns->rows[i].near_hits;
         cell->near_misses = ns->rows[i].near_misses;
+        cell->acl_denied = ns->rows[i].denied;
         ns->ptrs[i] = cell;
     }
     return 0;

@@ -13,7 +13,7 @@
 #include "coherence.h"
 #include "flight.h"
 #include "l2.h"
-#include "lane.h"
+#include "lanes.h"
 #include "service.h"
 #include "waits.h"
 
@@ -25,7 +25,7 @@ struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
-    lane *lane; /* plain Gets of known namespace versions; NULL once quiesced */
+    lanes *lanes; /* plain Gets of known namespace versions; NULL once quiesced */
     stats *st;
     coh *coh;
     flights *flights;

@@ -162,11 +162,25 @@ class MSetEntry(_message.Message):
     value: bytes
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
+class MSetFailure(_message.Message):
+    __slots__ = ["code", "index", "maybe_stored", "message"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAYBE_STORED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: Code
+    index: _containers.RepeatedScalarFieldContainer[int]
+    maybe_stored: bool
+    message: str
+    def __init__(self, index: _Optional[_Iterable[int]] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., maybe_stored: bool = ...) -> None: ...
+
 class MSetReply(_message.Message):
-    __slots__ = ["stored"]
+    __slots__ = ["failed", "stored"]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
+    failed: _containers.RepeatedCompositeFieldContainer[MSetFailure]
     stored: int
-    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+    def __init__(self, stored: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[MSetFailure, _Mapping]]] = ...) -> None: ...
 
 class MSetRequest(_message.Message):
     __slots__ = ["entries", "ns"]
@@ -177,7 +191,8 @@ class MSetRequest(_message.Message):
     def __init__(self, ns: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[MSetEntry, _Mapping]]] = ...) -> None: ...
 
 class NamespaceStat(_message.Message):
-    __slots__ = ["hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    __slots__ = ["acl_denied", "hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    ACL_DENIED_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +200,7 @@ class NamespaceStat(_message.Message):
     NS_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    acl_denied: int
     hits: int
     misses: int
     near_hits: int
@@ -192,7 +208,7 @@ class NamespaceStat(_message.Message):
     ns: bytes
     other: bool
     truncated: bool
-    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ...) -> None: ...
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ..., acl_denied: _Optional[int] = ...) -> None: ...
 
 class NearNamespaceReport(_message.Message):
     __slots__ = ["hits", "misses", "ns"]
