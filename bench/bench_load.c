@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cluster.h"
 #include "bench_paths.h"
+#include "keyspace.h"
 
 /* One spec of a run: a path, its threads and its results. */
 typedef struct spec {
@@ -212,7 +214,9 @@ static int open_workers(shared *sh, spec *sp, size_t n)
             w->id = t;
             w->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i * 1024 + (size_t)t + 1);
             if (w->p->kind == NC_HOT || w->p->kind == RAW_HOT)
-                w->want = w->p->near ? FROM_NEAR : w->p->where == AT_L2 ? FROM_L2 : FROM_L1;
+                w->want = w->p->near                                               ? FROM_NEAR
+                          : w->p->where == AT_L2 || w->p->where == AT_CLUSTER ? FROM_L2
+                                                                               : FROM_L1;
             if (path_open(w) != 0) {
                 fprintf(stderr, "nearcache-bench: %s: %s\n", sp[i].p->name, w->err);
                 return -1;
@@ -265,6 +269,22 @@ static int warm_daemon(const bench_opts *o, const char *url, int want_l1)
     return 0;
 }
 
+int bench_preload_version(const bench_opts *o, redisContext *rc, const char *url)
+{
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vlen = ks_nsver_key(vkey, o->prefix, NS, strlen(NS));
+    freeReplyObject(redisCommand(rc, "SET %b 1 NX", vkey, vlen));
+    redisReply *ver = redisCommand(rc, "GET %b", vkey, vlen);
+    int failed = ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0;
+    if (failed)
+        fprintf(stderr,
+                "nearcache-bench: preload %s: no version of namespace " NS
+                ", or another than the other Redis's\n",
+                url);
+    freeReplyObject(ver);
+    return failed;
+}
+
 int bench_preload(const bench_opts *o, const char *url)
 {
     char err[300], key[200];
@@ -280,18 +300,7 @@ int bench_preload(const bench_opts *o, const char *url)
     /* The daemons read a namespace only under the version Redis holds
      * (PREFIX:nsver:NS), which a first write makes: make it, as "1", unless
      * it is there, and write under it. */
-    int failed = 0;
-    redisReply *ver = redisCommand(rc, "SET %s:nsver:" NS " 1 NX", o->prefix);
-    freeReplyObject(ver);
-    ver = redisCommand(rc, "GET %s:nsver:" NS, o->prefix);
-    if (ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0) {
-        fprintf(stderr,
-                "nearcache-bench: preload %s: no version of namespace " NS
-                ", or another than the other Redis's\n",
-                url);
-        failed = 1;
-    }
-    freeReplyObject(ver);
+    int failed = bench_preload_version(o, rc, url);
     for (size_t i = 0; i < o->keys && !failed; i += 1000) {
         size_t end = i + 1000 < o->keys ? i + 1000 : o->keys;
         for (size_t k = i; k < end; k++) {
@@ -317,7 +326,7 @@ int bench_preload(const bench_opts *o, const char *url)
 /* Preloads the Redis servers and warms the daemons the specs need. */
 static int prepare(const bench_opts *o, spec *sp, size_t n)
 {
-    int need[5] = {0}, redis_local = 0, redis_remote = 0;
+    int need[AT_COUNT] = {0}, redis_local = 0, redis_remote = 0;
     for (size_t i = 0; i < n; i++) {
         need[sp[i].p->where] = 1;
         if (sp[i].p->where != AT_ECHO)
@@ -332,9 +341,15 @@ static int prepare(const bench_opts *o, spec *sp, size_t n)
         fprintf(stderr, "nearcache-bench: remote paths need --redis-remote\n");
         return -1;
     }
+    if (need[AT_CLUSTER] &&
+        (o->redis_cluster == NULL || bench_cluster_preload(o, o->redis_cluster) != 0)) {
+        fprintf(stderr, "nearcache-bench: cluster paths need --redis-cluster\n");
+        return -1;
+    }
     if ((need[AT_LOCAL] && o->url && warm_daemon(o, o->url, 1) != 0) ||
         (need[AT_L2] && o->url_l2 && warm_daemon(o, o->url_l2, 0) != 0) ||
-        (need[AT_REMOTE] && o->url_remote && warm_daemon(o, o->url_remote, 1) != 0))
+        (need[AT_REMOTE] && o->url_remote && warm_daemon(o, o->url_remote, 1) != 0) ||
+        (need[AT_CLUSTER] && o->url_cluster && warm_daemon(o, o->url_cluster, 0) != 0))
         return -1;
     return 0;
 }

@@ -30,9 +30,11 @@ enum kind {
     REDIS_MISS,
     REDIS_ZIPF,
     NC_MGET,
-    REDIS_MGET
+    REDIS_MGET,
+    NC_SET,
+    REDIS_SET
 };
-enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO };
+enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO, AT_CLUSTER, AT_COUNT };
 
 typedef struct path_def {
     const char *name;
@@ -68,6 +70,7 @@ typedef struct worker {
     int want; /* FROM_L1 or FROM_L2: time only the answers from there (0: all) */
     nc_client *nc;
     redisContext *rc;
+    struct bench_cluster *cl; /* AT_CLUSTER's direct paths: a connection per master */
     nng_socket sock;
     nng_ctx ctx;
     nng_aio *aio;
@@ -99,6 +102,10 @@ int path_server_pid(const shared *sh, const path_def *p);
 /* Connects to Redis at redis://HOST:PORT or unix://PATH. Returns the
  * context (caller frees it with redisFree()) or NULL, with err set. */
 redisContext *path_redis_connect(const char *url, char *err, size_t errlen);
+/* Makes the bench namespace's version "1" in Redis at rc unless it is
+ * there, and sets path_set_version() to what Redis holds (bench_load.c).
+ * Returns 0, or 1 after printing why (url names the Redis). */
+int bench_preload_version(const bench_opts *o, redisContext *rc, const char *url);
 /* Opens the worker's connection. Returns 0, or -1 with w->err set. */
 int path_open(worker *w);
 void path_close(worker *w);

@@ -22,11 +22,16 @@
 #include "metrics.h"
 #include "notify.h"
 #include "nstop.h"
+#include "publish.h"
 #include "ring.h"
 #include "server.h"
 #include "service.h"
 #include "subscriber.h"
 #include "units.h"
+
+/* How long nng may take to close the server's socket at the stop, when every
+ * reply is out: milliseconds, normally; past this it is stuck (server.c). */
+#define SERVER_CLOSE_MS 3000
 
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
@@ -102,6 +107,7 @@ typedef struct parts {
     jobq *q;
     service *svc;
     subscriber *sub;
+    publisher *pub;
     server *srv;
     ring *ring; /* the near tiers' ring, or NULL */
     struct status_parts status;
@@ -163,8 +169,19 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         log_error("%s", err);
         return -1;
     }
-    if ((rv = sub_create(&p->sub, cfg, url, service_channel(p->svc), service_node_id(p->svc),
-                         service_coherence(p->svc), p->q)) != 0) {
+    pub_times times = pub_timing(cfg);
+    coh_set_silence(service_coherence(p->svc), times.silence_ms);
+    if ((rv = pub_create(&p->pub, cfg, url, cfg->prefix, service_node_id(p->svc),
+                         (uint32_t)cfg->redis_connections, service_coherence(p->svc), p->q,
+                         &p->st)) != 0) {
+        log_error("cannot start the publisher: %s", strerror(rv));
+        return -1;
+    }
+    service_set_publisher(p->svc, p->pub);
+    char own[KS_OWN_CHANNEL_SIZE];
+    ks_own_channel(own, sizeof own, cfg->prefix, service_node_id(p->svc));
+    if ((rv = sub_create(&p->sub, cfg, url, service_channel(p->svc), own,
+                         service_coherence(p->svc))) != 0) {
         log_error("cannot start the subscriber: %s", strerror(rv));
         return -1;
     }
@@ -210,20 +227,27 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
  * lane and lease waits, whose calls go to the workers or are answered; the
  * workers, which answer every call still queued, through the server's
  * contexts), then the parts are freed; the ring last, when nothing can
- * publish to it any more. Accepts what setup() left half made. */
-static void teardown(parts *p)
+ * publish to it any more. Accepts what setup() left half made. Returns 0,
+ * or -1 when nng did not close the socket within SERVER_CLOSE_MS: then
+ * only the ring is closed, and the caller ends the process. */
+static int teardown(parts *p)
 {
     notify_destroy(p->sd);
     metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
     sub_destroy(p->sub);
     service_quiesce(p->svc);
     jobq_destroy(p->q);
-    server_destroy(p->srv);
+    pub_destroy(p->pub); /* after the workers: their last writes' batch, then the bye */
+    if (server_close(p->srv, SERVER_CLOSE_MS) != 0) {
+        ring_close(p->ring);
+        return -1;
+    }
     service_destroy(p->svc);
     l1_destroy(p->cache);
     ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
     hitwarn_destroy(p->hits);
     nstop_destroy(p->st.namespaces);
+    return 0;
 }
 
 /* Waits for a signal of `set`, checking the hit ratios every
@@ -324,7 +348,18 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
-    teardown(&p);
+    if (teardown(&p) != 0) {
+        /* Safe to leave now: the drain sent every reply that will be sent,
+         * the workers answered every call they held, each write that was
+         * acknowledged is in Redis, and the near tiers stopped trusting the
+         * ring at the drain's start (it is removed too). */
+        log_warn("nng did not close the socket within %d ms (nng 1.5.2 can hang there for good "
+                 "after closing a connection mid-message); exiting without it",
+                 SERVER_CLOSE_MS);
+        if (code == 0)
+            log_info("stopped");
+        _exit(code);
+    }
     if (code == 0)
         log_info("stopped");
     return code;

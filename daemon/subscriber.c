@@ -1,6 +1,6 @@
-/* The invalidation channel's reader and this node's heartbeat; see
- * subscriber.h. The reader blocks in redisGetReply() with a read timeout of
- * coherence_window; sub_destroy() wakes it by shutting its socket down. */
+/* The invalidation channel's reader; see subscriber.h. It blocks in
+ * redisGetReply() with a read timeout of coherence_window; sub_destroy()
+ * wakes it by shutting its socket down. */
 #include "subscriber.h"
 
 #include <errno.h>
@@ -19,21 +19,18 @@
 #include "units.h"
 
 #define RETRY_MAX_MS 2000 /* a lost subscription is missed L1: retry sooner */
-#define MAX_STREAMS  64
 
 struct subscriber {
     const config *cfg;
     config_redis_url url;
     char channel[KS_CHANNEL_SIZE];
-    char node_id[64];
+    char own[KS_OWN_CHANNEL_SIZE]; /* this node's heartbeats to itself */
     coh *coh;
-    jobq *q;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards ctx (for sub_destroy) and the heartbeat's sleep */
-    pthread_cond_t cv;
+    pthread_mutex_t mu; /* guards ctx (for sub_destroy) */
     redisContext *ctx;
-    pthread_t reader, beater;
-    int reader_started, beater_started;
+    pthread_t reader;
+    int reader_started;
     int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
@@ -43,17 +40,55 @@ static struct timeval tv_of(int64_t ms)
     return tv;
 }
 
+/* On a Cluster, a refusal "MOVED SLOT HOST:PORT": the channels' master is
+ * HOST:PORT. Dials it instead (as a one-node cluster URL). Returns the new
+ * context or NULL (err set). */
+static redisContext *dial_moved(subscriber *s, const char *moved, char *err, size_t errlen)
+{
+    const char *addr = strchr(moved + 6, ' '), *colon = addr ? strrchr(addr, ':') : NULL;
+    if (colon == NULL) {
+        snprintf(err, errlen, "unreadable redirection: %s", moved);
+        return NULL;
+    }
+    config_redis_url at = s->url;
+    at.nseeds = 1;
+    snprintf(at.seeds[0].host, sizeof at.seeds[0].host, "%.*s", (int)(colon - addr - 1), addr + 1);
+    at.seeds[0].port = atoi(colon + 1);
+    return l2conn_dial(&at, s->cfg->redis_timeout_ms, err, errlen);
+}
+
 /* Connects as every connection does (l2conn_dial: AUTH and SELECT as the URL
- * asks; pub/sub ignores the database) and subscribes. Returns the context,
- * or NULL with the reason logged. */
+ * asks; pub/sub ignores the database) and subscribes: on a Cluster with
+ * SSUBSCRIBE, on the master of the channels' slot (every message of them is
+ * then ordered by that one server). Returns the context, or NULL with the
+ * reason logged. */
 static redisContext *subscribe(subscriber *s)
 {
     char err[600];
+    int sharded = s->url.nseeds > 0;
+    const char *verb = sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
     redisContext *ctx = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
     const char *why = ctx == NULL ? err : NULL;
     if (why == NULL) {
-        redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
-        why = r == NULL ? ctx->errstr : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
+        redisReply *r = redisCommand(ctx, "%s %s %s", verb, s->channel, s->own);
+        if (sharded && r != NULL && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "MOVED ", 6) == 0) {
+            redisFree(ctx);
+            ctx = dial_moved(s, r->str, err, sizeof err);
+            freeReplyObject(r);
+            r = ctx != NULL ? redisCommand(ctx, "%s %s %s", verb, s->channel, s->own) : NULL;
+            why = ctx == NULL ? err : NULL;
+        }
+        if (why == NULL)
+            why = r == NULL ? ctx->errstr
+                  : r->type != REDIS_REPLY_ARRAY ? sharded ? "SSUBSCRIBE refused" : "SUBSCRIBE refused"
+                                                 : NULL;
+        freeReplyObject(r);
+        r = NULL; /* one confirmation per channel */
+        if (why == NULL && redisGetReply(ctx, (void **)&r) != REDIS_OK)
+            why = ctx->errstr;
+        else if (why == NULL && r->type != REDIS_REPLY_ARRAY)
+            why = "SUBSCRIBE refused";
         freeReplyObject(r);
     }
     if (why != NULL) {
@@ -74,8 +109,9 @@ static redisContext *subscribe(subscriber *s)
 static int deliver(subscriber *s, const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
-        return -1;
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        (strcmp(r->element[0]->str, "message") != 0 && strcmp(r->element[0]->str, "smessage") != 0))
+        return -1; /* a "sunsubscribe": the channels' slot moved, or its master failed over */
     const redisReply *payload = r->element[2];
     pb_invalidation *m = codec_inval_unpack(payload->str, payload->len);
     if (m == NULL) {
@@ -142,52 +178,8 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Publishes one heartbeat with the last confirmed seq of every stream. */
-static void beat(subscriber *s, l2conn *conn)
-{
-    uint64_t seqs[MAX_STREAMS];
-    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
-    hb.sent_ms = units_now_ms();
-    hb.stream_seqs = seqs;
-    hb.n_stream_seqs = coh_stream_seqs(s->coh, seqs, s->cfg->redis_connections < MAX_STREAMS
-                                                         ? s->cfg->redis_connections
-                                                         : MAX_STREAMS);
-    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
-    m.origin = s->node_id;
-    m.heartbeat = &hb;
-    uint8_t buf[1024];
-    size_t n = codec_inval_pack(&m, buf);
-    const char *argv[] = {"PUBLISH", s->channel, (const char *)buf};
-    size_t lens[] = {7, strlen(s->channel), n};
-    l2_status status;
-    redisReply *r = l2conn_run(conn, s->cfg->redis_timeout_ms, 0, &status, 3, argv, lens);
-    if (r != NULL)
-        freeReplyObject(r);
-}
-
-static void *beater_main(void *arg)
-{
-    subscriber *s = arg;
-    l2conn *conn = NULL;
-    if (l2conn_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat") != 0)
-        return NULL;
-    pthread_mutex_lock(&s->mu);
-    while (!atomic_load(&s->stopping)) {
-        pthread_mutex_unlock(&s->mu);
-        if (!l2conn_connected(conn) && jobq_connected(s->q) > 0)
-            l2conn_retry_now(conn); /* Redis is back: do not sit out the backoff */
-        beat(s, conn);
-        pthread_mutex_lock(&s->mu);
-        if (!atomic_load(&s->stopping))
-            units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
-    }
-    pthread_mutex_unlock(&s->mu);
-    l2conn_destroy(conn);
-    return NULL;
-}
-
 int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
-               const char *channel, const char *node_id, coh *c, jobq *q)
+               const char *channel, const char *own_channel, coh *c)
 {
     subscriber *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -195,16 +187,11 @@ int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
     s->cfg = cfg;
     s->url = *url;
     snprintf(s->channel, sizeof s->channel, "%s", channel);
-    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    snprintf(s->own, sizeof s->own, "%s", own_channel);
     s->coh = c;
-    s->q = q;
     pthread_mutex_init(&s->mu, NULL);
-    units_cond_init(&s->cv);
     int rv = pthread_create(&s->reader, NULL, reader_main, s);
     s->reader_started = rv == 0;
-    if (rv == 0)
-        rv = pthread_create(&s->beater, NULL, beater_main, s);
-    s->beater_started = rv == 0;
     if (rv != 0) {
         sub_destroy(s);
         return rv;
@@ -221,13 +208,9 @@ void sub_destroy(subscriber *s)
     atomic_store(&s->stopping, 1);
     if (s->ctx != NULL)
         shutdown(s->ctx->fd, SHUT_RDWR); /* wakes the reader */
-    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->reader_started)
         pthread_join(s->reader, NULL);
-    if (s->beater_started)
-        pthread_join(s->beater, NULL);
-    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

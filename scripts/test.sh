@@ -73,6 +73,7 @@ echo "== go: client/go and examples/go (scripts/test-go.sh, against build/)"
 NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
+NC_BUILD="$here/build" bash "$here/bench/fanout.sh" --smoke || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
   { cat "$here/build/bench-smoke.log"; failed=1; }
 tail -n 1 "$here/build/bench-smoke.log"
