@@ -209,13 +209,20 @@ void method_publish_end(service *svc)
 
 int method_publish_begin(service *svc, call *c)
 {
-    if (!pub_batching(svc->pub) || pub_begin(svc->pub, method_answer_by(c)) == 0)
+    /* no longer than the worker would wait for Redis: others queue behind it */
+    int64_t by = method_min64(method_answer_by(c), units_now_ms() + svc->cfg->redis_timeout_ms);
+    if (!pub_batching(svc->pub) || pub_begin(svc->pub, by) == 0)
         return 0;
     stats_inc(&svc->st->redis_errors);
     call_fail(c, CODE(UNAVAILABLE),
               "this daemon cannot publish on the invalidation channel; no write starts until it "
               "can");
     return -1;
+}
+
+int method_sharded(const service *svc)
+{
+    return pub_sharded(svc->pub);
 }
 
 const char *method_script_channel(const service *svc)

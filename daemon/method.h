@@ -13,7 +13,7 @@
 #include "coherence.h"
 #include "flight.h"
 #include "l2.h"
-#include "lane.h"
+#include "lanes.h"
 #include "service.h"
 #include "waits.h"
 
@@ -25,7 +25,7 @@ struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
-    lane *lane; /* plain Gets of known namespace versions; NULL once quiesced */
+    lanes *lanes; /* plain Gets of known namespace versions; NULL once quiesced */
     stats *st;
     coh *coh;
     flights *flights;
@@ -118,7 +118,8 @@ uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t
                        method_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len);
 
 /* With inval_batch = 1 (else nothing): waits until a write's script may
- * start (pub_begin()), or answers the call UNAVAILABLE and returns -1.
+ * start (pub_begin(); at most redis_timeout, as for a Redis command), or
+ * answers the call UNAVAILABLE and returns -1.
  * After 0, method_publish_end() once the write's keys were handed over
  * (or it failed). */
 int method_publish_begin(service *svc, call *c);
@@ -128,6 +129,9 @@ void method_publish_end(service *svc);
  * 0); else the channel they get is empty and the keys go to the
  * publisher. */
 const char *method_script_channel(const service *svc);
+
+/* Whether the channel is a Cluster's sharded channel (pub_sharded()). */
+int method_sharded(const service *svc);
 
 /* Sends the prepared reply of a write that ran in Redis, naming n keys of
  * ns: at once when its script published them, else once the publisher's
