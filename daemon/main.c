@@ -227,13 +227,22 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
  * lane and lease waits, whose calls go to the workers or are answered; the
  * workers, which answer every call still queued, through the server's
  * contexts), then the parts are freed; the ring last, when nothing can
- * publish to it any more. Accepts what setup() left half made. Returns 0,
+ * publish to it any more. Accepts what setup() left half made. With
+ * `drained` (the drain left no call anywhere) the server closes first, so
+ * that the clients whose requests came during the drain see their
+ * connections closed at once, not after the slower parts stop. Returns 0,
  * or -1 when nng did not close the socket within SERVER_CLOSE_MS: then
  * only the ring is closed, and the caller ends the process. */
-static int teardown(parts *p)
+static int teardown(parts *p, int drained)
 {
     notify_destroy(p->sd);
     metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
+    if (drained && server_close(p->srv, SERVER_CLOSE_MS) != 0) {
+        ring_close(p->ring);
+        return -1;
+    }
+    if (drained)
+        p->srv = NULL;
     sub_destroy(p->sub);
     service_quiesce(p->svc);
     jobq_destroy(p->q);
@@ -323,6 +332,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
 {
     parts p = {0};
     int code = 1;
+    size_t left = 1; /* calls the drain left; none drained yet */
     if (setup(&p, cfg, url) != 0)
         goto out;
     log_info("nearcached %s listening on %s (node %s, redis %s%s, l1 %" PRIu64
@@ -343,12 +353,12 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     metrics_stopping(p.metrics);
     if (p.ring != NULL)
         ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
-    size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
+    left = server_drain(p.srv, cfg->shutdown_timeout_ms);
     if (left > 0)
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
-    if (teardown(&p) != 0) {
+    if (teardown(&p, left == 0) != 0) {
         /* Safe to leave now: the drain sent every reply that will be sent,
          * the workers answered every call they held, each write that was
          * acknowledged is in Redis, and the near tiers stopped trusting the

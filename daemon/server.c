@@ -3,8 +3,9 @@
  * between a received request and its sent reply; server_drain() waits for it
  * to reach zero. Once `stopping` is set no call posts a new receive, and a
  * request a context takes after that is parked: neither run nor answered.
- * Its client sees its connection closed when the daemon exits, as R2 of
- * the client rules wants for an invalidation to be kept and sent again.
+ * Its connection is closed as soon as no request on it is in flight, so
+ * its client sees it closed before the reply, as R2 of the client rules
+ * wants for an invalidation to be kept and sent again.
  *
  * A reply waits for its connection to take it (nng writes one reply at a
  * time per connection), holding its context. A client that sends and never
@@ -76,6 +77,8 @@ struct call {
     int method;       /* enum stats_method, or -1: not timed */
     int tier;         /* enum stats_tier, set by call_set_tier() */
     nng_pipe pipe;    /* the connection the request came on */
+    atomic_int inflight; /* the request is being run and answered */
+    atomic_int parked;   /* it came during the drain: never answered */
     jobq_job job;
     call_state cs; /* the handler's; zeroed per request */
 };
@@ -98,6 +101,7 @@ struct server {
     atomic_size_t busy;
     atomic_int stopping;          /* draining: requests are taken no more */
     atomic_size_t in_handler;     /* calls inside the handler right now */
+    pthread_mutex_t park_mu;      /* parking: which connections to close */
     atomic_uint_fast64_t replies; /* cycles finished: the loop's progress */
     pthread_t watchdog;
     int watchdog_started;
@@ -293,7 +297,6 @@ static void call_dispatch(call *c, nng_msg *m)
     int64_t now = units_now_ms();
     size_t len = nng_msg_len(m);
     c->req = codec_request_unpack(nng_msg_body(m), len);
-    c->pipe = nng_msg_get_pipe(m);
     nng_msg_free(m);
     if (c->req == NULL) {
         stats_inc(&s->opt.stats->bad_requests);
@@ -322,6 +325,59 @@ static void call_dispatch(call *c, nng_msg *m)
     atomic_fetch_sub(&s->in_handler, 1);
 }
 
+/* Whether a request that came on pipe is in flight. Called with park_mu
+ * held (while draining, inflight only goes from 1 to 0, under it). */
+static int pipe_busy_locked(server *s, nng_pipe pipe)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (atomic_load(&s->calls[i].inflight) &&
+            nng_pipe_id(s->calls[i].pipe) == nng_pipe_id(pipe))
+            return 1;
+    return 0;
+}
+
+/* Whether a parked request came on pipe. Called with park_mu held. */
+static int pipe_parked_locked(server *s, nng_pipe pipe)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (atomic_load(&s->calls[i].parked) && nng_pipe_id(s->calls[i].pipe) == nng_pipe_id(pipe))
+            return 1;
+    return 0;
+}
+
+/* Parks a request that arrived during the drain (m, freed; c->pipe set),
+ * and closes its connection unless a request on it is still in flight
+ * (finished() closes it then). */
+static void park(call *c, nng_msg *m)
+{
+    server *s = c->srv;
+    nng_msg_free(m);
+    c->state = CALL_PARKED;
+    pthread_mutex_lock(&s->park_mu);
+    atomic_store(&c->parked, 1);
+    int idle = !pipe_busy_locked(s, c->pipe);
+    pthread_mutex_unlock(&s->park_mu);
+    if (idle)
+        nng_pipe_close(c->pipe);
+}
+
+/* The call's request is answered: while draining, its connection is
+ * closed if a parked request waits on it and nothing else is in flight. */
+static void finished(call *c)
+{
+    server *s = c->srv;
+    if (!atomic_load(&s->stopping)) {
+        atomic_store(&c->inflight, 0);
+        return;
+    }
+    pthread_mutex_lock(&s->park_mu);
+    atomic_store(&c->inflight, 0);
+    int close = pipe_parked_locked(s, c->pipe) && !pipe_busy_locked(s, c->pipe);
+    pthread_mutex_unlock(&s->park_mu);
+    if (close)
+        nng_pipe_close(c->pipe);
+}
+
 static void call_cb(void *arg)
 {
     call *c = arg;
@@ -338,12 +394,13 @@ static void call_cb(void *arg)
         atomic_fetch_add(&s->busy, 1); /* before the check; server_drain() the other way */
         nng_msg *m = nng_aio_get_msg(c->aio);
         nng_aio_set_msg(c->aio, NULL);
-        if (atomic_load(&s->stopping)) { /* arrived during the drain: parked */
-            nng_msg_free(m);
-            c->state = CALL_PARKED;
+        c->pipe = nng_msg_get_pipe(m); /* before inflight or parked: others read it then */
+        if (atomic_load(&s->stopping)) { /* arrived during the drain */
+            park(c, m);
             atomic_fetch_sub(&s->busy, 1);
             return;
         }
+        atomic_store(&c->inflight, 1);
         call_dispatch(c, m);
         return;
     }
@@ -364,6 +421,7 @@ static void call_cb(void *arg)
     codec_request_free(c->req);
     c->req = NULL;
     c->state = CALL_RECV;
+    finished(c);
     atomic_fetch_add_explicit(&s->replies, 1, memory_order_relaxed);
     nng_aio_set_timeout(c->aio, NNG_DURATION_INFINITE);
     if (!atomic_load(&s->stopping))
@@ -716,6 +774,7 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
     s->opt = *opt;
     s->lock_fd = -1;
     pthread_mutex_init(&s->lst_mu, NULL);
+    pthread_mutex_init(&s->park_mu, NULL);
     pthread_mutex_init(&s->watchdog_mu, NULL);
     units_cond_init(&s->watchdog_cv);
     int rv = open_socket(s, err, errlen);
@@ -838,6 +897,7 @@ int server_close(server *s, int64_t within_ms)
     pthread_cond_destroy(&s->watchdog_cv);
     pthread_mutex_destroy(&s->watchdog_mu);
     pthread_mutex_destroy(&s->lst_mu);
+    pthread_mutex_destroy(&s->park_mu);
     free(s);
     return 0;
 }
