@@ -1,5 +1,5 @@
 /* The invalidation channel's reader and this node's heartbeat; see
- * subscriber.h. The reader blocks in redisGetReply() with a read timeout of
+ * subscriber.h. The reader blocks in l2io_get_reply() with a read timeout of
  * coherence_window; sub_destroy() wakes it by shutting its socket down. */
 #include "subscriber.h"
 
@@ -29,31 +29,26 @@ struct subscriber {
     coh *coh;
     jobq *q;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards ctx (for sub_destroy) and the heartbeat's sleep */
+    pthread_mutex_t mu; /* guards io (for sub_destroy) and the heartbeat's sleep */
     pthread_cond_t cv;
-    redisContext *ctx;
+    l2io *io;
     pthread_t reader, beater;
     int reader_started, beater_started;
     int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
-static struct timeval tv_of(int64_t ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 /* Connects as every connection does (l2conn_dial: AUTH and SELECT as the URL
- * asks; pub/sub ignores the database) and subscribes. Returns the context,
- * or NULL with the reason logged. */
-static redisContext *subscribe(subscriber *s)
+ * asks; pub/sub ignores the database) and subscribes. Returns the
+ * connection, or NULL with the reason logged. */
+static l2io *subscribe(subscriber *s)
 {
     char err[600];
-    redisContext *ctx = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
-    const char *why = ctx == NULL ? err : NULL;
+    l2io *io = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
+    const char *why = io == NULL ? err : NULL;
     if (why == NULL) {
-        redisReply *r = redisCommand(ctx, "SUBSCRIBE %s", s->channel);
-        why = r == NULL ? ctx->errstr : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
+        const char *argv[] = {"SUBSCRIBE", s->channel};
+        redisReply *r = l2io_command(io, 2, argv, NULL);
+        why = r == NULL ? l2io_errstr(io) : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
         freeReplyObject(r);
     }
     if (why != NULL) {
@@ -61,12 +56,11 @@ static redisContext *subscribe(subscriber *s)
             log_warn("subscriber: cannot subscribe to %s: %s (retrying)", s->channel, why);
         else
             log_debug("subscriber: %s", why);
-        if (ctx != NULL)
-            redisFree(ctx);
+        l2io_free(io);
         return NULL;
     }
-    redisSetTimeout(ctx, tv_of(s->cfg->coherence_window_ms));
-    return ctx;
+    l2io_set_timeout(io, s->cfg->coherence_window_ms);
+    return io;
 }
 
 /* Hands one pub/sub reply to coherence. Returns 0, or -1 for a reply that
@@ -91,16 +85,14 @@ static int deliver(subscriber *s, const redisReply *r)
 }
 
 /* Reads messages until the connection fails, goes silent or we stop. */
-static void listen_until_lost(subscriber *s, redisContext *ctx)
+static void listen_until_lost(subscriber *s, l2io *io)
 {
     while (!atomic_load(&s->stopping)) {
         redisReply *r = NULL;
-        if (redisGetReply(ctx, (void **)&r) != REDIS_OK) {
+        if (l2io_get_reply(io, &r) != 0) {
             if (!atomic_load(&s->stopping))
                 log_warn("subscription to %s lost: %s", s->channel,
-                         ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
-                             ? "silent past coherence_window"
-                             : ctx->errstr);
+                         l2io_timed_out(io) ? "silent past coherence_window" : l2io_errstr(io));
             return;
         }
         int bad = deliver(s, r);
@@ -117,8 +109,8 @@ static void *reader_main(void *arg)
     subscriber *s = arg;
     backoff bo = backoff_make(RETRY_MAX_MS);
     while (!atomic_load(&s->stopping)) {
-        redisContext *ctx = subscribe(s);
-        if (ctx == NULL) {
+        l2io *io = subscribe(s);
+        if (io == NULL) {
             int64_t retry_ms = backoff_fail(&bo);
             struct timespec ts = {.tv_sec = retry_ms / 1000,
                                   .tv_nsec = (retry_ms % 1000) * 1000000};
@@ -128,16 +120,16 @@ static void *reader_main(void *arg)
         backoff_reset(&bo);
         s->failing = 0;
         pthread_mutex_lock(&s->mu);
-        s->ctx = ctx;
+        s->io = io;
         pthread_mutex_unlock(&s->mu);
         coh_subscribed(s->coh);
         log_info("subscribed to %s; L1 emptied, serving from it again once caught up", s->channel);
-        listen_until_lost(s, ctx);
+        listen_until_lost(s, io);
         coh_lost(s->coh);
         pthread_mutex_lock(&s->mu);
-        s->ctx = NULL;
+        s->io = NULL;
         pthread_mutex_unlock(&s->mu);
-        redisFree(ctx);
+        l2io_free(io);
     }
     return NULL;
 }
@@ -219,8 +211,8 @@ void sub_destroy(subscriber *s)
         return;
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->stopping, 1);
-    if (s->ctx != NULL)
-        shutdown(s->ctx->fd, SHUT_RDWR); /* wakes the reader */
+    if (s->io != NULL)
+        shutdown(l2io_fd(s->io), SHUT_RDWR); /* wakes the reader */
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->reader_started)
