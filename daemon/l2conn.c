@@ -259,9 +259,13 @@ static l2io *dial_server(const config_redis_url *url, int64_t timeout_ms, char *
     if (io == NULL)
         return NULL;
     snprintf(db, sizeof db, "%d", url->db);
-    const char *sel[] = {"SELECT", db};
+    const char *sel[] = {"SELECT", db}, *ping[] = {"PING"};
+    /* In TLS 1.3 a server that refuses our certificate says so after the
+     * handshake: one round trip on every new connection finds out. */
+    int checked = url->password[0] != '\0' || url->db != 0;
     if (dial_auth(io, where, url->user, url->password, err, errlen) != 0 ||
-        (url->db != 0 && dial_command(io, where, 2, sel, err, errlen) != 0)) {
+        (url->db != 0 && dial_command(io, where, 2, sel, err, errlen) != 0) ||
+        (url->tls && !checked && dial_command(io, where, 1, ping, err, errlen) != 0)) {
         l2io_free(io);
         return NULL;
     }

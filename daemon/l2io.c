@@ -267,10 +267,17 @@ static int ssl_fail(l2io *io, int rc, const char *what)
             return 0;
         return fail(io, 1, "%s timed out", what);
     }
+    unsigned long reason = ERR_GET_REASON(ERR_peek_error());
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
         snprintf(why, sizeof why, "connection closed");
     else if (e == SSL_ERROR_SYSCALL)
         snprintf(why, sizeof why, "%s", strerror(errno));
+    else if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+        snprintf(why, sizeof why, "the server wants a client certificate (redis_tls_cert_file)");
+    else if (reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA || reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+             reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED)
+        snprintf(why, sizeof why, "the server refused our client certificate (%s)",
+                 ERR_reason_error_string(ERR_peek_error()));
     else
         ERR_error_string_n(ERR_get_error(), why, sizeof why);
     ERR_clear_error();

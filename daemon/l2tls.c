@@ -208,8 +208,12 @@ static void explain(l2tls *t, SSL *ssl, int rc, const char *host, char *err, siz
                  "(redis_tls_ca_file): %s",
                  X509_verify_cert_error_string(v));
     else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-        snprintf(err, errlen, "TLS: the server closed the connection in the handshake%s",
-                 SSL_get_certificate(ssl) == NULL ? " (does it want a client certificate?)" : "");
+        snprintf(err, errlen, "TLS: the server closed the connection in the handshake");
+    else if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE ||
+             ERR_GET_REASON(ERR_peek_error()) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+        snprintf(err, errlen, "TLS: the server refused the handshake%s: %s",
+                 SSL_get_certificate(ssl) == NULL ? " (does it want a client certificate?)" : "",
+                 ssl_error(why, sizeof why));
     else
         snprintf(err, errlen, "TLS: the server refused the handshake: %s",
                  ssl_error(why, sizeof why));
@@ -243,5 +247,7 @@ SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *
         SSL_free(ssl);
         return NULL;
     }
+    log_debug("redis %s: %s, %s", key, SSL_get_version(ssl),
+              SSL_session_reused(ssl) ? "TLS session resumed" : "new TLS session");
     return ssl;
 }

@@ -1,0 +1,322 @@
+/* TLS to Redis: a real redis-server serving TLS only (--port 0), with
+ * certificates this test makes with openssl; daemons on rediss:// URLs.
+ * Plain operation, a server that wants client certificates, each refusal
+ * with its own log line (wrong CA, wrong name, expired, no TLS server),
+ * certificate files replaced + SIGHUP, Redis killed and restarted. The
+ * coherence and history tests also run over TLS (ctest coherence_tls,
+ * history_tls: the harness's $NC_TEST_REDIS_TLS). */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static h_tls certs;
+
+static void make_certs(void)
+{
+    h_tls_make(&certs);
+}
+
+static void remove_certs(void)
+{
+    h_tls_cleanup(&certs);
+}
+
+TestSuite(tls, .init = make_certs, .fini = remove_certs, .timeout = 60);
+
+/* Waits up to ms for the daemon's log to contain `want`; returns whether. */
+static int log_says(const h_daemon *d, const char *want, int ms)
+{
+    for (int64_t until = h_now_ms() + ms;;) {
+        char *log = h_read_file(d->log, NULL);
+        int found = log != NULL && strstr(log, want) != NULL;
+        free(log);
+        if (found || h_now_ms() >= until)
+            return found;
+        h_sleep_ms(20);
+    }
+}
+
+static int count_in_log(const h_daemon *d, const char *what)
+{
+    char *log = h_read_file(d->log, NULL);
+    int n = 0;
+    for (const char *p = log; p != NULL && (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    free(log);
+    return n;
+}
+
+static void expect_log(const h_daemon *d, const char *want)
+{
+    cr_assert(log_says(d, want, 5000), "the log does not say \"%s\":\n%s", want,
+              h_read_file(d->log, NULL));
+}
+
+/* A Set until it is OK, for up to ms; returns the last status. */
+static int set_until_ok(nc_client *c, const char *key, const char *value, int ms)
+{
+    int rv = -1;
+    for (int64_t until = h_now_ms() + ms; h_now_ms() < until; h_sleep_ms(50))
+        if ((rv = nc_set(c, NC_STR("ns"), NC_STR(key), NC_STR(value), 60000, 1000)) == NC_OK)
+            break;
+    return rv;
+}
+
+static void expect_value(nc_client *c, const char *key, const char *want)
+{
+    void *v = NULL;
+    size_t len = 0;
+    int rv = nc_get(c, NC_STR("ns"), NC_STR(key), &v, &len, 2000);
+    cr_assert_eq(rv, NC_OK, "get %s: %s: %s", key, nc_strerror(rv), nc_errmsg());
+    cr_expect_eq(len, strlen(want));
+    cr_expect(memcmp(v, want, len) == 0, "get %s: %.*s, not %s", key, (int)len, (char *)v, want);
+    nc_free(v);
+}
+
+Test(tls, a_daemon_on_rediss_serves_sets_gets_and_invalidations_over_tls)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.server, certs.server_key, 1, 0);
+    h_daemon a, b;
+    h_daemon_start(&a, &r, NULL);
+    h_daemon_start(&b, &r, NULL);
+    nc_client *ca = h_client(&a), *cb = h_client(&b);
+    char want[64];
+    snprintf(want, sizeof want, "connected to redis 127.0.0.1:%d", r.tls_port);
+    expect_log(&a, want);
+    cr_assert_eq(nc_set(ca, NC_STR("ns"), NC_STR("k"), NC_STR("v1"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    expect_value(cb, "k", "v1"); /* from Redis, over TLS */
+    expect_value(cb, "k", "v1"); /* from b's L1, or Redis again */
+    cr_assert_eq(nc_set(ca, NC_STR("ns"), NC_STR("k"), NC_STR("v2"), 60000, 0), NC_OK);
+    /* the invalidation comes over b's TLS subscription, within moments */
+    int64_t until = h_now_ms() + 3000;
+    for (;;) {
+        void *v = NULL;
+        size_t len = 0;
+        cr_assert_eq(nc_get(cb, NC_STR("ns"), NC_STR("k"), &v, &len, 2000), NC_OK);
+        int fresh = len == 2 && memcmp(v, "v2", 2) == 0;
+        nc_free(v);
+        if (fresh)
+            break;
+        cr_assert_lt(h_now_ms(), until, "b still serves v1 3 s after the Set");
+        h_sleep_ms(5);
+    }
+    for (int i = 0; i < 50; i++) { /* plain Gets that miss L1: the read lane */
+        char key[16];
+        snprintf(key, sizeof key, "m%d", i);
+        cr_assert_eq(nc_set(ca, NC_STR("ns"), NC_STR(key), NC_STR("x"), 60000, 0), NC_OK);
+        expect_value(cb, key, "x");
+    }
+    cr_expect_gt(h_stat(cb, "redis_lane_reads"), 0, "the read lane served over TLS");
+    char *clients = h_redis_cmd(&r, "CLIENT", "LIST", NULL);
+    cr_expect_not_null(strstr(clients, "cmd=subscribe"), "%s", clients);
+    free(clients);
+    nc_close(ca);
+    nc_close(cb);
+    cr_expect_eq(h_daemon_stop(&a), 0);
+    cr_expect_eq(h_daemon_stop(&b), 0);
+    h_redis_cleanup(&r);
+}
+
+Test(tls, a_server_that_wants_client_certificates_takes_the_daemon_that_has_one)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.server, certs.server_key, 1, 1);
+    h_daemon without;
+    h_daemon_start(&without, NULL, "--redis", r.url, "--redis-tls-ca-file", certs.ca, NULL);
+    nc_client *c = h_client(&without);
+    expect_log(&without, "TLS: the server wants a client certificate (redis_tls_cert_file)");
+    cr_expect_eq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_EUNAVAILABLE);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&without), 0);
+
+    h_daemon with;
+    h_daemon_start(&with, &r, NULL); /* the harness gives it the client certificate */
+    c = h_client(&with);
+    cr_assert_eq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    expect_value(c, "k", "v");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&with), 0);
+    h_redis_cleanup(&r);
+}
+
+/* A daemon on a Redis whose certificate it must refuse: it logs `why`,
+ * answers UNAVAILABLE, keeps retrying with backoff, and stops cleanly. */
+static void expect_refusal(const char *cert, const char *key, const char *ca, const char *why)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, cert, key, 1, 0);
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", r.url, "--redis-tls-ca-file", ca, "--redis-timeout",
+                   "500ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, why);
+    int64_t t0 = h_now_ms();
+    cr_expect_eq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 2000), NC_EUNAVAILABLE);
+    cr_expect_lt(h_now_ms() - t0, 1500, "a refused Redis answers fast, in the backoff");
+    char *out = NULL;
+    size_t len;
+    cr_assert_eq(h_cli(&d, NULL, 0, &out, &len, NULL, "ping", NULL), 0);
+    cr_expect_not_null(strstr(out, why), "ping tells why: %s", out);
+    free(out);
+    h_sleep_ms(1500); /* retries, with backoff: a handful, not hundreds */
+    int tries = count_in_log(&d, why);
+    cr_expect(tries >= 1 && tries < 40, "%d refusals logged in 1.5 s", tries);
+    nc_close(c);
+    t0 = h_now_ms();
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    cr_expect_lt(h_now_ms() - t0, 3000, "the daemon stops at once");
+    h_redis_cleanup(&r);
+}
+
+Test(tls, a_certificate_from_another_ca_is_refused_and_said_so)
+{
+    expect_refusal(certs.server, certs.server_key, certs.other_ca,
+                   "TLS: the server's certificate is not signed by a trusted CA "
+                   "(redis_tls_ca_file)");
+}
+
+Test(tls, a_certificate_for_another_name_is_refused_and_said_so)
+{
+    expect_refusal(certs.wrong, certs.wrong_key, certs.ca,
+                   "TLS: the server's certificate is not for \"127.0.0.1\"");
+}
+
+Test(tls, an_expired_certificate_is_refused_and_said_so)
+{
+    expect_refusal(certs.expired, certs.expired_key, certs.ca,
+                   "TLS: the server's certificate has expired");
+}
+
+Test(tls, a_server_that_never_answers_the_handshake_times_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* listens, never accepts, never speaks */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(fd, 64), 0);
+    getsockname(fd, (struct sockaddr *)&a, &alen);
+    char url[64];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", ntohs(a.sin_port));
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, "--redis-timeout",
+                   "300ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, "TLS handshake timed out");
+    int64_t t0 = h_now_ms();
+    cr_expect_eq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("v"), 60000, 3000), NC_EUNAVAILABLE);
+    cr_expect_lt(h_now_ms() - t0, 2000, "nothing waits for the handshake long");
+    nc_close(c);
+    t0 = h_now_ms();
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    cr_expect_lt(h_now_ms() - t0, 3000, "the daemon stops at once");
+    close(fd);
+}
+
+Test(tls, verify_ca_skips_the_name_and_verify_none_skips_everything_with_a_warning)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.wrong, certs.wrong_key, 1, 0);
+    h_daemon d;
+    h_daemon_start(&d, &r, "--redis-tls-verify", "ca", NULL);
+    nc_client *c = h_client(&d);
+    cr_expect_eq(set_until_ok(c, "k", "v", 5000), NC_OK, "%s", nc_errmsg());
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+
+    h_daemon_start(&d, &r, "--redis-tls-verify", "none", "--redis-tls-ca-file", certs.other_ca,
+                   NULL);
+    c = h_client(&d);
+    cr_expect_eq(set_until_ok(c, "k", "v", 5000), NC_OK, "%s", nc_errmsg());
+    expect_log(&d, "warn  redis_tls_verify = none: Redis's certificate is not checked");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
+
+/* Copies file `from` over `to` (a rotation writes the new file in place). */
+static void copy_file(const char *from, const char *to)
+{
+    size_t len;
+    char *text = h_read_file(from, &len);
+    cr_assert_not_null(text, "%s", from);
+    FILE *f = fopen(to, "wb");
+    cr_assert_not_null(f, "%s", to);
+    fwrite(text, 1, len, f);
+    fclose(f);
+    free(text);
+}
+
+Test(tls, sighup_reads_replaced_certificate_files_and_new_connections_use_them)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.server, certs.server_key, 1, 0);
+    char ca[300];
+    snprintf(ca, sizeof ca, "%s/rotating-ca.crt", certs.dir);
+    copy_file(certs.ca, ca);
+    h_daemon d;
+    h_daemon_start(&d, &r, "--redis-tls-ca-file", ca, NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v1", 5000), NC_OK);
+
+    /* Redis restarts with a certificate of another CA (a restart: its
+     * session tickets would let old sessions resume); the daemon's file
+     * gets that CA, but it holds the old one until SIGHUP. */
+    h_redis_stop(&r, 1);
+    snprintf(r.tls_cert, sizeof r.tls_cert, "%s", certs.other_server);
+    snprintf(r.tls_key, sizeof r.tls_key, "%s", certs.other_server_key);
+    copy_file(certs.other_ca, ca);
+    h_redis_restart(&r);
+    expect_log(&d, "not signed by a trusted CA");
+    cr_expect_neq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("v2"), 60000, 1000), NC_OK,
+                  "the old CA still refuses the new certificate");
+
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "SIGHUP: TLS: CA and client certificate files read again");
+    cr_expect_eq(set_until_ok(c, "k", "v3", 8000), NC_OK, "after SIGHUP: %s", nc_errmsg());
+    expect_value(c, "k", "v3");
+
+    /* A file that does not parse keeps the context in use. */
+    FILE *f = fopen(ca, "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "new connections to Redis keep the old certificates");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
+
+Test(tls, redis_killed_and_restarted_under_tls_is_reconnected_resuming_the_session)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.server, certs.server_key, 1, 0);
+    h_daemon d;
+    h_daemon_start(&d, &r, NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v1", 5000), NC_OK);
+
+    /* A dropped connection comes back with the session it had. */
+    free(h_redis_cmd(&r, "CLIENT", "KILL", "TYPE", "normal", NULL));
+    cr_expect_eq(set_until_ok(c, "k", "v2", 5000), NC_OK, "%s", nc_errmsg());
+    cr_expect(log_says(&d, "TLS session resumed", 3000), "no session was resumed:\n%s",
+              h_read_file(d.log, NULL));
+
+    h_redis_stop(&r, 1);
+    cr_expect_eq(nc_set(c, NC_STR("ns"), NC_STR("k"), NC_STR("x"), 60000, 2000), NC_EUNAVAILABLE);
+    h_redis_restart(&r);
+    cr_expect_eq(set_until_ok(c, "k", "v3", 10000), NC_OK, "after the restart: %s", nc_errmsg());
+    expect_value(c, "k", "v3");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
