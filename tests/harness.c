@@ -539,7 +539,7 @@ static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap)
                             "--request-timeout",
                             "5s"};
     int n = 11;
-    if (r != NULL && r->tls_port > 0) {
+    if (r != NULL && strncmp(r->url, "rediss://", 9) == 0) { /* not a proxy's plain url */
         argv[n++] = "--redis-tls-ca-file", argv[n++] = (char *)r->tls_ca;
         if (r->tls_client[0] != '\0') {
             argv[n++] = "--redis-tls-cert-file", argv[n++] = (char *)r->tls_client;
