@@ -138,6 +138,8 @@ static int usage(FILE *out, int code)
             "paths: echo echo-percall l1 l1-raw l2 miss zipf redis-get redis-miss redis-zipf\n"
             "       zipf-remote redis-zipf-remote redis-get-remote redis-get-near mget redis-mget\n"
             "       near zipf-near zipf-remote-near (libnearcache with a near tier)\n"
+            "       set redis-set mget-l2; on a Redis Cluster: l2-cluster redis-get-cluster\n"
+            "       set-cluster redis-set-cluster mget-cluster redis-mget-cluster\n"
             "load options:\n"
             "  --url URL            nearcached (L1 hit, miss, Zipf)\n"
             "  --url-l2 URL         nearcached with a tiny --l1-max-ttl (L2 hits)\n"
@@ -145,11 +147,13 @@ static int usage(FILE *out, int code)
             "  --redis URL          the Redis of --url/--url-l2 (redis://H:P, unix://PATH)\n"
             "  --redis-remote URL   the remote Redis through the delay link\n"
             "  --redis-near URL     the remote Redis without the delay (link check)\n"
+            "  --url-cluster URL    nearcached on a Redis Cluster, tiny --l1-max-ttl (L2 hits)\n"
+            "  --redis-cluster URL  a node of that cluster (redis://H:P)\n"
             "  --echo-url URL       use a running echo server (default: start one)\n"
             "  --tmpdir DIR         where the bench's echo socket goes (default /tmp)\n"
             "  --link TEXT          how the remote link is made, for the report\n"
             "  --link-rtt-us N      what the link should add to a round trip (250)\n"
-            "  --pid/--pid-l2/--pid-remote PID  daemons, for server CPU per op\n"
+            "  --pid/--pid-l2/--pid-remote/--pid-cluster PID  daemons, for server CPU per op\n"
             "  --keys N (10000)  --value-size N (100)  --read-ratio R (0.9)  --zipf-s S (0.99)\n"
             "  --batch N (10, keys per MGet)\n"
             "  --threads N (1)  --many N (16, the suite's many-clients level)\n"
@@ -182,6 +186,8 @@ static int take_opt(bench_opts *o, int argc, char **argv, int *i)
                 {"--redis", &o->redis},
                 {"--redis-remote", &o->redis_remote},
                 {"--redis-near", &o->redis_near},
+                {"--url-cluster", &o->url_cluster},
+                {"--redis-cluster", &o->redis_cluster},
                 {"--echo-url", &o->echo_url},
                 {"--listen", &o->echo_url},
                 {"--tmpdir", &o->tmpdir},
@@ -206,6 +212,8 @@ static int take_opt(bench_opts *o, int argc, char **argv, int *i)
         o->pid_l2 = (int)d;
     else if (strcmp(a, "--pid-remote") == 0)
         o->pid_remote = (int)d;
+    else if (strcmp(a, "--pid-cluster") == 0)
+        o->pid_cluster = (int)d;
     else if (strcmp(a, "--keys") == 0 && d >= 1)
         o->keys = (size_t)d;
     else if (strcmp(a, "--batch") == 0 && d >= 1 && d <= 256)

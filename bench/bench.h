@@ -20,6 +20,9 @@ typedef struct bench_opts {
     const char *redis;           /* the Redis behind url and url_l2: redis://H:P or unix://PATH */
     const char *redis_remote;    /* the Redis behind url_remote, through the same link */
     const char *redis_near;      /* the remote Redis without the delay, to measure the link */
+    const char *url_cluster;     /* nearcached on a Redis Cluster, tiny l1_max_ttl: L2 hits */
+    const char *redis_cluster;   /* a node of that cluster: redis://H:P */
+    int pid_cluster;             /* its pid (0: unknown) */
     const char *echo_url;        /* an echo server already running; NULL: start one */
     const char *tmpdir;          /* where the bench's own echo socket goes */
     const char *link;            /* how the remote link is made, for the report */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cluster.h"
 #include "bench_paths.h"
 
 /* One spec of a run: a path, its threads and its results. */
@@ -212,7 +213,9 @@ static int open_workers(shared *sh, spec *sp, size_t n)
             w->id = t;
             w->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i * 1024 + (size_t)t + 1);
             if (w->p->kind == NC_HOT || w->p->kind == RAW_HOT)
-                w->want = w->p->near ? FROM_NEAR : w->p->where == AT_L2 ? FROM_L2 : FROM_L1;
+                w->want = w->p->near                                               ? FROM_NEAR
+                          : w->p->where == AT_L2 || w->p->where == AT_CLUSTER ? FROM_L2
+                                                                               : FROM_L1;
             if (path_open(w) != 0) {
                 fprintf(stderr, "nearcache-bench: %s: %s\n", sp[i].p->name, w->err);
                 return -1;
@@ -317,7 +320,7 @@ int bench_preload(const bench_opts *o, const char *url)
 /* Preloads the Redis servers and warms the daemons the specs need. */
 static int prepare(const bench_opts *o, spec *sp, size_t n)
 {
-    int need[5] = {0}, redis_local = 0, redis_remote = 0;
+    int need[AT_COUNT] = {0}, redis_local = 0, redis_remote = 0;
     for (size_t i = 0; i < n; i++) {
         need[sp[i].p->where] = 1;
         if (sp[i].p->where != AT_ECHO)
@@ -332,9 +335,15 @@ static int prepare(const bench_opts *o, spec *sp, size_t n)
         fprintf(stderr, "nearcache-bench: remote paths need --redis-remote\n");
         return -1;
     }
+    if (need[AT_CLUSTER] &&
+        (o->redis_cluster == NULL || bench_cluster_preload(o, o->redis_cluster) != 0)) {
+        fprintf(stderr, "nearcache-bench: cluster paths need --redis-cluster\n");
+        return -1;
+    }
     if ((need[AT_LOCAL] && o->url && warm_daemon(o, o->url, 1) != 0) ||
         (need[AT_L2] && o->url_l2 && warm_daemon(o, o->url_l2, 0) != 0) ||
-        (need[AT_REMOTE] && o->url_remote && warm_daemon(o, o->url_remote, 1) != 0))
+        (need[AT_REMOTE] && o->url_remote && warm_daemon(o, o->url_remote, 1) != 0) ||
+        (need[AT_CLUSTER] && o->url_cluster && warm_daemon(o, o->url_cluster, 0) != 0))
         return -1;
     return 0;
 }

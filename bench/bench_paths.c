@@ -1,6 +1,7 @@
 /* nearcache-bench paths: the table of paths, each thread's connection and
  * the operations themselves (see bench_paths.h). */
 #include "bench_paths.h"
+#include "bench_cluster.h"
 #include "keyspace.h"
 
 #include <math.h>
@@ -35,12 +36,23 @@ static const path_def paths[] = {
     {"redis-get-near", REDIS_GET, AT_NEAR, "direct hiredis GET to the remote Redis, no delay", 0},
     {"mget", NC_MGET, AT_LOCAL, "nearcache MGet of 10 keys (--batch), L1 hits", 0},
     {"redis-mget", REDIS_MGET, AT_LOCAL, "direct hiredis MGET of 10 keys (--batch)", 0},
+    {"set", NC_SET, AT_LOCAL, "nearcache Set (a Redis write)", 0},
+    {"redis-set", REDIS_SET, AT_LOCAL, "direct hiredis SET", 0},
+    {"mget-l2", NC_MGET, AT_L2, "nearcache MGet of 10 keys (--batch), L1 misses, one Redis", 0},
+    {"l2-cluster", NC_HOT, AT_CLUSTER, "nearcache Get, L1 miss + Redis hit, 3-master cluster", 0},
+    {"redis-get-cluster", REDIS_GET, AT_CLUSTER, "direct hiredis GET routed by slot, cluster", 0},
+    {"set-cluster", NC_SET, AT_CLUSTER, "nearcache Set, 3-master cluster", 0},
+    {"redis-set-cluster", REDIS_SET, AT_CLUSTER, "direct hiredis SET routed by slot, cluster", 0},
+    {"mget-cluster", NC_MGET, AT_CLUSTER,
+     "nearcache MGet of 10 keys over the slots, L1 misses, cluster", 0},
+    {"redis-mget-cluster", REDIS_MGET, AT_CLUSTER,
+     "direct hiredis GETs of the same 10 keys, pipelined per master", 0},
 };
 
 int path_is_redis(const path_def *p)
 {
     return p->kind == REDIS_GET || p->kind == REDIS_MISS || p->kind == REDIS_ZIPF ||
-           p->kind == REDIS_MGET;
+           p->kind == REDIS_MGET || p->kind == REDIS_SET;
 }
 
 const char *bench_path_about(const char *name)
@@ -171,8 +183,11 @@ static const char *path_url(const shared *sh, enum where w)
         return NULL;
     case AT_ECHO:
         return sh->echo_url;
+    case AT_CLUSTER:
+        return o->url_cluster;
+    default:
+        return NULL;
     }
-    return NULL;
 }
 
 static const char *path_redis_url(const bench_opts *o, enum where w)
@@ -194,6 +209,8 @@ int path_server_pid(const shared *sh, const path_def *p)
         return o->pid_remote;
     case AT_ECHO:
         return sh->echo_pid;
+    case AT_CLUSTER:
+        return o->pid_cluster;
     default:
         return 0;
     }
@@ -258,6 +275,18 @@ int path_open(worker *w)
     case REDIS_MISS:
     case REDIS_ZIPF:
     case REDIS_MGET:
+    case REDIS_SET:
+        if (p->where == AT_CLUSTER) {
+            w->cl = malloc(sizeof *w->cl);
+            if (w->cl != NULL && w->sh->o->redis_cluster != NULL &&
+                bench_cluster_open(w->cl, w->sh->o->redis_cluster, w->err, sizeof w->err) == 0)
+                return 0;
+            if (w->err[0] == '\0')
+                snprintf(w->err, sizeof w->err, "needs --redis-cluster");
+            free(w->cl);
+            w->cl = NULL;
+            return -1;
+        }
         w->rc = path_redis_connect(path_redis_url(w->sh->o, p->where), w->err, sizeof w->err);
         return w->rc != NULL ? 0 : -1;
     default: {
@@ -276,8 +305,11 @@ int path_open(worker *w)
 void path_close(worker *w)
 {
     nc_close(w->nc);
-    if (w->rc != NULL)
+    if (w->cl != NULL)
+        bench_cluster_close(w->cl); /* w->rc is one of its connections */
+    else if (w->rc != NULL)
         redisFree(w->rc);
+    free(w->cl);
     if (w->aio != NULL)
         nng_aio_free(w->aio);
     if (w->p->kind == ECHO || w->p->kind == ECHO_PERCALL || w->p->kind == RAW_HOT)
@@ -451,7 +483,8 @@ static int op_nc(worker *w)
         i = w->p->kind == NC_ZIPF ? path_zipf_draw(w->sh->zipf_cdf, o->keys, path_rng_unit(&w->rng))
                                   : path_rng_next(&w->rng) % range;
         klen = path_key(key, sizeof key, i);
-        if (w->p->kind == NC_ZIPF && path_rng_unit(&w->rng) >= o->read_ratio) {
+        if (w->p->kind == NC_SET ||
+            (w->p->kind == NC_ZIPF && path_rng_unit(&w->rng) >= o->read_ratio)) {
             nc_bytes v = {w->sh->value, o->value_size};
             int rv = nc_set(w->nc, NC_STR(NS), (nc_bytes){key, klen}, v, 3600000, 0);
             return rv == NC_OK ? 0 : nc_failed(w, "set", rv);
@@ -491,7 +524,10 @@ static int op_redis(worker *w)
                 ? path_zipf_draw(w->sh->zipf_cdf, o->keys, path_rng_unit(&w->rng))
                 : path_rng_next(&w->rng) % o->keys;
         klen = path_redis_key(o, key, sizeof key, i);
-        if (w->p->kind == REDIS_ZIPF && path_rng_unit(&w->rng) >= o->read_ratio)
+        if (w->cl != NULL)
+            w->rc = bench_cluster_at(w->cl, key, klen);
+        if (w->p->kind == REDIS_SET ||
+            (w->p->kind == REDIS_ZIPF && path_rng_unit(&w->rng) >= o->read_ratio))
             r = redisCommand(w->rc, "SET %b %b PX 3600000", key, klen, w->sh->value, o->value_size);
         else
             r = redisCommand(w->rc, "GET %b", key, klen);
@@ -527,6 +563,8 @@ static int op_mget(worker *w)
         argv[i + 1] = keys[i];
         lens[i + 1] = kb[i].len;
     }
+    if (w->p->kind == REDIS_MGET && w->cl != NULL)
+        return bench_cluster_mget(w->cl, argv + 1, lens + 1, n, w->err, sizeof w->err);
     if (w->p->kind == REDIS_MGET) {
         redisReply *r = redisCommandArgv(w->rc, (int)n + 1, argv, lens);
         int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == n;
@@ -567,6 +605,7 @@ int path_op(worker *w)
     case REDIS_GET:
     case REDIS_MISS:
     case REDIS_ZIPF:
+    case REDIS_SET:
         return op_redis(w);
     default:
         return op_nc(w);

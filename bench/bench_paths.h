@@ -30,9 +30,11 @@ enum kind {
     REDIS_MISS,
     REDIS_ZIPF,
     NC_MGET,
-    REDIS_MGET
+    REDIS_MGET,
+    NC_SET,
+    REDIS_SET
 };
-enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO };
+enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO, AT_CLUSTER, AT_COUNT };
 
 typedef struct path_def {
     const char *name;
@@ -68,6 +70,7 @@ typedef struct worker {
     int want; /* FROM_L1 or FROM_L2: time only the answers from there (0: all) */
     nc_client *nc;
     redisContext *rc;
+    struct bench_cluster *cl; /* AT_CLUSTER's direct paths: a connection per master */
     nng_socket sock;
     nng_ctx ctx;
     nng_aio *aio;

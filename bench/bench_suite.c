@@ -96,6 +96,26 @@ static size_t ratios(const bench_opts *o, bench_result *r, size_t n, ratio *out)
         p50(bench_find(r, n, "mget", 1)), p50(bench_find(r, n, "redis-mget", 1)), 0, 1);
     add(out, &k, "floor of the Zipf +250 us ratio: echo p50 / (Redis GET p50 + 250 us)", p50(echo1),
         near > 0 ? near + o->link_rtt_us : 0, 0, 1);
+    /* Redis Cluster (issue 17), when the run has one */
+    bench_result *l2m = bench_find(r, n, "l2", o->many), *l2cm = bench_find(r, n, "l2-cluster", o->many);
+    if (o->url_cluster != NULL) {
+        add(out, &k, "3-master L2-hit ops/s / one-Redis L2-hit ops/s (many clients)",
+            l2cm ? bench_result_ops(l2cm) : 0, l2m ? bench_result_ops(l2m) : 0, 0.9, 0);
+        add(out, &k, "cross-slot MGet of 10 L1 misses p50 / one-Redis MGet of 10 L1 misses p50",
+            p50(bench_find(r, n, "mget-cluster", 1)), p50(bench_find(r, n, "mget-l2", 1)), 1.5,
+            1);
+        add(out, &k, "3-master L2-hit p50 / one-Redis L2-hit p50 (1 client)",
+            p50(bench_find(r, n, "l2-cluster", 1)), p50(bench_find(r, n, "l2", 1)), 0, 1);
+        add(out, &k, "cluster MGet of 10 L1 misses p50 / direct GETs pipelined per master p50",
+            p50(bench_find(r, n, "mget-cluster", 1)),
+            p50(bench_find(r, n, "redis-mget-cluster", 1)), 0, 1);
+        add(out, &k, "cluster Set p50 / one-Redis Set p50 (1 client)",
+            p50(bench_find(r, n, "set-cluster", 1)), p50(bench_find(r, n, "set", 1)), 0, 1);
+        bench_result *sm = bench_find(r, n, "set", o->many),
+                     *scm = bench_find(r, n, "set-cluster", o->many);
+        add(out, &k, "cluster Set ops/s / one-Redis Set ops/s (many clients)",
+            scm ? bench_result_ops(scm) : 0, sm ? bench_result_ops(sm) : 0, 0, 0);
+    }
     add(out, &k, "echo with a context per call p50 / echo p50 (1 client)",
         p50(bench_find(r, n, "echo-percall", 1)), p50(echo1), 0, 1);
     add(out, &k, "daemon's share: hand-encoded L1-hit Get p50 / echo p50 (1 client)",
@@ -175,8 +195,8 @@ static int write_ratios_md(const bench_opts *o, const char *path, ratio *q, size
 
 int bench_suite(const bench_opts *o)
 {
-    char many[16][40];
-    const char *specs[40];
+    char many[24][40];
+    const char *specs[64];
     size_t n = 0;
     const char *one[] = {"echo",      "l1",         "l1-raw",     "echo-percall", "l2",
                          "redis-get", "miss",       "redis-miss", "zipf",         "redis-zipf",
@@ -187,7 +207,13 @@ int bench_suite(const bench_opts *o)
                              "l2",         "redis-get",   "zipf",
                              "redis-zipf", "zipf-remote", "redis-zipf-remote",
                              "near",       "zipf-near",   "zipf-remote-near"};
+    const char *cluster_one[] = {"set",         "redis-set",         "mget-l2",
+                                 "l2-cluster",  "redis-get-cluster", "set-cluster",
+                                 "redis-set-cluster", "mget-cluster", "redis-mget-cluster"};
+    const char *cluster_many[] = {"set",         "redis-set",         "l2-cluster",
+                                  "redis-get-cluster", "set-cluster", "redis-set-cluster"};
     int remote = o->url_remote != NULL && o->redis_remote != NULL;
+    int cluster = o->url_cluster != NULL && o->redis_cluster != NULL;
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
         specs[n++] = one[i];
     for (size_t i = 0; remote && i < sizeof remote_one / sizeof remote_one[0]; i++)
@@ -199,6 +225,13 @@ int bench_suite(const bench_opts *o)
         snprintf(many[i], sizeof many[i], "%s@%d", at_many[i], o->many);
         specs[n++] = many[i];
     }
+    size_t m = sizeof at_many / sizeof at_many[0];
+    for (size_t i = 0; cluster && i < sizeof cluster_one / sizeof cluster_one[0]; i++)
+        specs[n++] = cluster_one[i];
+    for (size_t i = 0; cluster && i < sizeof cluster_many / sizeof cluster_many[0]; i++) {
+        snprintf(many[m + i], sizeof many[m + i], "%s@%d", cluster_many[i], o->many);
+        specs[n++] = many[m + i];
+    }
     if (o->url == NULL || o->url_l2 == NULL || o->redis == NULL) {
         fprintf(stderr, "nearcache-bench suite: needs --url, --url-l2 and --redis\n");
         return 2;
@@ -206,7 +239,7 @@ int bench_suite(const bench_opts *o)
     bench_result *r;
     if (bench_load(o, specs, n, &r) != 0)
         return 1;
-    ratio q[32];
+    ratio q[40];
     size_t k = ratios(o, r, n, q);
     double rtt = link_rtt(r, n);
     if (o->json) {

@@ -133,12 +133,33 @@ wait_for() { # DESCRIPTION COMMAND...: retry for up to 10 s
   return 1
 }
 
-start_redis() { # NAME IN_FN HOST PORT
+start_redis() { # NAME IN_FN HOST PORT [REDIS-SERVER ARGS...]
   local name=$1 in=$2 host=$3 port=$4
+  shift 4
   $in redis-server --bind "$host" --port "$port" --protected-mode no --save "" \
-    --appendonly no --dir "$dir" --daemonize no --logfile "$dir/$name.log" &
+    --appendonly no --dir "$dir" --daemonize no --logfile "$dir/$name.log" "$@" &
   pids+=($!)
   wait_for "redis $name" in_a redis-cli -h "$host" -p "$port" ping
+}
+
+# A 3-master Redis Cluster on loopback (no replicas: the bench measures the
+# routing, not the failover); sets $cluster_url and $p_cluster.
+start_cluster() {
+  local ports=() i p
+  for i in 1 2 3; do
+    p=$(free_port)
+    ports+=("$p")
+    start_redis "cluster$i" bg_a 127.0.0.1 "$p" --cluster-enabled yes \
+      --cluster-config-file "$dir/nodes-$i.conf" --cluster-port "$(free_port)" || return 1
+  done
+  in_a redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-yes >"$dir/cluster.log" 2>&1 ||
+    { cat "$dir/cluster.log" >&2; return 1; }
+  for _ in $(seq 200); do
+    in_a redis-cli -p "${ports[0]}" cluster info 2>/dev/null | grep -q cluster_state:ok && break
+    sleep 0.05
+  done
+  p_cluster=${ports[0]}
+  cluster_url="cluster://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 }
 
 declare -A dpid
@@ -211,14 +232,18 @@ fi
 start_daemon a "redis://127.0.0.1:$p_local" --l1-max-ttl 10m
 start_daemon l2 "redis://127.0.0.1:$p_local" --l1-max-ttl 1ms
 start_daemon remote "redis://127.0.0.1:$p_proxy" --l1-max-ttl 10m
-for n in a l2 remote; do wait_for "nearcached $n" serving $n; done
+log "a 3-master Redis Cluster for the cluster paths"
+start_cluster
+start_daemon cl "$cluster_url" --l1-max-ttl 1ms
+for n in a l2 remote cl; do wait_for "nearcached $n" serving $n; done
 
 dur=$duration warm=0.5
 [ $smoke -eq 1 ] && dur=0.3 warm=0.1
 common=(--url "ipc://$dir/a.sock" --url-l2 "ipc://$dir/l2.sock" --url-remote "ipc://$dir/remote.sock"
   --redis "redis://127.0.0.1:$p_local" --redis-remote "redis://127.0.0.1:$p_proxy"
   --redis-near "redis://$remote_host:$p_remote" --pid "${dpid[a]}" --pid-l2 "${dpid[l2]}"
-  --pid-remote "${dpid[remote]}" --tmpdir "$dir" --link "$link" --duration "$dur" --warmup "$warm"
+  --pid-remote "${dpid[remote]}" --url-cluster "ipc://$dir/cl.sock"
+  --redis-cluster "redis://127.0.0.1:$p_cluster" --pid-cluster "${dpid[cl]}" --tmpdir "$dir" --link "$link" --duration "$dur" --warmup "$warm"
   --slices 6 --link-rtt-us "$target_rtt")
 
 # ---- the suite ---------------------------------------------------------------
@@ -227,7 +252,7 @@ fg_a "$bench" suite "${common[@]}" --json --md "$dir/suite.md" --plot "$dir/plot
   "${extra[@]}" >"$dir/suite.json"
 cat "$dir/suite.md"
 counters='"(requests|l1_hits|l1_misses|l2_hits|l1_expired|subscription_losses|sequence_gaps|fills_voided|redis_errors|deadline_exceeded|overloaded)": [0-9]+'
-for n in a l2 remote; do
+for n in a l2 remote cl; do
   echo "$n: $("$cli" -s "ipc://$dir/$n.sock" stats --json | grep -oE "$counters" | tr -d '"' | paste -sd' ')"
 done >"$dir/counters.txt"
 
@@ -319,6 +344,9 @@ kept_node=$(sed -n '/^<!-- node-bench:begin -->$/,/^<!-- node-bench:end -->$/p' 
 # So is the Go client's (bench/go/run.sh measures it), when it is there.
 gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
+# And the fan-out section (bench/fanout.sh measures it).
+fanoutkept=$(sed -n '/^<!-- fanout-bench:begin -->$/,/^<!-- fanout-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$fanoutkept")" = '<!-- fanout-bench:end -->' ] || fanoutkept=
 {
   cat <<EOF
 # Benchmarks
@@ -481,6 +509,7 @@ EOF
   printf '%s\n\n' "$kept"
   [ -z "$kept_node" ] || printf '%s\n\n' "$kept_node"
   [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
+  [ -z "$fanoutkept" ] || printf '%s\n\n' "$fanoutkept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 

@@ -95,7 +95,8 @@ static nc_ns_stat *copy_ns_stats(const pb_stats_reply *sr)
                               .hits = p->hits,
                               .misses = p->misses,
                               .near_hits = p->near_hits,
-                              .near_misses = p->near_misses};
+                              .near_misses = p->near_misses,
+                              .acl_denied = p->acl_denied};
         if ((arr[i].ns = malloc(p->ns.len + 1)) == NULL) {
             nc_ns_stats_free(arr, i);
             return NULL;

@@ -123,6 +123,35 @@ void nc_items_free(nc_item *items, size_t n)
 
 int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms)
 {
+    return nc_mset_stored(c, ns, entries, n, NULL, timeout_ms);
+}
+
+/* Fills stored[] (n, may be NULL) from an MSet's answer r (NULL: none). */
+static void mset_stored(const pb_reply *r, int rv, size_t n, int *stored)
+{
+    if (stored == NULL)
+        return;
+    /* refused as a whole before any write, or never sent */
+    int refused = rv == NC_EINVAL || rv == NC_ETOOBIG || rv == NC_EPERM ||
+                  rv == NC_EUNIMPLEMENTED || rv == NC_ECONNECT || rv == NC_ENOMEM;
+    int all = rv == NC_OK || (r != NULL && r->mset != NULL) ? NC_STORED
+              : refused                                     ? NC_NOT_STORED
+                                                            : NC_STORED_UNKNOWN;
+    for (size_t i = 0; i < n; i++)
+        stored[i] = all;
+    if (rv == NC_OK || r == NULL || r->mset == NULL)
+        return;
+    for (size_t f = 0; f < r->mset->n_failed; f++) {
+        const Nearcache__V1__MSetFailure *fail = r->mset->failed[f];
+        for (size_t j = 0; j < fail->n_index; j++)
+            if (fail->index[j] < n)
+                stored[fail->index[j]] = fail->maybe_stored ? NC_STORED_UNKNOWN : NC_NOT_STORED;
+    }
+}
+
+int nc_mset_stored(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int *stored,
+                   int timeout_ms)
+{
     Nearcache__V1__MSetEntry *es = calloc(n ? n : 1, sizeof *es);
     Nearcache__V1__MSetEntry **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     if (es == NULL || ptrs == NULL) {
@@ -147,10 +176,10 @@ int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int ti
     req.method_case = METHOD(MSET);
     req.mset = &m;
     pb_reply *r;
-    int rv = client_call_expect(c, &req, timeout_ms, RESULT(MSET), &r);
+    int rv = client_call_result(c, &req, timeout_ms, RESULT(MSET), 1, &r);
     free(es);
     free(ptrs);
-    if (rv == NC_OK)
-        codec_reply_free(r);
+    mset_stored(r, rv, n, stored);
+    codec_reply_free(r);
     return rv;
 }

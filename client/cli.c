@@ -19,6 +19,8 @@ static const char usage_text[] =
     "  get NS KEY                   print the value's raw bytes (exit 1: not found)\n"
     "  set NS KEY VALUE [--ttl DUR] store VALUE ('-' reads stdin) for DUR (e.g. 30s, 5m)\n"
     "  mget NS KEY...               print \"KEY VALUE\" per key found (exit 1: any missing)\n"
+    "  mset NS KEY VALUE... [--ttl DUR]  store every pair; on an error print\n"
+    "                               \"KEY not stored\" or \"KEY maybe stored\" per key\n"
     "  del NS KEY                   delete the key\n"
     "  bump NS                      drop every key of namespace NS, on every host\n"
     "  ping                         check that the daemon answers\n"
@@ -204,6 +206,67 @@ static int cmd_mget(struct session *ss, char **args, int nargs)
     return missing ? EXIT_NOTFOUND : 0;
 }
 
+/* A --ttl option at args[*i] into *ttl. Returns 1 when it was one (*i moved
+ * past it), 0 when args[*i] is not one, -1 when its value is bad. */
+static int ttl_option(char **args, int nargs, int *i, int64_t *ttl)
+{
+    const char *v = NULL;
+    if (strcmp(args[*i], "--ttl") == 0 && *i + 1 < nargs)
+        v = args[++*i];
+    else if (strncmp(args[*i], "--ttl=", 6) == 0)
+        v = args[*i] + 6;
+    else
+        return 0;
+    return units_parse_duration_ms(v, ttl) == 0 ? 1 : -1;
+}
+
+static int cmd_mset(struct session *ss, char **args, int nargs)
+{
+    static const char use[] = "mset takes NS KEY VALUE [KEY VALUE]... [--ttl DUR]";
+    int64_t ttl = NC_TTL_DEFAULT;
+    char **pos = calloc((size_t)nargs + 1, sizeof *pos);
+    nc_entry *e = calloc((size_t)nargs + 1, sizeof *e);
+    int *stored = calloc((size_t)nargs + 1, sizeof *stored);
+    int npos = 0, rv = 0;
+    if (pos == NULL || e == NULL || stored == NULL) {
+        rv = EXIT_ERROR;
+        goto out;
+    }
+    for (int i = 0; i < nargs && rv == 0; i++) {
+        int opt = ttl_option(args, nargs, &i, &ttl);
+        if (opt < 0)
+            rv = usage("--ttl: not a duration (e.g. 500ms, 30s, 5m, 1h)");
+        else if (opt == 0)
+            pos[npos++] = args[i];
+    }
+    if (rv == 0 && (npos < 3 || npos % 2 == 0))
+        rv = usage(use);
+    nc_client *c = rv == 0 ? session_client(ss) : NULL;
+    if (rv == 0 && c == NULL)
+        rv = ss->open_error;
+    if (rv != 0)
+        goto out;
+    size_t n = (size_t)(npos - 1) / 2;
+    if (ttl == NC_TTL_DEFAULT)
+        ttl = 0; /* an MSet entry's default */
+    for (size_t i = 0; i < n; i++)
+        e[i] = (nc_entry){NC_STR(pos[1 + 2 * i]), NC_STR(pos[2 + 2 * i]), ttl};
+    int st = nc_mset_stored(c, NC_STR(pos[0]), e, n, stored, ss->timeout);
+    if (st == NC_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (stored[i] != NC_STORED)
+            printf("%s %s\n", pos[1 + 2 * i],
+                   stored[i] == NC_NOT_STORED ? "not stored" : "maybe stored");
+    fflush(stdout);
+    rv = failed("mset", st);
+out:
+    free(pos);
+    free(e);
+    free(stored);
+    return rv;
+}
+
 static int cmd_bump(struct session *ss, char **args, int nargs)
 {
     if (nargs != 1)
@@ -284,8 +347,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"get", cmd_get},   {"set", cmd_set},   {"mget", cmd_mget},   {"del", cmd_del},
-    {"bump", cmd_bump}, {"ping", cmd_ping}, {"stats", cmd_stats},
+    {"get", cmd_get},   {"set", cmd_set},   {"mget", cmd_mget},   {"mset", cmd_mset},
+    {"del", cmd_del},   {"bump", cmd_bump}, {"ping", cmd_ping},   {"stats", cmd_stats},
 };
 
 int main(int argc, char **argv)

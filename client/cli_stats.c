@@ -110,10 +110,10 @@ static void print_json(FILE *out, const nc_stat *st, size_t n, const nc_ns_stat 
         json_string(out, ns[i].ns, ns[i].ns_len);
         fprintf(out,
                 ", \"other\": %s, \"hits\": %llu, \"misses\": %llu, \"near_hits\": %llu, "
-                "\"near_misses\": %llu}",
+                "\"near_misses\": %llu, \"acl_denied\": %llu}",
                 ns[i].other ? "true" : "false", (unsigned long long)ns[i].hits,
                 (unsigned long long)ns[i].misses, (unsigned long long)ns[i].near_hits,
-                (unsigned long long)ns[i].near_misses);
+                (unsigned long long)ns[i].near_misses, (unsigned long long)ns[i].acl_denied);
     }
     fprintf(out, "]}\n");
 }

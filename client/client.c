@@ -315,8 +315,10 @@ static int reply_status(uint64_t want, uint64_t id, int code, const void *msg, s
 /* Sends msg, the encoded request `id` (taking ownership of it), and decodes
  * the reply. Returns NC_OK with *out (the caller frees it with
  * codec_reply_free()) or an nc_err, recording the daemon's status and
- * message. */
-static int call_msg(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, pb_reply **out)
+ * message. An error reply that carries the result `keep` (0: none) is
+ * handed back in *out too. */
+static int call_msg_keep(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, int keep,
+                         pb_reply **out)
 {
     nng_msg *reply = NULL;
     *out = NULL;
@@ -329,15 +331,15 @@ static int call_msg(nc_client *c, uint64_t id, nng_msg *msg, int timeout_ms, pb_
     if (r == NULL)
         return client_fail(NC_EPROTO, 0, "undecodable reply (%zu bytes)", len);
     rv = reply_status(id, r->id, r->code, r->message, strlen(r->message));
-    if (rv != NC_OK)
-        codec_reply_free(r);
-    else
+    if (rv == NC_OK || (keep != 0 && r->id == id && (int)r->result_case == keep))
         *out = r;
+    else
+        codec_reply_free(r);
     return rv;
 }
 
-/* Encodes req (with a fresh id and the timeout) and calls call_msg(). */
-static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
+/* Encodes req (with a fresh id and the timeout) and calls call_msg_keep(). */
+static int call_keep(nc_client *c, pb_request *req, int timeout_ms, int keep, pb_reply **out)
 {
     *out = NULL;
     timeout_ms = timeout_of(c, timeout_ms);
@@ -348,18 +350,29 @@ static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
     if (rv != NC_OK)
         return rv;
     codec_request_pack(req, nng_msg_body(msg));
-    return call_msg(c, req->id, msg, timeout_ms, out);
+    return call_msg_keep(c, req->id, msg, timeout_ms, keep, out);
 }
 
-/* Like call(), and checks that the reply carries the expected result. */
-int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out)
+static int call(nc_client *c, pb_request *req, int timeout_ms, pb_reply **out)
 {
-    int rv = call(c, req, timeout_ms, out);
+    return call_keep(c, req, timeout_ms, 0, out);
+}
+
+int client_call_result(nc_client *c, pb_request *req, int timeout_ms, int result, int keep,
+                       pb_reply **out)
+{
+    int rv = call_keep(c, req, timeout_ms, keep ? result : 0, out);
     if (rv == NC_OK && (*out)->result_case != (Nearcache__V1__Reply__ResultCase)result) {
         codec_reply_free(*out);
+        *out = NULL;
         return client_fail(NC_EPROTO, 0, "reply carries the wrong result");
     }
     return rv;
+}
+
+int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out)
+{
+    return client_call_result(c, req, timeout_ms, result, 0, out);
 }
 
 ProtobufCBinaryData client_bin(nc_bytes b)

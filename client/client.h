@@ -39,6 +39,12 @@ int client_fail(int err, int status, const char *fmt, ...) __attribute__((format
  * or an error recorded for nc_errmsg(). */
 int client_call_expect(nc_client *c, pb_request *req, int timeout_ms, int result, pb_reply **out);
 
+/* client_call_expect() that, with `keep`, also hands back an error reply
+ * carrying `result` in *out (the caller frees it); *out is NULL on any
+ * other error. */
+int client_call_result(nc_client *c, pb_request *req, int timeout_ms, int result, int keep,
+                       pb_reply **out);
+
 /* A view of b as protobuf-c bytes (no copy). */
 ProtobufCBinaryData client_bin(nc_bytes b);
 

@@ -274,8 +274,26 @@ typedef struct nc_entry {
 } nc_entry;
 
 /* Writes n entries of one namespace in one request, one Redis round trip and
- * one invalidation message. */
+ * one invalidation message. On one Redis server it stores every entry or
+ * none; on a Redis Cluster each hash slot's entries are stored together,
+ * and some slots may fail while others are stored (nc_mset_stored() says
+ * which). */
 int nc_mset(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int timeout_ms);
+
+/* What nc_mset_stored() says of an entry. */
+#define NC_NOT_STORED 0      /* not stored: retry it */
+#define NC_STORED 1          /* stored */
+#define NC_STORED_UNKNOWN -1 /* maybe stored (its answer was lost, or the daemon said
+                                nothing of it): retrying it is safe */
+
+/* nc_mset() that says entry by entry what was stored, in stored[i] (an
+ * array of n the caller owns; may be NULL): all NC_STORED on NC_OK; after
+ * an error, what the daemon's answer said of each entry (docs/protocol.md,
+ * MSet); when it said nothing, NC_NOT_STORED for every entry after a
+ * request refused whole (NC_EINVAL, NC_ETOOBIG, NC_EPERM, NC_EUNIMPLEMENTED)
+ * or never sent (NC_ECONNECT, NC_ENOMEM), else NC_STORED_UNKNOWN. */
+int nc_mset_stored(nc_client *c, nc_bytes ns, const nc_entry *entries, size_t n, int *stored,
+                   int timeout_ms);
 
 /* Deletes a key. *existed (may be NULL) says whether Redis held it. When
  * the daemon cannot be reached the Delete is kept and sent before anything
@@ -313,6 +331,7 @@ typedef struct nc_ns_stat {
     int truncated; /* ns is the name's first 128 bytes */
     uint64_t hits, misses;           /* the daemon's Gets */
     uint64_t near_hits, near_misses; /* the near tiers' lookups, as clients report them */
+    uint64_t acl_denied;             /* requests answered PERMISSION_DENIED by the acl rules */
 } nc_ns_stat;
 
 /* nc_stats() that also reads the namespaces' rows, from the same reply:

@@ -104,6 +104,7 @@ static int ns_cells_fill(struct ns_cells *ns, nstop *t)
         cell->misses = ns->rows[i].misses;
         cell->near_hits = ns->rows[i].near_hits;
         cell->near_misses = ns->rows[i].near_misses;
+        cell->acl_denied = ns->rows[i].denied;
         ns->ptrs[i] = cell;
     }
     return 0;

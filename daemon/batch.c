@@ -19,6 +19,7 @@ typedef Nearcache__V1__MGetReply pb_mget_reply;
 typedef Nearcache__V1__MGetItem pb_mget_item;
 typedef Nearcache__V1__MSetRequest pb_mset_request;
 typedef Nearcache__V1__MSetReply pb_mset_reply;
+typedef Nearcache__V1__MSetFailure pb_mset_failure;
 
 /* One key of an MGet. A hit from L1 owns a copy of its value. */
 typedef struct item {
@@ -290,9 +291,11 @@ void batch_handle_mset(service *svc, call *c)
     method_submit(svc, c, run_mset);
 }
 
-/* After the script: this node's L1 and waiters, key by key. */
+/* After the scripts: this node's L1 and waiters, key by key. `ok` says
+ * whether the entries res stored may stay in L1 (the others are dropped). */
 static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e,
-                       const l1_ticket *tickets, uint64_t version, int ok, int64_t t0)
+                       const l1_ticket *tickets, uint64_t version, const l2_mset_result *res,
+                       int ok, int64_t t0)
 {
     int serving = ok && coh_serving(svc->coh, units_now_ms());
     for (size_t i = 0; i < m->n_entries; i++) {
@@ -301,7 +304,7 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
             method_l1_drop(svc, NULL, 0); /* cannot drop the one key: drop them all */
             continue;
         }
-        if (ok)
+        if (ok && res->fail != NULL && res->fail[i] < 0)
             method_written(svc, k.buf, k.len, e[i].value, e[i].vlen, version, e[i].ttl_ms, t0,
                            tickets[i], serving);
         else
@@ -310,21 +313,80 @@ static void mset_apply(service *svc, const pb_mset_request *m, const l2_entry *e
     }
 }
 
+/* Answers an MSet that failed in part or whole: the code of its first
+ * failure, and an MSetReply naming every entry not stored. */
+static void mset_fail(service *svc, call *c, l2 *conn, l2_status rv, const l2_mset_result *res)
+{
+    char text[700];
+    const pb_mset_request *m = call_request(c)->mset;
+    size_t n = m->n_entries;
+    if (res->fail == NULL || res->nfails == 0) { /* out of memory before any script */
+        method_publish_unknown(svc, conn, m->ns, n, mset_key, m, 0);
+        method_fail_l2(svc, c, conn, rv);
+        return;
+    }
+    pb_mset_failure *f = calloc(res->nfails, sizeof *f);
+    pb_mset_failure **fp = calloc(res->nfails, sizeof *fp);
+    uint32_t *index = calloc(n ? n : 1, sizeof *index);
+    char(*msg)[sizeof text] = calloc(res->nfails, sizeof *msg);
+    if (f == NULL || fp == NULL || index == NULL || msg == NULL) {
+        free(f), free(fp), free(index), free(msg);
+        method_publish_unknown(svc, conn, m->ns, n, mset_key, m, 1);
+        method_fail_l2(svc, c, conn, rv);
+        return;
+    }
+    size_t used = 0;
+    for (size_t j = 0; j < res->nfails; j++) {
+        nearcache__v1__mset_failure__init(&f[j]);
+        f[j].code = method_l2_failure(svc, c, res->fails[j].status, res->fails[j].message, msg[j],
+                                      sizeof msg[j]);
+        f[j].message = msg[j];
+        f[j].maybe_stored = res->fails[j].maybe_ran;
+        f[j].index = index + used;
+        for (size_t i = 0; i < n; i++)
+            if (res->fail[i] == (int)j)
+                f[j].index[f[j].n_index++] = (uint32_t)i;
+        used += f[j].n_index;
+        fp[j] = &f[j];
+    }
+    pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
+    mr.stored = (uint32_t)res->stored;
+    mr.n_failed = res->nfails;
+    mr.failed = fp;
+    pb_reply r = NEARCACHE__V1__REPLY__INIT;
+    r.code = f[0].code;
+    snprintf(text, sizeof text, "%s", res->nfails == 1 && res->stored == 0 ? msg[0] : l2_error(conn));
+    r.message = text;
+    r.result_case = RESULT(MSET);
+    r.mset = &mr;
+    int maybe = res->stored > 0;
+    for (size_t j = 0; j < res->nfails; j++)
+        maybe |= f[j].maybe_stored;
+    if (maybe) /* answered once what may be stored is announced */
+        method_reply_written(svc, c, &r, m->ns, n, mset_key, m);
+    else
+        call_reply(c, &r);
+    free(f), free(fp), free(index), free(msg);
+}
+
 static void job_mset(service *svc, call *c, l2 *conn)
 {
     const pb_mset_request *m = call_request(c)->mset;
     size_t n = m->n_entries, len = 0;
     int64_t budget = method_redis_budget(svc, c, call_deadline(c), "redis write");
-    if (budget == 0)
+    if (budget == 0 || method_publish_begin(svc, c) != 0)
         return;
+    const char *channel = method_script_channel(svc); /* "": the publisher's batch */
     l2_entry *e = calloc(n, sizeof *e);
     l1_ticket *tickets = calloc(n, sizeof *tickets);
-    uint8_t *msg = e != NULL && tickets != NULL
+    uint8_t *msg = e == NULL || tickets == NULL ? NULL
+                   : channel[0] != '\0'
                        ? method_inval_msg(svc, conn, m->ns, m->n_entries, mset_key, m, 0, &len)
-                       : NULL;
+                       : calloc(1, 1);
     if (msg == NULL) {
         free(e);
         free(tickets);
+        method_publish_end(svc);
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return;
     }
@@ -339,27 +401,39 @@ static void job_mset(service *svc, call *c, l2 *conn)
         }
     }
     uint64_t seq = coh_next_seq(svc->coh, l2_stream(conn)), version = 0;
-    l2_msg lm = {svc->channel, msg, len};
+    l2_msg lm = {channel, msg, len};
     l2_key rk = method_redis_key(svc, m->ns, m->entries[0]->key);
     int64_t t0 = units_now_ms();
-    int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version);
-    method_settle_seq(svc, conn, seq, rv == L2_OK);
-    if (rv == L2_OK)
+    l2_mset_result res;
+    int rv = l2_mset(conn, &rk, e, n, &lm, budget, &version, &res);
+    /* a slot stored is a message published (each slot's script sends it,
+     * or the publisher's batch does) */
+    if (channel[0] != '\0')
+        method_settle_seq(svc, conn, seq, res.stored > 0);
+    else if (res.stored > 0)
+        stats_inc(&svc->st->invalidations_sent);
+    if (res.stored > 0)
         coh_version_seen(svc->coh, m->ns.data, m->ns.len, version);
-    int durable = rv == L2_OK && method_replicated(svc, c, conn, "MSet") == 0;
-    mset_apply(svc, m, e, tickets, version, durable, t0);
+    /* the entries of a partial MSet stay in L1 unless a WAIT was asked for
+     * (it is not sent after a failure) */
+    int durable = rv == L2_OK ? method_replicated(svc, c, conn, "MSet") == 0
+                              : svc->cfg->redis_wait_replicas == 0;
+    mset_apply(svc, m, e, tickets, version, &res, durable, t0);
     if (rv != L2_OK) {
-        method_fail_l2(svc, c, conn, rv);
+        mset_fail(svc, c, conn, rv, &res);
     } else if (durable) {
         pb_mset_reply mr = NEARCACHE__V1__MSET_REPLY__INIT;
         mr.stored = (uint32_t)n;
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(MSET);
         r.mset = &mr;
-        call_reply(c, &r);
+        method_reply_written(svc, c, &r, m->ns, n, mset_key, m);
     } else {
-        call_send(c); /* method_replicated()'s answer, now that m is no longer read */
+        /* method_replicated()'s answer, now that m is no longer read */
+        method_send_written(svc, c, m->ns, n, mset_key, m);
     }
+    method_publish_end(svc);
+    l2_mset_result_free(&res);
     free(msg);
     free(e);
     free(tickets);

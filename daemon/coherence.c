@@ -18,8 +18,9 @@
 #include "keyspace.h"
 #include "log.h"
 #include "ring.h"
+#include "units.h"
 
-#define COH_MAX_STREAMS 64
+#define COH_MAX_STREAMS 65 /* 64 workers and the publisher */
 #define COH_MAX_ORIGIN  64 /* node ids are 16 hex digits; longer ones are refused */
 
 /* A namespace's version: the highest this node has seen, which stays as the
@@ -31,6 +32,14 @@ typedef struct nsver {
     int known; /* read from Redis since L1 was last emptied */
     char ns[];
 } nsver;
+
+/* Another daemon heard on the channel (by a heartbeat or a numbered
+ * message), and when it was last heard. */
+typedef struct origin_seen {
+    UT_hash_handle hh;
+    int64_t heard_ms; /* this node's clock when its last message arrived */
+    char id[];
+} origin_seen;
 
 /* The last seq seen from one (origin, stream), keyed "ORIGIN/STREAM". */
 typedef struct stream_seen {
@@ -49,6 +58,10 @@ struct coh {
     pthread_rwlock_t versions_lock;
     nsver *versions;      /* guarded by versions_lock */
     stream_seen *streams; /* subscriber thread only */
+    origin_seen *origins; /* subscriber thread only; kept across L1 resets */
+    int64_t silence_ms;   /* coh_set_silence(); 0: off */
+    int64_t subscribed_ms; /* when the current subscription was confirmed */
+    int settled;           /* an own heartbeat sent silence_ms after it was heard */
     coh_hook hook;
     void *hook_arg;
     _Atomic(ring *) ring; /* the near tiers' ring, or NULL; set once, any time */
@@ -86,6 +99,12 @@ void coh_key_changed(coh *c, const void *l1key, size_t len)
 {
     size_t nslen = ks_l1_key_ns_len(l1key, len);
     ring_key(c, l1key, nslen, (const char *)l1key + nslen + 1, len - nslen - 1);
+}
+
+void coh_drop_key(coh *c, const void *l1key, size_t len)
+{
+    l1_invalidate(c->cache, l1key, len);
+    coh_key_changed(c, l1key, len);
 }
 
 void coh_l1_emptied(coh *c)
@@ -140,6 +159,16 @@ static void free_versions(coh *c)
     }
 }
 
+static void forget_origins(coh *c)
+{
+    origin_seen *o, *tmp;
+    HASH_ITER(hh, c->origins, o, tmp)
+    {
+        HASH_DEL(c->origins, o);
+        free(o);
+    }
+}
+
 static void forget_streams(coh *c)
 {
     stream_seen *s, *tmp;
@@ -156,6 +185,7 @@ void coh_destroy(coh *c)
         return;
     free_versions(c);
     forget_streams(c);
+    forget_origins(c);
     pthread_rwlock_destroy(&c->versions_lock);
     free(c);
 }
@@ -287,10 +317,18 @@ void coh_version_fell(coh *c, const void *ns, size_t nslen, uint64_t held)
                  n, (const char *)ns, held, floor);
 }
 
+void coh_set_silence(coh *c, int64_t silence_ms)
+{
+    c->silence_ms = silence_ms;
+}
+
 void coh_subscribed(coh *c)
 {
     set_verified(c, 0);
     reset(c);
+    forget_origins(c);
+    c->subscribed_ms = units_now_ms();
+    c->settled = c->silence_ms == 0;
     atomic_store(&c->up, 1);
 }
 
@@ -364,6 +402,22 @@ static int heartbeat_gap(coh *c, const pb_invalidation *m)
     return gap;
 }
 
+static void apply_change(coh *c, const pb_invalidation *m, int own);
+
+/* Forgets the streams of an origin that said bye. */
+static void forget_origin_streams(coh *c, const char *origin)
+{
+    size_t n = strlen(origin);
+    stream_seen *s, *tmp;
+    HASH_ITER(hh, c->streams, s, tmp)
+    {
+        if (strncmp(s->id, origin, n) == 0 && s->id[n] == '/') {
+            HASH_DEL(c->streams, s);
+            free(s);
+        }
+    }
+}
+
 static void gap_found(coh *c, const pb_invalidation *m)
 {
     stats_inc(&c->st->sequence_gaps);
@@ -411,6 +465,75 @@ void coh_message_lost(coh *c)
     reset(c);
 }
 
+/* Another daemon was heard: it is alive now, or (bye) stopped cleanly. */
+static void origin_heard(coh *c, const pb_invalidation *m)
+{
+    if (c->silence_ms == 0)
+        return;
+    origin_seen *o;
+    size_t n = strlen(m->origin);
+    HASH_FIND(hh, c->origins, m->origin, (unsigned)n, o);
+    if (m->bye) {
+        if (o != NULL) {
+            HASH_DEL(c->origins, o);
+            free(o);
+        }
+        stats_inc(&c->st->origins_bye);
+        log_info("node %s stopped cleanly", m->origin);
+        return;
+    }
+    if (o == NULL && (o = malloc(sizeof *o + n + 1)) != NULL) {
+        memcpy(o->id, m->origin, n + 1);
+        HASH_ADD_KEYPTR(hh, c->origins, o->id, (unsigned)n, o);
+        if (o->hh.tbl == NULL) {
+            free(o);
+            o = NULL;
+        }
+    }
+    if (o == NULL) {
+        coh_message_lost(c); /* cannot watch it: assume the worst */
+        return;
+    }
+    o->heard_ms = units_now_ms();
+}
+
+/* This node's own heartbeat, sent at `sent`, came back: every message
+ * published before it has been applied here. A daemon last heard more than
+ * silence_ms before `sent` died or was cut off without saying bye, and the
+ * batch of its last writes may never come (docs/coherence.md, "A writer
+ * that dies"): L1 is emptied, as for a lost message. The first heartbeat
+ * sent silence_ms after the subscription also empties L1 of what was read
+ * before it, and only then does L1 serve: by then every writer alive at
+ * the subscription has been heard, or its writes are in Redis. */
+static void own_heartbeat(coh *c, int64_t sent)
+{
+    if (c->silence_ms > 0) {
+        int silent = 0;
+        origin_seen *o, *tmp;
+        HASH_ITER(hh, c->origins, o, tmp)
+        {
+            if (sent - o->heard_ms <= c->silence_ms)
+                continue;
+            log_warn("node %s silent for more than %" PRId64 " ms without a bye: emptying L1",
+                     o->id, c->silence_ms);
+            HASH_DEL(c->origins, o);
+            free(o);
+            silent = 1;
+        }
+        if (silent) {
+            stats_inc(&c->st->origins_silent);
+            reset(c);
+        }
+        if (!c->settled) {
+            if (sent < c->subscribed_ms + c->silence_ms)
+                return; /* not serving yet */
+            c->settled = 1;
+            reset(c); /* fills read during the wait are not kept */
+        }
+    }
+    set_verified(c, sent);
+}
+
 void coh_apply(coh *c, const pb_invalidation *m)
 {
     if (strlen(m->origin) > COH_MAX_ORIGIN) {
@@ -420,13 +543,23 @@ void coh_apply(coh *c, const pb_invalidation *m)
         return;
     }
     int own = strcmp(m->origin, c->node_id) == 0;
+    if (!own && (m->heartbeat != NULL || m->seq != 0 || m->bye))
+        origin_heard(c, m);
+    if (m->n_keys > 0 || m->bump_ns.len > 0 || m->flush_all)
+        apply_change(c, m, own);
     if (m->heartbeat != NULL) {
         if (own)
-            set_verified(c, m->heartbeat->sent_ms);
+            own_heartbeat(c, m->heartbeat->sent_ms);
         else if (heartbeat_gap(c, m))
             gap_found(c, m);
-        return;
     }
+    if (!own && m->bye)
+        forget_origin_streams(c, m->origin);
+}
+
+/* The invalidation part of a message: keys, a bump, a flush. */
+static void apply_change(coh *c, const pb_invalidation *m, int own)
+{
     if (own && !own_uncertain(c, m))
         return; /* applied locally before the write was answered */
     if (!own)

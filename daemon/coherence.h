@@ -75,15 +75,24 @@ typedef void (*coh_hook)(void *arg, const void *key, size_t klen);
 /* Sets the hook (before the subscriber starts). */
 void coh_set_hook(coh *c, coh_hook hook, void *arg);
 
+/* Turns on the rule for writers that die between a write and its batch
+ * (before the subscriber starts): another daemon heard and then silent for
+ * more than `silence_ms` (measured against this node's own heartbeats, with
+ * no bye) empties L1, and after each new subscription L1 neither serves
+ * nor keeps fills until an own heartbeat sent `silence_ms` after it comes
+ * back. 0 (the default): off. */
+void coh_set_silence(coh *c, int64_t silence_ms);
+
 /* Subscriber thread: a new subscription is confirmed. Empties L1, forgets
- * versions and sequence numbers; serving resumes at the next own heartbeat. */
+ * versions, sequence numbers and the daemons heard; serving resumes at the
+ * next own heartbeat (sent silence_ms after now, when that rule is on). */
 void coh_subscribed(coh *c);
 
 /* Subscriber thread: the subscription is gone. */
 void coh_lost(coh *c);
 
 /* This node's own invalidation streams, one per Redis worker, numbered
- * from 0 (at most 64; others carry seq 0): each numbers its messages 1, 2,
+ * from 0, and the publisher's after them (at most 65; others carry seq 0): each numbers its messages 1, 2,
  * 3... coh_next_seq() is the seq the stream's next message carries (one
  * above the last used); coh_confirm_seq() uses `seq` up, once its message
  * was published or may have been (docs/coherence.md says when). The
@@ -115,6 +124,11 @@ void coh_set_ring(coh *c, ring *r);
  * thread. */
 void coh_key_changed(coh *c, const void *l1key, size_t len);
 void coh_l1_emptied(coh *c);
+
+/* Drops `l1key` (NS:KEY) from L1, voiding its fills under way, and tells
+ * the near tiers: a write of this node whose outcome was unknown, once its
+ * invalidation was published (publish.h). Any thread. */
+void coh_drop_key(coh *c, const void *l1key, size_t len);
 
 /* Subscriber thread: applies one message from the channel. */
 void coh_apply(coh *c, const pb_invalidation *m);

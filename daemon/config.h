@@ -32,6 +32,8 @@ typedef struct config {
     int64_t shutdown_timeout_ms;   /* how long in-flight requests may finish */
     int64_t heartbeat_interval_ms; /* how often this node publishes a heartbeat */
     int64_t coherence_window_ms;   /* L1 serves only while caught up within it */
+    uint64_t inval_batch;          /* 1: writes' invalidations go in the publisher's batches */
+    int64_t inval_batch_delay_ms;  /* tests: each batch waits this long before its PUBLISH */
     int64_t stale_if_error_ms;     /* 0: off */
     int64_t lease_ttl_ms;          /* lifetime of a lease to fill a key */
     uint64_t ttl_jitter_pct;       /* spread of Set TTLs, percent */

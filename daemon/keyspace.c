@@ -91,6 +91,11 @@ int ks_channel(char *buf, size_t size, const char *prefix)
     return snprintf(buf, size, "%s:inval", prefix);
 }
 
+int ks_own_channel(char *buf, size_t size, const char *prefix, const char *node)
+{
+    return snprintf(buf, size, "%s:inval:%s", prefix, node);
+}
+
 unsigned ks_slot(const void *key, size_t len)
 {
     const char *k = key, *open = memchr(k, '{', len), *close = NULL;

@@ -29,6 +29,8 @@
 /* The longest PREFIX:nsver:NS, and the longest PREFIX:inval with its NUL. */
 #define KS_NSVER_KEY_MAX (KS_PREFIX_MAX + sizeof ":nsver:" - 1 + KS_NS_MAX)
 #define KS_CHANNEL_SIZE  (KS_PREFIX_MAX + sizeof ":inval")
+/* The longest PREFIX:inval:NODE (a node id is at most 64 bytes) with its NUL. */
+#define KS_OWN_CHANNEL_SIZE (KS_CHANNEL_SIZE + 1 + 64)
 
 /* ---- L1 ---------------------------------------------------------------- */
 
@@ -80,5 +82,9 @@ unsigned ks_slot(const void *key, size_t len);
 
 /* PREFIX:inval into buf. Returns what snprintf() returns. */
 int ks_channel(char *buf, size_t size, const char *prefix);
+
+/* PREFIX:inval:NODE into buf: the channel only node NODE subscribes to,
+ * for its heartbeats to itself. Returns what snprintf() returns. */
+int ks_own_channel(char *buf, size_t size, const char *prefix, const char *node);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "answer.h"
 #include "l2cluster.h"
+#include "units.h"
 
 /* The scripts. Every key a script touches comes in KEYS[] (keyspace.c
  * names them all): KEYS[1] is PREFIX:nsver:NS, then each entry's four keys
@@ -20,8 +21,10 @@
  * {version}: the caller builds the keys under that one and runs it again
  * (the read lane's optimistic check, inside one script). So a write never
  * lands under a version that a bump has retired, and every script returns
- * the version it used. A write and its invalidation message are one
- * script, so the message is published if and only if the write happened.
+ * the version it used. With inval_batch = off a write and its invalidation
+ * message are one script, so the message is published if and only if the
+ * write happened; with it on (an empty channel), the daemon's publisher
+ * sends the message after the script answered (publish.h).
  *
  * A namespace version never goes back. Redis can lose the version key
  * (eviction under an allkeys-* policy, FLUSHALL, a failover to a replica
@@ -52,6 +55,12 @@
 #define NOW_MS                                                                                     \
     "local function now_ms() local t = redis.call('TIME') "                                        \
     "return t[1] * 1000 + math.floor(t[2] / 1000) end "
+
+/* A write's invalidation: PUBLISH ARGV[ch] ARGV[msg], unless the channel is
+ * empty (inval_batch = on: the daemon's publisher sends it in a batch once
+ * the script has answered). */
+#define PUBLISH(ch, msg)                                                                           \
+    "if ARGV[" ch "] ~= '' then redis.call('PUBLISH', ARGV[" ch "], ARGV[" msg "]) end "
 
 /* An entry's keys after KEYS[1], in the scripts' order. */
 #define ENTRY_KEYS 4
@@ -113,16 +122,16 @@ static const char *const script_text[NSCRIPTS] = {
     "               string.format('%d', ttl + swr)) "
     "  else redis.call('DEL', swr_k) end "
     "end "
-    "redis.call('PUBLISH', ARGV[4], ARGV[5]) return {v, 1}",
+    PUBLISH("4", "5") "return {v, 1}",
     /* ARGV: version channel message token floor -> {version, deleted}. With
      * a token, only that lease is released (deleted = whether it was). */
     [SCRIPT_DEL] = VERSION VERSION_CHECK ENTRY
     "if ARGV[4] ~= '' then "
     "  if redis.call('GET', lease_k) ~= ARGV[4] then return {v, 0} end "
-    "  redis.call('DEL', lease_k) redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1} "
+    "  redis.call('DEL', lease_k) " PUBLISH("2", "3") "return {v, 1} "
     "end "
     "local n = redis.call('DEL', k) redis.call('DEL', lease_k, neg_k, swr_k) "
-    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, n}",
+    PUBLISH("2", "3") "return {v, n}",
     /* KEYS: the version only. ARGV: from channel message floor -> {version,
      * bumped}: from + 1 and 1 when Redis held `from` (the message, built by
      * the daemon, names from + 1); what it holds and 0 otherwise, writing and
@@ -159,7 +168,7 @@ static const char *const script_text[NSCRIPTS] = {
     "  redis.call('SET', KEYS[b], ARGV[4 + 2 * i], 'PX', ARGV[5 + 2 * i]) "
     "  redis.call('DEL', KEYS[b + 1], KEYS[b + 2], KEYS[b + 3]) "
     "end "
-    "redis.call('PUBLISH', ARGV[2], ARGV[3]) return v",
+    PUBLISH("2", "3") "return v",
     /* KEYS: the version only, on a Cluster. ARGV: unused make(0/1) floor ->
      * the version, made when missing if make is 1, else '0' */
     [SCRIPT_VERSION] = VERSION_READ "if not v and ARGV[2] ~= '1' then return '0' end " VERSION_MAKE
@@ -212,6 +221,7 @@ struct l2 {
     l2cluster *cl;       /* on a Cluster: the routing; NULL on one server */
     char *text[NSCRIPTS]; /* the scripts' text as this handle runs them */
     l2conn *wrote;        /* on a Cluster: where the last write's script ran, for WAIT */
+    int landed;           /* on a Cluster: the last write's script ran, whatever came after */
     char sha[NSCRIPTS][41];
     uint32_t stream;
 };
@@ -440,6 +450,7 @@ static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const en
     int write = id == SCRIPT_SET || id == SCRIPT_DEL || id == SCRIPT_MSET;
     int make = write || (id == SCRIPT_GET && nargs > 0 && args[0][0] == '1'); /* a lease */
     uint64_t version = k->floor;
+    c->landed = 0;
     if ((!k->known || version == 0) &&
         (*status = cluster_version(c, k, make, timeout_ms, &version)) != L2_OK)
         return NULL;
@@ -448,6 +459,7 @@ static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const en
         if (r == NULL || !write)
             return r;
         c->wrote = l2cluster_last(c->cl);
+        c->landed = 1;
         l2_key now = *k;
         uint64_t current;
         now.floor = version;
@@ -694,21 +706,37 @@ void l2_batch_free(l2_batch *b)
 static l2_status mset_one(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
                           int64_t timeout_ms, uint64_t *version);
 
+/* Records the failure of the entries pick[0..g) (failure f of res) as the
+ * last command left it. */
+static void mset_failed(l2 *c, l2_mset_result *res, l2_status st, const size_t *pick, size_t g)
+{
+    l2_mset_fail *f = &res->fails[res->nfails];
+    f->status = st;
+    f->maybe_ran = st == L2_ETIMEOUT || l2_maybe_ran(c) || (c->cl != NULL && c->landed);
+    snprintf(f->message, sizeof f->message, "%s", l2conn_error(c->conn));
+    for (size_t j = 0; j < g; j++)
+        res->fail[pick[j]] = (int)res->nfails;
+    res->nfails++;
+}
+
 /* l2_mset() on a Cluster: one script per slot, in the order of each slot's
- * first entry; each publishes the whole message after its own writes, so
- * the last one comes after every write. Atomic per slot only: on an error,
- * the slots before it are stored, and the message says how many entries. */
+ * first entry, all within one deadline; each publishes the whole message
+ * after its own writes, so the last one comes after every write. A slot
+ * that fails does not stop the others: atomic per slot only, and res says
+ * which slots' entries were stored. */
 static l2_status mset_split(l2 *c, const l2_key *k, const l2_entry *en, size_t n,
-                            const l2_msg *m, int64_t timeout_ms, uint64_t *version)
+                            const l2_msg *m, int64_t timeout_ms, uint64_t *version,
+                            l2_mset_result *res)
 {
     unsigned *slot = malloc(sizeof *slot * n);
     l2_entry *group = malloc(sizeof *group * n);
+    size_t *pick = malloc(sizeof *pick * n);
     char *done = calloc(n, 1);
-    l2_status st = L2_OK;
-    size_t stored = 0;
-    if (slot == NULL || group == NULL || done == NULL) {
-        st = l2conn_set_error(c->conn, "out of memory");
-        n = 0;
+    l2_status first = L2_OK;
+    char why[sizeof res->fails[0].message] = "";
+    if (slot == NULL || group == NULL || pick == NULL || done == NULL) {
+        free(slot), free(group), free(pick), free(done);
+        return l2conn_set_error(c->conn, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         char tag[KS_TAG_LEN];
@@ -716,36 +744,75 @@ static l2_status mset_split(l2 *c, const l2_key *k, const l2_entry *en, size_t n
         slot[i] = ks_slot(tag, sizeof tag);
     }
     l2_key at = *k;
-    for (size_t i = 0; i < n && st == L2_OK; i++) {
+    int64_t deadline = units_now_ms() + timeout_ms;
+    for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;
         size_t g = 0;
         for (size_t j = i; j < n; j++)
             if (!done[j] && slot[j] == slot[i])
-                group[g++] = en[j], done[j] = 1;
-        if ((st = mset_one(c, &at, group, g, m, timeout_ms, version)) != L2_OK) {
-            char why[400];
-            snprintf(why, sizeof why, "%s", l2conn_error(c->conn));
-            l2conn_set_error(c->conn, "%s (%zu of %zu entries stored, one slot at a time)", why,
-                             stored, n);
-            break;
+                pick[g] = j, group[g++] = en[j], done[j] = 1;
+        int64_t left = deadline - units_now_ms();
+        l2_status st;
+        if (left > 0) {
+            st = mset_one(c, &at, group, g, m, left, version);
+        } else { /* never sent */
+            l2conn_set_error(c->conn, "redis: out of time before the slot's turn");
+            st = L2_ETIMEOUT;
         }
-        stored += g;
-        at.floor = *version; /* the next slots under the version written */
-        at.known = 1;
+        if (st == L2_OK) {
+            res->stored += g;
+            at.floor = *version; /* the next slots under the version written */
+            at.known = 1;
+            continue;
+        }
+        mset_failed(c, res, st, pick, g);
+        res->fails[res->nfails - 1].maybe_ran &= left > 0;
+        if (first == L2_OK) {
+            first = st;
+            snprintf(why, sizeof why, "%s", l2conn_error(c->conn));
+        }
     }
     free(slot);
     free(group);
+    free(pick);
     free(done);
-    return st;
+    if (first != L2_OK)
+        l2conn_set_error(c->conn, "%s (%zu of %zu entries stored, one hash slot at a time)", why,
+                         res->stored, n);
+    return first;
 }
 
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
-                  int64_t timeout_ms, uint64_t *version)
+                  int64_t timeout_ms, uint64_t *version, l2_mset_result *res)
 {
+    memset(res, 0, sizeof *res);
+    res->fail = malloc(sizeof *res->fail * (n ? n : 1));
+    res->fails = malloc(sizeof *res->fails * (n ? n : 1));
+    if (res->fail == NULL || res->fails == NULL) {
+        l2_mset_result_free(res);
+        return l2conn_set_error(c->conn, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        res->fail[i] = -1;
     if (c->cl != NULL && n > 1)
-        return mset_split(c, k, en, n, m, timeout_ms, version);
-    return mset_one(c, k, en, n, m, timeout_ms, version);
+        return mset_split(c, k, en, n, m, timeout_ms, version, res);
+    l2_status st = mset_one(c, k, en, n, m, timeout_ms, version);
+    if (st == L2_OK) {
+        res->stored = n;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            res->fail[i] = 0;
+        mset_failed(c, res, st, NULL, 0);
+    }
+    return st;
+}
+
+void l2_mset_result_free(l2_mset_result *res)
+{
+    free(res->fail);
+    free(res->fails);
+    memset(res, 0, sizeof *res);
 }
 
 static l2_status mset_one(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,

@@ -151,10 +151,33 @@ typedef struct l2_entry {
     int64_t ttl_ms;
 } l2_entry;
 
+/* Entries of an l2_mset() that failed together: all of them on one
+ * server, one hash slot's on a Cluster. */
+typedef struct l2_mset_fail {
+    l2_status status;
+    int maybe_ran; /* the script may have run: its entries may be stored */
+    char message[320];
+} l2_mset_fail;
+
+/* What l2_mset() did with each entry. Free with l2_mset_result_free(). */
+typedef struct l2_mset_result {
+    size_t stored;        /* entries stored */
+    int *fail;            /* per entry: -1 stored, else its failure, an index into fails */
+    l2_mset_fail *fails;  /* nfails of them, in the order of their first entry */
+    size_t nfails;
+} l2_mset_result;
+
 /* SETs every entry under k's namespace (voiding their leases and marks) and
- * PUBLISHes m once, atomically. */
+ * PUBLISHes m, atomically: in one script on one server; on a Cluster in one
+ * script per hash slot, each publishing m after its writes, every slot
+ * tried within timeout_ms even when one fails. Returns L2_OK when every
+ * entry was stored, else the first failure's status with a message saying
+ * how many were stored. Either way *version is the version written under
+ * when any entry was stored, and *res (the caller frees it with
+ * l2_mset_result_free(), also after an error) says entry by entry. */
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *e, size_t n, const l2_msg *m,
-                  int64_t timeout_ms, uint64_t *version);
+                  int64_t timeout_ms, uint64_t *version, l2_mset_result *res);
+void l2_mset_result_free(l2_mset_result *res);
 
 /* WAIT replicas wait_ms on the handle's connection, right after a write's
  * script, within timeout_ms (more than wait_ms). Returns L2_OK with

@@ -28,7 +28,8 @@ struct l2cluster {
     node nodes[L2CLUSTER_MAX_NODES];
     int nnodes;
     int16_t owner[KS_SLOTS];
-    int loaded; /* the map was loaded once and is not known to be stale */
+    int loaded;    /* the map was loaded once and is not known to be stale */
+    int no_shards; /* a node refused CLUSTER SHARDS (Redis before 7.0): CLUSTER SLOTS */
     l2conn *last; /* the connection the last command was sent on */
     l2cluster_counts counts;
     char err[640];
@@ -171,21 +172,96 @@ static int read_slots(l2cluster *cl, int from, const redisReply *r)
     return 0;
 }
 
-/* Asks node i for the map; returns 0 when it answered one. */
+/* The value of `name` in a RESP2 map (a flat array of names and values),
+ * or NULL. */
+static const redisReply *map_get(const redisReply *m, const char *name)
+{
+    if (m->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < m->elements; i += 2)
+        if (m->element[i]->type == REDIS_REPLY_STRING && strcmp(m->element[i]->str, name) == 0)
+            return m->element[i + 1];
+    return NULL;
+}
+
+/* The master of one shard of a CLUSTER SHARDS answer (its "nodes" entry
+ * whose role is master), as a node index; -1 when it names none usable. */
+static int shard_master(l2cluster *cl, int from, const redisReply *nodes)
+{
+    for (size_t j = 0; nodes != NULL && nodes->type == REDIS_REPLY_ARRAY && j < nodes->elements;
+         j++) {
+        const redisReply *n = nodes->element[j], *role = map_get(n, "role");
+        const redisReply *port = map_get(n, "port"), *ep = map_get(n, "endpoint");
+        if (ep == NULL || ep->type != REDIS_REPLY_STRING || ep->len == 0 || strcmp(ep->str, "?") == 0)
+            ep = map_get(n, "ip"); /* no endpoint: its address */
+        if (role == NULL || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0 ||
+            port == NULL || port->type != REDIS_REPLY_INTEGER || port->integer <= 0 ||
+            port->integer > 65535)
+            continue;
+        /* an empty or "?" address is the node asked, as in CLUSTER SLOTS */
+        if (ep == NULL || ep->type != REDIS_REPLY_STRING || ep->len == 0 ||
+            strcmp(ep->str, "?") == 0)
+            return node_at(cl, cl->nodes[from].host, strlen(cl->nodes[from].host),
+                           (int)port->integer);
+        return node_at(cl, ep->str, ep->len, (int)port->integer);
+    }
+    return -1;
+}
+
+/* Reads one CLUSTER SHARDS answer (Redis 7.0: per shard its slot ranges and
+ * its nodes), asked of node `from`, into cl->owner. Returns 0, or -1 when
+ * its shape is not the one Redis documents. */
+static int read_shards(l2cluster *cl, int from, const redisReply *r)
+{
+    int16_t owner[KS_SLOTS];
+    for (int s = 0; s < KS_SLOTS; s++)
+        owner[s] = -1;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *slots = map_get(r->element[i], "slots");
+        if (slots == NULL || slots->type != REDIS_REPLY_ARRAY || slots->elements % 2 != 0)
+            return -1;
+        if (slots->elements == 0)
+            continue; /* a shard without slots */
+        int n = shard_master(cl, from, map_get(r->element[i], "nodes"));
+        if (n < 0)
+            continue; /* no master yet (a failover): its slots stay unserved */
+        for (size_t j = 0; j < slots->elements; j += 2) {
+            const redisReply *lo = slots->element[j], *hi = slots->element[j + 1];
+            if (lo->type != REDIS_REPLY_INTEGER || hi->type != REDIS_REPLY_INTEGER ||
+                lo->integer < 0 || hi->integer >= KS_SLOTS || lo->integer > hi->integer)
+                return -1;
+            for (long long s = lo->integer; s <= hi->integer; s++)
+                owner[s] = (int16_t)n;
+        }
+    }
+    memcpy(cl->owner, owner, sizeof owner);
+    return 0;
+}
+
+/* Asks node i for the map, by CLUSTER SHARDS, or CLUSTER SLOTS where that
+ * is unknown; returns 0 when it answered one. */
 static int reload_from(l2cluster *cl, int i, char *why, size_t whylen)
 {
-    const char *argv[] = {"CLUSTER", "SLOTS"};
+    const char *shards[] = {"CLUSTER", "SHARDS"}, *slots[] = {"CLUSTER", "SLOTS"};
     l2_status status;
+    int by_shards = !cl->no_shards;
     /* a node in its backoff fails at once: the next is asked */
-    redisReply *r =
-        l2conn_run(cl->nodes[i].conn, cl->connect_timeout_ms, 0, &status, 2, argv, NULL);
+    redisReply *r = l2conn_run(cl->nodes[i].conn, cl->connect_timeout_ms, 0, &status, 2,
+                               by_shards ? shards : slots, NULL);
+    if (r == NULL && by_shards && status == L2_EREPLY) { /* before Redis 7.0 */
+        cl->no_shards = 1, by_shards = 0;
+        r = l2conn_run(cl->nodes[i].conn, cl->connect_timeout_ms, 0, &status, 2, slots, NULL);
+    }
     if (r == NULL) {
         snprintf(why, whylen, "%s", l2conn_error(cl->nodes[i].conn));
         return -1;
     }
-    int rv = read_slots(cl, i, r);
+    int rv = by_shards ? read_shards(cl, i, r) : read_slots(cl, i, r);
     if (rv != 0)
-        snprintf(why, whylen, "%s: unexpected reply to CLUSTER SLOTS", cl->nodes[i].addr);
+        snprintf(why, whylen, "%s: unexpected reply to CLUSTER %s", cl->nodes[i].addr,
+                 by_shards ? "SHARDS" : "SLOTS");
     freeReplyObject(r);
     return rv;
 }
@@ -290,6 +366,10 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
             if (n < 0)
                 break;
             cl->counts.moved++;
+            /* a second MOVED: the nodes disagree for a moment (a slot's
+             * SETSLOT NODE reached one and not yet the other): let them agree */
+            if (i > 0)
+                sleep_ms(10 << (i < 4 ? i : 4));
             cl->owner[to % KS_SLOTS] = (int16_t)n;
             l2cluster_reload(cl); /* the rest of the map has likely moved too */
             cl->owner[to % KS_SLOTS] = (int16_t)n; /* what the node said wins */
@@ -306,8 +386,11 @@ redisReply *l2cluster_run(l2cluster *cl, unsigned slot, int64_t timeout_ms, int 
             sleep_ms(10 << (i < 4 ? i : 4));
             c = l2cluster_conn(cl, slot);
         } else if (strncmp(e, "CLUSTERDOWN", 11) == 0) {
+            /* a failover under way: the map is likely to change */
+            cl->counts.tryagain++;
+            sleep_ms(10 << (i < 4 ? i : 4));
             cl->loaded = 0;
-            return NULL;
+            c = l2cluster_conn(cl, slot);
         } else {
             return NULL; /* Redis's own error: the caller's */
         }

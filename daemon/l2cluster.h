@@ -1,13 +1,17 @@
 /* l2cluster: routing over a Redis Cluster, on top of l2conn (hiredis 0.14
  * knows no Cluster). A handle keeps the slot map (which master serves each
- * of the 16384 slots, from CLUSTER SLOTS) and one l2conn per master, and
+ * of the 16384 slots, from CLUSTER SHARDS, or CLUSTER SLOTS where a node
+ * refuses that) and one l2conn per master, and
  * sends each command to the master of its key's slot (keyspace's
  * ks_slot()). A MOVED answer (the slot has moved for good) records the new
  * owner, reloads the whole map and sends the command again; an ASK answer
  * (the slot is being migrated, and this key is already on the target) sends
  * ASKING then the command on the target, once, leaving the map as it is; a
  * TRYAGAIN (a multi-key command whose keys the migration split) waits a
- * moment and sends it again. At most L2CLUSTER_REDIRECTS redirections per
+ * moment and sends it again, as does a second MOVED for one command (the
+ * nodes disagree while a migration's SETSLOT NODE reaches them one by
+ * one) and a CLUSTERDOWN (a failover under way; the map is loaded again
+ * first). At most L2CLUSTER_REDIRECTS redirections per
  * command. A connection that fails makes the next command reload the map
  * first (the master may have failed over to its replica). A handle is used
  * by one thread at a time, like an l2conn. */
@@ -29,7 +33,7 @@ typedef struct l2cluster l2cluster;
 typedef struct l2cluster_counts {
     uint64_t moved;    /* MOVED answers followed */
     uint64_t asked;    /* ASK answers followed */
-    uint64_t tryagain; /* TRYAGAIN answers waited out */
+    uint64_t tryagain; /* TRYAGAIN and CLUSTERDOWN answers waited out */
     uint64_t reloads;  /* slot maps loaded */
 } l2cluster_counts;
 
@@ -45,7 +49,8 @@ void l2cluster_destroy(l2cluster *cl);
  * those made later included. */
 void l2cluster_set_setup(l2cluster *cl, l2conn_setup_fn fn, void *arg);
 
-/* Loads the slot map from the first node that answers CLUSTER SLOTS: the
+/* Loads the slot map from the first node that answers CLUSTER SHARDS (or,
+ * once one refused it, CLUSTER SLOTS): the
  * masters known, then the URL's nodes. Returns L2_OK, or L2_EDOWN with the
  * reason in l2cluster_error(). */
 l2_status l2cluster_reload(l2cluster *cl);

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "publish.h"
 #include "units.h"
 
 /* Where a request's key lives in Redis. */
@@ -200,6 +201,57 @@ uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t
     return buf;
 }
 
+void method_publish_end(service *svc)
+{
+    if (pub_batching(svc->pub))
+        pub_end(svc->pub);
+}
+
+int method_publish_begin(service *svc, call *c)
+{
+    if (!pub_batching(svc->pub) || pub_begin(svc->pub, method_answer_by(c)) == 0)
+        return 0;
+    stats_inc(&svc->st->redis_errors);
+    call_fail(c, CODE(UNAVAILABLE),
+              "this daemon cannot publish on the invalidation channel; no write starts until it "
+              "can");
+    return -1;
+}
+
+const char *method_script_channel(const service *svc)
+{
+    return pub_batching(svc->pub) ? "" : svc->channel;
+}
+
+void method_send_written(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
+                         method_key_at_fn key_at, const void *req)
+{
+    if (pub_batching(svc->pub))
+        pub_add(svc->pub, ns, n, key_at, req, c);
+    else
+        call_send(c);
+}
+
+void method_reply_written(service *svc, call *c, const pb_reply *r, ProtobufCBinaryData ns,
+                          size_t n, method_key_at_fn key_at, const void *req)
+{
+    if (call_prepare(c, r) != 0) {
+        pb_reply oom = NEARCACHE__V1__REPLY__INIT;
+        oom.code = CODE(INTERNAL);
+        oom.message = "out of memory encoding the reply (the write is done)";
+        if (call_prepare(c, &oom) != 0)
+            log_error("out of memory encoding a reply; dropping it");
+    }
+    method_send_written(svc, c, ns, n, key_at, req);
+}
+
+void method_publish_unknown(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
+                            method_key_at_fn key_at, const void *req, int partly)
+{
+    if (pub_batching(svc->pub) && (partly || l2_maybe_ran(conn)))
+        pub_add(svc->pub, ns, n, key_at, req, NULL);
+}
+
 /* Settles a write's sequence number. Published: the seq is used. Surely
  * not published (no connection, refused, a void lease): the next message
  * reuses it. Unknown (the script was sent, its answer lost): the seq is
@@ -211,6 +263,7 @@ void method_settle_seq(service *svc, l2 *conn, uint64_t seq, int published)
     if (published) {
         coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         stats_inc(&svc->st->invalidations_sent);
+        stats_inc(&svc->st->invalidation_batches);
     } else if (l2_maybe_ran(conn)) {
         coh_confirm_seq(svc->coh, l2_stream(conn), seq);
         coh_uncertain(svc->coh, l2_stream(conn), seq);

@@ -32,6 +32,7 @@ struct service {
     waits *waits;                /* NULL once quiesced */
     struct nearrep *near;        /* the clients' near-tier reports */
     struct acl *acl;             /* who may do what (acl rules) */
+    struct publisher *pub;       /* writes' invalidations (publish.h) */
     _Atomic(struct ring *) ring; /* the near tiers' ring (main.c's), or NULL; set once */
     _Atomic uint64_t next_token; /* lease tokens: NODE-N */
     int64_t started_ms;
@@ -115,6 +116,36 @@ typedef ProtobufCBinaryData (*method_key_at_fn)(const void *req, size_t i);
  * frees it) of *len bytes, or NULL. */
 uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
                        method_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len);
+
+/* With inval_batch = 1 (else nothing): waits until a write's script may
+ * start (pub_begin()), or answers the call UNAVAILABLE and returns -1.
+ * After 0, method_publish_end() once the write's keys were handed over
+ * (or it failed). */
+int method_publish_begin(service *svc, call *c);
+void method_publish_end(service *svc);
+
+/* Whether the write scripts publish their own invalidations (inval_batch =
+ * 0); else the channel they get is empty and the keys go to the
+ * publisher. */
+const char *method_script_channel(const service *svc);
+
+/* Sends the prepared reply of a write that ran in Redis, naming n keys of
+ * ns: at once when its script published them, else once the publisher's
+ * batch did. */
+void method_send_written(service *svc, call *c, ProtobufCBinaryData ns, size_t n,
+                         method_key_at_fn key_at, const void *req);
+
+/* call_prepare(c, r) (INTERNAL if that fails), then method_send_written(). */
+void method_reply_written(service *svc, call *c, const pb_reply *r, ProtobufCBinaryData ns,
+                          size_t n, method_key_at_fn key_at, const void *req);
+
+/* A write that failed, whose outcome is unknown (sent, its answer lost),
+ * or partly done (`partly`: an MSet across slots stores slot by slot):
+ * with inval_batch = 1 its keys are published anyway (and dropped from
+ * this node's L1 once they were); with 0 its scripts published them if
+ * they ran. */
+void method_publish_unknown(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
+                            method_key_at_fn key_at, const void *req, int partly);
 
 /* Settles the seq of a write's invalidation message after the script:
  * `published` when it surely ran. */

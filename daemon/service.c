@@ -233,6 +233,11 @@ const char *service_channel(const service *svc)
     return svc->channel;
 }
 
+void service_set_publisher(service *svc, struct publisher *pub)
+{
+    svc->pub = pub;
+}
+
 coh *service_coherence(service *svc)
 {
     return svc->coh;

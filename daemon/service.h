@@ -50,6 +50,11 @@ const char *service_node_id(const service *svc);
 /* The invalidation channel, PREFIX:inval. */
 const char *service_channel(const service *svc);
 
+/* Gives the service the publisher its writes hand their invalidations to
+ * (not owned; it must outlive the workers), before requests arrive. */
+struct publisher;
+void service_set_publisher(service *svc, struct publisher *pub);
+
 /* The service's coherence state, for the subscriber. Owned by the service. */
 coh *service_coherence(service *svc);
 

@@ -65,6 +65,13 @@
     COUNTER(                                                                                       \
         sequence_gaps,                                                                             \
         "Times this daemon found it had missed invalidations from another daemon, and emptied L1") \
+    COUNTER(origins_silent,                                                                        \
+            "Times another daemon fell silent for longer than its heartbeats allow without "       \
+            "saying bye (killed, frozen or cut off), and L1 was emptied")                          \
+    COUNTER(origins_bye, "Daemons heard stopping cleanly (their bye message)")                     \
+    COUNTER(invalidation_batches,                                                                  \
+            "Messages this daemon published carrying the invalidations of its writes (one per "    \
+            "batch with inval_batch = on, one per write otherwise)")                               \
     COUNTER(namespace_bumps,                                                                       \
             "Namespace bumps applied here: this daemon's own and those heard from others")         \
     COUNTER(stale_served, "Gets answered with stale = true")                                       \

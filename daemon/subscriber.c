@@ -1,6 +1,6 @@
-/* The invalidation channel's reader and this node's heartbeat; see
- * subscriber.h. The reader blocks in l2io_get_reply() with a read timeout of
- * coherence_window; sub_destroy() wakes it by shutting its socket down. */
+/* The invalidation channel's reader; see subscriber.h. It blocks in
+ * l2io_get_reply() with a read timeout of coherence_window; sub_destroy()
+ * wakes it by shutting its socket down. */
 #include "subscriber.h"
 
 #include <errno.h>
@@ -19,21 +19,18 @@
 #include "units.h"
 
 #define RETRY_MAX_MS 2000 /* a lost subscription is missed L1: retry sooner */
-#define MAX_STREAMS  64
 
 struct subscriber {
     const config *cfg;
     config_redis_url url;
     char channel[KS_CHANNEL_SIZE];
-    char node_id[64];
+    char own[KS_OWN_CHANNEL_SIZE]; /* this node's heartbeats to itself */
     coh *coh;
-    jobq *q;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards io (for sub_destroy) and the heartbeat's sleep */
-    pthread_cond_t cv;
+    pthread_mutex_t mu; /* guards io (for sub_destroy) */
     l2io *io;
-    pthread_t reader, beater;
-    int reader_started, beater_started;
+    pthread_t reader;
+    int reader_started;
     int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
@@ -46,9 +43,15 @@ static l2io *subscribe(subscriber *s)
     l2io *io = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
     const char *why = io == NULL ? err : NULL;
     if (why == NULL) {
-        const char *argv[] = {"SUBSCRIBE", s->channel};
-        redisReply *r = l2io_command(io, 2, argv, NULL);
+        const char *argv[] = {"SUBSCRIBE", s->channel, s->own};
+        redisReply *r = l2io_command(io, 3, argv, NULL);
         why = r == NULL ? l2io_errstr(io) : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
+        freeReplyObject(r);
+        r = NULL; /* one confirmation per channel */
+        if (why == NULL && l2io_get_reply(io, &r) != 0)
+            why = l2io_errstr(io);
+        else if (why == NULL && r->type != REDIS_REPLY_ARRAY)
+            why = "SUBSCRIBE refused";
         freeReplyObject(r);
     }
     if (why != NULL) {
@@ -134,52 +137,8 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Publishes one heartbeat with the last confirmed seq of every stream. */
-static void beat(subscriber *s, l2conn *conn)
-{
-    uint64_t seqs[MAX_STREAMS];
-    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
-    hb.sent_ms = units_now_ms();
-    hb.stream_seqs = seqs;
-    hb.n_stream_seqs = coh_stream_seqs(s->coh, seqs, s->cfg->redis_connections < MAX_STREAMS
-                                                         ? s->cfg->redis_connections
-                                                         : MAX_STREAMS);
-    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
-    m.origin = s->node_id;
-    m.heartbeat = &hb;
-    uint8_t buf[1024];
-    size_t n = codec_inval_pack(&m, buf);
-    const char *argv[] = {"PUBLISH", s->channel, (const char *)buf};
-    size_t lens[] = {7, strlen(s->channel), n};
-    l2_status status;
-    redisReply *r = l2conn_run(conn, s->cfg->redis_timeout_ms, 0, &status, 3, argv, lens);
-    if (r != NULL)
-        freeReplyObject(r);
-}
-
-static void *beater_main(void *arg)
-{
-    subscriber *s = arg;
-    l2conn *conn = NULL;
-    if (l2conn_create(&conn, &s->url, s->cfg->redis_timeout_ms, "heartbeat") != 0)
-        return NULL;
-    pthread_mutex_lock(&s->mu);
-    while (!atomic_load(&s->stopping)) {
-        pthread_mutex_unlock(&s->mu);
-        if (!l2conn_connected(conn) && jobq_connected(s->q) > 0)
-            l2conn_retry_now(conn); /* Redis is back: do not sit out the backoff */
-        beat(s, conn);
-        pthread_mutex_lock(&s->mu);
-        if (!atomic_load(&s->stopping))
-            units_cond_wait_ms(&s->cv, &s->mu, s->cfg->heartbeat_interval_ms);
-    }
-    pthread_mutex_unlock(&s->mu);
-    l2conn_destroy(conn);
-    return NULL;
-}
-
 int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
-               const char *channel, const char *node_id, coh *c, jobq *q)
+               const char *channel, const char *own_channel, coh *c)
 {
     subscriber *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -187,16 +146,11 @@ int sub_create(subscriber **out, const config *cfg, const config_redis_url *url,
     s->cfg = cfg;
     s->url = *url;
     snprintf(s->channel, sizeof s->channel, "%s", channel);
-    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    snprintf(s->own, sizeof s->own, "%s", own_channel);
     s->coh = c;
-    s->q = q;
     pthread_mutex_init(&s->mu, NULL);
-    units_cond_init(&s->cv);
     int rv = pthread_create(&s->reader, NULL, reader_main, s);
     s->reader_started = rv == 0;
-    if (rv == 0)
-        rv = pthread_create(&s->beater, NULL, beater_main, s);
-    s->beater_started = rv == 0;
     if (rv != 0) {
         sub_destroy(s);
         return rv;
@@ -213,13 +167,9 @@ void sub_destroy(subscriber *s)
     atomic_store(&s->stopping, 1);
     if (s->io != NULL)
         shutdown(l2io_fd(s->io), SHUT_RDWR); /* wakes the reader */
-    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->reader_started)
         pthread_join(s->reader, NULL);
-    if (s->beater_started)
-        pthread_join(s->beater, NULL);
-    pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

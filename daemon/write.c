@@ -1,6 +1,7 @@
 /* Set, Delete and BumpNamespace: each runs its script on a worker (Redis
- * first, publishing the write's invalidation in the same script), then L1,
- * then the answer. A failed or uncertain Redis write drops the key from L1,
+ * first), then L1, then the answer, sent once the write's invalidation is
+ * published: by the script itself (a bump, and every write with
+ * inval_batch = 0), or by the publisher's next batch (publish.h). A failed or uncertain Redis write drops the key from L1,
  * never keeps an old copy; a write wakes the Gets parked for its key. */
 #include "write.h"
 
@@ -20,6 +21,7 @@ typedef struct write_ctx {
     uint8_t *msg;
     l2_msg m;
     uint64_t seq;
+    int open; /* method_publish_begin() succeeded */
 } write_ctx;
 
 /* method_key_at_fn over one key (req points at it). */
@@ -34,6 +36,12 @@ static int write_msg(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCBin
                      ProtobufCBinaryData key, int bump, uint64_t bump_to)
 {
     free(w->msg);
+    w->m.channel = method_script_channel(svc);
+    if (!bump && w->m.channel[0] == '\0') {
+        w->m.data = "", w->m.len = 0; /* the publisher sends it */
+        return 0;
+    }
+    w->m.channel = svc->channel; /* a bump's compare-and-set publishes its own */
     w->msg = method_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, bump_to, &w->m.len);
     if (w->msg == NULL) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -51,11 +59,16 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
-    if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
+    if (!bump && method_publish_begin(svc, c) != 0) {
         ks_l1_key_free(&w->k);
         return -1;
     }
-    w->m.channel = svc->channel;
+    w->open = !bump;
+    if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
+        method_publish_end(svc);
+        ks_l1_key_free(&w->k);
+        return -1;
+    }
     w->seq = coh_next_seq(svc->coh, l2_stream(conn));
     w->ticket = l1_reserve(svc->cache, w->k.buf, w->k.len);
     return 0;
@@ -63,7 +76,12 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
 
 static void write_end(service *svc, l2 *conn, write_ctx *w, int published)
 {
-    method_settle_seq(svc, conn, w->seq, published);
+    if (w->msg != NULL)
+        method_settle_seq(svc, conn, w->seq, published);
+    else if (published)
+        stats_inc(&svc->st->invalidations_sent); /* in the publisher's batch */
+    if (w->open)
+        method_publish_end(svc);
     free(w->msg);
     ks_l1_key_free(&w->k);
 }
@@ -87,6 +105,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         l2_set(conn, &rk, s->value.data, s->value.len, ttl, &o, &w.m, budget, &version, &stored);
     if (rv != L2_OK) {
         method_l1_drop(svc, w.k.buf, w.k.len); /* it may or may not have landed */
+        method_publish_unknown(svc, conn, s->ns, 1, the_key, &s->key, 0);
         method_fail_l2(svc, c, conn, rv);
     } else if (!stored) {
         stats_inc(&svc->st->lease_sets_rejected);
@@ -99,7 +118,8 @@ static void job_set(service *svc, call *c, l2 *conn)
         method_written(svc, w.k.buf, w.k.len, s->value.data, s->value.len, version, ttl, t0, w.ticket,
                     durable && coh_serving(svc->coh, units_now_ms()) && !s->negative);
         if (!durable) {
-            call_send(c); /* method_replicated()'s answer, now that s is no longer read */
+            /* method_replicated()'s answer */
+            method_send_written(svc, c, s->ns, 1, the_key, &s->key);
             goto out;
         }
         pb_set_reply sr = NEARCACHE__V1__SET_REPLY__INIT;
@@ -107,7 +127,7 @@ static void job_set(service *svc, call *c, l2 *conn)
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(SET);
         r.set = &sr;
-        call_reply(c, &r);
+        method_reply_written(svc, c, &r, s->ns, 1, the_key, &s->key);
     }
 out:
     write_end(svc, conn, &w, rv == L2_OK && stored);
@@ -126,12 +146,15 @@ static void job_delete(service *svc, call *c, l2 *conn)
     const void *token = d->lease_token.len > 0 ? d->lease_token.data : NULL;
     l2_status rv = l2_del(conn, &rk, token, d->lease_token.len, &w.m, budget, &existed, &version);
     method_l1_drop(svc, w.k.buf, w.k.len); /* whatever Redis said */
+    /* a release of a lease that was no longer held publishes nothing */
+    size_t n = token == NULL || existed;
     if (rv != L2_OK) {
+        method_publish_unknown(svc, conn, d->ns, 1, the_key, &d->key, 0);
         method_fail_l2(svc, c, conn, rv);
     } else {
         waits_wake(svc->waits, w.k.buf, w.k.len); /* their lease holder lost the lease */
         if (method_replicated(svc, c, conn, "delete") != 0) {
-            call_send(c);
+            method_send_written(svc, c, d->ns, n, the_key, &d->key);
             goto out;
         }
         pb_delete_reply dr = NEARCACHE__V1__DELETE_REPLY__INIT;
@@ -139,11 +162,10 @@ static void job_delete(service *svc, call *c, l2 *conn)
         pb_reply r = NEARCACHE__V1__REPLY__INIT;
         r.result_case = RESULT(DELETE);
         r.delete_ = &dr;
-        call_reply(c, &r);
+        method_reply_written(svc, c, &r, d->ns, n, the_key, &d->key);
     }
 out:
-    /* a release of a lease that was no longer held publishes nothing */
-    write_end(svc, conn, &w, rv == L2_OK && (token == NULL || existed));
+    write_end(svc, conn, &w, rv == L2_OK && n > 0);
 }
 
 /* A bump is a compare-and-set: the daemon builds the message for the

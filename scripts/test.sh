@@ -7,6 +7,7 @@
 # the release in its dry form (scripts/release.sh --dry: every artifact, and
 # the Debian package's check, which installs it with dpkg -i and purges it
 # again, so it needs root or sudo),
+# a one-minute soak (bench/soak.sh: a fault every 10 s, the history check),
 # and each libFuzzer target for a few seconds (scripts/fuzz.sh), so none
 # can rot, and a ThreadSanitizer build under load (scripts/tsan.sh). Every
 # test starts its own redis-server on a free loopback port and stops it by
@@ -45,7 +46,11 @@ if "$here/scripts/venv.sh" dev bench; then
   py="$here/client/python"
   (cd "$py" && "$here/.venv/bin/ruff" check -q src tests tools bench ../../examples/fastapi &&
     "$here/.venv/bin/ruff" format -q --check src tests tools bench ../../examples/fastapi &&
-    "$here/.venv/bin/mypy" --no-incremental) || failed=1
+    "$here/.venv/bin/mypy" --no-incremental &&
+    "$here/.venv/bin/ruff" check -q ../../bench/soak_client.py ../../bench/soak_check.py &&
+    "$here/.venv/bin/ruff" format -q --check ../../bench/soak_client.py ../../bench/soak_check.py &&
+    "$here/.venv/bin/mypy" --no-incremental --strict ../../bench/soak_client.py ../../bench/soak_check.py) ||
+    failed=1
   NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$py/tests" ||
     failed=1
   for b in tutorial http_load failopen orjson_hit; do
@@ -68,9 +73,15 @@ echo "== go: client/go and examples/go (scripts/test-go.sh, against build/)"
 NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
 echo "== bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
+NC_BUILD="$here/build" bash "$here/bench/fanout.sh" --smoke || failed=1
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
   { cat "$here/build/bench-smoke.log"; failed=1; }
 tail -n 1 "$here/build/bench-smoke.log"
+echo "== soak smoke: bench/soak.sh for 1 min, a fault every 10 s (each once), the history check"
+NC_BUILD="$here/build" bash "$here/bench/soak.sh" --minutes 1 --fault-every 10 \
+  --out "$here/build/soak-smoke" > "$here/build/soak-smoke.log" 2>&1 ||
+  { tail -n 30 "$here/build/soak-smoke.log"; failed=1; }
+tail -n 1 "$here/build/soak-smoke.log"
 echo "== release (dry): the wheel and sdist (twine), the .deb (cpack, lintian, dpkg -i, the unit's"
 echo "   checks, the wheel in a fresh venv against the installed daemon, dpkg --purge), npm pack"
 bash "$here/scripts/release.sh" --dry --out "$here/build/release" || failed=1

@@ -813,3 +813,85 @@ void h_proxy_stop(h_proxy *p)
     waitpid(p->pid, NULL, 0);
     p->pid = 0;
 }
+
+/* A cluster node on a free port, its bus on another (a free port may be
+ * above 55535, so not port + 10000). */
+static void cluster_node_start(h_redis *r)
+{
+    memset(r, 0, sizeof *r);
+    make_dir(r->dir, sizeof r->dir, "cluster");
+    r->port = h_free_port();
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+    char port[16], bus[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(bus, sizeof bus, "%d", h_free_port());
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--cluster-enabled",
+                    "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "2000", "--dir", r->dir, "--save", "",
+                    "--appendonly", "no", NULL};
+    FILE *f = fopen(log, "w");
+    cr_assert_not_null(f);
+    r->pid = h_spawn(argv, -1, fileno(f), fileno(f));
+    fclose(f);
+    for (int i = 0; i < 200; i++) {
+        char *pong = h_redis_cmd(r, "PING", NULL);
+        int up = strcmp(pong, "PONG") == 0;
+        free(pong);
+        if (up)
+            return;
+        h_sleep_ms(20);
+    }
+    cr_assert_fail("a cluster node did not start (see %s)", log);
+}
+
+static int cluster_ok(const h_redis *r)
+{
+    char *info = h_redis_cmd(r, "CLUSTER", "INFO", NULL);
+    int ok = strstr(info, "cluster_state:ok") != NULL;
+    free(info);
+    return ok;
+}
+
+int h_cluster_start(h_redis *nodes, int masters, int replicas)
+{
+    int n = masters * (1 + replicas), a = 3;
+    char(*addr)[32] = calloc((size_t)n, sizeof *addr);
+    char **argv = calloc((size_t)n + 8, sizeof *argv);
+    cr_assert(addr != NULL && argv != NULL);
+    argv[0] = "redis-cli", argv[1] = "--cluster", argv[2] = "create";
+    for (int i = 0; i < n; i++) {
+        cluster_node_start(&nodes[i]);
+        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", nodes[i].port);
+        argv[a++] = addr[i];
+    }
+    char nrep[16];
+    snprintf(nrep, sizeof nrep, "%d", replicas);
+    argv[a++] = "--cluster-replicas";
+    argv[a++] = nrep;
+    argv[a++] = "--cluster-yes";
+    char *out = NULL, *err = NULL;
+    size_t len = 0;
+    int rc = h_run(argv, NULL, 0, &out, &len, &err);
+    cr_assert_eq(rc, 0, "redis-cli --cluster create: %s %s", out, err);
+    free(out);
+    free(err);
+    free(argv);
+    free(addr);
+    for (int i = 0; i < 500; i++) {
+        int ok = 1;
+        for (int j = 0; j < n; j++)
+            ok = ok && cluster_ok(&nodes[j]);
+        if (ok)
+            return n;
+        h_sleep_ms(20);
+    }
+    cr_assert_fail("the cluster did not reach cluster_state:ok");
+    return n;
+}
+
+void h_cluster_stop(h_redis *nodes, int n)
+{
+    for (int i = 0; i < n; i++)
+        h_redis_cleanup(&nodes[i]);
+}

@@ -125,6 +125,14 @@ int h_daemon_alive(const h_daemon *d);
 
 /* What most integration tests stand on: one redis-server and daemons on it,
  * each with a client (h_client()). node[i] and cl[i] go together. */
+/* A Redis Cluster on loopback: `masters` nodes and `replicas` replicas of
+ * each (redis-cli --cluster create), into nodes[] (the masters first),
+ * waited for until every node says cluster_state:ok. Returns how many
+ * nodes it started. */
+int h_cluster_start(h_redis *nodes, int masters, int replicas);
+/* Stops and removes the n nodes. */
+void h_cluster_stop(h_redis *nodes, int n);
+
 #define H_MAX_NODES 4
 typedef struct h_fleet {
     h_redis redis;

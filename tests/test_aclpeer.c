@@ -70,6 +70,22 @@ static int cli_as(const h_daemon *d, unsigned uid, unsigned gid, char **out, cha
         cr_assert(strstr(err, what) != NULL, "stderr without \"%s\": %s", what, err);              \
     } while (0)
 
+/* The refusals the Stats reply counts for namespace `name` (-1: no row). */
+static int64_t ns_denied(nc_client *c, const char *name)
+{
+    nc_stat *st;
+    nc_ns_stat *ns;
+    size_t n, nns;
+    cr_assert_eq(nc_stats_ex(c, &st, &n, &ns, &nns, 3000), NC_OK, "%s", nc_errmsg());
+    int64_t denied = -1;
+    for (size_t i = 0; i < nns; i++)
+        if (!ns[i].other && strcmp(ns[i].ns, name) == 0)
+            denied = (int64_t)ns[i].acl_denied;
+    nc_stats_free(st, n);
+    nc_ns_stats_free(ns, nns);
+    return denied;
+}
+
 Test(aclpeer, runs_as_root)
 {
     cr_assert_eq(geteuid(), 0, "these tests switch users: run them as root (CI does)");
@@ -112,6 +128,10 @@ Test(aclpeer, each_peer_gets_what_its_first_matching_rule_grants)
     free(err);
     cr_assert_eq(cli_as(d, BIN_UID, BIN_UID, NULL, NULL, "ping", NULL), 0);
     cr_assert_eq(h_stat(fx.cl[0], "acl_denied"), 5, "five refusals counted");
+    /* by namespace too (Stats names none: it is counted only in the total) */
+    cr_assert_eq(ns_denied(fx.cl[0], "orders"), 1);
+    cr_assert_eq(ns_denied(fx.cl[0], "billing"), 2, "a Get and a bump");
+    cr_assert_eq(ns_denied(fx.cl[0], "public"), 1);
     h_fleet_stop(&fx);
 }
 

@@ -303,7 +303,7 @@ Test(cli, stats_json_carries_the_ratios_and_the_namespaces)
                "assert d['l1_hit_ratio'] == 0.5 and d['hit_ratio'] == 0.5, d\n"
                "ns = d['namespaces']\n"
                "assert ns[0] == {'ns': 'users', 'other': False, 'hits': 1, 'misses': 1,\n"
-               "                 'near_hits': 0, 'near_misses': 0}, ns\n"
+               "                 'near_hits': 0, 'near_misses': 0, 'acl_denied': 0}, ns\n"
                "assert ns[-1]['other'] is True and ns[-1]['ns'] == '', ns\n");
 }
 

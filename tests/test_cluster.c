@@ -24,77 +24,9 @@
 static h_redis node[2 * MASTERS];
 static int nnodes;
 
-static void node_start(h_redis *r)
-{
-    memset(r, 0, sizeof *r);
-    snprintf(r->dir, sizeof r->dir, "/tmp/nc-test-cluster-XXXXXX");
-    cr_assert_not_null(mkdtemp(r->dir));
-    r->port = h_free_port();
-    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
-    char port[16], bus[16], log[300];
-    snprintf(port, sizeof port, "%d", r->port);
-    /* the bus port, since a free port may be above 55535 (port + 10000) */
-    snprintf(bus, sizeof bus, "%d", h_free_port());
-    snprintf(log, sizeof log, "%s/redis.log", r->dir);
-    char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--cluster-enabled",
-                    "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
-                    "2000", "--dir", r->dir, "--save", "", "--appendonly", "no", NULL};
-    FILE *f = fopen(log, "w");
-    cr_assert_not_null(f);
-    r->pid = h_spawn(argv, -1, fileno(f), fileno(f));
-    fclose(f);
-    for (int i = 0; i < 200; i++) {
-        char *pong = h_redis_cmd(r, "PING", NULL);
-        int up = strcmp(pong, "PONG") == 0;
-        free(pong);
-        if (up)
-            return;
-        h_sleep_ms(20);
-    }
-    cr_assert_fail("a cluster node did not start (see %s)", log);
-}
-
-static int cluster_ok(const h_redis *r)
-{
-    char *info = h_redis_cmd(r, "CLUSTER", "INFO", NULL);
-    int ok = strstr(info, "cluster_state:ok") != NULL;
-    free(info);
-    return ok;
-}
-
-/* MASTERS masters and, with `replicas`, one replica each. */
 static void cluster_make(int replicas)
 {
-    char addr[2 * MASTERS][32];
-    char *argv[20] = {"redis-cli", "--cluster", "create"};
-    int a = 3;
-    nnodes = replicas ? 2 * MASTERS : MASTERS;
-    for (int i = 0; i < nnodes; i++) {
-        node_start(&node[i]);
-        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", node[i].port);
-        argv[a++] = addr[i];
-    }
-    if (replicas) {
-        argv[a++] = "--cluster-replicas";
-        argv[a++] = "1";
-    }
-    argv[a++] = "--cluster-yes";
-    argv[a] = NULL;
-    char *out = NULL, *err = NULL;
-    size_t len = 0;
-    int rc = h_run(argv, NULL, 0, &out, &len, &err);
-    cr_assert_eq(rc, 0, "redis-cli --cluster create: %s %s", out, err);
-    free(out);
-    free(err);
-    for (int i = 0; i < 500; i++) {
-        int ok = 1;
-        for (int j = 0; j < nnodes; j++)
-            ok = ok && cluster_ok(&node[j]);
-        if (ok)
-            return;
-        h_sleep_ms(20);
-    }
-    cr_assert_fail("the cluster did not reach cluster_state:ok");
+    nnodes = h_cluster_start(node, MASTERS, replicas);
 }
 
 static void cluster_start(void)
@@ -109,8 +41,7 @@ static void cluster_start_replicated(void)
 
 static void cluster_stop(void)
 {
-    for (int i = 0; i < nnodes; i++)
-        h_redis_cleanup(&node[i]);
+    h_cluster_stop(node, nnodes);
 }
 
 TestSuite(cluster, .init = cluster_start, .fini = cluster_stop, .timeout = 60);
@@ -191,6 +122,49 @@ Test(cluster, every_key_goes_to_its_masters_and_a_namespace_lands_on_every_maste
     }
     l2cluster_counts c = l2cluster_counters(cl);
     cr_expect_eq(c.moved + c.asked, 0, "the map was right: no redirection");
+    l2cluster_destroy(cl);
+}
+
+/* How many times the masters ran CLUSTER `sub` since their start. */
+static long cluster_calls(const char *sub)
+{
+    long calls = 0;
+    char want[64];
+    snprintf(want, sizeof want, "cmdstat_cluster|%s:calls=", sub);
+    for (int i = 0; i < MASTERS; i++) {
+        char *info = h_redis_cmd(&node[i], "INFO", "commandstats", NULL);
+        const char *at = strstr(info, want);
+        calls += at != NULL ? atol(at + strlen(want)) : 0;
+        free(info);
+    }
+    return calls;
+}
+
+Test(cluster, the_slot_map_comes_from_cluster_shards_or_cluster_slots_where_that_is_refused)
+{
+    const char *masters[8];
+    long slots = cluster_calls("slots");
+    l2cluster *cl = handle();
+    cr_assert_eq(l2cluster_reload(cl), L2_OK, "%s", l2cluster_error(cl));
+    cr_expect_eq(l2cluster_masters(cl, masters, 8), MASTERS);
+    cr_expect_gt(cluster_calls("shards"), 0);
+    cr_expect_eq(cluster_calls("slots"), slots, "SHARDS answered: no SLOTS asked");
+    l2cluster_destroy(cl);
+    /* CLUSTER SHARDS refused, as on Redis before 7.0 */
+    for (int i = 0; i < MASTERS; i++)
+        free(h_redis_cmd(&node[i], "ACL", "SETUSER", "default", "-cluster|shards", NULL));
+    char buf[16];
+    cl = handle();
+    cr_assert_eq(l2cluster_reload(cl), L2_OK, "%s", l2cluster_error(cl));
+    cr_expect_eq(l2cluster_masters(cl, masters, 8), MASTERS);
+    cr_expect_gt(cluster_calls("slots"), slots, "the map came from CLUSTER SLOTS");
+    for (int k = 0; k < 20; k++) { /* and routes every key to its master */
+        char key[16];
+        snprintf(key, sizeof key, "s%d", k);
+        set(cl, key, "v");
+        cr_expect_str_eq(get(cl, key, buf, sizeof buf), "v");
+    }
+    cr_expect_eq(l2cluster_counters(cl).moved, 0);
     l2cluster_destroy(cl);
 }
 
@@ -499,7 +473,11 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
         e[i] = (l2_entry){names[i], strlen(names[i]), vals[i], strlen(vals[i]), 60000};
     }
     uint64_t mv = 0;
-    cr_assert_eq(l2_mset(c, &nsk, e, 20, &msg, 2000, &mv), L2_OK, "%s", l2_error(c));
+    l2_mset_result res;
+    cr_assert_eq(l2_mset(c, &nsk, e, 20, &msg, 2000, &mv, &res), L2_OK, "%s", l2_error(c));
+    cr_expect_eq(res.stored, 20);
+    cr_expect_eq(res.nfails, 0);
+    l2_mset_result_free(&res);
     cr_expect_eq(mv, v + 1);
     for (int i = 0; i < 20; i++) {
         cr_expect_eq(l2get(c, "users", names[i], v + 1, buf, sizeof buf), v + 1);
@@ -648,7 +626,23 @@ Test(cluster_failover, a_master_killed_is_replaced_by_its_replica_after_bounded_
     l2cluster_destroy(cl);
 }
 
-Test(cluster, an_mset_across_slots_with_a_master_down_says_how_many_entries_it_stored)
+/* The index of the live master (node[0..MASTERS)) that serves key: the one
+ * that does not answer MOVED. */
+static int master_of(const char *key, size_t len)
+{
+    char k[600];
+    snprintf(k, sizeof k, "%.*s", (int)len, key);
+    for (int i = 0; i < MASTERS; i++) {
+        char *r = h_redis_cmd(&node[i], "EXISTS", k, NULL);
+        int moved = strncmp(r, "MOVED", 5) == 0;
+        free(r);
+        if (!moved)
+            return i;
+    }
+    return -1;
+}
+
+Test(cluster, an_mset_across_slots_with_a_master_down_names_exactly_the_entries_not_stored)
 {
     config_redis_url u;
     char url[64], err[256];
@@ -657,31 +651,130 @@ Test(cluster, an_mset_across_slots_with_a_master_down_says_how_many_entries_it_s
     l2 *c;
     cr_assert_eq(l2_create(&c, &u, 300, "test", 0), 0);
     uint64_t v = l2set(c, "users", "first", "1", 0);
-    h_redis_stop(&node[2], 1); /* one master down: its slots fail */
+    /* the master down is not the version's, so every slot reads it */
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vlen = ks_nsver_key(vkey, "nc:v1", "users", 5);
+    int down = (master_of(vkey, vlen) + 1) % MASTERS;
     l2_entry e[30];
     char names[30][8];
+    int on_down[30];
     for (int i = 0; i < 30; i++) {
         snprintf(names[i], sizeof names[i], "m%d", i);
         e[i] = (l2_entry){names[i], strlen(names[i]), "w", 1, 60000};
+        char tag[KS_TAG_LEN];
+        ks_tag(tag, "users", 5, names[i], strlen(names[i]));
+        on_down[i] = master_of(tag, sizeof tag) == down;
     }
+    h_redis_stop(&node[down], 1);
     l2_key nsk = key_of("users", "", v);
     nsk.known = 1;
     uint64_t mv = 0;
-    l2_status st = l2_mset(c, &nsk, e, 30, &msg, 500, &mv);
-    cr_assert_neq(st, L2_OK, "a third of the slots are on the dead master");
-    cr_expect(strstr(l2_error(c), "of 30 entries stored, one slot at a time") != NULL, "%s",
+    l2_mset_result res;
+    l2_status st = l2_mset(c, &nsk, e, 30, &msg, 2000, &mv, &res);
+    cr_assert_eq(st, L2_EDOWN, "a third of the slots are on the dead master: %s", l2_error(c));
+    cr_expect(strstr(l2_error(c), "of 30 entries stored, one hash slot at a time") != NULL, "%s",
               l2_error(c));
-    /* every entry before the failing slot is stored, on the live masters */
-    int stored = atoi(strrchr(l2_error(c), '(') + 1), readable = 0;
+    cr_expect_gt(res.stored, 0);
+    cr_expect_lt(res.stored, 30);
+    cr_expect_eq(mv, v);
+    size_t failed = 0, maybe = 0;
     for (int i = 0; i < 30; i++) {
         l2_key k = key_of("users", names[i], v);
         k.known = 1;
         l2_value val = {0};
-        if (l2_get(c, &k, NULL, 300, &val) == L2_OK)
-            readable++;
+        l2_status got = l2_get(c, &k, NULL, 300, &val);
         l2_value_free(&val);
+        cr_expect_eq(res.fail[i] >= 0, on_down[i], "%s: failed exactly when on the dead master",
+                      names[i]);
+        if (res.fail[i] < 0) {
+            cr_expect_eq(got, L2_OK, "%s was said stored", names[i]);
+            continue;
+        }
+        failed++;
+        /* the first command to the killed node may have been sent (its
+         * connection was open): maybe ran; the next are refused */
+        cr_expect_eq(res.fails[res.fail[i]].status, L2_EDOWN);
+        maybe += res.fails[res.fail[i]].maybe_ran;
     }
-    cr_expect_geq(readable, stored, "%d stored, %d readable", stored, readable);
-    cr_expect_lt(readable, 30);
+    cr_expect_eq(failed + res.stored, 30);
+    cr_expect_lt(maybe, failed, "the slots after the first on the dead node were refused");
+    l2_mset_result_free(&res);
     l2_destroy(c);
+}
+
+Test(cluster, a_daemons_mset_with_a_master_down_answers_which_keys_it_stored, .timeout = 60)
+{
+    h_redis via = node[0];
+    char vkey[KS_NSVER_KEY_MAX];
+    int down = (master_of(vkey, ks_nsver_key(vkey, "nc:v1", "users", 5)) + 1) % MASTERS;
+    int up = (down + 1) % MASTERS;
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d", node[up].port);
+    h_daemon d;
+    h_daemon_start(&d, &via, NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("first"), NC_STR("1"), 60000, 2000), NC_OK,
+                 "%s", nc_errmsg());
+    enum { N = 30 };
+    nc_entry e[N];
+    char names[N][8];
+    int on_down[N], stored[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "d%d", i);
+        e[i] = (nc_entry){NC_STR(names[i]), NC_STR("new"), 60000};
+        char tag[KS_TAG_LEN];
+        ks_tag(tag, "users", 5, names[i], strlen(names[i]));
+        on_down[i] = master_of(tag, sizeof tag) == down;
+    }
+    /* every entry held before, so that a Get after tells new from old */
+    for (int i = 0; i < N; i++)
+        stored[i] = -2, e[i].value = NC_STR("old");
+    cr_assert_eq(nc_mset_stored(c, NC_STR("users"), e, N, stored, 2000), NC_OK, "%s",
+                 nc_errmsg());
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(stored[i], NC_STORED);
+        e[i].value = NC_STR("new");
+    }
+    h_redis_stop(&node[down], 1);
+    int rv = nc_mset_stored(c, NC_STR("users"), e, N, stored, 2000);
+    cr_assert_eq(rv, NC_EUNAVAILABLE, "%s", nc_errmsg());
+    cr_expect(strstr(nc_errmsg(), "entries stored, one hash slot at a time") != NULL, "%s",
+              nc_errmsg());
+    int nstored = 0, nfailed = 0;
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(stored[i] != NC_STORED, on_down[i], "%s: %d", names[i], stored[i]);
+        nstored += stored[i] == NC_STORED;
+        nfailed += stored[i] == NC_NOT_STORED;
+        /* the Gets agree: a stored key reads new, the others never do */
+        void *v = NULL;
+        size_t len = 0;
+        int got = nc_get(c, NC_STR("users"), NC_STR(names[i]), &v, &len, 2000);
+        if (stored[i] == NC_STORED)
+            cr_expect(got == NC_OK && len == 3 && memcmp(v, "new", 3) == 0, "%s: %d", names[i],
+                      got);
+        else
+            cr_expect(got != NC_OK || memcmp(v, "new", 3) != 0, "%s reads new", names[i]);
+        nc_free(v);
+    }
+    cr_expect_gt(nstored, 0);
+    cr_expect_gt(nfailed, 0, "the dead master's slots are refused, not maybe stored");
+    /* nearcache-cli names the keys not stored */
+    char *out = NULL, *err = NULL;
+    size_t olen = 0;
+    const char *cli = getenv("NC_CLI");
+    char *argv[] = {(char *)(cli != NULL ? cli : "nearcache-cli"), "-s", d.url, "mset", "users",
+                    names[0], "x", names[1], "y", names[2], "z", names[3], "w", NULL};
+    int code = h_run(argv, NULL, 0, &out, &olen, &err);
+    int want_fail = on_down[0] || on_down[1] || on_down[2] || on_down[3];
+    cr_expect_eq(code, want_fail ? 3 : 0, "%s %s", out, err);
+    for (int i = 0; i < 4; i++) {
+        char no[256], maybe[256];
+        snprintf(no, sizeof no, "%s not stored\n", names[i]);
+        snprintf(maybe, sizeof maybe, "%s maybe stored\n", names[i]);
+        cr_expect_eq(strstr(out, no) != NULL || strstr(out, maybe) != NULL, on_down[i], "%s%s",
+                     out, err);
+    }
+    free(out);
+    free(err);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
 }

@@ -202,5 +202,98 @@ Test(coh, own_stream_sequence_numbers_advance_only_when_confirmed)
     coh_stream_seqs(c, seqs, 4);
     cr_assert_eq(seqs[3], 1);
     uint64_t all[100];
-    cr_assert_eq(coh_stream_seqs(c, all, 100), 64, "at most 64 streams");
+    cr_assert_eq(coh_stream_seqs(c, all, 100), 65, "at most 65 streams (64 workers, the publisher)");
+}
+
+/* The rule for writers that die between a write and its batch: silence
+ * (measured against this node's own heartbeats), bye, and the wait after a
+ * new subscription. */
+static void silence_on(int64_t silence_ms)
+{
+    coh_set_silence(c, silence_ms);
+    coh_subscribed(c);
+}
+
+static void bye(const char *origin)
+{
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.bye = 1;
+    coh_apply(c, &m);
+}
+
+Test(coh, after_subscribing_l1_waits_out_the_silence_bound)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("self", now, 0);
+    cr_assert_not(coh_serving(c, now), "serving before every live writer could be heard");
+    heartbeat("self", now + 150, 0);
+    cr_assert(coh_serving(c, now + 150));
+}
+
+Test(coh, a_writer_silent_past_the_bound_empties_l1_once)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("writer", now, 0); /* heard now (or a moment later) */
+    heartbeat("self", now + 100, 0);
+    put("a");
+    heartbeat("self", now + 100, 0);
+    cr_assert(held("a"), "emptied before the writer was silent long enough");
+    heartbeat("self", now + 300, 0);
+    cr_assert_not(held("a"), "a silent writer's lost batch could hide the old value");
+    cr_assert_eq(st.origins_silent, 1);
+    put("b");
+    heartbeat("self", now + 600, 0);
+    cr_assert(held("b"), "the silent writer is counted once");
+    cr_assert_eq(st.origins_silent, 1);
+}
+
+Test(coh, a_writer_that_says_bye_costs_nothing)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("self", now + 150, 0);
+    heartbeat("writer", now, 0);
+    bye("writer");
+    put("a");
+    heartbeat("self", now + 400, 0);
+    cr_assert(held("a"));
+    cr_assert_eq(st.origins_bye, 1);
+    cr_assert_eq(st.origins_silent, 0);
+}
+
+Test(coh, a_tools_unnumbered_message_is_not_watched)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("self", now + 150, 0);
+    drop_key("tool", 0, 0, "x");
+    put("a");
+    heartbeat("self", now + 400, 0);
+    cr_assert(held("a"), "a tool that published once is not a writer that died");
+}
+
+Test(coh, a_batch_with_a_heartbeat_drops_its_keys_and_checks_its_streams)
+{
+    put("a");
+    pb_key_ref ref = NEARCACHE__V1__KEY_REF__INIT, *refs[1] = {&ref};
+    ref.ns = (ProtobufCBinaryData){2, (uint8_t *)"ns"};
+    ref.key = (ProtobufCBinaryData){1, (uint8_t *)"a"};
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    uint64_t seqs[2] = {0, 1};
+    hb.sent_ms = units_now_ms();
+    hb.n_stream_seqs = 2;
+    hb.stream_seqs = seqs;
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = "writer";
+    m.stream = 1;
+    m.seq = 1;
+    m.n_keys = 1;
+    m.keys = refs;
+    m.heartbeat = &hb;
+    coh_apply(c, &m);
+    cr_assert_not(held("a"));
+    cr_assert_eq(st.sequence_gaps, 0, "its own seq in its heartbeat is no gap");
 }

@@ -143,7 +143,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 43, "help lists %d settings", n);
+    cr_expect_eq(n, 45, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));

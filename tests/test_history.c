@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "keyspace.h"
 
 #define NODES 3
 #define READERS                                                                                    \
@@ -54,7 +55,7 @@ static int64_t now_us(void)
 static void count_error(const char *what)
 {
     pthread_mutex_lock(&errors_mu);
-    if (errors++ < 5)
+    if (errors++ < 5 || errors % 500 == 0)
         fprintf(stderr, "history: %s: %s\n", what, nc_errmsg());
     pthread_mutex_unlock(&errors_mu);
 }
@@ -177,28 +178,43 @@ static int64_t superseded_at(const struct keylog *log, int64_t acked)
     return log->min_ack_from[lo];
 }
 
-Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
+/* Sets every key to "init" through fx's first node and makes the logs. */
+static void history_prepare(void)
 {
-    const char *secs = getenv("NC_HISTORY_SECONDS");
-    int seconds = secs != NULL ? atoi(secs) : 20;
-    h_fleet_start(&fx, NODES, NULL);
     nc_client *c = fx.cl[0];
     char key[8];
     for (int k = 0; k < KEYS; k++) {
         snprintf(key, sizeof key, "h%d", k);
-        cr_assert_eq(nc_set(c, NC_STR("hist"), NC_STR(key), NC_STR("init"), 60000, 0), NC_OK);
+        cr_assert_eq(nc_set(c, NC_STR("hist"), NC_STR(key), NC_STR("init"), 60000, 0), NC_OK,
+                     "%s", nc_errmsg());
     }
     for (int w = 0; w < WRITERS; w++)
         writes[w] = calloc(MAX_OPS, sizeof *writes[w]);
     for (int r = 0; r < READERS; r++)
         reads[r] = calloc(MAX_OPS, sizeof *reads[r]);
+}
 
-    stop_at = now_us() + (int64_t)seconds * 1000000;
+typedef void (*history_event_fn)(int i);
+
+/* Runs the writers and readers for `seconds`, calling event(i) after
+ * (i + 1) / (nevents + 1) of the run for each of nevents events; then
+ * checks every read against the log: none older than the window, and at
+ * most max_errors per thousand requests failed. Stops the fleet. */
+static void history_run(int seconds, int nevents, history_event_fn event, int max_errors)
+{
+    int64_t t0 = now_us();
+    stop_at = t0 + (int64_t)seconds * 1000000;
     pthread_t t[WRITERS + READERS];
     for (int w = 0; w < WRITERS; w++)
         pthread_create(&t[w], NULL, writer_main, (void *)(intptr_t)w);
     for (int r = 0; r < READERS; r++)
         pthread_create(&t[WRITERS + r], NULL, reader_main, (void *)(intptr_t)r);
+    for (int i = 0; i < nevents; i++) {
+        int64_t at = t0 + (stop_at - t0) * (i + 1) / (nevents + 1);
+        while (now_us() < at)
+            usleep(10000);
+        event(i);
+    }
     for (int i = 0; i < WRITERS + READERS; i++)
         pthread_join(t[i], NULL);
 
@@ -233,12 +249,13 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
     }
     printf("history: %ds, %ld writes, %ld reads (%ld from L1; %ld by near-tier readers, %llu "
            "of them from the near tier, %llu fills refused), %ld saw a value already replaced, "
-           "worst by %.3f ms; %ld older than the %d ms window\n",
+           "worst by %.3f ms; %ld older than the %d ms window; %d requests failed\n",
            seconds, total_writes, total_reads, l1_reads, near_reads,
            (unsigned long long)near_total.hits, (unsigned long long)near_total.fills_refused,
-           stale_reads, (double)worst / 1000.0, too_old, WINDOW_US / 1000);
+           stale_reads, (double)worst / 1000.0, too_old, WINDOW_US / 1000, errors);
     fflush(stdout);
-    cr_expect_eq(errors, 0, "%d requests failed", errors);
+    cr_expect_leq(errors, (total_reads + total_writes) * max_errors / 1000,
+                  "%d requests failed", errors);
     cr_expect_gt(l1_reads, (total_reads - near_reads) / 10,
                  "too few L1 hits to test coherence: %ld", l1_reads);
     cr_expect_gt((long)near_total.hits, near_reads / 10,
@@ -253,4 +270,129 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
         free(writes[w]);
     for (int r = 0; r < READERS; r++)
         free(reads[r]);
+}
+
+Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
+{
+    const char *secs = getenv("NC_HISTORY_SECONDS");
+    h_fleet_start(&fx, NODES, NULL);
+    history_prepare();
+    history_run(secs != NULL ? atoi(secs) : 20, 0, NULL, 0);
+}
+
+/* ---- on a Redis Cluster ---------------------------------------------------
+ * Three masters with a replica each and the three daemons on them. Midway
+ * the slot of key h0 is migrated to another master, key by key (ASK, then
+ * MOVED), and later a replica takes over its master (CLUSTER FAILOVER, the
+ * coordinated kind: Redis loses no acknowledged write, so the history may
+ * not show one lost). Requests may fail around these, a few; no read may be
+ * older than the window. */
+
+#define MASTERS 3
+static h_redis cnode[2 * MASTERS];
+static int ncnodes;
+
+static int owns(const h_redis *r, const char *slot)
+{
+    char *out = h_redis_cmd(r, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL);
+    int n = atoi(out);
+    free(out);
+    return n;
+}
+
+static int role_is_master(const h_redis *r)
+{
+    char *out = h_redis_cmd(r, "ROLE", NULL);
+    int m = strncmp(out, "master", 6) == 0;
+    free(out);
+    return m;
+}
+
+/* Moves the slot of h0's entry from its master to the next, as
+ * redis-cli --cluster reshard does: IMPORTING/MIGRATING, MIGRATE until the
+ * source holds none of its keys, then SETSLOT NODE on every master. */
+static void migrate_h0(void)
+{
+    char tag[KS_TAG_LEN], slot[16];
+    ks_tag(tag, "hist", 4, "h0", 2);
+    snprintf(slot, sizeof slot, "%u", ks_slot(tag, sizeof tag));
+    int src = -1;
+    for (int i = 0; i < MASTERS; i++)
+        if (owns(&cnode[i], slot) > 0)
+            src = i;
+    cr_assert_geq(src, 0, "no master holds h0's slot %s", slot);
+    int dst = (src + 1) % MASTERS;
+    char *src_id = h_redis_cmd(&cnode[src], "CLUSTER", "MYID", NULL);
+    char *dst_id = h_redis_cmd(&cnode[dst], "CLUSTER", "MYID", NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%d", cnode[dst].port);
+    free(h_redis_cmd(&cnode[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id, NULL));
+    free(h_redis_cmd(&cnode[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id, NULL));
+    for (int round = 0; round < 100 && owns(&cnode[src], slot) > 0; round++) {
+        char *keys = h_redis_cmd(&cnode[src], "CLUSTER", "GETKEYSINSLOT", slot, "100", NULL);
+        for (char *k = strtok(keys, "\n"); k != NULL; k = strtok(NULL, "\n")) {
+            free(h_redis_cmd(&cnode[src], "MIGRATE", "127.0.0.1", port, k, "0", "5000", NULL));
+            usleep(50000); /* the load runs between: some keys moved, some not */
+        }
+        free(keys);
+    }
+    cr_expect_eq(owns(&cnode[src], slot), 0, "the source kept keys of slot %s", slot);
+    /* the target first, then the source, as redis-cli --cluster does */
+    int order[MASTERS] = {dst, src, 3 - src - dst};
+    for (int i = 0; i < MASTERS; i++)
+        free(h_redis_cmd(&cnode[order[i]], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    fprintf(stderr, "history: slot %s of h0 migrated from node %d to %d\n", slot, src, dst);
+    free(src_id);
+    free(dst_id);
+}
+
+/* CLUSTER FAILOVER on a replica: it becomes master once it has every write
+ * of its master, which becomes its replica. */
+static void failover_one(void)
+{
+    for (int i = MASTERS; i < ncnodes; i++) {
+        if (role_is_master(&cnode[i]))
+            continue;
+        char *out = h_redis_cmd(&cnode[i], "CLUSTER", "FAILOVER", NULL);
+        cr_expect_str_eq(out, "OK");
+        free(out);
+        for (int j = 0; j < 250 && !role_is_master(&cnode[i]); j++)
+            usleep(20000);
+        cr_expect(role_is_master(&cnode[i]), "replica %d was not promoted", i);
+        fprintf(stderr, "history: replica %d took over its master\n", i);
+        return;
+    }
+    cr_expect_fail("no replica to promote");
+}
+
+static void cluster_event(int i)
+{
+    if (i == 0)
+        migrate_h0();
+    else
+        failover_one();
+}
+
+static void cluster_stop(void)
+{
+    h_cluster_stop(cnode, ncnodes);
+}
+
+TestSuite(history_cluster, .fini = cluster_stop);
+
+Test(history_cluster, no_read_is_older_than_the_window_through_a_migration_and_a_failover,
+     .timeout = 240)
+{
+    const char *secs = getenv("NC_HISTORY_SECONDS");
+    ncnodes = h_cluster_start(cnode, MASTERS, 1);
+    h_redis via = cnode[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             cnode[0].port, cnode[1].port, cnode[2].port);
+    memset(&fx, 0, sizeof fx);
+    for (int i = 0; i < NODES; i++)
+        h_fleet_add(&fx, &via, NULL);
+    history_prepare();
+    /* a few requests may fail in the failover's window (1 in 1000); none
+     * may be wrong */
+    history_run(secs != NULL ? atoi(secs) : 20, 2, cluster_event, 1);
 }

@@ -195,6 +195,7 @@ Test(l2, a_lost_version_comes_back_above_every_earlier_one_in_every_script)
         free(h_redis_cmd(&redis, "DEL", "nc:v1:nsver:ns", NULL));
         l2_value v = {0};
         l2_batch b = {0};
+        l2_mset_result res;
         l2_entry e = {"other", 5, "x", 1, 60000};
         switch (script) {
         case 0:
@@ -213,7 +214,8 @@ Test(l2, a_lost_version_comes_back_above_every_earlier_one_in_every_script)
             l2_batch_free(&b);
             break;
         case 3:
-            cr_assert_eq(l2_mset(conn, &k, &e, 1, &msg, 500, &version), L2_OK);
+            cr_assert_eq(l2_mset(conn, &k, &e, 1, &msg, 500, &version, &res), L2_OK);
+            l2_mset_result_free(&res);
             break;
         case 4:
             cr_assert_eq(l2_del(conn, &k, NULL, 0, &msg, 500, &existed, &version), L2_OK);
@@ -408,6 +410,52 @@ Test(l2, a_failed_write_publishes_nothing)
     cr_assert_str_eq(m, "after", "the failed write's message went out");
     free(m);
     redisFree(sub);
+}
+
+/* An MSet of n entries "m0".. in ns; returns its status, res filled. */
+static l2_status mset(const char *ns, size_t n, int64_t timeout_ms, l2_mset_result *res)
+{
+    char names[8][8];
+    l2_entry e[8];
+    for (size_t i = 0; i < n && i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "m%zu", i);
+        e[i] = (l2_entry){names[i], strlen(names[i]), "w", 1, 60000};
+    }
+    l2_key k = KEY(ns, "");
+    uint64_t version = 0;
+    return l2_mset(conn, &k, e, n, &msg, timeout_ms, &version, res);
+}
+
+Test(l2, an_mset_on_one_server_is_stored_whole_or_fails_whole)
+{
+    l2_mset_result res;
+    cr_assert_eq(mset("ns", 8, 500, &res), L2_OK, "%s", l2_error(conn));
+    cr_expect_eq(res.stored, 8);
+    cr_expect_eq(res.nfails, 0);
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(res.fail[i], -1);
+    l2_mset_result_free(&res);
+    /* a script refused: one failure naming every entry, nothing stored */
+    free(h_redis_cmd(&redis, "HSET", "nc:v1:nsver:bad", "f", "v", NULL));
+    cr_assert_eq(mset("bad", 8, 500, &res), L2_EREPLY);
+    cr_expect_eq(res.stored, 0);
+    cr_assert_eq(res.nfails, 1);
+    cr_expect_not(res.fails[0].maybe_ran);
+    cr_expect(strstr(res.fails[0].message, "WRONGTYPE") != NULL, "%s", res.fails[0].message);
+    for (int i = 0; i < 8; i++)
+        cr_expect_eq(res.fail[i], 0);
+    l2_mset_result_free(&res);
+    char *n = h_redis_cmd(&redis, "DBSIZE", NULL);
+    cr_expect_str_eq(n, "10", "the 8 entries and the two versions: no entry of bad");
+    free(n);
+    /* an answer lost: every entry may be stored */
+    cr_assert_eq(l2conn_ping(l2_conn(conn), 500), L2_OK);
+    pid_t pid = h_redis_sleep(&redis, "0.5", 200);
+    cr_assert_eq(mset("ns", 8, 100, &res), L2_ETIMEOUT);
+    cr_assert_eq(res.nfails, 1);
+    cr_expect(res.fails[0].maybe_ran);
+    l2_mset_result_free(&res);
+    waitpid(pid, NULL, 0);
 }
 
 Test(l2, wrong_type_is_an_error_reply)

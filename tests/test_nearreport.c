@@ -167,7 +167,7 @@ Test(nearreport, cli_stats_counts_near_hits_in_the_hit_ratio_and_the_namespaces)
                           "\"near_clients\": 1",
                           "\"hit_ratio\": 0.9000",
                           "\"near_hit_ratio\": 0.8000",
-                          "\"near_hits\": 8, \"near_misses\": 2}"};
+                          "\"near_hits\": 8, \"near_misses\": 2, \"acl_denied\": 0}"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect_not_null(strstr(out, want[i]), "no %s in %s", want[i], out);
     free(out), free(err);

@@ -5,7 +5,9 @@
  * master, and no read returns a value that an acknowledged write replaced
  * more than coherence_window before it began. Node A writes with
  * redis_wait_replicas = 1, so "acknowledged" means a replica has it. Also:
- * the two ways resolution fails, distinct in the log and in `ping`. */
+ * a failover to a replica that missed a bump (nothing from before it is
+ * served), and the two ways resolution fails, distinct in the log and in
+ * `ping`. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +97,19 @@ static int named_port(const h_redis *s)
     int port = nl != NULL ? atoi(nl + 1) : 0;
     free(out);
     return port;
+}
+
+/* When (ms) the Sentinels named the replica as the master, polled for up
+ * to 20 s after `since`; fails the test if they did not. */
+static int64_t until_switched(int64_t since)
+{
+    while (h_now_ms() - since < 20000) {
+        if (named_port(&sentinel[0]) == replica.port)
+            return h_now_ms();
+        h_sleep_ms(20);
+    }
+    cr_assert_fail("the Sentinels did not fail over");
+    return 0;
 }
 
 static int replica_linked(const h_redis *r)
@@ -253,13 +268,7 @@ Test(sentinel, a_killed_master_costs_errors_only_during_the_failover_and_no_stal
     char port[16];
     int64_t killed = h_now_ms();
     h_redis_stop(&master, 1);
-    int64_t switched = 0;
-    while (switched == 0 && h_now_ms() - killed < 20000) {
-        if (named_port(&sentinel[0]) == replica.port)
-            switched = h_now_ms();
-        h_sleep_ms(20);
-    }
-    cr_assert_gt(switched, 0, "the Sentinels did not fail over");
+    int64_t switched = until_switched(killed);
     /* B writes at once on the new master (it waits for no replica) */
     int64_t b_wrote = 0;
     while (b_wrote == 0 && h_now_ms() - switched < 5000) {
@@ -341,6 +350,124 @@ Test(sentinel, a_killed_master_costs_errors_only_during_the_failover_and_no_stal
         free(w[i].ops);
     nc_close(ca);
     nc_close(cb);
+    h_daemon_stop(&a);
+    h_daemon_stop(&b);
+}
+
+/* ---- a failover to a replica that missed writes and a bump -------------- */
+
+/* Gets p/KEY through c, up to 3 s while it fails (the daemons find the new
+ * master); fails the test if it returns OLD, the value from before the
+ * bump. Returns the value (caller frees) or NULL when absent. */
+static char *get_never_old(nc_client *c, const char *key, const char *who)
+{
+    int64_t give_up = h_now_ms() + 3000;
+    for (;;) {
+        void *v = NULL;
+        size_t len = 0;
+        int rv = nc_get(c, NC_STR("p"), (nc_bytes){key, strlen(key)}, &v, &len, 1000);
+        if (rv == NC_OK) {
+            char *s = strndup(v, len);
+            nc_free(v);
+            cr_assert_str_neq(s, "OLD", "%s: p/%s returned the value from before the bump", who,
+                              key);
+            return s;
+        }
+        cr_assert(rv == NC_ENOTFOUND || h_now_ms() < give_up, "%s: get p/%s: %s (%s)", who, key,
+                  nc_strerror(rv), nc_errmsg());
+        if (rv == NC_ENOTFOUND)
+            return NULL;
+        h_sleep_ms(50);
+    }
+}
+
+static nc_client *near_client(const h_daemon *d)
+{
+    nc_client *c = NULL;
+    nc_open_opts o = {.near_bytes = 1 << 20};
+    cr_assert_eq(nc_open_ex(&c, d->url, &o), NC_OK, "%s", nc_errmsg());
+    return c;
+}
+
+/* The replica is frozen (SIGSTOP) and cut from the master (CLIENT KILL),
+ * so it misses a bump and two Sets; the master is killed and the Sentinels
+ * promote the replica, which holds the values from before the bump under
+ * the version before it. Daemons and near tiers that saw the bump serve
+ * none of them, and a write after the failover reaches every reader. */
+Test(sentinel, a_failover_to_a_replica_that_missed_a_bump_serves_nothing_from_before_it)
+{
+    h_daemon a, b;
+    daemon_on_sentinels(&a, "0");
+    daemon_on_sentinels(&b, "0");
+    nc_client *cl[4] = {h_client(&a), h_client(&b), near_client(&a), near_client(&b)};
+    const char *who[4] = {"A", "B", "A's near tier", "B's near tier"};
+    const char *keys[3] = {"1", "2", "3"};
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(nc_set(cl[0], NC_STR("p"), NC_STR(keys[k]), NC_STR("OLD"), 600000, 1000),
+                     NC_OK, "%s", nc_errmsg());
+    uint64_t before = h_nsver(&master, "p");
+    char *got = NULL;
+    for (int i = 0; i < 300; i++) { /* the replica has the values from before */
+        free(got);
+        got = h_redis_cmd(&replica, "GET", H_DATA_KEY(&master, "p", "3"), NULL);
+        if (h_nsver(&replica, "p") == before && strcmp(got, "OLD") == 0)
+            break;
+        h_sleep_ms(10);
+    }
+    cr_assert_str_eq(got, "OLD", "the replica never got the values from before the bump");
+    free(got);
+    for (int c = 0; c < 4; c++) /* into L1 and the near tiers */
+        for (int k = 0; k < 3; k++) {
+            void *v = NULL;
+            size_t len;
+            cr_assert_eq(nc_get(cl[c], NC_STR("p"), NC_STR(keys[k]), &v, &len, 1000), NC_OK);
+            nc_free(v);
+        }
+
+    kill(replica.pid, SIGSTOP);
+    free(h_redis_cmd(&master, "CLIENT", "KILL", "TYPE", "replica", NULL));
+    uint64_t bumped = 0;
+    cr_assert_eq(nc_bump(cl[0], NC_STR("p"), &bumped, 1000), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_set(cl[0], NC_STR("p"), NC_STR("1"), NC_STR("NEW"), 600000, 1000), NC_OK);
+    cr_assert_eq(nc_set(cl[1], NC_STR("p"), NC_STR("2"), NC_STR("NEW"), 600000, 1000), NC_OK);
+    for (int c = 0; c < 4; c++)
+        free(get_never_old(cl[c], "1", who[c]));
+    int64_t killed = h_now_ms();
+    h_redis_stop(&master, 1);
+    kill(replica.pid, SIGCONT);
+    int64_t switched = until_switched(killed);
+    cr_assert_eq(h_nsver(&replica, "p"), before, "the new master missed the bump");
+
+    /* every reader, over and over, from the failover on */
+    int found = 0;
+    for (int round = 0; round < 10; round++)
+        for (int c = 0; c < 4; c++)
+            for (int k = 0; k < 3; k++) {
+                char *v = get_never_old(cl[c], keys[k], who[c]);
+                found += v != NULL;
+                free(v);
+            }
+    /* a write after the failover: every reader sees it within the window */
+    int64_t give_up = h_now_ms() + 5000;
+    int rv;
+    while ((rv = nc_set(cl[1], NC_STR("p"), NC_STR("3"), NC_STR("AFTER"), 600000, 1000)) !=
+               NC_OK &&
+           h_now_ms() < give_up)
+        h_sleep_ms(50);
+    cr_assert_eq(rv, NC_OK, "no write on the new master: %s", nc_errmsg());
+    h_sleep_ms(WINDOW_MS);
+    for (int c = 0; c < 4; c++) {
+        char *v = get_never_old(cl[c], "3", who[c]);
+        cr_assert(v != NULL && strcmp(v, "AFTER") == 0, "%s: p/3 is %s, not AFTER", who[c],
+                  v != NULL ? v : "absent");
+        free(v);
+    }
+    cr_assert_gt(h_nsver(&replica, "p"), bumped, "the version came back above the bump");
+    fprintf(stderr, "sentinel lagging replica: switched %lld ms after the kill; %d of 120 reads "
+                    "found a value, none from before the bump\n",
+            (long long)(switched - killed), found);
+    for (int c = 0; c < 4; c++)
+        nc_close(cl[c]);
     h_daemon_stop(&a);
     h_daemon_stop(&b);
 }

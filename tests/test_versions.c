@@ -3,7 +3,8 @@
  * that never got a bump; no read may then return a value written before the
  * bump, on any path (read lane, workers, MGet, lease Get), nor after a daemon
  * restart. Real redis-server and real daemons; L1 keeps nothing (l1_max_ttl
- * 1 ms), so every read is a Redis read. */
+ * 1 ms), so every read is a Redis read, except where Redis restarts empty
+ * under L1s and near tiers that hold values. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,4 +335,57 @@ Test(versions, a_failover_to_a_replica_without_the_bump_brings_back_nothing)
     }
     cr_assert_gt(h_nsver(&fx.redis, "p"), version);
     h_redis_cleanup(&r2);
+}
+
+/* Redis restarted empty (no persistence) under daemons whose L1 and near
+ * tiers hold values, some from before a bump: from the restart on, no
+ * reader gets any of them (Redis holds none), the version comes back above
+ * the bump, and a write after the restart reaches every reader. */
+Test(versions, redis_restarted_empty_brings_back_nothing_from_l1_or_the_near_tiers)
+{
+    h_fleet_add(&fx, &fx.redis, NULL);
+    h_fleet_add(&fx, &fx.redis, NULL);
+    nc_client *cl[4] = {fx.cl[0], fx.cl[1], NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        nc_open_opts o = {.near_bytes = 1 << 20};
+        cr_assert_eq(nc_open_ex(&cl[2 + i], fx.node[i].url, &o), NC_OK, "%s", nc_errmsg());
+    }
+    uint64_t bumped = old_then_bump(fx.cl[0], 3);
+    for (int c = 0; c < 4; c++) /* NEW into L1 and the near tiers; OLD into L1 */
+        for (const char **k = (const char *[]){"1", "1", "2", NULL}; *k != NULL; k++)
+            never_old(cl[c], *k, "before the restart");
+    h_redis_stop(&fx.redis, 1);
+    h_redis_restart(&fx.redis);
+    cr_assert_eq(h_nsver(&fx.redis, "p"), 0, "Redis came back with data");
+    int found = 0;
+    int64_t end = h_now_ms() + 2000;
+    for (int round = 0; h_now_ms() < end || round < 5; round++)
+        for (int c = 0; c < 4; c++)
+            for (const char **k = (const char *[]){"1", "2", "3", NULL}; *k != NULL; k++) {
+                void *v = NULL;
+                size_t len;
+                int rv = nc_get(cl[c], str("p"), str(*k), &v, &len, 2000);
+                nc_free(v);
+                found += rv == NC_OK;
+                cr_assert(rv == NC_ENOTFOUND || rv == NC_EUNAVAILABLE,
+                          "reader %d: p/%s after the restart: %s (Redis holds nothing)", c, *k,
+                          rv == NC_OK ? "a value from before it" : nc_strerror(rv));
+            }
+    int rv = NC_EUNAVAILABLE;
+    for (int64_t give_up = h_now_ms() + 10000; rv != NC_OK && h_now_ms() < give_up;)
+        if ((rv = nc_set(cl[1], str("p"), str("2"), str("AFTER"), 3600000, 2000)) != NC_OK)
+            h_sleep_ms(50);
+    cr_assert_eq(rv, NC_OK, "no write after the restart: %s", nc_errmsg());
+    cr_assert_gt(h_nsver(&fx.redis, "p"), bumped, "the version came back above the bump");
+    h_sleep_ms(1000); /* the coherence window */
+    for (int c = 0; c < 4; c++) {
+        void *v = NULL;
+        size_t len = 0;
+        cr_assert_eq(nc_get(cl[c], str("p"), str("2"), &v, &len, 2000), NC_OK, "reader %d", c);
+        cr_assert(len == 5 && memcmp(v, "AFTER", 5) == 0, "reader %d: p/2 is not AFTER", c);
+        nc_free(v);
+    }
+    cr_assert_eq(found, 0);
+    nc_close(cl[2]);
+    nc_close(cl[3]);
 }

@@ -7,6 +7,7 @@ package nearcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -282,7 +283,8 @@ func (r *reply) err(method protowire.Number) error {
 }
 
 // roundTrip runs one request given as a generated message on the generic
-// path and returns its reply's result bytes (copied).
+// path and returns its reply's result bytes (copied), also with the error
+// of a reply that carries one.
 func (c *Client) roundTrip(ctx context.Context, method protowire.Number, m proto.Message,
 	retrySafe bool) ([]byte, error) {
 	tms, deadline, viaCtx, err := c.budget(ctx)
@@ -299,7 +301,9 @@ func (c *Client) roundTrip(ctx context.Context, method protowire.Number, m proto
 	reusable, err := c.do(ctx, cl, deadline, viaCtx, retrySafe, tms, &r)
 	var out []byte
 	if err == nil {
-		if err = r.err(method); err == nil {
+		err = r.err(method)
+		// an error reply may carry the result too (a failed MSet's)
+		if err == nil || r.method == method {
 			out = append([]byte(nil), r.result...)
 		}
 	}
@@ -601,7 +605,10 @@ func (c *Client) MGet(ctx context.Context, ns string, keys []string) ([][]byte, 
 }
 
 // MSet stores every entry in ns with ttl (0: the daemon's default_ttl), in
-// one request and one Redis script.
+// one request and one Redis script (on a Redis Cluster, one per hash slot:
+// some slots may fail while others are stored). When the daemon's answer
+// names the entries not stored, the error is an *MSetError that says which
+// keys to retry.
 func (c *Client) MSet(ctx context.Context, ns string, entries map[string][]byte, ttl time.Duration) error {
 	if ttl < 0 {
 		return invalid("ttl must be >= 0 (0: the daemon's default), got %v", ttl)
@@ -617,8 +624,30 @@ func (c *Client) MSet(ctx context.Context, ns string, entries map[string][]byte,
 			c.near.drop(ns, k)
 		}
 	}
-	_, err := c.roundTrip(ctx, mMSet, m, true)
-	return err
+	b, err := c.roundTrip(ctx, mMSet, m, true)
+	var e *Error
+	if err == nil || len(b) == 0 || !errors.As(err, &e) {
+		return err
+	}
+	var r pb.MSetReply
+	if proto.Unmarshal(b, &r) != nil || len(r.Failed) == 0 {
+		return err
+	}
+	me := &MSetError{Err: e}
+	for _, f := range r.Failed {
+		for _, i := range f.Index {
+			if int(i) >= len(m.Entries) {
+				continue
+			}
+			k := string(m.Entries[i].Key)
+			if f.MaybeStored {
+				me.MaybeStored = append(me.MaybeStored, k)
+			} else {
+				me.NotStored = append(me.NotStored, k)
+			}
+		}
+	}
+	return me
 }
 
 // Stats returns the daemon's counters and gauges by name.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +92,23 @@ func TestMSetThenMGetInKeyOrderWithNilForAbsent(t *testing.T) {
 				t.Fatalf("near %d round %d: MGet = %q", near, round, got)
 			}
 		}
+	}
+}
+
+func TestAnMSetRedisRefusesNamesEveryKeyNotStored(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	d := startDaemon(t, r)
+	c := dial(t, d)
+	r.CLI("HSET", "nc:v1:nsver:bad", "f", "v") // a version Redis cannot read: the script fails
+	err := c.MSet(bg, "bad", map[string][]byte{"1": []byte("ann"), "2": []byte("bob")}, time.Minute)
+	var me *MSetError
+	if !errors.As(err, &me) || !errors.Is(err, ErrFailedPrecondition) {
+		t.Fatalf("MSet = %v, want an *MSetError of FAILED_PRECONDITION", err)
+	}
+	sort.Strings(me.NotStored)
+	if strings.Join(me.NotStored, ",") != "1,2" || len(me.MaybeStored) != 0 {
+		t.Fatalf("not stored %q, maybe stored %q: one server stores all or none", me.NotStored, me.MaybeStored)
 	}
 }
 

@@ -60,6 +60,23 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Message == "" && t.Err == nil && t.Code == e.Code
 }
 
+// MSetError is the error of an MSet whose answer named the entries it did
+// not store (on a Redis Cluster, one hash slot can fail while the others
+// are stored): retry exactly NotStored and MaybeStored (the write of those
+// may have run; retrying it is safe). Every other key was stored.
+// errors.Is and errors.As see the *Error under it.
+type MSetError struct {
+	Err         *Error
+	NotStored   []string
+	MaybeStored []string
+}
+
+// Error returns the daemon's error.
+func (e *MSetError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the *Error.
+func (e *MSetError) Unwrap() error { return e.Err }
+
 // Sentinels for errors.Is: one per status code a caller handles apart.
 var (
 	ErrNotFound           = &Error{Code: NotFound}

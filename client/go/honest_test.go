@@ -30,6 +30,8 @@ func TestFullTierHoldsAtMostATenthMoreThanItsBytes(t *testing.T) {
 		{"small values", 10, 300, 8 << 20},
 		{"mixed values", 1, 5000, 16 << 20},
 		{"large values", 20000, 70000, 32 << 20},
+		// A value is kept only if it fits in a shard: 16 shards of 1 MiB + 1 KiB.
+		{"1 MiB values", 1 << 20, 1 << 20, 16<<20 + 16<<10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := liveHeap()

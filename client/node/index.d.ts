@@ -191,6 +191,10 @@ export declare const DEFAULT_URL: string;
 
 export declare class NearcacheError extends Error {
   constructor(message: string, status?: number, options?: { cause?: unknown });
+  /** After a failed mset whose answer named its entries: the keys not stored. */
+  notStored?: Buffer[];
+  /** ...and the keys whose write may have run (retrying them is safe). */
+  maybeStored?: Buffer[];
   /** The gRPC status name, e.g. 'UNAVAILABLE'. */
   readonly code: string;
   /** The gRPC status number. */

@@ -54,6 +54,24 @@ function copy(b) {
   return Buffer.from(b);
 }
 
+
+/**
+ * The error of a failed MSet: with `notStored` and `maybeStored` (the keys,
+ * as Buffers) when the daemon's answer named the entries it did not store.
+ */
+function msetError(r, list) {
+  const err = E.errorFor(r.code, r.message);
+  const failed = r.mset?.failed;
+  if (failed && failed.length > 0) {
+    err.notStored = [];
+    err.maybeStored = [];
+    for (const f of failed) {
+      const into = f.maybeStored ? err.maybeStored : err.notStored;
+      for (const i of f.index) if (i < list.length) into.push(list[i].key);
+    }
+  }
+  return err;
+}
 class Client {
   constructor(url, opts = {}) {
     this.url = resolveUrl(url);
@@ -287,7 +305,11 @@ class Client {
     return (r.set?.ttlMs ?? 0) / 1000;
   }
 
-  /** Stores many values of one namespace; resolves with the number stored. */
+  /**
+   * Stores many values of one namespace; resolves with the number stored.
+   * On a Redis Cluster some hash slots may fail while others are stored: the
+   * error then lists the keys to retry in `notStored` and `maybeStored`.
+   */
   async mset(ns, entries, opts = {}) {
     const nsB = bytes(ns, 'ns');
     const ttl = opts.ttl !== undefined ? toMs(opts.ttl, 'ttl') : 0;
@@ -298,7 +320,8 @@ class Client {
       list.push({ key: bytes(k, 'key'), value: bytes(v, 'value'), ttlMs: t !== undefined ? toMs(t, 'ttl') : ttl });
       if (this.near !== null) this.near.drop(nsB, list[list.length - 1].key);
     }
-    const r = await this.ok('mset', { ns: nsB, entries: list }, opts, false);
+    const r = await this.rpc('mset', { ns: nsB, entries: list }, opts, false);
+    if (r.code !== OK) throw msetError(r, list);
     return r.mset?.stored ?? 0;
   }
 

@@ -102,6 +102,13 @@ test('bad input is an InvalidArgumentError naming the rule, with its code', asyn
   await assert.rejects(c.get('ns', 42), TypeError);
 });
 
+test('an mset Redis refuses names every key it did not store', async () => {
+  const ns = freshNs();
+  redis.cmd('HSET', `nc:v1:nsver:${ns}`, 'f', 'v'); // a version the script cannot read
+  await assert.rejects(c.mset(ns, [['a', '1'], ['b', '2']]), (e) => e instanceof nc.FailedPreconditionError &&
+    e.notStored.map(String).join() === 'a,b' && e.maybeStored.length === 0);
+});
+
 test('a request over the daemon\'s size cap fails without being sent', async () => {
   const ns = freshNs();
   const big = Buffer.alloc(600000, 1);

@@ -150,6 +150,30 @@ def test_ping_gives_the_protocol_version_and_refuses_another() -> None:
         _core.finish(_core.ping(), other.SerializeToString())
 
 
+def test_an_mset_that_failed_in_part_names_the_keys_to_retry() -> None:
+    items = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]
+    reply = pb.Reply(
+        code=pb.UNAVAILABLE,
+        message="redis: down (2 of 4 entries stored, one hash slot at a time)",
+        mset=pb.MSetReply(
+            stored=1,
+            failed=[
+                pb.MSetFailure(index=[1, 3], code=pb.UNAVAILABLE, message="down"),
+                pb.MSetFailure(index=[2], code=pb.UNAVAILABLE, maybe_stored=True),
+            ],
+        ),
+    )
+    with pytest.raises(nearcache.Unavailable, match="2 of 4") as err:
+        _core.finish(_core.mset("n", items), reply.SerializeToString())
+    assert err.value.not_stored == [b"b", b"d"]
+    assert err.value.maybe_stored == [b"c"]
+    # an error without an MSetReply says nothing of the entries
+    refused = pb.Reply(code=pb.INVALID_ARGUMENT, message="entry 0 has a negative ttl_ms")
+    with pytest.raises(nearcache.InvalidArgument) as err:
+        _core.finish(_core.mset("n", items), refused.SerializeToString())
+    assert err.value.not_stored is None and err.value.maybe_stored is None
+
+
 def test_bytes_that_are_not_a_reply_are_a_protocol_error() -> None:
     with pytest.raises(nearcache.ProtocolError, match=r"not a nearcache\.v1\.Reply"):
         _core.finish(_core.ping(), b"\xff\xff\xff")

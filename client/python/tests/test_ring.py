@@ -107,7 +107,7 @@ def test_a_forked_child_starts_with_an_empty_tier_of_its_own(
     assert value(tier, b"k") == b"v", "the parent keeps its own"
 
 
-@pytest.mark.parametrize("size", [100, 16384])
+@pytest.mark.parametrize("size", [100, 16384, 1 << 20])
 def test_live_memory_stays_within_near_bytes(ring: RingWriter, size: int) -> None:
     """What the tier holds after a full collection, counted by tracemalloc
     (its dicts, entries and bytes objects, its stamps), is at most 1.1

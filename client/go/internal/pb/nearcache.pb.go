@@ -1221,8 +1221,10 @@ type NamespaceStat struct {
 	Truncated bool                   `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"` // ns is the name's first 128 bytes
 	// Lookups of the clients' near tiers in this namespace, from their
 	// NearReports (0 when no client reports namespaces).
-	NearHits      uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
-	NearMisses    uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	NearHits   uint64 `protobuf:"varint,6,opt,name=near_hits,json=nearHits,proto3" json:"near_hits,omitempty"`
+	NearMisses uint64 `protobuf:"varint,7,opt,name=near_misses,json=nearMisses,proto3" json:"near_misses,omitempty"`
+	// Requests of this namespace answered PERMISSION_DENIED by the acl rules.
+	AclDenied     uint64 `protobuf:"varint,8,opt,name=acl_denied,json=aclDenied,proto3" json:"acl_denied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1304,13 @@ func (x *NamespaceStat) GetNearHits() uint64 {
 func (x *NamespaceStat) GetNearMisses() uint64 {
 	if x != nil {
 		return x.NearMisses
+	}
+	return 0
+}
+
+func (x *NamespaceStat) GetAclDenied() uint64 {
+	if x != nil {
+		return x.AclDenied
 	}
 	return 0
 }
@@ -1778,9 +1787,19 @@ func (x *MSetEntry) GetTtlMs() int64 {
 	return 0
 }
 
+// On OK every entry was stored. Any other answer to an MSet that reached
+// Redis carries an MSetReply too, whose `failed` names every entry not
+// known to be stored: a client retries exactly those. On one Redis server
+// the MSet is one script, so it is all stored or one failure naming every
+// entry; on a Redis Cluster it is one script per hash slot, each slot's
+// entries stored together or not at all, so some slots may fail while the
+// others are stored. An error answer without an MSetReply (a request
+// refused before Redis, an old daemon) says nothing of the entries: take
+// none as stored.
 type MSetReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stored        uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"`
+	Stored        uint32                 `protobuf:"varint,1,opt,name=stored,proto3" json:"stored,omitempty"` // entries stored
+	Failed        []*MSetFailure         `protobuf:"bytes,2,rep,name=failed,proto3" json:"failed,omitempty"`  // empty on OK
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1822,6 +1841,82 @@ func (x *MSetReply) GetStored() uint32 {
 	return 0
 }
 
+func (x *MSetReply) GetFailed() []*MSetFailure {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+// Entries of one MSet that failed together (one hash slot's on a Cluster).
+type MSetFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         []uint32               `protobuf:"varint,1,rep,packed,name=index,proto3" json:"index,omitempty"`               // into MSetRequest.entries, ascending
+	Code          Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=nearcache.v1.Code" json:"code,omitempty"` // why, as the code of a whole reply would say it
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	MaybeStored   bool                   `protobuf:"varint,4,opt,name=maybe_stored,json=maybeStored,proto3" json:"maybe_stored,omitempty"` // the write was sent and its outcome is unknown:
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MSetFailure) Reset() {
+	*x = MSetFailure{}
+	mi := &file_nearcache_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MSetFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MSetFailure) ProtoMessage() {}
+
+func (x *MSetFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_nearcache_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MSetFailure.ProtoReflect.Descriptor instead.
+func (*MSetFailure) Descriptor() ([]byte, []int) {
+	return file_nearcache_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MSetFailure) GetIndex() []uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return nil
+}
+
+func (x *MSetFailure) GetCode() Code {
+	if x != nil {
+		return x.Code
+	}
+	return Code_OK
+}
+
+func (x *MSetFailure) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *MSetFailure) GetMaybeStored() bool {
+	if x != nil {
+		return x.MaybeStored
+	}
+	return false
+}
+
 // Drops every key of a namespace on every node: the namespace's version in
 // Redis goes up by one, so keys written under older versions are never read
 // again, and every daemon drops the namespace from its L1.
@@ -1834,7 +1929,7 @@ type BumpNamespaceRequest struct {
 
 func (x *BumpNamespaceRequest) Reset() {
 	*x = BumpNamespaceRequest{}
-	mi := &file_nearcache_proto_msgTypes[20]
+	mi := &file_nearcache_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1941,7 @@ func (x *BumpNamespaceRequest) String() string {
 func (*BumpNamespaceRequest) ProtoMessage() {}
 
 func (x *BumpNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[20]
+	mi := &file_nearcache_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1954,7 @@ func (x *BumpNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BumpNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*BumpNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{20}
+	return file_nearcache_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BumpNamespaceRequest) GetNs() []byte {
@@ -1878,7 +1973,7 @@ type BumpNamespaceReply struct {
 
 func (x *BumpNamespaceReply) Reset() {
 	*x = BumpNamespaceReply{}
-	mi := &file_nearcache_proto_msgTypes[21]
+	mi := &file_nearcache_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +1985,7 @@ func (x *BumpNamespaceReply) String() string {
 func (*BumpNamespaceReply) ProtoMessage() {}
 
 func (x *BumpNamespaceReply) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[21]
+	mi := &file_nearcache_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +1998,7 @@ func (x *BumpNamespaceReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BumpNamespaceReply.ProtoReflect.Descriptor instead.
 func (*BumpNamespaceReply) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{21}
+	return file_nearcache_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BumpNamespaceReply) GetVersion() uint64 {
@@ -1930,7 +2025,7 @@ type NearReportRequest struct {
 
 func (x *NearReportRequest) Reset() {
 	*x = NearReportRequest{}
-	mi := &file_nearcache_proto_msgTypes[22]
+	mi := &file_nearcache_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2037,7 @@ func (x *NearReportRequest) String() string {
 func (*NearReportRequest) ProtoMessage() {}
 
 func (x *NearReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[22]
+	mi := &file_nearcache_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2050,7 @@ func (x *NearReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearReportRequest.ProtoReflect.Descriptor instead.
 func (*NearReportRequest) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{22}
+	return file_nearcache_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NearReportRequest) GetReporter() uint64 {
@@ -2011,7 +2106,7 @@ type NearNamespaceReport struct {
 
 func (x *NearNamespaceReport) Reset() {
 	*x = NearNamespaceReport{}
-	mi := &file_nearcache_proto_msgTypes[23]
+	mi := &file_nearcache_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2118,7 @@ func (x *NearNamespaceReport) String() string {
 func (*NearNamespaceReport) ProtoMessage() {}
 
 func (x *NearNamespaceReport) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[23]
+	mi := &file_nearcache_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2131,7 @@ func (x *NearNamespaceReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearNamespaceReport.ProtoReflect.Descriptor instead.
 func (*NearNamespaceReport) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{23}
+	return file_nearcache_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NearNamespaceReport) GetNs() []byte {
@@ -2069,7 +2164,7 @@ type NearReportReply struct {
 
 func (x *NearReportReply) Reset() {
 	*x = NearReportReply{}
-	mi := &file_nearcache_proto_msgTypes[24]
+	mi := &file_nearcache_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2176,7 @@ func (x *NearReportReply) String() string {
 func (*NearReportReply) ProtoMessage() {}
 
 func (x *NearReportReply) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[24]
+	mi := &file_nearcache_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2189,7 @@ func (x *NearReportReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearReportReply.ProtoReflect.Descriptor instead.
 func (*NearReportReply) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{24}
+	return file_nearcache_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NearReportReply) GetIntervalMs() uint32 {
@@ -2120,14 +2215,15 @@ type Invalidation struct {
 	BumpNs        []byte                 `protobuf:"bytes,5,opt,name=bump_ns,json=bumpNs,proto3" json:"bump_ns,omitempty"`                 // a namespace bump: the namespace...
 	BumpVersion   uint64                 `protobuf:"varint,6,opt,name=bump_version,json=bumpVersion,proto3" json:"bump_version,omitempty"` // ...and its new version (appended by the script)
 	FlushAll      bool                   `protobuf:"varint,7,opt,name=flush_all,json=flushAll,proto3" json:"flush_all,omitempty"`
-	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	Heartbeat     *Heartbeat             `protobuf:"bytes,8,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"` // with keys too: a batch that also serves as a heartbeat
+	Bye           bool                   `protobuf:"varint,9,opt,name=bye,proto3" json:"bye,omitempty"`            // the publisher stopped cleanly; nothing of it follows
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Invalidation) Reset() {
 	*x = Invalidation{}
-	mi := &file_nearcache_proto_msgTypes[25]
+	mi := &file_nearcache_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2235,7 @@ func (x *Invalidation) String() string {
 func (*Invalidation) ProtoMessage() {}
 
 func (x *Invalidation) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[25]
+	mi := &file_nearcache_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2248,7 @@ func (x *Invalidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invalidation.ProtoReflect.Descriptor instead.
 func (*Invalidation) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{25}
+	return file_nearcache_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Invalidation) GetOrigin() string {
@@ -2211,6 +2307,13 @@ func (x *Invalidation) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *Invalidation) GetBye() bool {
+	if x != nil {
+		return x.Bye
+	}
+	return false
+}
+
 type KeyRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ns            []byte                 `protobuf:"bytes,1,opt,name=ns,proto3" json:"ns,omitempty"`
@@ -2221,7 +2324,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_nearcache_proto_msgTypes[26]
+	mi := &file_nearcache_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2336,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[26]
+	mi := &file_nearcache_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2349,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{26}
+	return file_nearcache_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KeyRef) GetNs() []byte {
@@ -2276,7 +2379,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_nearcache_proto_msgTypes[27]
+	mi := &file_nearcache_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +2391,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_nearcache_proto_msgTypes[27]
+	mi := &file_nearcache_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +2404,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_nearcache_proto_rawDescGZIP(), []int{27}
+	return file_nearcache_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Heartbeat) GetSentMs() int64 {
@@ -2403,7 +2506,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\fStatsRequest\"0\n" +
 	"\x04Stat\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value\"\xbd\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value\"\xdc\x01\n" +
 	"\rNamespaceStat\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +
@@ -2412,7 +2515,9 @@ const file_nearcache_proto_rawDesc = "" +
 	"\ttruncated\x18\x05 \x01(\bR\ttruncated\x12\x1b\n" +
 	"\tnear_hits\x18\x06 \x01(\x04R\bnearHits\x12\x1f\n" +
 	"\vnear_misses\x18\a \x01(\x04R\n" +
-	"nearMisses\"s\n" +
+	"nearMisses\x12\x1d\n" +
+	"\n" +
+	"acl_denied\x18\b \x01(\x04R\taclDenied\"s\n" +
 	"\n" +
 	"StatsReply\x12(\n" +
 	"\x05stats\x18\x01 \x03(\v2\x12.nearcache.v1.StatR\x05stats\x12;\n" +
@@ -2448,9 +2553,15 @@ const file_nearcache_proto_rawDesc = "" +
 	"\tMSetEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x15\n" +
-	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\"#\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x03R\x05ttlMs\"V\n" +
 	"\tMSetReply\x12\x16\n" +
-	"\x06stored\x18\x01 \x01(\rR\x06stored\"&\n" +
+	"\x06stored\x18\x01 \x01(\rR\x06stored\x121\n" +
+	"\x06failed\x18\x02 \x03(\v2\x19.nearcache.v1.MSetFailureR\x06failed\"\x88\x01\n" +
+	"\vMSetFailure\x12\x14\n" +
+	"\x05index\x18\x01 \x03(\rR\x05index\x12&\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x12.nearcache.v1.CodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12!\n" +
+	"\fmaybe_stored\x18\x04 \x01(\bR\vmaybeStored\"&\n" +
 	"\x14BumpNamespaceRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\".\n" +
 	"\x12BumpNamespaceReply\x12\x18\n" +
@@ -2470,7 +2581,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x06misses\x18\x03 \x01(\x04R\x06misses\"2\n" +
 	"\x0fNearReportReply\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
-	"intervalMs\"\x8a\x02\n" +
+	"intervalMs\"\x9c\x02\n" +
 	"\fInvalidation\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\rR\x06stream\x12\x10\n" +
@@ -2479,7 +2590,8 @@ const file_nearcache_proto_rawDesc = "" +
 	"\abump_ns\x18\x05 \x01(\fR\x06bumpNs\x12!\n" +
 	"\fbump_version\x18\x06 \x01(\x04R\vbumpVersion\x12\x1b\n" +
 	"\tflush_all\x18\a \x01(\bR\bflushAll\x125\n" +
-	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\"*\n" +
+	"\theartbeat\x18\b \x01(\v2\x17.nearcache.v1.HeartbeatR\theartbeat\x12\x10\n" +
+	"\x03bye\x18\t \x01(\bR\x03bye\"*\n" +
 	"\x06KeyRef\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"E\n" +
@@ -2543,7 +2655,7 @@ func file_nearcache_proto_rawDescGZIP() []byte {
 }
 
 var file_nearcache_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_nearcache_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_nearcache_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_nearcache_proto_goTypes = []any{
 	(Code)(0),                    // 0: nearcache.v1.Code
 	(Source)(0),                  // 1: nearcache.v1.Source
@@ -2568,14 +2680,15 @@ var file_nearcache_proto_goTypes = []any{
 	(*MSetRequest)(nil),          // 20: nearcache.v1.MSetRequest
 	(*MSetEntry)(nil),            // 21: nearcache.v1.MSetEntry
 	(*MSetReply)(nil),            // 22: nearcache.v1.MSetReply
-	(*BumpNamespaceRequest)(nil), // 23: nearcache.v1.BumpNamespaceRequest
-	(*BumpNamespaceReply)(nil),   // 24: nearcache.v1.BumpNamespaceReply
-	(*NearReportRequest)(nil),    // 25: nearcache.v1.NearReportRequest
-	(*NearNamespaceReport)(nil),  // 26: nearcache.v1.NearNamespaceReport
-	(*NearReportReply)(nil),      // 27: nearcache.v1.NearReportReply
-	(*Invalidation)(nil),         // 28: nearcache.v1.Invalidation
-	(*KeyRef)(nil),               // 29: nearcache.v1.KeyRef
-	(*Heartbeat)(nil),            // 30: nearcache.v1.Heartbeat
+	(*MSetFailure)(nil),          // 23: nearcache.v1.MSetFailure
+	(*BumpNamespaceRequest)(nil), // 24: nearcache.v1.BumpNamespaceRequest
+	(*BumpNamespaceReply)(nil),   // 25: nearcache.v1.BumpNamespaceReply
+	(*NearReportRequest)(nil),    // 26: nearcache.v1.NearReportRequest
+	(*NearNamespaceReport)(nil),  // 27: nearcache.v1.NearNamespaceReport
+	(*NearReportReply)(nil),      // 28: nearcache.v1.NearReportReply
+	(*Invalidation)(nil),         // 29: nearcache.v1.Invalidation
+	(*KeyRef)(nil),               // 30: nearcache.v1.KeyRef
+	(*Heartbeat)(nil),            // 31: nearcache.v1.Heartbeat
 }
 var file_nearcache_proto_depIdxs = []int32{
 	5,  // 0: nearcache.v1.Request.get:type_name -> nearcache.v1.GetRequest
@@ -2585,8 +2698,8 @@ var file_nearcache_proto_depIdxs = []int32{
 	15, // 4: nearcache.v1.Request.ping:type_name -> nearcache.v1.PingRequest
 	17, // 5: nearcache.v1.Request.mget:type_name -> nearcache.v1.MGetRequest
 	20, // 6: nearcache.v1.Request.mset:type_name -> nearcache.v1.MSetRequest
-	23, // 7: nearcache.v1.Request.bump_namespace:type_name -> nearcache.v1.BumpNamespaceRequest
-	25, // 8: nearcache.v1.Request.near_report:type_name -> nearcache.v1.NearReportRequest
+	24, // 7: nearcache.v1.Request.bump_namespace:type_name -> nearcache.v1.BumpNamespaceRequest
+	26, // 8: nearcache.v1.Request.near_report:type_name -> nearcache.v1.NearReportRequest
 	0,  // 9: nearcache.v1.Reply.code:type_name -> nearcache.v1.Code
 	6,  // 10: nearcache.v1.Reply.get:type_name -> nearcache.v1.GetReply
 	8,  // 11: nearcache.v1.Reply.set:type_name -> nearcache.v1.SetReply
@@ -2595,8 +2708,8 @@ var file_nearcache_proto_depIdxs = []int32{
 	16, // 14: nearcache.v1.Reply.ping:type_name -> nearcache.v1.PingReply
 	19, // 15: nearcache.v1.Reply.mget:type_name -> nearcache.v1.MGetReply
 	22, // 16: nearcache.v1.Reply.mset:type_name -> nearcache.v1.MSetReply
-	24, // 17: nearcache.v1.Reply.bump_namespace:type_name -> nearcache.v1.BumpNamespaceReply
-	27, // 18: nearcache.v1.Reply.near_report:type_name -> nearcache.v1.NearReportReply
+	25, // 17: nearcache.v1.Reply.bump_namespace:type_name -> nearcache.v1.BumpNamespaceReply
+	28, // 18: nearcache.v1.Reply.near_report:type_name -> nearcache.v1.NearReportReply
 	1,  // 19: nearcache.v1.GetReply.source:type_name -> nearcache.v1.Source
 	2,  // 20: nearcache.v1.GetReply.lease:type_name -> nearcache.v1.LeaseState
 	12, // 21: nearcache.v1.StatsReply.stats:type_name -> nearcache.v1.Stat
@@ -2604,32 +2717,34 @@ var file_nearcache_proto_depIdxs = []int32{
 	6,  // 23: nearcache.v1.MGetItem.get:type_name -> nearcache.v1.GetReply
 	18, // 24: nearcache.v1.MGetReply.items:type_name -> nearcache.v1.MGetItem
 	21, // 25: nearcache.v1.MSetRequest.entries:type_name -> nearcache.v1.MSetEntry
-	26, // 26: nearcache.v1.NearReportRequest.namespaces:type_name -> nearcache.v1.NearNamespaceReport
-	29, // 27: nearcache.v1.Invalidation.keys:type_name -> nearcache.v1.KeyRef
-	30, // 28: nearcache.v1.Invalidation.heartbeat:type_name -> nearcache.v1.Heartbeat
-	5,  // 29: nearcache.v1.Cache.Get:input_type -> nearcache.v1.GetRequest
-	7,  // 30: nearcache.v1.Cache.Set:input_type -> nearcache.v1.SetRequest
-	9,  // 31: nearcache.v1.Cache.Delete:input_type -> nearcache.v1.DeleteRequest
-	11, // 32: nearcache.v1.Cache.Stats:input_type -> nearcache.v1.StatsRequest
-	15, // 33: nearcache.v1.Cache.Ping:input_type -> nearcache.v1.PingRequest
-	23, // 34: nearcache.v1.Cache.BumpNamespace:input_type -> nearcache.v1.BumpNamespaceRequest
-	17, // 35: nearcache.v1.Cache.MGet:input_type -> nearcache.v1.MGetRequest
-	20, // 36: nearcache.v1.Cache.MSet:input_type -> nearcache.v1.MSetRequest
-	25, // 37: nearcache.v1.Cache.NearReport:input_type -> nearcache.v1.NearReportRequest
-	6,  // 38: nearcache.v1.Cache.Get:output_type -> nearcache.v1.GetReply
-	8,  // 39: nearcache.v1.Cache.Set:output_type -> nearcache.v1.SetReply
-	10, // 40: nearcache.v1.Cache.Delete:output_type -> nearcache.v1.DeleteReply
-	14, // 41: nearcache.v1.Cache.Stats:output_type -> nearcache.v1.StatsReply
-	16, // 42: nearcache.v1.Cache.Ping:output_type -> nearcache.v1.PingReply
-	24, // 43: nearcache.v1.Cache.BumpNamespace:output_type -> nearcache.v1.BumpNamespaceReply
-	19, // 44: nearcache.v1.Cache.MGet:output_type -> nearcache.v1.MGetReply
-	22, // 45: nearcache.v1.Cache.MSet:output_type -> nearcache.v1.MSetReply
-	27, // 46: nearcache.v1.Cache.NearReport:output_type -> nearcache.v1.NearReportReply
-	38, // [38:47] is the sub-list for method output_type
-	29, // [29:38] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	23, // 26: nearcache.v1.MSetReply.failed:type_name -> nearcache.v1.MSetFailure
+	0,  // 27: nearcache.v1.MSetFailure.code:type_name -> nearcache.v1.Code
+	27, // 28: nearcache.v1.NearReportRequest.namespaces:type_name -> nearcache.v1.NearNamespaceReport
+	30, // 29: nearcache.v1.Invalidation.keys:type_name -> nearcache.v1.KeyRef
+	31, // 30: nearcache.v1.Invalidation.heartbeat:type_name -> nearcache.v1.Heartbeat
+	5,  // 31: nearcache.v1.Cache.Get:input_type -> nearcache.v1.GetRequest
+	7,  // 32: nearcache.v1.Cache.Set:input_type -> nearcache.v1.SetRequest
+	9,  // 33: nearcache.v1.Cache.Delete:input_type -> nearcache.v1.DeleteRequest
+	11, // 34: nearcache.v1.Cache.Stats:input_type -> nearcache.v1.StatsRequest
+	15, // 35: nearcache.v1.Cache.Ping:input_type -> nearcache.v1.PingRequest
+	24, // 36: nearcache.v1.Cache.BumpNamespace:input_type -> nearcache.v1.BumpNamespaceRequest
+	17, // 37: nearcache.v1.Cache.MGet:input_type -> nearcache.v1.MGetRequest
+	20, // 38: nearcache.v1.Cache.MSet:input_type -> nearcache.v1.MSetRequest
+	26, // 39: nearcache.v1.Cache.NearReport:input_type -> nearcache.v1.NearReportRequest
+	6,  // 40: nearcache.v1.Cache.Get:output_type -> nearcache.v1.GetReply
+	8,  // 41: nearcache.v1.Cache.Set:output_type -> nearcache.v1.SetReply
+	10, // 42: nearcache.v1.Cache.Delete:output_type -> nearcache.v1.DeleteReply
+	14, // 43: nearcache.v1.Cache.Stats:output_type -> nearcache.v1.StatsReply
+	16, // 44: nearcache.v1.Cache.Ping:output_type -> nearcache.v1.PingReply
+	25, // 45: nearcache.v1.Cache.BumpNamespace:output_type -> nearcache.v1.BumpNamespaceReply
+	19, // 46: nearcache.v1.Cache.MGet:output_type -> nearcache.v1.MGetReply
+	22, // 47: nearcache.v1.Cache.MSet:output_type -> nearcache.v1.MSetReply
+	28, // 48: nearcache.v1.Cache.NearReport:output_type -> nearcache.v1.NearReportReply
+	40, // [40:49] is the sub-list for method output_type
+	31, // [31:40] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_nearcache_proto_init() }
@@ -2668,7 +2783,7 @@ func file_nearcache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nearcache_proto_rawDesc), len(file_nearcache_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1072,6 +1072,7 @@ $root.nearcache = (function() {
             NamespaceStat.prototype.truncated = false;
             NamespaceStat.prototype.nearHits = 0;
             NamespaceStat.prototype.nearMisses = 0;
+            NamespaceStat.prototype.aclDenied = 0;
 
             NamespaceStat.create = function create(properties) {
                 return new NamespaceStat(properties);
@@ -1098,6 +1099,8 @@ $root.nearcache = (function() {
                     writer.uint32(48).uint64(message.nearHits);
                 if (message.nearMisses != null && Object.hasOwnProperty.call(message, "nearMisses"))
                     writer.uint32(56).uint64(message.nearMisses);
+                if (message.aclDenied != null && Object.hasOwnProperty.call(message, "aclDenied"))
+                    writer.uint32(64).uint64(message.aclDenied);
                 return writer;
             };
 
@@ -1150,6 +1153,10 @@ $root.nearcache = (function() {
                         }
                     case 7: {
                             message.nearMisses = reader.uint64();
+                            break;
+                        }
+                    case 8: {
+                            message.aclDenied = reader.uint64();
                             break;
                         }
                     default:
@@ -1841,6 +1848,7 @@ $root.nearcache = (function() {
         v1.MSetReply = (function() {
 
             function MSetReply(properties) {
+                this.failed = [];
                 if (properties)
                     for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
                         if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -1848,6 +1856,7 @@ $root.nearcache = (function() {
             }
 
             MSetReply.prototype.stored = 0;
+            MSetReply.prototype.failed = $util.emptyArray;
 
             MSetReply.create = function create(properties) {
                 return new MSetReply(properties);
@@ -1862,6 +1871,9 @@ $root.nearcache = (function() {
                     throw Error("max depth exceeded");
                 if (message.stored != null && Object.hasOwnProperty.call(message, "stored"))
                     writer.uint32(8).uint32(message.stored);
+                if (message.failed != null && message.failed.length)
+                    for (var i = 0; i < message.failed.length; ++i)
+                        $root.nearcache.v1.MSetFailure.encode(message.failed[i], writer.uint32(18).fork(), q + 1).ldelim();
                 return writer;
             };
 
@@ -1892,6 +1904,12 @@ $root.nearcache = (function() {
                             message.stored = reader.uint32();
                             break;
                         }
+                    case 2: {
+                            if (!(message.failed && message.failed.length))
+                                message.failed = [];
+                            message.failed.push($root.nearcache.v1.MSetFailure.decode(reader, reader.uint32(), undefined, long + 1));
+                            break;
+                        }
                     default:
                         reader.skipType(tag & 7, long);
                         break;
@@ -1906,6 +1924,115 @@ $root.nearcache = (function() {
             };
 
             return MSetReply;
+        })();
+
+        v1.MSetFailure = (function() {
+
+            function MSetFailure(properties) {
+                this.index = [];
+                if (properties)
+                    for (var keys = Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            }
+
+            MSetFailure.prototype.index = $util.emptyArray;
+            MSetFailure.prototype.code = 0;
+            MSetFailure.prototype.message = "";
+            MSetFailure.prototype.maybeStored = false;
+
+            MSetFailure.create = function create(properties) {
+                return new MSetFailure(properties);
+            };
+
+            MSetFailure.encode = function encode(message, writer, q) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (q === undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw Error("max depth exceeded");
+                if (message.index != null && message.index.length) {
+                    writer.uint32(10).fork();
+                    for (var i = 0; i < message.index.length; ++i)
+                        writer.uint32(message.index[i]);
+                    writer.ldelim();
+                }
+                if (message.code != null && Object.hasOwnProperty.call(message, "code"))
+                    writer.uint32(16).int32(message.code);
+                if (message.message != null && Object.hasOwnProperty.call(message, "message"))
+                    writer.uint32(26).string(message.message);
+                if (message.maybeStored != null && Object.hasOwnProperty.call(message, "maybeStored"))
+                    writer.uint32(32).bool(message.maybeStored);
+                return writer;
+            };
+
+            MSetFailure.decode = function decode(reader, length, error, long) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (long === undefined)
+                    long = 0;
+                if (long > $Reader.recursionLimit)
+                    throw Error("maximum nesting depth exceeded");
+                var end, message;
+                if (length === undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = new $root.nearcache.v1.MSetFailure();
+                while (reader.pos < end) {
+                    var tag = reader.uint32();
+                    if (tag === error)
+                        break;
+                    switch (tag >>> 3) {
+                    case 1: {
+                            if (!(message.index && message.index.length))
+                                message.index = [];
+                            if ((tag & 7) === 2) {
+                                var end2 = reader.uint32() + reader.pos;
+                                if (end2 > reader.len)
+                                    throw RangeError("index out of range");
+                                reader.len = end2;
+                                while (reader.pos < end2)
+                                    message.index.push(reader.uint32());
+                                if (reader.pos !== end2)
+                                    throw RangeError("index out of range");
+                                reader.len = end;
+                            } else
+                                message.index.push(reader.uint32());
+                            break;
+                        }
+                    case 2: {
+                            message.code = reader.int32();
+                            break;
+                        }
+                    case 3: {
+                            message.message = reader.string();
+                            break;
+                        }
+                    case 4: {
+                            message.maybeStored = reader.bool();
+                            break;
+                        }
+                    default:
+                        reader.skipType(tag & 7, long);
+                        break;
+                    }
+                }
+                if (length !== undefined) {
+                    if (reader.pos !== end)
+                        throw RangeError("index out of range");
+                    reader.len = length;
+                }
+                return message;
+            };
+
+            return MSetFailure;
         })();
 
         v1.BumpNamespaceRequest = (function() {
@@ -2329,6 +2456,7 @@ $root.nearcache = (function() {
             Invalidation.prototype.bumpVersion = 0;
             Invalidation.prototype.flushAll = false;
             Invalidation.prototype.heartbeat = null;
+            Invalidation.prototype.bye = false;
 
             Invalidation.create = function create(properties) {
                 return new Invalidation(properties);
@@ -2358,6 +2486,8 @@ $root.nearcache = (function() {
                     writer.uint32(56).bool(message.flushAll);
                 if (message.heartbeat != null && Object.hasOwnProperty.call(message, "heartbeat"))
                     $root.nearcache.v1.Heartbeat.encode(message.heartbeat, writer.uint32(66).fork(), q + 1).ldelim();
+                if (message.bye != null && Object.hasOwnProperty.call(message, "bye"))
+                    writer.uint32(72).bool(message.bye);
                 return writer;
             };
 
@@ -2416,6 +2546,10 @@ $root.nearcache = (function() {
                         }
                     case 8: {
                             message.heartbeat = $root.nearcache.v1.Heartbeat.decode(reader, reader.uint32(), undefined, long + 1);
+                            break;
+                        }
+                    case 9: {
+                            message.bye = reader.bool();
                             break;
                         }
                     default:

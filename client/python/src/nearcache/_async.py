@@ -385,7 +385,9 @@ class AsyncClient:
         *,
         timeout: float | None = None,
     ) -> int:
-        """Stores many keys of ``ns`` at once; returns how many were stored."""
+        """Stores many keys of ``ns`` at once; returns how many were stored.
+        A failure names the keys to retry (``not_stored``, ``maybe_stored``
+        on the error), as :meth:`Client.mset` says."""
         return await self._run(_core.mset(ns, items, ttl), timeout)
 
     async def bump(

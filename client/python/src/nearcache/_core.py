@@ -270,7 +270,8 @@ MSetItems: TypeAlias = (
 def mset(ns: BytesLike, items: MSetItems, ttl: TTL | None = None) -> Call[int]:
     """An MSet of ``items`` (a mapping, or (key, value[, ttl]) tuples), each
     with its own TTL or ``ttl`` (None: the daemon's default); its result is
-    the number stored."""
+    the number stored. Its error names the keys not stored in
+    ``not_stored`` and ``maybe_stored`` (see :class:`Error`)."""
     pairs: Iterable[tuple[Any, ...]] = items.items() if isinstance(items, Mapping) else items
     entries = []
     for item in pairs:
@@ -285,6 +286,13 @@ def mset(ns: BytesLike, items: MSetItems, ttl: TTL | None = None) -> Call[int]:
     req = pb.MSetRequest(ns=as_bytes(ns, "ns"), entries=entries)
 
     def decode(reply: pb.Reply) -> int:
+        if reply.code != 0 and reply.WhichOneof("result") == "mset":
+            err = error_for(reply.code, reply.message)
+            err.not_stored, err.maybe_stored = [], []
+            for f in reply.mset.failed:
+                into = err.maybe_stored if f.maybe_stored else err.not_stored
+                into.extend(entries[i].key for i in f.index if i < len(entries))
+            raise err
         check(reply)
         return int(reply.mset.stored)
 

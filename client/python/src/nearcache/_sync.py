@@ -402,7 +402,9 @@ class Client:
         timeout: float | None = None,
     ) -> int:
         """Stores many keys of ``ns`` at once (a mapping, or (key, value[,
-        ttl]) tuples); returns how many were stored."""
+        ttl]) tuples); returns how many were stored. On a Redis Cluster some
+        hash slots may fail while others are stored: the error raised then
+        lists the keys to retry in ``not_stored`` and ``maybe_stored``."""
         return self._run(_core.mset(ns, items, ttl), timeout)
 
     def bump(self, ns: BytesLike, *, strict: bool = False, timeout: float | None = None) -> int:

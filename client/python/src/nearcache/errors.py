@@ -38,6 +38,12 @@ class Error(Exception):
     daemon's (or the client's) explanation."""
 
     default_code: int = pb.UNKNOWN
+    #: After a failed MSet whose answer named its entries (docs/protocol.md,
+    #: MSet): the keys not stored, and the keys whose write may have run
+    #: (retrying them is safe); every other key was stored. None when the
+    #: answer said nothing of the entries, and for any other call.
+    not_stored: list[bytes] | None = None
+    maybe_stored: list[bytes] | None = None
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)

@@ -101,9 +101,10 @@ class Heartbeat(_message.Message):
     def __init__(self, sent_ms: _Optional[int] = ..., stream_seqs: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Invalidation(_message.Message):
-    __slots__ = ["bump_ns", "bump_version", "flush_all", "heartbeat", "keys", "origin", "seq", "stream"]
+    __slots__ = ["bump_ns", "bump_version", "bye", "flush_all", "heartbeat", "keys", "origin", "seq", "stream"]
     BUMP_NS_FIELD_NUMBER: _ClassVar[int]
     BUMP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BYE_FIELD_NUMBER: _ClassVar[int]
     FLUSH_ALL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
@@ -112,13 +113,14 @@ class Invalidation(_message.Message):
     STREAM_FIELD_NUMBER: _ClassVar[int]
     bump_ns: bytes
     bump_version: int
+    bye: bool
     flush_all: bool
     heartbeat: Heartbeat
     keys: _containers.RepeatedCompositeFieldContainer[KeyRef]
     origin: str
     seq: int
     stream: int
-    def __init__(self, origin: _Optional[str] = ..., stream: _Optional[int] = ..., seq: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyRef, _Mapping]]] = ..., bump_ns: _Optional[bytes] = ..., bump_version: _Optional[int] = ..., flush_all: bool = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    def __init__(self, origin: _Optional[str] = ..., stream: _Optional[int] = ..., seq: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyRef, _Mapping]]] = ..., bump_ns: _Optional[bytes] = ..., bump_version: _Optional[int] = ..., flush_all: bool = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., bye: bool = ...) -> None: ...
 
 class KeyRef(_message.Message):
     __slots__ = ["key", "ns"]
@@ -160,11 +162,25 @@ class MSetEntry(_message.Message):
     value: bytes
     def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
 
+class MSetFailure(_message.Message):
+    __slots__ = ["code", "index", "maybe_stored", "message"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAYBE_STORED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: Code
+    index: _containers.RepeatedScalarFieldContainer[int]
+    maybe_stored: bool
+    message: str
+    def __init__(self, index: _Optional[_Iterable[int]] = ..., code: _Optional[_Union[Code, str]] = ..., message: _Optional[str] = ..., maybe_stored: bool = ...) -> None: ...
+
 class MSetReply(_message.Message):
-    __slots__ = ["stored"]
+    __slots__ = ["failed", "stored"]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
+    failed: _containers.RepeatedCompositeFieldContainer[MSetFailure]
     stored: int
-    def __init__(self, stored: _Optional[int] = ...) -> None: ...
+    def __init__(self, stored: _Optional[int] = ..., failed: _Optional[_Iterable[_Union[MSetFailure, _Mapping]]] = ...) -> None: ...
 
 class MSetRequest(_message.Message):
     __slots__ = ["entries", "ns"]
@@ -175,7 +191,8 @@ class MSetRequest(_message.Message):
     def __init__(self, ns: _Optional[bytes] = ..., entries: _Optional[_Iterable[_Union[MSetEntry, _Mapping]]] = ...) -> None: ...
 
 class NamespaceStat(_message.Message):
-    __slots__ = ["hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    __slots__ = ["acl_denied", "hits", "misses", "near_hits", "near_misses", "ns", "other", "truncated"]
+    ACL_DENIED_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     NEAR_HITS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +200,7 @@ class NamespaceStat(_message.Message):
     NS_FIELD_NUMBER: _ClassVar[int]
     OTHER_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    acl_denied: int
     hits: int
     misses: int
     near_hits: int
@@ -190,7 +208,7 @@ class NamespaceStat(_message.Message):
     ns: bytes
     other: bool
     truncated: bool
-    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ...) -> None: ...
+    def __init__(self, ns: _Optional[bytes] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., other: bool = ..., truncated: bool = ..., near_hits: _Optional[int] = ..., near_misses: _Optional[int] = ..., acl_denied: _Optional[int] = ...) -> None: ...
 
 class NearNamespaceReport(_message.Message):
     __slots__ = ["hits", "misses", "ns"]

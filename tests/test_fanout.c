@@ -1,0 +1,235 @@
+/* Integration: batched invalidations (inval_batch = 1) when the writer
+ * dies between a write's script and its batch. A writer whose batches are
+ * held back (inval_batch_delay) writes, then is killed with SIGKILL: the
+ * other nodes, which hold the old value in L1, must stop serving it within
+ * coherence_window of the kill, by counting the writer silent. A writer
+ * stopped cleanly says bye, and costs nobody their L1. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define NODES 2
+
+static h_fleet fx;
+
+static void up(void)
+{
+    h_fleet_start(&fx, NODES, NULL);
+}
+
+static void down(void)
+{
+    h_fleet_stop(&fx);
+}
+
+TestSuite(fanout, .init = up, .fini = down, .timeout = 120);
+
+static nc_bytes str(const char *s)
+{
+    return NC_STR(s);
+}
+
+/* Gets key on node n (a client); returns the value (caller frees) or NULL. */
+static char *get_with(nc_client *c, const char *key, nc_get_info *info)
+{
+    void *v = NULL;
+    size_t len;
+    nc_get_info dummy;
+    int rv = nc_get_ex(c, str("ns"), str(key), &v, &len, info ? info : &dummy, 0);
+    cr_assert(rv == NC_OK || rv == NC_ENOTFOUND, "get: %s", nc_errmsg());
+    return v;
+}
+
+/* Reads key through c until it is an L1 hit holding `value`. */
+static void make_hot(nc_client *c, const char *key, const char *value)
+{
+    for (int i = 0; i < 200; i++) {
+        nc_get_info info;
+        char *v = get_with(c, key, &info);
+        int hot = v != NULL && strcmp(v, value) == 0 && info.source == NC_SOURCE_L1;
+        nc_free(v);
+        if (hot)
+            return;
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("never served %s=%s from L1", key, value);
+}
+
+/* Waits until Redis holds `value` under key (2 s at most). */
+static void redis_holds(const char *key, const char *value)
+{
+    for (int i = 0; i < 200; i++) {
+        char *v = h_redis_cmd(&fx.redis, "GET", H_DATA_KEY(&fx.redis, "ns", key), NULL);
+        int ok = strcmp(v, value) == 0;
+        free(v);
+        if (ok)
+            return;
+        h_sleep_ms(10);
+    }
+    cr_assert_fail("redis never held %s=%s", key, value);
+}
+
+/* Polls node n until key reads as `want`; returns how long it took, in ms
+ * (fails after 5 s). */
+static int64_t time_to_see(int n, const char *key, const char *want, int64_t since)
+{
+    for (;;) {
+        char *v = get_with(fx.cl[n], key, NULL);
+        int ok = v != NULL && strcmp(v, want) == 0;
+        nc_free(v);
+        if (ok)
+            return h_now_ms() - since;
+        cr_assert_lt(h_now_ms() - since, 5000, "node %d still serves the old %s after 5 s", n,
+                     key);
+        h_sleep_ms(5);
+    }
+}
+
+struct writer {
+    nc_client *c;
+    int rv;
+};
+
+/* A Set whose batch is held back: it is answered (an error) only when its
+ * deadline passes or its daemon dies. */
+static void *held_set(void *arg)
+{
+    struct writer *w = arg;
+    w->rv = nc_set(w->c, str("ns"), str("k"), str("v1"), 60000, 2000);
+    return NULL;
+}
+
+Test(fanout, a_writer_killed_before_its_batch_stops_the_old_value_within_the_window)
+{
+    h_daemon *wd = h_fleet_add(&fx, &fx.redis, "--inval-batch-delay", "30s", NULL);
+    nc_client *wc = fx.cl[NODES];
+    cr_assert_eq(nc_set(fx.cl[0], str("ns"), str("k"), str("v0"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    make_hot(fx.cl[0], "k", "v0");
+    make_hot(fx.cl[1], "k", "v0");
+    /* the writer is heard by both before it writes */
+    h_sleep_ms(300);
+    struct writer w = {wc, NC_OK};
+    pthread_t t;
+    pthread_create(&t, NULL, held_set, &w);
+    redis_holds("k", "v1");
+    /* the script ran, the batch is held: the others still serve v0 from L1 */
+    nc_get_info info;
+    char *v = get_with(fx.cl[1], "k", &info);
+    cr_assert(v != NULL && strcmp(v, "v0") == 0 && info.source == NC_SOURCE_L1,
+              "before the kill node 1 serves %s (source %d): the batch was not held",
+              v ? v : "(absent)", info.source);
+    nc_free(v);
+    int64_t killed = h_now_ms();
+    h_daemon_stop_with(wd, SIGKILL);
+    int64_t took0 = time_to_see(0, "k", "v1", killed), took1 = time_to_see(1, "k", "v1", killed);
+    printf("fanout: after the writer's SIGKILL, node 0 served v1 after %lld ms, node 1 after "
+           "%lld ms\n",
+           (long long)took0, (long long)took1);
+    cr_assert_leq(took0, 1000, "node 0 served the old value %lld ms after the kill",
+                  (long long)took0);
+    cr_assert_leq(took1, 1000, "node 1 served the old value %lld ms after the kill",
+                  (long long)took1);
+    cr_assert_geq(h_stat(fx.cl[0], "origins_silent"), 1);
+    cr_assert_geq(h_stat(fx.cl[1], "origins_silent"), 1);
+    pthread_join(t, NULL);
+    cr_assert_neq(w.rv, NC_OK, "the write was acknowledged without its batch");
+}
+
+Test(fanout, a_writer_stopped_cleanly_says_bye_and_the_others_keep_their_l1)
+{
+    h_daemon *wd = h_fleet_add(&fx, &fx.redis, NULL);
+    nc_client *wc = fx.cl[NODES];
+    cr_assert_eq(nc_set(wc, str("ns"), str("k"), str("v0"), 60000, 0), NC_OK, "%s", nc_errmsg());
+    make_hot(fx.cl[0], "k", "v0");
+    make_hot(fx.cl[1], "k", "v0");
+    h_sleep_ms(300);
+    cr_assert_eq(nc_set(wc, str("ns"), str("k"), str("v1"), 60000, 0), NC_OK, "%s", nc_errmsg());
+    make_hot(fx.cl[1], "k", "v1");
+    nc_close(wc);
+    fx.cl[NODES] = NULL;
+    cr_assert_eq(h_daemon_stop(wd), 0);
+    int64_t until = h_now_ms() + 2000;
+    while (h_stat(fx.cl[1], "origins_bye") < 1)
+        cr_assert_lt(h_now_ms(), until, "no bye heard");
+    h_sleep_ms(1500); /* longer than any silence bound */
+    cr_assert_eq(h_stat(fx.cl[0], "origins_silent"), 0);
+    cr_assert_eq(h_stat(fx.cl[1], "origins_silent"), 0);
+    nc_get_info info;
+    char *v = get_with(fx.cl[1], "k", &info);
+    cr_assert(v != NULL && strcmp(v, "v1") == 0 && info.source == NC_SOURCE_L1,
+              "node 1 lost its L1 entry after a clean stop");
+    nc_free(v);
+}
+
+struct burst {
+    int id, failed;
+};
+
+static void *burst(void *arg)
+{
+    struct burst *b = arg;
+    for (int i = 0; i < 50; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "b%d-%d", b->id, i);
+        b->failed += nc_set(fx.cl[0], str("ns"), str(key), str("v"), 60000, 0) != NC_OK;
+    }
+    return NULL;
+}
+
+Test(fanout, concurrent_writes_through_one_daemon_share_messages)
+{
+    enum { THREADS = 16 };
+    pthread_t t[THREADS];
+    struct burst b[THREADS];
+    int64_t sent = h_stat(fx.cl[0], "invalidations_sent");
+    int64_t batches = h_stat(fx.cl[0], "invalidation_batches");
+    for (int i = 0; i < THREADS; i++) {
+        b[i] = (struct burst){i, 0};
+        pthread_create(&t[i], NULL, burst, &b[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(b[i].failed, 0);
+    }
+    sent = h_stat(fx.cl[0], "invalidations_sent") - sent;
+    batches = h_stat(fx.cl[0], "invalidation_batches") - batches;
+    printf("fanout: %lld writes from 16 threads went out in %lld messages\n", (long long)sent,
+           (long long)batches);
+    cr_assert_eq(sent, THREADS * 50);
+    cr_assert_lt(batches * 10, sent * 9, "%lld writes in %lld messages: no batching",
+                 (long long)sent, (long long)batches);
+    cr_assert_eq(h_stat(fx.cl[1], "sequence_gaps"), 0);
+}
+
+Test(fanout, an_idle_daemon_goes_quiet_and_its_death_costs_nothing)
+{
+    cr_assert_eq(nc_set(fx.cl[1], str("ns"), str("k"), str("v0"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    make_hot(fx.cl[0], "k", "v0");
+    /* no write for longer than the silence bound: node 1 says bye for now */
+    int64_t until = h_now_ms() + 3000;
+    while (h_stat(fx.cl[0], "origins_bye") < 1)
+        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet");
+    /* it writes again: heard again first, and its write reaches node 0 */
+    cr_assert_eq(nc_set(fx.cl[1], str("ns"), str("k"), str("v1"), 60000, 0), NC_OK, "%s",
+                 nc_errmsg());
+    time_to_see(0, "k", "v1", h_now_ms());
+    make_hot(fx.cl[0], "k", "v1");
+    int64_t byes = h_stat(fx.cl[0], "origins_bye");
+    until = h_now_ms() + 3000;
+    while (h_stat(fx.cl[0], "origins_bye") == byes)
+        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet again");
+    h_daemon_stop_with(&fx.node[1], SIGKILL);
+    h_sleep_ms(1500);
+    cr_assert_eq(h_stat(fx.cl[0], "origins_silent"), 0, "a quiet daemon's death emptied L1");
+    nc_get_info info;
+    char *v = get_with(fx.cl[0], "k", &info);
+    cr_assert(v != NULL && strcmp(v, "v1") == 0 && info.source == NC_SOURCE_L1);
+    nc_free(v);
+}
