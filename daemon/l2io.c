@@ -350,7 +350,7 @@ int l2io_flush(l2io *io, int *done)
 int l2io_fill(l2io *io)
 {
     char buf[READ_CHUNK];
-    do {
+    for (;;) {
         ssize_t n = io_read(io, buf, sizeof buf);
         if (n < 0)
             return -1;
@@ -358,10 +358,13 @@ int l2io_fill(l2io *io)
             return 0;
         if (redisReaderFeed(io->reader, buf, (size_t)n) != REDIS_OK)
             return fail(io, 0, "%s", "out of memory");
-        /* Non-blocking: read on while there is more, also what TLS holds
-         * decrypted already (poll() would not say so). */
-    } while (!io->blocking);
-    return 0;
+        /* Non-blocking: read on while there may be more: a full buffer, or
+         * what TLS holds decrypted already (poll() would not say so; a
+         * record not read yet is still the socket's, and poll() sees it). */
+        if (io->blocking ||
+            ((size_t)n < sizeof buf && (io->ssl == NULL || SSL_pending(io->ssl) == 0)))
+            return 0;
+    }
 }
 
 int l2io_next(l2io *io, redisReply **r)
