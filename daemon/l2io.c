@@ -359,10 +359,9 @@ int l2io_fill(l2io *io)
         if (redisReaderFeed(io->reader, buf, (size_t)n) != REDIS_OK)
             return fail(io, 0, "%s", "out of memory");
         /* Non-blocking: read on while there may be more: a full buffer, or
-         * what TLS holds decrypted already (poll() would not say so; a
-         * record not read yet is still the socket's, and poll() sees it). */
+         * bytes TLS has read ahead from the socket (poll() would not say so). */
         if (io->blocking ||
-            ((size_t)n < sizeof buf && (io->ssl == NULL || SSL_pending(io->ssl) == 0)))
+            ((size_t)n < sizeof buf && (io->ssl == NULL || !SSL_has_pending(io->ssl))))
             return 0;
     }
 }
