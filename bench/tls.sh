@@ -8,19 +8,23 @@
 # hiredis, then again), and the table gives each one's median over the
 # rounds: L2-hit p50 with one client, ops/s with 16. Prints Markdown.
 #
-#   bench/tls.sh [--duration S (2)] [--rounds N (5)] [--before NEARCACHED]
+#   bench/tls.sh [--duration S (2)] [--rounds N (5)] [--before NEARCACHED] [--docs]
 #
-# NC_BUILD names the build directory (default build/). bench/run.sh runs it.
+# --docs also writes the table as the "TLS to Redis" section of
+# docs/benchmarks.md (between its tls-bench markers, which bench/run.sh
+# keeps). NC_BUILD names the build directory (default build/). bench/run.sh
+# runs it (--smoke: --duration 0.3 --rounds 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build="${NC_BUILD:-$here/build}"
-duration=2 rounds=5 before=""
+duration=2 rounds=5 before="" docs=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --duration) duration=$2; shift 2 ;;
   --rounds) rounds=$2; shift 2 ;;
   --before) before=$2; shift 2 ;;
-  *) echo "usage: $0 [--duration S] [--rounds N] [--before NEARCACHED]" >&2; exit 2 ;;
+  --docs) docs=1; shift ;;
+  *) echo "usage: $0 [--duration S] [--rounds N] [--before NEARCACHED] [--docs]" >&2; exit 2 ;;
   esac
 done
 bench="$build/bench/nearcache-bench"
@@ -96,7 +100,7 @@ for r in $(seq "$rounds"); do
   "$bench" run redis-get redis-get@16 "${common[@]}" >"$dir/hiredis.$r.json"
 done
 
-python3 - "$dir" "$rounds" "${configs[@]}" <<'EOF'
+python3 - "$dir" "$rounds" "${configs[@]}" >"$dir/table.md" <<'EOF'
 import json, statistics, sys
 d, rounds, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def rows(name):
@@ -129,5 +133,42 @@ if "before" in m:
 h = m["hiredis"]
 print(f"| TLS / direct hiredis | {t[0] / h[0]:.1f}× | {t[1] / h[1]:.2f}× | |")
 EOF
-echo
-echo "Medians of $rounds rounds of ${duration} s per configuration."
+cat "$dir/table.md"
+[ $docs -eq 1 ] || exit 0
+before_note=""
+[ -n "$before" ] && before_note=", and a daemon of another build (\`--before\`) on the plain port"
+{
+  cat <<EOF
+<!-- tls-bench:begin -->
+## TLS to Redis
+
+Written by \`bench/tls.sh --docs\` (which \`bench/run.sh\` runs) on $(date -u '+%Y-%m-%d %H:%M UTC')
+(commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)). One redis-server
+serves a plain port and a TLS port (TLS 1.3, an EC P-256 certificate of a private
+CA); one daemon reads it over plain TCP, another over TLS (\`rediss://\`, full
+verification), both with \`--l1-max-ttl 1ms\` so that every Get is an L2 hit
+(through the read lane), and direct hiredis GETs go to the plain port$before_note.
+The configurations take turns, ${duration} s each, for $rounds rounds; each figure
+is the median of its rounds. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
+
+EOF
+  cat "$dir/table.md"
+  cat <<EOF
+
+A TLS connection pays for its handshake once (a reconnect resumes the
+session); per request what remains is encrypting a few hundred bytes each way.
+<!-- tls-bench:end -->
+EOF
+} >"$dir/section.md"
+python3 - "$here/docs/benchmarks.md" "$dir/section.md" <<'EOF'
+import re, sys
+page, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
+text = open(page).read()
+pat = re.compile(r"<!-- tls-bench:begin -->.*?<!-- tls-bench:end -->", re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: section, text)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(page, "w").write(text)
+EOF
+echo "tls.sh: wrote the TLS section of docs/benchmarks.md" >&2
