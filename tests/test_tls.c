@@ -6,12 +6,14 @@
  * coherence and history tests also run over TLS (ctest coherence_tls,
  * history_tls: the harness's $NC_TEST_REDIS_TLS). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -328,4 +330,96 @@ Test(tls, redis_killed_and_restarted_under_tls_is_reconnected_resuming_the_sessi
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
     h_redis_cleanup(&r);
+}
+
+/* ---- Redis Cluster over TLS ------------------------------------------------ */
+
+#define CLUSTER_NODES 3
+
+/* Starts a TLS-only cluster node (tls-cluster: the bus is TLS too). */
+static pid_t start_cluster_node(int port, char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/nc-test-tlscluster-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char p[16], bus[16], log[300];
+    snprintf(p, sizeof p, "%d", port);
+    snprintf(bus, sizeof bus, "%d", h_free_port());
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    char *argv[] = {"redis-server", "--port", "0", "--tls-port", p, "--bind", "127.0.0.1",
+                    "--tls-cert-file", certs.server, "--tls-key-file", certs.server_key,
+                    "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "no", "--tls-cluster",
+                    "yes", "--tls-replication", "yes", "--cluster-enabled", "yes",
+                    "--cluster-port", bus, "--dir", dir, "--save", "", "--appendonly", "no",
+                    NULL};
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    pid_t pid = h_spawn(argv, -1, fd, fd);
+    close(fd);
+    return pid;
+}
+
+Test(tls, a_cluster_over_tls_is_reached_at_the_tls_ports_it_announces, .timeout = 90)
+{
+    h_redis node[CLUSTER_NODES]; /* for h_redis_cmd(): TLS, one port each */
+    pid_t pid[CLUSTER_NODES];
+    char dir[CLUSTER_NODES][64], addr[CLUSTER_NODES][32], url[128] = "clusters://";
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        memset(&node[i], 0, sizeof node[i]);
+        node[i].port = node[i].tls_port = h_free_port();
+        node[i].tls_only = 1;
+        pid[i] = start_cluster_node(node[i].port, dir[i], sizeof dir[i]);
+        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", node[i].port);
+    }
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        char *pong = NULL;
+        for (int t = 0; t < 200 && (pong == NULL || strcmp(pong, "PONG") != 0); t++) {
+            free(pong);
+            h_sleep_ms(20);
+            pong = h_redis_cmd(&node[i], "PING", NULL);
+        }
+        cr_assert_str_eq(pong, "PONG", "node %d: see %s/redis.log", i, dir[i]);
+        free(pong);
+    }
+    char *argv[] = {"redis-cli", "--tls", "--insecure", "--cluster", "create", addr[0], addr[1],
+                    addr[2], "--cluster-yes", NULL};
+    cr_assert_eq(h_run(argv, NULL, 0, NULL, NULL, NULL), 0, "redis-cli --cluster create");
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        int ok = 0;
+        for (int t = 0; t < 250 && !ok; t++) {
+            char *info = h_redis_cmd(&node[i], "CLUSTER", "INFO", NULL);
+            ok = strstr(info, "cluster_state:ok") != NULL;
+            free(info);
+            if (!ok)
+                h_sleep_ms(20);
+        }
+        cr_assert(ok, "node %d never saw the cluster ok", i);
+    }
+
+    /* Given one node, the daemons find the others at their TLS ports:
+     * there are no plain ones. */
+    strcat(url, addr[0]);
+    h_daemon a, b;
+    h_daemon_start(&a, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
+    h_daemon_start(&b, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
+    nc_client *ca = h_client(&a), *cb = h_client(&b);
+    for (int i = 0; i < 30; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(set_until_ok(ca, key, "v1", 5000), NC_OK, "%s: %s", key, nc_errmsg());
+        expect_value(cb, key, "v1");
+    }
+    for (int i = 1; i < CLUSTER_NODES; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "connected to redis %s", addr[i]);
+        expect_log(&a, want);
+    }
+    nc_close(ca);
+    nc_close(cb);
+    cr_expect_eq(h_daemon_stop(&a), 0);
+    cr_expect_eq(h_daemon_stop(&b), 0);
+    for (int i = 0; i < CLUSTER_NODES; i++) {
+        kill(pid[i], SIGKILL);
+        waitpid(pid[i], NULL, 0);
+        char *rm[] = {"rm", "-rf", dir[i], NULL};
+        h_run(rm, NULL, 0, NULL, NULL, NULL);
+    }
 }
