@@ -117,20 +117,10 @@ int bench_cluster_preload(const bench_opts *o, const char *url)
     int failed = value == NULL;
     if (value != NULL)
         memset(value, 'v', o->value_size);
-    /* the namespace's version, on its own master, as bench_preload() makes it */
+    /* the namespace's version, on its own master */
     char vkey[KS_NSVER_KEY_MAX];
     size_t vlen = ks_nsver_key(vkey, o->prefix, NS, strlen(NS));
-    redisContext *vc = bench_cluster_at(&cl, vkey, vlen);
-    freeReplyObject(redisCommand(vc, "SET %b 1 NX", vkey, vlen));
-    redisReply *ver = redisCommand(vc, "GET %b", vkey, vlen);
-    if (ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0) {
-        fprintf(stderr,
-                "nearcache-bench: preload %s: no version of namespace " NS
-                ", or another than the other Redis's\n",
-                url);
-        failed = 1;
-    }
-    freeReplyObject(ver);
+    failed = failed || bench_preload_version(o, bench_cluster_at(&cl, vkey, vlen), url);
     /* pipelined, 1000 keys at a time: each master answers in its order */
     for (size_t i = 0; i < o->keys && !failed; i += 1000) {
         size_t end = i + 1000 < o->keys ? i + 1000 : o->keys;

@@ -19,6 +19,7 @@
 
 #include "bench_cluster.h"
 #include "bench_paths.h"
+#include "keyspace.h"
 
 /* One spec of a run: a path, its threads and its results. */
 typedef struct spec {
@@ -268,6 +269,22 @@ static int warm_daemon(const bench_opts *o, const char *url, int want_l1)
     return 0;
 }
 
+int bench_preload_version(const bench_opts *o, redisContext *rc, const char *url)
+{
+    char vkey[KS_NSVER_KEY_MAX];
+    size_t vlen = ks_nsver_key(vkey, o->prefix, NS, strlen(NS));
+    freeReplyObject(redisCommand(rc, "SET %b 1 NX", vkey, vlen));
+    redisReply *ver = redisCommand(rc, "GET %b", vkey, vlen);
+    int failed = ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0;
+    if (failed)
+        fprintf(stderr,
+                "nearcache-bench: preload %s: no version of namespace " NS
+                ", or another than the other Redis's\n",
+                url);
+    freeReplyObject(ver);
+    return failed;
+}
+
 int bench_preload(const bench_opts *o, const char *url)
 {
     char err[300], key[200];
@@ -283,18 +300,7 @@ int bench_preload(const bench_opts *o, const char *url)
     /* The daemons read a namespace only under the version Redis holds
      * (PREFIX:nsver:NS), which a first write makes: make it, as "1", unless
      * it is there, and write under it. */
-    int failed = 0;
-    redisReply *ver = redisCommand(rc, "SET %s:nsver:" NS " 1 NX", o->prefix);
-    freeReplyObject(ver);
-    ver = redisCommand(rc, "GET %s:nsver:" NS, o->prefix);
-    if (ver == NULL || ver->type != REDIS_REPLY_STRING || path_set_version(ver->str) != 0) {
-        fprintf(stderr,
-                "nearcache-bench: preload %s: no version of namespace " NS
-                ", or another than the other Redis's\n",
-                url);
-        failed = 1;
-    }
-    freeReplyObject(ver);
+    int failed = bench_preload_version(o, rc, url);
     for (size_t i = 0; i < o->keys && !failed; i += 1000) {
         size_t end = i + 1000 < o->keys ? i + 1000 : o->keys;
         for (size_t k = i; k < end; k++) {

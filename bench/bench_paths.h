@@ -102,6 +102,10 @@ int path_server_pid(const shared *sh, const path_def *p);
 /* Connects to Redis at redis://HOST:PORT or unix://PATH. Returns the
  * context (caller frees it with redisFree()) or NULL, with err set. */
 redisContext *path_redis_connect(const char *url, char *err, size_t errlen);
+/* Makes the bench namespace's version "1" in Redis at rc unless it is
+ * there, and sets path_set_version() to what Redis holds (bench_load.c).
+ * Returns 0, or 1 after printing why (url names the Redis). */
+int bench_preload_version(const bench_opts *o, redisContext *rc, const char *url);
 /* Opens the worker's connection. Returns 0, or -1 with w->err set. */
 int path_open(worker *w);
 void path_close(worker *w);

@@ -408,6 +408,16 @@ move much less.
   \`redis-mget\`, one MGET of the same 10 keys; ops/s counts calls.
 - \`l2\`: a second daemon with \`--l1-max-ttl 1ms\`, read with uniformly random
   keys, so every Get misses L1 and hits Redis (and fills L1 for 1 ms).
+  \`mget-l2\`: an \`nc_mget()\` of 10 random keys through it (L1 misses);
+  \`set\` and \`redis-set\`: a Set through the first daemon, and a direct SET.
+- Redis Cluster (issue 17): three \`redis-server --cluster-enabled yes\` masters
+  on loopback, no replicas, and a daemon on \`cluster://\` with
+  \`--l1-max-ttl 1ms\`. \`l2-cluster\`, \`set-cluster\` and \`mget-cluster\` (10
+  keys, so about 10 slots on the three masters) go through it;
+  \`redis-get-cluster\`, \`redis-set-cluster\` and \`redis-mget-cluster\` are
+  hiredis routed by slot as a cluster client does, the last one as a pipeline
+  of GETs per master, all sent before any answer is read (a node refuses an
+  MGET across slots).
 - Redis is reached over TCP on loopback (local) or through the delay link
   (remote); the daemons use the same addresses as the direct hiredis baselines.
 - "server CPU µs/op" is the CPU time of the daemon (or echo server) process

@@ -405,13 +405,13 @@ static int read_by_lane(service *svc, call *c)
 {
     const pb_get_request *g = call_request(c)->get;
     uint64_t version;
-    if (svc->lane == NULL || !lane_up(svc->lane) ||
-        !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
+    l2_key rk = method_redis_key(svc, g->ns, g->key);
+    lane *ln = lanes_for(svc->lanes, &rk);
+    if (ln == NULL || !coh_version(svc->coh, g->ns.data, g->ns.len, &version))
         return 0;
     if (jobq_hold(svc->q) != 0) /* as many wait for Redis as may */
         return 0;
-    l2_key rk = method_redis_key(svc, g->ns, g->key);
-    if (lane_get(svc->lane, &rk, version, method_answer_by(c), c) == 0)
+    if (lane_get(ln, &rk, version, method_answer_by(c), c) == 0)
         return 1;
     jobq_unhold(svc->q);
     return 0;

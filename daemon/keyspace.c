@@ -93,7 +93,7 @@ int ks_channel(char *buf, size_t size, const char *prefix)
 
 int ks_own_channel(char *buf, size_t size, const char *prefix, const char *node)
 {
-    return snprintf(buf, size, "%s:inval:%s", prefix, node);
+    return snprintf(buf, size, "{%s:inval}:%s", prefix, node);
 }
 
 unsigned ks_slot(const void *key, size_t len)

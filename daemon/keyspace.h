@@ -29,8 +29,8 @@
 /* The longest PREFIX:nsver:NS, and the longest PREFIX:inval with its NUL. */
 #define KS_NSVER_KEY_MAX (KS_PREFIX_MAX + sizeof ":nsver:" - 1 + KS_NS_MAX)
 #define KS_CHANNEL_SIZE  (KS_PREFIX_MAX + sizeof ":inval")
-/* The longest PREFIX:inval:NODE (a node id is at most 64 bytes) with its NUL. */
-#define KS_OWN_CHANNEL_SIZE (KS_CHANNEL_SIZE + 1 + 64)
+/* The longest {PREFIX:inval}:NODE (a node id is at most 64 bytes) with its NUL. */
+#define KS_OWN_CHANNEL_SIZE (KS_CHANNEL_SIZE + 3 + 64)
 
 /* ---- L1 ---------------------------------------------------------------- */
 
@@ -83,8 +83,10 @@ unsigned ks_slot(const void *key, size_t len);
 /* PREFIX:inval into buf. Returns what snprintf() returns. */
 int ks_channel(char *buf, size_t size, const char *prefix);
 
-/* PREFIX:inval:NODE into buf: the channel only node NODE subscribes to,
- * for its heartbeats to itself. Returns what snprintf() returns. */
+/* {PREFIX:inval}:NODE into buf: the channel only node NODE subscribes to,
+ * for its heartbeats to itself; its hash tag puts it in the slot of
+ * PREFIX:inval, so that on a Cluster both are one shard's channels.
+ * Returns what snprintf() returns. */
 int ks_own_channel(char *buf, size_t size, const char *prefix, const char *node);
 
 #endif

@@ -138,7 +138,7 @@ static const char *const script_text[NSCRIPTS] = {
      * publishing nothing. */
     [SCRIPT_BUMP] = VERSION "if v ~= ARGV[1] then return {v, 0} end "
                             "v = string.format('%d', tonumber(v) + 1) redis.call('SET', KEYS[1], v) "
-                            "redis.call('PUBLISH', ARGV[2], ARGV[3]) return {v, 1}",
+                            PUBLISH("2", "3") "return {v, 1}",
     /* ARGV: version floor -> {version, now, then per entry: value or nil,
      * pttl (of the neg mark when negative), swr mark or nil, negative
      * (0/1)}, decoded by answer_decode() */
@@ -883,6 +883,31 @@ l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int 
     *acked = (int)r->integer;
     freeReplyObject(r);
     return L2_OK;
+}
+
+l2_status l2_publish(l2 *c, const char *channel, const void *msg, size_t len, int64_t timeout_ms)
+{
+    /* on a Cluster, on the master of the channel's slot (sharded pub/sub) */
+    const char *argv[] = {c->cl != NULL ? "SPUBLISH" : "PUBLISH", channel, msg};
+    size_t lens[] = {strlen(argv[0]), strlen(channel), len};
+    l2_status status;
+    redisReply *r = run(c, 1, timeout_ms, 0, &status, 3, argv, lens);
+    if (r == NULL)
+        return status;
+    if (r->type == REDIS_REPLY_ERROR) {
+        l2conn_set_error(c->conn, "redis: %s", r->str);
+        freeReplyObject(r);
+        return L2_EREPLY;
+    }
+    if (r->type != REDIS_REPLY_INTEGER)
+        return unexpected(c, r, argv[0]);
+    freeReplyObject(r);
+    return L2_OK;
+}
+
+int l2_sharded(const l2 *c)
+{
+    return c->cl != NULL;
 }
 
 void l2_value_free(l2_value *v)

@@ -186,6 +186,16 @@ void l2_mset_result_free(l2_mset_result *res);
  * the write): without one, L2_EDOWN. */
 l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked);
 
+/* PUBLISH msg on `channel`; on a Cluster SPUBLISH, on the master of the
+ * channel's slot (following MOVED), so that every message of the channel
+ * is ordered by that one server. A lost answer may be sent again. Returns
+ * L2_OK once Redis took it, or an error. */
+l2_status l2_publish(l2 *c, const char *channel, const void *msg, size_t len,
+                     int64_t timeout_ms);
+
+/* Whether the handle is on a Cluster (its channel is sharded). */
+int l2_sharded(const l2 *c);
+
 /* Frees what l2_get() handed out. Accepts a zeroed value. */
 void l2_value_free(l2_value *v);
 

@@ -304,6 +304,29 @@ l2conn *l2cluster_conn(l2cluster *cl, unsigned slot)
     return n >= 0 ? cl->nodes[n].conn : NULL;
 }
 
+size_t l2cluster_layout(const l2cluster *cl, int16_t *owner, config_redis_url *urls, size_t n)
+{
+    int16_t index[L2CLUSTER_MAX_NODES];
+    size_t count = 0;
+    for (int i = 0; i < L2CLUSTER_MAX_NODES; i++)
+        index[i] = -1;
+    for (int s = 0; s < KS_SLOTS; s++) {
+        int i = cl->owner[s];
+        if (i >= 0 && index[i] < 0) {
+            if (count < n) {
+                urls[count] = cl->url;
+                urls[count].nseeds = 0;
+                urls[count].nsentinels = 0;
+                memcpy(urls[count].host, cl->nodes[i].host, sizeof urls[count].host);
+                urls[count].port = cl->nodes[i].port;
+            }
+            index[i] = (int16_t)count++;
+        }
+        owner[s] = i >= 0 && index[i] < (int16_t)n ? index[i] : -1;
+    }
+    return count;
+}
+
 size_t l2cluster_masters(l2cluster *cl, const char **addrs, size_t n)
 {
     int seen[L2CLUSTER_MAX_NODES] = {0};

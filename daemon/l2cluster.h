@@ -72,6 +72,12 @@ l2conn *l2cluster_conn(l2cluster *cl, unsigned slot);
  * many there are. */
 size_t l2cluster_masters(l2cluster *cl, const char **addrs, size_t n);
 
+/* The map as it stands: the URL of each distinct master into urls[] (at
+ * most n, each the cluster URL's settings with that master's address) and,
+ * for each of the KS_SLOTS slots, the index of its master in urls[] into
+ * owner[] (-1: none, or past n). Returns how many masters there are. */
+size_t l2cluster_layout(const l2cluster *cl, int16_t *owner, config_redis_url *urls, size_t n);
+
 /* The message of the last failure. */
 const char *l2cluster_error(const l2cluster *cl);
 

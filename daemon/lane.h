@@ -55,6 +55,12 @@ int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout
  * -1 when the lane cannot take it (down, full or stopping). */
 int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req);
 
+/* Makes the lane read under the version each lane_get() gives, without
+ * reading the version key (on a Redis Cluster it is on another slot): for
+ * a node that holds the namespace's version while it serves, as the
+ * scripts' cluster form does (l2.c). Call it before the first lane_get(). */
+void lane_assume_version(lane *ln);
+
 /* Whether the lane is connected. */
 int lane_up(lane *ln);
 

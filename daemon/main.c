@@ -30,6 +30,10 @@
 #include "subscriber.h"
 #include "units.h"
 
+/* How long nng may take to close the server's socket at the stop, when every
+ * reply is out: milliseconds, normally; past this it is stuck (server.c). */
+#define SERVER_CLOSE_MS 3000
+
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
 {
@@ -224,8 +228,10 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
  * lane and lease waits, whose calls go to the workers or are answered; the
  * workers, which answer every call still queued, through the server's
  * contexts), then the parts are freed; the ring last, when nothing can
- * publish to it any more. Accepts what setup() left half made. */
-static void teardown(parts *p)
+ * publish to it any more. Accepts what setup() left half made. Returns 0,
+ * or -1 when nng did not close the socket within SERVER_CLOSE_MS: then
+ * only the ring is closed, and the caller ends the process. */
+static int teardown(parts *p)
 {
     notify_destroy(p->sd);
     metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
@@ -233,12 +239,16 @@ static void teardown(parts *p)
     service_quiesce(p->svc);
     jobq_destroy(p->q);
     pub_destroy(p->pub); /* after the workers: their last writes' batch, then the bye */
-    server_destroy(p->srv);
+    if (server_close(p->srv, SERVER_CLOSE_MS) != 0) {
+        ring_close(p->ring);
+        return -1;
+    }
     service_destroy(p->svc);
     l1_destroy(p->cache);
     ring_close(p->ring); /* poisoned and removed: near tiers stop at once */
     hitwarn_destroy(p->hits);
     nstop_destroy(p->st.namespaces);
+    return 0;
 }
 
 /* Waits for a signal of `set`, checking the hit ratios every
@@ -345,7 +355,18 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
-    teardown(&p);
+    if (teardown(&p) != 0) {
+        /* Safe to leave now: the drain sent every reply that will be sent,
+         * the workers answered every call they held, each write that was
+         * acknowledged is in Redis, and the near tiers stopped trusting the
+         * ring at the drain's start (it is removed too). */
+        log_warn("nng did not close the socket within %d ms (nng 1.5.2 can hang there for good "
+                 "after closing a connection mid-message); exiting without it",
+                 SERVER_CLOSE_MS);
+        if (code == 0)
+            log_info("stopped");
+        _exit(code);
+    }
     if (code == 0)
         log_info("stopped");
     return code;

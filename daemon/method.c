@@ -218,6 +218,11 @@ int method_publish_begin(service *svc, call *c)
     return -1;
 }
 
+int method_sharded(const service *svc)
+{
+    return pub_sharded(svc->pub);
+}
+
 const char *method_script_channel(const service *svc)
 {
     return pub_batching(svc->pub) ? "" : svc->channel;

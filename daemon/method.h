@@ -13,7 +13,7 @@
 #include "coherence.h"
 #include "flight.h"
 #include "l2.h"
-#include "lane.h"
+#include "lanes.h"
 #include "service.h"
 #include "waits.h"
 
@@ -25,7 +25,7 @@ struct service {
     const config *cfg;
     l1 *cache;
     jobq *q;
-    lane *lane; /* plain Gets of known namespace versions; NULL once quiesced */
+    lanes *lanes; /* plain Gets of known namespace versions; NULL once quiesced */
     stats *st;
     coh *coh;
     flights *flights;
@@ -128,6 +128,9 @@ void method_publish_end(service *svc);
  * 0); else the channel they get is empty and the keys go to the
  * publisher. */
 const char *method_script_channel(const service *svc);
+
+/* Whether the channel is a Cluster's sharded channel (pub_sharded()). */
+int method_sharded(const service *svc);
 
 /* Sends the prepared reply of a write that ran in Redis, naming n keys of
  * ns: at once when its script published them, else once the publisher's

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "keyspace.h"
+#include "l2.h"
 #include "l2conn.h"
 #include "log.h"
 #include "units.h"
@@ -46,6 +47,7 @@ struct publisher {
     stats *st;
     pub_times t;
     uint32_t stream;
+    int sharded; /* a Cluster: SPUBLISH on the channels' master, always in batches */
     char channel[KS_CHANNEL_SIZE], own[KS_OWN_CHANNEL_SIZE], node_id[64];
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* the thread: something to send, or stop */
@@ -72,7 +74,12 @@ pub_times pub_timing(const config *cfg)
 
 int pub_batching(const publisher *p)
 {
-    return p != NULL && p->cfg->inval_batch;
+    return p != NULL && (p->cfg->inval_batch || p->sharded);
+}
+
+int pub_sharded(const publisher *p)
+{
+    return p != NULL && p->sharded;
 }
 
 static int grow(void **buf, size_t *cap, size_t need, size_t size)
@@ -179,20 +186,12 @@ int pub_begin(publisher *p, int64_t deadline)
     }
 }
 
-/* PUBLISH buf on `channel`. Returns 0 when Redis took it. */
-static int publish(publisher *p, l2conn *conn, const char *channel, const uint8_t *buf,
-                   size_t n)
+/* PUBLISH (SPUBLISH) buf on `channel`. Returns 0 when Redis took it. */
+static int publish(publisher *p, l2 *conn, const char *channel, const uint8_t *buf, size_t n)
 {
-    const char *argv[] = {"PUBLISH", channel, (const char *)buf};
-    size_t lens[] = {7, strlen(channel), n};
-    l2_status status;
-    if (!l2conn_connected(conn) && jobq_connected(p->q) > 0)
-        l2conn_retry_now(conn); /* Redis is back: do not sit out the backoff */
-    redisReply *r = l2conn_run(conn, p->cfg->redis_timeout_ms, 0, &status, 3, argv, lens);
-    int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
-    if (r != NULL)
-        freeReplyObject(r);
-    return ok ? 0 : -1;
+    if (!p->sharded && !l2conn_connected(l2_conn(conn)) && jobq_connected(p->q) > 0)
+        l2conn_retry_now(l2_conn(conn)); /* Redis is back: do not sit out the backoff */
+    return l2_publish(conn, channel, buf, n, p->cfg->redis_timeout_ms) == L2_OK ? 0 : -1;
 }
 
 /* A message of this node: `b` (may be NULL: a heartbeat alone) with seq,
@@ -252,7 +251,7 @@ static void shared_done(publisher *p, int64_t sent)
 /* Publishes the batch with a heartbeat. Returns 0 (its calls answered, its
  * local keys dropped here) or -1 (its calls past their deadline answered
  * UNAVAILABLE; the rest wait for the next attempt). */
-static int send_batch(publisher *p, l2conn *conn, batch *b, uint64_t seq)
+static int send_batch(publisher *p, l2 *conn, batch *b, uint64_t seq)
 {
     int64_t now = units_now_ms();
     size_t len = 0;
@@ -271,7 +270,7 @@ static int send_batch(publisher *p, l2conn *conn, batch *b, uint64_t seq)
                       "the write is done in redis, but its invalidation could not be published "
                       "yet (%s): other hosts may serve the old value until it is, or until they "
                       "count this daemon silent",
-                      l2conn_error(conn));
+                      l2_error(conn));
         }
         b->ncalls = kept;
         return -1;
@@ -296,7 +295,7 @@ static int send_batch(publisher *p, l2conn *conn, batch *b, uint64_t seq)
 }
 
 /* A heartbeat (or the bye) alone, on the shared channel or this node's. */
-static int beat(publisher *p, l2conn *conn, int shared, int bye)
+static int beat(publisher *p, l2 *conn, int shared, int bye)
 {
     int64_t now = units_now_ms();
     size_t len = 0;
@@ -325,8 +324,8 @@ static int go_quiet(publisher *p)
 static void *pub_main(void *arg)
 {
     publisher *p = arg;
-    l2conn *conn = NULL;
-    if (l2conn_create(&conn, &p->url, p->cfg->redis_timeout_ms, "publisher") != 0) {
+    l2 *conn = NULL;
+    if (l2_create(&conn, &p->url, p->cfg->redis_timeout_ms, "publisher", p->stream) != 0) {
         log_error("publisher: out of memory");
         return NULL;
     }
@@ -391,13 +390,13 @@ static void *pub_main(void *arg)
                               "value once they count this daemon silent");
                 log_warn("publisher: stopping with %zu invalidations unpublished: %s; the "
                          "other daemons will empty their L1 when they count this one silent",
-                         out.n, l2conn_error(conn));
+                         out.n, l2_error(conn));
                 batch_clear(&out);
                 clean = 0;
             } else {
                 if (failures++ == 0)
                     log_warn("publisher: cannot publish %zu invalidations: %s (retrying)", out.n,
-                             l2conn_error(conn));
+                             l2_error(conn));
                 struct timespec ts = {0, RETRY_MS * 1000000L};
                 nanosleep(&ts, NULL);
             }
@@ -416,9 +415,9 @@ static void *pub_main(void *arg)
     if (clean && beat(p, conn, 1, 1) != 0)
         log_warn("publisher: cannot say bye: %s; the other daemons will empty their L1 when "
                  "they count this one silent",
-                 l2conn_error(conn));
+                 l2_error(conn));
     batch_free(&out);
-    l2conn_destroy(conn);
+    l2_destroy(conn);
     return NULL;
 }
 
@@ -436,6 +435,7 @@ int pub_create(publisher **out, const config *cfg, const config_redis_url *url,
     p->st = st;
     p->t = pub_timing(cfg);
     p->stream = stream;
+    p->sharded = url->nseeds > 0;
     ks_channel(p->channel, sizeof p->channel, prefix);
     ks_own_channel(p->own, sizeof p->own, prefix, node_id);
     snprintf(p->node_id, sizeof p->node_id, "%s", node_id);

@@ -7,7 +7,7 @@
  *   answered only once the PUBLISH of its batch returned. A failed PUBLISH
  *   is sent again, with the same seq, before anything later.
  * - heartbeats, when no batch carried one: every heartbeat_interval on the
- *   channel only this node subscribes to (PREFIX:inval:NODE; its
+ *   channel only this node subscribes to ({PREFIX:inval}:NODE; its
  *   subscription hears it after everything published before it), and every
  *   pub_timing().shared_ms on the shared channel, where the other nodes
  *   learn that this one is alive and how far its streams got.
@@ -53,8 +53,14 @@ int pub_create(publisher **out, const config *cfg, const config_redis_url *url,
  * it once the workers have stopped. */
 void pub_destroy(publisher *p);
 
-/* Whether writes' invalidations go through the batches (inval_batch = 1). */
+/* Whether writes' invalidations go through the batches (inval_batch = 1,
+ * and always on a Cluster). */
 int pub_batching(const publisher *p);
+
+/* Whether the channels are a Cluster's sharded channel: then no script
+ * publishes (a script may only SPUBLISH to its own slot), and a bump's
+ * message is published by its worker after the script (l2_publish()). */
+int pub_sharded(const publisher *p);
 
 /* A write's script is about to start: waits, at most until `deadline`
  * (units_now_ms() time), until this node has published on the shared

@@ -1,15 +1,31 @@
 /* The RPC front end; see server.h.
  * Each call cycles RECV -> (handler) -> SEND -> RECV. `busy` counts calls
  * between a received request and its sent reply; server_drain() waits for it
- * to reach zero. Once `stopping` is set no call posts a new receive.
+ * to reach zero. Once `stopping` is set no call posts a new receive, and a
+ * request a context takes after that is parked: neither run nor answered.
+ * Its client sees its connection closed when the daemon exits, as R2 of
+ * the client rules wants for an invalidation to be kept and sent again.
+ *
+ * A reply waits for its connection to take it (nng writes one reply at a
+ * time per connection), holding its context. A client that sends and never
+ * reads would so hold every context, one per request (and its requests may
+ * ask for any deadline), so a reply its connection has not taken within
+ * REPLY_TAKE_MS is dropped and that connection closed. A client that reads
+ * takes a reply within microseconds of the one before it.
  *
  * The watchdog works around nng 1.5.2's bug #1518: a peer that hangs up
  * while its connection is being negotiated stops the listener from accepting
  * for good (EPIPE surfaces as NNG_ECLOSED, which the listener takes for its
  * own close). Any local process can cause it by connecting and closing at
- * once. So every second the watchdog makes a fresh connection and sends a
- * Ping; if no answer comes, it re-creates the listener. Clients reconnect by
- * themselves.
+ * once. So every second the watchdog makes a fresh connection and waits for
+ * the SP handshake, which the listener sends once it has accepted (a Ping
+ * would also need a free context, and busy contexts are no listener fault);
+ * if none comes, it starts a new listener on a fresh socket file. The stopped
+ * one is kept open, not closed: closing it would close every connection it
+ * accepted, and nng 1.5.2 can hang for good when it closes a connection
+ * between a message's header and body (its reaper then waits on a receive
+ * that never completes, and every later close, nng_close() included, waits
+ * behind it). server_close() bounds that wait.
  *
  * An ipc:// server owns its socket path through a lock file beside it
  * (PATH.lock, flock(2), holding the daemon's pid): the kernel drops the lock
@@ -22,9 +38,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
 #include <pthread.h>
 #include <nng/supplemental/util/platform.h>
 #include <stdarg.h>
@@ -33,14 +51,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "explain.h"
 #include "log.h"
 #include "units.h"
 
-enum call_phase { CALL_RECV, CALL_SEND };
+enum call_phase { CALL_RECV, CALL_SEND, CALL_PARKED };
+
+#define MAX_KEPT 16 /* replaced listeners kept open; beyond, the oldest is closed */
 
 struct call {
     server *srv;
@@ -62,11 +84,19 @@ struct server {
     server_options opt;
     nng_socket sock;
     nng_listener listener;
+    struct kept {
+        nng_listener l;
+        int live; /* its connections */
+    } lst[MAX_KEPT + 2]; /* ipc:// listeners: those replaced, kept open, then the current one */
+    size_t nlst;
+    pthread_mutex_t lst_mu;
+    atomic_uint_fast64_t own_pipes; /* connections from this process added */
+    int live, live_peak; /* connections, and the most since the last trim (lst_mu) */
+    int trim_again;      /* trim at the next check too (lst_mu) */
     struct call *calls;
     size_t ncalls;
     atomic_size_t busy;
-    atomic_int stopping;
-    atomic_int refusing;          /* the handler may no longer be called */
+    atomic_int stopping;          /* draining: requests are taken no more */
     atomic_size_t in_handler;     /* calls inside the handler right now */
     atomic_uint_fast64_t replies; /* cycles finished: the loop's progress */
     pthread_t watchdog;
@@ -82,6 +112,8 @@ struct server {
 #define LOCK_WAIT_MS 1000 /* a killed holder may take a moment to be gone */
 #define WATCHDOG_INTERVAL_MS 1000
 #define WATCHDOG_TIMEOUT_MS  1000
+#define REPLY_TAKE_MS        1000 /* for a connection to take a reply */
+#define TRIM_AFTER           1000 /* connections closed before free memory is given back */
 
 const pb_request *call_request(const call *c)
 {
@@ -214,6 +246,7 @@ void call_send(call *c)
         nng_sleep_aio(0, c->aio);
         return;
     }
+    nng_aio_set_timeout(c->aio, REPLY_TAKE_MS);
     nng_aio_set_msg(c->aio, c->reply);
     c->reply = NULL;
     nng_ctx_send(c->ctx, c->aio);
@@ -282,14 +315,10 @@ static void call_dispatch(call *c, nng_msg *m)
             call_fail(c, CODE(INVALID_ARGUMENT), "request names no method");
         return;
     }
-    /* After server_drain() the parts behind the handler are going away:
-     * answer here. The counter lets server_drain() wait out a handler that
-     * started just before. */
+    /* The counter lets server_drain() wait out a handler that runs when
+     * its wait for the calls in flight ends. */
     atomic_fetch_add(&s->in_handler, 1);
-    if (atomic_load(&s->refusing))
-        call_fail(c, CODE(UNAVAILABLE), "shutting down");
-    else
-        s->opt.handler(s->opt.handler_arg, c);
+    s->opt.handler(s->opt.handler_arg, c);
     atomic_fetch_sub(&s->in_handler, 1);
 }
 
@@ -306,9 +335,15 @@ static void call_cb(void *arg)
             nng_ctx_recv(c->ctx, c->aio);
             return;
         }
-        atomic_fetch_add(&s->busy, 1);
+        atomic_fetch_add(&s->busy, 1); /* before the check; server_drain() the other way */
         nng_msg *m = nng_aio_get_msg(c->aio);
         nng_aio_set_msg(c->aio, NULL);
+        if (atomic_load(&s->stopping)) { /* arrived during the drain: parked */
+            nng_msg_free(m);
+            c->state = CALL_PARKED;
+            atomic_fetch_sub(&s->busy, 1);
+            return;
+        }
         call_dispatch(c, m);
         return;
     }
@@ -317,15 +352,45 @@ static void call_cb(void *arg)
         nng_aio_set_msg(c->aio, NULL);
         if (m != NULL)
             nng_msg_free(m);
-        log_debug("reply not sent: %s", nng_strerror(rv));
+        if (rv == NNG_ETIMEDOUT) {
+            log_warn("a client does not read its replies (one waited %d ms to be taken): "
+                     "closing its connection",
+                     REPLY_TAKE_MS);
+            nng_pipe_close(c->pipe);
+        } else {
+            log_debug("reply not sent: %s", nng_strerror(rv));
+        }
     }
     codec_request_free(c->req);
     c->req = NULL;
     c->state = CALL_RECV;
     atomic_fetch_add_explicit(&s->replies, 1, memory_order_relaxed);
+    nng_aio_set_timeout(c->aio, NNG_DURATION_INFINITE);
     if (!atomic_load(&s->stopping))
         nng_ctx_recv(c->ctx, c->aio);
     atomic_fetch_sub(&s->busy, 1);
+}
+
+/* nng_pipe_notify() callback, on nng's threads: counts each listener's
+ * connections (ADD_PRE comes first; REM_POST comes only after it), all of
+ * them and their peak, and the watchdog's own (the peer is this process). */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    server *s = arg;
+    uint64_t pid;
+    if (ev == NNG_PIPE_EV_ADD_PRE && nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
+        pid == (uint64_t)getpid())
+        atomic_fetch_add(&s->own_pipes, 1);
+    int id = nng_listener_id(nng_pipe_listener(p)), up = ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
+    pthread_mutex_lock(&s->lst_mu);
+    for (size_t i = 0; i < s->nlst; i++)
+        if (nng_listener_id(s->lst[i].l) == id) {
+            s->lst[i].live += up;
+            s->live += up;
+            if (s->live > s->live_peak)
+                s->live_peak = s->live;
+        }
+    pthread_mutex_unlock(&s->lst_mu);
 }
 
 /* Gives the socket file to opt.socket_gid as opt.set_group says. No
@@ -356,11 +421,19 @@ static int start_listener(server *s, char *err, size_t errlen)
     int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
     int mode = s->opt.socket_mode != 0 ? (int)s->opt.socket_mode : 0660;
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
-    if (rv == 0 && ipc)
+    if (rv == 0 && ipc) { /* counted (on_pipe()) from its first connection on */
         rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, mode);
+        pthread_mutex_lock(&s->lst_mu);
+        s->lst[s->nlst++] = (struct kept){s->listener, 0};
+        pthread_mutex_unlock(&s->lst_mu);
+    }
     if (rv == 0)
         rv = nng_listener_start(s->listener, 0);
     if (rv != 0) {
+        pthread_mutex_lock(&s->lst_mu);
+        if (s->nlst > 0 && nng_listener_id(s->lst[s->nlst - 1].l) == nng_listener_id(s->listener))
+            s->nlst--;
+        pthread_mutex_unlock(&s->lst_mu);
         explain_listen(s->opt.url, rv, err, errlen);
         return rv;
     }
@@ -448,6 +521,10 @@ static int open_socket(server *s, char *err, size_t errlen)
     rv = nng_rep0_open(&s->sock);
     if (rv == 0)
         rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->opt.recv_max);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s);
     if (rv != 0) {
         snprintf(err, errlen, "cannot open the REP socket: %s", nng_strerror(rv));
         return rv;
@@ -487,24 +564,129 @@ int server_probe(server *s)
     return ok;
 }
 
+/* Whether the ipc:// listener takes connections: a raw one that sends the
+ * SP handshake is added to the socket (on_pipe() sees it) within
+ * WATCHDOG_TIMEOUT_MS. No context is involved: busy ones are no listener
+ * fault. (The handshake alone proves nothing: nng's transport accepts and
+ * negotiates on its own, and bug #1518 stops the socket's side.) Returns 1
+ * when it is, or when no probe could be made. */
+static int listener_takes(server *s)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", s->opt.url + 6);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1; /* out of descriptors, say: not the listener's fault */
+    static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 48 /* REQ */, 0, 0};
+    uint64_t before = atomic_load(&s->own_pipes);
+    int64_t give_up = units_now_ms() + WATCHDOG_TIMEOUT_MS;
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && /* EAGAIN: backlog full */
+             send(fd, hello, sizeof hello, MSG_NOSIGNAL) == (ssize_t)sizeof hello;
+    while (ok && atomic_load(&s->own_pipes) == before)
+        if (units_now_ms() >= give_up)
+            ok = 0;
+        else
+            nng_msleep(5);
+    close(fd);
+    return ok;
+}
+
+/* Closes listener entry i of lst (lst_mu not held). nng removes the
+ * listener's socket file as it closes it, and that path is the current
+ * listener's too: the current file is moved aside meanwhile. */
+static void close_kept(server *s, size_t i)
+{
+    const char *path = s->opt.url + 6;
+    char aside[620];
+    snprintf(aside, sizeof aside, "%s.swap", path);
+    pthread_mutex_lock(&s->lst_mu);
+    nng_listener l = s->lst[i].l;
+    memmove(s->lst + i, s->lst + i + 1, (s->nlst - i - 1) * sizeof s->lst[0]);
+    s->nlst--;
+    pthread_mutex_unlock(&s->lst_mu);
+    int moved = rename(path, aside) == 0;
+    nng_listener_close(l);
+    if (moved && rename(aside, path) != 0)
+        log_error("cannot move the socket %s back in place: %s", aside, strerror(errno));
+}
+
+/* Closes the kept listeners whose connections have all gone: that frees
+ * what they still hold (connections nng negotiated but never handed on)
+ * without closing anyone's connection. Watchdog thread. */
+static void close_idle_kept(server *s)
+{
+    for (size_t i = 0; i + 1 < s->nlst;) { /* the last entry is the current listener */
+        pthread_mutex_lock(&s->lst_mu);
+        int idle = s->lst[i].live <= 0;
+        pthread_mutex_unlock(&s->lst_mu);
+        if (idle)
+            close_kept(s, i);
+        else
+            i++;
+    }
+}
+
+/* Starts a new listener in place of one that stopped taking connections.
+ * An ipc:// one is kept open (its connections keep working) until they
+ * have all gone, and its socket file removed, so that the new one binds a
+ * fresh file; past MAX_KEPT kept, the oldest is closed first. Another
+ * transport's is closed (it holds the address). Watchdog thread. */
+static void replace_listener(server *s)
+{
+    char err[1500];
+    if (strncmp(s->opt.url, "ipc://", 6) != 0) {
+        nng_listener_close(s->listener);
+    } else {
+        if (s->nlst > MAX_KEPT)
+            close_kept(s, 0);
+        unlink(s->opt.url + 6);
+    }
+    s->listener = (nng_listener)NNG_LISTENER_INITIALIZER;
+    if (start_listener(s, err, sizeof err) != 0) { /* tried again at the next probe */
+        log_error("%s", err);
+        nng_listener_close(s->listener);
+        s->listener = (nng_listener)NNG_LISTENER_INITIALIZER;
+    }
+    s->listener_restarts++;
+}
+
+/* Gives the allocator's free memory back to the system (malloc_trim())
+ * once the connections counted by on_pipe() fell by TRIM_AFTER from their
+ * peak, and again at the next check (nng frees a connection after it is
+ * counted gone): nng frees a closed connection's few KiB on its own
+ * threads' arenas, which glibc keeps. Watchdog thread. */
+static void trim_after_closes(server *s)
+{
+    pthread_mutex_lock(&s->lst_mu);
+    int trim = s->live_peak - s->live >= TRIM_AFTER || s->trim_again;
+    s->trim_again = s->live_peak - s->live >= TRIM_AFTER; /* nng's reaper may still be at it */
+    if (trim)
+        s->live_peak = s->live;
+    pthread_mutex_unlock(&s->lst_mu);
+    if (trim)
+        malloc_trim(0);
+}
+
 static void *watchdog_main(void *arg)
 {
     server *s = arg;
+    int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
     pthread_mutex_lock(&s->watchdog_mu);
     while (!atomic_load(&s->stopping)) {
         units_cond_wait_ms(&s->watchdog_cv, &s->watchdog_mu, WATCHDOG_INTERVAL_MS);
         if (atomic_load(&s->stopping))
             break;
         pthread_mutex_unlock(&s->watchdog_mu);
-        if (!server_probe(s) && !atomic_load(&s->stopping)) {
-            char err[256];
+        int fine = ipc ? listener_takes(s) : server_probe(s);
+        if (ipc) {
+            close_idle_kept(s);
+            trim_after_closes(s);
+        }
+        if (!fine && !atomic_load(&s->stopping)) {
             log_warn("listener on %s stopped accepting connections (nng 1.5.2 bug #1518); "
                      "re-creating it",
                      s->opt.url);
-            nng_listener_close(s->listener);
-            if (start_listener(s, err, sizeof err) != 0)
-                log_error("%s", err);
-            s->listener_restarts++;
+            replace_listener(s);
         }
         pthread_mutex_lock(&s->watchdog_mu);
     }
@@ -533,6 +715,7 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
     }
     s->opt = *opt;
     s->lock_fd = -1;
+    pthread_mutex_init(&s->lst_mu, NULL);
     pthread_mutex_init(&s->watchdog_mu, NULL);
     units_cond_init(&s->watchdog_cv);
     int rv = open_socket(s, err, errlen);
@@ -562,13 +745,14 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
 
 size_t server_drain(server *s, int64_t drain_ms)
 {
-    /* The listener stays open: closing it would close the connections it
-     * accepted, and with them the replies still to be sent. */
+    /* From here on no context takes a request to run it (call_cb() parks
+     * one that arrives), so clients that keep sending cannot hold the drain.
+     * The listener and its connections stay open for the replies still to
+     * be sent (closing the listener would close them); its socket file goes,
+     * so that new clients fail to connect at once instead of waiting. */
     stop_watchdog(s);
-    /* Contexts idle at the stop still have a receive posted: a request
-     * they take from now on is answered UNAVAILABLE at once, not run, or
-     * clients that keep sending would hold the drain to its end. */
-    atomic_store(&s->refusing, 1);
+    if (strncmp(s->opt.url, "ipc://", 6) == 0)
+        unlink(s->opt.url + 6);
     int64_t give_up = units_now_ms() + drain_ms;
     while (atomic_load(&s->busy) > 0 && units_now_ms() < give_up)
         nng_msleep(5);
@@ -578,12 +762,69 @@ size_t server_drain(server *s, int64_t drain_ms)
     return left;
 }
 
-void server_destroy(server *s)
+/* What server_close() and its closing thread share. */
+struct closer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    nng_socket sock;
+    int done;
+};
+
+static void *closer_main(void *arg)
+{
+    struct closer *k = arg;
+    nng_close(k->sock);
+    pthread_mutex_lock(&k->mu);
+    k->done = 1;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* nng_close(s->sock) on a thread of its own, waited for up to within_ms
+ * (< 0: for ever). Returns 0 once closed, -1 if it had not returned by
+ * then: the thread and what it uses are left to the process's exit. */
+static int close_socket_within(server *s, int64_t within_ms)
+{
+    if (within_ms < 0) {
+        nng_close(s->sock);
+        return 0;
+    }
+    struct closer *k = calloc(1, sizeof *k);
+    pthread_t t;
+    if (k == NULL)
+        return close_socket_within(s, -1);
+    pthread_mutex_init(&k->mu, NULL);
+    units_cond_init(&k->cv);
+    k->sock = s->sock;
+    if (pthread_create(&t, NULL, closer_main, k) != 0) {
+        free(k);
+        return close_socket_within(s, -1);
+    }
+    int64_t give_up = units_now_ms() + within_ms;
+    pthread_mutex_lock(&k->mu);
+    while (!k->done && units_now_ms() < give_up)
+        units_cond_wait_ms(&k->cv, &k->mu, give_up - units_now_ms());
+    int done = k->done;
+    pthread_mutex_unlock(&k->mu);
+    if (!done) {
+        pthread_detach(t);
+        return -1;
+    }
+    pthread_join(t, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+    return 0;
+}
+
+int server_close(server *s, int64_t within_ms)
 {
     if (s == NULL)
-        return;
+        return 0;
     stop_watchdog(s);
-    nng_close(s->sock); /* aborts receives and unsent replies */
+    if (close_socket_within(s, within_ms) != 0) /* it aborts receives and unsent replies */
+        return -1;
     for (size_t i = 0; i < s->ncalls; i++)
         nng_aio_stop(s->calls[i].aio);
     for (size_t i = 0; i < s->ncalls; i++) {
@@ -596,5 +837,12 @@ void server_destroy(server *s)
     drop_socket_lock(s); /* after the socket: the path is free only now */
     pthread_cond_destroy(&s->watchdog_cv);
     pthread_mutex_destroy(&s->watchdog_mu);
+    pthread_mutex_destroy(&s->lst_mu);
     free(s);
+    return 0;
+}
+
+void server_destroy(server *s)
+{
+    server_close(s, -1);
 }

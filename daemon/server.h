@@ -51,8 +51,10 @@ typedef struct server_options {
 int server_create(server **out, const server_options *opt, char *err, size_t errlen);
 
 /* Stops taking new requests (from its call on, those that still arrive are
- * answered UNAVAILABLE at once) and lets the ones in flight finish for up
- * to drain_ms; from its return on, the handler is never called again.
+ * neither run nor answered: their clients see the connection closed when
+ * the server is; an ipc:// socket file is removed, so that new clients
+ * fail to connect) and lets the ones in flight finish for up to drain_ms;
+ * from its return on, the handler is never called again.
  * Returns how many were still in flight when it stopped waiting.
  * Calls parked in a jobq are answered when that queue is destroyed: destroy
  * it after this and before server_destroy(). */
@@ -69,6 +71,12 @@ int server_probe(server *s);
 
 /* Closes the socket and frees the server. Accepts NULL. */
 void server_destroy(server *s);
+
+/* server_destroy(), waiting at most within_ms (< 0: for ever) for nng to
+ * close the socket. Returns 0, or -1 when nng had not closed it by then
+ * (nng 1.5.2 can hang there for good; see server.c): the server is then
+ * left half closed, and the caller should end the process. */
+int server_close(server *s, int64_t within_ms);
 
 /* The decoded request. Owned by the call; valid until it is answered. */
 const pb_request *call_request(const call *c);

@@ -178,10 +178,8 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     if (rv == 0) {
         coh_set_hook(svc->coh, on_invalidated, svc);
         size_t depth = cfg->redis_lane < cfg->contexts ? cfg->redis_lane : cfg->contexts;
-        if (url->nseeds > 0) /* its MULTI reads the version with the entry: one slot only */
-            depth = 0;
-        if (depth > 0 && (rv = lane_create(&svc->lane, url, cfg->redis_timeout_ms,
-                                           cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
+        if (depth > 0 && (rv = lanes_create(&svc->lanes, url, cfg->redis_timeout_ms,
+                                            cfg->redis_timeout_ms, depth, get_on_lane, svc)) != 0)
             what = "the read lane";
     }
     if (rv != 0) {
@@ -204,8 +202,8 @@ void service_quiesce(service *svc)
 {
     if (svc == NULL)
         return;
-    lane_destroy(svc->lane); /* hands the reads in flight to the workers */
-    svc->lane = NULL;
+    lanes_destroy(svc->lanes); /* hands the reads in flight to the workers */
+    svc->lanes = NULL;
     waits_destroy(svc->waits); /* answers every parked Get */
     svc->waits = NULL;
 }
@@ -214,7 +212,7 @@ void service_destroy(service *svc)
 {
     if (svc == NULL)
         return;
-    lane_destroy(svc->lane); /* in reverse order of service_create() */
+    lanes_destroy(svc->lanes); /* in reverse order of service_create() */
     acl_destroy(svc->acl);
     nearrep_destroy(svc->near);
     waits_destroy(svc->waits);

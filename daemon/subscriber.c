@@ -34,18 +34,49 @@ struct subscriber {
     int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
+/* On a Cluster, a refusal "MOVED SLOT HOST:PORT": the channels' master is
+ * HOST:PORT. Dials it instead (as a one-node cluster URL). Returns the new
+ * connection or NULL (err set). */
+static l2io *dial_moved(subscriber *s, const char *moved, char *err, size_t errlen)
+{
+    const char *addr = strchr(moved + 6, ' '), *colon = addr ? strrchr(addr, ':') : NULL;
+    if (colon == NULL) {
+        snprintf(err, errlen, "unreadable redirection: %s", moved);
+        return NULL;
+    }
+    config_redis_url at = s->url;
+    at.nseeds = 1;
+    snprintf(at.seeds[0].host, sizeof at.seeds[0].host, "%.*s", (int)(colon - addr - 1), addr + 1);
+    at.seeds[0].port = atoi(colon + 1);
+    return l2conn_dial(&at, s->cfg->redis_timeout_ms, err, errlen);
+}
+
 /* Connects as every connection does (l2conn_dial: AUTH and SELECT as the URL
- * asks; pub/sub ignores the database) and subscribes. Returns the
- * connection, or NULL with the reason logged. */
+ * asks; pub/sub ignores the database) and subscribes: on a Cluster with
+ * SSUBSCRIBE, on the master of the channels' slot (every message of them is
+ * then ordered by that one server). Returns the connection, or NULL with
+ * the reason logged. */
 static l2io *subscribe(subscriber *s)
 {
     char err[600];
+    int sharded = s->url.nseeds > 0;
+    const char *argv[] = {sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel, s->own};
     l2io *io = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
     const char *why = io == NULL ? err : NULL;
     if (why == NULL) {
-        const char *argv[] = {"SUBSCRIBE", s->channel, s->own};
         redisReply *r = l2io_command(io, 3, argv, NULL);
-        why = r == NULL ? l2io_errstr(io) : r->type != REDIS_REPLY_ARRAY ? "SUBSCRIBE refused" : NULL;
+        if (sharded && r != NULL && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "MOVED ", 6) == 0) {
+            l2io_free(io);
+            io = dial_moved(s, r->str, err, sizeof err);
+            freeReplyObject(r);
+            r = io != NULL ? l2io_command(io, 3, argv, NULL) : NULL;
+            why = io == NULL ? err : NULL;
+        }
+        if (why == NULL)
+            why = r == NULL ? l2io_errstr(io)
+                  : r->type != REDIS_REPLY_ARRAY ? sharded ? "SSUBSCRIBE refused" : "SUBSCRIBE refused"
+                                                 : NULL;
         freeReplyObject(r);
         r = NULL; /* one confirmation per channel */
         if (why == NULL && l2io_get_reply(io, &r) != 0)
@@ -71,8 +102,9 @@ static l2io *subscribe(subscriber *s)
 static int deliver(subscriber *s, const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
-        return -1;
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        (strcmp(r->element[0]->str, "message") != 0 && strcmp(r->element[0]->str, "smessage") != 0))
+        return -1; /* a "sunsubscribe": the channels' slot moved, or its master failed over */
     const redisReply *payload = r->element[2];
     pb_invalidation *m = codec_inval_unpack(payload->str, payload->len);
     if (m == NULL) {

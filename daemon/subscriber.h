@@ -1,5 +1,5 @@
 /* subscriber: this node's ears on the invalidation channel PREFIX:inval
- * and on PREFIX:inval:NODE, where only its own heartbeats go. One thread
+ * and on {PREFIX:inval}:NODE, where only its own heartbeats go. One thread
  * holds a dedicated Redis connection subscribed to both and hands every
  * message to coherence (one connection hears every message in the order
  * Redis published it, whatever the channel). The heartbeats are

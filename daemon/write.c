@@ -41,7 +41,9 @@ static int write_msg(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCBin
         w->m.data = "", w->m.len = 0; /* the publisher sends it */
         return 0;
     }
-    w->m.channel = svc->channel; /* a bump's compare-and-set publishes its own */
+    /* a bump's compare-and-set publishes its own; on a Cluster its worker
+     * does, after it (a script can only SPUBLISH to its own slot) */
+    w->m.channel = method_sharded(svc) ? "" : svc->channel;
     w->msg = method_inval_msg(svc, conn, ns, bump ? 0 : 1, the_key, &key, bump_to, &w->m.len);
     if (w->msg == NULL) {
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
@@ -59,11 +61,12 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
-    if (!bump && method_publish_begin(svc, c) != 0) {
+    int gated = !bump || method_sharded(svc); /* its message is published after it */
+    if (gated && method_publish_begin(svc, c) != 0) {
         ks_l1_key_free(&w->k);
         return -1;
     }
-    w->open = !bump;
+    w->open = gated;
     if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
         method_publish_end(svc);
         ks_l1_key_free(&w->k);
@@ -200,6 +203,17 @@ static void job_bump(service *svc, call *c, l2 *conn)
                   "the namespace was bumped concurrently %d times while this bump tried; "
                   "nothing changed, try again",
                   BUMP_TRIES);
+    } else if (method_sharded(svc) &&
+               (rv = l2_publish(conn, svc->channel, w.m.data, w.m.len,
+                                svc->cfg->redis_timeout_ms)) != L2_OK) {
+        coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
+        stats_inc(&svc->st->redis_errors);
+        call_fail(c, CODE(UNAVAILABLE),
+                  "the namespace is bumped to %" PRIu64 " in redis, but its message could not be "
+                  "published (%s): the other hosts empty their L1 at this daemon's next "
+                  "heartbeat, or when they count it silent",
+                  version, l2_error(conn));
+        rv = L2_OK; /* its seq is used up: the others see the gap */
     } else {
         coh_bumped(svc->coh, b->ns.data, b->ns.len, version);
         if (method_replicated(svc, c, conn, "bump") != 0) {

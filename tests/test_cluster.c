@@ -534,6 +534,15 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
     }
     for (int i = 0; i < MASTERS; i++)
         cr_expect_gt(dbsize(&node[i]), 20, "master %d holds %ld keys", i, dbsize(&node[i]));
+    /* the keys the others wrote miss node 0's L1: read on the lane of
+     * their master, under the version node 0 learned from its own writes */
+    for (int i = 1; i < 150; i += 3) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        cr_expect(get_becomes(c[0], key, "x"), "%s", key);
+    }
+    cr_expect_gt(h_stat(c[0], "redis_lane_reads"), 20, "a read lane per master");
+    cr_expect_eq(h_stat(c[0], "redis_lane_up"), 1);
     /* MGet across slots, in the caller's order */
     nc_bytes keys[] = {NC_STR("k3"), NC_STR("a"), NC_STR("nope"), NC_STR("k140"), NC_STR("k9")};
     nc_item *items = NULL;
@@ -777,4 +786,60 @@ Test(cluster, a_daemons_mset_with_a_master_down_answers_which_keys_it_stored, .t
     free(err);
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
+}
+
+/* ---- the sharded invalidation channel ------------------------------------ */
+
+/* Reads users/key through c until it comes from L1 with `want`. */
+static int hot_in_l1(nc_client *c, const char *key, const char *want)
+{
+    for (int i = 0; i < 300; i++) {
+        void *v = NULL;
+        size_t len = 0;
+        nc_get_info info;
+        int rc = nc_get_ex(c, NC_STR("users"), NC_STR(key), &v, &len, &info, 2000);
+        int ok = rc == NC_OK && strlen(want) == len && memcmp(v, want, len) == 0 &&
+                 info.source == NC_SOURCE_L1;
+        nc_free(v);
+        if (ok)
+            return 1;
+        h_sleep_ms(10);
+    }
+    return 0;
+}
+
+Test(cluster, daemons_listen_on_the_channels_master_and_their_l1_stays_coherent, .timeout = 90)
+{
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
+             node[1].port);
+    h_daemon d[2];
+    nc_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+    /* each daemon SSUBSCRIBEs on the master of nc:v1:inval's slot alone */
+    long subscribed = 0;
+    for (int i = 0; i < MASTERS; i++) {
+        char *out = h_redis_cmd(&node[i], "PUBSUB", "SHARDNUMSUB", "nc:v1:inval", NULL);
+        char *nl = strchr(out, '\n');
+        subscribed += nl != NULL ? atol(nl + 1) : 0;
+        free(out);
+    }
+    cr_expect_eq(subscribed, 2, "%ld sharded subscriptions to nc:v1:inval", subscribed);
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("1"), 60000, 2000), NC_OK);
+    cr_assert(hot_in_l1(c[1], "a", "1"), "node 1 never served from L1: not subscribed?");
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("2"), 60000, 2000), NC_OK);
+    cr_assert(get_becomes(c[1], "a", "2"), "the batch never reached node 1's L1");
+    cr_assert(hot_in_l1(c[1], "a", "2"));
+    uint64_t version = 0;
+    cr_assert_eq(nc_bump(c[0], NC_STR("users"), &version, 2000), NC_OK);
+    cr_assert(get_becomes(c[1], "a", ""), "the bump's message never reached node 1");
+    cr_expect_eq(h_stat(c[1], "sequence_gaps"), 0);
+    cr_expect_gt(h_stat(c[0], "invalidation_batches"), 0);
+    for (int i = 0; i < 2; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
 }

@@ -446,3 +446,75 @@ Test(faults_flags, sigterm_with_requests_in_flight_while_redis_is_frozen, .timeo
 {
     sigterm_under_load(1);
 }
+
+/* Whether (ns, key)'s value is in Redis now. */
+static int in_redis(const char *ns, const char *key)
+{
+    char k[256];
+    char *out = h_redis_cmd(&fx.redis, "EXISTS", h_data_key(&fx.redis, k, sizeof k, ns, key), NULL);
+    int yes = strcmp(out, "1") == 0;
+    free(out);
+    return yes;
+}
+
+struct slow_del {
+    nc_client *c;
+    int rv;
+    char msg[256];
+};
+
+static void *slow_del_main(void *arg)
+{
+    struct slow_del *del = arg;
+    del->rv = nc_del(del->c, NC_STR("ns"), NC_STR("gone"), NULL, 4000);
+    snprintf(del->msg, sizeof del->msg, "%s", nc_errmsg());
+    return NULL;
+}
+
+/* SIGTERM: a request that arrives during the drain is neither run nor
+ * answered; its client sees the connection closed when the daemon exits, so
+ * a Delete is kept (rule R2) and the next daemon on the socket gets it.
+ * Before, it was answered UNAVAILABLE "shutting down", and lost. A Get that
+ * waits on a frozen Redis holds the drain open meanwhile. */
+Test(faults_flags, a_delete_sent_during_the_drain_reaches_the_next_daemon, .timeout = 60)
+{
+    h_fleet_start(&fx, 1, "--redis-timeout", "1s", NULL);
+    h_daemon *d = &fx.node[0];
+    cr_assert_eq(nc_set(fx.cl[0], NC_STR("ns"), NC_STR("gone"), NC_STR("v"), 600000, 0), NC_OK);
+    nc_client *w = h_client(d); /* connected before SIGTERM */
+    int up;
+    cr_assert_eq(nc_ping(w, &up, 2000), NC_OK);
+    struct slow_get g = {.c = h_client(d), .rv = -1};
+    kill(fx.redis.pid, SIGSTOP);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_get_main, &g);
+    int64_t give_up = h_now_ms() + 2000; /* until the Get waits on Redis */
+    while (h_stat(fx.cl[0], "l1_misses") < 1)
+        cr_assert_lt(h_now_ms(), give_up, "the Get never reached the daemon");
+    kill(d->pid, SIGTERM);
+    give_up = h_now_ms() + 2000; /* the drain removes the socket file first */
+    while (access(d->url + 6, F_OK) == 0)
+        cr_assert_lt(h_now_ms(), give_up, "the socket file is still there");
+    cr_assert(h_daemon_alive(d), "the daemon did not wait for the Get in flight");
+    struct slow_del del = {.c = w, .rv = -1};
+    pthread_t td;
+    pthread_create(&td, NULL, slow_del_main, &del);
+    h_sleep_ms(300); /* the Delete is in the daemon's hands */
+    kill(fx.redis.pid, SIGCONT); /* the Get ends, and with it the drain */
+    pthread_join(td, NULL);
+    cr_assert_eq(del.rv, NC_EQUEUED, "the Delete sent during the drain: %s (%s); log:\n%s",
+                 nc_strerror(del.rv), del.msg, h_read_file(d->log, NULL));
+    pthread_join(t, NULL);
+    nc_close(g.c);
+    int status;
+    cr_assert_eq(waitpid(d->pid, &status, 0), d->pid);
+    d->pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the daemon's status: %d", status);
+    cr_assert(in_redis("ns", "gone"), "the draining daemon ran the Delete");
+    h_daemon_restart(d, &fx.redis, "--redis-timeout", "1s", NULL);
+    cr_assert_eq(nc_ping(w, &up, 5000), NC_OK); /* sends what w kept first */
+    give_up = h_now_ms() + 5000;
+    while (in_redis("ns", "gone"))
+        cr_assert_lt(h_now_ms(), give_up, "the kept Delete never reached the next daemon");
+    nc_close(w);
+}

@@ -210,6 +210,28 @@ Test(lane, a_version_redis_no_longer_holds_is_not_read)
     cr_assert_eq(reads[3].version, 3);
 }
 
+Test(lane, a_lane_that_assumes_the_version_reads_under_the_one_it_is_given)
+{
+    /* as on a Cluster, where the version key is on another slot */
+    lane_destroy(ln);
+    cr_assert_eq(lane_create(&ln, &url, 500, 500, 256, on_done, NULL), 0);
+    lane_assume_version(ln);
+    for (int i = 0; i < 1000 && !lane_up(ln); i++)
+        h_sleep_ms(5);
+    set("k", "under-v", 10000, NULL);
+    uint64_t v = h_nsver(&redis, "ns");
+    free(h_redis_cmd(&redis, "INCR", "nc:v1:nsver:ns", NULL)); /* not read: not seen */
+    cr_assert_eq(read_key("k", v, 2000, &reads[0]), 0);
+    wait_for(1, 5000);
+    cr_assert_eq(reads[0].status, L2_OK);
+    cr_expect_str_eq(reads[0].value, "under-v");
+    cr_expect_eq(reads[0].version, v);
+    cr_assert_eq(read_key("k", v + 1, 2000, &reads[1]), 0);
+    wait_for(2, 5000);
+    cr_expect_eq(reads[1].status, L2_NIL, "nothing under v + 1");
+    cr_expect_eq(reads[1].version, v + 1);
+}
+
 Test(lane, a_key_of_the_wrong_type_is_left_to_the_script)
 {
     char list[128];

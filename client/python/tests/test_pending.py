@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import struct
 import threading
@@ -50,6 +52,44 @@ def test_a_delete_while_the_daemon_is_down_is_sent_when_it_is_back(
         d.start()
         reachable(cl)  # the first call on the new connection sends them first
         assert cl.get(ns, "k") is None
+
+
+def test_a_delete_sent_while_the_daemon_drains_reaches_the_next_daemon(
+    kind: str, make_daemon: Callable[..., Daemon], redis: Redis, ns: str
+) -> None:
+    """SIGTERM: a request that arrives during the drain is neither run nor
+    answered; the connection closes when the daemon exits, so the Delete is
+    kept and the next daemon on the socket gets it (it was answered
+    UNAVAILABLE "shutting down", which raised). A Get waiting on a frozen
+    Redis holds the drain open meanwhile."""
+    d = make_daemon("--redis-timeout", "1s")
+    assert redis.proc is not None
+    key = redis.data_key(ns, "k")
+    with open_client(kind, d.url, timeout=4) as cl, nearcache.Client(d.url, timeout=3) as other:
+        cl.set(ns, "k", "old")
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            held = threading.Thread(target=lambda: other.get(ns, "cold"), daemon=True)
+            held.start()
+            end = time.monotonic() + 3
+            while other.stats()["l1_misses"] < 1:  # the Get waits on Redis
+                assert time.monotonic() < end, "the Get never reached the daemon"
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGTERM)
+            sock = d.url.removeprefix("ipc://")
+            end = time.monotonic() + 3
+            while os.path.exists(sock):  # the drain removes it first
+                assert time.monotonic() < end, "the socket file is still there"
+            threading.Timer(0.3, redis.proc.send_signal, (signal.SIGCONT,)).start()
+            assert cl.delete(ns, "k") is False  # kept, not raised
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        assert d.proc.wait(10) == 0
+        d.proc = None
+        assert redis.cmd("EXISTS", key) == "1"  # the draining daemon did not run it
+        d.start()
+        reachable(cl)  # the first call on the new connection sends it first
+        assert redis.cmd("EXISTS", key) == "0"
 
 
 def test_strict_raises_unavailable_when_the_daemon_is_down(

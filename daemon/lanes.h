@@ -1,0 +1,40 @@
+/* lanes: the read lanes of a service (lane.h): one to one Redis server, or
+ * on a Redis Cluster one per master, each Get sent to the lane of its
+ * entry's slot. A cluster's lanes read under the version the node holds
+ * (lane_assume_version()): the version key is on another slot. Their slot
+ * map is the one the cluster gave at start; a slot moved since answers
+ * MOVED on its old lane, so its Gets go to the workers, which follow it. */
+#ifndef NC_LANES_H
+#define NC_LANES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lane.h"
+
+typedef struct lanes lanes;
+
+/* Starts the lanes to `url` (lane_create()'s arguments; on a cluster://
+ * URL, after asking the cluster for its slot map, with no lanes when none
+ * answers). Returns 0 and hands them to *out (stop with lanes_destroy()),
+ * or an errno value. */
+int lanes_create(lanes **out, const config_redis_url *url, int64_t connect_timeout_ms,
+                 int64_t timeout_ms, size_t capacity, lane_done_fn done, void *arg);
+
+/* Stops every lane (lane_destroy()). Accepts NULL. */
+void lanes_destroy(lanes *ls);
+
+/* The lane for key k (owned by ls), or NULL when there is none or it is
+ * down, and on a Cluster when k->known is not set (a lane there reads
+ * under the version it is given, which must be the one the node serves
+ * under). Accepts NULL. */
+lane *lanes_for(lanes *ls, const l2_key *k);
+
+/* Whether there are lanes and every one is connected. */
+int lanes_up(lanes *ls);
+
+/* Reads sent so far on all of them. */
+uint64_t lanes_reads(lanes *ls);
+
+#endif
