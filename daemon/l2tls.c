@@ -62,6 +62,10 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
     if (t == NULL || key == NULL)
         return 0;
     pthread_mutex_lock(&t->mu);
+    if (SSL_get_SSL_CTX(ssl) != t->ctx) { /* made before a reload: not to be resumed */
+        pthread_mutex_unlock(&t->mu);
+        return 0;
+    }
     int at = -1;
     for (int i = 0; i < MAX_SESSIONS && at < 0; i++)
         if (t->sessions[i].sess == NULL || strcmp(t->sessions[i].key, key) == 0)
