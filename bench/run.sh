@@ -273,7 +273,7 @@ cat "$dir/stampede.txt"
 log "tls: L2 hits through a daemon on rediss:// against one on redis:// (bench/tls.sh)"
 tls_args=()
 [ $docs -eq 1 ] && tls_args+=(--docs)
-[ $smoke -eq 1 ] && tls_args+=(--duration 0.3 --rounds 1)
+[ $smoke -eq 1 ] && tls_args+=(--duration 0.3 --slices 1)
 [ -n "${NC_BENCH_BEFORE:-}" ] && tls_args+=(--before "$NC_BENCH_BEFORE")
 NC_BUILD="$build" bash "$here/bench/tls.sh" "${tls_args[@]}"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -4,27 +4,27 @@
 # on each (--l1-max-ttl 1ms, so every Get is an L2 hit), and direct hiredis
 # GETs on the plain port; optionally a daemon of another build on the plain
 # port (--before NEARCACHED: the same-run before/after ratio of the plain
-# path). Rounds take the configurations in turn (plain, TLS, before,
-# hiredis, then again), and the table gives each one's median over the
-# rounds: L2-hit p50 with one client, ops/s with 16. Prints Markdown.
+# path). One nearcache-bench run measures them all, interleaved in slices
+# (paths l2, l2-tls, l2-other, redis-get; one client, then 16): L2-hit p50
+# with one client, ops/s with 16. Prints Markdown.
 #
-#   bench/tls.sh [--duration S (2)] [--rounds N (5)] [--before NEARCACHED] [--docs]
+#   bench/tls.sh [--duration S (6)] [--slices N (12)] [--before NEARCACHED] [--docs]
 #
 # --docs also writes the table as the "TLS to Redis" section of
 # docs/benchmarks.md (between its tls-bench markers, which bench/run.sh
 # keeps). NC_BUILD names the build directory (default build/). bench/run.sh
-# runs it (--smoke: --duration 0.3 --rounds 1).
+# runs it (--smoke: --duration 0.3 --slices 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build="${NC_BUILD:-$here/build}"
-duration=2 rounds=5 before="" docs=0
+duration=6 slices=12 before="" docs=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --duration) duration=$2; shift 2 ;;
-  --rounds) rounds=$2; shift 2 ;;
+  --slices) slices=$2; shift 2 ;;
   --before) before=$2; shift 2 ;;
   --docs) docs=1; shift ;;
-  *) echo "usage: $0 [--duration S] [--rounds N] [--before NEARCACHED] [--docs]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--duration S] [--slices N] [--before NEARCACHED] [--docs]" >&2; exit 2 ;;
   esac
 done
 bench="$build/bench/nearcache-bench"
@@ -51,7 +51,8 @@ wait_for() { # DESCRIPTION COMMAND...
   local what=$1
   shift
   for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "tls.sh: $what did not come up; logs in $dir" >&2
+  echo "tls.sh: $what did not come up:" >&2
+  tail -n 5 "$dir"/*.log >&2 || true
   return 1
 }
 
@@ -67,15 +68,23 @@ wait_for() { # DESCRIPTION COMMAND...
     -extfile san.cnf -out redis.crt
 ) >"$dir/openssl.log" 2>&1
 
-pp=$(free_port)
-pt=$(free_port)
-redis-server --bind 127.0.0.1 --port "$pp" --tls-port "$pt" --tls-cert-file "$dir/redis.crt" \
-  --tls-key-file "$dir/redis.key" --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no \
-  --save "" --appendonly no --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
-pids+=($!)
-wait_for redis redis-cli -p "$pp" ping
+# Ports are taken by others' tests now and then: a few tries.
+for try in 1 2 3 4 5; do
+  pp=$(free_port)
+  pt=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$pp" --tls-port "$pt" --tls-cert-file "$dir/redis.crt" \
+    --tls-key-file "$dir/redis.key" --tls-ca-cert-file "$dir/ca.crt" --tls-auth-clients no \
+    --save "" --appendonly no --dir "$dir" --daemonize no --logfile "$dir/redis.log" &
+  redis_pid=$!
+  pids+=($redis_pid)
+  for _ in $(seq 100); do
+    redis-cli -p "$pp" ping >/dev/null 2>&1 && break 2
+    kill -0 $redis_pid 2>/dev/null || break
+    sleep 0.05
+  done
+  [ $try -lt 5 ] || { tail -n 5 "$dir/redis.log" >&2; exit 1; }
+done
 
-configs=(plain tls)
 start_daemon() { # NAME BINARY REDIS_URL ARGS...
   local name=$1 bin=$2 url=$3
   shift 3
@@ -87,50 +96,41 @@ start_daemon() { # NAME BINARY REDIS_URL ARGS...
 start_daemon plain "$build/daemon/nearcached" "redis://127.0.0.1:$pp"
 start_daemon tls "$build/daemon/nearcached" "rediss://127.0.0.1:$pt" \
   --redis-tls-ca-file "$dir/ca.crt"
+paths=(l2 l2-tls redis-get l2@16 l2-tls@16 redis-get@16)
+other=()
 if [ -n "$before" ]; then
   start_daemon before "$before" "redis://127.0.0.1:$pp"
-  configs+=(before)
+  paths=(l2 l2-tls l2-other redis-get l2@16 l2-tls@16 l2-other@16 redis-get@16)
+  other=(--url-l2-other "ipc://$dir/before.sock")
 fi
+"$bench" run "${paths[@]}" --url-l2 "ipc://$dir/plain.sock" --url-l2-tls "ipc://$dir/tls.sock" \
+  "${other[@]}" --redis "redis://127.0.0.1:$pp" --duration "$duration" --slices "$slices" \
+  --warmup 0.5 --json >"$dir/run.json"
 
-common=(--redis "redis://127.0.0.1:$pp" --duration "$duration" --slices 1 --warmup 0.3 --json)
-for r in $(seq "$rounds"); do
-  for c in "${configs[@]}"; do
-    "$bench" run l2 l2@16 --url-l2 "ipc://$dir/$c.sock" "${common[@]}" >"$dir/$c.$r.json"
-  done
-  "$bench" run redis-get redis-get@16 "${common[@]}" >"$dir/hiredis.$r.json"
-done
-
-python3 - "$dir" "$rounds" "${configs[@]}" >"$dir/table.md" <<'EOF'
-import json, statistics, sys
-d, rounds, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-def rows(name):
-    out = {}
-    for r in range(1, rounds + 1):
-        for row in json.load(open(f"{d}/{name}.{r}.json"))["rows"]:
-            out.setdefault(row["clients"], []).append(row)
-    p50 = statistics.median(x["p50_us"] for x in out[1])
-    ops = statistics.median(x["ops_per_s"] for x in out[16])
-    errs = sum(x["errors"] for k in out for x in out[k])
-    return p50, ops, errs
+python3 - "$dir/run.json" >"$dir/table.md" <<'EOF'
+import json, sys
+rows = {(r["path"], r["clients"]): r for r in json.load(open(sys.argv[1]))["rows"]}
 label = {
-    "tls": "nearcached, Redis over TLS (`rediss://`)",
-    "plain": "nearcached, Redis over plain TCP",
-    "before": "nearcached of the `--before` build, plain TCP",
-    "hiredis": "direct hiredis GET, plain TCP (no daemon)",
+    "l2-tls": "nearcached, Redis over TLS (`rediss://`)",
+    "l2": "nearcached, Redis over plain TCP",
+    "l2-other": "nearcached of the `--before` build, plain TCP",
+    "redis-get": "direct hiredis GET, plain TCP (no daemon)",
 }
-m = {c: rows(c) for c in configs + ["hiredis"]}
+m = {p: (rows[(p, 1)]["p50_us"], rows[(p, 16)]["ops_per_s"],
+         rows[(p, 1)]["errors"] + rows[(p, 16)]["errors"])
+     for p in label if (p, 1) in rows}
 print("| | L2-hit p50, 1 client (µs) | ops/s, 16 clients | errors |")
 print("| --- | ---: | ---: | ---: |")
-for c in ["tls", "plain"] + (["before"] if "before" in m else []) + ["hiredis"]:
-    p50, ops, errs = m[c]
-    print(f"| {label[c]} | {p50:.1f} | {ops:,.0f} | {errs} |")
-t, p = m["tls"], m["plain"]
+for p in label:
+    if p in m:
+        print(f"| {label[p]} | {m[p][0]:.1f} | {m[p][1]:,.0f} | {m[p][2]} |")
+t, p = m["l2-tls"], m["l2"]
 ok = "**met**" if t[0] <= 1.15 * p[0] else "**missed**"
 print(f"| TLS / plain | {t[0] / p[0]:.2f}× (target ≤ 1.15×: {ok}) | {t[1] / p[1]:.2f}× | |")
-if "before" in m:
-    b = m["before"]
+if "l2-other" in m:
+    b = m["l2-other"]
     print(f"| plain / before | {p[0] / b[0]:.2f}× | {p[1] / b[1]:.2f}× | |")
-h = m["hiredis"]
+h = m["redis-get"]
 print(f"| TLS / direct hiredis | {t[0] / h[0]:.1f}× | {t[1] / h[1]:.2f}× | |")
 EOF
 cat "$dir/table.md"
@@ -148,8 +148,9 @@ serves a plain port and a TLS port (TLS 1.3, an EC P-256 certificate of a privat
 CA); one daemon reads it over plain TCP, another over TLS (\`rediss://\`, full
 verification), both with \`--l1-max-ttl 1ms\` so that every Get is an L2 hit
 (through the read lane), and direct hiredis GETs go to the plain port$before_note.
-The configurations take turns, ${duration} s each, for $rounds rounds; each figure
-is the median of its rounds. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
+One \`nearcache-bench run\` measures every path for ${duration} s in $slices interleaved
+slices (A B C … A B C …), so that a noisy machine moves both sides of each ratio
+alike. Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 
 EOF
   cat "$dir/table.md"
