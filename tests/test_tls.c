@@ -423,3 +423,30 @@ Test(tls, a_cluster_over_tls_is_reached_at_the_tls_ports_it_announces, .timeout 
         h_run(rm, NULL, 0, NULL, NULL, NULL);
     }
 }
+
+Test(tls, a_url_with_a_user_logs_in_as_that_acl_user)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.server, certs.server_key, 1, 0);
+    char *ok = h_redis_cmd(&r, "ACL", "SETUSER", "cache", "on", ">s3cret", "~*", "&*", "+@all",
+                           NULL);
+    cr_assert_str_eq(ok, "OK");
+    free(ok);
+    char url[128];
+    snprintf(url, sizeof url, "rediss://cache:s3cret@127.0.0.1:%d", r.tls_port);
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v", 5000), NC_OK, "%s", nc_errmsg());
+    char *clients = h_redis_cmd(&r, "CLIENT", "LIST", NULL);
+    cr_expect_not_null(strstr(clients, "user=cache"), "%s", clients);
+    free(clients);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+
+    snprintf(url, sizeof url, "rediss://cache:wrong@127.0.0.1:%d", r.tls_port);
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
+    expect_log(&d, "AUTH failed: WRONGPASS");
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
