@@ -450,3 +450,59 @@ Test(tls, a_url_with_a_user_logs_in_as_that_acl_user)
     cr_expect_eq(h_daemon_stop(&d), 0);
     h_redis_cleanup(&r);
 }
+
+/* ---- Sentinel over TLS ------------------------------------------------------ */
+
+Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
+{
+    h_redis master;
+    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
+    /* A Sentinel on TLS only, monitoring the master at its TLS port. */
+    char dir[64] = "/tmp/nc-test-tlssentinel-XXXXXX", conf[128], log[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", dir);
+    snprintf(log, sizeof log, "%s/sentinel.log", dir);
+    int port = h_free_port();
+    FILE *f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "port 0\ntls-port %d\nbind 127.0.0.1\ndir %s\n"
+            "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
+            "tls-auth-clients no\ntls-replication yes\n"
+            "sentinel monitor mymaster 127.0.0.1 %d 1\n",
+            port, dir, certs.server, certs.server_key, certs.ca, master.tls_port);
+    fclose(f);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    char *argv[] = {"redis-server", conf, "--sentinel", NULL};
+    pid_t sentinel = h_spawn(argv, -1, fd, fd);
+    close(fd);
+    h_redis s = {.port = port, .tls_only = 1};
+    char *addr = NULL;
+    for (int t = 0; t < 200 && (addr == NULL || strstr(addr, "127.0.0.1") == NULL); t++) {
+        free(addr);
+        h_sleep_ms(20);
+        addr = h_redis_cmd(&s, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
+    }
+    char want[96];
+    snprintf(want, sizeof want, "%d", master.tls_port);
+    cr_assert(addr != NULL && strstr(addr, want) != NULL, "the Sentinel names %s", addr);
+    free(addr);
+
+    char url[128];
+    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", port);
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v", 8000), NC_OK, "%s", nc_errmsg());
+    expect_value(c, "k", "v");
+    snprintf(want, sizeof want, "connected to redis 127.0.0.1:%d (master mymaster)",
+             master.tls_port);
+    expect_log(&d, want);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    kill(sentinel, SIGKILL);
+    waitpid(sentinel, NULL, 0);
+    char *rm[] = {"rm", "-rf", dir, NULL};
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
+    h_redis_cleanup(&master);
+}
