@@ -274,7 +274,7 @@ log "tls: L2 hits through a daemon on rediss:// against one on redis:// (bench/t
 tls_args=()
 [ $docs -eq 1 ] && tls_args+=(--docs)
 [ $smoke -eq 1 ] && tls_args+=(--duration 0.3 --slices 1)
-[ -n "${NC_BENCH_BEFORE:-}" ] && tls_args+=(--before "$NC_BENCH_BEFORE")
+[ -n "${NC_BENCH_BEFORE:-}" ] && tls_args+=(--before "$NC_BENCH_BEFORE" --before-name "${NC_BENCH_BEFORE_NAME:-another build}")
 NC_BUILD="$build" bash "$here/bench/tls.sh" "${tls_args[@]}"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ $smoke -eq 1 ]; then
@@ -547,7 +547,7 @@ root for the network namespaces (without them the remote link is loopback):
 \`\`\`sh
 bench/run.sh            # this page and benchmarks.png; this run took $((SECONDS - start_s)) s
 bench/run.sh --smoke    # every path for a moment, writes nothing
-bench/tls.sh --docs --before OTHER/build/daemon/nearcached   # only the TLS section, with a before build (~2 min)
+bench/tls.sh --docs --before OTHER/build/daemon/nearcached --before-name "main at COMMIT"   # only the TLS section (~1 min)
 bench/callgrind.sh      # instructions per L1-hit Get in the daemon and the client (~30 s)
 .venv/bin/python client/python/bench/report.py   # the Python client's section (~5 min)
 build/bench/nearcache-bench run l1@16 echo@16 --url ... --redis ...   # any paths; --help lists them

@@ -8,7 +8,8 @@
 # (paths l2, l2-tls, l2-other, redis-get; one client, then 16): L2-hit p50
 # with one client, ops/s with 16. Prints Markdown.
 #
-#   bench/tls.sh [--duration S (6)] [--slices N (12)] [--before NEARCACHED] [--docs]
+#   bench/tls.sh [--duration S (6)] [--slices N (12)] [--before NEARCACHED
+#                [--before-name TEXT]] [--docs]
 #
 # --docs also writes the table as the "TLS to Redis" section of
 # docs/benchmarks.md (between its tls-bench markers, which bench/run.sh
@@ -17,14 +18,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build="${NC_BUILD:-$here/build}"
-duration=6 slices=12 before="" docs=0
+duration=6 slices=12 before="" before_name="another build" docs=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --duration) duration=$2; shift 2 ;;
   --slices) slices=$2; shift 2 ;;
   --before) before=$2; shift 2 ;;
+  --before-name) before_name=$2; shift 2 ;;
   --docs) docs=1; shift ;;
-  *) echo "usage: $0 [--duration S] [--slices N] [--before NEARCACHED] [--docs]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--duration S] [--slices N] [--before NEARCACHED [--before-name TEXT]] [--docs]" >&2; exit 2 ;;
   esac
 done
 bench="$build/bench/nearcache-bench"
@@ -136,7 +138,7 @@ EOF
 cat "$dir/table.md"
 [ $docs -eq 1 ] || exit 0
 before_note=""
-[ -n "$before" ] && before_note=" A daemon of another build (\`--before\`, here main's) reads the plain port too, for the ratio before/after this change."
+[ -n "$before" ] && before_note=" A daemon of another build (\`--before\`: $before_name) reads the plain port too, for the ratio before/after this change."
 {
   cat <<EOF
 <!-- tls-bench:begin -->
