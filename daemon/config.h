@@ -14,7 +14,7 @@ enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONF
 
 typedef struct config {
     char listen[512]; /* nng URL, e.g. ipc:///run/nearcache/nearcached.sock */
-    char redis[512];  /* redis://[:password@]host:port[/db] or unix:///path */
+    char redis[512];  /* redis[s]://[[user]:password@]host:port[/db], unix://, sentinel[s]://, cluster[s]:// */
     char prefix[128]; /* Redis key prefix, default nc:v1 */
     uint64_t l1_max_memory;
     int64_t l1_max_ttl_ms;

@@ -221,8 +221,8 @@ static int dial_command(l2io *io, const char *where, int argc, const char **argv
     return ok ? 0 : -1;
 }
 
-/* Connects to host:port as url says (plain or TLS), or says why in err
- * prefixed with `where`. */
+/* Connects to host:port as url says (plain or TLS), or says why in err,
+ * after "redis WHERE: " unless `where` is NULL. */
 static l2io *dial_one(const config_redis_url *url, const char *host, int port, const char *where,
                       int64_t timeout_ms, char *err, size_t errlen)
 {
@@ -233,7 +233,10 @@ static l2io *dial_one(const config_redis_url *url, const char *host, int port, c
     else if (l2io_connect(&io, host, port, url->is_unix, url->tls ? url->tls_ctx : NULL,
                           timeout_ms, why, sizeof why) == 0)
         return io;
-    snprintf(err, errlen, "redis %s: %s", where, why);
+    if (where != NULL)
+        snprintf(err, errlen, "redis %s: %s", where, why);
+    else
+        snprintf(err, errlen, "%s", why);
     return NULL;
 }
 
@@ -284,7 +287,7 @@ static int ask_sentinel(const config_redis_url *url, const config_redis_addr *s,
     int rv = -1;
     config_redis_url one = *url;
     one.is_unix = 0;
-    l2io *io = dial_one(&one, s->host, s->port, "Sentinel", timeout_ms, why, whylen);
+    l2io *io = dial_one(&one, s->host, s->port, NULL, timeout_ms, why, whylen);
     if (io == NULL)
         goto done;
     if (dial_auth(io, "Sentinel", "", url->sentinel_password, why, whylen) != 0)
