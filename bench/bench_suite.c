@@ -104,6 +104,10 @@ static size_t ratios(const bench_opts *o, bench_result *r, size_t n, ratio *out)
         add(out, &k, "cross-slot MGet of 10 L1 misses p50 / one-Redis MGet of 10 L1 misses p50",
             p50(bench_find(r, n, "mget-cluster", 1)), p50(bench_find(r, n, "mget-l2", 1)), 1.5,
             1);
+        bench_result *rgcm = bench_find(r, n, "redis-get-cluster", o->many),
+                     *rgm1 = bench_find(r, n, "redis-get", o->many);
+        add(out, &k, "direct GET ops/s, 3-master / one Redis (many clients): the machine's share",
+            rgcm ? bench_result_ops(rgcm) : 0, rgm1 ? bench_result_ops(rgm1) : 0, 0, 0);
         add(out, &k, "3-master L2-hit p50 / one-Redis L2-hit p50 (1 client)",
             p50(bench_find(r, n, "l2-cluster", 1)), p50(bench_find(r, n, "l2", 1)), 0, 1);
         add(out, &k, "cluster MGet of 10 L1 misses p50 / direct GETs pipelined per master p50",

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ typedef struct mget {
 } mget;
 
 static void run_mget(jobq_job *job, l2 *conn);
+static void mget_take(service *svc, item *it, const l2_value *v, int64_t t0, l2_status rv);
 static void run_mset(jobq_job *job, l2 *conn);
 
 static void mget_free(mget *b)
@@ -144,6 +146,128 @@ static void mget_reply(call *c, mget *b)
     free(gets);
 }
 
+/* An MGet's misses read on a Cluster's read lanes, one per master, all at
+ * once (by script they would be one slot after the other): the last read
+ * to land answers the call, on its lane's thread, or sends it to the
+ * workers when any could not be read there. */
+typedef struct lane_mget {
+    service *svc;
+    call *c;
+    mget *b;
+    pthread_mutex_t mu;
+    size_t left; /* reads still to land, + 1 while they are being sent */
+    int failed;
+    int64_t t0;
+    size_t *index; /* read j is item index[j] */
+    l2_value *vals;
+    l2_status *st;
+    struct lane_read {
+        struct lane_mget *lm;
+        size_t j;
+    } *reads;
+} lane_mget;
+
+static void lane_mget_free(lane_mget *lm)
+{
+    pthread_mutex_destroy(&lm->mu);
+    free(lm->index), free(lm->vals), free(lm->st), free(lm->reads);
+    free(lm);
+}
+
+/* Called by whoever brings lm->left to 0. */
+static void lane_mget_finish(lane_mget *lm)
+{
+    service *svc = lm->svc;
+    jobq_unhold(svc->q);
+    size_t n = lm->b->missing;
+    if (lm->failed) { /* the workers read them all, by script */
+        stats_inc(&svc->st->redis_lane_retries);
+        for (size_t j = 0; j < n; j++)
+            l2_value_free(&lm->vals[j]);
+        method_submit(svc, lm->c, run_mget);
+    } else {
+        for (size_t j = 0; j < n; j++)
+            mget_take(svc, &lm->b->items[lm->index[j]], &lm->vals[j], lm->t0, lm->st[j]);
+        mget_reply(lm->c, lm->b);
+        for (size_t j = 0; j < n; j++)
+            l2_value_free(&lm->vals[j]);
+        mget_free(lm->b);
+    }
+    lane_mget_free(lm);
+}
+
+/* lane_done_fn: one read of a lane MGet landed (on a lane's thread). */
+static void lane_mget_landed(void *arg, void *req, lane_status status, l2_value *v,
+                             int64_t sent_at)
+{
+    (void)arg, (void)sent_at;
+    struct lane_read *r = req;
+    lane_mget *lm = r->lm;
+    pthread_mutex_lock(&lm->mu);
+    if (status == LANE_OK || status == LANE_NIL) {
+        lm->vals[r->j] = *v; /* takes its reply */
+        lm->st[r->j] = (l2_status)status;
+    } else {
+        lm->failed = 1;
+        if (v != NULL)
+            l2_value_free(v);
+    }
+    int last = --lm->left == 0;
+    pthread_mutex_unlock(&lm->mu);
+    if (last)
+        lane_mget_finish(lm);
+}
+
+/* Sends the misses of b down the lanes when there are a Cluster's and the
+ * node serves under the version it knows; returns 1 when the lanes took
+ * the call (answered, or to be), 0 when the workers should read them. */
+static int mget_by_lanes(service *svc, call *c, mget *b)
+{
+    const pb_mget_request *m = call_request(c)->mget;
+    l2_key rk = method_redis_key(svc, m->ns, m->keys[0]);
+    if (b->missing < 2 || !lanes_sharded(svc->lanes) || !rk.known || jobq_hold(svc->q) != 0)
+        return 0;
+    size_t n = b->missing;
+    lane_mget *lm = calloc(1, sizeof *lm);
+    l2_key *keys = calloc(n, sizeof *keys);
+    void **reqs = calloc(n, sizeof *reqs);
+    if (lm != NULL) {
+        *lm = (lane_mget){.svc = svc, .c = c, .b = b, .left = n + 1, .t0 = units_now_ms()};
+        pthread_mutex_init(&lm->mu, NULL);
+        lm->index = calloc(n, sizeof *lm->index);
+        lm->vals = calloc(n, sizeof *lm->vals);
+        lm->st = calloc(n, sizeof *lm->st);
+        lm->reads = calloc(n, sizeof *lm->reads);
+    }
+    if (lm == NULL || keys == NULL || reqs == NULL || lm->index == NULL || lm->vals == NULL ||
+        lm->st == NULL || lm->reads == NULL) {
+        if (lm != NULL)
+            lane_mget_free(lm);
+        free(keys), free(reqs);
+        jobq_unhold(svc->q);
+        return 0;
+    }
+    for (size_t i = 0, j = 0; i < b->n; i++)
+        if (!b->items[i].done) {
+            keys[j] = method_redis_key(svc, m->ns, m->keys[i]);
+            lm->reads[j] = (struct lane_read){lm, j};
+            reqs[j] = &lm->reads[j];
+            lm->index[j++] = i;
+        }
+    call_state_of(c)->mget = b; /* for the workers, if it comes to them */
+    size_t sent = lanes_send(svc->lanes, keys, n, rk.floor, method_answer_by(c), reqs,
+                             lane_mget_landed, NULL);
+    free(keys), free(reqs);
+    pthread_mutex_lock(&lm->mu);
+    lm->failed |= sent < n;
+    lm->left -= n - sent + 1; /* the reads never sent, and this sender */
+    int last = lm->left == 0;
+    pthread_mutex_unlock(&lm->mu);
+    if (last)
+        lane_mget_finish(lm);
+    return 1;
+}
+
 void batch_handle_mget(service *svc, call *c)
 {
     const pb_mget_request *m = call_request(c)->mget;
@@ -181,6 +305,8 @@ void batch_handle_mget(service *svc, call *c)
         mget_free(b);
         return;
     }
+    if (mget_by_lanes(svc, c, b))
+        return;
     call_state_of(c)->mget = b;
     method_submit(svc, c, run_mget);
 }

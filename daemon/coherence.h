@@ -6,7 +6,8 @@
  *   published before that heartbeat has then been applied here.
  * - Invalidations from other nodes drop keys (and void fills in flight);
  *   namespace bumps raise the namespace's version; a gap in an origin's
- *   sequence numbers, a flush-all or a new subscription empties L1.
+ *   sequence numbers, an origin silent past the silence bound without a
+ *   bye, a flush-all or a new subscription empties L1.
  * - L1 keys are "NS:KEY" (a namespace has no ':'); each entry's tag is the
  *   namespace version it was read under, and only entries of the current
  *   version are served.

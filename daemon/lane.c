@@ -39,6 +39,8 @@
 
 typedef struct slot {
     void *req; /* NULL once answered LANE_TIMEOUT; its replies are dropped */
+    lane_done_fn done; /* whom to tell, and its argument */
+    void *arg;
     int64_t sent_at;
     int64_t due; /* min(deadline, sent_at + timeout) */
     uint64_t version;
@@ -48,6 +50,8 @@ typedef struct slot {
 /* What the thread hands to done() after it lets go of `mu`. */
 typedef struct landing {
     void *req;
+    lane_done_fn done;
+    void *arg;
     redisReply *reply; /* EXEC's; NULL with a lane_status */
     lane_status status;
     int64_t sent_at;
@@ -58,7 +62,7 @@ struct lane {
     /* mu guards io (its output buffer and its reader alike), the ring and
      * every flag down to wake_at. Only the lane's thread sets or frees io. */
     pthread_mutex_t mu;
-    l2io *io;   /* owned; NULL while down */
+    l2io *io; /* owned; NULL while down */
     slot *ring;        /* owned: cap slots, n in flight from head */
     size_t cap, head, n;
     int want_write; /* part of a write is still in io's buffer */
@@ -87,9 +91,19 @@ static void wake(lane *ln)
 
 int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req)
 {
+    return lane_get_to(ln, k, version, deadline, req, ln->done, ln->arg);
+}
+
+/* Appends the nine commands of a read of k to io's buffer and its slot to
+ * the ring; returns 0, or -1 when the lane cannot take it (down, full,
+ * stopping, or out of memory). Sets *signal when the thread must wake
+ * sooner than it means to. Needs mu held. */
+static int append_locked(lane *ln, const l2_key *k, uint64_t version, int64_t deadline,
+                         void *req, lane_done_fn done, void *arg, int64_t now, int *signal)
+{
     char vkey[KS_NSVER_KEY_MAX], small[512];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
-    if (vklen == 0)
+    if (vklen == 0 || ln->io == NULL || ln->broken || ln->stopping || ln->n == ln->cap)
         return -1;
     /* the data key and its swr and neg companions (keyspace.h) */
     size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
@@ -117,38 +131,61 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
                                        {4, lens[0]}, {3, lens[1]}, {6, lens[2]},
                                        {4, lens[2]}, {4},          {4}};
     static const int argc[NCOMMANDS] = {1, 2, 2, 2, 2, 2, 2, 1, 1};
+    for (int i = 0; i < NCOMMANDS && !ln->broken; i++)
+        if (l2io_append(ln->io, argc[i], argv[i], argl[i]) != 0)
+            ln->broken = 1; /* out of memory: the replies would not match the ring */
+    if (buf != small)
+        free(buf);
+    slot *s = &ln->ring[(ln->head + ln->n++) % ln->cap];
+    *s = (slot){.req = req,
+                .done = done,
+                .arg = arg,
+                .sent_at = now,
+                .due = deadline < now + ln->timeout_ms ? deadline : now + ln->timeout_ms,
+                .version = version,
+                .left = NCOMMANDS};
+    *signal |= s->due < ln->wake_at;
+    if (!ln->broken)
+        atomic_fetch_add_explicit(&ln->reads, 1, memory_order_relaxed);
+    return 0;
+}
 
-    int rv = -1, signal = 0;
+/* Writes what the buffer holds, as far as the socket takes it. Needs mu
+ * held; sets *signal when the thread must take over. */
+static void flush_locked(lane *ln, int *signal)
+{
+    int written = 0;
+    if (ln->broken)
+        *signal = 1;
+    else if (!ln->want_write && l2io_flush(ln->io, &written) != 0)
+        ln->broken = 1, *signal = 1;
+    else if (!written)
+        ln->want_write = 1, *signal = 1;
+}
+
+int lane_get_to(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req,
+                lane_done_fn done, void *arg)
+{
+    void *reqs[1] = {req};
+    return lane_get_many(ln, &k, 1, version, deadline, reqs, done, arg) == 1 ? 0 : -1;
+}
+
+size_t lane_get_many(lane *ln, const l2_key *const *ks, size_t n, uint64_t version,
+                     int64_t deadline, void *const *reqs, lane_done_fn done, void *arg)
+{
+    int signal = 0;
+    size_t sent = 0;
     pthread_mutex_lock(&ln->mu);
     int64_t now = units_now_ms(); /* under mu: the ring is in sent_at order */
-    if (ln->io != NULL && !ln->broken && !ln->stopping && ln->n < ln->cap) {
-        for (int i = 0; i < NCOMMANDS && !ln->broken; i++)
-            if (l2io_append(ln->io, argc[i], argv[i], argl[i]) != 0)
-                ln->broken = 1; /* out of memory: the replies would not match the ring */
-        slot *s = &ln->ring[(ln->head + ln->n++) % ln->cap];
-        *s = (slot){.req = req,
-                    .sent_at = now,
-                    .due = deadline < now + ln->timeout_ms ? deadline : now + ln->timeout_ms,
-                    .version = version,
-                    .left = NCOMMANDS};
-        int done = 0;
-        if (ln->broken)
-            signal = 1;
-        else if (!ln->want_write && l2io_flush(ln->io, &done) != 0)
-            ln->broken = 1, signal = 1;
-        else if (!done)
-            ln->want_write = 1, signal = 1;
-        signal |= s->due < ln->wake_at;
-        if (!ln->broken)
-            atomic_fetch_add_explicit(&ln->reads, 1, memory_order_relaxed);
-        rv = 0;
-    }
+    while (sent < n &&
+           append_locked(ln, ks[sent], version, deadline, reqs[sent], done, arg, now, &signal) == 0)
+        sent++;
+    if (sent > 0)
+        flush_locked(ln, &signal);
     pthread_mutex_unlock(&ln->mu);
     if (signal)
         wake(ln);
-    if (buf != small)
-        free(buf);
-    return rv;
+    return sent;
 }
 
 /* EXEC's array as the Get script's answer: L2_OK or L2_NIL with *v filled
@@ -218,7 +255,11 @@ static size_t take_all_locked(lane *ln, lane_status status, landing *out)
     for (; ln->n > 0; ln->n--, ln->head = (ln->head + 1) % ln->cap) {
         slot *s = &ln->ring[ln->head];
         if (s->req != NULL)
-            out[n++] = (landing){.req = s->req, .status = status, .sent_at = s->sent_at};
+            out[n++] = (landing){.req = s->req,
+                                 .done = s->done,
+                                 .arg = s->arg,
+                                 .status = status,
+                                 .sent_at = s->sent_at};
     }
     return n;
 }
@@ -273,8 +314,12 @@ static size_t collect_locked(lane *ln, int readable, int writable, int64_t now, 
             if (s->left > 0)
                 continue;
         } else {
-            out[n++] =
-                (landing){.req = s->req, .reply = r, .sent_at = s->sent_at, .version = s->version};
+            out[n++] = (landing){.req = s->req,
+                                 .done = s->done,
+                                 .arg = s->arg,
+                                 .reply = r,
+                                 .sent_at = s->sent_at,
+                                 .version = s->version};
         }
         ln->head = (ln->head + 1) % ln->cap;
         ln->n--;
@@ -287,7 +332,11 @@ static size_t collect_locked(lane *ln, int readable, int writable, int64_t now, 
     for (size_t i = 0; i < ln->n; i++) {
         slot *s = &ln->ring[(ln->head + i) % ln->cap];
         if (s->req != NULL && s->due <= now) {
-            out[n++] = (landing){.req = s->req, .status = LANE_TIMEOUT, .sent_at = s->sent_at};
+            out[n++] = (landing){.req = s->req,
+                                 .done = s->done,
+                                 .arg = s->arg,
+                                 .status = LANE_TIMEOUT,
+                                 .sent_at = s->sent_at};
             s->req = NULL;
         }
     }
@@ -314,14 +363,14 @@ static void deliver(lane *ln, landing *out, size_t n)
     for (size_t i = 0; i < n; i++) {
         landing *l = &out[i];
         if (l->reply == NULL) {
-            ln->done(ln->arg, l->req, l->status, NULL, l->sent_at);
+            l->done(l->arg, l->req, l->status, NULL, l->sent_at);
             continue;
         }
         l2_value v;
         lane_status status = lane_parse(l->reply, l->version, &v);
         int with_v =
             status == LANE_OK || status == LANE_NIL || status == LANE_MOVED || status == LANE_FELL;
-        ln->done(ln->arg, l->req, status, with_v ? &v : NULL, l->sent_at);
+        l->done(l->arg, l->req, status, with_v ? &v : NULL, l->sent_at);
     }
 }
 

@@ -55,6 +55,16 @@ int lane_create(lane **out, const config_redis_url *url, int64_t connect_timeout
  * -1 when the lane cannot take it (down, full or stopping). */
 int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req);
 
+/* lane_get() that tells done(arg, req, ...) instead of the lane's own. */
+int lane_get_to(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void *req,
+                lane_done_fn done, void *arg);
+
+/* lane_get_to() of *ks[i] for reqs[i], i < n, written in one go (one
+ * system call where the socket takes it all). Returns how many were sent,
+ * the first ones: each of those is told exactly once. */
+size_t lane_get_many(lane *ln, const l2_key *const *ks, size_t n, uint64_t version,
+                     int64_t deadline, void *const *reqs, lane_done_fn done, void *arg);
+
 /* Makes the lane read under the version each lane_get() gives, without
  * reading the version key (on a Redis Cluster it is on another slot): for
  * a node that holds the namespace's version while it serves, as the

@@ -3,6 +3,7 @@
 #include "lanes.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,4 +118,37 @@ uint64_t lanes_reads(lanes *ls)
     for (size_t i = 0; ls != NULL && i < ls->n; i++)
         reads += lane_reads(ls->lane[i]);
     return reads;
+}
+
+int lanes_sharded(const lanes *ls)
+{
+    return ls != NULL && ls->owner != NULL && ls->n > 0;
+}
+
+size_t lanes_send(lanes *ls, const l2_key *keys, size_t n, uint64_t version, int64_t deadline,
+                  void *const *reqs, lane_done_fn done, void *arg)
+{
+    lane **on = calloc(n ? n : 1, sizeof *on);
+    const l2_key **ks = calloc(n ? n : 1, sizeof *ks);
+    void **rs = calloc(n ? n : 1, sizeof *rs);
+    size_t sent = 0;
+    if (on == NULL || ks == NULL || rs == NULL) {
+        free(on), free(ks), free(rs);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        on[i] = lanes_for(ls, &keys[i]);
+    /* each lane's reads in one write, so each master answers them at once */
+    for (size_t i = 0; i < n; i++) {
+        lane *ln = on[i];
+        if (ln == NULL)
+            continue; /* no lane, or sent with an earlier key's */
+        size_t g = 0;
+        for (size_t j = i; j < n; j++)
+            if (on[j] == ln)
+                ks[g] = &keys[j], rs[g++] = reqs[j], on[j] = NULL;
+        sent += lane_get_many(ln, ks, g, version, deadline, rs, done, arg);
+    }
+    free(on), free(ks), free(rs);
+    return sent;
 }

@@ -1,6 +1,7 @@
 /* lanes: the read lanes of a service (lane.h): one to one Redis server, or
  * on a Redis Cluster one per master, each Get sent to the lane of its
- * entry's slot. A cluster's lanes read under the version the node holds
+ * entry's slot (an MGet's keys each to theirs, every lane's in one
+ * write). A cluster's lanes read under the version the node holds
  * (lane_assume_version()): the version key is on another slot. Their slot
  * map is the one the cluster gave at start; a slot moved since answers
  * MOVED on its old lane, so its Gets go to the workers, which follow it. */
@@ -30,6 +31,17 @@ void lanes_destroy(lanes *ls);
  * under the version it is given, which must be the one the node serves
  * under). Accepts NULL. */
 lane *lanes_for(lanes *ls, const l2_key *k);
+
+/* Whether these are a Cluster's lanes (one per master), with at least one. */
+int lanes_sharded(const lanes *ls);
+
+/* Sends reads of keys[0..n) (k->known set, all of one namespace) under
+ * `version`, each on its lane, each lane's in one write, to be told
+ * done(arg, reqs[i], ...) by `deadline` (units_now_ms() time) at the latest.
+ * Returns how many were sent: each of those is told exactly once, on a
+ * lane's thread; the others (no lane, down, full) never are. */
+size_t lanes_send(lanes *ls, const l2_key *keys, size_t n, uint64_t version, int64_t deadline,
+                  void *const *reqs, lane_done_fn done, void *arg);
 
 /* Whether there are lanes and every one is connected. */
 int lanes_up(lanes *ls);

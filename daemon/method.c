@@ -209,7 +209,9 @@ void method_publish_end(service *svc)
 
 int method_publish_begin(service *svc, call *c)
 {
-    if (!pub_batching(svc->pub) || pub_begin(svc->pub, method_answer_by(c)) == 0)
+    /* no longer than the worker would wait for Redis: others queue behind it */
+    int64_t by = method_min64(method_answer_by(c), units_now_ms() + svc->cfg->redis_timeout_ms);
+    if (!pub_batching(svc->pub) || pub_begin(svc->pub, by) == 0)
         return 0;
     stats_inc(&svc->st->redis_errors);
     call_fail(c, CODE(UNAVAILABLE),

@@ -64,11 +64,12 @@ struct publisher {
 pub_times pub_timing(const config *cfg)
 {
     int64_t i = cfg->heartbeat_interval_ms, w = cfg->coherence_window_ms;
-    int64_t k = (w / i - 1) / 2;
     pub_times t;
-    t.shared_ms = i * (k > 1 ? k : 1);
+    t.shared_ms = w >= 5 * i ? 2 * i : i;
     t.gate_ms = t.shared_ms + i / 2;
     t.silence_ms = (t.gate_ms + w) / 2;
+    if (t.silence_ms > t.gate_ms + 2 * i)
+        t.silence_ms = t.gate_ms + 2 * i; /* a long window need not make a long wait */
     return t;
 }
 
@@ -321,6 +322,33 @@ static int go_quiet(publisher *p)
     return 0;
 }
 
+/* When the next heartbeat on the shared channel is due (not quiet): a
+ * shared period after the last shared message, at once when a write waits
+ * for the gate, and a failed one again each heartbeat_interval. */
+static int64_t shared_due_at(publisher *p, int64_t tried)
+{
+    int64_t due = atomic_load(&p->shared_sent) + p->t.shared_ms;
+    if (atomic_load(&p->wanted))
+        return due < tried + RETRY_MS ? due : tried + RETRY_MS;
+    int64_t again = tried + p->cfg->heartbeat_interval_ms;
+    return due > again ? due : again;
+}
+
+/* Stopping, with a batch that cannot be published: answers its calls and
+ * drops it (the others will count this daemon silent). */
+static void give_up(l2 *conn, batch *out)
+{
+    for (size_t i = 0; i < out->ncalls; i++)
+        call_fail(out->calls[i], CODE(UNAVAILABLE),
+                  "the write is done in redis, but this daemon stopped before it could publish "
+                  "its invalidation: other hosts stop serving the old value once they count "
+                  "this daemon silent");
+    log_warn("publisher: stopping with %zu invalidations unpublished: %s; the other daemons "
+             "will empty their L1 when they count this one silent",
+             out->n, l2_error(conn));
+    batch_clear(out);
+}
+
 static void *pub_main(void *arg)
 {
     publisher *p = arg;
@@ -360,11 +388,7 @@ static void *pub_main(void *arg)
             pthread_mutex_lock(&p->mu);
             continue;
         }
-        int64_t shared_due = quiet ? INT64_MAX : atomic_load(&p->shared_sent) + p->t.shared_ms;
-        if (atomic_load(&p->wanted) && shared_due > shared_tried + RETRY_MS)
-            shared_due = shared_tried + RETRY_MS; /* a write waits for the gate */
-        if (shared_tried + interval > shared_due && !atomic_load(&p->wanted))
-            shared_due = shared_tried + interval; /* a failed one is tried again each interval */
+        int64_t shared_due = quiet ? INT64_MAX : shared_due_at(p, shared_tried);
         int64_t own_due = (own_sent > own_tried ? own_sent : own_tried) + interval;
         int64_t wake = shared_due < own_due ? shared_due : own_due;
         if (!batch_empty(&p->pending) && go < wake)
@@ -383,15 +407,7 @@ static void *pub_main(void *arg)
                 seq = 0;
                 failures = 0;
             } else if (stopping && ++failures >= STOP_ATTEMPTS) {
-                for (size_t i = 0; i < out.ncalls; i++)
-                    call_fail(out.calls[i], CODE(UNAVAILABLE),
-                              "the write is done in redis, but this daemon stopped before it "
-                              "could publish its invalidation: other hosts stop serving the old "
-                              "value once they count this daemon silent");
-                log_warn("publisher: stopping with %zu invalidations unpublished: %s; the "
-                         "other daemons will empty their L1 when they count this one silent",
-                         out.n, l2_error(conn));
-                batch_clear(&out);
+                give_up(conn, &out);
                 clean = 0;
             } else {
                 if (failures++ == 0)

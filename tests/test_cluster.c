@@ -546,7 +546,10 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
     /* MGet across slots, in the caller's order */
     nc_bytes keys[] = {NC_STR("k3"), NC_STR("a"), NC_STR("nope"), NC_STR("k140"), NC_STR("k9")};
     nc_item *items = NULL;
+    int64_t lane_reads = h_stat(c[2], "redis_lane_reads");
     cr_assert_eq(nc_mget(c[2], NC_STR("users"), keys, 5, &items, 2000), NC_OK);
+    /* k3, nope and k9 miss node 2's L1: read on their masters' lanes at once */
+    cr_expect_geq(h_stat(c[2], "redis_lane_reads") - lane_reads, 3);
     const char *want[] = {"x", "2", NULL, "x", "x"};
     for (int i = 0; i < 5; i++) {
         cr_expect_eq(items[i].found, want[i] != NULL, "item %d", i);
