@@ -191,7 +191,9 @@ static redisReply *command(l2conn *c, int64_t timeout_ms, l2_status *status, int
              timed_out ? "timed out" : l2io_errstr(c->io));
     *status = timed_out ? L2_ETIMEOUT : L2_EDOWN;
     log_warn("%s: %s; reconnecting", c->name, c->err);
-    drop(c, timed_out);
+    /* A connection that broke says nothing of whether Redis is back (a
+     * restart): the next command tries at once; a failed connect backs off. */
+    drop(c, 1);
     return NULL;
 }
 
