@@ -18,6 +18,7 @@
 #include "hitwarn.h"
 #include "jobq.h"
 #include "l1.h"
+#include "l2tls.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -317,10 +318,16 @@ static void log_acl(parts *p, const char *when)
 
 /* SIGHUP: the configuration read again (config_reload()), then the acl
  * rules rebuilt from it, their user and group names resolved anew. */
-static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap)
+static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap,
+                   l2tls *tls)
 {
     char err[512];
     config_reload(cfg, cl->argc, cl->argv, request_cap);
+    if (tls != NULL && l2tls_reload(tls, cfg, err, sizeof err) != 0)
+        log_error("SIGHUP: TLS: %s; new connections to Redis keep the old certificates", err);
+    else if (tls != NULL)
+        log_info("SIGHUP: TLS: CA and client certificate files read again; new connections to "
+                 "Redis use them");
     if (service_reload_acl(p->svc, cfg->acl, err, sizeof err) != 0)
         log_error("SIGHUP: acl: %s; the acl rules stay as they were", err);
     else
@@ -347,7 +354,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        reload(&p, cfg, cl, request_cap);
+        reload(&p, cfg, cl, request_cap, url->tls_ctx);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);
@@ -406,6 +413,12 @@ int main(int argc, char **argv)
     log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
+    if (url.tls && l2tls_create(&url.tls_ctx, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "nearcached: %s\n", err);
+        return 2;
+    }
     struct cmdline cl = {argc, argv};
-    return run(&cfg, &url, &stop, &cl);
+    rv = run(&cfg, &url, &stop, &cl);
+    l2tls_destroy(url.tls_ctx);
+    return rv;
 }
