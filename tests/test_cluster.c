@@ -330,25 +330,24 @@ Test(cluster, a_subscriber_dials_the_first_live_node_and_hears_a_publish_made_on
     int dead = h_free_port();
     snprintf(url, sizeof url, "cluster://127.0.0.1:%d,127.0.0.1:%d", dead, node[0].port);
     cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
-    redisContext *sub = l2conn_dial(&u, 500, err, sizeof err);
+    l2io *sub = l2conn_dial(&u, 500, err, sizeof err);
     cr_assert_not_null(sub, "%s", err);
     cr_expect_eq(u.seeds[0].port, node[0].port, "the node that answered moves to the front");
     cr_expect_eq(u.seeds[1].port, dead);
-    redisReply *r = redisCommand(sub, "SUBSCRIBE nc:v1:inval");
+    const char *subscribe[] = {"SUBSCRIBE", "nc:v1:inval"};
+    redisReply *r = l2io_command(sub, 2, subscribe, NULL);
     cr_assert_not_null(r);
     freeReplyObject(r);
     /* published on the node the subscriber is not on: the cluster bus
      * carries it (classic pub/sub) */
     char *n = h_redis_cmd(&node[2], "PUBLISH", "nc:v1:inval", "hello", NULL);
     free(n);
-    void *reply = NULL;
-    cr_assert_eq(redisGetReply(sub, &reply), REDIS_OK, "%s", sub->errstr);
-    r = reply;
+    cr_assert_eq(l2io_get_reply(sub, &r), 0, "%s", l2io_errstr(sub));
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 3);
     cr_expect_str_eq(r->element[2]->str, "hello");
     freeReplyObject(r);
-    redisFree(sub);
+    l2io_free(sub);
 
     snprintf(url, sizeof url, "cluster://127.0.0.1:%d", dead);
     cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);

@@ -169,9 +169,9 @@ def test_an_mset_that_failed_in_part_names_the_keys_to_retry() -> None:
     assert err.value.maybe_stored == [b"c"]
     # an error without an MSetReply says nothing of the entries
     refused = pb.Reply(code=pb.INVALID_ARGUMENT, message="entry 0 has a negative ttl_ms")
-    with pytest.raises(nearcache.InvalidArgument) as err:
+    with pytest.raises(nearcache.InvalidArgument) as refusal:
         _core.finish(_core.mset("n", items), refused.SerializeToString())
-    assert err.value.not_stored is None and err.value.maybe_stored is None
+    assert refusal.value.not_stored is None and refusal.value.maybe_stored is None
 
 
 def test_bytes_that_are_not_a_reply_are_a_protocol_error() -> None:
