@@ -140,6 +140,7 @@ static int usage(FILE *out, int code)
             "       near zipf-near zipf-remote-near (libnearcache with a near tier)\n"
             "       set redis-set mget-l2; on a Redis Cluster: l2-cluster redis-get-cluster\n"
             "       set-cluster redis-set-cluster mget-cluster redis-mget-cluster\n"
+            "       l2-tls l2-other (L2 hits through --url-l2-tls, --url-l2-other)\n"
             "load options:\n"
             "  --url URL            nearcached (L1 hit, miss, Zipf)\n"
             "  --url-l2 URL         nearcached with a tiny --l1-max-ttl (L2 hits)\n"
@@ -148,6 +149,8 @@ static int usage(FILE *out, int code)
             "  --redis-remote URL   the remote Redis through the delay link\n"
             "  --redis-near URL     the remote Redis without the delay (link check)\n"
             "  --url-cluster URL    nearcached on a Redis Cluster, tiny --l1-max-ttl (L2 hits)\n"
+            "  --url-l2-tls URL     as --url-l2, its Redis over TLS (path l2-tls)\n"
+            "  --url-l2-other URL   as --url-l2, another build's daemon (path l2-other)\n"
             "  --redis-cluster URL  a node of that cluster (redis://H:P)\n"
             "  --echo-url URL       use a running echo server (default: start one)\n"
             "  --tmpdir DIR         where the bench's echo socket goes (default /tmp)\n"
@@ -187,6 +190,8 @@ static int take_opt(bench_opts *o, int argc, char **argv, int *i)
                 {"--redis-remote", &o->redis_remote},
                 {"--redis-near", &o->redis_near},
                 {"--url-cluster", &o->url_cluster},
+                {"--url-l2-tls", &o->url_l2_tls},
+                {"--url-l2-other", &o->url_l2_other},
                 {"--redis-cluster", &o->redis_cluster},
                 {"--echo-url", &o->echo_url},
                 {"--listen", &o->echo_url},

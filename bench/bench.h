@@ -21,6 +21,8 @@ typedef struct bench_opts {
     const char *redis_remote;    /* the Redis behind url_remote, through the same link */
     const char *redis_near;      /* the remote Redis without the delay, to measure the link */
     const char *url_cluster;     /* nearcached on a Redis Cluster, tiny l1_max_ttl: L2 hits */
+    const char *url_l2_tls;      /* as url_l2, its Redis (the same) over TLS */
+    const char *url_l2_other;    /* as url_l2, a daemon of another build (before/after) */
     const char *redis_cluster;   /* a node of that cluster: redis://H:P */
     int pid_cluster;             /* its pid (0: unknown) */
     const char *echo_url;        /* an echo server already running; NULL: start one */

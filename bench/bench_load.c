@@ -215,7 +215,9 @@ static int open_workers(shared *sh, spec *sp, size_t n)
             w->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i * 1024 + (size_t)t + 1);
             if (w->p->kind == NC_HOT || w->p->kind == RAW_HOT)
                 w->want = w->p->near                                               ? FROM_NEAR
-                          : w->p->where == AT_L2 || w->p->where == AT_CLUSTER ? FROM_L2
+                          : w->p->where == AT_L2 || w->p->where == AT_CLUSTER ||
+                                  w->p->where == AT_L2_TLS || w->p->where == AT_L2_OTHER
+                              ? FROM_L2
                                                                                : FROM_L1;
             if (path_open(w) != 0) {
                 fprintf(stderr, "nearcache-bench: %s: %s\n", sp[i].p->name, w->err);
@@ -330,7 +332,8 @@ static int prepare(const bench_opts *o, spec *sp, size_t n)
     for (size_t i = 0; i < n; i++) {
         need[sp[i].p->where] = 1;
         if (sp[i].p->where != AT_ECHO)
-            redis_local |= sp[i].p->where == AT_LOCAL || sp[i].p->where == AT_L2;
+            redis_local |= sp[i].p->where == AT_LOCAL || sp[i].p->where == AT_L2 ||
+                           sp[i].p->where == AT_L2_TLS || sp[i].p->where == AT_L2_OTHER;
         redis_remote |= sp[i].p->where == AT_REMOTE || sp[i].p->where == AT_NEAR;
     }
     if (redis_local && (o->redis == NULL || bench_preload(o, o->redis) != 0)) {
@@ -349,7 +352,9 @@ static int prepare(const bench_opts *o, spec *sp, size_t n)
     if ((need[AT_LOCAL] && o->url && warm_daemon(o, o->url, 1) != 0) ||
         (need[AT_L2] && o->url_l2 && warm_daemon(o, o->url_l2, 0) != 0) ||
         (need[AT_REMOTE] && o->url_remote && warm_daemon(o, o->url_remote, 1) != 0) ||
-        (need[AT_CLUSTER] && o->url_cluster && warm_daemon(o, o->url_cluster, 0) != 0))
+        (need[AT_CLUSTER] && o->url_cluster && warm_daemon(o, o->url_cluster, 0) != 0) ||
+        (need[AT_L2_TLS] && o->url_l2_tls && warm_daemon(o, o->url_l2_tls, 0) != 0) ||
+        (need[AT_L2_OTHER] && o->url_l2_other && warm_daemon(o, o->url_l2_other, 0) != 0))
         return -1;
     return 0;
 }

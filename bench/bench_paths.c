@@ -39,6 +39,9 @@ static const path_def paths[] = {
     {"set", NC_SET, AT_LOCAL, "nearcache Set (a Redis write)", 0},
     {"redis-set", REDIS_SET, AT_LOCAL, "direct hiredis SET", 0},
     {"mget-l2", NC_MGET, AT_L2, "nearcache MGet of 10 keys (--batch), L1 misses, one Redis", 0},
+    {"l2-tls", NC_HOT, AT_L2_TLS, "nearcache Get, L1 miss + Redis hit, Redis over TLS", 0},
+    {"l2-other", NC_HOT, AT_L2_OTHER, "nearcache Get, L1 miss + Redis hit, another build's daemon",
+     0},
     {"l2-cluster", NC_HOT, AT_CLUSTER, "nearcache Get, L1 miss + Redis hit, 3-master cluster", 0},
     {"redis-get-cluster", REDIS_GET, AT_CLUSTER, "direct hiredis GET routed by slot, cluster", 0},
     {"set-cluster", NC_SET, AT_CLUSTER, "nearcache Set, 3-master cluster", 0},
@@ -185,6 +188,10 @@ static const char *path_url(const shared *sh, enum where w)
         return sh->echo_url;
     case AT_CLUSTER:
         return o->url_cluster;
+    case AT_L2_TLS:
+        return o->url_l2_tls;
+    case AT_L2_OTHER:
+        return o->url_l2_other;
     default:
         return NULL;
     }

@@ -34,7 +34,7 @@ enum kind {
     NC_SET,
     REDIS_SET
 };
-enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO, AT_CLUSTER, AT_COUNT };
+enum where { AT_LOCAL, AT_L2, AT_REMOTE, AT_NEAR, AT_ECHO, AT_CLUSTER, AT_L2_TLS, AT_L2_OTHER, AT_COUNT };
 
 typedef struct path_def {
     const char *name;

@@ -18,6 +18,10 @@
 #   bench/run.sh [--duration S] [--smoke] [--no-docs] [--no-profile] [--no-memory]
 #                [--no-netns] [--no-calibrate] [-- BENCH OPTIONS...]
 #
+# It also runs bench/tls.sh (TLS to Redis against plain TCP); with
+# NC_BENCH_BEFORE=PATH/nearcached, a daemon of that build too (the plain
+# path before and after a change, in the same run).
+#
 # --smoke runs every path for a fraction of a second and writes nothing
 # (for CI). NC_BUILD names the build directory (default build/).
 set -euo pipefail
@@ -264,6 +268,14 @@ fg_a "$bench" stampede --a "ipc://$dir/a.sock" --b "ipc://$dir/l2.sock" \
   --redis "redis://127.0.0.1:$p_local" --threads 16 --rounds $stampede_rounds --load-ms 5 \
   >"$dir/stampede.txt"
 cat "$dir/stampede.txt"
+
+# ---- TLS to Redis: the same L2 hits over TLS, plain TCP, direct hiredis ------
+log "tls: L2 hits through a daemon on rediss:// against one on redis:// (bench/tls.sh)"
+tls_args=()
+[ $docs -eq 1 ] && tls_args+=(--docs)
+[ $smoke -eq 1 ] && tls_args+=(--duration 0.3 --slices 1)
+[ -n "${NC_BENCH_BEFORE:-}" ] && tls_args+=(--before "$NC_BENCH_BEFORE" --before-name "${NC_BENCH_BEFORE_NAME:-another build}")
+NC_BUILD="$build" bash "$here/bench/tls.sh" "${tls_args[@]}"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ $smoke -eq 1 ]; then
   log "smoke run passed in $((SECONDS - start_s)) s"
@@ -344,6 +356,9 @@ kept_node=$(sed -n '/^<!-- node-bench:begin -->$/,/^<!-- node-bench:end -->$/p' 
 # So is the Go client's (bench/go/run.sh measures it), when it is there.
 gokept=$(sed -n '/^<!-- go-bench:begin -->$/,/^<!-- go-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$gokept")" = '<!-- go-bench:end -->' ] || gokept=
+# And the TLS section (bench/tls.sh, run above, wrote it).
+tlskept=$(sed -n '/^<!-- tls-bench:begin -->$/,/^<!-- tls-bench:end -->$/p' "$out" 2>/dev/null || true)
+[ "$(tail -n1 <<<"$tlskept")" = '<!-- tls-bench:end -->' ] || tlskept=
 # And the fan-out section (bench/fanout.sh measures it).
 fanoutkept=$(sed -n '/^<!-- fanout-bench:begin -->$/,/^<!-- fanout-bench:end -->$/p' "$out" 2>/dev/null || true)
 [ "$(tail -n1 <<<"$fanoutkept")" = '<!-- fanout-bench:end -->' ] || fanoutkept=
@@ -520,6 +535,7 @@ EOF
   [ -z "$kept_node" ] || printf '%s\n\n' "$kept_node"
   [ -z "$gokept" ] || printf '%s\n\n' "$gokept"
   [ -z "$fanoutkept" ] || printf '%s\n\n' "$fanoutkept"
+  [ -z "$tlskept" ] || printf '%s\n\n' "$tlskept"
   cat "$here/bench/analysis.md"
   cat <<EOF
 
@@ -531,6 +547,7 @@ root for the network namespaces (without them the remote link is loopback):
 \`\`\`sh
 bench/run.sh            # this page and benchmarks.png; this run took $((SECONDS - start_s)) s
 bench/run.sh --smoke    # every path for a moment, writes nothing
+bench/tls.sh --docs --before OTHER/build/daemon/nearcached --before-name "main at COMMIT"   # only the TLS section (~1 min)
 bench/callgrind.sh      # instructions per L1-hit Get in the daemon and the client (~30 s)
 .venv/bin/python client/python/bench/report.py   # the Python client's section (~5 min)
 build/bench/nearcache-bench run l1@16 echo@16 --url ... --redis ...   # any paths; --help lists them

@@ -69,6 +69,7 @@ static int check_log_format(const char *value, char *err, size_t errlen);
 static int check_metrics_listen(const char *value, char *err, size_t errlen);
 static int check_group_name(const char *value, char *err, size_t errlen);
 static int check_acl(const char *value, char *err, size_t errlen);
+static int check_tls_verify(const char *value, char *err, size_t errlen);
 static int given_socket_group(config *c, char *err, size_t errlen);
 static int given_password_file(config *c, char *err, size_t errlen);
 
@@ -80,7 +81,7 @@ static const struct setting settings[] = {
      .metavar = "URL", .help = "nng URL to serve on: ipc://PATH, tcp://HOST:PORT or inproc://NAME",
      .check = check_listen},
     {.name = "redis", STRING(redis), .def = "redis://127.0.0.1:6379", .metavar = "URL",
-     .help = "L2: a redis://, unix:// or sentinel:// URL (see configuration.md)",
+     .help = "L2: a redis[s]://, unix://, sentinel[s]:// or cluster[s]:// URL",
      .check = check_redis},
     {.name = "prefix", STRING(prefix), .def = "nc:v1", .metavar = "TEXT",
      .help = "prefix of every Redis key (a new one orphans all old keys)",
@@ -148,6 +149,18 @@ static const struct setting settings[] = {
      .help = "a write is OK once N replicas have it (WAIT; 0: once the master has)"},
     {.name = "redis_wait_timeout", DURATION(redis_wait_timeout_ms), .def = "100ms",
      .help = "how long a write waits for redis_wait_replicas"},
+    {.name = "redis_tls_ca_file", STRING(redis_tls_ca_file), .def = "", .metavar = "FILE",
+     .help = "CAs (PEM) Redis's certificate must chain to ('': the system's)",
+     .live = 1},
+    {.name = "redis_tls_cert_file", STRING(redis_tls_cert_file), .def = "", .metavar = "FILE",
+     .help = "client certificate (PEM) for a Redis with tls-auth-clients ('': none)", .live = 1},
+    {.name = "redis_tls_key_file", STRING(redis_tls_key_file), .def = "", .metavar = "FILE",
+     .help = "the private key (PEM) of redis_tls_cert_file", .live = 1},
+    {.name = "redis_tls_server_name", STRING(redis_tls_server_name), .def = "", .metavar = "NAME",
+     .help = "name Redis's certificate must carry, sent as SNI ('': the host's)"},
+    {.name = "redis_tls_verify", STRING(redis_tls_verify), .def = "full", .metavar = "MODE",
+     .help = "full (CA and name), ca (CA only) or none (nothing: warns)",
+     .check = check_tls_verify},
     {.name = "metrics_listen", STRING(metrics_listen), .def = "", .metavar = "HOST:PORT",
      .help = "serve /metrics, /healthz and /readyz over HTTP here ('': off)",
      .check = check_metrics_listen},
@@ -560,6 +573,14 @@ static int given_password_file(config *c, char *err, size_t errlen)
                        errlen);
 }
 
+static int check_tls_verify(const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "full") == 0 || strcmp(value, "ca") == 0 || strcmp(value, "none") == 0)
+        return 0;
+    return config_fail(err, errlen, "invalid redis_tls_verify \"%s\" (expected full, ca or none)",
+                       value);
+}
+
 static int check_redis(const char *value, char *err, size_t errlen)
 {
     config_redis_url u;
@@ -629,6 +650,10 @@ int config_check(const config *c, char *err, size_t errlen)
     if ((c->near_ring_slots & (c->near_ring_slots - 1)) != 0)
         return config_fail(err, errlen, "near_ring_slots (%llu) must be a power of two",
                            (unsigned long long)c->near_ring_slots);
+    if ((c->redis_tls_cert_file[0] != '\0') != (c->redis_tls_key_file[0] != '\0'))
+        return config_fail(err, errlen,
+                           "redis_tls_cert_file and redis_tls_key_file go together: give both "
+                           "or neither");
     return 0;
 }
 

@@ -14,7 +14,7 @@ enum config_log_level { CONFIG_LOG_ERROR, CONFIG_LOG_WARN, CONFIG_LOG_INFO, CONF
 
 typedef struct config {
     char listen[512]; /* nng URL, e.g. ipc:///run/nearcache/nearcached.sock */
-    char redis[512];  /* redis://[:password@]host:port[/db] or unix:///path */
+    char redis[512];  /* redis[s]://[[user]:password@]host:port[/db], unix://, sentinel[s]://, cluster[s]:// */
     char prefix[128]; /* Redis key prefix, default nc:v1 */
     uint64_t l1_max_memory;
     int64_t l1_max_ttl_ms;
@@ -54,6 +54,11 @@ typedef struct config {
     uint64_t redis_wait_replicas;  /* WAIT for N replicas after each write; 0: no */
     int64_t redis_wait_timeout_ms; /* how long that WAIT may take */
     char redis_password[256];      /* read from that file; never logged */
+    char redis_tls_ca_file[512];   /* CAs Redis's certificate must chain to; "": the system's */
+    char redis_tls_cert_file[512]; /* client certificate (chain); "": none */
+    char redis_tls_key_file[512];  /* its private key */
+    char redis_tls_server_name[256]; /* SNI and the name checked; "": each server's host */
+    char redis_tls_verify[8];      /* full, ca or none */
     uint64_t given;                /* bit i: the i-th setting came from the file or a flag */
 } config;
 
@@ -73,8 +78,11 @@ typedef struct config_redis_addr {
  * and port the first of them, and db is 0. */
 typedef struct config_redis_url {
     int is_unix;
+    int tls;        /* rediss://, sentinels://, clusters://: every connection is TLS */
+    struct l2tls *tls_ctx; /* the TLS context (l2tls.h) when tls; set and owned by main */
     char host[256]; /* host name or address; the socket path when is_unix */
     int port;
+    char user[128];     /* ACL user for AUTH; empty: the default user */
     char password[256]; /* empty: no AUTH */
     int db;
     int nsentinels; /* sentinel://: how many of `sentinels` there are */

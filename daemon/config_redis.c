@@ -12,9 +12,9 @@
 /* ---- redis URLs --------------------------------------------------------- */
 
 #define REDIS_FORMS                                                                                \
-    "redis://[:password@]host[:port][/db], unix:///path[?db=N], "                                \
-    "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "                          \
-    "cluster://[:password@]host[:port][,host[:port]...]"
+    "redis[s]://[[user]:password@]host[:port][/db], unix:///path[?db=N], "                       \
+    "sentinel[s]://[[user]:password@]host[:port][,host[:port]...]/master[/db] or "                 \
+    "cluster[s]://[[user]:password@]host[:port][,host[:port]...]"
 #define SENTINEL_PORT 26379
 
 /* Copies url into buf with any password replaced by "***", for messages. */
@@ -67,18 +67,26 @@ static int decode_password(const char *s, size_t len, config_redis_url *u, char 
     return 0;
 }
 
-/* userinfo is ":password", "password" or "default:password" (Redis's
- * default user, the same as a bare AUTH password). */
+/* userinfo is ":password", "password", or "user:password" (AUTH user
+ * password, Redis 6 ACLs; "default:password" is the bare AUTH password). */
 static int parse_userinfo(const char *s, size_t len, config_redis_url *u, char *err, size_t errlen)
 {
     const char *colon = memchr(s, ':', len);
     if (colon == NULL)
         return decode_password(s, len, u, err, errlen);
     size_t ulen = (size_t)(colon - s);
-    if (ulen != 0 && !(ulen == 7 && strncmp(s, "default", 7) == 0))
-        return config_fail(err, errlen,
-                           "ACL user names are not supported by hiredis 0.14; "
-                           "use redis://:password@host");
+    if (ulen >= sizeof u->user)
+        return config_fail(err, errlen, "the Redis user name is longer than %zu bytes",
+                           sizeof u->user - 1);
+    for (size_t i = 0; i < ulen; i++)
+        if (!isgraph((unsigned char)s[i]) || s[i] == '%')
+            return config_fail(err, errlen,
+                               "invalid Redis user name \"%.*s\" (printable, no spaces or '%%')",
+                               (int)ulen, s);
+    if (!(ulen == 7 && strncmp(s, "default", 7) == 0)) {
+        memcpy(u->user, s, ulen);
+        u->user[ulen] = '\0';
+    }
     return decode_password(colon + 1, len - ulen - 1, u, err, errlen);
 }
 
@@ -278,16 +286,18 @@ int config_parse_redis_url(const char *url, config_redis_url *out, char *err, si
         return config_fail(err, errlen, "missing Redis URL");
     if (strncasecmp(url, "redis://", 8) == 0)
         rc = parse_tcp_url(url + 8, &u, err, errlen);
+    else if (strncasecmp(url, "rediss://", 9) == 0)
+        u.tls = 1, rc = parse_tcp_url(url + 9, &u, err, errlen);
     else if (strncasecmp(url, "unix://", 7) == 0)
         rc = parse_unix_url(url + 7, &u, err, errlen);
     else if (strncasecmp(url, "sentinel://", 11) == 0)
         rc = parse_sentinel_url(url + 11, &u, err, errlen);
+    else if (strncasecmp(url, "sentinels://", 12) == 0)
+        u.tls = 1, rc = parse_sentinel_url(url + 12, &u, err, errlen);
     else if (strncasecmp(url, "cluster://", 10) == 0)
         rc = parse_cluster_url(url + 10, &u, err, errlen);
-    else if (strncasecmp(url, "rediss://", 9) == 0)
-        rc = config_fail(err, errlen,
-                         "TLS (rediss://) is not supported by hiredis 0.14; "
-                         "connect through a local TLS tunnel (stunnel) with redis://");
+    else if (strncasecmp(url, "clusters://", 11) == 0)
+        u.tls = 1, rc = parse_cluster_url(url + 11, &u, err, errlen);
     else
         rc = config_fail(err, errlen, "invalid Redis URL \"%s\" (expected " REDIS_FORMS ")",
                          redact(url, shown, sizeof shown));
@@ -311,6 +321,11 @@ int config_redis(const config *c, config_redis_url *out, char *err, size_t errle
                            "sentinel_password is set, but the redis URL names no Sentinels "
                            "(sentinel://...)");
     memcpy(u.sentinel_password, c->sentinel_password, sizeof u.sentinel_password);
+    if (!u.tls && (c->redis_tls_ca_file[0] != '\0' || c->redis_tls_cert_file[0] != '\0' ||
+                   c->redis_tls_server_name[0] != '\0' || strcmp(c->redis_tls_verify, "full") != 0))
+        return config_fail(err, errlen,
+                           "redis_tls_* settings are given, but the redis URL does not ask for "
+                           "TLS (rediss://, sentinels:// or clusters://)");
     *out = u;
     return 0;
 }

@@ -185,13 +185,16 @@ static const redisReply *map_get(const redisReply *m, const char *name)
 }
 
 /* The master of one shard of a CLUSTER SHARDS answer (its "nodes" entry
- * whose role is master), as a node index; -1 when it names none usable. */
+ * whose role is master), as a node index; -1 when it names none usable.
+ * (CLUSTER SLOTS and MOVED give a TLS client the TLS ports already.) */
 static int shard_master(l2cluster *cl, int from, const redisReply *nodes)
 {
     for (size_t j = 0; nodes != NULL && nodes->type == REDIS_REPLY_ARRAY && j < nodes->elements;
          j++) {
         const redisReply *n = nodes->element[j], *role = map_get(n, "role");
-        const redisReply *port = map_get(n, "port"), *ep = map_get(n, "endpoint");
+        /* over TLS, the node's TLS port (CLUSTER SHARDS gives both kinds) */
+        const redisReply *port = map_get(n, cl->url.tls ? "tls-port" : "port");
+        const redisReply *ep = map_get(n, "endpoint");
         if (ep == NULL || ep->type != REDIS_REPLY_STRING || ep->len == 0 || strcmp(ep->str, "?") == 0)
             ep = map_get(n, "ip"); /* no endpoint: its address */
         if (role == NULL || role->type != REDIS_REPLY_STRING || strcmp(role->str, "master") != 0 ||

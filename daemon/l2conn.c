@@ -1,8 +1,8 @@
 /* One Redis connection with reconnect and backoff, found through Sentinel
  * when the URL says so; see l2conn.h.
- * Invariant: c->ctx is NULL or a connection that has answered every command
+ * Invariant: c->io is NULL or a connection that has answered every command
  * sent on it (a timed-out or broken connection is freed at once, because a
- * blocking hiredis context cannot tell a late answer from the next one). */
+ * blocking connection cannot tell a late answer from the next one). */
 #include "l2conn.h"
 
 #include <errno.h>
@@ -20,8 +20,8 @@ struct l2conn {
     char name[32];
     char where[420]; /* "host:port", the socket path or the master, for messages */
     int64_t connect_timeout_ms;
-    redisContext *ctx;
-    int64_t cur_timeout_ms;      /* what redisSetTimeout last set on ctx */
+    l2io *io;
+    int64_t cur_timeout_ms;      /* what l2io_set_timeout last set on io */
     int64_t retry_at;            /* no connect attempt before this time */
     int64_t down_since;          /* when the backoff began */
     l2conn_shared *shared; /* the pool's, or NULL */
@@ -34,14 +34,6 @@ struct l2conn {
     hist *rtt; /* each command's round trip, or NULL */
     char err[640];
 };
-
-static struct timeval ms_to_tv(int64_t ms)
-{
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
 
 static void describe(const config_redis_url *url, char *where, size_t size)
 {
@@ -107,10 +99,8 @@ int l2conn_create(l2conn **out, const config_redis_url *url, int64_t connect_tim
  * `retry_now`, else after the backoff. */
 static void drop(l2conn *c, int retry_now)
 {
-    if (c->ctx != NULL) {
-        redisFree(c->ctx);
-        c->ctx = NULL;
-    }
+    l2io_free(c->io);
+    c->io = NULL;
     if (c->counted && c->shared != NULL)
         atomic_fetch_sub(&c->shared->up_count, 1);
     c->counted = 0;
@@ -158,7 +148,7 @@ int l2conn_maybe_ran(const l2conn *c)
 
 int l2conn_connected(const l2conn *c)
 {
-    return c->ctx != NULL;
+    return c->io != NULL;
 }
 
 const char *l2conn_error(const l2conn *c)
@@ -182,12 +172,12 @@ static redisReply *command(l2conn *c, int64_t timeout_ms, l2_status *status, int
                            const char **argv, const size_t *lens)
 {
     if (timeout_ms != c->cur_timeout_ms) {
-        redisSetTimeout(c->ctx, ms_to_tv(timeout_ms));
+        l2io_set_timeout(c->io, timeout_ms);
         c->cur_timeout_ms = timeout_ms;
     }
     c->maybe_sent = 1;
     int64_t t0 = c->rtt != NULL ? hist_now_us() : 0;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    redisReply *r = l2io_command(c->io, argc, argv, lens);
     if (c->rtt != NULL) {
         int64_t us = hist_now_us() - t0;
         hist_record(c->rtt, us > 0 ? (uint64_t)us : 0);
@@ -196,9 +186,9 @@ static redisReply *command(l2conn *c, int64_t timeout_ms, l2_status *status, int
         c->maybe_sent = 0; /* Redis answered: the outcome is known */
         return r;
     }
-    int timed_out = c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+    int timed_out = l2io_timed_out(c->io);
     snprintf(c->err, sizeof c->err, "redis %s: %s", c->where,
-             timed_out ? "timed out" : c->ctx->errstr);
+             timed_out ? "timed out" : l2io_errstr(c->io));
     *status = timed_out ? L2_ETIMEOUT : L2_EDOWN;
     log_warn("%s: %s; reconnecting", c->name, c->err);
     drop(c, timed_out);
@@ -208,7 +198,7 @@ static redisReply *command(l2conn *c, int64_t timeout_ms, l2_status *status, int
 redisReply *l2conn_call(l2conn *c, int64_t timeout_ms, l2_status *status, int argc,
                         const char **argv, const size_t *lens)
 {
-    if (c->ctx == NULL) {
+    if (c->io == NULL) {
         *status = L2_EDOWN;
         return NULL;
     }
@@ -217,12 +207,12 @@ redisReply *l2conn_call(l2conn *c, int64_t timeout_ms, l2_status *status, int ar
 }
 
 /* Runs one command of a dial's handshake; returns 0 when Redis accepted it. */
-static int dial_command(redisContext *ctx, const char *where, int argc, const char **argv,
-                        char *err, size_t errlen)
+static int dial_command(l2io *io, const char *where, int argc, const char **argv, char *err,
+                        size_t errlen)
 {
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    redisReply *r = l2io_command(io, argc, argv, NULL);
     if (r == NULL)
-        snprintf(err, errlen, "redis %s: %s: %s", where, argv[0], ctx->errstr);
+        snprintf(err, errlen, "redis %s: %s: %s", where, argv[0], l2io_errstr(io));
     else if (r->type == REDIS_REPLY_ERROR)
         snprintf(err, errlen, "redis %s: %s failed: %s", where, argv[0], r->str);
     int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
@@ -231,34 +221,58 @@ static int dial_command(redisContext *ctx, const char *where, int argc, const ch
     return ok ? 0 : -1;
 }
 
+/* Connects to host:port as url says (plain or TLS), or says why in err,
+ * after "redis WHERE: " unless `where` is NULL. */
+static l2io *dial_one(const config_redis_url *url, const char *host, int port, const char *where,
+                      int64_t timeout_ms, char *err, size_t errlen)
+{
+    char why[400];
+    l2io *io = NULL;
+    if (url->tls && url->tls_ctx == NULL)
+        snprintf(why, sizeof why, "TLS is not set up");
+    else if (l2io_connect(&io, host, port, url->is_unix, url->tls ? url->tls_ctx : NULL,
+                          timeout_ms, why, sizeof why) == 0)
+        return io;
+    if (where != NULL)
+        snprintf(err, errlen, "redis %s: %s", where, why);
+    else
+        snprintf(err, errlen, "%s", why);
+    return NULL;
+}
+
+/* AUTH as url says: "AUTH password", or "AUTH user password" with a user. */
+static int dial_auth(l2io *io, const char *where, const char *user, const char *password,
+                     char *err, size_t errlen)
+{
+    if (password[0] == '\0')
+        return 0;
+    const char *argv[] = {"AUTH", user, password};
+    if (user[0] == '\0')
+        argv[1] = password;
+    return dial_command(io, where, user[0] != '\0' ? 3 : 2, argv, err, errlen);
+}
+
 /* Connects to one server and runs AUTH and SELECT as url asks. */
-static redisContext *dial_server(const config_redis_url *url, int64_t timeout_ms, char *err,
-                                 size_t errlen)
+static l2io *dial_server(const config_redis_url *url, int64_t timeout_ms, char *err,
+                         size_t errlen)
 {
     char where[400], db[16];
     describe(url, where, sizeof where);
-    struct timeval tv = ms_to_tv(timeout_ms);
-    redisContext *ctx = url->is_unix ? redisConnectUnixWithTimeout(url->host, tv)
-                                     : redisConnectWithTimeout(url->host, url->port, tv);
-    if (ctx == NULL || ctx->err != 0) {
-        snprintf(err, errlen, "redis %s: connect: %s", where,
-                 ctx != NULL ? ctx->errstr : "out of memory");
-        if (ctx != NULL)
-            redisFree(ctx);
+    l2io *io = dial_one(url, url->host, url->port, where, timeout_ms, err, errlen);
+    if (io == NULL)
         return NULL;
-    }
-    redisSetTimeout(ctx, tv);
-    if (!url->is_unix)
-        redisEnableKeepAlive(ctx);
     snprintf(db, sizeof db, "%d", url->db);
-    const char *auth[] = {"AUTH", url->password};
-    const char *sel[] = {"SELECT", db};
-    if ((url->password[0] != '\0' && dial_command(ctx, where, 2, auth, err, errlen) != 0) ||
-        (url->db != 0 && dial_command(ctx, where, 2, sel, err, errlen) != 0)) {
-        redisFree(ctx);
+    const char *sel[] = {"SELECT", db}, *ping[] = {"PING"};
+    /* In TLS 1.3 a server that refuses our certificate says so after the
+     * handshake: one round trip on every new connection finds out. */
+    int checked = url->password[0] != '\0' || url->db != 0;
+    if (dial_auth(io, where, url->user, url->password, err, errlen) != 0 ||
+        (url->db != 0 && dial_command(io, where, 2, sel, err, errlen) != 0) ||
+        (url->tls && !checked && dial_command(io, where, 1, ping, err, errlen) != 0)) {
+        l2io_free(io);
         return NULL;
     }
-    return ctx;
+    return io;
 }
 
 /* Sentinel resolution, after the Redis "Sentinel clients" guidelines. */
@@ -270,22 +284,18 @@ static redisContext *dial_server(const config_redis_url *url, int64_t timeout_ms
 static int ask_sentinel(const config_redis_url *url, const config_redis_addr *s,
                         int64_t timeout_ms, config_redis_addr *out, char *why, size_t whylen)
 {
-    struct timeval tv = ms_to_tv(timeout_ms);
-    redisContext *ctx = redisConnectWithTimeout(s->host, s->port, tv);
     int rv = -1;
-    if (ctx == NULL || ctx->err != 0) {
-        snprintf(why, whylen, "connect: %s", ctx != NULL ? ctx->errstr : "out of memory");
+    config_redis_url one = *url;
+    one.is_unix = 0;
+    l2io *io = dial_one(&one, s->host, s->port, NULL, timeout_ms, why, whylen);
+    if (io == NULL)
         goto done;
-    }
-    redisSetTimeout(ctx, tv);
-    const char *auth[] = {"AUTH", url->sentinel_password};
-    if (url->sentinel_password[0] != '\0' &&
-        dial_command(ctx, "Sentinel", 2, auth, why, whylen) != 0)
+    if (dial_auth(io, "Sentinel", "", url->sentinel_password, why, whylen) != 0)
         goto done;
     const char *ask[] = {"SENTINEL", "get-master-addr-by-name", url->master};
-    redisReply *r = redisCommandArgv(ctx, 3, ask, NULL);
+    redisReply *r = l2io_command(io, 3, ask, NULL);
     if (r == NULL) {
-        snprintf(why, whylen, "%s", ctx->errstr);
+        snprintf(why, whylen, "%s", l2io_errstr(io));
     } else if (r->type == REDIS_REPLY_NIL) {
         snprintf(why, whylen, "knows no such master");
         rv = 0;
@@ -304,8 +314,7 @@ static int ask_sentinel(const config_redis_url *url, const config_redis_addr *s,
     if (r != NULL)
         freeReplyObject(r);
 done:
-    if (ctx != NULL)
-        redisFree(ctx);
+    l2io_free(io);
     return rv;
 }
 
@@ -340,15 +349,16 @@ static int resolve(config_redis_url *url, int64_t timeout_ms, config_redis_addr 
     return -1;
 }
 
-/* Whether ctx's server says it is a master (ROLE). Returns 0, or -1 with
+/* Whether io's server says it is a master (ROLE). Returns 0, or -1 with
  * err set. */
-static int check_master(redisContext *ctx, const char *where, char *err, size_t errlen)
+static int check_master(l2io *io, const char *where, char *err, size_t errlen)
 {
-    redisReply *r = redisCommand(ctx, "ROLE");
+    const char *role[] = {"ROLE"};
+    redisReply *r = l2io_command(io, 1, role, NULL);
     int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
              r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
     if (r == NULL)
-        snprintf(err, errlen, "redis %s: ROLE: %s", where, ctx->errstr);
+        snprintf(err, errlen, "redis %s: ROLE: %s", where, l2io_errstr(io));
     else if (!ok)
         snprintf(err, errlen,
                  "redis %s: the Sentinels name it, but ROLE says it is %s, not a master "
@@ -366,8 +376,7 @@ static int check_master(redisContext *ctx, const char *where, char *err, size_t 
 /* Dials the nodes of a cluster:// URL in turn; the first that answers
  * moves to the front of url->seeds. Any node serves pub/sub (classic
  * PUBLISH reaches every node's subscribers over the cluster bus). */
-static redisContext *dial_any_node(config_redis_url *url, int64_t timeout_ms, char *err,
-                                   size_t errlen)
+static l2io *dial_any_node(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
 {
     char tried[600] = "", why[300];
     size_t used = 0;
@@ -376,13 +385,13 @@ static redisContext *dial_any_node(config_redis_url *url, int64_t timeout_ms, ch
         config_redis_addr s = url->seeds[i];
         memcpy(one.host, s.host, sizeof one.host);
         one.port = s.port;
-        redisContext *ctx = dial_server(&one, timeout_ms, why, sizeof why);
-        if (ctx != NULL) {
+        l2io *io = dial_server(&one, timeout_ms, why, sizeof why);
+        if (io != NULL) {
             memmove(&url->seeds[1], &url->seeds[0], sizeof s * (size_t)i);
             url->seeds[0] = s;
             memcpy(url->host, s.host, sizeof url->host);
             url->port = s.port;
-            return ctx;
+            return io;
         }
         if (used < sizeof tried)
             used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", i > 0 ? "; " : "",
@@ -392,7 +401,7 @@ static redisContext *dial_any_node(config_redis_url *url, int64_t timeout_ms, ch
     return NULL;
 }
 
-redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
+l2io *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen)
 {
     if (url->nseeds > 0)
         return dial_any_node(url, timeout_ms, err, errlen);
@@ -404,19 +413,19 @@ redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, 
     config_redis_url master = *url;
     memcpy(master.host, addr.host, sizeof master.host);
     master.port = addr.port;
-    redisContext *ctx = dial_server(&master, timeout_ms, err, errlen);
+    l2io *io = dial_server(&master, timeout_ms, err, errlen);
     char where[400];
     describe(&master, where, sizeof where);
-    if (ctx != NULL && check_master(ctx, where, err, errlen) != 0) {
-        redisFree(ctx);
+    if (io != NULL && check_master(io, where, err, errlen) != 0) {
+        l2io_free(io);
         return NULL;
     }
-    return ctx;
+    return io;
 }
 
 l2_status l2conn_connect(l2conn *c, int64_t now)
 {
-    if (c->ctx != NULL)
+    if (c->io != NULL)
         return L2_OK;
     /* Inside the backoff, unless another handle got through since it began:
      * Redis is back, and this handle should not sit it out. */
@@ -425,8 +434,8 @@ l2_status l2conn_connect(l2conn *c, int64_t now)
         snprintf(c->err, sizeof c->err, "redis %s is unreachable (retrying)", c->where);
         return L2_EDOWN;
     }
-    c->ctx = l2conn_dial(&c->url, c->connect_timeout_ms, c->err, sizeof c->err);
-    if (c->ctx == NULL) {
+    c->io = l2conn_dial(&c->url, c->connect_timeout_ms, c->err, sizeof c->err);
+    if (c->io == NULL) {
         if (c->was_up != 0)
             log_warn("%s: %s", c->name, c->err);
         shared_set_error(c->shared, c->err);
@@ -436,15 +445,15 @@ l2_status l2conn_connect(l2conn *c, int64_t now)
     }
     if (c->url.nsentinels > 0 || c->url.nseeds > 0) { /* the server found this time */
         config_redis_url at = c->url;
-        snprintf(at.host, sizeof at.host, "%s", c->ctx->tcp.host != NULL ? c->ctx->tcp.host : "");
-        at.port = c->ctx->tcp.port;
+        snprintf(at.host, sizeof at.host, "%s", l2io_host(c->io));
+        at.port = l2io_port(c->io);
         describe(&at, c->where, sizeof c->where);
     }
     c->cur_timeout_ms = c->connect_timeout_ms;
     if (c->setup != NULL && c->setup(c->setup_arg, c) != 0) {
         log_warn("%s: %s", c->name, c->err);
         shared_set_error(c->shared, c->err);
-        if (c->ctx != NULL)
+        if (c->io != NULL)
             drop(c, 0);
         c->was_up = 0;
         return L2_EDOWN;
@@ -466,7 +475,7 @@ l2_status l2conn_connect(l2conn *c, int64_t now)
 redisReply *l2conn_run(l2conn *c, int64_t timeout_ms, int once, l2_status *status, int argc,
                        const char **argv, const size_t *lens)
 {
-    int reused = c->ctx != NULL && !once;
+    int reused = c->io != NULL && !once;
     c->maybe_sent = 0;
     if ((*status = l2conn_connect(c, units_now_ms())) != L2_OK)
         return NULL;
@@ -492,7 +501,7 @@ redisReply *l2conn_run(l2conn *c, int64_t timeout_ms, int once, l2_status *statu
 
 l2_status l2conn_ping(l2conn *c, int64_t timeout_ms)
 {
-    if (c->ctx == NULL)
+    if (c->io == NULL)
         return l2conn_connect(c, units_now_ms());
     const char *argv[] = {"PING"};
     l2_status status;

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "hist.h"
+#include "l2io.h"
 
 typedef struct l2conn l2conn;
 
@@ -30,20 +31,21 @@ typedef enum l2_status {
     L2_EREPLY,   /* Redis answered with an error (message in l2conn_error) */
 } l2_status;
 
-/* Connects to `url` and runs AUTH and SELECT as it asks, with timeout_ms
- * for the connect and for each later read or write (a blocking context).
+/* Connects to `url` (over TLS for rediss://, sentinels:// and clusters://,
+ * with url->tls_ctx) and runs AUTH and SELECT as it asks, with timeout_ms
+ * for the connect and for each later read or write (a blocking connection).
  * With Sentinels, first finds the master as the Redis "Sentinel clients"
  * guidelines say: asks each Sentinel in turn (at most 300 ms each) for
  * url->master, moves the first that answers to the front of
  * url->sentinels (so url is the caller's, kept between dials), and checks
- * with ROLE that the address it gave is a master. Returns the context
- * (free with redisFree()), or NULL with a message naming Redis and the
+ * with ROLE that the address it gave is a master. Returns the connection
+ * (free with l2io_free()), or NULL with a message naming Redis and the
  * problem in err: "no Sentinel answers" and "no Sentinel knows a master
  * named" are the two ways resolution fails. A cluster:// URL is dialled as
  * one server, the first of its nodes that answers (moved to the front of
  * url->seeds), for what any node serves (pub/sub); l2cluster.h routes
  * keys. */
-redisContext *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen);
+l2io *l2conn_dial(config_redis_url *url, int64_t timeout_ms, char *err, size_t errlen);
 
 /* What the handles of one pool share: when any of them last connected (a
  * handle in its backoff tries again at once when another got through

@@ -18,7 +18,6 @@
 #include "lane.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -60,14 +59,14 @@ typedef struct landing {
 } landing;
 
 struct lane {
-    /* mu guards ctx (its output buffer and its reader alike), the ring and
-     * every flag down to wake_at. Only the lane's thread sets or frees ctx. */
+    /* mu guards io (its output buffer and its reader alike), the ring and
+     * every flag down to wake_at. Only the lane's thread sets or frees io. */
     pthread_mutex_t mu;
-    redisContext *ctx; /* owned; NULL while down */
+    l2io *io; /* owned; NULL while down */
     slot *ring;        /* owned: cap slots, n in flight from head */
     size_t cap, head, n;
-    int want_write; /* part of a write is still in ctx's buffer */
-    int broken;     /* a caller's write failed: the thread drops ctx */
+    int want_write; /* part of a write is still in io's buffer */
+    int broken;     /* a caller's write failed: the thread drops io */
     int hung;       /* the last connection was dropped for not answering */
     int stopping;
     int64_t wake_at; /* when the thread will wake at the latest */
@@ -95,7 +94,7 @@ int lane_get(lane *ln, const l2_key *k, uint64_t version, int64_t deadline, void
     return lane_get_to(ln, k, version, deadline, req, ln->done, ln->arg);
 }
 
-/* Appends the nine commands of a read of k to ctx's buffer and its slot to
+/* Appends the nine commands of a read of k to io's buffer and its slot to
  * the ring; returns 0, or -1 when the lane cannot take it (down, full,
  * stopping, or out of memory). Sets *signal when the thread must wake
  * sooner than it means to. Needs mu held. */
@@ -104,7 +103,7 @@ static int append_locked(lane *ln, const l2_key *k, uint64_t version, int64_t de
 {
     char vkey[KS_NSVER_KEY_MAX], small[512];
     size_t vklen = ks_nsver_key(vkey, k->prefix, k->ns, k->nslen);
-    if (vklen == 0 || ln->ctx == NULL || ln->broken || ln->stopping || ln->n == ln->cap)
+    if (vklen == 0 || ln->io == NULL || ln->broken || ln->stopping || ln->n == ln->cap)
         return -1;
     /* the data key and its swr and neg companions (keyspace.h) */
     size_t one = ks_data_key_max(k->prefix, k->nslen, version, k->klen);
@@ -133,7 +132,7 @@ static int append_locked(lane *ln, const l2_key *k, uint64_t version, int64_t de
                                        {4, lens[2]}, {4},          {4}};
     static const int argc[NCOMMANDS] = {1, 2, 2, 2, 2, 2, 2, 1, 1};
     for (int i = 0; i < NCOMMANDS && !ln->broken; i++)
-        if (redisAppendCommandArgv(ln->ctx, argc[i], argv[i], argl[i]) != REDIS_OK)
+        if (l2io_append(ln->io, argc[i], argv[i], argl[i]) != 0)
             ln->broken = 1; /* out of memory: the replies would not match the ring */
     if (buf != small)
         free(buf);
@@ -158,7 +157,7 @@ static void flush_locked(lane *ln, int *signal)
     int written = 0;
     if (ln->broken)
         *signal = 1;
-    else if (!ln->want_write && redisBufferWrite(ln->ctx, &written) != REDIS_OK)
+    else if (!ln->want_write && l2io_flush(ln->io, &written) != 0)
         ln->broken = 1, *signal = 1;
     else if (!written)
         ln->want_write = 1, *signal = 1;
@@ -271,8 +270,8 @@ static size_t take_all_locked(lane *ln, lane_status status, landing *out)
 static size_t drop_locked(lane *ln, const char *why, lane_status status, landing *out)
 {
     log_warn("read lane: %s; Gets go through the workers until it reconnects", why);
-    redisFree(ln->ctx);
-    ln->ctx = NULL;
+    l2io_free(ln->io);
+    ln->io = NULL;
     ln->want_write = ln->broken = 0;
     ln->hung = status == LANE_TIMEOUT;
     atomic_store(&ln->up, 0);
@@ -288,22 +287,23 @@ static size_t collect_locked(lane *ln, int readable, int writable, int64_t now, 
     int done;
     if (ln->broken)
         return drop_locked(ln, "a write to redis failed", LANE_RETRY, out);
-    if (writable && ln->want_write) {
-        if (redisBufferWrite(ln->ctx, &done) != REDIS_OK) {
-            snprintf(why, sizeof why, "write: %s", ln->ctx->errstr);
+    /* TLS may need to read before a write goes on: readable retries it too. */
+    if ((writable || readable) && ln->want_write) {
+        if (l2io_flush(ln->io, &done) != 0) {
+            snprintf(why, sizeof why, "%s", l2io_errstr(ln->io));
             return drop_locked(ln, why, LANE_RETRY, out);
         }
         ln->want_write = !done;
     }
-    if (readable && redisBufferRead(ln->ctx) != REDIS_OK) {
-        snprintf(why, sizeof why, "read: %s", ln->ctx->errstr);
+    if (readable && l2io_fill(ln->io) != 0) {
+        snprintf(why, sizeof why, "%s", l2io_errstr(ln->io));
         return drop_locked(ln, why, LANE_RETRY, out);
     }
     size_t n = 0;
-    void *r;
+    redisReply *r;
     while (ln->n > 0) {
-        if (redisGetReplyFromReader(ln->ctx, &r) != REDIS_OK) {
-            snprintf(why, sizeof why, "bad reply: %s", ln->ctx->errstr);
+        if (l2io_next(ln->io, &r) != 0) {
+            snprintf(why, sizeof why, "%s", l2io_errstr(ln->io));
             return n + drop_locked(ln, why, LANE_RETRY, out + n);
         }
         if (r == NULL)
@@ -375,34 +375,33 @@ static void deliver(lane *ln, landing *out, size_t n)
 }
 
 /* Connects (blocking, with the connect timeout) and makes the socket
- * non-blocking. Returns the context or NULL. */
-static redisContext *connect_lane(lane *ln, int was_up)
+ * non-blocking. Returns the connection or NULL. */
+static l2io *connect_lane(lane *ln, int was_up)
 {
     char err[600];
-    redisContext *ctx = l2conn_dial(&ln->url, ln->connect_timeout_ms, err, sizeof err);
-    if (ctx == NULL) {
+    l2io *io = l2conn_dial(&ln->url, ln->connect_timeout_ms, err, sizeof err);
+    if (io == NULL) {
         if (was_up)
             log_warn("read lane: %s", err);
         return NULL;
     }
-    redisReply *pong = redisCommand(ctx, "PING"); /* a paused Redis accepts, but is not up */
+    const char *ping[] = {"PING"};
+    redisReply *pong = l2io_command(io, 1, ping, NULL); /* a paused Redis accepts, but is not up */
     if (pong == NULL || pong->type == REDIS_REPLY_ERROR) {
         if (was_up)
-            log_warn("read lane: PING: %s", pong != NULL ? pong->str : ctx->errstr);
+            log_warn("read lane: PING: %s", pong != NULL ? pong->str : l2io_errstr(io));
         if (pong != NULL)
             freeReplyObject(pong);
-        redisFree(ctx);
+        l2io_free(io);
         return NULL;
     }
     freeReplyObject(pong);
-    int fl = fcntl(ctx->fd, F_GETFL);
-    if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    if (l2io_set_nonblocking(io) != 0) {
         log_warn("read lane: cannot make the socket non-blocking: %s", strerror(errno));
-        redisFree(ctx);
+        l2io_free(io);
         return NULL;
     }
-    ctx->flags &= ~REDIS_BLOCK;
-    return ctx;
+    return io;
 }
 
 static void *lane_main(void *arg)
@@ -420,21 +419,21 @@ static void *lane_main(void *arg)
             deliver(ln, ln->out, n);
             return NULL;
         }
-        redisContext *ctx = ln->ctx;
+        l2io *io = ln->io;
         int events = POLLIN | (ln->want_write ? POLLOUT : 0);
-        ln->wake_at = ctx != NULL ? next_wake_locked(ln, now) : retry_at;
+        ln->wake_at = io != NULL ? next_wake_locked(ln, now) : retry_at;
         int64_t wait = ln->wake_at - now;
         pthread_mutex_unlock(&ln->mu);
 
-        if (ctx == NULL && now >= retry_at) {
-            ctx = connect_lane(ln, was_up);
-            if (ctx == NULL) {
+        if (io == NULL && now >= retry_at) {
+            io = connect_lane(ln, was_up);
+            if (io == NULL) {
                 retry_at = units_now_ms() + backoff_fail(&bo);
                 was_up = 0;
                 continue;
             }
             pthread_mutex_lock(&ln->mu);
-            ln->ctx = ctx;
+            ln->io = io;
             pthread_mutex_unlock(&ln->mu);
             atomic_store(&ln->up, 1);
             backoff_reset(&bo);
@@ -442,7 +441,7 @@ static void *lane_main(void *arg)
             continue;
         }
         struct pollfd p[2] = {{.fd = ln->wakefd, .events = POLLIN},
-                              {.fd = ctx != NULL ? ctx->fd : -1, .events = (short)events}};
+                              {.fd = io != NULL ? l2io_fd(io) : -1, .events = (short)events}};
         if (poll(p, 2, wait > 0 ? (int)wait : 0) < 0 && errno != EINTR) {
             log_error("read lane: poll: %s", strerror(errno));
             poll(NULL, 0, 10);
@@ -452,15 +451,15 @@ static void *lane_main(void *arg)
             if (read(ln->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
                 log_warn("read lane: eventfd: %s", strerror(errno));
         }
-        if (ctx == NULL)
+        if (io == NULL)
             continue;
         pthread_mutex_lock(&ln->mu);
         size_t n =
             collect_locked(ln, (p[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0,
                            (p[1].revents & (POLLOUT | POLLERR)) != 0, units_now_ms(), ln->out);
-        if (ln->ctx == NULL && ln->hung) { /* Redis is stuck: give it a while */
+        if (ln->io == NULL && ln->hung) { /* Redis is stuck: give it a while */
             retry_at = units_now_ms() + backoff_fail(&bo);
-        } else if (ln->ctx == NULL) { /* a connection that broke: try again at once */
+        } else if (ln->io == NULL) { /* a connection that broke: try again at once */
             retry_at = units_now_ms();
         }
         pthread_mutex_unlock(&ln->mu);
@@ -524,8 +523,7 @@ void lane_destroy(lane *ln)
     pthread_mutex_unlock(&ln->mu);
     wake(ln);
     pthread_join(ln->thread, NULL);
-    if (ln->ctx != NULL)
-        redisFree(ln->ctx);
+    l2io_free(ln->io);
     close(ln->wakefd);
     pthread_mutex_destroy(&ln->mu);
     free(ln->ring);

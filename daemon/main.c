@@ -18,6 +18,7 @@
 #include "hitwarn.h"
 #include "jobq.h"
 #include "l1.h"
+#include "l2tls.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -227,17 +228,27 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
  * lane and lease waits, whose calls go to the workers or are answered; the
  * workers, which answer every call still queued, through the server's
  * contexts), then the parts are freed; the ring last, when nothing can
- * publish to it any more. Accepts what setup() left half made. Returns 0,
+ * publish to it any more. Accepts what setup() left half made. With
+ * `drained` (the drain left no call anywhere) the server closes first, so
+ * that the clients whose requests came during the drain see their
+ * connections closed at once, not after the slower parts stop. Returns 0,
  * or -1 when nng did not close the socket within SERVER_CLOSE_MS: then
  * only the ring is closed, and the caller ends the process. */
-static int teardown(parts *p)
+static int teardown(parts *p, int drained)
 {
     notify_destroy(p->sd);
     metrics_destroy(p->metrics); /* before the service: it reads the service's parts */
+    if (drained && server_close(p->srv, SERVER_CLOSE_MS) != 0) {
+        ring_close(p->ring);
+        return -1;
+    }
+    if (drained)
+        p->srv = NULL;
     sub_destroy(p->sub);
     service_quiesce(p->svc);
-    jobq_destroy(p->q);
+    jobq_stop(p->q);
     pub_destroy(p->pub); /* after the workers: their last writes' batch, then the bye */
+    jobq_destroy(p->q);  /* after the publisher, which asks it whether Redis is up */
     if (server_close(p->srv, SERVER_CLOSE_MS) != 0) {
         ring_close(p->ring);
         return -1;
@@ -308,10 +319,16 @@ static void log_acl(parts *p, const char *when)
 
 /* SIGHUP: the configuration read again (config_reload()), then the acl
  * rules rebuilt from it, their user and group names resolved anew. */
-static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap)
+static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t request_cap,
+                   l2tls *tls)
 {
     char err[512];
     config_reload(cfg, cl->argc, cl->argv, request_cap);
+    if (tls != NULL && l2tls_reload(tls, cfg, err, sizeof err) != 0)
+        log_error("SIGHUP: TLS: %s; new connections to Redis keep the old certificates", err);
+    else if (tls != NULL)
+        log_info("SIGHUP: TLS: CA and client certificate files read again; new connections to "
+                 "Redis use them");
     if (service_reload_acl(p->svc, cfg->acl, err, sizeof err) != 0)
         log_error("SIGHUP: acl: %s; the acl rules stay as they were", err);
     else
@@ -323,6 +340,7 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
 {
     parts p = {0};
     int code = 1;
+    size_t left = 1; /* calls the drain left; none drained yet */
     if (setup(&p, cfg, url) != 0)
         goto out;
     log_info("nearcached %s listening on %s (node %s, redis %s%s, l1 %" PRIu64
@@ -337,18 +355,18 @@ static int run(config *cfg, const config_redis_url *url, const sigset_t *stop,
     int64_t next_check = units_now_ms() + cfg->hit_ratio_interval_ms;
     uint64_t request_cap = config_max_request(cfg); /* the socket's, from now on */
     while ((sig = next_signal(&p, cfg, stop, &next_check)) == SIGHUP)
-        reload(&p, cfg, cl, request_cap);
+        reload(&p, cfg, cl, request_cap, url->tls_ctx);
     log_info("%s: stopping; finishing requests in flight", strsignal(sig));
     notify_stopping(p.sd, "stopping: finishing requests in flight");
     metrics_stopping(p.metrics);
     if (p.ring != NULL)
         ring_serve_until(p.ring, 0); /* near tiers ask the daemon from now on */
-    size_t left = server_drain(p.srv, cfg->shutdown_timeout_ms);
+    left = server_drain(p.srv, cfg->shutdown_timeout_ms);
     if (left > 0)
         log_warn("%zu requests still in flight after shutdown_timeout", left);
     code = 0;
 out:
-    if (teardown(&p) != 0) {
+    if (teardown(&p, left == 0) != 0) {
         /* Safe to leave now: the drain sent every reply that will be sent,
          * the workers answered every call they held, each write that was
          * acknowledged is in Redis, and the near tiers stopped trusting the
@@ -396,6 +414,12 @@ int main(int argc, char **argv)
     log_set_json(config_log_json(&cfg));
     sigset_t stop;
     block_signals(&stop);
+    if (url.tls && l2tls_create(&url.tls_ctx, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "nearcached: %s\n", err);
+        return 2;
+    }
     struct cmdline cl = {argc, argv};
-    return run(&cfg, &url, &stop, &cl);
+    rv = run(&cfg, &url, &stop, &cl);
+    l2tls_destroy(url.tls_ctx);
+    return rv;
 }

@@ -117,9 +117,10 @@ typedef ProtobufCBinaryData (*method_key_at_fn)(const void *req, size_t i);
 uint8_t *method_inval_msg(service *svc, l2 *conn, ProtobufCBinaryData ns, size_t n,
                        method_key_at_fn key_at, const void *req, uint64_t bump_version, size_t *len);
 
-/* With inval_batch = 1 (else nothing): waits until a write's script may
- * start (pub_begin(); at most redis_timeout, as for a Redis command), or
- * answers the call UNAVAILABLE and returns -1.
+/* Waits until a write's script may start (pub_begin(); at most
+ * redis_timeout, as for a Redis command), or answers the call UNAVAILABLE
+ * and returns -1. With inval_batch = 0 too: a daemon that writes is
+ * watched by the others (its heartbeats go out), whoever publishes.
  * After 0, method_publish_end() once the write's keys were handed over
  * (or it failed). */
 int method_publish_begin(service *svc, call *c);

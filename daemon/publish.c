@@ -18,7 +18,6 @@
 #include "units.h"
 
 #define MAX_STREAMS   65   /* coherence.h: 64 workers and the publisher */
-#define BATCH_KEYS    4096 /* most keys one message carries; more wait for the next */
 #define RETRY_MS      20   /* between attempts at a batch that failed */
 #define STOP_ATTEMPTS 3    /* at shutdown, a batch that keeps failing is given up */
 

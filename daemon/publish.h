@@ -62,7 +62,8 @@ int pub_batching(const publisher *p);
  * message is published by its worker after the script (l2_publish()). */
 int pub_sharded(const publisher *p);
 
-/* A write's script is about to start: waits, at most until `deadline`
+/* A write's (or a bump's) script is about to start, whoever publishes its
+ * message: waits, at most until `deadline`
  * (units_now_ms() time), until this node has published on the shared
  * channel within gate_ms, so that the write is in Redis before any other
  * node can count this one silent. Returns 0 (the write is open until

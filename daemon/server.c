@@ -3,8 +3,9 @@
  * between a received request and its sent reply; server_drain() waits for it
  * to reach zero. Once `stopping` is set no call posts a new receive, and a
  * request a context takes after that is parked: neither run nor answered.
- * Its client sees its connection closed when the daemon exits, as R2 of
- * the client rules wants for an invalidation to be kept and sent again.
+ * Its connection is closed as soon as no request on it is in flight, so
+ * its client sees it closed before the reply, as R2 of the client rules
+ * wants for an invalidation to be kept and sent again.
  *
  * A reply waits for its connection to take it (nng writes one reply at a
  * time per connection), holding its context. A client that sends and never
@@ -28,12 +29,8 @@
  * behind it). server_close() bounds that wait.
  *
  * An ipc:// server owns its socket path through a lock file beside it
- * (PATH.lock, flock(2), holding the daemon's pid): the kernel drops the lock
- * the moment its holder's process is gone, so a daemon that takes it knows
- * the socket file is stale and removes it itself, and one that cannot take
- * it knows another daemon lives. nng's own check (connect; unlink only on
- * ECONNREFUSED) is never left to decide, and a second daemon never connects
- * to a live one. */
+ * (socklock.c): nng's own check (connect; unlink only on ECONNREFUSED) is
+ * never left to decide, and a second daemon never connects to a live one. */
 #include "server.h"
 
 #include <errno.h>
@@ -50,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,6 +54,7 @@
 
 #include "explain.h"
 #include "log.h"
+#include "socklock.h"
 #include "units.h"
 
 enum call_phase { CALL_RECV, CALL_SEND, CALL_PARKED };
@@ -76,6 +73,8 @@ struct call {
     int method;       /* enum stats_method, or -1: not timed */
     int tier;         /* enum stats_tier, set by call_set_tier() */
     nng_pipe pipe;    /* the connection the request came on */
+    atomic_int inflight; /* the request is being run and answered */
+    atomic_int parked;   /* it came during the drain: never answered */
     jobq_job job;
     call_state cs; /* the handler's; zeroed per request */
 };
@@ -98,18 +97,16 @@ struct server {
     atomic_size_t busy;
     atomic_int stopping;          /* draining: requests are taken no more */
     atomic_size_t in_handler;     /* calls inside the handler right now */
+    pthread_mutex_t park_mu;      /* parking: which connections to close */
     atomic_uint_fast64_t replies; /* cycles finished: the loop's progress */
     pthread_t watchdog;
     int watchdog_started;
     pthread_mutex_t watchdog_mu;
     pthread_cond_t watchdog_cv;
     uint64_t listener_restarts;
-    int lock_fd; /* PATH.lock of an ipc:// socket, held; -1: none */
-    char lock_path[600];
+    socklock lock; /* PATH.lock of an ipc:// socket */
 };
 
-#define LOCK_SUFFIX  ".lock"
-#define LOCK_WAIT_MS 1000 /* a killed holder may take a moment to be gone */
 #define WATCHDOG_INTERVAL_MS 1000
 #define WATCHDOG_TIMEOUT_MS  1000
 #define REPLY_TAKE_MS        1000 /* for a connection to take a reply */
@@ -293,7 +290,6 @@ static void call_dispatch(call *c, nng_msg *m)
     int64_t now = units_now_ms();
     size_t len = nng_msg_len(m);
     c->req = codec_request_unpack(nng_msg_body(m), len);
-    c->pipe = nng_msg_get_pipe(m);
     nng_msg_free(m);
     if (c->req == NULL) {
         stats_inc(&s->opt.stats->bad_requests);
@@ -322,6 +318,59 @@ static void call_dispatch(call *c, nng_msg *m)
     atomic_fetch_sub(&s->in_handler, 1);
 }
 
+/* Whether a request that came on pipe is in flight. Called with park_mu
+ * held (while draining, inflight only goes from 1 to 0, under it). */
+static int pipe_busy_locked(server *s, nng_pipe pipe)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (atomic_load(&s->calls[i].inflight) &&
+            nng_pipe_id(s->calls[i].pipe) == nng_pipe_id(pipe))
+            return 1;
+    return 0;
+}
+
+/* Whether a parked request came on pipe. Called with park_mu held. */
+static int pipe_parked_locked(server *s, nng_pipe pipe)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        if (atomic_load(&s->calls[i].parked) && nng_pipe_id(s->calls[i].pipe) == nng_pipe_id(pipe))
+            return 1;
+    return 0;
+}
+
+/* Parks a request that arrived during the drain (m, freed; c->pipe set),
+ * and closes its connection unless a request on it is still in flight
+ * (finished() closes it then). */
+static void park(call *c, nng_msg *m)
+{
+    server *s = c->srv;
+    nng_msg_free(m);
+    c->state = CALL_PARKED;
+    pthread_mutex_lock(&s->park_mu);
+    atomic_store(&c->parked, 1);
+    int idle = !pipe_busy_locked(s, c->pipe);
+    pthread_mutex_unlock(&s->park_mu);
+    if (idle)
+        nng_pipe_close(c->pipe);
+}
+
+/* The call's request is answered: while draining, its connection is
+ * closed if a parked request waits on it and nothing else is in flight. */
+static void finished(call *c)
+{
+    server *s = c->srv;
+    if (!atomic_load(&s->stopping)) {
+        atomic_store(&c->inflight, 0);
+        return;
+    }
+    pthread_mutex_lock(&s->park_mu);
+    atomic_store(&c->inflight, 0);
+    int close = pipe_parked_locked(s, c->pipe) && !pipe_busy_locked(s, c->pipe);
+    pthread_mutex_unlock(&s->park_mu);
+    if (close)
+        nng_pipe_close(c->pipe);
+}
+
 static void call_cb(void *arg)
 {
     call *c = arg;
@@ -338,12 +387,13 @@ static void call_cb(void *arg)
         atomic_fetch_add(&s->busy, 1); /* before the check; server_drain() the other way */
         nng_msg *m = nng_aio_get_msg(c->aio);
         nng_aio_set_msg(c->aio, NULL);
-        if (atomic_load(&s->stopping)) { /* arrived during the drain: parked */
-            nng_msg_free(m);
-            c->state = CALL_PARKED;
+        c->pipe = nng_msg_get_pipe(m); /* before inflight or parked: others read it then */
+        if (atomic_load(&s->stopping)) { /* arrived during the drain */
+            park(c, m);
             atomic_fetch_sub(&s->busy, 1);
             return;
         }
+        atomic_store(&c->inflight, 1);
         call_dispatch(c, m);
         return;
     }
@@ -364,6 +414,7 @@ static void call_cb(void *arg)
     codec_request_free(c->req);
     c->req = NULL;
     c->state = CALL_RECV;
+    finished(c);
     atomic_fetch_add_explicit(&s->replies, 1, memory_order_relaxed);
     nng_aio_set_timeout(c->aio, NNG_DURATION_INFINITE);
     if (!atomic_load(&s->stopping))
@@ -444,79 +495,11 @@ static int start_listener(server *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Whether fd is still the file at path (its holder did not remove it). */
-static int same_file(int fd, const char *path)
-{
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
-}
-
-/* Takes PATH.lock of the ipc:// socket PATH, waiting up to LOCK_WAIT_MS
- * for a holder that is going away; then writes this pid in it and removes
- * the stale socket file. Returns 0, or an nng error with the reason (the
- * live holder's pid, or the file that cannot be made) in err. */
-static int take_socket_lock(server *s, char *err, size_t errlen)
-{
-    const char *path = s->opt.url + 6;
-    int n = snprintf(s->lock_path, sizeof s->lock_path, "%s" LOCK_SUFFIX, path);
-    if (n < 0 || (size_t)n >= sizeof s->lock_path) {
-        explain_listen(s->opt.url, NNG_EADDRINVAL, err, errlen);
-        return NNG_EADDRINVAL;
-    }
-    int64_t give_up = units_now_ms() + LOCK_WAIT_MS;
-    for (;;) {
-        int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) { /* as the socket itself would fail: say it so */
-            int rv = errno == EACCES || errno == EPERM ? NNG_EPERM : NNG_ESYSERR | errno;
-            explain_listen(s->opt.url, rv, err, errlen);
-            return rv;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            if (!same_file(fd, s->lock_path)) { /* removed by its last holder: again */
-                close(fd);
-                continue;
-            }
-            char pid[24];
-            int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-            if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-                log_warn("cannot write the pid in %s: %s", s->lock_path, strerror(errno));
-            s->lock_fd = fd;
-            if (unlink(path) == 0)
-                log_info("removed the socket %s left by a daemon that is gone", path);
-            return 0;
-        }
-        char holder[24] = "";
-        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
-        holder[got > 0 ? got : 0] = '\0';
-        holder[strcspn(holder, "\n")] = '\0';
-        close(fd);
-        if (units_now_ms() >= give_up) {
-            char why[1500];
-            explain_listen(s->opt.url, NNG_EADDRINUSE, why, sizeof why);
-            snprintf(err, errlen, "%s (pid %s holds %s)", why, holder[0] ? holder : "?",
-                     s->lock_path);
-            return NNG_EADDRINUSE;
-        }
-        nng_msleep(10);
-    }
-}
-
-/* Lets go of the socket's lock file, removing it first (a daemon waiting
- * on the removed file sees that and takes a new one). */
-static void drop_socket_lock(server *s)
-{
-    if (s->lock_fd < 0)
-        return;
-    unlink(s->lock_path);
-    close(s->lock_fd);
-    s->lock_fd = -1;
-}
-
 static int open_socket(server *s, char *err, size_t errlen)
 {
     int rv = 0;
-    if (strncmp(s->opt.url, "ipc://", 6) == 0 && (rv = take_socket_lock(s, err, errlen)) != 0)
+    if (strncmp(s->opt.url, "ipc://", 6) == 0 &&
+        (rv = socklock_take(&s->lock, s->opt.url, err, errlen)) != 0)
         return rv;
     rv = nng_rep0_open(&s->sock);
     if (rv == 0)
@@ -714,8 +697,9 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
         return NNG_ENOMEM;
     }
     s->opt = *opt;
-    s->lock_fd = -1;
+    s->lock.fd = -1;
     pthread_mutex_init(&s->lst_mu, NULL);
+    pthread_mutex_init(&s->park_mu, NULL);
     pthread_mutex_init(&s->watchdog_mu, NULL);
     units_cond_init(&s->watchdog_cv);
     int rv = open_socket(s, err, errlen);
@@ -834,10 +818,11 @@ int server_close(server *s, int64_t within_ms)
             nng_msg_free(s->calls[i].reply);
     }
     free(s->calls);
-    drop_socket_lock(s); /* after the socket: the path is free only now */
+    socklock_drop(&s->lock); /* after the socket: the path is free only now */
     pthread_cond_destroy(&s->watchdog_cv);
     pthread_mutex_destroy(&s->watchdog_mu);
     pthread_mutex_destroy(&s->lst_mu);
+    pthread_mutex_destroy(&s->park_mu);
     free(s);
     return 0;
 }

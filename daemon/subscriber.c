@@ -1,5 +1,5 @@
 /* The invalidation channel's reader; see subscriber.h. It blocks in
- * redisGetReply() with a read timeout of coherence_window; sub_destroy()
+ * l2io_get_reply() with a read timeout of coherence_window; sub_destroy()
  * wakes it by shutting its socket down. */
 #include "subscriber.h"
 
@@ -27,23 +27,17 @@ struct subscriber {
     char own[KS_OWN_CHANNEL_SIZE]; /* this node's heartbeats to itself */
     coh *coh;
     atomic_int stopping;
-    pthread_mutex_t mu; /* guards ctx (for sub_destroy) */
-    redisContext *ctx;
+    pthread_mutex_t mu; /* guards io (for sub_destroy) */
+    l2io *io;
     pthread_t reader;
     int reader_started;
     int failing; /* subscribe attempts failed in a row (reader thread only) */
 };
 
-static struct timeval tv_of(int64_t ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
-
 /* On a Cluster, a refusal "MOVED SLOT HOST:PORT": the channels' master is
  * HOST:PORT. Dials it instead (as a one-node cluster URL). Returns the new
- * context or NULL (err set). */
-static redisContext *dial_moved(subscriber *s, const char *moved, char *err, size_t errlen)
+ * connection or NULL (err set). */
+static l2io *dial_moved(subscriber *s, const char *moved, char *err, size_t errlen)
 {
     const char *addr = strchr(moved + 6, ' '), *colon = addr ? strrchr(addr, ':') : NULL;
     if (colon == NULL) {
@@ -60,33 +54,33 @@ static redisContext *dial_moved(subscriber *s, const char *moved, char *err, siz
 /* Connects as every connection does (l2conn_dial: AUTH and SELECT as the URL
  * asks; pub/sub ignores the database) and subscribes: on a Cluster with
  * SSUBSCRIBE, on the master of the channels' slot (every message of them is
- * then ordered by that one server). Returns the context, or NULL with the
- * reason logged. */
-static redisContext *subscribe(subscriber *s)
+ * then ordered by that one server). Returns the connection, or NULL with
+ * the reason logged. */
+static l2io *subscribe(subscriber *s)
 {
     char err[600];
     int sharded = s->url.nseeds > 0;
-    const char *verb = sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
-    redisContext *ctx = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
-    const char *why = ctx == NULL ? err : NULL;
+    const char *argv[] = {sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel, s->own};
+    l2io *io = l2conn_dial(&s->url, s->cfg->redis_timeout_ms, err, sizeof err);
+    const char *why = io == NULL ? err : NULL;
     if (why == NULL) {
-        redisReply *r = redisCommand(ctx, "%s %s %s", verb, s->channel, s->own);
+        redisReply *r = l2io_command(io, 3, argv, NULL);
         if (sharded && r != NULL && r->type == REDIS_REPLY_ERROR &&
             strncmp(r->str, "MOVED ", 6) == 0) {
-            redisFree(ctx);
-            ctx = dial_moved(s, r->str, err, sizeof err);
+            l2io_free(io);
+            io = dial_moved(s, r->str, err, sizeof err);
             freeReplyObject(r);
-            r = ctx != NULL ? redisCommand(ctx, "%s %s %s", verb, s->channel, s->own) : NULL;
-            why = ctx == NULL ? err : NULL;
+            r = io != NULL ? l2io_command(io, 3, argv, NULL) : NULL;
+            why = io == NULL ? err : NULL;
         }
         if (why == NULL)
-            why = r == NULL ? ctx->errstr
+            why = r == NULL ? l2io_errstr(io)
                   : r->type != REDIS_REPLY_ARRAY ? sharded ? "SSUBSCRIBE refused" : "SUBSCRIBE refused"
                                                  : NULL;
         freeReplyObject(r);
         r = NULL; /* one confirmation per channel */
-        if (why == NULL && redisGetReply(ctx, (void **)&r) != REDIS_OK)
-            why = ctx->errstr;
+        if (why == NULL && l2io_get_reply(io, &r) != 0)
+            why = l2io_errstr(io);
         else if (why == NULL && r->type != REDIS_REPLY_ARRAY)
             why = "SUBSCRIBE refused";
         freeReplyObject(r);
@@ -96,12 +90,11 @@ static redisContext *subscribe(subscriber *s)
             log_warn("subscriber: cannot subscribe to %s: %s (retrying)", s->channel, why);
         else
             log_debug("subscriber: %s", why);
-        if (ctx != NULL)
-            redisFree(ctx);
+        l2io_free(io);
         return NULL;
     }
-    redisSetTimeout(ctx, tv_of(s->cfg->coherence_window_ms));
-    return ctx;
+    l2io_set_timeout(io, s->cfg->coherence_window_ms);
+    return io;
 }
 
 /* Hands one pub/sub reply to coherence. Returns 0, or -1 for a reply that
@@ -127,16 +120,14 @@ static int deliver(subscriber *s, const redisReply *r)
 }
 
 /* Reads messages until the connection fails, goes silent or we stop. */
-static void listen_until_lost(subscriber *s, redisContext *ctx)
+static void listen_until_lost(subscriber *s, l2io *io)
 {
     while (!atomic_load(&s->stopping)) {
         redisReply *r = NULL;
-        if (redisGetReply(ctx, (void **)&r) != REDIS_OK) {
+        if (l2io_get_reply(io, &r) != 0) {
             if (!atomic_load(&s->stopping))
                 log_warn("subscription to %s lost: %s", s->channel,
-                         ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
-                             ? "silent past coherence_window"
-                             : ctx->errstr);
+                         l2io_timed_out(io) ? "silent past coherence_window" : l2io_errstr(io));
             return;
         }
         int bad = deliver(s, r);
@@ -153,8 +144,8 @@ static void *reader_main(void *arg)
     subscriber *s = arg;
     backoff bo = backoff_make(RETRY_MAX_MS);
     while (!atomic_load(&s->stopping)) {
-        redisContext *ctx = subscribe(s);
-        if (ctx == NULL) {
+        l2io *io = subscribe(s);
+        if (io == NULL) {
             int64_t retry_ms = backoff_fail(&bo);
             struct timespec ts = {.tv_sec = retry_ms / 1000,
                                   .tv_nsec = (retry_ms % 1000) * 1000000};
@@ -164,16 +155,16 @@ static void *reader_main(void *arg)
         backoff_reset(&bo);
         s->failing = 0;
         pthread_mutex_lock(&s->mu);
-        s->ctx = ctx;
+        s->io = io;
         pthread_mutex_unlock(&s->mu);
         coh_subscribed(s->coh);
         log_info("subscribed to %s; L1 emptied, serving from it again once caught up", s->channel);
-        listen_until_lost(s, ctx);
+        listen_until_lost(s, io);
         coh_lost(s->coh);
         pthread_mutex_lock(&s->mu);
-        s->ctx = NULL;
+        s->io = NULL;
         pthread_mutex_unlock(&s->mu);
-        redisFree(ctx);
+        l2io_free(io);
     }
     return NULL;
 }
@@ -206,8 +197,8 @@ void sub_destroy(subscriber *s)
         return;
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->stopping, 1);
-    if (s->ctx != NULL)
-        shutdown(s->ctx->fd, SHUT_RDWR); /* wakes the reader */
+    if (s->io != NULL)
+        shutdown(l2io_fd(s->io), SHUT_RDWR); /* wakes the reader */
     pthread_mutex_unlock(&s->mu);
     if (s->reader_started)
         pthread_join(s->reader, NULL);

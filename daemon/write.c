@@ -61,12 +61,11 @@ static int write_begin(service *svc, call *c, l2 *conn, write_ctx *w, ProtobufCB
         call_fail(c, CODE(RESOURCE_EXHAUSTED), "out of memory");
         return -1;
     }
-    int gated = !bump || method_sharded(svc); /* its message is published after it */
-    if (gated && method_publish_begin(svc, c) != 0) {
+    if (method_publish_begin(svc, c) != 0) {
         ks_l1_key_free(&w->k);
         return -1;
     }
-    w->open = gated;
+    w->open = 1;
     if (!bump && write_msg(svc, c, conn, w, ns, key, 0, 0) != 0) {
         method_publish_end(svc);
         ks_l1_key_free(&w->k);

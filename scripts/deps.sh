@@ -6,13 +6,14 @@
 # the C tests that read tests/conformance/, util-linux (setpriv) and passwd
 # (useradd, groupadd) for the acl tests' clients of other users, clang-14
 # and libclang-rt-14-dev (libFuzzer's runtime) for the fuzz targets
-# (scripts/fuzz.sh).
+# (scripts/fuzz.sh), libssl-dev for TLS to Redis and openssl for the
+# TLS tests' certificates.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libnng-dev libhiredis-dev libprotobuf-c-dev
       protobuf-c-compiler uthash-dev libcriterion-dev libsystemd-dev redis-server redis-tools
       python3 python3-venv systemd lintian file wrk libjansson-dev util-linux passwd
-      clang-14 libclang-rt-14-dev)
+      clang-14 libclang-rt-14-dev libssl-dev openssl)
 # The Node.js client (client/node) needs node 20+ with npm; Debian's own are
 # taken only when there is none (a NodeSource node bundles its npm).
 command -v npm >/dev/null || pkgs+=(nodejs npm)

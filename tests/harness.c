@@ -134,6 +134,14 @@ char *h_redis_cmd(const h_redis *r, ...)
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[MAX_ARGS] = {"redis-cli", "-h", "127.0.0.1", "-p", port};
     int n = 5;
+    if (r->tls_only) {
+        /* the test's own commands need not check what the test made */
+        argv[n++] = "--tls", argv[n++] = "--insecure";
+        if (r->tls_client[0] != '\0') {
+            argv[n++] = "--cert", argv[n++] = (char *)r->tls_client;
+            argv[n++] = "--key", argv[n++] = (char *)r->tls_client_key;
+        }
+    }
     if (r->user[0] != '\0') {
         argv[n++] = "--user";
         argv[n++] = (char *)r->user;
@@ -188,7 +196,8 @@ void h_redis_protect(h_redis *r, const char *password, int db)
     char *pong = h_redis_cmd(r, "PING", NULL);
     cr_assert_str_eq(pong, "PONG", "redis did not take the password");
     free(pong);
-    snprintf(r->url, sizeof r->url, "redis://:%s@127.0.0.1:%d/%d", password, r->port, db);
+    snprintf(r->url, sizeof r->url, "redis%s://:%s@127.0.0.1:%d/%d", r->tls_port > 0 ? "s" : "",
+             password, r->tls_port > 0 ? r->tls_port : r->port, db);
 }
 
 static int redis_answers(const h_redis *r)
@@ -246,7 +255,8 @@ void h_redis_least_privilege(h_redis *r, const char *password)
 {
     apply_least_privilege(r, password);
     r->least_privilege = 1;
-    snprintf(r->url, sizeof r->url, "redis://:%s@127.0.0.1:%d", password, r->port);
+    snprintf(r->url, sizeof r->url, "redis%s://:%s@127.0.0.1:%d", r->tls_port > 0 ? "s" : "",
+             password, r->tls_port > 0 ? r->tls_port : r->port);
 }
 
 static int redis_launch(h_redis *r)
@@ -267,10 +277,11 @@ static int redis_launch(h_redis *r)
 
 static int redis_launch_plain(h_redis *r)
 {
-    char port[16], log[300];
-    snprintf(port, sizeof port, "%d", r->port);
+    char port[16], tls_port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->tls_only ? 0 : r->port);
+    snprintf(tls_port, sizeof tls_port, "%d", r->tls_port);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
-    char *argv[] = {"redis-server",
+    char *argv[MAX_ARGS] = {"redis-server",
                     "--port",
                     port,
                     "--bind",
@@ -286,6 +297,17 @@ static int redis_launch_plain(h_redis *r)
                     "--enable-debug-command",
                     "yes",
                     NULL};
+    if (r->tls_port > 0) {
+        char *tls[] = {"--tls-port",      tls_port,    "--tls-cert-file",    r->tls_cert,
+                       "--tls-key-file",  r->tls_key,  "--tls-ca-cert-file", r->tls_ca,
+                       "--tls-auth-clients", r->tls_auth_clients ? "yes" : "no", NULL};
+        int n = 0;
+        while (argv[n] != NULL)
+            n++;
+        for (int i = 0; tls[i] != NULL; i++)
+            argv[n++] = tls[i];
+        argv[n] = NULL;
+    }
     r->pid = spawn_logged(argv, log);
     for (int i = 0; i < 200; i++) {
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
@@ -329,19 +351,121 @@ pid_t h_redis_sleep(const h_redis *r, const char *secs, int settle_ms)
     return pid;
 }
 
-void h_redis_start(h_redis *r)
+/* The script h_tls_make() runs in its directory. */
+static const char tls_script[] =
+    "set -e\n"
+    "cat > ca.cnf <<X\n"
+    "[ca]\ndefault_ca = tca\n"
+    "[tca]\ndir = .\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\n"
+    "default_md = sha256\npolicy = pol\nunique_subject = no\n"
+    "[pol]\ncommonName = supplied\n"
+    "[srv]\nsubjectAltName = DNS:localhost,IP:127.0.0.1\n"
+    "[wrong]\nsubjectAltName = DNS:other.example\n"
+    "[cli]\nextendedKeyUsage = clientAuth\n"
+    "X\n"
+    ": > index.txt; echo 1000 > serial\n"
+    "key='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+    "for c in ca other_ca; do\n"
+    "  openssl req -x509 $key -keyout $c.key -out $c.crt -days 3650 -subj \"/CN=test $c\"\n"
+    "done\n"
+    "mk() {\n"
+    "  n=$1 ca=$2 ext=$3; shift 3\n"
+    "  openssl req $key -keyout $n.key -out $n.csr -subj \"/CN=$n\"\n"
+    "  openssl ca -batch -config ca.cnf -cert $ca.crt -keyfile $ca.key -in $n.csr -out $n.crt \\\n"
+    "    -extensions $ext -notext \"$@\"\n"
+    "}\n"
+    "mk server ca srv -days 3650\n"
+    "mk other_server other_ca srv -days 3650\n"
+    "mk wrong ca wrong -days 3650\n"
+    "mk client ca cli -days 3650\n"
+    /* OpenSSL 3 refuses a negative -days: dates in the past instead */
+    "mk expired ca srv -startdate 20200101000000Z -enddate 20200201000000Z\n"
+    "chmod 600 *.key\n";
+
+void h_tls_make(h_tls *t)
 {
-    memset(r, 0, sizeof *r);
+    memset(t, 0, sizeof *t);
+    make_dir(t->dir, sizeof t->dir, "tls");
+    char script[4096];
+    snprintf(script, sizeof script, "cd '%s' && { %s}", t->dir, tls_script);
+    char *argv[] = {"sh", "-c", script, NULL}, *err = NULL;
+    int rv = h_run(argv, NULL, 0, NULL, NULL, &err);
+    cr_assert_eq(rv, 0, "making the test certificates failed: %s", err);
+    free(err);
+#define TLS_FILE(field, name) snprintf(t->field, sizeof t->field, "%s/" name, t->dir)
+    TLS_FILE(ca, "ca.crt"), TLS_FILE(other_ca, "other_ca.crt");
+    TLS_FILE(server, "server.crt"), TLS_FILE(server_key, "server.key");
+    TLS_FILE(other_server, "other_server.crt"), TLS_FILE(other_server_key, "other_server.key");
+    TLS_FILE(wrong, "wrong.crt"), TLS_FILE(wrong_key, "wrong.key");
+    TLS_FILE(expired, "expired.crt"), TLS_FILE(expired_key, "expired.key");
+    TLS_FILE(client, "client.crt"), TLS_FILE(client_key, "client.key");
+#undef TLS_FILE
+}
+
+void h_tls_cleanup(h_tls *t)
+{
+    remove_dir(t->dir);
+    t->dir[0] = '\0';
+}
+
+/* Starts r as set up (plain, or TLS with r's tls_* fields), on free ports. */
+static void redis_start_as_set(h_redis *r)
+{
     make_dir(r->dir, sizeof r->dir, "redis");
     for (int attempt = 0; attempt < 5; attempt++) {
         r->port = h_free_port();
-        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+        if (r->tls_port > 0 || r->tls_only) {
+            r->tls_port = r->tls_only ? r->port : h_free_port();
+            snprintf(r->url, sizeof r->url, "rediss://127.0.0.1:%d", r->tls_port);
+        } else {
+            snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+        }
         if (redis_launch(r) == 0)
             return;
         kill(r->pid, SIGKILL);
         waitpid(r->pid, NULL, 0);
     }
     cr_assert_fail("redis-server did not start (see %s/redis.log)", r->dir);
+}
+
+void h_redis_start_tls(h_redis *r, const h_tls *t, const char *cert, const char *key, int tls_only,
+                       int auth_clients)
+{
+    memset(r, 0, sizeof *r);
+    r->tls_port = 1; /* chosen at start */
+    r->tls_only = tls_only;
+    r->tls_auth_clients = auth_clients;
+    snprintf(r->tls_cert, sizeof r->tls_cert, "%s", cert);
+    snprintf(r->tls_key, sizeof r->tls_key, "%s", key);
+    snprintf(r->tls_ca, sizeof r->tls_ca, "%s", t->ca);
+    if (auth_clients) {
+        snprintf(r->tls_client, sizeof r->tls_client, "%s", t->client);
+        snprintf(r->tls_client_key, sizeof r->tls_client_key, "%s", t->client_key);
+    }
+    redis_start_as_set(r);
+}
+
+/* The certificates of $NC_TEST_REDIS_TLS runs, made once per process. */
+static h_tls env_tls;
+
+static void remove_env_tls(void)
+{
+    h_tls_cleanup(&env_tls);
+}
+
+void h_redis_start(h_redis *r)
+{
+    const char *tls = getenv("NC_TEST_REDIS_TLS");
+    if (tls != NULL && tls[0] != '\0' && strcmp(tls, "0") != 0) {
+        if (env_tls.dir[0] == '\0') {
+            h_tls_make(&env_tls);
+            atexit(remove_env_tls);
+        }
+        h_redis_start_tls(r, &env_tls, env_tls.server, env_tls.server_key, 0, 0);
+        return;
+    }
+    memset(r, 0, sizeof *r);
+    redis_start_as_set(r);
 }
 
 void h_redis_restart(h_redis *r)
@@ -414,7 +538,15 @@ static void daemon_launch(h_daemon *d, const h_redis *r, va_list ap)
                             "2s",
                             "--request-timeout",
                             "5s"};
-    append_args(argv, 11, ap);
+    int n = 11;
+    if (r != NULL && strncmp(r->url, "rediss://", 9) == 0) { /* not a proxy's plain url */
+        argv[n++] = "--redis-tls-ca-file", argv[n++] = (char *)r->tls_ca;
+        if (r->tls_client[0] != '\0') {
+            argv[n++] = "--redis-tls-cert-file", argv[n++] = (char *)r->tls_client;
+            argv[n++] = "--redis-tls-key-file", argv[n++] = (char *)r->tls_client_key;
+        }
+    }
+    append_args(argv, n, ap);
     daemon_run(d, argv, r);
 }
 

@@ -13,6 +13,25 @@
 #include "codec.h"
 #include "nearcache.h"
 
+/* Certificates for TLS tests, made by h_tls_make() with openssl in a
+ * temporary directory: file paths. Every certificate but other_server is
+ * signed by `ca`; server, other_server and expired name localhost and
+ * 127.0.0.1; wrong names other.example only; expired ran out in 2020. */
+typedef struct h_tls {
+    char dir[256];
+    char ca[300], other_ca[300];
+    char server[300], server_key[300];
+    char other_server[300], other_server_key[300]; /* signed by other_ca */
+    char wrong[300], wrong_key[300];
+    char expired[300], expired_key[300];
+    char client[300], client_key[300];
+} h_tls;
+
+/* Makes the certificates (asserts success). */
+void h_tls_make(h_tls *t);
+/* Removes them. */
+void h_tls_cleanup(h_tls *t);
+
 typedef struct h_redis {
     pid_t pid;
     int port;
@@ -21,6 +40,12 @@ typedef struct h_redis {
     char password[32]; /* what h_redis_cmd() authenticates with; empty: none */
     char user[32];     /* the user h_redis_cmd() logs in as; empty: default */
     int least_privilege; /* h_redis_least_privilege() was called: kept on restart */
+    /* TLS (h_redis_start_tls()): Redis serves TLS on tls_port with these
+     * files; daemons started on it trust tls_ca (and present client/key
+     * when set). tls_only: no plain port (port is tls_port, and
+     * h_redis_cmd() goes over TLS too). */
+    int tls_port, tls_only, tls_auth_clients;
+    char tls_cert[300], tls_key[300], tls_ca[300], tls_client[300], tls_client_key[300];
 } h_redis;
 
 typedef struct h_daemon {
@@ -32,6 +57,14 @@ typedef struct h_daemon {
 
 /* Starts redis-server on a free port; waits until it answers PING. */
 void h_redis_start(h_redis *r);
+/* Starts redis-server with TLS, serving cert/key and trusting t->ca for
+ * client certificates (required when auth_clients), and, unless tls_only,
+ * a plain port as well for the test's own commands. r->url is
+ * rediss://127.0.0.1:TLS_PORT. With $NC_TEST_REDIS_TLS set, h_redis_start()
+ * does this (server certificate, a plain port too) with certificates made
+ * once per process, so any test runs over TLS unchanged. */
+void h_redis_start_tls(h_redis *r, const h_tls *t, const char *cert, const char *key, int tls_only,
+                       int auth_clients);
 /* Starts it again on the same port and directory (after a stop or kill). */
 void h_redis_restart(h_redis *r);
 /* SIGKILL (hard = 1) or SIGTERM, then waits for the process. */

@@ -330,25 +330,24 @@ Test(cluster, a_subscriber_dials_the_first_live_node_and_hears_a_publish_made_on
     int dead = h_free_port();
     snprintf(url, sizeof url, "cluster://127.0.0.1:%d,127.0.0.1:%d", dead, node[0].port);
     cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
-    redisContext *sub = l2conn_dial(&u, 500, err, sizeof err);
+    l2io *sub = l2conn_dial(&u, 500, err, sizeof err);
     cr_assert_not_null(sub, "%s", err);
     cr_expect_eq(u.seeds[0].port, node[0].port, "the node that answered moves to the front");
     cr_expect_eq(u.seeds[1].port, dead);
-    redisReply *r = redisCommand(sub, "SUBSCRIBE nc:v1:inval");
+    const char *subscribe[] = {"SUBSCRIBE", "nc:v1:inval"};
+    redisReply *r = l2io_command(sub, 2, subscribe, NULL);
     cr_assert_not_null(r);
     freeReplyObject(r);
     /* published on the node the subscriber is not on: the cluster bus
      * carries it (classic pub/sub) */
     char *n = h_redis_cmd(&node[2], "PUBLISH", "nc:v1:inval", "hello", NULL);
     free(n);
-    void *reply = NULL;
-    cr_assert_eq(redisGetReply(sub, &reply), REDIS_OK, "%s", sub->errstr);
-    r = reply;
+    cr_assert_eq(l2io_get_reply(sub, &r), 0, "%s", l2io_errstr(sub));
     cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
     cr_assert_eq(r->elements, 3);
     cr_expect_str_eq(r->element[2]->str, "hello");
     freeReplyObject(r);
-    redisFree(sub);
+    l2io_free(sub);
 
     snprintf(url, sizeof url, "cluster://127.0.0.1:%d", dead);
     cr_assert_eq(config_parse_redis_url(url, &u, err, sizeof err), 0, "%s", err);
@@ -842,6 +841,72 @@ Test(cluster, daemons_listen_on_the_channels_master_and_their_l1_stays_coherent,
     cr_assert(get_becomes(c[1], "a", ""), "the bump's message never reached node 1");
     cr_expect_eq(h_stat(c[1], "sequence_gaps"), 0);
     cr_expect_gt(h_stat(c[0], "invalidation_batches"), 0);
+    for (int i = 0; i < 2; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
+}
+
+/* How many sharded subscribers node r has on nc:v1:inval. */
+static long shard_subscribers(const h_redis *r)
+{
+    char *out = h_redis_cmd(r, "PUBSUB", "SHARDNUMSUB", "nc:v1:inval", NULL);
+    char *nl = strchr(out, '\n');
+    long n = nl != NULL ? atol(nl + 1) : 0;
+    free(out);
+    return n;
+}
+
+Test(cluster_failover, the_channels_master_killed_costs_every_l1_once_and_coherence_resumes,
+     .timeout = 120)
+{
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             node[0].port, node[1].port, node[2].port);
+    h_daemon d[2];
+    nc_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+    int victim = -1;
+    for (int i = 0; i < MASTERS; i++)
+        if (shard_subscribers(&node[i]) == 2)
+            victim = i;
+    cr_assert_geq(victim, 0, "no master holds both daemons' sharded subscriptions");
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("1"), 60000, 2000), NC_OK);
+    cr_assert(hot_in_l1(c[1], "a", "1"));
+    int synced = 0;
+    for (int i = 0; i < 40 && !synced; i++) {
+        char *w = h_redis_cmd(&node[victim], "WAIT", "1", "250", NULL);
+        synced = strcmp(w, "1") == 0;
+        free(w);
+    }
+    cr_assert(synced, "the replica did not sync within 10 s");
+    int64_t t0 = h_now_ms();
+    h_redis_stop(&node[victim], 1);
+    /* each daemon loses its subscription, then subscribes on the promoted
+     * replica and serves from L1 again */
+    for (int i = 0; i < 2; i++) {
+        while (h_stat(c[i], "subscription_losses") < 1 || h_stat(c[i], "l1_serving") != 1) {
+            cr_assert_lt(h_now_ms() - t0, 60000, "daemon %d: no L1 60 s after the kill", i);
+            h_sleep_ms(100);
+        }
+    }
+    cr_log_info("the channel's master killed: both daemons serve L1 again after %lld ms",
+                (long long)(h_now_ms() - t0));
+    long now_there = 0;
+    for (int i = 0; i < nnodes; i++)
+        if (i != victim)
+            now_there += shard_subscribers(&node[i]);
+    cr_expect_eq(now_there, 2, "%ld sharded subscriptions after the failover", now_there);
+    /* and invalidations flow again: a write on one reaches the other's L1 */
+    for (int64_t until = h_now_ms() + 30000;
+         nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("2"), 60000, 2000) != NC_OK;)
+        cr_assert_lt(h_now_ms(), until, "no write went through after the failover");
+    cr_assert(hot_in_l1(c[1], "a", "2"));
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("3"), 60000, 2000), NC_OK);
+    cr_assert(get_becomes(c[1], "a", "3"), "the batch never reached node 1's L1");
     for (int i = 0; i < 2; i++) {
         nc_close(c[i]);
         cr_expect_eq(h_daemon_stop(&d[i]), 0);

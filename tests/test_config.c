@@ -131,7 +131,8 @@ Test(config, help_shows_every_setting_with_its_true_default)
         if (d == NULL || (next != NULL && d > next)) { /* no default shown: it is empty */
             cr_expect(strcmp(flag, "redis_password_file") == 0 || strcmp(flag, "near_ring") == 0 ||
                           strcmp(flag, "metrics_listen") == 0 ||
-                          strcmp(flag, "sentinel_password") == 0 || strcmp(flag, "acl") == 0,
+                          strcmp(flag, "sentinel_password") == 0 || strcmp(flag, "acl") == 0 ||
+                          strncmp(flag, "redis_tls_", 10) == 0,
                       "no default for --%s", flag);
             cr_expect_eq(config_set(&got, flag, "", err, sizeof err), 0, "%s: %s", flag, err);
             n++;
@@ -142,7 +143,7 @@ Test(config, help_shows_every_setting_with_its_true_default)
         cr_expect_eq(config_set(&got, flag, def, err, sizeof err), 0, "%s: %s", flag, err);
         n++;
     }
-    cr_expect_eq(n, 40, "help lists %d settings", n);
+    cr_expect_eq(n, 45, "help lists %d settings", n);
     cr_expect_eq(memcmp(&want, &got, sizeof want), 0, "help defaults differ from the defaults");
     cr_expect_not_null(strstr(text, "--config FILE"));
     cr_expect_not_null(strstr(text, "--help"));
@@ -331,10 +332,10 @@ Test(config, set_says_when_a_string_does_not_fit_its_buffer)
 Test(config, set_checks_the_redis_url)
 {
     expect_set_error("redis", "http://x",
-                     "invalid Redis URL \"http://x\" (expected redis://[:password@]host[:port]"
-                     "[/db], unix:///path[?db=N], "
-                     "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
-                     "cluster://[:password@]host[:port][,host[:port]...])");
+                     "invalid Redis URL \"http://x\" (expected "
+                     "redis[s]://[[user]:password@]host[:port][/db], unix:///path[?db=N], "
+                     "sentinel[s]://[[user]:password@]host[:port][,host[:port]...]/master[/db] or "
+                     "cluster[s]://[[user]:password@]host[:port][,host[:port]...])");
 }
 
 /* ---- config files ------------------------------------------------------- */
@@ -702,10 +703,34 @@ Test(config, redis_url_passwords)
     cr_expect_str_eq(u.password, "a@b%c", "percent-escapes are decoded");
 }
 
-Test(config, redis_url_refuses_acl_user_names)
+Test(config, redis_url_reads_acl_user_names)
 {
-    url_bad("redis://alice:pw@h",
-            "ACL user names are not supported by hiredis 0.14; use redis://:password@host");
+    config_redis_url u = url_ok("redis://alice:pw@h");
+    cr_expect_str_eq(u.user, "alice");
+    cr_expect_str_eq(u.password, "pw");
+    u = url_ok("sentinels://bob:s%40cret@h1,h2/m");
+    cr_expect_str_eq(u.user, "bob");
+    cr_expect_str_eq(u.password, "s@cret");
+    u = url_ok("redis://default:pw@h");
+    cr_expect_str_eq(u.user, "", "default is the bare AUTH password");
+    url_bad("redis://al ice:pw@h", "invalid Redis user name \"al ice\" (printable, no spaces or '%')");
+}
+
+Test(config, tls_schemes_ask_for_tls)
+{
+    config_redis_url u = url_ok("rediss://alice:pw@cache.example:6380/2");
+    cr_expect(u.tls);
+    cr_expect_str_eq(u.host, "cache.example");
+    cr_expect_eq(u.port, 6380);
+    cr_expect_eq(u.db, 2);
+    u = url_ok("sentinels://h1:26380,h2/mymaster");
+    cr_expect(u.tls);
+    cr_expect_eq(u.nsentinels, 2);
+    u = url_ok("clusters://h1:7000,h2:7001");
+    cr_expect(u.tls);
+    cr_expect_eq(u.nseeds, 2);
+    cr_expect_not(url_ok("redis://h").tls);
+    cr_expect_not(url_ok("cluster://h").tls);
 }
 
 Test(config, redis_url_refuses_bad_passwords)
@@ -768,20 +793,20 @@ Test(config, redis_url_refuses_bad_hosts)
 
 Test(config, redis_url_refuses_other_schemes)
 {
-    url_bad("localhost:6379", "invalid Redis URL \"localhost:6379\" (expected "
-                              "redis://[:password@]host[:port][/db], unix:///path[?db=N], "
-                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
-                     "cluster://[:password@]host[:port][,host[:port]...])");
-    url_bad("rediss://h", "TLS (rediss://) is not supported by hiredis 0.14; connect through a "
-                          "local TLS tunnel (stunnel) with redis://");
+    url_bad("localhost:6379",
+            "invalid Redis URL \"localhost:6379\" (expected "
+            "redis[s]://[[user]:password@]host[:port][/db], unix:///path[?db=N], "
+            "sentinel[s]://[[user]:password@]host[:port][,host[:port]...]/master[/db] or "
+            "cluster[s]://[[user]:password@]host[:port][,host[:port]...])");
 }
 
 Test(config, redis_url_errors_do_not_show_the_password)
 {
-    url_bad("http://:hunter2@h", "invalid Redis URL \"http://***@h\" (expected "
-                                 "redis://[:password@]host[:port][/db], unix:///path[?db=N], "
-                              "sentinel://[:password@]host[:port][,host[:port]...]/master[/db] or "
-                     "cluster://[:password@]host[:port][,host[:port]...])");
+    url_bad("http://:hunter2@h",
+            "invalid Redis URL \"http://***@h\" (expected "
+            "redis[s]://[[user]:password@]host[:port][/db], unix:///path[?db=N], "
+            "sentinel[s]://[[user]:password@]host[:port][,host[:port]...]/master[/db] or "
+            "cluster[s]://[[user]:password@]host[:port][,host[:port]...])");
 }
 
 Test(config, sentinel_url_lists_sentinels_with_default_ports_then_the_master)
@@ -829,8 +854,6 @@ Test(config, sentinel_url_refuses_bad_forms)
     url_bad("sentinel://h1/m/16", "invalid Redis db \"16\" (expected 0..15)");
     url_bad("sentinel://h1/m/1/x", "invalid Redis db \"1/x\" (expected 0..15)");
     url_bad("sentinel://a,b,c,d,e,f,g,h,i/m", "more than 8 Sentinels in the Redis URL");
-    url_bad("sentinel://alice:pw@h/m",
-            "ACL user names are not supported by hiredis 0.14; use redis://:password@host");
     char longname[200];
     memset(longname, 'n', sizeof longname);
     snprintf(longname, sizeof longname, "sentinel://h/%0150d", 0);
@@ -851,6 +874,27 @@ Test(config, sentinel_password_needs_a_sentinel_url)
     cr_expect_eq(config_redis(&c, &u, err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(u.sentinel_password, "spw");
     cr_expect_str_eq(u.password, "", "the master's password is another");
+}
+
+Test(config, tls_settings_need_a_tls_url_and_go_together)
+{
+    config c;
+    config_redis_url u;
+    char err[256] = "";
+    config_defaults(&c);
+    cr_assert_eq(config_set(&c, "redis_tls_ca_file", "/etc/ca.pem", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_redis(&c, &u, err, sizeof err), -1);
+    cr_expect_str_eq(err, "redis_tls_* settings are given, but the redis URL does not ask for TLS "
+                          "(rediss://, sentinels:// or clusters://)");
+    cr_assert_eq(config_set(&c, "redis", "rediss://h:6380", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_redis(&c, &u, err, sizeof err), 0, "%s", err);
+    cr_expect(u.tls);
+    cr_expect_eq(config_set(&c, "redis_tls_verify", "some", err, sizeof err), -1);
+    cr_expect_str_eq(err, "invalid redis_tls_verify \"some\" (expected full, ca or none)");
+    cr_assert_eq(config_set(&c, "redis_tls_cert_file", "/etc/c.pem", err, sizeof err), 0);
+    cr_expect_eq(config_check(&c, err, sizeof err), -1);
+    cr_expect_str_eq(err, "redis_tls_cert_file and redis_tls_key_file go together: give both or "
+                          "neither");
 }
 
 /* Splits a Markdown table row "| a | b | ..." into its first n cells

@@ -233,3 +233,30 @@ Test(fanout, an_idle_daemon_goes_quiet_and_its_death_costs_nothing)
     cr_assert(v != NULL && strcmp(v, "v1") == 0 && info.source == NC_SOURCE_L1);
     nc_free(v);
 }
+
+/* Regression: with inval_batch = 0 a daemon's writes publish in their
+ * scripts, and the publisher did not know of them: it said bye for now
+ * while writing, and the others, watching it again from its numbered
+ * messages, counted it silent and emptied their L1. */
+Test(fanout, a_daemon_that_writes_with_scripts_publishing_is_not_counted_silent)
+{
+    h_daemon *wd = h_fleet_add(&fx, &fx.redis, "--inval-batch", "0", NULL);
+    nc_client *wc = fx.cl[NODES];
+    cr_assert_eq(nc_set(fx.cl[0], str("ns"), str("k"), str("v0"), 60000, 0), NC_OK);
+    make_hot(fx.cl[0], "k", "v0");
+    h_sleep_ms(1200); /* the writer is idle: quiet */
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%d", i);
+        cr_assert_eq(nc_set(wc, str("ns"), str(key), str("x"), 60000, 0), NC_OK, "%s",
+                     nc_errmsg());
+        h_sleep_ms(50);
+    }
+    h_sleep_ms(2000);
+    cr_assert_eq(h_stat(fx.cl[0], "origins_silent"), 0, "a live writer was counted silent");
+    nc_get_info info;
+    char *v = get_with(fx.cl[0], "k", &info);
+    cr_assert(v != NULL && strcmp(v, "v0") == 0 && info.source == NC_SOURCE_L1);
+    nc_free(v);
+    (void)wd;
+}

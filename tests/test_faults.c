@@ -331,6 +331,7 @@ struct storm {
     int64_t *sent_at;
     int answered, closed, straddled; /* straddled: sent before SIGTERM, ended after */
     int bad_rv;                      /* an outcome neither an answer nor a close */
+    char bad_msg[256];               /* its message */
     int64_t slowest_ms;
 };
 
@@ -373,6 +374,9 @@ static void *storm_main(void *arg)
             return NULL; /* the daemon is gone */
         } else {
             s->bad_rv = rv;
+            snprintf(s->bad_msg, sizeof s->bad_msg, "%s (sent %lld ms after SIGTERM, took %lld ms)",
+                     nc_errmsg(), (long long)(term != 0 ? t0 - term : t0 - t1),
+                     (long long)(t1 - t0));
             return NULL;
         }
     }
@@ -404,8 +408,8 @@ static void sigterm_under_load(int freeze)
     for (int i = 0; i < STORM_THREADS; i++) {
         pthread_join(t[i], NULL);
         nc_close(s[i].c);
-        cr_assert_eq(s[i].bad_rv, 0, "a call ended with %s: %s", nc_strerror(s[i].bad_rv),
-                     nc_errmsg());
+        cr_assert_eq(s[i].bad_rv, 0, "a call ended with %s: %s; log:\n%s", nc_strerror(s[i].bad_rv),
+                     s[i].bad_msg, h_read_file(fx.node[0].log, NULL));
         cr_assert_leq(s[i].slowest_ms, STORM_TIMEOUT_MS + 500, "a call took %lld ms",
                       (long long)s[i].slowest_ms);
         answered += s[i].answered;

@@ -19,6 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (config_parse_redis_url(url, &u, err, sizeof err) == 0) {
         FUZZ_CHECK(memchr(u.host, '\0', sizeof u.host) != NULL);
         FUZZ_CHECK(memchr(u.password, '\0', sizeof u.password) != NULL);
+        FUZZ_CHECK(memchr(u.user, '\0', sizeof u.user) != NULL);
+        FUZZ_CHECK(u.tls == 0 || u.tls == 1);
+        FUZZ_CHECK(u.tls_ctx == NULL); /* the parser makes no TLS context */
+        FUZZ_CHECK(u.user[0] == '\0' || u.password[0] != '\0'); /* a user comes with a password */
         FUZZ_CHECK(u.db >= 0);
     } else {
         FUZZ_CHECK(err[0] != '\0');
