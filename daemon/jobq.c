@@ -29,6 +29,7 @@ struct jobq {
     size_t held;           /* places taken by jobq_hold(); guarded by mu */
     size_t capacity;
     int stopping; /* guarded by mu */
+    int joined;   /* the workers were joined (jobq_stop()); guarded by mu */
     l2conn_shared shared; /* the workers' up/down state */
     int64_t health_timeout_ms;
     size_t nworkers;
@@ -188,18 +189,27 @@ size_t jobq_waiting(jobq *q)
     return n;
 }
 
-void jobq_destroy(jobq *q)
+void jobq_stop(jobq *q)
 {
     if (q == NULL)
         return;
     pthread_mutex_lock(&q->mu);
+    int joined = q->joined;
     q->stopping = 1;
+    q->joined = 1;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
-    for (size_t i = 0; i < q->nworkers; i++) {
+    for (size_t i = 0; i < q->nworkers && !joined; i++) {
         pthread_join(q->workers[i].thread, NULL);
         l2_destroy(q->workers[i].conn);
     }
+}
+
+void jobq_destroy(jobq *q)
+{
+    if (q == NULL)
+        return;
+    jobq_stop(q);
     free(q->workers);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);

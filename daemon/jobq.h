@@ -57,8 +57,12 @@ size_t jobq_waiting(jobq *q);
 /* How many of the `capacity` places are taken: waiting jobs and holds. */
 size_t jobq_taken(jobq *q);
 
-/* Runs every job already queued, then stops the workers and frees the
- * queue. Accepts NULL. */
+/* Runs every job already queued, then stops the workers and closes their
+ * connections; jobq_connected() still answers (0 from then). Accepts NULL;
+ * a second call does nothing. */
+void jobq_stop(jobq *q);
+
+/* jobq_stop(), then frees the queue. Accepts NULL. */
 void jobq_destroy(jobq *q);
 
 #endif

@@ -246,8 +246,9 @@ static int teardown(parts *p, int drained)
         p->srv = NULL;
     sub_destroy(p->sub);
     service_quiesce(p->svc);
-    jobq_destroy(p->q);
+    jobq_stop(p->q);
     pub_destroy(p->pub); /* after the workers: their last writes' batch, then the bye */
+    jobq_destroy(p->q);  /* after the publisher, which asks it whether Redis is up */
     if (server_close(p->srv, SERVER_CLOSE_MS) != 0) {
         ring_close(p->ring);
         return -1;

@@ -64,7 +64,8 @@ pub_times pub_timing(const config *cfg)
 {
     int64_t i = cfg->heartbeat_interval_ms, w = cfg->coherence_window_ms;
     pub_times t;
-    t.shared_ms = w >= 5 * i ? 2 * i : i;
+    t.own_ms = i / 2 > 0 ? i / 2 : 1;
+    t.shared_ms = i;
     t.gate_ms = t.shared_ms + i / 2;
     t.silence_ms = (t.gate_ms + w) / 2;
     if (t.silence_ms > t.gate_ms + 2 * i)
@@ -356,7 +357,7 @@ static void *pub_main(void *arg)
         log_error("publisher: out of memory");
         return NULL;
     }
-    int64_t interval = p->cfg->heartbeat_interval_ms, delay = p->cfg->inval_batch_delay_ms;
+    int64_t delay = p->cfg->inval_batch_delay_ms;
     int64_t own_sent = 0, own_tried = 0, shared_tried = 0, busy = units_now_ms();
     int quiet = 0; /* said bye for now: no write under way, no shared heartbeats */
     batch out = {0};
@@ -388,7 +389,7 @@ static void *pub_main(void *arg)
             continue;
         }
         int64_t shared_due = quiet ? INT64_MAX : shared_due_at(p, shared_tried);
-        int64_t own_due = (own_sent > own_tried ? own_sent : own_tried) + interval;
+        int64_t own_due = (own_sent > own_tried ? own_sent : own_tried) + p->t.own_ms;
         int64_t wake = shared_due < own_due ? shared_due : own_due;
         if (!batch_empty(&p->pending) && go < wake)
             wake = go;

@@ -6,7 +6,7 @@
  *   commit: no timer), with this node's heartbeat in it. A write is
  *   answered only once the PUBLISH of its batch returned. A failed PUBLISH
  *   is sent again, with the same seq, before anything later.
- * - heartbeats, when no batch carried one: every heartbeat_interval on the
+ * - heartbeats, when no batch carried one: every heartbeat_interval / 2 on the
  *   channel only this node subscribes to ({PREFIX:inval}:NODE; its
  *   subscription hears it after everything published before it), and every
  *   pub_timing().shared_ms on the shared channel, where the other nodes
@@ -30,13 +30,16 @@
 typedef struct publisher publisher;
 
 /* The rule's times, from heartbeat_interval and coherence_window:
- * - shared_ms: a heartbeat on the shared channel at least this often;
+ * - own_ms: a heartbeat to this node itself at least this often (half the
+ *   interval: others are counted silent at this granularity);
+ * - shared_ms: a heartbeat on the shared channel at least this often, while
+ *   a write is under way or was within silence_ms;
  * - gate_ms: a write's script starts only while this node's last message on
  *   the shared channel was sent at most this long ago (pub_ready());
  * - silence_ms: another node silent this long (against this node's own
  *   heartbeats) died or was cut off; gate_ms < silence_ms < coherence_window. */
 typedef struct pub_times {
-    int64_t shared_ms, gate_ms, silence_ms;
+    int64_t own_ms, shared_ms, gate_ms, silence_ms;
 } pub_times;
 pub_times pub_timing(const config *cfg);
 

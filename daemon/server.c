@@ -29,12 +29,8 @@
  * behind it). server_close() bounds that wait.
  *
  * An ipc:// server owns its socket path through a lock file beside it
- * (PATH.lock, flock(2), holding the daemon's pid): the kernel drops the lock
- * the moment its holder's process is gone, so a daemon that takes it knows
- * the socket file is stale and removes it itself, and one that cannot take
- * it knows another daemon lives. nng's own check (connect; unlink only on
- * ECONNREFUSED) is never left to decide, and a second daemon never connects
- * to a live one. */
+ * (socklock.c): nng's own check (connect; unlink only on ECONNREFUSED) is
+ * never left to decide, and a second daemon never connects to a live one. */
 #include "server.h"
 
 #include <errno.h>
@@ -51,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -59,6 +54,7 @@
 
 #include "explain.h"
 #include "log.h"
+#include "socklock.h"
 #include "units.h"
 
 enum call_phase { CALL_RECV, CALL_SEND, CALL_PARKED };
@@ -108,12 +104,9 @@ struct server {
     pthread_mutex_t watchdog_mu;
     pthread_cond_t watchdog_cv;
     uint64_t listener_restarts;
-    int lock_fd; /* PATH.lock of an ipc:// socket, held; -1: none */
-    char lock_path[600];
+    socklock lock; /* PATH.lock of an ipc:// socket */
 };
 
-#define LOCK_SUFFIX  ".lock"
-#define LOCK_WAIT_MS 1000 /* a killed holder may take a moment to be gone */
 #define WATCHDOG_INTERVAL_MS 1000
 #define WATCHDOG_TIMEOUT_MS  1000
 #define REPLY_TAKE_MS        1000 /* for a connection to take a reply */
@@ -502,79 +495,11 @@ static int start_listener(server *s, char *err, size_t errlen)
     return 0;
 }
 
-/* Whether fd is still the file at path (its holder did not remove it). */
-static int same_file(int fd, const char *path)
-{
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
-}
-
-/* Takes PATH.lock of the ipc:// socket PATH, waiting up to LOCK_WAIT_MS
- * for a holder that is going away; then writes this pid in it and removes
- * the stale socket file. Returns 0, or an nng error with the reason (the
- * live holder's pid, or the file that cannot be made) in err. */
-static int take_socket_lock(server *s, char *err, size_t errlen)
-{
-    const char *path = s->opt.url + 6;
-    int n = snprintf(s->lock_path, sizeof s->lock_path, "%s" LOCK_SUFFIX, path);
-    if (n < 0 || (size_t)n >= sizeof s->lock_path) {
-        explain_listen(s->opt.url, NNG_EADDRINVAL, err, errlen);
-        return NNG_EADDRINVAL;
-    }
-    int64_t give_up = units_now_ms() + LOCK_WAIT_MS;
-    for (;;) {
-        int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) { /* as the socket itself would fail: say it so */
-            int rv = errno == EACCES || errno == EPERM ? NNG_EPERM : NNG_ESYSERR | errno;
-            explain_listen(s->opt.url, rv, err, errlen);
-            return rv;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            if (!same_file(fd, s->lock_path)) { /* removed by its last holder: again */
-                close(fd);
-                continue;
-            }
-            char pid[24];
-            int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-            if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-                log_warn("cannot write the pid in %s: %s", s->lock_path, strerror(errno));
-            s->lock_fd = fd;
-            if (unlink(path) == 0)
-                log_info("removed the socket %s left by a daemon that is gone", path);
-            return 0;
-        }
-        char holder[24] = "";
-        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
-        holder[got > 0 ? got : 0] = '\0';
-        holder[strcspn(holder, "\n")] = '\0';
-        close(fd);
-        if (units_now_ms() >= give_up) {
-            char why[1500];
-            explain_listen(s->opt.url, NNG_EADDRINUSE, why, sizeof why);
-            snprintf(err, errlen, "%s (pid %s holds %s)", why, holder[0] ? holder : "?",
-                     s->lock_path);
-            return NNG_EADDRINUSE;
-        }
-        nng_msleep(10);
-    }
-}
-
-/* Lets go of the socket's lock file, removing it first (a daemon waiting
- * on the removed file sees that and takes a new one). */
-static void drop_socket_lock(server *s)
-{
-    if (s->lock_fd < 0)
-        return;
-    unlink(s->lock_path);
-    close(s->lock_fd);
-    s->lock_fd = -1;
-}
-
 static int open_socket(server *s, char *err, size_t errlen)
 {
     int rv = 0;
-    if (strncmp(s->opt.url, "ipc://", 6) == 0 && (rv = take_socket_lock(s, err, errlen)) != 0)
+    if (strncmp(s->opt.url, "ipc://", 6) == 0 &&
+        (rv = socklock_take(&s->lock, s->opt.url, err, errlen)) != 0)
         return rv;
     rv = nng_rep0_open(&s->sock);
     if (rv == 0)
@@ -772,7 +697,7 @@ int server_create(server **out, const server_options *opt, char *err, size_t err
         return NNG_ENOMEM;
     }
     s->opt = *opt;
-    s->lock_fd = -1;
+    s->lock.fd = -1;
     pthread_mutex_init(&s->lst_mu, NULL);
     pthread_mutex_init(&s->park_mu, NULL);
     pthread_mutex_init(&s->watchdog_mu, NULL);
@@ -893,7 +818,7 @@ int server_close(server *s, int64_t within_ms)
             nng_msg_free(s->calls[i].reply);
     }
     free(s->calls);
-    drop_socket_lock(s); /* after the socket: the path is free only now */
+    socklock_drop(&s->lock); /* after the socket: the path is free only now */
     pthread_cond_destroy(&s->watchdog_cv);
     pthread_mutex_destroy(&s->watchdog_mu);
     pthread_mutex_destroy(&s->lst_mu);

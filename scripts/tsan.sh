@@ -3,8 +3,9 @@
 # with -fsanitize=thread in build-tsan/, starts a private redis-server and
 # two daemons on it, and drives them with real multi-threaded clients
 # (nearcache-bench: L1 hits, misses, Zipf reads and writes, MGets, near-tier
-# readers, a stampede across both daemons, invalidation round trips), then
-# stops the daemons with SIGTERM. Any TSan report, from a daemon or a
+# readers, a stampede across both daemons, invalidation round trips), and a
+# third daemon on a 3-master Redis Cluster (its read lanes per master: Gets
+# and MGets), then stops the daemons with SIGTERM. Any TSan report, from a daemon or a
 # client, fails it. scripts/tsan.sh [SECONDS per load path, default 2]
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +35,28 @@ daemon() { # NAME
 }
 daemon a
 daemon b
-for s in a b; do
+# a 3-master cluster (no replicas) and a daemon on it
+cports=()
+for i in 1 2 3; do
+  cp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  bp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$dir/node$i"
+  redis-server --port "$cp" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir/node$i" \
+    --cluster-enabled yes --cluster-port "$bp" >"$dir/node$i.log" 2>&1 &
+  pids+=($!)
+  cports+=("$cp")
+done
+for cp in "${cports[@]}"; do
+  for _ in $(seq 100); do redis-cli -p "$cp" ping >/dev/null 2>&1 && break; sleep 0.05; done
+done
+redis-cli --cluster create "${cports[@]/#/127.0.0.1:}" --cluster-yes >"$dir/cluster.log" 2>&1
+for _ in $(seq 200); do
+  redis-cli -p "${cports[0]}" cluster info 2>/dev/null | grep -q cluster_state:ok && break
+  sleep 0.05
+done
+redis="cluster://127.0.0.1:${cports[0]},127.0.0.1:${cports[1]}" daemon c
+redis=redis://127.0.0.1:$port
+for s in a b c; do
   for _ in $(seq 200); do
     NEARCACHE_URL="ipc://$dir/$s.sock" "$out/client/nearcache-cli" ping >/dev/null 2>&1 && break
     sleep 0.05
@@ -48,8 +70,12 @@ a="ipc://$dir/a.sock" b="ipc://$dir/b.sock"
 "$bench" stampede --a "$a" --b "$b" --redis "$redis" --threads 8 --rounds 20 \
   >"$dir/stampede.log" 2>&1 || failed=1
 "$bench" inval --a "$a" --b "$b" --rounds 100 >"$dir/inval.log" 2>&1 || failed=1
-[ $failed -ne 0 ] && tail -n 5 "$dir"/bench.log "$dir"/stampede.log "$dir"/inval.log >&2
-for s in a b; do
+"$bench" run l2-cluster@4 mget-cluster@2 set-cluster@2 --url-cluster "ipc://$dir/c.sock" \
+  --redis-cluster "redis://127.0.0.1:${cports[0]}" --keys 2000 --duration "$secs" --warmup 0.2 \
+  --slices 1 >"$dir/bench-cluster.log" 2>&1 || failed=1
+[ $failed -ne 0 ] && tail -n 5 "$dir"/bench.log "$dir"/stampede.log "$dir"/inval.log \
+  "$dir"/bench-cluster.log >&2
+for s in a b c; do
   p=$(eval echo "\$pid_$s")
   kill -TERM "$p"
   wait "$p"
