@@ -357,7 +357,7 @@ static pid_t start_cluster_node(int port, char *dir, size_t size)
     return pid;
 }
 
-Test(tls, a_cluster_over_tls_is_reached_at_the_tls_ports_it_announces, .timeout = 90)
+Test(tls, a_cluster_over_tls_is_reached_at_the_tls_ports_it_announces)
 {
     h_redis node[CLUSTER_NODES]; /* for h_redis_cmd(): TLS, one port each */
     pid_t pid[CLUSTER_NODES];
