@@ -56,6 +56,7 @@ struct publisher {
     atomic_int wanted;           /* a pub_begin() waits: a shared heartbeat now */
     atomic_int open;             /* writes between pub_begin() and pub_end() */
     atomic_int stopping;
+    atomic_int down;             /* the last publish failed: a write need not wait for one */
     pthread_t thread;
     int started;
 };
@@ -177,7 +178,7 @@ int pub_begin(publisher *p, int64_t deadline)
         pthread_cond_signal(&p->cv); /* a heartbeat now opens the gate */
         int64_t now = units_now_ms();
         int fresh = now - atomic_load(&p->shared_sent) <= p->t.gate_ms;
-        if (!fresh && (now >= deadline || atomic_load(&p->stopping))) {
+        if (!fresh && (now >= deadline || atomic_load(&p->stopping) || atomic_load(&p->down))) {
             pthread_mutex_unlock(&p->mu);
             return -1;
         }
@@ -192,7 +193,9 @@ static int publish(publisher *p, l2 *conn, const char *channel, const uint8_t *b
 {
     if (!p->sharded && !l2conn_connected(l2_conn(conn)) && jobq_connected(p->q) > 0)
         l2conn_retry_now(l2_conn(conn)); /* Redis is back: do not sit out the backoff */
-    return l2_publish(conn, channel, buf, n, p->cfg->redis_timeout_ms) == L2_OK ? 0 : -1;
+    int ok = l2_publish(conn, channel, buf, n, p->cfg->redis_timeout_ms) == L2_OK;
+    atomic_store(&p->down, !ok); /* while it fails, writes fail fast at the gate */
+    return ok ? 0 : -1;
 }
 
 /* A message of this node: `b` (may be NULL: a heartbeat alone) with seq,

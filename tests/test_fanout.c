@@ -321,3 +321,19 @@ Test(fanout, a_daemon_that_writes_with_scripts_publishing_is_not_counted_silent)
     node_id_of(wd, id);
     cr_assert_not(counted_silent(&fx.node[0], id, 0), "a live writer was counted silent");
 }
+
+/* With Redis gone, a write fails at once: the publisher's last attempt
+ * failed, so the gate does not wait for a heartbeat that cannot go out
+ * (it used to hold each write until redis_timeout). */
+Test(fanout, with_redis_gone_a_write_fails_at_once)
+{
+    h_redis_stop(&fx.redis, 1);
+    h_sleep_ms(1500); /* the publisher has tried and failed; the daemon went quiet */
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = h_now_ms();
+        int rv = nc_set(fx.cl[0], str("ns"), str("k"), str("v"), 60000, 0);
+        int64_t took = h_now_ms() - t0;
+        cr_assert_eq(rv, NC_EUNAVAILABLE, "%s", nc_errmsg());
+        cr_assert_lt(took, 500, "a write took %lld ms to fail", (long long)took);
+    }
+}
