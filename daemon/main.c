@@ -32,7 +32,7 @@
 
 /* How long nng may take to close the server's socket at the stop, when every
  * reply is out: milliseconds, normally; past this it is stuck (server.c). */
-#define SERVER_CLOSE_MS 3000
+#define SERVER_CLOSE_MS 1000
 
 /* Shards: up to 16, but each must hold a few maximal values. */
 static unsigned l1_shards(const config *cfg)
