@@ -7,9 +7,12 @@ one every 250 ms (most calls then dial once).
     NC_BUILD=build .venv/bin/python client/python/bench/failopen.py [--smoke]
 
 Prints a Markdown table of the added time (decorated minus undecorated, in
-µs). Exits 1 if the median call of any row added a millisecond or more:
-calls that wait (for a dial, a retry, a timeout). The max column is
-preemption on a busy machine, not waits.
+µs). Exits 1 if the median call of any row added 10 ms or more: calls
+that wait (for a dial's retry, a backoff of at least 50 ms, a timeout).
+Not 1 ms: on an idle VM a call after 250 ms of sleep runs on a cold CPU,
+and its one dial then adds 0.6-1.8 ms (the undecorated function alone
+takes 30x its warm time). The max column is preemption on a busy
+machine, not waits.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import nearcache
 
 WORK = 200  #: the function's own work: sum(range(WORK))
+WAIT_US = 10_000  #: a median added time from here on is a wait, not work
 
 
 def work(x: int) -> int:
@@ -111,9 +115,9 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, own, p50, p99, worst in rows:
         print(f"| {name} | {own:.1f} | {p50:.1f} | {p99:.1f} | {worst:.1f} |")
-    slow = [r[0] for r in rows if r[2] >= 1000]
+    slow = [r[0] for r in rows if r[2] >= WAIT_US]
     if slow:
-        print(f"calls waited (median over 1 ms): {', '.join(slow)}", file=sys.stderr)
+        print(f"calls waited (median over 10 ms): {', '.join(slow)}", file=sys.stderr)
         return 1
     return 0
 
