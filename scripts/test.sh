@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds nearcache twice (plain, and with
-# AddressSanitizer + UBSan) and runs the whole suite on each; after the plain
+# AddressSanitizer + UBSan) and runs the suite on each (under the sanitizers
+# all but the long timing-bound tests, ctest label "long"); after the plain
 # one, the Python client's tests (pytest, in .venv, against that build), the
 # Node.js client's (npm ci, then node --test against that build), the Go
 # client's (scripts/test-go.sh, go test -race against that build) and
@@ -30,7 +31,8 @@ run_suite() { # NAME BUILD_DIR CMAKE_ARGS...
   # report might not fail the test by itself, so any report fails the suite.
   ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
-    bash -c 'cd "$1" && ctest --output-on-failure -j"$2"' _ "$dir" "$jobs" || status=$?
+    bash -c 'cd "$1" && ctest --output-on-failure -j"$2" $3' _ "$dir" "$jobs" "${NC_CTEST_ARGS:-}" ||
+    status=$?
   if [ -n "$(ls -A "$reports")" ]; then
     echo "== $name: sanitizer reports:" >&2
     cat "$reports"/* >&2
@@ -89,7 +91,7 @@ echo "== fuzz: each target for 4 s (scripts/fuzz.sh; the long runs: docs/fuzzing
 "$here/scripts/fuzz.sh" 4 || failed=1
 echo "== tsan: nearcached and libnearcache under ThreadSanitizer, driven by nearcache-bench (scripts/tsan.sh)"
 "$here/scripts/tsan.sh" 2 || failed=1
-run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
+NC_CTEST_ARGS="-LE long" run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
   -DNC_BUILD_BENCH=OFF || failed=1
 if [ $failed -ne 0 ]; then
   echo "== FAILED"
