@@ -297,3 +297,62 @@ Test(coh, a_batch_with_a_heartbeat_drops_its_keys_and_checks_its_streams)
     cr_assert_not(held("a"));
     cr_assert_eq(st.sequence_gaps, 0, "its own seq in its heartbeat is no gap");
 }
+
+/* A Cluster's subscription: one source per master, a channel per bucket. */
+static void heartbeat_on(const char *origin, int64_t sent_ms, int source, unsigned channel)
+{
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    hb.sent_ms = sent_ms;
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.heartbeat = &hb;
+    coh_apply_from(c, &m, source, channel);
+}
+
+static void drop_key_on(const char *origin, uint64_t seq, const char *key, unsigned channel)
+{
+    pb_key_ref ref = NEARCACHE__V1__KEY_REF__INIT, *refs[1] = {&ref};
+    ref.ns = (ProtobufCBinaryData){2, (uint8_t *)"ns"};
+    ref.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.stream = 4;
+    m.seq = seq;
+    m.n_keys = 1;
+    m.keys = refs;
+    coh_apply_from(c, &m, channel % 3, channel);
+}
+
+Test(coh, on_a_cluster_serves_only_once_its_heartbeat_came_back_from_every_master)
+{
+    coh_subscribed_to(c, 3);
+    int64_t now = units_now_ms();
+    heartbeat_on("self", now, 0, 0);
+    heartbeat_on("self", now, 1, 5);
+    cr_assert_not(coh_serving(c, now), "serving without hearing master 2");
+    heartbeat_on("self", now - 600, 2, 9);
+    cr_assert(coh_serving(c, now));
+    /* the oldest master's heartbeat bounds it */
+    cr_assert_not(coh_serving(c, now + 500), "master 2's heartbeat is 1.1 s old by then");
+    heartbeat_on("self", now + 400, 2, 9);
+    cr_assert(coh_serving(c, now + 500));
+    coh_lost(c);
+    cr_assert_not(coh_serving(c, now + 500));
+}
+
+Test(coh, on_a_cluster_sequence_numbers_count_per_channel)
+{
+    coh_subscribed_to(c, 3);
+    put("a");
+    put("b");
+    drop_key_on("other", 7, "a", 1);
+    drop_key_on("other", 3, "x", 2); /* another channel's numbers: no gap */
+    drop_key_on("other", 8, "y", 1);
+    drop_key_on("other", 4, "z", 2);
+    cr_assert_eq(st.sequence_gaps, 0);
+    cr_assert_not(held("a"));
+    cr_assert(held("b"));
+    drop_key_on("other", 10, "w", 1); /* 9 lost on channel 1 */
+    cr_assert_eq(st.sequence_gaps, 1);
+    cr_assert_not(held("b"), "a gap empties L1");
+}
