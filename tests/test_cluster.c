@@ -125,6 +125,16 @@ Test(cluster, every_key_goes_to_its_masters_and_a_namespace_lands_on_every_maste
     l2cluster_destroy(cl);
 }
 
+/* How many times master i ran WAIT since its start. */
+static long wait_calls(int i)
+{
+    char *info = h_redis_cmd(&node[i], "INFO", "commandstats", NULL);
+    const char *at = strstr(info, "cmdstat_wait:calls=");
+    long calls = at != NULL ? atol(at + strlen("cmdstat_wait:calls=")) : 0;
+    free(info);
+    return calls;
+}
+
 /* How many times the masters ran CLUSTER `sub` since their start. */
 static long cluster_calls(const char *sub)
 {
@@ -479,7 +489,25 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
     cr_expect_eq(res.nfails, 0);
     l2_mset_result_free(&res);
     cr_expect_eq(mv, v + 1);
-    for (int i = 0; i < 20; i++) {
+    /* its WAIT goes to every master a slot's script ran on (the 20 keys
+     * span all three), once each */
+    long before[MASTERS];
+    for (int i = 0; i < MASTERS; i++)
+        before[i] = wait_calls(i);
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_OK, "%s", l2_error(c));
+    for (int i = 0; i < MASTERS; i++)
+        cr_expect_eq(wait_calls(i) - before[i], 1, "master %d ran %ld WAITs", i,
+                     wait_calls(i) - before[i]);
+    /* a Set's only on its entry's master */
+    cr_assert_eq(l2set(c, "users", "m0", "again", v + 1), v + 1);
+    for (int i = 0; i < MASTERS; i++)
+        before[i] = wait_calls(i);
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_OK, "%s", l2_error(c));
+    long waited = 0;
+    for (int i = 0; i < MASTERS; i++)
+        waited += wait_calls(i) - before[i];
+    cr_expect_eq(waited, 1, "a Set's WAIT went to %ld masters", waited);
+    for (int i = 1; i < 20; i++) {
         cr_expect_eq(l2get(c, "users", names[i], v + 1, buf, sizeof buf), v + 1);
         cr_expect_str_eq(buf, vals[i]);
     }
