@@ -48,6 +48,14 @@ stat() { # stat SOCKET FIELD
   "$build/client/nearcache-cli" -s "ipc://$1" stats --json | sed -n "s/.*\"$2\": \\([0-9]*\\).*/\\1/p"
 }
 
+serving() { # serving SOCKET: wait until the daemon serves from L1
+  for _ in $(seq 200); do
+    "$build/client/nearcache-cli" -s "ipc://$1" stats --json 2>/dev/null \
+      | grep -q '"l1_serving": 1' && break
+    sleep 0.05
+  done
+}
+
 if [ "$cluster" = 1 ]; then
   ports=()
   for i in 1 2 3; do
@@ -80,11 +88,7 @@ if [ "$cluster" = 1 ]; then
     "$2" --listen "ipc://$sock" --redis "$url" --log-level warn 2>"$dir/c$3.log" &
     local pid=$!
     pids+=($pid)
-    for _ in $(seq 200); do
-      "$build/client/nearcache-cli" -s "ipc://$sock" stats --json 2>/dev/null \
-        | grep -q '"l1_serving": 1' && break
-      sleep 0.05
-    done
+    serving "$sock"
     "$build/bench/nc-fanout-bench" --cluster "$list" --one-channel "$3" --daemon "ipc://$sock" \
       --subs "$subs" --writers "$writers" --seconds "$seconds" --idle "$idle" --label "$1"
     echo "$1: daemon: $(stat "$sock" invalidations_sent) invalidations in $(stat "$sock" invalidation_batches) messages"
@@ -111,11 +115,7 @@ phase() {
     --inval-batch "$2" --log-level warn 2>"$dir/$1.log" &
   local pid=$!
   pids+=($pid)
-  for _ in $(seq 200); do
-    "$build/client/nearcache-cli" -s "ipc://$sock" stats --json 2>/dev/null \
-      | grep -q '"l1_serving": 1' && break
-    sleep 0.05
-  done
+  serving "$sock"
   "$build/bench/nc-fanout-bench" --port "$port" --daemon "ipc://$sock" --subs "$3" \
     --writers "$writers" --seconds "$seconds" --idle "$idle" --label "$1" --raw "${4:-0}"
   echo "$1: daemon: $(stat "$sock" invalidations_sent) invalidations in $(stat "$sock" invalidation_batches) messages"

@@ -138,6 +138,14 @@ static void listen_until_lost(subscriber *s, l2io *io)
     }
 }
 
+/* A subscription attempt failed: waits the backoff's next delay. */
+static void sleep_backoff(backoff *bo)
+{
+    int64_t retry_ms = backoff_fail(bo);
+    struct timespec ts = {.tv_sec = retry_ms / 1000, .tv_nsec = (retry_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
 static void *reader_main(void *arg)
 {
     subscriber *s = arg;
@@ -145,10 +153,7 @@ static void *reader_main(void *arg)
     while (!atomic_load(&s->stopping)) {
         l2io *io = subscribe(s);
         if (io == NULL) {
-            int64_t retry_ms = backoff_fail(&bo);
-            struct timespec ts = {.tv_sec = retry_ms / 1000,
-                                  .tv_nsec = (retry_ms % 1000) * 1000000};
-            nanosleep(&ts, NULL);
+            sleep_backoff(&bo);
             continue;
         }
         backoff_reset(&bo);
@@ -314,10 +319,7 @@ static void *cluster_main(void *arg)
     while (!atomic_load(&s->stopping)) {
         int n = subscribe_cluster(s);
         if (n == 0) {
-            int64_t retry_ms = backoff_fail(&bo);
-            struct timespec ts = {.tv_sec = retry_ms / 1000,
-                                  .tv_nsec = (retry_ms % 1000) * 1000000};
-            nanosleep(&ts, NULL);
+            sleep_backoff(&bo);
             continue;
         }
         backoff_reset(&bo);
