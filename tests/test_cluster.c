@@ -1037,6 +1037,68 @@ Test(cluster, daemons_listen_on_every_master_and_batches_take_the_masters_in_tur
     }
 }
 
+/* Sets cluster-node-timeout on every master (ms, as text). */
+static void node_timeout(const char *ms)
+{
+    for (int m = 0; m < MASTERS; m++) {
+        char *out = h_redis_cmd(&node[m], "CONFIG", "SET", "cluster-node-timeout", ms, NULL);
+        cr_assert_str_eq(out, "OK", "master %d: %s", m, out);
+        free(out);
+    }
+}
+
+Test(cluster, a_master_that_falls_silent_stops_every_l1_until_it_answers_again, .timeout = 90)
+{
+    node_timeout("30000"); /* the frozen master must not be failed */
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
+             node[1].port);
+    h_daemon d[2];
+    nc_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+    int victim = 2, live = 0;
+    char key[32];
+    key_on(live, key, sizeof key);
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR(key), NC_STR("1"), 60000, 2000), NC_OK);
+    cr_assert(hot_in_l1(c[1], key, "1"));
+    /* frozen, the master holds the connections open but returns no
+     * heartbeat: L1 stops within the window, for a live master's key too */
+    kill(node[victim].pid, SIGSTOP);
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < 2; i++)
+        while (h_stat(c[i], "l1_serving") != 0) {
+            cr_assert_lt(h_now_ms() - t0, 10000, "daemon %d still serves L1", i);
+            h_sleep_ms(20);
+        }
+    int64_t stopped = h_now_ms() - t0;
+    nc_get_info info;
+    void *v = NULL;
+    size_t len = 0;
+    int rc = nc_get_ex(c[1], NC_STR("users"), NC_STR(key), &v, &len, &info, 2000);
+    nc_free(v);
+    cr_expect(rc != NC_OK || info.source != NC_SOURCE_L1, "served from L1 without master %d",
+              victim);
+    kill(node[victim].pid, SIGCONT);
+    for (int i = 0; i < 2; i++)
+        while (h_stat(c[i], "l1_serving") != 1) {
+            cr_assert_lt(h_now_ms() - t0, 40000, "daemon %d: no L1 after the master thawed", i);
+            h_sleep_ms(50);
+        }
+    cr_log_info("a master frozen: L1 stopped after %lld ms", (long long)stopped);
+    cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR(key), NC_STR("2"), 60000, 2000), NC_OK,
+                 "%s", nc_errmsg());
+    cr_assert(get_becomes(c[1], key, "2"));
+    cr_assert(hot_in_l1(c[1], key, "2"));
+    for (int i = 0; i < 2; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
+    node_timeout("2000");
+}
+
 /* Sets users/key to value through c, again while it fails, for up to 30 s. */
 static void set_until_ok(nc_client *c, const char *key, const char *value)
 {
