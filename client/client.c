@@ -415,6 +415,8 @@ int client_invalidation_failed(nc_client *c, nc_bytes ns, nc_bytes key, int rv)
         return rv;
     if (pending_add(c->pending, ns, key) != NC_OK)
         return rv;
+    if (c->near != NULL)
+        near_forget(c->near); /* a Get in flight may hold what it replaced */
     worker_wake(c);
     const char *what = key.data != NULL ? "Delete" : "namespace bump";
     char why[sizeof tl_msg];

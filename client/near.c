@@ -488,6 +488,14 @@ void near_drop_ns(near *n, nc_bytes ns)
     pthread_mutex_unlock(&n->ring_mu);
 }
 
+void near_forget(near *n)
+{
+    pthread_mutex_lock(&n->ring_mu); /* no fill in between */
+    flush_ring_locked(n, n->cursor);
+    atomic_fetch_add(&n->nflushes, 1);
+    pthread_mutex_unlock(&n->ring_mu);
+}
+
 void near_stats(near *n, nc_near_stats *out)
 {
     memset(out, 0, sizeof *out);

@@ -66,6 +66,11 @@ void near_fill_negative(near *n, const near_ticket *t, nc_bytes ns, nc_bytes key
 void near_drop(near *n, nc_bytes ns, nc_bytes key);
 void near_drop_ns(near *n, nc_bytes ns);
 
+/* Empties the tier and refuses every fill whose ticket was taken before:
+ * when this process's own invalidation is kept, undelivered (R2), no ring
+ * slot will refuse a reply already in flight that holds what it replaced. */
+void near_forget(near *n);
+
 /* The tier's counters. */
 void near_stats(near *n, nc_near_stats *out);
 

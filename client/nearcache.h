@@ -187,7 +187,8 @@ typedef struct nc_near_stats {
     uint64_t hits, misses;
     uint64_t entries, bytes;
     uint64_t evictions;
-    uint64_t flushes;       /* emptied: the daemon emptied its L1, restarted or stopped */
+    uint64_t flushes;       /* emptied: the daemon emptied its L1, restarted or stopped, */
+                            /* or an invalidation of this process's own was kept (R2) */
     uint64_t laps;          /* emptied: the ring overtook this reader */
     uint64_t fills_refused; /* replies not kept: the key changed while they were in flight */
     int serving;            /* whether it may serve now */

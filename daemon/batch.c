@@ -212,6 +212,8 @@ static void lane_mget_landed(void *arg, void *req, lane_status status, l2_value 
         if (v != NULL)
             l2_value_free(v);
     }
+    if (status == LANE_RETRY)
+        lanes_poke(lm->svc->lanes); /* the slot may have moved */
     int last = --lm->left == 0;
     pthread_mutex_unlock(&lm->mu);
     if (last)

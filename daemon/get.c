@@ -427,6 +427,8 @@ void get_on_lane(void *arg, void *req, lane_status status, l2_value *v, int64_t 
     jobq_unhold(svc->q);
     if (status == LANE_FELL) /* the script recreates the version above this node's */
         coh_version_fell(svc->coh, g->ns.data, g->ns.len, v->version);
+    if (status == LANE_RETRY)
+        lanes_poke(svc->lanes); /* on a Cluster, the slot may have moved */
     if (status == LANE_RETRY || status == LANE_MOVED || status == LANE_FELL) {
         stats_inc(&svc->st->redis_lane_retries);
         submit_get(svc, c);

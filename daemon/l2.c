@@ -220,7 +220,9 @@ struct l2 {
     l2conn *conn;        /* one server; on a Cluster, any node (for health) */
     l2cluster *cl;       /* on a Cluster: the routing; NULL on one server */
     char *text[NSCRIPTS]; /* the scripts' text as this handle runs them */
-    l2conn *wrote;        /* on a Cluster: where the last write's script ran, for WAIT */
+    l2conn **wrote;       /* on a Cluster: the masters the last write's scripts ran on, */
+    int nwrote, wrote_cap; /* for WAIT (an MSet's slots span several) */
+    int wrote_lost;       /* one of them could not be noted (out of memory) */
     int landed;           /* on a Cluster: the last write's script ran, whatever came after */
     char sha[NSCRIPTS][41];
     uint32_t stream;
@@ -279,6 +281,7 @@ void l2_destroy(l2 *c)
     l2cluster_destroy(c->cl);
     for (int i = 0; i < NSCRIPTS; i++)
         free(c->text[i]);
+    free(c->wrote);
     free(c);
 }
 
@@ -338,6 +341,35 @@ static redisReply *run(l2 *c, size_t key, int64_t timeout_ms, int once, l2_statu
  * `version`; ARGV: `version`, the `nargs` arguments, then k->floor. Returns
  * the reply or NULL with *status set, as l2conn_run(), which sends it only
  * once when `once`. */
+/* The scripts that write, whose masters a WAIT asks. */
+static const int writes[NSCRIPTS] = {[SCRIPT_SET] = 1, [SCRIPT_DEL] = 1, [SCRIPT_MSET] = 1,
+                                     [SCRIPT_BUMP] = 1};
+
+/* Notes that a write's script ran on conn, once per master. */
+static void wrote_add(l2 *c, l2conn *conn)
+{
+    for (int i = 0; i < c->nwrote; i++)
+        if (c->wrote[i] == conn)
+            return;
+    if (c->nwrote == c->wrote_cap) {
+        int cap = c->wrote_cap ? 2 * c->wrote_cap : 4;
+        l2conn **w = realloc(c->wrote, sizeof *w * (size_t)cap);
+        if (w == NULL) {
+            c->wrote_lost = 1;
+            return;
+        }
+        c->wrote = w, c->wrote_cap = cap;
+    }
+    c->wrote[c->nwrote++] = conn;
+}
+
+/* A write starts: the masters of the one before are not its own. */
+static void wrote_reset(l2 *c)
+{
+    c->nwrote = 0;
+    c->wrote_lost = 0;
+}
+
 static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version,
                         const entries *e, int64_t timeout_ms, int once, l2_status *status,
                         int nargs, const char **args, const size_t *lens)
@@ -379,6 +411,8 @@ static redisReply *eval(l2 *c, enum script id, const l2_key *k, uint64_t version
             argv[1] = c->text[id], argl[1] = strlen(c->text[id]);
             r = run(c, first, timeout_ms, once, status, (int)a, argv, argl);
         }
+        if (r != NULL && c->cl != NULL && writes[id])
+            wrote_add(c, l2cluster_last(c->cl));
     }
     free(argv);
     free(argl);
@@ -458,7 +492,6 @@ static redisReply *eval_cluster(l2 *c, enum script id, const l2_key *k, const en
         redisReply *r = eval(c, id, k, version, e, timeout_ms, 0, status, nargs, args, lens);
         if (r == NULL || !write)
             return r;
-        c->wrote = l2cluster_last(c->cl);
         c->landed = 1;
         l2_key now = *k;
         uint64_t current;
@@ -508,6 +541,7 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
                  const l2_set_opts *o, const l2_msg *m, int64_t timeout_ms, uint64_t *version,
                  int *stored)
 {
+    wrote_reset(c);
     static const l2_set_opts plain = {0};
     char px[24], swr[24];
     if (o == NULL)
@@ -534,6 +568,7 @@ l2_status l2_set(l2 *c, const l2_key *k, const void *value, size_t vlen, int64_t
 l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, const l2_msg *m,
                  int64_t timeout_ms, int *existed, uint64_t *version)
 {
+    wrote_reset(c);
     const char *args[] = {m->channel, m->data, token != NULL ? token : ""};
     size_t lens[] = {strlen(m->channel), m->len, token != NULL ? token_len : 0};
     entries e = {1, &k->key, &k->klen};
@@ -552,6 +587,7 @@ l2_status l2_del(l2 *c, const l2_key *k, const void *token, size_t token_len, co
 l2_status l2_bump(l2 *c, const l2_key *k, uint64_t from, const l2_msg *m, int64_t timeout_ms,
                   uint64_t *version, int *bumped)
 {
+    wrote_reset(c);
     const char *args[] = {m->channel, m->data};
     size_t lens[] = {strlen(m->channel), m->len};
     entries none = {0, NULL, NULL};
@@ -786,6 +822,7 @@ static l2_status mset_split(l2 *c, const l2_key *k, const l2_entry *en, size_t n
 l2_status l2_mset(l2 *c, const l2_key *k, const l2_entry *en, size_t n, const l2_msg *m,
                   int64_t timeout_ms, uint64_t *version, l2_mset_result *res)
 {
+    wrote_reset(c);
     memset(res, 0, sizeof *res);
     res->fail = malloc(sizeof *res->fail * (n ? n : 1));
     res->fails = malloc(sizeof *res->fails * (n ? n : 1));
@@ -851,7 +888,9 @@ static l2_status mset_one(l2 *c, const l2_key *k, const l2_entry *en, size_t n, 
     return L2_OK;
 }
 
-l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked)
+/* WAIT on one connection: *acked is how many replicas confirmed. */
+static l2_status wait_on(l2 *c, l2conn *on, int replicas, int64_t wait_ms, int64_t timeout_ms,
+                         int *acked)
 {
     char n[16], ms[24];
     int nl = snprintf(n, sizeof n, "%d", replicas);
@@ -859,12 +898,6 @@ l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int 
     const char *argv[] = {"WAIT", n, ms};
     size_t lens[] = {4, (size_t)nl, (size_t)ml};
     l2_status status;
-    /* on a Cluster, on the entry's master (of the last slot, for an MSet) */
-    l2conn *on = c->cl != NULL ? c->wrote : c->conn;
-    if (on == NULL) {
-        l2conn_set_error(c->conn, "no write to wait for");
-        return L2_EDOWN;
-    }
     redisReply *r = l2conn_call(on, timeout_ms, &status, 3, argv, lens);
     if (r == NULL && on != c->conn)
         l2conn_set_error(c->conn, "%s", l2conn_error(on));
@@ -882,6 +915,32 @@ l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int 
         return unexpected(c, r, "WAIT");
     *acked = (int)r->integer;
     freeReplyObject(r);
+    return L2_OK;
+}
+
+l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked)
+{
+    if (c->cl == NULL)
+        return wait_on(c, c->conn, replicas, wait_ms, timeout_ms, acked);
+    /* on a Cluster, on every master the write ran on, within one wait_ms:
+     * the write is as replicated as its least replicated part */
+    if (c->wrote_lost)
+        return l2conn_set_error(c->conn, "out of memory noting where the write ran");
+    if (c->nwrote == 0) {
+        l2conn_set_error(c->conn, "no write to wait for");
+        return L2_EDOWN;
+    }
+    int64_t until = units_now_ms() + wait_ms;
+    *acked = replicas;
+    for (int i = 0; i < c->nwrote; i++) {
+        int64_t left = until - units_now_ms();
+        left = left > 1 ? left : 1;
+        int n = 0;
+        l2_status st = wait_on(c, c->wrote[i], replicas, left, timeout_ms - wait_ms + left, &n);
+        if (st != L2_OK)
+            return st;
+        *acked = n < *acked ? n : *acked;
+    }
     return L2_OK;
 }
 

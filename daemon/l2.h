@@ -182,8 +182,10 @@ void l2_mset_result_free(l2_mset_result *res);
 /* WAIT replicas wait_ms on the handle's connection, right after a write's
  * script, within timeout_ms (more than wait_ms). Returns L2_OK with
  * *acked the number of replicas that have every write of this connection
- * so far. Never reconnects (a new connection's WAIT would say nothing of
- * the write): without one, L2_EDOWN. */
+ * so far. On a Cluster, WAIT goes to every master the last write's scripts
+ * ran on (an MSet's slots may span all), within one wait_ms, and *acked is
+ * the least of their answers. Never reconnects (a new connection's WAIT
+ * would say nothing of the write): without one, L2_EDOWN. */
 l2_status l2_wait(l2 *c, int replicas, int64_t wait_ms, int64_t timeout_ms, int *acked);
 
 /* PUBLISH msg on `channel`; on a Cluster SPUBLISH, on the master of the

@@ -3,8 +3,12 @@
  * entry's slot (an MGet's keys each to theirs, every lane's in one
  * write). A cluster's lanes read under the version the node holds
  * (lane_assume_version()): the version key is on another slot. Their slot
- * map is the one the cluster gave at start; a slot moved since answers
- * MOVED on its old lane, so its Gets go to the workers, which follow it. */
+ * map is reloaded, at most once a second, when a Get finds its slot's lane
+ * missing or down or a lane read fails (lanes_poke()): a slot moved to
+ * another master answers MOVED on its old lane, and a master lost to a
+ * failover leaves its lane down, so those Gets go to the workers (which
+ * follow the move) until the new map points the slot at its new master's
+ * lane, made then if new. */
 #ifndef NC_LANES_H
 #define NC_LANES_H
 
@@ -32,6 +36,10 @@ void lanes_destroy(lanes *ls);
  * under). Accepts NULL. */
 lane *lanes_for(lanes *ls, const l2_key *k);
 
+/* A lane read failed (LANE_RETRY): on a Cluster, the slot map may have
+ * changed, so it is loaded again soon. Cheap; accepts NULL. */
+void lanes_poke(lanes *ls);
+
 /* Whether these are a Cluster's lanes (one per master), with at least one. */
 int lanes_sharded(const lanes *ls);
 
@@ -43,7 +51,8 @@ int lanes_sharded(const lanes *ls);
 size_t lanes_send(lanes *ls, const l2_key *keys, size_t n, uint64_t version, int64_t deadline,
                   void *const *reqs, lane_done_fn done, void *arg);
 
-/* Whether there are lanes and every one is connected. */
+/* Whether there are lanes and every one is connected (on a Cluster, every
+ * one that serves a slot). */
 int lanes_up(lanes *ls);
 
 /* Reads sent so far on all of them. */

@@ -125,6 +125,16 @@ Test(cluster, every_key_goes_to_its_masters_and_a_namespace_lands_on_every_maste
     l2cluster_destroy(cl);
 }
 
+/* How many times master i ran WAIT since its start. */
+static long wait_calls(int i)
+{
+    char *info = h_redis_cmd(&node[i], "INFO", "commandstats", NULL);
+    const char *at = strstr(info, "cmdstat_wait:calls=");
+    long calls = at != NULL ? atol(at + strlen("cmdstat_wait:calls=")) : 0;
+    free(info);
+    return calls;
+}
+
 /* How many times the masters ran CLUSTER `sub` since their start. */
 static long cluster_calls(const char *sub)
 {
@@ -479,7 +489,25 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
     cr_expect_eq(res.nfails, 0);
     l2_mset_result_free(&res);
     cr_expect_eq(mv, v + 1);
-    for (int i = 0; i < 20; i++) {
+    /* its WAIT goes to every master a slot's script ran on (the 20 keys
+     * span all three), once each */
+    long before[MASTERS];
+    for (int i = 0; i < MASTERS; i++)
+        before[i] = wait_calls(i);
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_OK, "%s", l2_error(c));
+    for (int i = 0; i < MASTERS; i++)
+        cr_expect_eq(wait_calls(i) - before[i], 1, "master %d ran %ld WAITs", i,
+                     wait_calls(i) - before[i]);
+    /* a Set's only on its entry's master */
+    cr_assert_eq(l2set(c, "users", "m0", "again", v + 1), v + 1);
+    for (int i = 0; i < MASTERS; i++)
+        before[i] = wait_calls(i);
+    cr_expect_eq(l2_wait(c, 0, 10, 1000, &acked), L2_OK, "%s", l2_error(c));
+    long waited = 0;
+    for (int i = 0; i < MASTERS; i++)
+        waited += wait_calls(i) - before[i];
+    cr_expect_eq(waited, 1, "a Set's WAIT went to %ld masters", waited);
+    for (int i = 1; i < 20; i++) {
         cr_expect_eq(l2get(c, "users", names[i], v + 1, buf, sizeof buf), v + 1);
         cr_expect_str_eq(buf, vals[i]);
     }
@@ -570,6 +598,72 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
         nc_close(c[i]);
         cr_expect_eq(h_daemon_stop(&d[i]), 0);
     }
+}
+
+/* A daemon's read lanes follow a slot moved to another master: the first
+ * Gets of the slot after the move fail on the old master's lane and go to
+ * the workers, which follow MOVED; the lanes then reload the slot map, and
+ * the slot's Gets are read on the new master's lane again. */
+Test(cluster, a_daemons_read_lanes_follow_a_slot_moved_to_another_master, .timeout = 60)
+{
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d", node[0].port);
+    h_daemon d;
+    h_daemon_start(&d, &via, "--l1-max-ttl", "1ms", NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("mv"), NC_STR("1"), 60000, 2000), NC_OK);
+    cr_assert(get_becomes(c, "mv", "1"));
+    int64_t reads = h_stat(c, "redis_lane_reads");
+    cr_assert_gt(reads, 0, "the Get was read on a lane");
+
+    /* the entry's slot, moved whole to the next master */
+    char tag[KS_TAG_LEN], slot[16];
+    ks_tag(tag, "users", 5, "mv", 2);
+    snprintf(slot, sizeof slot, "%u", ks_slot(tag, sizeof tag));
+    int src = -1;
+    for (int i = 0; i < MASTERS; i++)
+        if (holds_slot(&node[i], slot) > 0)
+            src = i;
+    cr_assert_geq(src, 0, "no master holds slot %s", slot);
+    int dst = (src + 1) % MASTERS;
+    char *src_id = node_id(&node[src]), *dst_id = node_id(&node[dst]);
+    char dst_port[16];
+    snprintf(dst_port, sizeof dst_port, "%d", node[dst].port);
+    free(h_redis_cmd(&node[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id, NULL));
+    free(h_redis_cmd(&node[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id, NULL));
+    char *keys = h_redis_cmd(&node[src], "CLUSTER", "GETKEYSINSLOT", slot, "100", NULL);
+    for (char *save = NULL, *k = strtok_r(keys, "\n", &save); k != NULL;
+         k = strtok_r(NULL, "\n", &save)) {
+        char *out = h_redis_cmd(&node[src], "MIGRATE", "127.0.0.1", dst_port, k, "0", "5000",
+                                NULL);
+        cr_expect_str_eq(out, "OK", "MIGRATE %s", k);
+        free(out);
+    }
+    free(keys);
+    for (int i = 0; i < MASTERS; i++)
+        free(h_redis_cmd(&node[i], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    cr_assert_eq(holds_slot(&node[src], slot), 0);
+
+    /* every Get answers the value; within a few seconds they are read on
+     * a lane again, with no retry */
+    int64_t t0 = h_now_ms(), settled = -1;
+    while (settled < 0 && h_now_ms() - t0 < 5000) {
+        int64_t retries = h_stat(c, "redis_lane_retries");
+        reads = h_stat(c, "redis_lane_reads");
+        h_sleep_ms(5); /* past l1_max_ttl */
+        cr_assert(get_becomes(c, "mv", "1"));
+        if (h_stat(c, "redis_lane_retries") == retries && h_stat(c, "redis_lane_reads") > reads)
+            settled = h_now_ms();
+    }
+    cr_assert_geq(settled, 0, "the slot's Gets still go to the old master's lane 5 s on");
+    cr_assert_gt(h_stat(c, "redis_lane_retries"), 0, "the move was seen");
+    cr_log_info("read lanes: the moved slot read on its new master's lane %lld ms after the move",
+                (long long)(settled - t0));
+    cr_expect_eq(h_stat(c, "redis_lane_up"), 1);
+    free(src_id);
+    free(dst_id);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
 }
 
 /* ---- a master killed, its replica promoted -------------------------------- */

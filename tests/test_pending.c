@@ -107,6 +107,37 @@ Test(pending, daemon_stopped_update_daemon_started_read_returns_the_new_value)
     nc_close(writer);
 }
 
+/* A kept Delete empties the writer's own near tier: no ring slot will ever
+ * refuse the fill of a Get reply that was in flight with the old value
+ * (tests/conformance/ring.json has the fill's side). */
+Test(pending, a_kept_delete_empties_the_writers_near_tier)
+{
+    nc_client *writer;
+    nc_open_opts o = {.near_bytes = 1 << 20};
+    cr_assert_eq(nc_open_ex(&writer, fx.node[0].url, &o), NC_OK, "%s", nc_errmsg());
+    db_value = "old";
+    free(fetch(writer, "products", "8"));
+    free(fetch(writer, "products", "9"));
+    free(fetch(writer, "products", "8")); /* read from the daemon: kept near */
+    free(fetch(writer, "products", "9"));
+    nc_near_stats st;
+    cr_assert_eq(nc_stats_near(writer, &st), NC_OK);
+    cr_assert_eq(st.entries, 2, "both reads filled the near tier");
+    uint64_t flushes = st.flushes;
+    stop_daemon();
+    int rv = nc_del(writer, NC_STR("products"), NC_STR("8"), NULL, 1000);
+    cr_assert_eq(rv, NC_EQUEUED, "got %s: %s", nc_strerror(rv), nc_errmsg());
+    cr_assert_eq(nc_stats_near(writer, &st), NC_OK);
+    cr_expect_eq(st.entries, 0, "the near tier kept %llu entries", (unsigned long long)st.entries);
+    cr_expect_eq(st.flushes, flushes + 1);
+    db_value = "new";
+    start_daemon();
+    char *v = fetch(writer, "products", "8");
+    cr_assert_str_eq(v, "new");
+    free(v);
+    nc_close(writer);
+}
+
 Test(pending, another_client_reads_the_new_value_once_the_writer_is_back)
 {
     nc_client *writer = open_with(0, 0);

@@ -394,6 +394,8 @@ static void tier_step(world *w, const char *op, json_t *step)
         near_drop(w->tier, bytes_of(step, "ns"), bytes_of(step, "key"));
     else if (strcmp(op, "drop_ns") == 0)
         near_drop_ns(w->tier, bytes_of(step, "ns"));
+    else if (strcmp(op, "forget") == 0)
+        near_forget(w->tier);
     else if (strcmp(op, "sleep") == 0)
         usleep((useconds_t)num(step, "ms", 0) * 1000);
     else if (strcmp(op, "stats") == 0)

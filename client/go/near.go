@@ -388,6 +388,16 @@ func (n *nearTier) dropNS(ns string) {
 	}
 }
 
+// forget empties the tier and refuses every fill ticketed before: when
+// this process's own invalidation is kept undelivered (rule R2), no ring
+// slot will refuse a reply in flight that holds what it replaced.
+func (n *nearTier) forget() {
+	n.ringMu.Lock()
+	n.flushLocked(n.cursor.Load())
+	n.nflushes.Add(1)
+	n.ringMu.Unlock()
+}
+
 // flushLocked empties the tier (a new epoch, a flush, a lap) and sets the
 // cursor to head. Needs ringMu.
 func (n *nearTier) flushLocked(head uint64) {

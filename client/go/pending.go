@@ -54,6 +54,9 @@ func (c *Client) queueIfUnreachable(err error, iv inval) error {
 		go c.flushLoop()
 	}
 	c.dmu.Unlock()
+	if c.near != nil {
+		c.near.forget() // a Get in flight may hold what it replaced
+	}
 	if c.o.strict {
 		return err
 	}

@@ -268,6 +268,8 @@ func TestRingScenarios(t *testing.T) {
 					n.drop(str("ns"), str("key"))
 				case "drop_ns":
 					n.dropNS(str("ns"))
+				case "forget":
+					n.forget()
 				case "sleep":
 					time.Sleep(time.Duration(num(st["ms"])) * time.Millisecond)
 				case "stats":

@@ -371,6 +371,8 @@ class Client {
     } else {
       this.pending.push({ bump, ns: Buffer.from(ns), key: key && Buffer.from(key) });
     }
+    // no ring slot will name what the daemon never heard: a Get in flight may hold the old value
+    if (this.near !== null) this.near.forget();
     this.retryPending();
     if (opts.strict ?? this.strict) return false;
     if (!this.warned) {

@@ -80,6 +80,11 @@ class NearTier {
     if (this.n !== null) this.n.drop(ns);
   }
 
+  /** Empties the tier and refuses fills ticketed before: an own invalidation was kept (R2). */
+  forget() {
+    if (this.n !== null) this.n.forget();
+  }
+
   stats() {
     if (this.n === null) {
       return { hits: 0, misses: 0, entries: 0, bytes: 0, evictions: 0, flushes: 0, laps: 0,

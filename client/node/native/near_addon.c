@@ -279,6 +279,17 @@ static napi_value fill(napi_env env, napi_callback_info info)
     return NULL;
 }
 
+/* forget() empties the tier and refuses the fills ticketed before: this
+ * process's own invalidation was kept undelivered (R2). */
+static napi_value forget(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    addon *a = this_of(env, info, &argc, NULL);
+    if (a != NULL)
+        near_forget(a->n);
+    return NULL;
+}
+
 /* drop(ns, key) drops one key; drop(ns) every key of ns. */
 static napi_value drop(napi_env env, napi_callback_info info)
 {
@@ -444,6 +455,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
         {"ticket", NULL, ticket, NULL, NULL, NULL, napi_default, NULL},
         {"fill", NULL, fill, NULL, NULL, NULL, napi_default, NULL},
         {"drop", NULL, drop, NULL, NULL, NULL, napi_default, NULL},
+        {"forget", NULL, forget, NULL, NULL, NULL, napi_default, NULL},
         {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
         {"close", NULL, close_, NULL, NULL, NULL, napi_default, NULL},
     };

@@ -158,6 +158,7 @@ async function run(sc, dir) {
         }
         case 'drop': tier.drop(st.ns, st.key); break;
         case 'drop_ns': tier.dropNs(st.ns); break;
+        case 'forget': tier.forget(); break;
         case 'sleep': await sleep(st.ms); break;
         case 'stats': {
           const s = tier.stats();

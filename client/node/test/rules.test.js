@@ -137,10 +137,15 @@ test('R2: deletes and bumps the daemon cannot take are kept, sent first when it 
       await other.mset('n', [['a', '1'], ['b', '2']]);
       await other.set('m', 'x', '1');
       assert.equal((await nearHit(c, 'n', 'a')).source, 'near');
+      assert.equal((await nearHit(c, 'n', 'b')).source, 'near');
+      const before = c.nearStats();
       await d.stop();
       const warned = new Promise((res) => process.once('warning', (w) => res(w)));
       assert.equal(await c.delete('n', 'a'), false); // kept: returns normally
       assert.equal((await warned).code, 'NEARCACHE_QUEUED');
+      // and the near tier empties: a Get in flight may hold a's old value
+      assert.equal(c.nearStats().entries, 0);
+      assert.equal(c.nearStats().flushes, before.flushes + 1);
       assert.equal(await c.bump('m'), 0);
       await assert.rejects(c.delete('n', 'b', { strict: true }), nc.UnavailableError);
       assert.equal(c.pendingInvalidations, 3);

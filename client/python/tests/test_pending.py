@@ -54,6 +54,32 @@ def test_a_delete_while_the_daemon_is_down_is_sent_when_it_is_back(
         assert cl.get(ns, "k") is None
 
 
+def test_a_kept_delete_empties_the_near_tier(
+    kind: str, make_daemon: Callable[..., Daemon], ns: str
+) -> None:
+    """No ring slot will name a key the daemon never heard of, so a Get
+    reply in flight with the old value could fill the writer's own near
+    tier after its kept Delete: the tier empties instead (the fill's side
+    is in tests/conformance/ring.json)."""
+    d = make_daemon()
+    with open_client(kind, d.url, timeout=2) as cl:
+        cl.set(ns, "k", "old")
+        cl.set(ns, "k2", "x")
+        end = time.monotonic() + 5
+        while (st := cl.near_stats()).entries < 2:
+            assert time.monotonic() < end, f"the near tier never held both keys: {st}"
+            assert cl.get(ns, "k") == b"old" and cl.get(ns, "k2") == b"x"
+            time.sleep(0.01)
+        d.stop()
+        assert cl.delete(ns, "k") is False  # kept
+        after = cl.near_stats()
+        assert after.entries == 0
+        assert after.flushes == st.flushes + 1
+        d.start()
+        reachable(cl)
+        assert cl.get(ns, "k") is None
+
+
 def test_a_delete_sent_while_the_daemon_drains_reaches_the_next_daemon(
     kind: str, make_daemon: Callable[..., Daemon], redis: Redis, ns: str
 ) -> None:

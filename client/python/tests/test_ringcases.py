@@ -204,6 +204,9 @@ class World:
     def op_drop_ns(self, s: dict[str, Any]) -> None:
         self.near.drop_ns(s["ns"].encode())
 
+    def op_forget(self, s: dict[str, Any]) -> None:
+        self.near.forget()
+
     def op_sleep(self, s: dict[str, Any]) -> None:
         time.sleep(s["ms"] / 1000)
 

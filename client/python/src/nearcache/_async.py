@@ -263,7 +263,7 @@ class AsyncClient:
         try:
             return await self._run(call, timeout)
         except Error as e:
-            self._link.keep(call, e, strict)
+            self._link.keep(call, e, strict, self._near)
             self._start_ticker()  # sends it when the daemon is back
             return queued
 

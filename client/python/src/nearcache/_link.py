@@ -28,11 +28,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from . import _core
 from ._core import Call
 from .errors import DeadlineExceeded, Error, PermissionDenied, ResourceExhausted, Unavailable
+
+if TYPE_CHECKING:
+    from ._near import NearTier
 
 __all__ = ["Link", "Lost", "Pending", "dial_error", "seconds", "slack"]
 
@@ -304,11 +307,12 @@ class Link:
 
     # --- invalidations kept while the daemon is unreachable -----------------
 
-    def keep(self, call: Call[T], e: Error, strict: bool) -> None:
+    def keep(self, call: Call[T], e: Error, strict: bool, near: NearTier | None = None) -> None:
         """After an invalidation ``call`` (a Delete without a lease token or
         a bump) failed with ``e``: keeps it to send when the daemon answers
-        again, when ``e`` says the daemon was not reached. Raises ``e``
-        when it was reached; Unavailable (with ``e``'s message) when
+        again, when ``e`` says the daemon was not reached, and empties the
+        ``near`` tier (a reply in flight may hold what it replaced). Raises
+        ``e`` when it was reached; Unavailable (with ``e``'s message) when
         ``strict``."""
         if not undelivered(e) or call.request is None:
             raise e
@@ -319,6 +323,8 @@ class Link:
             self.pending.add(call.request.bump_namespace.ns, None)
         else:
             raise e
+        if near is not None:
+            near.forget()
         if strict:  # UNAVAILABLE, whatever the dial said (as in every client)
             if isinstance(e, Unavailable):
                 raise e

@@ -74,7 +74,8 @@ _monotonic_ns = time.monotonic_ns  # CLOCK_MONOTONIC on Linux, as now_ms()
 @dataclass(frozen=True)
 class NearStats:
     """The near tier's counters. ``flushes``: times it was emptied because
-    the daemon emptied its L1, restarted or stopped; ``laps``: because the
+    the daemon emptied its L1, restarted or stopped, or an invalidation of
+    this process's own was kept; ``laps``: because the
     ring overtook it; ``fills_refused``: replies not kept because the key
     changed while they were in flight; ``serving``: whether it may serve
     now; ``problem``: why it cannot map the ring, if it cannot."""
@@ -400,6 +401,15 @@ class NearTier:
         """Drops every key of ``ns``: before this process's own bump."""
         with self._lock:
             self._drop_ns_hash_locked(_ns_hash(ns))
+
+    def forget(self) -> None:
+        """Empties the tier and refuses every fill ticketed before: when
+        this process's own invalidation is kept undelivered (rule R2), no
+        ring slot will refuse a reply in flight that holds what it
+        replaced."""
+        with self._lock:
+            self._flush_locked(self._cursor)
+            self.nflushes += 1
 
     def stats(self) -> NearStats:
         """Returns the tier's counters (applying the ring first)."""
