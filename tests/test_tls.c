@@ -338,7 +338,7 @@ Test(tls, sighup_takes_a_new_server_name_and_verify_mode)
     expect_log(&d, "redis_tls_server_name and redis_tls_verify as they are now");
     cr_expect_eq(set_until_ok(c, "k", "v1", 8000), NC_OK, "after SIGHUP: %s", nc_errmsg());
 
-    /* verify ca with no name: the name is no longer checked, with a warning for none */
+    /* and verify = none warns when a SIGHUP sets it, as at start */
     write_file(conf, "redis_tls_verify = none\n");
     kill(d.pid, SIGHUP);
     expect_log(&d, "warn  redis_tls_verify = none: Redis's certificate is not checked");
