@@ -6,14 +6,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "units.h"
 
 #define MAX_SESSIONS 64
 
@@ -254,8 +257,33 @@ static void explain(SSL *ssl, int rc, const char *name, char *err, size_t errlen
     ERR_clear_error();
 }
 
-SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *err,
-                     size_t errlen)
+/* SSL_connect() on fd, made non-blocking meanwhile, within timeout_ms in
+ * all: a server that sends its part a byte at a time cannot stretch it.
+ * Returns as SSL_connect() does; out of time, SSL_get_error() says
+ * SSL_ERROR_WANT_READ or _WRITE. */
+static int connect_within(SSL *ssl, int fd, int64_t timeout_ms)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return SSL_connect(ssl); /* each step within the socket's timeouts */
+    int64_t deadline = units_now_ms() + timeout_ms;
+    int rc;
+    while ((rc = SSL_connect(ssl)) != 1) {
+        int e = SSL_get_error(ssl, rc);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            break;
+        struct pollfd p = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        int64_t left = deadline - units_now_ms();
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+    }
+    fcntl(fd, F_SETFL, fl);
+    return rc;
+}
+
+SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, int64_t timeout_ms,
+                     char *err, size_t errlen)
 {
     char why[256];
     ERR_clear_error();
@@ -278,7 +306,7 @@ SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *
     }
     SSL_set_app_data(ssl, (void *)key);
     errno = 0;
-    int rc = SSL_connect(ssl);
+    int rc = connect_within(ssl, fd, timeout_ms);
     if (rc != 1) {
         explain(ssl, rc, name, err, errlen);
         SSL_free(ssl);

@@ -8,7 +8,9 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,61 @@ Test(tls, a_server_that_never_answers_the_handshake_times_out)
     cr_expect_eq(h_daemon_stop(&d), 0);
     cr_expect_lt(h_now_ms() - t0, 3000, "the daemon stops at once");
     close(fd);
+}
+
+/* A server that answers every connection with the header of a 16 KiB TLS
+ * handshake record, then its body a byte every 50 ms: no single read
+ * waits long, the handshake never ends. */
+typedef struct trickler {
+    int fd;
+    atomic_int stop;
+} trickler;
+
+static void *trickle_main(void *arg)
+{
+    trickler *t = arg;
+    static const unsigned char header[] = {0x16, 0x03, 0x03, 0x40, 0x00};
+    int conns[64], sent[64], n = 0;
+    while (!atomic_load(&t->stop)) {
+        int c;
+        while (n < 64 && (c = accept(t->fd, NULL, NULL)) >= 0)
+            conns[n] = c, sent[n++] = 0;
+        for (int i = 0; i < n; i++) {
+            unsigned char b = sent[i] < (int)sizeof header ? header[sent[i]] : 'A';
+            if (send(conns[i], &b, 1, MSG_NOSIGNAL) == 1)
+                sent[i]++;
+        }
+        h_sleep_ms(50);
+    }
+    for (int i = 0; i < n; i++)
+        close(conns[i]);
+    return NULL;
+}
+
+Test(tls, a_handshake_is_bounded_in_all_not_per_read)
+{
+    trickler t = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(t.fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(t.fd, 64), 0);
+    getsockname(t.fd, (struct sockaddr *)&a, &alen);
+    fcntl(t.fd, F_SETFL, fcntl(t.fd, F_GETFL) | O_NONBLOCK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, trickle_main, &t), 0);
+    char url[64];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", ntohs(a.sin_port));
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, "--redis-timeout",
+                   "300ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, "TLS handshake timed out");
+    expect_get_unavailable(c);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    atomic_store(&t.stop, 1);
+    pthread_join(th, NULL);
+    close(t.fd);
 }
 
 Test(tls, verify_ca_skips_the_name_and_verify_none_skips_everything_with_a_warning)
