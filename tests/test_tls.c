@@ -550,43 +550,76 @@ Test(tls, a_url_with_a_user_logs_in_as_that_acl_user)
 
 /* ---- Sentinel over TLS ------------------------------------------------------ */
 
-Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
+/* A Sentinel on TLS only, in its own directory, monitoring mymaster at
+ * master_port (a TLS port) with quorum 1, down after 1 s, into *s; waits
+ * until it names that master. */
+typedef struct tls_sentinel {
+    pid_t pid;
+    int port;
+    char dir[64];
+} tls_sentinel;
+
+static int tls_sentinel_names(const tls_sentinel *s, const char *want, int ms);
+
+static void tls_sentinel_start(tls_sentinel *s, int master_port)
 {
-    h_redis master;
-    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
-    /* A Sentinel on TLS only, monitoring the master at its TLS port. */
-    char dir[64] = "/tmp/nc-test-tlssentinel-XXXXXX", conf[128], log[128];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(conf, sizeof conf, "%s/sentinel.conf", dir);
-    snprintf(log, sizeof log, "%s/sentinel.log", dir);
-    int port = h_free_port();
+    char conf[128], log[128];
+    snprintf(s->dir, sizeof s->dir, "/tmp/nc-test-tlssentinel-XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+    snprintf(log, sizeof log, "%s/sentinel.log", s->dir);
+    s->port = h_free_port();
     FILE *f = fopen(conf, "w");
     cr_assert_not_null(f);
     fprintf(f,
             "port 0\ntls-port %d\nbind 127.0.0.1\ndir %s\n"
             "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
             "tls-auth-clients no\ntls-replication yes\n"
-            "sentinel monitor mymaster 127.0.0.1 %d 1\n",
-            port, dir, certs.server, certs.server_key, certs.ca, master.tls_port);
+            "sentinel monitor mymaster 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 5000\n",
+            s->port, s->dir, certs.server, certs.server_key, certs.ca, master_port);
     fclose(f);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     char *argv[] = {"redis-server", conf, "--sentinel", NULL};
-    pid_t sentinel = h_spawn(argv, -1, fd, fd);
+    s->pid = h_spawn(argv, -1, fd, fd);
     close(fd);
-    h_redis s = {.port = port, .tls_only = 1};
-    char *addr = NULL;
-    for (int t = 0; t < 200 && (addr == NULL || strstr(addr, "127.0.0.1") == NULL); t++) {
-        free(addr);
-        h_sleep_ms(20);
-        addr = h_redis_cmd(&s, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
-    }
-    char want[96];
-    snprintf(want, sizeof want, "%d", master.tls_port);
-    cr_assert(addr != NULL && strstr(addr, want) != NULL, "the Sentinel names %s", addr);
-    free(addr);
+    char want[16];
+    snprintf(want, sizeof want, "%d", master_port);
+    cr_assert(tls_sentinel_names(s, want, 4000), "the Sentinel does not name port %s", want);
+}
 
-    char url[128];
-    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", port);
+/* Whether the Sentinel names a master whose address contains `want`
+ * within ms. */
+static int tls_sentinel_names(const tls_sentinel *s, const char *want, int ms)
+{
+    h_redis r = {.port = s->port, .tls_only = 1};
+    for (int64_t until = h_now_ms() + ms; h_now_ms() < until; h_sleep_ms(20)) {
+        char *addr = h_redis_cmd(&r, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
+        int ok = addr != NULL && strstr(addr, "127.0.0.1") != NULL && strstr(addr, want) != NULL;
+        free(addr);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+static void tls_sentinel_stop(tls_sentinel *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    char *rm[] = {"rm", "-rf", s->dir, NULL};
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
+}
+
+Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
+{
+    h_redis master;
+    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
+    tls_sentinel s;
+    tls_sentinel_start(&s, master.tls_port);
+    char url[128], want[96];
+    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", s.port);
     h_daemon d;
     h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
     nc_client *c = h_client(&d);
@@ -597,9 +630,50 @@ Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
     expect_log(&d, want);
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
-    kill(sentinel, SIGKILL);
-    waitpid(sentinel, NULL, 0);
-    char *rm[] = {"rm", "-rf", dir, NULL};
-    h_run(rm, NULL, 0, NULL, NULL, NULL);
+    tls_sentinel_stop(&s);
+    h_redis_cleanup(&master);
+}
+
+/* A failover found through TLS Sentinels: the master killed, its TLS
+ * replica promoted, the daemon writes to it over TLS. */
+Test(tls, a_failover_through_tls_sentinels_moves_the_daemon_to_the_new_master, .timeout = 90)
+{
+    h_redis master, replica;
+    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
+    h_redis_start_tls(&replica, &certs, certs.server, certs.server_key, 1, 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", master.tls_port);
+    free(h_redis_cmd(&replica, "CONFIG", "SET", "tls-replication", "yes", NULL));
+    free(h_redis_cmd(&replica, "REPLICAOF", "127.0.0.1", port, NULL));
+    int synced = 0;
+    for (int i = 0; i < 40 && !synced; i++) {
+        char *w = h_redis_cmd(&master, "WAIT", "1", "250", NULL);
+        synced = strcmp(w, "1") == 0;
+        free(w);
+    }
+    cr_assert(synced, "the replica did not sync over TLS within 10 s");
+    tls_sentinel s;
+    tls_sentinel_start(&s, master.tls_port);
+    char url[128], want[96];
+    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", s.port);
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, "--redis-timeout",
+                   "500ms", NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v1", 8000), NC_OK, "%s", nc_errmsg());
+
+    h_redis_stop(&master, 1);
+    snprintf(want, sizeof want, "%d", replica.tls_port);
+    cr_assert(tls_sentinel_names(&s, want, 30000), "no failover to the replica in 30 s");
+    cr_expect_eq(set_until_ok(c, "k", "v2", 15000), NC_OK, "after the failover: %s",
+                 nc_errmsg());
+    expect_value(c, "k", "v2");
+    snprintf(want, sizeof want, "connected to redis 127.0.0.1:%d (master mymaster)",
+             replica.tls_port);
+    expect_log(&d, want);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    tls_sentinel_stop(&s);
+    h_redis_cleanup(&replica);
     h_redis_cleanup(&master);
 }
