@@ -1,8 +1,9 @@
 /* TLS to Redis: a real redis-server serving TLS only (--port 0), with
  * certificates this test makes with openssl; daemons on rediss:// URLs.
  * Plain operation, a server that wants client certificates, each refusal
- * with its own log line (wrong CA, wrong name, expired, no TLS server),
- * certificate files replaced + SIGHUP, Redis killed and restarted. The
+ * with its own log line (wrong CA, wrong name, expired, no TLS server, a
+ * handshake trickled), certificate files and settings changed + SIGHUP,
+ * Redis killed and restarted, Cluster and Sentinel (a failover too). The
  * coherence and history tests also run over TLS (ctest coherence_tls,
  * history_tls: the harness's $NC_TEST_REDIS_TLS). */
 #include <criterion/criterion.h>
