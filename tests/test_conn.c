@@ -38,14 +38,15 @@ static void down(void)
 
 TestSuite(conn, .init = up, .fini = down, .timeout = 60);
 
-/* nc_open() of url, which must fail within 100 ms; returns nc_errmsg(). */
+/* nc_open() of url, which must fail at once (before half of its 1 s
+ * timeout: a loaded machine may stall it for less); returns nc_errmsg(). */
 static const char *open_fails(const char *url)
 {
     nc_client *c = NULL;
     int64_t t0 = h_now_ms();
     int rv = nc_open(&c, url, 0);
     cr_assert_eq(rv, NC_ECONNECT, "nc_open(%s): %s", url, nc_strerror(rv));
-    cr_assert_lt(h_now_ms() - t0, 100, "nc_open failed only after %lld ms",
+    cr_assert_lt(h_now_ms() - t0, 500, "nc_open failed only after %lld ms",
                  (long long)(h_now_ms() - t0));
     cr_assert_null(c);
     return nc_errmsg();
@@ -177,7 +178,9 @@ Test(conn, fail_open_fetch_without_a_daemon_costs_well_under_a_millisecond)
     }
     qsort(took, N, sizeof took[0], cmp64);
     cr_expect_lt(took[N / 2], 1000, "median %lld us", (long long)took[N / 2]);
-    cr_expect_lt(took[N - 1], 50000, "slowest %lld us: it waited for the daemon",
+    /* the median is the promise; one call's time is the machine's, unless it
+     * waited for its 1 s timeout */
+    cr_expect_lt(took[N - 1], 500000, "slowest %lld us: it waited for the daemon",
                  (long long)took[N - 1]);
     nc_close(c);
 }
@@ -188,12 +191,16 @@ Test(conn, calls_between_dials_fail_at_once_with_the_last_error)
     snprintf(url, sizeof url, "ipc://%s/nearcached.sock", dir);
     nc_client *c;
     cr_assert_eq(nc_open(&c, url, NC_OPEN_BACKGROUND), NC_OK);
-    int64_t t0 = h_now_ms();
+    int64_t slowest = 0;
     for (int i = 0; i < 1000; i++) {
+        int64_t t0 = h_now_ms();
         int rv = nc_ping(c, NULL, 1000);
         cr_assert_eq(rv, NC_ECONNECT);
+        slowest = h_now_ms() - t0 > slowest ? h_now_ms() - t0 : slowest;
     }
-    cr_expect_lt(h_now_ms() - t0, 500, "1000 pings took %lld ms", (long long)(h_now_ms() - t0));
+    /* none waited for its 1 s timeout (1000 calls in 500 ms in all measured
+     * the machine as much as the client) */
+    cr_expect_lt(slowest, 500, "the slowest of 1000 pings took %lld ms", (long long)slowest);
     expect_words(nc_errmsg(), "there is no socket file");
     nc_close(c);
 }

@@ -90,6 +90,35 @@ static int64_t time_to_see(int n, const char *key, const char *want, int64_t sin
     }
 }
 
+/* Polls nodes 0 and 1 in turn until both read key as `want` (fails after
+ * 5 s). For each node n, old[n] is when the last read that got another
+ * value began, and took[n] when the first that got `want` ended, in ms
+ * after `since` (-1: none). A read's start bounds when it was served from
+ * below, so old[] holds only the daemon's time, not the poll's nor a
+ * loaded machine's round trip. */
+static void until_both_see(const char *key, const char *want, int64_t since, int64_t old[NODES],
+                           int64_t took[NODES])
+{
+    for (int n = 0; n < NODES; n++)
+        old[n] = took[n] = -1;
+    for (int seen = 0; seen < NODES;) {
+        for (int n = 0; n < NODES; n++) {
+            if (took[n] >= 0)
+                continue;
+            int64_t begun = h_now_ms();
+            char *v = get_with(fx.cl[n], key, NULL);
+            int ok = v != NULL && strcmp(v, want) == 0;
+            nc_free(v);
+            if (ok)
+                took[n] = h_now_ms() - since, seen++;
+            else
+                old[n] = begun - since;
+        }
+        cr_assert_lt(h_now_ms() - since, 5000, "a node still serves the old %s after 5 s", key);
+        h_sleep_ms(5);
+    }
+}
+
 /* Reads key through c until an answer comes from L1 (L1 serves only while
  * its own heartbeat is recent: a loaded machine can pause that); returns
  * its value (caller frees), or NULL after 3 s without an L1 answer. */
@@ -142,6 +171,15 @@ static int64_t resets(nc_client *c)
            h_stat(c, "subscription_losses");
 }
 
+/* Waits until node c has heard `n` byes in all. When a bye comes is
+ * bounded by nothing but the machine (a clean stop's is its last message;
+ * a quiet one's follows the silence bound, 650 ms): 10 s. */
+static void wait_byes(nc_client *c, int64_t n, const char *what)
+{
+    for (int64_t until = h_now_ms() + 10000; h_stat(c, "origins_bye") < n; h_sleep_ms(10))
+        cr_assert_lt(h_now_ms(), until, "%s in 10 s", what);
+}
+
 struct writer {
     nc_client *c;
     int rv;
@@ -181,14 +219,14 @@ Test(fanout, a_writer_killed_before_its_batch_stops_the_old_value_within_the_win
     nc_free(v);
     int64_t killed = h_now_ms();
     h_daemon_stop_with(wd, SIGKILL);
-    int64_t took0 = time_to_see(0, "k", "v1", killed), took1 = time_to_see(1, "k", "v1", killed);
-    printf("fanout: after the writer's SIGKILL, node 0 served v1 after %lld ms, node 1 after "
-           "%lld ms\n",
-           (long long)took0, (long long)took1);
-    cr_assert_leq(took0, 1000, "node 0 served the old value %lld ms after the kill",
-                  (long long)took0);
-    cr_assert_leq(took1, 1000, "node 1 served the old value %lld ms after the kill",
-                  (long long)took1);
+    int64_t old[NODES], took[NODES];
+    until_both_see("k", "v1", killed, old, took);
+    printf("fanout: after the writer's SIGKILL, node 0 served v1 after %lld ms (v0 to a read "
+           "begun at %lld ms), node 1 after %lld ms (v0 at %lld ms)\n",
+           (long long)took[0], (long long)old[0], (long long)took[1], (long long)old[1]);
+    for (int n = 0; n < NODES; n++)
+        cr_assert_leq(old[n], 1000, "node %d served the old value to a read begun %lld ms after "
+                      "the kill", n, (long long)old[n]);
     cr_assert_geq(h_stat(fx.cl[0], "origins_silent"), 1);
     cr_assert_geq(h_stat(fx.cl[1], "origins_silent"), 1);
     pthread_join(t, NULL);
@@ -213,9 +251,7 @@ Test(fanout, a_writer_stopped_cleanly_says_bye_and_the_others_keep_their_l1)
     for (int i = 0; i < NODES; i++)
         mark[i] = log_mark(&fx.node[i]);
     cr_assert_eq(h_daemon_stop(wd), 0);
-    int64_t until = h_now_ms() + 2000;
-    while (h_stat(fx.cl[1], "origins_bye") < 1)
-        cr_assert_lt(h_now_ms(), until, "no bye heard");
+    wait_byes(fx.cl[1], 1, "no bye heard");
     h_sleep_ms(1500); /* longer than any silence bound */
     for (int i = 0; i < NODES; i++)
         cr_assert_not(counted_silent(&fx.node[i], id, mark[i]),
@@ -273,18 +309,14 @@ Test(fanout, an_idle_daemon_goes_quiet_and_its_death_costs_nothing)
                  nc_errmsg());
     make_hot(fx.cl[0], "k", "v0");
     /* no write for longer than the silence bound: node 1 says bye for now */
-    int64_t until = h_now_ms() + 3000;
-    while (h_stat(fx.cl[0], "origins_bye") < 1)
-        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet");
+    wait_byes(fx.cl[0], 1, "node 1 never went quiet");
     /* it writes again: heard again first, and its write reaches node 0 */
     cr_assert_eq(nc_set(fx.cl[1], str("ns"), str("k"), str("v1"), 60000, 0), NC_OK, "%s",
                  nc_errmsg());
     time_to_see(0, "k", "v1", h_now_ms());
     make_hot(fx.cl[0], "k", "v1");
     int64_t byes = h_stat(fx.cl[0], "origins_bye");
-    until = h_now_ms() + 3000;
-    while (h_stat(fx.cl[0], "origins_bye") == byes)
-        cr_assert_lt(h_now_ms(), until, "node 1 never went quiet again");
+    wait_byes(fx.cl[0], byes + 1, "node 1 never went quiet again");
     char id[17];
     node_id_of(&fx.node[1], id);
     size_t mark = log_mark(&fx.node[0]);
@@ -324,7 +356,8 @@ Test(fanout, a_daemon_that_writes_with_scripts_publishing_is_not_counted_silent)
 
 /* With Redis gone, a write fails at once: the publisher's last attempt
  * failed, so the gate does not wait for a heartbeat that cannot go out
- * (it used to hold each write until redis_timeout). */
+ * (it used to hold each write until redis_timeout, the harness's 2 s: what
+ * the bound tells apart; a loaded machine's round trip is below it). */
 Test(fanout, with_redis_gone_a_write_fails_at_once)
 {
     h_redis_stop(&fx.redis, 1);
@@ -334,6 +367,7 @@ Test(fanout, with_redis_gone_a_write_fails_at_once)
         int rv = nc_set(fx.cl[0], str("ns"), str("k"), str("v"), 60000, 0);
         int64_t took = h_now_ms() - t0;
         cr_assert_eq(rv, NC_EUNAVAILABLE, "%s", nc_errmsg());
-        cr_assert_lt(took, 500, "a write took %lld ms to fail", (long long)took);
+        cr_assert_lt(took, 2000, "a write took %lld ms to fail: it waited redis_timeout",
+                     (long long)took);
     }
 }
