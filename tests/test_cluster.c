@@ -1015,6 +1015,62 @@ Test(cluster, daemons_listen_on_every_master_and_batches_take_the_masters_in_tur
     }
 }
 
+Test(cluster, a_channels_slot_moved_makes_every_daemon_subscribe_again_and_stay_coherent,
+     .timeout = 90)
+{
+    h_redis via = node[0];
+    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
+             node[1].port);
+    h_daemon d[2];
+    nc_client *c[2];
+    for (int i = 0; i < 2; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+    char keys[MASTERS][32];
+    for (int m = 0; m < MASTERS; m++) {
+        key_on(m, keys[m], sizeof keys[m]);
+        cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR(keys[m]), NC_STR("1"), 60000, 2000),
+                     NC_OK);
+        cr_assert(hot_in_l1(c[1], keys[m], "1"));
+    }
+    /* master 0's channel (where its batches go) moves to master 1, as a
+     * reshard moves it: a key of its slot first, for the move to carry */
+    char ch[KS_CHANNEL_SIZE], key[KS_CHANNEL_SIZE + 8];
+    head_channel(0, ch, sizeof ch);
+    snprintf(key, sizeof key, "%sx", ch);
+    free(h_redis_cmd(&node[0], "SET", key, "1", NULL));
+    int64_t losses[2];
+    for (int i = 0; i < 2; i++)
+        losses[i] = h_stat(c[i], "subscription_losses");
+    int src, dst = h_cluster_move_slot(node, MASTERS, ks_slot(ch, strlen(ch)), 0, &src);
+    cr_assert_eq(src, 0);
+    /* Redis unsubscribes the channel's subscribers on master 0: each daemon
+     * subscribes again, on the new map, and serves again */
+    int64_t t0 = h_now_ms();
+    for (int i = 0; i < 2; i++)
+        while (h_stat(c[i], "subscription_losses") == losses[i] ||
+               h_stat(c[i], "l1_serving") != 1) {
+            cr_assert_lt(h_now_ms() - t0, 30000, "daemon %d did not subscribe again", i);
+            h_sleep_ms(50);
+        }
+    cr_expect_eq(shard_subscribers(&node[dst], ch), 2, "%s on its new master", ch);
+    cr_expect_eq(shard_subscribers(&node[0], ch), 0, "%s on its old master", ch);
+    for (int m = 0; m < MASTERS; m++) {
+        cr_assert(get_becomes(c[1], keys[m], "1"));
+        cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR(keys[m]), NC_STR("2"), 60000, 2000),
+                     NC_OK, "%s", nc_errmsg());
+        cr_assert(get_becomes(c[1], keys[m], "2"), "%s", keys[m]);
+        cr_assert(hot_in_l1(c[1], keys[m], "2"), "%s", keys[m]);
+    }
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq(h_stat(c[i], "sequence_gaps"), 0);
+    for (int i = 0; i < 2; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
+}
+
 /* Sets cluster-node-timeout on every master (ms, as text). */
 static void node_timeout(const char *ms)
 {
