@@ -38,6 +38,7 @@ typedef struct nsver {
 typedef struct origin_seen {
     UT_hash_handle hh;
     int64_t heard_ms; /* this node's clock when its last message arrived */
+    int64_t sent_ms;  /* its clock: the latest heartbeat of it heard */
     char id[];
 } origin_seen;
 
@@ -483,24 +484,32 @@ void coh_message_lost(coh *c)
     reset(c);
 }
 
-/* Another daemon was heard: it is alive now, or (bye) stopped cleanly. */
-static void origin_heard(coh *c, const pb_invalidation *m)
+/* Another daemon was heard: it is alive now, or (bye) stopped cleanly.
+ * Returns 0 for a bye older than a heartbeat of it already heard (on a
+ * Cluster the bye goes to every master, and a lagging master's copy may
+ * come after the heartbeat that ended the quiet), which changes nothing;
+ * else 1. */
+static int origin_heard(coh *c, const pb_invalidation *m)
 {
     if (c->silence_ms == 0)
-        return;
+        return 1;
     origin_seen *o;
     size_t n = strlen(m->origin);
+    int64_t sent = m->heartbeat != NULL ? m->heartbeat->sent_ms : 0;
     HASH_FIND(hh, c->origins, m->origin, (unsigned)n, o);
     if (m->bye) {
+        if (o != NULL && m->heartbeat != NULL && sent < o->sent_ms)
+            return 0;
         if (o != NULL) {
             HASH_DEL(c->origins, o);
             free(o);
+            stats_inc(&c->st->origins_bye);
+            log_info("node %s stopped cleanly", m->origin);
         }
-        stats_inc(&c->st->origins_bye);
-        log_info("node %s stopped cleanly", m->origin);
-        return;
+        return 1;
     }
     if (o == NULL && (o = malloc(sizeof *o + n + 1)) != NULL) {
+        o->sent_ms = 0;
         memcpy(o->id, m->origin, n + 1);
         HASH_ADD_KEYPTR(hh, c->origins, o->id, (unsigned)n, o);
         if (o->hh.tbl == NULL) {
@@ -510,9 +519,12 @@ static void origin_heard(coh *c, const pb_invalidation *m)
     }
     if (o == NULL) {
         coh_message_lost(c); /* cannot watch it: assume the worst */
-        return;
+        return 1;
     }
     o->heard_ms = units_now_ms();
+    if (sent > o->sent_ms)
+        o->sent_ms = sent;
+    return 1;
 }
 
 /* This node's own heartbeat, sent at `sent`, came back on `source`: every
@@ -575,8 +587,8 @@ void coh_apply_from(coh *c, const pb_invalidation *m, int source, unsigned chann
         return;
     }
     int own = strcmp(m->origin, c->node_id) == 0;
-    if (!own && (m->heartbeat != NULL || m->seq != 0 || m->bye))
-        origin_heard(c, m);
+    if (!own && (m->heartbeat != NULL || m->seq != 0 || m->bye) && !origin_heard(c, m))
+        return; /* a late copy of a bye: nothing in it to apply */
     if (m->n_keys > 0 || m->bump_ns.len > 0 || m->flush_all)
         apply_change(c, m, own, channel);
     if (m->heartbeat != NULL) {

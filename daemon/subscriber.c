@@ -200,11 +200,16 @@ static l2io *subscribe_master(subscriber *s, int m, int i, const int *at, char *
     int done;
     if (l2io_flush(io, &done) != 0)
         goto fail;
-    for (; n > 0; n--) {
+    while (n > 0) {
         redisReply *r = NULL;
         if (l2io_get_reply(io, &r) != 0)
             goto fail;
-        int ok = r->type == REDIS_REPLY_ARRAY;
+        int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                 r->element[0]->type == REDIS_REPLY_STRING;
+        /* an smessage published on a channel subscribed already, between
+         * two of our commands, comes before the subscription counts: skip */
+        int early = ok && strcmp(r->element[0]->str, "smessage") == 0;
+        ok = ok && (early || strcmp(r->element[0]->str, "ssubscribe") == 0);
         if (!ok) /* a MOVED: the map changed under us */
             snprintf(why, whylen, "%s:%d: %s", l2io_host(io), l2io_port(io),
                      r->type == REDIS_REPLY_ERROR ? r->str : "SSUBSCRIBE refused");
@@ -213,6 +218,7 @@ static l2io *subscribe_master(subscriber *s, int m, int i, const int *at, char *
             l2io_free(io);
             return NULL;
         }
+        n -= !early; /* one confirmation per channel */
     }
     l2io_set_timeout(io, s->cfg->coherence_window_ms);
     return io;
@@ -248,9 +254,12 @@ static int subscribe_cluster(subscriber *s)
             master_of[n] = m, src_of[m] = n++; /* at most one per bucket */
         at[b] = src_of[m];
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (atomic_load(&s->stopping)) /* sub_destroy() cannot reach these yet */
+            goto fail;
         if ((s->src[i].io = subscribe_master(s, master_of[i], i, at, why, sizeof why)) == NULL)
             goto fail;
+    }
     return n;
 fail:
     for (int i = 0; i < n; i++) {

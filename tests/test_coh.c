@@ -214,12 +214,21 @@ static void silence_on(int64_t silence_ms)
     coh_subscribed(c);
 }
 
-static void bye(const char *origin)
+/* A bye as a daemon sends it: with a heartbeat sent at sent_ms. */
+static void bye_at(const char *origin, int64_t sent_ms)
 {
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    hb.sent_ms = sent_ms;
     pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
     m.origin = (char *)origin;
     m.bye = 1;
+    m.heartbeat = &hb;
     coh_apply(c, &m);
+}
+
+static void bye(const char *origin)
+{
+    bye_at(origin, units_now_ms());
 }
 
 Test(coh, after_subscribing_l1_waits_out_the_silence_bound)
@@ -262,6 +271,22 @@ Test(coh, a_writer_that_says_bye_costs_nothing)
     cr_assert(held("a"));
     cr_assert_eq(st.origins_bye, 1);
     cr_assert_eq(st.origins_silent, 0);
+}
+
+/* On a Cluster a bye goes to every master, and a lagging master's copy can
+ * come after the heartbeat with which the writer started again: that
+ * copy must not stop the watch, or the writer's death would go unseen. */
+Test(coh, a_bye_older_than_a_heartbeat_heard_changes_nothing)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("writer", now + 50, 0); /* writing again */
+    bye_at("writer", now);            /* its quiet's bye, from a lagging master */
+    cr_assert_eq(st.origins_bye, 0, "a late bye was taken");
+    put("a");
+    heartbeat("self", now + 400, 0); /* the writer died: silent past the bound */
+    cr_assert_not(held("a"), "the writer was forgotten by its late bye");
+    cr_assert_eq(st.origins_silent, 1);
 }
 
 Test(coh, a_tools_unnumbered_message_is_not_watched)
