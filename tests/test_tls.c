@@ -307,6 +307,46 @@ Test(tls, sighup_reads_replaced_certificate_files_and_new_connections_use_them)
     h_redis_cleanup(&r);
 }
 
+/* Writes text to path. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* redis_tls_server_name and redis_tls_verify change on SIGHUP too: a
+ * certificate that names the service, not the host, is taken once the
+ * config file names it. */
+Test(tls, sighup_takes_a_new_server_name_and_verify_mode)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.wrong, certs.wrong_key, 1, 0); /* for other.example */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/name.conf", certs.dir);
+    write_file(conf, "# the host's name is checked\n");
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", r.url, "--redis-tls-ca-file", certs.ca, "--config", conf,
+                   "--redis-timeout", "500ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, "TLS: the server's certificate is not for \"127.0.0.1\"");
+    expect_get_unavailable(c);
+
+    write_file(conf, "redis_tls_server_name = other.example\n");
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "redis_tls_server_name and redis_tls_verify as they are now");
+    cr_expect_eq(set_until_ok(c, "k", "v1", 8000), NC_OK, "after SIGHUP: %s", nc_errmsg());
+
+    /* and verify = none warns when a SIGHUP sets it, as at start */
+    write_file(conf, "redis_tls_verify = none\n");
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "warn  redis_tls_verify = none: Redis's certificate is not checked");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
+
 Test(tls, redis_killed_and_restarted_under_tls_is_reconnected_resuming_the_session)
 {
     h_redis r;
