@@ -241,14 +241,15 @@ start_cluster
 start_daemon cl "$cluster_url" --l1-max-ttl 1ms
 for n in a l2 remote cl; do wait_for "nearcached $n" serving $n; done
 
-dur=$duration warm=0.5
-[ $smoke -eq 1 ] && dur=0.3 warm=0.1
+dur=$duration warm=0.5 slices=6
+# the smoke: each path in two slices (the interleaving still runs) of 0.1 s
+[ $smoke -eq 1 ] && dur=0.2 warm=0.05 slices=2
 common=(--url "ipc://$dir/a.sock" --url-l2 "ipc://$dir/l2.sock" --url-remote "ipc://$dir/remote.sock"
   --redis "redis://127.0.0.1:$p_local" --redis-remote "redis://127.0.0.1:$p_proxy"
   --redis-near "redis://$remote_host:$p_remote" --pid "${dpid[a]}" --pid-l2 "${dpid[l2]}"
   --pid-remote "${dpid[remote]}" --url-cluster "ipc://$dir/cl.sock"
   --redis-cluster "redis://127.0.0.1:$p_cluster" --pid-cluster "${dpid[cl]}" --tmpdir "$dir" --link "$link" --duration "$dur" --warmup "$warm"
-  --slices 6 --link-rtt-us "$target_rtt")
+  --slices "$slices" --link-rtt-us "$target_rtt")
 
 # ---- the suite ---------------------------------------------------------------
 log "suite: every path against its baselines, interleaved (${dur}s per path)"

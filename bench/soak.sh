@@ -2,33 +2,38 @@
 # The soak (issue 18): a private redis-server (no persistence), daemons A and
 # B, and a mixed load of C clients (bench/soak_client.c) and Python clients
 # (bench/soak_client.py), most with a near tier, for --minutes N (default
-# 30). One fault a minute (--fault-every), in turn: Redis killed and
-# restarted empty, Redis frozen for 3 s, CLIENT KILL of the subscriptions,
-# daemon B killed (-9) and restarted, a reader killed (-9) mid-request and
-# restarted. RSS, open
-# descriptors and threads of A, B and a Python client are sampled every
-# 10 s; at the end bench/soak_check.py checks every read against the
-# acknowledged writes (0 stale reads within coherence_window), and the
-# daemons must exit 0 on SIGTERM. Not in CI.
+# 30) or --seconds N. One fault a minute (--fault-every), in turn: Redis
+# killed and restarted empty, Redis frozen for 3 s, CLIENT KILL of the
+# subscriptions, daemon B killed (-9) and restarted, a reader killed (-9)
+# mid-request and restarted. RSS, open descriptors and threads of A, B and
+# a Python client are sampled every 10 s; at the end bench/soak_check.py
+# checks every read against the acknowledged writes (0 stale reads within
+# coherence_window), and the daemons must exit 0 on SIGTERM. CI runs a
+# short one (scripts/test.sh).
 #
-#   bench/soak.sh [--minutes N] [--fault-every SECONDS] [--out DIR]
+#   bench/soak.sh [--minutes N | --seconds N] [--fault-every SECONDS] [--out DIR]
 # (NC_BUILD: the build, default build/; --fault-every: default 60)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${NC_BUILD:-$here/build}
 minutes=30
+seconds=""
 every=60
 out=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --minutes) minutes=$2; shift 2 ;;
+    --minutes) minutes=$2; seconds=""; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
     --fault-every) every=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $minutes =~ ^[0-9]+$ ]] && [ "$minutes" -ge 1 ] || { echo "soak: --minutes takes a whole number >= 1" >&2; exit 2; }
+[ -z "$seconds" ] || { [[ $seconds =~ ^[0-9]+$ ]] && [ "$seconds" -ge 10 ]; } ||
+  { echo "soak: --seconds takes a whole number >= 10" >&2; exit 2; }
+[ -n "$seconds" ] || seconds=$((minutes * 60))
 [[ $every =~ ^[0-9]+$ ]] && [ "$every" -ge 5 ] || { echo "soak: --fault-every takes a whole number >= 5" >&2; exit 2; }
 daemon=$build/daemon/nearcached client=$build/bench/nc-soak-client cli=$build/client/nearcache-cli
 for f in "$daemon" "$client" "$cli"; do
@@ -114,13 +119,13 @@ fault() { # the minute's fault, in turn
   esac
 }
 
-log "$minutes min into $out; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "$seconds s into $out; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 start_redis
 start_daemon a
 start_daemon b
 for i in "${!clients[@]}"; do start_client "$i"; done
 t0=$(date +%s)
-end=$((t0 + minutes * 60))
+end=$((t0 + seconds))
 next_fault=$((t0 + every / 2)) n=0 next_sample=$t0
 while [ "$(date +%s)" -lt "$end" ]; do
   now=$(date +%s)
@@ -145,12 +150,13 @@ for d in a b; do
 done
 a_pid="" b_pid=""
 kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; redis_pid=""
-# figures: each process's first sample after the first minute, its last, its largest
-awk -F'\t' -v skip=60 '$1 >= skip {
-    k = $2; if (!(k in first)) first[k] = $4 " KiB, " $5 " fds, " $6 " threads"
+# figures: each process's first sample after the first minute (or at the
+# start of a run shorter than 2 minutes), its last, its largest
+awk -F'\t' -v skip=$((seconds >= 120 ? 60 : 0)) '$1 >= skip {
+    k = $2; if (!(k in first)) first[k] = "at " $1 " s " $4 " KiB, " $5 " fds, " $6 " threads"
     last[k] = $4 " KiB, " $5 " fds, " $6 " threads"
     if ($4 > rss[k]) rss[k] = $4; if ($5 > fd[k]) fd[k] = $5; if ($6 > th[k]) th[k] = $6 }
-  END { for (k in first) printf "soak: %s: at 1 min %s; at the end %s; largest %s KiB, %s fds, %s threads\n",
+  END { for (k in first) printf "soak: %s: %s; at the end %s; largest %s KiB, %s fds, %s threads\n",
         k, first[k], last[k], rss[k], fd[k], th[k] }' "$out/samples.tsv" | sort | tee -a "$out/soak.log"
 errs=$(grep -c . "$out/clients.err" 2>/dev/null || true)
 log "client progress lines (calls, errors) in clients.err: $errs"

@@ -160,11 +160,12 @@ void nc_stats_free(nc_stat *stats, size_t n)
     free(stats);
 }
 
-int client_near_report(nc_client *c, uint64_t reporter, const nc_near_stats *s, int timeout_ms,
-                       uint32_t *interval_ms)
+int client_near_report(nc_client *c, uint64_t reporter, int reported_before,
+                       const nc_near_stats *s, int timeout_ms, uint32_t *interval_ms)
 {
     pb_near_report_request nr = NEARCACHE__V1__NEAR_REPORT_REQUEST__INIT;
     nr.reporter = reporter;
+    nr.reported_before = reported_before != 0;
     nr.pid = (uint32_t)getpid();
     nr.hits = s->hits;
     nr.misses = s->misses;

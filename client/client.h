@@ -60,10 +60,10 @@ int client_ready(nc_client *c);
 int client_invalidation_failed(nc_client *c, nc_bytes ns, nc_bytes key, int rv);
 
 /* Sends the near tier's counters as a NearReport (worker.c), as
- * `reporter`. Returns NC_OK with *interval_ms the daemon's wish, or an
- * nc_err. */
-int client_near_report(nc_client *c, uint64_t reporter, const nc_near_stats *s, int timeout_ms,
-                       uint32_t *interval_ms);
+ * `reporter`, saying whether a daemon took a report of it before.
+ * Returns NC_OK with *interval_ms the daemon's wish, or an nc_err. */
+int client_near_report(nc_client *c, uint64_t reporter, int reported_before,
+                       const nc_near_stats *s, int timeout_ms, uint32_t *interval_ms);
 
 /* The background thread: started by nc_open_ex(), stopped by nc_close(). */
 int worker_start(nc_client *c);

@@ -25,6 +25,7 @@ struct worker {
     int64_t interval_ms, next_report_ms;
     int reports_off; /* the daemon does not know NearReport */
     uint64_t reporter;
+    int reported; /* a daemon took a report under reporter */
     pid_t pid;
     nc_near_stats sent; /* the counters of the last report the daemon took */
 };
@@ -47,16 +48,18 @@ static void report(nc_client *c, struct worker *w)
         s.fills_refused == w->sent.fills_refused)
         return;
     if (w->pid != getpid()) /* a forked child reports as a client of its own */
-        w->reporter = new_reporter(), w->pid = getpid();
+        w->reporter = new_reporter(), w->pid = getpid(), w->reported = 0;
     uint32_t interval = 0;
-    int rv = client_near_report(c, w->reporter, &s, WORKER_REPORT_TIMEOUT_MS, &interval);
+    int rv = client_near_report(c, w->reporter, w->reported, &s, WORKER_REPORT_TIMEOUT_MS,
+                                &interval);
     if (rv == NC_OK) {
+        w->reported = 1;
         w->sent = s;
         w->interval_ms = interval > 0 ? interval : 1000;
     } else if (rv == NC_EUNIMPLEMENTED) {
         w->reports_off = 1;
     } else if (nc_status() == CODE(FAILED_PRECONDITION)) {
-        w->reporter = new_reporter(); /* another process holds this id */
+        w->reporter = new_reporter(), w->reported = 0; /* another process holds this id */
     }
 }
 

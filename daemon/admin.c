@@ -173,6 +173,7 @@ void admin_handle_near_report(service *svc, call *c)
         .hits = q->hits,
         .misses = q->misses,
         .fills_refused = q->fills_refused,
+        .reported_before = q->reported_before,
         .ns = ns,
         .n_ns = q->n_namespaces, /* more than NEARREP_MAX_NAMESPACES is refused unread */
     };

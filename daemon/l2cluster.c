@@ -291,7 +291,8 @@ l2_status l2cluster_reload(l2cluster *cl)
                 return L2_OK;
             }
         }
-    snprintf(cl->err, sizeof cl->err, "redis cluster: no node gave the slot map (last: %s)", why);
+    snprintf(cl->err, sizeof cl->err, "redis cluster: no node gave the slot map (last: %.500s)",
+             why);
     cl->loaded = 0;
     return L2_EDOWN;
 }

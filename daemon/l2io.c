@@ -154,7 +154,8 @@ int l2io_connect(l2io **out, const char *host, int port, int is_unix, l2tls *tls
     if (io->fd >= 0)
         l2io_set_timeout(io, timeout_ms);
     if (io->fd >= 0 && tls != NULL &&
-        (io->ssl = l2tls_handshake(tls, io->fd, host, io->key, err, errlen)) == NULL) {
+        (io->ssl = l2tls_handshake(tls, io->fd, host, io->key, timeout_ms, err, errlen)) ==
+            NULL) {
         l2io_free(io);
         return -1;
     }

@@ -6,14 +6,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "units.h"
 
 #define MAX_SESSIONS 64
 
@@ -23,7 +26,7 @@ typedef struct saved {
 } saved;
 
 struct l2tls {
-    pthread_mutex_t mu;        /* guards ctx and sessions */
+    pthread_mutex_t mu;        /* guards ctx, sessions, server_name and verify */
     pthread_mutex_t verify_mu; /* one chain verification at a time (below) */
     SSL_CTX *ctx;
     char server_name[256]; /* "": each server's own host */
@@ -93,7 +96,15 @@ static int verify_one_at_a_time(X509_STORE_CTX *x, void *arg)
     return ok;
 }
 
-/* A new SSL_CTX from cfg's files; NULL with err naming the setting. */
+static int verify_of(const config *cfg)
+{
+    return strcmp(cfg->redis_tls_verify, "none") == 0 ? VERIFY_NONE
+           : strcmp(cfg->redis_tls_verify, "ca") == 0 ? VERIFY_CA
+                                                       : VERIFY_FULL;
+}
+
+/* A new SSL_CTX from cfg's files and verify mode; NULL with err naming the
+ * setting. */
 static SSL_CTX *make_ctx(l2tls *t, const config *cfg, char *err, size_t errlen)
 {
     char why[256];
@@ -108,7 +119,8 @@ static SSL_CTX *make_ctx(l2tls *t, const config *cfg, char *err, size_t errlen)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     SSL_CTX_set_app_data(ctx, t);
-    SSL_CTX_set_verify(ctx, t->verify == VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, verify_of(cfg) == VERIFY_NONE ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       NULL);
     SSL_CTX_set_cert_verify_callback(ctx, verify_one_at_a_time, t);
     const char *ca = cfg->redis_tls_ca_file, *cert = cfg->redis_tls_cert_file;
     const char *key = cfg->redis_tls_key_file;
@@ -151,9 +163,7 @@ int l2tls_create(l2tls **out, const config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&t->mu, NULL);
     pthread_mutex_init(&t->verify_mu, NULL);
     snprintf(t->server_name, sizeof t->server_name, "%s", cfg->redis_tls_server_name);
-    t->verify = strcmp(cfg->redis_tls_verify, "none") == 0 ? VERIFY_NONE
-                : strcmp(cfg->redis_tls_verify, "ca") == 0 ? VERIFY_CA
-                                                            : VERIFY_FULL;
+    t->verify = verify_of(cfg);
     if ((t->ctx = make_ctx(t, cfg, err, errlen)) == NULL) {
         l2tls_destroy(t);
         return -1;
@@ -172,10 +182,16 @@ int l2tls_reload(l2tls *t, const config *cfg, char *err, size_t errlen)
         return -1;
     pthread_mutex_lock(&t->mu);
     SSL_CTX *old = t->ctx;
+    int was = t->verify;
     t->ctx = fresh;
+    snprintf(t->server_name, sizeof t->server_name, "%s", cfg->redis_tls_server_name);
+    t->verify = verify_of(cfg);
     forget_sessions_locked(t); /* resumed sessions would skip the new CA's check */
     pthread_mutex_unlock(&t->mu);
     SSL_CTX_free(old);
+    if (was != VERIFY_NONE && verify_of(cfg) == VERIFY_NONE)
+        log_warn("redis_tls_verify = none: Redis's certificate is not checked, so anyone on the "
+                 "path can pose as Redis; use it only to try things out");
     return 0;
 }
 
@@ -192,27 +208,26 @@ void l2tls_destroy(l2tls *t)
 
 /* Sets what the handshake sends as SNI and checks the certificate
  * against. Returns 0 or -1. */
-static int set_name(l2tls *t, SSL *ssl, const char *host)
+static int set_name(SSL *ssl, const char *name, int verify)
 {
-    const char *name = t->server_name[0] != '\0' ? t->server_name : host;
     unsigned char ip[16];
     int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     if (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1) /* SNI takes no addresses */
         return -1;
-    if (t->verify != VERIFY_FULL)
+    if (verify != VERIFY_FULL)
         return 0;
     if (is_ip)
         return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
     return SSL_set1_host(ssl, name) == 1 ? 0 : -1;
 }
 
-/* Why a handshake failed, in words that tell the causes apart. */
-static void explain(l2tls *t, SSL *ssl, int rc, const char *host, char *err, size_t errlen)
+/* Why a handshake failed, in words that tell the causes apart; `name` is
+ * the one the certificate was checked against. */
+static void explain(SSL *ssl, int rc, const char *name, char *err, size_t errlen)
 {
     char why[256];
     int e = SSL_get_error(ssl, rc);
     long v = SSL_get_verify_result(ssl);
-    const char *name = t->server_name[0] != '\0' ? t->server_name : host;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         snprintf(err, errlen, "TLS handshake timed out (no TLS server there?)");
     else if (v == X509_V_ERR_CERT_HAS_EXPIRED)
@@ -242,12 +257,40 @@ static void explain(l2tls *t, SSL *ssl, int rc, const char *host, char *err, siz
     ERR_clear_error();
 }
 
-SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *err,
-                     size_t errlen)
+/* SSL_connect() on fd, made non-blocking meanwhile, within timeout_ms in
+ * all: a server that sends its part a byte at a time cannot stretch it.
+ * Returns as SSL_connect() does; out of time, SSL_get_error() says
+ * SSL_ERROR_WANT_READ or _WRITE. */
+static int connect_within(SSL *ssl, int fd, int64_t timeout_ms)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return SSL_connect(ssl); /* each step within the socket's timeouts */
+    int64_t deadline = units_now_ms() + timeout_ms;
+    int rc;
+    while ((rc = SSL_connect(ssl)) != 1) {
+        int e = SSL_get_error(ssl, rc);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            break;
+        struct pollfd p = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        int64_t left = deadline - units_now_ms();
+        int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+    }
+    fcntl(fd, F_SETFL, fl);
+    return rc;
+}
+
+SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, int64_t timeout_ms,
+                     char *err, size_t errlen)
 {
     char why[256];
     ERR_clear_error();
+    char name[256];
     pthread_mutex_lock(&t->mu);
+    snprintf(name, sizeof name, "%s", t->server_name[0] != '\0' ? t->server_name : host);
+    int verify = t->verify;
     SSL *ssl = SSL_new(t->ctx);
     SSL_SESSION *sess = NULL;
     for (int i = 0; ssl != NULL && i < MAX_SESSIONS; i++)
@@ -256,16 +299,16 @@ SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *
     if (sess != NULL)
         SSL_set_session(ssl, sess); /* takes its own reference */
     pthread_mutex_unlock(&t->mu);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || set_name(t, ssl, host) != 0) {
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 || set_name(ssl, name, verify) != 0) {
         snprintf(err, errlen, "TLS: %s", ssl_error(why, sizeof why));
         SSL_free(ssl);
         return NULL;
     }
     SSL_set_app_data(ssl, (void *)key);
     errno = 0;
-    int rc = SSL_connect(ssl);
+    int rc = connect_within(ssl, fd, timeout_ms);
     if (rc != 1) {
-        explain(t, ssl, rc, host, err, errlen);
+        explain(ssl, rc, name, err, errlen);
         SSL_free(ssl);
         return NULL;
     }

@@ -31,15 +31,14 @@ int l2tls_reload(l2tls *t, const config *cfg, char *err, size_t errlen);
 /* Frees t. Accepts NULL. */
 void l2tls_destroy(l2tls *t);
 
-/* Makes the TLS handshake on fd, a blocking socket connected to host:port
- * whose send and receive timeouts are already set (each step of the
- * handshake waits at most that long). `key` names the server for session
+/* Makes the TLS handshake on fd, a socket connected to host:port, within
+ * timeout_ms in all. `key` names the server for session
  * reuse and must live as long as the returned SSL (l2io keeps it). Returns
  * the SSL (the caller frees it with SSL_free(); fd stays the caller's), or
  * NULL with err saying why in words of its own for each cause: the
  * handshake timed out, the certificate has expired, names another host,
  * does not verify against the CAs, or the server refused us. */
-SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, char *err,
-                     size_t errlen);
+SSL *l2tls_handshake(l2tls *t, int fd, const char *host, const char *key, int64_t timeout_ms,
+                     char *err, size_t errlen);
 
 #endif

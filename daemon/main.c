@@ -328,7 +328,7 @@ static void reload(parts *p, config *cfg, const struct cmdline *cl, uint64_t req
         log_error("SIGHUP: TLS: %s; new connections to Redis keep the old certificates", err);
     else if (tls != NULL)
         log_info("SIGHUP: TLS: CA and client certificate files read again; new connections to "
-                 "Redis use them");
+                 "Redis use them, and redis_tls_server_name and redis_tls_verify as they are now");
     if (service_reload_acl(p->svc, cfg->acl, err, sizeof err) != 0)
         log_error("SIGHUP: acl: %s; the acl rules stay as they were", err);
     else

@@ -295,12 +295,13 @@ static int make_room_locked(nearrep *t, int64_t now_ms)
     return 0;
 }
 
-/* The reporter a report is from, found or made (with nothing counted yet).
- * Returns it, or NULL with a status code in *code and why in err. Called
- * with the lock held. */
+/* The reporter a report is from, found or made (with nothing counted yet;
+ * *made says so). Returns it, or NULL with a status code in *code and why
+ * in err. Called with the lock held. */
 static struct reporter *reporter_of_locked(nearrep *t, const nearrep_report *r, int64_t now_ms,
-                                           int *code, char *err, size_t errlen)
+                                           int *made, int *code, char *err, size_t errlen)
 {
+    *made = 0;
     struct reporter *p;
     HASH_FIND(hh, t->by_id, &r->reporter, sizeof r->reporter, p);
     if (p != NULL && p->pid != 0 && r->pid != 0 && p->pid != r->pid) {
@@ -334,6 +335,7 @@ static struct reporter *reporter_of_locked(nearrep *t, const nearrep_report *r, 
     p->id = r->reporter;
     HASH_ADD(hh, t->by_id, id, sizeof p->id, p);
     t->count++;
+    *made = 1;
     return p;
 }
 
@@ -345,11 +347,12 @@ int nearrep_take(nearrep *t, const nearrep_report *r, size_t max_ns_len, int64_t
     if (code != 0 || (code = copy_sorted(r, &ns, err, errlen)) != 0)
         return code;
     pthread_mutex_lock(&t->mu);
-    struct reporter *p = reporter_of_locked(t, r, now_ms, &code, err, errlen);
+    int made;
+    struct reporter *p = reporter_of_locked(t, r, now_ms, &made, &code, err, errlen);
     if (p != NULL) {
         if (went_down(p, r, ns, err, errlen))
             code = CODE(INVALID_ARGUMENT);
-        else
+        else if (!made || !r->reported_before) /* else a daemon before this one counted it */
             add_increase_locked(t, p, r, ns);
         struct ns_count *last;
         size_t n_last;

@@ -33,6 +33,8 @@ typedef struct nearrep_report {
     uint64_t reporter;
     uint32_t pid;
     uint64_t hits, misses, fills_refused;
+    int reported_before; /* a daemon took a report of it before: if this one does
+                            not know it, the report is its starting point */
     const nearrep_ns *ns;
     size_t n_ns;
 } nearrep_report;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz, clang-14, ASan + UBSan) in
 # build-fuzz/ and runs each for SECONDS (default 60), or only the TARGETs
-# named: scripts/fuzz.sh [SECONDS] [TARGET...]. New inputs go to
-# build-fuzz/corpus/TARGET (the committed seeds in tests/fuzz/corpus are
-# read, never written); a crash leaves its input in build-fuzz/artifacts/.
+# named: scripts/fuzz.sh [SECONDS] [TARGET...], as many at once as there
+# are cores. New inputs go to build-fuzz/corpus/TARGET (the committed seeds
+# in tests/fuzz/corpus are read, never written); a crash leaves its input
+# in build-fuzz/artifacts/.
 # Prints one line per target (seconds, executions, crashes); exits non-zero
 # if any target crashed. docs/fuzzing.md has the last long run.
 set -uo pipefail
@@ -30,21 +31,35 @@ dict_of() {
   esac
 }
 mkdir -p "$out/artifacts"
-failed=0
-printf '%-14s %8s %12s %8s\n' target seconds executions crashes
-for t in "${targets[@]}"; do
-  work="$out/corpus/$t" log="$out/fuzz-$t.log"
+# run_one TARGET: runs it; its exit status goes to build-fuzz/fuzz-TARGET.rc
+run_one() {
+  local t=$1 work="$out/corpus/$1" log="$out/fuzz-$1.log"
   mkdir -p "$work"
-  args=(-max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=2048
+  local args=(-max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=2048
     -artifact_prefix="$out/artifacts/$t-")
+  local d
   d=$(dict_of "$t")
   [ -n "$d" ] && args+=(-dict="$here/tests/fuzz/$d")
   (cd "$out" && "$out/tests/fuzz/fuzz_$t" "${args[@]}" "$work" "$here/tests/fuzz/corpus/$t") \
     >"$log" 2>&1
-  rc=$?
+  echo $? >"$out/fuzz-$t.rc"
+}
+# Each target is one process on one core: as many at once as there are cores.
+jobs=$(nproc)
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  rm -f "$out/fuzz-$t.rc"
+  run_one "$t" &
+done
+wait
+failed=0
+printf '%-14s %8s %12s %8s\n' target seconds executions crashes
+for t in "${targets[@]}"; do
+  log="$out/fuzz-$t.log"
+  rc=$(cat "$out/fuzz-$t.rc" 2>/dev/null || echo 1)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   crashes=0
-  if [ $rc -ne 0 ]; then
+  if [ "$rc" -ne 0 ]; then
     crashes=1
     failed=1
     grep -E 'ERROR|check failed|runtime error|SUMMARY' "$log" | head -5 >&2

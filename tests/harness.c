@@ -895,3 +895,49 @@ void h_cluster_stop(h_redis *nodes, int n)
     for (int i = 0; i < n; i++)
         h_redis_cleanup(&nodes[i]);
 }
+
+static int keys_in_slot(const h_redis *r, const char *slot)
+{
+    char *out = h_redis_cmd(r, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL);
+    int n = atoi(out);
+    free(out);
+    return n;
+}
+
+int h_cluster_move_slot(h_redis *masters, int n, unsigned slot_no, int pause_ms, int *src_out)
+{
+    char slot[16], port[16];
+    snprintf(slot, sizeof slot, "%u", slot_no);
+    int src = -1;
+    for (int i = 0; i < n; i++)
+        if (keys_in_slot(&masters[i], slot) > 0)
+            src = i;
+    cr_assert_geq(src, 0, "no master holds keys of slot %s", slot);
+    int dst = (src + 1) % n;
+    char *src_id = h_redis_cmd(&masters[src], "CLUSTER", "MYID", NULL);
+    char *dst_id = h_redis_cmd(&masters[dst], "CLUSTER", "MYID", NULL);
+    snprintf(port, sizeof port, "%d", masters[dst].port);
+    free(h_redis_cmd(&masters[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id, NULL));
+    free(h_redis_cmd(&masters[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id, NULL));
+    for (int round = 0; round < 100 && keys_in_slot(&masters[src], slot) > 0; round++) {
+        char *keys = h_redis_cmd(&masters[src], "CLUSTER", "GETKEYSINSLOT", slot, "100", NULL);
+        for (char *save = NULL, *k = strtok_r(keys, "\n", &save); k != NULL;
+             k = strtok_r(NULL, "\n", &save)) {
+            free(h_redis_cmd(&masters[src], "MIGRATE", "127.0.0.1", port, k, "0", "5000", NULL));
+            h_sleep_ms(pause_ms);
+        }
+        free(keys);
+    }
+    cr_expect_eq(keys_in_slot(&masters[src], slot), 0, "the source kept keys of slot %s", slot);
+    /* the target first, then the source, as redis-cli --cluster does */
+    free(h_redis_cmd(&masters[dst], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    free(h_redis_cmd(&masters[src], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    for (int i = 0; i < n; i++)
+        if (i != src && i != dst)
+            free(h_redis_cmd(&masters[i], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    free(src_id);
+    free(dst_id);
+    if (src_out != NULL)
+        *src_out = src;
+    return dst;
+}

@@ -132,6 +132,13 @@ int h_daemon_alive(const h_daemon *d);
 int h_cluster_start(h_redis *nodes, int masters, int replicas);
 /* Stops and removes the n nodes. */
 void h_cluster_stop(h_redis *nodes, int n);
+/* Moves `slot` (which must hold keys) from the master of masters[0..n)
+ * holding it to the next one, as redis-cli --cluster reshard does:
+ * IMPORTING and MIGRATING, MIGRATE of its keys until the source holds none
+ * (pause_ms after each key: a load may run between), then SETSLOT NODE on
+ * the target, the source and the others. Returns the target's index and
+ * the source's in *src. */
+int h_cluster_move_slot(h_redis *masters, int n, unsigned slot, int pause_ms, int *src);
 
 #define H_MAX_NODES 4
 typedef struct h_fleet {

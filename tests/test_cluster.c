@@ -620,28 +620,8 @@ Test(cluster, a_daemons_read_lanes_follow_a_slot_moved_to_another_master, .timeo
     char tag[KS_TAG_LEN], slot[16];
     ks_tag(tag, "users", 5, "mv", 2);
     snprintf(slot, sizeof slot, "%u", ks_slot(tag, sizeof tag));
-    int src = -1;
-    for (int i = 0; i < MASTERS; i++)
-        if (holds_slot(&node[i], slot) > 0)
-            src = i;
-    cr_assert_geq(src, 0, "no master holds slot %s", slot);
-    int dst = (src + 1) % MASTERS;
-    char *src_id = node_id(&node[src]), *dst_id = node_id(&node[dst]);
-    char dst_port[16];
-    snprintf(dst_port, sizeof dst_port, "%d", node[dst].port);
-    free(h_redis_cmd(&node[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id, NULL));
-    free(h_redis_cmd(&node[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id, NULL));
-    char *keys = h_redis_cmd(&node[src], "CLUSTER", "GETKEYSINSLOT", slot, "100", NULL);
-    for (char *save = NULL, *k = strtok_r(keys, "\n", &save); k != NULL;
-         k = strtok_r(NULL, "\n", &save)) {
-        char *out = h_redis_cmd(&node[src], "MIGRATE", "127.0.0.1", dst_port, k, "0", "5000",
-                                NULL);
-        cr_expect_str_eq(out, "OK", "MIGRATE %s", k);
-        free(out);
-    }
-    free(keys);
-    for (int i = 0; i < MASTERS; i++)
-        free(h_redis_cmd(&node[i], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
+    int src;
+    h_cluster_move_slot(node, MASTERS, ks_slot(tag, sizeof tag), 0, &src);
     cr_assert_eq(holds_slot(&node[src], slot), 0);
 
     /* every Get answers the value; within a few seconds they are read on
@@ -660,8 +640,6 @@ Test(cluster, a_daemons_read_lanes_follow_a_slot_moved_to_another_master, .timeo
     cr_log_info("read lanes: the moved slot read on its new master's lane %lld ms after the move",
                 (long long)(settled - t0));
     cr_expect_eq(h_stat(c, "redis_lane_up"), 1);
-    free(src_id);
-    free(dst_id);
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
 }

@@ -327,14 +327,6 @@ Test(history, no_read_is_older_than_the_coherence_window, .timeout = 240)
 static h_redis cnode[2 * MASTERS];
 static int ncnodes;
 
-static int owns(const h_redis *r, const char *slot)
-{
-    char *out = h_redis_cmd(r, "CLUSTER", "COUNTKEYSINSLOT", slot, NULL);
-    int n = atoi(out);
-    free(out);
-    return n;
-}
-
 static int role_is_master(const h_redis *r)
 {
     char *out = h_redis_cmd(r, "ROLE", NULL);
@@ -343,42 +335,15 @@ static int role_is_master(const h_redis *r)
     return m;
 }
 
-/* Moves the slot of h0's entry from its master to the next, as
- * redis-cli --cluster reshard does: IMPORTING/MIGRATING, MIGRATE until the
- * source holds none of its keys, then SETSLOT NODE on every master. */
+/* Moves the slot of h0's entry from its master to the next, with the load
+ * running between its keys. */
 static void migrate_h0(void)
 {
-    char tag[KS_TAG_LEN], slot[16];
+    char tag[KS_TAG_LEN];
     ks_tag(tag, "hist", 4, "h0", 2);
-    snprintf(slot, sizeof slot, "%u", ks_slot(tag, sizeof tag));
-    int src = -1;
-    for (int i = 0; i < MASTERS; i++)
-        if (owns(&cnode[i], slot) > 0)
-            src = i;
-    cr_assert_geq(src, 0, "no master holds h0's slot %s", slot);
-    int dst = (src + 1) % MASTERS;
-    char *src_id = h_redis_cmd(&cnode[src], "CLUSTER", "MYID", NULL);
-    char *dst_id = h_redis_cmd(&cnode[dst], "CLUSTER", "MYID", NULL);
-    char port[16];
-    snprintf(port, sizeof port, "%d", cnode[dst].port);
-    free(h_redis_cmd(&cnode[dst], "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id, NULL));
-    free(h_redis_cmd(&cnode[src], "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id, NULL));
-    for (int round = 0; round < 100 && owns(&cnode[src], slot) > 0; round++) {
-        char *keys = h_redis_cmd(&cnode[src], "CLUSTER", "GETKEYSINSLOT", slot, "100", NULL);
-        for (char *k = strtok(keys, "\n"); k != NULL; k = strtok(NULL, "\n")) {
-            free(h_redis_cmd(&cnode[src], "MIGRATE", "127.0.0.1", port, k, "0", "5000", NULL));
-            usleep(50000); /* the load runs between: some keys moved, some not */
-        }
-        free(keys);
-    }
-    cr_expect_eq(owns(&cnode[src], slot), 0, "the source kept keys of slot %s", slot);
-    /* the target first, then the source, as redis-cli --cluster does */
-    int order[MASTERS] = {dst, src, 3 - src - dst};
-    for (int i = 0; i < MASTERS; i++)
-        free(h_redis_cmd(&cnode[order[i]], "CLUSTER", "SETSLOT", slot, "NODE", dst_id, NULL));
-    fprintf(stderr, "history: slot %s of h0 migrated from node %d to %d\n", slot, src, dst);
-    free(src_id);
-    free(dst_id);
+    int src, dst = h_cluster_move_slot(cnode, MASTERS, ks_slot(tag, sizeof tag), 50, &src);
+    fprintf(stderr, "history: slot %u of h0 migrated from node %d to %d\n",
+            ks_slot(tag, sizeof tag), src, dst);
 }
 
 /* CLUSTER FAILOVER on a replica: it becomes master once it has every write

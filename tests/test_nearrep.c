@@ -53,6 +53,24 @@ Test(nearrep, adds_each_reporters_increase_to_the_totals)
     cr_assert_eq(x.clients, 2);
 }
 
+/* After a daemon restart its clients report their lifetime counts again:
+ * one another daemon took reports of before is taken as its starting
+ * point, adding nothing; a new one adds all it counted. */
+Test(nearrep, a_reporter_another_daemon_counted_starts_from_its_first_report_here)
+{
+    nearrep_report r = {.reporter = 1, .pid = 10, .hits = 5000, .misses = 700,
+                        .reported_before = 1};
+    cr_assert_eq(nearrep_take(t, &r, 128, T0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(totals(T0).hits, 0, "a restart added a client's lifetime");
+    cr_assert_eq(totals(T0).clients, 1);
+    r.hits = 5100, r.misses = 710;
+    cr_assert_eq(nearrep_take(t, &r, 128, T0 + 1000, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(totals(T0 + 1000).hits, 100);
+    cr_assert_eq(totals(T0 + 1000).misses, 10);
+    cr_assert_eq(take(2, 20, 30, 3, T0 + 1000), 0); /* a new client: all of it */
+    cr_assert_eq(totals(T0 + 1000).hits, 130);
+}
+
 Test(nearrep, a_reporter_that_stops_keeps_its_counts_but_is_no_client_after_three_intervals)
 {
     cr_assert_eq(take(1, 10, 100, 10, T0), 0);

@@ -6,9 +6,11 @@
  * prometheus_client (tests/prom_scrape.py, in the metrics_venv test's venv). */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -242,4 +244,57 @@ Test(nearreport, a_c_client_with_a_near_tier_reports_its_counters)
     nc_close(c);
     cr_assert_eq(h_stat(fx.cl[0], "near_hits"), (int64_t)s.hits + 5);
     cr_assert_eq(h_stat(fx.cl[0], "bad_requests"), 0);
+}
+
+/* Near hits on c until its tier has served `more` more (asserts it does). */
+static void near_hits(nc_client *c, uint64_t more)
+{
+    nc_near_stats s;
+    cr_assert_eq(nc_stats_near(c, &s), NC_OK);
+    uint64_t want = s.hits + more;
+    for (int i = 0; i < 500 && s.hits < want; i++) {
+        void *v;
+        size_t len;
+        cr_assert_eq(nc_get(c, NC_STR("users"), NC_STR("1"), &v, &len, 1000), NC_OK);
+        nc_free(v);
+        cr_assert_eq(nc_stats_near(c, &s), NC_OK);
+        if (s.hits < want)
+            h_sleep_ms(10); /* a miss: the tier is catching up with the ring */
+    }
+    cr_assert_geq(s.hits, want, "the near tier served %llu, not %llu: %s",
+                  (unsigned long long)s.hits, (unsigned long long)want, s.problem);
+}
+
+/* Polls Stats on the fleet's client until `name` is at least `want`, 3 s
+ * at most; returns the last value. */
+static int64_t stat_reaches(const char *name, int64_t want)
+{
+    int64_t deadline = h_now_ms() + 3000, got;
+    while ((got = h_stat(fx.cl[0], name)) < want && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    return got;
+}
+
+/* A restarted daemon counts what its clients' near tiers serve from their
+ * first report to it on, not their lifetime again (reported_before). */
+Test(nearreport, a_restarted_daemon_counts_from_its_clients_first_report_on)
+{
+    nc_client *c;
+    nc_open_opts o = {.near_bytes = 1 << 20};
+    cr_assert_eq(nc_open_ex(&c, fx.node[0].url, &o), NC_OK, "%s", nc_errmsg());
+    cr_assert_eq(nc_set(c, NC_STR("users"), NC_STR("1"), NC_STR("a"), 60000, 1000), NC_OK);
+    near_hits(c, 20);
+    cr_assert_geq(stat_reaches("near_hits", 20), 20);
+    kill(fx.node[0].pid, SIGTERM); /* keeping its directory for the restart */
+    waitpid(fx.node[0].pid, NULL, 0);
+    fx.node[0].pid = 0;
+    h_daemon_restart(&fx.node[0], &fx.redis, NULL);
+    near_hits(c, 1); /* its first report to the new daemon: the starting point */
+    cr_assert_eq(stat_reaches("near_clients", 1), 1);
+    int64_t start = h_stat(fx.cl[0], "near_hits");
+    cr_assert_lt(start, 20, "the restarted daemon added the client's lifetime: %lld",
+                 (long long)start);
+    near_hits(c, 5);
+    cr_assert_eq(stat_reaches("near_hits", start + 5), start + 5);
+    nc_close(c);
 }

@@ -1,14 +1,17 @@
 /* TLS to Redis: a real redis-server serving TLS only (--port 0), with
  * certificates this test makes with openssl; daemons on rediss:// URLs.
  * Plain operation, a server that wants client certificates, each refusal
- * with its own log line (wrong CA, wrong name, expired, no TLS server),
- * certificate files replaced + SIGHUP, Redis killed and restarted. The
+ * with its own log line (wrong CA, wrong name, expired, no TLS server, a
+ * handshake trickled), certificate files and settings changed + SIGHUP,
+ * Redis killed and restarted, Cluster and Sentinel (a failover too). The
  * coherence and history tests also run over TLS (ctest coherence_tls,
  * history_tls: the harness's $NC_TEST_REDIS_TLS). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +236,61 @@ Test(tls, a_server_that_never_answers_the_handshake_times_out)
     close(fd);
 }
 
+/* A server that answers every connection with the header of a 16 KiB TLS
+ * handshake record, then its body a byte every 50 ms: no single read
+ * waits long, the handshake never ends. */
+typedef struct trickler {
+    int fd;
+    atomic_int stop;
+} trickler;
+
+static void *trickle_main(void *arg)
+{
+    trickler *t = arg;
+    static const unsigned char header[] = {0x16, 0x03, 0x03, 0x40, 0x00};
+    int conns[64], sent[64], n = 0;
+    while (!atomic_load(&t->stop)) {
+        int c;
+        while (n < 64 && (c = accept(t->fd, NULL, NULL)) >= 0)
+            conns[n] = c, sent[n++] = 0;
+        for (int i = 0; i < n; i++) {
+            unsigned char b = sent[i] < (int)sizeof header ? header[sent[i]] : 'A';
+            if (send(conns[i], &b, 1, MSG_NOSIGNAL) == 1)
+                sent[i]++;
+        }
+        h_sleep_ms(50);
+    }
+    for (int i = 0; i < n; i++)
+        close(conns[i]);
+    return NULL;
+}
+
+Test(tls, a_handshake_is_bounded_in_all_not_per_read)
+{
+    trickler t = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(t.fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(t.fd, 64), 0);
+    getsockname(t.fd, (struct sockaddr *)&a, &alen);
+    fcntl(t.fd, F_SETFL, fcntl(t.fd, F_GETFL) | O_NONBLOCK);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, trickle_main, &t), 0);
+    char url[64];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", ntohs(a.sin_port));
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, "--redis-timeout",
+                   "300ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, "TLS handshake timed out");
+    expect_get_unavailable(c);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    atomic_store(&t.stop, 1);
+    pthread_join(th, NULL);
+    close(t.fd);
+}
+
 Test(tls, verify_ca_skips_the_name_and_verify_none_skips_everything_with_a_warning)
 {
     h_redis r;
@@ -302,6 +360,46 @@ Test(tls, sighup_reads_replaced_certificate_files_and_new_connections_use_them)
     fclose(f);
     kill(d.pid, SIGHUP);
     expect_log(&d, "new connections to Redis keep the old certificates");
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    h_redis_cleanup(&r);
+}
+
+/* Writes text to path. */
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* redis_tls_server_name and redis_tls_verify change on SIGHUP too: a
+ * certificate that names the service, not the host, is taken once the
+ * config file names it. */
+Test(tls, sighup_takes_a_new_server_name_and_verify_mode)
+{
+    h_redis r;
+    h_redis_start_tls(&r, &certs, certs.wrong, certs.wrong_key, 1, 0); /* for other.example */
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/name.conf", certs.dir);
+    write_file(conf, "# the host's name is checked\n");
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", r.url, "--redis-tls-ca-file", certs.ca, "--config", conf,
+                   "--redis-timeout", "500ms", NULL);
+    nc_client *c = h_client(&d);
+    expect_log(&d, "TLS: the server's certificate is not for \"127.0.0.1\"");
+    expect_get_unavailable(c);
+
+    write_file(conf, "redis_tls_server_name = other.example\n");
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "redis_tls_server_name and redis_tls_verify as they are now");
+    cr_expect_eq(set_until_ok(c, "k", "v1", 8000), NC_OK, "after SIGHUP: %s", nc_errmsg());
+
+    /* and verify = none warns when a SIGHUP sets it, as at start */
+    write_file(conf, "redis_tls_verify = none\n");
+    kill(d.pid, SIGHUP);
+    expect_log(&d, "warn  redis_tls_verify = none: Redis's certificate is not checked");
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
     h_redis_cleanup(&r);
@@ -453,43 +551,76 @@ Test(tls, a_url_with_a_user_logs_in_as_that_acl_user)
 
 /* ---- Sentinel over TLS ------------------------------------------------------ */
 
-Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
+/* A Sentinel on TLS only, in its own directory, monitoring mymaster at
+ * master_port (a TLS port) with quorum 1, down after 1 s, into *s; waits
+ * until it names that master. */
+typedef struct tls_sentinel {
+    pid_t pid;
+    int port;
+    char dir[64];
+} tls_sentinel;
+
+static int tls_sentinel_names(const tls_sentinel *s, const char *want, int ms);
+
+static void tls_sentinel_start(tls_sentinel *s, int master_port)
 {
-    h_redis master;
-    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
-    /* A Sentinel on TLS only, monitoring the master at its TLS port. */
-    char dir[64] = "/tmp/nc-test-tlssentinel-XXXXXX", conf[128], log[128];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(conf, sizeof conf, "%s/sentinel.conf", dir);
-    snprintf(log, sizeof log, "%s/sentinel.log", dir);
-    int port = h_free_port();
+    char conf[128], log[128];
+    snprintf(s->dir, sizeof s->dir, "/tmp/nc-test-tlssentinel-XXXXXX");
+    cr_assert_not_null(mkdtemp(s->dir));
+    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
+    snprintf(log, sizeof log, "%s/sentinel.log", s->dir);
+    s->port = h_free_port();
     FILE *f = fopen(conf, "w");
     cr_assert_not_null(f);
     fprintf(f,
             "port 0\ntls-port %d\nbind 127.0.0.1\ndir %s\n"
             "tls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"
             "tls-auth-clients no\ntls-replication yes\n"
-            "sentinel monitor mymaster 127.0.0.1 %d 1\n",
-            port, dir, certs.server, certs.server_key, certs.ca, master.tls_port);
+            "sentinel monitor mymaster 127.0.0.1 %d 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 5000\n",
+            s->port, s->dir, certs.server, certs.server_key, certs.ca, master_port);
     fclose(f);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     char *argv[] = {"redis-server", conf, "--sentinel", NULL};
-    pid_t sentinel = h_spawn(argv, -1, fd, fd);
+    s->pid = h_spawn(argv, -1, fd, fd);
     close(fd);
-    h_redis s = {.port = port, .tls_only = 1};
-    char *addr = NULL;
-    for (int t = 0; t < 200 && (addr == NULL || strstr(addr, "127.0.0.1") == NULL); t++) {
-        free(addr);
-        h_sleep_ms(20);
-        addr = h_redis_cmd(&s, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
-    }
-    char want[96];
-    snprintf(want, sizeof want, "%d", master.tls_port);
-    cr_assert(addr != NULL && strstr(addr, want) != NULL, "the Sentinel names %s", addr);
-    free(addr);
+    char want[16];
+    snprintf(want, sizeof want, "%d", master_port);
+    cr_assert(tls_sentinel_names(s, want, 4000), "the Sentinel does not name port %s", want);
+}
 
-    char url[128];
-    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", port);
+/* Whether the Sentinel names a master whose address contains `want`
+ * within ms. */
+static int tls_sentinel_names(const tls_sentinel *s, const char *want, int ms)
+{
+    h_redis r = {.port = s->port, .tls_only = 1};
+    for (int64_t until = h_now_ms() + ms; h_now_ms() < until; h_sleep_ms(20)) {
+        char *addr = h_redis_cmd(&r, "SENTINEL", "get-master-addr-by-name", "mymaster", NULL);
+        int ok = addr != NULL && strstr(addr, "127.0.0.1") != NULL && strstr(addr, want) != NULL;
+        free(addr);
+        if (ok)
+            return 1;
+    }
+    return 0;
+}
+
+static void tls_sentinel_stop(tls_sentinel *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    char *rm[] = {"rm", "-rf", s->dir, NULL};
+    h_run(rm, NULL, 0, NULL, NULL, NULL);
+}
+
+Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
+{
+    h_redis master;
+    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
+    tls_sentinel s;
+    tls_sentinel_start(&s, master.tls_port);
+    char url[128], want[96];
+    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", s.port);
     h_daemon d;
     h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, NULL);
     nc_client *c = h_client(&d);
@@ -500,9 +631,50 @@ Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
     expect_log(&d, want);
     nc_close(c);
     cr_expect_eq(h_daemon_stop(&d), 0);
-    kill(sentinel, SIGKILL);
-    waitpid(sentinel, NULL, 0);
-    char *rm[] = {"rm", "-rf", dir, NULL};
-    h_run(rm, NULL, 0, NULL, NULL, NULL);
+    tls_sentinel_stop(&s);
+    h_redis_cleanup(&master);
+}
+
+/* A failover found through TLS Sentinels: the master killed, its TLS
+ * replica promoted, the daemon writes to it over TLS. */
+Test(tls, a_failover_through_tls_sentinels_moves_the_daemon_to_the_new_master, .timeout = 90)
+{
+    h_redis master, replica;
+    h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);
+    h_redis_start_tls(&replica, &certs, certs.server, certs.server_key, 1, 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", master.tls_port);
+    free(h_redis_cmd(&replica, "CONFIG", "SET", "tls-replication", "yes", NULL));
+    free(h_redis_cmd(&replica, "REPLICAOF", "127.0.0.1", port, NULL));
+    int synced = 0;
+    for (int i = 0; i < 40 && !synced; i++) {
+        char *w = h_redis_cmd(&master, "WAIT", "1", "250", NULL);
+        synced = strcmp(w, "1") == 0;
+        free(w);
+    }
+    cr_assert(synced, "the replica did not sync over TLS within 10 s");
+    tls_sentinel s;
+    tls_sentinel_start(&s, master.tls_port);
+    char url[128], want[96];
+    snprintf(url, sizeof url, "sentinels://127.0.0.1:%d/mymaster", s.port);
+    h_daemon d;
+    h_daemon_start(&d, NULL, "--redis", url, "--redis-tls-ca-file", certs.ca, "--redis-timeout",
+                   "500ms", NULL);
+    nc_client *c = h_client(&d);
+    cr_assert_eq(set_until_ok(c, "k", "v1", 8000), NC_OK, "%s", nc_errmsg());
+
+    h_redis_stop(&master, 1);
+    snprintf(want, sizeof want, "%d", replica.tls_port);
+    cr_assert(tls_sentinel_names(&s, want, 30000), "no failover to the replica in 30 s");
+    cr_expect_eq(set_until_ok(c, "k", "v2", 15000), NC_OK, "after the failover: %s",
+                 nc_errmsg());
+    expect_value(c, "k", "v2");
+    snprintf(want, sizeof want, "connected to redis 127.0.0.1:%d (master mymaster)",
+             replica.tls_port);
+    expect_log(&d, want);
+    nc_close(c);
+    cr_expect_eq(h_daemon_stop(&d), 0);
+    tls_sentinel_stop(&s);
+    h_redis_cleanup(&replica);
     h_redis_cleanup(&master);
 }

@@ -20,11 +20,19 @@ import (
 type nearReportReq struct {
 	reporter, hits, misses, refused uint64
 	pid                             uint32
+	before                          bool // reported_before: a daemon took a report of it
 }
 
 func (m *nearReportReq) size() int {
 	return sizeUint(1, m.reporter) + sizeUint(2, uint64(m.pid)) + sizeUint(3, m.hits) +
-		sizeUint(4, m.misses) + sizeUint(5, m.refused)
+		sizeUint(4, m.misses) + sizeUint(5, m.refused) + sizeUint(7, m.flag())
+}
+
+func (m *nearReportReq) flag() uint64 {
+	if m.before {
+		return 1
+	}
+	return 0
 }
 
 func (m *nearReportReq) append(b []byte) []byte {
@@ -32,7 +40,8 @@ func (m *nearReportReq) append(b []byte) []byte {
 	b = appendUint(b, 2, uint64(m.pid))
 	b = appendUint(b, 3, m.hits)
 	b = appendUint(b, 4, m.misses)
-	return appendUint(b, 5, m.refused)
+	b = appendUint(b, 5, m.refused)
+	return appendUint(b, 7, m.flag())
 }
 
 type reporter struct {
@@ -94,6 +103,7 @@ func (r *reporter) once() (time.Duration, bool) {
 	if m == r.sent {
 		return 0, false
 	}
+	m.before = r.reports.Load() > 0 // a restarted daemon starts from this one
 	ctx, cancel := context.WithTimeout(context.Background(), c.o.timeout)
 	defer cancel()
 	v, err := c.small(ctx, mNearReport, &m, true)
@@ -103,6 +113,7 @@ func (r *reporter) once() (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
+	m.before = false
 	r.sent = m
 	r.reports.Add(1)
 	return time.Duration(v) * time.Millisecond, false

@@ -35,6 +35,9 @@ func TestHandEncodedRequestsEqualProtoMarshal(t *testing.T) {
 				LeaseToken: []byte("x")}}}},
 		{"bump", mBump, &bumpReq{ns: "users"},
 			&pb.Request{Method: &pb.Request_BumpNamespace{BumpNamespace: &pb.BumpNamespaceRequest{Ns: []byte("users")}}}},
+		{"near report", mNearReport, &nearReportReq{reporter: 9, pid: 77, hits: 5, misses: 2, refused: 1, before: true},
+			&pb.Request{Method: &pb.Request_NearReport{NearReport: &pb.NearReportRequest{Reporter: 9, Pid: 77,
+				Hits: 5, Misses: 2, FillsRefused: 1, ReportedBefore: true}}}},
 	}
 	for _, tc := range cases {
 		tc.want.Id, tc.want.TimeoutMs = 7, 250

@@ -94,7 +94,7 @@ class Client {
     this.near = nearBytes > 0 ? new NearTier(opts.nearRing ?? `${this.path}.ring`, nearBytes,
       toMs(opts.nearMaxTtl ?? DEFAULT_NEAR_MAX_TTL, 'nearMaxTtl')) : null;
     this.closed = false;
-    this.report = null; // R3: {id, timer, sent: [hits, misses, fillsRefused]}
+    this.report = null; // R3: {id, timer, sent: [hits, misses, fillsRefused], taken}
     if (this.near !== null) this.startReports(REPORT_MS);
   }
 
@@ -108,7 +108,7 @@ class Client {
    * gets it.
    */
   startReports(ms) {
-    if (this.report === null) this.report = { id: reporterId(), timer: null, sent: [0, 0, 0], ms };
+    if (this.report === null) this.report = { id: reporterId(), timer: null, sent: [0, 0, 0], ms, taken: false };
     clearInterval(this.report.timer);
     this.report.ms = ms;
     this.report.timer = setInterval(() => this.sendReport().catch(() => {}), ms);
@@ -121,15 +121,18 @@ class Client {
     const s = this.near.stats();
     const now = [s.hits, s.misses, s.fillsRefused];
     if (now.every((v, i) => v === rep.sent[i])) return;
-    const r = await this.rpc('nearReport', { reporter: rep.id, pid: process.pid, hits: now[0], misses: now[1], fillsRefused: now[2] }, null, true);
+    // reportedBefore: a restarted daemon takes this report as the starting point
+    const r = await this.rpc('nearReport', { reporter: rep.id, pid: process.pid, hits: now[0], misses: now[1], fillsRefused: now[2], reportedBefore: rep.taken }, null, true);
     if (r.code === OK) {
       rep.sent = now;
+      rep.taken = true;
       const want = r.nearReport?.intervalMs || REPORT_MS;
       if (want !== rep.ms) this.startReports(Math.max(want, 100));
     } else if (r.code === 12) { // UNIMPLEMENTED: a daemon older than NearReport
       clearInterval(rep.timer);
     } else if (r.code === 9) { // FAILED_PRECONDITION: another process has this id
       rep.id = reporterId();
+      rep.taken = false;
     }
   }
 

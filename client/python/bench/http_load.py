@@ -155,15 +155,17 @@ async def herd(servers: list[Server], product_id: int, n: int) -> float:
 
 
 def load_table(
-    env: dict[str, str], tmp: Path, ids: int, rounds: int, seconds: float
+    env: dict[str, str], tmp: Path, ids: int, rounds: int, seconds: float, warm_slice: bool
 ) -> tuple[str, dict[str, dict[str, float]]]:
-    """Returns the table and the medians by variant (rps, p50 and p99 in µs)."""
+    """Returns the table and the medians by variant (rps, p50 and p99 in µs);
+    ``warm_slice``: a wrk slice on each before the rounds, not counted."""
     servers = dict(zip(VARIANTS, start(list(VARIANTS), env, tmp), strict=True))
     try:
         for s in servers.values():
             for i in range(1, ids + 1):
                 s.get(f"/products/{i}")
-            wrk(s.url, 1, ids)  # warm-up slice, not counted
+            if warm_slice:
+                wrk(s.url, 1, ids)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         for _ in range(rounds):
             for name, s in servers.items():
@@ -239,7 +241,7 @@ def main() -> None:
             f"wrk -t2 -c32, {args.rounds} rounds of {args.seconds:g} s per variant (medians), "
             f"ids Zipf s=0.99 over {args.ids} products, all warm\n"
         )
-        table, med = load_table(env, tmp, args.ids, args.rounds, args.seconds)
+        table, med = load_table(env, tmp, args.ids, args.rounds, args.seconds, not args.smoke)
         print(table + "\n", flush=True)
         table, loads = herd_table(env, tmp, args.ids + 1, herd_n)
         print(table)

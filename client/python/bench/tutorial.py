@@ -163,11 +163,8 @@ async def main(smoke: bool, json_out: str | None) -> None:
 
         await r.set("raw", b"x" * 100)
         await nc.set("raw", "k", b"x" * 100)
-        for i in range(100):
-            await t_product(i)
-            await f_product(i)
-            await n_product(i)
-            await n0_product(i)
+        for warm in (t_product, f_product, n_product, n0_product):  # 100 keys at once
+            await asyncio.gather(*(warm(i) for i in range(100)))
         lat = [  # (row, name in figures, call, decimals)
             ("raw GET, redis.asyncio + hiredis", "", lambda: r.get("raw"), 0),
             ("raw Get, AsyncClient (near tier)", "", lambda: nc.get("raw", "k"), 1),

@@ -26,6 +26,7 @@ def test_a_report_is_due_once_an_interval_and_only_after_a_change(tmp_path: Any)
     sent = first.request.near_report
     assert sent.reporter != 0 and sent.pid == os.getpid()
     assert (sent.hits, sent.misses, sent.fills_refused) == (0, 0, 0)
+    assert not sent.reported_before  # no daemon took one yet
     assert r.due(100.5) is None  # not due yet
     assert r.due(101.0) is not None  # due, and the last was never answered
     reply = pb.Reply()
@@ -38,6 +39,7 @@ def test_a_report_is_due_once_an_interval_and_only_after_a_change(tmp_path: Any)
     assert again is not None and again.request is not None
     assert again.request.near_report.misses == 1
     assert again.request.near_report.reporter == sent.reporter
+    assert again.request.near_report.reported_before  # a restarted daemon starts from it
 
 
 def test_a_daemon_without_near_report_is_not_asked_again(tmp_path: Any) -> None:

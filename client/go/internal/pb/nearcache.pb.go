@@ -2012,15 +2012,19 @@ func (x *BumpNamespaceReply) GetVersion() uint64 {
 // daemon keeps each reporter's last report and adds the increase to the
 // host's totals, which never go down.
 type NearReportRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reporter      uint64                 `protobuf:"varint,1,opt,name=reporter,proto3" json:"reporter,omitempty"` // random and non-zero, one per client instance
-	Pid           uint32                 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
-	Hits          uint64                 `protobuf:"varint,3,opt,name=hits,proto3" json:"hits,omitempty"`
-	Misses        uint64                 `protobuf:"varint,4,opt,name=misses,proto3" json:"misses,omitempty"`
-	FillsRefused  uint64                 `protobuf:"varint,5,opt,name=fills_refused,json=fillsRefused,proto3" json:"fills_refused,omitempty"`
-	Namespaces    []*NearNamespaceReport `protobuf:"bytes,6,rep,name=namespaces,proto3" json:"namespaces,omitempty"` // per namespace, when the client counts them
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Reporter     uint64                 `protobuf:"varint,1,opt,name=reporter,proto3" json:"reporter,omitempty"` // random and non-zero, one per client instance
+	Pid          uint32                 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Hits         uint64                 `protobuf:"varint,3,opt,name=hits,proto3" json:"hits,omitempty"`
+	Misses       uint64                 `protobuf:"varint,4,opt,name=misses,proto3" json:"misses,omitempty"`
+	FillsRefused uint64                 `protobuf:"varint,5,opt,name=fills_refused,json=fillsRefused,proto3" json:"fills_refused,omitempty"`
+	Namespaces   []*NearNamespaceReport `protobuf:"bytes,6,rep,name=namespaces,proto3" json:"namespaces,omitempty"` // per namespace, when the client counts them
+	// A daemon (this one or another) took a report of this reporter before:
+	// a daemon that does not know the reporter (it restarted) takes this
+	// report as its starting point and adds nothing, not the client's lifetime.
+	ReportedBefore bool `protobuf:"varint,7,opt,name=reported_before,json=reportedBefore,proto3" json:"reported_before,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NearReportRequest) Reset() {
@@ -2093,6 +2097,13 @@ func (x *NearReportRequest) GetNamespaces() []*NearNamespaceReport {
 		return x.Namespaces
 	}
 	return nil
+}
+
+func (x *NearReportRequest) GetReportedBefore() bool {
+	if x != nil {
+		return x.ReportedBefore
+	}
+	return false
 }
 
 type NearNamespaceReport struct {
@@ -2565,7 +2576,7 @@ const file_nearcache_proto_rawDesc = "" +
 	"\x14BumpNamespaceRequest\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\".\n" +
 	"\x12BumpNamespaceReply\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\xd5\x01\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\xfe\x01\n" +
 	"\x11NearReportRequest\x12\x1a\n" +
 	"\breporter\x18\x01 \x01(\x04R\breporter\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\rR\x03pid\x12\x12\n" +
@@ -2574,7 +2585,8 @@ const file_nearcache_proto_rawDesc = "" +
 	"\rfills_refused\x18\x05 \x01(\x04R\ffillsRefused\x12A\n" +
 	"\n" +
 	"namespaces\x18\x06 \x03(\v2!.nearcache.v1.NearNamespaceReportR\n" +
-	"namespaces\"Q\n" +
+	"namespaces\x12'\n" +
+	"\x0freported_before\x18\a \x01(\bR\x0ereportedBefore\"Q\n" +
 	"\x13NearNamespaceReport\x12\x0e\n" +
 	"\x02ns\x18\x01 \x01(\fR\x02ns\x12\x12\n" +
 	"\x04hits\x18\x02 \x01(\x04R\x04hits\x12\x16\n" +

@@ -2191,6 +2191,7 @@ $root.nearcache = (function() {
             NearReportRequest.prototype.misses = 0;
             NearReportRequest.prototype.fillsRefused = 0;
             NearReportRequest.prototype.namespaces = $util.emptyArray;
+            NearReportRequest.prototype.reportedBefore = false;
 
             NearReportRequest.create = function create(properties) {
                 return new NearReportRequest(properties);
@@ -2216,6 +2217,8 @@ $root.nearcache = (function() {
                 if (message.namespaces != null && message.namespaces.length)
                     for (var i = 0; i < message.namespaces.length; ++i)
                         $root.nearcache.v1.NearNamespaceReport.encode(message.namespaces[i], writer.uint32(50).fork(), q + 1).ldelim();
+                if (message.reportedBefore != null && Object.hasOwnProperty.call(message, "reportedBefore"))
+                    writer.uint32(56).bool(message.reportedBefore);
                 return writer;
             };
 
@@ -2266,6 +2269,10 @@ $root.nearcache = (function() {
                             if (!(message.namespaces && message.namespaces.length))
                                 message.namespaces = [];
                             message.namespaces.push($root.nearcache.v1.NearNamespaceReport.decode(reader, reader.uint32(), undefined, long + 1));
+                            break;
+                        }
+                    case 7: {
+                            message.reportedBefore = reader.bool();
                             break;
                         }
                     default:

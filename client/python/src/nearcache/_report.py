@@ -57,6 +57,7 @@ class Reporter:
             hits=counters[0],
             misses=counters[1],
             fills_refused=counters[2],
+            reported_before=self._sent is not None,  # a restarted daemon starts from here
         )
 
         def decode(reply: pb.Reply) -> None:

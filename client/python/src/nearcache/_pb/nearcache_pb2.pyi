@@ -227,20 +227,22 @@ class NearReportReply(_message.Message):
     def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class NearReportRequest(_message.Message):
-    __slots__ = ["fills_refused", "hits", "misses", "namespaces", "pid", "reporter"]
+    __slots__ = ["fills_refused", "hits", "misses", "namespaces", "pid", "reported_before", "reporter"]
     FILLS_REFUSED_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     REPORTER_FIELD_NUMBER: _ClassVar[int]
     fills_refused: int
     hits: int
     misses: int
     namespaces: _containers.RepeatedCompositeFieldContainer[NearNamespaceReport]
     pid: int
+    reported_before: bool
     reporter: int
-    def __init__(self, reporter: _Optional[int] = ..., pid: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., fills_refused: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NearNamespaceReport, _Mapping]]] = ...) -> None: ...
+    def __init__(self, reporter: _Optional[int] = ..., pid: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., fills_refused: _Optional[int] = ..., namespaces: _Optional[_Iterable[_Union[NearNamespaceReport, _Mapping]]] = ..., reported_before: bool = ...) -> None: ...
 
 class PingReply(_message.Message):
     __slots__ = ["l1_serving", "max_request_size", "node_id", "protocol_version", "redis_error", "redis_up", "subscribed", "uptime_ms", "version"]
