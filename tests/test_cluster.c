@@ -1209,6 +1209,21 @@ Test(cluster_failover, a_master_killed_stops_every_l1_until_it_is_replaced_then_
         cr_assert(get_becomes(c[1], keys[m], "3"), "the batch never reached node 1's L1 (%s)",
                   keys[m]);
     }
+    /* the read lanes find the promoted replica too: L1 misses on the lost
+     * master's slots find its lane down and have the map loaded again */
+    for (int i = 0; i < 2; i++) {
+        int64_t t1 = h_now_ms();
+        for (int k = 0; h_stat(c[i], "redis_lane_up") != 1; k++) {
+            cr_assert_lt(h_now_ms() - t1, 10000, "daemon %d: a read lane still down", i);
+            char miss[32];
+            snprintf(miss, sizeof miss, "miss%d", k);
+            void *v = NULL;
+            size_t len;
+            nc_get(c[i], NC_STR("users"), NC_STR(miss), &v, &len, 2000);
+            nc_free(v);
+            h_sleep_ms(20);
+        }
+    }
     for (int i = 0; i < 2; i++) {
         nc_close(c[i]);
         cr_expect_eq(h_daemon_stop(&d[i]), 0);

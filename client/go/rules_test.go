@@ -29,7 +29,7 @@ func TestDialOfAMissingSocketFailsAtOnceAndSaysWhatToDo(t *testing.T) {
 			t.Errorf("message %q lacks %q", e.Message, want)
 		}
 	}
-	if took := time.Since(start); took > 50*time.Millisecond {
+	if took := time.Since(start); took > 500*time.Millisecond { // not its 1 s timeout
 		t.Fatalf("Dial took %v", took)
 	}
 }
@@ -91,7 +91,8 @@ func TestCallsBeforeTheNextDialIsDueFailAtOnceThenItDialsOnce(t *testing.T) {
 	_, err1 := c.Ping(bg) // the connection is lost: one dial, which fails
 	start := time.Now()
 	_, err2 := c.Ping(bg) // within the backoff: no dial, the same error
-	if took := time.Since(start); err1 == nil || err2 != err1 || took > time.Millisecond {
+	// at once: within the backoff's 25 ms (1 ms was one preemption under -race)
+	if took := time.Since(start); err1 == nil || err2 != err1 || took > 25*time.Millisecond {
 		t.Fatalf("after the daemon stopped: %v, then %v in %v", err1, err2, took)
 	}
 }

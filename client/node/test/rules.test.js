@@ -17,7 +17,7 @@ test('R1: a missing socket fails at once, naming the path and NEARCACHE_URL', as
   const t0 = performance.now();
   await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.UnavailableError &&
     e.message.includes(sock) && /no daemon is listening/.test(e.message) && /NEARCACHE_URL/.test(e.message));
-  assert.ok(performance.now() - t0 < 100);
+  assert.ok(performance.now() - t0 < 500, 'it waited for the 1 s timeout'); // a loaded machine may take 100 ms
   await assert.rejects(nc.connect(`ipc://${dir}/gone/x.sock`), /nor its directory .*gone exists/);
   fs.rmSync(dir, { recursive: true });
 });
@@ -30,7 +30,7 @@ test('R1: a stale socket (nobody listening) fails at once', async () => {
   const t0 = performance.now();
   await assert.rejects(nc.connect(`ipc://${sock}`), (e) => e instanceof nc.UnavailableError &&
     e.message.includes(sock) && /nobody is listening/.test(e.message));
-  assert.ok(performance.now() - t0 < 100);
+  assert.ok(performance.now() - t0 < 500, 'it waited for the 1 s timeout'); // a loaded machine may take 100 ms
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -360,7 +360,7 @@ def test_a_loader_that_raises_releases_the_lease_at_once(cl: nearcache.Client, n
     t0 = time.monotonic()
     r = cl.get_ex(ns, "1", lease=True)
     assert r.lease is nearcache.LeaseState.GRANTED
-    assert time.monotonic() - t0 < 0.2
+    assert time.monotonic() - t0 < 1.0  # not when the lease runs out (lease_ttl, 3 s)
 
 
 def test_a_busy_lease_holder_makes_the_caller_load_without_storing(

@@ -185,7 +185,7 @@ def test_fail_open_cached_calls_with_no_daemon_run_the_function_at_once(tmp_path
     took = _timed(lambda: double(21), 200, 0) + _timed(lambda: double(21), 10, 0.06)
     assert calls == [21] * 210
     assert double.cache_info()["errors"] == 210
-    assert max(took) < 0.25, max(took)
+    assert max(took) < 0.5, max(took)  # none waited for the 1 s timeout
     assert statistics.median(took) < 0.002  # the benchmark measures it closely
     client.close()
 
@@ -212,5 +212,5 @@ def test_fail_open_async_cached_calls_with_no_daemon_run_the_function_at_once(
 
     took = asyncio.run(run())
     assert double.cache_info()["errors"] == 120
-    assert max(took) < 0.25, max(took)
+    assert max(took) < 0.5, max(took)  # none waited for the 1 s timeout
     assert statistics.median(took) < 0.002
