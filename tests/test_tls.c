@@ -190,7 +190,9 @@ static void expect_refusal(const char *cert, const char *key, const char *ca, co
     nc_close(c);
     int64_t t0 = h_now_ms();
     cr_expect_eq(h_daemon_stop(&d), 0);
-    cr_expect_lt(h_now_ms() - t0, 3000, "the daemon stops at once");
+    /* about 1 s (its bye to a Redis it cannot reach); a handshake it waited
+     * on would hold it for ever */
+    cr_expect_lt(h_now_ms() - t0, 5000, "the daemon stops at once");
     h_redis_cleanup(&r);
 }
 
@@ -232,7 +234,9 @@ Test(tls, a_server_that_never_answers_the_handshake_times_out)
     nc_close(c);
     int64_t t0 = h_now_ms();
     cr_expect_eq(h_daemon_stop(&d), 0);
-    cr_expect_lt(h_now_ms() - t0, 3000, "the daemon stops at once");
+    /* about 1 s (its bye to a Redis it cannot reach); a handshake it waited
+     * on would hold it for ever */
+    cr_expect_lt(h_now_ms() - t0, 5000, "the daemon stops at once");
     close(fd);
 }
 
