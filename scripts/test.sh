@@ -84,8 +84,9 @@ phase "go: client/go and examples/go (scripts/test-go.sh, against build/)"
 NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
 phase "bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate): bench/inval.sh"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
-phase "bench smoke: bench/fanout.sh --smoke"
+phase "bench smoke: bench/fanout.sh --smoke, one Redis and a 3-master cluster"
 NC_BUILD="$here/build" bash "$here/bench/fanout.sh" --smoke || failed=1
+NC_BUILD="$here/build" bash "$here/bench/fanout.sh" --cluster --smoke || failed=1
 phase "bench smoke: bench/run.sh --smoke"
 NC_BUILD="$here/build" bash "$here/bench/run.sh" --smoke > "$here/build/bench-smoke.log" 2>&1 ||
   { cat "$here/build/bench-smoke.log"; failed=1; }
