@@ -38,10 +38,12 @@ typedef struct nsver {
 typedef struct origin_seen {
     UT_hash_handle hh;
     int64_t heard_ms; /* this node's clock when its last message arrived */
+    int64_t sent_ms;  /* its clock: the latest heartbeat of it heard */
     char id[];
 } origin_seen;
 
-/* The last seq seen from one (origin, stream), keyed "ORIGIN/STREAM". */
+/* The last seq seen from one (origin, stream) on one channel, keyed
+ * "ORIGIN/STREAM/CHANNEL" (a stream is ordered per channel only). */
 typedef struct stream_seen {
     UT_hash_handle hh;
     uint64_t last;
@@ -61,7 +63,10 @@ struct coh {
     origin_seen *origins; /* subscriber thread only; kept across L1 resets */
     int64_t silence_ms;   /* coh_set_silence(); 0: off */
     int64_t subscribed_ms; /* when the current subscription was confirmed */
-    int settled;           /* an own heartbeat sent silence_ms after it was heard */
+    int settled; /* from every source, an own heartbeat sent silence_ms after it was heard */
+    int nsources;          /* the subscription's connections (one per master on a Cluster) */
+    int64_t own_sent[COH_MAX_SOURCES]; /* per source: send time of the last own heartbeat heard */
+    atomic_uint subscriptions;         /* subscriptions confirmed so far */
     coh_hook hook;
     void *hook_arg;
     _Atomic(ring *) ring; /* the near tiers' ring, or NULL; set once, any time */
@@ -132,6 +137,7 @@ int coh_create(coh **out, const char *node_id, l1 *cache, stats *st, int64_t win
     c->cache = cache;
     c->st = st;
     c->window_ms = window_ms;
+    c->nsources = 1;
     snprintf(c->node_id, sizeof c->node_id, "%s", node_id);
     pthread_rwlock_init(&c->versions_lock, NULL);
     *out = c;
@@ -324,12 +330,25 @@ void coh_set_silence(coh *c, int64_t silence_ms)
 
 void coh_subscribed(coh *c)
 {
+    coh_subscribed_to(c, 1);
+}
+
+void coh_subscribed_to(coh *c, int sources)
+{
     set_verified(c, 0);
     reset(c);
     forget_origins(c);
     c->subscribed_ms = units_now_ms();
     c->settled = c->silence_ms == 0;
+    c->nsources = sources < 1 ? 1 : sources > COH_MAX_SOURCES ? COH_MAX_SOURCES : sources;
+    memset(c->own_sent, 0, sizeof c->own_sent);
+    atomic_fetch_add(&c->subscriptions, 1);
     atomic_store(&c->up, 1);
+}
+
+unsigned coh_subscriptions(coh *c)
+{
+    return atomic_load(&c->subscriptions);
 }
 
 void coh_lost(coh *c)
@@ -343,11 +362,11 @@ void coh_lost(coh *c)
 
 /* The record of (origin, stream), made with `baseline` as its last seq when
  * new (*created set then). NULL when out of memory. */
-static stream_seen *stream_of(coh *c, const char *origin, uint32_t stream, uint64_t baseline,
-                              int *created)
+static stream_seen *stream_of(coh *c, const char *origin, uint32_t stream, unsigned channel,
+                              uint64_t baseline, int *created)
 {
-    char id[96];
-    int n = snprintf(id, sizeof id, "%s/%u", origin, stream);
+    char id[112];
+    int n = snprintf(id, sizeof id, "%s/%u/%u", origin, stream, channel);
     stream_seen *s;
     *created = 0;
     HASH_FIND(hh, c->streams, id, (unsigned)n, s);
@@ -370,10 +389,10 @@ static stream_seen *stream_of(coh *c, const char *origin, uint32_t stream, uint6
  * missed before it. The first message of a stream sets its baseline (what
  * came before our subscription does not matter: L1 was emptied then); a
  * repeat is no gap (a write whose answer was lost is retried with its seq). */
-static int seq_gap(coh *c, const char *origin, uint32_t stream, uint64_t seq)
+static int seq_gap(coh *c, const char *origin, uint32_t stream, unsigned channel, uint64_t seq)
 {
     int created;
-    stream_seen *s = stream_of(c, origin, stream, seq, &created);
+    stream_seen *s = stream_of(c, origin, stream, channel, seq, &created);
     if (s == NULL)
         return 1; /* cannot track it: assume the worst */
     int gap = !created && seq > s->last + 1;
@@ -385,13 +404,13 @@ static int seq_gap(coh *c, const char *origin, uint32_t stream, uint64_t seq)
 /* Another node's heartbeat: the last confirmed seq of each of its streams.
  * A confirmed message was published before the heartbeat, so it must have
  * arrived here already; if it has not, it was lost on the way. */
-static int heartbeat_gap(coh *c, const pb_invalidation *m)
+static int heartbeat_gap(coh *c, const pb_invalidation *m, unsigned channel)
 {
     int gap = 0;
     for (size_t i = 0; i < m->heartbeat->n_stream_seqs; i++) {
         uint64_t confirmed = m->heartbeat->stream_seqs[i];
         int created;
-        stream_seen *s = stream_of(c, m->origin, (uint32_t)i, confirmed, &created);
+        stream_seen *s = stream_of(c, m->origin, (uint32_t)i, channel, confirmed, &created);
         if (s == NULL)
             return 1;
         if (!created && confirmed > s->last) {
@@ -402,7 +421,7 @@ static int heartbeat_gap(coh *c, const pb_invalidation *m)
     return gap;
 }
 
-static void apply_change(coh *c, const pb_invalidation *m, int own);
+static void apply_change(coh *c, const pb_invalidation *m, int own, unsigned channel);
 
 /* Forgets the streams of an origin that said bye. */
 static void forget_origin_streams(coh *c, const char *origin)
@@ -465,24 +484,32 @@ void coh_message_lost(coh *c)
     reset(c);
 }
 
-/* Another daemon was heard: it is alive now, or (bye) stopped cleanly. */
-static void origin_heard(coh *c, const pb_invalidation *m)
+/* Another daemon was heard: it is alive now, or (bye) stopped cleanly.
+ * Returns 0 for a bye older than a heartbeat of it already heard (on a
+ * Cluster the bye goes to every master, and a lagging master's copy may
+ * come after the heartbeat that ended the quiet), which changes nothing;
+ * else 1. */
+static int origin_heard(coh *c, const pb_invalidation *m)
 {
     if (c->silence_ms == 0)
-        return;
+        return 1;
     origin_seen *o;
     size_t n = strlen(m->origin);
+    int64_t sent = m->heartbeat != NULL ? m->heartbeat->sent_ms : 0;
     HASH_FIND(hh, c->origins, m->origin, (unsigned)n, o);
     if (m->bye) {
+        if (o != NULL && m->heartbeat != NULL && sent < o->sent_ms)
+            return 0;
         if (o != NULL) {
             HASH_DEL(c->origins, o);
             free(o);
+            stats_inc(&c->st->origins_bye);
+            log_info("node %s stopped cleanly", m->origin);
         }
-        stats_inc(&c->st->origins_bye);
-        log_info("node %s stopped cleanly", m->origin);
-        return;
+        return 1;
     }
     if (o == NULL && (o = malloc(sizeof *o + n + 1)) != NULL) {
+        o->sent_ms = 0;
         memcpy(o->id, m->origin, n + 1);
         HASH_ADD_KEYPTR(hh, c->origins, o->id, (unsigned)n, o);
         if (o->hh.tbl == NULL) {
@@ -492,20 +519,24 @@ static void origin_heard(coh *c, const pb_invalidation *m)
     }
     if (o == NULL) {
         coh_message_lost(c); /* cannot watch it: assume the worst */
-        return;
+        return 1;
     }
     o->heard_ms = units_now_ms();
+    if (sent > o->sent_ms)
+        o->sent_ms = sent;
+    return 1;
 }
 
-/* This node's own heartbeat, sent at `sent`, came back: every message
- * published before it has been applied here. A daemon last heard more than
+/* This node's own heartbeat, sent at `sent`, came back on `source`: every
+ * message published there before it has been applied here, and L1 serves
+ * up to the oldest of the last ones heard from every source. A daemon last heard more than
  * silence_ms before `sent` died or was cut off without saying bye, and the
  * batch of its last writes may never come (docs/coherence.md, "A writer
  * that dies"): L1 is emptied, as for a lost message. The first heartbeat
  * sent silence_ms after the subscription also empties L1 of what was read
  * before it, and only then does L1 serve: by then every writer alive at
  * the subscription has been heard, or its writes are in Redis. */
-static void own_heartbeat(coh *c, int64_t sent)
+static void own_heartbeat(coh *c, int64_t sent, int source)
 {
     if (c->silence_ms > 0) {
         int silent = 0;
@@ -524,17 +555,30 @@ static void own_heartbeat(coh *c, int64_t sent)
             stats_inc(&c->st->origins_silent);
             reset(c);
         }
-        if (!c->settled) {
-            if (sent < c->subscribed_ms + c->silence_ms)
-                return; /* not serving yet */
-            c->settled = 1;
-            reset(c); /* fills read during the wait are not kept */
-        }
     }
-    set_verified(c, sent);
+    if (source >= 0 && source < c->nsources && sent > c->own_sent[source])
+        c->own_sent[source] = sent;
+    int64_t least = INT64_MAX;
+    for (int i = 0; i < c->nsources; i++)
+        if (c->own_sent[i] < least)
+            least = c->own_sent[i];
+    if (least == 0)
+        return; /* a source not heard yet: not serving */
+    if (c->silence_ms > 0 && !c->settled) {
+        if (least < c->subscribed_ms + c->silence_ms)
+            return; /* not serving yet */
+        c->settled = 1;
+        reset(c); /* fills read during the wait are not kept */
+    }
+    set_verified(c, least);
 }
 
 void coh_apply(coh *c, const pb_invalidation *m)
+{
+    coh_apply_from(c, m, 0, 0);
+}
+
+void coh_apply_from(coh *c, const pb_invalidation *m, int source, unsigned channel)
 {
     if (strlen(m->origin) > COH_MAX_ORIGIN) {
         log_warn("message with a %zu-byte origin: not from a daemon; emptying L1",
@@ -543,14 +587,14 @@ void coh_apply(coh *c, const pb_invalidation *m)
         return;
     }
     int own = strcmp(m->origin, c->node_id) == 0;
-    if (!own && (m->heartbeat != NULL || m->seq != 0 || m->bye))
-        origin_heard(c, m);
+    if (!own && (m->heartbeat != NULL || m->seq != 0 || m->bye) && !origin_heard(c, m))
+        return; /* a late copy of a bye: nothing in it to apply */
     if (m->n_keys > 0 || m->bump_ns.len > 0 || m->flush_all)
-        apply_change(c, m, own);
+        apply_change(c, m, own, channel);
     if (m->heartbeat != NULL) {
         if (own)
-            own_heartbeat(c, m->heartbeat->sent_ms);
-        else if (heartbeat_gap(c, m))
+            own_heartbeat(c, m->heartbeat->sent_ms, source);
+        else if (heartbeat_gap(c, m, channel))
             gap_found(c, m);
     }
     if (!own && m->bye)
@@ -558,13 +602,13 @@ void coh_apply(coh *c, const pb_invalidation *m)
 }
 
 /* The invalidation part of a message: keys, a bump, a flush. */
-static void apply_change(coh *c, const pb_invalidation *m, int own)
+static void apply_change(coh *c, const pb_invalidation *m, int own, unsigned channel)
 {
     if (own && !own_uncertain(c, m))
         return; /* applied locally before the write was answered */
     if (!own)
         stats_inc(&c->st->invalidations_received);
-    if (!own && m->seq != 0 && seq_gap(c, m->origin, m->stream, m->seq)) {
+    if (!own && m->seq != 0 && seq_gap(c, m->origin, m->stream, channel, m->seq)) {
         gap_found(c, m);
         return;
     }

@@ -11,8 +11,8 @@
  * - L1 keys are "NS:KEY" (a namespace has no ':'); each entry's tag is the
  *   namespace version it was read under, and only entries of the current
  *   version are served.
- * Thread-safe, except coh_apply(), coh_subscribed() and coh_lost(), which
- * only the subscriber thread calls. */
+ * Thread-safe, except coh_apply*(), coh_subscribed*() and coh_lost(), which
+ * the subscriber calls one at a time (from one thread, or under its lock). */
 #ifndef NC_COHERENCE_H
 #define NC_COHERENCE_H
 
@@ -89,6 +89,16 @@ void coh_set_silence(coh *c, int64_t silence_ms);
  * next own heartbeat (sent silence_ms after now, when that rule is on). */
 void coh_subscribed(coh *c);
 
+/* The same for a subscription made of `sources` connections (at most
+ * COH_MAX_SOURCES; a Cluster's: one per master): L1 serves only while the
+ * last own heartbeat heard on every one of them was sent within the window
+ * (and, after the subscription, once each was sent silence_ms after it). */
+#define COH_MAX_SOURCES 64
+void coh_subscribed_to(coh *c, int sources);
+
+/* How many subscriptions were confirmed so far (any thread). */
+unsigned coh_subscriptions(coh *c);
+
 /* Subscriber thread: the subscription is gone. */
 void coh_lost(coh *c);
 
@@ -133,5 +143,11 @@ void coh_drop_key(coh *c, const void *l1key, size_t len);
 
 /* Subscriber thread: applies one message from the channel. */
 void coh_apply(coh *c, const pb_invalidation *m);
+
+/* The same for a message heard on connection `source` (0 up to the
+ * sources of coh_subscribed_to()) on channel `channel` (a Cluster's bucket,
+ * keyspace.h; 0 on one server): sequence numbers are checked per channel,
+ * and an own heartbeat counts for its source. */
+void coh_apply_from(coh *c, const pb_invalidation *m, int source, unsigned channel);
 
 #endif

@@ -112,3 +112,30 @@ unsigned ks_slot(const void *key, size_t len)
     }
     return crc % KS_SLOTS;
 }
+
+unsigned ks_inval_bucket(unsigned slot)
+{
+    return slot % KS_SLOTS * KS_INVAL_BUCKETS / KS_SLOTS;
+}
+
+/* Each N falls in a bucket at random: about KS_INVAL_BUCKETS * ln(it) tries
+ * cover them all. */
+void ks_inval_tags(const char *prefix, unsigned n_of[KS_INVAL_BUCKETS])
+{
+    char tag[KS_PREFIX_MAX + 32];
+    unsigned left = KS_INVAL_BUCKETS;
+    for (unsigned b = 0; b < KS_INVAL_BUCKETS; b++)
+        n_of[b] = UINT32_MAX;
+    for (unsigned n = 0; left > 0; n++) {
+        int len = snprintf(tag, sizeof tag, "%s:inval:%u", prefix, n);
+        unsigned b = ks_inval_bucket(ks_slot(tag, (size_t)len));
+        if (n_of[b] == UINT32_MAX)
+            n_of[b] = n, left--;
+    }
+}
+
+int ks_inval_channel(char *buf, size_t size, const char *prefix, unsigned n, const char *node)
+{
+    return node != NULL ? snprintf(buf, size, "{%s:inval:%u}:%s", prefix, n, node)
+                        : snprintf(buf, size, "{%s:inval:%u}", prefix, n);
+}

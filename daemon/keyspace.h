@@ -8,7 +8,9 @@
  *   PREFIX:{TAG}:NS:VER<kind>:KEY   its companions: lease (a lease token),
  *                                   neg (known absent), swr (when a stale-
  *                                   while-revalidate value stops being fresh)
- *   PREFIX:inval                    the invalidation channel
+ *   PREFIX:inval                    the invalidation channel (one server)
+ *   {PREFIX:inval:N}                the invalidation channels of a Cluster,
+ *                                   one per bucket of slots (below)
  * TAG is eight hex digits of the FNV-1a hash of NS ":" KEY: a Redis Cluster
  * hash tag (a prefix has no braces, so it is the key's first), so an
  * entry's keys share one slot and a namespace's entries spread over all.
@@ -26,10 +28,12 @@
  * below are sized from them. */
 #define KS_PREFIX_MAX 100
 #define KS_NS_MAX     1024
-/* The longest PREFIX:nsver:NS, and the longest PREFIX:inval with its NUL. */
+/* The longest PREFIX:nsver:NS, and the longest channel name (PREFIX:inval,
+ * or a Cluster's {PREFIX:inval:N}) with its NUL. */
 #define KS_NSVER_KEY_MAX (KS_PREFIX_MAX + sizeof ":nsver:" - 1 + KS_NS_MAX)
-#define KS_CHANNEL_SIZE  (KS_PREFIX_MAX + sizeof ":inval")
-/* The longest {PREFIX:inval}:NODE (a node id is at most 64 bytes) with its NUL. */
+#define KS_CHANNEL_SIZE  (KS_PREFIX_MAX + sizeof "{:inval:4294967295}")
+/* The longest {PREFIX:inval}:NODE (a node id is at most 64 bytes) with its NUL,
+ * and the longest {PREFIX:inval:N}:NODE likewise. */
 #define KS_OWN_CHANNEL_SIZE (KS_CHANNEL_SIZE + 3 + 64)
 
 /* ---- L1 ---------------------------------------------------------------- */
@@ -88,5 +92,28 @@ int ks_channel(char *buf, size_t size, const char *prefix);
  * PREFIX:inval, so that on a Cluster both are one shard's channels.
  * Returns what snprintf() returns. */
 int ks_own_channel(char *buf, size_t size, const char *prefix, const char *node);
+
+
+/* ---- a Cluster's invalidation channels ----------------------------------
+ * On a Cluster the slots are cut into KS_INVAL_BUCKETS buckets of
+ * consecutive slots, and bucket b has one channel, {PREFIX:inval:N} with the
+ * smallest N whose slot lies in b, and one per node for its heartbeats to
+ * itself, {PREFIX:inval:N}:NODE (same slot). The names do not depend on
+ * the slot map: every daemon subscribes to all of them (on whichever master
+ * serves each one's slot) and publishes a key's invalidation on a bucket
+ * of the key's master, so daemons whose maps disagree for a moment still
+ * hear each other (docs/coherence.md, "Invalidations on a Cluster"). */
+#define KS_INVAL_BUCKETS 64
+
+/* The bucket of a slot. */
+unsigned ks_inval_bucket(unsigned slot);
+
+/* Fills n_of[b], for every bucket b, with the N of its channel under
+ * `prefix` (at most KS_PREFIX_MAX bytes). */
+void ks_inval_tags(const char *prefix, unsigned n_of[KS_INVAL_BUCKETS]);
+
+/* {PREFIX:inval:N} into buf (KS_OWN_CHANNEL_SIZE bytes hold it), or with
+ * `node` not NULL {PREFIX:inval:N}:NODE. Returns what snprintf() returns. */
+int ks_inval_channel(char *buf, size_t size, const char *prefix, unsigned n, const char *node);
 
 #endif

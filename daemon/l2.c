@@ -969,6 +969,11 @@ int l2_sharded(const l2 *c)
     return c->cl != NULL;
 }
 
+struct l2cluster *l2_cluster(l2 *c)
+{
+    return c->cl;
+}
+
 void l2_value_free(l2_value *v)
 {
     if (v->reply_ != NULL)

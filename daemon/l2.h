@@ -198,6 +198,10 @@ l2_status l2_publish(l2 *c, const char *channel, const void *msg, size_t len,
 /* Whether the handle is on a Cluster (its channel is sharded). */
 int l2_sharded(const l2 *c);
 
+/* The handle's Cluster routing (its slot map), or NULL on one server. The
+ * handle's: used by the handle's thread only. */
+struct l2cluster *l2_cluster(l2 *c);
+
 /* Frees what l2_get() handed out. Accepts a zeroed value. */
 void l2_value_free(l2_value *v);
 

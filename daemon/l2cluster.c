@@ -328,6 +328,12 @@ size_t l2cluster_layout(const l2cluster *cl, int16_t *owner, config_redis_url *u
     return count;
 }
 
+int l2cluster_owners(const l2cluster *cl, int16_t *owner)
+{
+    memcpy(owner, cl->owner, sizeof cl->owner);
+    return cl->nnodes;
+}
+
 size_t l2cluster_masters(l2cluster *cl, const char **addrs, size_t n)
 {
     int seen[L2CLUSTER_MAX_NODES] = {0};

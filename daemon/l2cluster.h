@@ -78,6 +78,12 @@ size_t l2cluster_masters(l2cluster *cl, const char **addrs, size_t n);
  * owner[] (-1: none, or past n). Returns how many masters there are. */
 size_t l2cluster_layout(const l2cluster *cl, int16_t *owner, config_redis_url *urls, size_t n);
 
+/* The map as it stands, by node: for each of the KS_SLOTS slots, an index
+ * that is the same for every slot of one master and stays that node's for
+ * the handle's life (-1: no master serves it), into owner[]. Returns how
+ * many indexes may appear (every one is below it). */
+int l2cluster_owners(const l2cluster *cl, int16_t *owner);
+
 /* The message of the last failure. */
 const char *l2cluster_error(const l2cluster *cl);
 

@@ -179,9 +179,7 @@ static int setup(parts *p, const config *cfg, const config_redis_url *url)
         return -1;
     }
     service_set_publisher(p->svc, p->pub);
-    char own[KS_OWN_CHANNEL_SIZE];
-    ks_own_channel(own, sizeof own, cfg->prefix, service_node_id(p->svc));
-    if ((rv = sub_create(&p->sub, cfg, url, service_channel(p->svc), own,
+    if ((rv = sub_create(&p->sub, cfg, url, cfg->prefix, service_node_id(p->svc),
                          service_coherence(p->svc))) != 0) {
         log_error("cannot start the subscriber: %s", strerror(rv));
         return -1;

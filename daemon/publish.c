@@ -1,6 +1,6 @@
 /* The publisher's thread, batches and heartbeats; see publish.h. The
- * pending batch is guarded by `mu`; the batch being sent belongs to the
- * thread alone. */
+ * pending batch is guarded by `mu`; the batch being sent, and on a Cluster
+ * the map and the buckets' state, belong to the thread alone. */
 #include "publish.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include "keyspace.h"
 #include "l2.h"
+#include "l2cluster.h"
 #include "l2conn.h"
 #include "log.h"
 #include "units.h"
@@ -38,6 +39,27 @@ typedef struct batch {
     int64_t first_ms; /* when its first entry came */
 } batch;
 
+/* A Cluster's buckets (keyspace.h): their channels, where the map puts
+ * them, and the one the batch being sent goes to. */
+typedef struct buckets {
+    char chan[KS_INVAL_BUCKETS][KS_CHANNEL_SIZE];
+    char own[KS_INVAL_BUCKETS][KS_OWN_CHANNEL_SIZE];
+    unsigned slot[KS_INVAL_BUCKETS];    /* of each bucket's channels */
+    uint64_t seq[KS_INVAL_BUCKETS];     /* the last seq published on each */
+    int16_t owner[KS_SLOTS];            /* the map: a node index per slot (-1: none) */
+    int16_t first[L2CLUSTER_MAX_NODES]; /* per node: its lowest bucket (-1: none) */
+    int heads[KS_INVAL_BUCKETS];        /* each master's lowest bucket: where it publishes */
+    int nheads;
+    uint64_t reloads;   /* the map's version (l2cluster_counts.reloads) read last */
+    unsigned subs_seen; /* coh_subscriptions() when the map was last taken */
+    unsigned turn; /* the master whose turn it is to carry a batch */
+    int64_t own_at[KS_INVAL_BUCKETS];    /* when each took this node's last heartbeat */
+    int64_t shared_at[KS_INVAL_BUCKETS]; /* ... and its last on the shared channel */
+    /* the batch being sent: its bucket and seq, once chosen */
+    int assigned, target;
+    uint64_t target_seq;
+} buckets;
+
 struct publisher {
     const config *cfg;
     config_redis_url url;
@@ -57,6 +79,9 @@ struct publisher {
     atomic_int open;             /* writes between pub_begin() and pub_end() */
     atomic_int stopping;
     atomic_int down;             /* the last publish failed: a write need not wait for one */
+    _Atomic int64_t round_sent;  /* every master took a shared message since (or shared_sent) */
+    buckets *bk;                 /* a Cluster's; NULL on one server */
+    int64_t own_sent;            /* every master took an own heartbeat since (thread only) */
     pthread_t thread;
     int started;
 };
@@ -198,10 +223,11 @@ static int publish(publisher *p, l2 *conn, const char *channel, const uint8_t *b
     return ok ? 0 : -1;
 }
 
-/* A message of this node: `b` (may be NULL: a heartbeat alone) with seq,
- * a heartbeat sent now when `beat`, a bye when `bye`. Packs it into a
+/* A message of this node on `bucket` (a Cluster's; -1 on one server): the
+ * keys of `b` (may be NULL: a heartbeat alone) with seq, a
+ * heartbeat sent now when `beat`, a bye when `bye`. Packs it into a
  * malloc'd buffer (*len) or returns NULL. */
-static uint8_t *message(publisher *p, const batch *b, uint64_t seq, int beat, int bye,
+static uint8_t *message(publisher *p, const batch *b, int bucket, uint64_t seq, int beat, int bye,
                         int64_t now, size_t *len)
 {
     uint64_t seqs[MAX_STREAMS];
@@ -213,6 +239,12 @@ static uint8_t *message(publisher *p, const batch *b, uint64_t seq, int beat, in
         hb.sent_ms = now;
         hb.stream_seqs = seqs;
         hb.n_stream_seqs = coh_stream_seqs(p->coh, seqs, p->stream + 1);
+        if (bucket >= 0) { /* seqs are per channel: the workers' bumps go on bucket 0 */
+            for (size_t i = 0; i < hb.n_stream_seqs && i < p->stream; i++)
+                seqs[i] = bucket == 0 ? seqs[i] : 0;
+            if (p->stream < hb.n_stream_seqs)
+                seqs[p->stream] = p->bk->seq[bucket];
+        }
         if (b != NULL && p->stream < hb.n_stream_seqs)
             seqs[p->stream] = seq; /* this message's own, checked before its heartbeat */
         m.heartbeat = &hb;
@@ -242,14 +274,94 @@ static uint8_t *message(publisher *p, const batch *b, uint64_t seq, int beat, in
     return buf;
 }
 
-/* Marks a shared message sent at `sent` as taken by Redis. */
-static void shared_done(publisher *p, int64_t sent)
+/* Marks a shared message sent at `sent` as taken by Redis (by bucket `b`'s
+ * master on a Cluster; -1 on one server): the gate opens, and the next
+ * shared heartbeats are due a shared period after the oldest master's. */
+static void shared_done(publisher *p, int64_t sent, int b)
 {
+    int64_t round = sent, own = sent;
+    if (b >= 0) {
+        buckets *k = p->bk;
+        k->shared_at[b] = k->own_at[b] = sent;
+        for (int i = 0; i < k->nheads; i++) {
+            if (k->shared_at[k->heads[i]] < round)
+                round = k->shared_at[k->heads[i]];
+            if (k->own_at[k->heads[i]] < own)
+                own = k->own_at[k->heads[i]];
+        }
+    }
+    p->own_sent = own;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->shared_sent, sent);
+    atomic_store(&p->round_sent, round);
     atomic_store(&p->wanted, 0);
     pthread_cond_broadcast(&p->fresh);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- a Cluster: a channel per master ------------------------------------ */
+
+/* Takes the map of the publisher's connection (after loading it again when
+ * the subscriber subscribed anew since: it saw a newer one): each master
+ * publishes on its lowest bucket. */
+static void take_map(publisher *p, l2 *conn)
+{
+    buckets *k = p->bk;
+    l2cluster *cl = l2_cluster(conn);
+    unsigned subs = coh_subscriptions(p->coh);
+    if (subs != k->subs_seen) {
+        k->subs_seen = subs;
+        l2cluster_reload(cl);
+    }
+    uint64_t reloads = l2cluster_counters(cl).reloads;
+    if (reloads == k->reloads && k->nheads > 0)
+        return;
+    k->reloads = reloads;
+    l2cluster_owners(cl, k->owner);
+    for (int i = 0; i < L2CLUSTER_MAX_NODES; i++)
+        k->first[i] = -1;
+    k->nheads = 0;
+    for (int b = 0; b < KS_INVAL_BUCKETS; b++) {
+        int m = k->owner[k->slot[b]];
+        if (m >= 0 && m < L2CLUSTER_MAX_NODES && k->first[m] < 0)
+            k->first[m] = (int16_t)b, k->heads[k->nheads++] = b;
+    }
+    if (k->nheads == 0)
+        k->heads[0] = 0, k->nheads = 1; /* no map yet: l2_publish() loads one */
+}
+
+/* Publishes the batch being sent, whole, on one master's channel, the
+ * masters taken in turn, with that channel's next seq and a heartbeat. A
+ * master that cannot take it (down, failing over) passes it to the next:
+ * any channel will do, since every node hears them all, and the seq left
+ * unused there is the next message's on it, so no one sees a gap. Returns
+ * 0 once it is published, else -1 (it is tried again, from the next
+ * master on). */
+static int send_parts(publisher *p, l2 *conn, const batch *b, int64_t now)
+{
+    buckets *k = p->bk;
+    if (!k->assigned)
+        take_map(p, conn);
+    for (int tries = 0; tries < k->nheads && tries < 2; tries++) {
+        if (!k->assigned) {
+            k->target = k->heads[k->turn++ % (unsigned)k->nheads];
+            k->target_seq = k->seq[k->target] + 1;
+            k->assigned = 1;
+        }
+        size_t len = 0;
+        uint8_t *buf = message(p, b, k->target, k->target_seq, 1, 0, now, &len);
+        int ok = buf != NULL && publish(p, conn, k->chan[k->target], buf, len) == 0;
+        free(buf);
+        if (ok) {
+            k->seq[k->target] = k->target_seq;
+            k->assigned = 0;
+            stats_inc(&p->st->invalidation_batches);
+            shared_done(p, now, k->target);
+            return 0;
+        }
+        k->assigned = 0;
+    }
+    return -1;
 }
 
 /* Publishes the batch with a heartbeat. Returns 0 (its calls answered, its
@@ -258,10 +370,20 @@ static void shared_done(publisher *p, int64_t sent)
 static int send_batch(publisher *p, l2 *conn, batch *b, uint64_t seq)
 {
     int64_t now = units_now_ms();
-    size_t len = 0;
-    uint8_t *buf = message(p, b, seq, 1, 0, now, &len);
-    int ok = buf != NULL && publish(p, conn, p->channel, buf, len) == 0;
-    free(buf);
+    int ok;
+    if (p->bk != NULL) {
+        ok = send_parts(p, conn, b, now) == 0;
+    } else {
+        size_t len = 0;
+        uint8_t *buf = message(p, b, -1, seq, 1, 0, now, &len);
+        ok = buf != NULL && publish(p, conn, p->channel, buf, len) == 0;
+        free(buf);
+        if (ok) {
+            coh_confirm_seq(p->coh, p->stream, seq);
+            stats_inc(&p->st->invalidation_batches);
+            shared_done(p, now, -1);
+        }
+    }
     if (!ok) {
         size_t kept = 0;
         for (size_t i = 0; i < b->ncalls; i++) {
@@ -279,9 +401,6 @@ static int send_batch(publisher *p, l2 *conn, batch *b, uint64_t seq)
         b->ncalls = kept;
         return -1;
     }
-    coh_confirm_seq(p->coh, p->stream, seq);
-    stats_inc(&p->st->invalidation_batches);
-    shared_done(p, now);
     for (size_t i = 0; i < b->n; i++) {
         if (!b->refs[i].local)
             continue;
@@ -298,17 +417,53 @@ static int send_batch(publisher *p, l2 *conn, batch *b, uint64_t seq)
     return 0;
 }
 
-/* A heartbeat (or the bye) alone, on the shared channel or this node's. */
+/* A heartbeat (or the bye) alone, on the shared channel or this node's; on
+ * a Cluster on every master's. Returns 0 when every one went out. */
 static int beat(publisher *p, l2 *conn, int shared, int bye)
 {
     int64_t now = units_now_ms();
     size_t len = 0;
-    uint8_t *buf = message(p, NULL, 0, 1, bye, now, &len);
-    int ok = buf != NULL && publish(p, conn, shared ? p->channel : p->own, buf, len) == 0;
-    free(buf);
-    if (ok && shared && !bye)
-        shared_done(p, now);
-    return ok ? 0 : -1;
+    if (p->bk == NULL) {
+        uint8_t *buf = message(p, NULL, -1, 0, 1, bye, now, &len);
+        int ok = buf != NULL && publish(p, conn, shared ? p->channel : p->own, buf, len) == 0;
+        free(buf);
+        if (ok && shared && !bye)
+            shared_done(p, now, -1);
+        else if (ok && !bye)
+            p->own_sent = now;
+        return ok ? 0 : -1;
+    }
+    take_map(p, conn);
+    buckets *k = p->bk;
+    /* the masters due (or, when none is, the one waiting longest) */
+    int64_t *at = shared ? k->shared_at : k->own_at, period = shared ? p->t.shared_ms : p->t.own_ms;
+    int oldest = k->heads[0], failed = 0, due = 0;
+    for (int i = 0; i < k->nheads; i++)
+        if (at[k->heads[i]] < at[oldest])
+            oldest = k->heads[i];
+    for (int i = 0; i < k->nheads; i++) {
+        int b = k->heads[i];
+        if (!bye && b != oldest && at[b] + period > now + p->t.own_ms / 2)
+            continue;
+        due++;
+        uint8_t *buf = message(p, NULL, b, 0, 1, bye, now, &len);
+        int ok = buf != NULL && publish(p, conn, shared ? k->chan[b] : k->own[b], buf, len) == 0;
+        free(buf);
+        failed += !ok;
+        if (ok && shared && !bye)
+            shared_done(p, now, b);
+        else if (ok && !bye)
+            k->own_at[b] = now;
+    }
+    atomic_store(&p->down, failed == due);
+    if (!shared) {
+        int64_t own = now;
+        for (int i = 0; i < k->nheads; i++)
+            if (k->own_at[k->heads[i]] < own)
+                own = k->own_at[k->heads[i]];
+        p->own_sent = own;
+    }
+    return failed ? -1 : 0;
 }
 
 /* With mu held and nothing pending: closes the gate, then makes sure no
@@ -319,8 +474,10 @@ static int beat(publisher *p, l2 *conn, int shared, int bye)
 static int go_quiet(publisher *p)
 {
     int64_t was = atomic_exchange(&p->shared_sent, 0);
-    if (atomic_load(&p->open) == 0 && !atomic_load(&p->wanted))
+    if (atomic_load(&p->open) == 0 && !atomic_load(&p->wanted)) {
+        atomic_store(&p->round_sent, 0);
         return 1;
+    }
     atomic_store(&p->shared_sent, was);
     return 0;
 }
@@ -330,7 +487,7 @@ static int go_quiet(publisher *p)
  * for the gate, and a failed one again each heartbeat_interval. */
 static int64_t shared_due_at(publisher *p, int64_t tried)
 {
-    int64_t due = atomic_load(&p->shared_sent) + p->t.shared_ms;
+    int64_t due = atomic_load(&p->round_sent) + p->t.shared_ms;
     if (atomic_load(&p->wanted))
         return due < tried + RETRY_MS ? due : tried + RETRY_MS;
     int64_t again = tried + p->cfg->heartbeat_interval_ms;
@@ -361,7 +518,7 @@ static void *pub_main(void *arg)
         return NULL;
     }
     int64_t delay = p->cfg->inval_batch_delay_ms;
-    int64_t own_sent = 0, own_tried = 0, shared_tried = 0, busy = units_now_ms();
+    int64_t own_tried = 0, shared_tried = 0, busy = units_now_ms();
     int quiet = 0; /* said bye for now: no write under way, no shared heartbeats */
     batch out = {0};
     uint64_t seq = 0; /* of `out` while it waits to go out; 0: none yet */
@@ -392,7 +549,7 @@ static void *pub_main(void *arg)
             continue;
         }
         int64_t shared_due = quiet ? INT64_MAX : shared_due_at(p, shared_tried);
-        int64_t own_due = (own_sent > own_tried ? own_sent : own_tried) + p->t.own_ms;
+        int64_t own_due = (p->own_sent > own_tried ? p->own_sent : own_tried) + p->t.own_ms;
         int64_t wake = shared_due < own_due ? shared_due : own_due;
         if (!batch_empty(&p->pending) && go < wake)
             wake = go;
@@ -405,12 +562,13 @@ static void *pub_main(void *arg)
             if (seq == 0)
                 seq = coh_next_seq(p->coh, p->stream);
             if (send_batch(p, conn, &out, seq) == 0) {
-                own_sent = now;
                 batch_clear(&out);
                 seq = 0;
                 failures = 0;
             } else if (stopping && ++failures >= STOP_ATTEMPTS) {
                 give_up(conn, &out);
+                if (p->bk != NULL)
+                    p->bk->assigned = 0;
                 clean = 0;
             } else {
                 if (failures++ == 0)
@@ -421,12 +579,10 @@ static void *pub_main(void *arg)
             }
         } else if (now >= shared_due) {
             shared_tried = now;
-            if (beat(p, conn, 1, 0) == 0)
-                own_sent = now;
+            beat(p, conn, 1, 0); /* an own heartbeat too, where it went */
         } else if (now >= own_due) {
             own_tried = now;
-            if (beat(p, conn, 0, 0) == 0)
-                own_sent = now;
+            beat(p, conn, 0, 0);
         }
         pthread_mutex_lock(&p->mu);
     }
@@ -455,6 +611,20 @@ int pub_create(publisher **out, const config *cfg, const config_redis_url *url,
     p->t = pub_timing(cfg);
     p->stream = stream;
     p->sharded = url->nseeds > 0;
+    if (p->sharded && (p->bk = calloc(1, sizeof *p->bk)) == NULL) {
+        free(p);
+        return ENOMEM;
+    }
+    if (p->sharded) {
+        unsigned n_of[KS_INVAL_BUCKETS];
+        ks_inval_tags(prefix, n_of);
+        for (int b = 0; b < KS_INVAL_BUCKETS; b++) {
+            int len =
+                ks_inval_channel(p->bk->chan[b], sizeof p->bk->chan[b], prefix, n_of[b], NULL);
+            ks_inval_channel(p->bk->own[b], sizeof p->bk->own[b], prefix, n_of[b], node_id);
+            p->bk->slot[b] = ks_slot(p->bk->chan[b], (size_t)len);
+        }
+    }
     ks_channel(p->channel, sizeof p->channel, prefix);
     ks_own_channel(p->own, sizeof p->own, prefix, node_id);
     snprintf(p->node_id, sizeof p->node_id, "%s", node_id);
@@ -466,6 +636,7 @@ int pub_create(publisher **out, const config *cfg, const config_redis_url *url,
         pthread_cond_destroy(&p->cv);
         pthread_cond_destroy(&p->fresh);
         pthread_mutex_destroy(&p->mu);
+        free(p->bk);
         free(p);
         return rv;
     }
@@ -486,6 +657,7 @@ void pub_destroy(publisher *p)
     if (p->started)
         pthread_join(p->thread, NULL);
     batch_free(&p->pending);
+    free(p->bk);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->fresh);
     pthread_mutex_destroy(&p->mu);

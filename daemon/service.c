@@ -161,7 +161,13 @@ int service_create(service **out, const config *cfg, const config_redis_url *url
     if (getrandom(&id, sizeof id, 0) != sizeof id)
         id = (uint64_t)units_now_ms() ^ ((uint64_t)getpid() << 32);
     snprintf(svc->node_id, sizeof svc->node_id, "%016" PRIx64, id);
-    ks_channel(svc->channel, sizeof svc->channel, cfg->prefix);
+    if (url->nseeds > 0) { /* a Cluster: bumps go on bucket 0's channel (publish.h) */
+        unsigned n_of[KS_INVAL_BUCKETS];
+        ks_inval_tags(cfg->prefix, n_of);
+        ks_inval_channel(svc->channel, sizeof svc->channel, cfg->prefix, n_of[0], NULL);
+    } else {
+        ks_channel(svc->channel, sizeof svc->channel, cfg->prefix);
+    }
     int rv;
     char acl_err[256];
     const char *what = NULL;

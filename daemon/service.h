@@ -47,7 +47,8 @@ size_t service_acl_rules(service *svc);
 /* The node id (16 hex digits), random per process. */
 const char *service_node_id(const service *svc);
 
-/* The invalidation channel, PREFIX:inval. */
+/* The invalidation channel its scripts and bumps publish on: PREFIX:inval,
+ * or on a Cluster bucket 0's {PREFIX:inval:N} (keyspace.h). */
 const char *service_channel(const service *svc);
 
 /* Gives the service the publisher its writes hand their invalidations to

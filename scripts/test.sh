@@ -57,7 +57,11 @@ if "$here/scripts/venv.sh" dev bench; then
     "$here/.venv/bin/mypy" --no-incremental --strict ../../bench/soak_client.py ../../bench/soak_check.py) ||
     failed=1
   phase "python: pytest"
-  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider "$py/tests" ||
+  # a worker per core (pytest-xdist), each a test file at a time (its module
+  # fixtures as in one process): every test starts its own Redis and
+  # daemons on free ports, in directories of its own
+  NC_BUILD="$here/build" "$here/.venv/bin/python" -m pytest -q -p no:cacheprovider -n "$jobs" \
+    --dist loadfile "$py/tests" ||
     failed=1
   phase "python: bench smoke"
   for b in tutorial http_load failopen orjson_hit; do
@@ -78,7 +82,7 @@ NC_BUILD="$here/build" node "$nd/bench/bench.js" --smoke > "$here/build/node-ben
   { cat "$here/build/node-bench.log"; failed=1; }
 phase "go: client/go and examples/go (scripts/test-go.sh, against build/)"
 NC_BUILD="$here/build" bash "$here/scripts/test-go.sh" || failed=1
-phase "bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate)"
+phase "bench smoke: every path runs (figures are for docs/benchmarks.md, not a gate): bench/inval.sh"
 NC_BUILD="$here/build" bash "$here/bench/inval.sh" --rounds 50 || failed=1
 phase "bench smoke: bench/fanout.sh --smoke"
 NC_BUILD="$here/build" bash "$here/bench/fanout.sh" --smoke || failed=1
@@ -99,7 +103,7 @@ phase "fuzz: each target for 4 s (scripts/fuzz.sh; the long runs: docs/fuzzing.m
 phase "tsan: nearcached and libnearcache under ThreadSanitizer, driven by nearcache-bench (scripts/tsan.sh)"
 "$here/scripts/tsan.sh" 2 || failed=1
 NC_CTEST_ARGS="-LE long" run_suite sanitizers "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DNC_SANITIZE=ON \
-  -DNC_BUILD_BENCH=OFF || failed=1
+  -DNC_BUILD_BENCH=OFF -DNC_LONG_TESTS=OFF || failed=1
 if [ $failed -ne 0 ]; then
   phase "FAILED"
   exit 1

@@ -214,12 +214,21 @@ static void silence_on(int64_t silence_ms)
     coh_subscribed(c);
 }
 
-static void bye(const char *origin)
+/* A bye as a daemon sends it: with a heartbeat sent at sent_ms. */
+static void bye_at(const char *origin, int64_t sent_ms)
 {
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    hb.sent_ms = sent_ms;
     pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
     m.origin = (char *)origin;
     m.bye = 1;
+    m.heartbeat = &hb;
     coh_apply(c, &m);
+}
+
+static void bye(const char *origin)
+{
+    bye_at(origin, units_now_ms());
 }
 
 Test(coh, after_subscribing_l1_waits_out_the_silence_bound)
@@ -264,6 +273,22 @@ Test(coh, a_writer_that_says_bye_costs_nothing)
     cr_assert_eq(st.origins_silent, 0);
 }
 
+/* On a Cluster a bye goes to every master, and a lagging master's copy can
+ * come after the heartbeat with which the writer started again: that
+ * copy must not stop the watch, or the writer's death would go unseen. */
+Test(coh, a_bye_older_than_a_heartbeat_heard_changes_nothing)
+{
+    silence_on(100);
+    int64_t now = units_now_ms();
+    heartbeat("writer", now + 50, 0); /* writing again */
+    bye_at("writer", now);            /* its quiet's bye, from a lagging master */
+    cr_assert_eq(st.origins_bye, 0, "a late bye was taken");
+    put("a");
+    heartbeat("self", now + 400, 0); /* the writer died: silent past the bound */
+    cr_assert_not(held("a"), "the writer was forgotten by its late bye");
+    cr_assert_eq(st.origins_silent, 1);
+}
+
 Test(coh, a_tools_unnumbered_message_is_not_watched)
 {
     silence_on(100);
@@ -296,4 +321,63 @@ Test(coh, a_batch_with_a_heartbeat_drops_its_keys_and_checks_its_streams)
     coh_apply(c, &m);
     cr_assert_not(held("a"));
     cr_assert_eq(st.sequence_gaps, 0, "its own seq in its heartbeat is no gap");
+}
+
+/* A Cluster's subscription: one source per master, a channel per bucket. */
+static void heartbeat_on(const char *origin, int64_t sent_ms, int source, unsigned channel)
+{
+    pb_heartbeat hb = NEARCACHE__V1__HEARTBEAT__INIT;
+    hb.sent_ms = sent_ms;
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.heartbeat = &hb;
+    coh_apply_from(c, &m, source, channel);
+}
+
+static void drop_key_on(const char *origin, uint64_t seq, const char *key, unsigned channel)
+{
+    pb_key_ref ref = NEARCACHE__V1__KEY_REF__INIT, *refs[1] = {&ref};
+    ref.ns = (ProtobufCBinaryData){2, (uint8_t *)"ns"};
+    ref.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    pb_invalidation m = NEARCACHE__V1__INVALIDATION__INIT;
+    m.origin = (char *)origin;
+    m.stream = 4;
+    m.seq = seq;
+    m.n_keys = 1;
+    m.keys = refs;
+    coh_apply_from(c, &m, channel % 3, channel);
+}
+
+Test(coh, on_a_cluster_serves_only_once_its_heartbeat_came_back_from_every_master)
+{
+    coh_subscribed_to(c, 3);
+    int64_t now = units_now_ms();
+    heartbeat_on("self", now, 0, 0);
+    heartbeat_on("self", now, 1, 5);
+    cr_assert_not(coh_serving(c, now), "serving without hearing master 2");
+    heartbeat_on("self", now - 600, 2, 9);
+    cr_assert(coh_serving(c, now));
+    /* the oldest master's heartbeat bounds it */
+    cr_assert_not(coh_serving(c, now + 500), "master 2's heartbeat is 1.1 s old by then");
+    heartbeat_on("self", now + 400, 2, 9);
+    cr_assert(coh_serving(c, now + 500));
+    coh_lost(c);
+    cr_assert_not(coh_serving(c, now + 500));
+}
+
+Test(coh, on_a_cluster_sequence_numbers_count_per_channel)
+{
+    coh_subscribed_to(c, 3);
+    put("a");
+    put("b");
+    drop_key_on("other", 7, "a", 1);
+    drop_key_on("other", 3, "x", 2); /* another channel's numbers: no gap */
+    drop_key_on("other", 8, "y", 1);
+    drop_key_on("other", 4, "z", 2);
+    cr_assert_eq(st.sequence_gaps, 0);
+    cr_assert_not(held("a"));
+    cr_assert(held("b"));
+    drop_key_on("other", 10, "w", 1); /* 9 lost on channel 1 */
+    cr_assert_eq(st.sequence_gaps, 1);
+    cr_assert_not(held("b"), "a gap empties L1");
 }

@@ -75,6 +75,37 @@ Test(keyspace, version_key_and_channel)
     cr_assert_str_eq(ch, "nc:v1:inval");
 }
 
+Test(keyspace, a_clusters_channels_are_one_per_bucket_of_slots_each_in_its_bucket)
+{
+    unsigned n_of[KS_INVAL_BUCKETS];
+    ks_inval_tags("nc:v1", n_of);
+    char ch[KS_OWN_CHANNEL_SIZE], own[KS_OWN_CHANNEL_SIZE];
+    for (unsigned b = 0; b < KS_INVAL_BUCKETS; b++) {
+        int n = ks_inval_channel(ch, sizeof ch, "nc:v1", n_of[b], NULL);
+        int m = ks_inval_channel(own, sizeof own, "nc:v1", n_of[b], "node1");
+        cr_assert_eq(ks_inval_bucket(ks_slot(ch, (size_t)n)), b, "%s", ch);
+        cr_assert_eq(ks_slot(own, (size_t)m), ks_slot(ch, (size_t)n), "%s", own);
+        /* the smallest N of its bucket */
+        for (unsigned k = 0; k < n_of[b]; k++) {
+            char tag[64];
+            int len = snprintf(tag, sizeof tag, "nc:v1:inval:%u", k);
+            cr_assert_neq(ks_inval_bucket(ks_slot(tag, (size_t)len)), b);
+        }
+    }
+    ks_inval_channel(ch, sizeof ch, "nc:v1", 7, NULL);
+    cr_assert_str_eq(ch, "{nc:v1:inval:7}");
+    ks_inval_channel(ch, sizeof ch, "nc:v1", 7, "abc");
+    cr_assert_str_eq(ch, "{nc:v1:inval:7}:abc");
+    cr_assert_eq(ks_inval_bucket(0), 0);
+    cr_assert_eq(ks_inval_bucket(KS_SLOTS - 1), KS_INVAL_BUCKETS - 1);
+    /* the longest prefix fits the buffers */
+    char prefix[KS_PREFIX_MAX + 1];
+    memset(prefix, 'p', KS_PREFIX_MAX);
+    prefix[KS_PREFIX_MAX] = '\0';
+    const char *node = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    cr_assert_lt(ks_inval_channel(ch, sizeof ch, prefix, UINT32_MAX, node), (int)sizeof ch);
+}
+
 Test(keyspace, version_key_refuses_a_prefix_or_namespace_over_its_limit)
 {
     char prefix[KS_PREFIX_MAX + 2], ns[KS_NS_MAX + 1], buf[KS_NSVER_KEY_MAX + 1];

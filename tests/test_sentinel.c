@@ -140,7 +140,23 @@ static void up(void)
                       i > 0 ? "," : "", sentinel[i].port);
     }
     snprintf(sentinel_url + n, sizeof sentinel_url - (size_t)n, "/mymaster");
-    /* Ready for a failover: each Sentinel knows the replica and the others. */
+    /* Each Sentinel answers and names the master (from its config). */
+    for (int i = 0; i < SENTINELS; i++) {
+        int ready = 0;
+        for (int t = 0; t < 200 && !ready; t++) {
+            ready = named_port(&sentinel[i]) == master.port;
+            if (!ready)
+                h_sleep_ms(20);
+        }
+        cr_assert(ready, "sentinel %d does not name the master", i);
+    }
+}
+
+/* Ready for a failover: each Sentinel knows the replica and the others
+ * (their hello messages come every 2 s), which only the tests that fail
+ * over wait for. */
+static void failover_ready(void)
+{
     for (int i = 0; i < SENTINELS; i++) {
         int ready = 0;
         for (int t = 0; t < 200 && !ready; t++) {
@@ -244,6 +260,7 @@ static long newest_acked(const struct worker *wr, int64_t before)
 
 Test(sentinel, a_killed_master_costs_errors_only_during_the_failover_and_no_stale_read)
 {
+    failover_ready();
     h_daemon a, b;
     daemon_on_sentinels(&a, "1");
     daemon_on_sentinels(&b, "0");
@@ -396,6 +413,7 @@ static nc_client *near_client(const h_daemon *d)
  * none of them, and a write after the failover reaches every reader. */
 Test(sentinel, a_failover_to_a_replica_that_missed_a_bump_serves_nothing_from_before_it)
 {
+    failover_ready();
     h_daemon a, b;
     daemon_on_sentinels(&a, "0");
     daemon_on_sentinels(&b, "0");

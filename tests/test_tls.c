@@ -637,7 +637,7 @@ Test(tls, sentinels_over_tls_name_the_master_and_the_daemon_reaches_it_over_tls)
 
 /* A failover found through TLS Sentinels: the master killed, its TLS
  * replica promoted, the daemon writes to it over TLS. */
-Test(tls, a_failover_through_tls_sentinels_moves_the_daemon_to_the_new_master, .timeout = 90)
+Test(tls, a_failover_through_tls_sentinels_moves_the_daemon_to_the_new_master)
 {
     h_redis master, replica;
     h_redis_start_tls(&master, &certs, certs.server, certs.server_key, 1, 0);

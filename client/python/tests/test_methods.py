@@ -198,4 +198,6 @@ def test_one_sync_client_is_shared_by_threads(daemon: Any, ns: str) -> None:
         for th in threads:
             th.join(60)
         assert errors == []
-        assert 1 <= len(cl._idle) <= 8
+        # 8 threads, and the near tier's report (once a second, from the
+        # client's background thread) when it came while all 8 were busy
+        assert 1 <= len(cl._idle) <= 9
