@@ -364,7 +364,7 @@ def test_a_loader_that_raises_releases_the_lease_at_once(cl: nearcache.Client, n
 
 
 def test_a_busy_lease_holder_makes_the_caller_load_without_storing(
-    cl: nearcache.Client, ns: str
+    cl: nearcache.Client, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     cl.get_ex(ns, "1", lease=True)  # someone else holds the lease and is slow
 
@@ -372,8 +372,18 @@ def test_a_busy_lease_holder_makes_the_caller_load_without_storing(
     def load(k: int) -> str:
         return "mine"
 
-    assert load(1) == "mine"  # never None, as the tutorial's lock gave
-    assert load.cache_info()["busy"] == 1
+    with caplog.at_level(logging.WARNING, logger="nearcache"):
+        assert load(1) == "mine"  # never None, as the tutorial's lock gave
+    # The daemon answers BUSY 30 ms before the 300 ms budget (at most 50 ms
+    # before any budget); a loaded machine can deliver it later, and then the
+    # client's own deadline ends the wait, with the same outcome. Nothing else
+    # may end it.
+    info = load.cache_info()
+    if info["busy"] == 0:
+        assert info["errors"] == 1 and "DeadlineExceeded" in caplog.text, (info, caplog.text)
+    else:
+        assert info["busy"] == 1 and info["errors"] == 0, info
+    assert cl.get(ns, "1") is None  # the holder stores it; this caller did not
 
 
 def test_a_write_during_the_load_makes_its_old_value_uncached(
