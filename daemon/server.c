@@ -472,6 +472,7 @@ static int start_listener(server *s, char *err, size_t errlen)
     int ipc = strncmp(s->opt.url, "ipc://", 6) == 0;
     int mode = s->opt.socket_mode != 0 ? (int)s->opt.socket_mode : 0660;
     int rv = nng_listener_create(&s->listener, s->sock, s->opt.url);
+    int made = rv == 0;
     if (rv == 0 && ipc) { /* counted (on_pipe()) from its first connection on */
         rv = nng_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, mode);
         pthread_mutex_lock(&s->lst_mu);
@@ -485,6 +486,8 @@ static int start_listener(server *s, char *err, size_t errlen)
         if (s->nlst > 0 && nng_listener_id(s->lst[s->nlst - 1].l) == nng_listener_id(s->listener))
             s->nlst--;
         pthread_mutex_unlock(&s->lst_mu);
+        if (made) /* not started: closing it frees it */
+            nng_listener_close(s->listener);
         explain_listen(s->opt.url, rv, err, errlen);
         return rv;
     }

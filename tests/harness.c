@@ -656,8 +656,11 @@ void h_fleet_stop(h_fleet *f)
             continue;
         kill(f->node[i].pid, SIGCONT); /* a test may have frozen it */
         int code = h_daemon_stop(&f->node[i]);
-        cr_expect_eq(code, 0, "node %d exited %d; log:\n%s", i, code,
-                     h_read_file(f->node[i].log, NULL));
+        if (code != 0) {
+            char *log = h_read_file(f->node[i].log, NULL);
+            cr_expect_eq(code, 0, "node %d exited %d; log:\n%s", i, code, log);
+            free(log);
+        }
     }
     f->n = 0;
     h_redis_cleanup(&f->redis);
