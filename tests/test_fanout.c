@@ -297,7 +297,8 @@ Test(fanout, concurrent_writes_through_one_daemon_share_messages)
     batches = h_stat(fx.cl[0], "invalidation_batches") - batches;
     printf("fanout: %lld writes from 16 threads went out in %lld messages\n", (long long)sent,
            (long long)batches);
-    cr_assert_eq(sent, THREADS * 50);
+    cr_assert_eq(sent, THREADS * 50, "%lld invalidations sent for %d writes (%lld messages)",
+                 (long long)sent, THREADS * 50, (long long)batches);
     cr_assert_lt(batches * 10, sent * 9, "%lld writes in %lld messages: no batching",
                  (long long)sent, (long long)batches);
     cr_assert_eq(h_stat(fx.cl[1], "sequence_gaps"), 0);
