@@ -516,6 +516,31 @@ Test(cluster, the_scripts_run_on_every_master_split_by_slot_under_one_version)
 
 /* ---- three daemons on the cluster ---------------------------------------- */
 
+/* Starts n daemons on the cluster, the first `seeds` masters named in
+ * their URL, each with a client into c[i]. */
+static void daemons_start(h_daemon *d, nc_client **c, int n, int seeds)
+{
+    h_redis via = node[0];
+    int at = snprintf(via.url, sizeof via.url, "cluster://");
+    for (int m = 0; m < seeds; m++)
+        at += snprintf(via.url + at, sizeof via.url - (size_t)at, "%s127.0.0.1:%d",
+                       m > 0 ? "," : "", node[m].port);
+    for (int i = 0; i < n; i++) {
+        h_daemon_start(&d[i], &via, NULL);
+        c[i] = h_client(&d[i]);
+    }
+}
+
+/* Closes the clients and stops the daemons of daemons_start(). */
+static void daemons_stop(h_daemon *d, nc_client **c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        nc_close(c[i]);
+        cr_expect_eq(h_daemon_stop(&d[i]), 0);
+    }
+}
+
+
 /* A Get on c, polled until it answers `want` ("" for not found) or 3 s
  * pass; returns whether it did. */
 static int get_becomes(nc_client *c, const char *key, const char *want)
@@ -536,15 +561,9 @@ static int get_becomes(nc_client *c, const char *key, const char *want)
 
 Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
 {
-    h_redis via = node[0];
-    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
-             node[1].port);
     h_daemon d[3];
     nc_client *c[3];
-    for (int i = 0; i < 3; i++) {
-        h_daemon_start(&d[i], &via, NULL);
-        c[i] = h_client(&d[i]);
-    }
+    daemons_start(d, c, 3, 2);
     /* a write on one is read on the others, and an overwrite reaches the
      * L1 that held the old value */
     cr_assert_eq(nc_set(c[0], NC_STR("users"), NC_STR("a"), NC_STR("1"), 60000, 2000), NC_OK);
@@ -594,10 +613,7 @@ Test(cluster, three_daemons_share_the_cluster_coherently, .timeout = 90)
         cr_expect(get_becomes(c[i], "a", ""), "node %d still serves the old version", i);
     cr_assert_eq(nc_set(c[2], NC_STR("users"), NC_STR("a"), NC_STR("3"), 60000, 2000), NC_OK);
     cr_expect(get_becomes(c[0], "a", "3"));
-    for (int i = 0; i < 3; i++) {
-        nc_close(c[i]);
-        cr_expect_eq(h_daemon_stop(&d[i]), 0);
-    }
+    daemons_stop(d, c, 3);
 }
 
 /* A daemon's read lanes follow a slot moved to another master: the first
@@ -956,15 +972,9 @@ static int heard_one(l2io *io, char (*keys)[32], int n)
 Test(cluster, daemons_listen_on_every_master_and_batches_take_the_masters_in_turn,
      .timeout = 90)
 {
-    h_redis via = node[0];
-    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
-             node[1].port);
     h_daemon d[2];
     nc_client *c[2];
-    for (int i = 0; i < 2; i++) {
-        h_daemon_start(&d[i], &via, NULL);
-        c[i] = h_client(&d[i]);
-    }
+    daemons_start(d, c, 2, 2);
     /* each daemon SSUBSCRIBEs on every master */
     l2io *io[MASTERS];
     for (int m = 0; m < MASTERS; m++) {
@@ -1009,24 +1019,15 @@ Test(cluster, daemons_listen_on_every_master_and_batches_take_the_masters_in_tur
         cr_expect_eq(h_stat(c[i], "subscription_losses"), 0);
     }
     cr_expect_gt(h_stat(c[0], "invalidation_batches"), 0);
-    for (int i = 0; i < 2; i++) {
-        nc_close(c[i]);
-        cr_expect_eq(h_daemon_stop(&d[i]), 0);
-    }
+    daemons_stop(d, c, 2);
 }
 
 Test(cluster, a_channels_slot_moved_makes_every_daemon_subscribe_again_and_stay_coherent,
      .timeout = 90)
 {
-    h_redis via = node[0];
-    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
-             node[1].port);
     h_daemon d[2];
     nc_client *c[2];
-    for (int i = 0; i < 2; i++) {
-        h_daemon_start(&d[i], &via, NULL);
-        c[i] = h_client(&d[i]);
-    }
+    daemons_start(d, c, 2, 2);
     char keys[MASTERS][32];
     for (int m = 0; m < MASTERS; m++) {
         key_on(m, keys[m], sizeof keys[m]);
@@ -1065,10 +1066,7 @@ Test(cluster, a_channels_slot_moved_makes_every_daemon_subscribe_again_and_stay_
     }
     for (int i = 0; i < 2; i++)
         cr_expect_eq(h_stat(c[i], "sequence_gaps"), 0);
-    for (int i = 0; i < 2; i++) {
-        nc_close(c[i]);
-        cr_expect_eq(h_daemon_stop(&d[i]), 0);
-    }
+    daemons_stop(d, c, 2);
 }
 
 /* Sets cluster-node-timeout on every master (ms, as text). */
@@ -1084,15 +1082,9 @@ static void node_timeout(const char *ms)
 Test(cluster, a_master_that_falls_silent_stops_every_l1_until_it_answers_again, .timeout = 90)
 {
     node_timeout("30000"); /* the frozen master must not be failed */
-    h_redis via = node[0];
-    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
-             node[1].port);
     h_daemon d[2];
     nc_client *c[2];
-    for (int i = 0; i < 2; i++) {
-        h_daemon_start(&d[i], &via, NULL);
-        c[i] = h_client(&d[i]);
-    }
+    daemons_start(d, c, 2, 2);
     int victim = 2, live = 0;
     char key[32];
     key_on(live, key, sizeof key);
@@ -1128,10 +1120,7 @@ Test(cluster, a_master_that_falls_silent_stops_every_l1_until_it_answers_again, 
                  "%s", nc_errmsg());
     cr_assert(get_becomes(c[1], key, "2"));
     cr_assert(hot_in_l1(c[1], key, "2"));
-    for (int i = 0; i < 2; i++) {
-        nc_close(c[i]);
-        cr_expect_eq(h_daemon_stop(&d[i]), 0);
-    }
+    daemons_stop(d, c, 2);
     node_timeout("2000");
 }
 
@@ -1147,15 +1136,9 @@ static void set_until_ok(nc_client *c, const char *key, const char *value)
 Test(cluster_failover, a_master_killed_stops_every_l1_until_it_is_replaced_then_coherence_resumes,
      .timeout = 120)
 {
-    h_redis via = node[0];
-    snprintf(via.url, sizeof via.url, "cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
-             node[0].port, node[1].port, node[2].port);
     h_daemon d[2];
     nc_client *c[2];
-    for (int i = 0; i < 2; i++) {
-        h_daemon_start(&d[i], &via, NULL);
-        c[i] = h_client(&d[i]);
-    }
+    daemons_start(d, c, 2, 3);
     /* not the master of the one channel of before (nc:v1:inval's slot) */
     int victim = (master_of("nc:v1:inval", 11) + 1) % MASTERS;
     char keys[MASTERS][32];
@@ -1224,8 +1207,5 @@ Test(cluster_failover, a_master_killed_stops_every_l1_until_it_is_replaced_then_
             h_sleep_ms(20);
         }
     }
-    for (int i = 0; i < 2; i++) {
-        nc_close(c[i]);
-        cr_expect_eq(h_daemon_stop(&d[i]), 0);
-    }
+    daemons_stop(d, c, 2);
 }
