@@ -220,8 +220,9 @@ struct l2 {
     l2conn *conn;        /* one server; on a Cluster, any node (for health) */
     l2cluster *cl;       /* on a Cluster: the routing; NULL on one server */
     char *text[NSCRIPTS]; /* the scripts' text as this handle runs them */
-    l2conn **wrote;       /* on a Cluster: the masters the last write's scripts ran on, */
-    int nwrote, wrote_cap; /* for WAIT (an MSet's slots span several) */
+    l2conn **wrote;       /* on a Cluster, for WAIT: the masters the last write's scripts */
+    int nwrote, wrote_cap; /* ran on (an MSet may span several); the array is owned, the */
+                          /* connections are cl's */
     int wrote_lost;       /* one of them could not be noted (out of memory) */
     int landed;           /* on a Cluster: the last write's script ran, whatever came after */
     char sha[NSCRIPTS][41];

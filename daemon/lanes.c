@@ -21,25 +21,27 @@
 #define RELOAD_EVERY_MS 1000 /* at most one slot map a second */
 
 struct lanes {
-    _Atomic(lane *) lane[MAX_LANES];
+    _Atomic(lane *) lane[MAX_LANES]; /* owned, the first n; freed by lanes_destroy() */
     atomic_size_t n;
-    _Atomic int16_t *owner; /* on a Cluster: KS_SLOTS entries; NULL on one server */
+    _Atomic int16_t *owner; /* owned; on a Cluster: KS_SLOTS entries; NULL on one server */
     atomic_int used[MAX_LANES]; /* on a Cluster: the lane serves a slot of the last map */
-    /* on a Cluster: where each lane goes, and the thread that reloads the map */
+    /* on a Cluster: where each lane goes (the reload thread's alone), and
+     * what a new lane is made with */
     struct {
         char host[256];
         int port;
     } at[MAX_LANES];
-    l2cluster *cl;
+    l2cluster *cl; /* owned: the reload thread's handle for the slot map */
     int64_t connect_timeout_ms, timeout_ms;
     size_t capacity;
     lane_done_fn done;
     void *arg;
-    pthread_t thread;
+    pthread_t thread; /* the reload thread, when has_thread */
+    int has_thread;   /* set before any other thread runs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int poked, stopping, has_thread; /* under mu */
-    atomic_int pending;              /* a poke the thread has not taken yet */
+    int poked, stopping; /* under mu */
+    atomic_int pending;  /* a poke the thread has not taken yet */
 };
 
 /* The lane to url's address, made if new; returns its index, or -1 (no

@@ -113,8 +113,8 @@ func (r *reporter) once() (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	m.before = false
 	r.sent = m
+	r.sent.before = false // compared with the next report's counters, which carry none
 	r.reports.Add(1)
 	return time.Duration(v) * time.Millisecond, false
 }
