@@ -753,14 +753,26 @@ size_t server_drain(server *s, int64_t drain_ms)
 struct closer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    nng_socket sock;
+    server *s;
     int done;
 };
+
+/* Stops every call's aio (a receive pending on its context is aborted
+ * while the context lives, and nothing can be sent or received on it
+ * after), then closes the socket. The other way round, nng 1.5.2 could
+ * leave an aio tied to a context the close freed, and nng_aio_stop() after
+ * it panicked ("pthread_mutex_lock: Invalid argument"). */
+static void stop_and_close(server *s)
+{
+    for (size_t i = 0; i < s->ncalls; i++)
+        nng_aio_stop(s->calls[i].aio);
+    nng_close(s->sock);
+}
 
 static void *closer_main(void *arg)
 {
     struct closer *k = arg;
-    nng_close(k->sock);
+    stop_and_close(k->s);
     pthread_mutex_lock(&k->mu);
     k->done = 1;
     pthread_cond_broadcast(&k->cv);
@@ -768,13 +780,13 @@ static void *closer_main(void *arg)
     return NULL;
 }
 
-/* nng_close(s->sock) on a thread of its own, waited for up to within_ms
+/* stop_and_close() on a thread of its own, waited for up to within_ms
  * (< 0: for ever). Returns 0 once closed, -1 if it had not returned by
  * then: the thread and what it uses are left to the process's exit. */
 static int close_socket_within(server *s, int64_t within_ms)
 {
     if (within_ms < 0) {
-        nng_close(s->sock);
+        stop_and_close(s);
         return 0;
     }
     struct closer *k = calloc(1, sizeof *k);
@@ -783,7 +795,7 @@ static int close_socket_within(server *s, int64_t within_ms)
         return close_socket_within(s, -1);
     pthread_mutex_init(&k->mu, NULL);
     units_cond_init(&k->cv);
-    k->sock = s->sock;
+    k->s = s;
     if (pthread_create(&t, NULL, closer_main, k) != 0) {
         free(k);
         return close_socket_within(s, -1);
@@ -812,8 +824,6 @@ int server_close(server *s, int64_t within_ms)
     stop_watchdog(s);
     if (close_socket_within(s, within_ms) != 0) /* it aborts receives and unsent replies */
         return -1;
-    for (size_t i = 0; i < s->ncalls; i++)
-        nng_aio_stop(s->calls[i].aio);
     for (size_t i = 0; i < s->ncalls; i++) {
         nng_aio_free(s->calls[i].aio);
         codec_request_free(s->calls[i].req);
